@@ -1,0 +1,219 @@
+"""The values that cross module boundaries.
+
+Everything here is plain data: no I/O and no behaviour beyond small properties. Values flow one
+way through the pipeline (see docs/architecture.md):
+
+    capture ─Frame▶ decode ─Segment▶ tcp.flows/reassembly ─StreamItem▶ protocols ─Event▶ session ─Session▶ render
+
+Stream items and events are created per packet on the hot path, so they are slotted dataclasses.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Direction(enum.Enum):
+    """Who sent the bytes: decided from the TCP roles (SYN sender is the client), not the ports."""
+
+    CLIENT = "client"
+    SERVER = "server"
+
+    @property
+    def other(self) -> Direction:
+        return Direction.SERVER if self is Direction.CLIENT else Direction.CLIENT
+
+
+CLIENT = Direction.CLIENT
+SERVER = Direction.SERVER
+
+
+class Phase(enum.Enum):
+    """The stages of a mail session, in the order a textbook trace shows them."""
+
+    SETUP = "setup"
+    GREETING = "greeting"
+    NEGOTIATION = "negotiation"
+    TLS = "tls"
+    AUTH = "auth"
+    TRANSFER = "transfer"
+    TEARDOWN = "teardown"
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One side of a TCP connection."""
+
+    ip: str
+    """RFC 5952 text for IPv6, dotted quad for IPv4, no brackets."""
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.ip}]:{self.port}" if ":" in self.ip else f"{self.ip}:{self.port}"
+
+
+# --------------------------------------------------------------------------- stream items
+# What TCP reassembly hands to a dissector (and what the TLS layer hands on after decryption).
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """New in-order bytes of one direction, from one TCP segment."""
+
+    direction: Direction
+    data: bytes
+    ts: float
+    """Capture time (epoch seconds) of the segment that carried the bytes."""
+    frame: int
+    """Capture frame number (1-based) of that segment."""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamGap:
+    """Bytes of one direction that the capture does not have. Never zero-filled."""
+
+    direction: Direction
+    nbytes: int
+    ts: float
+    frame: int
+    """Frame at which the loss became certain (the next segment after the hole)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Eof:
+    """One direction ended: FIN, RST, the end of the capture or an idle timeout."""
+
+    direction: Direction
+    ts: float
+    frame: int | None
+    reset: bool = False
+
+
+StreamItem = Chunk | StreamGap | Eof
+
+
+# --------------------------------------------------------------------------- events
+# What dissectors emit. ``frame`` is where the event completed; ``first_frame`` where it began.
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """Base of every dissector event."""
+
+    direction: Direction
+    ts: float
+    frame: int
+    first_frame: int
+    phase: Phase
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Command(Event):
+    """A client command line (or an IMAP tagged command)."""
+
+    verb: str
+    """Upper-cased command word: ``MAIL``, ``RCPT``; for IMAP the name after the tag."""
+    argument: str
+    """The rest of the line, as sent (secrets are redacted by the dissector unless asked not to)."""
+    tag: str | None = None
+    uid: bool = False
+    known: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reply(Event):
+    """A complete server response (multi-line replies joined into one)."""
+
+    status: str
+    """As sent: ``250``, ``+OK``/``-ERR``, ``OK``/``NO``/``BAD`` (tagged IMAP), ``*`` or ``+``."""
+    lines: tuple[str, ...]
+    """The text of each line without the status prefix."""
+    answers: str | None = None
+    """Verb of the command this reply answers, or None (greeting, unsolicited)."""
+    latency: float | None = None
+    """Seconds from the command it answers to this reply."""
+    tag: str | None = None
+
+    @property
+    def text(self) -> str:
+        return " | ".join(self.lines)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuthAttempt(Event):
+    """A login: SASL, USER/PASS, APOP, IMAP LOGIN. Emitted when its outcome is known."""
+
+    mechanism: str
+    username: str | None
+    secret: str | None = None
+    """Password, token or digest as seen; renderers show it only with --show-secrets."""
+    success: bool | None = None
+    domain: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TlsStart(Event):
+    """The connection switches to TLS from here on (STARTTLS/STLS accepted, or implicit TLS)."""
+
+    mode: str
+    """``starttls`` or ``implicit``."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BodyData(Event):
+    """Part of a message body or other bulk data passed in this frame (for the packet rows)."""
+
+    nbytes: int
+    what: str = "message"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageData(Event):
+    """Bytes of a message being carried (already dot-unstuffed / literal-cut), in order."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageEnd(Event):
+    """The message whose bytes were sent as MessageData is over."""
+
+    origin: str
+    """``smtp-data``, ``smtp-bdat``, ``pop3-retr``, ``pop3-top``, ``imap-fetch``, ``imap-append``."""
+    complete: bool
+    missing_bytes: int = 0
+    detail: dict[str, Any] = field(default_factory=dict)
+    """Protocol facts about the carrier (e.g. POP3 message number, IMAP UID, BDAT chunk sizes)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Opaque(Event):
+    """Bytes the dissector cannot read (TLS without keys)."""
+
+    nbytes: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GapEvent(Event):
+    """The dissector was told that bytes are missing and what it did about it."""
+
+    nbytes: int
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Anomaly(Event):
+    """Something a peer did that the protocol does not allow, or that the capture lost."""
+
+    kind: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Note(Event):
+    """Protocol fact worth a row caption but not a command or reply (e.g. IMAP IDLE woken)."""
+
+    text: str
