@@ -1,0 +1,5 @@
+"""``python -m mailtrace`` → the command line."""
+
+from mailtrace.cli import main
+
+main()

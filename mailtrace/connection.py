@@ -1,0 +1,186 @@
+"""The per-connection stack: sniffing/proxy preamble → TLS gate → protocol dissector → session.
+
+Built like mitmproxy's layers: each stage takes stream items and hands on what is left for the next
+one. The TLS gate sits between reassembly and the dissector from the moment TLS starts (STARTTLS
+accepted, an implicit-TLS port, or a capture that starts inside TLS). It looks at the first bytes of
+each direction: TLS records stay opaque (counted, shown as rows), while cleartext — a capture taken
+behind a TLS-inspection box, or decrypted afterwards — goes on to the dissector with an anomaly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from mailtrace.capture.decode import TcpPacket
+from mailtrace.detect import Decision, Sniffer, strip_preamble
+from mailtrace.model import (
+    CLIENT,
+    SERVER,
+    Anomaly,
+    Chunk,
+    Direction,
+    Eof,
+    Event,
+    Note,
+    Opaque,
+    Phase,
+    StreamGap,
+    StreamItem,
+    TlsStart,
+)
+from mailtrace.protocols import DissectorClass
+from mailtrace.protocols.base import Dissector
+from mailtrace.protocols.smtp import looks_like_tls_record
+from mailtrace.session import Session, SessionBuilder
+from mailtrace.tcp.reassembly import ReassemblyNote
+
+if TYPE_CHECKING:
+    from mailtrace.config import Config
+    from mailtrace.tcp.flows import Connection
+
+SessionDone = Callable[[int, Session | None], None]
+"""Called once per connection: its stream index and its session, or None when it was not mail."""
+
+
+class MailConnection:
+    """Flow-table handler for one (possibly) mail connection."""
+
+    def __init__(self, conn: Connection, config: Config, file: str, on_done: SessionDone,
+                 protocol: DissectorClass | None, implicit_tls: bool,
+                 tls_port_protocols: dict[int, DissectorClass]) -> None:
+        self.config = config
+        self.on_done = on_done
+        self.builder = SessionBuilder(protocol=protocol.name if protocol else "?", client=conn.client,
+                                      server=conn.server, stream=conn.stream, file=file, tunnel=conn.tunnel,
+                                      limits=config.session, mime_limits=config.mime)
+        self.sniffer = Sniffer(config.max_sniff_bytes, tls_port_protocols) if protocol is None else None
+        self.dissector: Dissector | None = protocol(config.dissector) if protocol else None
+        self.tls_active = False
+        self.tls_dir: list[str | None] = [None, None]  # per direction: None undecided, "tls", "plain"
+        self.plain_after_tls = False
+        self.seen_data = False
+        self.implicit_tls = implicit_tls
+        self.tunnel: str | None = conn.tunnel
+        self.opaque_bytes = [0, 0]
+
+    # ------------------------------------------------------------------ flow-table callbacks
+    def packet(self, conn: Connection, frame: int, ts: float, direction: Direction, pkt: TcpPacket) -> None:
+        self.builder.packet(frame, ts, direction, pkt.flags, pkt.payload_len)
+
+    def items(self, conn: Connection, items: list[StreamItem]) -> None:
+        for item in items:
+            if self.sniffer is not None:
+                decision = self.sniffer.feed(item)
+                if decision is None:
+                    continue
+                if not self._decided(conn, decision):
+                    return
+                continue
+            self._stack(item)
+
+    def notes(self, conn: Connection, notes: list[ReassemblyNote]) -> None:
+        self.builder.events([Anomaly(direction=n.direction, ts=conn.last_ts, frame=n.frame, first_frame=n.frame,
+                                     phase=self.builder.phase, kind=n.kind, detail=n.detail) for n in notes])
+
+    def finish(self, conn: Connection, close: str) -> None:
+        if self.sniffer is not None:
+            if not self._decided(conn, self.sniffer.end()):
+                return
+        assert self.dissector is not None
+        record: dict[str, Any] = self.dissector.record()
+        if self.opaque_bytes[0] or self.opaque_bytes[1]:
+            record["tls_opaque_bytes"] = {"client": self.opaque_bytes[0], "server": self.opaque_bytes[1]}
+        if self.tunnel != self.builder.tunnel:
+            self.builder.tunnel = self.tunnel
+        session = self.builder.finish(session_id=0, close=close, record=record)
+        self.on_done(conn.stream, session)
+
+    # ------------------------------------------------------------------ sniffing
+    def _decided(self, conn: Connection, decision: Decision) -> bool:
+        """Apply the sniffer's verdict; False when this is not mail (the flow table forgets us)."""
+        sniffer = self.sniffer
+        assert sniffer is not None
+        self.sniffer = None
+        if decision.protocol is None:
+            conn.handler = None
+            self.on_done(conn.stream, None)
+            return False
+        self.dissector = decision.protocol(self.config.dissector)
+        self.builder.protocol = decision.protocol.name
+        self.implicit_tls = decision.implicit_tls
+        if decision.tunnel:
+            self.tunnel = decision.tunnel
+            self.builder.tunnel = decision.tunnel
+        for direction, text, frame, ts in decision.preamble:
+            self.builder.events([Note(direction=direction, ts=ts, frame=frame, first_frame=frame,
+                                      phase=Phase.SETUP, text=text.decode("latin-1", "replace"))])
+        for item in strip_preamble(sniffer.items, decision.skip):
+            self._stack(item)
+        return True
+
+    # ------------------------------------------------------------------ TLS gate and dissector
+    def _stack(self, item: StreamItem) -> None:
+        if isinstance(item, Chunk) and not self.seen_data:
+            self.seen_data = True
+            if self.implicit_tls:
+                self._start_tls(item, "implicit")
+            elif looks_like_tls_record(item.data):
+                self._start_tls(item, "starttls")
+                self.builder.note("the capture starts inside TLS: STARTTLS happened before it")
+                self.builder.events([Anomaly(direction=item.direction, ts=item.ts, frame=item.frame,
+                                             first_frame=item.frame, phase=Phase.TLS, kind="mid-stream-tls",
+                                             detail="the capture starts inside a TLS session")])
+        d = 0 if item.direction is CLIENT else 1
+        if self.tls_active and self.tls_dir[d] != "plain":
+            if isinstance(item, Chunk):
+                if self.tls_dir[d] is None:
+                    if looks_like_tls_record(item.data):
+                        self.tls_dir[d] = "tls"
+                    else:
+                        self._plaintext_after_tls(item)
+                        self._dissect(item)
+                        return
+                self.opaque_bytes[d] += len(item.data)
+                self.builder.events([Opaque(direction=item.direction, ts=item.ts, frame=item.frame,
+                                            first_frame=item.frame, phase=Phase.TLS, nbytes=len(item.data))])
+            return
+        self._dissect(item)
+
+    def _dissect(self, item: StreamItem) -> None:
+        assert self.dissector is not None
+        events = self.dissector.feed(item)
+        if events:
+            self.builder.events(events)
+            for event in events:
+                if isinstance(event, TlsStart):
+                    self.tls_active = True
+                    self.tls_dir = [None, None]
+
+    def _start_tls(self, item: Chunk, mode: str) -> None:
+        self.tls_active = True
+        self.builder.events([TlsStart(direction=item.direction, ts=item.ts, frame=item.frame,
+                                      first_frame=item.frame, phase=Phase.TLS, mode=mode)])
+
+    def _plaintext_after_tls(self, item: Chunk) -> None:
+        """Cleartext where TLS records were expected: keep dissecting, and say so."""
+        d = 0 if item.direction is CLIENT else 1
+        self.tls_dir[d] = "plain"
+        other = 1 - d
+        if self.tls_dir[other] is None:
+            self.tls_dir[other] = "plain"
+        if self.plain_after_tls:
+            return
+        self.plain_after_tls = True
+        assert self.dissector is not None
+        self.dissector.tls_started()
+        if self.builder.tls == "implicit":
+            detail = "an implicit-TLS port carries cleartext in this capture"
+            self.builder.tls = "none"
+        else:
+            detail = ("after the TLS upgrade the capture holds cleartext, not TLS records: it was taken behind a "
+                      "TLS-inspection box or decrypted afterwards; the session is dissected on")
+        self.builder.note(detail)
+        self.builder.events([Anomaly(direction=item.direction, ts=item.ts, frame=item.frame, first_frame=item.frame,
+                                     phase=Phase.TLS, kind="plaintext-after-tls", detail=detail)])
+

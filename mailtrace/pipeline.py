@@ -1,0 +1,175 @@
+"""The analysis pipeline: frames → decode → flow table → per-connection stacks → finished sessions.
+
+The same object serves capture files and live sniffing: :meth:`Analyzer.frame` takes one frame and
+returns the sessions that ended because of it. Sessions are handed out in the order they started
+(held back in a bounded buffer while an earlier connection is still open), numbered from 1.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from mailtrace.capture.decode import Decoder, TcpPacket
+from mailtrace.capture.reader import CaptureFile
+from mailtrace.config import Config
+from mailtrace.connection import MailConnection
+from mailtrace.protocols import BY_NAME, DissectorClass
+from mailtrace.session import Session
+from mailtrace.tcp.flows import Connection, FlowTable
+
+
+@dataclass
+class FileStats:
+    """What one capture file held."""
+
+    name: str
+    filetype: str = ""
+    packets: int = 0
+    bytes: int = 0
+    start: float | None = None
+    end: float | None = None
+    truncated: bool = False
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CaptureStats:
+    """Totals over all files of the run."""
+
+    files: list[FileStats] = field(default_factory=list)
+    packets: int = 0
+    bytes: int = 0
+    tcp_packets: int = 0
+    mail_packets: int = 0
+    start: float | None = None
+    end: float | None = None
+    non_ip: int = 0
+    unknown_linktype: int = 0
+    truncated_headers: int = 0
+    sessions: int = 0
+
+    @property
+    def truncated(self) -> bool:
+        return any(f.truncated for f in self.files)
+
+
+class Analyzer:
+    """Runs captures through the pipeline; one instance per report."""
+
+    def __init__(self, config: Config, *, reorder: bool = True) -> None:
+        self.config = config
+        self.stats = CaptureStats()
+        self.reorder = reorder
+        self._done: list[tuple[int, int, int, Session]] = []
+        self._ready: list[Session] = []
+        self._open: dict[int, int] = {}  # stream → first frame, in creation order
+        self._seq = 0
+        self._next_id = 1
+        self._file = ""
+        self._tls_port_protocols: dict[int, DissectorClass] = {
+            port: BY_NAME[rule.protocol] for port, rule in config.ports.items() if rule.implicit_tls
+        }
+        self._new_file("")
+
+    # ------------------------------------------------------------------ setup per file
+    def _new_file(self, name: str) -> None:
+        self._file = name
+        self.decoder = Decoder()
+        self.flows = FlowTable(self._factory, self._server_side, self.config.flow)
+        self._open.clear()
+
+    def _server_side(self, sport: int, dport: int) -> bool:
+        ports = self.config.ports
+        if sport in ports and dport not in ports:
+            return True
+        if dport in ports and sport not in ports:
+            return False
+        return sport < dport
+
+    def _factory(self, conn: Connection, pkt: TcpPacket) -> MailConnection | None:
+        rule = self.config.ports.get(conn.server.port)
+        if rule is None and not self.config.sniff_other_ports:
+            return None
+        protocol = BY_NAME[rule.protocol] if rule else None
+        handler = MailConnection(conn, self.config, self._file, self._session_done, protocol,
+                                 bool(rule and rule.implicit_tls), self._tls_port_protocols)
+        self._open[conn.stream] = conn.first_frame
+        return handler
+
+    def _session_done(self, stream: int, session: Session | None) -> None:
+        self._open.pop(stream, None)
+        if session is None:
+            return
+        self._seq += 1
+        heapq.heappush(self._done, (session.first_frame, session.stream, self._seq, session))
+
+    # ------------------------------------------------------------------ running
+    def run_file(self, capture: CaptureFile, progress: Callable[[int], None] | None = None) -> Iterator[Session]:
+        """Analyse one capture file, yielding sessions as they finish (in start order)."""
+        self._new_file(capture.name)
+        fstats = FileStats(capture.name, capture.filetype)
+        self.stats.files.append(fstats)
+        decode = self.decoder.decode
+        flow_packet = self.flows.packet
+        packets = 0
+        nbytes = 0
+        first_ts: float | None = None
+        last_ts = 0.0
+        try:
+            for ts, linktype, data, wire_len in capture.frames():
+                packets += 1
+                nbytes += wire_len
+                if first_ts is None:
+                    first_ts = ts
+                last_ts = ts
+                pkt = decode(ts, linktype, data)
+                if pkt is not None and type(pkt) is TcpPacket:
+                    flow_packet(packets, ts, pkt)
+                    if self._done:
+                        yield from self._emit()
+                if progress is not None and not packets & 0x3FFF:
+                    progress(packets)
+            self.flows.close_all()
+        finally:
+            fstats.packets = packets
+            fstats.bytes = nbytes
+            fstats.start = first_ts
+            fstats.end = last_ts if first_ts is not None else None
+            fstats.truncated = capture.truncated
+            fstats.problems = list(capture.problems)
+            self._account(fstats)
+        yield from self._emit(final=True)
+
+    def _account(self, f: FileStats) -> None:
+        s = self.stats
+        s.packets += f.packets
+        s.bytes += f.bytes
+        if f.start is not None:
+            s.start = f.start if s.start is None else min(s.start, f.start)
+        if f.end is not None:
+            s.end = f.end if s.end is None else max(s.end, f.end)
+        ds = self.decoder.stats
+        s.non_ip += ds.non_ip
+        s.unknown_linktype += ds.unknown_linktype
+        s.truncated_headers += ds.truncated_headers
+        s.tcp_packets += self.flows.tcp_packets
+
+    def _emit(self, final: bool = False) -> Iterator[Session]:
+        done = self._done
+        limit = self.config.max_reorder_sessions if self.reorder else 0
+        while done:
+            oldest_open = next(iter(self._open.values()), None)
+            if not final and oldest_open is not None and done[0][0] > oldest_open and len(done) <= limit:
+                return
+            session = heapq.heappop(done)[3]
+            session.id = self._next_id
+            self._next_id += 1
+            self.stats.sessions += 1
+            self.stats.mail_packets += session.packets
+            yield session
+
+    def run(self, captures: Iterable[CaptureFile]) -> Iterator[Session]:
+        for capture in captures:
+            yield from self.run_file(capture)

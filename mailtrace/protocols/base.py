@@ -1,0 +1,258 @@
+"""What every dissector shares: the contract, a line buffer, dot-stuffed bodies, event helpers.
+
+A dissector is a sans-I/O state machine (the h11 model): it is fed stream items — bytes of one
+direction with the frame and time they came in, explicit gaps, end of stream — and returns typed
+events. It never touches files, sockets, the clock or the terminal, and it never raises on what a
+peer sends: misbehaviour becomes an :class:`~mailtrace.model.Anomaly` and the machine carries on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+from mailtrace.model import (
+    Anomaly,
+    Chunk,
+    Direction,
+    Eof,
+    Event,
+    MessageData,
+    Phase,
+    StreamGap,
+    StreamItem,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DissectorLimits:
+    """Named limits shared by all dissectors (Config fills them from the command line)."""
+
+    max_line: int = 64 * 1024
+    """A command or reply line longer than this is an anomaly; the excess is skipped."""
+    max_pending_commands: int = 1000
+    """SMTP PIPELINING queue / IMAP tags in flight; beyond it the oldest is dropped (anomaly)."""
+    max_events: int = 200_000
+    """Commands/replies recorded per session; the rest are counted, not kept."""
+    max_wait_bytes: int = 256 * 1024
+    """Client bytes held while waiting for a reply that decides how to read them (DATA/354)."""
+    show_secrets: bool = False
+
+
+class Dissector(Protocol):
+    """The contract of a protocol module (see docs/adding-a-protocol.md)."""
+
+    name: ClassVar[str]
+    default_ports: ClassVar[frozenset[int]]
+    tls_ports: ClassVar[frozenset[int]]
+
+    def __init__(self, limits: DissectorLimits) -> None: ...
+
+    @classmethod
+    def sniff(cls, client: bytes, server: bytes) -> float:
+        """How sure we are that these first bytes are this protocol: < 0 no, 0 can't tell, ≥ 1 yes."""
+        ...
+
+    def feed(self, item: StreamItem) -> list[Event]:
+        """Consume one stream item; return the events it completed. Never raises on peer input."""
+        ...
+
+    def tls_started(self) -> None:
+        """The stack confirmed TLS (or plaintext) after the upgrade: reset protocol state as the RFC says."""
+        ...
+
+    def record(self) -> dict[str, Any]:
+        """Protocol fields for the session report (JSON-ready values)."""
+        ...
+
+
+@dataclass(slots=True)
+class Line:
+    """A complete line from a :class:`LineBuffer`."""
+
+    text: bytes
+    """Without the line ending."""
+    frame: int
+    first_frame: int
+    ts: float
+    bare_lf: bool
+    too_long: int = 0
+    """Bytes skipped because the line exceeded the limit (0 normally)."""
+
+
+class LineBuffer:
+    """Accumulates one direction's bytes and hands out lines (h11's ReceiveBuffer idea).
+
+    Lines end at LF (CRLF or bare LF). A line longer than ``max_line`` is delivered truncated with
+    ``too_long`` set, and the rest up to its end is skipped, so the buffer never grows past the limit.
+    """
+
+    __slots__ = ("_buf", "_first_frame", "_first_ts", "_skipping", "max_line")
+
+    def __init__(self, max_line: int) -> None:
+        self._buf = bytearray()
+        self._first_frame = 0
+        self._first_ts = 0.0
+        self._skipping = 0
+        self.max_line = max_line
+
+    def __len__(self) -> int:
+        return len(self._buf)
+
+    def push(self, data: bytes, frame: int, ts: float) -> None:
+        if not self._buf:
+            self._first_frame = frame
+            self._first_ts = ts
+        self._buf += data
+
+    def take_all(self) -> bytes:
+        data = bytes(self._buf)
+        self._buf.clear()
+        return data
+
+    @property
+    def first_frame(self) -> int:
+        return self._first_frame
+
+    def lines(self, frame: int, ts: float) -> Iterator[Line]:
+        """Yield complete lines; leave an incomplete tail buffered. Callers may stop early."""
+        buf = self._buf
+        while buf:
+            nl = buf.find(b"\n")
+            if nl < 0:
+                if len(buf) > self.max_line:  # keep the line's start, count the rest as skipped
+                    self._skipping += len(buf) - self.max_line
+                    del buf[self.max_line :]
+                return
+            bare = not (nl > 0 and buf[nl - 1] == 0x0D)
+            text = bytes(buf[: nl if bare else nl - 1])
+            skipped = self._skipping
+            if len(text) > self.max_line:
+                skipped += len(text) - self.max_line
+                text = text[: self.max_line]
+            del buf[: nl + 1]
+            first = self._first_frame
+            self._first_frame = frame
+            self._first_ts = ts
+            self._skipping = 0
+            yield Line(text, frame, first, ts, bare, skipped)
+
+    def clear(self) -> None:
+        self._buf.clear()
+        self._skipping = 0
+
+
+class DotBody:
+    """Reads a dot-stuffed body up to ``CRLF.CRLF`` (SMTP DATA, POP3 multi-line responses).
+
+    Emits the unstuffed bytes as they stream (a line starting with '.' loses that dot, RFC 5321
+    4.5.2 / RFC 1939 3), holding back only the few bytes that could be the start of the end marker.
+    The CRLF that ended the line before the body counts for the marker (an empty body is just
+    ``.CRLF``) but is never emitted. Counts bare LF/CR and notices the end-of-data look-alikes that
+    SMTP smuggling uses.
+    """
+
+    __slots__ = ("_ctx", "_skip", "_tail", "bare_cr", "bare_lf", "raw_bytes", "smuggling")
+
+    MARKER = b"\r\n.\r\n"
+    LOOKALIKES = (b"\n.\n", b"\n.\r\n", b"\r\n.\n", b"\r.\r\n")
+
+    def __init__(self) -> None:
+        self._tail = b"\r\n"
+        self._skip = 2
+        self._ctx = b""
+        self.raw_bytes = 0
+        self.bare_lf = 0
+        self.bare_cr = 0
+        self.smuggling: list[str] = []
+
+    def feed(self, data: bytes) -> tuple[bytes, bytes | None]:
+        """Return (unstuffed body bytes, rest after the end marker or None if not finished)."""
+        buf = self._tail + data
+        end = buf.find(self.MARKER)
+        if end >= 0:
+            self._tail = b""
+            return self._emit(buf[: end + 2]), buf[end + 5 :]
+        keep = min(4, len(buf))
+        self._tail = buf[len(buf) - keep :]
+        return self._emit(buf[: len(buf) - keep]), None
+
+    def flush(self) -> bytes:
+        """The body ends without its marker (gap, EOF): return what is still held back."""
+        tail, self._tail = self._tail, b""
+        return self._emit(tail)
+
+    def _emit(self, raw: bytes) -> bytes:
+        """Unstuff ``raw`` using the previous bytes as context; drop the virtual leading CRLF."""
+        if not raw:
+            return b""
+        self._inspect(raw)
+        ctx = self._ctx
+        text = ctx + raw
+        self._ctx = text[-2:]
+        out = text.replace(b"\r\n.", b"\r\n")[len(ctx) :] if b"\n." in text else raw
+        if self._skip:
+            dropped = min(self._skip, len(out))
+            out = out[dropped:]
+            self._skip -= dropped
+            self.raw_bytes -= dropped
+        self.raw_bytes += len(raw)
+        return out
+
+    def _inspect(self, raw: bytes) -> None:
+        if b"\n" in raw or b"\r" in raw:
+            crlf = raw.count(b"\r\n")
+            self.bare_lf += raw.count(b"\n") - crlf
+            self.bare_cr += raw.count(b"\r") - crlf
+            if b"." in raw:
+                for pattern in self.LOOKALIKES:
+                    shown = pattern.decode("ascii").replace("\r", "<CR>").replace("\n", "<LF>")
+                    if pattern in raw and shown not in self.smuggling:
+                        self.smuggling.append(shown)
+
+
+class EventSink:
+    """Small helper a dissector uses to build events with the current item's frame and time."""
+
+    __slots__ = ("events", "frame", "max_events", "dropped", "ts")
+
+    def __init__(self, max_events: int) -> None:
+        self.events: list[Event] = []
+        self.frame = 0
+        self.ts = 0.0
+        self.max_events = max_events
+        self.dropped = 0
+
+    def at(self, item: Chunk | StreamGap | Eof) -> None:
+        self.frame = item.frame or self.frame
+        self.ts = item.ts
+
+    def take(self) -> list[Event]:
+        out = self.events
+        self.events = []
+        return out
+
+    def add(self, event: Event) -> None:
+        self.events.append(event)
+
+    def anomaly(self, direction: Direction, phase: Phase, kind: str, detail: str,
+                frame: int | None = None) -> None:
+        f = frame or self.frame
+        self.events.append(Anomaly(direction=direction, ts=self.ts, frame=f, first_frame=f, phase=phase,
+                                   kind=kind, detail=detail))
+
+    def data(self, direction: Direction, phase: Phase, data: bytes) -> None:
+        if data:
+            self.events.append(MessageData(direction=direction, ts=self.ts, frame=self.frame,
+                                           first_frame=self.frame, phase=phase, data=data))
+
+
+def printable(data: bytes, limit: int = 200) -> str:
+    """Bytes from the wire as a one-line str for display: undecodable bytes and controls escaped."""
+    text = data[:limit].decode("utf-8", "backslashreplace")
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+    if len(data) > limit:
+        text += f"… (+{len(data) - limit} bytes)"
+    return text

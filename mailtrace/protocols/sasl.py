@@ -1,0 +1,163 @@
+"""SASL exchanges (RFC 4422) as SMTP AUTH, POP3 AUTH and IMAP AUTHENTICATE carry them.
+
+One :class:`SaslExchange` per attempt is fed the initial response, each server challenge and each
+client response (all still base64, as on the wire) and works out who logged in: PLAIN, LOGIN,
+CRAM-MD5, XOAUTH2, OAUTHBEARER, DIGEST-MD5, SCRAM-*, NTLM (user, domain, host from the type-3
+message). Secrets are kept so ``--show-secrets`` can show them; nothing here prints anything.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import struct
+from dataclasses import dataclass, field
+
+
+def b64decode(text: str) -> bytes | None:
+    """Lenient base64 (whitespace and missing padding tolerated); None if it is not base64."""
+    cleaned = "".join(text.split())
+    if not cleaned or cleaned in ("=", "*"):
+        return b"" if cleaned == "=" else None
+    cleaned += "=" * (-len(cleaned) % 4)
+    try:
+        return binascii.a2b_base64(cleaned.encode("ascii", "strict"), strict_mode=False)
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        return None
+
+
+DIGEST_FIELD = re.compile(rb'([a-zA-Z-]+)=(?:"((?:[^"\\]|\\.)*)"|([^,]*))')
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace")
+
+
+@dataclass
+class SaslExchange:
+    """State of one authentication attempt."""
+
+    mechanism: str
+    username: str | None = None
+    secret: str | None = None
+    domain: str | None = None
+    host: str | None = None
+    cancelled: bool = False
+    challenges: list[bytes] = field(default_factory=list)
+    responses: list[bytes] = field(default_factory=list)
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def initial(self, text: str | None) -> None:
+        """The initial response sent with the command (``=`` means empty)."""
+        if text is None or text == "":
+            return
+        self.client(text)
+
+    def server(self, text: str) -> None:
+        decoded = b64decode(text)
+        self.challenges.append(decoded if decoded is not None else text.encode("utf-8", "replace"))
+
+    def client(self, text: str) -> None:
+        if text.strip() == "*":
+            self.cancelled = True
+            return
+        decoded = b64decode(text)
+        if decoded is None:
+            decoded = text.encode("utf-8", "replace")
+            self.extra["not_base64"] = "yes"
+        self.responses.append(decoded)
+        self._interpret(decoded)
+
+    # ------------------------------------------------------------------ per mechanism
+    def _interpret(self, data: bytes) -> None:
+        mech = self.mechanism
+        n = len(self.responses)
+        if mech == "PLAIN" and n == 1:
+            parts = data.split(b"\x00")
+            if len(parts) >= 3:
+                authz, user, password = parts[0], parts[1], b"\x00".join(parts[2:])
+                self.username = _text(user)
+                self.secret = _text(password)
+                if authz:
+                    self.extra["authzid"] = _text(authz)
+            else:
+                self.extra["malformed"] = "PLAIN response without two NUL separators"
+        elif mech == "LOGIN":
+            prompt = _text(self.challenges[-1]).lower() if self.challenges else ""
+            if "pass" in prompt or (self.username is not None and "user" not in prompt):
+                self.secret = _text(data)
+            else:
+                self.username = _text(data)
+        elif mech == "CRAM-MD5" and n == 1:
+            user, _, digest = _text(data).rpartition(" ")
+            self.username = user or _text(data)
+            self.secret = digest
+            if self.challenges:
+                self.extra["challenge"] = _text(self.challenges[-1])
+        elif mech == "XOAUTH2" and n == 1:
+            for part in data.split(b"\x01"):
+                if part.startswith(b"user="):
+                    self.username = _text(part[5:])
+                elif part.lower().startswith(b"auth="):
+                    self.secret = _text(part[5:])
+        elif mech == "OAUTHBEARER" and n == 1:
+            head, *kvs = data.split(b"\x01")
+            match = re.search(rb"(?:^|,)a=([^,]*)", head)
+            if match:
+                self.username = _text(match.group(1)).replace("=2C", ",").replace("=3D", "=")
+            for kv in kvs:
+                if kv.lower().startswith(b"auth="):
+                    self.secret = _text(kv[5:])
+        elif mech.startswith("SCRAM-") and n == 1:
+            match = re.search(rb"(?:^|,)n=([^,]*)", data.split(b",", 2)[-1] if data.count(b",") >= 2 else data)
+            if match:
+                self.username = _text(match.group(1)).replace("=2C", ",").replace("=3D", "=")
+        elif mech == "DIGEST-MD5" and n == 1:
+            fields = {k: a or b for k, a, b in DIGEST_FIELD.findall(data)}
+            if b"username" in fields:
+                self.username = _text(fields[b"username"])
+            if b"realm" in fields:
+                self.domain = _text(fields[b"realm"])
+            if b"response" in fields:
+                self.secret = _text(fields[b"response"])
+        elif mech == "NTLM":
+            self._ntlm(data)
+        elif mech in ("ANONYMOUS",) and n == 1:
+            self.username = _text(data) or None
+        elif mech == "EXTERNAL" and n == 1:
+            self.username = _text(data) or None
+
+    def _ntlm(self, data: bytes) -> None:
+        if not data.startswith(b"NTLMSSP\x00") or len(data) < 12:
+            return
+        (msg_type,) = struct.unpack_from("<I", data, 8)
+        if msg_type == 1:
+            self.extra["ntlm"] = "negotiate"
+        elif msg_type == 3 and len(data) >= 64:
+            flags = struct.unpack_from("<I", data, 60)[0] if len(data) >= 64 else 0
+            unicode = bool(flags & 0x01)
+
+            def field_at(offset: int) -> bytes:
+                length, _maxlen, start = struct.unpack_from("<HHI", data, offset)
+                return data[start : start + length]
+
+            def decode(raw: bytes) -> str:
+                return raw.decode("utf-16-le", "replace") if unicode else raw.decode("latin-1")
+
+            domain = decode(field_at(28))
+            user = decode(field_at(36))
+            host = decode(field_at(44))
+            self.username = user or None
+            self.domain = domain or None
+            self.host = host or None
+            nt = field_at(20)
+            if nt:
+                self.secret = binascii.hexlify(nt).decode()
+
+
+def hashcat_cram_md5(user: str, challenge: str, digest: str) -> str:
+    """A CRAM-MD5 exchange in hashcat's mode 16400 input format."""
+    return "$cram_md5${}${}".format(
+        base64.b64encode(challenge.encode()).decode(), base64.b64encode(f"{user} {digest}".encode()).decode()
+    )

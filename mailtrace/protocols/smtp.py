@@ -1,0 +1,782 @@
+"""SMTP (RFC 5321) with ESMTP extensions: PIPELINING, CHUNKING/BDAT, AUTH, STARTTLS, DSN, SIZE.
+
+The client side is read in one of a few modes (commands, a SASL response, a DATA body, BDAT chunk
+bytes, bytes held until a reply decides how to read them); the server side is always replies.
+Replies are paired with the commands they answer through a FIFO queue — RFC 5321 keeps replies in
+order even under PIPELINING — with a named limit. Lost bytes end a message as incomplete and the
+machine resynchronises on the next line that parses (Zeek's AFTER_GAP idea), using the server's
+replies as the oracle for where the client stream stands.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from mailtrace.model import (
+    CLIENT,
+    SERVER,
+    AuthAttempt,
+    BodyData,
+    Chunk,
+    Command,
+    Eof,
+    Event,
+    GapEvent,
+    MessageEnd,
+    Phase,
+    Reply,
+    StreamGap,
+    StreamItem,
+    TlsStart,
+)
+from mailtrace.protocols.base import DissectorLimits, DotBody, EventSink, Line, LineBuffer, printable
+from mailtrace.protocols.sasl import SaslExchange
+
+KNOWN_VERBS = frozenset({
+    "HELO", "EHLO", "MAIL", "RCPT", "DATA", "RSET", "VRFY", "EXPN", "HELP", "NOOP", "QUIT", "TURN",
+    "ETRN", "ATRN", "BDAT", "STARTTLS", "AUTH", "XCLIENT", "XFORWARD", "SEND", "SOML", "SAML", "VERB",
+    "ONEX", "XEXCH50", "X-EXPS", "XUSR", "X-LINK2STATE", "XAUTH", "XSHADOW", "XTRN", "XQUE",
+})
+VERB_PHASE: dict[str, Phase] = {
+    "HELO": Phase.NEGOTIATION, "EHLO": Phase.NEGOTIATION, "STARTTLS": Phase.NEGOTIATION,
+    "XCLIENT": Phase.NEGOTIATION, "XFORWARD": Phase.NEGOTIATION,
+    "AUTH": Phase.AUTH,
+    "MAIL": Phase.TRANSFER, "RCPT": Phase.TRANSFER, "DATA": Phase.TRANSFER, "BDAT": Phase.TRANSFER,
+    "RSET": Phase.TRANSFER, "VRFY": Phase.TRANSFER, "EXPN": Phase.TRANSFER, ".": Phase.TRANSFER,
+    "ETRN": Phase.TRANSFER, "TURN": Phase.TRANSFER, "ATRN": Phase.TRANSFER,
+    "SEND": Phase.TRANSFER, "SOML": Phase.TRANSFER, "SAML": Phase.TRANSFER,
+    "QUIT": Phase.TEARDOWN,
+}
+REPLY_LINE = re.compile(rb"^(\d{3})([ \-]|$)(.*)$", re.DOTALL)
+ADDRESS = re.compile(r"^\s*:?\s*(?:<([^>]*)>|(\S*))\s*(.*)$", re.DOTALL)
+BDAT_ARGS = re.compile(r"^\s*(\S+)(?:\s+(LAST))?\s*$", re.IGNORECASE)
+QUEUE_ID = re.compile(
+    r"(?:queued as|\bid=|Message accepted for delivery|\bOK\b|\bok:?)\s*[<(]?([A-Za-z0-9][\w.@\-]{4,})",
+    re.IGNORECASE,
+)
+QUEUE_ID_SENDMAIL = re.compile(r"^\d\.\d\.\d\s+([A-Za-z0-9]{8,})\s+Message accepted", re.IGNORECASE)
+MAX_BDAT_CHUNK = 1 << 31
+
+
+class Mode(enum.Enum):
+    """How the next client bytes are read."""
+
+    COMMAND = "command"
+    HOLD = "hold"  # after DATA/STARTTLS: wait for the reply that decides what follows
+    AUTH_RESPONSE = "auth-response"
+    DATA = "data"
+    BDAT = "bdat"
+    TLS = "tls"
+    GAP = "gap"  # lost bytes: skip until a line parses as a command
+
+
+@dataclass
+class Pending:
+    """A command waiting for its reply."""
+
+    verb: str
+    argument: str
+    frame: int
+    ts: float
+    phase: Phase
+    bdat_last: bool = False
+
+
+@dataclass
+class Transaction:
+    """One MAIL ... transaction (accepted or not)."""
+
+    mail_from: str
+    params: dict[str, str]
+    frame: int
+    rcpt_to: list[str] = field(default_factory=list)
+    rcpt_replies: list[int | None] = field(default_factory=list)
+    accepted: list[str] = field(default_factory=list)
+    reply: int | None = None
+    data_reply: int | None = None
+    data_text: str | None = None
+    message: int | None = None
+    queue_id: str | None = None
+    chunks: list[int] = field(default_factory=list)
+    declared_size: int | None = None
+    sent_bytes: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "mail_from": self.mail_from, "params": self.params, "rcpt_to": list(self.rcpt_to),
+            "accepted": list(self.accepted), "reply": self.reply, "message": self.message,
+            "rcpt_replies": list(self.rcpt_replies), "data_reply": self.data_reply,
+            "queue_id": self.queue_id, "frame": self.frame,
+            "bdat_chunks": list(self.chunks), "declared_size": self.declared_size, "sent_bytes": self.sent_bytes,
+        }
+
+
+def parse_address(argument: str, keyword: str) -> tuple[str, dict[str, str], bool]:
+    """``FROM:<a@b> SIZE=10`` → ("a@b", {"SIZE": "10"}, well_formed)."""
+    text = argument
+    upper = text.upper()
+    well_formed = upper.startswith(keyword + ":")
+    if upper.startswith(keyword):
+        text = text[len(keyword):]
+    match = ADDRESS.match(text)
+    if not match:
+        return text.strip(), {}, False
+    address = match.group(1) if match.group(1) is not None else (match.group(2) or "")
+    if match.group(1) is None and address.startswith("<") and address.endswith(">"):
+        address = address[1:-1]
+    params: dict[str, str] = {}
+    for token in match.group(3).split():
+        key, eq, value = token.partition("=")
+        params[key.upper()] = value if eq else ""
+    return address.strip(), params, well_formed
+
+
+def looks_like_tls_record(data: bytes) -> bool:
+    return len(data) >= 3 and 0x14 <= data[0] <= 0x17 and data[1] == 3 and data[2] <= 4
+
+
+class Smtp:
+    """The SMTP dissector (sans-I/O)."""
+
+    name: ClassVar[str] = "smtp"
+    default_ports: ClassVar[frozenset[int]] = frozenset({25, 587, 2525})
+    tls_ports: ClassVar[frozenset[int]] = frozenset({465})
+
+    def __init__(self, limits: DissectorLimits = DissectorLimits()) -> None:
+        self.limits = limits
+        self.out = EventSink(limits.max_events)
+        self.client_lines = LineBuffer(limits.max_line)
+        self.server_lines = LineBuffer(limits.max_line)
+        self.mode = Mode.COMMAND
+        self.server_tls = False
+        self.greeted = False
+        self.pending: deque[Pending] = deque()
+        self.reply_lines: list[bytes] = []
+        self.reply_first_frame = 0
+        self.held = bytearray()
+        self.held_frames: list[tuple[int, float]] = []
+        self.body: DotBody | None = None
+        self.bdat_left = 0
+        self.bdat_last = False
+        self.bdat_bytes = 0
+        self.message_open = False
+        self.message_missing = 0
+        self.messages = 0
+        self.phase = Phase.GREETING
+        self.server_bytes = 0
+        self.client_bytes = 0
+        self.server_gap = False
+        self.tls_started_at: int | None = None
+        self.sasl: SaslExchange | None = None
+        self.auth_attempts: list[AuthAttempt] = []
+        # record
+        self.helo: str | None = None
+        self.helo_verb: str | None = None
+        self.ehlo_keywords: list[str] = []
+        self.transactions: list[Transaction] = []
+        self.current: Transaction | None = None
+        self.greeting: str | None = None
+        self.bare_lf = 0
+        self.smuggling: list[str] = []
+
+    # ------------------------------------------------------------------ contract
+    @classmethod
+    def sniff(cls, client: bytes, server: bytes) -> float:
+        score = 0.0
+        if server:
+            if re.match(rb"^(220|421|554)[ \-]", server):
+                score += 0.6
+            elif not re.match(rb"^\d{3}[ \-]", server):
+                return -1.0
+        if client:
+            verb = client.split(None, 1)[0].upper() if client.strip() else b""
+            if verb in (b"EHLO", b"HELO"):
+                score += 1.0
+            elif verb.decode("latin-1") in KNOWN_VERBS:
+                score += 0.5
+            elif client.strip():
+                return -1.0
+        return score
+
+    def feed(self, item: StreamItem) -> list[Event]:
+        out = self.out
+        out.at(item)
+        if isinstance(item, Chunk):
+            if item.direction is CLIENT:
+                self.client_bytes += len(item.data)
+                self._client_data(item.data, item.frame, item.ts)
+            else:
+                self.server_bytes += len(item.data)
+                self._server_data(item.data, item.frame, item.ts)
+        elif isinstance(item, StreamGap):
+            self._gap(item)
+        elif isinstance(item, Eof):
+            self._eof(item)
+        return out.take()
+
+    def tls_started(self) -> None:
+        """Plaintext resumes after the TLS upgrade (decrypted, or never encrypted): RFC 3207 reset."""
+        self.mode = Mode.COMMAND
+        self.server_tls = False
+        self.client_lines.clear()
+        self.server_lines.clear()
+        self.current = None
+        self.phase = Phase.NEGOTIATION
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "helo": self.helo,
+            "transactions": [t.to_json() for t in self.transactions],
+            "smtp": {
+                "greeting": self.greeting,
+                "helo_verb": self.helo_verb,
+                "ehlo_keywords": list(self.ehlo_keywords),
+                "bare_lf": self.bare_lf,
+                "smuggling_patterns": list(self.smuggling),
+            },
+        }
+
+    # ------------------------------------------------------------------ client side
+    def _client_data(self, data: bytes, frame: int, ts: float) -> None:
+        while data:
+            mode = self.mode
+            if mode is Mode.TLS:
+                return
+            if mode is Mode.HOLD:
+                if self.server_bytes == 0 and self.pending and self.pending[-1].verb == "DATA":
+                    self._start_data(frame)  # one-sided capture: assume the 354 came
+                    continue
+                self.held += data
+                self.held_frames.append((frame, ts))
+                if len(self.held) > self.limits.max_wait_bytes:
+                    self.out.anomaly(CLIENT, self.phase, "no-reply",
+                                     f"{len(self.held)} client bytes sent without waiting for the reply to "
+                                     f"{self.pending[-1].verb if self.pending else 'the command'}")
+                    held = bytes(self.held)
+                    self.held.clear()
+                    if self.pending and self.pending[-1].verb == "DATA":
+                        self._start_data(frame)
+                    else:
+                        self.mode = Mode.COMMAND
+                    data = held
+                    continue
+                return
+            if mode is Mode.DATA:
+                data = self._body_data(data, frame)
+                continue
+            if mode is Mode.BDAT:
+                data = self._bdat_data(data, frame)
+                continue
+            # line modes: COMMAND, AUTH_RESPONSE, GAP
+            self.client_lines.push(data, frame, ts)
+            data = b""
+            for line in self.client_lines.lines(frame, ts):
+                self._client_line(line)
+                if self.mode in (Mode.DATA, Mode.BDAT, Mode.HOLD, Mode.TLS):
+                    data = self.client_lines.take_all()
+                    break
+
+    def _client_line(self, line: Line) -> None:
+        if line.bare_lf:
+            self.bare_lf += 1
+        if line.too_long:
+            self.out.anomaly(CLIENT, self.phase, "line-too-long",
+                             f"client line of {len(line.text) + line.too_long} bytes exceeds {self.limits.max_line}",
+                             line.frame)
+        if self.mode is Mode.AUTH_RESPONSE:
+            self._auth_response(line)
+            return
+        text = line.text.decode("utf-8", "surrogateescape")
+        verb, _, argument = text.strip(" ").partition(" ")
+        verb_u = verb.upper()
+        if self.mode is Mode.GAP:
+            if verb_u not in KNOWN_VERBS:
+                return
+            self.mode = Mode.COMMAND
+        if not text.strip():
+            self.out.anomaly(CLIENT, self.phase, "empty-command", "empty command line", line.frame)
+            return
+        if not _is_text(line.text):
+            self.out.anomaly(CLIENT, self.phase, "garbage",
+                             f"non-text bytes where a command was expected: {printable(line.text, 60)}", line.frame)
+            return
+        known = verb_u in KNOWN_VERBS
+        phase = VERB_PHASE.get(verb_u, self.phase)
+        if verb_u in ("NOOP", "HELP") or not known:
+            phase = self.phase if self.phase is not Phase.GREETING else Phase.NEGOTIATION
+        self.phase = phase
+        shown = argument
+        if verb_u == "AUTH":
+            shown = self._auth_command(argument, line)
+        command = Command(direction=CLIENT, ts=line.ts, frame=line.frame, first_frame=line.first_frame,
+                          phase=phase, verb=verb_u, argument=shown, known=known)
+        self.out.add(command)
+        if not known:
+            self.out.anomaly(CLIENT, phase, "unknown-command", f"unknown command {printable(verb.encode(), 40)}",
+                             line.frame)
+        if not self.greeted and self.server_bytes and not self.pending:
+            pass
+        if len(self.pending) >= self.limits.max_pending_commands:
+            dropped = self.pending.popleft()
+            self.out.anomaly(CLIENT, phase, "pipeline-overflow",
+                             f"more than {self.limits.max_pending_commands} commands without replies; "
+                             f"{dropped.verb} (frame {dropped.frame}) will not be paired", line.frame)
+        pending = Pending(verb_u, argument, line.frame, line.ts, phase)
+        self.pending.append(pending)
+        self._client_command_effects(pending, line)
+
+    def _client_command_effects(self, cmd: Pending, line: Line) -> None:
+        verb = cmd.verb
+        if verb in ("HELO", "EHLO"):
+            name = cmd.argument.strip()
+            if self.helo is None or not self.helo:
+                self.helo = name
+                self.helo_verb = verb
+            self.current = None
+        elif verb == "MAIL":
+            address, params, ok = parse_address(cmd.argument, "FROM")
+            if not ok:
+                self.out.anomaly(CLIENT, cmd.phase, "syntax", f"MAIL without 'FROM:': {cmd.argument!r}", line.frame)
+            if self.current is not None and self.current.reply is not None and 200 <= self.current.reply < 300 \
+                    and self.current.message is None and self.current.data_reply is None:
+                self.out.anomaly(CLIENT, cmd.phase, "nested-mail",
+                                 "MAIL inside an open transaction (no RSET)", line.frame)
+            size = params.get("SIZE")
+            self.current = Transaction(address, params, line.frame,
+                                       declared_size=int(size) if size and size.isdigit() else None)
+            self.transactions.append(self.current)
+        elif verb == "RCPT":
+            address, _params, ok = parse_address(cmd.argument, "TO")
+            if not ok:
+                self.out.anomaly(CLIENT, cmd.phase, "syntax", f"RCPT without 'TO:': {cmd.argument!r}", line.frame)
+            if self.current is None:
+                self.out.anomaly(CLIENT, cmd.phase, "rcpt-without-mail", "RCPT before MAIL", line.frame)
+            else:
+                self.current.rcpt_to.append(address)
+                self.current.rcpt_replies.append(None)
+        elif verb in ("DATA", "STARTTLS"):
+            if verb == "DATA" and self.current is None:
+                self.out.anomaly(CLIENT, cmd.phase, "data-without-mail", "DATA outside a transaction", line.frame)
+            self.mode = Mode.HOLD
+        elif verb == "BDAT":
+            self._bdat_command(cmd, line)
+        elif verb == "RSET":
+            pass
+
+    def _bdat_command(self, cmd: Pending, line: Line) -> None:
+        match = BDAT_ARGS.match(cmd.argument)
+        size_text = match.group(1) if match else cmd.argument.strip()
+        last = bool(match and match.group(2))
+        if not size_text.isdigit() or int(size_text) >= MAX_BDAT_CHUNK:
+            self.out.anomaly(CLIENT, cmd.phase, "bdat-invalid",
+                             f"BDAT with invalid chunk size {printable(size_text.encode(), 40)!s}; "
+                             "reading on as commands", line.frame)
+            return
+        size = int(size_text)
+        cmd.bdat_last = last
+        if self.current is None:
+            self.out.anomaly(CLIENT, cmd.phase, "data-without-mail", "BDAT outside a transaction", line.frame)
+            self.current = Transaction("", {}, line.frame)
+            self.transactions.append(self.current)
+        self.current.chunks.append(size)
+        if not self.message_open:
+            self.message_open = True
+            self.message_missing = 0
+            self.bdat_bytes = 0
+        self.bdat_left = size
+        self.bdat_last = last
+        if size:
+            self.mode = Mode.BDAT
+        elif last:
+            self._end_message("smtp-bdat", line.frame)
+
+    def _bdat_data(self, data: bytes, frame: int) -> bytes:
+        take = data[: self.bdat_left]
+        rest = data[self.bdat_left :]
+        self.bdat_left -= len(take)
+        self.bdat_bytes += len(take)
+        self.out.data(CLIENT, Phase.TRANSFER, take)
+        self.out.add(BodyData(direction=CLIENT, ts=self.out.ts, frame=frame, first_frame=frame,
+                              phase=Phase.TRANSFER, nbytes=len(take), what="BDAT chunk"))
+        if self.bdat_left == 0:
+            self.mode = Mode.COMMAND
+            if self.bdat_last:
+                self._end_message("smtp-bdat", frame)
+        return rest
+
+    def _start_data(self, frame: int) -> None:
+        self.mode = Mode.DATA
+        self.body = DotBody()
+        self.message_open = True
+        self.message_missing = 0
+        held = bytes(self.held)
+        self.held.clear()
+        self.held_frames.clear()
+        if held:
+            self._client_data(held, frame, self.out.ts)
+
+    def _body_data(self, data: bytes, frame: int) -> bytes:
+        body = self.body
+        assert body is not None
+        chunk, rest = body.feed(data)
+        self.out.data(CLIENT, Phase.TRANSFER, chunk)
+        self.out.add(BodyData(direction=CLIENT, ts=self.out.ts, frame=frame, first_frame=frame,
+                              phase=Phase.TRANSFER, nbytes=len(data) - (len(rest) if rest is not None else 0)))
+        if rest is None:
+            return b""
+        self._end_message("smtp-data", frame)
+        return rest
+
+    def _end_message(self, origin: str, frame: int, complete: bool = True) -> None:
+        """The message is over (end marker, BDAT LAST, or cut by a gap/EOF)."""
+        extra: dict[str, Any] = {}
+        if self.body is not None:
+            tail = self.body.flush()
+            self.out.data(CLIENT, Phase.TRANSFER, tail)
+            extra = {"bare_lf": self.body.bare_lf, "bare_cr": self.body.bare_cr}
+            sent = self.body.raw_bytes
+            if self.body.smuggling:
+                extra["smuggling"] = list(self.body.smuggling)
+                self.smuggling += [p for p in self.body.smuggling if p not in self.smuggling]
+                self.out.anomaly(CLIENT, Phase.TRANSFER, "smtp-smuggling",
+                                 "end-of-data look-alike in the message body: " + ", ".join(self.body.smuggling)
+                                 + " (only <CR><LF>.<CR><LF> ends DATA; a server that accepts these can be "
+                                 "tricked into a second message)", frame)
+            self.body = None
+        else:
+            sent = self.bdat_bytes
+            if self.current is not None:
+                extra["chunks"] = list(self.current.chunks)
+        if self.message_missing:
+            complete = False
+        self.out.add(MessageEnd(direction=CLIENT, ts=self.out.ts, frame=frame, first_frame=frame,
+                                phase=Phase.TRANSFER, origin=origin, complete=complete,
+                                missing_bytes=self.message_missing, detail=extra))
+        self.message_open = False
+        if self.current is not None:
+            self.current.message = self.messages
+            self.current.sent_bytes = sent
+        self.messages += 1
+        if origin == "smtp-data":
+            self.mode = Mode.COMMAND
+            self.pending.append(Pending(".", "", frame, self.out.ts, Phase.TRANSFER))
+
+    def _auth_command(self, argument: str, line: Line) -> str:
+        mech, _, initial = argument.strip().partition(" ")
+        self.sasl = SaslExchange(mech.upper())
+        initial = initial.strip()
+        if initial:
+            self.sasl.initial(initial)
+        if initial and initial != "=" and not self.limits.show_secrets:
+            return f"{mech} [initial response]"
+        return argument
+
+    def _auth_response(self, line: Line) -> None:
+        self.mode = Mode.COMMAND
+        text = line.text.decode("utf-8", "replace").strip()
+        if self.sasl is not None:
+            self.sasl.client(text)
+        shown = text if self.limits.show_secrets or text == "*" else "[SASL response]"
+        self.out.add(Command(direction=CLIENT, ts=line.ts, frame=line.frame, first_frame=line.first_frame,
+                             phase=Phase.AUTH, verb="", argument=shown, known=True))
+
+    # ------------------------------------------------------------------ server side
+    def _server_data(self, data: bytes, frame: int, ts: float) -> None:
+        if self.server_tls:
+            return
+        self.server_lines.push(data, frame, ts)
+        for line in self.server_lines.lines(frame, ts):
+            self._server_line(line)
+            if self.server_tls:
+                self.server_lines.clear()
+                return
+
+    def _server_line(self, line: Line) -> None:
+        match = REPLY_LINE.match(line.text)
+        if match is None:
+            if self.server_gap:
+                return
+            if not self.greeted and not self.reply_lines and looks_like_tls_record(line.text):
+                return
+            self.out.anomaly(SERVER, self.phase, "invalid-reply",
+                             f"server line without a reply code: {printable(line.text, 80)}", line.frame)
+            if self.reply_lines:  # a broken continuation: close the reply we have
+                self._reply_done(line)
+            return
+        self.server_gap = False
+        if line.too_long:
+            self.out.anomaly(SERVER, self.phase, "line-too-long",
+                             f"server line of {len(line.text) + line.too_long} bytes exceeds {self.limits.max_line}",
+                             line.frame)
+        code, sep, rest = match.group(1), match.group(2), match.group(3)
+        if self.reply_lines and code != self.reply_lines[0][:3]:
+            self.out.anomaly(SERVER, self.phase, "invalid-reply",
+                             f"reply code changed inside a multi-line reply ({self.reply_lines[0][:3]!r} → {code!r})",
+                             line.frame)
+            self._reply_done(line, partial=True)
+        if not self.reply_lines:
+            self.reply_first_frame = line.first_frame
+        self.reply_lines.append(code + b" " + rest)
+        if sep != b"-":
+            self._reply_done(line)
+
+    def _reply_done(self, line: Line, partial: bool = False) -> None:
+        raw = self.reply_lines
+        self.reply_lines = []
+        code_text = raw[0][:3].decode("ascii")
+        code = int(code_text)
+        texts = tuple(r[4:].decode("utf-8", "replace") for r in raw)
+        first_frame = self.reply_first_frame or line.frame
+        cmd = self._pair(code)
+        if cmd is None:
+            phase = self.phase if self.greeted else Phase.GREETING
+            if not self.greeted:
+                self.greeted = True
+                self.greeting = texts[0] if texts else ""
+                phase = Phase.GREETING
+            elif code == 421 or self.client_bytes == 0:
+                pass
+            else:
+                self.out.anomaly(SERVER, self.phase, "unsolicited-reply",
+                                 f"reply {code} answers no command", line.frame)
+            self.out.add(Reply(direction=SERVER, ts=line.ts, frame=line.frame, first_frame=first_frame,
+                               phase=Phase.TEARDOWN if code == 421 and self.greeted else phase,
+                               status=code_text, lines=texts, answers=None))
+            if code == 421:
+                self.phase = Phase.TEARDOWN
+            return
+        if not self.greeted:
+            self.greeted = True
+        if not 200 <= code < 600 and not 100 <= code < 200:
+            self.out.anomaly(SERVER, cmd.phase, "invalid-reply-code", f"reply code {code} is outside RFC 5321",
+                             line.frame)
+        reply = Reply(direction=SERVER, ts=line.ts, frame=line.frame, first_frame=first_frame, phase=cmd.phase,
+                      status=code_text, lines=texts, answers=cmd.verb, latency=max(0.0, line.ts - cmd.ts))
+        self.out.add(reply)
+        self._reply_effects(cmd, code, texts, line)
+
+    def _pair(self, code: int) -> Pending | None:
+        """The command this reply answers (RFC 5321 keeps replies in command order)."""
+        pending = self.pending
+        if not pending:
+            return None
+        if not self.greeted and code in (220, 421, 554):
+            return None  # the greeting, even if the client spoke first
+        head = pending[0]
+        if self.server_gap or code in (354, 334):
+            # after lost replies, skip commands this reply cannot be answering
+            while len(pending) > 1 and not _plausible(pending[0].verb, code):
+                pending.popleft()
+            head = pending[0]
+        if code == 334 and head.verb == "AUTH":
+            return head  # an intermediate challenge: AUTH stays pending
+        if code == 354 and head.verb == "DATA":
+            return pending.popleft()
+        return pending.popleft()
+
+    def _reply_effects(self, cmd: Pending, code: int, texts: tuple[str, ...], line: Line) -> None:
+        verb = cmd.verb
+        ok = 200 <= code < 300
+        tx = self.current
+        if verb == "EHLO" and ok:
+            self.ehlo_keywords = [t.split(" ", 1)[0].upper() for t in texts[1:] if t]
+        elif verb == "MAIL" and tx is not None and tx.reply is None:
+            tx.reply = code
+        elif verb == "RCPT" and tx is not None:
+            idx = next((i for i, r in enumerate(tx.rcpt_replies) if r is None), None)
+            if idx is not None:
+                tx.rcpt_replies[idx] = code
+                if ok:
+                    tx.accepted.append(tx.rcpt_to[idx])
+        elif verb == "DATA":
+            if code == 354:
+                if self.mode is Mode.HOLD:
+                    self._start_data(line.frame)
+            else:
+                if tx is not None:
+                    tx.data_reply = code
+                    tx.data_text = " | ".join(texts)
+                self._release_held()
+        elif verb == ".":
+            if self.mode is Mode.DATA:  # the end marker was lost in a gap: the server saw it
+                self._lost_end_marker(line.frame)
+            if tx is not None:
+                tx.data_reply = code
+                tx.data_text = " | ".join(texts)
+                if ok:
+                    tx.queue_id = _queue_id(texts)
+            self.current = None
+        elif verb == "BDAT":
+            if tx is not None and (cmd.bdat_last or not ok):
+                tx.data_reply = code
+                tx.data_text = " | ".join(texts)
+                if ok:
+                    tx.queue_id = _queue_id(texts)
+                if cmd.bdat_last:
+                    self.current = None
+        elif verb == "RSET":
+            self.current = None
+        elif verb == "AUTH":
+            self._auth_reply(cmd, code, texts, line)
+        elif verb == "STARTTLS":
+            if code == 220:
+                self._starttls(line)
+            else:
+                self._release_held()
+        elif verb in ("HELO",) and ok:
+            self.current = None
+
+    def _release_held(self) -> None:
+        """The reply said the held client bytes are commands after all."""
+        if self.mode is Mode.HOLD:
+            self.mode = Mode.COMMAND
+        held = bytes(self.held)
+        frames = self.held_frames
+        self.held.clear()
+        self.held_frames = []
+        if held:
+            frame, ts = frames[0] if frames else (self.out.frame, self.out.ts)
+            self._client_data(held, frame, ts)
+
+    def _lost_end_marker(self, frame: int) -> None:
+        self.message_missing = max(self.message_missing, 1)
+        self.out.anomaly(CLIENT, Phase.TRANSFER, "end-of-data-lost",
+                         "the server accepted the end of the message, but the capture lost it", frame)
+        self._end_message("smtp-data", frame, complete=False)
+        self.pending.pop()  # the "." we just queued is the one being answered
+        self.mode = Mode.COMMAND
+        self.client_lines.clear()
+
+    def _starttls(self, line: Line) -> None:
+        self.server_tls = True
+        injected = bytes(self.held) + bytes(self.client_lines.take_all())
+        self.held.clear()
+        self.held_frames = []
+        if injected:
+            self.out.anomaly(CLIENT, Phase.NEGOTIATION, "starttls-injection",
+                             f"{len(injected)} bytes of plaintext sent after STARTTLS before the server's 220 "
+                             f"({printable(injected, 80)}): a server that buffers them executes them inside TLS "
+                             "(CVE-2011-0411 class)", line.frame)
+        self.mode = Mode.TLS
+        self.pending.clear()
+        self.tls_started_at = line.frame
+        self.phase = Phase.TLS
+        self.out.add(TlsStart(direction=SERVER, ts=line.ts, frame=line.frame, first_frame=line.frame,
+                              phase=Phase.TLS, mode="starttls"))
+
+    # ------------------------------------------------------------------ authentication
+    def _auth_reply(self, cmd: Pending, code: int, texts: tuple[str, ...], line: Line) -> None:
+        sasl = self.sasl
+        if sasl is None:
+            return
+        if code == 334:
+            sasl.server(texts[0] if texts else "")
+            self.mode = Mode.AUTH_RESPONSE
+            return
+        success: bool | None = True if code == 235 else (None if code in (432, 454) else False)
+        if sasl.cancelled:
+            success = False
+        self.out.add(AuthAttempt(direction=CLIENT, ts=line.ts, frame=line.frame, first_frame=cmd.frame,
+                                 phase=Phase.AUTH, mechanism=sasl.mechanism, username=sasl.username,
+                                 secret=sasl.secret, success=success, domain=sasl.domain,
+                                 extra=_auth_extra(sasl, code)))
+        self.sasl = None
+        if self.mode is Mode.AUTH_RESPONSE:
+            self.mode = Mode.COMMAND
+
+    # ------------------------------------------------------------------ gaps and end
+    def _gap(self, gap: StreamGap) -> None:
+        phase = self.phase
+        if gap.direction is CLIENT:
+            if self.mode is Mode.DATA:
+                self.message_missing += gap.nbytes
+                detail = "inside the message body; reading on to its end marker"
+            elif self.mode is Mode.BDAT:
+                self.message_missing += min(gap.nbytes, self.bdat_left)
+                over = gap.nbytes - self.bdat_left
+                self.bdat_left = max(0, self.bdat_left - gap.nbytes)
+                self.bdat_bytes += gap.nbytes
+                detail = "inside a BDAT chunk"
+                if self.bdat_left == 0:
+                    self.mode = Mode.GAP if over > 0 else Mode.COMMAND
+                    if self.bdat_last:
+                        self._end_message("smtp-bdat", gap.frame)
+            elif self.mode is Mode.TLS:
+                return
+            else:
+                self.client_lines.clear()
+                self.mode = Mode.GAP
+                detail = "client commands lost; resynchronising on the next command line"
+        else:
+            if self.server_tls:
+                return
+            self.server_lines.clear()
+            self.reply_lines = []
+            self.server_gap = True
+            detail = "server replies lost; pairing resumes with the next reply"
+        self.out.add(GapEvent(direction=gap.direction, ts=gap.ts, frame=gap.frame, first_frame=gap.frame,
+                              phase=phase, nbytes=gap.nbytes, detail=detail))
+
+    def _eof(self, eof: Eof) -> None:
+        if eof.direction is CLIENT:
+            if self.mode is Mode.DATA and self.body is not None:
+                self.message_missing = max(self.message_missing, 1)
+                self.out.anomaly(CLIENT, Phase.TRANSFER, "incomplete-message",
+                                 "the client stopped sending in the middle of the message (no end marker)",
+                                 eof.frame)
+                self._end_message("smtp-data", eof.frame or self.out.frame, complete=False)
+                self.pending.pop()
+            elif self.mode is Mode.BDAT:
+                self.message_missing += self.bdat_left
+                self._end_message("smtp-bdat", eof.frame or self.out.frame, complete=False)
+            elif self.mode is Mode.HOLD and self.held:
+                self._release_held()
+            if len(self.client_lines) and self.mode not in (Mode.TLS,):
+                rest = self.client_lines.take_all()
+                if rest.strip():
+                    self.out.anomaly(CLIENT, self.phase, "unterminated-line",
+                                     f"client data without a line end at the end of the stream: {printable(rest, 80)}",
+                                     eof.frame)
+        else:
+            if self.reply_lines:
+                self.out.anomaly(SERVER, self.phase, "incomplete-reply", "multi-line reply cut off", eof.frame)
+                self.reply_lines = []
+
+
+def _plausible(verb: str, code: int) -> bool:
+    if code == 354:
+        return verb == "DATA"
+    if code in (334, 235, 535):
+        return verb == "AUTH"
+    if code == 221:
+        return verb == "QUIT"
+    return True
+
+
+def _queue_id(texts: tuple[str, ...]) -> str | None:
+    text = " ".join(texts)
+    match = QUEUE_ID_SENDMAIL.match(text) or QUEUE_ID.search(text)
+    return match.group(1).rstrip(".") if match else None
+
+
+def _auth_extra(sasl: SaslExchange, code: int) -> dict[str, str]:
+    extra = {"code": str(code)}
+    if sasl.host:
+        extra["host"] = sasl.host
+    if sasl.mechanism == "CRAM-MD5" and "challenge" in sasl.extra:
+        extra["challenge"] = sasl.extra["challenge"]
+    if sasl.cancelled:
+        extra["cancelled"] = "yes"
+    return extra
+
+
+def _is_text(raw: bytes) -> bool:
+    """A command line is text: mostly printable ASCII/UTF-8, no NUL or C0 controls beyond tab."""
+    if not raw:
+        return True
+    bad = sum(1 for b in raw[:256] if b < 0x20 and b != 0x09 or b == 0x7F)
+    return bad == 0 or bad * 10 < len(raw[:256]) and b"\x00" not in raw[:256]

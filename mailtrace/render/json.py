@@ -1,0 +1,170 @@
+"""The JSON report (a contract: docs/json-format.md; add keys, never rename).
+
+``--format json`` streams one document: the header, each session as it is finished, then the
+capture summary — so memory stays flat however many sessions a capture holds. ``--format jsonl``
+writes one session object per line.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import IO, Any
+
+from mailtrace.mime import summary_to_json
+from mailtrace.model import AuthAttempt, Command, Reply
+from mailtrace.pipeline import CaptureStats
+from mailtrace.session import MessageRecord, Session
+
+FORMAT_NAME = "mailtrace-report"
+FORMAT_VERSION = 1
+
+
+def _round(ts: float) -> float:
+    return round(ts, 6)
+
+
+def command_json(c: Command) -> dict[str, Any]:
+    out: dict[str, Any] = {"frame": c.frame, "ts": _round(c.ts), "verb": c.verb, "argument": c.argument}
+    if c.tag is not None:
+        out["tag"] = c.tag
+    if c.uid:
+        out["uid"] = True
+    if not c.known:
+        out["known"] = False
+    return out
+
+
+def reply_json(r: Reply) -> dict[str, Any]:
+    out: dict[str, Any] = {"frame": r.frame, "ts": _round(r.ts), "status": r.status, "text": r.text}
+    if r.answers is not None:
+        out["answers"] = r.answers
+    if r.latency is not None:
+        out["latency"] = round(r.latency, 6)
+    if r.tag is not None:
+        out["tag"] = r.tag
+    if len(r.lines) > 1:
+        out["lines"] = list(r.lines)
+    return out
+
+
+def auth_json(a: AuthAttempt, show_secrets: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {"mechanism": a.mechanism, "username": a.username, "success": a.success,
+                           "frame": a.frame, "first_frame": a.first_frame}
+    if a.domain is not None:
+        out["domain"] = a.domain
+    for key, value in a.extra.items():
+        if key not in out:
+            out[key] = value
+    if show_secrets and a.secret is not None:
+        out["password"] = a.secret
+    return out
+
+
+def message_json(m: MessageRecord) -> dict[str, Any]:
+    out: dict[str, Any] = {"index": m.index, "origin": m.origin, "first_frame": m.first_frame,
+                           "last_frame": m.last_frame}
+    out.update(summary_to_json(m.summary))
+    if m.detail:
+        out["carrier"] = m.detail
+    return out
+
+
+def session_json(s: Session, show_secrets: bool = False) -> dict[str, Any]:
+    """The session object of the report."""
+    record = dict(s.record)
+    out: dict[str, Any] = {
+        "id": s.id,
+        "protocol": s.protocol,
+        "client": {"ip": s.client.ip, "port": s.client.port},
+        "server": {"ip": s.server.ip, "port": s.server.port},
+        "tunnel": s.tunnel,
+        "start": _round(s.start),
+        "end": _round(s.end),
+        "duration": round(s.duration, 6),
+        "packets": s.packets,
+        "stream": s.stream,
+        "file": s.file,
+        "first_frame": s.first_frame,
+        "last_frame": s.last_frame,
+        "tls": s.tls,
+        "decrypted": s.decrypted,
+        "close": s.close,
+        "bytes": {"client": s.bytes_client, "server": s.bytes_server},
+        "gaps": [{"direction": g.direction.value, "bytes": g.nbytes, "frame": g.frame} for g in s.gaps],
+        "phases": [{"name": p.phase.value, "first_frame": p.first_frame, "last_frame": p.last_frame}
+                   for p in s.phases],
+        "commands": [command_json(c) for c in s.commands],
+        "replies": [reply_json(r) for r in s.replies],
+        "helo": record.pop("helo", None),
+        "user": s.user,
+        "auth": [auth_json(a, show_secrets) for a in s.auth],
+        "transactions": record.pop("transactions", []),
+        "messages": [message_json(m) for m in s.messages],
+        "anomalies": [{"frame": a.frame, "kind": a.kind, "detail": a.detail, "direction": a.direction.value}
+                      for a in s.anomalies],
+        "tls_info": s.tls_info,
+    }
+    record.pop("user", None)
+    out.update(record)
+    if s.notes:
+        out["notes"] = list(s.notes)
+    if s.rows_elided:
+        out["rows_elided"] = s.rows_elided
+    if s.events_dropped:
+        out["events_dropped"] = s.events_dropped
+    return out
+
+
+def capture_json(stats: CaptureStats) -> dict[str, Any]:
+    return {
+        "files": [{"name": f.name, "format": f.filetype, "packets": f.packets, "bytes": f.bytes,
+                   "start": _round(f.start) if f.start is not None else None,
+                   "end": _round(f.end) if f.end is not None else None,
+                   "truncated": f.truncated, "problems": f.problems} for f in stats.files],
+        "packets": stats.packets,
+        "bytes": stats.bytes,
+        "start": _round(stats.start) if stats.start is not None else None,
+        "end": _round(stats.end) if stats.end is not None else None,
+        "truncated": stats.truncated,
+        "skipped": {"non_ip": stats.non_ip, "unknown_linktype": stats.unknown_linktype,
+                    "truncated_headers": stats.truncated_headers},
+        "tcp_packets": stats.tcp_packets,
+        "mail_packets": stats.mail_packets,
+        "sessions": stats.sessions,
+    }
+
+
+def dumps(value: Any, indent: int | None = None) -> str:
+    return json.dumps(value, ensure_ascii=False, indent=indent, default=str)
+
+
+class JsonReportWriter:
+    """Writes the report incrementally: header, sessions one by one, then the trailer."""
+
+    def __init__(self, stream: IO[str], *, show_secrets: bool = False, indent: int | None = None) -> None:
+        self.stream = stream
+        self.show_secrets = show_secrets
+        self.indent = indent
+        self.count = 0
+
+    def begin(self) -> None:
+        self.stream.write('{"format": "%s", "version": %d, "sessions": [' % (FORMAT_NAME, FORMAT_VERSION))
+
+    def session(self, s: Session) -> None:
+        self.stream.write(("," if self.count else "") + "\n" + dumps(session_json(s, self.show_secrets), self.indent))
+        self.count += 1
+
+    def end(self, stats: CaptureStats, extra: dict[str, Any] | None = None) -> None:
+        self.stream.write("\n], \"capture\": " + dumps(capture_json(stats), self.indent))
+        for key, value in (extra or {}).items():
+            self.stream.write(f", {json.dumps(key)}: " + dumps(value, self.indent))
+        self.stream.write("}\n")
+
+
+def jsonl_writer(stream: IO[str], show_secrets: bool = False) -> Callable[[Session], None]:
+    def write(s: Session) -> None:
+        stream.write(dumps(session_json(s, show_secrets)) + "\n")
+        stream.flush()
+
+    return write

@@ -1,0 +1,334 @@
+"""Folds a connection's packets and dissector events into a :class:`Session` — pure, no I/O.
+
+Every packet becomes a row (TCP control packets too), and every event is attached to the row of
+the frame that completed it, so a renderer can print a Wireshark-style table whose numbers and
+times match the capture. Rows carry the phase of their first event (or of the moment, for pure
+ACKs); consecutive rows of one phase form the phase blocks of the report. Messages stream through
+the message pipeline (:mod:`mailtrace.mime`) as their bytes arrive; only the summary is kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from mailtrace.capture.decode import TCP_FIN, TCP_RST, TCP_SYN
+from mailtrace.mime import MessageSummarizer, MessageSummary, MimeLimits
+from mailtrace.model import (
+    Anomaly,
+    AuthAttempt,
+    BodyData,
+    Command,
+    Direction,
+    Endpoint,
+    Event,
+    GapEvent,
+    MessageData,
+    MessageEnd,
+    Opaque,
+    Phase,
+    Reply,
+    TlsStart,
+)
+
+
+@dataclass(slots=True)
+class PacketRow:
+    """One packet of the session, as a row of the trace table."""
+
+    frame: int
+    ts: float
+    direction: Direction
+    flags: int
+    payload_len: int
+    phase: Phase
+    events: list[Event] | None = None
+    decrypted: bool = False
+
+    @property
+    def is_pure_ack(self) -> bool:
+        return not self.payload_len and not (self.flags & (TCP_SYN | TCP_FIN | TCP_RST)) and not self.events
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseBlock:
+    """A run of consecutive rows in one phase."""
+
+    phase: Phase
+    first_frame: int
+    last_frame: int
+    first_row: int
+    last_row: int
+
+
+@dataclass(frozen=True, slots=True)
+class GapInfo:
+    direction: Direction
+    nbytes: int
+    frame: int
+
+
+@dataclass
+class MessageRecord:
+    """A message the session carried, with where it was seen."""
+
+    index: int
+    origin: str
+    summary: MessageSummary
+    first_frame: int
+    last_frame: int
+    direction: Direction
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class MessageSink(Protocol):
+    """Receives a message's bytes as they stream (used by ``extract`` to write .eml files)."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def close(self, record: MessageRecord) -> None: ...
+
+
+MessageSinkFactory = Callable[["SessionBuilder", str], MessageSink | None]
+
+
+@dataclass
+class Session:
+    """Everything known about one mail session. Renderers read this; nothing re-parses packets."""
+
+    id: int
+    protocol: str
+    client: Endpoint
+    server: Endpoint
+    stream: int
+    file: str
+    tunnel: str | None
+    start: float
+    end: float
+    packets: int
+    tls: str
+    close: str
+    first_frame: int
+    last_frame: int
+    rows: list[PacketRow]
+    phases: list[PhaseBlock]
+    commands: list[Command]
+    replies: list[Reply]
+    auth: list[AuthAttempt]
+    messages: list[MessageRecord]
+    anomalies: list[Anomaly]
+    gaps: list[GapInfo]
+    record: dict[str, Any]
+    bytes_client: int = 0
+    bytes_server: int = 0
+    rows_elided: int = 0
+    events_dropped: int = 0
+    decrypted: bool = False
+    tls_info: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def user(self) -> str | None:
+        ok = [a.username for a in self.auth if a.success and a.username]
+        if ok:
+            return ok[-1]
+        tried = [a.username for a in self.auth if a.username]
+        if tried:
+            return tried[-1]
+        value = self.record.get("user")
+        return value if isinstance(value, str) else None
+
+    @property
+    def duration(self) -> float:
+        return max(0.0, self.end - self.start)
+
+    @property
+    def helo(self) -> str | None:
+        value = self.record.get("helo")
+        return value if isinstance(value, str) else None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionLimits:
+    max_rows: int = 20_000
+    """Rows kept per session; beyond it only rows with commands/replies are kept (count reported)."""
+    max_events: int = 200_000
+    max_anomalies: int = 1_000
+
+
+class SessionBuilder:
+    """Accumulates one connection's rows and events."""
+
+    def __init__(self, *, protocol: str, client: Endpoint, server: Endpoint, stream: int, file: str,
+                 tunnel: str | None, limits: SessionLimits = SessionLimits(),
+                 mime_limits: MimeLimits = MimeLimits(), sink_factory: MessageSinkFactory | None = None) -> None:
+        self.protocol = protocol
+        self.client = client
+        self.server = server
+        self.stream = stream
+        self.file = file
+        self.tunnel = tunnel
+        self.limits = limits
+        self.mime_limits = mime_limits
+        self.sink_factory = sink_factory
+        self.rows: list[PacketRow] = []
+        self.rows_elided = 0
+        self.phase = Phase.SETUP
+        self.tls = "none"
+        self.decrypting = False
+        self.commands: list[Command] = []
+        self.replies: list[Reply] = []
+        self.auth: list[AuthAttempt] = []
+        self.messages: list[MessageRecord] = []
+        self.anomalies: list[Anomaly] = []
+        self.anomalies_dropped = 0
+        self.gaps: list[GapInfo] = []
+        self.events_dropped = 0
+        self.bytes = [0, 0]
+        self.first_ts: float | None = None
+        self.last_ts = 0.0
+        self.first_frame = 0
+        self.last_frame = 0
+        self.packets = 0
+        self._summarizer: MessageSummarizer | None = None
+        self._sink: MessageSink | None = None
+        self._message_first_frame = 0
+        self._last_row: PacketRow | None = None
+        self.tls_info: dict[str, Any] | None = None
+        self.notes: list[str] = []
+
+    # ------------------------------------------------------------------ input
+    def packet(self, frame: int, ts: float, direction: Direction, flags: int, payload_len: int) -> None:
+        if self.first_ts is None:
+            self.first_ts = ts
+            self.first_frame = frame
+            if not flags & TCP_SYN:
+                self.phase = Phase.GREETING
+        self.last_ts = max(self.last_ts, ts)
+        self.last_frame = frame
+        self.packets += 1
+        self.bytes[0 if direction is Direction.CLIENT else 1] += payload_len
+        phase = self.phase
+        if flags & (TCP_FIN | TCP_RST):
+            phase = Phase.TEARDOWN
+        elif flags & TCP_SYN:
+            phase = Phase.SETUP
+        row = PacketRow(frame, ts, direction, flags, payload_len, phase, None, self.decrypting)
+        self._last_row = row
+        if len(self.rows) < self.limits.max_rows:
+            self.rows.append(row)
+        else:
+            self.rows_elided += 1
+
+    def events(self, events: list[Event]) -> None:
+        for event in events:
+            self._event(event)
+
+    def _event(self, event: Event) -> None:
+        row = self._row_for(event.frame)
+        if row is not None and not isinstance(event, MessageData):
+            if row.events is None:
+                row.events = [event]
+            else:
+                row.events.append(event)
+            if not isinstance(event, (Anomaly, GapEvent)) and not any(
+                    not isinstance(e, (Anomaly, GapEvent)) for e in row.events[:-1]) \
+                    and (not (row.flags & (TCP_FIN | TCP_RST)) or row.payload_len):
+                row.phase = event.phase
+            if self.decrypting:
+                row.decrypted = True
+        if not isinstance(event, (Anomaly, GapEvent)):
+            self.phase = event.phase
+        if isinstance(event, Command):
+            self._keep(self.commands, event)
+        elif isinstance(event, Reply):
+            self._keep(self.replies, event)
+        elif isinstance(event, MessageData):
+            self._message_data(event)
+        elif isinstance(event, MessageEnd):
+            self._message_end(event)
+        elif isinstance(event, AuthAttempt):
+            self.auth.append(event)
+        elif isinstance(event, Anomaly):
+            if len(self.anomalies) < self.limits.max_anomalies:
+                self.anomalies.append(event)
+            else:
+                self.anomalies_dropped += 1
+        elif isinstance(event, GapEvent):
+            self.gaps.append(GapInfo(event.direction, event.nbytes, event.frame))
+        elif isinstance(event, TlsStart):
+            self.tls = event.mode
+        elif isinstance(event, (BodyData, Opaque)):
+            pass
+
+    def _keep(self, bucket: list[Any], event: Event) -> None:
+        if len(bucket) < self.limits.max_events:
+            bucket.append(event)
+        else:
+            self.events_dropped += 1
+
+    def _row_for(self, frame: int) -> PacketRow | None:
+        row = self._last_row
+        if row is not None and row.frame == frame:
+            return row
+        for candidate in reversed(self.rows[-64:]):
+            if candidate.frame == frame:
+                return candidate
+        return row
+
+    def _message_data(self, event: MessageData) -> None:
+        if self._summarizer is None:
+            self._summarizer = MessageSummarizer(self.mime_limits)
+            self._message_first_frame = event.frame
+            if self.sink_factory is not None:
+                self._sink = self.sink_factory(self, "")
+        self._summarizer.feed(event.data)
+        if self._sink is not None:
+            self._sink.write(event.data)
+
+    def _message_end(self, event: MessageEnd) -> None:
+        summarizer = self._summarizer or MessageSummarizer(self.mime_limits)
+        first = self._message_first_frame or event.first_frame
+        summary = summarizer.close(complete=event.complete, missing_bytes=event.missing_bytes)
+        record = MessageRecord(len(self.messages), event.origin, summary, first, event.frame, event.direction,
+                               dict(event.detail))
+        self.messages.append(record)
+        if self._sink is not None:
+            self._sink.close(record)
+        self._summarizer = None
+        self._sink = None
+        self._message_first_frame = 0
+
+    def note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
+
+    # ------------------------------------------------------------------ output
+    def finish(self, *, session_id: int, close: str, record: dict[str, Any]) -> Session:
+        if self._summarizer is not None:  # a message that never ended
+            self._message_end(MessageEnd(direction=Direction.CLIENT, ts=self.last_ts, frame=self.last_frame,
+                                         first_frame=self._message_first_frame, phase=Phase.TRANSFER,
+                                         origin=record.get("_open_message_origin", "unknown"), complete=False))
+        record.pop("_open_message_origin", None)
+        return Session(
+            id=session_id, protocol=self.protocol, client=self.client, server=self.server, stream=self.stream,
+            file=self.file, tunnel=self.tunnel, start=self.first_ts or 0.0, end=self.last_ts,
+            packets=self.packets, tls=self.tls, close=close, first_frame=self.first_frame,
+            last_frame=self.last_frame, rows=self.rows, phases=phase_blocks(self.rows),
+            commands=self.commands, replies=self.replies, auth=self.auth, messages=self.messages,
+            anomalies=self.anomalies, gaps=self.gaps, record=record, bytes_client=self.bytes[0],
+            bytes_server=self.bytes[1], rows_elided=self.rows_elided, events_dropped=self.events_dropped,
+            decrypted=self.decrypting, tls_info=self.tls_info, notes=self.notes,
+        )
+
+
+def phase_blocks(rows: list[PacketRow]) -> list[PhaseBlock]:
+    """Consecutive rows of one phase, in order."""
+    blocks: list[PhaseBlock] = []
+    start = 0
+    for i in range(1, len(rows) + 1):
+        if i == len(rows) or rows[i].phase is not rows[start].phase:
+            blocks.append(PhaseBlock(rows[start].phase, rows[start].frame, rows[i - 1].frame, start, i - 1))
+            start = i
+    return blocks

@@ -1,0 +1,277 @@
+"""The flow table: TCP packets → connections, with Wireshark's stream numbering and a bounded life.
+
+Every TCP connection of the capture gets the ``tcp.stream`` index Wireshark would give it (a new
+4-tuple, or a SYN with a new initial sequence number on a known 4-tuple), so a user can type
+``tcp.stream eq N``. Only connections that a :class:`HandlerFactory` wants (mail ports, or unknown
+ports whose first bytes must be sniffed) get reassembly and a handler; all others cost a dict
+lookup per packet. A connection is handed back finished as soon as it ends (FIN both ways, RST, idle
+timeout), so memory follows the number of *open* connections, not the size of the capture.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from mailtrace.capture.decode import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, TcpPacket
+from mailtrace.model import CLIENT, SERVER, Direction, Endpoint, StreamItem
+from mailtrace.tcp.reassembly import Reassembler, ReassemblyNote, seq_diff
+
+
+def ip_text(raw: bytes) -> str:
+    """Dotted quad or RFC 5952 text."""
+    return socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)
+
+
+@dataclass(frozen=True, slots=True)
+class FlowLimits:
+    """Named limits of the flow table (see docs/architecture.md)."""
+
+    idle_timeout: float = 600.0
+    """An open mail connection without packets for this long is closed as ``timeout``."""
+    linger: float = 2.0
+    """After FIN/RST, trailing packets (last ACK, repeated RST) are still attributed for this long."""
+    tombstone_ttl: float = 900.0
+    """How long a finished or ignored connection is remembered (keeps stream numbers right)."""
+    max_pending_bytes: int = 2 * 1024 * 1024
+    """Out-of-order bytes buffered per direction before the hole is declared lost."""
+    max_pending_segments: int = 2048
+
+
+class Handler(Protocol):
+    """What the flow table drives for a connection it tracks (implemented by the pipeline)."""
+
+    def packet(self, conn: Connection, frame: int, ts: float, direction: Direction, pkt: TcpPacket) -> None:
+        """Called for every packet of the connection, before its stream items."""
+
+    def items(self, conn: Connection, items: list[StreamItem]) -> None:
+        """Reassembled stream items in order; may set ``conn.handler = None`` to stop tracking."""
+
+    def notes(self, conn: Connection, notes: list[ReassemblyNote]) -> None:
+        """Reassembly anomalies."""
+
+    def finish(self, conn: Connection, close: str) -> None:
+        """The connection is over: ``fin``, ``rst``, ``timeout`` or ``open`` (capture ended)."""
+
+
+class HandlerFactory(Protocol):
+    def __call__(self, conn: Connection, pkt: TcpPacket) -> Handler | None: ...
+
+
+class Connection:
+    """One TCP connection. ``handler`` is None for connections nobody wants (only numbered)."""
+
+    __slots__ = (
+        "base_seq",
+        "client",
+        "client_key",
+        "closing_since",
+        "fin",
+        "first_frame",
+        "first_ts",
+        "handler",
+        "last_ts",
+        "packets",
+        "rasm",
+        "reset",
+        "server",
+        "stream",
+        "syn_seen",
+        "tunnel",
+    )
+
+    def __init__(self, stream: int, client_key: bytes, client: Endpoint, server: Endpoint,
+                 first_frame: int, ts: float, tunnel: str | None) -> None:
+        self.stream = stream
+        self.client_key = client_key
+        self.client = client
+        self.server = server
+        self.first_frame = first_frame
+        self.first_ts = ts
+        self.last_ts = ts
+        self.tunnel = tunnel
+        self.handler: Handler | None = None
+        self.rasm: tuple[Reassembler, Reassembler] | None = None
+        self.base_seq: list[int | None] = [None, None]  # per direction (client, server)
+        self.fin = [False, False]
+        self.reset = False
+        self.closing_since: float | None = None
+        self.packets = 0
+        self.syn_seen = False
+
+    def direction_of(self, key: bytes) -> Direction:
+        return CLIENT if key == self.client_key else SERVER
+
+
+class FlowTable:
+    """Maps packets to connections; drives reassembly and handlers; retires connections."""
+
+    def __init__(self, factory: HandlerFactory, server_side: Callable[[int, int], bool],
+                 limits: FlowLimits = FlowLimits()) -> None:
+        """``server_side(sport, dport)`` says whether the *source* of a packet seen without a SYN
+        is the server (e.g. because its port is a mail port)."""
+        self.factory = factory
+        self.server_side = server_side
+        self.limits = limits
+        self.table: dict[bytes, Connection] = {}
+        self.active: dict[int, Connection] = {}  # stream → tracked, not yet closing
+        self.closing: dict[int, Connection] = {}  # stream → closed, lingering for trailing packets
+        self.next_stream = 0
+        self.now = 0.0
+        self._next_sweep = 0.0
+        self._next_tombstone_sweep = 0.0
+        self.tcp_packets = 0
+
+    # ------------------------------------------------------------------ per packet
+    def packet(self, frame: int, ts: float, pkt: TcpPacket) -> None:
+        self.tcp_packets += 1
+        if ts > self.now:
+            self.now = ts
+            if ts >= self._next_sweep:
+                self.sweep()
+        conn = self.table.get(pkt.key)
+        flags = pkt.flags
+        if conn is None:
+            conn = self._new_connection(frame, ts, pkt)
+        elif flags & (TCP_SYN | TCP_ACK) == TCP_SYN:
+            d = 0 if pkt.key == conn.client_key else 1
+            base = conn.base_seq[d]
+            if base is not None and pkt.seq != base:  # port reuse: Wireshark starts a new stream
+                if conn.handler is not None:
+                    self._retire(conn, "rst" if conn.reset else ("fin" if all(conn.fin) else "open"))
+                conn = self._new_connection(frame, ts, pkt)
+        conn.last_ts = ts
+        conn.packets += 1
+        handler = conn.handler
+        if handler is None:
+            return
+        direction = CLIENT if pkt.key == conn.client_key else SERVER
+        d = 0 if direction is CLIENT else 1
+        if conn.base_seq[d] is None:
+            conn.base_seq[d] = pkt.seq
+        handler.packet(conn, frame, ts, direction, pkt)
+        rasm = conn.rasm
+        if rasm is None:
+            return
+        mine, peer = rasm[d], rasm[1 - d]
+        syn = bool(flags & TCP_SYN)
+        fin = bool(flags & TCP_FIN)
+        items = mine.segment(pkt.seq, pkt.payload, pkt.payload_len, syn, fin, frame, ts)
+        if flags & TCP_ACK and not (flags & TCP_RST):
+            more = peer.acked(pkt.ack, frame, ts)
+            if more:
+                items = more + items
+        if fin:
+            conn.fin[d] = True
+        if flags & TCP_RST:
+            conn.reset = True
+            items += mine.finish(frame, ts, reset=True)
+            items += peer.finish(frame, ts, reset=True)
+        if items:
+            handler.items(conn, items)
+        for r in rasm:
+            if r.notes:
+                if conn.handler is not None:
+                    conn.handler.notes(conn, r.notes)
+                r.notes = []
+        if conn.handler is None:  # the handler decided this is not mail
+            self._forget(conn)
+            return
+        if conn.closing_since is None and (conn.reset or (rasm[0].ended and rasm[1].ended)):
+            conn.closing_since = ts
+            self.active.pop(conn.stream, None)
+            self.closing[conn.stream] = conn
+        elif conn.closing_since is not None and not (flags & (TCP_SYN | TCP_FIN | TCP_RST)) \
+                and not pkt.payload_len and not conn.reset:
+            self._retire(conn, "fin")  # the last ACK of the teardown
+
+    def _new_connection(self, frame: int, ts: float, pkt: TcpPacket) -> Connection:
+        flags = pkt.flags
+        if flags & TCP_SYN:
+            src_is_client = not (flags & TCP_ACK)
+        else:
+            src_is_client = not self.server_side(pkt.sport, pkt.dport)
+        rkey = pkt.dst + pkt.src + pkt.key[-2:] + pkt.key[-4:-2]
+        src = Endpoint(ip_text(pkt.src), pkt.sport)
+        dst = Endpoint(ip_text(pkt.dst), pkt.dport)
+        if src_is_client:
+            conn = Connection(self.next_stream, pkt.key, src, dst, frame, ts, pkt.tunnel)
+        else:
+            conn = Connection(self.next_stream, rkey, dst, src, frame, ts, pkt.tunnel)
+        conn.syn_seen = bool(flags & TCP_SYN)
+        self.next_stream += 1
+        self.table[pkt.key] = conn
+        self.table[rkey] = conn
+        handler = self.factory(conn, pkt)
+        if handler is not None:
+            conn.handler = handler
+            lim = self.limits
+            conn.rasm = (
+                Reassembler(CLIENT, max_pending_bytes=lim.max_pending_bytes,
+                            max_pending_segments=lim.max_pending_segments),
+                Reassembler(SERVER, max_pending_bytes=lim.max_pending_bytes,
+                            max_pending_segments=lim.max_pending_segments),
+            )
+            self.active[conn.stream] = conn
+        return conn
+
+    # ------------------------------------------------------------------ retiring
+    def _retire(self, conn: Connection, close: str) -> None:
+        """Finish a tracked connection; it stays in the table as a tombstone for numbering."""
+        handler = conn.handler
+        if handler is None:
+            return
+        if conn.rasm is not None:
+            items: list[StreamItem] = []
+            for r in conn.rasm:
+                if not r.ended:
+                    items += r.finish(None, conn.last_ts)
+            if items:
+                handler.items(conn, items)
+            for r in conn.rasm:
+                if r.notes:
+                    handler.notes(conn, r.notes)
+                    r.notes = []
+        self._forget(conn)
+        handler.finish(conn, close)
+
+    def _forget(self, conn: Connection) -> None:
+        conn.handler = None
+        conn.rasm = None
+        self.active.pop(conn.stream, None)
+        self.closing.pop(conn.stream, None)
+
+    def sweep(self) -> None:
+        """Retire lingering and idle connections; drop old tombstones. Cheap: runs once a second."""
+        now = self.now
+        self._next_sweep = now + 1.0
+        for conn in list(self.closing.values()):
+            if conn.closing_since is not None and now - conn.closing_since >= self.limits.linger:
+                self._retire(conn, "rst" if conn.reset else "fin")
+        if now >= self._next_tombstone_sweep:
+            self._next_tombstone_sweep = now + 30.0
+            for conn in list(self.active.values()):
+                if now - conn.last_ts >= self.limits.idle_timeout:
+                    self._retire(conn, "timeout")
+            ttl = self.limits.tombstone_ttl
+            stale = [k for k, c in self.table.items() if c.handler is None and now - c.last_ts >= ttl]
+            for k in stale:
+                del self.table[k]
+
+    def close_all(self) -> None:
+        """End of capture: finish every tracked connection."""
+        for conn in list(self.closing.values()):
+            self._retire(conn, "rst" if conn.reset else "fin")
+        for conn in sorted(self.active.values(), key=lambda c: c.stream):
+            self._retire(conn, "open")
+        self.table.clear()
+
+    @property
+    def open_connections(self) -> int:
+        return len(self.active)
+
+
+def same_seq(a: int, b: int) -> bool:
+    return seq_diff(a, b) == 0

@@ -1,0 +1,263 @@
+"""One direction of a TCP connection: segments in capture order → bytes in stream order.
+
+Rules (docs/architecture.md, "TCP reassembly"):
+
+* Sequence numbers are compared modulo 2**32 and mapped onto a 64-bit stream offset, so a
+  connection that wraps around 2**32 keeps its order.
+* Retransmissions and overlaps: **the first copy wins** (as in Wireshark's and Zeek's default). When
+  a later copy of already delivered bytes differs, that is an ``overlap-mismatch`` anomaly.
+* Out-of-order segments wait in a buffer bounded by ``max_pending_bytes``/``max_pending_segments``.
+  When the buffer is full, or the peer acknowledges bytes the capture never had, or the direction
+  ends, the hole is delivered as an explicit :class:`StreamGap` of N bytes — never zero-filled.
+* A segment cut by the snap length delivers what was captured and a gap for the rest.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from mailtrace.model import Chunk, Direction, Eof, StreamGap, StreamItem
+
+MOD = 1 << 32
+HALF = 1 << 31
+MAX_JUMP = 1 << 26
+"""A segment or ACK further ahead than this is not believed (bogus, or another connection)."""
+
+
+def seq_diff(a: int, b: int) -> int:
+    """Signed distance a - b in sequence space (mod 2**32)."""
+    return ((a - b + HALF) % MOD) - HALF
+
+
+@dataclass(frozen=True, slots=True)
+class ReassemblyNote:
+    """Something reassembly noticed that a user should see (an anomaly with its frame)."""
+
+    kind: str
+    detail: str
+    frame: int
+    direction: Direction
+
+
+class Reassembler:
+    """Per-direction reassembly state. Feed every segment of this direction with :meth:`segment`."""
+
+    __slots__ = (
+        "_recent",
+        "_recent_bytes",
+        "acked_gap_bytes",
+        "delivered",
+        "direction",
+        "ended",
+        "fin_offset",
+        "isn",
+        "max_pending_bytes",
+        "max_pending_segments",
+        "next_seq",
+        "notes",
+        "offset",
+        "pending",
+        "pending_bytes",
+        "retransmitted_bytes",
+    )
+
+    RECENT_LIMIT = 64 * 1024
+    """Delivered bytes kept to compare retransmissions against (overlap-mismatch detection)."""
+
+    def __init__(self, direction: Direction, *, max_pending_bytes: int = 2 * 1024 * 1024,
+                 max_pending_segments: int = 2048) -> None:
+        self.direction = direction
+        self.isn: int | None = None
+        self.next_seq: int | None = None  # next expected 32-bit sequence number
+        self.offset = 0  # stream offset (64-bit) of next_seq
+        self.pending: dict[int, tuple[bytes, int, int, float, int]] = {}
+        """stream offset → (captured bytes, wire length, frame, ts, fin flag)"""
+        self.pending_bytes = 0
+        self.max_pending_bytes = max_pending_bytes
+        self.max_pending_segments = max_pending_segments
+        self.fin_offset: int | None = None
+        self.ended = False
+        self.delivered = 0
+        self.retransmitted_bytes = 0
+        self.acked_gap_bytes = 0
+        self._recent: deque[tuple[int, bytes]] = deque()
+        self._recent_bytes = 0
+        self.notes: list[ReassemblyNote] = []
+
+    # ------------------------------------------------------------------ input
+    def segment(self, seq: int, payload: bytes, wire_len: int, syn: bool, fin: bool,
+                frame: int, ts: float) -> list[StreamItem]:
+        """Take one segment of this direction; return what became deliverable, in order."""
+        if self.next_seq is None:
+            self.isn = seq
+            self.next_seq = (seq + 1) % MOD if syn else seq
+            if syn and not wire_len and not fin:
+                return []
+        elif syn:
+            if seq_diff(seq, self.isn or 0) == 0 and self.offset == 0:
+                return []  # retransmitted SYN
+            seq = (seq + 1) % MOD  # data on a SYN starts after it
+        if self.ended:
+            return []
+        assert self.next_seq is not None
+        rel = seq_diff(seq, self.next_seq)
+        if rel > MAX_JUMP:
+            self.notes.append(ReassemblyNote(
+                "sequence-jump", f"segment {rel} bytes ahead of the stream ignored (not this connection?)",
+                frame, self.direction))
+            return []
+        start = self.offset + rel
+        if fin:
+            fin_at = start + wire_len
+            if self.fin_offset is None or fin_at < self.fin_offset:
+                self.fin_offset = fin_at
+        out: list[StreamItem] = []
+        if wire_len:
+            if rel > 0:
+                self._hold(start, payload, wire_len, frame, ts)
+            else:
+                self._deliver(start, payload, wire_len, frame, ts, out)
+                self._drain(out)
+        self._check_end(frame, ts, out)
+        if not out and self.pending and self._pending_over_limit():
+            self._skip_hole(frame, ts, out)
+        return out
+
+    def acked(self, ack: int, frame: int, ts: float) -> list[StreamItem]:
+        """The peer acknowledged up to ``ack``: bytes before it that we lack were lost in capture."""
+        if self.next_seq is None or self.ended:
+            return []
+        rel = seq_diff(ack, self.next_seq)
+        if rel <= 0 or rel > MAX_JUMP:
+            return []
+        target = self.offset + rel
+        if self.fin_offset is not None and target > self.fin_offset:
+            target = self.fin_offset  # the ACK of a FIN counts one for the FIN itself
+        out: list[StreamItem] = []
+        while self.offset < target and not self.ended:
+            self._drain(out)
+            if self.offset >= target:
+                break
+            nxt = min(self.pending) if self.pending else target
+            size = min(nxt, target) - self.offset
+            self.acked_gap_bytes += size
+            self._gap(size, frame, ts, out)
+        self._drain(out)
+        self._check_end(frame, ts, out)
+        return out
+
+    def finish(self, frame: int | None, ts: float, reset: bool = False) -> list[StreamItem]:
+        """The direction ends (RST, end of capture, idle timeout): flush what is held, with gaps."""
+        out: list[StreamItem] = []
+        if self.ended:
+            return out
+        while self.pending:
+            nxt = min(self.pending)
+            if nxt > self.offset:
+                self._gap(nxt - self.offset, frame or 0, ts, out)
+            self._drain(out)
+        if self.fin_offset is not None and self.fin_offset > self.offset and not reset:
+            self._gap(self.fin_offset - self.offset, frame or 0, ts, out)
+        self.ended = True
+        out.append(Eof(self.direction, ts, frame, reset))
+        return out
+
+    # ------------------------------------------------------------------ internals
+    def _deliver(self, start: int, payload: bytes, wire_len: int, frame: int, ts: float,
+                 out: list[StreamItem]) -> None:
+        """Deliver a segment that starts at or before the current offset (trim the old part)."""
+        skip = self.offset - start
+        if skip >= wire_len:
+            self.retransmitted_bytes += wire_len
+            self._compare_old(start, payload, frame)
+            return
+        if skip > 0:
+            self.retransmitted_bytes += skip
+            self._compare_old(start, payload[:skip], frame)
+        captured = payload[skip:] if skip > 0 else payload
+        new_len = wire_len - max(skip, 0)
+        if captured:
+            out.append(Chunk(self.direction, captured, ts, frame))
+            self._remember(self.offset, captured)
+            self._advance(len(captured))
+            self.delivered += len(captured)
+        missing = new_len - len(captured)
+        if missing > 0:  # cut by the snap length
+            self._gap(missing, frame, ts, out)
+
+    def _hold(self, start: int, payload: bytes, wire_len: int, frame: int, ts: float) -> None:
+        old = self.pending.get(start)
+        if old is not None:
+            if old[1] >= wire_len:
+                self.retransmitted_bytes += wire_len
+                return
+            self.pending_bytes -= len(old[0])
+        self.pending[start] = (payload, wire_len, frame, ts, 0)
+        self.pending_bytes += len(payload)
+
+    def _pending_over_limit(self) -> bool:
+        return self.pending_bytes > self.max_pending_bytes or len(self.pending) > self.max_pending_segments
+
+    def _drain(self, out: list[StreamItem]) -> None:
+        """Deliver held segments that have become contiguous."""
+        pending = self.pending
+        while pending:
+            nxt = min(pending)
+            if nxt > self.offset:
+                return
+            payload, wire_len, frame, ts, _ = pending.pop(nxt)
+            self.pending_bytes -= len(payload)
+            self._deliver(nxt, payload, wire_len, frame, ts, out)
+
+    def _skip_hole(self, frame: int, ts: float, out: list[StreamItem]) -> None:
+        """The out-of-order buffer is full: give up waiting for the hole and move on."""
+        nxt = min(self.pending)
+        self.notes.append(ReassemblyNote(
+            "reorder-buffer-full",
+            f"out-of-order buffer limit reached ({self.pending_bytes} bytes in {len(self.pending)} segments); "
+            f"{nxt - self.offset} missing bytes declared lost",
+            frame, self.direction))
+        self._gap(nxt - self.offset, frame, ts, out)
+        self._drain(out)
+
+    def _gap(self, nbytes: int, frame: int, ts: float, out: list[StreamItem]) -> None:
+        out.append(StreamGap(self.direction, nbytes, ts, frame))
+        self._advance(nbytes)
+
+    def _advance(self, nbytes: int) -> None:
+        """Move the stream offset and the expected sequence number together."""
+        self.offset += nbytes
+        assert self.next_seq is not None
+        self.next_seq = (self.next_seq + nbytes) % MOD
+
+    def _check_end(self, frame: int, ts: float, out: list[StreamItem]) -> None:
+        if self.fin_offset is not None and self.offset >= self.fin_offset and not self.ended:
+            self.ended = True
+            out.append(Eof(self.direction, ts, frame, False))
+
+    def _remember(self, offset: int, data: bytes) -> None:
+        self._recent.append((offset, data))
+        self._recent_bytes += len(data)
+        while self._recent_bytes > self.RECENT_LIMIT and len(self._recent) > 1:
+            _, old = self._recent.popleft()
+            self._recent_bytes -= len(old)
+
+    def _compare_old(self, start: int, data: bytes, frame: int) -> None:
+        """A retransmitted copy of delivered bytes: the first copy won; flag it if they differ."""
+        if not data:
+            return
+        for off, kept in self._recent:
+            lo = max(off, start)
+            hi = min(off + len(kept), start + len(data))
+            if lo < hi and kept[lo - off : hi - off] != data[lo - start : hi - start]:
+                self.notes.append(ReassemblyNote(
+                    "overlap-mismatch",
+                    f"a retransmitted segment carries different bytes at stream offset {lo}; "
+                    "the first copy was kept",
+                    frame, self.direction))
+                return
+
+    @property
+    def next_offset(self) -> int:
+        return self.offset
