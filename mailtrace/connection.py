@@ -88,6 +88,7 @@ class MailConnection:
             if not self._decided(conn, self.sniffer.end()):
                 return
         assert self.dissector is not None
+        self.builder.events(self.dissector.finish())
         record: dict[str, Any] = self.dissector.record()
         if self.opaque_bytes[0] or self.opaque_bytes[1]:
             record["tls_opaque_bytes"] = {"client": self.opaque_bytes[0], "server": self.opaque_bytes[1]}

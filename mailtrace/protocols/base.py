@@ -58,6 +58,10 @@ class Dissector(Protocol):
         """Consume one stream item; return the events it completed. Never raises on peer input."""
         ...
 
+    def finish(self) -> list[Event]:
+        """The connection is over: flush what is still open (e.g. a login whose outcome was not seen)."""
+        ...
+
     def tls_started(self) -> None:
         """The stack confirmed TLS (or plaintext) after the upgrade: reset protocol state as the RFC says."""
         ...

@@ -229,6 +229,20 @@ class Imap:
             self._eof(item)
         return self.out.take()
 
+    def finish(self) -> list[Event]:
+        """Logins whose tagged completion the capture does not show are reported with ``success: None``."""
+        for cmd in self.pending.values():
+            if cmd.verb == "LOGIN":
+                self.out.add(AuthAttempt(direction=CLIENT, ts=cmd.ts, frame=cmd.frame, first_frame=cmd.frame,
+                                         phase=Phase.AUTH, mechanism="LOGIN", username=cmd.login_user,
+                                         secret=cmd.login_secret, success=None))
+            elif cmd.verb == "AUTHENTICATE" and cmd.sasl is not None:
+                self.out.add(AuthAttempt(direction=CLIENT, ts=cmd.ts, frame=cmd.frame, first_frame=cmd.frame,
+                                         phase=Phase.AUTH, mechanism=cmd.sasl.mechanism, username=cmd.sasl.username,
+                                         secret=cmd.sasl.secret, success=None, domain=cmd.sasl.domain))
+        self.pending.clear()
+        return self.out.take()
+
     def tls_started(self) -> None:
         self.tls = [False, False]
         for buf in self.lines:
@@ -278,6 +292,7 @@ class Imap:
             buf.push(data, frame, ts)
             data = b""
             for line in buf.lines(frame, ts):
+                b = self.building[d]
                 if not b.parts:
                     b.first_frame = line.first_frame
                 if line.too_long:
@@ -494,7 +509,8 @@ class Imap:
         self._completion(cmd, status == "OK", detail, frame, ts)
 
     def _continuation(self, text: str, first: int, frame: int, ts: float) -> None:
-        cmd = self.waiting
+        cmd = self.waiting or next((p for p in reversed(self.pending.values())
+                                    if p.verb in ("AUTHENTICATE", "IDLE", "APPEND")), None)
         if self.holding:
             cmd = self.pending.get(self.holding_tag, cmd)
         phase = cmd.phase if cmd else self.phase

@@ -167,6 +167,21 @@ class Pop3:
             self._eof(item)
         return self.out.take()
 
+    def finish(self) -> list[Event]:
+        """Logins whose outcome the capture does not show are reported with ``success: None``."""
+        for cmd in list(self.pending):
+            if cmd.verb == "PASS":
+                self._auth_event("USER", self.user, self.password, None, cmd, cmd.frame, cmd.ts)
+            elif cmd.verb == "APOP":
+                name, _, digest = cmd.argument.strip().rpartition(" ")
+                self._auth_event("APOP", name or None, digest, None, cmd, cmd.frame, cmd.ts)
+            elif cmd.verb == "AUTH" and self.sasl is not None:
+                self._auth_event(self.sasl.mechanism, self.sasl.username, self.sasl.secret, None, cmd, cmd.frame,
+                                 cmd.ts)
+                self.sasl = None
+        self.pending.clear()
+        return self.out.take()
+
     def tls_started(self) -> None:
         self.tls = False
         self.client_tls = False
@@ -443,7 +458,7 @@ class Pop3:
             self.out.add(TlsStart(direction=SERVER, ts=line.ts, frame=line.frame, first_frame=line.frame,
                                   phase=Phase.TLS, mode="starttls"))
 
-    def _auth_event(self, mechanism: str, user: str | None, secret: str | None, ok: bool, cmd: Pending,
+    def _auth_event(self, mechanism: str, user: str | None, secret: str | None, ok: bool | None, cmd: Pending,
                     frame: int, ts: float, extra: dict[str, str] | None = None) -> None:
         first = self.user_frame if mechanism == "USER" and self.user_frame else cmd.frame
         self.out.add(AuthAttempt(direction=CLIENT, ts=ts, frame=frame, first_frame=first, phase=Phase.AUTH,

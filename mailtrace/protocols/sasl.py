@@ -47,6 +47,7 @@ class SaslExchange:
     challenges: list[bytes] = field(default_factory=list)
     responses: list[bytes] = field(default_factory=list)
     extra: dict[str, str] = field(default_factory=dict)
+    _prompts_used: int = 0
 
     def initial(self, text: str | None) -> None:
         """The initial response sent with the command (``=`` means empty)."""
@@ -84,7 +85,10 @@ class SaslExchange:
             else:
                 self.extra["malformed"] = "PLAIN response without two NUL separators"
         elif mech == "LOGIN":
-            prompt = _text(self.challenges[-1]).lower() if self.challenges else ""
+            # A prompt answers for one response only; when prompts were lost, go by order (user, then password).
+            fresh = len(self.challenges) > self._prompts_used
+            prompt = _text(self.challenges[-1]).lower() if fresh else ""
+            self._prompts_used = len(self.challenges)
             if "pass" in prompt or (self.username is not None and "user" not in prompt):
                 self.secret = _text(data)
             else:

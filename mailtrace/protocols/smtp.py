@@ -60,6 +60,7 @@ QUEUE_ID = re.compile(
 )
 QUEUE_ID_SENDMAIL = re.compile(r"^\d\.\d\.\d\s+([A-Za-z0-9]{8,})\s+Message accepted", re.IGNORECASE)
 MAX_BDAT_CHUNK = 1 << 31
+SASL_TOKEN = re.compile(rb"^(?:[A-Za-z0-9+/]+={0,2}|=|\*)$")
 
 
 class Mode(enum.Enum):
@@ -84,6 +85,8 @@ class Pending:
     ts: float
     phase: Phase
     bdat_last: bool = False
+    tx: Transaction | None = None
+    """The transaction the command belongs to (replies may arrive after the next one opened)."""
 
 
 @dataclass
@@ -104,6 +107,8 @@ class Transaction:
     chunks: list[int] = field(default_factory=list)
     declared_size: int | None = None
     sent_bytes: int | None = None
+    previous: Transaction | None = field(default=None, repr=False)
+    """The transaction that was open when this MAIL was sent (it stays open if this MAIL is refused)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -227,6 +232,18 @@ class Smtp:
         self.current = None
         self.phase = Phase.NEGOTIATION
 
+    def finish(self) -> list[Event]:
+        """The session is over: report what was still open (an AUTH without its outcome)."""
+        if self.sasl is not None and (self.sasl.username or self.sasl.responses):
+            pending = next((p for p in self.pending if p.verb == "AUTH"), None)
+            frame = pending.frame if pending else self.out.frame
+            self.out.add(AuthAttempt(direction=CLIENT, ts=self.out.ts, frame=self.out.frame, first_frame=frame,
+                                     phase=Phase.AUTH, mechanism=self.sasl.mechanism, username=self.sasl.username,
+                                     secret=self.sasl.secret, success=None, domain=self.sasl.domain,
+                                     extra={"outcome": "not seen"}))
+            self.sasl = None
+        return self.out.take()
+
     def record(self) -> dict[str, Any]:
         return {
             "helo": self.helo,
@@ -293,6 +310,10 @@ class Smtp:
         text = line.text.decode("utf-8", "surrogateescape")
         verb, _, argument = text.strip(" ").partition(" ")
         verb_u = verb.upper()
+        if self.sasl is not None and verb_u not in KNOWN_VERBS and SASL_TOKEN.match(line.text) \
+                and any(p.verb == "AUTH" for p in self.pending):
+            self._auth_response(line)  # its 334 prompt was lost, but an exchange is open
+            return
         if self.mode is Mode.GAP:
             if verb_u not in KNOWN_VERBS:
                 return
@@ -328,15 +349,15 @@ class Smtp:
         pending = Pending(verb_u, argument, line.frame, line.ts, phase)
         self.pending.append(pending)
         self._client_command_effects(pending, line)
+        pending.tx = self.current
 
     def _client_command_effects(self, cmd: Pending, line: Line) -> None:
         verb = cmd.verb
         if verb in ("HELO", "EHLO"):
             name = cmd.argument.strip()
-            if self.helo is None or not self.helo:
+            if not self.helo:
                 self.helo = name
                 self.helo_verb = verb
-            self.current = None
         elif verb == "MAIL":
             address, params, ok = parse_address(cmd.argument, "FROM")
             if not ok:
@@ -347,7 +368,8 @@ class Smtp:
                                  "MAIL inside an open transaction (no RSET)", line.frame)
             size = params.get("SIZE")
             self.current = Transaction(address, params, line.frame,
-                                       declared_size=int(size) if size and size.isdigit() else None)
+                                       declared_size=int(size) if size and size.isdigit() else None,
+                                       previous=self.current)
             self.transactions.append(self.current)
         elif verb == "RCPT":
             address, _params, ok = parse_address(cmd.argument, "TO")
@@ -365,7 +387,7 @@ class Smtp:
         elif verb == "BDAT":
             self._bdat_command(cmd, line)
         elif verb == "RSET":
-            pass
+            self.current = None  # the server handles commands in order: what follows is a new transaction
 
     def _bdat_command(self, cmd: Pending, line: Line) -> None:
         match = BDAT_ARGS.match(cmd.argument)
@@ -463,7 +485,8 @@ class Smtp:
         self.messages += 1
         if origin == "smtp-data":
             self.mode = Mode.COMMAND
-            self.pending.append(Pending(".", "", frame, self.out.ts, Phase.TRANSFER))
+            self.pending.append(Pending(".", "", frame, self.out.ts, Phase.TRANSFER, tx=self.current))
+            self.current = None
 
     def _auth_command(self, argument: str, line: Line) -> str:
         mech, _, initial = argument.strip().partition(" ")
@@ -581,11 +604,18 @@ class Smtp:
     def _reply_effects(self, cmd: Pending, code: int, texts: tuple[str, ...], line: Line) -> None:
         verb = cmd.verb
         ok = 200 <= code < 300
-        tx = self.current
-        if verb == "EHLO" and ok:
-            self.ehlo_keywords = [t.split(" ", 1)[0].upper() for t in texts[1:] if t]
+        tx = cmd.tx
+        if verb in ("EHLO", "HELO") and ok:
+            if verb == "EHLO":
+                self.ehlo_keywords = [t.split(" ", 1)[0].upper() for t in texts[1:] if t]
+            if self.current is not None and self.current.frame < cmd.frame:
+                self.current = None  # an accepted HELO/EHLO resets the transaction (RFC 5321 4.1.4)
         elif verb == "MAIL" and tx is not None and tx.reply is None:
             tx.reply = code
+            if not ok and self.current is tx:
+                prev = tx.previous
+                self.current = prev if prev is not None and prev.message is None and prev.reply is not None \
+                    and 200 <= prev.reply < 300 else None
         elif verb == "RCPT" and tx is not None:
             idx = next((i for i, r in enumerate(tx.rcpt_replies) if r is None), None)
             if idx is not None:
@@ -609,17 +639,14 @@ class Smtp:
                 tx.data_text = " | ".join(texts)
                 if ok:
                     tx.queue_id = _queue_id(texts)
-            self.current = None
         elif verb == "BDAT":
             if tx is not None and (cmd.bdat_last or not ok):
                 tx.data_reply = code
                 tx.data_text = " | ".join(texts)
                 if ok:
                     tx.queue_id = _queue_id(texts)
-                if cmd.bdat_last:
+                if cmd.bdat_last and self.current is tx:
                     self.current = None
-        elif verb == "RSET":
-            self.current = None
         elif verb == "AUTH":
             self._auth_reply(cmd, code, texts, line)
         elif verb == "STARTTLS":
@@ -627,8 +654,6 @@ class Smtp:
                 self._starttls(line)
             else:
                 self._release_held()
-        elif verb in ("HELO",) and ok:
-            self.current = None
 
     def _release_held(self) -> None:
         """The reply said the held client bytes are commands after all."""

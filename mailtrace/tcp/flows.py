@@ -38,6 +38,9 @@ class FlowLimits:
     max_pending_bytes: int = 2 * 1024 * 1024
     """Out-of-order bytes buffered per direction before the hole is declared lost."""
     max_pending_segments: int = 2048
+    idle_min_packets: int = 20_000
+    """Idle timeouts also need this many packets since the connection's last one, so a single bogus
+    timestamp far in the future cannot expire every open connection."""
 
 
 class Handler(Protocol):
@@ -72,6 +75,7 @@ class Connection:
         "first_frame",
         "first_ts",
         "handler",
+        "last_index",
         "last_ts",
         "packets",
         "rasm",
@@ -91,6 +95,7 @@ class Connection:
         self.first_frame = first_frame
         self.first_ts = ts
         self.last_ts = ts
+        self.last_index = 0
         self.tunnel = tunnel
         self.handler: Handler | None = None
         self.rasm: tuple[Reassembler, Reassembler] | None = None
@@ -143,6 +148,7 @@ class FlowTable:
                     self._retire(conn, "rst" if conn.reset else ("fin" if all(conn.fin) else "open"))
                 conn = self._new_connection(frame, ts, pkt)
         conn.last_ts = ts
+        conn.last_index = self.tcp_packets
         conn.packets += 1
         handler = conn.handler
         if handler is None:
@@ -252,11 +258,13 @@ class FlowTable:
                 self._retire(conn, "rst" if conn.reset else "fin")
         if now >= self._next_tombstone_sweep:
             self._next_tombstone_sweep = now + 30.0
+            quiet = self.tcp_packets - self.limits.idle_min_packets
             for conn in list(self.active.values()):
-                if now - conn.last_ts >= self.limits.idle_timeout:
+                if now - conn.last_ts >= self.limits.idle_timeout and conn.last_index <= quiet:
                     self._retire(conn, "timeout")
             ttl = self.limits.tombstone_ttl
-            stale = [k for k, c in self.table.items() if c.handler is None and now - c.last_ts >= ttl]
+            stale = [k for k, c in self.table.items()
+                     if c.handler is None and now - c.last_ts >= ttl and c.last_index <= quiet]
             for k in stale:
                 del self.table[k]
 
