@@ -193,3 +193,28 @@ def tls_connections(path: Path) -> list[tuple[Conn, list[Item]]]:
         if items is not None:
             out.append((conn, items))
     return out
+
+
+@dataclass
+class Run:
+    """The outcome of feeding one connection through a TlsSession."""
+
+    plaintext: dict[Direction, bytes]
+    events: list[object]
+    chunks: list[Chunk]
+
+    def of(self, kind: type) -> list:  # type: ignore[type-arg]
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+def run(session: object, items: list[Item]) -> Run:
+    """Feed every item to ``session`` (a TlsSession) and collect what comes out."""
+    result = Run({Direction.CLIENT: b"", Direction.SERVER: b""}, [], [])
+    for item in items:
+        for out in session.feed(item):  # type: ignore[attr-defined]
+            if isinstance(out, Chunk):
+                result.plaintext[out.direction] += out.data
+                result.chunks.append(out)
+            else:
+                result.events.append(out)
+    return result
