@@ -125,14 +125,16 @@ class RecordReader:
             return None
         length = int.from_bytes(buf[3:5], "big")
         if not plausible_header(buf, 0, self.max_record):
-            if not self._started:
+            well_formed = buf[0] in _CONTENT_TYPES and buf[1] == 3 and buf[2] <= 4 and length > 0
+            if not well_formed and not self._started:
                 if buf[0] & 0x80 and buf[2] == 1:
                     return self._die(ProblemKind.SSLV2, "SSL 2.0 record header")
                 return self._die(ProblemKind.NOT_TLS, f"stream starts with {bytes(buf[:16])!r}")
-            kind = ProblemKind.OVERSIZE if length > self.max_record else ProblemKind.BAD_HEADER
+            kind = ProblemKind.OVERSIZE if well_formed else ProblemKind.BAD_HEADER
             detail = f"header {bytes(buf[:5]).hex()} (length {length})"
             del buf[:1]
             self._mode = _Mode.SCAN
+            self._started = True
             return Problem(kind, 1, detail)
         if len(buf) < HEADER_LEN + length:
             return None

@@ -405,6 +405,8 @@ class TlsSession:
         if msg_type == 2:
             sh = parse_server_hello(body)
             if sh.hello_retry:
+                # TLS 1.3 only: its ChangeCipherSpec is cosmetic and a second ClientHello follows.
+                self._version = sh.version
                 return f"hello retry request, {cipher_name(sh.cipher_suite)}"
             self._server_hello(side, sh)
             return f"{version_name(sh.version)}, {cipher_name(sh.cipher_suite)}"

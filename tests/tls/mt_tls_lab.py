@@ -12,6 +12,7 @@ to choose the TLS 1.3 cipher suite from Python.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import datetime as dt
 import json
@@ -94,12 +95,14 @@ def converse(
     resume: Conversation | None = None,
     big: int = 0,
     key_update: bool = False,
+    server_curve: str | None = None,
 ) -> Conversation:
     """One TLS conversation: handshake, CLIENT_LINES/SERVER_LINES alternating, close_notify.
 
     ``big`` adds a server message of that many bytes (several full-size records). ``resume``
     reuses that conversation's contexts and offers its session (ticket) for resumption.
     ``key_update`` makes the client send a TLS 1.3 KeyUpdate (update_requested) after AUTH.
+    ``server_curve`` limits the server's groups; in TLS 1.3 that forces a HelloRetryRequest.
     """
     keylog = folder / "keys.log"
     if resume is not None and resume.contexts is not None:
@@ -124,6 +127,8 @@ def converse(
     cctx.verify_mode = ssl.CERT_NONE
     cctx.keylog_filename = str(keylog)
     sctx.load_cert_chain(cert, key)
+    if server_curve:
+        sctx.set_ecdh_curve(server_curve)
     conv = _talk(cctx, sctx, keylog, big, None, key_update)
     conv.contexts = (cctx, sctx)
     return conv
@@ -211,10 +216,8 @@ def _talk(
             pump()
             assert read_all(client) == blob[:big]
     for obj in (client, server):
-        try:
+        with contextlib.suppress(ssl.SSLWantReadError, ssl.SSLZeroReturnError):
             obj.unwrap()
-        except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):
-            pass
         pump()
     conv.keylog = keylog.read_text()
     conv.version = client.version() or ""

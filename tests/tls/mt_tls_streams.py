@@ -125,10 +125,7 @@ def read_connections(path: Path) -> list[Conn]:
             if conn is None:
                 syn_only = tcp.flags & dpkt.tcp.TH_SYN and not tcp.flags & dpkt.tcp.TH_ACK
                 synack = tcp.flags & dpkt.tcp.TH_SYN and tcp.flags & dpkt.tcp.TH_ACK
-                if syn_only or (not synack and tcp.dport in SERVER_PORTS):
-                    conn = Conn(a, b)
-                else:
-                    conn = Conn(b, a)
+                conn = Conn(a, b) if syn_only or (not synack and tcp.dport in SERVER_PORTS) else Conn(b, a)
                 conns[(conn.client, conn.server)] = conn
             d = Direction.CLIENT if a == conn.client else Direction.SERVER
             st = conn.dirs[d]

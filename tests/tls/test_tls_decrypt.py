@@ -50,7 +50,10 @@ def session_facts(facts: dict[str, Any], conn: Conn) -> dict[str, Any]:
 def check_against_tshark(shared: Path, name: str, conn: Conn, result: Run, first: int, last: int) -> None:
     rows = [r for r in tshark_app_lines(shared, name) if first <= r[0] <= last]
     assert rows, "tshark shows decrypted rows for this session"
-    plain = {"C": result.plaintext[Direction.CLIENT].decode(), "S": result.plaintext[Direction.SERVER].decode()}
+    plain = {
+        "C": result.plaintext[Direction.CLIENT].decode(),
+        "S": result.plaintext[Direction.SERVER].decode(),
+    }
     for _frame, who, text in rows:
         for piece in text.split(" | "):  # tshark joins SMTP multi-line replies with " | "
             assert piece.strip() in plain[who], (who, piece)
@@ -83,7 +86,12 @@ def test_smtp_starttls_decrypts(shared: Path) -> None:
     assert f["data"]["reply"] in server
     assert client.endswith("quit\r\n") and server.endswith("221 2.0.0 Bye\r\n")
     assert [e.kind for e in result.of(HandshakeSeen) if e.encrypted] == [
-        "encrypted_extensions", "certificate", "certificate_verify", "finished", "finished", "new_session_ticket",
+        "encrypted_extensions",
+        "certificate",
+        "certificate_verify",
+        "finished",
+        "finished",
+        "new_session_ticket",
     ]
     check_against_tshark(shared, "smtp-starttls", conn, result, 19, 37)
     # The swaks session on port 25 has no keys: metadata only, one clear anomaly.

@@ -96,52 +96,89 @@ def test_corpus_matches_zeek(shared: Path, capture: str) -> None:
 TSHARK = {
     # (capture, server port, client port): expected TlsInfo JSON subset
     ("corpus/zeek/tls-imap-starttls/imap-starttls.pcap", 143, 49640): {
-        "client_versions": ["TLS 1.2"], "cipher_suites_offered": 91,
-        "bytes": {"client": 514, "server": 5123}, "alert_frames": [27, 30],
+        "client_versions": ["TLS 1.2"],
+        "cipher_suites_offered": 91,
+        "bytes": {"client": 514, "server": 5123},
+        "alert_frames": [27, 30],
     },
     ("corpus/zeek/tls-pop3-starttls/pop3-starttls.pcap", 110, 54775): {
-        "client_versions": ["TLS 1.2"], "cipher_suites_offered": 80,
-        "bytes": {"client": 845, "server": 2452}, "alert_frames": [30],
+        "client_versions": ["TLS 1.2"],
+        "cipher_suites_offered": 80,
+        "bytes": {"client": 845, "server": 2452},
+        "alert_frames": [30],
     },
     ("corpus/zeek/tls-smtp-starttls/smtp-starttls.pcap", 25, 54170): {
-        "client_versions": ["TLS 1.2"], "cipher_suites_offered": 80,
-        "bytes": {"client": 788, "server": 4580}, "alert_frames": [34],
+        "client_versions": ["TLS 1.2"],
+        "cipher_suites_offered": 80,
+        "bytes": {"client": 788, "server": 4580},
+        "alert_frames": [34],
     },
     ("corpus/zeek/tls-telesec/telesec.pcap", 993, 65343): {
-        "client_versions": ["TLS 1.2"], "cipher_suites_offered": 86,
-        "bytes": {"client": 465, "server": 5335}, "alert_frames": [18, 20],
+        "client_versions": ["TLS 1.2"],
+        "cipher_suites_offered": 86,
+        "bytes": {"client": 465, "server": 5335},
+        "alert_frames": [18, 20],
     },
     ("corpus/ndpi/imaps/imaps.pcap", 993, 50506): {
-        "sni": "mail.ntop.org", "client_versions": ["TLS 1.2"], "cipher_suites_offered": 33,
-        "version": "TLS 1.2", "cipher": "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", "established": True,
+        "sni": "mail.ntop.org",
+        "client_versions": ["TLS 1.2"],
+        "cipher_suites_offered": 33,
+        "version": "TLS 1.2",
+        "cipher": "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+        "established": True,
         "subjects": ["CN=mail.ntop.org", "CN=Let's Encrypt Authority X3,O=Let's Encrypt,C=US"],
-        "san0": ["mail.ntop.org"], "serials": ["039F28C9B687D9355A0A1037A52C3F45A0FB",
-                                                "0A0141420000015385736A0B85ECA708"],
-        "bytes": {"client": 548, "server": 3308}, "alert_frames": [],
+        "san0": ["mail.ntop.org"],
+        "serials": ["039F28C9B687D9355A0A1037A52C3F45A0FB", "0A0141420000015385736A0B85ECA708"],
+        "bytes": {"client": 548, "server": 3308},
+        "alert_frames": [],
     },
     ("corpus/ndpi/imaps/imaps.pcap", 993, 51529): {
         # Capture ends inside the server's Certificate record (frame 28 is the last).
-        "sni": "imap.asia.secureserver.net", "client_versions": ["TLS 1.3", "TLS 1.2", "TLS 1.1", "TLS 1.0"],
-        "cipher_suites_offered": 27, "version": "TLS 1.2", "cipher": "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
-        "established": False, "subjects": [], "bytes": {"client": 517, "server": 2776}, "alert_frames": [],
+        "sni": "imap.asia.secureserver.net",
+        "client_versions": ["TLS 1.3", "TLS 1.2", "TLS 1.1", "TLS 1.0"],
+        "cipher_suites_offered": 27,
+        "version": "TLS 1.2",
+        "cipher": "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+        "established": False,
+        "subjects": [],
+        "bytes": {"client": 517, "server": 2776},
+        "alert_frames": [],
         "anomalies": ["truncated-record"],
     },
     ("corpus/ndpi/pops/pops.pcapng", 995, 55077): {
-        "sni": "pop.secureserver.net", "client_versions": ["TLS 1.2"], "cipher_suites_offered": 28,
-        "version": "TLS 1.2", "cipher": "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384", "established": False,
-        "subjects": [], "bytes": {"client": 184, "server": 2520}, "alert_frames": [],
+        "sni": "pop.secureserver.net",
+        "client_versions": ["TLS 1.2"],
+        "cipher_suites_offered": 28,
+        "version": "TLS 1.2",
+        "cipher": "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384",
+        "established": False,
+        "subjects": [],
+        "bytes": {"client": 184, "server": 2520},
+        "alert_frames": [],
         "anomalies": ["truncated-record"],
     },
     ("corpus/ndpi/smtps/smtps.pcapng", 465, 37682): {
         # The server answers the ClientHello with a plaintext SMTP greeting (tshark: "TCP").
-        "sni": None, "client_versions": ["TLS 1.2"], "cipher_suites_offered": 86, "version": None,
-        "cipher": None, "established": False, "bytes": {"client": 517, "server": 179},
-        "alert_frames": [], "anomalies": ["not-tls"],
+        "sni": None,
+        "client_versions": ["TLS 1.2"],
+        "cipher_suites_offered": 86,
+        "version": None,
+        "cipher": None,
+        "established": False,
+        "bytes": {"client": 517, "server": 179},
+        "alert_frames": [],
+        "anomalies": ["not-tls"],
     },
     ("corpus/suricata-verify/smtp-tls-protodetect/input.pcap", 465, 62353): {
-        "sni": None, "client_versions": ["TLS 1.2"], "cipher_suites_offered": 28, "version": None,
-        "cipher": None, "established": False, "bytes": {"client": 176, "server": 30},
-        "alert_frames": [], "anomalies": ["not-tls"],
+        "sni": None,
+        "client_versions": ["TLS 1.2"],
+        "cipher_suites_offered": 28,
+        "version": None,
+        "cipher": None,
+        "established": False,
+        "bytes": {"client": 176, "server": 30},
+        "alert_frames": [],
+        "anomalies": ["not-tls"],
     },
 }
 LAB_CERT = {
@@ -151,8 +188,12 @@ LAB_CERT = {
     "serial": "5F02BD38F1180D5151CCBA84FB5DEEA1C3B7996A",
 }
 LAB = {
-    "sni": "mx.remote.example", "client_versions": ["TLS 1.3", "TLS 1.2", "TLS 1.1", "TLS 1.0"],
-    "cipher_suites_offered": 31, "version": "TLS 1.3", "cipher": "TLS_AES_256_GCM_SHA384", "established": True,
+    "sni": "mx.remote.example",
+    "client_versions": ["TLS 1.3", "TLS 1.2", "TLS 1.1", "TLS 1.0"],
+    "cipher_suites_offered": 31,
+    "version": "TLS 1.3",
+    "cipher": "TLS_AES_256_GCM_SHA384",
+    "established": True,
     "subjects": [],  # TLS 1.3 without keys: the Certificate is encrypted
 }
 for key, nbytes in {
@@ -177,7 +218,15 @@ def test_metadata_matches_tshark(shared: Path, key: tuple[str, int, int]) -> Non
     found = {(c.server[1], c.client[1]): items for c, items in sessions(shared / capture)}
     session, events = observe(found[(server_port, client_port)])
     got = tls_info_to_json(session.info)
-    for field in ("sni", "client_versions", "cipher_suites_offered", "version", "cipher", "established", "bytes"):
+    for field in (
+        "sni",
+        "client_versions",
+        "cipher_suites_offered",
+        "version",
+        "cipher",
+        "established",
+        "bytes",
+    ):
         if field in expected:
             assert got[field] == expected[field], field
     if "subjects" in expected:

@@ -56,7 +56,12 @@ TLS12 = [
     # OpenSSL cipher string, version, disable encrypt-then-MAC, expected IANA name
     ("ECDHE-RSA-AES128-GCM-SHA256", ssl.TLSVersion.TLSv1_2, False, "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"),
     ("ECDHE-RSA-AES256-GCM-SHA384", ssl.TLSVersion.TLSv1_2, False, "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"),
-    ("ECDHE-RSA-CHACHA20-POLY1305", ssl.TLSVersion.TLSv1_2, False, "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256"),
+    (
+        "ECDHE-RSA-CHACHA20-POLY1305",
+        ssl.TLSVersion.TLSv1_2,
+        False,
+        "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+    ),
     ("AES128-GCM-SHA256", ssl.TLSVersion.TLSv1_2, False, "TLS_RSA_WITH_AES_128_GCM_SHA256"),
     ("AES128-CCM", ssl.TLSVersion.TLSv1_2, False, "TLS_RSA_WITH_AES_128_CCM"),
     ("AES256-CCM8", ssl.TLSVersion.TLSv1_2, False, "TLS_RSA_WITH_AES_256_CCM_8"),
@@ -70,7 +75,7 @@ TLS12 = [
 ]
 
 
-@pytest.mark.parametrize(("ciphers", "version", "no_etm", "iana"), TLS12, ids=lambda v: str(v))
+@pytest.mark.parametrize(("ciphers", "version", "no_etm", "iana"), TLS12, ids=str)
 def test_tls12_and_older_suites(
     tmp_path: Path, ciphers: str, version: ssl.TLSVersion, no_etm: bool, iana: str
 ) -> None:
@@ -78,7 +83,9 @@ def test_tls12_and_older_suites(
     session, result = decrypt(conv)
     assert_clean_plaintext(session, result)
     assert session.info.cipher == iana
-    assert session.info.version == {"TLSv1": "TLS 1.0", "TLSv1.1": "TLS 1.1", "TLSv1.2": "TLS 1.2"}[conv.version]
+    assert (
+        session.info.version == {"TLSv1": "TLS 1.0", "TLSv1.1": "TLS 1.1", "TLSv1.2": "TLS 1.2"}[conv.version]
+    )
     [cert] = session.info.certificates
     assert cert.subject == f"C=DE,O=mailtrace tests,CN={HOSTNAME}"
     assert cert.san == (HOSTNAME, "imap.lab.example") and cert.serial == "0102"
@@ -138,10 +145,16 @@ def test_tls13_suites(tmp_path: Path, suite: str) -> None:
     conf.write_text(OPENSSL_CONF.format(suite=suite))
     out = tmp_path / "conv.json"
     here = Path(__file__).resolve().parent
-    env = {**os.environ, "OPENSSL_CONF": str(conf), "PYTHONPATH": os.pathsep.join([str(here.parents[1]), str(here)])}
+    env = {
+        **os.environ,
+        "OPENSSL_CONF": str(conf),
+        "PYTHONPATH": os.pathsep.join([str(here.parents[1]), str(here)]),
+    }
     subprocess.run(
         [sys.executable, str(here / "mt_tls_lab.py"), str(out), str(tmp_path), str(BIG)],
-        check=True, env=env, timeout=60,
+        check=True,
+        env=env,
+        timeout=60,
     )
     data = json.loads(out.read_text())
     assert data["cipher"] == suite
@@ -151,3 +164,17 @@ def test_tls13_suites(tmp_path: Path, suite: str) -> None:
     assert session.info.cipher == suite and session.info.version == "TLS 1.3"
     [cert] = session.info.certificates  # read from the decrypted handshake
     assert cert.subject == f"C=DE,O=mailtrace tests,CN={HOSTNAME}"
+
+
+def test_tls13_hello_retry_request(tmp_path: Path) -> None:
+    """The server only takes P-384, the client's key share is X25519: HelloRetryRequest first."""
+    conv = converse(tmp_path, version=ssl.TLSVersion.TLSv1_3, server_curve="secp384r1", big=BIG)
+    session, result = decrypt(conv)
+    assert_clean_plaintext(session, result)
+    hellos = [(e.kind, e.detail) for e in result.of(HandshakeSeen) if e.kind.endswith("hello")]
+    assert hellos == [
+        ("client_hello", f"SNI {HOSTNAME}"),
+        ("server_hello", "hello retry request, TLS_AES_256_GCM_SHA384"),
+        ("client_hello", f"SNI {HOSTNAME}"),
+        ("server_hello", "TLS 1.3, TLS_AES_256_GCM_SHA384"),
+    ]
