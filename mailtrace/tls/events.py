@@ -170,5 +170,6 @@ def tls_info_to_json(info: TlsInfo) -> dict[str, Any]:
         "decrypted": info.decrypted,
         "key_updates": info.key_updates,
         "first_frame": info.first_frame,
+        "first_ts": info.first_ts,
         "anomalies": list(info.anomalies),
     }

@@ -121,6 +121,9 @@ class TlsSession:
         self._ts = 0.0
         self._frame: int | None = None
         self._ch: ClientHello | None = None
+        """The first ClientHello (the metadata shown)."""
+        self._keys_ch: ClientHello | None = None
+        """The latest ClientHello: its random names the keys (renegotiation brings a new one)."""
         self._sh: ServerHello | None = None
         self._params: SuiteParams | None = None
         self._version: int | None = None
@@ -397,8 +400,9 @@ class TlsSession:
     def _handshake_message(self, side: _Side, msg_type: int, body: bytes) -> str:
         if msg_type == 1:
             ch = parse_client_hello(body)
-            if self._ch is None or self._ch.random == ch.random:
+            if self._ch is None or self._ch.random == ch.random:  # first, or again after HRR
                 self._ch = ch
+            self._keys_ch = ch
             if self._hello_ts is None:
                 self._hello_ts = self._ts
             return f"SNI {ch.sni}" if ch.sni else ""
@@ -424,20 +428,22 @@ class TlsSession:
     def _certificate(self, side: _Side, body: bytes) -> str:
         sent_by = side.direction.value
         ders = parse_certificates(body, tls13=self._tls13)
+        described: list[CertInfo] = []
         for der in ders:
             try:
-                self._certs.append(describe_certificate(der, sent_by=sent_by))
+                described.append(describe_certificate(der, sent_by=sent_by))
             except ValueError as exc:
                 self._anomaly(side, "bad-certificate", f"{len(der)}-byte certificate does not parse: {exc}")
-        mine = [c for c in self._certs if c.sent_by == sent_by]
-        return mine[-len(ders)].subject if ders and len(mine) >= len(ders) else f"{len(ders)} certificates"
+        known = {(c.sha256, c.sent_by) for c in self._certs}  # renegotiation sends the chain again
+        self._certs += [c for c in described if (c.sha256, c.sent_by) not in known]
+        return described[0].subject if described else f"{len(ders)} certificates"
 
     def _server_hello(self, side: _Side, sh: ServerHello) -> None:
         self._sh = sh
         self._version = sh.version
         self._params = params = suite_params(sh.cipher_suite)
         self._alpn_selected = sh.alpn
-        ch = self._ch
+        ch = self._keys_ch
         client, server = self._sides[Direction.CLIENT], self._sides[Direction.SERVER]
         if self._tls13:
             self._resumed = sh.psk
@@ -482,11 +488,11 @@ class TlsSession:
         )
 
     def _after_finished(self, side: _Side) -> None:
-        if self._tls13 and side.cipher is not None and self._keylog is not None and self._ch is not None:
+        if self._tls13 and side.cipher is not None and self._keylog is not None and self._keys_ch is not None:
             assert self._params is not None
             client = side.direction is Direction.CLIENT
             label = kl.CLIENT_TRAFFIC_SECRET_0 if client else kl.SERVER_TRAFFIC_SECRET_0
-            secret = self._keylog.get(self._ch.random, label)
+            secret = self._keylog.get(self._keys_ch.random, label)
             if secret is None:
                 side.cipher = None
                 self._anomaly(side, "no-keys", f"the key log lacks {label}")

@@ -32,6 +32,8 @@ from mailtrace.model import Chunk, Direction
 HOSTNAME = "mail.lab.example"
 SSL_OP_NO_ENCRYPT_THEN_MAC = 1 << 19
 """OpenSSL's option bit; Python has no name for it but passes the bits through."""
+SSL_OP_ALLOW_CLIENT_RENEGOTIATION = 1 << 8
+"""OpenSSL 3 refuses client-initiated renegotiation without this option bit."""
 
 
 def make_cert(folder: Path) -> tuple[Path, Path]:
@@ -96,6 +98,7 @@ def converse(
     big: int = 0,
     key_update: bool = False,
     server_curve: str | None = None,
+    renegotiate: bool = False,
 ) -> Conversation:
     """One TLS conversation: handshake, CLIENT_LINES/SERVER_LINES alternating, close_notify.
 
@@ -103,10 +106,11 @@ def converse(
     reuses that conversation's contexts and offers its session (ticket) for resumption.
     ``key_update`` makes the client send a TLS 1.3 KeyUpdate (update_requested) after AUTH.
     ``server_curve`` limits the server's groups; in TLS 1.3 that forces a HelloRetryRequest.
+    ``renegotiate`` makes the TLS 1.2 client renegotiate after AUTH.
     """
     keylog = folder / "keys.log"
     if resume is not None and resume.contexts is not None:
-        conv = _talk(*resume.contexts, keylog, big, resume.session, key_update)
+        conv = _talk(*resume.contexts, keylog, big, resume.session, key_update, renegotiate)
         conv.contexts = resume.contexts
         return conv
     cert, key = (folder / "cert.pem", folder / "key.pem")
@@ -123,15 +127,39 @@ def converse(
                 ctx.set_ciphers(ciphers)
             if no_etm:
                 ctx.options |= SSL_OP_NO_ENCRYPT_THEN_MAC
+            if renegotiate:
+                ctx.options |= SSL_OP_ALLOW_CLIENT_RENEGOTIATION
     cctx.check_hostname = False
     cctx.verify_mode = ssl.CERT_NONE
     cctx.keylog_filename = str(keylog)
     sctx.load_cert_chain(cert, key)
     if server_curve:
         sctx.set_ecdh_curve(server_curve)
-    conv = _talk(cctx, sctx, keylog, big, None, key_update)
+    conv = _talk(cctx, sctx, keylog, big, None, key_update, renegotiate)
     conv.contexts = (cctx, sctx)
     return conv
+
+
+def _ssl_pointer(obj: ssl.SSLObject, versions: tuple[int, ...]) -> tuple[ctypes.CDLL, int]:
+    try:
+        libssl = ctypes.CDLL("libssl.so.3")
+    except OSError as exc:
+        raise RuntimeError(f"libssl.so.3 not loadable: {exc}") from exc
+    libssl.SSL_version.argtypes = [ctypes.c_void_p]
+    if sys.version_info[:2] != (3, 11):
+        raise RuntimeError("PySSLSocket layout only checked on CPython 3.11")
+    ptr = ctypes.c_void_p.from_address(id(obj._sslobj) + 2 * ctypes.sizeof(ctypes.c_void_p) + 8).value
+    if not ptr or libssl.SSL_version(ptr) not in versions:
+        raise RuntimeError("could not find the SSL pointer of the SSLObject")
+    return libssl, ptr
+
+
+def request_renegotiation(obj: ssl.SSLObject) -> None:
+    """Call OpenSSL's SSL_renegotiate on a TLS 1.2 SSLObject (see request_key_update)."""
+    libssl, ptr = _ssl_pointer(obj, (0x0303,))
+    libssl.SSL_renegotiate.argtypes = [ctypes.c_void_p]
+    if libssl.SSL_renegotiate(ptr) != 1:
+        raise RuntimeError("SSL_renegotiate failed")
 
 
 def request_key_update(obj: ssl.SSLObject) -> None:
@@ -141,17 +169,8 @@ def request_key_update(obj: ssl.SSLObject) -> None:
     socket reference) and checks it with SSL_version before use; raises RuntimeError when the
     layout or library is not what this expects, so the caller can skip.
     """
-    try:
-        libssl = ctypes.CDLL("libssl.so.3")
-    except OSError as exc:
-        raise RuntimeError(f"libssl.so.3 not loadable: {exc}") from exc
-    libssl.SSL_version.argtypes = [ctypes.c_void_p]
+    libssl, ptr = _ssl_pointer(obj, (0x0304,))
     libssl.SSL_key_update.argtypes = [ctypes.c_void_p, ctypes.c_int]
-    if sys.version_info[:2] != (3, 11):
-        raise RuntimeError("PySSLSocket layout only checked on CPython 3.11")
-    ptr = ctypes.c_void_p.from_address(id(obj._sslobj) + 2 * ctypes.sizeof(ctypes.c_void_p) + 8).value
-    if not ptr or libssl.SSL_version(ptr) != 0x0304:
-        raise RuntimeError("could not find the SSL pointer of the SSLObject")
     if libssl.SSL_key_update(ptr, 1) != 1:  # SSL_KEY_UPDATE_REQUESTED
         raise RuntimeError("SSL_key_update failed")
 
@@ -163,6 +182,7 @@ def _talk(
     big: int,
     session: ssl.SSLSession | None,
     key_update: bool,
+    renegotiate: bool = False,
 ) -> Conversation:
     c_in, c_out, s_in, s_out = ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO()
     client = cctx.wrap_bio(c_in, c_out, server_hostname=HOSTNAME, session=session)
@@ -210,6 +230,14 @@ def _talk(
         assert read_all(client) == s_line
         if key_update and c_line.startswith(b"AUTH"):
             request_key_update(client)
+        if renegotiate and c_line.startswith(b"AUTH"):
+            request_renegotiation(client)
+            for _ in range(10):
+                for obj in (client, server):
+                    with contextlib.suppress(ssl.SSLWantReadError):
+                        obj.do_handshake()
+                    read_all(obj)
+                pump()
         if big and c_line.startswith(b"AUTH"):
             blob = bytes(range(256)) * (big // 256 + 1)
             server.write(blob[:big])

@@ -178,3 +178,27 @@ def test_tls13_hello_retry_request(tmp_path: Path) -> None:
         ("client_hello", f"SNI {HOSTNAME}"),
         ("server_hello", "TLS 1.3, TLS_AES_256_GCM_SHA384"),
     ]
+
+
+def test_tls12_renegotiation_uses_the_new_client_random(tmp_path: Path) -> None:
+    try:
+        conv = converse(
+            tmp_path,
+            ciphers="ECDHE-RSA-AES128-GCM-SHA256",
+            version=ssl.TLSVersion.TLSv1_2,
+            renegotiate=True,
+            big=BIG,
+        )
+    except RuntimeError as exc:
+        pytest.skip(f"cannot make OpenSSL renegotiate here: {exc}")
+    assert conv.keylog.count("CLIENT_RANDOM") == 2
+    session, result = decrypt(conv)
+    assert_clean_plaintext(session, result)
+    hellos = [(e.kind, e.encrypted) for e in result.of(HandshakeSeen) if e.kind.endswith("hello")]
+    assert hellos == [
+        ("client_hello", False),
+        ("server_hello", False),
+        ("client_hello", True),
+        ("server_hello", True),
+    ]
+    assert len(session.info.certificates) == 1  # the same chain twice is listed once

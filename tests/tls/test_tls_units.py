@@ -101,6 +101,7 @@ def test_info_json_shape_before_anything() -> None:
         "decrypted": False,
         "key_updates": 0,
         "first_frame": None,
+        "first_ts": None,
         "anomalies": [],
     }
     assert session.feed(Chunk(Direction.CLIENT, b"", 1.0, 1)) == []
