@@ -20,6 +20,7 @@ from mailtrace.config import Config, parse_port_rule
 from mailtrace.pipeline import Analyzer
 from mailtrace.render.json import JsonReportWriter, jsonl_writer
 from mailtrace.session import Session
+from mailtrace.tls import KeyLog
 
 EXIT_USAGE = 2
 
@@ -40,6 +41,16 @@ def build_config(ports: tuple[str, ...], show_secrets: bool, no_sniff: bool) -> 
         port_map[port] = rule
     return replace(config, ports=port_map, show_secrets=show_secrets, sniff_other_ports=not no_sniff,
                    dissector=replace(config.dissector, show_secrets=show_secrets))
+
+
+def load_keylog(path: str | None) -> KeyLog | None:
+    if path is None:
+        return None
+    try:
+        return KeyLog.from_file(path)
+    except OSError as exc:
+        fail(f"--tls-keylog {path}: {exc.strerror or exc}")
+    return None  # pragma: no cover - fail() exits
 
 
 def open_all(paths: tuple[str, ...]) -> list[CaptureFile]:
@@ -72,12 +83,15 @@ def main() -> None:
               help="Treat a server port as smtp, pop3, imap (or smtps, pop3s, imaps). Repeatable.")
 @click.option("--show-secrets", is_flag=True, help="Show passwords and tokens seen in cleartext.")
 @click.option("--no-sniff", is_flag=True, help="Only look at the mail ports; skip content detection elsewhere.")
+@click.option("--tls-keylog", "keylog_path", type=click.Path(dir_okay=False), metavar="FILE",
+              help="NSS key log (SSLKEYLOGFILE) to decrypt TLS sessions.")
 def analyze(captures: tuple[str, ...], fmt: str, ports: tuple[str, ...], show_secrets: bool,
-            no_sniff: bool) -> None:
+            no_sniff: bool, keylog_path: str | None) -> None:
     """Analyse capture files (pcap, pcapng, also .gz/.bz2/.xz; - for stdin)."""
     config = build_config(ports, show_secrets, no_sniff)
+    keylog = load_keylog(keylog_path)
     files = open_all(captures)
-    analyzer = Analyzer(config)
+    analyzer = Analyzer(config, keylog=keylog)
     started = time.monotonic()
     out = click.get_text_stream("stdout")
     if fmt == "json":

@@ -34,6 +34,17 @@ from mailtrace.protocols.base import Dissector
 from mailtrace.protocols.smtp import looks_like_tls_record
 from mailtrace.session import Session, SessionBuilder
 from mailtrace.tcp.reassembly import ReassemblyNote
+from mailtrace.tls import (
+    HandshakeComplete,
+    HandshakeSeen,
+    KeyLog,
+    OpaqueData,
+    TlsAlert,
+    TlsAnomaly,
+    TlsEvent,
+    TlsSession,
+    tls_info_to_json,
+)
 
 if TYPE_CHECKING:
     from mailtrace.config import Config
@@ -48,7 +59,7 @@ class MailConnection:
 
     def __init__(self, conn: Connection, config: Config, file: str, on_done: SessionDone,
                  protocol: DissectorClass | None, implicit_tls: bool,
-                 tls_port_protocols: dict[int, DissectorClass]) -> None:
+                 tls_port_protocols: dict[int, DissectorClass], keylog: Callable[[], KeyLog | None]) -> None:
         self.config = config
         self.on_done = on_done
         self.builder = SessionBuilder(protocol=protocol.name if protocol else "?", client=conn.client,
@@ -56,13 +67,15 @@ class MailConnection:
                                       limits=config.session, mime_limits=config.mime)
         self.sniffer = Sniffer(config.max_sniff_bytes, tls_port_protocols) if protocol is None else None
         self.dissector: Dissector | None = protocol(config.dissector) if protocol else None
-        self.tls_active = False
-        self.tls_dir: list[str | None] = [None, None]  # per direction: None undecided, "tls", "plain"
-        self.plain_after_tls = False
+        self.tls_state: str | None = None
+        """None before TLS; then "undecided" until the first bytes show "tls" records or "plain" text."""
+        self.tls: TlsSession | None = None
+        self.keylog = keylog
+        self.mid_stream_tls = False
+        self.decrypted_any = False
         self.seen_data = False
         self.implicit_tls = implicit_tls
         self.tunnel: str | None = conn.tunnel
-        self.opaque_bytes = [0, 0]
 
     # ------------------------------------------------------------------ flow-table callbacks
     def packet(self, conn: Connection, frame: int, ts: float, direction: Direction, pkt: TcpPacket) -> None:
@@ -90,8 +103,10 @@ class MailConnection:
         assert self.dissector is not None
         self.builder.events(self.dissector.finish())
         record: dict[str, Any] = self.dissector.record()
-        if self.opaque_bytes[0] or self.opaque_bytes[1]:
-            record["tls_opaque_bytes"] = {"client": self.opaque_bytes[0], "server": self.opaque_bytes[1]}
+        if self.tls is not None:
+            info = self.tls.info
+            self.builder.tls_info = tls_info_to_json(info)
+            self.builder.decrypting = info.decrypted
         if self.tunnel != self.builder.tunnel:
             self.builder.tunnel = self.tunnel
         session = self.builder.finish(session_id=0, close=close, record=record)
@@ -132,21 +147,42 @@ class MailConnection:
                 self.builder.events([Anomaly(direction=item.direction, ts=item.ts, frame=item.frame,
                                              first_frame=item.frame, phase=Phase.TLS, kind="mid-stream-tls",
                                              detail="the capture starts inside a TLS session")])
-        d = 0 if item.direction is CLIENT else 1
-        if self.tls_active and self.tls_dir[d] != "plain":
-            if isinstance(item, Chunk):
-                if self.tls_dir[d] is None:
-                    if looks_like_tls_record(item.data):
-                        self.tls_dir[d] = "tls"
-                    else:
-                        self._plaintext_after_tls(item)
-                        self._dissect(item)
-                        return
-                self.opaque_bytes[d] += len(item.data)
-                self.builder.events([Opaque(direction=item.direction, ts=item.ts, frame=item.frame,
-                                            first_frame=item.frame, phase=Phase.TLS, nbytes=len(item.data))])
+        if self.tls_state is None:
+            self._dissect(item)
             return
-        self._dissect(item)
+        if self.tls_state == "undecided":
+            if not isinstance(item, Chunk):
+                self._to_tls(item)
+                return
+            if looks_like_tls_record(item.data) and (item.direction is CLIENT or self.mid_stream_tls):
+                self.tls_state = "tls"
+            elif item.direction is SERVER and self.builder.tls == "implicit" and not self.mid_stream_tls:
+                self.tls_state = "tls"  # the client never spoke TLS first: let the TLS layer say what this is
+            else:
+                self.tls_state = "plain"
+                self._plaintext_after_tls(item)
+        if self.tls_state == "plain":
+            self._dissect(item)
+        else:
+            self._to_tls(item)
+
+    def _to_tls(self, item: StreamItem) -> None:
+        """Feed the TLS layer; its plaintext goes on to the dissector, its events become rows."""
+        if self.tls is None:
+            self.tls = TlsSession(self.keylog())
+        for out in self.tls.feed(item):
+            if isinstance(out, Chunk):
+                if not self.decrypted_any:
+                    self.decrypted_any = True
+                    assert self.dissector is not None
+                    self.dissector.tls_started()
+                self.builder.decrypting = True
+                self._dissect(out)
+                self.builder.decrypting = False
+            else:
+                event = tls_row_event(out, self.builder.phase)
+                if event is not None:
+                    self.builder.events([event])
 
     def _dissect(self, item: StreamItem) -> None:
         assert self.dissector is not None
@@ -155,24 +191,16 @@ class MailConnection:
             self.builder.events(events)
             for event in events:
                 if isinstance(event, TlsStart):
-                    self.tls_active = True
-                    self.tls_dir = [None, None]
+                    self.tls_state = "undecided"
 
     def _start_tls(self, item: Chunk, mode: str) -> None:
-        self.tls_active = True
+        self.tls_state = "undecided"
+        self.mid_stream_tls = mode == "starttls"
         self.builder.events([TlsStart(direction=item.direction, ts=item.ts, frame=item.frame,
                                       first_frame=item.frame, phase=Phase.TLS, mode=mode)])
 
     def _plaintext_after_tls(self, item: Chunk) -> None:
         """Cleartext where TLS records were expected: keep dissecting, and say so."""
-        d = 0 if item.direction is CLIENT else 1
-        self.tls_dir[d] = "plain"
-        other = 1 - d
-        if self.tls_dir[other] is None:
-            self.tls_dir[other] = "plain"
-        if self.plain_after_tls:
-            return
-        self.plain_after_tls = True
         assert self.dissector is not None
         self.dissector.tls_started()
         if self.builder.tls == "implicit":
@@ -185,3 +213,21 @@ class MailConnection:
         self.builder.events([Anomaly(direction=item.direction, ts=item.ts, frame=item.frame, first_frame=item.frame,
                                      phase=Phase.TLS, kind="plaintext-after-tls", detail=detail)])
 
+
+def tls_row_event(event: TlsEvent, phase: Phase) -> Event | None:
+    """A TLS layer event as a row event of the session table."""
+    frame = event.frame or 0
+    base = {"direction": event.direction, "ts": event.ts, "frame": frame, "first_frame": frame}
+    if isinstance(event, OpaqueData):
+        return Opaque(**base, phase=Phase.TLS, nbytes=event.nbytes)
+    if isinstance(event, HandshakeSeen):
+        text = "TLS " + event.kind.replace("_", " ") + (f" ({event.detail})" if event.detail else "")
+        return Note(**base, phase=Phase.TLS, text=text)
+    if isinstance(event, HandshakeComplete):
+        return Note(**base, phase=Phase.TLS,
+                    text=f"TLS handshake complete: {event.version or '?'} {event.cipher or ''}".rstrip())
+    if isinstance(event, TlsAlert):
+        return Note(**base, phase=phase, text=f"TLS alert: {event.level} {event.description}")
+    if isinstance(event, TlsAnomaly):
+        return Anomaly(**base, phase=Phase.TLS, kind="tls-" + event.kind, detail=event.detail)
+    return None  # Decrypted: the plaintext's own events mark the row

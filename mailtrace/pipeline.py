@@ -18,6 +18,7 @@ from mailtrace.connection import MailConnection
 from mailtrace.protocols import BY_NAME, DissectorClass
 from mailtrace.session import Session
 from mailtrace.tcp.flows import Connection, FlowTable
+from mailtrace.tls import KeyLog
 
 
 @dataclass
@@ -58,8 +59,11 @@ class CaptureStats:
 class Analyzer:
     """Runs captures through the pipeline; one instance per report."""
 
-    def __init__(self, config: Config, *, reorder: bool = True) -> None:
+    def __init__(self, config: Config, *, reorder: bool = True, keylog: KeyLog | None = None) -> None:
         self.config = config
+        self.keylog = keylog
+        self._capture: CaptureFile | None = None
+        self._secrets_seen = 0
         self.stats = CaptureStats()
         self.reorder = reorder
         self._done: list[tuple[int, int, int, Session]] = []
@@ -94,9 +98,20 @@ class Analyzer:
             return None
         protocol = BY_NAME[rule.protocol] if rule else None
         handler = MailConnection(conn, self.config, self._file, self._session_done, protocol,
-                                 bool(rule and rule.implicit_tls), self._tls_port_protocols)
+                                 bool(rule and rule.implicit_tls), self._tls_port_protocols, self._keylog)
         self._open[conn.stream] = conn.first_frame
         return handler
+
+    def _keylog(self) -> KeyLog | None:
+        """The key log, with secrets from pcapng Decryption Secrets Blocks read so far merged in."""
+        capture = self._capture
+        if capture is not None and len(capture.tls_secrets) > self._secrets_seen:
+            if self.keylog is None:
+                self.keylog = KeyLog()
+            for secret in capture.tls_secrets[self._secrets_seen :]:
+                self.keylog.add_text(secret)
+            self._secrets_seen = len(capture.tls_secrets)
+        return self.keylog
 
     def _session_done(self, stream: int, session: Session | None) -> None:
         self._open.pop(stream, None)
@@ -109,6 +124,8 @@ class Analyzer:
     def run_file(self, capture: CaptureFile, progress: Callable[[int], None] | None = None) -> Iterator[Session]:
         """Analyse one capture file, yielding sessions as they finish (in start order)."""
         self._new_file(capture.name)
+        self._capture = capture
+        self._secrets_seen = 0
         fstats = FileStats(capture.name, capture.filetype)
         self.stats.files.append(fstats)
         decode = self.decoder.decode
