@@ -82,7 +82,10 @@ class MailConnection:
         self.builder.packet(frame, ts, direction, pkt.flags, pkt.payload_len)
 
     def items(self, conn: Connection, items: list[StreamItem]) -> None:
+        keep = self.config.session.keep_transcript
         for item in items:
+            if keep:
+                self.builder.raw(item)
             if self.sniffer is not None:
                 decision = self.sniffer.feed(item)
                 if decision is None:

@@ -64,6 +64,7 @@ class Analyzer:
         self.keylog = keylog
         self._capture: CaptureFile | None = None
         self._secrets_seen = 0
+        self._live = FileStats("")
         self.stats = CaptureStats()
         self.reorder = reorder
         self._done: list[tuple[int, int, int, Session]] = []
@@ -186,6 +187,39 @@ class Analyzer:
             self.stats.sessions += 1
             self.stats.mail_packets += session.packets
             yield session
+
+    # ------------------------------------------------------------------ frame by frame (live capture)
+    def start_source(self, name: str) -> None:
+        """Begin a source that is fed frame by frame (live capture) rather than read from a file."""
+        self._new_file(name)
+        self._live = FileStats(name, "live")
+        self.stats.files.append(self._live)
+
+    def feed(self, ts: float, linktype: int, data: bytes, wire_len: int) -> list[Session]:
+        """One frame from a live source; returns the sessions it finished (in start order)."""
+        live = self._live
+        live.packets += 1
+        live.bytes += wire_len
+        if live.start is None:
+            live.start = ts
+        live.end = ts
+        pkt = self.decoder.decode(ts, linktype, data)
+        if pkt is not None and type(pkt) is TcpPacket:
+            self.flows.packet(live.packets, ts, pkt)
+        return list(self._emit()) if self._done else []
+
+    def tick(self, now: float) -> list[Session]:
+        """Let time pass without packets (live capture): lingering and idle sessions end."""
+        if now > self.flows.now:
+            self.flows.now = now
+            self.flows.sweep()
+        return list(self._emit()) if self._done else []
+
+    def close_source(self) -> list[Session]:
+        """End of a live source: open sessions are flushed as ``open``."""
+        self.flows.close_all()
+        self._account(self._live)
+        return list(self._emit(final=True))
 
     def run(self, captures: Iterable[CaptureFile]) -> Iterator[Session]:
         for capture in captures:

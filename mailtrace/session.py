@@ -17,6 +17,9 @@ from mailtrace.capture.decode import TCP_FIN, TCP_RST, TCP_SYN
 from mailtrace.mime import MessageSummarizer, MessageSummary, MimeLimits
 from mailtrace.model import (
     Anomaly,
+    Chunk,
+    StreamGap,
+    StreamItem,
     AuthAttempt,
     BodyData,
     Command,
@@ -67,6 +70,18 @@ class GapInfo:
     direction: Direction
     nbytes: int
     frame: int
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptPiece:
+    """Reassembled stream bytes for ``--follow`` (before TLS and proxy handling, as on the wire)."""
+
+    direction: Direction
+    frame: int
+    ts: float
+    data: bytes
+    gap: int = 0
+    """Bytes missing here (then ``data`` is empty)."""
 
 
 @dataclass
@@ -127,6 +142,9 @@ class Session:
     decrypted: bool = False
     tls_info: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    transcript: list[TranscriptPiece] = field(default_factory=list)
+    transcript_truncated: int = 0
+    """Bytes of the streams not kept in ``transcript`` (over ``max_transcript_bytes``)."""
 
     @property
     def user(self) -> str | None:
@@ -155,6 +173,9 @@ class SessionLimits:
     """Rows kept per session; beyond it only rows with commands/replies are kept (count reported)."""
     max_events: int = 200_000
     max_anomalies: int = 1_000
+    keep_transcript: bool = False
+    """Keep the raw stream bytes for ``--follow`` (off unless asked: it costs memory)."""
+    max_transcript_bytes: int = 16 * 1024 * 1024
 
 
 class SessionBuilder:
@@ -197,6 +218,9 @@ class SessionBuilder:
         self._last_row: PacketRow | None = None
         self.tls_info: dict[str, Any] | None = None
         self.notes: list[str] = []
+        self.transcript: list[TranscriptPiece] = []
+        self.transcript_bytes = 0
+        self.transcript_truncated = 0
 
     # ------------------------------------------------------------------ input
     def packet(self, frame: int, ts: float, direction: Direction, flags: int, payload_len: int) -> None:
@@ -300,6 +324,20 @@ class SessionBuilder:
         self._sink = None
         self._message_first_frame = 0
 
+    def raw(self, item: StreamItem) -> None:
+        """Keep reassembled bytes for the follow view, up to the limit."""
+        if isinstance(item, Chunk):
+            room = self.limits.max_transcript_bytes - self.transcript_bytes
+            if room <= 0:
+                self.transcript_truncated += len(item.data)
+                return
+            data = item.data[:room]
+            self.transcript_truncated += len(item.data) - len(data)
+            self.transcript_bytes += len(data)
+            self.transcript.append(TranscriptPiece(item.direction, item.frame, item.ts, data))
+        elif isinstance(item, StreamGap):
+            self.transcript.append(TranscriptPiece(item.direction, item.frame, item.ts, b"", item.nbytes))
+
     def note(self, text: str) -> None:
         if text not in self.notes:
             self.notes.append(text)
@@ -320,6 +358,7 @@ class SessionBuilder:
             anomalies=self.anomalies, gaps=self.gaps, record=record, bytes_client=self.bytes[0],
             bytes_server=self.bytes[1], rows_elided=self.rows_elided, events_dropped=self.events_dropped,
             decrypted=self.decrypting, tls_info=self.tls_info, notes=self.notes,
+            transcript=self.transcript, transcript_truncated=self.transcript_truncated,
         )
 
 

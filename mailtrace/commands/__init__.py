@@ -1,0 +1,1 @@
+"""One module per sub-command; ``mailtrace.cli`` registers each with one line."""
