@@ -1,18 +1,56 @@
-"""``mailtrace analyze``: captures → annotated session tables, or the JSON report."""
+"""``mailtrace analyze``: captures → annotated session tables, or the JSON report.
+
+Sessions flow from the Analyzer to a list of consumers (the chosen renderer, and whatever else the
+options ask for: an HTML report, findings, statistics). Each consumer sees every session once, as it
+finishes, and then ``end()`` with the capture totals — so nothing needs the whole capture in memory.
+"""
 
 from __future__ import annotations
 
 import sys
 import time
 from collections.abc import Iterator
+from typing import Any, Protocol
 
 import click
 
 from mailtrace.capture.reader import CaptureFile
 from mailtrace.commands.common import build_config, capture_options, load_keylog, open_all
-from mailtrace.pipeline import Analyzer
+from mailtrace.pipeline import Analyzer, CaptureStats
 from mailtrace.render.json import JsonReportWriter, jsonl_writer
 from mailtrace.session import Session
+
+
+class SessionConsumer(Protocol):
+    """Something that takes the sessions of a run, then the totals."""
+
+    def session(self, session: Session) -> None: ...
+
+    def end(self, stats: CaptureStats, elapsed: float) -> None: ...
+
+
+class JsonConsumer:
+    def __init__(self, writer: JsonReportWriter) -> None:
+        self.writer = writer
+        self.extra: dict[str, Any] = {}
+        writer.begin()
+
+    def session(self, session: Session) -> None:
+        self.writer.session(session)
+
+    def end(self, stats: CaptureStats, elapsed: float) -> None:
+        self.writer.end(stats, self.extra)
+
+
+class JsonlConsumer:
+    def __init__(self, show_secrets: bool) -> None:
+        self.write = jsonl_writer(click.get_text_stream("stdout"), show_secrets)
+
+    def session(self, session: Session) -> None:
+        self.write(session)
+
+    def end(self, stats: CaptureStats, elapsed: float) -> None:
+        pass
 
 
 @click.command()
@@ -29,23 +67,21 @@ def analyze(captures: tuple[str, ...], fmt: str, ports: tuple[str, ...], show_se
     analyzer = Analyzer(config, keylog=keylog)
     started = time.monotonic()
     out = click.get_text_stream("stdout")
+    consumers: list[SessionConsumer] = []
     if fmt == "json":
-        writer = JsonReportWriter(out, show_secrets=show_secrets)
-        writer.begin()
-        for session in sessions(analyzer, files):
-            writer.session(session)
-        writer.end(analyzer.stats)
+        consumers.append(JsonConsumer(JsonReportWriter(out, show_secrets=show_secrets)))
     elif fmt == "jsonl":
-        write = jsonl_writer(out, show_secrets)
-        for session in sessions(analyzer, files):
-            write(session)
+        consumers.append(JsonlConsumer(show_secrets))
     else:
         from mailtrace.render.terminal import TerminalRenderer
 
-        renderer = TerminalRenderer(out, show_secrets=show_secrets)
-        for session in sessions(analyzer, files):
-            renderer.session(session)
-        renderer.summary(analyzer.stats, time.monotonic() - started)
+        consumers.append(TerminalRenderer(out, show_secrets=show_secrets))
+    for session in sessions(analyzer, files):
+        for consumer in consumers:
+            consumer.session(session)
+    elapsed = time.monotonic() - started
+    for consumer in consumers:
+        consumer.end(analyzer.stats, elapsed)
     for f in analyzer.stats.files:
         for problem in f.problems:
             click.echo(f"mailtrace: {f.name}: {problem}", err=True)

@@ -33,5 +33,5 @@ class TerminalRenderer:
             w(f"{row.frame:6d} {row.phase.value:12s} {row.direction.value:6s} {row.payload_len:6d} "
               f"{'; '.join(info)[:160]}\n")
 
-    def summary(self, stats: CaptureStats, elapsed: float) -> None:
+    def end(self, stats: CaptureStats, elapsed: float) -> None:
         self.stream.write(f"\n{stats.packets} packets, {stats.sessions} sessions, {elapsed:.2f}s\n")
