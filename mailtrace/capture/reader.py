@@ -62,6 +62,8 @@ class CaptureFile:
     tls_secrets: list[bytes] = field(default_factory=list)
     """NSS key log text from pcapng Decryption Secrets Blocks."""
     bytes_read: int = 0
+    raw: BinaryIO | None = None
+    """The underlying file when ``stream`` is a decompressor (closed with it)."""
     _endian: str = "<"
     _tsres: float = 1e-6
     _linktype: int = 1
@@ -76,6 +78,8 @@ class CaptureFile:
             self._damaged(f"read error: {exc}")
         finally:
             self.stream.close()
+            if self.raw is not None:
+                self.raw.close()
 
     def _damaged(self, why: str) -> None:
         self.truncated = True
@@ -261,7 +265,7 @@ def open_capture(path: str) -> CaptureFile:
         raw.close()
         raise CaptureError(f"{name}: cannot decompress: {exc}") from None
     if magic[:4] == PCAPNG_SHB:
-        return CaptureFile(name, "pcapng" + compression, stream)
+        return CaptureFile(name, "pcapng" + compression, stream, raw=raw if compression else None)
     if magic[:4] in PCAP_MAGICS:
         if len(magic) < 24:
             stream.close()
@@ -270,10 +274,11 @@ def open_capture(path: str) -> CaptureFile:
         stream.read(24)
         (linktype,) = struct.unpack(endian + "I", magic[20:24])
         kind = "pcap-ns" if res == 1e-9 else "pcap"
-        cf = CaptureFile(name, kind + compression, stream)
+        cf = CaptureFile(name, kind + compression, stream, raw=raw if compression else None)
         cf._endian, cf._tsres, cf._linktype = endian, res, linktype & 0x0FFFFFFF
         return cf
     stream.close()
+    raw.close()
     if not magic:
         raise CaptureError(f"{name}: empty file, not a capture")
     raise CaptureError(

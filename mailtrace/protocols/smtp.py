@@ -554,6 +554,8 @@ class Smtp:
         code = int(code_text)
         texts = tuple(r[4:].decode("utf-8", "replace") for r in raw)
         first_frame = self.reply_first_frame or line.frame
+        if self.mode is Mode.DATA and not self.pending and code != 354:
+            self._lost_end_marker(line.frame)  # the server answers an end of data the capture lost
         cmd = self._pair(code)
         if cmd is None:
             phase = self.phase if self.greeted else Phase.GREETING
@@ -632,8 +634,6 @@ class Smtp:
                     tx.data_text = " | ".join(texts)
                 self._release_held()
         elif verb == ".":
-            if self.mode is Mode.DATA:  # the end marker was lost in a gap: the server saw it
-                self._lost_end_marker(line.frame)
             if tx is not None:
                 tx.data_reply = code
                 tx.data_text = " | ".join(texts)
@@ -672,8 +672,6 @@ class Smtp:
         self.out.anomaly(CLIENT, Phase.TRANSFER, "end-of-data-lost",
                          "the server accepted the end of the message, but the capture lost it", frame)
         self._end_message("smtp-data", frame, complete=False)
-        self.pending.pop()  # the "." we just queued is the one being answered
-        self.mode = Mode.COMMAND
         self.client_lines.clear()
 
     def _starttls(self, line: Line) -> None:
