@@ -157,7 +157,7 @@ class DotBody:
     SMTP smuggling uses.
     """
 
-    __slots__ = ("_ctx", "_skip", "_tail", "bare_cr", "bare_lf", "raw_bytes", "smuggling")
+    __slots__ = ("_cr_pending", "_ctx", "_look", "_skip", "_tail", "bare_cr", "bare_lf", "raw_bytes", "smuggling")
 
     MARKER = b"\r\n.\r\n"
     LOOKALIKES = (b"\n.\n", b"\n.\r\n", b"\r\n.\n", b"\r.\r\n")
@@ -166,6 +166,8 @@ class DotBody:
         self._tail = b"\r\n"
         self._skip = 2
         self._ctx = b""
+        self._look = b""
+        self._cr_pending = False
         self.raw_bytes = 0
         self.bare_lf = 0
         self.bare_cr = 0
@@ -205,15 +207,29 @@ class DotBody:
         return out
 
     def _inspect(self, raw: bytes) -> None:
-        if b"\n" in raw or b"\r" in raw:
-            crlf = raw.count(b"\r\n")
-            self.bare_lf += raw.count(b"\n") - crlf
-            self.bare_cr += raw.count(b"\r") - crlf
-            if b"." in raw:
-                for pattern in self.LOOKALIKES:
-                    shown = pattern.decode("ascii").replace("\r", "<CR>").replace("\n", "<LF>")
-                    if pattern in raw and shown not in self.smuggling:
-                        self.smuggling.append(shown)
+        """Count bare CR/LF and spot end-of-data look-alikes, also across chunk boundaries."""
+        look = self._look + raw
+        self._look = look[-3:]
+        if b"\n" not in look and b"\r" not in look:
+            return
+        lf = raw.count(b"\n") - raw.count(b"\r\n")
+        cr = raw.count(b"\r") - raw.count(b"\r\n")
+        if self._cr_pending:
+            if raw.startswith(b"\n"):
+                lf -= 1  # the CR of the previous chunk and this LF form a CRLF
+            else:
+                self.bare_cr += 1
+            self._cr_pending = False
+        if raw.endswith(b"\r"):
+            cr -= 1  # a CR at the end waits for the next chunk to tell
+            self._cr_pending = True
+        self.bare_lf += lf
+        self.bare_cr += cr
+        if b"." in look:
+            for pattern in self.LOOKALIKES:
+                shown = pattern.decode("ascii").replace("\r", "<CR>").replace("\n", "<LF>")
+                if pattern in look and shown not in self.smuggling:
+                    self.smuggling.append(shown)
 
 
 class EventSink:

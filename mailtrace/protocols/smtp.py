@@ -54,11 +54,13 @@ VERB_PHASE: dict[str, Phase] = {
 REPLY_LINE = re.compile(rb"^(\d{3})([ \-]|$)(.*)$", re.DOTALL)
 ADDRESS = re.compile(r"^\s*:?\s*(?:<([^>]*)>|(\S*))\s*(.*)$", re.DOTALL)
 BDAT_ARGS = re.compile(r"^\s*(\S+)(?:\s+(LAST))?\s*$", re.IGNORECASE)
-QUEUE_ID = re.compile(
-    r"(?:queued as|\bid=|Message accepted for delivery|\bOK\b|\bok:?)\s*[<(]?([A-Za-z0-9][\w.@\-]{4,})",
-    re.IGNORECASE,
+QUEUE_IDS = (  # how MTAs say which queue id they gave the message, most specific first
+    re.compile(r"queued as\s+<?([A-Za-z0-9][\w.@\-]{3,})", re.IGNORECASE),  # Postfix, Exchange
+    re.compile(r"\bid=([A-Za-z0-9][\w.\-]{3,})", re.IGNORECASE),  # Exim
+    re.compile(r"^\d\.\d\.\d\s+([A-Za-z0-9]{8,})\s+Message accepted", re.IGNORECASE),  # sendmail
+    re.compile(r"\bOK\s+(\d{6,}\s+[\w.\-]+)\s+-\s+gsmtp", re.IGNORECASE),  # Google
+    re.compile(r"(?:message|mail) (?:accepted|queued)[^<]*<([^>]{4,})>", re.IGNORECASE),
 )
-QUEUE_ID_SENDMAIL = re.compile(r"^\d\.\d\.\d\s+([A-Za-z0-9]{8,})\s+Message accepted", re.IGNORECASE)
 MAX_BDAT_CHUNK = 1 << 31
 SASL_TOKEN = re.compile(rb"^(?:[A-Za-z0-9+/]+={0,2}|=|\*)$")
 
@@ -782,8 +784,11 @@ def _plausible(verb: str, code: int) -> bool:
 
 def _queue_id(texts: tuple[str, ...]) -> str | None:
     text = " ".join(texts)
-    match = QUEUE_ID_SENDMAIL.match(text) or QUEUE_ID.search(text)
-    return match.group(1).rstrip(".") if match else None
+    for pattern in QUEUE_IDS:
+        match = pattern.search(text)
+        if match:
+            return match.group(1).rstrip(".")
+    return None
 
 
 def _auth_extra(sasl: SaslExchange, code: int) -> dict[str, str]:

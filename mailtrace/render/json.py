@@ -36,11 +36,9 @@ def command_json(c: Command) -> dict[str, Any]:
 
 
 def reply_json(r: Reply) -> dict[str, Any]:
-    out: dict[str, Any] = {"frame": r.frame, "ts": _round(r.ts), "status": r.status, "text": r.text}
-    if r.answers is not None:
-        out["answers"] = r.answers
-    if r.latency is not None:
-        out["latency"] = round(r.latency, 6)
+    out: dict[str, Any] = {"frame": r.frame, "ts": _round(r.ts), "status": r.status, "text": r.text,
+                           "answers": r.answers,
+                           "latency": round(r.latency, 6) if r.latency is not None else None}
     if r.tag is not None:
         out["tag"] = r.tag
     if len(r.lines) > 1:
