@@ -50,6 +50,9 @@ if TYPE_CHECKING:
     from mailtrace.config import Config
     from mailtrace.tcp.flows import Connection
 
+MAX_SNIFF_PACKETS = 64
+"""Packets of an unknown-port connection looked at before it is judged not to be mail."""
+
 SessionDone = Callable[[int, Session | None], None]
 """Called once per connection: its stream index and its session, or None when it was not mail."""
 
@@ -78,8 +81,15 @@ class MailConnection:
         self.tunnel: str | None = conn.tunnel
 
     # ------------------------------------------------------------------ flow-table callbacks
+    @property
+    def tracked(self) -> bool:
+        return self.sniffer is None
+
     def packet(self, conn: Connection, frame: int, ts: float, direction: Direction, pkt: TcpPacket) -> None:
         self.builder.packet(frame, ts, direction, pkt.flags, pkt.payload_len)
+        if self.sniffer is not None and self.builder.packets > MAX_SNIFF_PACKETS:
+            conn.handler = None  # no verdict after this many packets: not a mail conversation we can read
+            self.on_done(conn.stream, None)
 
     def items(self, conn: Connection, items: list[StreamItem]) -> None:
         keep = self.config.session.keep_transcript
@@ -103,7 +113,8 @@ class MailConnection:
         if self.sniffer is not None:
             if not self._decided(conn, self.sniffer.end()):
                 return
-        assert self.dissector is not None
+        if self.dissector is None:
+            return
         self.builder.events(self.dissector.finish())
         record: dict[str, Any] = self.dissector.record()
         if self.tls is not None:

@@ -130,18 +130,34 @@ class Analyzer:
         fstats = FileStats(capture.name, capture.filetype)
         self.stats.files.append(fstats)
         decode = self.decoder.decode
-        flow_packet = self.flows.packet
+        flows = self.flows
+        flow_packet = flows.packet
+        table = flows.table
         packets = 0
         nbytes = 0
         first_ts: float | None = None
         last_ts = 0.0
+        fast_skipped = 0
         try:
             for ts, linktype, data, wire_len in capture.frames():
                 packets += 1
                 nbytes += wire_len
+                last_ts = ts
                 if first_ts is None:
                     first_ts = ts
-                last_ts = ts
+                # Fast path for the common case, Ethernet/IPv4/TCP of a connection nobody tracks: one
+                # dict lookup and no objects. Anything else (SYN/FIN/RST, fragments, other link types,
+                # new connections, time for a sweep) takes the full decode below; test_fast_path checks
+                # that both give the same results.
+                if linktype == 1 and data[12:14] == b"\x08\x00" and data[23] == 6 and len(data) > 54 \
+                        and not (data[20] & 0x3F or data[21]) and ts < flows.next_sweep:
+                    p = 14 + (data[14] & 0x0F) * 4
+                    conn = table.get(data[26:34] + data[p : p + 4])
+                    if conn is not None and conn.handler is None and not data[p + 13] & 0x07:
+                        conn.last_ts = ts
+                        conn.packets += 1
+                        fast_skipped += 1
+                        continue
                 pkt = decode(ts, linktype, data)
                 if pkt is not None and type(pkt) is TcpPacket:
                     flow_packet(packets, ts, pkt)
@@ -156,6 +172,7 @@ class Analyzer:
             fstats.start = first_ts
             fstats.end = last_ts if first_ts is not None else None
             fstats.truncated = capture.truncated
+            flows.tcp_packets += fast_skipped
             fstats.problems = list(capture.problems)
             self._account(fstats)
         yield from self._emit(final=True)

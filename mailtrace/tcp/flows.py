@@ -38,6 +38,8 @@ class FlowLimits:
     max_pending_bytes: int = 2 * 1024 * 1024
     """Out-of-order bytes buffered per direction before the hole is declared lost."""
     max_pending_segments: int = 2048
+    max_sniff_pending_bytes: int = 64 * 1024
+    """The same, while a connection on an unknown port is still being sniffed (most are not mail)."""
     idle_min_packets: int = 20_000
     """Idle timeouts also need this many packets since the connection's last one, so a single bogus
     timestamp far in the future cannot expire every open connection."""
@@ -45,6 +47,9 @@ class FlowLimits:
 
 class Handler(Protocol):
     """What the flow table drives for a connection it tracks (implemented by the pipeline)."""
+
+    tracked: bool
+    """False while the handler is only sniffing whether this is mail at all (smaller buffers)."""
 
     def packet(self, conn: Connection, frame: int, ts: float, direction: Direction, pkt: TcpPacket) -> None:
         """Called for every packet of the connection, before its stream items."""
@@ -125,7 +130,7 @@ class FlowTable:
         self.closing: dict[int, Connection] = {}  # stream → closed, lingering for trailing packets
         self.next_stream = 0
         self.now = 0.0
-        self._next_sweep = 0.0
+        self.next_sweep = 0.0
         self._next_tombstone_sweep = 0.0
         self.tcp_packets = 0
 
@@ -134,7 +139,7 @@ class FlowTable:
         self.tcp_packets += 1
         if ts > self.now:
             self.now = ts
-            if ts >= self._next_sweep:
+            if ts >= self.next_sweep:
                 self.sweep()
         conn = self.table.get(pkt.key)
         flags = pkt.flags
@@ -159,7 +164,9 @@ class FlowTable:
             conn.base_seq[d] = pkt.seq
         handler.packet(conn, frame, ts, direction, pkt)
         rasm = conn.rasm
-        if rasm is None:
+        if rasm is None or conn.handler is None:
+            if conn.handler is None:
+                self._forget(conn)
             return
         mine, peer = rasm[d], rasm[1 - d]
         syn = bool(flags & TCP_SYN)
@@ -214,11 +221,10 @@ class FlowTable:
         if handler is not None:
             conn.handler = handler
             lim = self.limits
+            pending = lim.max_pending_bytes if handler.tracked else lim.max_sniff_pending_bytes
             conn.rasm = (
-                Reassembler(CLIENT, max_pending_bytes=lim.max_pending_bytes,
-                            max_pending_segments=lim.max_pending_segments),
-                Reassembler(SERVER, max_pending_bytes=lim.max_pending_bytes,
-                            max_pending_segments=lim.max_pending_segments),
+                Reassembler(CLIENT, max_pending_bytes=pending, max_pending_segments=lim.max_pending_segments),
+                Reassembler(SERVER, max_pending_bytes=pending, max_pending_segments=lim.max_pending_segments),
             )
             self.active[conn.stream] = conn
         return conn
@@ -236,6 +242,9 @@ class FlowTable:
                     items += r.finish(None, conn.last_ts)
             if items:
                 handler.items(conn, items)
+            if conn.handler is None:  # the flushed bytes showed it is not mail after all
+                self._forget(conn)
+                return
             for r in conn.rasm:
                 if r.notes:
                     handler.notes(conn, r.notes)
@@ -252,7 +261,7 @@ class FlowTable:
     def sweep(self) -> None:
         """Retire lingering and idle connections; drop old tombstones. Cheap: runs once a second."""
         now = self.now
-        self._next_sweep = now + 1.0
+        self.next_sweep = now + 1.0
         for conn in list(self.closing.values()):
             if conn.closing_since is not None and now - conn.closing_since >= self.limits.linger:
                 self._retire(conn, "rst" if conn.reset else "fin")
