@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import binascii
 import builtins
+import codecs
 import enum
 import hashlib
 import re
@@ -993,10 +994,10 @@ def _eol_before(data: bytes, at: int) -> int:
 def _known_charset(charset: str) -> bool:
     """A text codec Python knows under this name."""
     try:
-        b"".decode(charset)
-    except Exception:  # LookupError mostly; odd names can raise other errors
+        info = codecs.lookup(charset)
+    except Exception:  # LookupError mostly; odd names (NUL bytes ...) raise other errors
         return False
-    return True
+    return bool(getattr(info, "_is_text_encoding", True))  # False for base64, rot13, ...
 
 
 def _decode_text(raw: bytes, charset: str | None) -> str:
