@@ -827,6 +827,14 @@ def _decoder(encoding: str | None, defects: list[str]) -> _Decoder:
     return _Identity()
 
 
+class _HookError(Exception):
+    """An exception of the caller's part hook or writer: passed on, never taken for a parser bug."""
+
+    def __init__(self, original: Exception) -> None:
+        super().__init__(str(original))
+        self.original = original
+
+
 class _Content:
     """Decodes and hashes the content of one leaf (or of a preamble that may become one)."""
 
@@ -851,15 +859,21 @@ class _Content:
         if out:
             self._take(out)
         if self.writer is not None:
-            self.writer.close()
-            self.writer = None
+            writer, self.writer = self.writer, None
+            try:
+                writer.close()
+            except Exception as exc:
+                raise _HookError(exc) from exc
 
     def _take(self, out: bytes) -> None:
         self.size += len(out)
         self.md5.update(out)
         self.sha256.update(out)
         if self.writer is not None:
-            self.writer.write(out)
+            try:
+                self.writer.write(out)
+            except Exception as exc:
+                raise _HookError(exc) from exc
         if self.preview is not None and len(self.preview) < self.preview_room:
             self.preview += out[: self.preview_room - len(self.preview)]
 
@@ -1084,6 +1098,8 @@ class MessageSummarizer:
             self._scan_buffer(final=True)
         try:
             self._unwind(0, self._total, b"", eof_incomplete=not complete)
+        except _HookError as err:
+            raise err.original from None
         except Exception as exc:  # a bug here must not lose the message
             self._fail(exc)
         return self._summary(complete, missing_bytes)
@@ -1101,6 +1117,9 @@ class MessageSummarizer:
         self._lf = self._blank = _UNSEARCHED
         try:
             used = self._run(data, final)
+        except _HookError as err:
+            self._failed = True
+            raise err.original from None
         except Exception as exc:  # a bug here must not lose the message
             self._fail(exc)
             return
@@ -1275,16 +1294,18 @@ class MessageSummarizer:
         ent.kind = _Kind.LEAF
         writer = None
         if self._on_part is not None:
-            writer = self._on_part(
-                PartStart(
-                    path=ent.path,
-                    content_type=info.content_type,
-                    filename=info.filename,
-                    disposition=info.disposition,
-                    encoding=info.encoding,
-                    is_attachment=_is_attachment(info),
-                )
+            start = PartStart(
+                path=ent.path,
+                content_type=info.content_type,
+                filename=info.filename,
+                disposition=info.disposition,
+                encoding=info.encoding,
+                is_attachment=_is_attachment(info),
             )
+            try:
+                writer = self._on_part(start)
+            except Exception as exc:
+                raise _HookError(exc) from exc
         if info.charset is not None and not _known_charset(info.charset):
             ent.defects.append(f"unknown charset {info.charset!r}")
         room = self._limits.max_preview_bytes if info.content_type in ("text/plain", "text/html") else 0

@@ -538,7 +538,9 @@ def test_fast_address_rendering_equals_policy_default(boxes: list[str], sep: str
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126) | st.sampled_from("\t"), max_size=40))
+@given(
+    st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126) | st.sampled_from("\t"), max_size=40)
+)
 def test_plain_subject_fast_path_equals_policy_default(value: str) -> None:
     assert mime._display_text(value) == str(email.policy.default.header_factory("subject", value))
 
@@ -551,13 +553,16 @@ def test_parameter_split_equals_stdlib(value: str) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(alphabet='ab=;"\\ *\'%', max_size=30), st.sampled_from(["name", "filename", "boundary"]))
+@given(st.text(alphabet="ab=;\"\\ *'%", max_size=30), st.sampled_from(["name", "filename", "boundary"]))
 def test_parameters_equal_email_message_getters(params: str, key: str) -> None:
     msg = email.message.Message()
     msg["Content-Type"] = "application/x-test; " + params
     msg["Content-Disposition"] = "attachment; " + params
     info = mime._mime_info(
-        [("Content-Type", msg["Content-Type"].encode()), ("Content-Disposition", msg["Content-Disposition"].encode())],
+        [
+            ("Content-Type", msg["Content-Type"].encode()),
+            ("Content-Disposition", msg["Content-Disposition"].encode()),
+        ],
         "text/plain",
         [],
     )

@@ -25,14 +25,16 @@ from hypothesis import strategies as st
 import mailtrace.mime as mime
 from mailtrace.mime import MessageSummarizer, MessageSummary, MimeLimits, summarize
 
-
 ODD_BASE64 = ("one base64 character too many", -1)
 """Where the stdlib gives up on base64 and returns the encoded text, we keep what decoded."""
 
 
 def leaves(s: MessageSummary) -> list[tuple[str, str, int]]:
     return [
-        (p.content_type, *(ODD_BASE64 if "InvalidBase64LengthDefect" in p.defects else (p.md5 or "", p.decoded_bytes)))
+        (
+            p.content_type,
+            *(ODD_BASE64 if "InvalidBase64LengthDefect" in p.defects else (p.md5 or "", p.decoded_bytes)),
+        )
         for p in s.parts.walk()
         if p.is_leaf
     ]
@@ -69,8 +71,8 @@ def no_internal_error(s: MessageSummary) -> None:
     assert not [d for d in s.defects if d.startswith("internal error")]
 
 
-def feed_chunks(raw: bytes, sizes: Iterator[int], limits: MimeLimits = MimeLimits()) -> MessageSummary:
-    s = MessageSummarizer(limits)
+def feed_chunks(raw: bytes, sizes: Iterator[int], limits: MimeLimits | None = None) -> MessageSummary:
+    s = MessageSummarizer(limits or MimeLimits())
     pos = 0
     while pos < len(raw):
         step = next(sizes)
@@ -97,8 +99,10 @@ def base64_body(draw: st.DrawFn) -> bytes:
     for line in lines:
         if draw(st.integers(0, 9)) == 0:  # stray bytes the decoder must skip
             at = draw(st.integers(0, len(line)))
-            line = line[:at] + draw(st.sampled_from([b" ", b"\t", b"!", b"*", b"\x00", b"\xff"])) + line[at:]
-        noisy.append(line)
+            noise = draw(st.sampled_from([b" ", b"\t", b"!", b"*", b"\x00", b"\xff"]))
+            noisy.append(line[:at] + noise + line[at:])
+        else:
+            noisy.append(line)
     if draw(st.integers(0, 14)) == 0 and len(text) >= 8:  # padding in the middle ends decoding early
         noisy.insert(1, b"QQ==")
     return b"\n".join(noisy)
@@ -116,7 +120,9 @@ def qp_body(draw: st.DrawFn) -> bytes:
 @st.composite
 def leaf(draw: st.DrawFn, eol: bytes) -> bytes:
     cte = draw(st.sampled_from([None, "7bit", "base64", "quoted-printable", "BASE64", "8bit"]))
-    headers = [b"Content-Type: " + draw(st.sampled_from([b"text/plain", b"application/pdf", b"image/png", b"bogus"]))]
+    headers = [
+        b"Content-Type: " + draw(st.sampled_from([b"text/plain", b"application/pdf", b"image/png", b"bogus"]))
+    ]
     if draw(st.booleans()):
         headers.append(b'Content-Disposition: attachment; filename="' + draw(TOKEN).encode() + b'"')
     if cte is not None:
@@ -194,7 +200,9 @@ def test_fuzzed_structures_decode_like_the_stdlib(raw: bytes, seed: int) -> None
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=400), st.integers(1, 50))
 def test_random_bytes_never_raise(raw: bytes, step: int) -> None:
-    s = feed_chunks(b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n" + raw, iter(lambda: step, None))
+    s = feed_chunks(
+        b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n" + raw, iter(lambda: step, None)
+    )
     no_internal_error(s)
     no_internal_error(summarize(raw))
 
@@ -203,7 +211,11 @@ def test_random_bytes_never_raise(raw: bytes, step: int) -> None:
 
 
 @settings(max_examples=800, deadline=None)
-@given(st.binary(max_size=200).map(base64.b64encode), st.binary(max_size=12), st.lists(st.integers(0, 400), max_size=6))
+@given(
+    st.binary(max_size=200).map(base64.b64encode),
+    st.binary(max_size=12),
+    st.lists(st.integers(0, 400), max_size=6),
+)
 def test_base64_stream_equals_decode_b(encoded: bytes, noise: bytes, cuts: list[int]) -> None:
     from email._encoded_words import decode_b  # the stdlib's own fallback chain
 
@@ -306,7 +318,13 @@ def test_hundred_deep_nesting_is_capped() -> None:
     depth = 100
     raw = HEAD
     for i in range(depth):
-        raw += b'Content-Type: multipart/mixed; boundary="b' + str(i).encode() + b'"\r\n\r\n--b' + str(i).encode() + b"\r\n"
+        raw += (
+            b'Content-Type: multipart/mixed; boundary="b'
+            + str(i).encode()
+            + b'"\r\n\r\n--b'
+            + str(i).encode()
+            + b"\r\n"
+        )
     raw += PART + b"\r\n"
     for i in reversed(range(depth)):
         raw += b"--b" + str(i).encode() + b"--\r\n"
@@ -391,7 +409,7 @@ def test_twenty_megabyte_base64_part_streams_in_bounded_memory() -> None:
 
 
 def test_bad_base64() -> None:
-    body = b"Content-Transfer-Encoding: base64\r\nContent-Type: application/x\r\n\r\nQUJD$$RE*VG\r\nR0g=\r\nQUJD\r\n"
+    body = b"Content-Transfer-Encoding: base64\r\n\r\nQUJD$$RE*VG\r\nR0g=\r\nQUJD\r\n"
     raw = multipart(b"b", body)
     s = summarize(raw)
     assert "InvalidBase64CharactersDefect (part 1.1)" in s.defects
@@ -456,7 +474,13 @@ def test_raw_eight_bit_headers_are_decoded_sensibly() -> None:
 
 def test_hostile_parameters_stay_linear() -> None:
     params = b"; " + b'a="' + b";" * 200_000 + b'"'
-    raw = b"Content-Type: text/plain" + params + b"\r\nContent-Disposition: attachment" + b"; x=1" * 5000 + b"\r\n\r\nx"
+    raw = (
+        b"Content-Type: text/plain"
+        + params
+        + b"\r\nContent-Disposition: attachment"
+        + b"; x=1" * 5000
+        + b"\r\n\r\nx"
+    )
     s = summarize(raw)
     assert "too many parameters" in s.defects
     no_internal_error(s)

@@ -71,7 +71,8 @@ def test_unparseable_hop_and_date() -> None:
 def test_private_address_claimed_by_public_hop() -> None:
     hops = received_chain(
         [
-            "from edge.example.com (edge.example.com [93.184.215.14]) by mx.other.example; Tue, 14 Nov 2023 22:00:05 +0000",
+            "from edge.example.com (edge.example.com [93.184.215.14]) by mx.other.example;"
+            " Tue, 14 Nov 2023 22:00:05 +0000",
             "from laptop (unknown [10.1.2.3]) by edge.example.com; Tue, 14 Nov 2023 22:00:00 +0000",
         ]
     )
@@ -99,3 +100,28 @@ def test_ipv6_and_literal_names() -> None:
 def test_never_raises(values: list[str]) -> None:
     hops = received_chain(values)
     assert [h.index for h in hops] == list(range(1, len(values) + 1))
+
+
+# --------------------------------------------------------------------------- header explanations
+
+
+def test_header_explanations() -> None:
+    from mailtrace.headerinfo import CATALOGUES, explain
+
+    for name in ("To", "Cc", "Bcc", "From", "Sender", "Received", "Return-Path", "Date", "Reply-To",
+                 "Message-ID", "In-Reply-To", "References", "Keywords", "Subject", "MIME-Version",
+                 "Content-Type", "Content-Transfer-Encoding", "Content-ID", "Content-Description",
+                 "Authentication-Results", "Received-SPF", "DKIM-Signature", "ARC-Seal",
+                 "List-Unsubscribe", "User-Agent", "X-Mailer"):  # fmt: skip
+        text = explain(name)
+        assert text and text != explain("No-Such-Header"), name
+    assert explain("X-Whatever-Private") == "private extension header (X-)"
+    assert explain("list-something-new") == explain("List-*")
+    assert explain("ARC-New-Field").startswith("Authenticated Received Chain")
+    assert explain("Subject", "xx") == explain("subject")  # unknown language: English
+    CATALOGUES["de"] = {"subject": "Betreff: kurzes Thema der Nachricht."}
+    try:
+        assert explain("Subject", "de") == "Betreff: kurzes Thema der Nachricht."
+        assert explain("To", "de") == explain("To")  # missing entries fall back to English
+    finally:
+        del CATALOGUES["de"]
