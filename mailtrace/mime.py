@@ -1074,17 +1074,12 @@ class MessageSummarizer:
         if not data:
             return
         self._total += len(data)
-        self._sha256.update(data)
-        self._md5.update(data)
-        room = self._limits.max_kept_bytes - len(self._kept)
-        if room > 0:
-            self._kept += data[:room]
-        if self._failed:
+        if self._failed or (not self._buf and len(data) >= _BLOCK):
+            self._absorb(data)
+            if not self._failed:
+                self._scan(bytes(data), final=False)
             return
-        if not self._buf and len(data) >= _BLOCK:
-            self._scan(bytes(data), final=False)
-            return
-        self._buf += data
+        self._buf += data  # hashed with the rest of the block: fewer, larger hash updates
         self._unscanned += len(data)
         if self._unscanned >= _BLOCK:
             self._scan_buffer(final=False)
@@ -1094,8 +1089,7 @@ class MessageSummarizer:
         if self._closed:
             raise ValueError("close() called twice")
         self._closed = True
-        if not self._failed:
-            self._scan_buffer(final=True)
+        self._scan_buffer(final=True)
         try:
             self._unwind(0, self._total, b"", eof_incomplete=not complete)
         except _HookError as err:
@@ -1106,11 +1100,23 @@ class MessageSummarizer:
 
     # ------------------------------------------------------------------ scanning
 
+    def _absorb(self, data: bytes | memoryview) -> None:
+        """Bytes seen for the first time: into the message hashes and the kept prefix."""
+        self._sha256.update(data)
+        self._md5.update(data)
+        room = self._limits.max_kept_bytes - len(self._kept)
+        if room > 0:
+            self._kept += data[:room]
+
     def _scan_buffer(self, *, final: bool) -> None:
         data = bytes(self._buf)
         self._buf.clear()
+        if self._unscanned:
+            with memoryview(data) as view:
+                self._absorb(view[len(data) - self._unscanned :])
         self._unscanned = 0
-        self._scan(data, final=final)
+        if not self._failed:
+            self._scan(data, final=final)
 
     def _scan(self, data: bytes, *, final: bool) -> None:
         self._hits.clear()
@@ -1131,7 +1137,7 @@ class MessageSummarizer:
 
     def _fail(self, exc: Exception) -> None:
         self._failed = True
-        self._buf.clear()
+        self._buf.clear()  # already hashed: only not-yet-seen bytes are counted in _unscanned
         self._defects.append(f"internal error ({type(exc).__name__}); summary incomplete")
 
     def _run(self, data: bytes, final: bool) -> int:
@@ -1264,6 +1270,9 @@ class MessageSummarizer:
         if ent.ignored:
             ent.kind = _Kind.LEAF
             return
+        moved = None
+        if len(ent.lines) > 1 and ent.lines[-1].startswith(b"From "):
+            moved = ent.lines.pop()  # the stdlib takes a final "From " line for the body's first
         fields = _split_fields(ent.lines, ent.defects)
         ent.lines = []
         info = _mime_info(fields, ent.default_type, ent.defects)
@@ -1289,6 +1298,8 @@ class MessageSummarizer:
             if container:
                 ent.defects.append("NoBoundaryInMultipartDefect")
             self._start_leaf(ent, info)
+            if moved is not None and ent.content is not None:
+                ent.content.feed(moved)
 
     def _start_leaf(self, ent: _Entity, info: _Info) -> None:
         ent.kind = _Kind.LEAF

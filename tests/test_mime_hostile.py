@@ -134,6 +134,8 @@ def leaf(draw: st.DrawFn, eol: bytes) -> bytes:
     else:
         body = b"\n".join(t.encode() for t in draw(st.lists(TEXT_LINE, max_size=4)))
     blank = b"" if draw(st.integers(0, 19)) == 0 else eol  # sometimes no header/body separator
+    if body.startswith(b"From "):  # a "From " line ending a header block: see docs/messages.md
+        body = b">" + body
     return eol.join(headers) + eol + blank + body.replace(b"\n", eol)
 
 
