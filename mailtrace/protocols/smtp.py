@@ -271,6 +271,14 @@ class Smtp:
                     continue
                 self.held += data
                 self.held_frames.append((frame, ts))
+                waiting_data = bool(self.pending) and self.pending[-1].verb == "DATA"
+                if waiting_data and self._held_is_body():
+                    self.out.anomaly(CLIENT, Phase.TRANSFER, "reply-not-seen",
+                                     "the client sends the message, so the server must have answered DATA with "
+                                     "354, but the capture does not show that reply", frame)
+                    self.pending.pop()  # DATA counts as answered
+                    self._start_data(frame)
+                    return
                 if len(self.held) > self.limits.max_wait_bytes:
                     self.out.anomaly(CLIENT, self.phase, "no-reply",
                                      f"{len(self.held)} client bytes sent without waiting for the reply to "
@@ -390,6 +398,14 @@ class Smtp:
             self._bdat_command(cmd, line)
         elif verb == "RSET":
             self.current = None  # the server handles commands in order: what follows is a new transaction
+
+    def _held_is_body(self) -> bool:
+        """After DATA, a first line that is no SMTP command means the 354 came (and the capture lost it)."""
+        nl = self.held.find(b"\n")
+        if nl < 0:
+            return len(self.held) > 1024
+        verb = bytes(self.held[:nl]).strip().split(b" ", 1)[0].upper().decode("latin-1")
+        return verb not in KNOWN_VERBS
 
     def _bdat_command(self, cmd: Pending, line: Line) -> None:
         match = BDAT_ARGS.match(cmd.argument)

@@ -171,9 +171,11 @@ class FlowTable:
         mine, peer = rasm[d], rasm[1 - d]
         syn = bool(flags & TCP_SYN)
         fin = bool(flags & TCP_FIN)
-        items = mine.segment(pkt.seq, pkt.payload, pkt.payload_len, syn, fin, frame, ts)
         if flags & TCP_ACK and not (flags & TCP_RST):
-            more = peer.acked(pkt.ack, frame, ts)
+            peer.acked(pkt.ack)
+        items = mine.segment(pkt.seq, pkt.payload, pkt.payload_len, syn, fin, frame, ts)
+        if pkt.payload_len or fin:
+            more = peer.flush_acked(frame, ts)  # the peer's holes come first: it got that data before
             if more:
                 items = more + items
         if fin:
