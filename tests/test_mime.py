@@ -527,7 +527,7 @@ def _mailbox(draw: st.DrawFn) -> str:
     return f'"{draw(_QUOTED)}" <{addr}>'
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.lists(_mailbox(), min_size=1, max_size=3), st.sampled_from([", ", ",", " , "]))
 def test_fast_address_rendering_equals_policy_default(boxes: list[str], sep: str) -> None:
     value = sep.join(boxes)
@@ -537,7 +537,7 @@ def test_fast_address_rendering_equals_policy_default(boxes: list[str], sep: str
         assert fast == tuple(str(a) for a in header.addresses)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126) | st.sampled_from("\t"), max_size=40)
 )
@@ -545,7 +545,7 @@ def test_plain_subject_fast_path_equals_policy_default(value: str) -> None:
     assert mime._display_text(value) == str(email.policy.default.header_factory("subject", value))
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.text(alphabet='ab=;" \\*\t', max_size=30))
 def test_parameter_split_equals_stdlib(value: str) -> None:
     stdlib_parseparam: Any = vars(email.message)["_parseparam"]

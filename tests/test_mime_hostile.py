@@ -179,7 +179,7 @@ def message(draw: st.DrawFn) -> bytes:
     return raw
 
 
-@settings(max_examples=700, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(raw=message(), seed=st.integers(0, 2**32))
 def test_fuzzed_structures_decode_like_the_stdlib(raw: bytes, seed: int) -> None:
     whole = summarize(raw)
@@ -212,7 +212,7 @@ def test_random_bytes_never_raise(raw: bytes, step: int) -> None:
 # --------------------------------------------------------------------------- the decoders alone
 
 
-@settings(max_examples=800, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(
     st.binary(max_size=200).map(base64.b64encode),
     st.binary(max_size=12),
