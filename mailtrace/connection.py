@@ -20,12 +20,10 @@ from mailtrace.model import (
     Anomaly,
     Chunk,
     Direction,
-    Eof,
     Event,
     Note,
     Opaque,
     Phase,
-    StreamGap,
     StreamItem,
     TlsStart,
 )
@@ -110,9 +108,8 @@ class MailConnection:
                                      phase=self.builder.phase, kind=n.kind, detail=n.detail) for n in notes])
 
     def finish(self, conn: Connection, close: str) -> None:
-        if self.sniffer is not None:
-            if not self._decided(conn, self.sniffer.end()):
-                return
+        if self.sniffer is not None and not self._decided(conn, self.sniffer.end()):
+            return
         if self.dissector is None:
             return
         self.builder.events(self.dissector.finish())
@@ -230,18 +227,19 @@ class MailConnection:
 
 def tls_row_event(event: TlsEvent, phase: Phase) -> Event | None:
     """A TLS layer event as a row event of the session table."""
-    frame = event.frame or 0
-    base = {"direction": event.direction, "ts": event.ts, "frame": frame, "first_frame": frame}
+    d, ts, frame = event.direction, event.ts, event.frame or 0
     if isinstance(event, OpaqueData):
-        return Opaque(**base, phase=Phase.TLS, nbytes=event.nbytes)
+        return Opaque(direction=d, ts=ts, frame=frame, first_frame=frame, phase=Phase.TLS, nbytes=event.nbytes)
+    if isinstance(event, TlsAnomaly):
+        return Anomaly(direction=d, ts=ts, frame=frame, first_frame=frame, phase=Phase.TLS,
+                       kind="tls-" + event.kind, detail=event.detail)
     if isinstance(event, HandshakeSeen):
         text = "TLS " + event.kind.replace("_", " ") + (f" ({event.detail})" if event.detail else "")
-        return Note(**base, phase=Phase.TLS, text=text)
-    if isinstance(event, HandshakeComplete):
-        return Note(**base, phase=Phase.TLS,
-                    text=f"TLS handshake complete: {event.version or '?'} {event.cipher or ''}".rstrip())
-    if isinstance(event, TlsAlert):
-        return Note(**base, phase=phase, text=f"TLS alert: {event.level} {event.description}")
-    if isinstance(event, TlsAnomaly):
-        return Anomaly(**base, phase=Phase.TLS, kind="tls-" + event.kind, detail=event.detail)
-    return None  # Decrypted: the plaintext's own events mark the row
+    elif isinstance(event, HandshakeComplete):
+        text = f"TLS handshake complete: {event.version or '?'} {event.cipher or ''}".rstrip()
+    elif isinstance(event, TlsAlert):
+        text = f"TLS alert: {event.level} {event.description}"
+        return Note(direction=d, ts=ts, frame=frame, first_frame=frame, phase=phase, text=text)
+    else:
+        return None  # Decrypted: the plaintext's own events mark the row
+    return Note(direction=d, ts=ts, frame=frame, first_frame=frame, phase=Phase.TLS, text=text)

@@ -17,11 +17,9 @@ from mailtrace.capture.decode import TCP_FIN, TCP_RST, TCP_SYN
 from mailtrace.mime import MessageSummarizer, MessageSummary, MimeLimits
 from mailtrace.model import (
     Anomaly,
-    Chunk,
-    StreamGap,
-    StreamItem,
     AuthAttempt,
     BodyData,
+    Chunk,
     Command,
     Direction,
     Endpoint,
@@ -32,6 +30,8 @@ from mailtrace.model import (
     Opaque,
     Phase,
     Reply,
+    StreamGap,
+    StreamItem,
     TlsStart,
 )
 

@@ -51,7 +51,7 @@ def cases() -> list[Any]:
 @pytest.mark.parametrize("case", cases(), ids=lambda c: Path(c.name).name)
 def test_ground_truth(case: Any) -> None:
     cc = sys.modules["check_corpus"]
-    agreed, found, false_sessions, misses, fields = cc.score(case, analyse(case.capture))
+    _agreed, found, false_sessions, misses, _fields = cc.score(case, analyse(case.capture))
     mail = [s for s in case.sessions if s.protocol != "none"]
     assert found == len(mail), misses
     assert false_sessions == 0, misses

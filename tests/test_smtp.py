@@ -188,7 +188,8 @@ def smtp_items(*parts: tuple[str, bytes]) -> list[StreamItem]:
 
 
 def test_parse_address_variants() -> None:
-    assert parse_address("FROM:<a@b> SIZE=10 BODY=8BITMIME", "FROM") == ("a@b", {"SIZE": "10", "BODY": "8BITMIME"}, True)
+    params = {"SIZE": "10", "BODY": "8BITMIME"}
+    assert parse_address("FROM:<a@b> SIZE=10 BODY=8BITMIME", "FROM") == ("a@b", params, True)
     assert parse_address("from: <a@b>", "FROM") == ("a@b", {}, True)
     assert parse_address("FROM:<>", "FROM") == ("", {}, True)
     assert parse_address("FROM alice@x", "FROM")[2] is False

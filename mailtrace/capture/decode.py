@@ -320,8 +320,7 @@ class Decoder:
                 return None
             pstart = start + hlen
             payload_len = end - pstart
-            if payload_len < 0:
-                payload_len = 0
+            payload_len = max(payload_len, 0)
             payload = data[pstart:end] if payload_len else b""
             return TcpPacket(
                 src + dst + data[start : start + 4], src, dst, sport, dport, seq, ack, flags,

@@ -21,7 +21,7 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 PCAP_MAGICS = {
     b"\xd4\xc3\xb2\xa1": ("<", 1e-6),
@@ -248,11 +248,11 @@ def _decompressed(raw: BinaryIO, name: str) -> tuple[BinaryIO, str]:
     """Wrap ``raw`` in the right decompressor, judged by magic bytes, not by the file name."""
     peek = _peek(raw, 6)
     if peek.startswith(b"\x1f\x8b"):
-        return gzip.GzipFile(fileobj=raw, mode="rb"), "+gzip"  # type: ignore[return-value]
+        return cast(BinaryIO, gzip.GzipFile(fileobj=raw, mode="rb")), "+gzip"
     if peek.startswith(b"BZh"):
-        return bz2.BZ2File(raw, "rb"), "+bzip2"
+        return cast(BinaryIO, bz2.BZ2File(raw, "rb")), "+bzip2"
     if peek.startswith(b"\xfd7zXZ\x00"):
-        return lzma.LZMAFile(raw, "rb"), "+xz"
+        return cast(BinaryIO, lzma.LZMAFile(raw, "rb")), "+xz"
     return raw, ""
 
 
@@ -267,8 +267,8 @@ def open_capture(path: str) -> CaptureFile:
     name = "<stdin>" if path == "-" else path
     try:
         if path == "-":
-            raw: BinaryIO = io.BufferedReader(sys.stdin.buffer.raw if hasattr(sys.stdin.buffer, "raw")
-                                               else sys.stdin.buffer, READ_SIZE)  # type: ignore[arg-type]
+            source = getattr(sys.stdin.buffer, "raw", sys.stdin.buffer)
+            raw = cast(BinaryIO, io.BufferedReader(cast(io.RawIOBase, source), READ_SIZE))
         else:
             p = Path(path)
             if p.is_dir():
@@ -283,7 +283,7 @@ def open_capture(path: str) -> CaptureFile:
     try:
         stream, compression = _decompressed(raw, name)
         if compression:
-            stream = io.BufferedReader(stream, READ_SIZE)  # type: ignore[arg-type]
+            stream = cast(BinaryIO, io.BufferedReader(cast(io.RawIOBase, stream), READ_SIZE))
         magic = _peek(stream, 24) if isinstance(stream, io.BufferedReader) else b""
     except (OSError, EOFError, lzma.LZMAError) as exc:
         raw.close()

@@ -235,7 +235,7 @@ class DotBody:
 class EventSink:
     """Small helper a dissector uses to build events with the current item's frame and time."""
 
-    __slots__ = ("events", "frame", "max_events", "dropped", "ts")
+    __slots__ = ("dropped", "events", "frame", "max_events", "ts")
 
     def __init__(self, max_events: int) -> None:
         self.events: list[Event] = []

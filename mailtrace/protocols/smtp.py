@@ -532,7 +532,7 @@ class Smtp:
         self.server_lines.push(data, frame, ts)
         for line in self.server_lines.lines(frame, ts):
             self._server_line(line)
-            if self.server_tls:
+            if self.mode is Mode.TLS:  # STARTTLS accepted: the rest is not SMTP
                 self.server_lines.clear()
                 return
 
@@ -782,10 +782,9 @@ class Smtp:
                     self.out.anomaly(CLIENT, self.phase, "unterminated-line",
                                      f"client data without a line end at the end of the stream: {printable(rest, 80)}",
                                      eof.frame)
-        else:
-            if self.reply_lines:
-                self.out.anomaly(SERVER, self.phase, "incomplete-reply", "multi-line reply cut off", eof.frame)
-                self.reply_lines = []
+        elif self.reply_lines:
+            self.out.anomaly(SERVER, self.phase, "incomplete-reply", "multi-line reply cut off", eof.frame)
+            self.reply_lines = []
 
 
 def _plausible(verb: str, code: int) -> bool:
@@ -822,5 +821,5 @@ def _is_text(raw: bytes) -> bool:
     """A command line is text: mostly printable ASCII/UTF-8, no NUL or C0 controls beyond tab."""
     if not raw:
         return True
-    bad = sum(1 for b in raw[:256] if b < 0x20 and b != 0x09 or b == 0x7F)
-    return bad == 0 or bad * 10 < len(raw[:256]) and b"\x00" not in raw[:256]
+    bad = sum(1 for b in raw[:256] if (b < 0x20 and b != 0x09) or b == 0x7F)
+    return bad == 0 or (bad * 10 < len(raw[:256]) and b"\x00" not in raw[:256])

@@ -147,7 +147,7 @@ class JsonReportWriter:
         self.count = 0
 
     def begin(self) -> None:
-        self.stream.write('{"format": "%s", "version": %d, "sessions": [' % (FORMAT_NAME, FORMAT_VERSION))
+        self.stream.write(f'{{"format": "{FORMAT_NAME}", "version": {FORMAT_VERSION}, "sessions": [')
 
     def session(self, s: Session) -> None:
         self.stream.write(("," if self.count else "") + "\n" + dumps(session_json(s, self.show_secrets), self.indent))

@@ -17,7 +17,7 @@ from typing import Protocol
 
 from mailtrace.capture.decode import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, TcpPacket
 from mailtrace.model import CLIENT, SERVER, Direction, Endpoint, StreamItem
-from mailtrace.tcp.reassembly import Reassembler, ReassemblyNote, seq_diff
+from mailtrace.tcp.reassembly import Reassembler, ReassemblyNote
 
 
 def ip_text(raw: bytes) -> str:
@@ -48,8 +48,9 @@ class FlowLimits:
 class Handler(Protocol):
     """What the flow table drives for a connection it tracks (implemented by the pipeline)."""
 
-    tracked: bool
-    """False while the handler is only sniffing whether this is mail at all (smaller buffers)."""
+    @property
+    def tracked(self) -> bool:
+        """False while the handler is only sniffing whether this is mail at all (smaller buffers)."""
 
     def packet(self, conn: Connection, frame: int, ts: float, direction: Direction, pkt: TcpPacket) -> None:
         """Called for every packet of the connection, before its stream items."""
@@ -191,7 +192,7 @@ class FlowTable:
                 if conn.handler is not None:
                     conn.handler.notes(conn, r.notes)
                 r.notes = []
-        if conn.handler is None:  # the handler decided this is not mail
+        if dropped(conn):  # the handler decided this is not mail
             self._forget(conn)
             return
         if conn.closing_since is None and (conn.reset or (rasm[0].ended and rasm[1].ended)):
@@ -204,10 +205,7 @@ class FlowTable:
 
     def _new_connection(self, frame: int, ts: float, pkt: TcpPacket) -> Connection:
         flags = pkt.flags
-        if flags & TCP_SYN:
-            src_is_client = not (flags & TCP_ACK)
-        else:
-            src_is_client = not self.server_side(pkt.sport, pkt.dport)
+        src_is_client = not flags & TCP_ACK if flags & TCP_SYN else not self.server_side(pkt.sport, pkt.dport)
         rkey = pkt.dst + pkt.src + pkt.key[-2:] + pkt.key[-4:-2]
         src = Endpoint(ip_text(pkt.src), pkt.sport)
         dst = Endpoint(ip_text(pkt.dst), pkt.dport)
@@ -244,7 +242,7 @@ class FlowTable:
                     items += r.finish(None, conn.last_ts)
             if items:
                 handler.items(conn, items)
-            if conn.handler is None:  # the flushed bytes showed it is not mail after all
+            if dropped(conn):  # the flushed bytes showed it is not mail after all
                 self._forget(conn)
                 return
             for r in conn.rasm:
@@ -292,5 +290,6 @@ class FlowTable:
         return len(self.active)
 
 
-def same_seq(a: int, b: int) -> bool:
-    return seq_diff(a, b) == 0
+def dropped(conn: Connection) -> bool:
+    """Whether the handler let go of the connection (a call may do that; mypy cannot see it)."""
+    return conn.handler is None

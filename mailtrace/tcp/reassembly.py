@@ -140,8 +140,7 @@ class Reassembler:
         target = self.offset + rel
         if self.fin_offset is not None and target > self.fin_offset:
             target = self.fin_offset  # the ACK of a FIN counts one for the FIN itself
-        if target > self.acked_to:
-            self.acked_to = target
+        self.acked_to = max(self.acked_to, target)
 
     def flush_acked(self, frame: int, ts: float) -> list[StreamItem]:
         """Declare the acknowledged holes lost and deliver what waited behind them."""
