@@ -59,8 +59,10 @@ class CaptureStats:
 class Analyzer:
     """Runs captures through the pipeline; one instance per report."""
 
-    def __init__(self, config: Config, *, reorder: bool = True, keylog: KeyLog | None = None) -> None:
+    def __init__(self, config: Config, *, reorder: bool = True, keylog: KeyLog | None = None,
+                 fast_path: bool = True) -> None:
         self.config = config
+        self.fast_path = fast_path
         self.keylog = keylog
         self._capture: CaptureFile | None = None
         self._secrets_seen = 0
@@ -138,6 +140,7 @@ class Analyzer:
         first_ts: float | None = None
         last_ts = 0.0
         fast_skipped = 0
+        fast = self.fast_path
         try:
             for ts, linktype, data, wire_len in capture.frames():
                 packets += 1
@@ -149,7 +152,7 @@ class Analyzer:
                 # dict lookup and no objects. Anything else (SYN/FIN/RST, fragments, other link types,
                 # new connections, time for a sweep) takes the full decode below; test_fast_path checks
                 # that both give the same results.
-                if linktype == 1 and data[12:14] == b"\x08\x00" and data[23] == 6 and len(data) > 54 \
+                if fast and linktype == 1 and data[12:14] == b"\x08\x00" and data[23] == 6 and len(data) > 54 \
                         and not (data[20] & 0x3F or data[21]) and ts < flows.next_sweep:
                     p = 14 + (data[14] & 0x0F) * 4
                     conn = table.get(data[26:34] + data[p : p + 4])

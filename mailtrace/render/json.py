@@ -92,7 +92,7 @@ def session_json(s: Session, show_secrets: bool = False) -> dict[str, Any]:
         "gaps": [{"direction": g.direction.value, "bytes": g.nbytes, "frame": g.frame} for g in s.gaps],
         "phases": [{"name": p.phase.value, "first_frame": p.first_frame, "last_frame": p.last_frame}
                    for p in s.phases],
-        "commands": [command_json(c) for c in s.commands],
+        "commands": [command_json(c) for c in s.commands if c.verb],  # SASL responses are not commands
         "replies": [reply_json(r) for r in s.replies],
         "helo": record.pop("helo", None),
         "user": s.user,
