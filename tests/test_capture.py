@@ -259,3 +259,18 @@ def test_unknown_link_type_and_non_ip_counted(tmp_path: Path) -> None:
     data = report(odd.write(tmp_path / "y.pcap"))
     assert data["capture"]["skipped"]["unknown_linktype"] == len(cap.frames)
     assert data["sessions"] == []
+
+
+def test_fast_decoder_matches_general_decoder() -> None:
+    """ethernet_ipv4_tcp is a shortcut of the general decoder: same packets on real traffic."""
+    from mailtrace.capture.decode import ethernet_ipv4_tcp
+    from tests.support import sample
+
+    decoder = Decoder()
+    checked = 0
+    for ts, linktype, data, _ in open_capture(str(sample("mixed-all.pcap"))).frames():
+        fast = ethernet_ipv4_tcp(data)
+        if fast is not None:
+            assert fast == decoder._ethernet(ts, data, 0, None)
+            checked += 1
+    assert checked > 250  # the TCP frames of mixed-all (ARP, DNS and the SYN-less are the rest)

@@ -156,13 +156,15 @@ class FlowTable:
         conn.last_ts = ts
         conn.last_index = self.tcp_packets
         conn.packets += 1
+        if pkt.key == conn.client_key:
+            direction, d = CLIENT, 0
+        else:
+            direction, d = SERVER, 1
+        if conn.base_seq[d] is None:
+            conn.base_seq[d] = pkt.seq
         handler = conn.handler
         if handler is None:
             return
-        direction = CLIENT if pkt.key == conn.client_key else SERVER
-        d = 0 if direction is CLIENT else 1
-        if conn.base_seq[d] is None:
-            conn.base_seq[d] = pkt.seq
         handler.packet(conn, frame, ts, direction, pkt)
         rasm = conn.rasm
         if rasm is None or conn.handler is None:
