@@ -107,8 +107,8 @@ class FakeSource:
             else:
                 item()
 
-    def kernel_stats(self) -> tuple[int, int]:
-        return self.consumed, 0
+    def kernel_drops(self) -> int:
+        return 0
 
 
 class FakeClock:

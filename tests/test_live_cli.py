@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -140,3 +141,22 @@ def test_interfaces_as_json() -> None:
     assert rows["lo"]["state"] == "up" and "127.0.0.1" in rows["lo"]["addresses"]
     assert rows["any"]["index"] == 0
     assert sum(row["default"] for row in rows.values()) <= 1
+
+
+@linux_only
+@pytest.mark.skipif(os.geteuid() != 0, reason="opens a packet socket: needs root (CI runs as root)")
+def test_an_interface_failing_mid_capture_ends_the_run_with_a_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    capture = capture_live.LiveCapture("lo", None)
+
+    def gone() -> None:
+        raise OSError(errno.ENETDOWN, "Network is down")
+
+    monkeypatch.setattr(capture, "read_frame", gone)
+    ticks: list[float] = []
+    try:
+        with pytest.raises(LiveError, match=r"^capture on lo stopped: Network is down$"), \
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.sendto(b"x", ("127.0.0.1", 9))
+            capture.run(lambda frame: None, ticks.append, lambda: len(ticks) > 8)
+    finally:
+        capture.close()

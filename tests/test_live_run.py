@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from live_helpers import Conversation, FakeClock, FakeSource, Item, Tick, smtp_session
 
+from mailtrace.capture.live import LiveError
 from mailtrace.capture.reader import Frame, open_capture
 from mailtrace.capture.writer import PcapWriteError, PcapWriter
 from mailtrace.commands.analyze import JsonConsumer, JsonlConsumer, SessionConsumer
@@ -244,3 +245,18 @@ def test_summary_names_the_stop_and_the_counts() -> None:
     line = run.summary()[0]
     assert line.startswith(f"stopped ({len(done) + 2} packets captured)")
     assert "2 sessions (SMTP 2)" in line and "1 still open" in line and "kernel dropped 0" in line
+
+
+def test_a_failing_capture_stops_and_completes_the_outputs() -> None:
+    done, still_open = two_sessions()
+
+    def interface_gone() -> None:
+        raise LiveError("capture on fake0 stopped: Network is down")
+
+    out = io.StringIO()
+    run, _ = make_run([*done, *still_open, interface_gone], out)
+    assert run.run() == 1
+    doc = json.loads(out.getvalue())
+    assert doc["live"]["stopped_by"] == "capture failed"
+    assert sorted(s["close"] for s in doc["sessions"]) == ["fin", "open"]
+    assert run.summary()[-1] == "capture on fake0 stopped: Network is down"

@@ -263,8 +263,8 @@ class LiveCapture:
         self._sniff = sniff
         self._buf = bytearray(snaplen)
         self._view = memoryview(self._buf)
-        self.received = 0
         self.dropped = 0
+        self.failure: OSError | None = None
         self._error: BaseException | None = None
 
     def _open(self, name: str, iface: Interface | None, insns: list[tuple[int, int, int, int]] | None,
@@ -361,21 +361,22 @@ class LiveCapture:
                       timeout=slice_seconds, quiet=True)
                 if self._error is not None:
                     raise self._error
+                if self.failure is not None:
+                    why = self.failure.strerror or str(self.failure)
+                    raise LiveError(f"capture on {self.name} stopped: {why}")
                 on_tick(time.time())  # noqa: TID251 - live capture: time passes without packets
         finally:
             self._error = None
 
-    def kernel_stats(self) -> tuple[int, int]:
-        """Packets the kernel passed the filter and packets it dropped (buffer full), since the start."""
+    def kernel_drops(self) -> int:
+        """Packets the kernel dropped since the start because the socket buffer was full."""
         with contextlib.suppress(OSError):
-            received, dropped = struct.unpack("II", self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))
-            self.received += received
-            self.dropped += dropped
-        return self.received, self.dropped
+            _received, dropped = struct.unpack("II", self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))
+            self.dropped += dropped  # the kernel resets its counters on every read
+        return self.dropped
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.kernel_stats()
+        self.kernel_drops()
         self.sock.close()
 
 
@@ -396,7 +397,11 @@ def _supersocket(capture: LiveCapture) -> Any:
             self.outs = None
 
         def recv(self, x: int = 0, **kwargs: Any) -> Any:
-            frame = capture.read_frame()
+            try:
+                frame = capture.read_frame()
+            except OSError as exc:  # the interface went away: end sniff() (EOFError), then say why
+                capture.failure = exc
+                raise EOFError from exc
             if frame is None:
                 return None
             packet = Raw(frame.data)

@@ -25,6 +25,7 @@ import click
 from rich.console import Console
 from rich.text import Text
 
+from mailtrace.capture.live import LiveError
 from mailtrace.capture.reader import Frame
 from mailtrace.commands.analyze import JsonConsumer, JsonlConsumer, SessionConsumer
 from mailtrace.commands.common import build_config, capture_options, fail, load_keylog
@@ -48,8 +49,8 @@ class FrameSource(Protocol):
         """Call ``on_frame`` per frame and ``on_tick(now)`` at least every quarter second, until
         ``should_stop()`` (checked after every frame and every tick) is true."""
 
-    def kernel_stats(self) -> tuple[int, int] | None:
-        """(packets received, packets dropped) by the kernel so far, if it tells."""
+    def kernel_drops(self) -> int | None:
+        """Packets the kernel dropped so far (buffer full), if it tells."""
 
 
 class FrameSink(Protocol):
@@ -159,6 +160,9 @@ class LiveRun:
         except OutputError as exc:
             self.error = str(exc)
             self.stop_reason = "output failed"
+        except LiveError as exc:
+            self.error = str(exc)
+            self.stop_reason = "capture failed"
         finally:
             self._finish()
         return EXIT_FAILED if self.error else 0
@@ -248,15 +252,14 @@ class LiveRun:
         running = [*flows.active.values(), *flows.closing.values()]
         return self.analyzer.stats.mail_packets + sum(c.packets for c in running)
 
-    def kernel(self) -> tuple[int, int] | None:
+    def kernel_drops(self) -> int | None:
         try:
-            return self.source.kernel_stats()
+            return self.source.kernel_drops()
         except OSError:
             return None
 
     def report(self) -> dict[str, Any]:
         """What the JSON report (and any consumer with an ``extra`` dict) says about the capture."""
-        kernel = self.kernel()
         return {
             "interface": self.source.name,
             "filter": self.filter_text,
@@ -265,7 +268,7 @@ class LiveRun:
             "duration": round(self.elapsed, 3),
             "stopped_by": self.stop_reason or "end of source",
             "open_at_stop": self.open_at_stop,
-            "kernel": {"received": kernel[0], "dropped": kernel[1]} if kernel else None,
+            "kernel_dropped": self.kernel_drops(),
             "write": {"path": self.writer.path, "packets": self.writer.frames} if self.writer else None,
         }
 
@@ -281,10 +284,10 @@ class LiveRun:
                              ("open", self.open_sessions()), ("done", self.sessions)):
             text.append(f"  {label} ", style="dim")
             text.append(f"{value:,}", style="bold")
-        kernel = self.kernel()
-        if kernel is not None:
+        drops = self.kernel_drops()
+        if drops is not None:
             text.append("  dropped ", style="dim")
-            text.append(f"{kernel[1]:,}", style="bold red" if kernel[1] else "bold")
+            text.append(f"{drops:,}", style="bold red" if drops else "bold")
         if self.writer is not None:
             text.append(f"  → {self.writer.path}", style="dim")
         text.append("   Ctrl-C stops", style="dim italic")
@@ -300,9 +303,9 @@ class LiveRun:
             line += f" ({by_protocol})"
         if self.open_at_stop:
             line += f", {self.open_at_stop} still open (reported as open)"
-        kernel = self.kernel()
-        if kernel is not None:
-            line += f"; kernel dropped {kernel[1]:,}"
+        drops = self.kernel_drops()
+        if drops is not None:
+            line += f"; kernel dropped {drops:,}"
         lines = [line]
         if self.writer is not None:
             lines.append(f"wrote {self.writer.frames:,} packets to {self.writer.path}")
@@ -321,7 +324,7 @@ def html_consumer(path: str, show_secrets: bool) -> SessionConsumer:
     fail(f"--html {path}: the HTML report is not part of this build yet")
 
 
-def _consumers(out: IO[str], fmt: str, show_secrets: bool, html_path: str | None) -> list[SessionConsumer]:
+def _consumers(out: IO[str], fmt: str, show_secrets: bool) -> list[SessionConsumer]:
     consumers: list[SessionConsumer] = []
     if fmt == "json":
         consumers.append(JsonConsumer(JsonReportWriter(out, show_secrets=show_secrets)))
@@ -331,8 +334,6 @@ def _consumers(out: IO[str], fmt: str, show_secrets: bool, html_path: str | None
         from mailtrace.render.terminal import TerminalRenderer
 
         consumers.append(TerminalRenderer(out, show_secrets=show_secrets))
-    if html_path is not None:
-        consumers.append(html_consumer(html_path, show_secrets))
     return consumers
 
 
@@ -402,7 +403,7 @@ def live(  # noqa: PLR0917 - one parameter per option, as click passes them
 
     Stops on Ctrl-C, --duration or --count; sessions still open are reported as open.
     """
-    from mailtrace.capture.live import LiveCapture, LiveError, default_interface, mail_filter
+    from mailtrace.capture.live import LiveCapture, default_interface, mail_filter
     from mailtrace.capture.writer import PcapWriteError, PcapWriter
 
     if bpf is not None and all_ports:
@@ -412,6 +413,8 @@ def live(  # noqa: PLR0917 - one parameter per option, as click passes them
     default_filter = bpf is None
     if default_filter:
         bpf = "tcp" if all_ports else mail_filter(config.ports)
+    # report files first: they only write at the end, and a problem with one must not leave a capture file
+    reports = [html_consumer(html_path, show_secrets)] if html_path is not None else []
     with _Signals().installed() as signals, contextlib.ExitStack() as cleanup:
         try:
             name = iface or default_interface()
@@ -427,7 +430,7 @@ def live(  # noqa: PLR0917 - one parameter per option, as click passes them
                 fail(str(exc))
             cleanup.callback(_close_quietly, writer)
         out = click.get_text_stream("stdout")
-        consumers = _consumers(out, fmt, show_secrets, html_path)
+        consumers = _consumers(out, fmt, show_secrets) + reports
         stderr = Console(stderr=True, highlight=False)
         on_terminal = stderr.is_terminal and not stderr.is_dumb_terminal
         status = StatusLine(stderr) if on_terminal and not quiet else None
