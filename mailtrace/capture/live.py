@@ -28,7 +28,7 @@ import socket
 import struct
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,8 +39,8 @@ from mailtrace.capture.reader import Frame
 ANY = "any"
 SNAPLEN = 262_144
 """Bytes kept per frame (Wireshark's maximum); frames are never cut in practice."""
-SOCKET_BUFFER = 8 * 1024 * 1024
-"""Kernel receive buffer: room for bursts while a session table is being printed."""
+SOCKET_BUFFER = 32 * 1024 * 1024
+"""Kernel receive buffer: room for bursts while the pipeline catches up (``-B`` changes it)."""
 SLICE = 0.25
 """Seconds between checks of the stop conditions, ticks of the pipeline and status refreshes."""
 
@@ -209,6 +209,26 @@ def compile_filter(expression: str, linktype: int, snaplen: int = SNAPLEN) -> li
         pcap_close(handle)
 
 
+SKF_AD_PKTTYPE = 0xFFFFF004
+SKF_AD_HATYPE = 0xFFFFF01C
+_BPF_LD_W_ABS, _BPF_JEQ_K, _BPF_RET_K = 0x20, 0x15, 0x06
+LOOPBACK_ECHO_DROP = [
+    (_BPF_LD_W_ABS, 0, 0, SKF_AD_PKTTYPE),
+    (_BPF_JEQ_K, 0, 3, PACKET_OUTGOING),  # outgoing? check the device type : on to the filter
+    (_BPF_LD_W_ABS, 0, 0, SKF_AD_HATYPE),
+    (_BPF_JEQ_K, 0, 1, ARPHRD_LOOPBACK),  # loopback? drop : on to the filter
+    (_BPF_RET_K, 0, 0, 0),
+]
+"""Kernel-side: a loopback device shows every packet twice (out, then in); drop the outgoing copy
+before it costs a read (the program then goes on with the user's filter)."""
+
+
+def kernel_program(insns: list[tuple[int, int, int, int]] | None,
+                   snaplen: int = SNAPLEN) -> list[tuple[int, int, int, int]]:
+    """The socket filter: loopback echoes dropped, then the compiled filter (or accept everything)."""
+    return LOOPBACK_ECHO_DROP + (insns if insns is not None else [(_BPF_RET_K, 0, 0, snaplen)])
+
+
 def _attach_filter(sock: socket.socket, insns: list[tuple[int, int, int, int]]) -> None:
     program = b"".join(struct.pack("=HBBI", *i) for i in insns)
     buf = ctypes.create_string_buffer(program, len(program))
@@ -221,7 +241,7 @@ class LiveCapture:
     """An open capture on one interface (or ``any``). :meth:`run` sniffs until told to stop."""
 
     def __init__(self, name: str, bpf: str | None, *, promisc: bool = True, default_filter: bool = False,
-                 snaplen: int = SNAPLEN) -> None:
+                 snaplen: int = SNAPLEN, buffer_bytes: int = SOCKET_BUFFER) -> None:
         """``bpf`` None captures everything; ``default_filter`` says it was not the user's: if libpcap
         is missing the capture then runs unfiltered (the decoder skips the rest) instead of failing."""
         iface = resolve_interface(name)
@@ -252,7 +272,7 @@ class LiveCapture:
                     raise LiveError(f"{exc} ({why})") from None
                 raise
         try:
-            self.sock = self._open(name, iface, insns, promisc)
+            self.sock = self._open(name, iface, insns, promisc, buffer_bytes)
         except PermissionError:
             raise LiveError(f"no permission to capture on {name}: {PERMISSION_HINT}") from None
         except OSError as exc:
@@ -265,22 +285,20 @@ class LiveCapture:
         self._view = memoryview(self._buf)
         self.dropped = 0
         self.failure: OSError | None = None
-        self._error: BaseException | None = None
 
     def _open(self, name: str, iface: Interface | None, insns: list[tuple[int, int, int, int]] | None,
-              promisc: bool) -> socket.socket:
+              promisc: bool, buffer_bytes: int) -> socket.socket:
         """The packet socket, filter attached before the first packet is queued."""
         kind = socket.SOCK_DGRAM if self.cooked else socket.SOCK_RAW
         # Bound sockets start with protocol 0 (nothing is queued) until bind() names the interface; ``any``
         # is no interface, so its socket queues from creation on and is drained once the filter is on.
         sock = socket.socket(socket.AF_PACKET, kind, 0 if iface else socket.htons(ETH_P_ALL))
         try:
-            if insns is not None:
-                _attach_filter(sock, insns)
+            _attach_filter(sock, kernel_program(insns, self.snaplen))
             try:
-                sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, SOCKET_BUFFER)
+                sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, buffer_bytes)
             except OSError:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer_bytes)
             sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
             sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
             if iface is None:
@@ -302,11 +320,13 @@ class LiveCapture:
 
     # ------------------------------------------------------------------ reading
     def read_frame(self) -> Frame | None:
-        """Read one frame from the socket (blocks); None for a frame that is not kept."""
-        nbytes, ancdata, _msg_flags, addr = self.sock.recvmsg_into([self._view], _ANC_SIZE)
+        """Read one frame from the socket; None for a frame that is not kept.
+
+        Never blocks: BlockingIOError when nothing is queued."""
+        nbytes, ancdata, _flags, addr = self.sock.recvmsg_into([self._view], _ANC_SIZE, socket.MSG_DONTWAIT)
         _ifname, proto, pkttype, hatype, hwaddr = addr[:5]
         if pkttype == PACKET_OUTGOING and hatype == ARPHRD_LOOPBACK:
-            return None  # loopback: the same packet comes back in as incoming
+            return None  # loopback echo (the kernel filter drops these already; this is the safety net)
         ts: float | None = None
         wire_len = nbytes
         vlan: bytes | None = None
@@ -341,32 +361,27 @@ class LiveCapture:
         (and when sniffing ends) ``on_tick(now)`` lets time pass. An exception from a callback ends the
         capture and is raised here (scapy's sniff would otherwise swallow it and close the socket)."""
         sniff = self._sniff
-        supersocket = _supersocket(self)
-        self._error = None
+        supersocket, session = _scapy_glue(self)
+        error: list[BaseException] = []
 
-        def prn(packet: Any) -> None:
-            if self._error is not None:
-                return
-            try:
-                on_frame(Frame(float(packet.time), self.linktype, packet.load, packet.wirelen))
-            except BaseException as exc:
-                self._error = exc
+        def prn(captured: _Captured) -> None:
+            if not error:
+                try:
+                    on_frame(captured.frame)
+                except BaseException as exc:  # re-raised after sniff() returns
+                    error.append(exc)
 
-        def stop(_packet: Any) -> bool:
-            return self._error is not None or should_stop()
+        def stop(_captured: _Captured) -> bool:
+            return bool(error) or should_stop()
 
-        try:
-            while not should_stop():
-                sniff(opened_socket=supersocket, store=False, prn=prn, stop_filter=stop,
-                      timeout=slice_seconds, quiet=True)
-                if self._error is not None:
-                    raise self._error
-                if self.failure is not None:
-                    why = self.failure.strerror or str(self.failure)
-                    raise LiveError(f"capture on {self.name} stopped: {why}")
-                on_tick(time.time())  # noqa: TID251 - live capture: time passes without packets
-        finally:
-            self._error = None
+        while not should_stop():
+            sniff(opened_socket=supersocket, session=session, store=False, prn=prn, stop_filter=stop,
+                  timeout=slice_seconds, quiet=True)
+            if error:
+                raise error[0]
+            if self.failure is not None:
+                raise LiveError(f"capture on {self.name} stopped: {self.failure.strerror or self.failure}")
+            on_tick(time.time())  # noqa: TID251 - live capture: time passes without packets
 
     def kernel_drops(self) -> int:
         """Packets the kernel dropped since the start because the socket buffer was full."""
@@ -380,13 +395,28 @@ class LiveCapture:
         self.sock.close()
 
 
-def _supersocket(capture: LiveCapture) -> Any:
-    """A scapy SuperSocket over the capture's socket, so ``sniff(opened_socket=...)`` can drive it.
+class _Captured:
+    """What sniff() passes to ``prn``: a frame (sniff sets ``sniffed_on`` on it, so not a bare tuple)."""
 
-    ``recv`` builds the cheapest packet scapy has (Raw: no dissection) carrying the frame's bytes,
-    kernel timestamp and wire length; the ``prn`` callback turns it back into a Frame at once.
+    __slots__ = ("frame", "sniffed_on")
+
+    def __init__(self, frame: Frame) -> None:
+        self.frame = frame
+        self.sniffed_on: Any = None
+
+
+DRAIN = 512
+"""Frames read per wake-up before sniff() looks at its clock again."""
+
+
+def _scapy_glue(capture: LiveCapture) -> tuple[Any, Any]:
+    """A scapy SuperSocket over the capture's socket and a sniff session that reads it.
+
+    The session drains what is queued after each select() (non-blocking reads, at most DRAIN) and
+    yields the frames as they are: no scapy packet is built or dissected per frame — that alone would
+    cost more than the whole pipeline — and none leaves this module.
     """
-    from scapy.packet import Raw
+    from scapy.sessions import DefaultSession
     from scapy.supersocket import SuperSocket
 
     class _Socket(SuperSocket):
@@ -396,21 +426,21 @@ def _supersocket(capture: LiveCapture) -> Any:
             self.ins = capture.sock
             self.outs = None
 
-        def recv(self, x: int = 0, **kwargs: Any) -> Any:
-            try:
-                frame = capture.read_frame()
-            except OSError as exc:  # the interface went away: end sniff() (EOFError), then say why
-                capture.failure = exc
-                raise EOFError from exc
-            if frame is None:
-                return None
-            packet = Raw(frame.data)
-            packet.time = frame.ts
-            packet.wirelen = frame.wire_len
-            return packet
-
         def close(self) -> None:
             """The capture owns the socket."""
             self.closed = True
 
-    return _Socket()
+    class _Drain(DefaultSession):
+        def recv(self, sock: Any) -> Iterator[_Captured]:  # type: ignore[override] # sniff only passes it on
+            for _ in range(DRAIN):
+                try:
+                    frame = capture.read_frame()
+                except BlockingIOError:
+                    return
+                except OSError as exc:  # the interface went away: end sniff() (EOFError), then say why
+                    capture.failure = exc
+                    raise EOFError from exc
+                if frame is not None:
+                    yield _Captured(frame)
+
+    return _Socket(), _Drain()

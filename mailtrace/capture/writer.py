@@ -10,8 +10,8 @@ import dpkt
 from mailtrace.capture.reader import Frame
 
 
-class PcapWriteError(Exception):
-    """The file cannot be created or written."""
+class PcapWriteError(OSError):
+    """The file cannot be created or written; the message names the option and the file."""
 
 
 class PcapWriter:

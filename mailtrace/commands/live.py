@@ -54,7 +54,7 @@ class FrameSource(Protocol):
 
 
 class FrameSink(Protocol):
-    """Where captured frames are copied (``--write``)."""
+    """Where captured frames are copied (``--write``); its methods raise OSError with a one-line message."""
 
     path: str
     frames: int
@@ -172,7 +172,7 @@ class LiveRun:
         if self.writer is not None:
             try:
                 self.writer.write(frame)
-            except Exception as exc:
+            except OSError as exc:
                 raise OutputError(str(exc)) from exc
         done = self.analyzer.feed(frame.ts, frame.linktype, frame.data, frame.wire_len)
         if done:
@@ -185,7 +185,7 @@ class LiveRun:
         if self.writer is not None:
             try:
                 self.writer.flush()
-            except Exception as exc:
+            except OSError as exc:
                 raise OutputError(str(exc)) from exc
         self.refresh()
 
@@ -239,7 +239,7 @@ class LiveRun:
             if self.writer is not None:
                 try:
                     self.writer.close()
-                except Exception as exc:
+                except OSError as exc:
                     self.error = self.error or str(exc)
 
     # ------------------------------------------------------------------ reporting
@@ -391,13 +391,16 @@ class _Signals:
 @click.option("-c", "--count", type=click.IntRange(min=1), metavar="N", help="Stop after N captured packets.")
 @click.option("--idle-timeout", type=click.FloatRange(min=1), metavar="SECONDS",
               help="End a session without packets for this long (default 600).")
+@click.option("-B", "--buffer-size", "buffer_mib", type=click.IntRange(min=1, max=2048), default=32,
+              show_default=True, metavar="MiB", help="Kernel capture buffer: room for bursts.")
 @click.option("--no-promisc", is_flag=True, help="Do not put the interface into promiscuous mode.")
 @click.option("-q", "--quiet", is_flag=True, help="No status line, no messages on stderr except errors.")
 @capture_options
 def live(  # noqa: PLR0917 - one parameter per option, as click passes them
     iface: str | None, bpf: str | None, all_ports: bool, write_path: str | None, html_path: str | None,
-    fmt: str, duration: float | None, count: int | None, idle_timeout: float | None, no_promisc: bool,
-    quiet: bool, ports: tuple[str, ...], show_secrets: bool, no_sniff: bool, keylog_path: str | None,
+    fmt: str, duration: float | None, count: int | None, idle_timeout: float | None, buffer_mib: int,
+    no_promisc: bool, quiet: bool, ports: tuple[str, ...], show_secrets: bool, no_sniff: bool,
+    keylog_path: str | None,
 ) -> None:
     """Capture mail traffic on an interface (Linux, root or CAP_NET_RAW) and show sessions as they end.
 
@@ -418,7 +421,8 @@ def live(  # noqa: PLR0917 - one parameter per option, as click passes them
     with _Signals().installed() as signals, contextlib.ExitStack() as cleanup:
         try:
             name = iface or default_interface()
-            capture = LiveCapture(name, bpf or None, promisc=not no_promisc, default_filter=default_filter)
+            capture = LiveCapture(name, bpf or None, promisc=not no_promisc, default_filter=default_filter,
+                                  buffer_bytes=buffer_mib * 1024 * 1024)
         except LiveError as exc:
             fail(str(exc))
         cleanup.callback(capture.close)
