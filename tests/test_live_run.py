@@ -260,3 +260,32 @@ def test_a_failing_capture_stops_and_completes_the_outputs() -> None:
     assert doc["live"]["stopped_by"] == "capture failed"
     assert sorted(s["close"] for s in doc["sessions"]) == ["fin", "open"]
     assert run.summary()[-1] == "capture on fake0 stopped: Network is down"
+
+
+def test_a_closed_stdout_stops_quietly_and_file_reports_are_still_completed() -> None:
+    done, still_open = two_sessions()
+    later = smtp_session(Conversation(("10.0.0.8", 40008), ("10.0.0.2", 25), [T0 + 60]))
+
+    class ClosedPipe(io.StringIO):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    got: list[str] = []
+
+    class Report:
+        def session(self, session: Session) -> None:
+            got.append(session.close)
+
+        def end(self, stats: CaptureStats, elapsed: float) -> None:
+            got.append("end")
+
+    out = ClosedPipe()
+    stdout = JsonlConsumer(False)
+    stdout.write = _jsonl(out)
+    source = FakeSource([*still_open, *done, *later])
+    run = LiveRun(Analyzer(live_config(build_config(), None), reorder=False), source, [stdout, Report()],
+                  say=lambda _line: None, out=out)
+    assert run.run() == 0
+    assert run.stop_reason == "output closed"
+    assert got == ["fin", "open", "end"]  # stopped at the first session out; the open one still flushed
+    assert source.consumed == len(still_open) + len(done)

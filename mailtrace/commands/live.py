@@ -119,7 +119,6 @@ class LiveRun:
         self.open_at_stop = 0
         self.protocols: Counter[str] = Counter()
         self.stop_reason: str | None = None
-        self.output_closed = False
         self.started = 0.0
         self.elapsed = 0.0
         self.error: str | None = None
@@ -197,20 +196,28 @@ class LiveRun:
             self.protocols[session.protocol] += 1
             if self._flushing and session.close == "open":
                 self.open_at_stop += 1
-            if self.output_closed:
-                continue
-            try:
-                for consumer in self.consumers:
-                    consumer.session(session)
-                self.out.flush()
-            except BrokenPipeError:
-                self._stdout_closed()
+            self._each(session)
         if self.status is not None and not self._flushing:
             self.refresh()
 
+    def _each(self, session: Session | None) -> None:
+        """Give every consumer the session (None: the end of the run), then flush stdout. If the reader
+        of stdout went away (``| head``), the capture stops quietly, as other filters do; stdout then
+        goes to /dev/null, so the consumers writing files (--html) are still completed."""
+        for consumer in self.consumers:
+            try:
+                if session is not None:
+                    consumer.session(session)
+                else:
+                    consumer.end(self.analyzer.stats, self.elapsed)
+            except BrokenPipeError:
+                self._stdout_closed()
+        try:
+            self.out.flush()
+        except BrokenPipeError:
+            self._stdout_closed()
+
     def _stdout_closed(self) -> None:
-        """The reader of stdout went away (``| head``): stop quietly, as other filters do."""
-        self.output_closed = True
         self.stop_reason = self.stop_reason or "output closed"
         with contextlib.suppress(OSError, ValueError):
             devnull = os.open(os.devnull, os.O_WRONLY)
@@ -229,13 +236,7 @@ class LiveRun:
                 extra = getattr(consumer, "extra", None)
                 if isinstance(extra, dict):
                     extra["live"] = self.report()
-            if not self.output_closed:
-                try:
-                    for consumer in self.consumers:
-                        consumer.end(self.analyzer.stats, self.elapsed)
-                    self.out.flush()
-                except BrokenPipeError:
-                    self._stdout_closed()
+            self._each(None)
             if self.writer is not None:
                 try:
                     self.writer.close()
