@@ -18,7 +18,6 @@ from mailtrace.mime import MessageSummarizer, MessageSummary, MimeLimits
 from mailtrace.model import (
     Anomaly,
     AuthAttempt,
-    BodyData,
     Chunk,
     Command,
     Direction,
@@ -27,14 +26,12 @@ from mailtrace.model import (
     GapEvent,
     MessageData,
     MessageEnd,
-    Opaque,
     Phase,
     Reply,
     StreamGap,
     StreamItem,
     TlsStart,
 )
-
 
 SIDE_EVENTS = frozenset({Anomaly, GapEvent})
 """Events that do not decide a row's phase (they can happen in any phase)."""

@@ -31,7 +31,7 @@ class Conversation:
         self.seq[from_client] = (self.seq[from_client] + used) % 2**32
         self.clock[0] += 0.01
         data = bytes(eth)
-        return Frame(round(self.clock[0], 6), 1, data, len(data))
+        return (round(self.clock[0], 6), 1, data, len(data))
 
     def open(self) -> list[Frame]:
         return [self._frame(True, SYN), self._frame(False, SYN | ACK), self._frame(True, ACK)]
@@ -98,7 +98,7 @@ class FakeSource:
             if should_stop():
                 return
             self.consumed += 1
-            if isinstance(item, Frame):
+            if isinstance(item, tuple):
                 on_frame(item)
             elif isinstance(item, Tick):
                 if self.clock is not None:

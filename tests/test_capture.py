@@ -268,7 +268,7 @@ def test_fast_decoder_matches_general_decoder() -> None:
 
     decoder = Decoder()
     checked = 0
-    for ts, linktype, data, _ in open_capture(str(sample("mixed-all.pcap"))).frames():
+    for ts, _linktype, data, _ in open_capture(str(sample("mixed-all.pcap"))).frames():
         fast = ethernet_ipv4_tcp(data)
         if fast is not None:
             assert fast == decoder._ethernet(ts, data, 0, None)

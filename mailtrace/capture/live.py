@@ -349,11 +349,11 @@ class LiveCapture:
                 proto = int.from_bytes(vlan[:2], "big")
                 wire_len += 4
             header = _SLL.pack(pkttype, hatype, len(hwaddr), bytes(hwaddr[:8]), proto)
-            return Frame(ts, LINKTYPE_SLL, header + data, wire_len + len(header))
+            return (ts, LINKTYPE_SLL, header + data, wire_len + len(header))
         if vlan is not None and self.linktype == LINKTYPE_ETHERNET and nbytes >= 12:
             data = data[:12] + vlan + data[12:]
             wire_len += 4
-        return Frame(ts, self.linktype, data, wire_len)
+        return (ts, self.linktype, data, wire_len)
 
     def run(self, on_frame: Callable[[Frame], None], on_tick: Callable[[float], None],
             should_stop: Callable[[], bool], slice_seconds: float = SLICE) -> None:

@@ -29,7 +29,8 @@ class PcapWriter:
     def write(self, frame: Frame) -> None:
         # Timestamps are whole microseconds already (the capture cuts them), so dpkt's rounding is exact.
         try:
-            self._writer.writepkt_time(frame.data, frame.ts)
+            ts, _linktype, data, _wire_len = frame
+            self._writer.writepkt_time(data, ts)
         except OSError as exc:
             raise PcapWriteError(f"--write {self.path}: {exc.strerror or exc}") from None
         self.frames += 1

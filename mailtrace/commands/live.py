@@ -173,7 +173,7 @@ class LiveRun:
                 self.writer.write(frame)
             except OSError as exc:
                 raise OutputError(str(exc)) from exc
-        done = self.analyzer.feed(frame.ts, frame.linktype, frame.data, frame.wire_len)
+        done = self.analyzer.feed(*frame)
         if done:
             self._deliver(done)
 
@@ -397,7 +397,7 @@ class _Signals:
 @click.option("--no-promisc", is_flag=True, help="Do not put the interface into promiscuous mode.")
 @click.option("-q", "--quiet", is_flag=True, help="No status line, no messages on stderr except errors.")
 @capture_options
-def live(  # noqa: PLR0917 - one parameter per option, as click passes them
+def live(
     iface: str | None, bpf: str | None, all_ports: bool, write_path: str | None, html_path: str | None,
     fmt: str, duration: float | None, count: int | None, idle_timeout: float | None, buffer_mib: int,
     no_promisc: bool, quiet: bool, ports: tuple[str, ...], show_secrets: bool, no_sniff: bool,
