@@ -70,6 +70,8 @@ class Analyzer:
         self.stats = CaptureStats()
         self.reorder = reorder
         self._done: list[tuple[int, int, int, Session]] = []
+        self._changed = False
+        """A connection ended since the last look: sessions may be ready to hand out."""
         self._ready: list[Session] = []
         self._open: dict[int, int] = {}  # stream → first frame, in creation order
         self._seq = 0
@@ -118,6 +120,7 @@ class Analyzer:
 
     def _session_done(self, stream: int, session: Session | None) -> None:
         self._open.pop(stream, None)
+        self._changed = True
         if session is None:
             return
         self._seq += 1
@@ -164,7 +167,7 @@ class Analyzer:
                 pkt = decode(ts, linktype, data)
                 if pkt is not None and type(pkt) is TcpPacket:
                     flow_packet(packets, ts, pkt)
-                    if self._done:
+                    if self._changed:
                         yield from self._emit()
                 if progress is not None and not packets & 0x3FFF:
                     progress(packets)
@@ -195,6 +198,7 @@ class Analyzer:
         s.tcp_packets += self.flows.tcp_packets
 
     def _emit(self, final: bool = False) -> Iterator[Session]:
+        self._changed = False
         done = self._done
         limit = self.config.max_reorder_sessions if self.reorder else 0
         while done:
@@ -226,14 +230,14 @@ class Analyzer:
         pkt = self.decoder.decode(ts, linktype, data)
         if pkt is not None and type(pkt) is TcpPacket:
             self.flows.packet(live.packets, ts, pkt)
-        return list(self._emit()) if self._done else []
+        return list(self._emit()) if self._changed else []
 
     def tick(self, now: float) -> list[Session]:
         """Let time pass without packets (live capture): lingering and idle sessions end."""
         if now > self.flows.now:
             self.flows.now = now
             self.flows.sweep()
-        return list(self._emit()) if self._done else []
+        return list(self._emit()) if self._changed else []
 
     def close_source(self) -> list[Session]:
         """End of a live source: open sessions are flushed as ``open``."""

@@ -49,6 +49,8 @@ class PacketRow:
     phase: Phase
     events: list[Event] | None = None
     decrypted: bool = False
+    body_bytes: int = 0
+    """Message bytes this packet carried (DATA/BDAT body, RETR/TOP response, FETCH/APPEND literal)."""
 
     @property
     def is_pure_ack(self) -> bool:
@@ -261,7 +263,11 @@ class SessionBuilder:
 
     def _event(self, event: Event) -> None:
         kind = type(event)
-        if kind is MessageData:  # the most frequent event: body bytes, no row info needed
+        if kind is MessageData:  # the most frequent event: body bytes, counted on the row
+            row = self._last_row if self._last_row is not None and self._last_row.frame == event.frame \
+                else self._row_for(event.frame)
+            if row is not None:
+                row.body_bytes += len(event.data)  # type: ignore[attr-defined]
             self._message_data(event)  # type: ignore[arg-type]
             return
         row = self._row_for(event.frame)

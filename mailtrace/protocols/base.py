@@ -175,7 +175,7 @@ class DotBody:
 
     def feed(self, data: bytes) -> tuple[bytes, bytes | None]:
         """Return (unstuffed body bytes, rest after the end marker or None if not finished)."""
-        buf = self._tail + data
+        buf = self._tail + data if self._tail else data
         end = buf.find(self.MARKER)
         if end >= 0:
             self._tail = b""
@@ -195,9 +195,12 @@ class DotBody:
             return b""
         self._inspect(raw)
         ctx = self._ctx
-        text = ctx + raw
-        self._ctx = text[-2:]
-        out = text.replace(b"\r\n.", b"\r\n")[len(ctx) :] if b"\n." in text else raw
+        if b"\n." in raw or (raw[:1] == b"." and ctx[-1:] == b"\n"):
+            text = ctx + raw
+            out = text.replace(b"\r\n.", b"\r\n")[len(ctx) :]
+        else:
+            out = raw
+        self._ctx = raw[-2:] if len(raw) >= 2 else (ctx + raw)[-2:]
         if self._skip:
             dropped = min(self._skip, len(out))
             out = out[dropped:]
@@ -208,24 +211,23 @@ class DotBody:
 
     def _inspect(self, raw: bytes) -> None:
         """Count bare CR/LF and spot end-of-data look-alikes, also across chunk boundaries."""
-        look = self._look + raw
-        self._look = look[-3:]
-        if b"\n" not in look and b"\r" not in look:
-            return
-        lf = raw.count(b"\n") - raw.count(b"\r\n")
-        cr = raw.count(b"\r") - raw.count(b"\r\n")
+        crlf = raw.count(b"\r\n")
+        lf = raw.count(b"\n") - crlf
+        cr = raw.count(b"\r") - crlf
         if self._cr_pending:
-            if raw.startswith(b"\n"):
+            if raw[:1] == b"\n":
                 lf -= 1  # the CR of the previous chunk and this LF form a CRLF
             else:
                 self.bare_cr += 1
             self._cr_pending = False
-        if raw.endswith(b"\r"):
+        if raw[-1:] == b"\r":
             cr -= 1  # a CR at the end waits for the next chunk to tell
             self._cr_pending = True
         self.bare_lf += lf
         self.bare_cr += cr
-        if b"." in look:
+        look = self._look + raw
+        self._look = look[-3:]
+        if b"\n." in look or b"\r." in look:
             for pattern in self.LOOKALIKES:
                 shown = pattern.decode("ascii").replace("\r", "<CR>").replace("\n", "<LF>")
                 if pattern in look and shown not in self.smuggling:

@@ -20,7 +20,6 @@ from mailtrace.model import (
     CLIENT,
     SERVER,
     AuthAttempt,
-    BodyData,
     Chunk,
     Command,
     Eof,
@@ -440,8 +439,6 @@ class Smtp:
         self.bdat_left -= len(take)
         self.bdat_bytes += len(take)
         self.out.data(CLIENT, Phase.TRANSFER, take)
-        self.out.add(BodyData(direction=CLIENT, ts=self.out.ts, frame=frame, first_frame=frame,
-                              phase=Phase.TRANSFER, nbytes=len(take), what="BDAT chunk"))
         if self.bdat_left == 0:
             self.mode = Mode.COMMAND
             if self.bdat_last:
@@ -464,8 +461,6 @@ class Smtp:
         assert body is not None
         chunk, rest = body.feed(data)
         self.out.data(CLIENT, Phase.TRANSFER, chunk)
-        self.out.add(BodyData(direction=CLIENT, ts=self.out.ts, frame=frame, first_frame=frame,
-                              phase=Phase.TRANSFER, nbytes=len(data) - (len(rest) if rest is not None else 0)))
         if rest is None:
             return b""
         self._end_message("smtp-data", frame)

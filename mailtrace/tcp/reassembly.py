@@ -92,6 +92,18 @@ class Reassembler:
     def segment(self, seq: int, payload: bytes, wire_len: int, syn: bool, fin: bool,
                 frame: int, ts: float) -> list[StreamItem]:
         """Take one segment of this direction; return what became deliverable, in order."""
+        if seq == self.next_seq and wire_len == len(payload) and wire_len and not (syn or fin or self.pending) \
+                and self.fin_offset is None and not self.ended:
+            # the common case, kept short: the next bytes in order, nothing held, nothing cut
+            offset = self.offset
+            self._recent.append((offset, payload))
+            self._recent_bytes += wire_len
+            if self._recent_bytes > self.RECENT_LIMIT:
+                self._trim_recent()
+            self.offset = offset + wire_len
+            self.next_seq = (seq + wire_len) & 0xFFFFFFFF
+            self.delivered += wire_len
+            return [Chunk(self.direction, payload, ts, frame)]
         if self.next_seq is None:
             self.isn = seq
             self.next_seq = (seq + 1) % MOD if syn else seq
@@ -132,9 +144,9 @@ class Reassembler:
         but not captured — or are still to come: captures merged from two taps often show the ACK
         before the data. So only remember it; :meth:`flush_acked` declares the hole lost once the peer
         sends data of its own (which it produced after receiving ours)."""
-        if self.next_seq is None or self.ended:
+        if self.next_seq is None or self.ended or ack == self.next_seq:
             return
-        rel = seq_diff(ack, self.next_seq)
+        rel = ((ack - self.next_seq + HALF) & 0xFFFFFFFF) - HALF
         if rel <= 0 or rel > MAX_JUMP:
             return
         target = self.offset + rel
@@ -252,6 +264,10 @@ class Reassembler:
     def _remember(self, offset: int, data: bytes) -> None:
         self._recent.append((offset, data))
         self._recent_bytes += len(data)
+        if self._recent_bytes > self.RECENT_LIMIT:
+            self._trim_recent()
+
+    def _trim_recent(self) -> None:
         while self._recent_bytes > self.RECENT_LIMIT and len(self._recent) > 1:
             _, old = self._recent.popleft()
             self._recent_bytes -= len(old)
