@@ -68,6 +68,7 @@ class MessageSummarizer:
             bytes=self._size, sha256=self._hash.hexdigest(), complete=complete, missing_bytes=missing_bytes,
             truncated=self._size > len(self._kept), subject=header("subject"), from_=header("from"),
             to=addresses("to"), cc=addresses("cc"), date=header("date"), message_id=header("message-id"),
+            headers=tuple((str(k), str(v)) for k, v in msg.raw_items())[:1000],
         )
 
 
