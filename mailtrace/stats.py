@@ -11,6 +11,8 @@ What is counted, and how (docs/findings.md, "Statistics"):
   packet row of each session, bytes are TCP payload bytes (frame sizes are only known in total);
 * SMTP replies by class (2yz/3yz/4yz/5yz) and by category (x0z..x5z), RFC 5321 §4.2.1; one count
   per reply, however many lines it has;
+* reply latency: from the command to the first packet of the reply that answers it (what
+  Wireshark calls the response time), per command verb;
 * medians (the middle value, or the mean of the two middle ones) and 95th percentiles (nearest-rank
   method: the smallest value with at least 95 % of the values at or below it) are computed on the
   values kept: all of them up to ``StatsLimits.max_samples``, a uniform reservoir sample beyond
@@ -536,6 +538,7 @@ class StatsCollector:
 
     def _replies(self, s: Session) -> None:
         latency = self.latency.setdefault(s.protocol, {})
+        frame_ts = {row.frame: row.ts for row in s.rows}
         for r in s.replies:
             if s.protocol == "smtp":
                 code = r.status
@@ -558,15 +561,14 @@ class StatsCollector:
                 self.imap_continuations += 1
             else:
                 self.imap_tagged.add(r.status)
-            final = (
-                r.answers is not None
-                and r.latency is not None
-                and r.status not in ("*", "+")
-                and not (s.protocol == "smtp" and r.status == "334")
-            )
+            final = r.status not in ("*", "+") and not (s.protocol == "smtp" and r.status == "334")
             if final and r.answers is not None and r.latency is not None:
+                # From the command to the first packet of its reply (Wireshark's response time), not
+                # to the end of a long multi-line reply.
+                sent = r.ts - r.latency
+                first = min(frame_ts.get(r.first_frame, r.ts), r.ts)
                 verb = r.answers or "(continuation)"
-                latency.setdefault(verb, Distribution(self.limits.max_samples)).add(r.latency)
+                latency.setdefault(verb, Distribution(self.limits.max_samples)).add(max(0.0, first - sent))
 
     def _rejection(self, answers: str | None, code: str, text: str) -> None:
         if answers == "RCPT" and RELAY_TEXT.search(text):

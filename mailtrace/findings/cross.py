@@ -308,14 +308,13 @@ def dnsbl_query(qname: str) -> tuple[str, str] | None:
     name = qname.strip().rstrip(".").lower()
     if name.endswith(NOT_BLOCKLISTS):
         return None
+    labels = name.split(".")
+    if len(labels) > 32 + 2 and all(len(x) == 1 and x in "0123456789abcdef" for x in labels[:32]):
+        address = ipaddress.IPv6Address(int("".join(reversed(labels[:32])), 16))
+        return str(address), ".".join(labels[32:])
     match = REVERSED_V4.match(name)
     if match and all(int(match.group(i)) < 256 for i in range(1, 5)):
         return ".".join(match.group(i) for i in (4, 3, 2, 1)), match.group(5)
-    labels = name.split(".")
-    if len(labels) > 32 + 2 and all(len(x) == 1 and x in "0123456789abcdef" for x in labels[:32]):
-        nibbles = "".join(reversed(labels[:32]))
-        address = ipaddress.ip_address(int(nibbles, 16))
-        return str(ipaddress.IPv6Address(int(address))), ".".join(labels[32:])
     for zone in DOMAIN_LISTS:
         if name.endswith("." + zone) and name != zone:
             return name[: -len(zone) - 1], zone
