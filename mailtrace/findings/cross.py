@@ -157,8 +157,7 @@ class LoginTracker:
             severity = Severity.HIGH
             detail += (
                 f" Then a login succeeded (user {t.success[2]}, session {t.success[0]}, frame "
-                f"{t.success[1]}):"
-                " the account may be compromised."
+                f"{t.success[1]}): the account may be compromised."
             )
             frames = [*t.frames[: self.ctx.config.max_frames - 1], t.success[1]]
         else:
@@ -243,10 +242,8 @@ class GreylistTracker:
                     [first.frame, r.command.frame, r.reply.frame],
                     f"Greylisting: {s.client.ip} retried <{r.mail_from}> → <{r.address}> and was accepted",
                     f"First deferred in session {first.session} ({first.status} {quote(first.text, 60)}), "
-                    "accepted "
-                    f"{r.reply.ts - first.ts:.0f} s later in session {s.id}: the client is a real MTA that "
-                    "queues "
-                    "and retries, which is what greylisting tests.",
+                    f"accepted {r.reply.ts - first.ts:.0f} s later in session {s.id}: the client is a real "
+                    "MTA that queues and retries, which is what greylisting tests.",
                     first.ts,
                 )
 
@@ -260,8 +257,7 @@ class GreylistTracker:
                     [d.frame],
                     f"Greylisting: {client} deferred for <{sender}> → <{rcpt}>, no retry seen",
                     f"The server deferred the triple ({d.status} {quote(d.text, 60)}); no retry appears in "
-                    "the "
-                    "capture (spam software rarely retries; a real MTA retries after minutes).",
+                    "the capture (spam software rarely retries; a real MTA retries after minutes).",
                     d.ts,
                 )
 
@@ -351,9 +347,8 @@ class DnsblTracker:
                 None,
                 [q.frame],
                 f"{subject} is listed on {zone} ({', '.join(codes)})",
-                f"{q.resolver_client} looked up {subject} on the blocklist {zone} "
-                f"and got {', '.join(codes)}: "
-                "the address or domain is listed, and mail from it is likely refused.",
+                f"{q.resolver_client} looked up {subject} on the blocklist {zone} and got "
+                f"{', '.join(codes)}: the address or domain is listed, and mail from it is likely refused.",
                 q.ts,
             )
         outcome = "not listed" if q.rcode == "NXDOMAIN" else "no answer seen" if q.rcode is None else q.rcode

@@ -7,12 +7,17 @@ rows), never from packets, so the rules stay small and agree with each other.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import re
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
+from typing import TYPE_CHECKING
 
 from mailtrace.model import Reply, TlsStart
-from mailtrace.session import Session
+from mailtrace.session import MessageRecord, Session
+
+if TYPE_CHECKING:
+    from mailtrace.findings.headers import Headers, Verdicts
 
 CAPABILITY = re.compile(r"(?:^|\[)CAPABILITY ([^\]]*)", re.IGNORECASE)
 HOSTNAME = re.compile(r"^(?=.{1,253}$)(?!-)[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})+\.?$")
@@ -78,6 +83,7 @@ def in_domains(domain: str, domains: frozenset[str]) -> bool:
     return any(domain == d or domain.endswith("." + d) for d in domains)
 
 
+@lru_cache(maxsize=8192)
 def is_public_ip(text: str) -> bool | None:
     """True for a globally routable address, False for private/loopback/reserved, None if not an IP."""
     try:
@@ -96,6 +102,42 @@ class SessionFacts:
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self._headers: dict[int, Headers] = {}
+        self._verdicts: dict[int, Verdicts] = {}
+
+    # ------------------------------------------------------------------ commands
+    @cached_property
+    def command_frames(self) -> list[int] | None:
+        """Frames of the commands, ascending; None if the dissector emitted them out of frame order."""
+        frames = [c.frame for c in self.session.commands]
+        return frames if all(a <= b for a, b in itertools.pairwise(frames)) else None
+
+    @cached_property
+    def verb_at(self) -> dict[int, str]:
+        """The first command verb at each frame."""
+        out: dict[int, str] = {}
+        for c in self.session.commands:
+            if c.verb:
+                out.setdefault(c.frame, c.verb)
+        return out
+
+    # ------------------------------------------------------------------ messages
+    def headers(self, message: MessageRecord) -> Headers:
+        """The message's top-level headers, indexed once for all rules."""
+        from mailtrace.findings.headers import Headers
+
+        found = self._headers.get(message.index)
+        if found is None:
+            found = self._headers[message.index] = Headers(message.summary)
+        return found
+
+    def verdicts(self, message: MessageRecord) -> Verdicts:
+        from mailtrace.findings.headers import verdicts
+
+        found = self._verdicts.get(message.index)
+        if found is None:
+            found = self._verdicts[message.index] = verdicts(self.headers(message))
+        return found
 
     # ------------------------------------------------------------------ TLS
     @cached_property

@@ -45,17 +45,28 @@ def unfold(value: str) -> str:
     return FOLD.sub(" ", value).strip()
 
 
-def header_values(summary: object, name: str) -> list[str]:
-    """All values of one top-level header of a message summary, unfolded, in order."""
-    headers = getattr(summary, "headers", None)
-    if not headers:
-        return []
-    key = name.lower()
-    out: list[str] = []
-    for item in headers:
-        if isinstance(item, tuple) and len(item) == 2 and str(item[0]).lower() == key:
-            out.append(unfold(str(item[1])))
-    return out
+class Headers:
+    """The top-level header fields of a message summary, indexed by lower-cased name, values unfolded."""
+
+    __slots__ = ("_by_name",)
+
+    def __init__(self, summary: object) -> None:
+        self._by_name: dict[str, list[str]] = {}
+        for item in getattr(summary, "headers", None) or ():
+            if isinstance(item, tuple) and len(item) == 2:
+                self._by_name.setdefault(str(item[0]).lower(), []).append(unfold(str(item[1])))
+
+    @classmethod
+    def of(cls, source: object) -> Headers:
+        return source if isinstance(source, Headers) else cls(source)
+
+    def get(self, name: str) -> list[str]:
+        return self._by_name.get(name.lower(), [])
+
+
+def header_values(source: object, name: str) -> list[str]:
+    """All values of one top-level header (of a summary or a :class:`Headers`), unfolded, in order."""
+    return Headers.of(source).get(name)
 
 
 def strip_comments(text: str) -> str:
@@ -179,8 +190,9 @@ class Verdicts:
         return "; ".join(bits) if bits else "no verdicts"
 
 
-def verdicts(summary: object) -> Verdicts:
-    """Collect the spam-defence verdicts of one message summary."""
+def verdicts(source: object) -> Verdicts:
+    """Collect the spam-defence verdicts of one message (its summary or its :class:`Headers`)."""
+    summary = Headers.of(source)
     spf: list[str] = []
     dkim: list[str] = []
     dmarc: list[str] = []
@@ -313,8 +325,8 @@ def parse_received(value: str, index: int = 0) -> Hop:
     return Hop(index, from_name, rdns, ip, by_match.group(1) if by_match else None, ts, text)
 
 
-def received_chain(summary: object) -> list[Hop]:
-    return [parse_received(v, i) for i, v in enumerate(header_values(summary, "Received"))]
+def received_chain(source: object) -> list[Hop]:
+    return [parse_received(v, i) for i, v in enumerate(header_values(source, "Received"))]
 
 
 def _names(hop: Hop) -> set[str]:
@@ -357,10 +369,9 @@ def chain_problems(
             problems.append(
                 ChainProblem(
                     older.index,
-                    f"Received header {older.index + 1} (by {older.by or '?'}) "
-                    f"is dated {_span(older.ts - newer.ts)} after the newer header "
-                    "above it "
-                    f"(by {newer.by or '?'}): time runs backwards",
+                    f"Received header {older.index + 1} (by {older.by or '?'}) is dated "
+                    f"{_span(older.ts - newer.ts)} after the newer header above it (by {newer.by or '?'}): "
+                    "time runs backwards",
                     True,
                 )
             )
@@ -377,12 +388,10 @@ def chain_problems(
                 problems.append(
                     ChainProblem(
                         older.index,
-                        f"hop {older.index + 1} claims a private address ({older.from_ip}) handled "
-                        "by "
+                        f"hop {older.index + 1} claims a private address ({older.from_ip}) handled by "
                         f"{older.by}, but the public hop above it received the message from "
-                        f"{newer.from_name or newer.from_rdns} [{newer.from_ip}]: the lower headers may have "
-                        "been "
-                        "written by the sender",
+                        f"{newer.from_name or newer.from_rdns} [{newer.from_ip}]: the lower headers may "
+                        "have been written by the sender",
                         False,
                     )
                 )
@@ -392,9 +401,8 @@ def chain_problems(
                 problems.append(
                     ChainProblem(
                         hop.index,
-                        f"Received header {hop.index + 1} (by {hop.by or '?'}) is "
-                        f"dated {_span(hop.ts - seen_ts)} after the capture saw the "
-                        "message",
+                        f"Received header {hop.index + 1} (by {hop.by or '?'}) is dated "
+                        f"{_span(hop.ts - seen_ts)} after the capture saw the message",
                         True,
                     )
                 )

@@ -11,6 +11,7 @@ server (not of a session) once per server.
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from mailtrace.findings.facts import (
     reply_failed,
     reply_ok,
 )
-from mailtrace.findings.headers import ChainProblem, chain_problems, header_values, received_chain, verdicts
+from mailtrace.findings.headers import ChainProblem, Headers, chain_problems, header_values, received_chain
 from mailtrace.findings.model import CATALOGUE, Finding, FindingsConfig, Severity
 from mailtrace.model import AuthAttempt, Command, Reply
 from mailtrace.protocols.smtp import parse_address
@@ -201,11 +202,16 @@ def mechanism_class(attempt: AuthAttempt) -> str | None:
     return "challenge"  # CRAM-MD5, DIGEST-MD5, APOP, NTLM, SCRAM-*: user name visible, hash crackable
 
 
-def auth_frames(s: Session, attempt: AuthAttempt) -> list[int]:
+def auth_frames(f: SessionFacts, attempt: AuthAttempt) -> list[int]:
+    """The login command, its continuation lines and the verdict."""
+    commands = f.session.commands
+    ordered = f.command_frames
+    if ordered is not None:
+        commands = commands[
+            bisect.bisect_left(ordered, attempt.first_frame) : bisect.bisect_right(ordered, attempt.frame)
+        ]
     frames = [
-        c.frame
-        for c in s.commands
-        if attempt.first_frame <= c.frame <= attempt.frame and c.verb in AUTH_VERBS
+        c.frame for c in commands if attempt.first_frame <= c.frame <= attempt.frame and c.verb in AUTH_VERBS
     ]
     return [attempt.first_frame, *frames, attempt.frame]
 
@@ -224,23 +230,25 @@ def cleartext_credentials(s: Session, f: SessionFacts, ctx: RuleContext) -> Iter
         by_user.setdefault(attempt.username or "", []).append(attempt)
     for user, attempts in by_user.items():
         password = any(mechanism_class(a) == "password" for a in attempts)
-        mechs = ", ".join(dict.fromkeys(_mech_name(s, a) for a in attempts))
-        frames = [fr for a in attempts for fr in auth_frames(s, a)]
+        mechs = ", ".join(dict.fromkeys(_mech_name(f, a) for a in attempts))
+        frames: list[int] = []
+        for a in attempts:
+            if len(frames) >= ctx.config.max_frames:
+                break
+            frames += auth_frames(f, a)
         who = f"user {user}" if user else "an unnamed user"
         outcomes = ", ".join(f"{n} {o}" for o, n in _count(outcome(a) for a in attempts).items())
         before = " before STARTTLS" if f.tls_frame is not None else ""
         if password:
             title = f"{proto(s)} password of {who} sent in cleartext"
             detail = (
-                f"Login with {mechs}{before} over an unencrypted connection ({outcomes}): anyone on "
-                "the path "
+                f"Login with {mechs}{before} over an unencrypted connection ({outcomes}): anyone on the path "
                 "can read the user name and the password."
             )
         else:
             title = f"{proto(s)} challenge-response login of {who} without TLS"
             detail = (
-                f"Login with {mechs}{before} over an unencrypted connection ({outcomes}): the user "
-                "name is "
+                f"Login with {mechs}{before} over an unencrypted connection ({outcomes}): the user name is "
                 "visible and the exchange allows an offline dictionary attack on the password."
             )
         if ctx.config.show_secrets:
@@ -252,11 +260,11 @@ def cleartext_credentials(s: Session, f: SessionFacts, ctx: RuleContext) -> Iter
         )
 
 
-def _mech_name(s: Session, attempt: AuthAttempt) -> str:
+def _mech_name(f: SessionFacts, attempt: AuthAttempt) -> str:
     """How the login looked on the wire: ``USER/PASS``, ``APOP``, ``LOGIN``, ``AUTH PLAIN`` ..."""
     mech = attempt.mechanism.upper()
-    command = next((c.verb for c in s.commands if c.frame == attempt.first_frame and c.verb), "")
-    if mech in ("USER", "APOP") or (s.protocol == "imap" and command == "LOGIN"):
+    command = f.verb_at.get(attempt.first_frame, "")
+    if mech in ("USER", "APOP") or (f.session.protocol == "imap" and command == "LOGIN"):
         return "USER/PASS" if mech == "USER" else mech
     return f"{command or 'AUTH'} {mech}"
 
@@ -296,9 +304,8 @@ def starttls_not_used(s: Session, f: SessionFacts, ctx: RuleContext) -> Iterator
         s,
         [offer.frame, later[0].frame],
         f"{s.client.ip} did not use the {verb} that {s.server} offers",
-        f"The server advertised {verb}, but the client stayed unencrypted{what}; "
-        "opportunistic TLS only protects when the client takes it "
-        "(reported once per client and server).",
+        f"The server advertised {verb}, but the client stayed unencrypted{what}; opportunistic TLS only "
+        "protects when the client takes it (reported once per client and server).",
         later[0].ts,
     )
 
@@ -325,12 +332,10 @@ def starttls_refused_cleartext(s: Session, f: SessionFacts, ctx: RuleContext) ->
             [ex.command.frame, refused.frame, after[0].frame],
             f"{s.server} refused {ex.command.verb}; {s.client.ip} went on in cleartext",
             f"The server answered {ex.command.verb} with {refused.status} {quote(refused.text, 60)} and the "
-            "client "
-            f"continued without TLS ({after[0].verb or 'data'} at frame {after[0].frame}"
+            f"client continued without TLS ({after[0].verb or 'data'} at frame {after[0].frame}"
             + (", then " + " and ".join(carried) if carried else "")
             + "). An attacker on the path can "
-            "force this "
-            "by stripping STARTTLS (STRIPTLS); MTA-STS or DANE make a sender insist on TLS.",
+            "force this by stripping STARTTLS (STRIPTLS); MTA-STS or DANE make a sender insist on TLS.",
             refused.ts,
         )
         return
@@ -373,9 +378,8 @@ def auth_before_tls(s: Session, f: SessionFacts, ctx: RuleContext) -> Iterator[F
         s,
         [offer.frame],
         f"{proto(s)} server {s.server} offers {what} before TLS",
-        f"The server advertises password authentication ({what}) on the unencrypted channel; "
-        f"{tls}. "
-        "A client may send its password in cleartext (reported once per server).",
+        f"The server advertises password authentication ({what}) on the unencrypted channel; {tls}. A "
+        "client may send its password in cleartext (reported once per server).",
         None,
     )
 
@@ -404,8 +408,7 @@ def weak_tls(s: Session, f: SessionFacts, ctx: RuleContext) -> Iterator[Finding]
             [frame] if isinstance(frame, int) else [],
             f"{proto(s)} TLS with {s.server}: " + "; ".join(problems),
             "The TLS session negotiated " + " and ".join(problems) + "; an attacker may "
-            "decrypt or "
-            "tamper with it (reported once per server and parameters).",
+            "decrypt or tamper with it (reported once per server and parameters).",
             s.start,
         )
 
@@ -435,9 +438,8 @@ def user_enumeration(s: Session, f: SessionFacts, ctx: RuleContext) -> Iterator[
             s,
             frames,
             f"{verbs} probing by {s.client.ip}: {s.server} discloses users",
-            f"{plural(len(probes), 'probe')} ({names}); the server answered "
-            f"{len(disclosed)} with user information ({examples}). Disable VRFY/EXPN or "
-            "answer 252.",
+            f"{plural(len(probes), 'probe')} ({names}); the server answered {len(disclosed)} with user "
+            f"information ({examples}). Disable VRFY/EXPN or answer 252.",
             probes[0].command.ts,
         )
     else:
@@ -447,8 +449,8 @@ def user_enumeration(s: Session, f: SessionFacts, ctx: RuleContext) -> Iterator[
             s,
             frames,
             f"{verbs} probing by {s.client.ip}",
-            f"{plural(len(probes), 'probe')} ({names}); the server disclosed nothing "
-            "(refused or answered 252).",
+            f"{plural(len(probes), 'probe')} ({names}); the server disclosed nothing (refused or answered "
+            "252).",
             probes[0].command.ts,
         )
 
@@ -556,9 +558,8 @@ def open_relay_attempt(s: Session, f: SessionFacts, ctx: RuleContext) -> Iterato
     if not f.client_public:
         severity = INFO
         why = (
-            f"the client {s.client.ip} has a private or loopback address: servers normally relay for "
-            "their own "
-            "network (mynetworks), so this is expected if the client is trusted"
+            f"the client {s.client.ip} has a private or loopback address: servers normally relay for their "
+            "own network (mynetworks), so this is expected if the client is trusted"
         )
     elif given:
         severity = HIGH
@@ -599,8 +600,8 @@ def relay_denied(s: Session, f: SessionFacts, ctx: RuleContext) -> Iterator[Find
         s,
         [fr for r in denied for fr in (r.command.frame, r.reply.frame if r.reply else 0)],
         f"{s.server} refused to relay for {s.client.ip} ({plural(len(denied), 'recipient')})",
-        f"Relaying to {targets} was refused ({first.reply.status} {quote(first.reply.text, 70)}): "
-        "someone tried to use the server as a relay, and the defence worked.",
+        f"Relaying to {targets} was refused ({first.reply.status} {quote(first.reply.text, 70)}): someone "
+        "tried to use the server as a relay, and the defence worked.",
         first.command.ts,
     )
 
@@ -626,7 +627,7 @@ def envelope_mismatch(s: Session, f: SessionFacts, ctx: RuleContext) -> Iterator
     for message, mail_from in smtp_messages(s):
         if not mail_from:
             continue  # null sender (bounce) or unknown envelope
-        header_from = header_values(message.summary, "From") or (
+        header_from = header_values(f.headers(message), "From") or (
             [str(message.summary.from_)] if getattr(message.summary, "from_", None) else []
         )
         if not header_from:
@@ -644,15 +645,14 @@ def envelope_mismatch(s: Session, f: SessionFacts, ctx: RuleContext) -> Iterator
             or org_domain(env_domain) == org_domain(hdr_domain)
         ):
             continue
-        signed = [d for d, _s in verdicts(message.summary).dkim_signatures]
+        signed = [d for d, _s in f.verdicts(message).dkim_signatures]
         aligned = any(org_domain(d) == org_domain(hdr_domain) for d in signed)
         severity = INFO if aligned else LOW
         why = (
             "a DKIM signature of the From domain aligns it (DMARC can still pass)"
             if aligned
             else "no DKIM signature of the From domain aligns it, so DMARC fails unless SPF of the From "
-            "domain passes; "
-            "mailing lists, forwarders and bulk senders do this legitimately, spoofers too"
+            "domain passes; mailing lists, forwarders and bulk senders do this legitimately, spoofers too"
         )
         yield ctx.finding(
             "envelope-mismatch",
@@ -660,15 +660,15 @@ def envelope_mismatch(s: Session, f: SessionFacts, ctx: RuleContext) -> Iterator
             s,
             [message.first_frame],
             f"Message {message.index + 1}: MAIL FROM {env_domain} vs From {hdr_domain}",
-            f"Envelope sender <{mail_from}> and header From <{addresses[0]}> are in different "
-            f"domains; {why}.",
+            f"Envelope sender <{mail_from}> and header From <{addresses[0]}> are in different domains; "
+            f"{why}.",
             s.start,
         )
 
 
 def display_name_spoof(s: Session, f: SessionFacts, ctx: RuleContext) -> Iterator[Finding]:
     for message in s.messages:
-        values = header_values(message.summary, "From") or (
+        values = header_values(f.headers(message), "From") or (
             [str(message.summary.from_)] if getattr(message.summary, "from_", None) else []
         )
         if not values:
@@ -683,11 +683,9 @@ def display_name_spoof(s: Session, f: SessionFacts, ctx: RuleContext) -> Iterato
                 s,
                 [message.first_frame],
                 f"Message {message.index + 1}: From shows {shown.group(0)} but is {address}",
-                f"The display name of the From header contains the address {shown.group(0)}, "
-                "while "
-                f"the message comes from <{address}>: mail programs that show only the name "
-                "make the "
-                "message look as if it came from elsewhere.",
+                f"The display name of the From header contains the address {shown.group(0)}, while the "
+                f"message comes from <{address}>: mail programs that show only the name make the message "
+                "look as if it came from elsewhere.",
                 s.start,
             )
 
@@ -696,9 +694,9 @@ def received_chain_suspicious(s: Session, f: SessionFacts, ctx: RuleContext) -> 
     cfg = ctx.config
     for message in s.messages:
         problems = chain_problems(
-            received_chain(message.summary), s.end, cfg.clock_skew, cfg.future_tolerance
+            received_chain(f.headers(message)), s.end, cfg.clock_skew, cfg.future_tolerance
         )
-        date_future = _date_in_future(message, s.end, cfg.future_tolerance)
+        date_future = _date_in_future(f.headers(message), s.end, cfg.future_tolerance)
         if date_future:
             problems.append(ChainProblem(-1, date_future, True))
         if not problems:
@@ -715,8 +713,8 @@ def received_chain_suspicious(s: Session, f: SessionFacts, ctx: RuleContext) -> 
         )
 
 
-def _date_in_future(message: MessageRecord, seen: float, tolerance: float) -> str | None:
-    for value in header_values(message.summary, "Date")[:1]:
+def _date_in_future(headers: Headers, seen: float, tolerance: float) -> str | None:
+    for value in header_values(headers, "Date")[:1]:
         try:
             ts = parsedate_to_datetime(value).timestamp()
         except (TypeError, ValueError, IndexError, OverflowError):
@@ -748,8 +746,8 @@ def smtp_smuggling(s: Session, f: SessionFacts, ctx: RuleContext) -> Iterator[Fi
         severity = HIGH if mixed else MEDIUM
         frames = [anomaly.frame] + ([answer.frame] if answer else [])
         tail = (
-            f" The server accepted the message ({answer.status}): if it also treats the look-alike as "
-            "the end, the rest of the body runs as a second, spoofed message."
+            f" The server accepted the message ({answer.status}): if it also treats the look-alike as the "
+            "end, the rest of the body runs as a second, spoofed message."
             if answer is not None and reply_ok(answer)
             else ""
         )
@@ -802,11 +800,9 @@ def protocol_violation(s: Session, f: SessionFacts, ctx: RuleContext) -> Iterato
                 s,
                 [early[0].frame, greeting.frame],
                 f"{s.client.ip} spoke before the {proto(s)} greeting",
-                f"{early[0].verb or 'data'} was sent at frame {early[0].frame}, before the "
-                "server's "
-                f"greeting at frame {greeting.frame}: real clients wait; spam bots that talk "
-                "first "
-                "are what pregreet tests (Postfix postscreen) catch.",
+                f"{early[0].verb or 'data'} was sent at frame {early[0].frame}, before the server's "
+                f"greeting at frame {greeting.frame}: real clients wait; spam bots that talk first are what "
+                "pregreet tests (Postfix postscreen) catch.",
                 early[0].ts,
             )
     by_kind: dict[str, list[int]] = {}
@@ -928,7 +924,7 @@ def spam_rejected(s: Session, f: SessionFacts, ctx: RuleContext) -> Iterator[Fin
 
 def spam_verdict(s: Session, f: SessionFacts, ctx: RuleContext) -> Iterator[Finding]:
     for message in s.messages:
-        v = verdicts(message.summary)
+        v = f.verdicts(message)
         if v.empty:
             continue
         failures = v.failures()
