@@ -9,13 +9,17 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import dataclass, replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
 from mt_findings_lab import PcapBuilder, analyze, require_shared, sample
 
 from mailtrace.cli import main
+from mailtrace.model import Direction
+from mailtrace.session import MessageRecord
 from mailtrace.stats import BoundedCounter, Distribution, StatsCollector, Timeline, nearest_rank
 
 
@@ -247,3 +251,58 @@ def test_stats_synthetic_timeline(tmp_path: Path) -> None:
     stats = analyze(b.write(tmp_path / "t.pcap")).result()
     assert sum(stats.timeline["counts"]) == 4
     assert stats.timeline["bucket_seconds"] == 10  # 9 minutes of sessions in at most 60 buckets
+
+
+def test_attachments_and_base64_overhead_from_the_mime_part_tree(tmp_path: Path) -> None:
+    """The MIME rewrite's summary (``attachments`` objects, ``parts.walk()``) is read as it comes."""
+    b = PcapBuilder()
+    c = b.conversation("10.0.0.1", ("93.184.216.34", 25))
+    c.talk("S:220 mx.example.org ESMTP\r\n", "QUIT\r\n", "S:221 Bye\r\n")
+    c.close()
+    run = analyze(b.write(tmp_path / "one.pcap"))
+    session = run.sessions[0]
+
+    @dataclass
+    class Leaf:
+        encoding: str | None
+        encoded_bytes: int
+        decoded_bytes: int
+        md5: str | None = "x"
+
+        def walk(self) -> list[Leaf]:
+            return [self]
+
+    @dataclass
+    class Root:
+        children: list[Leaf]
+        md5: str | None = None
+        encoding: str | None = None
+
+        def walk(self) -> list[object]:
+            return [self, *self.children]
+
+    summary = SimpleNamespace(
+        bytes=5000,
+        complete=True,
+        from_="Ann <ann@example.com>",
+        headers=(),
+        attachments=(
+            SimpleNamespace(content_type="image/png", bytes=3000),
+            {"content_type": "application/pdf", "bytes": 600},
+        ),
+        parts=Root([Leaf("base64", 4056, 3000), Leaf("base64", 812, 600), Leaf("7bit", 100, 100)]),
+    )
+    message = MessageRecord(0, "smtp-data", summary, 1, 2, Direction.CLIENT)  # type: ignore[arg-type]
+    stats = StatsCollector()
+    stats.session(replace(session, messages=[message]))
+    stats.end(None, 0.0)
+    messages = stats.result().messages
+    assert messages["attachments"]["count"] == 2 and messages["attachments"]["bytes"] == 3600
+    assert messages["attachments"]["types"] == {"image/png": 1, "application/pdf": 1}
+    assert messages["base64"] == {
+        "parts": 2,
+        "encoded_bytes": 4868,
+        "decoded_bytes": 3600,
+        "overhead_bytes": 1268,
+        "overhead_percent": 35.22,
+    }
