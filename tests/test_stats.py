@@ -111,11 +111,6 @@ def test_smtp_capture_against_tshark() -> None:
     assert sum(recipients.values()) == 4 and len(recipients) == 4
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tcp/flows.py retires a connection at the first pure ACK after both FINs; "
-    "the server's trailing ACK (frame 59) is then counted in no session",
-)
 def test_smtp_capture_packets_against_tshark() -> None:
     (smtp,) = analyze(corpus("zeek/smtp/smtp.pcap")).result().protocols
     # tshark -Y 'tcp.port==25 && !icmp' | wc -l → 80 (53 in tcp.stream 0, 27 in tcp.stream 2)

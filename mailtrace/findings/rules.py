@@ -118,7 +118,7 @@ class RuleContext:
             self._seen.add(key)
         return True
 
-    def finding(  # noqa: PLR0917 - the arguments follow the fields of Finding, in order
+    def finding(
         self,
         id_: str,
         severity: Severity,

@@ -78,6 +78,7 @@ class Connection:
         "client_key",
         "closing_since",
         "fin",
+        "fin_acked",
         "first_frame",
         "first_ts",
         "handler",
@@ -107,6 +108,7 @@ class Connection:
         self.rasm: tuple[Reassembler, Reassembler] | None = None
         self.base_seq: list[int | None] = [None, None]  # per direction (client, server)
         self.fin = [False, False]
+        self.fin_acked = [False, False]
         self.reset = False
         self.closing_since: float | None = None
         self.packets = 0
@@ -197,13 +199,15 @@ class FlowTable:
         if dropped(conn):  # the handler decided this is not mail
             self._forget(conn)
             return
+        if flags & TCP_ACK and peer.ended and peer.fin_offset is not None \
+                and pkt.ack == (peer.next_seq or 0) + 1 & 0xFFFFFFFF:
+            conn.fin_acked[1 - d] = True
         if conn.closing_since is None and (conn.reset or (rasm[0].ended and rasm[1].ended)):
             conn.closing_since = ts
             self.active.pop(conn.stream, None)
             self.closing[conn.stream] = conn
-        elif conn.closing_since is not None and not (flags & (TCP_SYN | TCP_FIN | TCP_RST)) \
-                and not pkt.payload_len and not conn.reset:
-            self._retire(conn, "fin")  # the last ACK of the teardown
+        if conn.closing_since is not None and not conn.reset and conn.fin_acked[0] and conn.fin_acked[1]:
+            self._retire(conn, "fin")  # both FINs acknowledged: nothing of this connection is left to come
 
     def _new_connection(self, frame: int, ts: float, pkt: TcpPacket) -> Connection:
         flags = pkt.flags
