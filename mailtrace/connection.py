@@ -75,6 +75,9 @@ class MailConnection:
         self.mid_stream_tls = False
         self.decrypted_any = False
         self.seen_data = False
+        self.keep_transcript = config.session.keep_transcript
+        self.plain = False
+        """Past the first bytes, no TLS, no sniffing: items go straight to the dissector."""
         self.implicit_tls = implicit_tls
         self.tunnel: str | None = conn.tunnel
 
@@ -90,9 +93,20 @@ class MailConnection:
             self.on_done(conn.stream, None)
 
     def items(self, conn: Connection, items: list[StreamItem]) -> None:
-        keep = self.config.session.keep_transcript
+        if self.plain and not self.keep_transcript:
+            dissector, builder = self.dissector, self.builder
+            assert dissector is not None
+            for item in items:  # the common case: a cleartext session past its first bytes
+                events = dissector.feed(item)
+                if events:
+                    starts = builder.tls_starts
+                    builder.events(events)
+                    if builder.tls_starts != starts:
+                        self.tls_state = "undecided"
+                        self.plain = False
+            return
         for item in items:
-            if keep:
+            if self.keep_transcript:
                 self.builder.raw(item)
             if self.sniffer is not None:
                 decision = self.sniffer.feed(item)
@@ -199,10 +213,11 @@ class MailConnection:
         assert self.dissector is not None
         events = self.dissector.feed(item)
         if events:
+            starts = self.builder.tls_starts
             self.builder.events(events)
-            for event in events:
-                if isinstance(event, TlsStart):
-                    self.tls_state = "undecided"
+            if self.builder.tls_starts != starts:
+                self.tls_state = "undecided"
+        self.plain = self.tls_state is None and self.seen_data and self.sniffer is None
 
     def _start_tls(self, item: Chunk, mode: str) -> None:
         self.tls_state = "undecided"

@@ -221,6 +221,8 @@ class SessionBuilder:
         self._last_row: PacketRow | None = None
         self.tls_info: dict[str, Any] | None = None
         self.notes: list[str] = []
+        self.tls_starts = 0
+        """How many TlsStart events were seen (the stack watches it to put the TLS gate in place)."""
         self._handlers: dict[type[Event], Callable[[Any], None]] = {
             Command: lambda e: self._keep(self.commands, e),
             Reply: lambda e: self._keep(self.replies, e),
@@ -241,7 +243,8 @@ class SessionBuilder:
             self.first_frame = frame
             if not flags & TCP_SYN:
                 self.phase = Phase.GREETING
-        self.last_ts = max(self.last_ts, ts)
+        if ts > self.last_ts:
+            self.last_ts = ts
         self.last_frame = frame
         self.packets += 1
         self.bytes[0 if direction is Direction.CLIENT else 1] += payload_len
@@ -295,6 +298,7 @@ class SessionBuilder:
 
     def _tls_start(self, event: TlsStart) -> None:
         self.tls = event.mode
+        self.tls_starts += 1
 
     def _keep(self, bucket: list[Any], event: Event) -> None:
         if len(bucket) < self.limits.max_events:

@@ -251,8 +251,10 @@ class EventSink:
         self.ts = item.ts
 
     def take(self) -> list[Event]:
+        """The events collected since the last call (callers only read the list)."""
         out = self.events
-        self.events = []
+        if out:
+            self.events = []
         return out
 
     def add(self, event: Event) -> None:
