@@ -91,6 +91,8 @@ class CaptureFile:
             self._damaged(f"read error: {exc}")
         finally:
             self.stream.close()
+            if self.source is not None:
+                self.source.close()  # a decompressor does not close the file it reads from
 
     def _damaged(self, why: str) -> None:
         self.truncated = True

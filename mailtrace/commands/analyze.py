@@ -3,6 +3,8 @@
 Sessions flow from the Analyzer to a list of consumers (the chosen renderer, and whatever else the
 options ask for: an HTML report, findings, statistics). Each consumer sees every session once, as it
 finishes, and then ``end()`` with the capture totals — so nothing needs the whole capture in memory.
+The session filters (``--session``, ``-p``, ``--host``, ``--port N``, ``--user``, ``--since``,
+``--until``, ``--status``) sit in front of all consumers, so every view and the JSON agree.
 """
 
 from __future__ import annotations
@@ -10,14 +12,18 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any, Protocol
 
 import click
 
 from mailtrace.capture.reader import CaptureFile
-from mailtrace.commands.common import build_config, capture_options, load_keylog, open_all
+from mailtrace.commands.common import build_config, capture_options, fail, load_keylog, open_all
+from mailtrace.filters import PROTOCOLS, STATUSES, SessionFilter, parse_host, parse_ids, parse_time
 from mailtrace.pipeline import Analyzer, CaptureStats
 from mailtrace.render.json import JsonReportWriter, jsonl_writer
+from mailtrace.render.output import Output
+from mailtrace.render.progress import Progress
 from mailtrace.session import Session
 
 
@@ -53,32 +59,124 @@ class JsonlConsumer:
         pass
 
 
+def _split_ports(values: tuple[str, ...]) -> tuple[tuple[str, ...], frozenset[int]]:
+    """``--port`` takes both forms: ``2526=smtp`` says what a port speaks, a bare ``25`` filters."""
+    rules = tuple(v for v in values if "=" in v)
+    wanted: set[int] = set()
+    for value in values:
+        if "=" in value:
+            continue
+        text = value.strip()
+        if not text.isdigit() or not 0 < int(text) < 65536:
+            fail(f"--port {value}: expected a port number (filter) or PORT=PROTOCOL (e.g. 2526=smtp)")
+        wanted.add(int(text))
+    return rules, frozenset(wanted)
+
+
+def build_filter(*, ids: tuple[str, ...], protocols: tuple[str, ...], hosts: tuple[str, ...],
+                 ports: frozenset[int], users: tuple[str, ...], since: str | None, until: str | None,
+                 statuses: tuple[str, ...]) -> SessionFilter:
+    """The filter of the command line; a bad value ends the run with a one-line error."""
+    try:
+        return SessionFilter(
+            ids=parse_ids(ids), protocols=frozenset(p.lower() for p in protocols),
+            hosts=tuple(parse_host(h) for h in hosts), ports=ports, users=users,
+            since=parse_time(since) if since else None, until=parse_time(until) if until else None,
+            statuses=frozenset(s.lower() for s in statuses),
+        )
+    except ValueError as exc:
+        fail(str(exc))
+
+
 @click.command()
 @click.argument("captures", nargs=-1, required=True, metavar="CAPTURE...")
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "jsonl"]), default="text", show_default=True,
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "jsonl"]), default="text",
+              show_default=True,
               help="text: annotated session tables; json: one report document; jsonl: one session per line.")
+@click.option("--list", "as_list", is_flag=True, help="One line per session instead of the packet tables.")
+@click.option("--follow", is_flag=True,
+              help="The raw conversation of each session, like Wireshark's Follow TCP Stream.")
+@click.option("--session", "ids", multiple=True, metavar="ID",
+              help="Only these sessions: 3, 1,4 or 5-9. Repeatable.")
+@click.option("-p", "--protocol", "protocols", multiple=True,
+              type=click.Choice(PROTOCOLS, case_sensitive=False),
+              help="Only sessions of this protocol. Repeatable.")
+@click.option("--host", "hosts", multiple=True, metavar="ADDR",
+              help="Only sessions with this client or server address (or network, 10.0.0.0/8). Repeatable.")
+@click.option("--user", "users", multiple=True, metavar="NAME",
+              help="Only sessions that name this user (shell patterns: 'bob*'). Repeatable.")
+@click.option("--since", metavar="TIME",
+              help="Only sessions still running at or after TIME (epoch seconds or ISO date, UTC).")
+@click.option("--until", metavar="TIME",
+              help="Only sessions that began at or before TIME (epoch seconds or ISO date, UTC).")
+@click.option("--status", "statuses", multiple=True, type=click.Choice(STATUSES, case_sensitive=False),
+              help="Only sessions that ended this way (see docs/terminal.md). Repeatable.")
+@click.option("--no-acks", is_flag=True, help="Hide pure TCP ACKs in the packet tables.")
+@click.option("--color/--no-color", "color", default=None,
+              help="Colour the text views (default: on a terminal, unless NO_COLOR is set).")
+@click.option("--width", type=click.IntRange(40, 10_000), default=None, metavar="COLUMNS",
+              help="Wrap the text views at this width (default: the terminal's; never when piped).")
 @capture_options
-def analyze(captures: tuple[str, ...], fmt: str, ports: tuple[str, ...], show_secrets: bool, no_sniff: bool,
+def analyze(*, captures: tuple[str, ...], fmt: str, as_list: bool, follow: bool, ids: tuple[str, ...],
+            protocols: tuple[str, ...], hosts: tuple[str, ...], users: tuple[str, ...], since: str | None,
+            until: str | None, statuses: tuple[str, ...], no_acks: bool, color: bool | None,
+            width: int | None, ports: tuple[str, ...], show_secrets: bool, no_sniff: bool,
             keylog_path: str | None) -> None:
-    """Analyse capture files (pcap, pcapng, also .gz/.bz2/.xz; - for stdin)."""
-    config = build_config(ports, show_secrets, no_sniff)
+    """Analyse capture files (pcap, pcapng, also .gz/.bz2/.xz; - for stdin).
+
+    --port takes PORT=PROTOCOL (what a port speaks) or a bare PORT (only sessions on that port).
+    """
+    if as_list and follow:
+        fail("--list and --follow are two different views: choose one")
+    if fmt != "text" and (as_list or follow):
+        fail(f"--list and --follow are text views; they do not combine with --format {fmt}")
+    rules, port_filter = _split_ports(ports)
+    session_filter = build_filter(ids=ids, protocols=protocols, hosts=hosts, ports=port_filter, users=users,
+                                  since=since, until=until, statuses=statuses)
+    config = build_config(rules, show_secrets, no_sniff)
+    if follow:
+        config = replace(config, session=replace(config.session, keep_transcript=True))
     keylog = load_keylog(keylog_path)
     files = open_all(captures)
     analyzer = Analyzer(config, keylog=keylog)
     started = time.monotonic()
     out = click.get_text_stream("stdout")
+    output = Output.detect(color=color, width=width, stream=out, err=click.get_text_stream("stderr"))
+    progress = Progress(output.err, enabled=output.err_isatty)
+    if output.isatty:
+        output.interrupt = progress.suspend
     consumers: list[SessionConsumer] = []
+    json_consumer: JsonConsumer | None = None
     if fmt == "json":
-        consumers.append(JsonConsumer(JsonReportWriter(out, show_secrets=show_secrets)))
+        json_consumer = JsonConsumer(JsonReportWriter(out, show_secrets=show_secrets))
+        if session_filter.active:
+            json_consumer.extra["filter"] = session_filter.describe()
+        consumers.append(json_consumer)
     elif fmt == "jsonl":
         consumers.append(JsonlConsumer(show_secrets))
+    elif as_list:
+        from mailtrace.render.terminal import ListRenderer
+
+        consumers.append(ListRenderer(output, stats=analyzer.stats, session_filter=session_filter,
+                                      many_files=len(files) > 1))
+    elif follow:
+        from mailtrace.render.follow import FollowRenderer
+
+        consumers.append(FollowRenderer(output, stats=analyzer.stats))
     else:
         from mailtrace.render.terminal import TerminalRenderer
 
-        consumers.append(TerminalRenderer(out, show_secrets=show_secrets))
-    for session in sessions(analyzer, files):
-        for consumer in consumers:
-            consumer.session(session)
+        consumers.append(TerminalRenderer(output, stats=analyzer.stats, show_secrets=show_secrets,
+                                          hide_acks=no_acks, session_filter=session_filter,
+                                          many_files=len(files) > 1))
+    with progress:
+        for session in sessions(analyzer, files, progress):
+            if not session_filter(session):
+                continue
+            for consumer in consumers:
+                consumer.session(session)
+    if json_consumer is not None and session_filter.active:
+        json_consumer.extra["filter"]["shown"] = session_filter.seen["shown"]
     elapsed = time.monotonic() - started
     for consumer in consumers:
         consumer.end(analyzer.stats, elapsed)
@@ -87,10 +185,15 @@ def analyze(captures: tuple[str, ...], fmt: str, ports: tuple[str, ...], show_se
             click.echo(f"mailtrace: {f.name}: {problem}", err=True)
 
 
-def sessions(analyzer: Analyzer, files: list[CaptureFile]) -> Iterator[Session]:
+def sessions(analyzer: Analyzer, files: list[CaptureFile],
+             progress: Progress | None = None) -> Iterator[Session]:
     """The analyzer's sessions; Ctrl-C ends the run with status 130 and no traceback."""
     try:
-        yield from analyzer.run(files)
+        for capture in files:
+            callback = progress.callback(capture) if progress is not None else None
+            yield from analyzer.run_file(capture, callback)
     except KeyboardInterrupt:
+        if progress is not None:
+            progress.close()
         click.echo("mailtrace: interrupted", err=True)
         sys.exit(130)

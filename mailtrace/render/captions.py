@@ -37,7 +37,7 @@ from mailtrace.model import (
     Reply,
     TlsStart,
 )
-from mailtrace.render.catalog import has, text
+from mailtrace.render.catalog import fields, has, text
 from mailtrace.session import MessageRecord, PacketRow, Session
 
 TONES = ("info", "ok", "warn", "fail")
@@ -374,6 +374,10 @@ class _Context:
     def has(self, key: str) -> bool:
         return has(key, self.lang)
 
+    def fits(self, key: str, params: dict[str, Any]) -> bool:
+        """The message exists and every placeholder it uses has a value."""
+        return has(key, self.lang) and fields(key, self.lang) <= params.keys()
+
 
 @dataclass(frozen=True)
 class _Sentence:
@@ -578,7 +582,7 @@ def _say(ctx: _Context, key: str, reply: Reply | None, tone: str | None = None, 
             return _Sentence(key + ".noreply", ctx.t(key + ".noreply", **params), "warn")
         return _Sentence(key, ctx.t("outcome.noreply", action=ctx.t(key, **params)), "warn")
     if verdict in ("ok", "info"):
-        name = key + ".ok" if ctx.has(key + ".ok") else key
+        name = key + ".ok" if ctx.fits(key + ".ok", params) else key
         return _Sentence(name, ctx.t(name, **params), verdict)
     if ctx.has(key + ".fail"):
         return _Sentence(key + ".fail", ctx.t(key + ".fail", **params), verdict)

@@ -14,6 +14,7 @@ result when the server said yes, ``<key>.fail``/``<key>.noreply`` override the g
 
 from __future__ import annotations
 
+from string import Formatter
 from typing import Any
 
 Message = str | tuple[str, str]
@@ -211,8 +212,8 @@ EN: dict[str, Message] = {
     "ui.messages": ("{n} message", "{n} messages"),
     "ui.anomalies": ("{n} anomaly", "{n} anomalies"),
     "ui.gaps": ("{n} gap", "{n} gaps"),
-    "ui.close.fin": "closed with FIN",
-    "ui.close.rst": "reset (RST)",
+    "ui.close.fin": "ended with FIN",
+    "ui.close.rst": "ended with RST",
     "ui.close.open": "still open at the end of the capture",
     "ui.close.timeout": "idle past the timeout",
     "ui.midstream": "capture starts mid-session",
@@ -301,6 +302,13 @@ class _Lenient(dict[str, Any]):
 
 def has(key: str, lang: str = "en") -> bool:
     return key in CATALOGS.get(lang, EN) or key in EN
+
+
+def fields(key: str, lang: str = "en") -> set[str]:
+    """The placeholders a message uses (both plural forms)."""
+    message = CATALOGS.get(lang, EN).get(key) or EN.get(key, "")
+    forms = message if isinstance(message, tuple) else (message,)
+    return {name for form in forms for _, name, _, _ in Formatter().parse(form) if name}
 
 
 def text(key: str, lang: str = "en", /, **params: Any) -> str:
