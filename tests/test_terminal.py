@@ -301,7 +301,7 @@ def test_gap_and_partial_session(tmp_path: Path) -> None:
     ]
     text = render("table", write_pcap(tmp_path / "gap.pcap", script))
     assert "partial" in text.splitlines()[1] and "1 gap" in text.splitlines()[1]
-    assert "[gap: 100 bytes missing]" in text
+    assert "[gap: 100 bytes from the client missing]" in text
     assert "gaps          1 (100 bytes)" in text
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from mailtrace.capture.decode import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN
 from mailtrace.model import (
+    Anomaly,
     AuthAttempt,
     BodyData,
     Command,
@@ -111,7 +112,7 @@ class _Draft:
     opaque_bytes: int = 0
 
 
-_QUIET = (Reply, AuthAttempt, MessageEnd, TlsStart, GapEvent)
+_QUIET = (Reply, AuthAttempt, MessageEnd, TlsStart, GapEvent, Anomaly)
 _TLS_ASIDES = ("TLS new session ticket", "TLS key update", "TLS change cipher spec", "TLS heartbeat")
 """TLS records that do not start a step of their own (they happen in passing)."""
 
@@ -130,6 +131,7 @@ class _Grouper:
         self.inside: set[int] = set()
         """Rows carrying the middle or end of a command that began in an earlier row."""
         self.consumed: set[int] = set()
+        self.replied = bool(session.replies)
         index_of = {row.frame: i for i, row in enumerate(rows)}
         for row in rows:
             for event in row.events or ():
@@ -177,8 +179,12 @@ class _Grouper:
 
     # ------------------------------------------------------------------ classification
     def _busy(self) -> bool:
-        """A command waits for the server (and has not been overtaken by later replies)."""
-        return any(not x.overtaken for x in self.waiting)
+        """A command waits for the server (and has not been overtaken by later replies).
+
+        A capture that holds no reply at all (one direction only) is never busy: every command
+        is a step of its own.
+        """
+        return self.replied and any(not x.overtaken for x in self.waiting)
 
     def _classify_command(self, command: Command) -> tuple[str, Phase, bool]:
         if command.verb == "":
@@ -217,14 +223,14 @@ class _Grouper:
             return "exchange", reply.phase, True
         gaps = [e for e in events if isinstance(e, GapEvent)]
         if gaps and not row.payload_len:
-            return "gap", gaps[0].phase, True
+            return "gap", gaps[0].phase, current != "gap"
         flags = row.flags
         if flags & TCP_SYN:
             return "setup", Phase.SETUP, current != "setup"
         if flags & (TCP_FIN | TCP_RST) and not row.payload_len:
             return "close", Phase.TEARDOWN, current != "close"
         if gaps:
-            return "gap", gaps[0].phase, True
+            return "gap", gaps[0].phase, current != "gap"
         return "other", row.phase, False
 
     def _handshake_done(self) -> bool:
@@ -367,6 +373,8 @@ class _Context:
     pop3_marked: int = 0
     logged_in: bool = False
     tls_seen: bool = False
+    upgraded: bool = False
+    """STARTTLS/STLS was accepted: what follows runs inside TLS (or behind an inspection box)."""
 
     def t(self, key: str, **params: Any) -> str:
         return text(key, self.lang, **params)
@@ -461,9 +469,14 @@ def _setup(draft: _Draft, ctx: _Context) -> _Sentence:
     flags_text = ", ".join(n if c == 1 else f"{n} ×{c}" for n, c in zip(names, counts, strict=True))
     agent = session.protocol in ("pop3", "imap") or session.server.port in SUBMISSION_PORTS
     role = "role.user_agent" if agent else "role.client"
-    key = "setup" if "SYN/ACK" in names else "setup.unanswered"
+    if "SYN/ACK" in names:
+        key = "setup"
+    elif "ACK" in names:
+        key = "setup.no_synack"
+    else:
+        key = "setup.unanswered"
     return _Sentence(key, ctx.t(key, role=ctx.t(role), client=session.client.ip, server=session.server.ip,
-                                flags=flags_text), "info" if key == "setup" else "warn")
+                                flags=flags_text), "warn" if key == "setup.unanswered" else "info")
 
 
 def _close(draft: _Draft, ctx: _Context) -> _Sentence:
@@ -490,7 +503,7 @@ def _tls_details(ctx: _Context) -> str:
     parts = [str(info[k]) for k in ("version", "cipher") if info.get(k)]
     if info.get("sni"):
         parts.append(ctx.t("tls.sni", sni=info["sni"]))
-    return ", ".join(parts) or "?"
+    return ", ".join(parts) or ctx.t("tls.unknown")
 
 
 _ALERT = re.compile(r"^TLS alert: (\w+) (.+)$")
@@ -528,6 +541,8 @@ def _notes(draft: _Draft, ctx: _Context) -> _Sentence:
     if texts and all(t.startswith("IDLE woken: ") for t in texts):
         updates = ", ".join(t.removeprefix("IDLE woken: ").removeprefix("* ") for t in texts)
         return _Sentence("imap.idle.news", ctx.t("imap.idle.news", updates=updates), "info")
+    if draft.notes and all(n.phase is Phase.SETUP for n in draft.notes):
+        return _Sentence("note.tunnel", ctx.t("note.tunnel", text="; ".join(texts)), "info")
     return _Sentence("note", "; ".join(texts), "info")
 
 
@@ -600,7 +615,9 @@ def _exchange(x: _Exchange, ctx: _Context) -> _Sentence:
     if verb in ("AUTH", "AUTHENTICATE", "LOGIN") or (verb in ("PASS", "APOP") and protocol == "pop3"):
         return _auth(x, ctx, reply)
     if verb in ("STARTTLS", "STLS"):
-        return _say(ctx, "starttls", reply, verb=verb)
+        sentence = _say(ctx, "starttls", reply, verb=verb)
+        ctx.upgraded = ctx.upgraded or sentence.tone == "ok"
+        return sentence
     handler = _HANDLERS.get(protocol)
     if handler is not None:
         sentence = handler(x, ctx, reply)
@@ -656,6 +673,8 @@ def _auth(x: _Exchange, ctx: _Context, reply: Reply | None) -> _Sentence:
     assert command is not None
     verb = command.verb
     attempt = x.auth
+    if verb == "AUTH" and not command.argument.strip() and attempt is None:
+        return _say(ctx, "auth.list", reply)
     first_word = command.argument.split(" ", 1)[0].upper() if command.argument else ""
     if verb == "LOGIN":
         method, mechanism = "LOGIN", "LOGIN"
@@ -702,7 +721,7 @@ def _smtp(x: _Exchange, ctx: _Context, reply: Reply | None) -> _Sentence | None:
     assert command is not None
     verb = command.verb
     if verb in ("EHLO", "HELO", "LHLO"):
-        again = x.decrypted or ctx.tls_seen
+        again = x.decrypted or ctx.tls_seen or ctx.upgraded
         if _tone(reply) == "ok":
             key = "smtp.ehlo.tls.ok" if again and verb != "HELO" else ("smtp.helo.ok" if verb == "HELO"
                                                                         else "smtp.ehlo.ok")

@@ -24,6 +24,8 @@ EN: dict[str, Message] = {
     "setup": "TCP connection set up from the {role} {client} to the mail server ({flags})",
     "setup.unanswered": "the {role} {client} tries to connect to the mail server ({flags}); "
                         "no answer in the capture",
+    "setup.no_synack": "TCP connection set up from the {role} {client} to the mail server ({flags}); "
+                       "the SYN/ACK is missing from the capture",
     "role.user_agent": "user agent",
     "role.client": "client",
     "side.client": "client",
@@ -74,12 +76,16 @@ EN: dict[str, Message] = {
     "tls.alert.fatal": "TLS fails: the {side} sends a fatal {description} alert",
     "tls.notes": "TLS: {text}",
     "tls.sni": "SNI {sni}",
+    "tls.unknown": "version and cipher not seen",
+    "note.tunnel": "the connection goes through a proxy: {text}",
     # ------------------------------------------------------------------ authentication
     "auth": "the client authenticates with {method}{as_user} — {channel}",
     "auth.ok": "the client authenticates with {method}{as_user} — {channel}; the server accepts ({status})",
     "auth.fail": "the client tries to authenticate with {method}{as_user} — {channel}; "
                  "the server refuses: {reply}",
     "auth.as": " as {user}",
+    "auth.list": "the client asks which login mechanisms the server offers (AUTH)",
+    "auth.list.ok": "the client asks which login mechanisms the server offers (AUTH); the server lists them",
     "channel.cleartext": "in cleartext",
     "channel.tls": "inside TLS",
     "channel.challenge": "by challenge-response (the password itself is not sent)",
@@ -250,7 +256,7 @@ EN: dict[str, Message] = {
     "ui.missing": ("{n} byte missing", "{n} bytes missing"),
     "ui.segments": "in {n} segments (frames {first}–{last})",
     "ui.acks_folded": ("{n} ACK folded in", "{n} ACKs folded in"),
-    "ui.gap": ("[gap: {n} byte missing]", "[gap: {n} bytes missing]"),
+    "ui.gap": ("[gap: {n} byte from the {side} missing]", "[gap: {n} bytes from the {side} missing]"),
     "ui.anomaly.item": "[anomaly {kind}: {detail}]",
     "ui.latency": "after {seconds} s",
     "ui.answers": "to {verb}",

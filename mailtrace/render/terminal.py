@@ -237,12 +237,17 @@ class _InfoWriter:
             out.append(self.t("ui.decrypted.mark") + " ", "decrypted")
         pieces = self._pieces(item)
         readable = [p for p in pieces if p[2]]
-        if readable:
+        sport, dport = (session.client.port, session.server.port) if client else \
+            (session.server.port, session.client.port)
+        control = row.flags & (TCP_SYN | TCP_FIN | TCP_RST) and not row.payload_len
+        if control:  # a SYN/FIN/RST shows its flags even when events ended on it
+            out.append(f"{sport} → {dport} [{tcp_flags(row.flags)}]", "dim")
+            if pieces:
+                out.append(" | ", "dim")
+        elif readable:
             out.append("C: " if client else "S: ", "client" if client else "server")
         elif not pieces:
-            sport, dport = (session.client.port, session.server.port) if client else \
-                (session.server.port, session.client.port)
-            if row.flags & (TCP_SYN | TCP_FIN | TCP_RST) or not row.payload_len:
+            if not row.payload_len:
                 out.append(f"{sport} → {dport} [{tcp_flags(row.flags)}]", "dim")
                 return out
             follow = self.continued.get(row.frame)
@@ -265,8 +270,8 @@ class _InfoWriter:
         body_what = ""
         notes: list[str] = []
         opaque = 0
-        anomalies: dict[str, tuple[int, str]] = {}
-        """kind → (index of its piece, first detail): repeats of one kind share a piece."""
+        anomalies: dict[str, str] = {}
+        """kind → its first detail: repeats of one kind share a piece, after the row's content."""
         repeats: Counter[str] = Counter()
 
         def flush_notes() -> None:
@@ -305,19 +310,14 @@ class _InfoWriter:
                 body_bytes = 0
                 pieces.append((self._message(record, item, event), "message", True))
             elif isinstance(event, GapEvent):
-                pieces.append((self.t("ui.gap", n=event.nbytes), "gap", False))
+                side = self.t("side.client" if event.direction is Direction.CLIENT else "side.server")
+                pieces.append((self.t("ui.gap", n=event.nbytes, side=side), "gap", False))
             elif isinstance(event, AnomalyEvent):
                 repeats[event.kind] += 1
-                if event.kind not in anomalies:
-                    anomalies[event.kind] = (len(pieces), event.detail)
-                    pieces.append(("", "anomaly", False))
+                anomalies.setdefault(event.kind, event.detail)
             elif isinstance(event, TlsStart):
                 continue
         flush_notes()
-        for kind, (index, detail) in anomalies.items():
-            n = repeats[kind]
-            label = self.t("ui.anomaly.item", kind=kind if n == 1 else f"{kind} ×{n}", detail=detail)
-            pieces[index] = (label, "anomaly", False)
         if body_bytes:
             what = body_what or "message"
             label = self.t("ui.body", what=what, n=body_bytes)
@@ -325,6 +325,10 @@ class _InfoWriter:
                 label += " " + self.t("ui.segments", n=len(item.frames), first=item.frames[0],
                                       last=item.frames[-1])
             pieces.insert(0, (label, "message", True))
+        for kind, detail in anomalies.items():
+            n = repeats[kind]
+            label = self.t("ui.anomaly.item", kind=kind if n == 1 else f"{kind} ×{n}", detail=detail)
+            pieces.append((label, "anomaly", False))
         return pieces
 
     def _command(self, c: Command) -> Text:
