@@ -615,9 +615,9 @@ def _exchange(x: _Exchange, ctx: _Context) -> _Sentence:
     if verb in ("AUTH", "AUTHENTICATE", "LOGIN") or (verb in ("PASS", "APOP") and protocol == "pop3"):
         return _auth(x, ctx, reply)
     if verb in ("STARTTLS", "STLS"):
-        sentence = _say(ctx, "starttls", reply, verb=verb)
-        ctx.upgraded = ctx.upgraded or sentence.tone == "ok"
-        return sentence
+        upgrade = _say(ctx, "starttls", reply, verb=verb)
+        ctx.upgraded = ctx.upgraded or upgrade.tone == "ok"
+        return upgrade
     handler = _HANDLERS.get(protocol)
     if handler is not None:
         sentence = handler(x, ctx, reply)
