@@ -11,6 +11,9 @@ import click
 
 from mailtrace import __version__
 from mailtrace.commands.analyze import analyze
+from mailtrace.commands.interfaces import interfaces
+from mailtrace.commands.live import live
+from mailtrace.commands.stats import stats
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -20,6 +23,9 @@ def main() -> None:
 
 
 main.add_command(analyze)
+main.add_command(live)
+main.add_command(interfaces)
+main.add_command(stats)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -33,10 +33,10 @@ class Config:
     sniff_other_ports: bool = True
     """Look at the first bytes of connections on other ports for SMTP/POP3/IMAP and proxy tunnels."""
     show_secrets: bool = False
-    flow: FlowLimits = FlowLimits()
-    dissector: DissectorLimits = DissectorLimits()
-    session: SessionLimits = SessionLimits()
-    mime: MimeLimits = MimeLimits()
+    flow: FlowLimits = field(default_factory=FlowLimits)
+    dissector: DissectorLimits = field(default_factory=DissectorLimits)
+    session: SessionLimits = field(default_factory=SessionLimits)
+    mime: MimeLimits = field(default_factory=MimeLimits)
     max_sniff_bytes: int = 4096
     """Bytes per direction looked at before an unknown-port connection is judged not to be mail."""
     max_reorder_sessions: int = 10_000

@@ -20,12 +20,10 @@ from mailtrace.model import (
     Anomaly,
     Chunk,
     Direction,
-    Eof,
     Event,
     Note,
     Opaque,
     Phase,
-    StreamGap,
     StreamItem,
     TlsStart,
 )
@@ -49,6 +47,9 @@ from mailtrace.tls import (
 if TYPE_CHECKING:
     from mailtrace.config import Config
     from mailtrace.tcp.flows import Connection
+
+MAX_SNIFF_PACKETS = 64
+"""Packets of an unknown-port connection looked at before it is judged not to be mail."""
 
 SessionDone = Callable[[int, Session | None], None]
 """Called once per connection: its stream index and its session, or None when it was not mail."""
@@ -78,8 +79,15 @@ class MailConnection:
         self.tunnel: str | None = conn.tunnel
 
     # ------------------------------------------------------------------ flow-table callbacks
+    @property
+    def tracked(self) -> bool:
+        return self.sniffer is None
+
     def packet(self, conn: Connection, frame: int, ts: float, direction: Direction, pkt: TcpPacket) -> None:
         self.builder.packet(frame, ts, direction, pkt.flags, pkt.payload_len)
+        if self.sniffer is not None and self.builder.packets > MAX_SNIFF_PACKETS:
+            conn.handler = None  # no verdict after this many packets: not a mail conversation we can read
+            self.on_done(conn.stream, None)
 
     def items(self, conn: Connection, items: list[StreamItem]) -> None:
         keep = self.config.session.keep_transcript
@@ -100,10 +108,10 @@ class MailConnection:
                                      phase=self.builder.phase, kind=n.kind, detail=n.detail) for n in notes])
 
     def finish(self, conn: Connection, close: str) -> None:
-        if self.sniffer is not None:
-            if not self._decided(conn, self.sniffer.end()):
-                return
-        assert self.dissector is not None
+        if self.sniffer is not None and not self._decided(conn, self.sniffer.end()):
+            return
+        if self.dissector is None:
+            return
         self.builder.events(self.dissector.finish())
         record: dict[str, Any] = self.dissector.record()
         if self.tls is not None:
@@ -219,18 +227,19 @@ class MailConnection:
 
 def tls_row_event(event: TlsEvent, phase: Phase) -> Event | None:
     """A TLS layer event as a row event of the session table."""
-    frame = event.frame or 0
-    base = {"direction": event.direction, "ts": event.ts, "frame": frame, "first_frame": frame}
+    d, ts, frame = event.direction, event.ts, event.frame or 0
     if isinstance(event, OpaqueData):
-        return Opaque(**base, phase=Phase.TLS, nbytes=event.nbytes)
+        return Opaque(direction=d, ts=ts, frame=frame, first_frame=frame, phase=Phase.TLS, nbytes=event.nbytes)
+    if isinstance(event, TlsAnomaly):
+        return Anomaly(direction=d, ts=ts, frame=frame, first_frame=frame, phase=Phase.TLS,
+                       kind="tls-" + event.kind, detail=event.detail)
     if isinstance(event, HandshakeSeen):
         text = "TLS " + event.kind.replace("_", " ") + (f" ({event.detail})" if event.detail else "")
-        return Note(**base, phase=Phase.TLS, text=text)
-    if isinstance(event, HandshakeComplete):
-        return Note(**base, phase=Phase.TLS,
-                    text=f"TLS handshake complete: {event.version or '?'} {event.cipher or ''}".rstrip())
-    if isinstance(event, TlsAlert):
-        return Note(**base, phase=phase, text=f"TLS alert: {event.level} {event.description}")
-    if isinstance(event, TlsAnomaly):
-        return Anomaly(**base, phase=Phase.TLS, kind="tls-" + event.kind, detail=event.detail)
-    return None  # Decrypted: the plaintext's own events mark the row
+    elif isinstance(event, HandshakeComplete):
+        text = f"TLS handshake complete: {event.version or '?'} {event.cipher or ''}".rstrip()
+    elif isinstance(event, TlsAlert):
+        text = f"TLS alert: {event.level} {event.description}"
+        return Note(direction=d, ts=ts, frame=frame, first_frame=frame, phase=phase, text=text)
+    else:
+        return None  # Decrypted: the plaintext's own events mark the row
+    return Note(direction=d, ts=ts, frame=frame, first_frame=frame, phase=Phase.TLS, text=text)

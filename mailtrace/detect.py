@@ -49,7 +49,7 @@ class Sniffer:
             room = self.max_bytes - len(self.buf[d])
             if room > 0:
                 self.buf[d] += item.data[:room]
-        elif not isinstance(item, Chunk) and not self.buf[0] and not self.buf[1]:
+        elif not self.buf[0] and not self.buf[1]:
             return None
         decision = self._decide()
         if decision is None and (len(self.buf[0]) >= self.max_bytes or len(self.buf[1]) >= self.max_bytes):
@@ -188,7 +188,8 @@ def strip_preamble(items: list[StreamItem], skip: tuple[int, int]) -> list[Strea
                 if len(item.data) <= left[d]:
                     left[d] -= len(item.data)
                     continue
-                item = Chunk(item.direction, item.data[left[d]:], item.ts, item.frame)
+                out.append(Chunk(item.direction, item.data[left[d]:], item.ts, item.frame))
                 left[d] = 0
+                continue
         out.append(item)
     return out

@@ -5,7 +5,9 @@ way through the pipeline (see docs/architecture.md):
 
     capture ─Frame▶ decode ─Segment▶ tcp.flows/reassembly ─StreamItem▶ protocols ─Event▶ session ─Session▶ render
 
-Stream items and events are created per packet on the hot path, so they are slotted dataclasses.
+Stream items and events are created per packet on the hot path, so they are slotted dataclasses
+that are *treated* as immutable but not declared ``frozen``: a frozen dataclass costs three times as
+much to construct (measured: 1.25 µs vs 0.35 µs for four fields), and several are built per packet.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ class Endpoint:
 # What TCP reassembly hands to a dissector (and what the TLS layer hands on after decryption).
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Chunk:
     """New in-order bytes of one direction, from one TCP segment."""
 
@@ -70,7 +72,7 @@ class Chunk:
     """Capture frame number (1-based) of that segment."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StreamGap:
     """Bytes of one direction that the capture does not have. Never zero-filled."""
 
@@ -81,7 +83,7 @@ class StreamGap:
     """Frame at which the loss became certain (the next segment after the hole)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Eof:
     """One direction ended: FIN, RST, the end of the capture or an idle timeout."""
 
@@ -98,7 +100,7 @@ StreamItem = Chunk | StreamGap | Eof
 # What dissectors emit. ``frame`` is where the event completed; ``first_frame`` where it began.
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class Event:
     """Base of every dissector event."""
 
@@ -109,7 +111,7 @@ class Event:
     phase: Phase
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class Command(Event):
     """A client command line (or an IMAP tagged command)."""
 
@@ -122,7 +124,7 @@ class Command(Event):
     known: bool = True
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class Reply(Event):
     """A complete server response (multi-line replies joined into one)."""
 
@@ -141,7 +143,7 @@ class Reply(Event):
         return " | ".join(self.lines)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class AuthAttempt(Event):
     """A login: SASL, USER/PASS, APOP, IMAP LOGIN. Emitted when its outcome is known."""
 
@@ -154,7 +156,7 @@ class AuthAttempt(Event):
     extra: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class TlsStart(Event):
     """The connection switches to TLS from here on (STARTTLS/STLS accepted, or implicit TLS)."""
 
@@ -162,7 +164,7 @@ class TlsStart(Event):
     """``starttls`` or ``implicit``."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class BodyData(Event):
     """Part of a message body or other bulk data passed in this frame (for the packet rows)."""
 
@@ -170,14 +172,14 @@ class BodyData(Event):
     what: str = "message"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class MessageData(Event):
     """Bytes of a message being carried (already dot-unstuffed / literal-cut), in order."""
 
     data: bytes
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class MessageEnd(Event):
     """The message whose bytes were sent as MessageData is over."""
 
@@ -189,14 +191,14 @@ class MessageEnd(Event):
     """Protocol facts about the carrier (e.g. POP3 message number, IMAP UID, BDAT chunk sizes)."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class Opaque(Event):
     """Bytes the dissector cannot read (TLS without keys)."""
 
     nbytes: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class GapEvent(Event):
     """The dissector was told that bytes are missing and what it did about it."""
 
@@ -204,7 +206,7 @@ class GapEvent(Event):
     detail: str = ""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class Anomaly(Event):
     """Something a peer did that the protocol does not allow, or that the capture lost."""
 
@@ -212,7 +214,7 @@ class Anomaly(Event):
     detail: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class Note(Event):
     """Protocol fact worth a row caption but not a command or reply (e.g. IMAP IDLE woken)."""
 

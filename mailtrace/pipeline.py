@@ -59,8 +59,10 @@ class CaptureStats:
 class Analyzer:
     """Runs captures through the pipeline; one instance per report."""
 
-    def __init__(self, config: Config, *, reorder: bool = True, keylog: KeyLog | None = None) -> None:
+    def __init__(self, config: Config, *, reorder: bool = True, keylog: KeyLog | None = None,
+                 fast_path: bool = True) -> None:
         self.config = config
+        self.fast_path = fast_path
         self.keylog = keylog
         self._capture: CaptureFile | None = None
         self._secrets_seen = 0
@@ -68,6 +70,8 @@ class Analyzer:
         self.stats = CaptureStats()
         self.reorder = reorder
         self._done: list[tuple[int, int, int, Session]] = []
+        self._changed = False
+        """A connection ended since the last look: sessions may be ready to hand out."""
         self._ready: list[Session] = []
         self._open: dict[int, int] = {}  # stream → first frame, in creation order
         self._seq = 0
@@ -116,6 +120,7 @@ class Analyzer:
 
     def _session_done(self, stream: int, session: Session | None) -> None:
         self._open.pop(stream, None)
+        self._changed = True
         if session is None:
             return
         self._seq += 1
@@ -130,23 +135,40 @@ class Analyzer:
         fstats = FileStats(capture.name, capture.filetype)
         self.stats.files.append(fstats)
         decode = self.decoder.decode
-        flow_packet = self.flows.packet
+        flows = self.flows
+        flow_packet = flows.packet
+        table = flows.table
         packets = 0
         nbytes = 0
         first_ts: float | None = None
         last_ts = 0.0
+        fast_skipped = 0
+        fast = self.fast_path
         try:
             for ts, linktype, data, wire_len in capture.frames():
                 packets += 1
                 nbytes += wire_len
+                last_ts = ts
                 if first_ts is None:
                     first_ts = ts
                     fstats.start = ts  # known at once: views measure Time from the file's first packet
-                last_ts = ts
+                # Fast path for the common case, Ethernet/IPv4/TCP of a connection nobody tracks: one
+                # dict lookup and no objects. Anything else (SYN/FIN/RST, fragments, other link types,
+                # new connections, time for a sweep) takes the full decode below; test_fast_path checks
+                # that both give the same results.
+                if fast and linktype == 1 and data[12:14] == b"\x08\x00" and data[23] == 6 and len(data) > 54 \
+                        and not (data[20] & 0x3F or data[21]) and ts < flows.next_sweep:
+                    p = 14 + (data[14] & 0x0F) * 4
+                    conn = table.get(data[26:34] + data[p : p + 4])
+                    if conn is not None and conn.handler is None and not data[p + 13] & 0x07:
+                        conn.last_ts = ts
+                        conn.packets += 1
+                        fast_skipped += 1
+                        continue
                 pkt = decode(ts, linktype, data)
                 if pkt is not None and type(pkt) is TcpPacket:
                     flow_packet(packets, ts, pkt)
-                    if self._done:
+                    if self._changed:
                         yield from self._emit()
                 if progress is not None and not packets & 0x3FFF:
                     progress(packets)
@@ -157,6 +179,7 @@ class Analyzer:
             fstats.start = first_ts
             fstats.end = last_ts if first_ts is not None else None
             fstats.truncated = capture.truncated
+            flows.tcp_packets += fast_skipped
             fstats.problems = list(capture.problems)
             self._account(fstats)
         yield from self._emit(final=True)
@@ -176,6 +199,7 @@ class Analyzer:
         s.tcp_packets += self.flows.tcp_packets
 
     def _emit(self, final: bool = False) -> Iterator[Session]:
+        self._changed = False
         done = self._done
         limit = self.config.max_reorder_sessions if self.reorder else 0
         while done:
@@ -207,14 +231,14 @@ class Analyzer:
         pkt = self.decoder.decode(ts, linktype, data)
         if pkt is not None and type(pkt) is TcpPacket:
             self.flows.packet(live.packets, ts, pkt)
-        return list(self._emit()) if self._done else []
+        return list(self._emit()) if self._changed else []
 
     def tick(self, now: float) -> list[Session]:
         """Let time pass without packets (live capture): lingering and idle sessions end."""
         if now > self.flows.now:
             self.flows.now = now
             self.flows.sweep()
-        return list(self._emit()) if self._done else []
+        return list(self._emit()) if self._changed else []
 
     def close_source(self) -> list[Session]:
         """End of a live source: open sessions are flushed as ``open``."""

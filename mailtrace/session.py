@@ -17,11 +17,8 @@ from mailtrace.capture.decode import TCP_FIN, TCP_RST, TCP_SYN
 from mailtrace.mime import MessageSummarizer, MessageSummary, MimeLimits
 from mailtrace.model import (
     Anomaly,
-    Chunk,
-    StreamGap,
-    StreamItem,
     AuthAttempt,
-    BodyData,
+    Chunk,
     Command,
     Direction,
     Endpoint,
@@ -29,11 +26,15 @@ from mailtrace.model import (
     GapEvent,
     MessageData,
     MessageEnd,
-    Opaque,
     Phase,
     Reply,
+    StreamGap,
+    StreamItem,
     TlsStart,
 )
+
+SIDE_EVENTS = frozenset({Anomaly, GapEvent})
+"""Events that do not decide a row's phase (they can happen in any phase)."""
 
 
 @dataclass(slots=True)
@@ -48,6 +49,8 @@ class PacketRow:
     phase: Phase
     events: list[Event] | None = None
     decrypted: bool = False
+    body_bytes: int = 0
+    """Message bytes this packet carried (DATA/BDAT body, RETR/TOP response, FETCH/APPEND literal)."""
 
     @property
     def is_pure_ack(self) -> bool:
@@ -218,6 +221,15 @@ class SessionBuilder:
         self._last_row: PacketRow | None = None
         self.tls_info: dict[str, Any] | None = None
         self.notes: list[str] = []
+        self._handlers: dict[type[Event], Callable[[Any], None]] = {
+            Command: lambda e: self._keep(self.commands, e),
+            Reply: lambda e: self._keep(self.replies, e),
+            MessageEnd: self._message_end,
+            AuthAttempt: self.auth.append,
+            Anomaly: self._anomaly,
+            GapEvent: lambda e: self.gaps.append(GapInfo(e.direction, e.nbytes, e.frame)),
+            TlsStart: self._tls_start,
+        }
         self.transcript: list[TranscriptPiece] = []
         self.transcript_bytes = 0
         self.transcript_truncated = 0
@@ -250,41 +262,39 @@ class SessionBuilder:
             self._event(event)
 
     def _event(self, event: Event) -> None:
+        kind = type(event)
+        if kind is MessageData:  # the most frequent event: body bytes, counted on the row
+            row = self._last_row if self._last_row is not None and self._last_row.frame == event.frame \
+                else self._row_for(event.frame)
+            if row is not None:
+                row.body_bytes += len(event.data)  # type: ignore[attr-defined]
+            self._message_data(event)  # type: ignore[arg-type]
+            return
         row = self._row_for(event.frame)
-        if row is not None and not isinstance(event, MessageData):
+        if row is not None:
             if row.events is None:
                 row.events = [event]
             else:
                 row.events.append(event)
-            if not isinstance(event, (Anomaly, GapEvent)) and not any(
-                    not isinstance(e, (Anomaly, GapEvent)) for e in row.events[:-1]) \
-                    and (not (row.flags & (TCP_FIN | TCP_RST)) or row.payload_len):
+            if kind not in SIDE_EVENTS and (not (row.flags & (TCP_FIN | TCP_RST)) or row.payload_len) and \
+                    all(type(e) in SIDE_EVENTS for e in row.events[:-1]):
                 row.phase = event.phase
             if self.decrypting:
                 row.decrypted = True
-        if not isinstance(event, (Anomaly, GapEvent)):
+        if kind not in SIDE_EVENTS:
             self.phase = event.phase
-        if isinstance(event, Command):
-            self._keep(self.commands, event)
-        elif isinstance(event, Reply):
-            self._keep(self.replies, event)
-        elif isinstance(event, MessageData):
-            self._message_data(event)
-        elif isinstance(event, MessageEnd):
-            self._message_end(event)
-        elif isinstance(event, AuthAttempt):
-            self.auth.append(event)
-        elif isinstance(event, Anomaly):
-            if len(self.anomalies) < self.limits.max_anomalies:
-                self.anomalies.append(event)
-            else:
-                self.anomalies_dropped += 1
-        elif isinstance(event, GapEvent):
-            self.gaps.append(GapInfo(event.direction, event.nbytes, event.frame))
-        elif isinstance(event, TlsStart):
-            self.tls = event.mode
-        elif isinstance(event, (BodyData, Opaque)):
-            pass
+        handler = self._handlers.get(kind)
+        if handler is not None:
+            handler(event)
+
+    def _anomaly(self, event: Anomaly) -> None:
+        if len(self.anomalies) < self.limits.max_anomalies:
+            self.anomalies.append(event)
+        else:
+            self.anomalies_dropped += 1
+
+    def _tls_start(self, event: TlsStart) -> None:
+        self.tls = event.mode
 
     def _keep(self, bucket: list[Any], event: Event) -> None:
         if len(bucket) < self.limits.max_events:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
 import pytest
 from rich.cells import cell_len
 from term_pcap import SMTP_OK, write_pcap
-from term_render import render
+from term_render import analyze, render
 
 from mailtrace.model import Phase
+from mailtrace.render.terminal import TerminalRenderer
 
 PHASES = tuple(p.value for p in Phase)
 ROW = re.compile(r"^\s*(\d+)\s+(\d+\.\d{6})\s+(\S+)\s+(\S+)\s+(\S+)\s+(.*)$")
@@ -330,3 +332,15 @@ def test_summary(captures: Path) -> None:
         "anomalies     6 (unknown-command 3, incomplete-message 1, rcpt-without-mail 1, syntax 1)" in summary
     )
     assert "elapsed       1.00 s (147 packets/s)" in summary
+
+
+def test_a_bare_stream_is_accepted_and_detected(captures: Path) -> None:
+    """Live capture hands the renderer its stdout stream: not a terminal here, so no colour, no wrap."""
+    sessions, stats = analyze(captures / "smtp-relay-seed-story.pcap")
+    stream = io.StringIO()
+    renderer = TerminalRenderer(stream)
+    renderer.session(sessions[0])
+    renderer.end(stats, 1.0)
+    text = stream.getvalue()
+    assert text.startswith("Session 1 · SMTP") and "\x1b[" not in text
+    assert max(len(line) for line in text.splitlines()) > 120

@@ -77,6 +77,33 @@ class UdpPacket(NamedTuple):
     payload: bytes
 
 
+def ethernet_ipv4_tcp(data: bytes) -> TcpPacket | None:
+    """The common case in one function: Ethernet, IPv4 (not a fragment), TCP with a full header.
+
+    Returns None for anything else (VLAN tags, IPv6, fragments, tunnels, TSO-zeroed lengths, cut
+    headers): the general decoder handles those. Both give identical packets (tests/test_capture.py).
+    """
+    if len(data) < 54 or data[12] != 0x08 or data[13] != 0x00 or data[14] >> 4 != 4 or data[23] != 6 \
+            or data[20] & 0x3F or data[21]:
+        return None
+    ihl = (data[14] & 0x0F) * 4
+    total = (data[16] << 8) | data[17]
+    start = 14 + ihl
+    if ihl < 20 or total < ihl + 20 or len(data) < start + 20:
+        return None
+    sport, dport, seq, ack, offx, flags = _unpack_tcp(data, start)
+    hlen = (offx >> 4) * 4
+    if hlen < 20:
+        return None
+    pstart = start + hlen
+    end = 14 + total
+    payload_len = end - pstart if end > pstart else 0
+    src = data[26:30]
+    dst = data[30:34]
+    return TcpPacket(src + dst + data[start : start + 4], src, dst, sport, dport, seq, ack, flags,
+                     data[pstart:end] if payload_len else b"", payload_len, None)
+
+
 @dataclass
 class DecodeStats:
     """Counters for what was skipped and why (reported in the capture summary)."""
@@ -121,7 +148,7 @@ class Decoder:
     # ------------------------------------------------------------------ link layer
     def decode(self, ts: float, linktype: int, data: bytes) -> TcpPacket | UdpPacket | None:
         if linktype == LINKTYPE_ETHERNET:
-            return self._ethernet(ts, data, 0, None)
+            return ethernet_ipv4_tcp(data) or self._ethernet(ts, data, 0, None)
         if linktype in LINKTYPE_RAW_ALIASES or linktype in (LINKTYPE_IPV4, LINKTYPE_IPV6):
             return self._ip_any(ts, data, 0, None)
         if linktype == LINKTYPE_SLL:
@@ -320,8 +347,7 @@ class Decoder:
                 return None
             pstart = start + hlen
             payload_len = end - pstart
-            if payload_len < 0:
-                payload_len = 0
+            payload_len = max(payload_len, 0)
             payload = data[pstart:end] if payload_len else b""
             return TcpPacket(
                 src + dst + data[start : start + 4], src, dst, sport, dport, seq, ack, flags,

@@ -4,7 +4,12 @@ Sessions flow from the Analyzer to a list of consumers (the chosen renderer, and
 options ask for: an HTML report, findings, statistics). Each consumer sees every session once, as it
 finishes, and then ``end()`` with the capture totals — so nothing needs the whole capture in memory.
 The session filters (``--session``, ``-p``, ``--host``, ``--port N``, ``--user``, ``--since``,
-``--until``, ``--status``) sit in front of all consumers, so every view and the JSON agree.
+``--until``, ``--status``) sit in front of all consumers, so every view, the findings and the JSON
+agree (docs/terminal.md).
+
+Exit status: 0 whenever a report was produced (even from a damaged capture), 2 for a problem the
+user can fix, 130 when interrupted — and, only with ``--fail-on SEVERITY``, 3 when a finding of
+that severity or higher was made (docs/findings.md, "Exit status").
 """
 
 from __future__ import annotations
@@ -20,11 +25,17 @@ import click
 from mailtrace.capture.reader import CaptureFile
 from mailtrace.commands.common import build_config, capture_options, fail, load_keylog, open_all
 from mailtrace.filters import PROTOCOLS, STATUSES, SessionFilter, parse_host, parse_ids, parse_time
+from mailtrace.findings import FindingsCollector, FindingsConfig, Severity
+from mailtrace.findings.model import DEFAULT_FAILED_LOGIN_THRESHOLD
 from mailtrace.pipeline import Analyzer, CaptureStats
-from mailtrace.render.json import JsonReportWriter, jsonl_writer
+from mailtrace.render.json import JsonReportWriter, dumps, jsonl_writer
 from mailtrace.render.output import Output
 from mailtrace.render.progress import Progress
 from mailtrace.session import Session
+from mailtrace.stats import StatsCollector
+
+EXIT_FINDINGS = 3
+"""``--fail-on``: a finding of the given severity or higher was made."""
 
 
 class SessionConsumer(Protocol):
@@ -57,6 +68,62 @@ class JsonlConsumer:
 
     def end(self, stats: CaptureStats, elapsed: float) -> None:
         pass
+
+
+class ReportExtras:
+    """Puts the findings and the statistics into the JSON report; placed after their collectors."""
+
+    def __init__(self, json: JsonConsumer, findings: FindingsCollector, stats: StatsCollector) -> None:
+        self.json = json
+        self.findings = findings
+        self.stats = stats
+
+    def session(self, session: Session) -> None:
+        pass
+
+    def end(self, stats: CaptureStats, elapsed: float) -> None:
+        self.json.extra["findings"] = self.findings.to_json()
+        result = self.stats.result()
+        result.extra["findings"] = self.findings.summary()
+        self.json.extra["stats"] = result.to_json()
+
+
+class SessionsLeftOut:
+    """``--findings-only`` with ``--format json``: the report keeps its shape, without session objects."""
+
+    def __init__(self, inner: SessionConsumer) -> None:
+        self.inner = inner
+
+    def session(self, session: Session) -> None:
+        pass
+
+    def end(self, stats: CaptureStats, elapsed: float) -> None:
+        self.inner.end(stats, elapsed)
+
+
+class FindingLines:
+    """``--findings-only`` with ``--format jsonl``: one finding object per line, written at the end."""
+
+    def __init__(self, findings: FindingsCollector) -> None:
+        self.findings = findings
+        self.stream = click.get_text_stream("stdout")
+
+    def session(self, session: Session) -> None:
+        pass
+
+    def end(self, stats: CaptureStats, elapsed: float) -> None:
+        for finding in self.findings.to_json():
+            self.stream.write(dumps(finding) + "\n")
+
+
+def parse_domains(text: str | None) -> frozenset[str]:
+    if not text:
+        return frozenset()
+    domains = frozenset(d.strip().strip(".").lower() for d in text.split(",") if d.strip().strip("."))
+    for d in domains:
+        if " " in d or "@" in d or ("." not in d and d != "localhost"):
+            fail(f"--local-domains: {d!r} is not a domain name (use a.example,b.example)")
+    return domains
 
 
 def _split_ports(values: tuple[str, ...]) -> tuple[tuple[str, ...], frozenset[int]]:
@@ -92,7 +159,8 @@ def build_filter(*, ids: tuple[str, ...], protocols: tuple[str, ...], hosts: tup
 @click.argument("captures", nargs=-1, required=True, metavar="CAPTURE...")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "jsonl"]), default="text",
               show_default=True,
-              help="text: annotated session tables; json: one report document; jsonl: one session per line.")
+              help="text: annotated session tables, then the findings; json: one report document (with "
+                   "\"findings\" and \"stats\"); jsonl: one session per line.")
 @click.option("--list", "as_list", is_flag=True, help="One line per session instead of the packet tables.")
 @click.option("--follow", is_flag=True,
               help="The raw conversation of each session, like Wireshark's Follow TCP Stream.")
@@ -116,12 +184,29 @@ def build_filter(*, ids: tuple[str, ...], protocols: tuple[str, ...], hosts: tup
               help="Colour the text views (default: on a terminal, unless NO_COLOR is set).")
 @click.option("--width", type=click.IntRange(40, 10_000), default=None, metavar="COLUMNS",
               help="Wrap the text views at this width (default: the terminal's; never when piped).")
+@click.option("--findings-only", is_flag=True,
+              help="Only the findings: no session tables (text), no session objects (json), one finding per "
+                   "line (jsonl).")
+@click.option("--fail-on", type=click.Choice([s.value for s in Severity]), default=None, metavar="SEVERITY",
+              help="Exit with status 3 when a finding of this severity (info, low, medium, high) or higher "
+                   "was "
+                   "made — for CI pipelines. Without it the status is 0 whenever a report was produced.")
+@click.option("--local-domains", metavar="DOMAIN,...",
+              help="Mail domains the captured servers serve, for the open-relay check "
+                   "(default: guessed from the servers' host names, and the findings say so).")
+@click.option("--failed-login-threshold", "--bruteforce-threshold", "failed_login_threshold",
+              type=click.IntRange(min=1), default=DEFAULT_FAILED_LOGIN_THRESHOLD, show_default=True,
+              metavar="N", help="Failed logins from one client, or against one user, over all sessions, that "
+                                "make an auth-bruteforce finding.")
+@click.option("--stats", "with_stats", is_flag=True, help="Text mode: print the statistics tables at the "
+                                                          "end too.")
 @capture_options
 def analyze(*, captures: tuple[str, ...], fmt: str, as_list: bool, follow: bool, ids: tuple[str, ...],
             protocols: tuple[str, ...], hosts: tuple[str, ...], users: tuple[str, ...], since: str | None,
             until: str | None, statuses: tuple[str, ...], no_acks: bool, color: bool | None,
-            width: int | None, ports: tuple[str, ...], show_secrets: bool, no_sniff: bool,
-            keylog_path: str | None) -> None:
+            width: int | None, findings_only: bool, fail_on: str | None, local_domains: str | None,
+            failed_login_threshold: int, with_stats: bool, ports: tuple[str, ...], show_secrets: bool,
+            no_sniff: bool, keylog_path: str | None) -> None:
     """Analyse capture files (pcap, pcapng, also .gz/.bz2/.xz; - for stdin).
 
     --port takes PORT=PROTOCOL (what a port speaks) or a bare PORT (only sessions on that port).
@@ -130,12 +215,17 @@ def analyze(*, captures: tuple[str, ...], fmt: str, as_list: bool, follow: bool,
         fail("--list and --follow are two different views: choose one")
     if fmt != "text" and (as_list or follow):
         fail(f"--list and --follow are text views; they do not combine with --format {fmt}")
+    if follow and findings_only:
+        fail("--follow shows sessions; it does not combine with --findings-only")
     rules, port_filter = _split_ports(ports)
     session_filter = build_filter(ids=ids, protocols=protocols, hosts=hosts, ports=port_filter, users=users,
                                   since=since, until=until, statuses=statuses)
     config = build_config(rules, show_secrets, no_sniff)
     if follow:
         config = replace(config, session=replace(config.session, keep_transcript=True))
+    findings = FindingsCollector(FindingsConfig(show_secrets=show_secrets,
+                                                local_domains=parse_domains(local_domains),
+                                                failed_login_threshold=failed_login_threshold))
     keylog = load_keylog(keylog_path)
     files = open_all(captures)
     analyzer = Analyzer(config, keylog=keylog)
@@ -145,44 +235,57 @@ def analyze(*, captures: tuple[str, ...], fmt: str, as_list: bool, follow: bool,
     progress = Progress(output.err, enabled=output.err_isatty)
     if output.isatty:
         output.interrupt = progress.suspend
+    many_files = len(files) > 1
     consumers: list[SessionConsumer] = []
-    json_consumer: JsonConsumer | None = None
+    json: JsonConsumer | None = None
     if fmt == "json":
-        json_consumer = JsonConsumer(JsonReportWriter(out, show_secrets=show_secrets))
+        stats = StatsCollector()
+        json = JsonConsumer(JsonReportWriter(out, show_secrets=show_secrets))
         if session_filter.active:
-            json_consumer.extra["filter"] = session_filter.describe()
-        consumers.append(json_consumer)
+            json.extra["filter"] = session_filter.describe()
+        consumers += [findings, stats, ReportExtras(json, findings, stats),
+                      SessionsLeftOut(json) if findings_only else json]
     elif fmt == "jsonl":
-        consumers.append(JsonlConsumer(show_secrets))
-    elif as_list:
-        from mailtrace.render.terminal import ListRenderer
-
-        consumers.append(ListRenderer(output, stats=analyzer.stats, session_filter=session_filter,
-                                      many_files=len(files) > 1))
+        consumers.append(findings)
+        consumers.append(FindingLines(findings) if findings_only else JsonlConsumer(show_secrets))
     elif follow:
         from mailtrace.render.follow import FollowRenderer
 
         consumers.append(FollowRenderer(output, stats=analyzer.stats))
     else:
-        from mailtrace.render.terminal import TerminalRenderer
+        from mailtrace.render.findings import FindingsRenderer, StatsRenderer, make_console
+        from mailtrace.render.terminal import ListRenderer, TerminalRenderer
 
-        consumers.append(TerminalRenderer(output, stats=analyzer.stats, show_secrets=show_secrets,
-                                          hide_acks=no_acks, session_filter=session_filter,
-                                          many_files=len(files) > 1))
+        if as_list:
+            consumers.append(ListRenderer(output, stats=analyzer.stats, session_filter=session_filter,
+                                          many_files=many_files))
+        elif not findings_only:
+            consumers.append(TerminalRenderer(output, stats=analyzer.stats, show_secrets=show_secrets,
+                                              hide_acks=no_acks, session_filter=session_filter,
+                                              many_files=many_files))
+        console = make_console(out)
+        consumers.append(FindingsRenderer(console, findings))
+        if with_stats:
+            consumers.append(StatsRenderer(console, StatsCollector(), findings=findings))
     with progress:
         for session in sessions(analyzer, files, progress):
             if not session_filter(session):
                 continue
             for consumer in consumers:
                 consumer.session(session)
-    if json_consumer is not None and session_filter.active:
-        json_consumer.extra["filter"]["shown"] = session_filter.seen["shown"]
+    if json is not None and session_filter.active:
+        json.extra["filter"]["shown"] = session_filter.seen["shown"]
     elapsed = time.monotonic() - started
+    findings.end(analyzer.stats, elapsed)
     for consumer in consumers:
         consumer.end(analyzer.stats, elapsed)
     for f in analyzer.stats.files:
         for problem in f.problems:
             click.echo(f"mailtrace: {f.name}: {problem}", err=True)
+    for error in findings.errors:
+        click.echo(f"mailtrace: a findings rule failed (a bug, please report it): {error}", err=True)
+    if fail_on is not None and findings.at_least(Severity(fail_on)):
+        sys.exit(EXIT_FINDINGS)
 
 
 def sessions(analyzer: Analyzer, files: list[CaptureFile],

@@ -63,6 +63,5 @@ def capture_options(f: click.decorators.FC) -> click.decorators.FC:
     f = click.option("--no-sniff", is_flag=True,
                      help="Only look at the mail ports; skip content detection on other ports.")(f)
     f = click.option("--show-secrets", is_flag=True, help="Show passwords and tokens seen in cleartext.")(f)
-    f = click.option("--port", "ports", multiple=True, metavar="PORT=PROTO",
+    return click.option("--port", "ports", multiple=True, metavar="PORT=PROTO",
                      help="Treat a server port as smtp, pop3, imap (or smtps, pop3s, imaps). Repeatable.")(f)
-    return f

@@ -157,7 +157,7 @@ class DotBody:
     SMTP smuggling uses.
     """
 
-    __slots__ = ("_ctx", "_skip", "_tail", "bare_cr", "bare_lf", "raw_bytes", "smuggling")
+    __slots__ = ("_cr_pending", "_ctx", "_look", "_skip", "_tail", "bare_cr", "bare_lf", "raw_bytes", "smuggling")
 
     MARKER = b"\r\n.\r\n"
     LOOKALIKES = (b"\n.\n", b"\n.\r\n", b"\r\n.\n", b"\r.\r\n")
@@ -166,6 +166,8 @@ class DotBody:
         self._tail = b"\r\n"
         self._skip = 2
         self._ctx = b""
+        self._look = b""
+        self._cr_pending = False
         self.raw_bytes = 0
         self.bare_lf = 0
         self.bare_cr = 0
@@ -173,7 +175,7 @@ class DotBody:
 
     def feed(self, data: bytes) -> tuple[bytes, bytes | None]:
         """Return (unstuffed body bytes, rest after the end marker or None if not finished)."""
-        buf = self._tail + data
+        buf = self._tail + data if self._tail else data
         end = buf.find(self.MARKER)
         if end >= 0:
             self._tail = b""
@@ -193,9 +195,12 @@ class DotBody:
             return b""
         self._inspect(raw)
         ctx = self._ctx
-        text = ctx + raw
-        self._ctx = text[-2:]
-        out = text.replace(b"\r\n.", b"\r\n")[len(ctx) :] if b"\n." in text else raw
+        if b"\n." in raw or (raw[:1] == b"." and ctx[-1:] == b"\n"):
+            text = ctx + raw
+            out = text.replace(b"\r\n.", b"\r\n")[len(ctx) :]
+        else:
+            out = raw
+        self._ctx = raw[-2:] if len(raw) >= 2 else (ctx + raw)[-2:]
         if self._skip:
             dropped = min(self._skip, len(out))
             out = out[dropped:]
@@ -205,21 +210,34 @@ class DotBody:
         return out
 
     def _inspect(self, raw: bytes) -> None:
-        if b"\n" in raw or b"\r" in raw:
-            crlf = raw.count(b"\r\n")
-            self.bare_lf += raw.count(b"\n") - crlf
-            self.bare_cr += raw.count(b"\r") - crlf
-            if b"." in raw:
-                for pattern in self.LOOKALIKES:
-                    shown = pattern.decode("ascii").replace("\r", "<CR>").replace("\n", "<LF>")
-                    if pattern in raw and shown not in self.smuggling:
-                        self.smuggling.append(shown)
+        """Count bare CR/LF and spot end-of-data look-alikes, also across chunk boundaries."""
+        crlf = raw.count(b"\r\n")
+        lf = raw.count(b"\n") - crlf
+        cr = raw.count(b"\r") - crlf
+        if self._cr_pending:
+            if raw[:1] == b"\n":
+                lf -= 1  # the CR of the previous chunk and this LF form a CRLF
+            else:
+                self.bare_cr += 1
+            self._cr_pending = False
+        if raw[-1:] == b"\r":
+            cr -= 1  # a CR at the end waits for the next chunk to tell
+            self._cr_pending = True
+        self.bare_lf += lf
+        self.bare_cr += cr
+        look = self._look + raw
+        self._look = look[-3:]
+        if b"\n." in look or b"\r." in look:
+            for pattern in self.LOOKALIKES:
+                shown = pattern.decode("ascii").replace("\r", "<CR>").replace("\n", "<LF>")
+                if pattern in look and shown not in self.smuggling:
+                    self.smuggling.append(shown)
 
 
 class EventSink:
     """Small helper a dissector uses to build events with the current item's frame and time."""
 
-    __slots__ = ("events", "frame", "max_events", "dropped", "ts")
+    __slots__ = ("dropped", "events", "frame", "max_events", "ts")
 
     def __init__(self, max_events: int) -> None:
         self.events: list[Event] = []

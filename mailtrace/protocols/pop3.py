@@ -254,7 +254,7 @@ class Pop3:
             self.user = argument.strip()
             self.user_frame = line.frame
         elif verb_u == "APOP":
-            name, _, digest = argument.strip().rpartition(" ")
+            name, _, _digest = argument.strip().rpartition(" ")
             self.user = name or argument.strip()
             self.user_frame = line.frame
             shown = argument if self.limits.show_secrets else f"{self.user} [digest]"
@@ -295,7 +295,7 @@ class Pop3:
 
     def _server_line(self, line: Line) -> None:
         text = line.text.decode("utf-8", "replace")
-        if text.startswith("+OK") or text.startswith("-ERR"):
+        if text.startswith(("+OK", "-ERR")):
             self.server_gap = False
             status = "+OK" if text.startswith("+OK") else "-ERR"
             rest = text[len(status):].lstrip(" ")

@@ -77,8 +77,8 @@ class SaslExchange:
         if mech == "PLAIN" and n == 1:
             parts = data.split(b"\x00")
             if len(parts) >= 3:
-                authz, user, password = parts[0], parts[1], b"\x00".join(parts[2:])
-                self.username = _text(user)
+                authz, authcid, password = parts[0], parts[1], b"\x00".join(parts[2:])
+                self.username = _text(authcid)
                 self.secret = _text(password)
                 if authz:
                     self.extra["authzid"] = _text(authz)
@@ -127,9 +127,7 @@ class SaslExchange:
                 self.secret = _text(fields[b"response"])
         elif mech == "NTLM":
             self._ntlm(data)
-        elif mech in ("ANONYMOUS",) and n == 1:
-            self.username = _text(data) or None
-        elif mech == "EXTERNAL" and n == 1:
+        elif (mech in ("ANONYMOUS",) and n == 1) or (mech == "EXTERNAL" and n == 1):
             self.username = _text(data) or None
 
     def _ntlm(self, data: bytes) -> None:

@@ -20,7 +20,6 @@ from mailtrace.model import (
     CLIENT,
     SERVER,
     AuthAttempt,
-    BodyData,
     Chunk,
     Command,
     Eof,
@@ -54,11 +53,13 @@ VERB_PHASE: dict[str, Phase] = {
 REPLY_LINE = re.compile(rb"^(\d{3})([ \-]|$)(.*)$", re.DOTALL)
 ADDRESS = re.compile(r"^\s*:?\s*(?:<([^>]*)>|(\S*))\s*(.*)$", re.DOTALL)
 BDAT_ARGS = re.compile(r"^\s*(\S+)(?:\s+(LAST))?\s*$", re.IGNORECASE)
-QUEUE_ID = re.compile(
-    r"(?:queued as|\bid=|Message accepted for delivery|\bOK\b|\bok:?)\s*[<(]?([A-Za-z0-9][\w.@\-]{4,})",
-    re.IGNORECASE,
+QUEUE_IDS = (  # how MTAs say which queue id they gave the message, most specific first
+    re.compile(r"queued as\s+<?([A-Za-z0-9][\w.@\-]{3,})", re.IGNORECASE),  # Postfix, Exchange
+    re.compile(r"\bid=([A-Za-z0-9][\w.\-]{3,})", re.IGNORECASE),  # Exim
+    re.compile(r"^\d\.\d\.\d\s+([A-Za-z0-9]{8,})\s+Message accepted", re.IGNORECASE),  # sendmail
+    re.compile(r"\bOK\s+(\d{6,}\s+[\w.\-]+)\s+-\s+gsmtp", re.IGNORECASE),  # Google
+    re.compile(r"(?:message|mail) (?:accepted|queued)[^<]*<([^>]{4,})>", re.IGNORECASE),
 )
-QUEUE_ID_SENDMAIL = re.compile(r"^\d\.\d\.\d\s+([A-Za-z0-9]{8,})\s+Message accepted", re.IGNORECASE)
 MAX_BDAT_CHUNK = 1 << 31
 SASL_TOKEN = re.compile(rb"^(?:[A-Za-z0-9+/]+={0,2}|=|\*)$")
 
@@ -269,6 +270,14 @@ class Smtp:
                     continue
                 self.held += data
                 self.held_frames.append((frame, ts))
+                waiting_data = bool(self.pending) and self.pending[-1].verb == "DATA"
+                if waiting_data and self._held_is_body():
+                    self.out.anomaly(CLIENT, Phase.TRANSFER, "reply-not-seen",
+                                     "the client sends the message, so the server must have answered DATA with "
+                                     "354, but the capture does not show that reply", frame)
+                    self.pending.pop()  # DATA counts as answered
+                    self._start_data(frame)
+                    return
                 if len(self.held) > self.limits.max_wait_bytes:
                     self.out.anomaly(CLIENT, self.phase, "no-reply",
                                      f"{len(self.held)} client bytes sent without waiting for the reply to "
@@ -389,6 +398,14 @@ class Smtp:
         elif verb == "RSET":
             self.current = None  # the server handles commands in order: what follows is a new transaction
 
+    def _held_is_body(self) -> bool:
+        """After DATA, a first line that is no SMTP command means the 354 came (and the capture lost it)."""
+        nl = self.held.find(b"\n")
+        if nl < 0:
+            return len(self.held) > 1024
+        verb = bytes(self.held[:nl]).strip().split(b" ", 1)[0].upper().decode("latin-1")
+        return verb not in KNOWN_VERBS
+
     def _bdat_command(self, cmd: Pending, line: Line) -> None:
         match = BDAT_ARGS.match(cmd.argument)
         size_text = match.group(1) if match else cmd.argument.strip()
@@ -422,8 +439,6 @@ class Smtp:
         self.bdat_left -= len(take)
         self.bdat_bytes += len(take)
         self.out.data(CLIENT, Phase.TRANSFER, take)
-        self.out.add(BodyData(direction=CLIENT, ts=self.out.ts, frame=frame, first_frame=frame,
-                              phase=Phase.TRANSFER, nbytes=len(take), what="BDAT chunk"))
         if self.bdat_left == 0:
             self.mode = Mode.COMMAND
             if self.bdat_last:
@@ -446,8 +461,6 @@ class Smtp:
         assert body is not None
         chunk, rest = body.feed(data)
         self.out.data(CLIENT, Phase.TRANSFER, chunk)
-        self.out.add(BodyData(direction=CLIENT, ts=self.out.ts, frame=frame, first_frame=frame,
-                              phase=Phase.TRANSFER, nbytes=len(data) - (len(rest) if rest is not None else 0)))
         if rest is None:
             return b""
         self._end_message("smtp-data", frame)
@@ -514,7 +527,7 @@ class Smtp:
         self.server_lines.push(data, frame, ts)
         for line in self.server_lines.lines(frame, ts):
             self._server_line(line)
-            if self.server_tls:
+            if self.mode is Mode.TLS:  # STARTTLS accepted: the rest is not SMTP
                 self.server_lines.clear()
                 return
 
@@ -554,6 +567,8 @@ class Smtp:
         code = int(code_text)
         texts = tuple(r[4:].decode("utf-8", "replace") for r in raw)
         first_frame = self.reply_first_frame or line.frame
+        if self.mode is Mode.DATA and not self.pending and code != 354:
+            self._lost_end_marker(line.frame)  # the server answers an end of data the capture lost
         cmd = self._pair(code)
         if cmd is None:
             phase = self.phase if self.greeted else Phase.GREETING
@@ -632,8 +647,6 @@ class Smtp:
                     tx.data_text = " | ".join(texts)
                 self._release_held()
         elif verb == ".":
-            if self.mode is Mode.DATA:  # the end marker was lost in a gap: the server saw it
-                self._lost_end_marker(line.frame)
             if tx is not None:
                 tx.data_reply = code
                 tx.data_text = " | ".join(texts)
@@ -672,8 +685,6 @@ class Smtp:
         self.out.anomaly(CLIENT, Phase.TRANSFER, "end-of-data-lost",
                          "the server accepted the end of the message, but the capture lost it", frame)
         self._end_message("smtp-data", frame, complete=False)
-        self.pending.pop()  # the "." we just queued is the one being answered
-        self.mode = Mode.COMMAND
         self.client_lines.clear()
 
     def _starttls(self, line: Line) -> None:
@@ -766,10 +777,9 @@ class Smtp:
                     self.out.anomaly(CLIENT, self.phase, "unterminated-line",
                                      f"client data without a line end at the end of the stream: {printable(rest, 80)}",
                                      eof.frame)
-        else:
-            if self.reply_lines:
-                self.out.anomaly(SERVER, self.phase, "incomplete-reply", "multi-line reply cut off", eof.frame)
-                self.reply_lines = []
+        elif self.reply_lines:
+            self.out.anomaly(SERVER, self.phase, "incomplete-reply", "multi-line reply cut off", eof.frame)
+            self.reply_lines = []
 
 
 def _plausible(verb: str, code: int) -> bool:
@@ -784,8 +794,11 @@ def _plausible(verb: str, code: int) -> bool:
 
 def _queue_id(texts: tuple[str, ...]) -> str | None:
     text = " ".join(texts)
-    match = QUEUE_ID_SENDMAIL.match(text) or QUEUE_ID.search(text)
-    return match.group(1).rstrip(".") if match else None
+    for pattern in QUEUE_IDS:
+        match = pattern.search(text)
+        if match:
+            return match.group(1).rstrip(".")
+    return None
 
 
 def _auth_extra(sasl: SaslExchange, code: int) -> dict[str, str]:
@@ -803,5 +816,5 @@ def _is_text(raw: bytes) -> bool:
     """A command line is text: mostly printable ASCII/UTF-8, no NUL or C0 controls beyond tab."""
     if not raw:
         return True
-    bad = sum(1 for b in raw[:256] if b < 0x20 and b != 0x09 or b == 0x7F)
-    return bad == 0 or bad * 10 < len(raw[:256]) and b"\x00" not in raw[:256]
+    bad = sum(1 for b in raw[:256] if (b < 0x20 and b != 0x09) or b == 0x7F)
+    return bad == 0 or (bad * 10 < len(raw[:256]) and b"\x00" not in raw[:256])

@@ -210,10 +210,11 @@ class _Grouper:
                 return "opaque", lead.phase, False
             after_handshake = current == "tls" and self._handshake_done()
             return "opaque", lead.phase, current not in ("opaque", "tls") or after_handshake
-        if isinstance(lead, BodyData):
+        if isinstance(lead, BodyData) or (lead is None and row.body_bytes and row.payload_len):
+            phase = lead.phase if lead is not None else row.phase
             if self.waiting and self._busy():
-                return "exchange", lead.phase, False
-            return "body", lead.phase, current != "body"
+                return "exchange", phase, False
+            return "body", phase, current != "body"
         if replies:
             reply = replies[0]
             if reply.answers is None and reply.status == "+":

@@ -36,11 +36,9 @@ def command_json(c: Command) -> dict[str, Any]:
 
 
 def reply_json(r: Reply) -> dict[str, Any]:
-    out: dict[str, Any] = {"frame": r.frame, "ts": _round(r.ts), "status": r.status, "text": r.text}
-    if r.answers is not None:
-        out["answers"] = r.answers
-    if r.latency is not None:
-        out["latency"] = round(r.latency, 6)
+    out: dict[str, Any] = {"frame": r.frame, "ts": _round(r.ts), "status": r.status, "text": r.text,
+                           "answers": r.answers,
+                           "latency": round(r.latency, 6) if r.latency is not None else None}
     if r.tag is not None:
         out["tag"] = r.tag
     if len(r.lines) > 1:
@@ -94,7 +92,7 @@ def session_json(s: Session, show_secrets: bool = False) -> dict[str, Any]:
         "gaps": [{"direction": g.direction.value, "bytes": g.nbytes, "frame": g.frame} for g in s.gaps],
         "phases": [{"name": p.phase.value, "first_frame": p.first_frame, "last_frame": p.last_frame}
                    for p in s.phases],
-        "commands": [command_json(c) for c in s.commands],
+        "commands": [command_json(c) for c in s.commands if c.verb],  # SASL responses are not commands
         "replies": [reply_json(r) for r in s.replies],
         "helo": record.pop("helo", None),
         "user": s.user,
@@ -149,7 +147,7 @@ class JsonReportWriter:
         self.count = 0
 
     def begin(self) -> None:
-        self.stream.write('{"format": "%s", "version": %d, "sessions": [' % (FORMAT_NAME, FORMAT_VERSION))
+        self.stream.write(f'{{"format": "{FORMAT_NAME}", "version": {FORMAT_VERSION}, "sessions": [')
 
     def session(self, s: Session) -> None:
         self.stream.write(("," if self.count else "") + "\n" + dumps(session_json(s, self.show_secrets), self.indent))

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import IO
 
 from rich.text import Text
 
@@ -146,13 +147,32 @@ def _t(lang: str) -> Callable[..., str]:
 class _Display:
     """One line of the table: a packet row, or several body segments of one message shown as one."""
 
-    __slots__ = ("acks", "events", "frames", "row")
+    __slots__ = ("acks", "body", "events", "frames", "row")
 
     def __init__(self, row: PacketRow) -> None:
         self.row = row
         self.events: list[Event] = list(row.events or ())
         self.frames = [row.frame]
         self.acks = 0
+        self.body = body_bytes(row)
+
+    def add(self, row: PacketRow) -> None:
+        self.events += row.events or ()
+        self.frames.append(row.frame)
+        self.body += body_bytes(row)
+
+
+def body_bytes(row: PacketRow) -> int:
+    """Message bytes a packet carried: counted on the row, or (older dissectors) as BodyData events.
+
+    A packet without payload carries none, even when a message held back in a buffer was flushed
+    at it (a FIN or RST in the middle of DATA).
+    """
+    if not row.payload_len:
+        return 0
+    if row.body_bytes:
+        return row.body_bytes
+    return sum(e.nbytes for e in row.events or () if isinstance(e, BodyData))
 
 
 def _collapse(rows: tuple[PacketRow, ...], hide_acks: bool) -> list[_Display]:
@@ -172,11 +192,10 @@ def _collapse(rows: tuple[PacketRow, ...], hide_acks: bool) -> list[_Display]:
         pending_acks.clear()
 
     for row in rows:
-        body = any(isinstance(e, BodyData) for e in row.events or ())
+        body = body_bytes(row) > 0
         if run is not None:
             if body and row.direction is run.row.direction:
-                run.events += row.events or ()
-                run.frames.append(row.frame)
+                run.add(row)
                 run.acks += len(pending_acks)
                 pending_acks.clear()
                 continue
@@ -219,7 +238,7 @@ class _InfoWriter:
         events = item.events
         if any(isinstance(e, MessageEnd) for e in events):
             return "IMF"
-        if any(isinstance(e, (Command, Reply, BodyData)) for e in events):
+        if item.body or any(isinstance(e, (Command, Reply)) for e in events):
             return self.session.protocol.upper()
         if any(isinstance(e, Opaque) or (isinstance(e, Note) and e.text.startswith("TLS ")) for e in events):
             version = str((self.session.tls_info or {}).get("version") or "")
@@ -266,8 +285,8 @@ class _InfoWriter:
     def _pieces(self, item: _Display) -> list[tuple[Text | str, str, bool]]:
         """(text, style, readable) per event; ``readable`` marks mail-protocol content (C:/S:)."""
         pieces: list[tuple[Text | str, str, bool]] = []
-        body_bytes = 0
-        body_what = ""
+        body_what = next((e.what for e in item.events if isinstance(e, BodyData)), "message")
+        ended = False
         notes: list[str] = []
         opaque = 0
         anomalies: dict[str, str] = {}
@@ -302,12 +321,9 @@ class _InfoWriter:
                 pieces.append((self._reply(event), "", True))
             elif isinstance(event, AuthAttempt):
                 pieces.append((self._auth(event), "tone.ok" if event.success else "tone.fail", True))
-            elif isinstance(event, BodyData):
-                body_bytes += event.nbytes
-                body_what = event.what
             elif isinstance(event, MessageEnd):
                 record = self._record(event)
-                body_bytes = 0
+                ended = True
                 pieces.append((self._message(record, item, event), "message", True))
             elif isinstance(event, GapEvent):
                 side = self.t("side.client" if event.direction is Direction.CLIENT else "side.server")
@@ -318,9 +334,8 @@ class _InfoWriter:
             elif isinstance(event, TlsStart):
                 continue
         flush_notes()
-        if body_bytes:
-            what = body_what or "message"
-            label = self.t("ui.body", what=what, n=body_bytes)
+        if item.body and not ended:
+            label = self.t("ui.body", what=body_what, n=item.body)
             if len(item.frames) > 1:
                 label += " " + self.t("ui.segments", n=len(item.frames), first=item.frames[0],
                                       last=item.frames[-1])
@@ -448,9 +463,11 @@ class _Columns:
 class TerminalRenderer:
     """The default view: per session a header and a captioned packet table; a summary at the end."""
 
-    def __init__(self, output: Output, *, stats: CaptureStats | None = None, show_secrets: bool = False,
-                 hide_acks: bool = False, lang: str = "en", session_filter: SessionFilter | None = None,
-                 many_files: bool = False) -> None:
+    def __init__(self, output: Output | IO[str], *, stats: CaptureStats | None = None,
+                 show_secrets: bool = False, hide_acks: bool = False, lang: str = "en",
+                 session_filter: SessionFilter | None = None, many_files: bool = False) -> None:
+        # a bare text stream (as live capture passes it) gets the environment detected for it
+        output = output if isinstance(output, Output) else Output.detect(stream=output)
         self.out = output
         self.show_secrets = show_secrets
         self.hide_acks = hide_acks

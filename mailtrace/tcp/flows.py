@@ -17,7 +17,7 @@ from typing import Protocol
 
 from mailtrace.capture.decode import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, TcpPacket
 from mailtrace.model import CLIENT, SERVER, Direction, Endpoint, StreamItem
-from mailtrace.tcp.reassembly import Reassembler, ReassemblyNote, seq_diff
+from mailtrace.tcp.reassembly import Reassembler, ReassemblyNote
 
 
 def ip_text(raw: bytes) -> str:
@@ -38,6 +38,8 @@ class FlowLimits:
     max_pending_bytes: int = 2 * 1024 * 1024
     """Out-of-order bytes buffered per direction before the hole is declared lost."""
     max_pending_segments: int = 2048
+    max_sniff_pending_bytes: int = 64 * 1024
+    """The same, while a connection on an unknown port is still being sniffed (most are not mail)."""
     idle_min_packets: int = 20_000
     """Idle timeouts also need this many packets since the connection's last one, so a single bogus
     timestamp far in the future cannot expire every open connection."""
@@ -45,6 +47,10 @@ class FlowLimits:
 
 class Handler(Protocol):
     """What the flow table drives for a connection it tracks (implemented by the pipeline)."""
+
+    @property
+    def tracked(self) -> bool:
+        """False while the handler is only sniffing whether this is mail at all (smaller buffers)."""
 
     def packet(self, conn: Connection, frame: int, ts: float, direction: Direction, pkt: TcpPacket) -> None:
         """Called for every packet of the connection, before its stream items."""
@@ -125,7 +131,7 @@ class FlowTable:
         self.closing: dict[int, Connection] = {}  # stream → closed, lingering for trailing packets
         self.next_stream = 0
         self.now = 0.0
-        self._next_sweep = 0.0
+        self.next_sweep = 0.0
         self._next_tombstone_sweep = 0.0
         self.tcp_packets = 0
 
@@ -134,7 +140,7 @@ class FlowTable:
         self.tcp_packets += 1
         if ts > self.now:
             self.now = ts
-            if ts >= self._next_sweep:
+            if ts >= self.next_sweep:
                 self.sweep()
         conn = self.table.get(pkt.key)
         flags = pkt.flags
@@ -150,23 +156,29 @@ class FlowTable:
         conn.last_ts = ts
         conn.last_index = self.tcp_packets
         conn.packets += 1
+        if pkt.key == conn.client_key:
+            direction, d = CLIENT, 0
+        else:
+            direction, d = SERVER, 1
+        if conn.base_seq[d] is None:
+            conn.base_seq[d] = pkt.seq
         handler = conn.handler
         if handler is None:
             return
-        direction = CLIENT if pkt.key == conn.client_key else SERVER
-        d = 0 if direction is CLIENT else 1
-        if conn.base_seq[d] is None:
-            conn.base_seq[d] = pkt.seq
         handler.packet(conn, frame, ts, direction, pkt)
         rasm = conn.rasm
-        if rasm is None:
+        if rasm is None or conn.handler is None:
+            if conn.handler is None:
+                self._forget(conn)
             return
         mine, peer = rasm[d], rasm[1 - d]
         syn = bool(flags & TCP_SYN)
         fin = bool(flags & TCP_FIN)
-        items = mine.segment(pkt.seq, pkt.payload, pkt.payload_len, syn, fin, frame, ts)
         if flags & TCP_ACK and not (flags & TCP_RST):
-            more = peer.acked(pkt.ack, frame, ts)
+            peer.acked(pkt.ack)
+        items = mine.segment(pkt.seq, pkt.payload, pkt.payload_len, syn, fin, frame, ts)
+        if pkt.payload_len or fin:
+            more = peer.flush_acked(frame, ts)  # the peer's holes come first: it got that data before
             if more:
                 items = more + items
         if fin:
@@ -182,7 +194,7 @@ class FlowTable:
                 if conn.handler is not None:
                     conn.handler.notes(conn, r.notes)
                 r.notes = []
-        if conn.handler is None:  # the handler decided this is not mail
+        if dropped(conn):  # the handler decided this is not mail
             self._forget(conn)
             return
         if conn.closing_since is None and (conn.reset or (rasm[0].ended and rasm[1].ended)):
@@ -195,10 +207,7 @@ class FlowTable:
 
     def _new_connection(self, frame: int, ts: float, pkt: TcpPacket) -> Connection:
         flags = pkt.flags
-        if flags & TCP_SYN:
-            src_is_client = not (flags & TCP_ACK)
-        else:
-            src_is_client = not self.server_side(pkt.sport, pkt.dport)
+        src_is_client = not flags & TCP_ACK if flags & TCP_SYN else not self.server_side(pkt.sport, pkt.dport)
         rkey = pkt.dst + pkt.src + pkt.key[-2:] + pkt.key[-4:-2]
         src = Endpoint(ip_text(pkt.src), pkt.sport)
         dst = Endpoint(ip_text(pkt.dst), pkt.dport)
@@ -214,11 +223,10 @@ class FlowTable:
         if handler is not None:
             conn.handler = handler
             lim = self.limits
+            pending = lim.max_pending_bytes if handler.tracked else lim.max_sniff_pending_bytes
             conn.rasm = (
-                Reassembler(CLIENT, max_pending_bytes=lim.max_pending_bytes,
-                            max_pending_segments=lim.max_pending_segments),
-                Reassembler(SERVER, max_pending_bytes=lim.max_pending_bytes,
-                            max_pending_segments=lim.max_pending_segments),
+                Reassembler(CLIENT, max_pending_bytes=pending, max_pending_segments=lim.max_pending_segments),
+                Reassembler(SERVER, max_pending_bytes=pending, max_pending_segments=lim.max_pending_segments),
             )
             self.active[conn.stream] = conn
         return conn
@@ -236,6 +244,9 @@ class FlowTable:
                     items += r.finish(None, conn.last_ts)
             if items:
                 handler.items(conn, items)
+            if dropped(conn):  # the flushed bytes showed it is not mail after all
+                self._forget(conn)
+                return
             for r in conn.rasm:
                 if r.notes:
                     handler.notes(conn, r.notes)
@@ -252,7 +263,7 @@ class FlowTable:
     def sweep(self) -> None:
         """Retire lingering and idle connections; drop old tombstones. Cheap: runs once a second."""
         now = self.now
-        self._next_sweep = now + 1.0
+        self.next_sweep = now + 1.0
         for conn in list(self.closing.values()):
             if conn.closing_since is not None and now - conn.closing_since >= self.limits.linger:
                 self._retire(conn, "rst" if conn.reset else "fin")
@@ -281,5 +292,6 @@ class FlowTable:
         return len(self.active)
 
 
-def same_seq(a: int, b: int) -> bool:
-    return seq_diff(a, b) == 0
+def dropped(conn: Connection) -> bool:
+    """Whether the handler let go of the connection (a call may do that; mypy cannot see it)."""
+    return conn.handler is None

@@ -7,8 +7,9 @@ Rules (docs/architecture.md, "TCP reassembly"):
 * Retransmissions and overlaps: **the first copy wins** (as in Wireshark's and Zeek's default). When
   a later copy of already delivered bytes differs, that is an ``overlap-mismatch`` anomaly.
 * Out-of-order segments wait in a buffer bounded by ``max_pending_bytes``/``max_pending_segments``.
-  When the buffer is full, or the peer acknowledges bytes the capture never had, or the direction
-  ends, the hole is delivered as an explicit :class:`StreamGap` of N bytes — never zero-filled.
+  When the buffer is full, or the peer acknowledged bytes the capture never had and then sent data of
+  its own, or the direction ends, the hole is delivered as an explicit :class:`StreamGap` of N bytes —
+  never zero-filled.
 * A segment cut by the snap length delivers what was captured and a gap for the rest.
 """
 
@@ -47,6 +48,7 @@ class Reassembler:
         "_recent",
         "_recent_bytes",
         "acked_gap_bytes",
+        "acked_to",
         "delivered",
         "direction",
         "ended",
@@ -81,6 +83,7 @@ class Reassembler:
         self.delivered = 0
         self.retransmitted_bytes = 0
         self.acked_gap_bytes = 0
+        self.acked_to = 0
         self._recent: deque[tuple[int, bytes]] = deque()
         self._recent_bytes = 0
         self.notes: list[ReassemblyNote] = []
@@ -89,6 +92,18 @@ class Reassembler:
     def segment(self, seq: int, payload: bytes, wire_len: int, syn: bool, fin: bool,
                 frame: int, ts: float) -> list[StreamItem]:
         """Take one segment of this direction; return what became deliverable, in order."""
+        if seq == self.next_seq and wire_len == len(payload) and wire_len and not (syn or fin or self.pending) \
+                and self.fin_offset is None and not self.ended:
+            # the common case, kept short: the next bytes in order, nothing held, nothing cut
+            offset = self.offset
+            self._recent.append((offset, payload))
+            self._recent_bytes += wire_len
+            if self._recent_bytes > self.RECENT_LIMIT:
+                self._trim_recent()
+            self.offset = offset + wire_len
+            self.next_seq = (seq + wire_len) & 0xFFFFFFFF
+            self.delivered += wire_len
+            return [Chunk(self.direction, payload, ts, frame)]
         if self.next_seq is None:
             self.isn = seq
             self.next_seq = (seq + 1) % MOD if syn else seq
@@ -124,16 +139,26 @@ class Reassembler:
             self._skip_hole(frame, ts, out)
         return out
 
-    def acked(self, ack: int, frame: int, ts: float) -> list[StreamItem]:
-        """The peer acknowledged up to ``ack``: bytes before it that we lack were lost in capture."""
-        if self.next_seq is None or self.ended:
-            return []
-        rel = seq_diff(ack, self.next_seq)
+    def acked(self, ack: int) -> None:
+        """The peer acknowledged up to ``ack``. Bytes before it that we lack were received by the peer
+        but not captured — or are still to come: captures merged from two taps often show the ACK
+        before the data. So only remember it; :meth:`flush_acked` declares the hole lost once the peer
+        sends data of its own (which it produced after receiving ours)."""
+        if self.next_seq is None or self.ended or ack == self.next_seq:
+            return
+        rel = ((ack - self.next_seq + HALF) & 0xFFFFFFFF) - HALF
         if rel <= 0 or rel > MAX_JUMP:
-            return []
+            return
         target = self.offset + rel
         if self.fin_offset is not None and target > self.fin_offset:
             target = self.fin_offset  # the ACK of a FIN counts one for the FIN itself
+        self.acked_to = max(self.acked_to, target)
+
+    def flush_acked(self, frame: int, ts: float) -> list[StreamItem]:
+        """Declare the acknowledged holes lost and deliver what waited behind them."""
+        target = self.acked_to
+        if target <= self.offset or self.ended:
+            return []
         out: list[StreamItem] = []
         while self.offset < target and not self.ended:
             self._drain(out)
@@ -239,6 +264,10 @@ class Reassembler:
     def _remember(self, offset: int, data: bytes) -> None:
         self._recent.append((offset, data))
         self._recent_bytes += len(data)
+        if self._recent_bytes > self.RECENT_LIMIT:
+            self._trim_recent()
+
+    def _trim_recent(self) -> None:
         while self._recent_bytes > self.RECENT_LIMIT and len(self._recent) > 1:
             _, old = self._recent.popleft()
             self._recent_bytes -= len(old)

@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""Benchmark: `mailtrace analyze --format json` against tshark, and the skip rate for non-mail traffic.
+
+Runs three measurements and prints a table (and, with --json, machine-readable results):
+
+1. mail capture: ``../shared/tools/gen_mail_pcap.py --sessions 1940 --seed 2`` (~200 MB; made once
+   into bench/out/), analysed by ``mailtrace analyze --format json`` and by
+   ``tshark -r F -Y "smtp || pop || imap"``: wall time, packets/s and peak RSS of each;
+2. non-mail capture: a synthetic file of HTTPS/HTTP TCP connections and DNS/NTP datagrams only,
+   to measure how fast packets that are not mail are skipped;
+3. the peak RSS of mailtrace on both, which must stay under 128 MiB whatever the file size.
+
+This is a benchmark, not a timed test: numbers depend on the machine. Record them in README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import shutil
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out"
+SHARED = Path(os.environ.get("MAILTRACE_SHARED", HERE.parent.parent / "shared"))
+
+
+def run_rss(cmd: list[str]) -> tuple[float, int]:
+    """Like run_measured but exact per-process peak RSS via os.wait4."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed with status {os.waitstatus_to_exitcode(status)}")
+    return wall, usage.ru_maxrss
+
+
+def mail_capture(sessions: int, seed: int) -> Path:
+    OUT.mkdir(exist_ok=True)
+    path = OUT / f"mail-{sessions}-{seed}.pcap"
+    if not path.exists():
+        gen = SHARED / "tools" / "gen_mail_pcap.py"
+        if not gen.exists():
+            raise SystemExit(f"{gen} not found: set MAILTRACE_SHARED to the shared data folder")
+        print(f"generating {path.name} …", file=sys.stderr)
+        subprocess.run([sys.executable, str(gen), "--sessions", str(sessions), "--seed", str(seed),
+                        "--out", str(path)], check=True, stderr=subprocess.DEVNULL)
+    return path
+
+
+def noise_capture(packets: int) -> Path:
+    """Non-mail traffic only: TCP 443/80 connections and UDP 53/123, realistic sizes, in pcap format."""
+    OUT.mkdir(exist_ok=True)
+    path = OUT / f"noise-{packets}.pcap"
+    if path.exists():
+        return path
+    rng = random.Random(7)
+    out = bytearray(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1))
+    eth = b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01\x08\x00"
+    ts = 1_700_000_000.0
+    flows: list[list[int | bytes]] = []  # src, dst, sport, dport, seq client→server, seq server→client
+    n = 0
+    while n < packets:
+        if not flows or rng.random() < 0.02:
+            flows.append([bytes([10, 1, rng.randrange(256), rng.randrange(1, 255)]),
+                          bytes([203, 0, 113, rng.randrange(1, 255)]), rng.randrange(32768, 61000),
+                          rng.choice((443, 443, 80, 8080)), rng.randrange(1 << 32), rng.randrange(1 << 32)])
+            if len(flows) > 200:
+                flows.pop(0)
+        ts += rng.expovariate(50_000)
+        if rng.random() < 0.1:  # a UDP datagram (DNS / NTP)
+            size = rng.randrange(40, 300)
+            udp = struct.pack("!HHHH", rng.randrange(32768, 61000), rng.choice((53, 123)), 8 + size, 0) + bytes(size)
+            ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0, b"\x0a\x01\x00\x01",
+                             b"\xc6\x33\x64\x35") + udp
+        else:
+            flow = rng.choice(flows)
+            src, dst, sport, dport = flow[0], flow[1], flow[2], flow[3]
+            assert isinstance(src, bytes) and isinstance(dst, bytes)
+            size = rng.choice((0, 0, 1448, 1448, 1448, rng.randrange(1, 1448)))
+            reverse = rng.random() < 0.5
+            seq, ack = (flow[5], flow[4]) if reverse else (flow[4], flow[5])
+            tcp = struct.pack("!HHIIBBHHH", dport if reverse else sport, sport if reverse else dport,
+                              seq, ack, 0x50, 0x18, 65535, 0, 0) + bytes(size)
+            flow[5 if reverse else 4] = (int(seq) + size) & 0xFFFFFFFF  # type: ignore[call-overload]
+            ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 0, 0, 64, 6, 0,
+                             dst if reverse else src, src if reverse else dst) + tcp
+        frame = eth + ip
+        sec = int(ts)
+        out += struct.pack("<IIII", sec, int((ts - sec) * 1e6), len(frame), len(frame)) + frame
+        n += 1
+    path.write_bytes(bytes(out))
+    return path
+
+
+def count_packets(path: Path) -> int:
+    sys.path.insert(0, str(HERE.parent))
+    from mailtrace.capture.reader import open_capture
+
+    return sum(1 for _ in open_capture(str(path)).frames())
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sessions", type=int, default=1940)
+    ap.add_argument("--seed", type=int, default=2)
+    ap.add_argument("--noise-packets", type=int, default=1_000_000)
+    ap.add_argument("--no-tshark", action="store_true")
+    ap.add_argument("--json", type=Path, help="also write the results here")
+    args = ap.parse_args()
+
+    mailtrace = [sys.executable, "-m", "mailtrace", "analyze", "--format", "json"]
+    results: dict[str, dict[str, float]] = {}
+    mail = mail_capture(args.sessions, args.seed)
+    noise = noise_capture(args.noise_packets)
+    for label, path in (("mail", mail), ("non-mail", noise)):
+        packets = count_packets(path)
+        wall, rss = run_rss([*mailtrace, str(path)])
+        results[f"mailtrace {label}"] = {"seconds": wall, "packets": packets, "packets_per_s": packets / wall,
+                                         "peak_rss_mib": rss / 1024, "mb": path.stat().st_size / 1e6}
+        if label == "mail" and not args.no_tshark and shutil.which("tshark"):
+            wall, rss = run_rss(["tshark", "-r", str(path), "-Y", "smtp || pop || imap"])
+            results["tshark mail"] = {"seconds": wall, "packets": packets, "packets_per_s": packets / wall,
+                                      "peak_rss_mib": rss / 1024, "mb": path.stat().st_size / 1e6}
+    print(f"{'run':<22}{'MB':>8}{'packets':>10}{'seconds':>9}{'packets/s':>11}{'peak RSS MiB':>14}")
+    for name, r in results.items():
+        print(f"{name:<22}{r['mb']:>8.0f}{r['packets']:>10.0f}{r['seconds']:>9.2f}{r['packets_per_s']:>11.0f}"
+              f"{r['peak_rss_mib']:>14.0f}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,82 @@
+"""``mailtrace stats``: statistics over captures — rich tables, JSON or CSV.
+
+The same :class:`~mailtrace.stats.StatsCollector` fills the ``stats`` key of ``analyze --format
+json``; the findings are run too, and counted (not listed) in a last table.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+
+import click
+
+from mailtrace.commands.analyze import sessions
+from mailtrace.commands.common import build_config, capture_options, load_keylog, open_all
+from mailtrace.findings import FindingsCollector, FindingsConfig
+from mailtrace.pipeline import Analyzer
+from mailtrace.render.json import dumps
+from mailtrace.stats import DEFAULT_TOP, StatsCollector, StatsLimits, stats_document
+
+
+@click.command()
+@click.argument("captures", nargs=-1, required=True, metavar="CAPTURE...")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "csv"]),
+    default="text",
+    show_default=True,
+    help="text: tables; json: one document; csv: section,item,metric,value rows.",
+)
+@click.option(
+    "--top",
+    type=click.IntRange(min=1),
+    default=DEFAULT_TOP,
+    show_default=True,
+    metavar="N",
+    help="Rows of the top-N tables (servers, clients, addresses).",
+)
+@capture_options
+def stats(
+    *,
+    captures: tuple[str, ...],
+    fmt: str,
+    top: int,
+    ports: tuple[str, ...],
+    show_secrets: bool,
+    no_sniff: bool,
+    keylog_path: str | None,
+) -> None:
+    """Statistics of capture files: protocols, peers, commands, replies, messages, timing, spam defences."""
+    config = build_config(ports, show_secrets, no_sniff)
+    keylog = load_keylog(keylog_path)
+    files = open_all(captures)
+    analyzer = Analyzer(config, keylog=keylog)
+    collector = StatsCollector(StatsLimits(top=top))
+    findings = FindingsCollector(FindingsConfig())
+    started = time.monotonic()
+    for session in sessions(analyzer, files):
+        collector.session(session)
+        findings.session(session)
+    elapsed = time.monotonic() - started
+    collector.end(analyzer.stats, elapsed)
+    findings.end(analyzer.stats, elapsed)
+    result = collector.result()
+    result.extra["findings"] = findings.summary()
+    out = click.get_text_stream("stdout")
+    if fmt == "json":
+        out.write(dumps(stats_document(result), indent=2) + "\n")
+    elif fmt == "csv":
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(("section", "item", "metric", "value"))
+        writer.writerows(result.rows())
+    else:
+        from mailtrace.render.findings import make_console, stats_renderables
+
+        console = make_console(out)
+        for renderable in stats_renderables(result, top=top):
+            console.print(renderable)
+    for f in analyzer.stats.files:
+        for problem in f.problems:
+            click.echo(f"mailtrace: {f.name}: {problem}", err=True)

@@ -1,0 +1,364 @@
+"""Rules over several sessions: brute force and spraying, RCPT probing, greylisting, DNSBL look-ups.
+
+Each tracker keeps a small summary per key (client address, user name, greylisting triple, DNSBL
+query) — counts, a few frames, a capped set of names — never the sessions themselves. The number
+of keys is capped by ``FindingsConfig.max_tracked``; keys beyond it are counted in ``untracked``
+and said in the findings' details, so memory stays flat on any capture.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from mailtrace.findings.facts import reply_ok
+from mailtrace.findings.model import Finding, Severity
+from mailtrace.findings.rules import GREYLIST_TEXT, UNKNOWN_USER, RcptOutcome, RuleContext, plural, quote
+from mailtrace.session import Session
+
+MAX_NAMES = 1_000
+"""Distinct user names / clients / addresses remembered per key."""
+MAX_KEY_FRAMES = 50
+MAX_SESSIONS = 50
+
+
+@dataclass
+class Tally:
+    """Failures (or probes) seen for one key."""
+
+    count: int = 0
+    first_ts: float = 0.0
+    last_ts: float = 0.0
+    frames: list[int] = field(default_factory=list)
+    sessions: list[int] = field(default_factory=list)
+    names: set[str] = field(default_factory=set)
+    names_overflow: bool = False
+    secrets: set[str] = field(default_factory=set)
+    success: tuple[int, int, str] | None = None
+    """(session, frame, user) of a successful login after failures."""
+
+    def add(self, ts: float, frame: int, session: int, name: str | None, secret: str | None = None) -> None:
+        if not self.count:
+            self.first_ts = ts
+        self.count += 1
+        self.last_ts = max(self.last_ts, ts)
+        if len(self.frames) < MAX_KEY_FRAMES:
+            self.frames.append(frame)
+        if session not in self.sessions and len(self.sessions) < MAX_SESSIONS:
+            self.sessions.append(session)
+        if name is not None:
+            if len(self.names) < MAX_NAMES:
+                self.names.add(name)
+            elif name not in self.names:
+                self.names_overflow = True
+        if secret is not None and len(self.secrets) < MAX_NAMES:
+            self.secrets.add(hashlib.sha256(secret.encode("utf-8", "surrogateescape")).hexdigest()[:16])
+
+    def names_text(self, limit: int = 5) -> str:
+        names = sorted(self.names)
+        more = len(names) - limit
+        return ", ".join(names[:limit]) + (
+            f" and {more}{'+' if self.names_overflow else ''} more" if more > 0 else ""
+        )
+
+    @property
+    def span(self) -> float:
+        return max(0.0, self.last_ts - self.first_ts)
+
+    def session_id(self) -> int | None:
+        return self.sessions[0] if len(self.sessions) == 1 else None
+
+    def sessions_text(self) -> str:
+        shown = ", ".join(str(s) for s in self.sessions[:10])
+        return f"session{'s' if len(self.sessions) > 1 else ''} {shown}" + (
+            " …" if len(self.sessions) > 10 else ""
+        )
+
+
+class Keyed:
+    """A bounded dict of tallies."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.tallies: dict[str, Tally] = {}
+        self.untracked = 0
+
+    def get(self, key: str) -> Tally | None:
+        tally = self.tallies.get(key)
+        if tally is None:
+            if len(self.tallies) >= self.limit:
+                self.untracked += 1
+                return None
+            tally = self.tallies[key] = Tally()
+        return tally
+
+
+class LoginTracker:
+    """``auth-bruteforce``: failed logins per client address and per user name, over all sessions."""
+
+    def __init__(self, ctx: RuleContext) -> None:
+        self.ctx = ctx
+        self.by_client = Keyed(ctx.config.max_tracked)
+        self.by_user = Keyed(ctx.config.max_tracked)
+
+    def observe(self, s: Session) -> None:
+        for a in s.auth:
+            user = a.username or "?"
+            if a.success is False:
+                for tally, name in (
+                    (self.by_client.get(s.client.ip), user),
+                    (self.by_user.get(user), s.client.ip),
+                ):
+                    if tally is not None:
+                        tally.add(a.ts, a.frame, s.id, name, a.secret)
+            elif a.success:
+                for tally in (self.by_client.tallies.get(s.client.ip), self.by_user.tallies.get(user)):
+                    if tally is not None and tally.count and tally.success is None:
+                        tally.success = (s.id, a.frame, user)
+
+    def findings(self) -> Iterator[Finding]:
+        n = self.ctx.config.failed_login_threshold
+        flagged_users: set[str] = set()
+        for client, t in self.by_client.tallies.items():
+            if t.count < n:
+                continue
+            users = len(t.names)
+            spraying = users >= n and t.count <= 3 * users
+            same_password = spraying and 0 < len(t.secrets) <= 2
+            if spraying:
+                title = f"Password spraying from {client}: {plural(users, 'user')} tried"
+                what = f"{t.count} failed logins against {users} different users ({t.names_text()})" + (
+                    ", mostly with the same password" if same_password else ""
+                )
+            else:
+                title = f"Brute force from {client}: {t.count} failed logins"
+                what = f"{t.count} failed logins for {t.names_text()}"
+                if users == 1:
+                    flagged_users.update(t.names)
+            yield self._finding(t, title, what, "client")
+        for user, t in self.by_user.tallies.items():
+            if t.count < n or len(t.names) < 2 or user in flagged_users:
+                continue
+            yield self._finding(
+                t,
+                f"Brute force against user {user} from {plural(len(t.names), 'client')}",
+                f"{t.count} failed logins for {user} from {t.names_text()}",
+                "user",
+            )
+
+    def _finding(self, t: Tally, title: str, what: str, kind: str) -> Finding:
+        rate = f" in {t.span:.0f} s" if t.span >= 1 else ""
+        detail = f"{what}{rate} ({t.sessions_text()})."
+        severity = Severity.MEDIUM
+        if t.success is not None:
+            severity = Severity.HIGH
+            detail += (
+                f" Then a login succeeded (user {t.success[2]}, session {t.success[0]}, frame "
+                f"{t.success[1]}): the account may be compromised."
+            )
+            frames = [*t.frames[: self.ctx.config.max_frames - 1], t.success[1]]
+        else:
+            frames = t.frames
+        detail += f" Threshold: {self.ctx.config.failed_login_threshold} failures per {kind}."
+        untracked = self.by_client.untracked + self.by_user.untracked
+        if untracked:
+            detail += f" ({untracked} logins were past the tracking limit and not counted.)"
+        return self.ctx.finding(
+            "auth-bruteforce", severity, t.session_id(), frames, title, detail, t.first_ts
+        )
+
+
+class RcptProbeTracker:
+    """``user-enumeration`` by RCPT: many recipients refused as unknown from one client."""
+
+    def __init__(self, ctx: RuleContext) -> None:
+        self.ctx = ctx
+        self.by_client = Keyed(ctx.config.max_tracked)
+
+    def observe(self, s: Session, outcomes: list[RcptOutcome]) -> None:
+        for r in outcomes:
+            if r.reply is not None and r.reply.status.startswith("5") and UNKNOWN_USER.search(r.reply.text):
+                tally = self.by_client.get(s.client.ip)
+                if tally is not None:
+                    tally.add(r.command.ts, r.command.frame, s.id, r.address)
+
+    def findings(self) -> Iterator[Finding]:
+        n = self.ctx.config.rcpt_unknown_threshold
+        for client, t in self.by_client.tallies.items():
+            if t.count < n:
+                continue
+            yield self.ctx.finding(
+                "user-enumeration",
+                Severity.MEDIUM,
+                t.session_id(),
+                t.frames,
+                f"RCPT probing by {client}: {plural(t.count, 'unknown recipient')}",
+                f"{t.count} RCPT TO refused as unknown users ({t.names_text()}) in {t.sessions_text()}: the "
+                f"server's answers tell which addresses exist. Threshold: {n}.",
+                t.first_ts,
+            )
+
+
+@dataclass
+class Deferral:
+    session: int
+    frame: int
+    ts: float
+    status: str
+    text: str
+
+
+class GreylistTracker:
+    """``greylisting``: a (client, sender, recipient) triple deferred with 4xx, then accepted on a retry."""
+
+    def __init__(self, ctx: RuleContext) -> None:
+        self.ctx = ctx
+        self.deferred: dict[tuple[str, str, str], Deferral] = {}
+        self.untracked = 0
+        self.retried = 0
+
+    def observe(self, s: Session, outcomes: list[RcptOutcome]) -> Iterator[Finding]:
+        for r in outcomes:
+            if r.reply is None or r.mail_from is None:
+                continue
+            key = (s.client.ip, r.mail_from.lower(), r.address.lower())
+            status = r.reply.status
+            if status in ("450", "451"):
+                if key not in self.deferred:
+                    if len(self.deferred) >= self.ctx.config.max_tracked:
+                        self.untracked += 1
+                        continue
+                    self.deferred[key] = Deferral(s.id, r.reply.frame, r.reply.ts, status, r.reply.text)
+            elif reply_ok(r.reply) and key in self.deferred and self.deferred[key].ts < r.reply.ts:
+                first = self.deferred.pop(key)
+                self.retried += 1
+                yield self.ctx.finding(
+                    "greylisting",
+                    Severity.INFO,
+                    s,
+                    [first.frame, r.command.frame, r.reply.frame],
+                    f"Greylisting: {s.client.ip} retried <{r.mail_from}> → <{r.address}> and was accepted",
+                    f"First deferred in session {first.session} ({first.status} {quote(first.text, 60)}), "
+                    f"accepted {r.reply.ts - first.ts:.0f} s later in session {s.id}: the client is a real "
+                    "MTA that queues and retries, which is what greylisting tests.",
+                    first.ts,
+                )
+
+    def findings(self) -> Iterator[Finding]:
+        for (client, sender, rcpt), d in self.deferred.items():
+            if GREYLIST_TEXT.search(d.text):
+                yield self.ctx.finding(
+                    "greylisting",
+                    Severity.INFO,
+                    d.session,
+                    [d.frame],
+                    f"Greylisting: {client} deferred for <{sender}> → <{rcpt}>, no retry seen",
+                    f"The server deferred the triple ({d.status} {quote(d.text, 60)}); no retry appears in "
+                    "the capture (spam software rarely retries; a real MTA retries after minutes).",
+                    d.ts,
+                )
+
+
+# --------------------------------------------------------------------------- DNS blocklists
+
+REVERSED_V4 = re.compile(
+    r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.([a-z0-9.-]+\.[a-z]{2,})\.?$", re.IGNORECASE
+)
+DOMAIN_LISTS = (
+    "dbl.spamhaus.org",
+    "multi.uribl.com",
+    "multi.surbl.org",
+    "black.uribl.com",
+    "rhsbl.sorbs.net",
+    "dbl.nordspam.com",
+    "uribl.spameatingmonkey.net",
+)
+NOT_BLOCKLISTS = ("in-addr.arpa", "ip6.arpa")
+
+
+@dataclass(frozen=True, slots=True)
+class DnsObservation:
+    """One DNS query (and its answer, when seen) — the hook for the DNS dissector.
+
+    The DNS layer (another issue) calls :meth:`FindingsCollector.dns` with one of these per
+    query/response pair it sees; without DNS traffic no ``dnsbl-lookup`` finding is made.
+    """
+
+    frame: int
+    ts: float
+    resolver_client: str
+    """Who asked (the mail server, usually)."""
+    qname: str
+    qtype: str = "A"
+    answers: tuple[str, ...] = ()
+    """A/AAAA/TXT answer data as text; empty for NXDOMAIN or no response seen."""
+    rcode: str | None = None
+    """``NOERROR``, ``NXDOMAIN`` ... or None when no response was seen."""
+
+
+def dnsbl_query(qname: str) -> tuple[str, str] | None:
+    """``2.0.0.127.zen.spamhaus.org`` → (``127.0.0.2``, ``zen.spamhaus.org``); domain lists → (name, zone)."""
+    name = qname.strip().rstrip(".").lower()
+    if name.endswith(NOT_BLOCKLISTS):
+        return None
+    labels = name.split(".")
+    if len(labels) > 32 + 2 and all(len(x) == 1 and x in "0123456789abcdef" for x in labels[:32]):
+        address = ipaddress.IPv6Address(int("".join(reversed(labels[:32])), 16))
+        return str(address), ".".join(labels[32:])
+    match = REVERSED_V4.match(name)
+    if match and all(int(match.group(i)) < 256 for i in range(1, 5)):
+        return ".".join(match.group(i) for i in (4, 3, 2, 1)), match.group(5)
+    for zone in DOMAIN_LISTS:
+        if name.endswith("." + zone) and name != zone:
+            return name[: -len(zone) - 1], zone
+    return None
+
+
+class DnsblTracker:
+    """``dnsbl-lookup``: a mail server asking a DNS blocklist about an address or a domain."""
+
+    def __init__(self, ctx: RuleContext) -> None:
+        self.ctx = ctx
+        self.seen: set[tuple[str, str]] = set()
+        self.lookups = 0
+        self.listed = 0
+
+    def observe(self, q: DnsObservation) -> Finding | None:
+        parsed = dnsbl_query(q.qname)
+        if parsed is None or q.qtype.upper() not in ("A", "TXT", "ANY"):
+            return None
+        subject, zone = parsed
+        self.lookups += 1
+        codes = tuple(a for a in q.answers if a.startswith("127."))
+        if codes:
+            self.listed += 1
+        key = (subject, zone)
+        if key in self.seen:
+            return None
+        if len(self.seen) < self.ctx.config.max_tracked:
+            self.seen.add(key)
+        if codes:
+            return self.ctx.finding(
+                "dnsbl-lookup",
+                Severity.LOW,
+                None,
+                [q.frame],
+                f"{subject} is listed on {zone} ({', '.join(codes)})",
+                f"{q.resolver_client} looked up {subject} on the blocklist {zone} and got "
+                f"{', '.join(codes)}: the address or domain is listed, and mail from it is likely refused.",
+                q.ts,
+            )
+        outcome = "not listed" if q.rcode == "NXDOMAIN" else "no answer seen" if q.rcode is None else q.rcode
+        return self.ctx.finding(
+            "dnsbl-lookup",
+            Severity.INFO,
+            None,
+            [q.frame],
+            f"DNSBL look-up of {subject} on {zone}: {outcome}",
+            f"{q.resolver_client} asked the blocklist {zone} about {subject} ({outcome}): a spam defence at "
+            "work.",
+            q.ts,
+        )

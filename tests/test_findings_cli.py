@@ -1,0 +1,100 @@
+"""``mailtrace analyze`` with findings: text placement, JSON keys, --findings-only, --fail-on and friends."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+from mt_findings_lab import ATTACKER, PcapBuilder, envelope, failed_login, sample
+
+from mailtrace.cli import main
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner(env={"COLUMNS": "150"}).invoke(main, ["analyze", *args])
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.output
+
+
+def test_text_prints_findings_after_the_sessions() -> None:
+    code, out = run(str(sample("pop3-session.pcap")))
+    assert code == 0
+    assert out.index("Findings: 3 high, 2 medium, 1 low") > out.rindex("Session 4 · POP3")
+    assert "POP3 password of user bob sent in cleartext" in out
+    assert "bob-pop3-Secret" not in out
+
+
+def test_findings_only_text_and_secrets() -> None:
+    code, out = run("--findings-only", "--show-secrets", str(sample("pop3-session.pcap")))
+    assert code == 0
+    assert "Session 1 ·" not in out
+    assert out.lstrip().startswith("Findings:")
+    assert '"bob-pop3-Secret"' in out
+
+
+def test_json_report_has_findings_and_stats() -> None:
+    code, out = run("--format", "json", str(sample("smtp-errors.pcap")))
+    assert code == 0
+    doc = json.loads(out)
+    assert list(doc)[:4] == ["format", "version", "sessions", "capture"]
+    assert len(doc["sessions"]) == 3
+    ids = {f["id"] for f in doc["findings"]}
+    assert {"user-enumeration", "relay-denied"} <= ids
+    assert doc["stats"]["protocols"][0]["sessions"] == 3
+    assert doc["stats"]["findings"]["total"] == len(doc["findings"])
+    code, out = run("--format", "json", "--findings-only", str(sample("smtp-errors.pcap")))
+    doc2 = json.loads(out)
+    assert doc2["sessions"] == [] and doc2["findings"] == doc["findings"]
+
+
+def test_jsonl_findings_only_is_one_finding_per_line() -> None:
+    code, out = run("--format", "jsonl", "--findings-only", str(sample("pop3-session.pcap")))
+    assert code == 0
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert len(lines) == 6 and all(set(x) >= {"id", "severity", "frames"} for x in lines)
+    code, out = run("--format", "jsonl", str(sample("pop3-session.pcap")))
+    assert all("protocol" in json.loads(line) for line in out.splitlines())  # unchanged: sessions
+
+
+def test_fail_on_sets_the_exit_status_only_when_asked() -> None:
+    pop3 = str(sample("pop3-session.pcap"))  # high findings
+    starttls = str(sample("smtp-starttls.pcap"))  # one low finding (auth-before-tls)
+    assert run(pop3)[0] == 0
+    assert run("--fail-on", "high", pop3)[0] == 3
+    assert run("--fail-on", "high", "--format", "json", pop3)[0] == 3
+    assert run("--fail-on", "medium", starttls)[0] == 0
+    assert run("--fail-on", "low", starttls)[0] == 3
+    assert run("--fail-on", "info", starttls)[0] == 3
+    assert run("--fail-on", "critical", starttls)[0] == 2  # not a severity: usage error
+
+
+def test_local_domains_and_threshold_options(tmp_path: Path) -> None:
+    b = PcapBuilder()
+    envelope(b, ATTACKER, "x@spam.example", "victim@other.example", "250 2.1.5 Ok")
+    for _ in range(3):
+        failed_login(b, ATTACKER, "alice")
+    path = str(b.write(tmp_path / "relay.pcap"))
+    _code, out = run("--format", "json", "--findings-only", path)
+    relay = [f for f in json.loads(out)["findings"] if f["id"] == "open-relay-attempt"]
+    assert [f["severity"] for f in relay] == ["medium"]
+    _code, out = run(
+        "--format", "json", "--findings-only", "--local-domains", "Example.ORG., b.example", path
+    )
+    relay = [f for f in json.loads(out)["findings"] if f["id"] == "open-relay-attempt"]
+    assert [f["severity"] for f in relay] == ["high"]
+    code, out = run("--local-domains", "not a domain", path)
+    assert code == 2 and "--local-domains" in out
+    _code, out = run("--format", "json", "--findings-only", path)
+    assert "auth-bruteforce" not in out  # 3 failures, default threshold 5
+    for option in ("--failed-login-threshold", "--bruteforce-threshold"):
+        _code, out = run("--format", "json", "--findings-only", option, "3", path)
+        assert [f["id"] for f in json.loads(out)["findings"]].count("auth-bruteforce") == 1
+
+
+def test_stats_in_text_mode_on_request() -> None:
+    _code, out = run("--findings-only", "--stats", str(sample("smtp-errors.pcap")))
+    assert "Protocol hierarchy" in out and "SMTP replies by class and category" in out
+    _code, out = run("--findings-only", str(sample("smtp-errors.pcap")))
+    assert "Protocol hierarchy" not in out

@@ -1,0 +1,52 @@
+"""The pipeline as a whole: the fast path changes nothing, sessions come out in start order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mailtrace.capture.reader import open_capture
+from mailtrace.config import Config
+from mailtrace.pipeline import Analyzer
+from mailtrace.render.json import capture_json, session_json
+from tests.pcapgen import Capture, Tcp
+from tests.support import sample
+
+
+def analyse(path: Path, fast: bool) -> tuple[list[dict], dict]:
+    analyzer = Analyzer(Config(), fast_path=fast)
+    sessions = [session_json(s) for s in analyzer.run([open_capture(str(path))])]
+    return sessions, capture_json(analyzer.stats)
+
+
+def test_fast_path_gives_identical_results() -> None:
+    """mixed-all holds HTTP, DNS and ARP between the mail sessions: the fast path must not change a thing."""
+    path = sample("mixed-all.pcap")
+    assert analyse(path, True) == analyse(path, False)
+
+
+def test_fast_path_with_port_reuse_and_noise(tmp_path: Path) -> None:
+    cap = Capture()
+    web = Tcp(cap, client=("10.0.0.1", 50000), server=("10.0.0.9", 80)).handshake()
+    web.c(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").s(b"HTTP/1.1 200 OK\r\n\r\n" + b"x" * 3000)
+    mail = Tcp(cap, client=("10.0.0.1", 50001), ts=web.ts).handshake()
+    mail.s(b"220 hi\r\n").c(b"QUIT\r\n").s(b"221 bye\r\n")
+    web.ts = mail.ts
+    for _ in range(20):
+        web.s(b"y" * 1000)
+    web.fin()
+    again = Tcp(cap, client=("10.0.0.1", 50000), server=("10.0.0.9", 80), isn_client=777, ts=web.ts).handshake()
+    again.c(b"GET /2 HTTP/1.1\r\n\r\n").fin()
+    mail.ts = again.ts
+    mail.fin()
+    path = cap.write(tmp_path / "x.pcap")
+    fast, slow = analyse(path, True), analyse(path, False)
+    assert fast == slow
+    assert [s["stream"] for s in fast[0]] == [1]
+    assert fast[1]["tcp_packets"] == len(cap.frames)
+
+
+def test_sessions_in_start_order_with_ids() -> None:
+    sessions, _ = analyse(sample("mixed-all.pcap"), True)
+    starts = [s["first_frame"] for s in sessions]
+    assert starts == sorted(starts)
+    assert [s["id"] for s in sessions] == list(range(1, len(sessions) + 1))

@@ -1,0 +1,288 @@
+"""The SMTP dissector, fed real sessions and the edge cases no capture has."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mailtrace.capture.reader import open_capture
+from mailtrace.config import Config
+from mailtrace.model import CLIENT, SERVER, BodyData, Chunk, Eof, Event, MessageData, StreamGap, StreamItem
+from mailtrace.pipeline import Analyzer
+from mailtrace.protocols.base import DissectorLimits
+from mailtrace.protocols.smtp import Smtp, parse_address
+from mailtrace.session import Session
+from tests.pcapgen import Capture, Tcp
+from tests.support import corpus, facts, report, sample
+
+
+def sessions_with_transcript(path: Path) -> list[Session]:
+    config = Config()
+    config = replace(config, session=replace(config.session, keep_transcript=True))
+    return list(Analyzer(config).run([open_capture(str(path))]))
+
+
+def items_of(session: Session) -> list[StreamItem]:
+    out: list[StreamItem] = []
+    for piece in session.transcript:
+        if piece.gap:
+            out.append(StreamGap(piece.direction, piece.gap, piece.ts, piece.frame))
+        else:
+            out.append(Chunk(piece.direction, piece.data, piece.ts, piece.frame))
+    return out
+
+
+def normalized(events: list[Event]) -> list[Event]:
+    """Bulk data arrives in as many pieces as it was fed in: merge each run of bulk events."""
+    out: list[Event] = []
+    run_: list[Event] = []
+
+    def flush() -> None:
+        data = [e for e in run_ if isinstance(e, MessageData)]
+        if data and any(e.data for e in data):
+            out.append(replace(data[-1], data=b"".join(e.data for e in data)))
+        by_frame: dict[int, BodyData] = {}
+        for e in run_:
+            if isinstance(e, BodyData):
+                old = by_frame.get(e.frame)
+                by_frame[e.frame] = e if old is None else replace(old, nbytes=old.nbytes + e.nbytes)
+        out.extend(b for b in by_frame.values() if b.nbytes)
+        run_.clear()
+
+    for e in events:
+        if isinstance(e, (MessageData, BodyData)):
+            run_.append(e)
+        else:
+            flush()
+            out.append(e)
+    flush()
+    return out
+
+
+def run(items: list[StreamItem], limits: DissectorLimits = DissectorLimits()) -> tuple[list[Event], dict[str, Any]]:
+    d = Smtp(limits)
+    events: list[Event] = []
+    for item in items:
+        events += d.feed(item)
+    events += d.finish()
+    return normalized(events), d.record()
+
+
+def split_bytes(items: list[StreamItem]) -> list[StreamItem]:
+    out: list[StreamItem] = []
+    for item in items:
+        if isinstance(item, Chunk):
+            out += [Chunk(item.direction, item.data[i : i + 1], item.ts, item.frame) for i in range(len(item.data))]
+        else:
+            out.append(item)
+    return out
+
+
+def split_at(items: list[StreamItem], index: int, offset: int) -> list[StreamItem]:
+    item = items[index]
+    assert isinstance(item, Chunk)
+    a = Chunk(item.direction, item.data[:offset], item.ts, item.frame)
+    b = Chunk(item.direction, item.data[offset:], item.ts, item.frame)
+    return [*items[:index], a, b, *items[index + 1 :]]
+
+
+SMTP_SAMPLES = ["smtp-relay-seed-story.pcap", "smtp-submission-auth.pcap", "smtp-errors.pcap"]
+
+
+@pytest.mark.parametrize("name", SMTP_SAMPLES)
+def test_split_invariance_on_real_sessions(name: str) -> None:
+    for session in sessions_with_transcript(sample(name)):
+        items = items_of(session)
+        whole = run(items)
+        assert whole[0], "the session produced events"
+        assert run(split_bytes(items)) == whole
+
+
+def test_split_at_every_offset_seed_story() -> None:
+    session = sessions_with_transcript(sample("smtp-relay-seed-story.pcap"))[0]
+    items = items_of(session)
+    whole = run(items)
+    for index, item in enumerate(items):
+        assert isinstance(item, Chunk)
+        for offset in range(1, len(item.data)):
+            assert run(split_at(items, index, offset)) == whole, (index, offset)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_split_invariance_random_bdat_pipelining(data: st.DataObject) -> None:
+    session = sessions_with_transcript(corpus("zeek/smtp-bdat-pipeline-8bitmime"))[0]
+    items = items_of(session)
+    whole = run(items)
+    cut: list[StreamItem] = []
+    for item in items:
+        if isinstance(item, Chunk) and len(item.data) > 1:
+            points = sorted(data.draw(st.sets(st.integers(1, len(item.data) - 1), max_size=4)))
+            last = 0
+            for p in [*points, len(item.data)]:
+                cut.append(Chunk(item.direction, item.data[last:p], item.ts, item.frame))
+                last = p
+        else:
+            cut.append(item)
+    assert run(cut) == whole
+
+
+# --------------------------------------------------------------------------- real sessions vs facts
+def test_seed_story_matches_facts() -> None:
+    f = facts("smtp-relay-seed-story.facts.json")
+    data = report(sample("smtp-relay-seed-story.pcap"))
+    first, relay = data["sessions"]
+    fs = f["sessions"][0]
+    assert first["helo"] == fs["ehlo"]
+    tx = first["transactions"][0]
+    assert tx["mail_from"] == fs["mail_from"]
+    assert tx["rcpt_to"] == [r["address"] for r in fs["rcpt_to"]]
+    assert tx["accepted"] == tx["rcpt_to"]
+    assert (tx["reply"], tx["data_reply"], tx["queue_id"]) == (250, 250, "6AQDMOpI000661")
+    assert first["messages"][0]["subject"] == fs["messages"][0]["subject"]
+    assert first["messages"][0]["message_id"] == fs["messages"][0]["message_id"]
+    # the relay hop: EHLO, MAIL with SIZE, then RCPT and DATA pipelined in one segment
+    assert relay["transactions"][0]["params"] == {"SIZE": "480"}
+    assert relay["transactions"][0]["queue_id"] == "2126016C758"
+    rcpt, data_cmd = relay["commands"][2], relay["commands"][3]
+    assert (rcpt["verb"], data_cmd["verb"], rcpt["frame"]) == ("RCPT", "DATA", data_cmd["frame"])
+    assert [r["answers"] for r in relay["replies"]] == [None, "EHLO", "MAIL", "RCPT", "DATA", ".", "QUIT"]
+
+
+def test_submission_auth_plain_and_login_with_pipelining() -> None:
+    data = report(sample("smtp-submission-auth.pcap"))
+    first, second = data["sessions"]
+    assert first["auth"][0]["mechanism"] == "PLAIN" and first["auth"][0]["username"] == "bob"
+    assert first["auth"][0]["success"] is True and "password" not in first["auth"][0]
+    assert second["auth"][0]["mechanism"] == "LOGIN" and second["user"] == "bob"
+    for s in (first, second):
+        tx = s["transactions"][0]
+        assert tx["rcpt_to"] == ["carol@remote.example", "dave@remote.example", "nosuch@remote.example"]
+        assert tx["accepted"] == ["carol@remote.example", "dave@remote.example"]
+        assert tx["rcpt_replies"] == [250, 250, 550]
+    assert first["commands"][0]["verb"] == "EHLO"  # smtplib sends lower-case 'ehlo'
+    with_secrets = report(sample("smtp-submission-auth.pcap"), args=("--show-secrets",))
+    assert with_secrets["sessions"][0]["auth"][0]["password"] == "bob-pop3-Secret"
+
+
+def test_errors_session_codes_and_rst_in_data() -> None:
+    data = report(sample("smtp-errors.pcap"))
+    sendmail, postfix, reset = data["sessions"]
+    codes = [r["status"] for r in sendmail["replies"]]
+    assert {"214", "250", "550", "503", "500", "501", "553"} <= set(codes)
+    assert any(a["kind"] == "unknown-command" for a in sendmail["anomalies"])
+    assert postfix["replies"][-1]["status"] == "421"
+    assert reset["close"] == "rst"
+    assert reset["messages"][0]["complete"] is False
+
+
+# --------------------------------------------------------------------------- synthetic edge cases
+def smtp_items(*parts: tuple[str, bytes]) -> list[StreamItem]:
+    return [Chunk(CLIENT if who == "c" else SERVER, data, float(i), i + 1) for i, (who, data) in enumerate(parts)]
+
+
+def test_parse_address_variants() -> None:
+    params = {"SIZE": "10", "BODY": "8BITMIME"}
+    assert parse_address("FROM:<a@b> SIZE=10 BODY=8BITMIME", "FROM") == ("a@b", params, True)
+    assert parse_address("from: <a@b>", "FROM") == ("a@b", {}, True)
+    assert parse_address("FROM:<>", "FROM") == ("", {}, True)
+    assert parse_address("FROM alice@x", "FROM")[2] is False
+
+
+def test_cram_md5_and_cancel() -> None:
+    challenge = base64.b64encode(b"<1896.697170952@postoffice.example.net>").decode()
+    answer = base64.b64encode(b"tim b913a602c7eda7a495b4e6e7334d3890").decode()
+    events, _ = run(smtp_items(("s", b"220 hi\r\n"), ("c", b"EHLO a\r\n"), ("s", b"250 ok\r\n"),
+                               ("c", b"AUTH CRAM-MD5\r\n"), ("s", f"334 {challenge}\r\n".encode()),
+                               ("c", f"{answer}\r\n".encode()), ("s", b"235 ok\r\n"),
+                               ("c", b"AUTH LOGIN\r\n"), ("s", b"334 VXNlcm5hbWU6\r\n"), ("c", b"*\r\n"),
+                               ("s", b"501 cancelled\r\n")))
+    auths = [e for e in events if type(e).__name__ == "AuthAttempt"]
+    assert (auths[0].mechanism, auths[0].username, auths[0].success) == ("CRAM-MD5", "tim", True)
+    assert auths[0].secret == "b913a602c7eda7a495b4e6e7334d3890"
+    assert (auths[1].mechanism, auths[1].success) == ("LOGIN", False)
+
+
+def test_starttls_injection_flagged() -> None:
+    events, _ = run(smtp_items(("s", b"220 hi\r\n"), ("c", b"EHLO a\r\n"), ("s", b"250-a\r\n250 STARTTLS\r\n"),
+                               ("c", b"STARTTLS\r\nMAIL FROM:<evil@x>\r\n"), ("s", b"220 go ahead\r\n")))
+    kinds = [getattr(e, "kind", None) for e in events]
+    assert "starttls-injection" in kinds
+    assert type(events[-1]).__name__ == "TlsStart"
+
+
+@pytest.mark.parametrize(("body", "pattern"), [
+    (b"Subject: x\r\n\r\nhi\n.\nMAIL FROM:<x@y>\r\n", "<LF>.<LF>"),
+    (b"Subject: x\r\n\r\nhi\n.\r\nMAIL FROM:<x@y>\r\n", "<LF>.<CR><LF>"),
+    (b"Subject: x\r\n\r\nhi\r.\r\nMAIL FROM:<x@y>\r\n", "<CR>.<CR><LF>"),
+])
+def test_smtp_smuggling_variants(body: bytes, pattern: str) -> None:
+    events, record = run(smtp_items(("s", b"220 hi\r\n"), ("c", b"EHLO a\r\n"), ("s", b"250 ok\r\n"),
+                                    ("c", b"MAIL FROM:<a@b>\r\n"), ("s", b"250 ok\r\n"),
+                                    ("c", b"RCPT TO:<c@d>\r\n"), ("s", b"250 ok\r\n"),
+                                    ("c", b"DATA\r\n"), ("s", b"354 go\r\n"),
+                                    ("c", body + b".\r\n"), ("s", b"250 queued\r\n")))
+    smuggle = [e for e in events if getattr(e, "kind", "") == "smtp-smuggling"]
+    assert smuggle and pattern in smuggle[0].detail  # type: ignore[attr-defined]
+    assert pattern in record["smtp"]["smuggling_patterns"]
+    ends = [e for e in events if type(e).__name__ == "MessageEnd"]
+    assert len(ends) == 1  # only <CR><LF>.<CR><LF> ends DATA
+
+
+def test_bdat_chunks_with_binary_and_last() -> None:
+    chunk1 = b"Subject: chunked\r\n\r\n\x00\xffbinary"
+    chunk2 = b" end\r\n"
+    events, record = run(smtp_items(("s", b"220 hi\r\n"), ("c", b"EHLO a\r\n"), ("s", b"250 CHUNKING\r\n"),
+                                    ("c", b"MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n"
+                                          + f"BDAT {len(chunk1)}\r\n".encode() + chunk1),
+                                    ("s", b"250 ok\r\n250 ok\r\n250 chunk\r\n"),
+                                    ("c", f"BDAT {len(chunk2)} LAST\r\n".encode() + chunk2 + b"QUIT\r\n"),
+                                    ("s", b"250 queued as Q1\r\n221 bye\r\n")))
+    tx = record["transactions"][0]
+    assert tx["bdat_chunks"] == [len(chunk1), len(chunk2)]
+    assert tx["data_reply"] == 250
+    ends = [e for e in events if type(e).__name__ == "MessageEnd"]
+    assert ends[0].origin == "smtp-bdat" and ends[0].complete  # type: ignore[attr-defined]
+    assert [getattr(e, "verb", None) for e in events if type(e).__name__ == "Command"] == \
+        ["EHLO", "MAIL", "RCPT", "BDAT", "BDAT", "QUIT"]
+
+
+def test_bdat_invalid_size_resyncs() -> None:
+    events, _ = run(smtp_items(("s", b"220 hi\r\n"), ("c", b"MAIL FROM:<a@b>\r\n"), ("s", b"250 ok\r\n"),
+                               ("c", b"BDAT -5\r\nQUIT\r\n"), ("s", b"501 bad\r\n221 bye\r\n")))
+    assert "bdat-invalid" in [getattr(e, "kind", None) for e in events]
+    assert [getattr(e, "verb", None) for e in events if type(e).__name__ == "Command"][-1] == "QUIT"
+
+
+def test_over_long_line_is_an_anomaly_and_bounded() -> None:
+    limits = DissectorLimits(max_line=1000)
+    events, _ = run(smtp_items(("s", b"220 hi\r\n"), ("c", b"EHLO " + b"x" * 50_000 + b"\r\n"),
+                               ("s", b"500 too long\r\n"), ("c", b"QUIT\r\n"), ("s", b"221 bye\r\n")), limits)
+    assert "line-too-long" in [getattr(e, "kind", None) for e in events]
+    assert [getattr(e, "verb", None) for e in events if type(e).__name__ == "Command"] == ["EHLO", "QUIT"]
+
+
+def test_gap_in_command_stream_resyncs_on_next_command() -> None:
+    items = smtp_items(("s", b"220 hi\r\n"), ("c", b"EHLO a\r\nMAIL FR"))
+    items.append(StreamGap(CLIENT, 30, 3.0, 3))
+    items += [Chunk(CLIENT, b"b@c>\r\nRCPT TO:<d@e>\r\n", 4.0, 4), Chunk(SERVER, b"250 ok\r\n", 5.0, 5),
+              Eof(CLIENT, 6.0, 6)]
+    events, _ = run(items)
+    verbs = [getattr(e, "verb", None) for e in events if type(e).__name__ == "Command"]
+    assert verbs == ["EHLO", "RCPT"]
+    assert any(type(e).__name__ == "GapEvent" for e in events)
+
+
+def test_garbage_on_port_25_is_an_anomaly(tmp_path: Path) -> None:
+    cap = Capture()
+    t = Tcp(cap).handshake()
+    t.c(bytes(range(256)) * 4).s(b"500 what?\r\n").fin()
+    (s,) = report(cap.write(tmp_path / "x.pcap"))["sessions"]
+    assert s["protocol"] == "smtp"
+    assert any(a["kind"] == "garbage" for a in s["anomalies"])
