@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import TracebackType
 from typing import IO
 
@@ -58,7 +59,7 @@ class Progress:
         bar = self._bar
         if self._task is not None:
             bar.remove_task(self._task)
-        self._task = bar.add_task(capture.name, total=capture.size, packets=0)
+        self._task = bar.add_task(Path(capture.name).name, total=capture.size, packets=0)
         self._start()
 
         def update(packets: int) -> None:
