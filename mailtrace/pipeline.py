@@ -151,6 +151,7 @@ class Analyzer:
                 last_ts = ts
                 if first_ts is None:
                     first_ts = ts
+                    fstats.start = ts  # known at once: views measure Time from the file's first packet
                 # Fast path for the common case, Ethernet/IPv4/TCP of a connection nobody tracks: one
                 # dict lookup and no objects. Anything else (SYN/FIN/RST, fragments, other link types,
                 # new connections, time for a sweep) takes the full decode below; test_fast_path checks

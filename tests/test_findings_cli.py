@@ -21,7 +21,7 @@ def run(*args: str) -> tuple[int, str]:
 def test_text_prints_findings_after_the_sessions() -> None:
     code, out = run(str(sample("pop3-session.pcap")))
     assert code == 0
-    assert out.index("Findings: 3 high, 2 medium, 1 low") > out.rindex("== session 4")
+    assert out.index("Findings: 3 high, 2 medium, 1 low") > out.rindex("Session 4 · POP3")
     assert "POP3 password of user bob sent in cleartext" in out
     assert "bob-pop3-Secret" not in out
 
@@ -29,7 +29,7 @@ def test_text_prints_findings_after_the_sessions() -> None:
 def test_findings_only_text_and_secrets() -> None:
     code, out = run("--findings-only", "--show-secrets", str(sample("pop3-session.pcap")))
     assert code == 0
-    assert "== session" not in out
+    assert "Session 1 ·" not in out
     assert out.lstrip().startswith("Findings:")
     assert '"bob-pop3-Secret"' in out
 

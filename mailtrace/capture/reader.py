@@ -66,6 +66,20 @@ class CaptureFile:
     _endian: str = "<"
     _tsres: float = 1e-6
     _linktype: int = 1
+    size: int | None = None
+    """Bytes of the file on disk, when it is a regular file (for progress display)."""
+    source: BinaryIO | None = field(default=None, repr=False)
+    """The file as opened, before decompression: where it stands tells how far reading got."""
+
+    def position(self) -> int | None:
+        """Bytes of the file (as stored, compressed or not) read so far; None when unknown."""
+        if self.source is None or self.size is None:
+            return None
+        try:
+            where = self.source.tell()
+        except (OSError, ValueError):
+            return None
+        return where if self.raw is not None else max(where, self.bytes_read)
 
     def frames(self) -> Iterator[Frame]:
         try:
@@ -130,6 +144,7 @@ class CaptureFile:
                     break
             yield (sec + frac * res, linktype, buf[pos + 16 : end], orig if orig >= incl else incl)
             pos = end
+            self.bytes_read = total + pos  # as it goes: a memory-mapped file has no read position
         self.bytes_read = total + pos
         if mapped is not None:
             mapped.close()
@@ -262,6 +277,18 @@ def _peek(stream: BinaryIO, n: int) -> bytes:
     raise TypeError("stream must be buffered")  # pragma: no cover - we always wrap
 
 
+def _located(capture: CaptureFile, raw: BinaryIO) -> CaptureFile:
+    """Remember the underlying file and its size, so progress can be shown while reading."""
+    try:
+        info = os.fstat(raw.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return capture
+    if stat.S_ISREG(info.st_mode):
+        capture.source = raw
+        capture.size = info.st_size
+    return capture
+
+
 def open_capture(path: str) -> CaptureFile:
     """Open ``path`` (or ``-`` for stdin) and read its file header; CaptureError if not a capture."""
     name = "<stdin>" if path == "-" else path
@@ -289,7 +316,7 @@ def open_capture(path: str) -> CaptureFile:
         raw.close()
         raise CaptureError(f"{name}: cannot decompress: {exc}") from None
     if magic[:4] == PCAPNG_SHB:
-        return CaptureFile(name, "pcapng" + compression, stream, raw=raw if compression else None)
+        return _located(CaptureFile(name, "pcapng" + compression, stream, raw=raw if compression else None), raw)
     if magic[:4] in PCAP_MAGICS:
         if len(magic) < 24:
             stream.close()
@@ -300,7 +327,7 @@ def open_capture(path: str) -> CaptureFile:
         kind = "pcap-ns" if res == 1e-9 else "pcap"
         cf = CaptureFile(name, kind + compression, stream, raw=raw if compression else None)
         cf._endian, cf._tsres, cf._linktype = endian, res, linktype & 0x0FFFFFFF
-        return cf
+        return _located(cf, raw)
     stream.close()
     raw.close()
     if not magic:

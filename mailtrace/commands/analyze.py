@@ -3,6 +3,9 @@
 Sessions flow from the Analyzer to a list of consumers (the chosen renderer, and whatever else the
 options ask for: an HTML report, findings, statistics). Each consumer sees every session once, as it
 finishes, and then ``end()`` with the capture totals — so nothing needs the whole capture in memory.
+The session filters (``--session``, ``-p``, ``--host``, ``--port N``, ``--user``, ``--since``,
+``--until``, ``--status``) sit in front of all consumers, so every view, the findings and the JSON
+agree (docs/terminal.md).
 
 Exit status: 0 whenever a report was produced (even from a damaged capture), 2 for a problem the
 user can fix, 130 when interrupted — and, only with ``--fail-on SEVERITY``, 3 when a finding of
@@ -14,16 +17,20 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any, Protocol
 
 import click
 
 from mailtrace.capture.reader import CaptureFile
 from mailtrace.commands.common import build_config, capture_options, fail, load_keylog, open_all
+from mailtrace.filters import PROTOCOLS, STATUSES, SessionFilter, parse_host, parse_ids, parse_time
 from mailtrace.findings import FindingsCollector, FindingsConfig, Severity
 from mailtrace.findings.model import DEFAULT_FAILED_LOGIN_THRESHOLD
 from mailtrace.pipeline import Analyzer, CaptureStats
 from mailtrace.render.json import JsonReportWriter, dumps, jsonl_writer
+from mailtrace.render.output import Output
+from mailtrace.render.progress import Progress
 from mailtrace.session import Session
 from mailtrace.stats import StatsCollector
 
@@ -119,12 +126,64 @@ def parse_domains(text: str | None) -> frozenset[str]:
     return domains
 
 
+def _split_ports(values: tuple[str, ...]) -> tuple[tuple[str, ...], frozenset[int]]:
+    """``--port`` takes both forms: ``2526=smtp`` says what a port speaks, a bare ``25`` filters."""
+    rules = tuple(v for v in values if "=" in v)
+    wanted: set[int] = set()
+    for value in values:
+        if "=" in value:
+            continue
+        text = value.strip()
+        if not text.isdigit() or not 0 < int(text) < 65536:
+            fail(f"--port {value}: expected a port number (filter) or PORT=PROTOCOL (e.g. 2526=smtp)")
+        wanted.add(int(text))
+    return rules, frozenset(wanted)
+
+
+def build_filter(*, ids: tuple[str, ...], protocols: tuple[str, ...], hosts: tuple[str, ...],
+                 ports: frozenset[int], users: tuple[str, ...], since: str | None, until: str | None,
+                 statuses: tuple[str, ...]) -> SessionFilter:
+    """The filter of the command line; a bad value ends the run with a one-line error."""
+    try:
+        return SessionFilter(
+            ids=parse_ids(ids), protocols=frozenset(p.lower() for p in protocols),
+            hosts=tuple(parse_host(h) for h in hosts), ports=ports, users=users,
+            since=parse_time(since) if since else None, until=parse_time(until) if until else None,
+            statuses=frozenset(s.lower() for s in statuses),
+        )
+    except ValueError as exc:
+        fail(str(exc))
+
+
 @click.command()
 @click.argument("captures", nargs=-1, required=True, metavar="CAPTURE...")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "jsonl"]), default="text",
               show_default=True,
               help="text: annotated session tables, then the findings; json: one report document (with "
                    "\"findings\" and \"stats\"); jsonl: one session per line.")
+@click.option("--list", "as_list", is_flag=True, help="One line per session instead of the packet tables.")
+@click.option("--follow", is_flag=True,
+              help="The raw conversation of each session, like Wireshark's Follow TCP Stream.")
+@click.option("--session", "ids", multiple=True, metavar="ID",
+              help="Only these sessions: 3, 1,4 or 5-9. Repeatable.")
+@click.option("-p", "--protocol", "protocols", multiple=True,
+              type=click.Choice(PROTOCOLS, case_sensitive=False),
+              help="Only sessions of this protocol. Repeatable.")
+@click.option("--host", "hosts", multiple=True, metavar="ADDR",
+              help="Only sessions with this client or server address (or network, 10.0.0.0/8). Repeatable.")
+@click.option("--user", "users", multiple=True, metavar="NAME",
+              help="Only sessions that name this user (shell patterns: 'bob*'). Repeatable.")
+@click.option("--since", metavar="TIME",
+              help="Only sessions still running at or after TIME (epoch seconds or ISO date, UTC).")
+@click.option("--until", metavar="TIME",
+              help="Only sessions that began at or before TIME (epoch seconds or ISO date, UTC).")
+@click.option("--status", "statuses", multiple=True, type=click.Choice(STATUSES, case_sensitive=False),
+              help="Only sessions that ended this way (see docs/terminal.md). Repeatable.")
+@click.option("--no-acks", is_flag=True, help="Hide pure TCP ACKs in the packet tables.")
+@click.option("--color/--no-color", "color", default=None,
+              help="Colour the text views (default: on a terminal, unless NO_COLOR is set).")
+@click.option("--width", type=click.IntRange(40, 10_000), default=None, metavar="COLUMNS",
+              help="Wrap the text views at this width (default: the terminal's; never when piped).")
 @click.option("--findings-only", is_flag=True,
               help="Only the findings: no session tables (text), no session objects (json), one finding per "
                    "line (jsonl).")
@@ -142,11 +201,28 @@ def parse_domains(text: str | None) -> frozenset[str]:
 @click.option("--stats", "with_stats", is_flag=True, help="Text mode: print the statistics tables at the "
                                                           "end too.")
 @capture_options
-def analyze(*, captures: tuple[str, ...], fmt: str, findings_only: bool, fail_on: str | None,
-            local_domains: str | None, failed_login_threshold: int, with_stats: bool, ports: tuple[str, ...],
-            show_secrets: bool, no_sniff: bool, keylog_path: str | None) -> None:
-    """Analyse capture files (pcap, pcapng, also .gz/.bz2/.xz; - for stdin)."""
-    config = build_config(ports, show_secrets, no_sniff)
+def analyze(*, captures: tuple[str, ...], fmt: str, as_list: bool, follow: bool, ids: tuple[str, ...],
+            protocols: tuple[str, ...], hosts: tuple[str, ...], users: tuple[str, ...], since: str | None,
+            until: str | None, statuses: tuple[str, ...], no_acks: bool, color: bool | None,
+            width: int | None, findings_only: bool, fail_on: str | None, local_domains: str | None,
+            failed_login_threshold: int, with_stats: bool, ports: tuple[str, ...], show_secrets: bool,
+            no_sniff: bool, keylog_path: str | None) -> None:
+    """Analyse capture files (pcap, pcapng, also .gz/.bz2/.xz; - for stdin).
+
+    --port takes PORT=PROTOCOL (what a port speaks) or a bare PORT (only sessions on that port).
+    """
+    if as_list and follow:
+        fail("--list and --follow are two different views: choose one")
+    if fmt != "text" and (as_list or follow):
+        fail(f"--list and --follow are text views; they do not combine with --format {fmt}")
+    if follow and findings_only:
+        fail("--follow shows sessions; it does not combine with --findings-only")
+    rules, port_filter = _split_ports(ports)
+    session_filter = build_filter(ids=ids, protocols=protocols, hosts=hosts, ports=port_filter, users=users,
+                                  since=since, until=until, statuses=statuses)
+    config = build_config(rules, show_secrets, no_sniff)
+    if follow:
+        config = replace(config, session=replace(config.session, keep_transcript=True))
     findings = FindingsCollector(FindingsConfig(show_secrets=show_secrets,
                                                 local_domains=parse_domains(local_domains),
                                                 failed_login_threshold=failed_login_threshold))
@@ -155,29 +231,50 @@ def analyze(*, captures: tuple[str, ...], fmt: str, findings_only: bool, fail_on
     analyzer = Analyzer(config, keylog=keylog)
     started = time.monotonic()
     out = click.get_text_stream("stdout")
+    output = Output.detect(color=color, width=width, stream=out, err=click.get_text_stream("stderr"))
+    progress = Progress(output.err, enabled=output.err_isatty)
+    if output.isatty:
+        output.interrupt = progress.suspend
+    many_files = len(files) > 1
     consumers: list[SessionConsumer] = []
+    json: JsonConsumer | None = None
     if fmt == "json":
         stats = StatsCollector()
         json = JsonConsumer(JsonReportWriter(out, show_secrets=show_secrets))
+        if session_filter.active:
+            json.extra["filter"] = session_filter.describe()
         consumers += [findings, stats, ReportExtras(json, findings, stats),
                       SessionsLeftOut(json) if findings_only else json]
     elif fmt == "jsonl":
         consumers.append(findings)
         consumers.append(FindingLines(findings) if findings_only else JsonlConsumer(show_secrets))
+    elif follow:
+        from mailtrace.render.follow import FollowRenderer
+
+        consumers.append(FollowRenderer(output, stats=analyzer.stats))
     else:
         from mailtrace.render.findings import FindingsRenderer, StatsRenderer, make_console
+        from mailtrace.render.terminal import ListRenderer, TerminalRenderer
 
-        if not findings_only:
-            from mailtrace.render.terminal import TerminalRenderer
-
-            consumers.append(TerminalRenderer(out, show_secrets=show_secrets))
+        if as_list:
+            consumers.append(ListRenderer(output, stats=analyzer.stats, session_filter=session_filter,
+                                          many_files=many_files))
+        elif not findings_only:
+            consumers.append(TerminalRenderer(output, stats=analyzer.stats, show_secrets=show_secrets,
+                                              hide_acks=no_acks, session_filter=session_filter,
+                                              many_files=many_files))
         console = make_console(out)
         consumers.append(FindingsRenderer(console, findings))
         if with_stats:
             consumers.append(StatsRenderer(console, StatsCollector(), findings=findings))
-    for session in sessions(analyzer, files):
-        for consumer in consumers:
-            consumer.session(session)
+    with progress:
+        for session in sessions(analyzer, files, progress):
+            if not session_filter(session):
+                continue
+            for consumer in consumers:
+                consumer.session(session)
+    if json is not None and session_filter.active:
+        json.extra["filter"]["shown"] = session_filter.seen["shown"]
     elapsed = time.monotonic() - started
     findings.end(analyzer.stats, elapsed)
     for consumer in consumers:
@@ -191,10 +288,15 @@ def analyze(*, captures: tuple[str, ...], fmt: str, findings_only: bool, fail_on
         sys.exit(EXIT_FINDINGS)
 
 
-def sessions(analyzer: Analyzer, files: list[CaptureFile]) -> Iterator[Session]:
+def sessions(analyzer: Analyzer, files: list[CaptureFile],
+             progress: Progress | None = None) -> Iterator[Session]:
     """The analyzer's sessions; Ctrl-C ends the run with status 130 and no traceback."""
     try:
-        yield from analyzer.run(files)
+        for capture in files:
+            callback = progress.callback(capture) if progress is not None else None
+            yield from analyzer.run_file(capture, callback)
     except KeyboardInterrupt:
+        if progress is not None:
+            progress.close()
         click.echo("mailtrace: interrupted", err=True)
         sys.exit(130)

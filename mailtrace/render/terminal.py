@@ -1,37 +1,731 @@
-"""Terminal view (interim): a plain Wireshark-style table per session."""
+"""The terminal views: a captioned packet table per session (default) and one line per session (--list).
+
+The table reads like a textbook Wireshark trace: columns No. | Time | Source | Destination | Proto |
+Info, with a caption row before each step (from :mod:`mailtrace.render.captions`) that starts with
+the phase name. No. is the capture's frame number and Time counts seconds from the capture's first
+packet, so every row can be found in Wireshark (the header names the ``tcp.stream eq N`` filter).
+
+Renderers read the session model only; they never look at packets. Each session is written as soon
+as it arrives, so memory stays flat and a long capture shows results while it is read.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import IO
 
-from mailtrace.model import Command, Reply
+from rich.text import Text
+
+from mailtrace.capture.decode import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN
+from mailtrace.filters import SessionFilter, session_status
+from mailtrace.model import Anomaly as AnomalyEvent
+from mailtrace.model import (
+    AuthAttempt,
+    BodyData,
+    Command,
+    Direction,
+    Event,
+    GapEvent,
+    MessageEnd,
+    Note,
+    Opaque,
+    Reply,
+    TlsStart,
+)
 from mailtrace.pipeline import CaptureStats
-from mailtrace.session import Session
+from mailtrace.render.captions import Step, steps
+from mailtrace.render.catalog import has, text
+from mailtrace.render.output import Output, clean
+from mailtrace.session import MessageRecord, PacketRow, Session
+
+LATENCY_SHOWN = 0.1
+"""Replies slower than this (seconds) show how long the server took."""
+NARROW = 100
+"""Below this width the table's columns are one space apart instead of two."""
+PHASE_WIDTH = 11
+"""Width of the phase name that starts a caption row (``negotiation``)."""
+
+_FLAG_NAMES = ((TCP_FIN, "FIN"), (TCP_SYN, "SYN"), (TCP_RST, "RST"), (0x08, "PSH"), (TCP_ACK, "ACK"),
+               (0x20, "URG"), (0x40, "ECE"), (0x80, "CWR"))
+
+
+def tcp_flags(flags: int) -> str:
+    """Flags in Wireshark's order and spelling: ``SYN, ACK``; ``FIN, PSH, ACK``."""
+    return ", ".join(name for bit, name in _FLAG_NAMES if flags & bit)
+
+
+def utc(ts: float, *, millis: bool = True) -> str:
+    """Capture time as UTC text (``2026-11-26 13:22:24.092``)."""
+    moment = datetime.fromtimestamp(ts, UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S") + (f".{moment.microsecond // 1000:03d}" if millis else "")
+
+
+def seconds(value: float) -> str:
+    """A duration short and exact enough to read: ``0.033``, ``4.50``, ``125``."""
+    if value < 10:
+        return f"{value:.3f}"
+    if value < 100:
+        return f"{value:.2f}"
+    return f"{value:.0f}"
+
+
+class TimeBase:
+    """Where Time 0 is: the first packet of the capture file a session came from."""
+
+    def __init__(self, stats: CaptureStats | None) -> None:
+        self.stats = stats
+
+    def origin(self, session: Session) -> float:
+        if self.stats is not None:
+            for f in reversed(self.stats.files):
+                if f.name == session.file and f.start is not None:
+                    return f.start
+        return session.start
+
+
+# --------------------------------------------------------------------------- session header
+
+
+def status_word(session: Session, lang: str) -> str:
+    return text("ui.status." + session_status(session), lang)
+
+
+def header_facts(session: Session, lang: str) -> list[tuple[str, str]]:
+    """The facts of the header line, each with the style it is shown in."""
+    t = _t(lang)
+    facts: list[tuple[str, str]] = [
+        (utc(session.start) + " UTC", ""),
+        (t("ui.duration", seconds=seconds(session.duration)), ""),
+        (t("ui.close." + session.close) if has("ui.close." + session.close, lang) else session.close, ""),
+    ]
+    status = session_status(session)
+    facts.append((t("ui.status." + status), "status." + status))
+    facts.append((user_text(session, lang), ""))
+    facts.append((tls_text(session, lang), "tls" if session.tls != "none" else ""))
+    facts.append((t("ui.messages", n=len(session.messages)), ""))
+    facts.append((t("ui.packets.count", n=session.packets), ""))
+    if session.gaps:
+        facts.append((t("ui.gaps", n=len(session.gaps)), "gap"))
+    if session.anomalies:
+        facts.append((t("ui.anomalies", n=len(session.anomalies)), "anomaly"))
+    return facts
+
+
+def user_text(session: Session, lang: str) -> str:
+    user = session.user
+    if user is None:
+        return text("ui.no_login", lang)
+    if session.auth and not any(a.success for a in session.auth):
+        return text("ui.user_failed", lang, user=user)
+    return text("ui.user", lang, user=user)
+
+
+def tls_text(session: Session, lang: str) -> str:
+    if session.tls == "none":
+        return text("ui.no_tls", lang)
+    info = session.tls_info or {}
+    parts = [str(info[k]) for k in ("version", "cipher") if info.get(k)]
+    if info.get("sni"):
+        parts.append(text("tls.sni", lang, sni=info["sni"]))
+    parts.append(text("ui.decrypted" if session.decrypted else "ui.not_decrypted", lang))
+    mode = text("ui.tls.mode." + session.tls, lang)
+    return f"{mode}: " + ", ".join(parts)
+
+
+def _t(lang: str) -> Callable[..., str]:
+    def t(key: str, **params: object) -> str:
+        return text(key, lang, **params)
+
+    return t
+
+
+# --------------------------------------------------------------------------- Info cells
+
+
+class _Display:
+    """One line of the table: a packet row, or several body segments of one message shown as one."""
+
+    __slots__ = ("acks", "body", "events", "frames", "row")
+
+    def __init__(self, row: PacketRow) -> None:
+        self.row = row
+        self.events: list[Event] = list(row.events or ())
+        self.frames = [row.frame]
+        self.acks = 0
+        self.body = body_bytes(row)
+
+    def add(self, row: PacketRow) -> None:
+        self.events += row.events or ()
+        self.frames.append(row.frame)
+        self.body += body_bytes(row)
+
+
+def body_bytes(row: PacketRow) -> int:
+    """Message bytes a packet carried: counted on the row, or (older dissectors) as BodyData events.
+
+    A packet without payload carries none, even when a message held back in a buffer was flushed
+    at it (a FIN or RST in the middle of DATA).
+    """
+    if not row.payload_len:
+        return 0
+    if row.body_bytes:
+        return row.body_bytes
+    return sum(e.nbytes for e in row.events or () if isinstance(e, BodyData))
+
+
+def _collapse(rows: tuple[PacketRow, ...], hide_acks: bool) -> list[_Display]:
+    """Rows for display: runs of body segments (one direction, ACKs between) become one line."""
+    out: list[_Display] = []
+    run: _Display | None = None
+    pending_acks: list[PacketRow] = []
+
+    def flush() -> None:
+        nonlocal run
+        if run is not None:
+            out.append(run)
+            run = None
+        for ack in pending_acks:
+            if not hide_acks:
+                out.append(_Display(ack))
+        pending_acks.clear()
+
+    for row in rows:
+        body = body_bytes(row) > 0
+        if run is not None:
+            if body and row.direction is run.row.direction:
+                run.add(row)
+                run.acks += len(pending_acks)
+                pending_acks.clear()
+                continue
+            if row.is_pure_ack and row.direction is not run.row.direction:
+                pending_acks.append(row)
+                continue
+            flush()
+        if body:
+            run = _Display(row)
+            continue
+        if hide_acks and row.is_pure_ack:
+            continue
+        out.append(_Display(row))
+    flush()
+    return out
+
+
+class _InfoWriter:
+    """Builds the Info cell of a display line."""
+
+    def __init__(self, session: Session, lang: str, show_secrets: bool) -> None:
+        self.session = session
+        self.lang = lang
+        self.show_secrets = show_secrets
+        self.last_verb: str | None = None
+        self.records: dict[tuple[int, str], list[MessageRecord]] = {}
+        for record in session.messages:
+            self.records.setdefault((record.last_frame, record.origin), []).append(record)
+        self.continued: dict[int, int] = {}
+        """Frame → the frame where the line that began in it was completed."""
+        for row in session.rows:
+            for event in row.events or ():
+                if isinstance(event, (Command, Reply)) and 0 < event.first_frame < event.frame:
+                    self.continued.setdefault(event.first_frame, event.frame)
+
+    def t(self, key: str, **params: object) -> str:
+        return text(key, self.lang, **params)
+
+    def proto(self, item: _Display) -> str:
+        events = item.events
+        if any(isinstance(e, MessageEnd) for e in events):
+            return "IMF"
+        if item.body or any(isinstance(e, (Command, Reply)) for e in events):
+            return self.session.protocol.upper()
+        if any(isinstance(e, Opaque) or (isinstance(e, Note) and e.text.startswith("TLS ")) for e in events):
+            version = str((self.session.tls_info or {}).get("version") or "")
+            return version.replace("TLS ", "TLSv").replace("SSL ", "SSLv") if version else "TLS"
+        if any(isinstance(e, Note) for e in events) or item.row.payload_len:
+            return self.session.protocol.upper()
+        return "TCP"
+
+    def info(self, item: _Display) -> Text:
+        row = item.row
+        session = self.session
+        client = row.direction is Direction.CLIENT
+        out = Text()
+        if row.decrypted:
+            out.append(self.t("ui.decrypted.mark") + " ", "decrypted")
+        pieces = self._pieces(item)
+        readable = [p for p in pieces if p[2]]
+        sport, dport = (session.client.port, session.server.port) if client else \
+            (session.server.port, session.client.port)
+        control = row.flags & (TCP_SYN | TCP_FIN | TCP_RST) and not row.payload_len
+        if control:  # a SYN/FIN/RST shows its flags even when events ended on it
+            out.append(f"{sport} → {dport} [{tcp_flags(row.flags)}]", "dim")
+            if pieces:
+                out.append(" | ", "dim")
+        elif readable:
+            out.append("C: " if client else "S: ", "client" if client else "server")
+        elif not pieces:
+            if not row.payload_len:
+                out.append(f"{sport} → {dport} [{tcp_flags(row.flags)}]", "dim")
+                return out
+            follow = self.continued.get(row.frame)
+            key = "ui.continued" if follow is not None else "ui.data"
+            out.append(("C: " if client else "S: ") + self.t(key, n=row.payload_len, frame=follow), "dim")
+            return out
+        for i, (piece, style, _) in enumerate(pieces):
+            if i:
+                out.append(" | ", "dim")
+            out.append_text(piece) if isinstance(piece, Text) else out.append(clean(piece), style)
+        if row.payload_len and row.flags & (TCP_FIN | TCP_RST):
+            out.append(f" [{tcp_flags(row.flags & (TCP_FIN | TCP_RST))}]", "dim")
+        return out
+
+    # ------------------------------------------------------------------ events
+    def _pieces(self, item: _Display) -> list[tuple[Text | str, str, bool]]:
+        """(text, style, readable) per event; ``readable`` marks mail-protocol content (C:/S:)."""
+        pieces: list[tuple[Text | str, str, bool]] = []
+        body_what = next((e.what for e in item.events if isinstance(e, BodyData)), "message")
+        ended = False
+        notes: list[str] = []
+        opaque = 0
+        anomalies: dict[str, str] = {}
+        """kind → its first detail: repeats of one kind share a piece, after the row's content."""
+        repeats: Counter[str] = Counter()
+
+        def flush_notes() -> None:
+            nonlocal opaque
+            counted = Counter(notes)
+            for note in dict.fromkeys(notes):
+                n = counted[note]
+                shown = note if n == 1 else f"{note} ×{n}"
+                pieces.append((shown, "tls" if note.startswith("TLS") else "", False))
+            notes.clear()
+            if opaque:
+                pieces.append((self.t("ui.opaque", n=opaque), "tls", False))
+                opaque = 0
+
+        for event in item.events:
+            if isinstance(event, Note):
+                if not event.text.startswith("IDLE woken: "):  # the reply itself is on the row
+                    notes.append(event.text)
+                continue
+            if isinstance(event, Opaque):
+                opaque += event.nbytes
+                continue
+            if notes or opaque:
+                flush_notes()
+            if isinstance(event, Command):
+                pieces.append((self._command(event), "", True))
+            elif isinstance(event, Reply):
+                pieces.append((self._reply(event), "", True))
+            elif isinstance(event, AuthAttempt):
+                pieces.append((self._auth(event), "tone.ok" if event.success else "tone.fail", True))
+            elif isinstance(event, MessageEnd):
+                record = self._record(event)
+                ended = True
+                pieces.append((self._message(record, item, event), "message", True))
+            elif isinstance(event, GapEvent):
+                side = self.t("side.client" if event.direction is Direction.CLIENT else "side.server")
+                pieces.append((self.t("ui.gap", n=event.nbytes, side=side), "gap", False))
+            elif isinstance(event, AnomalyEvent):
+                repeats[event.kind] += 1
+                anomalies.setdefault(event.kind, event.detail)
+            elif isinstance(event, TlsStart):
+                continue
+        flush_notes()
+        if item.body and not ended:
+            label = self.t("ui.body", what=body_what, n=item.body)
+            if len(item.frames) > 1:
+                label += " " + self.t("ui.segments", n=len(item.frames), first=item.frames[0],
+                                      last=item.frames[-1])
+            pieces.insert(0, (label, "message", True))
+        for kind, detail in anomalies.items():
+            n = repeats[kind]
+            label = self.t("ui.anomaly.item", kind=kind if n == 1 else f"{kind} ×{n}", detail=detail)
+            pieces.append((label, "anomaly", False))
+        return pieces
+
+    def _command(self, c: Command) -> Text:
+        if c.verb:
+            self.last_verb = c.verb
+        words = [w for w in (c.tag, ("UID " if c.uid else "") + c.verb, c.argument) if w]
+        return Text(clean(" ".join(words)), "client")
+
+    def _reply(self, r: Reply) -> Text:
+        status = r.status
+        lines = list(r.lines)
+        if self.session.protocol == "imap" and r.tag:
+            status = f"{r.tag} {status}"
+        first = lines[0] if lines else ""
+        body = " | ".join([first, *lines[1:]]) if first else " | ".join(lines[1:])
+        out = Text()
+        code_style = "code." + r.status[0] if r.status[:1].isdigit() else _word_style(r)
+        out.append(clean(status), code_style)
+        if body:
+            out.append(clean((" " if first else " | ") + body), "server")
+        extras = []
+        if r.answers not in (None, "", ".", self.last_verb) and r.status != "*":
+            extras.append(self.t("ui.answers", verb=r.answers))
+        if r.latency is not None and r.latency >= LATENCY_SHOWN:
+            extras.append(self.t("ui.latency", seconds=seconds(r.latency)))
+        if extras:
+            out.append(" (" + ", ".join(extras) + ")", "dim")
+        return out
+
+    def _auth(self, a: AuthAttempt) -> str:
+        user = a.username or "?"
+        key = "ui.login.ok" if a.success else ("ui.login.fail" if a.success is False else "ui.login.unknown")
+        label = self.t(key, user=user)
+        if self.show_secrets and a.secret is not None:
+            label += ", " + self.t("ui.password", secret=a.secret)
+        return label
+
+    def _record(self, event: MessageEnd) -> MessageRecord | None:
+        bucket = self.records.get((event.frame, event.origin))
+        return bucket.pop(0) if bucket else None
+
+    def _message(self, record: MessageRecord | None, item: _Display, event: MessageEnd) -> str:
+        parts = [self.t("ui.message")]
+        if record is None:
+            return parts[0]
+        summary = record.summary
+        parts.append(f"“{summary.subject}”" if summary.subject else self.t("ui.no_subject"))
+        if summary.from_:
+            parts.append(self.t("ui.from", sender=summary.from_))
+        details = [self.t("ui.size", n=summary.bytes)]
+        if len(item.frames) > 1:
+            details[-1] += " " + self.t("ui.segments", n=len(item.frames), first=item.frames[0],
+                                        last=item.frames[-1])
+        if item.acks:
+            details.append(self.t("ui.acks_folded", n=item.acks))
+        if summary.attachments:
+            details.append(self.t("ui.attachments", n=len(summary.attachments)))
+        if not summary.complete:
+            details.append(self.t("ui.incomplete") + (
+                f" ({self.t('ui.missing', n=summary.missing_bytes)})" if summary.missing_bytes else ""))
+        return " ".join(parts) + ", " + ", ".join(details)
+
+
+def _word_style(r: Reply) -> str:
+    word = r.status.upper()
+    if word == "*":
+        head = r.lines[0].split(" ", 1)[0].upper() if r.lines else ""
+        word = head
+    if word in ("+OK", "OK", "+", "PREAUTH"):
+        return "code.2"
+    if word in ("-ERR", "NO", "BAD", "BYE"):
+        return "code.5"
+    return "server"
+
+
+# --------------------------------------------------------------------------- the table view
+
+
+class _Columns:
+    """Column widths of one session's table (fitted to its content)."""
+
+    def __init__(self, session: Session, lang: str, origin: float, protos: list[str], *,
+                 narrow: bool) -> None:
+        t = _t(lang)
+        self.sep = " " if narrow else "  "
+        self.titles = (t("col.no"), t("col.time"), t("col.source"), t("col.destination"), t("col.proto"),
+                       t("col.info"))
+        last = session.rows[-1].frame if session.rows else session.last_frame
+        self.no = max(len(self.titles[0]), len(str(last)))
+        self.time = max(len(self.titles[1]), len(f"{session.end - origin:.6f}"))
+        hosts = (session.client.ip, session.server.ip)
+        self.source = max(len(self.titles[2]), *(len(h) for h in hosts))
+        self.destination = max(len(self.titles[3]), *(len(h) for h in hosts))
+        self.proto = max(len(self.titles[4]), *(len(p) for p in protos)) if protos else len(self.titles[4])
+
+    @property
+    def info_start(self) -> int:
+        return self.no + self.time + self.source + self.destination + self.proto + 5 * len(self.sep)
+
+    def heading(self) -> Text:
+        no, time, src, dst, proto, info = self.titles
+        sep = self.sep
+        return Text(f"{no:>{self.no}}{sep}{time:>{self.time}}{sep}{src:<{self.source}}{sep}"
+                    f"{dst:<{self.destination}}{sep}{proto:<{self.proto}}{sep}{info}", "header")
+
+    def prefix(self, *, frame: int, time: str, src: str, dst: str, src_style: str, dst_style: str,
+               proto: str) -> Text:
+        sep = self.sep
+        out = Text(f"{frame:>{self.no}}{sep}{time:>{self.time}}{sep}")
+        out.append(f"{src:<{self.source}}", src_style)
+        out.append(sep)
+        out.append(f"{dst:<{self.destination}}", dst_style)
+        out.append(f"{sep}{proto:<{self.proto}}{sep}")
+        return out
 
 
 class TerminalRenderer:
-    def __init__(self, stream: IO[str], *, show_secrets: bool = False) -> None:
-        self.stream = stream
+    """The default view: per session a header and a captioned packet table; a summary at the end."""
+
+    def __init__(self, output: Output | IO[str], *, stats: CaptureStats | None = None,
+                 show_secrets: bool = False, hide_acks: bool = False, lang: str = "en",
+                 session_filter: SessionFilter | None = None, many_files: bool = False) -> None:
+        # a bare text stream (as live capture passes it) gets the environment detected for it
+        output = output if isinstance(output, Output) else Output.detect(stream=output)
+        self.out = output
         self.show_secrets = show_secrets
-        self.t0: float | None = None
+        self.hide_acks = hide_acks
+        self.lang = lang
+        self.many_files = many_files
+        self.time = TimeBase(stats)
+        self.summary = Summary(output, lang, session_filter)
 
     def session(self, s: Session) -> None:
-        w = self.stream.write
-        if self.t0 is None:
-            self.t0 = s.start
-        w(f"\n== session {s.id}: {s.protocol.upper()} {s.client} -> {s.server} (tcp.stream eq {s.stream}) "
-          f"tls={s.tls} close={s.close} user={s.user}\n")
-        for row in s.rows:
-            info = []
-            for e in row.events or []:
-                if isinstance(e, Command):
-                    info.append(f"C: {e.verb} {e.argument}".rstrip())
-                elif isinstance(e, Reply):
-                    info.append(f"S: {e.status} {e.text}")
-                else:
-                    info.append(type(e).__name__)
-            w(f"{row.frame:6d} {row.phase.value:12s} {row.direction.value:6s} {row.payload_len:6d} "
-              f"{'; '.join(info)[:160]}\n")
+        with self.out.block():
+            self.render(s)
+        self.summary.add(s)
 
     def end(self, stats: CaptureStats, elapsed: float) -> None:
-        self.stream.write(f"\n{stats.packets} packets, {stats.sessions} sessions, {elapsed:.2f}s\n")
+        with self.out.block():
+            self.summary.write(stats, elapsed)
+
+    # ------------------------------------------------------------------ one session
+    def render(self, s: Session) -> None:
+        out = self.out
+        lang = self.lang
+        origin = self.time.origin(s)
+        writer = _InfoWriter(s, lang, self.show_secrets)
+        captioned = [(step, _collapse(step.rows, self.hide_acks and not step.key.startswith("setup")))
+                     for step in steps(s, lang=lang)]
+        protos = [writer.proto(item) for _, items in captioned for item in items]
+        cols = _Columns(s, lang, origin, protos, narrow=out.width is not None and out.width < NARROW)
+        self._header(s)
+        out.write(cols.heading())
+        for step, items in captioned:
+            if not items:
+                continue
+            self._caption(step)
+            for item in items:
+                self._row(s, item, writer, cols, origin)
+        for note in s.notes:
+            out.paragraph(Text("note: " + clean(note), "dim"), indent=0, hang=2)
+        if s.rows_elided:
+            out.paragraph(Text(text("ui.rows_elided", lang, n=s.rows_elided), "dim"))
+        out.write("")
+
+    def _header(self, s: Session) -> None:
+        lang = self.lang
+        title = Text()
+        title.append(text("ui.session", lang, id=s.id), "title")
+        title.append(" · ", "dim")
+        title.append(s.protocol.upper(), "title")
+        title.append(" · ", "dim")
+        title.append(str(s.client), "client")
+        title.append(" → ")
+        title.append(str(s.server), "server")
+        title.append(" · ", "dim")
+        title.append(f"tcp.stream eq {s.stream}", "title")
+        if s.tunnel:
+            title.append(" · " + clean(text("ui.via", lang, tunnel=s.tunnel)), "dim")
+        if self.many_files:
+            title.append(" · " + clean(text("ui.file", lang, name=s.file)), "dim")
+        self.out.paragraph(title, hang=2)
+        facts = [Text(clean(fact), style) for fact, style in header_facts(s, lang)]
+        self.out.pieces(facts, separator=Text(" · ", "dim"), indent=2)
+
+    def _caption(self, step: Step) -> None:
+        phase = step.phase.value
+        prefix = Text(f"{phase:<{PHASE_WIDTH}} ", "phase." + phase)
+        self.out.cells(prefix, Text(clean(step.caption), "caption"), indent=PHASE_WIDTH + 1)
+
+    def _row(self, s: Session, item: _Display, writer: _InfoWriter, cols: _Columns, origin: float) -> None:
+        row = item.row
+        client = row.direction is Direction.CLIENT
+        src, dst = (s.client.ip, s.server.ip) if client else (s.server.ip, s.client.ip)
+        styles = ("client", "server") if client else ("server", "client")
+        prefix = cols.prefix(frame=row.frame, time=f"{row.ts - origin:.6f}", src=src, dst=dst,
+                             src_style=styles[0], dst_style=styles[1], proto=writer.proto(item))
+        self.out.cells(prefix, writer.info(item), indent=cols.info_start)
+
+
+# --------------------------------------------------------------------------- summary
+
+
+class Summary:
+    """Totals after the sessions: files, packets, sessions per protocol, messages, gaps, anomalies, speed."""
+
+    def __init__(self, output: Output, lang: str = "en", session_filter: SessionFilter | None = None) -> None:
+        self.out = output
+        self.lang = lang
+        self.filter = session_filter
+        self.protocols: Counter[str] = Counter()
+        self.messages = 0
+        self.gaps = 0
+        self.gap_bytes = 0
+        self.anomalies: Counter[str] = Counter()
+
+    def add(self, s: Session) -> None:
+        self.protocols[s.protocol] += 1
+        self.messages += len(s.messages)
+        self.gaps += len(s.gaps)
+        self.gap_bytes += sum(g.nbytes for g in s.gaps)
+        for a in s.anomalies:
+            self.anomalies[a.kind] += 1
+
+    def write(self, stats: CaptureStats, elapsed: float) -> None:
+        lang = self.lang
+        t = _t(lang)
+        out = self.out
+        shown = sum(self.protocols.values())
+        if not shown:
+            key = "ui.no_match" if self.filter is not None and self.filter.active and stats.sessions \
+                else "ui.no_sessions"
+            out.write(Text(t(key), "dim"))
+            out.write("")
+        out.write(Text(t("ui.summary"), "title"))
+        lines: list[tuple[str, str]] = []
+        for f in stats.files:
+            span = seconds((f.end or 0.0) - f.start) + " s" if f.start is not None else "-"
+            value = f"{f.name}: {f.filetype}, {t('ui.packets.count', n=f.packets)}, {f.bytes:,} bytes, {span}"
+            for problem in f.problems:
+                value += "; " + t("ui.damaged", problem=problem)
+            lines.append((t("ui.files") if not lines else "", clean(value)))
+        lines.append((t("ui.packets"), t("ui.packets.value", packets=f"{stats.packets:,}",
+                                          tcp=f"{stats.tcp_packets:,}", mail=f"{stats.mail_packets:,}")))
+        per = ", ".join(f"{p} {n}" for p, n in sorted(self.protocols.items()))
+        per = f" ({per})" if per else ""
+        value = f"{stats.sessions}{per}"
+        flt = self.filter
+        if flt is not None and flt.active:
+            shown_text = t("ui.shown", shown=flt.seen["shown"], hidden=flt.seen["hidden"], per=per)
+            value = f"{stats.sessions}; {shown_text}"
+        lines.append((t("ui.sessions"), value))
+        lines.append((t("ui.messages.label"), str(self.messages)))
+        gaps = t("ui.none") if not self.gaps else f"{self.gaps} ({self.gap_bytes:,} bytes)"
+        lines.append((t("ui.gaps.label"), gaps))
+        anomalies = t("ui.none") if not self.anomalies else f"{sum(self.anomalies.values())} (" + ", ".join(
+            f"{k} {n}" for k, n in sorted(self.anomalies.items(), key=lambda kv: (-kv[1], kv[0]))) + ")"
+        lines.append((t("ui.anomalies.label"), anomalies))
+        rate = f"{stats.packets / elapsed:,.0f}" if elapsed > 0 else "-"
+        lines.append((t("ui.elapsed"), t("ui.elapsed.value", seconds=f"{elapsed:.2f}", rate=rate)))
+        width = max(len(label) for label, _ in lines) + 2
+        for label, value in lines:
+            out.cells(Text(f"  {label:<{width}}", "dim"), Text(value))
+
+
+# --------------------------------------------------------------------------- the list view
+
+
+class ListRenderer:
+    """``--list``: one line per session, streamed as sessions finish; the summary at the end.
+
+    Piped, every session is one whole line (grep-able, with the full start time). On a terminal the
+    start column holds the time of day under a date line, anomaly kinds that do not fit go on an
+    indented line below, and below ``LIST_WIDE`` columns each session takes two lines.
+    """
+
+    WIDTHS = (4, 5, 21, 21, 8, 8, 12, 9, 4)
+    RIGHT = frozenset({0, 5, 8})
+    KEYS = ("id", "proto", "client", "server", "start", "duration", "user", "status", "messages", "anomalies")
+
+    def __init__(self, output: Output, *, stats: CaptureStats | None = None, lang: str = "en",
+                 session_filter: SessionFilter | None = None, many_files: bool = False) -> None:
+        self.out = output
+        self.lang = lang
+        self.summary = Summary(output, lang, session_filter)
+        self.started = False
+        self.many_files = many_files
+        self.stats = stats
+        self.file: str | None = None
+        self.day: str | None = None
+        width = output.width
+        anomalies = len(self._t("list.anomalies"))
+        self.wide = width is None or width >= sum(self.WIDTHS) + 2 * len(self.WIDTHS) + anomalies
+        self.full_time = width is None
+
+    def _t(self, key: str, **params: object) -> str:
+        return text(key, self.lang, **params)
+
+    def _cells(self, cells: list[str], styles: list[str], widths: tuple[int, ...]) -> Text:
+        line = Text()
+        for i, (raw, width) in enumerate(zip(cells, widths, strict=True)):
+            cell = clean(raw)
+            line.append(f"{cell:>{width}}" if i in self.RIGHT else f"{cell:<{width}}", styles[i])
+            line.append("  ")
+        return line
+
+    def _widths(self) -> tuple[int, ...]:
+        widths = list(self.WIDTHS)
+        if self.full_time:
+            widths[4] = 23
+        return tuple(widths)
+
+    def _heading(self) -> None:
+        titles = [self._t("list." + k) for k in self.KEYS]
+        if not self.full_time:
+            titles[4] = titles[4].replace(" (UTC)", "")
+        widths = self._widths()
+        if self.wide:
+            self.out.write(self._cells(titles[:9], ["header"] * 9, widths) + Text(titles[9], "header"))
+        else:
+            first = self._cells([titles[i] for i in (0, 1, 2, 3, 7, 8)], ["header"] * 6,
+                                tuple(widths[i] for i in (0, 1, 2, 3, 7, 8)))
+            first.rstrip()
+            self.out.write(first)
+
+    def session(self, s: Session) -> None:
+        with self.out.block():
+            if not self.started:
+                self.started = True
+                self._heading()
+            self._separators(s)
+            self._session(s)
+        self.summary.add(s)
+
+    def _separators(self, s: Session) -> None:
+        if self.many_files and s.file != self.file:
+            self.file = s.file
+            self.out.write(Text("── " + clean(self._t("ui.file", name=s.file)), "dim"))
+        day = utc(s.start)[:10]
+        if not self.full_time and day != self.day:
+            self.day = day
+            self.out.write(Text(f"── {day} (UTC)", "dim"))
+
+    def _session(self, s: Session) -> None:
+        status = session_status(s)
+        kinds = Counter(a.kind for a in s.anomalies)
+        kind_text = ", ".join(k if n == 1 else f"{k} ×{n}" for k, n in kinds.items())
+        user = s.user or "-"
+        if s.user and s.auth and not any(a.success for a in s.auth):
+            user += " (" + self._t("ui.status.failed") + ")"
+        start = utc(s.start) if self.full_time else utc(s.start, millis=False)[11:]
+        cells = [str(s.id), s.protocol, str(s.client), str(s.server), start, seconds(s.duration) + " s", user,
+                 self._t("ui.status." + status), str(len(s.messages))]
+        styles = ["", "", "client", "server", "", "", "", "status." + status, ""]
+        widths = self._widths()
+        if self.wide:
+            line = self._cells(cells, styles, widths)
+            if not kinds:
+                self.out.write(line + Text("-", "dim"))
+                return
+            full = f"{len(s.anomalies)}: {kind_text}"
+            width = self.out.width
+            if width is None or line.cell_len + len(full) <= width:
+                self.out.write(line + Text(clean(full), "anomaly"))
+                return
+            self.out.write(line + Text(str(len(s.anomalies)), "anomaly"))
+            self.out.paragraph(Text(clean(kind_text), "anomaly"), indent=widths[0] + widths[1] + 4)
+            return
+        picks = (0, 1, 2, 3, 7, 8)
+        first = self._cells([cells[i] for i in picks], [styles[i] for i in picks],
+                            tuple(widths[i] for i in picks))
+        first.rstrip()
+        self.out.write(first)
+        who = user if s.user else self._t("ui.no_login")
+        facts = Text(clean(f"{start} · {cells[5]} · {who}"), "")
+        if kinds:
+            facts.append(" · ", "dim")
+            facts.append(clean(self._t("ui.anomalies", n=len(s.anomalies)) + f": {kind_text}"), "anomaly")
+        self.out.paragraph(facts, indent=widths[0] + widths[1] + 4, hang=2)
+
+    def end(self, stats: CaptureStats, elapsed: float) -> None:
+        with self.out.block():
+            if self.started:
+                self.out.write("")
+            self.summary.write(stats, elapsed)

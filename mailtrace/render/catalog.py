@@ -1,0 +1,328 @@
+"""Every sentence the text views print, by message id: one catalogue per language.
+
+Captions, header and summary words live here and nowhere else, so a translation is one more
+dictionary (``CATALOGS["de"] = DE``) and no code change. Values are ``str.format`` templates; a
+pair ``(singular, plural)`` is chosen by the ``n`` parameter. A key missing from a translation
+falls back to English; a placeholder missing from the parameters shows as ``?`` rather than
+failing, because a caption must never stop a report.
+
+Caption keys of a command follow one pattern (see :mod:`mailtrace.render.captions`): ``<key>`` is
+the action ("the client opens the mailbox {mailbox} (SELECT)"), ``<key>.ok`` the action with its
+result when the server said yes, ``<key>.fail``/``<key>.noreply`` override the generic
+``outcome.*`` sentences that wrap the action otherwise.
+"""
+
+from __future__ import annotations
+
+from string import Formatter
+from typing import Any
+
+Message = str | tuple[str, str]
+
+EN: dict[str, Message] = {
+    # ------------------------------------------------------------------ TCP
+    "setup": "TCP connection set up from the {role} {client} to the mail server ({flags})",
+    "setup.unanswered": "the {role} {client} tries to connect to the mail server ({flags}); "
+                        "no answer in the capture",
+    "setup.no_synack": "TCP connection set up from the {role} {client} to the mail server ({flags}); "
+                       "the SYN/ACK is missing from the capture",
+    "role.user_agent": "user agent",
+    "role.client": "client",
+    "side.client": "client",
+    "side.server": "server",
+    "tcp.fin": "TCP teardown (FIN); the {side} closes first",
+    "tcp.fin_rst": "TCP teardown (FIN); the {side} closes first, "
+                   "then the {rst_side} resets the connection (RST)",
+    "tcp.fin_rst.same": "TCP teardown (FIN); the {side} closes first, then resets the connection (RST)",
+    "tcp.rst": "the {side} resets the connection (RST)",
+    "tcp.midstream": "the capture starts in the middle of the connection (no TCP handshake)",
+    "tcp.acks": "TCP acknowledgements",
+    "tcp.data": "data the mail protocol does not explain ({bytes} bytes)",
+    "gap": ("{nbytes} byte from the {side} is missing from the capture",
+            "{nbytes} bytes from the {side} are missing from the capture"),
+    "repeat": "{caption} (×{n})",
+    # ------------------------------------------------------------------ outcomes
+    "outcome.refused": "{action}; the server refuses: {reply}",
+    "outcome.temporary": "{action}; the server refuses for now: {reply}",
+    "outcome.noreply": "{action}; no reply in the capture",
+    "outcome.accepted": "{action}; the server accepts ({status})",
+    # ------------------------------------------------------------------ greeting, generic
+    "greeting.ok": "the server is ready to talk ({status})",
+    "greeting.apop": "the server is ready to talk ({status}); its timestamp makes APOP possible",
+    "greeting.preauth": "the server is ready to talk and the user is already logged in (PREAUTH)",
+    "greeting.fail": "the server refuses to talk: {reply}",
+    "unsolicited": "the server speaks unasked: {reply}",
+    "server.closes": "the server ends the session: {reply}",
+    "generic": "the client sends {verb}",
+    "generic.ok": "the client sends {verb}; the server accepts ({status})",
+    "unknown": "unknown command {verb}",
+    "continuation": "the client continues its command",
+    # ------------------------------------------------------------------ TLS
+    "starttls": "the client asks for encryption ({verb})",
+    "starttls.ok": "the client asks for encryption ({verb}); the server agrees ({status})",
+    "tls.handshake": "TLS handshake: from here on the session is encrypted ({details})",
+    "tls.handshake.decrypted": "TLS handshake: from here on the session is encrypted ({details}) — "
+                               "decrypted with the key log",
+    "tls.implicit": "TLS handshake right after the TCP setup (implicit TLS on port {port}): "
+                    "from here on the session is encrypted ({details})",
+    "tls.implicit.decrypted": "TLS handshake right after the TCP setup (implicit TLS on port {port}): "
+                              "from here on the session is encrypted ({details}) — "
+                              "decrypted with the key log",
+    "tls.opaque": ("encrypted application data ({n} packet, {bytes} bytes): without the keys the mail "
+                   "protocol cannot be read",
+                   "encrypted application data ({n} packets, {bytes} bytes): without the keys the mail "
+                   "protocol cannot be read"),
+    "tls.alert": "the {side} ends TLS ({description} alert)",
+    "tls.alert.fatal": "TLS fails: the {side} sends a fatal {description} alert",
+    "tls.notes": "TLS: {text}",
+    "tls.sni": "SNI {sni}",
+    "tls.unknown": "version and cipher not seen",
+    "note.tunnel": "the connection goes through a proxy: {text}",
+    # ------------------------------------------------------------------ authentication
+    "auth": "the client authenticates with {method}{as_user} — {channel}",
+    "auth.ok": "the client authenticates with {method}{as_user} — {channel}; the server accepts ({status})",
+    "auth.fail": "the client tries to authenticate with {method}{as_user} — {channel}; "
+                 "the server refuses: {reply}",
+    "auth.as": " as {user}",
+    "auth.list": "the client asks which login mechanisms the server offers (AUTH)",
+    "auth.list.ok": "the client asks which login mechanisms the server offers (AUTH); the server lists them",
+    "channel.cleartext": "in cleartext",
+    "channel.tls": "inside TLS",
+    "channel.challenge": "by challenge-response (the password itself is not sent)",
+    # ------------------------------------------------------------------ SMTP
+    "smtp.ehlo": "the client identifies itself ({verb})",
+    "smtp.ehlo.ok": "the client identifies itself ({verb}); the server lists its extensions",
+    "smtp.ehlo.tls.ok": "inside TLS the client identifies itself again ({verb}); "
+                        "the server lists its extensions",
+    "smtp.helo.ok": "the client identifies itself ({verb}); the server greets it",
+    "smtp.mail.ok": "sender transferred and accepted",
+    "smtp.mail.fail": "sender rejected: {reply}",
+    "smtp.mail.noreply": "sender transferred; no reply in the capture",
+    "smtp.rcpt.ok": "recipient transferred and accepted",
+    "smtp.rcpt.fail": "recipient rejected: {reply}",
+    "smtp.rcpt.noreply": "recipient transferred; no reply in the capture",
+    "smtp.data.ok": "start of the message transfer (DATA / {status})",
+    "smtp.data.fail": "the server refuses the message transfer: {reply}",
+    "smtp.data": "start of the message transfer (DATA)",
+    "smtp.bdat": "message chunk of {size} bytes transferred (BDAT)",
+    "smtp.bdat.ok": "message chunk of {size} bytes transferred and accepted (BDAT / {status})",
+    "smtp.bdat.last.ok": "last message chunk of {size} bytes transferred (BDAT LAST); "
+                         "message accepted for delivery ({status})",
+    "smtp.bdat.fail": "message chunk rejected: {reply}",
+    "smtp.body": "message transferred",
+    "smtp.body.incomplete": "message transfer broken off: the end of the message is missing",
+    "smtp.dot.ok": "message accepted for delivery ({status})",
+    "smtp.dot.fail": "message rejected: {reply}",
+    "smtp.dot.noreply": "end of the message; no reply in the capture",
+    "smtp.rset": "the client resets the transaction (RSET)",
+    "smtp.noop": "the client checks that the server is still there (NOOP)",
+    "smtp.vrfy": "the client asks whether {address} exists (VRFY)",
+    "smtp.vrfy.ok": "the client asks whether {address} exists (VRFY); the server confirms ({status})",
+    "smtp.vrfy.252": "the client asks whether {address} exists (VRFY); "
+                     "the server neither confirms nor denies (252)",
+    "smtp.expn": "the client asks for the members of the list {address} (EXPN)",
+    "smtp.expn.ok": "the client asks for the members of the list {address} (EXPN); the server lists them",
+    "smtp.help": "the client asks for help (HELP)",
+    "smtp.quit": "the client ends the session (QUIT)",
+    "smtp.quit.ok": "positive end of the session (QUIT / {status})",
+    "smtp.etrn": "the client asks the server to send queued mail (ETRN)",
+    "smtp.auth.continue": "the client answers the server's challenge",
+    # ------------------------------------------------------------------ POP3
+    "pop3.capa": "the client asks for the server's capabilities (CAPA)",
+    "pop3.capa.ok": "the client asks for the server's capabilities (CAPA); the server lists them",
+    "pop3.user": "identification: the client names the user {user} (USER)",
+    "pop3.user.fail": "identification: the server refuses the user {user}: {reply}",
+    "pop3.pass": "authentication: the client sends the password (PASS) — {channel}",
+    "pop3.pass.ok": "authentication: the client sends the password (PASS) — {channel}; the server accepts",
+    "pop3.apop": "the client authenticates with APOP as {user} — a digest, not the password, is sent",
+    "pop3.apop.ok": "the client authenticates with APOP as {user} — a digest, not the password, is sent; "
+                    "the server accepts",
+    "pop3.stat": "status: the client asks how many messages there are (STAT)",
+    "pop3.stat.ok": "status: {count} messages, {octets} bytes in the mailbox (STAT)",
+    "pop3.list": "the client lists the messages with their sizes (LIST)",
+    "pop3.list.ok": ("the client lists the messages with their sizes (LIST): {n} message",
+                     "the client lists the messages with their sizes (LIST): {n} messages"),
+    "pop3.list.one": "the client asks for the size of message {msg} (LIST)",
+    "pop3.uidl": "the client asks for the messages' unique IDs (UIDL)",
+    "pop3.uidl.one": "the client asks for the unique ID of message {msg} (UIDL)",
+    "pop3.retr": "download of message {msg} (RETR)",
+    "pop3.retr.ok": "download of message {msg} (RETR, {size} bytes)",
+    "pop3.top": "the client reads the header and {lines} body lines of message {msg} (TOP)",
+    "pop3.dele": "deletion mark for message {msg} (DELE)",
+    "pop3.rset": "the deletion marks are removed (RSET)",
+    "pop3.noop": "the client checks that the server is still there (NOOP)",
+    "pop3.quit": "the client ends the session (QUIT)",
+    "pop3.quit.ok": "positive end of the session (QUIT / {status})",
+    "pop3.quit.update": ("positive end of the session (QUIT / {status}) → UPDATE state: "
+                         "the message marked for deletion is deleted",
+                         "positive end of the session (QUIT / {status}) → UPDATE state: "
+                         "the {n} messages marked for deletion are deleted"),
+    # ------------------------------------------------------------------ IMAP
+    "imap.capability": "the client asks for the server's capabilities (CAPABILITY)",
+    "imap.id": "client and server tell each other their software (ID)",
+    "imap.enable": "the client switches on extensions (ENABLE {argument})",
+    "imap.namespace": "the client asks for the mailbox namespaces (NAMESPACE)",
+    "imap.select": "the client opens the mailbox {mailbox} (SELECT)",
+    "imap.select.ok": ("the client opens the mailbox {mailbox} (SELECT): {n} message",
+                       "the client opens the mailbox {mailbox} (SELECT): {n} messages"),
+    "imap.examine": "the client opens the mailbox {mailbox} read-only (EXAMINE)",
+    "imap.examine.ok": ("the client opens the mailbox {mailbox} read-only (EXAMINE): {n} message",
+                        "the client opens the mailbox {mailbox} read-only (EXAMINE): {n} messages"),
+    "imap.list": "the client lists the mailboxes ({verb})",
+    "imap.list.ok": ("the client lists the mailboxes ({verb}): {n} found",
+                     "the client lists the mailboxes ({verb}): {n} found"),
+    "imap.status": "the client asks for the status of {mailbox} (STATUS)",
+    "imap.status.ok": "the client asks for the status of {mailbox} (STATUS): {items}",
+    "imap.search": "the client searches the mailbox ({verb} {criteria})",
+    "imap.search.ok": ("the client searches the mailbox ({verb} {criteria}): {n} message found",
+                       "the client searches the mailbox ({verb} {criteria}): {n} messages found"),
+    "imap.set": ("message {set}", "messages {set}"),
+    "imap.fetch": "the client fetches {items} of {messages} ({verb})",
+    "imap.fetch.message": "download of {messages} ({verb} {items}, {size} bytes)",
+    "imap.fetch.header": "the client reads header fields of {messages} ({verb})",
+    "imap.store": "the client changes the flags of {messages} ({verb} {flags})",
+    "imap.store.deleted": "deletion mark for {messages} ({verb} {flags})",
+    "imap.store.undeleted": "the deletion mark of {messages} is removed ({verb} {flags})",
+    "imap.expunge": "the messages marked for deletion are removed (EXPUNGE)",
+    "imap.expunge.ok": ("the messages marked for deletion are removed (EXPUNGE): {n} message deleted",
+                        "the messages marked for deletion are removed (EXPUNGE): {n} messages deleted"),
+    "imap.close": "the client closes the mailbox; messages marked for deletion are removed (CLOSE)",
+    "imap.unselect": "the client closes the mailbox without deleting anything (UNSELECT)",
+    "imap.append": "the client uploads a message into {mailbox} (APPEND)",
+    "imap.append.ok": "the client uploads a message into {mailbox} (APPEND, {size} bytes); "
+                      "the server stores it",
+    "imap.copy": "the client copies {messages} to {mailbox} ({verb})",
+    "imap.move": "the client moves {messages} to {mailbox} ({verb})",
+    "imap.create": "the client creates the mailbox {mailbox} (CREATE)",
+    "imap.delete": "the client deletes the mailbox {mailbox} (DELETE)",
+    "imap.rename": "the client renames a mailbox (RENAME {argument})",
+    "imap.subscribe": "the client subscribes to {mailbox} (SUBSCRIBE)",
+    "imap.unsubscribe": "the client unsubscribes from {mailbox} (UNSUBSCRIBE)",
+    "imap.idle": "the client waits for news from the server (IDLE)",
+    "imap.idle.news": "while the client idles, the server reports news: {updates}",
+    "imap.done": "the client stops waiting (DONE)",
+    "imap.done.ok": "the client stops waiting (DONE); the server ends the IDLE ({status})",
+    "imap.noop": "the client polls for news ({verb})",
+    "imap.logout": "the client ends the session (LOGOUT)",
+    "imap.logout.ok": "positive end of the session (LOGOUT / BYE, {status})",
+    "imap.compress": "the client switches on compression (COMPRESS {argument})",
+    # ------------------------------------------------------------------ the views
+    "ui.session": "Session {id}",
+    "ui.no_login": "no login",
+    "ui.user": "user {user}",
+    "ui.user_failed": "user {user} (login failed)",
+    "ui.no_tls": "no TLS",
+    "ui.tls": "TLS",
+    "ui.decrypted": "decrypted",
+    "ui.not_decrypted": "not decrypted",
+    "ui.messages": ("{n} message", "{n} messages"),
+    "ui.anomalies": ("{n} anomaly", "{n} anomalies"),
+    "ui.gaps": ("{n} gap", "{n} gaps"),
+    "ui.close.fin": "ended with FIN",
+    "ui.close.rst": "ended with RST",
+    "ui.close.open": "still open at the end of the capture",
+    "ui.close.timeout": "idle past the timeout",
+    "ui.midstream": "capture starts mid-session",
+    "ui.rows_elided": ("{n} more packet of this session is not listed (row limit)",
+                       "{n} more packets of this session are not listed (row limit)"),
+    "ui.anomaly": "anomaly",
+    "ui.summary": "Summary",
+    "ui.files": "files",
+    "ui.packets": "packets read",
+    "ui.packets.value": "{packets} ({tcp} TCP, {mail} in mail sessions)",
+    "ui.sessions": "sessions",
+    "ui.shown": "{shown} shown{per}, {hidden} hidden by the filter",
+    "ui.messages.label": "messages",
+    "ui.gaps.label": "gaps",
+    "ui.anomalies.label": "anomalies",
+    "ui.elapsed": "elapsed",
+    "ui.elapsed.value": "{seconds} s ({rate} packets/s)",
+    "ui.none": "none",
+    "ui.no_sessions": "no mail sessions in the capture",
+    "ui.no_match": "no session matches the filter",
+    "ui.damaged": "damaged: {problem}",
+    "ui.login.ok": "login {user}: accepted",
+    "ui.login.fail": "login {user}: refused",
+    "ui.login.unknown": "login {user}: outcome not in the capture",
+    "ui.password": "password {secret}",
+    "ui.opaque": "TLS application data, {n} bytes",
+    "ui.body": "{what}, {n} bytes",
+    "ui.message": "message",
+    "ui.no_subject": "without subject",
+    "ui.from": "from {sender}",
+    "ui.size": ("{n} byte", "{n} bytes"),
+    "ui.attachments": ("{n} attachment", "{n} attachments"),
+    "ui.incomplete": "incomplete",
+    "ui.missing": ("{n} byte missing", "{n} bytes missing"),
+    "ui.segments": "in {n} segments (frames {first}–{last})",
+    "ui.acks_folded": ("{n} ACK folded in", "{n} ACKs folded in"),
+    "ui.gap": ("[gap: {n} byte from the {side} missing]", "[gap: {n} bytes from the {side} missing]"),
+    "ui.anomaly.item": "[anomaly {kind}: {detail}]",
+    "ui.latency": "after {seconds} s",
+    "ui.answers": "to {verb}",
+    "ui.continued": ("{n} byte, continued in frame {frame}", "{n} bytes, continued in frame {frame}"),
+    "ui.data": ("{n} byte", "{n} bytes"),
+    "ui.decrypted.mark": "[decrypted]",
+    "ui.status.completed": "completed",
+    "ui.status.failed": "failed",
+    "ui.status.reset": "reset",
+    "ui.status.partial": "partial",
+    "ui.duration": "{seconds} s",
+    "ui.packets.count": ("{n} packet", "{n} packets"),
+    "ui.via": "via {tunnel}",
+    "ui.file": "file {name}",
+    "ui.tls.mode.starttls": "STARTTLS",
+    "ui.tls.mode.implicit": "implicit TLS",
+    "col.no": "No.",
+    "col.time": "Time",
+    "col.source": "Source",
+    "col.destination": "Destination",
+    "col.proto": "Proto",
+    "col.info": "Info",
+    "list.id": "ID",
+    "list.proto": "Proto",
+    "list.client": "Client",
+    "list.server": "Server",
+    "list.start": "Start (UTC)",
+    "list.duration": "Duration",
+    "list.user": "User",
+    "list.status": "Status",
+    "list.messages": "Msgs",
+    "list.anomalies": "Anomalies",
+    "ui.follow.gap": ("[{n} byte missing from the capture]", "[{n} bytes missing from the capture]"),
+    "ui.follow.tls": "[TLS, {n} bytes]",
+    "ui.follow.empty": "no stream bytes kept for this session",
+    "ui.follow.truncated": ("[{n} more byte not kept (transcript limit)]",
+                            "[{n} more bytes not kept (transcript limit)]"),
+}
+
+CATALOGS: dict[str, dict[str, Message]] = {"en": EN}
+
+
+class _Lenient(dict[str, Any]):
+    """Format parameters that show a missing placeholder as ``?``."""
+
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+def has(key: str, lang: str = "en") -> bool:
+    return key in CATALOGS.get(lang, EN) or key in EN
+
+
+def fields(key: str, lang: str = "en") -> set[str]:
+    """The placeholders a message uses (both plural forms)."""
+    message = CATALOGS.get(lang, EN).get(key) or EN.get(key, "")
+    forms = message if isinstance(message, tuple) else (message,)
+    return {name for form in forms for _, name, _, _ in Formatter().parse(form) if name}
+
+
+def text(key: str, lang: str = "en", /, **params: Any) -> str:
+    """The sentence ``key`` in ``lang`` (falling back to English), with ``params`` filled in."""
+    message = CATALOGS.get(lang, EN).get(key)
+    if message is None:
+        message = EN.get(key, key)
+    if isinstance(message, tuple):
+        n = params.get("n", 1)
+        message = message[0] if n == 1 else message[1]
+    return message.format_map(_Lenient(params))

@@ -1,0 +1,70 @@
+"""``--list``: one line per mail session, checked against the lab's facts."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from rich.cells import cell_len
+from term_render import render
+
+LINE = re.compile(
+    r"^\s*(\d+)\s+(smtp|pop3|imap)\s+(\S+):(\d+)\s+(\S+):(\d+)\s+(\d{4}-\d\d-\d\d \S+)\s+([\d.]+) s\s+"
+    r"(.+?)\s+(completed|failed|reset|partial)\s+(\d+)\s+(.*)$"
+)
+
+
+def listed(text: str) -> list[re.Match[str]]:
+    return [m for m in map(LINE.match, text.splitlines()) if m]
+
+
+def test_mixed_capture_lists_every_mail_session_and_nothing_else(captures: Path) -> None:
+    facts = json.loads((captures / "mixed-all.facts.json").read_text())
+    mail = [s for s in facts["sessions"] if s["protocol"] in ("smtp", "pop3", "imap")]
+    assert len(mail) < len(facts["sessions"])  # the capture has HTTP too
+    rows = listed(render("list", captures / "mixed-all.pcap", width=None))
+    assert len(rows) == len(mail)
+    remaining = list(mail)
+    for row in rows:
+        protocol, cip, cport, sip, sport = (
+            row.group(2),
+            row.group(3),
+            int(row.group(4)),
+            row.group(5),
+            int(row.group(6)),
+        )
+        match = next(
+            s
+            for s in remaining
+            if s["protocol"] == protocol
+            and s["client"]["ip"] == cip
+            and s["server"]["ip"] == sip
+            and s["server"]["port"] == sport
+            and s["client"]["port"] in (None, cport)
+        )
+        remaining.remove(match)
+    assert not remaining
+    assert [int(r.group(1)) for r in rows] == list(range(1, len(rows) + 1))
+
+
+def test_list_columns(captures: Path) -> None:
+    text = render("list", captures / "smtp-errors.pcap", captures / "pop3-session.pcap", width=None)
+    rows = {int(r.group(1)): r for r in listed(text)}
+    assert rows[1].group(7) == "2026-11-26 13:22:33.830"
+    assert (
+        rows[1].group(10) == "failed" and rows[1].group(12) == "3: rcpt-without-mail, unknown-command, syntax"
+    )
+    assert rows[2].group(12) == "2: unknown-command ×2"
+    assert rows[3].group(10) == "reset" and rows[3].group(11) == "1"
+    assert rows[4].group(9) == "bob" and rows[4].group(10) == "completed" and rows[4].group(11) == "3"
+    assert rows[7].group(9) == "bob (failed)" and rows[7].group(10) == "failed"
+    assert "── file " in text  # two files: each begins with its name
+
+
+def test_list_on_a_terminal_fits_its_width(captures: Path) -> None:
+    for width in (80, 100, 120, 160):
+        text = render("list", captures / "smtp-errors.pcap", width=width)
+        assert all(cell_len(line) <= width for line in text.splitlines()), width
+        assert "── 2026-11-26 (UTC)" in text
+        assert "rcpt-without-mail" in text and "13:22:33" in text
