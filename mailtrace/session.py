@@ -243,8 +243,7 @@ class SessionBuilder:
             self.first_frame = frame
             if not flags & TCP_SYN:
                 self.phase = Phase.GREETING
-        if ts > self.last_ts:
-            self.last_ts = ts
+        self.last_ts = max(self.last_ts, ts)
         self.last_frame = frame
         self.packets += 1
         self.bytes[0 if direction is Direction.CLIENT else 1] += payload_len
