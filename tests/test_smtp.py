@@ -19,7 +19,7 @@ from mailtrace.protocols.base import DissectorLimits
 from mailtrace.protocols.smtp import Smtp, parse_address
 from mailtrace.session import Session
 from tests.pcapgen import Capture, Tcp
-from tests.support import corpus, facts, report, sample
+from tests.support import corpus, facts, report, run_cli, sample
 
 
 def sessions_with_transcript(path: Path) -> list[Session]:
@@ -286,3 +286,35 @@ def test_garbage_on_port_25_is_an_anomaly(tmp_path: Path) -> None:
     (s,) = report(cap.write(tmp_path / "x.pcap"))["sessions"]
     assert s["protocol"] == "smtp"
     assert any(a["kind"] == "garbage" for a in s["anomalies"])
+
+
+# --------------------------------------------------------------------------- reply codes and extensions
+def test_reply_codes_explained_digit_by_digit_and_enhanced() -> None:
+    from mailtrace.protocols.smtp_codes import explain_keyword, explain_reply
+
+    m = explain_reply("550", "5.1.1 <nosuch@remote.example>: Recipient address rejected")
+    assert m is not None
+    assert (m.outcome, m.category) == ("permanent failure", "mail system")
+    assert (m.enhanced, m.enhanced_meaning) == ("5.1.1", "bad destination mailbox address")
+    m = explain_reply("421", "4.7.0 Error: too many errors")
+    assert m is not None and m.outcome.startswith("transient failure") and m.category == "connection"
+    assert m.enhanced_meaning == "other or undefined security status"
+    m = explain_reply("503", "Need MAIL before RCPT")
+    assert m is not None and m.enhanced is None and m.short == "bad sequence of commands"
+    assert explain_reply("+OK") is None
+    assert explain_keyword("SIZE 10240000") == ("SIZE", "largest message the server accepts: 9.8 MiB (RFC 1870)")
+    assert explain_keyword("AUTH PLAIN LOGIN")[1] == \
+        "the client may authenticate with these SASL mechanisms: PLAIN LOGIN (RFC 4954)"
+    assert explain_keyword("X-FOO")[1] == "private extension"
+    assert explain_keyword("NOPE") == ("NOPE", None)
+
+
+def test_failures_explained_in_the_table() -> None:
+    result = run_cli("analyze", "--width", "200", str(sample("smtp-errors.pcap")))
+    text = result.stdout
+    assert "sender rejected: 553 5.1.8 bad sender's system address" in text
+    assert "recipient rejected: 554 5.7.1 delivery not authorized, message refused" in text
+    assert "↳ 421: transient failure: try again later · connection — service not available" in text
+    assert "↳ CHUNKING: messages may be sent in chunks with BDAT (RFC 3030)" in text
+    quiet = run_cli("analyze", "--width", "200", "--no-explain", str(sample("smtp-errors.pcap"))).stdout
+    assert "↳" not in quiet

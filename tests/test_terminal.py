@@ -198,7 +198,7 @@ def test_submission_auth_and_rejected_recipient(captures: Path) -> None:
     assert (
         "the client authenticates with AUTH PLAIN as bob — in cleartext; the server accepts (235)" in captions
     )
-    assert any(c.startswith("recipient rejected: 550 5.1.1 <nosuch@remote.example>") for c in captions)
+    assert "recipient rejected: 550 5.1.1 bad destination mailbox address" in captions
 
 
 def test_starttls_without_keys(captures: Path) -> None:

@@ -180,6 +180,8 @@ def build_filter(*, ids: tuple[str, ...], protocols: tuple[str, ...], hosts: tup
 @click.option("--status", "statuses", multiple=True, type=click.Choice(STATUSES, case_sensitive=False),
               help="Only sessions that ended this way (see docs/terminal.md). Repeatable.")
 @click.option("--no-acks", is_flag=True, help="Hide pure TCP ACKs in the packet tables.")
+@click.option("--no-explain", is_flag=True,
+              help="Do not explain SMTP failure codes and EHLO extensions under their rows.")
 @click.option("--color/--no-color", "color", default=None,
               help="Colour the text views (default: on a terminal, unless NO_COLOR is set).")
 @click.option("--width", type=click.IntRange(40, 10_000), default=None, metavar="COLUMNS",
@@ -203,7 +205,7 @@ def build_filter(*, ids: tuple[str, ...], protocols: tuple[str, ...], hosts: tup
 @capture_options
 def analyze(*, captures: tuple[str, ...], fmt: str, as_list: bool, follow: bool, ids: tuple[str, ...],
             protocols: tuple[str, ...], hosts: tuple[str, ...], users: tuple[str, ...], since: str | None,
-            until: str | None, statuses: tuple[str, ...], no_acks: bool, color: bool | None,
+            until: str | None, statuses: tuple[str, ...], no_acks: bool, no_explain: bool, color: bool | None,
             width: int | None, findings_only: bool, fail_on: str | None, local_domains: str | None,
             failed_login_threshold: int, with_stats: bool, ports: tuple[str, ...], show_secrets: bool,
             no_sniff: bool, keylog_path: str | None) -> None:
@@ -262,7 +264,7 @@ def analyze(*, captures: tuple[str, ...], fmt: str, as_list: bool, follow: bool,
         elif not findings_only:
             consumers.append(TerminalRenderer(output, stats=analyzer.stats, show_secrets=show_secrets,
                                               hide_acks=no_acks, session_filter=session_filter,
-                                              many_files=many_files))
+                                              many_files=many_files, explain=not no_explain))
         console = make_console(out)
         consumers.append(FindingsRenderer(console, findings))
         if with_stats:

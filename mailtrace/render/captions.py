@@ -38,6 +38,7 @@ from mailtrace.model import (
     Reply,
     TlsStart,
 )
+from mailtrace.protocols.smtp_codes import explain_reply
 from mailtrace.render.catalog import fields, has, text
 from mailtrace.session import MessageRecord, PacketRow, Session
 
@@ -558,9 +559,15 @@ def _body(draft: _Draft, ctx: _Context) -> _Sentence:
 # --------------------------------------------------------------------------- exchanges
 
 
-def reply_text(reply: Reply) -> str:
-    """A reply as one line: status and first text line (``550 5.1.1 User unknown``)."""
+def reply_text(reply: Reply, lang: str = "en") -> str:
+    """A reply as one line for a caption. An SMTP failure is named by its meaning (RFC 3463 / 5321):
+    ``550 5.1.1 bad destination mailbox address``; anything else by its status and first line."""
     first = reply.lines[0] if reply.lines else ""
+    if reply.status[:1] in ("4", "5") and reply.status.isdigit():
+        meaning = explain_reply(reply.status, first, lang)
+        if meaning is not None and (meaning.enhanced_meaning or meaning.meaning):
+            code = f"{reply.status} {meaning.enhanced}" if meaning.enhanced else reply.status
+            return f"{code} {meaning.short}"
     return f"{reply.status} {first}".strip()
 
 
@@ -591,7 +598,7 @@ def _say(ctx: _Context, key: str, reply: Reply | None, tone: str | None = None, 
     status = reply.status if reply is not None else ""
     params.setdefault("status", status)
     if reply is not None:
-        params.setdefault("reply", reply_text(reply))
+        params.setdefault("reply", reply_text(reply, ctx.lang))
     verdict = tone or _tone(reply)
     if reply is None:
         if ctx.has(key + ".noreply"):

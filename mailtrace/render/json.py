@@ -14,6 +14,7 @@ from typing import IO, Any
 from mailtrace.mime import summary_to_json
 from mailtrace.model import AuthAttempt, Command, Reply
 from mailtrace.pipeline import CaptureStats
+from mailtrace.protocols.smtp_codes import enhanced_code
 from mailtrace.session import MessageRecord, Session
 
 FORMAT_NAME = "mailtrace-report"
@@ -41,6 +42,10 @@ def reply_json(r: Reply) -> dict[str, Any]:
                            "latency": round(r.latency, 6) if r.latency is not None else None}
     if r.tag is not None:
         out["tag"] = r.tag
+    if r.status.isdigit() and r.lines:
+        enhanced = enhanced_code(r.lines[0])
+        if enhanced is not None:
+            out["enhanced"] = enhanced
     if len(r.lines) > 1:
         out["lines"] = list(r.lines)
     return out

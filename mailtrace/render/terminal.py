@@ -35,6 +35,7 @@ from mailtrace.model import (
     TlsStart,
 )
 from mailtrace.pipeline import CaptureStats
+from mailtrace.protocols.smtp_codes import explain_keyword, explain_reply
 from mailtrace.render.captions import Step, steps
 from mailtrace.render.catalog import has, text
 from mailtrace.render.output import Output, clean
@@ -346,6 +347,31 @@ class _InfoWriter:
             pieces.append((label, "anomaly", False))
         return pieces
 
+    def explanations(self, item: _Display) -> list[str]:
+        """Lines under a row that explain it the way the lecture does: what an SMTP failure code
+        means digit by digit (RFC 5321) and by its enhanced code (RFC 3463), and what each extension
+        a server lists after EHLO offers."""
+        if self.session.protocol != "smtp":
+            return []
+        out: list[str] = []
+        for event in item.events:
+            if not isinstance(event, Reply) or not event.status.isdigit():
+                continue
+            if event.answers == "EHLO" and event.status.startswith("2"):
+                for line in event.lines[1:]:
+                    keyword, meaning = explain_keyword(line, self.lang)
+                    if meaning:
+                        out.append(self.t("explain.extension", keyword=keyword, meaning=meaning))
+            elif event.status[0] in "45":
+                m = explain_reply(event.status, event.lines[0] if event.lines else "", self.lang)
+                if m is None:
+                    continue
+                out.append(self.t("explain.reply", code=m.code, outcome=m.outcome, category=m.category,
+                                  meaning=f" — {m.meaning}" if m.meaning else ""))
+                if m.enhanced and m.enhanced_meaning:
+                    out.append(self.t("explain.enhanced", code=m.enhanced, meaning=m.enhanced_meaning))
+        return out
+
     def _command(self, c: Command) -> Text:
         if c.verb:
             self.last_verb = c.verb
@@ -465,7 +491,8 @@ class TerminalRenderer:
 
     def __init__(self, output: Output | IO[str], *, stats: CaptureStats | None = None,
                  show_secrets: bool = False, hide_acks: bool = False, lang: str = "en",
-                 session_filter: SessionFilter | None = None, many_files: bool = False) -> None:
+                 session_filter: SessionFilter | None = None, many_files: bool = False,
+                 explain: bool = True) -> None:
         # a bare text stream (as live capture passes it) gets the environment detected for it
         output = output if isinstance(output, Output) else Output.detect(stream=output)
         self.out = output
@@ -473,6 +500,7 @@ class TerminalRenderer:
         self.hide_acks = hide_acks
         self.lang = lang
         self.many_files = many_files
+        self.explain = explain
         self.time = TimeBase(stats)
         self.summary = Summary(output, lang, session_filter)
 
@@ -542,6 +570,10 @@ class TerminalRenderer:
         prefix = cols.prefix(frame=row.frame, time=f"{row.ts - origin:.6f}", src=src, dst=dst,
                              src_style=styles[0], dst_style=styles[1], proto=writer.proto(item))
         self.out.cells(prefix, writer.info(item), indent=cols.info_start)
+        if self.explain:
+            blank = Text(" " * cols.info_start)
+            for line in writer.explanations(item):
+                self.out.cells(blank, Text(clean(line), "dim"), indent=cols.info_start)
 
 
 # --------------------------------------------------------------------------- summary
@@ -625,7 +657,8 @@ class ListRenderer:
     KEYS = ("id", "proto", "client", "server", "start", "duration", "user", "status", "messages", "anomalies")
 
     def __init__(self, output: Output, *, stats: CaptureStats | None = None, lang: str = "en",
-                 session_filter: SessionFilter | None = None, many_files: bool = False) -> None:
+                 session_filter: SessionFilter | None = None, many_files: bool = False,
+                 explain: bool = True) -> None:
         self.out = output
         self.lang = lang
         self.summary = Summary(output, lang, session_filter)
