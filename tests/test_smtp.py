@@ -318,3 +318,73 @@ def test_failures_explained_in_the_table() -> None:
     assert "↳ CHUNKING: messages may be sent in chunks with BDAT (RFC 3030)" in text
     quiet = run_cli("analyze", "--width", "200", "--no-explain", str(sample("smtp-errors.pcap"))).stdout
     assert "↳" not in quiet
+
+
+def _auth_session(*exchange: tuple[str, bytes]) -> list[Any]:
+    events, _ = run(smtp_items(("s", b"220 hi\r\n"), ("c", b"EHLO a\r\n"), ("s", b"250 AUTH\r\n"), *exchange))
+    return [e for e in events if type(e).__name__ == "AuthAttempt"]
+
+
+def b64(data: bytes) -> bytes:
+    return base64.b64encode(data)
+
+
+@pytest.mark.parametrize(("exchange", "mechanism", "user", "extra"), [
+    ([("c", b"AUTH XOAUTH2 " + b64(b"user=ann@example.org\x01auth=Bearer ya29.tok\x01\x01") + b"\r\n"),
+      ("s", b"235 2.7.0 Accepted\r\n")], "XOAUTH2", "ann@example.org", {}),
+    ([("c", b"AUTH OAUTHBEARER " + b64(b"n,a=ben@example.org,\x01host=mx\x01auth=Bearer t\x01\x01") + b"\r\n"),
+      ("s", b"235 ok\r\n")], "OAUTHBEARER", "ben@example.org", {}),
+    ([("c", b"AUTH SCRAM-SHA-256 " + b64(b"n,,n=cid,r=rOprNGfwEbeRWgbNEkqO") + b"\r\n"),
+      ("s", b"334 " + b64(b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096")
+       + b"\r\n"), ("c", b64(b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF,p=dHzb") + b"\r\n"),
+      ("s", b"235 ok\r\n")], "SCRAM-SHA-256", "cid", {}),
+    ([("c", b"AUTH DIGEST-MD5\r\n"), ("s", b"334 " + b64(b'realm="x.org",nonce="abc",qop="auth"') + b"\r\n"),
+      ("c", b64(b'username="dan",realm="x.org",nonce="abc",response=6084c6db3fede7352c551284490fd0fc') + b"\r\n"),
+      ("s", b"334 " + b64(b"rspauth=ea40f60335c427b5527b84dbabcdfffd") + b"\r\n"), ("c", b"\r\n"),
+      ("s", b"235 ok\r\n")], "DIGEST-MD5", "dan", {"domain": "x.org"}),
+    ([("c", b"AUTH LOGIN " + b64(b"eve") + b"\r\n"), ("s", b"334 UGFzc3dvcmQ6\r\n"), ("c", b64(b"pw") + b"\r\n"),
+      ("s", b"535 5.7.8 no\r\n")], "LOGIN", "eve", {}),
+])
+def test_sasl_mechanisms(exchange: list[tuple[str, bytes]], mechanism: str, user: str, extra: dict[str, str]) -> None:
+    (attempt,) = _auth_session(*exchange)
+    assert (attempt.mechanism, attempt.username) == (mechanism, user)
+    for key, value in extra.items():
+        assert getattr(attempt, key) == value
+    assert attempt.success is (mechanism != "LOGIN")
+
+
+def test_ntlm_user_domain_host_from_corpus() -> None:
+    s = report(corpus("arkime/ntlm_synthetic"))["sessions"][0]
+    (attempt,) = s["auth"]
+    assert attempt["mechanism"] == "NTLM"
+    assert attempt["username"] and attempt["domain"] and attempt["host"]
+
+
+def test_cram_md5_hashcat_line_only_with_secrets(tmp_path: Path) -> None:
+    challenge = base64.b64encode(b"<1896.697170952@postoffice.example.net>")
+    cap = Capture()
+    t = Tcp(cap).handshake()
+    t.s(b"220 hi\r\n").c(b"EHLO a\r\n").s(b"250 AUTH CRAM-MD5\r\n").c(b"AUTH CRAM-MD5\r\n").s(b"334 " + challenge + b"\r\n")
+    t.c(base64.b64encode(b"tim b913a602c7eda7a495b4e6e7334d3890") + b"\r\n").s(b"235 ok\r\n").fin()
+    path = cap.write(tmp_path / "x.pcap")
+    plain = report(path)["sessions"][0]["auth"][0]
+    assert "hashcat" not in plain and "password" not in plain
+    secret = report(path, args=("--show-secrets",))["sessions"][0]["auth"][0]
+    assert secret["hashcat"] == "$cram_md5$" + challenge.decode() + "$" + \
+        base64.b64encode(b"tim b913a602c7eda7a495b4e6e7334d3890").decode()
+
+
+def test_smtputf8_address_and_xclient(tmp_path: Path) -> None:
+    events, record = run(smtp_items(
+        ("s", b"220 hi\r\n"), ("c", b"EHLO a\r\n"), ("s", b"250-a\r\n250-SMTPUTF8\r\n250 XCLIENT NAME ADDR\r\n"),
+        ("c", b"XCLIENT NAME=client.example ADDR=192.0.2.7\r\n"), ("s", b"220 ready\r\n"),
+        ("c", "MAIL FROM:<jürgen@bücher.example> SMTPUTF8 BODY=8BITMIME\r\n".encode()), ("s", b"250 ok\r\n"),
+        ("c", "RCPT TO:<ελένη@παράδειγμα.example> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;x@y\r\n".encode()),
+        ("s", b"250 ok\r\n")))
+    tx = record["transactions"][0]
+    assert tx["mail_from"] == "jürgen@bücher.example"
+    assert tx["params"] == {"SMTPUTF8": "", "BODY": "8BITMIME"}
+    assert tx["rcpt_to"] == ["ελένη@παράδειγμα.example"]
+    verbs = [getattr(e, "verb", None) for e in events if type(e).__name__ == "Command"]
+    assert verbs == ["EHLO", "XCLIENT", "MAIL", "RCPT"]
+    assert not [e for e in events if getattr(e, "kind", "") == "unknown-command"]

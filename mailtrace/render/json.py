@@ -14,6 +14,7 @@ from typing import IO, Any
 from mailtrace.mime import summary_to_json
 from mailtrace.model import AuthAttempt, Command, Reply
 from mailtrace.pipeline import CaptureStats
+from mailtrace.protocols.sasl import hashcat_cram_md5
 from mailtrace.protocols.smtp_codes import enhanced_code
 from mailtrace.session import MessageRecord, Session
 
@@ -61,6 +62,8 @@ def auth_json(a: AuthAttempt, show_secrets: bool) -> dict[str, Any]:
             out[key] = value
     if show_secrets and a.secret is not None:
         out["password"] = a.secret
+        if a.mechanism == "CRAM-MD5" and a.username and "challenge" in a.extra:
+            out["hashcat"] = hashcat_cram_md5(a.username, a.extra["challenge"], a.secret)
     return out
 
 
