@@ -364,7 +364,8 @@ def test_cram_md5_hashcat_line_only_with_secrets(tmp_path: Path) -> None:
     challenge = base64.b64encode(b"<1896.697170952@postoffice.example.net>")
     cap = Capture()
     t = Tcp(cap).handshake()
-    t.s(b"220 hi\r\n").c(b"EHLO a\r\n").s(b"250 AUTH CRAM-MD5\r\n").c(b"AUTH CRAM-MD5\r\n").s(b"334 " + challenge + b"\r\n")
+    t.s(b"220 hi\r\n").c(b"EHLO a\r\n").s(b"250 AUTH CRAM-MD5\r\n").c(b"AUTH CRAM-MD5\r\n")
+    t.s(b"334 " + challenge + b"\r\n")
     t.c(base64.b64encode(b"tim b913a602c7eda7a495b4e6e7334d3890") + b"\r\n").s(b"235 ok\r\n").fin()
     path = cap.write(tmp_path / "x.pcap")
     plain = report(path)["sessions"][0]["auth"][0]
