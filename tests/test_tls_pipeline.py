@@ -1,0 +1,100 @@
+"""TLS through the whole pipeline: metadata for every TLS session, decryption with a key log."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+from typing import Any
+
+from mailtrace.capture.reader import open_capture
+from tests.support import facts, report, run_cli, sample
+
+
+def by_port(data: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    return {s["server"]["port"]: s for s in data["sessions"]}
+
+
+def test_starttls_metadata_without_keys() -> None:
+    sessions = report(sample("smtp-starttls.pcap"))["sessions"]
+    assert [s["tls"] for s in sessions] == ["starttls", "starttls"]
+    for s in sessions:
+        info = s["tls_info"]
+        assert (info["version"], info["cipher"]) == ("TLS 1.3", "TLS_AES_256_GCM_SHA384")
+        assert s["decrypted"] is False
+        assert [c["verb"] for c in s["commands"]] == ["EHLO", "STARTTLS"]
+    assert sessions[0]["tls_info"]["sni"] == "mx.remote.example"
+
+
+def test_starttls_decrypted_with_keylog_matches_facts() -> None:
+    f = facts("smtp-starttls.facts.json")["sessions"][0]
+    data = report(sample("smtp-starttls.pcap"), args=("--tls-keylog", str(sample("smtp-starttls.keylog"))))
+    s = data["sessions"][0]
+    assert (s["tls"], s["decrypted"]) == ("starttls", True)
+    assert [c["verb"] for c in s["commands"]] == ["EHLO", "STARTTLS", "EHLO", "AUTH", "MAIL", "RCPT", "DATA", "QUIT"]
+    assert s["auth"][0]["mechanism"] == "PLAIN" and s["auth"][0]["username"] == f["auth"]["username"]
+    tx = s["transactions"][0]
+    assert tx["mail_from"] == f["mail_from"]
+    assert tx["rcpt_to"] == [r["address"] for r in f["rcpt_to"]]
+    assert s["messages"][0]["subject"] == f["messages"][0]["subject"]
+    # the swaks session on port 25 has no keys: it stays opaque, with its metadata
+    assert data["sessions"][1]["decrypted"] is False and data["sessions"][1]["tls_info"]["cipher"]
+
+
+def test_decrypted_rows_are_marked_in_the_table() -> None:
+    out = run_cli("analyze", "--width", "160", "--tls-keylog", str(sample("smtp-starttls.keylog")),
+                  str(sample("smtp-starttls.pcap"))).stdout
+    assert "decrypted" in out
+    assert "C: AUTH PLAIN [initial response]" in out
+
+
+def test_implicit_tls_and_upgrades_decrypted() -> None:
+    f = facts("tls-implicit.facts.json")
+    data = report(sample("tls-implicit.pcap"), args=("--tls-keylog", str(sample("tls-implicit.keylog"))))
+    sessions = by_port(data)
+    assert {p: s["tls"] for p, s in sessions.items()} == {465: "implicit", 993: "implicit", 995: "implicit",
+                                                          143: "starttls", 110: "starttls"}
+    assert all(s["decrypted"] for s in sessions.values())
+    expected_users = {s["server"]["port"]: (s.get("username") or (s.get("auth") or {}).get("username"))
+                      for s in f["sessions"]}
+    for port, s in sessions.items():
+        assert s["user"] == expected_users[port], port
+        assert s["auth"] and s["auth"][0]["success"] is True
+    for fs in f["sessions"]:  # every command the client logged, in order, among what we dissected
+        expected = [t[0].split()[0].upper() for t in fs["transcript"] if not t[0].startswith("<")]
+        seen = iter(c["verb"] for c in sessions[fs["server"]["port"]]["commands"])
+        assert all(verb in seen for verb in expected), (fs["server"]["port"], expected)
+
+
+def test_implicit_tls_metadata_without_keys() -> None:
+    for s in report(sample("tls-implicit.pcap"))["sessions"]:
+        info = s["tls_info"]
+        assert info["sni"] == "mx.remote.example"
+        assert info["version"] == "TLS 1.3"
+        assert s["decrypted"] is False
+
+
+def test_keylog_from_pcapng_decryption_secrets_block(tmp_path: Path) -> None:
+    """A key log embedded in the capture (pcapng DSB, as editcap --inject-secrets writes) is used."""
+    keys = sample("smtp-starttls.keylog").read_bytes()
+
+    def block(btype: int, body: bytes) -> bytes:
+        body += b"\0" * (-len(body) % 4)
+        return struct.pack("<II", btype, 12 + len(body)) + body + struct.pack("<I", 12 + len(body))
+
+    out = block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+    out += block(1, struct.pack("<HHI", 1, 0, 262144))
+    out += block(0x0A, struct.pack("<II", 0x544C534B, len(keys)) + keys)
+    for ts, _linktype, data, wire in open_capture(str(sample("smtp-starttls.pcap"))).frames():
+        t = round(ts * 1e6)
+        out += block(6, struct.pack("<IIIII", 0, t >> 32, t & 0xFFFFFFFF, len(data), wire) + data)
+    path = tmp_path / "with-secrets.pcapng"
+    path.write_bytes(out)
+    s = report(path)["sessions"][0]
+    assert s["decrypted"] is True
+    assert s["auth"][0]["username"] == "bob"
+
+
+def test_missing_keylog_file_is_a_one_line_error(tmp_path: Path) -> None:
+    result = run_cli("analyze", "--tls-keylog", str(tmp_path / "none.keys"), str(sample("smtp-starttls.pcap")))
+    assert result.exit_code == 2
+    assert "--tls-keylog" in result.stderr and "Traceback" not in result.stderr
