@@ -1,16 +1,27 @@
-"""IMAP4rev1/rev2 (RFC 3501, 9051) with LITERAL+ (7888), literal8 (3516), IDLE (2177), COMPRESS (4978).
+"""IMAP4rev1/rev2 (RFC 3501, 9051), LITERAL+ (7888), BINARY (3516), IDLE (2177), COMPRESS (4978), ID (2971).
 
-Both directions are read as lines that may be interrupted by literals — ``{n}``, ``{n+}``,
-``~{n}`` — whose n bytes are counted in an explicit state, never searched for a line end (the
-imaplib anti-pattern). A synchronizing client literal waits for the server's ``+`` continuation;
-commands are paired with their tagged completion by tag, untagged data is attached to the command in
-progress. Message literals (FETCH BODY[]/RFC822/BINARY[], header fetches, APPEND) stream into the
-message pipeline.
+Each direction is read by a :class:`Reader` in one explicit mode — a line, the bytes of a literal,
+or (client only) bytes held back until the server answers a synchronizing literal or STARTTLS. A
+literal — ``{n}``, ``{n+}``, ``~{n}`` — is counted byte by byte, never searched for a line end
+(imaplib's ``read(size)`` inside its parser is the anti-pattern), so a gap inside it keeps the
+framing. The pieces of a line (text and literals) are joined into one command or response and read
+with :mod:`mailtrace.protocols.imap_parse`.
+
+Tagged responses complete their command by tag; untagged data goes to the command in progress that
+asks for that kind of data (FETCH data to the FETCH, EXISTS to the SELECT...) or is an unsolicited
+update (IDLE wake-ups). The session state — not authenticated, authenticated, selected, logout —
+moves only through :data:`TRANSITIONS`, and with the command it drives the phase of every row.
+
+Message bytes stream into the message pipeline as they arrive: FETCH of a whole message
+(``BODY[]``, ``BINARY[]``, ``RFC822``), of its header (complete false), a header and text fetched
+together, partial fetches (``<origin.length>``, joined when a client fetches a message in chunks),
+and APPEND. Body parts (``BODY[2]``, ``BINARY[2]``) are counted and hashed, not parsed as messages.
 """
 
 from __future__ import annotations
 
 import enum
+import hashlib
 import re
 import zlib
 from dataclasses import dataclass, field
@@ -35,112 +46,212 @@ from mailtrace.model import (
     StreamItem,
     TlsStart,
 )
-from mailtrace.protocols.base import DissectorLimits, EventSink, LineBuffer, printable
-from mailtrace.protocols.sasl import SaslExchange
-
-KNOWN_COMMANDS = frozenset({
-    "CAPABILITY", "NOOP", "LOGOUT", "STARTTLS", "AUTHENTICATE", "LOGIN", "ENABLE", "ID", "SELECT", "EXAMINE",
-    "CREATE", "DELETE", "RENAME", "SUBSCRIBE", "UNSUBSCRIBE", "LIST", "LSUB", "NAMESPACE", "STATUS", "APPEND",
-    "IDLE", "CHECK", "CLOSE", "UNSELECT", "EXPUNGE", "SEARCH", "FETCH", "STORE", "COPY", "MOVE", "UID",
-    "COMPRESS", "GETQUOTA", "GETQUOTAROOT", "SETQUOTA", "GETACL", "SETACL", "MYRIGHTS", "LISTRIGHTS",
-    "DELETEACL", "GETMETADATA", "SETMETADATA", "SORT", "THREAD", "ESEARCH", "XLIST", "NOTIFY", "UNAUTHENTICATE",
-    "REPLACE", "XAPPLEPUSHSERVICE", "X-GM-EXT-1", "XYZZY",
-})
-COMMAND_PHASE: dict[str, Phase] = {
-    "CAPABILITY": Phase.NEGOTIATION, "STARTTLS": Phase.NEGOTIATION, "ID": Phase.NEGOTIATION,
-    "ENABLE": Phase.NEGOTIATION, "COMPRESS": Phase.NEGOTIATION,
-    "LOGIN": Phase.AUTH, "AUTHENTICATE": Phase.AUTH,
-    "LOGOUT": Phase.TEARDOWN,
-}
-LITERAL_AT_END = re.compile(rb"(~?)\{(\d{1,12})(\+?)\}$")
-MESSAGE_ITEM = re.compile(
-    rb"(?:(BODY|BINARY)(?:\.PEEK)?\[([^\]]*)\](<\d+(?:\.\d+)?>)?|(RFC822(?:\.HEADER|\.TEXT)?))\s*$",
-    re.IGNORECASE,
+from mailtrace.protocols.base import DissectorLimits, EventSink, Line, LineBuffer, printable
+from mailtrace.protocols.imap_parse import (
+    Literal,
+    Piece,
+    SectionRef,
+    Value,
+    as_int,
+    as_text,
+    bodystructure,
+    decode_mailbox,
+    describe_parts,
+    envelope,
+    fetch_items,
+    flag_list,
+    parse_values,
+    render,
+    requested_sections,
+    resp_code,
+    section_ref,
 )
-MAX_KEPT_LITERAL = 8192
+from mailtrace.protocols.sasl import SaslExchange, hashcat_cram_md5
 
 
 class State(enum.Enum):
+    """RFC 3501 §3 session states (plus the moment before the greeting)."""
+
+    CONNECTED = "connected"
     NOT_AUTHENTICATED = "not authenticated"
     AUTHENTICATED = "authenticated"
     SELECTED = "selected"
     LOGOUT = "logout"
 
 
+S = State
+TRANSITIONS: dict[State, dict[str, State]] = {
+    S.CONNECTED: {"greeting OK": S.NOT_AUTHENTICATED, "greeting PREAUTH": S.AUTHENTICATED,
+                  "greeting BYE": S.LOGOUT},
+    S.NOT_AUTHENTICATED: {"LOGIN OK": S.AUTHENTICATED, "AUTHENTICATE OK": S.AUTHENTICATED,
+                          "LOGOUT OK": S.LOGOUT, "BYE": S.LOGOUT},
+    S.AUTHENTICATED: {"SELECT OK": S.SELECTED, "EXAMINE OK": S.SELECTED,
+                      "UNAUTHENTICATE OK": S.NOT_AUTHENTICATED, "LOGOUT OK": S.LOGOUT, "BYE": S.LOGOUT},
+    S.SELECTED: {"SELECT OK": S.SELECTED, "EXAMINE OK": S.SELECTED, "SELECT NO": S.AUTHENTICATED,
+                 "EXAMINE NO": S.AUTHENTICATED, "CLOSE OK": S.AUTHENTICATED, "UNSELECT OK": S.AUTHENTICATED,
+                 "UNAUTHENTICATE OK": S.NOT_AUTHENTICATED, "LOGOUT OK": S.LOGOUT, "BYE": S.LOGOUT},
+    S.LOGOUT: {},
+}
+"""(state, trigger) → next state. A trigger is a command with its tagged status, a greeting, or BYE."""
+
+ANY = frozenset(State) - {S.LOGOUT}
+AUTHED = frozenset({S.AUTHENTICATED, S.SELECTED})
+COMMAND_STATES: dict[str, frozenset[State]] = {
+    **dict.fromkeys(("CAPABILITY", "NOOP", "LOGOUT", "ID", "COMPRESS", "ENABLE", "XYZZY"), ANY),
+    **dict.fromkeys(("STARTTLS", "AUTHENTICATE", "LOGIN"), frozenset({S.CONNECTED, S.NOT_AUTHENTICATED})),
+    **dict.fromkeys(("SELECT", "EXAMINE", "CREATE", "DELETE", "RENAME", "SUBSCRIBE", "UNSUBSCRIBE", "LIST",
+                     "LSUB", "XLIST", "NAMESPACE", "STATUS", "APPEND", "IDLE", "GETQUOTA", "GETQUOTAROOT",
+                     "SETQUOTA", "GETACL", "SETACL", "DELETEACL", "MYRIGHTS", "LISTRIGHTS", "GETMETADATA",
+                     "SETMETADATA", "NOTIFY", "UNAUTHENTICATE", "XAPPLEPUSHSERVICE"), AUTHED),
+    **dict.fromkeys(("CHECK", "CLOSE", "UNSELECT", "EXPUNGE", "SEARCH", "FETCH", "STORE", "COPY", "MOVE",
+                     "SORT", "THREAD", "ESEARCH", "REPLACE"), frozenset({S.SELECTED})),
+}
+"""Where each command is allowed (RFC 3501 §6 and the extensions); elsewhere it is an anomaly."""
+KNOWN_COMMANDS = frozenset(COMMAND_STATES) | {"UID", "DONE"}
+
+COMMAND_PHASE: dict[str, Phase] = {
+    "CAPABILITY": Phase.NEGOTIATION, "STARTTLS": Phase.NEGOTIATION, "ID": Phase.NEGOTIATION,
+    "ENABLE": Phase.NEGOTIATION, "COMPRESS": Phase.NEGOTIATION,
+    "LOGIN": Phase.AUTH, "AUTHENTICATE": Phase.AUTH, "UNAUTHENTICATE": Phase.AUTH,
+    "LOGOUT": Phase.TEARDOWN,
+}
+"""Commands with a phase of their own; the rest are transfer once logged in, negotiation before."""
+
+UNTAGGED_OWNERS: dict[str, tuple[str, ...]] = {
+    "CAPABILITY": ("CAPABILITY", "LOGIN", "AUTHENTICATE", "STARTTLS"),
+    "LIST": ("LIST", "XLIST"), "XLIST": ("XLIST", "LIST"), "LSUB": ("LSUB",), "STATUS": ("STATUS", "LIST"),
+    "SEARCH": ("SEARCH",), "ESEARCH": ("SEARCH", "SORT", "ESEARCH"), "SORT": ("SORT",), "THREAD": ("THREAD",),
+    "FLAGS": ("SELECT", "EXAMINE"), "EXISTS": ("SELECT", "EXAMINE"), "RECENT": ("SELECT", "EXAMINE"),
+    "FETCH": ("FETCH", "STORE"), "EXPUNGE": ("EXPUNGE", "MOVE", "CLOSE"),
+    "VANISHED": ("EXPUNGE", "MOVE", "SELECT", "EXAMINE", "FETCH"),
+    "NAMESPACE": ("NAMESPACE",), "ID": ("ID",), "ENABLED": ("ENABLE",),
+    "QUOTA": ("GETQUOTA", "GETQUOTAROOT", "SETQUOTA"), "QUOTAROOT": ("GETQUOTAROOT",),
+    "ACL": ("GETACL",), "MYRIGHTS": ("MYRIGHTS",), "LISTRIGHTS": ("LISTRIGHTS",),
+    "METADATA": ("GETMETADATA",),
+    "OK": ("SELECT", "EXAMINE"), "BYE": ("LOGOUT",),
+}
+"""Which commands in flight an untagged response belongs to (the oldest such command wins)."""
+UNTAGGED_KINDS = frozenset(UNTAGGED_OWNERS) | {"NO", "BAD", "PREAUTH"}
+NUMBERED_KINDS = frozenset({"EXISTS", "RECENT", "EXPUNGE", "FETCH"})
+
+LITERAL_AT_END = re.compile(rb"(~?)\{(\d{1,12})(\+?)\}$")
+NO_LITERAL_LINE = re.compile(rb"^(?:\+|\* (?:OK|NO|BAD|BYE|PREAUTH)\b|[^ ]+ (?:OK|NO|BAD)\b)", re.IGNORECASE)
+MESSAGE_ITEM = re.compile(
+    rb"(?<![A-Za-z0-9.\-])((?:BODY|BINARY)(?:\.PEEK)?\[[^\]]*\](?:<\d+>)?|RFC822(?:\.HEADER|\.TEXT)?)\s*$",
+    re.IGNORECASE)
+TAG_VERB = re.compile(rb"^([^\s(){%*\"\\\]]+) +(?:(UID) +)?([A-Za-z0-9\-]+)", re.IGNORECASE)
+MAX_KEPT_LITERAL = 8192
+MAX_LINE_PIECES = 512
+MAX_RECORDS = 2000
+"""Per-session cap for each list of the ``imap`` block (timeline, fetches, parts...); the rest are counted."""
+MAX_NOTES = 1000
+
+
+class ReadMode(enum.Enum):
+    """How a direction's next bytes are read."""
+
+    LINE = "line"
+    LITERAL = "literal"
+    HOLD = "hold"
+    """Client bytes held until the server answers a synchronizing literal or STARTTLS."""
+    OPAQUE = "opaque"
+    """TLS, or a compressed stream that can no longer be inflated."""
+
+
+class Dest(enum.Enum):
+    """Where a literal's bytes go."""
+
+    KEEP = "keep"  # kept (up to MAX_KEPT_LITERAL) as a value of the line
+    MESSAGE = "message"  # streamed to the message pipeline
+    PART = "part"  # counted and hashed (a body part)
+    SKIP = "skip"  # counted only (resynchronising after a gap)
+
+
+@dataclass
+class LiteralState:
+    size: int
+    left: int
+    binary: bool
+    sync: bool
+    dest: Dest
+    kept: bytearray = field(default_factory=bytearray)
+    missing: int = 0
+    sha: Any = None
+    ref: SectionRef | None = None
+
+
+@dataclass
+class Reader:
+    """One direction's framing state."""
+
+    direction: Direction
+    lines: LineBuffer
+    mode: ReadMode = ReadMode.LINE
+    pieces: list[Piece] = field(default_factory=list)
+    kept: int = 0
+    first_frame: int = 0
+    literal: LiteralState | None = None
+    resync: bool = False
+    """After a gap: skip lines until one parses."""
+    inflater: Any = None
+    held: list[tuple[bytes, int, float]] = field(default_factory=list)
+    held_bytes: int = 0
+    hold_tag: str | None = None
+    hold_literal: tuple[int, bool, bool] | None = None
+
+    def reset_line(self) -> None:
+        self.pieces = []
+        self.kept = 0
+        self.literal = None
+
+
 @dataclass
 class Pending:
+    """A command in flight (registered at its first line, even while its literals still stream)."""
+
     tag: str
     verb: str
-    argument: str
     frame: int
     ts: float
     phase: Phase
     uid: bool = False
+    argument: str = ""
+    emitted: bool = False
+    args: list[Value] = field(default_factory=list)
     sasl: SaslExchange | None = None
+    sasl_turn: bool = False
     login_user: str | None = None
     login_secret: str | None = None
+    sections: list[SectionRef] = field(default_factory=list)
+    mailbox: str | None = None
+    select: dict[str, Any] = field(default_factory=dict)
+    results: int = 0
+    result_sample: list[str] = field(default_factory=list)
+    appends: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
-class Building:
-    """A line (command or response) being assembled across literals."""
+class OpenMessage:
+    """A message being streamed to the pipeline (a MessageEnd is still owed)."""
 
-    parts: list[bytes] = field(default_factory=list)
-    first_frame: int = 0
-    literal_left: int = 0
-    literal_kept: bytearray = field(default_factory=bytearray)
-    literal_size: int = 0
-    message_origin: str | None = None
-    message_complete: bool = True
-    message_section: str = ""
-    literal_missing: int = 0
-
-
-@dataclass
-class Mailbox:
-    name: str
-    exists: int | None = None
-    recent: int | None = None
-    uidvalidity: str | None = None
-    read_only: bool = False
-
-
-def tokens(text: str) -> list[str]:
-    """Split IMAP arguments: atoms, "quoted strings" (unescaped), (lists kept whole)."""
-    out: list[str] = []
-    i, n = 0, len(text)
-    while i < n:
-        c = text[i]
-        if c == " ":
-            i += 1
-        elif c == '"':
-            j, buf = i + 1, []
-            while j < n and text[j] != '"':
-                if text[j] == "\\" and j + 1 < n:
-                    j += 1
-                buf.append(text[j])
-                j += 1
-            out.append("".join(buf))
-            i = j + 1
-        elif c == "(":
-            depth, j = 0, i
-            while j < n:
-                if text[j] == "(":
-                    depth += 1
-                elif text[j] == ")":
-                    depth -= 1
-                    if depth == 0:
-                        break
-                j += 1
-            out.append(text[i : j + 1])
-            i = j + 1
-        else:
-            j = i
-            while j < n and text[j] != " ":
-                j += 1
-            out.append(text[i:j])
-            i = j
-    return out
+    origin: str
+    first_frame: int
+    direction: Direction
+    detail: dict[str, Any]
+    bytes: int = 0
+    missing: int = 0
+    complete: bool = True
+    end_frame: int = 0
+    end_ts: float = 0.0
+    msg: int | None = None
+    ref: SectionRef | None = None
+    response: int = 0
+    """Serial of the response whose literal opened it (header+text joining, closing at response end)."""
+    continuable: bool = False
+    """A partial fetch that the next chunk may continue."""
+    literal_done: bool = False
+    joined: bool = False
+    """A header and the text after it, fetched in one response, make the whole message."""
 
 
 class Imap:
@@ -150,37 +261,53 @@ class Imap:
     default_ports: ClassVar[frozenset[int]] = frozenset({143})
     tls_ports: ClassVar[frozenset[int]] = frozenset({993})
 
-    def __init__(self, limits: DissectorLimits = DissectorLimits()) -> None:
+    def __init__(self, limits: DissectorLimits | None = None) -> None:
+        limits = limits or DissectorLimits()
         self.limits = limits
         self.out = EventSink(limits.max_events)
-        self.lines = (LineBuffer(limits.max_line), LineBuffer(limits.max_line))
-        self.building = [Building(), Building()]
+        self.readers = (Reader(CLIENT, LineBuffer(limits.max_line)),
+                        Reader(SERVER, LineBuffer(limits.max_line)))
         self.pending: dict[str, Pending] = {}
-        self.waiting: Pending | None = None  # the command a '+' continuation is for
-        self.held = bytearray()  # client bytes after a synchronizing literal, before the '+'
-        self.holding = False
-        self.holding_tag = ""
-        self.state = State.NOT_AUTHENTICATED
-        self.greeted = False
-        self.greeting: str | None = None
-        self.tls = [False, False]
-        self.inflate: list[Any | None] = [None, None]
-        self.compress_pending = False
+        self.building: Pending | None = None
+        """The client command whose line is still being assembled (literals to come)."""
+        self.state = State.CONNECTED
+        self.state_known = False
         self.phase = Phase.GREETING
+        self.greeting: str | None = None
         self.client_bytes = 0
         self.server_bytes = 0
-        self.gap = [False, False]
+        self.response_serial = 0
+        self.message: OpenMessage | None = None
+        self.idle: Pending | None = None
+        self.starttls: Pending | None = None
+        self.compressed = False
+        self.notes = 0
+        self.user: str | None = None
+        # the imap block of the report
         self.capabilities: list[str] = []
-        self.selected: list[Mailbox] = []
-        self.current_box: Mailbox | None = None
+        self.capabilities_before_tls: list[str] | None = None
+        self.enabled: list[str] = []
+        self.client_id: dict[str, str | None] | None = None
+        self.server_id: dict[str, str | None] | None = None
+        self.states: list[dict[str, Any]] = []
         self.folders: list[str] = []
-        self.expunged: list[int] = []
+        self.mailboxes: list[dict[str, Any]] = []
+        self.selected: list[dict[str, Any]] = []
+        self.current_box: dict[str, Any] | None = None
         self.fetched = 0
         self.appended = 0
+        self.expunged: list[int] = []
+        self.vanished: list[str] = []
         self.stored: list[str] = []
         self.idle_updates: list[str] = []
-        self.in_idle: Pending | None = None
-        self.messages = 0
+        self.timeline: list[dict[str, Any]] = []
+        self.fetches: list[dict[str, Any]] = []
+        self.parts: list[dict[str, Any]] = []
+        self.appends: list[dict[str, Any]] = []
+        self.status: list[dict[str, Any]] = []
+        self.searches: list[dict[str, Any]] = []
+        self.alerts: list[str] = []
+        self.dropped: dict[str, int] = {}
 
     # ------------------------------------------------------------------ contract
     @classmethod
@@ -202,27 +329,16 @@ class Imap:
     def feed(self, item: StreamItem) -> list[Event]:
         self.out.at(item)
         if isinstance(item, Chunk):
-            d = 0 if item.direction is CLIENT else 1
-            if d == 0:
+            reader = self.readers[0 if item.direction is CLIENT else 1]
+            if item.direction is CLIENT:
                 self.client_bytes += len(item.data)
             else:
                 self.server_bytes += len(item.data)
-            if not self.tls[d]:
+            if reader.mode is not ReadMode.OPAQUE:
                 data = item.data
-                inflater = self.inflate[d]
-                if inflater is not None:
-                    try:
-                        data = inflater.decompress(data)
-                    except zlib.error as exc:
-                        self.out.anomaly(item.direction, self.phase, "compress-error",
-                                         f"COMPRESS=DEFLATE stream cannot be inflated: {exc}", item.frame)
-                        self.inflate[d] = None
-                        self.tls[d] = True  # unreadable from here on
-                        return self.out.take()
-                if d == 0:
-                    self._client_data(data, item.frame, item.ts)
-                else:
-                    self._server_data(data, item.frame, item.ts)
+                if reader.inflater is not None:
+                    data = self._inflate(reader, data, item.frame)
+                self._consume(reader, data, item.frame, item.ts)
         elif isinstance(item, StreamGap):
             self._gap(item)
         elif isinstance(item, Eof):
@@ -230,445 +346,1152 @@ class Imap:
         return self.out.take()
 
     def finish(self) -> list[Event]:
-        """Logins whose tagged completion the capture does not show are reported with ``success: None``."""
+        """The connection is over: close an open message, report logins whose outcome was not seen."""
+        self._close_message()
         for cmd in self.pending.values():
             if cmd.verb == "LOGIN":
-                self.out.add(AuthAttempt(direction=CLIENT, ts=cmd.ts, frame=cmd.frame, first_frame=cmd.frame,
-                                         phase=Phase.AUTH, mechanism="LOGIN", username=cmd.login_user,
-                                         secret=cmd.login_secret, success=None))
+                self._auth(cmd, "LOGIN", cmd.login_user, cmd.login_secret, None, frame=self.out.frame,
+                           ts=self.out.ts, extra={"outcome": "not seen"})
             elif cmd.verb == "AUTHENTICATE" and cmd.sasl is not None:
-                self.out.add(AuthAttempt(direction=CLIENT, ts=cmd.ts, frame=cmd.frame, first_frame=cmd.frame,
-                                         phase=Phase.AUTH, mechanism=cmd.sasl.mechanism, username=cmd.sasl.username,
-                                         secret=cmd.sasl.secret, success=None, domain=cmd.sasl.domain))
+                sasl = cmd.sasl
+                self._auth(cmd, sasl.mechanism, sasl.username, sasl.secret, None, frame=self.out.frame,
+                           ts=self.out.ts, extra={"outcome": "not seen"}, sasl=sasl)
         self.pending.clear()
         return self.out.take()
 
     def tls_started(self) -> None:
-        self.tls = [False, False]
-        for buf in self.lines:
-            buf.clear()
-        self.building = [Building(), Building()]
+        """Plaintext resumes after STARTTLS (decrypted): RFC 3501 §6.2.1 — forget the old capabilities."""
+        for reader in self.readers:
+            reader.lines.clear()
+            reader.reset_line()
+            reader.mode = ReadMode.LINE
+            reader.held = []
+            reader.held_bytes = 0
+            reader.resync = False
+        if self.capabilities and self.capabilities_before_tls is None:
+            self.capabilities_before_tls = self.capabilities
+        self.capabilities = []
         self.phase = Phase.NEGOTIATION
 
     def record(self) -> dict[str, Any]:
-        return {
-            "user": None,
-            "imap": {
-                "state": self.state.value,
-                "greeting": self.greeting,
-                "capabilities": list(self.capabilities),
-                "folders": list(self.folders),
-                "selected": [vars(m) for m in self.selected],
-                "fetched_messages": self.fetched,
-                "appended_messages": self.appended,
-                "expunged": list(self.expunged),
-                "stored": list(self.stored),
-                "idle_updates": list(self.idle_updates),
-                "compressed": self.inflate[0] is not None or self.inflate[1] is not None,
-            },
+        block: dict[str, Any] = {
+            "state": self.state.value,
+            "greeting": self.greeting,
+            "capabilities": list(self.capabilities),
+            "folders": list(self.folders),
+            "selected": [dict(s) for s in self.selected],
+            "fetched_messages": self.fetched,
+            "appended_messages": self.appended,
+            "expunged": list(self.expunged),
+            "stored": list(self.stored),
+            "idle_updates": list(self.idle_updates),
+            "compressed": self.compressed,
+            "states": list(self.states),
+            "capabilities_before_tls": self.capabilities_before_tls,
+            "enabled": list(self.enabled),
+            "client_id": self.client_id,
+            "server_id": self.server_id,
+            "mailboxes": list(self.mailboxes),
+            "timeline": list(self.timeline),
+            "fetches": list(self.fetches),
+            "parts": list(self.parts),
+            "appends": list(self.appends),
+            "status": list(self.status),
+            "searches": list(self.searches),
+            "vanished": list(self.vanished),
+            "alerts": list(self.alerts),
         }
+        if self.dropped:
+            block["dropped"] = dict(self.dropped)
+        return {"user": self.user, "imap": block}
 
-    # ------------------------------------------------------------------ shared line/literal reader
-    def _read(self, d: int, data: bytes, frame: int, ts: float) -> None:
-        """Split one direction's bytes into lines and literals; complete lines go to the handlers."""
-        direction = CLIENT if d == 0 else SERVER
-        while data:
-            b = self.building[d]
-            if b.literal_left:
-                take = data[: b.literal_left]
-                data = data[b.literal_left :]
-                b.literal_left -= len(take)
-                self._literal_bytes(d, b, take, frame, ts)
-                if b.literal_left:
-                    return
-                self._literal_done(d, b, frame, ts)
-                continue
-            if d == 0 and self.holding:
-                self.held += data
-                if len(self.held) > self.limits.max_wait_bytes or self.server_bytes == 0:
-                    self._release_hold(frame, ts, assume_continue=True)
-                return
-            buf = self.lines[d]
-            buf.push(data, frame, ts)
-            data = b""
-            for line in buf.lines(frame, ts):
-                b = self.building[d]
-                if not b.parts:
-                    b.first_frame = line.first_frame
-                if line.too_long:
-                    self.out.anomaly(direction, self.phase, "line-too-long",
-                                     f"line of {len(line.text) + line.too_long} bytes", line.frame)
-                match = LITERAL_AT_END.search(line.text)
-                if match and not self.gap[d]:
-                    size = int(match.group(2))
-                    b.parts.append(line.text)
-                    b.literal_left = size
-                    b.literal_size = size
-                    b.literal_kept = bytearray()
-                    b.literal_missing = 0
-                    self._literal_start(d, b, line.text[: match.start()], size)
-                    sync = not match.group(3)
-                    data = buf.take_all()
-                    if d == 0 and sync and self.server_bytes:
-                        self.holding = True
-                        self.holding_tag = b.parts[0].split(b" ", 1)[0].decode("latin-1", "replace")
-                    if size == 0:
-                        b.literal_left = 0
-                        self._literal_done(d, b, line.frame, ts)
-                    break
-                b.parts.append(line.text)
-                text = b"".join(b.parts)
-                first = b.first_frame or line.first_frame
-                self.building[d] = Building()
-                if d == 0:
-                    self._client_line(text, first, line.frame, ts)
-                else:
-                    self._server_line(text, first, line.frame, ts)
-                if self.tls[d] or (d == 0 and self.holding):
-                    data = buf.take_all()
-                    if self.tls[d]:
-                        return
-                    break
-            else:
-                return
-
-    def _literal_start(self, d: int, b: Building, before: bytes, size: int) -> None:
-        b.message_origin = None
-        if d == 1:
-            match = MESSAGE_ITEM.search(before)
-            if match:
-                section = (match.group(2) or b"").upper().decode("latin-1")
-                partial = match.group(3) is not None
-                rfc822 = (match.group(4) or b"").upper()
-                if rfc822 == b"RFC822" or (match.group(1) and section == ""):
-                    b.message_origin, b.message_complete = "imap-fetch", not partial
-                    b.message_section = "BODY[]" if not rfc822 else "RFC822"
-                elif rfc822 == b"RFC822.HEADER" or section.startswith("HEADER"):
-                    b.message_origin, b.message_complete = "imap-fetch", False
-                    b.message_section = "header"
-        else:
-            pending_line = b"".join(b.parts).split(b" ")
-            if len(pending_line) >= 2 and pending_line[1].upper() == b"APPEND":
-                b.message_origin, b.message_complete = "imap-append", True
-                b.message_section = "APPEND"
-
-    def _literal_bytes(self, d: int, b: Building, data: bytes, frame: int, ts: float) -> None:
-        direction = CLIENT if d == 0 else SERVER
-        if b.message_origin:
-            self.out.data(direction, Phase.TRANSFER, data)
-            self.out.add(BodyData(direction=direction, ts=ts, frame=frame, first_frame=frame, phase=Phase.TRANSFER,
-                                  nbytes=len(data), what="literal"))
-        elif len(b.literal_kept) < MAX_KEPT_LITERAL:
-            b.literal_kept += data[: MAX_KEPT_LITERAL - len(b.literal_kept)]
-
-    def _literal_done(self, d: int, b: Building, frame: int, ts: float) -> None:
-        direction = CLIENT if d == 0 else SERVER
-        if b.message_origin:
-            self.out.add(MessageEnd(direction=direction, ts=ts, frame=frame, first_frame=b.first_frame or frame,
-                                    phase=Phase.TRANSFER, origin=b.message_origin,
-                                    complete=b.message_complete and not b.literal_missing,
-                                    missing_bytes=b.literal_missing, detail={"section": b.message_section}))
-            self.messages += 1
-            if b.message_origin == "imap-fetch":
-                self.fetched += 1
-            else:
-                self.appended += 1
-            b.parts.append(f"[{b.literal_size} bytes]".encode())
-        else:
-            kept = bytes(b.literal_kept)
-            b.parts.append(b'"' + kept.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
-                           if len(kept) == b.literal_size else f"[{b.literal_size} bytes]".encode())
-        b.message_origin = None
-
-    def _release_hold(self, frame: int, ts: float, assume_continue: bool) -> None:
-        self.holding = False
-        held = bytes(self.held)
-        self.held.clear()
-        b = self.building[0]
-        if not assume_continue:
-            b.literal_left = 0
-            self.building[0] = Building()
-        if held:
-            self._read(0, held, frame, ts)
-
-    # ------------------------------------------------------------------ client
-    def _client_data(self, data: bytes, frame: int, ts: float) -> None:
-        self._read(0, data, frame, ts)
-
-    def _client_line(self, raw: bytes, first: int, frame: int, ts: float) -> None:
-        waiting = self.waiting
-        if waiting is not None and waiting.verb == "AUTHENTICATE" and waiting.sasl is not None:
-            text = raw.decode("utf-8", "replace").strip()
-            waiting.sasl.client(text)
-            self.waiting = None
-            shown = text if self.limits.show_secrets or text == "*" else "[SASL response]"
-            self.out.add(Command(direction=CLIENT, ts=ts, frame=frame, first_frame=first, phase=Phase.AUTH,
-                                 verb="", argument=shown))
-            return
-        if self.in_idle is not None and raw.strip().upper() == b"DONE":
-            self.out.add(Command(direction=CLIENT, ts=ts, frame=frame, first_frame=first, phase=Phase.TRANSFER,
-                                 verb="DONE", argument="", tag=None))
-            self.waiting = None
-            return
-        text = raw.decode("utf-8", "surrogateescape")
-        parts = text.split(" ", 2)
-        if self.gap[0]:
-            if len(parts) < 2 or parts[1].upper() not in KNOWN_COMMANDS:
-                return
-            self.gap[0] = False
-        if len(parts) < 2 or not parts[0]:
-            self.out.anomaly(CLIENT, self.phase, "invalid-command",
-                             f"client line is not 'tag command': {printable(raw, 80)}", frame)
-            return
-        tag, verb = parts[0], parts[1].upper()
-        argument = parts[2] if len(parts) > 2 else ""
-        uid = False
-        if verb == "UID" and argument:
-            sub, _, argument = argument.partition(" ")
-            verb, uid = sub.upper(), True
-        known = verb in KNOWN_COMMANDS
-        if not known and not printable_text(raw):
-            self.out.anomaly(CLIENT, self.phase, "garbage",
-                             f"non-text bytes where a command was expected: {printable(raw, 60)}", frame)
-            return
-        phase = COMMAND_PHASE.get(verb)
-        if phase is None:
-            phase = Phase.TRANSFER if self.state in (State.AUTHENTICATED, State.SELECTED) or verb not in (
-                "NOOP",) else (self.phase if self.phase is not Phase.GREETING else Phase.NEGOTIATION)
-        self.phase = phase
-        pending = Pending(tag, verb, argument, frame, ts, phase, uid)
-        shown = argument
-        if verb == "LOGIN":
-            args = tokens(argument)
-            pending.login_user = args[0] if args else None
-            pending.login_secret = args[1] if len(args) > 1 else None
-            if not self.limits.show_secrets and len(args) > 1:
-                shown = f"{_quote(args[0])} [password]"
-        elif verb == "AUTHENTICATE":
-            mech, _, initial = argument.strip().partition(" ")
-            pending.sasl = SaslExchange(mech.upper())
-            if initial.strip():
-                pending.sasl.initial(initial.strip())
-                if not self.limits.show_secrets and initial.strip() != "=":
-                    shown = f"{mech} [initial response]"
-            self.waiting = pending
-        elif verb == "IDLE":
-            self.in_idle = pending
-            self.waiting = pending
-        self.out.add(Command(direction=CLIENT, ts=ts, frame=frame, first_frame=first, phase=phase, verb=verb,
-                             argument=shown, tag=tag, uid=uid, known=known))
-        if not known:
-            self.out.anomaly(CLIENT, phase, "unknown-command", f"unknown command {printable(verb.encode(), 40)}",
+    # ------------------------------------------------------------------ bytes → lines and literals
+    def _inflate(self, reader: Reader, data: bytes, frame: int) -> bytes:
+        try:
+            return bytes(reader.inflater.decompress(data))
+        except zlib.error as exc:
+            self.out.anomaly(reader.direction, self.phase, "compress-error",
+                             f"the COMPRESS=DEFLATE stream cannot be inflated ({exc}); the rest is opaque",
                              frame)
-        if len(self.pending) >= self.limits.max_pending_commands:
-            self.pending.pop(next(iter(self.pending)))
-            self.out.anomaly(CLIENT, phase, "too-many-tags", "too many commands in flight", frame)
-        if tag in self.pending:
-            self.out.anomaly(CLIENT, phase, "duplicate-tag", f"tag {tag} reused while still in flight", frame)
-        self.pending[tag] = pending
-        if verb == "STARTTLS":
-            pass
+            reader.inflater = None
+            reader.mode = ReadMode.OPAQUE
+            return b""
 
-    # ------------------------------------------------------------------ server
-    def _server_data(self, data: bytes, frame: int, ts: float) -> None:
-        self._read(1, data, frame, ts)
+    def _consume(self, r: Reader, data: bytes, frame: int, ts: float) -> None:
+        while data:
+            mode = r.mode
+            if mode is ReadMode.OPAQUE:
+                return
+            if mode is ReadMode.LITERAL:
+                lit = r.literal
+                assert lit is not None
+                take = data[: lit.left]
+                data = data[lit.left :]
+                lit.left -= len(take)
+                self._literal_bytes(r, lit, take, frame, ts)
+                if lit.left == 0:
+                    self._literal_end(r, lit, frame, ts)
+                continue
+            if mode is ReadMode.HOLD:
+                self._hold(r, data, frame, ts)
+                return
+            r.lines.push(data, frame, ts)
+            data = b""
+            inflating = r.inflater is not None
+            for line in r.lines.lines(frame, ts):
+                self._line(r, line)
+                if r.mode is not ReadMode.LINE or (r.inflater is not None) != inflating:
+                    data = r.lines.take_all()
+                    if r.inflater is not None and not inflating:
+                        data = self._inflate(r, data, frame)
+                    break
 
-    def _server_line(self, raw: bytes, first: int, frame: int, ts: float) -> None:
-        text = raw.decode("utf-8", "replace")
-        if text.startswith("+"):
-            self.gap[1] = False
-            self._continuation(text[1:].strip(), first, frame, ts)
+    def _line(self, r: Reader, line: Line) -> None:
+        text = line.text
+        if line.too_long:
+            self.out.anomaly(r.direction, self.phase, "line-too-long",
+                             f"line of {len(text) + line.too_long} bytes (limit {self.limits.max_line})",
+                             line.frame)
+        if not r.pieces:
+            r.first_frame = line.first_frame
+            if r.resync and not self._resyncs(r, text):
+                self._skip_literal_after_gap(r, text)
+                return
+            r.resync = False
+        match = LITERAL_AT_END.search(text) if self._literal_allowed(r, text) else None
+        if match is not None and len(r.pieces) < MAX_LINE_PIECES:
+            head = text[: match.start()]
+            r.pieces.append(head)
+            r.kept += len(head)
+            size, binary, sync = int(match.group(2)), bool(match.group(1)), not match.group(3)
+            if r.direction is CLIENT:
+                self._client_literal_head(r, line)
+                cmd = self.building
+                if cmd is not None and not cmd.emitted and self._append_message_next(r, cmd):
+                    self._emit_command(cmd, r.pieces, r.first_frame or line.first_frame, frame=line.frame,
+                                       ts=line.ts, suffix=match.group(0).decode("latin-1"))
+                if sync and self.server_bytes and self.building is not None:
+                    r.mode = ReadMode.HOLD
+                    r.hold_tag = self.building.tag
+                    r.hold_literal = (size, binary, sync)
+                    return
+            self._literal_start(r, size, binary, sync, frame=line.frame, ts=line.ts)
             return
-        if text.startswith("* "):
-            self.gap[1] = False
-            self._untagged(text[2:], first, frame, ts)
+        r.pieces.append(text)
+        pieces = r.pieces
+        first = r.first_frame or line.first_frame
+        r.reset_line()
+        if r.direction is CLIENT:
+            self._command(pieces, first, line.frame, line.ts)
+        else:
+            self._response(pieces, first, line.frame, line.ts)
+
+    def _literal_allowed(self, r: Reader, text: bytes) -> bool:
+        if r.pieces:
+            return True
+        if r.direction is SERVER:
+            return NO_LITERAL_LINE.match(text) is None
+        sasl = self._sasl_waiting()
+        if sasl is not None and sasl.sasl_turn:
+            return False
+        return not (self.idle is not None and text.upper() == b"DONE")
+
+    def _literal_start(self, r: Reader, size: int, binary: bool, sync: bool, *, frame: int,
+                       ts: float) -> None:
+        dest, ref = self._literal_dest(r)
+        lit = LiteralState(size, size, binary, sync, dest, ref=ref)
+        r.literal = lit
+        r.mode = ReadMode.LITERAL
+        if dest is Dest.PART:
+            lit.sha = hashlib.sha256()
+        if size == 0:
+            self._literal_end(r, lit, frame, ts)
+
+    def _literal_dest(self, r: Reader) -> tuple[Dest, SectionRef | None]:
+        last = r.pieces[-1] if r.pieces and isinstance(r.pieces[-1], bytes) else b""
+        if r.direction is SERVER:
+            match = MESSAGE_ITEM.search(last)
+            ref = section_ref(match.group(1).decode("latin-1")) if match else None
+            if ref is None or not r.pieces or not isinstance(r.pieces[0], bytes) \
+                    or not r.pieces[0].startswith(b"* "):
+                return Dest.KEEP, None
+            return self._server_message_start(r, ref), ref
+        cmd = self.building
+        if cmd is not None and self._append_message_next(r, cmd):
+            self._open_append(r, cmd, parse_values(r.pieces, _args_offset(r.pieces)))
+            return Dest.MESSAGE, None
+        return Dest.KEEP, None
+
+    def _append_message_next(self, r: Reader, cmd: Pending) -> bool:
+        """Does this client line announce a message literal (APPEND's, not a mailbox or CATENATE text)?"""
+        if cmd.verb not in ("APPEND", "REPLACE"):
+            return False
+        if any(isinstance(p, bytes) and b"CATENATE" in p.upper() for p in r.pieces):
+            return False
+        return len(parse_values(r.pieces, _args_offset(r.pieces))) >= (2 if cmd.verb == "REPLACE" else 1)
+
+    def _literal_bytes(self, r: Reader, lit: LiteralState, data: bytes, frame: int, ts: float) -> None:
+        if not data:
             return
-        tag, _, rest = text.partition(" ")
-        status, _, detail = rest.partition(" ")
-        status = status.upper()
-        if status not in ("OK", "NO", "BAD", "BYE", "PREAUTH"):
-            if not self.gap[1]:
-                self.out.anomaly(SERVER, self.phase, "invalid-response",
-                                 f"server line is not a response: {printable(raw, 80)}", frame)
+        dest = lit.dest
+        if dest is Dest.KEEP:
+            room = MAX_KEPT_LITERAL - len(lit.kept)
+            if room > 0:
+                lit.kept += data[:room]
             return
-        self.gap[1] = False
-        cmd = self.pending.pop(tag, None)
+        if dest is Dest.MESSAGE:
+            msg = self.message
+            if msg is not None:
+                msg.bytes += len(data)
+            self.out.data(r.direction, Phase.TRANSFER, data)
+        elif dest is Dest.PART:
+            lit.sha.update(data)
+        if dest is not Dest.SKIP:
+            self.out.add(BodyData(direction=r.direction, ts=ts, frame=frame, first_frame=frame,
+                                  phase=Phase.TRANSFER, nbytes=len(data),
+                                  what="message" if dest is Dest.MESSAGE else "literal"))
+
+    def _literal_end(self, r: Reader, lit: LiteralState, frame: int, ts: float) -> None:
+        r.mode = ReadMode.LINE
+        r.literal = None
+        if lit.dest is Dest.SKIP:
+            r.reset_line()
+            return
+        whole = lit.dest is Dest.KEEP and len(lit.kept) == lit.size and not lit.missing
+        value = Literal(lit.size, bytes(lit.kept) if whole else None, lit.binary, lit.sync, lit.missing)
+        r.pieces.append(value)
+        if lit.dest is Dest.MESSAGE:
+            msg = self.message
+            if msg is not None:
+                msg.missing += lit.missing
+                msg.end_frame, msg.end_ts = frame, ts
+                msg.literal_done = True
+                if lit.missing:
+                    msg.complete = False
+                if msg.origin == "imap-append":
+                    self._close_message()
+        elif lit.dest is Dest.PART and lit.ref is not None:
+            head = r.pieces[0] if isinstance(r.pieces[0], bytes) else b""
+            number = _int_word(head, 1)
+            self._keep(self.parts, "parts", {
+                "frame": frame, "msg": number, "section": lit.ref.label, "bytes": lit.size - lit.missing,
+                "sha256": lit.sha.hexdigest() if not lit.missing else None,
+                "partial": lit.ref.origin is not None, "missing_bytes": lit.missing})
+
+    def _client_literal_head(self, r: Reader, line: Line) -> None:
+        """The first line of a client command that goes on with a literal: register the command now."""
+        if self.building is not None or len(r.pieces) != 1:
+            return
+        head = r.pieces[0]
+        match = TAG_VERB.match(head) if isinstance(head, bytes) else None
+        if match is None:
+            return
+        tag = match.group(1).decode("latin-1")
+        verb = match.group(3).decode("latin-1").upper()
+        cmd = Pending(tag, verb, r.first_frame or line.first_frame, line.ts, self._phase_for(verb),
+                      uid=bool(match.group(2)))
+        self.building = cmd
+        self._register(cmd, line.frame)
+
+    # ------------------------------------------------------------------ holding client bytes
+    def _hold(self, r: Reader, data: bytes, frame: int, ts: float) -> None:
+        r.held.append((data, frame, ts))
+        r.held_bytes += len(data)
+        if r.held_bytes > self.limits.max_wait_bytes:
+            self.out.anomaly(CLIENT, self.phase, "no-continuation",
+                             f"{r.held_bytes} client bytes sent without the server's '+' continuation", frame)
+            self._release(r, go_on=True)
+
+    def _release(self, r: Reader, go_on: bool) -> None:
+        """The server answered: a held synchronizing literal goes on (``+``) or is refused (tagged NO/BAD)."""
+        held, r.held, r.held_bytes = r.held, [], 0
+        literal, r.hold_literal = r.hold_literal, None
+        r.hold_tag = None
+        r.mode = ReadMode.LINE
+        if literal is not None and go_on:
+            first = held[0] if held else (b"", self.out.frame, self.out.ts)
+            self._literal_start(r, literal[0], literal[1], literal[2], frame=first[1], ts=first[2])
+        elif literal is not None:
+            self._end_building(r, refused=True)
+        saved = self.out.frame, self.out.ts
+        for data, frame, ts in held:
+            self.out.frame, self.out.ts = frame, ts
+            self._consume(r, data, frame, ts)
+        self.out.frame, self.out.ts = saved
+
+    def _end_building(self, r: Reader, refused: bool) -> None:
+        """A client command whose literal the server refused ends where it stands."""
+        pieces = r.pieces
+        r.reset_line()
+        cmd = self.building
         if cmd is None:
-            self.out.anomaly(SERVER, self.phase, "unknown-tag", f"tagged {status} for unknown tag {tag}", frame)
-            self.out.add(Reply(direction=SERVER, ts=ts, frame=frame, first_frame=first, phase=self.phase,
-                               status=status, lines=(detail,), tag=tag))
             return
-        if self.holding and self.holding_tag == tag:
-            self._release_hold(frame, ts, assume_continue=False)
-        if self.waiting is cmd:
-            self.waiting = None
-        if self.in_idle is cmd:
-            self.in_idle = None
-        self.out.add(Reply(direction=SERVER, ts=ts, frame=frame, first_frame=first, phase=cmd.phase, status=status,
-                           lines=(detail,), answers=cmd.verb, latency=max(0.0, ts - cmd.ts), tag=tag))
-        self._completion(cmd, status == "OK", detail, frame, ts)
+        if not cmd.emitted:
+            self._command(pieces, r.first_frame, self.out.frame, self.out.ts, refused=refused)
+            return
+        self.building = None
+        if refused:
+            self.out.anomaly(CLIENT, cmd.phase, "literal-refused",
+                             f"the server refused {cmd.verb}'s synchronizing literal; the command ends there",
+                             self.out.frame)
+
+    # ------------------------------------------------------------------ client commands
+    def _sasl_waiting(self) -> Pending | None:
+        return next((p for p in self.pending.values() if p.verb == "AUTHENTICATE" and p.sasl is not None),
+                    None)
+
+    def _command(self, pieces: list[Piece], first: int, frame: int, ts: float, refused: bool = False) -> None:
+        raw = pieces[0] if pieces and isinstance(pieces[0], bytes) else b""
+        building, self.building = self.building, None
+        auth = self._sasl_waiting()
+        if auth is not None and building is None and len(pieces) == 1 and (
+                auth.sasl_turn or TAG_VERB.match(raw) is None or _verb_of(raw) not in KNOWN_COMMANDS):
+            self._sasl_response(auth, raw, first, frame, ts)
+            return
+        if self.idle is not None and building is None and raw.strip().upper() == b"DONE":
+            self.out.add(Command(direction=CLIENT, ts=ts, frame=frame, first_frame=first,
+                                 phase=self.idle.phase, verb="DONE", argument=""))
+            self._timeline(frame, "idle-done")
+            return
+        match = TAG_VERB.match(raw)
+        if match is None:
+            if raw.strip() or len(pieces) > 1:
+                kind = "invalid-command" if _printable(raw) else "garbage"
+                self.out.anomaly(CLIENT, self.phase, kind,
+                                 f"client line is not 'tag command': {printable(raw, 80)}", frame)
+            else:
+                self.out.anomaly(CLIENT, self.phase, "empty-command", "empty command line", frame)
+            return
+        tag = match.group(1).decode("latin-1")
+        verb = match.group(3).decode("latin-1").upper()
+        uid = bool(match.group(2))
+        known = verb in KNOWN_COMMANDS
+        if not known and not _printable(raw):
+            self.out.anomaly(CLIENT, self.phase, "garbage", f"non-text bytes where a command was expected: "
+                             f"{printable(raw, 60)}", frame)
+            return
+        cmd = building if building is not None and building.tag == tag else None
+        if cmd is None:
+            cmd = Pending(tag, verb, first, ts, self._phase_for(verb), uid=uid)
+            self._register(cmd, frame)
+        if not cmd.emitted:
+            self._emit_command(cmd, pieces, first, frame=frame, ts=ts)
+        if refused:
+            self.out.anomaly(CLIENT, cmd.phase, "literal-refused",
+                             "the server refused the synchronizing literal; the command ends here", frame)
+        if verb == "STARTTLS" and not refused:
+            self.starttls = cmd
+            reader = self.readers[0]
+            reader.mode = ReadMode.HOLD
+            reader.hold_tag = tag
+
+    def _emit_command(self, cmd: Pending, pieces: list[Piece], first: int, *, frame: int, ts: float,
+                      suffix: str = "") -> None:
+        """The Command event: at the end of the command, or (APPEND) where the line announces the message."""
+        offset = _args_offset(pieces)
+        self._check_state(cmd, frame)
+        cmd.args = parse_values(pieces, offset)
+        cmd.argument = (self._display(cmd, pieces, offset) + " " + suffix).strip()
+        cmd.emitted = True
+        self.phase = cmd.phase
+        self._command_effects(cmd, frame, ts)
+        known = cmd.verb in KNOWN_COMMANDS
+        self.out.add(Command(direction=CLIENT, ts=ts, frame=frame, first_frame=first, phase=cmd.phase,
+                             verb=cmd.verb, argument=cmd.argument, tag=cmd.tag, uid=cmd.uid, known=known))
+        if not known:
+            self.out.anomaly(CLIENT, cmd.phase, "unknown-command",
+                             f"unknown command {printable(cmd.verb.encode(), 40)}", frame)
+
+    def _register(self, cmd: Pending, frame: int) -> None:
+        if cmd.tag in self.pending:
+            self.out.anomaly(CLIENT, cmd.phase, "duplicate-tag",
+                             f"tag {cmd.tag} reused while still in flight", frame)
+        elif len(self.pending) >= self.limits.max_pending_commands:
+            self.pending.pop(next(iter(self.pending)))
+            self.out.anomaly(CLIENT, cmd.phase, "too-many-tags",
+                             "too many commands in flight; the oldest is dropped", frame)
+        self.pending[cmd.tag] = cmd
+
+    def _phase_for(self, verb: str) -> Phase:
+        phase = COMMAND_PHASE.get(verb)
+        if phase is not None:
+            return phase
+        if verb == "NOOP" or verb not in KNOWN_COMMANDS:
+            if self.state in AUTHED:
+                return Phase.TRANSFER
+            return self.phase if self.phase not in (Phase.GREETING, Phase.TLS) else Phase.NEGOTIATION
+        return Phase.TRANSFER
+
+    def _check_state(self, cmd: Pending, frame: int) -> None:
+        allowed = COMMAND_STATES.get(cmd.verb)
+        if allowed is None:
+            return
+        if not self.state_known:
+            # a capture that starts mid-session: the first command tells where the session stands
+            if self.state is S.CONNECTED and allowed is not ANY:
+                guess = (S.SELECTED if allowed == {S.SELECTED} else S.AUTHENTICATED if allowed == AUTHED
+                         else S.NOT_AUTHENTICATED)
+                self.state_known = True
+                self._set_state(guess, frame, f"inferred from {cmd.verb}: the capture has no greeting")
+            return
+        if self.state not in allowed and self.state is not S.CONNECTED:
+            self.out.anomaly(CLIENT, cmd.phase, "command-out-of-state",
+                             f"{cmd.verb} is not allowed in the {self.state.value} state", frame)
+
+    def _display(self, cmd: Pending, pieces: list[Piece], offset: int) -> str:
+        """The argument as shown: literals as values or ``{n}``, secrets redacted."""
+        verb, show = cmd.verb, self.limits.show_secrets
+        if verb == "LOGIN" and not show and len(cmd.args) >= 2:
+            return f"{render(cmd.args[0])} [password]"
+        if verb == "AUTHENTICATE" and not show and len(cmd.args) >= 2 and as_text(cmd.args[1]) != "=":
+            return f"{render(cmd.args[0])} [initial response]"
+        out: list[str] = []
+        for i, piece in enumerate(pieces):
+            if isinstance(piece, Literal):
+                out.append(piece.marker if piece.data is None else render(piece.data, 200))
+            else:
+                out.append(piece[offset if i == 0 else 0 :].decode("utf-8", "replace"))
+        return "".join(out).strip()
+
+    def _command_effects(self, cmd: Pending, frame: int, ts: float) -> None:
+        verb, args = cmd.verb, cmd.args
+        if verb == "LOGIN":
+            cmd.login_user = as_text(args[0]) if args else None
+            cmd.login_secret = as_text(args[1]) if len(args) > 1 else None
+            self.user = cmd.login_user
+        elif verb == "AUTHENTICATE":
+            mech = (as_text(args[0]) if args else None) or "?"
+            cmd.sasl = SaslExchange(mech.upper())
+            if len(args) > 1:
+                cmd.sasl.initial(as_text(args[1]))
+                if cmd.sasl.username:
+                    self.user = cmd.sasl.username
+        elif verb in ("SELECT", "EXAMINE", "CREATE", "DELETE", "SUBSCRIBE", "UNSUBSCRIBE", "STATUS", "APPEND",
+                      "RENAME", "GETQUOTAROOT", "MYRIGHTS", "GETACL"):
+            name = as_text(args[0]) if args else None
+            cmd.mailbox = decode_mailbox(name) if name is not None else None
+        elif verb in ("COPY", "MOVE"):
+            name = as_text(args[1]) if len(args) > 1 else None
+            cmd.mailbox = decode_mailbox(name) if name is not None else None
+        elif verb == "FETCH":
+            cmd.sections = requested_sections(args[1:])
+        elif verb == "IDLE":
+            self.idle = cmd
+            self._timeline(frame, "idle")
+        elif verb == "ID":
+            self.client_id = _id_params(args[0] if args else None)
+
+    def _sasl_response(self, cmd: Pending, raw: bytes, first: int, frame: int, ts: float) -> None:
+        assert cmd.sasl is not None
+        text = raw.decode("utf-8", "replace").strip()
+        cmd.sasl.client(text)
+        cmd.sasl_turn = False
+        if cmd.sasl.username:
+            self.user = cmd.sasl.username
+        shown = text if self.limits.show_secrets or text == "*" else "[SASL response]"
+        self.out.add(Command(direction=CLIENT, ts=ts, frame=frame, first_frame=first, phase=Phase.AUTH,
+                             verb="", argument=shown))
+
+    def _open_append(self, r: Reader, cmd: Pending, values: list[Value]) -> None:
+        self._close_message()
+        box = as_text(values[0]) if values else None
+        mailbox = decode_mailbox(box) if box is not None else None
+        flags = next((flag_list(v) for v in values[1:] if isinstance(v, list)), [])
+        date = next((as_text(v) for v in values[1:] if isinstance(v, bytes)), None)
+        detail: dict[str, Any] = {"section": "APPEND", "tag": cmd.tag, "mailbox": mailbox}
+        if flags:
+            detail["flags"] = flags
+        if date:
+            detail["date"] = date
+        self.message = OpenMessage("imap-append", r.first_frame or self.out.frame, CLIENT, detail)
+        cmd.appends.append({"mailbox": mailbox, "flags": flags, "date": date})
+
+    # ------------------------------------------------------------------ server responses
+    def _response(self, pieces: list[Piece], first: int, frame: int, ts: float) -> None:
+        raw = pieces[0] if isinstance(pieces[0], bytes) else b""
+        self.response_serial += 1
+        if raw.startswith(b"+"):
+            self._continuation(raw[1:].strip().decode("utf-8", "replace"), first, frame, ts)
+        elif raw.startswith(b"* ") or raw == b"*":
+            self._untagged(pieces, first, frame, ts)
+        else:
+            self._tagged(pieces, first, frame, ts)
+        self._response_done()
 
     def _continuation(self, text: str, first: int, frame: int, ts: float) -> None:
-        cmd = self.waiting or next((p for p in reversed(self.pending.values())
-                                    if p.verb in ("AUTHENTICATE", "IDLE", "APPEND")), None)
-        if self.holding:
-            cmd = self.pending.get(self.holding_tag, cmd)
+        client = self.readers[0]
+        cmd: Pending | None = None
+        if client.mode is ReadMode.HOLD and client.hold_literal is not None:
+            cmd = self.pending.get(client.hold_tag or "")
+        if cmd is None:
+            cmd = self._sasl_waiting() or self.idle or self.building
+        if cmd is None:
+            cmd = next((p for p in reversed(self.pending.values()) if p.verb in ("APPEND", "LOGIN")), None)
         phase = cmd.phase if cmd else self.phase
         self.out.add(Reply(direction=SERVER, ts=ts, frame=frame, first_frame=first, phase=phase, status="+",
                            lines=(text,), answers=cmd.verb if cmd else None,
-                           latency=max(0.0, ts - cmd.ts) if cmd else None))
-        if self.holding:
-            self._release_hold(frame, ts, assume_continue=True)
+                           latency=max(0.0, ts - cmd.ts) if cmd else None, tag=None))
+        if client.mode is ReadMode.HOLD and client.hold_literal is not None:
+            self._release(client, go_on=True)
         elif cmd is not None and cmd.verb == "AUTHENTICATE" and cmd.sasl is not None:
             cmd.sasl.server(text)
-            self.waiting = cmd
-        elif cmd is None and not self.pending:
-            self.out.anomaly(SERVER, self.phase, "unexpected-continuation", "'+' with no command waiting", frame)
+            cmd.sasl_turn = True
+        elif cmd is None:
+            self.out.anomaly(SERVER, self.phase, "unexpected-continuation",
+                             "'+' with no command waiting for it", frame)
 
-    def _untagged(self, text: str, first: int, frame: int, ts: float) -> None:
-        word, _, rest = text.partition(" ")
-        upper = word.upper()
-        if not self.greeted and upper in ("OK", "PREAUTH", "BYE"):
-            self.greeted = True
-            self.greeting = rest
-            if upper == "PREAUTH":
-                self.state = State.AUTHENTICATED
-            self._capabilities_in(rest)
-            self.out.add(Reply(direction=SERVER, ts=ts, frame=frame, first_frame=first, phase=Phase.GREETING,
-                               status="*", lines=(text,)))
+    def _owner(self, kind: str) -> Pending | None:
+        wanted = UNTAGGED_OWNERS.get(kind, ())
+        for cmd in self.pending.values():
+            if cmd.verb in wanted:
+                return cmd
+        if self.idle is not None:
+            return self.idle
+        return next(reversed(self.pending.values())) if self.pending else None
+
+    def _untagged(self, pieces: list[Piece], first: int, frame: int, ts: float) -> None:
+        raw = pieces[0] if isinstance(pieces[0], bytes) else b""
+        words = raw[2:].split(b" ", 2)
+        number: int | None = None
+        if words and words[0].isdigit() and len(words) > 1:
+            number = int(words[0]) if len(words[0]) < 20 else None
+            kind = words[1].decode("latin-1").upper()
+            offset = 2 + len(words[0]) + 1 + len(words[1])
+        else:
+            kind = words[0].decode("latin-1").upper() if words else ""
+            offset = 2 + len(words[0]) if words else 2
+        text = _render_pieces(pieces, 2, self.limits.max_line)
+        rest = raw[offset:].strip().decode("utf-8", "replace") if len(pieces) == 1 else ""
+        greeting = kind in ("OK", "PREAUTH", "BYE") and number is None
+        if greeting and self.state is S.CONNECTED and not self.pending:
+            self._greeting(kind, rest, text, first=first, frame=frame, ts=ts)
             return
-        self.greeted = True
-        cmd = self._in_progress()
-        phase = cmd.phase if cmd else self.phase
-        if upper == "BYE":
-            phase = Phase.TEARDOWN
+        owner = self._owner(kind)
+        phase = Phase.TEARDOWN if kind == "BYE" else (owner.phase if owner else self.phase)
         self.out.add(Reply(direction=SERVER, ts=ts, frame=frame, first_frame=first, phase=phase, status="*",
-                           lines=(text,), answers=cmd.verb if cmd else None))
-        if upper == "CAPABILITY":
+                           lines=(text,), answers=owner.verb if owner else None))
+        idle = self.idle is not None and owner is self.idle and (number is not None or kind == "VANISHED")
+        if idle:
+            update = f"{number} {kind}" if number is not None else text
+            self._keep_text(self.idle_updates, "idle_updates", update)
+            self._note(frame, ts, first, phase, f"IDLE woken: * {update}")
+        values: list[Value] | None = None
+        if kind in ("OK", "NO", "BAD", "BYE", "PREAUTH"):
+            self._status_untagged(kind, rest, owner, frame=frame, ts=ts, first=first)
+        elif kind == "CAPABILITY":
             self.capabilities = rest.split()
-        elif upper == "OK":
-            self._capabilities_in(rest)
-            if self.current_box is not None and "[UIDVALIDITY" in rest.upper():
-                match = re.search(r"\[UIDVALIDITY (\d+)\]", rest, re.IGNORECASE)
-                if match:
-                    self.current_box.uidvalidity = match.group(1)
-        elif upper in ("LIST", "LSUB", "XLIST"):
-            args = tokens(rest)
-            if len(args) >= 3 and args[-1] not in self.folders:
-                self.folders.append(args[-1])
-        elif word.isdigit():
-            number, kind = int(word), rest.split(" ", 1)[0].upper()
-            box = self.current_box
-            if kind == "EXISTS" and box is not None:
-                box.exists = number
-            elif kind == "RECENT" and box is not None:
-                box.recent = number
-            elif kind == "EXPUNGE":
-                self.expunged.append(number)
-            if self.in_idle is not None and kind in ("EXISTS", "RECENT", "EXPUNGE", "FETCH"):
-                self.idle_updates.append(f"{number} {kind}")
-                self.out.add(Note(direction=SERVER, ts=ts, frame=frame, first_frame=first, phase=phase,
-                                  text=f"IDLE woken: * {number} {kind}"))
+        elif kind == "ENABLED":
+            self.enabled += [c for c in rest.split() if c not in self.enabled]
+        elif kind in ("LIST", "LSUB", "XLIST"):
+            values = parse_values(pieces, offset)
+            self._list_entry(kind, values)
+        elif kind == "STATUS":
+            values = parse_values(pieces, offset)
+            self._status_entry(values, frame)
+        elif kind in ("SEARCH", "SORT", "ESEARCH"):
+            if owner is not None:
+                found = rest.split() if kind != "ESEARCH" else [rest]
+                owner.results += len(found) if kind != "ESEARCH" else 0
+                owner.result_sample += found[: max(0, 50 - len(owner.result_sample))]
+        elif kind == "FLAGS":
+            if owner is not None and owner.verb in ("SELECT", "EXAMINE"):
+                values = parse_values(pieces, offset)
+                owner.select["flags"] = flag_list(values[0]) if values else []
+        elif kind == "ID":
+            values = parse_values(pieces, offset)
+            self.server_id = _id_params(values[0] if values else None)
+        elif kind == "VANISHED":
+            earlier = rest.upper().startswith("(EARLIER)")
+            uids = rest[len("(EARLIER)"):].strip() if earlier else rest
+            self._keep_text(self.vanished, "vanished", uids)
+            self._timeline(frame, "vanished", uids=uids, earlier=earlier,
+                           during=owner.verb if owner else None, idle=idle or None)
+        elif number is not None:
+            self._numbered(number, kind, pieces, offset, owner=owner, idle=idle, frame=frame, ts=ts,
+                           first=first)
 
-    def _capabilities_in(self, text: str) -> None:
-        match = re.search(r"\[CAPABILITY ([^\]]*)\]", text, re.IGNORECASE)
-        if match:
-            self.capabilities = match.group(1).split()
+    def _greeting(self, kind: str, rest: str, text: str, *, first: int, frame: int, ts: float) -> None:
+        self.greeting = rest
+        self.state_known = True
+        self.out.add(Reply(direction=SERVER, ts=ts, frame=frame, first_frame=first, phase=Phase.GREETING,
+                           status="*", lines=(text,)))
+        code, arg, _ = resp_code(rest)
+        if code == "CAPABILITY":
+            self.capabilities = arg.split()
+        self._transition(f"greeting {kind}", frame, ts, first)
+        if kind == "BYE":
+            self.out.anomaly(SERVER, Phase.GREETING, "refused", f"the server refuses the connection: {rest}",
+                             frame)
 
-    def _in_progress(self) -> Pending | None:
-        if not self.pending:
-            return None
-        return next(reversed(self.pending.values()))
+    def _status_untagged(self, kind: str, rest: str, owner: Pending | None, *, frame: int, ts: float,
+                         first: int) -> None:
+        code, arg, text = resp_code(rest)
+        target = owner.select if owner is not None and owner.verb in ("SELECT", "EXAMINE") else None
+        if code == "CAPABILITY":
+            self.capabilities = arg.split()
+        elif code == "ALERT":
+            self._keep_text(self.alerts, "alerts", text)
+            self._note(frame, ts, first, self.phase, f"server alert: {text}")
+        elif code in ("UIDVALIDITY", "UIDNEXT", "UNSEEN", "HIGHESTMODSEQ") and target is not None:
+            target[code.lower()] = int(arg) if arg.isdigit() and len(arg) < 20 else arg
+        elif code == "PERMANENTFLAGS" and target is not None:
+            target["permanent_flags"] = arg.strip("()").split()
+        elif code == "CLOSED":
+            self._timeline(frame, "closed", mailbox=(self.current_box or {}).get("name"))
+        if kind == "BYE":
+            if owner is None or owner.verb != "LOGOUT":
+                self._note(frame, ts, first, Phase.TEARDOWN, f"the server closes the session: {text or rest}")
+            self._transition("BYE", frame, ts, first)
+        elif kind in ("NO", "BAD") and owner is None:
+            self._note(frame, ts, first, self.phase, f"server warning: {kind} {rest}")
 
-    def _completion(self, cmd: Pending, ok: bool, detail: str, frame: int, ts: float) -> None:
-        verb = cmd.verb
-        self._capabilities_in(detail)
+    def _numbered(self, number: int, kind: str, pieces: list[Piece], offset: int, *, owner: Pending | None,
+                  idle: bool, frame: int, ts: float, first: int) -> None:
+        box = self.current_box
+        selecting = owner is not None and owner.verb in ("SELECT", "EXAMINE")
+        during = owner.verb if owner else None
+        if kind in ("EXISTS", "RECENT"):
+            if selecting and owner is not None:
+                owner.select[kind.lower()] = number
+            else:
+                if box is not None:
+                    box[kind.lower()] = number
+                self._timeline(frame, kind.lower(), count=number, during=during, idle=idle or None)
+        elif kind == "EXPUNGE":
+            self.expunged.append(number)
+            if box is not None and isinstance(box.get("exists"), int) and box["exists"] > 0:
+                box["exists"] -= 1
+            self._timeline(frame, "expunge", msg=number, during=during, idle=idle or None)
+        elif kind == "FETCH":
+            self._fetch_response(number, pieces, offset, owner=owner, idle=idle, frame=frame, ts=ts,
+                                 first=first)
+
+    def _fetch_response(self, number: int, pieces: list[Piece], offset: int, *, owner: Pending | None,
+                        idle: bool, frame: int, ts: float, first: int) -> None:
+        items = fetch_items(parse_values(pieces, offset))
+        entry: dict[str, Any] = {"frame": frame, "msg": number}
+        uid = as_int(items.get("UID"))
+        if uid is not None:
+            entry["uid"] = uid
+        if "FLAGS" in items:
+            entry["flags"] = flag_list(items["FLAGS"])
+        for name, key in (("INTERNALDATE", "internaldate"), ("RFC822.SIZE", "size"), ("MODSEQ", "modseq")):
+            if name in items:
+                value = items[name]
+                entry[key] = as_int(value) if key == "size" else (
+                    render(value) if isinstance(value, list) else as_text(value))
+        env = envelope(items["ENVELOPE"]) if "ENVELOPE" in items else None
+        if env is not None:
+            entry["envelope"] = env
+            sender = ", ".join(env["from"][:2]) or "?"
+            self._note(frame, ts, first, owner.phase if owner else self.phase,
+                       f"message {number}: “{env['subject'] or ''}” from {sender}")
+        structure = items.get("BODYSTRUCTURE", items.get("BODY"))
+        if isinstance(structure, list):
+            parts = bodystructure(structure)
+            entry["parts"] = parts
+            if parts:
+                self._note(frame, ts, first, owner.phase if owner else self.phase,
+                           f"message {number} structure: {describe_parts(parts)}")
+        sections = [ref.label for ref in (section_ref(k) for k in items) if ref is not None]
+        if sections:
+            entry["sections"] = sections
+        msg = self.message
+        if msg is not None and msg.response == self.response_serial and msg.origin == "imap-fetch":
+            if uid is not None:
+                msg.detail["uid"] = uid
+            if "flags" in entry:
+                msg.detail["flags"] = entry["flags"]
+            if owner is not None:
+                msg.detail["tag"] = owner.tag
+        only_flags = set(items) <= {"FLAGS", "UID", "MODSEQ"}
+        if owner is None or owner.verb != "FETCH" or idle:
+            if "FLAGS" in items:
+                self._timeline(frame, "flags", msg=number, uid=uid, flags=entry["flags"],
+                               during=owner.verb if owner else None, idle=idle or None)
+            if only_flags:
+                return
+        self._keep(self.fetches, "fetches", entry)
+
+    def _list_entry(self, kind: str, values: list[Value]) -> None:
+        if len(values) < 3:
+            return
+        name_raw = as_text(values[2])
+        if name_raw is None:
+            return
+        name = decode_mailbox(name_raw)
+        if name not in self.folders:
+            if len(self.folders) < MAX_RECORDS:
+                self.folders.append(name)
+                self._keep(self.mailboxes, "mailboxes", {
+                    "name": name, "flags": flag_list(values[0]), "delimiter": as_text(values[1]),
+                    "command": kind})
+            else:
+                self.dropped["folders"] = self.dropped.get("folders", 0) + 1
+
+    def _status_entry(self, values: list[Value], frame: int) -> None:
+        if len(values) < 2:
+            return
+        name = as_text(values[0])
+        items: dict[str, int | str | None] = {}
+        data = values[1] if isinstance(values[1], list) else []
+        for i in range(0, len(data) - 1, 2):
+            key = as_text(data[i])
+            if key is not None:
+                number = as_int(data[i + 1])
+                items[key.upper()] = number if number is not None else as_text(data[i + 1])
+        self._keep(self.status, "status", {"frame": frame, "mailbox": decode_mailbox(name) if name else None,
+                                           "items": items})
+
+    def _tagged(self, pieces: list[Piece], first: int, frame: int, ts: float) -> None:
+        raw = pieces[0] if isinstance(pieces[0], bytes) else b""
+        text = raw.decode("utf-8", "replace")
+        tag, _, rest = text.partition(" ")
+        status, _, detail = rest.partition(" ")
+        status = status.upper()
+        if status not in ("OK", "NO", "BAD") or not tag:
+            self.out.anomaly(SERVER, self.phase, "invalid-response",
+                             f"server line is not a response: {printable(raw, 80)}", frame)
+            return
+        cmd = self.pending.pop(tag, None)
+        client = self.readers[0]
+        if client.hold_tag == tag and client.mode is ReadMode.HOLD:
+            if self.starttls is not None and self.starttls.tag == tag:
+                pass  # handled in _completion
+            else:
+                self._release(client, go_on=status == "OK")
+        if cmd is None:
+            self.out.anomaly(SERVER, self.phase, "unknown-tag", f"tagged {status} for unknown tag {tag}",
+                             frame)
+            self.out.add(Reply(direction=SERVER, ts=ts, frame=frame, first_frame=first, phase=self.phase,
+                               status=status, lines=(detail,), tag=tag))
+            return
+        if self.building is cmd:
+            self._end_building(client, refused=status != "OK")
+            self.building = None
+        self.out.add(Reply(direction=SERVER, ts=ts, frame=frame, first_frame=first, phase=cmd.phase,
+                           status=status, lines=(detail,), answers=cmd.verb, latency=max(0.0, ts - cmd.ts),
+                           tag=tag))
+        self._completion(cmd, status, detail, first=first, frame=frame, ts=ts)
+
+    def _completion(self, cmd: Pending, status: str, detail: str, *, first: int, frame: int,
+                    ts: float) -> None:
+        verb, ok = cmd.verb, status == "OK"
+        code, arg, _ = resp_code(detail)
+        if code == "CAPABILITY":
+            self.capabilities = arg.split()
         if verb == "LOGIN":
-            self.out.add(AuthAttempt(direction=CLIENT, ts=ts, frame=frame, first_frame=cmd.frame, phase=Phase.AUTH,
-                                     mechanism="LOGIN", username=cmd.login_user, secret=cmd.login_secret,
-                                     success=ok))
-            if ok:
-                self.state = State.AUTHENTICATED
+            extra = {} if ok else {"reason": detail}
+            self._auth(cmd, "LOGIN", cmd.login_user, cmd.login_secret, ok, frame=frame, ts=ts, extra=extra)
         elif verb == "AUTHENTICATE" and cmd.sasl is not None:
             sasl = cmd.sasl
-            self.out.add(AuthAttempt(direction=CLIENT, ts=ts, frame=frame, first_frame=cmd.frame, phase=Phase.AUTH,
-                                     mechanism=sasl.mechanism, username=sasl.username, secret=sasl.secret,
-                                     success=ok and not sasl.cancelled, domain=sasl.domain,
-                                     extra={"host": sasl.host} if sasl.host else {}))
-            if ok:
-                self.state = State.AUTHENTICATED
+            extra = {} if ok else {"reason": detail}
+            self._auth(cmd, sasl.mechanism, sasl.username, sasl.secret, ok and not sasl.cancelled,
+                       frame=frame, ts=ts, extra=extra, sasl=sasl)
         elif verb in ("SELECT", "EXAMINE"):
-            if ok:
-                args = tokens(cmd.argument)
-                box = Mailbox(args[0] if args else "", read_only=verb == "EXAMINE")
-                self.selected.append(box)
-                self.current_box = box
-                self.state = State.SELECTED
+            self._selected(cmd, ok, code, detail, frame)
         elif verb in ("CLOSE", "UNSELECT") and ok:
+            self._timeline(frame, verb.lower(), mailbox=(self.current_box or {}).get("name"))
             self.current_box = None
-            self.state = State.AUTHENTICATED
-        elif verb == "STORE" and ok:
-            self.stored.append(cmd.argument)
-        elif verb == "LOGOUT":
-            self.state = State.LOGOUT
-        elif verb == "STARTTLS" and ok:
-            self.tls = [True, True]
-            self.pending.clear()
-            self.phase = Phase.TLS
-            self.out.add(TlsStart(direction=SERVER, ts=ts, frame=frame, first_frame=frame, phase=Phase.TLS,
-                                  mode="starttls"))
+        elif verb == "STORE":
+            if ok:
+                self.stored.append(cmd.argument)
+            self._store(cmd, ok, frame)
+        elif verb in ("COPY", "MOVE"):
+            event: dict[str, Any] = {"set": as_text(cmd.args[0]) if cmd.args else None,
+                                     "uid": cmd.uid or None, "to": cmd.mailbox, "ok": ok}
+            if code == "COPYUID":
+                event["copyuid"] = arg
+            self._timeline(frame, verb.lower(), **event)
+        elif verb in ("APPEND", "REPLACE"):
+            for append in cmd.appends or [{"mailbox": cmd.mailbox}]:
+                entry = {"frame": frame, **append, "ok": ok, "status": status}
+                if code == "APPENDUID":
+                    entry["appenduid"] = arg
+                self._keep(self.appends, "appends", entry)
+            self._timeline(frame, "append", mailbox=cmd.mailbox, ok=ok,
+                           appenduid=arg if code == "APPENDUID" else None)
+        elif verb in ("CREATE", "DELETE", "RENAME", "SUBSCRIBE", "UNSUBSCRIBE"):
+            target = render(cmd.args[1]) if verb == "RENAME" and len(cmd.args) > 1 else None
+            self._timeline(frame, verb.lower(), mailbox=cmd.mailbox, to=target, ok=ok)
+        elif verb == "EXPUNGE":
+            self._timeline(frame, "expunge-done", ok=ok, uid=cmd.uid or None)
+        elif verb in ("SEARCH", "SORT", "THREAD") and ok:
+            self._keep(self.searches, "searches", {
+                "frame": frame, "command": verb, "uid": cmd.uid, "criteria": cmd.argument[:200],
+                "count": cmd.results, "results": cmd.result_sample})
+        elif verb == "IDLE":
+            if self.idle is cmd:
+                self.idle = None
+        elif verb == "STARTTLS":
+            self._starttls(cmd, ok, frame, ts)
         elif verb == "COMPRESS" and ok:
-            self.inflate = [zlib.decompressobj(-15), zlib.decompressobj(-15)]
-            self.out.add(Note(direction=SERVER, ts=ts, frame=frame, first_frame=frame, phase=cmd.phase,
-                              text="COMPRESS=DEFLATE: both directions are compressed from here on"))
+            self._compress(frame, ts, first, cmd)
+        self._transition(f"{verb} {status}", frame, ts, first)
+
+    def _auth(self, cmd: Pending, mechanism: str, user: str | None, secret: str | None, ok: bool | None, *,
+              frame: int, ts: float, extra: dict[str, str], sasl: SaslExchange | None = None) -> None:
+        extra = dict(extra)
+        domain = None
+        if sasl is not None:
+            domain = sasl.domain
+            if sasl.host:
+                extra["host"] = sasl.host
+            if sasl.cancelled:
+                extra["cancelled"] = "yes"
+            if sasl.extra.get("authzid"):
+                extra["authzid"] = sasl.extra["authzid"]
+            if self.limits.show_secrets and mechanism == "CRAM-MD5" and sasl.username and sasl.secret \
+                    and sasl.challenges:
+                challenge = sasl.challenges[-1].decode("latin-1")
+                extra["hashcat"] = hashcat_cram_md5(sasl.username, challenge, sasl.secret)
+        if user:
+            self.user = user
+        self.out.add(AuthAttempt(direction=CLIENT, ts=ts, frame=frame, first_frame=cmd.frame,
+                                 phase=Phase.AUTH, mechanism=mechanism, username=user, secret=secret,
+                                 success=ok, domain=domain, extra=extra))
+
+    def _selected(self, cmd: Pending, ok: bool, code: str | None, detail: str, frame: int) -> None:
+        info = cmd.select
+        entry: dict[str, Any] = {"name": cmd.mailbox or "", "exists": info.get("exists"),
+                                 "recent": info.get("recent"),
+                                 "uidvalidity": str(info["uidvalidity"]) if "uidvalidity" in info else None,
+                                 "read_only": cmd.verb == "EXAMINE" or code == "READ-ONLY"}
+        for key in ("uidnext", "unseen", "highestmodseq", "flags", "permanent_flags"):
+            if key in info:
+                entry[key] = info[key]
+        entry["frame"] = frame
+        if ok:
+            if len(self.selected) < MAX_RECORDS:
+                self.selected.append(entry)
+            self.current_box = entry
+            shown = {k: v for k, v in entry.items() if k != "frame"}
+            self._timeline(frame, cmd.verb.lower(), **shown, ok=True)
+        else:
+            self.current_box = None
+            self._timeline(frame, cmd.verb.lower(), mailbox=cmd.mailbox, ok=False, reason=detail)
+
+    def _store(self, cmd: Pending, ok: bool, frame: int) -> None:
+        args = cmd.args
+        operation = as_text(args[1]) if len(args) > 1 else None
+        flags = flag_list(args[2]) if len(args) > 2 else []
+        if len(args) > 3 and isinstance(args[1], list):  # STORE set (UNCHANGEDSINCE n) +FLAGS (...)
+            operation, flags = as_text(args[2]), flag_list(args[3])
+        self._timeline(frame, "store", set=as_text(args[0]) if args else None, uid=cmd.uid or None,
+                       operation=operation, flags=flags, ok=ok)
+
+    def _starttls(self, cmd: Pending, ok: bool, frame: int, ts: float) -> None:
+        client = self.readers[0]
+        self.starttls = None
+        if not ok:
+            if client.mode is ReadMode.HOLD:
+                self._release(client, go_on=False)
+            return
+        injected = b"".join(d for d, _, _ in client.held) + client.lines.take_all()
+        client.held, client.held_bytes, client.hold_tag = [], 0, None
+        if injected:
+            self.out.anomaly(CLIENT, Phase.NEGOTIATION, "starttls-injection",
+                             f"{len(injected)} bytes of plaintext sent after STARTTLS before the server's OK "
+                             f"({printable(injected, 80)}): a server that buffers them executes them inside "
+                             "TLS (CVE-2011-0411 class)", frame)
+        for reader in self.readers:
+            reader.mode = ReadMode.OPAQUE
+            reader.lines.clear()
+        self.pending.clear()
+        self.phase = Phase.TLS
+        self.out.add(TlsStart(direction=SERVER, ts=ts, frame=frame, first_frame=frame, phase=Phase.TLS,
+                              mode="starttls"))
+
+    def _compress(self, frame: int, ts: float, first: int, cmd: Pending) -> None:
+        mech = (as_text(cmd.args[0]) if cmd.args else "") or ""
+        if mech.upper() != "DEFLATE":
+            self.out.anomaly(SERVER, cmd.phase, "compress-unknown",
+                             f"COMPRESS {mech} accepted; only DEFLATE can be read, the rest is opaque", frame)
+            for reader in self.readers:
+                reader.mode = ReadMode.OPAQUE
+            return
+        self.compressed = True
+        for reader in self.readers:
+            reader.inflater = zlib.decompressobj(-15)
+        self._note(frame, ts, first, cmd.phase,
+                   "COMPRESS=DEFLATE: both directions are compressed from here on")
+
+    # ------------------------------------------------------------------ messages
+    def _server_message_start(self, r: Reader, ref: SectionRef) -> Dest:
+        """A FETCH literal that carries message bytes: continue the open message, open one, or hash a part."""
+        head = r.pieces[0] if isinstance(r.pieces[0], bytes) else b""
+        number = _int_word(head, 1)
+        kind = ref.kind
+        msg = self.message
+        if msg is not None and msg.origin == "imap-fetch" and msg.msg == number and msg.ref is not None:
+            same_response = msg.response == self.response_serial + 1
+            whole_header = msg.ref.section == "HEADER" or msg.ref.item == "RFC822.HEADER"
+            if kind == "text" and msg.ref.kind == "header" and whole_header and same_response \
+                    and msg.ref.origin is None and ref.origin is None and not msg.joined:
+                msg.detail["section"] = f"{msg.ref.label}+{ref.label}"
+                msg.ref = ref
+                msg.joined = True
+                msg.literal_done = False
+                return Dest.MESSAGE
+            next_chunk = ref.origin is not None and ref.origin > 0 and ref.origin == msg.bytes + msg.missing
+            if kind == "message" and msg.continuable and msg.ref.kind == "message" and next_chunk:
+                msg.detail["chunks"] = msg.detail.get("chunks", 1) + 1
+                msg.response = self.response_serial + 1
+                msg.ref = ref
+                msg.continuable = False
+                msg.literal_done = False
+                return Dest.MESSAGE
+        if kind in {"part", "text"} or (ref.origin is not None and ref.origin > 0):
+            return Dest.PART
+        self._close_message()
+        complete = kind == "message" and ref.origin is None
+        detail: dict[str, Any] = {"section": ref.label, "msg": number}
+        if ref.origin is not None:
+            detail["partial"] = True
+            detail["origin"] = ref.origin
+        self.message = OpenMessage("imap-fetch", r.first_frame or self.out.frame, SERVER, detail,
+                                   complete=complete, msg=number, ref=ref, response=self.response_serial + 1)
+        return Dest.MESSAGE
+
+    def _response_done(self) -> None:
+        """A server response is complete: its message ends now, unless a later chunk may continue it."""
+        msg = self.message
+        if msg is None or msg.origin != "imap-fetch" or msg.response != self.response_serial \
+                or not msg.literal_done:
+            return
+        ref = msg.ref
+        if ref is not None and ref.kind == "message" and ref.origin is not None:
+            asked = self._requested_length(msg)
+            literal = msg.bytes + msg.missing - ref.origin
+            if asked is not None and literal < asked:
+                # the chunk came back short: the whole message has been fetched
+                msg.complete = msg.missing == 0 and msg.detail.get("origin") == 0
+                if msg.complete:
+                    msg.detail["partial"] = False
+                self._close_message()
+                return
+            if asked is not None and literal == asked:
+                msg.continuable = True
+                return
+        if msg.joined:
+            msg.complete = msg.missing == 0
+        self._close_message()
+
+    def _requested_length(self, msg: OpenMessage) -> int | None:
+        tag = msg.detail.get("tag")
+        cmd = self.pending.get(tag) if isinstance(tag, str) else None
+        if cmd is None:
+            return None
+        return next((r.length for r in cmd.sections if r.kind == "message" and r.length is not None), None)
+
+    def _close_message(self) -> None:
+        msg = self.message
+        if msg is None:
+            return
+        self.message = None
+        detail = {k: v for k, v in msg.detail.items() if v is not None}
+        complete = msg.complete and msg.missing == 0 and msg.literal_done
+        if msg.origin == "imap-fetch":
+            self.fetched += 1
+        else:
+            self.appended += 1
+        self.out.add(MessageEnd(direction=msg.direction, ts=msg.end_ts or self.out.ts,
+                                frame=msg.end_frame or self.out.frame, first_frame=msg.first_frame,
+                                phase=Phase.TRANSFER, origin=msg.origin, complete=complete,
+                                missing_bytes=msg.missing, detail=detail))
+
+    # ------------------------------------------------------------------ state and records
+    def _transition(self, trigger: str, frame: int, ts: float, first: int) -> None:
+        target = TRANSITIONS.get(self.state, {}).get(trigger)
+        if target is None:
+            return
+        self.state_known = True
+        if target is not self.state:
+            self._set_state(target, frame, trigger)
+
+    def _set_state(self, state: State, frame: int, why: str) -> None:
+        old = self.state
+        self.state = state
+        self.states.append({"state": state.value, "frame": frame, "trigger": why})
+        if old is not S.CONNECTED:
+            phase = Phase.TEARDOWN if state is S.LOGOUT else self.phase
+            self._note(frame, self.out.ts, frame, phase, f"IMAP state: {old.value} → {state.value} ({why})",
+                       force=True)
+
+    def _timeline(self, frame: int, event: str, **fields: Any) -> None:
+        entry: dict[str, Any] = {"frame": frame, "event": event}
+        entry.update({k: v for k, v in fields.items() if v is not None})
+        self._keep(self.timeline, "timeline", entry)
+
+    def _keep(self, bucket: list[dict[str, Any]], name: str, entry: dict[str, Any]) -> None:
+        if len(bucket) < MAX_RECORDS:
+            bucket.append(entry)
+        else:
+            self.dropped[name] = self.dropped.get(name, 0) + 1
+
+    def _keep_text(self, bucket: list[str], name: str, text: str) -> None:
+        if len(bucket) < MAX_RECORDS:
+            bucket.append(text)
+        else:
+            self.dropped[name] = self.dropped.get(name, 0) + 1
+
+    def _note(self, frame: int, ts: float, first: int, phase: Phase, text: str, *,
+              force: bool = False) -> None:
+        if self.notes >= MAX_NOTES and not force:
+            return
+        self.notes += 1
+        self.out.add(Note(direction=SERVER, ts=ts, frame=frame, first_frame=first, phase=phase, text=text))
 
     # ------------------------------------------------------------------ gaps and end
+    def _resyncs(self, r: Reader, text: bytes) -> bool:
+        """After a gap, does this line start a command/response we can trust?"""
+        if r.direction is CLIENT:
+            if self.idle is not None and text.strip().upper() == b"DONE":
+                return True
+            return TAG_VERB.match(text) is not None and _verb_of(text) in KNOWN_COMMANDS
+        if text.startswith(b"+ ") or text == b"+":
+            return True
+        if text.startswith(b"* "):
+            words = text[2:].split(b" ", 2)
+            if words and words[0].isdigit():
+                return len(words) > 1 and words[1].upper().decode("latin-1") in NUMBERED_KINDS
+            return bool(words) and words[0].upper().decode("latin-1") in UNTAGGED_KINDS
+        tag, _, rest = text.partition(b" ")
+        return tag.decode("latin-1") in self.pending and rest[:3].upper() in (b"OK ", b"NO ", b"BAD", b"OK")
+
+    def _skip_literal_after_gap(self, r: Reader, text: bytes) -> None:
+        """A line skipped while resynchronising that announces a message literal: skip the literal too."""
+        match = LITERAL_AT_END.search(text)
+        if match is not None and r.direction is SERVER and MESSAGE_ITEM.search(text[: match.start()]):
+            size = int(match.group(2))
+            r.literal = LiteralState(size, size, bool(match.group(1)), True, Dest.SKIP)
+            r.mode = ReadMode.LITERAL if size else ReadMode.LINE
+
     def _gap(self, gap: StreamGap) -> None:
-        d = 0 if gap.direction is CLIENT else 1
-        if self.tls[d]:
+        r = self.readers[0 if gap.direction is CLIENT else 1]
+        if r.mode is ReadMode.OPAQUE:
             return
-        b = self.building[d]
-        if b.literal_left:
-            used = min(gap.nbytes, b.literal_left)
-            b.literal_left -= used
-            b.literal_missing += used
-            detail = "inside a literal; its byte count keeps the framing"
-            if b.literal_left == 0:
-                self._literal_done(d, b, gap.frame, gap.ts)
-            if gap.nbytes > used:
-                self.lines[d].clear()
-                self.building[d] = Building()
-                self.gap[d] = True
-                detail += "; the gap runs past it: resynchronising"
+        lit = r.literal
+        if r.inflater is not None:
+            r.inflater = None
+            r.mode = ReadMode.OPAQUE
+            r.lines.clear()
+            detail = "the compressed stream cannot be inflated past lost bytes; the rest of it is opaque"
+            if lit is not None and lit.dest is Dest.MESSAGE and self.message is not None:
+                self.message.missing += lit.left
+                self.message.complete = False
+                self._close_message()
+        elif r.mode is ReadMode.LITERAL and lit is not None:
+            used = min(gap.nbytes, lit.left)
+            lit.left -= used
+            lit.missing += used
+            if lit.dest is Dest.MESSAGE and self.message is not None:
+                self.message.complete = False
+            detail = f"inside a {lit.size}-byte literal; its byte count keeps the framing"
+            if lit.left == 0:
+                self._literal_end(r, lit, gap.frame, gap.ts)
+                if gap.nbytes > used:
+                    self._lose_line(r)
+                    detail += "; the gap runs past its end: resynchronising on the next command/response"
+        elif r.mode is ReadMode.HOLD:
+            r.held, r.held_bytes, r.hold_tag, r.hold_literal = [], 0, None, None
+            self._lose_line(r)
+            detail = "resynchronising on the next command/response"
         else:
-            self.lines[d].clear()
-            self.building[d] = Building()
-            self.gap[d] = True
-            detail = "resynchronising on the next complete line"
-        if self.inflate[d] is not None:
-            self.inflate[d] = None
-            self.tls[d] = True
-            detail = "the compressed stream cannot continue after lost bytes"
+            self._lose_line(r)
+            detail = "resynchronising on the next command/response"
+        if gap.direction is SERVER and self.readers[0].mode is ReadMode.HOLD \
+                and self.readers[0].hold_literal is not None:
+            self._release(self.readers[0], go_on=True)  # the '+' may have been in the lost bytes
         self.out.add(GapEvent(direction=gap.direction, ts=gap.ts, frame=gap.frame, first_frame=gap.frame,
                               phase=self.phase, nbytes=gap.nbytes, detail=detail))
 
+    def _lose_line(self, r: Reader) -> None:
+        r.lines.clear()
+        if r.pieces and r.direction is SERVER:
+            self.response_serial += 1
+            self._response_done()
+        if r.direction is CLIENT and self.building is not None:
+            self.building = None
+        r.reset_line()
+        r.mode = ReadMode.LINE
+        r.resync = True
+        msg = self.message
+        if msg is not None and msg.direction is r.direction and not msg.literal_done:
+            msg.complete = False
+            self._close_message()
+
     def _eof(self, eof: Eof) -> None:
-        d = 0 if eof.direction is CLIENT else 1
-        b = self.building[d]
-        if b.literal_left and b.message_origin:
-            b.literal_missing += b.literal_left
-            b.literal_left = 0
-            self._literal_done(d, b, eof.frame or self.out.frame, eof.ts)
-            self.out.anomaly(eof.direction, self.phase, "incomplete-literal", "stream ended inside a literal",
-                             eof.frame)
+        r = self.readers[0 if eof.direction is CLIENT else 1]
+        lit = r.literal
+        if r.mode is ReadMode.LITERAL and lit is not None:
+            if lit.dest is Dest.MESSAGE:
+                self.out.anomaly(eof.direction, self.phase, "incomplete-literal",
+                                 f"the stream ended {lit.left} bytes before the end of a {lit.size}-byte "
+                                 "literal", eof.frame)
+                lit.missing += lit.left
+                lit.left = 0
+                self._literal_end(r, lit, eof.frame or self.out.frame, eof.ts)
+                if self.message is not None and self.message.direction is eof.direction:
+                    self.message.complete = False
+                    self._close_message()
+            r.mode = ReadMode.OPAQUE
+        elif r.mode is ReadMode.HOLD and r.held:
+            self._release(r, go_on=True)
+        if self.message is not None and self.message.direction is eof.direction:
+            self._close_message()
 
 
-def _quote(text: str) -> str:
-    return f'"{text}"' if " " in text or not text else text
+# --------------------------------------------------------------------------- helpers
 
 
-def printable_text(raw: bytes) -> bool:
+def _args_offset(pieces: list[Piece]) -> int:
+    head = pieces[0] if pieces and isinstance(pieces[0], bytes) else b""
+    match = TAG_VERB.match(head)
+    return match.end() if match else 0
+
+
+def _verb_of(raw: bytes) -> str:
+    match = TAG_VERB.match(raw)
+    return match.group(3).decode("latin-1").upper() if match else ""
+
+
+def _int_word(raw: bytes, index: int) -> int | None:
+    words = raw.split(b" ", index + 1)
+    if len(words) > index and words[index].isdigit() and len(words[index]) < 20:
+        return int(words[index])
+    return None
+
+
+def _render_pieces(pieces: list[Piece], start: int, limit: int) -> str:
+    out: list[str] = []
+    size = 0
+    for i, piece in enumerate(pieces):
+        if isinstance(piece, Literal):
+            text = piece.marker if piece.data is None else render(piece.data, 200)
+        else:
+            text = piece[start if i == 0 else 0 :].decode("utf-8", "replace")
+        out.append(text)
+        size += len(text)
+        if size > limit:
+            break
+    joined = "".join(out)
+    return joined if len(joined) <= limit else joined[:limit] + "…"
+
+
+def _id_params(value: Value) -> dict[str, str | None] | None:
+    if not isinstance(value, list):
+        return None
+    out: dict[str, str | None] = {}
+    for i in range(0, len(value) - 1, 2):
+        key = as_text(value[i])
+        if key is not None and len(out) < 30:
+            out[key.lower()] = as_text(value[i + 1])
+    return out
+
+
+def _printable(raw: bytes) -> bool:
     return all(b >= 0x20 or b == 0x09 for b in raw[:256])
 
 
-__all__ = ["Direction", "Imap"]
+__all__ = ["COMMAND_STATES", "KNOWN_COMMANDS", "TRANSITIONS", "Imap", "State"]
