@@ -157,7 +157,8 @@ class DotBody:
     SMTP smuggling uses.
     """
 
-    __slots__ = ("_cr_pending", "_ctx", "_look", "_skip", "_tail", "bare_cr", "bare_lf", "raw_bytes", "smuggling")
+    __slots__ = ("_cr_pending", "_ctx", "_look", "_skip", "_tail", "bare_cr", "bare_lf", "raw_bytes", "smuggling",
+                 "stuffed")
 
     MARKER = b"\r\n.\r\n"
     LOOKALIKES = (b"\n.\n", b"\n.\r\n", b"\r\n.\n", b"\r.\r\n")
@@ -172,6 +173,8 @@ class DotBody:
         self.bare_lf = 0
         self.bare_cr = 0
         self.smuggling: list[str] = []
+        self.stuffed = 0
+        """Lines that began with a '.' on the wire (their dot removed)."""
 
     def feed(self, data: bytes) -> tuple[bytes, bytes | None]:
         """Return (unstuffed body bytes, rest after the end marker or None if not finished)."""
@@ -197,6 +200,7 @@ class DotBody:
         ctx = self._ctx
         if b"\n." in raw or (raw[:1] == b"." and ctx[-1:] == b"\n"):
             text = ctx + raw
+            self.stuffed += text.count(b"\r\n.")
             out = text.replace(b"\r\n.", b"\r\n")[len(ctx) :]
         else:
             out = raw

@@ -1,11 +1,16 @@
-"""POP3 (RFC 1939) with CAPA/pipelining (RFC 2449), STLS (RFC 2595) and SASL AUTH (RFC 5034).
+"""POP3 (RFC 1939), CAPA and pipelining (RFC 2449), STLS (RFC 2595), SASL AUTH (RFC 5034), UTF8 (RFC 6856).
 
-The three states the protocol defines drive the phases: AUTHORIZATION (greeting, CAPA, USER/PASS,
-APOP, AUTH), TRANSACTION (STAT, LIST, UIDL, RETR, TOP, DELE, RSET, NOOP) and UPDATE (QUIT: the
-server deletes the messages marked with DELE). Whether a ``+OK`` response is multi-line depends on
-the command it answers (LIST/UIDL without argument, RETR, TOP, CAPA, AUTH without mechanism), so the
-server side is read by that rule; bodies are dot-unstuffed as they stream, even when the ``+OK``
-line and the body arrive in one segment.
+The three states of RFC 1939 drive the session and its phases: AUTHORIZATION (greeting, CAPA, STLS,
+USER/PASS, APOP, AUTH), TRANSACTION (STAT, LIST, UIDL, RETR, TOP, DELE, RSET, NOOP) and UPDATE
+(after QUIT the server removes the messages marked with DELE). The state moves only through
+:data:`TRANSITIONS`; :data:`COMMAND_STATES` says where each command is allowed.
+
+Whether a ``+OK`` starts a multi-line response depends on the command it answers (LIST and UIDL
+without argument, RETR, TOP, CAPA, AUTH without mechanism): responses are paired with commands
+through a FIFO queue (RFC 2449 pipelining keeps them in order) and read by that rule. Multi-line
+bodies are dot-unstuffed as they stream, also when the ``+OK`` line and the body share a segment.
+Lost bytes inside a body are counted and the body read on to its end; if the end itself was lost,
+the next status line that answers a later command ends it (Zeek's AFTER_GAP idea).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from mailtrace.model import (
     Event,
     GapEvent,
     MessageEnd,
+    Note,
     Phase,
     Reply,
     StreamGap,
@@ -34,21 +40,7 @@ from mailtrace.model import (
     TlsStart,
 )
 from mailtrace.protocols.base import DissectorLimits, DotBody, EventSink, Line, LineBuffer, printable
-from mailtrace.protocols.sasl import SaslExchange
-
-KNOWN_VERBS = frozenset({
-    "USER", "PASS", "APOP", "AUTH", "CAPA", "STLS", "STAT", "LIST", "UIDL", "RETR", "TOP", "DELE", "NOOP",
-    "RSET", "QUIT", "UTF8", "LANG", "XTND", "LAST", "RPOP",
-})
-VERB_PHASE: dict[str, Phase] = {
-    "CAPA": Phase.NEGOTIATION, "STLS": Phase.NEGOTIATION, "UTF8": Phase.NEGOTIATION, "LANG": Phase.NEGOTIATION,
-    "USER": Phase.AUTH, "PASS": Phase.AUTH, "APOP": Phase.AUTH, "AUTH": Phase.AUTH, "RPOP": Phase.AUTH,
-    "STAT": Phase.TRANSFER, "LIST": Phase.TRANSFER, "UIDL": Phase.TRANSFER, "RETR": Phase.TRANSFER,
-    "TOP": Phase.TRANSFER, "DELE": Phase.TRANSFER, "RSET": Phase.TRANSFER, "NOOP": Phase.TRANSFER,
-    "LAST": Phase.TRANSFER, "XTND": Phase.TRANSFER,
-    "QUIT": Phase.TEARDOWN,
-}
-APOP_STAMP = re.compile(r"<[^<>@\s]*@[^<>\s]*>")
+from mailtrace.protocols.sasl import SaslExchange, hashcat_cram_md5
 
 
 class State(enum.Enum):
@@ -59,8 +51,52 @@ class State(enum.Enum):
     UPDATE = "UPDATE"
 
 
+TRANSITIONS: dict[State, dict[str, State]] = {
+    State.AUTHORIZATION: {"PASS +OK": State.TRANSACTION, "APOP +OK": State.TRANSACTION,
+                          "AUTH +OK": State.TRANSACTION},
+    State.TRANSACTION: {"QUIT +OK": State.UPDATE, "QUIT -ERR": State.UPDATE},
+    State.UPDATE: {},
+}
+"""(state, command and response) → next state. QUIT in AUTHORIZATION ends the session without UPDATE."""
+
+AUTHZ = frozenset({State.AUTHORIZATION})
+TRANS = frozenset({State.TRANSACTION})
+BOTH = AUTHZ | TRANS
+COMMAND_STATES: dict[str, frozenset[State]] = {
+    **dict.fromkeys(("USER", "PASS", "APOP", "AUTH", "STLS", "UTF8", "RPOP"), AUTHZ),
+    **dict.fromkeys(("STAT", "LIST", "UIDL", "RETR", "TOP", "DELE", "NOOP", "RSET", "LAST", "XTND"), TRANS),
+    **dict.fromkeys(("CAPA", "QUIT", "LANG"), BOTH),
+}
+"""Where each command is allowed (RFC 1939 §4-6, RFC 2449, RFC 2595, RFC 5034, RFC 6856)."""
+KNOWN_VERBS = frozenset(COMMAND_STATES)
+
+VERB_PHASE: dict[str, Phase] = {
+    "CAPA": Phase.NEGOTIATION, "STLS": Phase.NEGOTIATION, "UTF8": Phase.NEGOTIATION,
+    "LANG": Phase.NEGOTIATION,
+    "USER": Phase.AUTH, "PASS": Phase.AUTH, "APOP": Phase.AUTH, "AUTH": Phase.AUTH, "RPOP": Phase.AUTH,
+    "STAT": Phase.TRANSFER, "LIST": Phase.TRANSFER, "UIDL": Phase.TRANSFER, "RETR": Phase.TRANSFER,
+    "TOP": Phase.TRANSFER, "DELE": Phase.TRANSFER, "RSET": Phase.TRANSFER, "NOOP": Phase.TRANSFER,
+    "LAST": Phase.TRANSFER, "XTND": Phase.TRANSFER,
+    "QUIT": Phase.TEARDOWN,
+}
+ARGUMENTS: dict[str, re.Pattern[str]] = {
+    "RETR": re.compile(r"^\d+$"), "DELE": re.compile(r"^\d+$"), "TOP": re.compile(r"^\d+ \d+$"),
+    "LIST": re.compile(r"^(?:\d+)?$"), "UIDL": re.compile(r"^(?:\d+)?$"),
+    **dict.fromkeys(("STAT", "RSET", "NOOP", "QUIT", "STLS", "CAPA"), re.compile(r"^$")),
+    "APOP": re.compile(r"^\S+ [0-9A-Fa-f]{32}$"), "USER": re.compile(r"^.+$"),
+}
+"""What each command's argument must look like (RFC 1939 §5-7); a mismatch is an anomaly."""
+APOP_STAMP = re.compile(r"<[^<>\s]*>")
+RESP_CODE = re.compile(r"^\[([A-Za-z0-9/\-]+)\]\s*")
+STATUS_AT_LINE_START = re.compile(rb"(?:^|(?<=\n))(?:\+OK|-ERR)(?=[ \r\n]|$)")
+MAX_RECORDS = 10_000
+"""Per-session cap for the LIST/UIDL tables and the lists of the ``pop3`` block; the rest are counted."""
+
+
 @dataclass
 class Pending:
+    """A command waiting for its response."""
+
     verb: str
     argument: str
     frame: int
@@ -83,6 +119,27 @@ class Mailbox:
     undeleted: list[int] = field(default_factory=list)
 
 
+@dataclass
+class Body:
+    """A multi-line response being read."""
+
+    cmd: Pending
+    status: str
+    text: str
+    first_frame: int
+    reader: DotBody = field(default_factory=DotBody)
+    collect: bool = False
+    lines: list[str] = field(default_factory=list)
+    collected: int = 0
+    missing: int = 0
+    after_gap: bool = False
+    last: bytes = b"\n"
+    """The last body byte seen (a status line can only start after a line feed)."""
+    size: int = 0
+    newlines: int = 0
+    ends_nl: bool = True
+
+
 def multiline_expected(verb: str, argument: str) -> bool:
     """RFC 1939/2449/5034: which commands get a multi-line +OK response."""
     if verb in ("RETR", "TOP", "CAPA"):
@@ -92,6 +149,11 @@ def multiline_expected(verb: str, argument: str) -> bool:
     return verb == "AUTH" and not argument.strip()
 
 
+def hashcat_apop(digest: str, timestamp: str) -> str:
+    """APOP is md5(timestamp + password): hashcat mode 20, ``md5($salt.$pass)``, as ``hash:salt``."""
+    return f"{digest.lower()}:{timestamp}"
+
+
 class Pop3:
     """The POP3 dissector (sans-I/O)."""
 
@@ -99,24 +161,23 @@ class Pop3:
     default_ports: ClassVar[frozenset[int]] = frozenset({110})
     tls_ports: ClassVar[frozenset[int]] = frozenset({995})
 
-    def __init__(self, limits: DissectorLimits = DissectorLimits()) -> None:
+    def __init__(self, limits: DissectorLimits | None = None) -> None:
+        limits = limits or DissectorLimits()
         self.limits = limits
         self.out = EventSink(limits.max_events)
         self.client_lines = LineBuffer(limits.max_line)
         self.server_lines = LineBuffer(limits.max_line)
         self.pending: deque[Pending] = deque()
         self.state = State.AUTHORIZATION
+        self.state_known = False
+        self.states: list[dict[str, Any]] = []
         self.greeted = False
         self.greeting: str | None = None
         self.apop_timestamp: str | None = None
         self.tls = False
-        self.client_tls = False
-        self.body: DotBody | None = None
-        self.body_cmd: Pending | None = None
-        self.body_status: tuple[str, str, int, int, float] | None = None
-        self.body_lines: list[str] = []
-        self.body_collect = False
-        self.body_missing = 0
+        self.client_hold: bytearray | None = None
+        """Client bytes sent after STLS, held until the server answers it."""
+        self.body: Body | None = None
         self.server_gap = False
         self.client_gap = False
         self.sasl: SaslExchange | None = None
@@ -125,7 +186,10 @@ class Pop3:
         self.user_frame = 0
         self.password: str | None = None
         self.capabilities: list[str] = []
+        self.capabilities_before_tls: list[str] | None = None
         self.mailbox = Mailbox()
+        self.retrievals: list[dict[str, Any]] = []
+        self.dropped: dict[str, int] = {}
         self.messages = 0
         self.client_bytes = 0
         self.server_bytes = 0
@@ -155,7 +219,9 @@ class Pop3:
         if isinstance(item, Chunk):
             if item.direction is CLIENT:
                 self.client_bytes += len(item.data)
-                if not self.client_tls:
+                if self.client_hold is not None:
+                    self._hold(item.data, item.frame)
+                elif not self.tls:
                     self._client_data(item.data, item.frame, item.ts)
             else:
                 self.server_bytes += len(item.data)
@@ -169,65 +235,80 @@ class Pop3:
 
     def finish(self) -> list[Event]:
         """Logins whose outcome the capture does not show are reported with ``success: None``."""
+        if self.body is not None:
+            self.out.anomaly(SERVER, Phase.TRANSFER, "incomplete-response",
+                             "the multi-line response ends without its final '.' line", self.out.frame)
+            self._body_end(self.out.frame, self.out.ts, complete=False)
         for cmd in list(self.pending):
-            if cmd.verb == "PASS":
-                self._auth_event("USER", self.user, self.password, None, cmd, cmd.frame, cmd.ts)
-            elif cmd.verb == "APOP":
-                name, _, digest = cmd.argument.strip().rpartition(" ")
-                self._auth_event("APOP", name or None, digest, None, cmd, cmd.frame, cmd.ts)
-            elif cmd.verb == "AUTH" and self.sasl is not None:
-                self._auth_event(self.sasl.mechanism, self.sasl.username, self.sasl.secret, None, cmd, cmd.frame,
-                                 cmd.ts)
-                self.sasl = None
+            self._login_result(cmd, None, "", frame=cmd.frame, ts=cmd.ts, extra={"outcome": "not seen"})
         self.pending.clear()
         return self.out.take()
 
     def tls_started(self) -> None:
+        """Plaintext resumes after STLS (decrypted): RFC 2595 §4 — the old capabilities are forgotten."""
         self.tls = False
-        self.client_tls = False
+        self.client_hold = None
         self.client_lines.clear()
         self.server_lines.clear()
+        if self.capabilities and self.capabilities_before_tls is None:
+            self.capabilities_before_tls = self.capabilities
+        self.capabilities = []
         self.phase = Phase.NEGOTIATION
 
     def record(self) -> dict[str, Any]:
         mb = self.mailbox
-        return {
-            "user": self.user,
-            "pop3": {
-                "state": self.state.value,
-                "greeting": self.greeting,
-                "apop_timestamp": self.apop_timestamp,
-                "capabilities": list(self.capabilities),
-                "mailbox": {"messages": mb.count, "octets": mb.size},
-                "list": [{"msg": n, "octets": s} for n, s in sorted(mb.listing.items())],
-                "uidl": [{"msg": n, "uid": u} for n, u in sorted(mb.uids.items())],
-                "retrieved": list(mb.retrieved),
-                "top": list(mb.top),
-                "marked_deleted": list(mb.marked),
-                "deleted": list(mb.deleted),
-                "undeleted": list(mb.undeleted),
-            },
+        block: dict[str, Any] = {
+            "state": self.state.value,
+            "greeting": self.greeting,
+            "apop_timestamp": self.apop_timestamp,
+            "capabilities": list(self.capabilities),
+            "mailbox": {"messages": mb.count, "octets": mb.size},
+            "list": [{"msg": n, "octets": s} for n, s in sorted(mb.listing.items())],
+            "uidl": [{"msg": n, "uid": u} for n, u in sorted(mb.uids.items())],
+            "retrieved": list(mb.retrieved),
+            "top": list(mb.top),
+            "marked_deleted": list(mb.marked),
+            "deleted": list(mb.deleted),
+            "undeleted": list(mb.undeleted),
+            "states": list(self.states),
+            "capabilities_before_tls": self.capabilities_before_tls,
+            "retrievals": list(self.retrievals),
         }
+        if self.dropped:
+            block["dropped"] = dict(self.dropped)
+        return {"user": self.user, "pop3": block}
 
     # ------------------------------------------------------------------ client
     def _client_data(self, data: bytes, frame: int, ts: float) -> None:
         self.client_lines.push(data, frame, ts)
         for line in self.client_lines.lines(frame, ts):
             self._client_line(line)
-            if self.client_tls:
+            if self.client_hold is not None:
+                rest = self.client_lines.take_all()
+                if rest:
+                    self._hold(rest, frame)
                 return
+
+    def _hold(self, data: bytes, frame: int) -> None:
+        assert self.client_hold is not None
+        self.client_hold += data
+        if len(self.client_hold) > self.limits.max_wait_bytes:
+            self.out.anomaly(CLIENT, self.phase, "no-reply",
+                             f"{len(self.client_hold)} client bytes sent after STLS without the server's "
+                             "answer", frame)
+            self._release_hold(frame)
+
+    def _release_hold(self, frame: int) -> None:
+        held, self.client_hold = bytes(self.client_hold or b""), None
+        if held:
+            self._client_data(held, frame, self.out.ts)
 
     def _client_line(self, line: Line) -> None:
         if line.too_long:
             self.out.anomaly(CLIENT, self.phase, "line-too-long",
                              f"client line of {len(line.text) + line.too_long} bytes", line.frame)
         if self.auth_waiting and self.sasl is not None:
-            self.auth_waiting = False
-            text = line.text.decode("utf-8", "replace").strip()
-            self.sasl.client(text)
-            shown = text if self.limits.show_secrets or text == "*" else "[SASL response]"
-            self.out.add(Command(direction=CLIENT, ts=line.ts, frame=line.frame, first_frame=line.first_frame,
-                                 phase=Phase.AUTH, verb="", argument=shown))
+            self._sasl_response(line)
             return
         text = line.text.decode("utf-8", "surrogateescape").strip()
         if not text:
@@ -242,22 +323,29 @@ class Pop3:
             self.client_gap = False
         if not known and not printable_ascii(line.text):
             self.out.anomaly(CLIENT, self.phase, "garbage",
-                             f"non-text bytes where a command was expected: {printable(line.text, 60)}", line.frame)
+                             f"non-text bytes where a command was expected: {printable(line.text, 60)}",
+                             line.frame)
             return
-        phase = VERB_PHASE.get(verb_u, self.phase if self.phase is not Phase.GREETING else Phase.NEGOTIATION)
+        phase = self._phase_for(verb_u)
         self.phase = phase
         shown = argument
         if verb_u == "PASS":
+            if self.user_frame == 0 and self.state_known:
+                self.out.anomaly(CLIENT, phase, "pass-without-user", "PASS without a preceding USER",
+                                 line.frame)
             self.password = argument
             shown = argument if self.limits.show_secrets else "[password]"
         elif verb_u == "USER":
             self.user = argument.strip()
             self.user_frame = line.frame
         elif verb_u == "APOP":
-            name, _, _digest = argument.strip().rpartition(" ")
+            name = argument.strip().rpartition(" ")[0]
             self.user = name or argument.strip()
             self.user_frame = line.frame
             shown = argument if self.limits.show_secrets else f"{self.user} [digest]"
+            if self.greeted and self.apop_timestamp is None:
+                self.out.anomaly(CLIENT, phase, "apop-without-timestamp",
+                                 "APOP, but the greeting offered no <timestamp> to digest", line.frame)
         elif verb_u == "AUTH" and argument.strip():
             mech, _, initial = argument.strip().partition(" ")
             self.sasl = SaslExchange(mech.upper())
@@ -265,17 +353,57 @@ class Pop3:
                 self.sasl.initial(initial.strip())
                 if not self.limits.show_secrets and initial.strip() != "=":
                     shown = f"{mech} [initial response]"
+            if self.sasl.username:
+                self.user = self.sasl.username
         self.out.add(Command(direction=CLIENT, ts=line.ts, frame=line.frame, first_frame=line.first_frame,
                              phase=phase, verb=verb_u, argument=shown, known=known))
         if not known:
-            self.out.anomaly(CLIENT, phase, "unknown-command", f"unknown command {printable(verb.encode(), 40)}",
-                             line.frame)
+            self.out.anomaly(CLIENT, phase, "unknown-command",
+                             f"unknown command {printable(verb.encode(), 40)}", line.frame)
+        else:
+            self._check_command(verb_u, argument.strip(), phase, line.frame)
         if len(self.pending) >= self.limits.max_pending_commands:
             self.pending.popleft()
-            self.out.anomaly(CLIENT, phase, "pipeline-overflow", "too many commands without responses", line.frame)
+            self.out.anomaly(CLIENT, phase, "pipeline-overflow", "too many commands without responses",
+                             line.frame)
         self.pending.append(Pending(verb_u, argument, line.frame, line.ts, phase))
         if verb_u == "STLS":
-            self.client_tls = False
+            self.client_hold = bytearray()
+
+    def _sasl_response(self, line: Line) -> None:
+        assert self.sasl is not None
+        self.auth_waiting = False
+        text = line.text.decode("utf-8", "replace").strip()
+        self.sasl.client(text)
+        if self.sasl.username:
+            self.user = self.sasl.username
+        shown = text if self.limits.show_secrets or text == "*" else "[SASL response]"
+        self.out.add(Command(direction=CLIENT, ts=line.ts, frame=line.frame, first_frame=line.first_frame,
+                             phase=Phase.AUTH, verb="", argument=shown))
+
+    def _phase_for(self, verb: str) -> Phase:
+        phase = VERB_PHASE.get(verb)
+        if phase is not None:
+            return phase
+        if self.state is State.TRANSACTION:
+            return Phase.TRANSFER
+        return self.phase if self.phase not in (Phase.GREETING, Phase.TLS) else Phase.NEGOTIATION
+
+    def _check_command(self, verb: str, argument: str, phase: Phase, frame: int) -> None:
+        """A command in the wrong state or with a malformed argument is an anomaly (the server says -ERR)."""
+        allowed = COMMAND_STATES[verb]
+        if not self.state_known:
+            if self.state is State.AUTHORIZATION and allowed == TRANS:
+                # a capture that starts after the login: the first command shows where the session stands
+                self._set_state(State.TRANSACTION, frame, f"inferred from {verb}: the capture has no login")
+            self.state_known = True
+        elif self.state not in allowed:
+            self.out.anomaly(CLIENT, phase, "command-out-of-state",
+                             f"{verb} is not allowed in the {self.state.value} state", frame)
+        pattern = ARGUMENTS.get(verb)
+        if pattern is not None and not pattern.match(argument):
+            self.out.anomaly(CLIENT, phase, "invalid-argument",
+                             f"{verb} {printable(argument.encode(), 60)!s}: not what RFC 1939 allows", frame)
 
     # ------------------------------------------------------------------ server
     def _server_data(self, data: bytes, frame: int, ts: float) -> None:
@@ -296,11 +424,13 @@ class Pop3:
     def _server_line(self, line: Line) -> None:
         text = line.text.decode("utf-8", "replace")
         if text.startswith(("+OK", "-ERR")):
-            self.server_gap = False
             status = "+OK" if text.startswith("+OK") else "-ERR"
             rest = text[len(status):].lstrip(" ")
+            if self.server_gap:
+                self._resync_pending(line)
+            self.server_gap = False
             self._status(status, rest, line)
-        elif text.startswith("+") and self.sasl is not None:
+        elif text.startswith("+") and self.sasl is not None and not self.server_gap:
             challenge = text[1:].strip()
             self.sasl.server(challenge)
             self.auth_waiting = True
@@ -312,16 +442,22 @@ class Pop3:
             self.out.anomaly(SERVER, self.phase, "invalid-response",
                              f"server line is not +OK/-ERR: {printable(line.text, 80)}", line.frame)
 
+    def _resync_pending(self, line: Line) -> None:
+        """The first status line after lost server bytes answers the latest command sent before it."""
+        before = [p for p in self.pending if p.frame <= line.first_frame]
+        if len(before) > 1:
+            lost = before[:-1]
+            for cmd in lost:
+                self.pending.remove(cmd)
+            self.out.anomaly(SERVER, self.phase, "responses-lost",
+                             f"the responses to {', '.join(c.verb for c in lost)} were lost in the gap",
+                             line.frame)
+
     def _status(self, status: str, rest: str, line: Line) -> None:
         ok = status == "+OK"
-        if not self.greeted and (not self.pending or self.client_bytes == 0 or self.pending[0].frame >= line.frame):
-            self.greeted = True
-            self.greeting = rest
-            stamp = APOP_STAMP.search(rest)
-            if stamp:
-                self.apop_timestamp = stamp.group(0)
-            self.out.add(Reply(direction=SERVER, ts=line.ts, frame=line.frame, first_frame=line.first_frame,
-                               phase=Phase.GREETING, status=status, lines=(rest,), answers=None))
+        first_answer = not self.pending or self.client_bytes == 0 or self.pending[0].frame >= line.frame
+        if not self.greeted and first_answer:
+            self._greeting(status, rest, line)
             return
         self.greeted = True
         cmd = self.pending.popleft() if self.pending else None
@@ -333,137 +469,288 @@ class Pop3:
                                phase=self.phase, status=status, lines=(rest,), answers=None))
             return
         if ok and multiline_expected(cmd.verb, cmd.argument):
-            self.body = DotBody()
-            self.body_cmd = cmd
-            self.body_status = (status, rest, line.first_frame, line.frame, line.ts)
-            self.body_collect = cmd.verb in ("LIST", "UIDL", "CAPA", "AUTH")
-            self.body_lines = []
-            self.body_missing = 0
+            self.body = Body(cmd, status, rest, line.first_frame,
+                             collect=cmd.verb in ("LIST", "UIDL", "CAPA", "AUTH"))
             return
         self.out.add(Reply(direction=SERVER, ts=line.ts, frame=line.frame, first_frame=line.first_frame,
                            phase=cmd.phase, status=status, lines=(rest,), answers=cmd.verb,
                            latency=max(0.0, line.ts - cmd.ts)))
-        self._effects(cmd, ok, rest, line)
+        self._effects(cmd, ok, rest, frame=line.frame, ts=line.ts)
+
+    def _greeting(self, status: str, rest: str, line: Line) -> None:
+        self.greeted = True
+        self.state_known = True
+        self.greeting = rest
+        stamp = APOP_STAMP.search(rest)
+        if stamp:
+            self.apop_timestamp = stamp.group(0)
+        self.states.append({"state": self.state.value, "frame": line.frame, "trigger": "greeting"})
+        self.out.add(Reply(direction=SERVER, ts=line.ts, frame=line.frame, first_frame=line.first_frame,
+                           phase=Phase.GREETING, status=status, lines=(rest,), answers=None))
+        if status == "-ERR":
+            self.out.anomaly(SERVER, Phase.GREETING, "refused", f"the server refuses the connection: {rest}",
+                             line.frame)
 
     def _body_data(self, data: bytes, frame: int, ts: float) -> bytes:
-        body, cmd = self.body, self.body_cmd
-        assert body is not None and cmd is not None
-        chunk, rest = body.feed(data)
-        is_message = cmd.verb in ("RETR", "TOP")
+        body = self.body
+        assert body is not None
+        resync_at = self._resync_point(body, data) if body.after_gap or body.collect else None
+        chunk, rest = body.reader.feed(data if resync_at is None else data[:resync_at])
+        marker = rest is not None
+        if resync_at is not None:
+            if rest is None:
+                body.missing = max(body.missing, 1)
+                if body.after_gap:
+                    self.out.anomaly(SERVER, Phase.TRANSFER, "end-of-response-lost",
+                                     f"the end of the {body.cmd.verb} response was lost in a gap; the next "
+                                     "status line answers a later command", frame)
+                else:
+                    self.out.anomaly(SERVER, body.cmd.phase, "unterminated-response",
+                                     f"the {body.cmd.verb} response has no final '.' line: a status line "
+                                     "answering a later command follows it", frame)
+            rest = (rest or b"") + data[resync_at:]
+        consumed = len(data) - (len(rest) if rest is not None else 0)
+        if consumed:
+            body.last = data[consumed - 1 : consumed]
+        is_message = body.cmd.verb in ("RETR", "TOP")
         if is_message:
+            self._count(body, chunk)
             self.out.data(SERVER, Phase.TRANSFER, chunk)
-            self.out.add(BodyData(direction=SERVER, ts=ts, frame=frame, first_frame=frame, phase=Phase.TRANSFER,
-                                  nbytes=len(data) - (len(rest) if rest is not None else 0)))
-        elif self.body_collect and chunk:
-            self.body_lines.append(chunk.decode("utf-8", "replace"))
+            self.out.add(BodyData(direction=SERVER, ts=ts, frame=frame, first_frame=frame,
+                                  phase=Phase.TRANSFER, nbytes=consumed))
+        elif body.collect and chunk:
+            self._collect(body, chunk)
         if rest is None:
             return b""
-        self._body_end(frame, ts, complete=True)
+        self._body_end(frame, ts, complete=marker)
         return rest
 
-    def _body_end(self, frame: int, ts: float, complete: bool) -> None:
-        body, cmd, status = self.body, self.body_cmd, self.body_status
-        assert body is not None and cmd is not None and status is not None
-        tail = body.flush() if not complete else b""
-        is_message = cmd.verb in ("RETR", "TOP")
-        if is_message:
-            self.out.data(SERVER, Phase.TRANSFER, tail)
-        elif self.body_collect and tail:
-            self.body_lines.append(tail.decode("utf-8", "replace"))
-        self.body = None
-        self.body_cmd = None
-        self.body_status = None
-        st, rest, first, _status_frame, _ts = status
-        listing = "".join(self.body_lines).split("\r\n") if self.body_collect else []
-        listing = [x for x in listing if x]
-        lines = (rest, *listing[:200]) if listing else (rest,)
-        self.out.add(Reply(direction=SERVER, ts=ts, frame=frame, first_frame=first, phase=cmd.phase, status=st,
-                           lines=lines, answers=cmd.verb, latency=max(0.0, ts - cmd.ts)))
-        if is_message:
-            number = _int(cmd.argument.split()[0]) if cmd.argument.split() else None
-            missing = self.body_missing or (0 if complete else 1)
-            detail: dict[str, Any] = {"msg": number}
-            if cmd.verb == "TOP":
-                parts = cmd.argument.split()
-                detail["lines"] = _int(parts[1]) if len(parts) > 1 else None
-            self.out.add(MessageEnd(direction=SERVER, ts=ts, frame=frame, first_frame=first, phase=Phase.TRANSFER,
-                                    origin="pop3-retr" if cmd.verb == "RETR" else "pop3-top",
-                                    complete=complete and not self.body_missing and cmd.verb == "RETR",
-                                    missing_bytes=missing, detail=detail))
-            self.messages += 1
-            if number is not None:
-                (self.mailbox.retrieved if cmd.verb == "RETR" else self.mailbox.top).append(number)
-        self._effects(cmd, True, rest, None, listing)
-        self.body_lines = []
+    def _resync_point(self, body: Body, data: bytes) -> int | None:
+        """Where a status line answering a later command starts (after a gap, or in a listing), if anywhere.
 
-    def _effects(self, cmd: Pending, ok: bool, rest: str, line: Line | None,
+        A message body may hold a line that reads ``+OK``; it only counts when the client has already
+        sent another command, and for RETR/TOP only after lost bytes.
+        """
+        if not self.pending:
+            return None
+        for match in STATUS_AT_LINE_START.finditer(data):
+            start = match.start()
+            if start == 0 and body.last != b"\n":
+                continue
+            if start > 0 and data[start - 1 : start] != b"\n":
+                continue
+            return start
+        return None
+
+    @staticmethod
+    def _count(body: Body, chunk: bytes) -> None:
+        if chunk:
+            body.size += len(chunk)
+            body.newlines += chunk.count(b"\n")
+            body.ends_nl = chunk.endswith(b"\n")
+
+    def _collect(self, body: Body, chunk: bytes) -> None:
+        if body.collected < self.limits.max_wait_bytes:
+            body.lines.append(chunk.decode("utf-8", "replace"))
+            body.collected += len(chunk)
+
+    def _body_end(self, frame: int, ts: float, complete: bool) -> None:
+        body = self.body
+        assert body is not None
+        self.body = None
+        cmd = body.cmd
+        tail = body.reader.flush() if not complete else b""
+        is_message = cmd.verb in ("RETR", "TOP")
+        if is_message and tail:
+            self._count(body, tail)
+            self.out.data(SERVER, Phase.TRANSFER, tail)
+        elif body.collect and tail:
+            self._collect(body, tail)
+        listing = [x for x in "".join(body.lines).split("\r\n") if x] if body.collect else []
+        lines = (body.text, *listing[:200]) if listing else (body.text,)
+        self.out.add(Reply(direction=SERVER, ts=ts, frame=frame, first_frame=body.first_frame,
+                           phase=cmd.phase, status=body.status, lines=lines, answers=cmd.verb,
+                           latency=max(0.0, ts - cmd.ts)))
+        if is_message:
+            self._message_end(body, frame, ts, complete)
+        self._effects(cmd, True, body.text, frame=frame, ts=ts, listing=listing if body.collect else None)
+
+    def _message_end(self, body: Body, frame: int, ts: float, complete: bool) -> None:
+        cmd = body.cmd
+        args = cmd.argument.split()
+        number = _int(args[0]) if args else None
+        missing = body.missing or (0 if complete else 1)
+        detail: dict[str, Any] = {"msg": number}
+        if cmd.verb == "TOP":
+            detail["lines"] = _int(args[1]) if len(args) > 1 else None
+            detail["lines_asked"] = detail["lines"]
+        announced = re.match(r"^(\d+)(?: octets)?", body.text)
+        if announced:
+            detail["octets_announced"] = int(announced.group(1))
+        if number is not None and number in self.mailbox.listing:
+            detail["octets_listed"] = self.mailbox.listing[number]
+        if number is not None and number in self.mailbox.uids:
+            detail["uid"] = self.mailbox.uids[number]
+        detail["stuffed_lines"] = body.reader.stuffed
+        origin = "pop3-retr" if cmd.verb == "RETR" else "pop3-top"
+        full = complete and not body.missing and cmd.verb == "RETR"
+        self.out.add(MessageEnd(direction=SERVER, ts=ts, frame=frame, first_frame=body.first_frame,
+                                phase=Phase.TRANSFER, origin=origin, complete=full, missing_bytes=missing,
+                                detail=detail))
+        self.messages += 1
+        if number is not None:
+            self._keep_number(self.mailbox.retrieved if cmd.verb == "RETR" else self.mailbox.top,
+                              "retrieved" if cmd.verb == "RETR" else "top", number)
+        entry: dict[str, Any] = {
+            "frame": frame, "first_frame": body.first_frame, "command": cmd.verb, "msg": number,
+            "bytes": body.size, "lines": body.newlines + (0 if body.ends_nl else 1),
+            "stuffed_lines": body.reader.stuffed, "complete": complete and not body.missing,
+            "missing_bytes": body.missing}
+        for key in ("lines_asked", "octets_announced", "uid"):
+            if key in detail:
+                entry[key] = detail[key]
+        if len(self.retrievals) < MAX_RECORDS:
+            self.retrievals.append(entry)
+        else:
+            self.dropped["retrievals"] = self.dropped.get("retrievals", 0) + 1
+
+    def _effects(self, cmd: Pending, ok: bool, rest: str, *, frame: int, ts: float,
                  listing: list[str] | None = None) -> None:
         verb = cmd.verb
-        ts = line.ts if line else self.out.ts
-        frame = line.frame if line else self.out.frame
         mb = self.mailbox
-        if verb == "PASS":
-            self._auth_event("USER", self.user, self.password, ok, cmd, frame, ts)
-            if ok:
-                self.state = State.TRANSACTION
-        elif verb == "APOP":
-            name, _, digest = cmd.argument.strip().rpartition(" ")
-            extra = {"timestamp": self.apop_timestamp} if self.apop_timestamp else {}
-            self._auth_event("APOP", name or None, digest, ok, cmd, frame, ts, extra)
-            if ok:
-                self.state = State.TRANSACTION
-        elif verb == "AUTH" and cmd.argument.strip() and self.sasl is not None:
-            sasl = self.sasl
-            self._auth_event(sasl.mechanism, sasl.username, sasl.secret, ok and not sasl.cancelled, cmd, frame, ts,
-                             {"domain": sasl.domain} if sasl.domain else {})
-            self.sasl = None
-            self.auth_waiting = False
-            if ok:
-                self.state = State.TRANSACTION
-        elif verb == "USER" and not ok:
-            pass
-        elif verb == "STAT" and ok:
+        self._login_result(cmd, ok, rest, frame=frame, ts=ts, extra={})
+        if verb == "STAT" and ok:
             parts = rest.split()
             if len(parts) >= 2:
                 mb.count, mb.size = _int(parts[0]), _int(parts[1])
         elif verb == "LIST" and ok:
-            for entry in (listing or []) if listing is not None else [rest]:
+            for entry in listing if listing is not None else [rest]:
                 parts = entry.split()
                 if len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit():
-                    mb.listing[int(parts[0])] = int(parts[1])
+                    self._table(mb.listing, "list", int(parts[0]), int(parts[1]))
         elif verb == "UIDL" and ok:
-            for entry in (listing or []) if listing is not None else [rest]:
+            for entry in listing if listing is not None else [rest]:
                 parts = entry.split()
                 if len(parts) >= 2 and parts[0].isdigit():
-                    mb.uids[int(parts[0])] = parts[1]
+                    self._table(mb.uids, "uidl", int(parts[0]), parts[1])
         elif verb == "CAPA" and ok and listing is not None:
-            self.capabilities = listing
+            self.capabilities = listing[:MAX_RECORDS]
         elif verb == "DELE" and ok:
             number = _int(cmd.argument.strip())
             if number is not None and number not in mb.marked:
-                mb.marked.append(number)
+                self._keep_number(mb.marked, "marked_deleted", number)
         elif verb == "RSET" and ok:
             mb.undeleted += [n for n in mb.marked if n not in mb.undeleted]
+            if mb.marked:
+                self._note(frame, ts, cmd.phase,
+                           f"RSET: messages {_numbers(mb.marked)} are no longer marked deleted")
             mb.marked = []
         elif verb == "QUIT":
-            if self.state is State.TRANSACTION and ok:
-                self.state = State.UPDATE
-                mb.deleted = list(mb.marked)
+            if self.state is State.TRANSACTION:
+                mb.deleted = list(mb.marked) if ok else []
+            self._transition(f"QUIT {'+OK' if ok else '-ERR'}", frame, ts)
             self.phase = Phase.TEARDOWN
-        elif verb == "STLS" and ok and line is not None:
-            self.tls = True
-            self.client_tls = True
-            self.pending.clear()
-            self.phase = Phase.TLS
-            self.out.add(TlsStart(direction=SERVER, ts=line.ts, frame=line.frame, first_frame=line.frame,
-                                  phase=Phase.TLS, mode="starttls"))
+        elif verb == "STLS":
+            if ok:
+                self._stls(frame, ts)
+            else:
+                self._release_hold(frame)
 
-    def _auth_event(self, mechanism: str, user: str | None, secret: str | None, ok: bool | None, cmd: Pending,
-                    frame: int, ts: float, extra: dict[str, str] | None = None) -> None:
+    def _login_result(self, cmd: Pending, ok: bool | None, rest: str, *, frame: int, ts: float,
+                      extra: dict[str, str]) -> None:
+        """USER/PASS, APOP, AUTH: the AuthAttempt, once the response (or the end) tells the outcome."""
+        verb = cmd.verb
+        extra = dict(extra)
+        if ok is False:
+            extra["reason"] = rest
+        if verb == "PASS":
+            self._auth_event("USER", self.user, self.password, ok, cmd=cmd, frame=frame, ts=ts, extra=extra)
+        elif verb == "APOP":
+            name, _, digest = cmd.argument.strip().rpartition(" ")
+            if self.apop_timestamp:
+                extra["timestamp"] = self.apop_timestamp
+                if self.limits.show_secrets and digest:
+                    extra["hashcat"] = hashcat_apop(digest, self.apop_timestamp)
+            self._auth_event("APOP", name or None, digest, ok, cmd=cmd, frame=frame, ts=ts, extra=extra)
+        elif verb == "AUTH" and cmd.argument.strip() and self.sasl is not None:
+            sasl = self.sasl
+            if sasl.domain:
+                extra["domain"] = sasl.domain
+            if sasl.host:
+                extra["host"] = sasl.host
+            if sasl.cancelled:
+                extra["cancelled"] = "yes"
+            if self.limits.show_secrets and sasl.mechanism == "CRAM-MD5" and sasl.username and sasl.secret \
+                    and sasl.challenges:
+                extra["hashcat"] = hashcat_cram_md5(sasl.username, sasl.challenges[-1].decode("latin-1"),
+                                                    sasl.secret)
+            success = None if ok is None else ok and not sasl.cancelled
+            self._auth_event(sasl.mechanism, sasl.username, sasl.secret, success, cmd=cmd, frame=frame, ts=ts,
+                             extra=extra)
+            self.sasl = None
+            self.auth_waiting = False
+        else:
+            return
+        if ok:
+            self._transition(f"{verb} +OK", frame, ts)
+
+    def _auth_event(self, mechanism: str, user: str | None, secret: str | None, ok: bool | None, *,
+                    cmd: Pending, frame: int, ts: float, extra: dict[str, str]) -> None:
         first = self.user_frame if mechanism == "USER" and self.user_frame else cmd.frame
+        domain = extra.pop("domain", None)
         self.out.add(AuthAttempt(direction=CLIENT, ts=ts, frame=frame, first_frame=first, phase=Phase.AUTH,
-                                 mechanism=mechanism, username=user, secret=secret, success=ok,
-                                 extra={k: v for k, v in (extra or {}).items() if v}))
+                                 mechanism=mechanism, username=user, secret=secret, success=ok, domain=domain,
+                                 extra={k: v for k, v in extra.items() if v}))
+
+    def _stls(self, frame: int, ts: float) -> None:
+        injected = bytes(self.client_hold or b"") + self.client_lines.take_all()
+        self.client_hold = None
+        if injected:
+            self.out.anomaly(CLIENT, Phase.NEGOTIATION, "starttls-injection",
+                             f"{len(injected)} bytes of plaintext sent after STLS before the server's +OK "
+                             f"({printable(injected, 80)}): a server that buffers them executes them inside "
+                             "TLS (CVE-2011-0411 class)", frame)
+        self.tls = True
+        self.pending.clear()
+        self.phase = Phase.TLS
+        self.out.add(TlsStart(direction=SERVER, ts=ts, frame=frame, first_frame=frame, phase=Phase.TLS,
+                              mode="starttls"))
+
+    # ------------------------------------------------------------------ state
+    def _transition(self, trigger: str, frame: int, ts: float) -> None:
+        target = TRANSITIONS[self.state].get(trigger)
+        if target is not None and target is not self.state:
+            self._set_state(target, frame, trigger, ts)
+
+    def _set_state(self, state: State, frame: int, why: str, ts: float | None = None) -> None:
+        old = self.state
+        self.state = state
+        self.state_known = True
+        self.states.append({"state": state.value, "frame": frame, "trigger": why})
+        ts = self.out.ts if ts is None else ts
+        if state is State.TRANSACTION:
+            who = f" as {self.user}" if self.user else ""
+            self._note(frame, ts, Phase.AUTH, f"POP3 state {old.value} → TRANSACTION: logged in{who}")
+        elif state is State.UPDATE:
+            marked = self.mailbox.deleted
+            what = (f"the server removes messages {_numbers(marked)}" if marked
+                    else "no message was marked deleted")
+            self._note(frame, ts, Phase.TEARDOWN, f"POP3 state {old.value} → UPDATE: {what}")
+
+    def _note(self, frame: int, ts: float, phase: Phase, text: str) -> None:
+        self.out.add(Note(direction=SERVER, ts=ts, frame=frame, first_frame=frame, phase=phase, text=text))
+
+    def _table(self, table: dict[int, Any], name: str, key: int, value: Any) -> None:
+        if key in table or len(table) < MAX_RECORDS:
+            table[key] = value
+        else:
+            self.dropped[name] = self.dropped.get(name, 0) + 1
+
+    def _keep_number(self, bucket: list[int], name: str, number: int) -> None:
+        if len(bucket) < MAX_RECORDS:
+            bucket.append(number)
+        else:
+            self.dropped[name] = self.dropped.get(name, 0) + 1
 
     # ------------------------------------------------------------------ gaps and end
     def _gap(self, gap: StreamGap) -> None:
@@ -471,17 +758,19 @@ class Pop3:
             if self.tls:
                 return
             if self.body is not None:
-                self.body_missing += gap.nbytes
+                self.body.missing += gap.nbytes
+                self.body.after_gap = True
                 detail = "inside a multi-line response; reading on to its end"
             else:
                 self.server_lines.clear()
                 self.server_gap = True
                 detail = "server responses lost; resynchronising on the next +OK/-ERR"
         else:
-            if self.client_tls:
+            if self.tls:
                 return
             self.client_lines.clear()
             self.client_gap = True
+            self.auth_waiting = False
             detail = "client commands lost; resynchronising on the next command"
         self.out.add(GapEvent(direction=gap.direction, ts=gap.ts, frame=gap.frame, first_frame=gap.frame,
                               phase=self.phase, nbytes=gap.nbytes, detail=detail))
@@ -491,11 +780,21 @@ class Pop3:
             self.out.anomaly(SERVER, Phase.TRANSFER, "incomplete-response",
                              "the multi-line response ends without its final '.' line", eof.frame)
             self._body_end(eof.frame or self.out.frame, eof.ts, complete=False)
+        elif eof.direction is CLIENT and self.client_hold:
+            self._release_hold(eof.frame or self.out.frame)
 
 
 def _int(text: str) -> int | None:
-    return int(text) if text.isdigit() else None
+    return int(text) if text.isdigit() and len(text) < 20 else None
+
+
+def _numbers(numbers: list[int]) -> str:
+    shown = ", ".join(str(n) for n in numbers[:20])
+    return shown + (f" (+{len(numbers) - 20})" if len(numbers) > 20 else "")
 
 
 def printable_ascii(raw: bytes) -> bool:
     return all(0x20 <= b < 0x7F or b == 0x09 for b in raw[:256])
+
+
+__all__ = ["COMMAND_STATES", "KNOWN_VERBS", "TRANSITIONS", "Pop3", "State"]
