@@ -272,6 +272,8 @@ class Imap:
         """The client command whose line is still being assembled (literals to come)."""
         self.state = State.CONNECTED
         self.state_known = False
+        self.lost_bytes = False
+        """Bytes of either side were lost: the state may have moved unseen."""
         self.phase = Phase.GREETING
         self.greeting: str | None = None
         self.client_bytes = 0
@@ -734,7 +736,7 @@ class Imap:
                 self.state_known = True
                 self._set_state(guess, frame, f"inferred from {cmd.verb}: the capture has no greeting")
             return
-        if self.state not in allowed and self.state is not S.CONNECTED:
+        if self.state not in allowed and self.state is not S.CONNECTED and not self.lost_bytes:
             self.out.anomaly(CLIENT, cmd.phase, "command-out-of-state",
                              f"{cmd.verb} is not allowed in the {self.state.value} state", frame)
 
@@ -1061,8 +1063,9 @@ class Imap:
             else:
                 self._release(client, go_on=status == "OK")
         if cmd is None:
-            self.out.anomaly(SERVER, self.phase, "unknown-tag", f"tagged {status} for unknown tag {tag}",
-                             frame)
+            lost = ", whose command the capture lost" if self.lost_bytes else ""
+            self.out.anomaly(SERVER, self.phase, "unknown-tag",
+                             f"tagged {status} for unknown tag {tag}{lost}", frame)
             self.out.add(Reply(direction=SERVER, ts=ts, frame=frame, first_frame=first, phase=self.phase,
                                status=status, lines=(detail,), tag=tag))
             return
@@ -1128,6 +1131,11 @@ class Imap:
         elif verb == "COMPRESS" and ok:
             self._compress(frame, ts, first, cmd)
         self._transition(f"{verb} {status}", frame, ts, first)
+        allowed = COMMAND_STATES.get(verb)
+        if ok and self.lost_bytes and allowed not in (None, ANY) and self.state not in (allowed or ()):
+            guess = S.SELECTED if allowed == {S.SELECTED} else S.AUTHENTICATED if allowed == AUTHED else None
+            if guess is not None:
+                self._set_state(guess, frame, f"inferred from {verb} OK: the change was lost in a gap")
 
     def _auth(self, cmd: Pending, mechanism: str, user: str | None, secret: str | None, ok: bool | None, *,
               frame: int, ts: float, extra: dict[str, str], sasl: SaslExchange | None = None) -> None:
@@ -1371,6 +1379,7 @@ class Imap:
         r = self.readers[0 if gap.direction is CLIENT else 1]
         if r.mode is ReadMode.OPAQUE:
             return
+        self.lost_bytes = True
         lit = r.literal
         if r.inflater is not None:
             r.inflater = None

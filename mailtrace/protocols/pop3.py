@@ -88,6 +88,7 @@ ARGUMENTS: dict[str, re.Pattern[str]] = {
 """What each command's argument must look like (RFC 1939 §5-7); a mismatch is an anomaly."""
 APOP_STAMP = re.compile(r"<[^<>\s]*>")
 RESP_CODE = re.compile(r"^\[([A-Za-z0-9/\-]+)\]\s*")
+OCTETS = re.compile(r"^\d+ octets\b", re.IGNORECASE)
 STATUS_AT_LINE_START = re.compile(rb"(?:^|(?<=\n))(?:\+OK|-ERR)(?=[ \r\n]|$)")
 MAX_RECORDS = 10_000
 """Per-session cap for the LIST/UIDL tables and the lists of the ``pop3`` block; the rest are counted."""
@@ -138,6 +139,8 @@ class Body:
     size: int = 0
     newlines: int = 0
     ends_nl: bool = True
+    guessed: bool = False
+    """The command was lost; the status line (``+OK n octets``) says it was a RETR."""
 
 
 def multiline_expected(verb: str, argument: str) -> bool:
@@ -180,6 +183,10 @@ class Pop3:
         self.body: Body | None = None
         self.server_gap = False
         self.client_gap = False
+        self.lost_bytes = False
+        """Bytes of either side were lost: the state may have moved unseen (a login in the gap)."""
+        self.orphan_lines = -1
+        """Lines of a multi-line response whose command was lost (-1: not in one)."""
         self.sasl: SaslExchange | None = None
         self.auth_waiting = False
         self.user: str | None = None
@@ -330,7 +337,7 @@ class Pop3:
         self.phase = phase
         shown = argument
         if verb_u == "PASS":
-            if self.user_frame == 0 and self.state_known:
+            if self.user_frame == 0 and self.state_known and not self.lost_bytes:
                 self.out.anomaly(CLIENT, phase, "pass-without-user", "PASS without a preceding USER",
                                  line.frame)
             self.password = argument
@@ -397,7 +404,7 @@ class Pop3:
                 # a capture that starts after the login: the first command shows where the session stands
                 self._set_state(State.TRANSACTION, frame, f"inferred from {verb}: the capture has no login")
             self.state_known = True
-        elif self.state not in allowed:
+        elif self.state not in allowed and not self.lost_bytes:
             self.out.anomaly(CLIENT, phase, "command-out-of-state",
                              f"{verb} is not allowed in the {self.state.value} state", frame)
         pattern = ARGUMENTS.get(verb)
@@ -423,6 +430,17 @@ class Pop3:
 
     def _server_line(self, line: Line) -> None:
         text = line.text.decode("utf-8", "replace")
+        if self.orphan_lines >= 0:
+            if not text.startswith(("+OK", "-ERR")):
+                if text == ".":
+                    self.out.anomaly(SERVER, self.phase, "orphan-response",
+                                     f"a multi-line response of {self.orphan_lines} lines answers a command "
+                                     "the capture does not show", line.frame)
+                    self.orphan_lines = -1
+                else:
+                    self.orphan_lines += 1
+                return
+            self.orphan_lines = -1
         if text.startswith(("+OK", "-ERR")):
             status = "+OK" if text.startswith("+OK") else "-ERR"
             rest = text[len(status):].lstrip(" ")
@@ -462,11 +480,13 @@ class Pop3:
         self.greeted = True
         cmd = self.pending.popleft() if self.pending else None
         if cmd is None:
-            if self.client_bytes:
-                self.out.anomaly(SERVER, self.phase, "unsolicited-response", f"{status} answers no command",
-                                 line.frame)
-            self.out.add(Reply(direction=SERVER, ts=line.ts, frame=line.frame, first_frame=line.first_frame,
-                               phase=self.phase, status=status, lines=(rest,), answers=None))
+            self._orphan(status, rest, line)
+            return
+        if ok and self.lost_bytes and cmd.verb not in ("RETR", "TOP") and OCTETS.match(rest):
+            # "+OK n octets" answers a RETR the capture lost, not this command: its answer was lost too
+            self.out.anomaly(SERVER, self.phase, "responses-lost",
+                             f"the response to {cmd.verb} was lost in a gap", line.frame)
+            self._orphan(status, rest, line)
             return
         if ok and multiline_expected(cmd.verb, cmd.argument):
             self.body = Body(cmd, status, rest, line.first_frame,
@@ -476,6 +496,21 @@ class Pop3:
                            phase=cmd.phase, status=status, lines=(rest,), answers=cmd.verb,
                            latency=max(0.0, line.ts - cmd.ts)))
         self._effects(cmd, ok, rest, frame=line.frame, ts=line.ts)
+
+    def _orphan(self, status: str, rest: str, line: Line) -> None:
+        """A response to no command seen: after lost client bytes, the command was in the gap."""
+        if self.client_gap or self.lost_bytes:
+            if status == "+OK" and OCTETS.match(rest):
+                # "+OK n octets" answers a RETR: read the message although its number is unknown
+                self.body = Body(Pending("RETR", "", line.frame, line.ts, Phase.TRANSFER), status, rest,
+                                 line.first_frame, guessed=True)
+                return
+            self.orphan_lines = 0 if status == "+OK" else -1
+        elif self.client_bytes:
+            self.out.anomaly(SERVER, self.phase, "unsolicited-response", f"{status} answers no command",
+                             line.frame)
+        self.out.add(Reply(direction=SERVER, ts=line.ts, frame=line.frame, first_frame=line.first_frame,
+                           phase=self.phase, status=status, lines=(rest,), answers=None))
 
     def _greeting(self, status: str, rest: str, line: Line) -> None:
         self.greeted = True
@@ -592,6 +627,8 @@ class Pop3:
         if number is not None and number in self.mailbox.uids:
             detail["uid"] = self.mailbox.uids[number]
         detail["stuffed_lines"] = body.reader.stuffed
+        if body.guessed:
+            detail["guessed"] = True
         origin = "pop3-retr" if cmd.verb == "RETR" else "pop3-top"
         full = complete and not body.missing and cmd.verb == "RETR"
         self.out.add(MessageEnd(direction=SERVER, ts=ts, frame=frame, first_frame=body.first_frame,
@@ -618,6 +655,9 @@ class Pop3:
                  listing: list[str] | None = None) -> None:
         verb = cmd.verb
         mb = self.mailbox
+        if ok and self.lost_bytes and self.state is State.AUTHORIZATION and COMMAND_STATES.get(verb) == TRANS:
+            why = f"inferred from {verb} +OK: the login was lost in a gap"
+            self._set_state(State.TRANSACTION, frame, why, ts)
         self._login_result(cmd, ok, rest, frame=frame, ts=ts, extra={})
         if verb == "STAT" and ok:
             parts = rest.split()
@@ -754,6 +794,8 @@ class Pop3:
 
     # ------------------------------------------------------------------ gaps and end
     def _gap(self, gap: StreamGap) -> None:
+        if not self.tls:
+            self.lost_bytes = True
         if gap.direction is SERVER:
             if self.tls:
                 return

@@ -47,8 +47,12 @@ def captures_dir() -> Path:
 def analyze(path: Path, *, show_secrets: bool = False) -> list[Session]:
     """Run a capture through the real pipeline, keeping every session's reassembled stream."""
     config = Config()
-    config = replace(config, session=SessionLimits(keep_transcript=True),
-                     dissector=replace(config.dissector, show_secrets=show_secrets), show_secrets=show_secrets)
+    config = replace(
+        config,
+        session=SessionLimits(keep_transcript=True),
+        dissector=replace(config.dissector, show_secrets=show_secrets),
+        show_secrets=show_secrets,
+    )
     return list(Analyzer(config).run([open_capture(str(path))]))
 
 
@@ -97,12 +101,16 @@ def split_at(items: Sequence[Item], index: int, offset: int) -> list[Item]:
     """Chunk ``index`` cut in two at ``offset``; the rest unchanged."""
     item = items[index]
     assert isinstance(item, Chunk)
-    return [*items[:index], Chunk(item.direction, item.data[:offset], item.ts, item.frame),
-            Chunk(item.direction, item.data[offset:], item.ts, item.frame), *items[index + 1 :]]
+    return [
+        *items[:index],
+        Chunk(item.direction, item.data[:offset], item.ts, item.frame),
+        Chunk(item.direction, item.data[offset:], item.ts, item.frame),
+        *items[index + 1 :],
+    ]
 
 
 def normalized(events: Sequence[Event]) -> tuple[list[Any], dict[int, int]]:
-    """Events with the split-dependent ones folded: message bytes joined per message, BodyData summed per frame.
+    """Events with the split-dependent ones folded: message bytes joined, BodyData summed per frame.
 
     A dissector reports the bytes of a message as they arrive, so how many MessageData/BodyData
     events it emits depends on how the stream was cut; everything else must be identical.

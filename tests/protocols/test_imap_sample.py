@@ -54,8 +54,11 @@ def test_login_session(facts: dict[str, Any], reports: dict[int, dict[str, Any]]
     assert [s["results"] for s in block["searches"]] == [["1", "2", "3"], ["1", "2", "3"]]
     assert block["status"] == [{"frame": 116, "mailbox": "Sent", "items": {"MESSAGES": 0, "UNSEEN": 0}}]
     assert [(s["state"], s["trigger"]) for s in block["states"]] == [
-        ("not authenticated", "greeting OK"), ("authenticated", "LOGIN OK"), ("selected", "SELECT OK"),
-        ("logout", "BYE")]
+        ("not authenticated", "greeting OK"),
+        ("authenticated", "LOGIN OK"),
+        ("selected", "SELECT OK"),
+        ("logout", "BYE"),
+    ]
 
 
 def test_every_command_paired_with_its_completion(reports: dict[int, dict[str, Any]]) -> None:
@@ -78,8 +81,12 @@ def test_envelopes_and_bodystructure(facts: dict[str, Any], reports: dict[int, d
     assert [envelopes[i + 1]["message_id"] for i in range(3)] == [m["message_id"] for m in stored]
     parts = next(e["parts"] for e in fetches if "parts" in e)
     attachments = fact(facts, 35268)["fetched_body"]["attachments"]
-    assert [(p["part"], p["type"]) for p in parts] == [("", "multipart/mixed"), ("1", "text/plain"),
-                                                       ("2", "image/png"), ("3", "text/plain")]
+    assert [(p["part"], p["type"]) for p in parts] == [
+        ("", "multipart/mixed"),
+        ("1", "text/plain"),
+        ("2", "image/png"),
+        ("3", "text/plain"),
+    ]
     assert [p.get("filename") for p in parts[2:]] == [a["filename"] for a in attachments]
     assert [p.get("disposition") for p in parts[2:]] == ["attachment", "attachment"]
 
@@ -88,14 +95,18 @@ def test_fetched_and_appended_messages(facts: dict[str, Any], reports: dict[int,
     f, r = fact(facts, 35268), reports[35268]
     fetched = [m for m in r["messages"] if m["origin"] == "imap-fetch"]
     body, header = fetched
-    assert (body["subject"], body["bytes"], body["complete"]) == (f["fetched_body"]["subject"],
-                                                                  f["fetched_body"]["octets"], True)
+    assert (body["subject"], body["bytes"], body["complete"]) == (
+        f["fetched_body"]["subject"],
+        f["fetched_body"]["octets"],
+        True,
+    )
     assert body["carrier"]["msg"] == f["fetched_body"]["message"] and body["carrier"]["section"] == "BODY[]"
     assert header["complete"] is False and header["subject"] == "Welcome to remote.example"
     assert header["carrier"]["section"] == "BODY[HEADER.FIELDS (FROM SUBJECT DATE)]"
     appended = [m for m in r["messages"] if m["origin"] == "imap-append"]
     assert [(m["subject"], m["message_id"], m["bytes"], m["sha256"]) for m in appended] == [
-        (a["subject"], a["message_id"], a["size"], a["sha256_as_sent"]) for a in f["appended"]]
+        (a["subject"], a["message_id"], a["size"], a["sha256_as_sent"]) for a in f["appended"]
+    ]
     block = r["imap"]
     assert (block["fetched_messages"], block["appended_messages"]) == (2, 1)
     assert block["appends"][0]["appenduid"] == "1795699362 4"
@@ -104,23 +115,36 @@ def test_fetched_and_appended_messages(facts: dict[str, Any], reports: dict[int,
 def test_store_idle_expunge(facts: dict[str, Any], reports: dict[int, dict[str, Any]]) -> None:
     f, block = fact(facts, 35268), reports[35268]["imap"]
     store = [e for e in block["timeline"] if e["event"] == "store"]
-    assert (store[0]["set"], store[0]["flags"]) == (str(f["stored_flags"]["message"]), [f["stored_flags"]["flags"]])
+    assert (store[0]["set"], store[0]["flags"]) == (
+        str(f["stored_flags"]["message"]),
+        [f["stored_flags"]["flags"]],
+    )
     assert ["* " + u for u in block["idle_updates"]] == f["idle_updates"][:2]
     assert block["expunged"] == [int(n) for n in f["expunged"]]
     events = [e["event"] for e in block["timeline"]]
-    assert events[events.index("idle"):events.index("idle-done") + 1] == ["idle", "exists", "recent", "idle-done"]
+    assert events[events.index("idle") : events.index("idle-done") + 1] == [
+        "idle",
+        "exists",
+        "recent",
+        "idle-done",
+    ]
     woken = [e for e in block["timeline"] if e.get("idle")]
     assert [(e["event"], e["count"]) for e in woken] == [("exists", 5), ("recent", 5)]
     assert block["selected"][0]["exists"] == 4  # 5 after the IDLE wake-up, one expunged
 
 
-def test_authenticate_plain_and_second_append(facts: dict[str, Any], reports: dict[int, dict[str, Any]]) -> None:
+def test_authenticate_plain_and_second_append(
+    facts: dict[str, Any], reports: dict[int, dict[str, Any]]
+) -> None:
     f, r = fact(facts, 35272), reports[35272]
     assert [(a["mechanism"], a["username"], a["success"]) for a in r["auth"]] == [("PLAIN", "carol", True)]
     (message,) = r["messages"]
     (appended,) = f["appended"]
     assert (message["origin"], message["subject"], message["sha256"]) == (
-        "imap-append", appended["subject"], appended["sha256_as_sent"])
+        "imap-append",
+        appended["subject"],
+        appended["sha256_as_sent"],
+    )
     assert message["carrier"]["mailbox"] == "INBOX"
     continuation = next(x for x in r["replies"] if x["status"] == "+" and x.get("answers") == "APPEND")
     assert continuation["text"] == "OK"
@@ -136,13 +160,21 @@ def test_failed_login(facts: dict[str, Any], reports: dict[int, dict[str, Any]])
 
 def test_phases(reports: dict[int, dict[str, Any]]) -> None:
     assert [p["name"] for p in reports[35268]["phases"]] == [
-        "setup", "greeting", "negotiation", "auth", "transfer", "teardown"]
+        "setup",
+        "greeting",
+        "negotiation",
+        "auth",
+        "transfer",
+        "teardown",
+    ]
 
 
 def test_attachment_hashes(facts: dict[str, Any], reports: dict[int, dict[str, Any]]) -> None:
     body = next(m for m in reports[35268]["messages"] if m["origin"] == "imap-fetch")
     if not any("sha256" in a for a in body["attachments"]):
-        pytest.skip("attachment hashes come from the MIME pipeline (messages issue), which does not fill "
-                    "messages[].attachments[].sha256 yet")
+        pytest.skip(
+            "attachment hashes come from the MIME pipeline (messages issue), which does not fill "
+            "messages[].attachments[].sha256 yet"
+        )
     expected = {a["sha256"] for a in fact(facts, 35268)["fetched_body"]["attachments"]}
     assert expected <= {a["sha256"] for a in body["attachments"]}

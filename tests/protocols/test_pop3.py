@@ -26,7 +26,7 @@ from mailtrace.protocols.base import DissectorLimits
 from mailtrace.protocols.pop3 import COMMAND_STATES, TRANSITIONS, Pop3, State, multiline_expected
 
 GREETING = b"+OK POP3 ready <1896.697170952@dbc.mtview.ca.us>\r\n"
-MESSAGE = (b"From: a@example.org\r\nSubject: dots\r\n\r\n..leading dot\r\nplain\r\n...two\r\n.\r\n")
+MESSAGE = b"From: a@example.org\r\nSubject: dots\r\n\r\n..leading dot\r\nplain\r\n...two\r\n.\r\n"
 UNSTUFFED = b"From: a@example.org\r\nSubject: dots\r\n\r\n.leading dot\r\nplain\r\n..two\r\n"
 
 
@@ -41,11 +41,24 @@ def kinds(events: list[object], kind: type) -> list[object]:
 # --------------------------------------------------------------------------- multi-line by command
 
 
-@pytest.mark.parametrize(("verb", "argument", "multi"), [
-    ("RETR", "1", True), ("TOP", "1 5", True), ("CAPA", "", True), ("LIST", "", True), ("LIST", "2", False),
-    ("UIDL", "", True), ("UIDL", "3", False), ("AUTH", "", True), ("AUTH", "PLAIN", False), ("STAT", "", False),
-    ("DELE", "1", False), ("NOOP", "", False), ("QUIT", "", False),
-])
+@pytest.mark.parametrize(
+    ("verb", "argument", "multi"),
+    [
+        ("RETR", "1", True),
+        ("TOP", "1 5", True),
+        ("CAPA", "", True),
+        ("LIST", "", True),
+        ("LIST", "2", False),
+        ("UIDL", "", True),
+        ("UIDL", "3", False),
+        ("AUTH", "", True),
+        ("AUTH", "PLAIN", False),
+        ("STAT", "", False),
+        ("DELE", "1", False),
+        ("NOOP", "", False),
+        ("QUIT", "", False),
+    ],
+)
 def test_which_responses_are_multiline(verb: str, argument: str, multi: bool) -> None:
     assert multiline_expected(verb, argument) is multi
 
@@ -64,9 +77,13 @@ def test_status_line_and_body_in_one_segment() -> None:
 
 
 def test_listing_responses_fill_the_mailbox_record() -> None:
-    items = (login(Script()).c(b"STAT\r\nLIST\r\nUIDL\r\nLIST 2\r\nUIDL 3\r\n")
-             .s(b"+OK 3 600\r\n+OK 3 messages\r\n1 100\r\n2 200\r\n3 300\r\n.\r\n")
-             .s(b"+OK\r\n1 aaa\r\n2 bbb\r\n3 ccc\r\n.\r\n+OK 2 200\r\n+OK 3 ccc\r\n").end())
+    items = (
+        login(Script())
+        .c(b"STAT\r\nLIST\r\nUIDL\r\nLIST 2\r\nUIDL 3\r\n")
+        .s(b"+OK 3 600\r\n+OK 3 messages\r\n1 100\r\n2 200\r\n3 300\r\n.\r\n")
+        .s(b"+OK\r\n1 aaa\r\n2 bbb\r\n3 ccc\r\n.\r\n+OK 2 200\r\n+OK 3 ccc\r\n")
+        .end()
+    )
     events, pop = feed(Pop3, items)
     record = pop.record()["pop3"]
     assert record["mailbox"] == {"messages": 3, "octets": 600}
@@ -88,14 +105,29 @@ def test_top_is_a_partial_message_with_its_line_count() -> None:
 
 
 def test_states_drive_phases_and_deletions() -> None:
-    items = (login(Script()).c(b"DELE 1\r\n").s(b"+OK\r\n").c(b"RSET\r\n").s(b"+OK\r\n")
-             .c(b"DELE 2\r\n").s(b"+OK\r\n").c(b"QUIT\r\n").s(b"+OK bye\r\n").end())
+    items = (
+        login(Script())
+        .c(b"DELE 1\r\n")
+        .s(b"+OK\r\n")
+        .c(b"RSET\r\n")
+        .s(b"+OK\r\n")
+        .c(b"DELE 2\r\n")
+        .s(b"+OK\r\n")
+        .c(b"QUIT\r\n")
+        .s(b"+OK bye\r\n")
+        .end()
+    )
     events, pop = feed(Pop3, items)
     assert pop.state is State.UPDATE
     assert pop.mailbox.deleted == [2] and pop.mailbox.undeleted == [1]
     phases = {c.verb: c.phase for c in kinds(events, Command)}
-    assert phases == {"USER": Phase.AUTH, "PASS": Phase.AUTH, "DELE": Phase.TRANSFER, "RSET": Phase.TRANSFER,
-                      "QUIT": Phase.TEARDOWN}
+    assert phases == {
+        "USER": Phase.AUTH,
+        "PASS": Phase.AUTH,
+        "DELE": Phase.TRANSFER,
+        "RSET": Phase.TRANSFER,
+        "QUIT": Phase.TEARDOWN,
+    }
     notes = [n.text for n in kinds(events, Note)]
     assert notes[0] == "POP3 state AUTHORIZATION → TRANSACTION: logged in as bob"
     assert "RSET: messages 1 are no longer marked deleted" in notes
@@ -111,8 +143,10 @@ def test_quit_in_authorization_does_not_enter_update() -> None:
 def test_commands_out_of_state_and_bad_arguments() -> None:
     items = Script().s(GREETING).c(b"RETR 1\r\n").s(b"-ERR not now\r\n").c(b"USER\r\n").s(b"-ERR\r\n").end()
     events, _ = feed(Pop3, items)
-    assert [(a.kind, a.frame) for a in kinds(events, Anomaly)] == [("command-out-of-state", 2),
-                                                                   ("invalid-argument", 4)]
+    assert [(a.kind, a.frame) for a in kinds(events, Anomaly)] == [
+        ("command-out-of-state", 2),
+        ("invalid-argument", 4),
+    ]
 
 
 def test_capture_without_greeting_infers_the_state() -> None:
@@ -146,8 +180,17 @@ def test_apop_digest_and_hashcat_line() -> None:
 
 
 def test_sasl_login_with_prompts_and_failure_reason() -> None:
-    items = (Script().s(GREETING).c(b"AUTH LOGIN\r\n").s(b"+ VXNlcm5hbWU6\r\n").c(b"Ym9i\r\n")
-             .s(b"+ UGFzc3dvcmQ6\r\n").c(b"c2VjcmV0\r\n").s(b"-ERR [AUTH] Invalid login\r\n").end())
+    items = (
+        Script()
+        .s(GREETING)
+        .c(b"AUTH LOGIN\r\n")
+        .s(b"+ VXNlcm5hbWU6\r\n")
+        .c(b"Ym9i\r\n")
+        .s(b"+ UGFzc3dvcmQ6\r\n")
+        .c(b"c2VjcmV0\r\n")
+        .s(b"-ERR [AUTH] Invalid login\r\n")
+        .end()
+    )
     events, pop = feed(Pop3, items)
     (auth,) = kinds(events, AuthAttempt)
     assert (auth.mechanism, auth.username, auth.secret, auth.success) == ("LOGIN", "bob", "secret", False)
@@ -157,8 +200,17 @@ def test_sasl_login_with_prompts_and_failure_reason() -> None:
 
 
 def test_sasl_initial_response_and_cancel() -> None:
-    items = (Script().s(GREETING).c(b"AUTH PLAIN AGJvYgBzZWNyZXQ=\r\n").s(b"-ERR no\r\n")
-             .c(b"AUTH CRAM-MD5\r\n").s(b"+ PDEyMzRAaG9zdD4=\r\n").c(b"*\r\n").s(b"-ERR cancelled\r\n").end())
+    items = (
+        Script()
+        .s(GREETING)
+        .c(b"AUTH PLAIN AGJvYgBzZWNyZXQ=\r\n")
+        .s(b"-ERR no\r\n")
+        .c(b"AUTH CRAM-MD5\r\n")
+        .s(b"+ PDEyMzRAaG9zdD4=\r\n")
+        .c(b"*\r\n")
+        .s(b"-ERR cancelled\r\n")
+        .end()
+    )
     events, _ = feed(Pop3, items)
     first, second = kinds(events, AuthAttempt)
     assert (first.mechanism, first.username, first.success) == ("PLAIN", "bob", False)
@@ -177,8 +229,16 @@ def test_login_without_outcome_is_reported_unknown() -> None:
 
 
 def test_stls_switches_to_tls_and_flags_injected_plaintext() -> None:
-    items = (Script().s(GREETING).c(b"CAPA\r\n").s(b"+OK\r\nSTLS\r\nUSER\r\n.\r\n")
-             .c(b"STLS\r\nUSER evil\r\n").s(b"+OK Begin TLS\r\n").c(b"\x16\x03\x01\x00\x05hello").end())
+    items = (
+        Script()
+        .s(GREETING)
+        .c(b"CAPA\r\n")
+        .s(b"+OK\r\nSTLS\r\nUSER\r\n.\r\n")
+        .c(b"STLS\r\nUSER evil\r\n")
+        .s(b"+OK Begin TLS\r\n")
+        .c(b"\x16\x03\x01\x00\x05hello")
+        .end()
+    )
     events, pop = feed(Pop3, items)
     (tls,) = kinds(events, TlsStart)
     assert tls.frame == 5 and tls.mode == "starttls"
@@ -198,14 +258,17 @@ def test_refused_stls_releases_the_held_commands() -> None:
 
 def test_decrypted_stls_session_is_dissected(captures: Path) -> None:
     keylog = captures / "tls-implicit.keylog"
-    from mailtrace.pipeline import Analyzer
     from mailtrace.capture.reader import open_capture
     from mailtrace.config import Config
+    from mailtrace.pipeline import Analyzer
     from mailtrace.tls import KeyLog
 
     analyzer = Analyzer(Config(), keylog=KeyLog.from_file(str(keylog)))
-    session = next(s for s in analyzer.run([open_capture(str(captures / "tls-implicit.pcap"))])
-                   if s.protocol == "pop3" and s.tls == "starttls")
+    session = next(
+        s
+        for s in analyzer.run([open_capture(str(captures / "tls-implicit.pcap"))])
+        if s.protocol == "pop3" and s.tls == "starttls"
+    )
     assert session.decrypted
     assert [c.verb for c in session.commands] == ["CAPA", "STLS", "USER", "PASS", "STAT", "QUIT"]
     assert [(a.mechanism, a.username, a.success) for a in session.auth] == [("USER", "bob", True)]
@@ -216,9 +279,17 @@ def test_decrypted_stls_session_is_dissected(captures: Path) -> None:
 
 
 def test_gap_inside_a_body_is_counted_and_the_body_read_on() -> None:
-    items = (login(Script()).c(b"RETR 1\r\n").s(b"+OK\r\nSubject: x\r\n\r\nline one\r\n").gap(SERVER, 500)
-             .s(b"last line\r\n.\r\n").c(b"QUIT\r\n").s(b"+OK\r\n").end())
-    events, pop = feed(Pop3, items)
+    items = (
+        login(Script())
+        .c(b"RETR 1\r\n")
+        .s(b"+OK\r\nSubject: x\r\n\r\nline one\r\n")
+        .gap(SERVER, 500)
+        .s(b"last line\r\n.\r\n")
+        .c(b"QUIT\r\n")
+        .s(b"+OK\r\n")
+        .end()
+    )
+    events, _ = feed(Pop3, items)
     ((end, data),) = messages(events)
     assert not end.complete and end.missing_bytes == 500 and data.endswith(b"last line\r\n")
     assert [r.answers for r in kinds(events, Reply)][-1] == "QUIT"
@@ -226,8 +297,17 @@ def test_gap_inside_a_body_is_counted_and_the_body_read_on() -> None:
 
 
 def test_gap_that_swallows_the_end_marker_resyncs_on_the_next_status_line() -> None:
-    items = (login(Script()).c(b"RETR 1\r\n").s(b"+OK\r\nSubject: x\r\n\r\nbody\r\n").gap(SERVER, 80)
-             .c(b"DELE 1\r\n").s(b"+OK marked\r\n").c(b"QUIT\r\n").s(b"+OK\r\n").end())
+    items = (
+        login(Script())
+        .c(b"RETR 1\r\n")
+        .s(b"+OK\r\nSubject: x\r\n\r\nbody\r\n")
+        .gap(SERVER, 80)
+        .c(b"DELE 1\r\n")
+        .s(b"+OK marked\r\n")
+        .c(b"QUIT\r\n")
+        .s(b"+OK\r\n")
+        .end()
+    )
     events, pop = feed(Pop3, items)
     ((end, _),) = messages(events)
     assert not end.complete
@@ -237,7 +317,7 @@ def test_gap_that_swallows_the_end_marker_resyncs_on_the_next_status_line() -> N
 
 
 def test_gap_in_responses_pairs_the_next_status_with_the_latest_command() -> None:
-    items = (login(Script()).c(b"NOOP\r\n").gap(SERVER, 5).c(b"STAT\r\n").s(b"+OK 2 20\r\n").end())
+    items = login(Script()).c(b"NOOP\r\n").gap(SERVER, 5).c(b"STAT\r\n").s(b"+OK 2 20\r\n").end()
     events, pop = feed(Pop3, items)
     assert kinds(events, Reply)[-1].answers == "STAT" and pop.mailbox.count == 2
     assert [a.kind for a in kinds(events, Anomaly)] == ["responses-lost"]
@@ -252,8 +332,14 @@ def test_client_gap_resyncs_on_the_next_command() -> None:
 
 def test_unterminated_listing_ends_at_the_next_answer() -> None:
     """zeek's bad-list-retr-crafted: a LIST without its '.' followed by the RETR's +OK."""
-    items = (login(Script()).c(b"LIST\r\n").s(b"+OK 1 messages\r\n1 120\r\n").c(b"RETR 1\r\n")
-             .s(b"+OK\r\nSubject: s\r\n\r\nb\r\n.\r\n").end())
+    items = (
+        login(Script())
+        .c(b"LIST\r\n")
+        .s(b"+OK 1 messages\r\n1 120\r\n")
+        .c(b"RETR 1\r\n")
+        .s(b"+OK\r\nSubject: s\r\n\r\nb\r\n.\r\n")
+        .end()
+    )
     events, _ = feed(Pop3, items)
     ((end, _),) = messages(events)
     assert end.complete
@@ -272,17 +358,48 @@ def test_stream_ending_inside_a_body() -> None:
 
 
 def test_unknown_commands_and_invalid_responses() -> None:
-    items = Script().s(GREETING).c(b"XYZ 1\r\n").s(b"-ERR unknown\r\n").s(b"garbage\r\n").c(b"\x00\x01\x02\r\n").end()
+    items = (
+        Script()
+        .s(GREETING)
+        .c(b"XYZ 1\r\n")
+        .s(b"-ERR unknown\r\n")
+        .s(b"garbage\r\n")
+        .c(b"\x00\x01\x02\r\n")
+        .end()
+    )
     events, _ = feed(Pop3, items)
     assert [a.kind for a in kinds(events, Anomaly)] == ["unknown-command", "invalid-response", "garbage"]
     assert kinds(events, Command)[0].known is False
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(st.booleans(), st.binary(max_size=64) | st.sampled_from([
-    b"+OK\r\n", b".\r\n", b"RETR 1\r\n", b"LIST\r\n", b"AUTH PLAIN\r\n", b"+ \r\n", b"-ERR\r\n", b"..\r\n",
-    b"STLS\r\n", b"TOP 1 2\r\n", b"APOP a b\r\n", b"\r\n.\r\n", b"CAPA\r\n"])), max_size=30),
-    st.lists(st.integers(1, 2000), max_size=3))
+@given(
+    st.lists(
+        st.tuples(
+            st.booleans(),
+            st.binary(max_size=64)
+            | st.sampled_from(
+                [
+                    b"+OK\r\n",
+                    b".\r\n",
+                    b"RETR 1\r\n",
+                    b"LIST\r\n",
+                    b"AUTH PLAIN\r\n",
+                    b"+ \r\n",
+                    b"-ERR\r\n",
+                    b"..\r\n",
+                    b"STLS\r\n",
+                    b"TOP 1 2\r\n",
+                    b"APOP a b\r\n",
+                    b"\r\n.\r\n",
+                    b"CAPA\r\n",
+                ]
+            ),
+        ),
+        max_size=30,
+    ),
+    st.lists(st.integers(1, 2000), max_size=3),
+)
 def test_hostile_input_never_raises(steps: list[tuple[bool, bytes]], gaps: list[int]) -> None:
     script = Script()
     for i, (client, data) in enumerate(steps):
@@ -315,7 +432,9 @@ def test_same_events_fed_whole_or_byte_by_byte(sample_streams: list[list[object]
 
 
 def test_same_events_split_at_every_offset(sample_streams: list[list[object]]) -> None:
-    items = min(sample_streams, key=lambda s: sum(len(getattr(i, "data", b"")) for i in s))  # the APOP session
+    items = min(
+        sample_streams, key=lambda s: sum(len(getattr(i, "data", b"")) for i in s)
+    )  # the APOP session
     whole = normalized(feed(Pop3, items)[0])
     for index, item in enumerate(items):
         for offset in range(1, len(getattr(item, "data", b""))):
@@ -332,5 +451,50 @@ def test_same_events_split_anywhere(sample_streams: list[list[object]], sizes: l
 def test_sample_stream_events_match_the_pipeline(captures: Path) -> None:
     for session in analyze(captures / "pop3-session.pcap"):
         events, _ = feed(Pop3, stream_items(session))
-        assert [(c.verb, c.frame) for c in of_type(events, Command)] == [(c.verb, c.frame) for c in session.commands]
+        assert [(c.verb, c.frame) for c in of_type(events, Command)] == [
+            (c.verb, c.frame) for c in session.commands
+        ]
         assert len(of_type(events, MessageEnd)) == len(session.messages)
+
+
+def test_lost_command_answered_with_a_message() -> None:
+    """The RETR line was lost; ``+OK n octets`` still says what follows (message number unknown)."""
+    items = (
+        login(Script())
+        .c(b"DELE 1\r\n")
+        .gap(CLIENT, 8)
+        .gap(SERVER, 20)
+        .s(b"+OK 28 octets\r\nSubject: lost\r\n\r\nbody\r\n.\r\n")
+        .c(b"QUIT\r\n")
+        .s(b"+OK\r\n")
+        .end()
+    )
+    events, _ = feed(Pop3, items)
+    ((end, data),) = messages(events)
+    assert data == b"Subject: lost\r\n\r\nbody\r\n" and end.detail["guessed"] and end.detail["msg"] is None
+    assert [a.kind for a in kinds(events, Anomaly)] == ["responses-lost"]
+    assert kinds(events, Reply)[-1].answers == "QUIT"
+
+
+def test_listing_of_a_lost_command_is_skipped_quietly() -> None:
+    items = (
+        login(Script())
+        .gap(CLIENT, 6)
+        .s(b"+OK 2 messages\r\n1 10\r\n2 20\r\n.\r\n")
+        .c(b"QUIT\r\n")
+        .s(b"+OK\r\n")
+        .end()
+    )
+    events, _ = feed(Pop3, items)
+    assert [a.kind for a in kinds(events, Anomaly)] == ["orphan-response"]
+    assert kinds(events, Reply)[-1].answers == "QUIT"
+
+
+def test_login_lost_in_a_gap_is_inferred() -> None:
+    items = (
+        Script().s(GREETING).c(b"USER bob\r\n").gap(SERVER, 5).c(b"PASS x\r\n").gap(SERVER, 15)
+        .c(b"STAT\r\n").s(b"+OK 1 100\r\n").end()
+    )  # fmt: skip
+    events, pop = feed(Pop3, items)
+    assert pop.state is State.TRANSACTION and pop.states[-1]["trigger"].startswith("inferred from STAT")
+    assert "command-out-of-state" not in [a.kind for a in kinds(events, Anomaly)]

@@ -47,7 +47,7 @@ def test_user_pass_session(facts: dict[str, Any], reports: dict[int, dict[str, A
     assert r["user"] == f["username"] == "bob"
     assert [(a["mechanism"], a["username"], a["success"]) for a in r["auth"]] == [("USER", "bob", True)]
     assert "password" not in r["auth"][0]
-    assert block["capabilities"] == [c for c in f["capa"][:-1]] + ["SASL PLAIN LOGIN CRAM-MD5"]
+    assert block["capabilities"] == [*f["capa"][:-1], "SASL PLAIN LOGIN CRAM-MD5"]
     assert block["mailbox"] == f["stat"]
     assert [f"{e['msg']} {e['octets']}" for e in block["list"]] == f["list"]
     assert [f"{e['msg']} {e['uid']}" for e in block["uidl"]] == f["uidl"]
@@ -57,15 +57,21 @@ def test_user_pass_session(facts: dict[str, Any], reports: dict[int, dict[str, A
     assert block["undeleted"] == f["undeleted_by_rset"]
     assert block["state"] == "UPDATE"
     assert [(s["state"], s["trigger"]) for s in block["states"]] == [
-        ("AUTHORIZATION", "greeting"), ("TRANSACTION", "PASS +OK"), ("UPDATE", "QUIT +OK")]
+        ("AUTHORIZATION", "greeting"),
+        ("TRANSACTION", "PASS +OK"),
+        ("UPDATE", "QUIT +OK"),
+    ]
 
 
 def test_retrieved_messages_unstuffed(facts: dict[str, Any], reports: dict[int, dict[str, Any]]) -> None:
     f, r = fact(facts, 59460), reports[59460]
     retr = [m for m in r["messages"] if m["origin"] == "pop3-retr"]
     assert [(m["subject"], m["message_id"], m["bytes"], m["complete"]) for m in retr] == [
-        (m["subject"], m["message_id"], m["octets_unstuffed"], True) for m in f["retrieved"]]
-    assert [m["carrier"]["stuffed_lines"] for m in retr] == [m["lines_starting_with_dot"] for m in f["retrieved"]]
+        (m["subject"], m["message_id"], m["octets_unstuffed"], True) for m in f["retrieved"]
+    ]
+    assert [m["carrier"]["stuffed_lines"] for m in retr] == [
+        m["lines_starting_with_dot"] for m in f["retrieved"]
+    ]
     assert [m["carrier"]["octets_announced"] for m in retr] == [m["octets_unstuffed"] for m in f["retrieved"]]
     top = [m for m in r["messages"] if m["origin"] == "pop3-top"]
     assert len(top) == 1 and top[0]["complete"] is False and top[0]["carrier"]["msg"] == f["top"]["message"]
@@ -74,8 +80,9 @@ def test_retrieved_messages_unstuffed(facts: dict[str, Any], reports: dict[int, 
     assert lines[("RETR", 1)] == 28 and lines[("RETR", 2)] == 110  # "<28 lines>" in the facts' transcript
 
 
-def test_retrieved_bytes_are_the_stored_message(captures: Path, sessions: dict[int, Session],
-                                                facts: dict[str, Any]) -> None:
+def test_retrieved_bytes_are_the_stored_message(
+    captures: Path, sessions: dict[int, Session], facts: dict[str, Any]
+) -> None:
     """The unstuffed RETR body is the mailbox copy: the message as sent plus Dovecot's trace headers."""
     events, _ = feed(Pop3, stream_items(sessions[59460]))
     bodies = [data for end, data in messages(events) if end.origin == "pop3-retr"]
@@ -84,7 +91,8 @@ def test_retrieved_bytes_are_the_stored_message(captures: Path, sessions: dict[i
     dotted = [line for line in bodies[0].split(b"\r\n") if line.startswith(b".")]
     assert len(dotted) == fact(facts, 59460)["retrieved"][0]["lines_starting_with_dot"]
     assert hashlib.sha256(bodies[0]).hexdigest() == next(
-        m["sha256"] for m in session_json(sessions[59460])["messages"] if m["origin"] == "pop3-retr")
+        m["sha256"] for m in session_json(sessions[59460])["messages"] if m["origin"] == "pop3-retr"
+    )
 
 
 def test_apop_session(facts: dict[str, Any], reports: dict[int, dict[str, Any]]) -> None:
@@ -101,9 +109,11 @@ def test_apop_session(facts: dict[str, Any], reports: dict[int, dict[str, Any]])
 
 def test_apop_secrets_only_when_asked(captures: Path, facts: dict[str, Any]) -> None:
     f = fact(facts, 59466)
-    report = next(session_json(s, show_secrets=True) for s in analyze(captures / "pop3-session.pcap",
-                                                                      show_secrets=True)
-                  if s.client.port == 59466)
+    report = next(
+        session_json(s, show_secrets=True)
+        for s in analyze(captures / "pop3-session.pcap", show_secrets=True)
+        if s.client.port == 59466
+    )
     (auth,) = report["auth"]
     assert auth["password"] == f["apop_digest"]
     assert auth["hashcat"] == f"{f['apop_digest']}:{f['apop_timestamp']}"
@@ -134,8 +144,7 @@ def test_failed_login(facts: dict[str, Any], reports: dict[int, dict[str, Any]])
 def test_phases_follow_the_states(reports: dict[int, dict[str, Any]]) -> None:
     names = [p["name"] for p in reports[59460]["phases"]]
     assert names == ["setup", "greeting", "negotiation", "auth", "transfer", "teardown"]
-    notes = [n for n in reports[59460]["pop3"]["states"]]
-    assert notes[-1]["state"] == "UPDATE"
+    assert reports[59460]["pop3"]["states"][-1]["state"] == "UPDATE"
 
 
 def test_no_anomalies_on_a_clean_capture(reports: dict[int, dict[str, Any]]) -> None:
