@@ -426,7 +426,9 @@ class Imap:
                 return
             if mode is ReadMode.LITERAL:
                 lit = r.literal
-                assert lit is not None
+                if lit is None:  # defensive: never reached by the transitions above
+                    r.mode = ReadMode.LINE
+                    continue
                 take = data[: lit.left]
                 data = data[lit.left :]
                 lit.left -= len(take)
@@ -702,7 +704,8 @@ class Imap:
                              verb=cmd.verb, argument=cmd.argument, tag=cmd.tag, uid=cmd.uid, known=known))
         if not known:
             self.out.anomaly(CLIENT, cmd.phase, "unknown-command",
-                             f"unknown command {printable(cmd.verb.encode(), 40)}", frame)
+                             f"unknown command {printable(cmd.verb.encode('utf-8', 'surrogateescape'), 40)}",
+                             frame)
 
     def _register(self, cmd: Pending, frame: int) -> None:
         if cmd.tag in self.pending:
@@ -1069,7 +1072,9 @@ class Imap:
             self.out.add(Reply(direction=SERVER, ts=ts, frame=frame, first_frame=first, phase=self.phase,
                                status=status, lines=(detail,), tag=tag))
             return
-        if self.building is cmd:
+        if self.building is cmd and client.mode is not ReadMode.LITERAL:
+            # answered before its line was complete (a literal refused, or a line the capture cut):
+            # the command ends here. A literal already streaming (LITERAL+) is still sent in full.
             self._end_building(client, refused=status != "OK")
             self.building = None
         self.out.add(Reply(direction=SERVER, ts=ts, frame=frame, first_frame=first, phase=cmd.phase,

@@ -180,3 +180,49 @@ class Script:
 
 def of_type(events: Iterable[Event], kind: type[Any]) -> list[Any]:
     return [e for e in events if isinstance(e, kind)]
+
+
+INSERTS = (
+    b"{5}\r\n",
+    b"~{99}\r\n",
+    b"{7+}\r\n",
+    b"\r\n.\r\n",
+    b"+OK\r\n",
+    b"-ERR\r\n",
+    b"+ \r\n",
+    b"* 1 FETCH (BODY[] {3}\r\n",
+    b"a OK\r\n",
+    b"{4294967296}\r\n",
+    b"\xff\xfe\x00",
+    b"DONE\r\n",
+)
+
+
+def mutated(items: Sequence[Item], rng: Any) -> list[Item]:
+    """A damaged copy of a real stream: slices lost (gaps), bytes flipped, hostile tokens inserted."""
+    out: list[Item] = []
+    for item in items:
+        if not isinstance(item, Chunk) or rng.random() >= 0.15:
+            out.append(item)
+            continue
+        data = bytearray(item.data)
+        op = rng.randrange(4)
+        if op == 0 and data:
+            a = rng.randrange(len(data))
+            b = min(len(data), a + rng.randrange(1, 300))
+            out += [
+                Chunk(item.direction, bytes(data[:a]), item.ts, item.frame),
+                StreamGap(item.direction, b - a, item.ts, item.frame),
+                Chunk(item.direction, bytes(data[b:]), item.ts, item.frame),
+            ]
+            continue
+        if op == 1 and data:
+            for _ in range(rng.randrange(1, 5)):
+                data[rng.randrange(len(data))] = rng.randrange(256)
+        elif op == 2:
+            at = rng.randrange(len(data) + 1)
+            data[at:at] = rng.choice(INSERTS)
+        elif op == 3:
+            continue  # a chunk missing without a gap: framing the dissector cannot expect
+        out.append(Chunk(item.direction, bytes(data), item.ts, item.frame))
+    return out

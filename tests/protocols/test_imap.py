@@ -9,7 +9,18 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mt_popimap import Script, analyze, feed, messages, normalized, of_type, resplit, split_at, stream_items
+from mt_popimap import (
+    Script,
+    analyze,
+    feed,
+    messages,
+    mutated,
+    normalized,
+    of_type,
+    resplit,
+    split_at,
+    stream_items,
+)
 
 from mailtrace.model import (
     CLIENT,
@@ -766,3 +777,13 @@ def test_state_change_lost_in_a_gap_is_inferred() -> None:
     events, imap = feed(Imap, items)
     assert imap.state is State.SELECTED and not of_type(events, Anomaly)
     assert imap.states[-1]["trigger"] == "inferred from FETCH OK: the change was lost in a gap"
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.randoms(use_true_random=False), st.sampled_from([64, 1024, 65536]), st.booleans())
+def test_damaged_sample_streams_never_raise(
+    sample_streams: list[list[object]], rng: object, max_line: int, secrets: bool
+) -> None:
+    limits = DissectorLimits(max_line=max_line, show_secrets=secrets)
+    for items in sample_streams:
+        feed(Imap, mutated(items, rng), limits)  # type: ignore[arg-type]
