@@ -291,6 +291,7 @@ class Imap:
         self.enabled: list[str] = []
         self.client_id: dict[str, str | None] | None = None
         self.server_id: dict[str, str | None] | None = None
+        self.namespace: dict[str, list[dict[str, str | None]]] | None = None
         self.states: list[dict[str, Any]] = []
         self.folders: list[str] = []
         self.mailboxes: list[dict[str, Any]] = []
@@ -393,6 +394,7 @@ class Imap:
             "enabled": list(self.enabled),
             "client_id": self.client_id,
             "server_id": self.server_id,
+            "namespace": self.namespace,
             "mailboxes": list(self.mailboxes),
             "timeline": list(self.timeline),
             "fetches": list(self.fetches),
@@ -905,6 +907,10 @@ class Imap:
         elif kind == "ID":
             values = parse_values(pieces, offset)
             self.server_id = _id_params(values[0] if values else None)
+        elif kind == "NAMESPACE":
+            values = parse_values(pieces, offset)
+            self.namespace = {key: _namespaces(values[i]) if i < len(values) else []
+                              for i, key in enumerate(("personal", "other", "shared"))}
         elif kind == "VANISHED":
             earlier = rest.upper().startswith("(EARLIER)")
             uids = rest[len("(EARLIER)"):].strip() if earlier else rest
@@ -1502,6 +1508,14 @@ def _id_params(value: Value) -> dict[str, str | None] | None:
         if key is not None and len(out) < 30:
             out[key.lower()] = as_text(value[i + 1])
     return out
+
+
+def _namespaces(value: Value) -> list[dict[str, str | None]]:
+    """One NAMESPACE class (RFC 2342): ``(("" "/") ("Shared/" "/"))`` → prefixes and delimiters."""
+    if not isinstance(value, list):
+        return []
+    return [{"prefix": as_text(ns[0]), "delimiter": as_text(ns[1])} for ns in value[:20]
+            if isinstance(ns, list) and len(ns) >= 2]
 
 
 def _printable(raw: bytes) -> bool:

@@ -579,18 +579,26 @@ def test_store_copy_move_expunge_timeline() -> None:
     assert imap.expunged == [2, 1] and imap.stored == ["5 +FLAGS.SILENT (\\Deleted)"]
 
 
-def test_id_and_enable() -> None:
+def test_id_enable_namespace() -> None:
     items = (
         logged_in()
         .c(b'a2 ID ("name" "Thunderbird" "version" "115.0")\r\n')
         .s(b'* ID ("name" "Dovecot")\r\na2 OK\r\n')
         .c(b"a3 ENABLE QRESYNC\r\n")
         .s(b"* ENABLED QRESYNC\r\na3 OK\r\n")
+        .c(b"a4 NAMESPACE\r\n")
+        .s(b'* NAMESPACE (("" "/")) NIL (("#shared/" "/"))\r\na4 OK\r\n')
         .end()
     )
-    _, imap = feed(Imap, items)
+    events, imap = feed(Imap, items)
     assert imap.client_id == {"name": "Thunderbird", "version": "115.0"}
     assert imap.server_id == {"name": "Dovecot"} and imap.enabled == ["QRESYNC"]
+    assert imap.namespace == {
+        "personal": [{"prefix": "", "delimiter": "/"}],
+        "other": [],
+        "shared": [{"prefix": "#shared/", "delimiter": "/"}],
+    }
+    assert [r.answers for r in of_type(events, Reply)][-2:] == ["NAMESPACE", "NAMESPACE"]
 
 
 # --------------------------------------------------------------------------- COMPRESS=DEFLATE
