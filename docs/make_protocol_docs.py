@@ -68,7 +68,8 @@ def command_table(commands: Mapping[str, frozenset[E]], states: Sequence[E], lab
 
 
 MULTILINE_EXAMPLES = (("RETR", "1", "n"), ("TOP", "1 2", "n m"), ("CAPA", "", ""), ("LIST", "", ""),
-                      ("UIDL", "", ""), ("AUTH", "", ""), ("LIST", "1", "n"), ("STAT", "", ""))
+                      ("UIDL", "", ""), ("AUTH", "", ""), ("LANG", "", ""), ("LIST", "1", "n"),
+                      ("STAT", "", ""))
 
 
 def pop3_section() -> list[str]:

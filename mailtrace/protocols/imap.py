@@ -883,6 +883,8 @@ class Imap:
             self._keep_text(self.idle_updates, "idle_updates", update)
             self._note(frame, ts, first, phase, f"IDLE woken: * {update}")
         values: list[Value] | None = None
+        if kind in ("OK", "NO", "BAD") and self.idle is not None and owner is self.idle:
+            self._timeline(frame, "idle-status", text=text)  # a keepalive ("* OK Still here"), not a wake-up
         if kind in ("OK", "NO", "BAD", "BYE", "PREAUTH"):
             self._status_untagged(kind, rest, owner, frame=frame, ts=ts, first=first)
         elif kind == "CAPABILITY":

@@ -144,12 +144,12 @@ class Body:
 
 
 def multiline_expected(verb: str, argument: str) -> bool:
-    """RFC 1939/2449/5034: which commands get a multi-line +OK response."""
+    """RFC 1939/2449/5034/6856: which commands get a multi-line +OK response."""
     if verb in ("RETR", "TOP", "CAPA"):
         return True
-    if verb in ("LIST", "UIDL"):
+    if verb in ("LIST", "UIDL", "LANG"):
         return not argument.strip()
-    return verb == "AUTH" and not argument.strip()
+    return verb == "AUTH" and not argument.strip()  # the mechanism list (RFC 1734 servers)
 
 
 def hashcat_apop(digest: str, timestamp: str) -> str:
@@ -490,7 +490,7 @@ class Pop3:
             return
         if ok and multiline_expected(cmd.verb, cmd.argument):
             self.body = Body(cmd, status, rest, line.first_frame,
-                             collect=cmd.verb in ("LIST", "UIDL", "CAPA", "AUTH"))
+                             collect=cmd.verb in ("LIST", "UIDL", "CAPA", "AUTH", "LANG"))
             return
         self.out.add(Reply(direction=SERVER, ts=line.ts, frame=line.frame, first_frame=line.first_frame,
                            phase=cmd.phase, status=status, lines=(rest,), answers=cmd.verb,

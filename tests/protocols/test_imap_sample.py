@@ -178,3 +178,16 @@ def test_attachment_hashes(facts: dict[str, Any], reports: dict[int, dict[str, A
         )
     expected = {a["sha256"] for a in fact(facts, 35268)["fetched_body"]["attachments"]}
     assert expected <= {a["sha256"] for a in body["attachments"]}
+
+
+def test_mixed_capture_idle_keepalive_is_not_a_wake_up(captures: Path) -> None:
+    """mixed-all.facts.json lists everything the client read during IDLE; a keepalive is not a wake-up."""
+    facts = json.loads((captures / "mixed-all.facts.json").read_text())
+    expected = next(s for s in facts["sessions"] if s["protocol"] == "imap")
+    session = next(s for s in analyze(captures / "mixed-all.pcap") if s.protocol == "imap")
+    block = session.record["imap"]
+    woken = [u for u in expected["idle_updates"] if u.split()[1].isdigit()]
+    assert ["* " + u for u in block["idle_updates"]] == woken == ["* 2 EXISTS", "* 2 RECENT"]
+    assert [e["text"] for e in block["timeline"] if e["event"] == "idle-status"] == ["OK Still here"]
+    assert [m.summary.subject for m in session.messages] == ["Grüße aus Köln – Quartalsbericht Q3 📊"]
+    assert not session.anomalies

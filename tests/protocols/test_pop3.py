@@ -64,6 +64,8 @@ def kinds(events: list[object], kind: type) -> list[object]:
         ("UIDL", "3", False),
         ("AUTH", "", True),
         ("AUTH", "PLAIN", False),
+        ("LANG", "", True),
+        ("LANG", "fr", False),
         ("STAT", "", False),
         ("DELE", "1", False),
         ("NOOP", "", False),
