@@ -549,13 +549,11 @@ class Imap:
             msg = self.message
             if msg is not None:
                 msg.bytes += len(data)
-            self.out.data(r.direction, Phase.TRANSFER, data)
+            self.out.data(r.direction, Phase.TRANSFER, data)  # the session counts these bytes on the row
         elif dest is Dest.PART:
             lit.sha.update(data)
-        if dest is not Dest.SKIP:
             self.out.add(BodyData(direction=r.direction, ts=ts, frame=frame, first_frame=frame,
-                                  phase=Phase.TRANSFER, nbytes=len(data),
-                                  what="message" if dest is Dest.MESSAGE else "literal"))
+                                  phase=Phase.TRANSFER, nbytes=len(data), what="literal"))
 
     def _literal_end(self, r: Reader, lit: LiteralState, frame: int, ts: float) -> None:
         r.mode = ReadMode.LINE

@@ -25,7 +25,6 @@ from mailtrace.model import (
     CLIENT,
     SERVER,
     AuthAttempt,
-    BodyData,
     Chunk,
     Command,
     Eof,
@@ -550,9 +549,7 @@ class Pop3:
         is_message = body.cmd.verb in ("RETR", "TOP")
         if is_message:
             self._count(body, chunk)
-            self.out.data(SERVER, Phase.TRANSFER, chunk)
-            self.out.add(BodyData(direction=SERVER, ts=ts, frame=frame, first_frame=frame,
-                                  phase=Phase.TRANSFER, nbytes=consumed))
+            self.out.data(SERVER, Phase.TRANSFER, chunk)  # the session counts these bytes on the row
         elif body.collect and chunk:
             self._collect(body, chunk)
         if rest is None:

@@ -94,8 +94,8 @@ class SaslExchange:
             else:
                 self.username = _text(data)
         elif mech == "CRAM-MD5" and n == 1:
-            name, _, digest = _text(data).rpartition(" ")
-            self.username = name or _text(data)
+            user, _, digest = _text(data).rpartition(" ")
+            self.username = user or _text(data)
             self.secret = digest
             if self.challenges:
                 self.extra["challenge"] = _text(self.challenges[-1])

@@ -443,9 +443,7 @@ def test_states_and_phases() -> None:
 def test_preauth_greeting_and_capture_without_greeting() -> None:
     _, imap = feed(Imap, Script().s(b"* PREAUTH hi\r\n").c(b"a SELECT x\r\n").s(b"a OK\r\n").end())
     assert imap.state is State.SELECTED
-    events, imap = feed(
-        Imap, Script().c(b"a7 UID FETCH 1 FLAGS\r\n").s(b"* 1 FETCH (FLAGS ())\r\na7 OK\r\n").end()
-    )
+    events, imap = feed(Imap, Script().c(b"a7 UID FETCH 1 FLAGS\r\n").s(b"* 1 FETCH (FLAGS ())\r\na7 OK\r\n").end())
     assert imap.state is State.SELECTED and not of_type(events, Anomaly)
 
 
@@ -527,9 +525,7 @@ def test_decrypted_starttls_session(captures: Path) -> None:
     from mailtrace.tls import KeyLog
 
     analyzer = Analyzer(Config(), keylog=KeyLog.from_file(str(captures / "tls-implicit.keylog")))
-    found = [
-        s for s in analyzer.run([open_capture(str(captures / "tls-implicit.pcap"))]) if s.protocol == "imap"
-    ]
+    found = [s for s in analyzer.run([open_capture(str(captures / "tls-implicit.pcap"))]) if s.protocol == "imap"]
     starttls = next(s for s in found if s.tls == "starttls")
     assert [c.verb for c in starttls.commands] == ["CAPABILITY", "STARTTLS", "CAPABILITY", "LOGIN", "LOGOUT"]
     assert "STARTTLS" in starttls.record["imap"]["capabilities_before_tls"]
@@ -637,10 +633,7 @@ def test_compress_deflate_both_directions() -> None:
         ("imap-fetch", MESSAGE),
         ("imap-append", MESSAGE),
     ]
-    assert (
-        imap.timeline[-1]["event"] == "append"
-        and {"event": "exists", "count": 4, "frame": 7} in imap.timeline
-    )
+    assert imap.timeline[-1]["event"] == "append" and {"event": "exists", "count": 4, "frame": 7} in imap.timeline
     assert not of_type(events, Anomaly)
     assert normalized(feed(Imap, resplit(items, [1]))[0]) == normalized(events)
 
@@ -767,9 +760,7 @@ def test_synthetic_literals_split_anywhere(sizes: list[int]) -> None:
 def test_sample_stream_events_match_the_pipeline(captures: Path) -> None:
     for session in analyze(captures / "imap-session.pcap"):
         events, _ = feed(Imap, stream_items(session))
-        assert [(c.verb, c.frame) for c in of_type(events, Command)] == [
-            (c.verb, c.frame) for c in session.commands
-        ]
+        assert [(c.verb, c.frame) for c in of_type(events, Command)] == [(c.verb, c.frame) for c in session.commands]
         assert len(of_type(events, MessageEnd)) == len(session.messages)
 
 

@@ -52,9 +52,7 @@ def test_section_references(name: str, ref: SectionRef, kind: str) -> None:
 
 
 def test_not_sections() -> None:
-    assert (
-        section_ref("FLAGS") is None and section_ref("BODYSTRUCTURE") is None and section_ref("BODY") is None
-    )
+    assert section_ref("FLAGS") is None and section_ref("BODYSTRUCTURE") is None and section_ref("BODY") is None
 
 
 def test_requested_sections_of_a_fetch_command() -> None:
@@ -76,9 +74,7 @@ def test_envelope_with_encoded_words_groups_and_nil() -> None:
 
 
 def test_bodystructure_single_part() -> None:
-    parts = bodystructure(
-        parse_values([b'("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 3028 92)'])[0]
-    )
+    parts = bodystructure(parse_values([b'("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 3028 92)'])[0])
     assert parts == [
         {
             "part": "1",
@@ -109,11 +105,7 @@ def test_bodystructure_nested_message_and_rfc2231_names() -> None:
         ("2.1", "text/plain"),
         ("2.2", "application/pdf"),
     ]
-    assert (
-        parts[0]["boundary"] == "b1"
-        and parts[1]["disposition"] == "inline"
-        and parts[2]["subject"] == "Inner"
-    )
+    assert parts[0]["boundary"] == "b1" and parts[1]["disposition"] == "inline" and parts[2]["subject"] == "Inner"
     assert parts[-1]["filename"] == "été.pdf"  # the disposition's RFC 2231 name wins over the type's name
     assert describe_parts(parts) == (
         "multipart/mixed: 1 text/html 10 B, 2 message/rfc822 500 B, "
@@ -139,9 +131,7 @@ def test_response_codes() -> None:
 
 
 def test_fetch_items_and_render() -> None:
-    items = fetch_items(
-        parse_values([b"(UID 7 FLAGS (\\Seen) RFC822.SIZE 44 BODY[] ", Literal(44, None), b")"])
-    )
+    items = fetch_items(parse_values([b"(UID 7 FLAGS (\\Seen) RFC822.SIZE 44 BODY[] ", Literal(44, None), b")"]))
     assert items["UID"] == "7" and items["FLAGS"] == ["\\Seen"] and items["BODY[]"] == Literal(44, None)
     assert render(["a", b'q"', None, Literal(5, None, binary=True, sync=False)]) == '(a "q\\"" NIL ~{5+})'
 

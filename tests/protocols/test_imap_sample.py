@@ -133,9 +133,7 @@ def test_store_idle_expunge(facts: dict[str, Any], reports: dict[int, dict[str, 
     assert block["selected"][0]["exists"] == 4  # 5 after the IDLE wake-up, one expunged
 
 
-def test_authenticate_plain_and_second_append(
-    facts: dict[str, Any], reports: dict[int, dict[str, Any]]
-) -> None:
+def test_authenticate_plain_and_second_append(facts: dict[str, Any], reports: dict[int, dict[str, Any]]) -> None:
     f, r = fact(facts, 35272), reports[35272]
     assert [(a["mechanism"], a["username"], a["success"]) for a in r["auth"]] == [("PLAIN", "carol", True)]
     (message,) = r["messages"]

@@ -371,15 +371,7 @@ def test_stream_ending_inside_a_body() -> None:
 
 
 def test_unknown_commands_and_invalid_responses() -> None:
-    items = (
-        Script()
-        .s(GREETING)
-        .c(b"XYZ 1\r\n")
-        .s(b"-ERR unknown\r\n")
-        .s(b"garbage\r\n")
-        .c(b"\x00\x01\x02\r\n")
-        .end()
-    )
+    items = Script().s(GREETING).c(b"XYZ 1\r\n").s(b"-ERR unknown\r\n").s(b"garbage\r\n").c(b"\x00\x01\x02\r\n").end()
     events, _ = feed(Pop3, items)
     assert [a.kind for a in kinds(events, Anomaly)] == ["unknown-command", "invalid-response", "garbage"]
     assert kinds(events, Command)[0].known is False
@@ -445,9 +437,7 @@ def test_same_events_fed_whole_or_byte_by_byte(sample_streams: list[list[object]
 
 
 def test_same_events_split_at_every_offset(sample_streams: list[list[object]]) -> None:
-    items = min(
-        sample_streams, key=lambda s: sum(len(getattr(i, "data", b"")) for i in s)
-    )  # the APOP session
+    items = min(sample_streams, key=lambda s: sum(len(getattr(i, "data", b"")) for i in s))  # the APOP session
     whole = normalized(feed(Pop3, items)[0])
     for index, item in enumerate(items):
         for offset in range(1, len(getattr(item, "data", b""))):
@@ -464,9 +454,7 @@ def test_same_events_split_anywhere(sample_streams: list[list[object]], sizes: l
 def test_sample_stream_events_match_the_pipeline(captures: Path) -> None:
     for session in analyze(captures / "pop3-session.pcap"):
         events, _ = feed(Pop3, stream_items(session))
-        assert [(c.verb, c.frame) for c in of_type(events, Command)] == [
-            (c.verb, c.frame) for c in session.commands
-        ]
+        assert [(c.verb, c.frame) for c in of_type(events, Command)] == [(c.verb, c.frame) for c in session.commands]
         assert len(of_type(events, MessageEnd)) == len(session.messages)
 
 
@@ -491,12 +479,7 @@ def test_lost_command_answered_with_a_message() -> None:
 
 def test_listing_of_a_lost_command_is_skipped_quietly() -> None:
     items = (
-        login(Script())
-        .gap(CLIENT, 6)
-        .s(b"+OK 2 messages\r\n1 10\r\n2 20\r\n.\r\n")
-        .c(b"QUIT\r\n")
-        .s(b"+OK\r\n")
-        .end()
+        login(Script()).gap(CLIENT, 6).s(b"+OK 2 messages\r\n1 10\r\n2 20\r\n.\r\n").c(b"QUIT\r\n").s(b"+OK\r\n").end()
     )
     events, _ = feed(Pop3, items)
     assert [a.kind for a in kinds(events, Anomaly)] == ["orphan-response"]
