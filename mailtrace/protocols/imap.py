@@ -833,9 +833,12 @@ class Imap:
         if cmd is None:
             cmd = next((p for p in reversed(self.pending.values()) if p.verb in ("APPEND", "LOGIN")), None)
         phase = cmd.phase if cmd else self.phase
+        # A '+' that releases a literal answers no command: it lets the command go on (the renderers
+        # keep the command waiting for its tagged answer). SASL challenges and IDLE's '+' do answer.
+        answering = cmd is not None and (cmd.verb == "AUTHENTICATE" or cmd is self.idle)
         self.out.add(Reply(direction=SERVER, ts=ts, frame=frame, first_frame=first, phase=phase, status="+",
-                           lines=(text,), answers=cmd.verb if cmd else None,
-                           latency=max(0.0, ts - cmd.ts) if cmd else None, tag=None))
+                           lines=(text,), answers=cmd.verb if cmd is not None and answering else None,
+                           latency=max(0.0, ts - cmd.ts) if cmd is not None and answering else None, tag=None))
         if client.mode is ReadMode.HOLD and client.hold_literal is not None:
             self._release(client, go_on=True)
         elif cmd is not None and cmd.verb == "AUTHENTICATE" and cmd.sasl is not None:

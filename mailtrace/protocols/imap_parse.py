@@ -157,7 +157,7 @@ def decode_words(raw: bytes | str | None) -> str | None:
         return text
     try:
         return str(email.header.make_header(email.header.decode_header(text)))
-    except (ValueError, LookupError, UnicodeError, email.errors.HeaderParseError):
+    except (ValueError, LookupError, UnicodeError, email.errors.MessageError):  # e.g. CharsetError on b"\xfftf-8"
         return text
 
 

@@ -82,8 +82,8 @@ def test_synchronizing_literals_wait_for_the_continuation() -> None:
         2,
     )
     assert [(r.status, r.answers) for r in of_type(events, Reply)][1:] == [
-        ("+", "LOGIN"),
-        ("+", "LOGIN"),
+        ("+", None),  # a '+' lets the literal come; it answers no command (the tagged OK does)
+        ("+", None),
         ("OK", "LOGIN"),
     ]
     (auth,) = of_type(events, AuthAttempt)
@@ -138,7 +138,7 @@ def test_literal_bytes_sent_before_the_continuation_are_held() -> None:
     events, _ = feed(Imap, items)
     ((end, data),) = messages(events)
     assert data == MESSAGE and end.complete
-    assert [r.answers for r in of_type(events, Reply)][-2:] == ["APPEND", "APPEND"]
+    assert [(r.status, r.answers) for r in of_type(events, Reply)][-2:] == [("+", None), ("OK", "APPEND")]
 
 
 def test_multiappend_gives_two_messages() -> None:

@@ -152,3 +152,10 @@ def test_parsers_never_raise(pieces: list[bytes | Literal]) -> None:
         render(value)
     fetch_items(values)
     requested_sections(values)
+
+
+def test_broken_encoded_words_stay_as_sent() -> None:
+    from mailtrace.protocols.imap_parse import decode_words
+
+    assert decode_words("=?\ufffdtf-8?q?x?=") == "=?\ufffdtf-8?q?x?="  # the stdlib raises CharsetError here
+    assert decode_words("=?x-unknown?q?a?=") is not None

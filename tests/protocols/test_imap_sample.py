@@ -144,8 +144,10 @@ def test_authenticate_plain_and_second_append(facts: dict[str, Any], reports: di
         appended["sha256_as_sent"],
     )
     assert message["carrier"]["mailbox"] == "INBOX"
-    continuation = next(x for x in r["replies"] if x["status"] == "+" and x.get("answers") == "APPEND")
-    assert continuation["text"] == "OK"
+    continuation = next(x for x in r["replies"] if x["status"] == "+" and x["frame"] > 90)
+    assert continuation["text"] == "OK" and continuation["answers"] is None  # the literal's go-ahead
+    append = next(x for x in r["replies"] if x.get("tag") == "OMPE2")
+    assert append["answers"] == "APPEND" and append["status"] == "OK"
 
 
 def test_failed_login(facts: dict[str, Any], reports: dict[int, dict[str, Any]]) -> None:
