@@ -1335,9 +1335,9 @@ class Imap:
         old = self.state
         self.state = state
         self.states.append({"state": state.value, "frame": frame, "trigger": why})
-        if old is not S.CONNECTED:
-            phase = Phase.TEARDOWN if state is S.LOGOUT else self.phase
-            self._note(frame, self.out.ts, frame, phase, f"IMAP state: {old.value} → {state.value} ({why})",
+        if why.startswith("inferred"):
+            # the captions narrate ordinary state changes; one the capture does not show deserves a row note
+            self._note(frame, self.out.ts, frame, self.phase, f"IMAP state: {old.value} → {state.value} ({why})",
                        force=True)
 
     def _timeline(self, frame: int, event: str, **fields: Any) -> None:

@@ -678,9 +678,6 @@ class Pop3:
                 self._keep_number(mb.marked, "marked_deleted", number)
         elif verb == "RSET" and ok:
             mb.undeleted += [n for n in mb.marked if n not in mb.undeleted]
-            if mb.marked:
-                self._note(frame, ts, cmd.phase,
-                           f"RSET: messages {_numbers(mb.marked)} are no longer marked deleted")
             mb.marked = []
         elif verb == "QUIT":
             if self.state is State.TRANSACTION:
@@ -764,15 +761,10 @@ class Pop3:
         self.state = state
         self.state_known = True
         self.states.append({"state": state.value, "frame": frame, "trigger": why})
-        ts = self.out.ts if ts is None else ts
-        if state is State.TRANSACTION:
-            who = f" as {self.user}" if self.user else ""
-            self._note(frame, ts, Phase.AUTH, f"POP3 state {old.value} → TRANSACTION: logged in{who}")
-        elif state is State.UPDATE:
-            marked = self.mailbox.deleted
-            what = (f"the server removes messages {_numbers(marked)}" if marked
-                    else "no message was marked deleted")
-            self._note(frame, ts, Phase.TEARDOWN, f"POP3 state {old.value} → UPDATE: {what}")
+        if why.startswith("inferred"):
+            # the captions narrate ordinary state changes; one the capture does not show deserves a row note
+            self._note(frame, self.out.ts if ts is None else ts, self.phase,
+                       f"POP3 state {old.value} → {state.value} {why}")
 
     def _note(self, frame: int, ts: float, phase: Phase, text: str) -> None:
         self.out.add(Note(direction=SERVER, ts=ts, frame=frame, first_frame=frame, phase=phase, text=text))
