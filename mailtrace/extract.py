@@ -388,19 +388,19 @@ def incomplete_reason(session: Session, record: MessageRecord) -> str | None:
     section = record.detail.get("section")
     if record.origin == "imap-fetch" and section == "header":
         return "IMAP fetched only the message header"
-    if record.origin == "imap-fetch" and section == "BODY[]" and not summary.missing_bytes:
+    if record.origin == "imap-fetch" and section == "BODY[]" and not summary.missing_bytes and session.close == "fin":
         return "IMAP fetched only a byte range of the message (BODY[]<start.count>)"
-    reasons = []
-    if summary.missing_bytes:
-        reasons.append(f"{summary.missing_bytes} bytes missing (not in the capture)")
+    lost = sum(g.nbytes for g in session.gaps
+               if g.direction is record.direction and record.first_frame <= g.frame <= record.last_frame)
+    if lost:
+        return f"{lost:,} bytes of it are not in the capture (TCP gap)"
     if session.close == "rst":
-        reasons.append("the connection was reset before the message ended")
-    elif session.close in ("open", "timeout"):
-        reasons.append("the capture ended before the message did" if session.close == "open"
-                       else "the connection went idle before the message ended")
-    if not reasons:
-        reasons.append("the message's end was not seen")
-    return "; ".join(reasons)
+        return "the connection was reset before the message ended"
+    if session.close == "open":
+        return "the capture ended before the message did"
+    if session.close == "timeout":
+        return "the connection went idle before the message ended"
+    return "the message's end was not seen"
 
 
 class Extractor:
@@ -463,11 +463,18 @@ class Extractor:
         stem = message_stem(session.id, record.index)
         eml: dict[str, Any] | None = None
         attachments: list[dict[str, Any]] = []
+        source: Path | None = None
         if staged is not None and staged.eml is not None and staged.eml.created:
-            self._place(staged.eml.path, stem + ".eml")
-            eml = {"path": stem + ".eml", "bytes": staged.eml.size, "sha256": summary.sha256, "md5": summary.md5}
+            source = staged.eml.path
+        elif self.options.messages and summary.bytes == 0:  # an empty message (DATA ended at once) is a message
+            source = self.staging / f"{stem}.eml"
+            source.open("xb").close()
+        if source is not None:
+            size = source.stat().st_size
+            self._place(source, stem + ".eml")
+            eml = {"path": stem + ".eml", "bytes": size, "sha256": summary.sha256, "md5": summary.md5}
             t.eml_files += 1
-            t.bytes_written += staged.eml.size
+            t.bytes_written += size
         if staged is not None and staged.attachments:
             self._place(staged.folder, stem)
             by_part = {a.path: a for a in summary.attachments}

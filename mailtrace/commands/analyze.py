@@ -109,6 +109,26 @@ class FindingLines:
             self.stream.write(dumps(finding) + "\n")
 
 
+class MessageDetails:
+    """``--headers``: after each session's table, the detail view of each of its messages."""
+
+    def __init__(self, stream: Any) -> None:
+        from mailtrace.render.findings import make_console
+
+        self.console = make_console(stream)
+
+    def session(self, session: Session) -> None:
+        from mailtrace.render.message import message_details
+
+        for record in session.messages:
+            self.console.print()
+            self.console.print(message_details(session, record, width=self.console.width,
+                                               color=self.console.is_terminal and not self.console.no_color))
+
+    def end(self, stats: CaptureStats, elapsed: float) -> None:
+        pass
+
+
 def parse_domains(text: str | None) -> frozenset[str]:
     if not text:
         return frozenset()
@@ -141,11 +161,18 @@ def parse_domains(text: str | None) -> frozenset[str]:
                                 "make an auth-bruteforce finding.")
 @click.option("--stats", "with_stats", is_flag=True, help="Text mode: print the statistics tables at the "
                                                           "end too.")
+@click.option("--headers", "with_headers", is_flag=True,
+              help="Text mode: after each session, every message in detail: all header fields with their "
+                   "meaning, the Received chain, the MIME tree with attachment hashes, envelope vs header.")
 @capture_options
 def analyze(*, captures: tuple[str, ...], fmt: str, findings_only: bool, fail_on: str | None,
-            local_domains: str | None, failed_login_threshold: int, with_stats: bool, ports: tuple[str, ...],
+            local_domains: str | None, failed_login_threshold: int, with_stats: bool, with_headers: bool,
+            ports: tuple[str, ...],
             show_secrets: bool, no_sniff: bool, keylog_path: str | None) -> None:
     """Analyse capture files (pcap, pcapng, also .gz/.bz2/.xz; - for stdin)."""
+    if with_headers and (fmt != "text" or findings_only):
+        fail("--headers prints the message details under the session tables: use it with --format text and "
+             "without --findings-only (mailtrace extract writes the messages themselves)")
     config = build_config(ports, show_secrets, no_sniff)
     findings = FindingsCollector(FindingsConfig(show_secrets=show_secrets,
                                                 local_domains=parse_domains(local_domains),
@@ -171,6 +198,8 @@ def analyze(*, captures: tuple[str, ...], fmt: str, findings_only: bool, fail_on
             from mailtrace.render.terminal import TerminalRenderer
 
             consumers.append(TerminalRenderer(out, show_secrets=show_secrets))
+            if with_headers:
+                consumers.append(MessageDetails(out))
         console = make_console(out)
         consumers.append(FindingsRenderer(console, findings))
         if with_stats:
