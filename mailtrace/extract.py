@@ -390,10 +390,13 @@ def incomplete_reason(session: Session, record: MessageRecord) -> str | None:
         return "IMAP fetched only the message header"
     if record.origin == "imap-fetch" and section == "BODY[]" and not summary.missing_bytes and session.close == "fin":
         return "IMAP fetched only a byte range of the message (BODY[]<start.count>)"
+    # a hole is reported when it becomes certain, which can be after the message's last frame
+    later = [m.first_frame for m in session.messages if m.index > record.index and m.direction is record.direction]
+    until = min(later) if later else session.last_frame + 1
     lost = sum(g.nbytes for g in session.gaps
-               if g.direction is record.direction and record.first_frame <= g.frame <= record.last_frame)
+               if g.direction is record.direction and record.first_frame <= g.frame < until)
     if lost:
-        return f"{lost:,} bytes of it are not in the capture (TCP gap)"
+        return f"{summary.missing_bytes or lost:,} bytes of it are not in the capture (TCP gap)"
     if session.close == "rst":
         return "the connection was reset before the message ended"
     if session.close == "open":

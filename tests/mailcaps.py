@@ -104,9 +104,9 @@ def index_of(out: Path) -> dict[str, Any]:
 
 
 def extract_in_process(out: Path, *captures: Path, config: Config | None = None,
-                       options: ExtractOptions = ExtractOptions()) -> tuple[Extractor, list[Session]]:
+                       options: ExtractOptions | None = None) -> tuple[Extractor, list[Session]]:
     """Run the Analyzer with an Extractor (what the command does), for tests that need a custom Config."""
-    extractor = Extractor(out, options)
+    extractor = Extractor(out, options or ExtractOptions())
     analyzer = Analyzer(config or Config(), sink_factory=extractor.sink_factory)
     sessions = []
     for session in analyzer.run([open_capture(str(c)) for c in captures]):
@@ -128,6 +128,6 @@ def snapshot(root: Path) -> set[Path]:
 
 def created_outside(before: set[Path], root: Path, out: Path) -> list[Path]:
     """Paths that appeared below root but not inside out, plus links inside out that lead elsewhere."""
-    bad = [p for p in snapshot(root) - before if not p.is_relative_to(out)]
+    bad = [p for p in snapshot(root) - before if not p.is_relative_to(out) and not out.is_relative_to(p)]
     bad += [p for p in out.rglob("*") if p.is_symlink() or not p.resolve().is_relative_to(out.resolve())]
     return bad

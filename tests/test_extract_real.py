@@ -199,7 +199,6 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict
     return pcap, [json.loads(line) for line in manifest.read_text().splitlines()]
 
 
-@pytest.mark.slow
 def test_every_generated_message_has_the_manifest_sha256(generated: tuple[Path, list[dict[str, Any]]],
                                                           tmp_path: Path) -> None:
     pcap, manifest = generated

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 
+from mailtrace.capture.reader import CaptureFile
 from mailtrace.commands.common import build_config, fail, input_options, load_keylog, open_all
 from mailtrace.extract import ExtractError, ExtractOptions, Extractor, ExtractTotals
 from mailtrace.pipeline import Analyzer, CaptureStats
@@ -53,6 +54,7 @@ def extract(*, captures: tuple[str, ...], output: Path, messages_only: bool, att
     try:
         extractor = Extractor(output, options)
     except ExtractError as exc:
+        close_all(files)
         fail(str(exc))
     analyzer = Analyzer(config, keylog=keylog, sink_factory=extractor.sink_factory)
     try:
@@ -60,15 +62,18 @@ def extract(*, captures: tuple[str, ...], output: Path, messages_only: bool, att
             extractor.session(session)
         index = extractor.end(captures_json(analyzer.stats))
     except KeyboardInterrupt:
+        close_all(files)
         extractor.abort()
         click.echo("mailtrace: interrupted (files already moved into place are kept; no index.json)", err=True)
         sys.exit(130)
     except OSError as exc:
+        close_all(files)
         extractor.abort()
         where = f" {exc.filename}" if exc.filename else ""
         click.echo(f"mailtrace: writing failed:{where}: {exc.strerror or exc}", err=True)
         sys.exit(EXIT_WRITE_FAILED)
     except BaseException:
+        close_all(files)
         extractor.abort()
         raise
     for f in analyzer.stats.files:
@@ -80,6 +85,14 @@ def extract(*, captures: tuple[str, ...], output: Path, messages_only: bool, att
         have = analyzer.stats.sessions
         fail(f"--session {', '.join(map(str, unknown))}: no such session (the captures hold {have} session"
              f"{'' if have == 1 else 's'}, numbered 1 to {have}; see `mailtrace analyze`)")
+
+
+def close_all(files: list[CaptureFile]) -> None:
+    """Close captures that were opened but not (fully) read."""
+    for f in files:
+        f.stream.close()
+        if f.raw is not None:
+            f.raw.close()
 
 
 def captures_json(stats: CaptureStats) -> list[dict[str, object]]:
