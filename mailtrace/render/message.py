@@ -173,7 +173,7 @@ def _headers(record: MessageRecord, st: _Styles, limit: int, lang: str) -> list[
     headers = record.summary.headers
     if not headers:
         return [_heading("Header fields: none", st)]
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, header_style=st.label)
     table.add_column("#", justify="right", style=st.dim, no_wrap=True)
     table.add_column("Field", max_width=26, overflow="fold")
     table.add_column("Value, and what the field means", overflow="fold")
@@ -212,7 +212,7 @@ def _received(record: MessageRecord, st: _Styles, limit: int) -> list[Renderable
     if not values:
         return []
     hops = received_chain(values)
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, header_style=st.label)
     table.add_column("hop", justify="right", no_wrap=True)
     table.add_column("from → by", overflow="fold", min_width=24)
     table.add_column("with / id", overflow="fold")
@@ -324,7 +324,7 @@ def _envelope(view: EnvelopeView, st: _Styles) -> list[RenderableType]:
         grid.add_row(Text(""), verdict)
     out.append(grid)
     if view.recipients:
-        table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, header_style=st.label)
         table.add_column("recipient", overflow="fold")
         table.add_column("RCPT TO" if view.source == "smtp" else "Delivered-To", no_wrap=True)
         table.add_column("header", no_wrap=True)
