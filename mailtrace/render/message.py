@@ -214,21 +214,19 @@ def _received(record: MessageRecord, st: _Styles, limit: int) -> list[Renderable
     hops = received_chain(values)
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, header_style=st.label)
     table.add_column("hop", justify="right", no_wrap=True)
-    table.add_column("from → by", overflow="fold", min_width=24)
+    table.add_column("from → by (notes)", overflow="fold", min_width=24)
     table.add_column("with / id", overflow="fold")
     table.add_column("for", overflow="fold")
     table.add_column("time (UTC)", no_wrap=True)
     table.add_column("delay", justify="right", no_wrap=True)
-    noted = any(hop.notes for hop in hops)
-    if noted:
-        table.add_column("notes", style=st.warn, overflow="fold", min_width=16)
     for hop in hops:
         index, sender, by, with_, id_, for_, when, delay = _hop_cells(hop, limit)
-        route = Text(f"from {sender}" if sender else "from ?")
-        route.append(f"\nby {by or '?'}")
-        cells = [Text(index), route, Text("\n".join(x for x in (with_, id_) if x)), Text(for_), Text(when),
-                 Text(delay, style=st.bad if hop.delay is not None and hop.delay < 0 else "")]
-        table.add_row(*cells, *([_hop_notes(hop, st)] if noted else []))
+        parsed = hop.from_ is not None or hop.by is not None
+        route = Text(f"from {sender or '?'}\nby {by or '?'}" if parsed else sender)
+        for note in hop.notes:
+            route.append("\n⚠ " + safe_text(note, 200), style=st.warn)
+        table.add_row(Text(index), route, Text("\n".join(x for x in (with_, id_) if x)), Text(for_), Text(when),
+                      Text(delay, style=st.bad if hop.delay is not None and hop.delay < 0 else ""))
     return [_heading(f"Received chain ({len(hops)} hop{'' if len(hops) == 1 else 's'}, in path order: "
                      "hop 1 is nearest the sender)", st), table]
 
@@ -240,7 +238,9 @@ def _hop_cells(hop: Hop, limit: int) -> list[str]:
     else:
         sender = safe_text(hop.from_ or "", cut)
         detail = hop.from_detail or ""
-        if hop.from_ip and detail.split(" ")[0].lower() in ("", (hop.from_ or "").lower(), f"[{hop.from_ip}]"):
+        if hop.from_ip and hop.from_ip in (hop.from_ or ""):
+            pass  # an address literal: nothing to add
+        elif hop.from_ip and detail.split(" ")[0].lower() in ("", (hop.from_ or "").lower(), f"[{hop.from_ip}]"):
             sender += f" [{hop.from_ip}]"  # the usual case: the name the server saw is the one announced
         elif detail:
             sender += f" ({safe_text(detail, cut)})"
@@ -248,10 +248,6 @@ def _hop_cells(hop: Hop, limit: int) -> list[str]:
     delay = "" if hop.delay is None else f"{hop.delay:+,.0f} s"
     return [str(hop.index), sender, safe_text(hop.by or "", cut), safe_text(hop.with_ or "", cut),
             safe_text(hop.id or "", cut), safe_text(hop.for_ or "", cut), when, delay]
-
-
-def _hop_notes(hop: Hop, st: _Styles) -> Text:
-    return Text("; ".join(safe_text(n, 200) for n in hop.notes), style=st.warn)
 
 
 def _mime(record: MessageRecord, st: _Styles) -> list[RenderableType]:
