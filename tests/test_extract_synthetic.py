@@ -358,3 +358,37 @@ def test_hostile_messages_render_in_the_detail_view(tmp_path: Path) -> None:
         assert f"Message {record.index + 1} of session 1" in text
         assert len(text) < 200_000
     assert json.dumps(index_of(tmp_path / "out"))  # the index is valid JSON with every oddity in it
+
+
+def test_disk_full_stops_with_one_line_and_cleans_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pcap = simple_capture(tmp_path, one_attachment_message())
+
+    def full(self: object, data: bytes, /) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(extract_module._PooledFile, "write", full)
+    out = tmp_path / "out"
+    result = extract_cli(out, pcap)
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"mailtrace: writing to {out} failed: No space left on device"
+    assert files_under(out) == set()  # the staging folder is gone, no index
+
+
+def test_interrupt_removes_the_staging_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mailtrace.pipeline import Analyzer
+
+    pcap = simple_capture(tmp_path, one_attachment_message(), one_attachment_message(b"second"))
+    real = Analyzer.run
+
+    def interrupted(self: Analyzer, captures: object) -> object:
+        for n, session in enumerate(real(self, captures)):  # type: ignore[arg-type]
+            yield session
+            if n == 0:
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(Analyzer, "run", interrupted)
+    out = tmp_path / "out"
+    result = extract_cli(out, pcap)
+    assert result.exit_code == 130 and "interrupted" in result.stderr
+    assert not [p for p in out.iterdir() if p.name.startswith(".mailtrace-partial-")]
+    assert "index.json" not in files_under(out)

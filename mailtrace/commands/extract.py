@@ -69,8 +69,7 @@ def extract(*, captures: tuple[str, ...], output: Path, messages_only: bool, att
     except OSError as exc:
         close_all(files)
         extractor.abort()
-        where = f" {exc.filename}" if exc.filename else ""
-        click.echo(f"mailtrace: writing failed:{where}: {exc.strerror or exc}", err=True)
+        click.echo(f"mailtrace: writing to {output} failed: {exc.strerror or exc}", err=True)
         sys.exit(EXIT_WRITE_FAILED)
     except BaseException:
         close_all(files)
