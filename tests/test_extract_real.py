@@ -141,15 +141,31 @@ def test_reset_in_data_is_written_as_far_as_it_went(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- tshark's reassembly (corpus)
 
 KNOWN_DIFFERENCES = {
+    # the engine's reading (a POP3 dissector matter, see the xfail test below)
     "zeek/bad-list-retr-crafted": "crafted: the LIST reply is 'GARBAGE' without a terminating '.'; the POP3 "
                                   "dissector reads '+OK 2 messages' and everything up to the next '.' as the "
                                   "LIST listing, so RETR 1 gets no body (tshark pairs by timing instead)",
-    "suricata-verify/smtp-bdat-bad-tail-reply-queue": "tshark counts 5 bytes of an invalid BDAT tail as a "
-                                                      "message; mailtrace reports the DATA message it carries",
-    "zeek/smtp-bdat-cmd-chunk-size-overflow": "BDAT chunk size beyond 2**64: refused as a command, no message",
-    "zeek/smtp-bdat-cmd-chunk-size-overflow2": "BDAT chunk size beyond 2**64: refused as a command, no message",
+    # tshark is wrong: the server refused the BDAT command, so the bytes after it are not a chunk
+    "suricata-verify/smtp-bdat-bad-tail-reply-queue": "'BDAT 5 X' is refused (501); tshark takes the next 5 "
+                                                      "bytes ('MAIL ') as a chunk; the DATA message is extracted",
+    "zeek/smtp-bdat-cmd-chunk-size-overflow": "BDAT size over 2**64 is refused (521); tshark takes 'QUIT' as data",
+    "zeek/smtp-bdat-cmd-chunk-size-overflow2": "BDAT size over 2**64 is refused (521); tshark takes 'QUIT' as data",
 }
 """Corpus captures where a message tshark's follow-stream shows is not extracted, and why."""
+
+
+@pytest.mark.xfail(strict=True, reason="mailtrace/protocols/pop3.py: a client command sent while a multi-line "
+                                       "reply is pending (no PIPELINING) should end that reply; after a LIST "
+                                       "reply without its '.', the RETR response is read as LIST lines")
+def test_retr_after_an_unterminated_list_reply(tmp_path: Path) -> None:
+    need_shared()
+    folder = CORPUS / "zeek" / "bad-list-retr-crafted"
+    data = json.loads((folder / "expected.json").read_text())
+    (want,) = data["sessions"][0]["tshark"]["messages_from_follow"]
+    extract_in_process(tmp_path / "out", folder / "bad-list-retr-crafted.pcap")
+    (entry,) = index_of(tmp_path / "out")["messages"]
+    assert entry["origin"] == "pop3-retr" and entry["complete"]
+    assert entry["sha256"] == want["sha256"] and entry["bytes"] == want["bytes"] == 144
 
 
 def follow_cases() -> list[Path]:
