@@ -9,17 +9,31 @@ one message to ``DIR/<session>-<n>.eml`` and each attachment's decoded bytes to
 
 from __future__ import annotations
 
+import json
 import mimetypes
 import re
+import shutil
+import tempfile
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
+from mailtrace.envelope import smtp_transaction
 from mailtrace.mime import MessageSummarizer, MessageSummary, MimeLimits, PartStart, PartWriter
+from mailtrace.session import MessageRecord, Session, SessionBuilder
 
-__all__ = ["MAX_NAME_BYTES", "ExtractedMessage", "MessageFileSink", "safe_filename"]
+__all__ = [
+    "MAX_NAME_BYTES",
+    "ExtractError",
+    "ExtractOptions",
+    "ExtractedMessage",
+    "Extractor",
+    "MessageFileSink",
+    "message_stem",
+    "safe_filename",
+]
 
 MAX_NAME_BYTES = 120
 """Longest file name written, in UTF-8 bytes (file systems allow 255; leave room for numbering)."""
@@ -180,3 +194,407 @@ class MessageFileSink:
         if not resolved.is_relative_to(self._root):
             raise ValueError(f"refusing to write outside {self._root}: {path}")
         return resolved
+
+
+# --------------------------------------------------------------------------- mailtrace extract
+
+EXTRACT_FORMAT = "mailtrace-extract"
+EXTRACT_VERSION = 1
+INDEX_NAME = "index.json"
+MAX_OPEN_FILES = 64
+"""Files held open at once while messages of many connections stream in parallel (the rest reopen)."""
+_STAGING_PREFIX = ".mailtrace-partial-"
+
+
+class ExtractError(Exception):
+    """A problem with the output directory the user can fix (one line, exit status 2)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractOptions:
+    """What ``mailtrace extract`` writes."""
+
+    messages: bool = True
+    """Write each message as ``<stem>.eml``."""
+    attachments: bool = True
+    """Write each attachment's decoded bytes to ``<stem>/<safe name>``."""
+    sessions: frozenset[int] = frozenset()
+    """Only these session ids (empty: all)."""
+    protocols: frozenset[str] = frozenset()
+    """Only these protocols (empty: all)."""
+    overwrite: bool = False
+    """Accept a non-empty directory; files of the same names are replaced (links are replaced, not followed)."""
+
+
+def message_stem(session_id: int, index: int) -> str:
+    """``s0003-m02``: session 3, its second message. Never derived from anything the sender chose."""
+    return f"s{session_id:04d}-m{index + 1:02d}"
+
+
+def prepare_directory(directory: Path, overwrite: bool) -> Path:
+    """Create ``directory`` or check it is usable; returns it resolved. Raises ExtractError."""
+    if directory.is_symlink() and not directory.exists():
+        raise ExtractError(f"{directory} is a dangling symbolic link: give a directory")
+    if directory.exists() and not directory.is_dir():
+        raise ExtractError(f"{directory} exists and is not a directory: give a new or empty directory")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        root = directory.resolve()
+        busy = next(root.iterdir(), None) is not None
+    except OSError as exc:
+        raise ExtractError(f"cannot use {directory}: {exc.strerror or exc}") from exc
+    if busy and not overwrite:
+        raise ExtractError(f"{directory} is not empty: give a new or empty directory, or add --overwrite "
+                           f"to replace files of the same names")
+    return root
+
+
+class _FilePool:
+    """Keeps at most ``limit`` files open; the least recently written one is closed and reopened later."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.open: dict[_PooledFile, BinaryIO] = {}
+
+    def handle(self, f: _PooledFile) -> BinaryIO:
+        handle = self.open.pop(f, None)
+        if handle is None:
+            if len(self.open) >= self.limit:
+                oldest = next(iter(self.open))
+                self.open.pop(oldest).close()
+            handle = f.path.open("ab" if f.created else "xb")
+            f.created = True
+        self.open[f] = handle  # most recently used last
+        return handle
+
+    def release(self, f: _PooledFile) -> None:
+        handle = self.open.pop(f, None)
+        if handle is not None:
+            handle.close()
+        elif not f.created:
+            f.path.open("xb").close()  # an empty part is an empty file
+            f.created = True
+
+    def close_all(self) -> None:
+        while self.open:
+            self.open.popitem()[1].close()
+
+
+class _PooledFile:
+    """A file in the staging folder written through the pool; counts its bytes."""
+
+    __slots__ = ("created", "path", "pool", "size")
+
+    def __init__(self, pool: _FilePool, path: Path) -> None:
+        self.pool = pool
+        self.path = path
+        self.created = False
+        self.size = 0
+
+    def write(self, data: bytes, /) -> int:
+        self.size += len(data)
+        return self.pool.handle(self).write(data)
+
+    def close(self) -> None:
+        self.pool.release(self)
+
+
+@dataclass(slots=True)
+class _StagedAttachment:
+    part: str
+    name: str
+    file: _PooledFile
+
+
+class _StagedMessage:
+    """The sink of one message: its .eml and its attachments, written under the staging folder.
+
+    The session id (and so the final file names) is only known when the session ends; until then
+    the files carry a sequence number and live in a folder only this run writes to.
+    """
+
+    def __init__(self, run: Extractor, key: tuple[str, int], seq: int) -> None:
+        self.run = run
+        self.key = key
+        self.seq = seq
+        self.eml = _PooledFile(run.pool, run.staging / f"{seq}.eml") if run.options.messages else None
+        self.folder = run.staging / str(seq)
+        self.attachments: list[_StagedAttachment] = []
+        self.taken: set[str] = set()
+        self.bytes = 0
+
+    def write(self, data: bytes) -> None:
+        self.bytes += len(data)
+        if self.eml is not None:
+            self.eml.write(data)
+
+    def on_part(self, start: PartStart) -> PartWriter | None:
+        if not self.run.options.attachments or not start.is_attachment:
+            return None
+        if not self.attachments:
+            self.folder.mkdir()
+        extension = mimetypes.guess_extension(start.content_type) or ".bin"
+        name = safe_filename(start.filename, f"part-{start.path}{extension}", self.taken)
+        path = self.folder / name
+        if path.parent != self.folder:  # safe_filename makes this impossible; checked all the same
+            raise ValueError(f"not a plain file name: {name!r}")
+        writer = _PooledFile(self.run.pool, path)
+        self.attachments.append(_StagedAttachment(start.path, name, writer))
+        return writer
+
+    def close(self, record: MessageRecord) -> None:
+        if self.eml is not None:
+            self.eml.close()
+        for a in self.attachments:
+            a.file.close()  # normally closed by the summarizer already: then a no-op
+        self.run.staged(self.key, record.index, self)
+
+    def discard(self) -> None:
+        if self.eml is not None and self.eml.created:
+            self.eml.path.unlink(missing_ok=True)
+        if self.attachments:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@dataclass(slots=True)
+class ExtractTotals:
+    """What a run wrote, for the summary line and ``index.json``."""
+
+    sessions: int = 0
+    """Sessions whose messages were looked at (after the filters)."""
+    messages: int = 0
+    """Messages listed in the index."""
+    eml_files: int = 0
+    attachments: int = 0
+    bytes_written: int = 0
+    incomplete: int = 0
+    truncated: int = 0
+    incomplete_list: list[tuple[str, str]] = field(default_factory=list)
+    """(message label, reason) of the first incomplete messages."""
+    sessions_seen: set[int] = field(default_factory=set)
+
+
+MAX_LISTED_INCOMPLETE = 20
+
+
+def incomplete_reason(session: Session, record: MessageRecord) -> str | None:
+    """Why a message is incomplete, in words; None when it is complete."""
+    summary = record.summary
+    if summary.complete:
+        return None
+    if record.origin == "pop3-top":
+        lines = record.detail.get("lines")
+        return f"POP3 TOP returns only the header and the first {lines if lines is not None else 'N'} body lines"
+    section = record.detail.get("section")
+    if record.origin == "imap-fetch" and section == "header":
+        return "IMAP fetched only the message header"
+    if record.origin == "imap-fetch" and section == "BODY[]" and not summary.missing_bytes and session.close == "fin":
+        return "IMAP fetched only a byte range of the message (BODY[]<start.count>)"
+    # a hole is reported when it becomes certain, which can be after the message's last frame
+    later = [m.first_frame for m in session.messages if m.index > record.index and m.direction is record.direction]
+    until = min(later) if later else session.last_frame + 1
+    lost = sum(g.nbytes for g in session.gaps
+               if g.direction is record.direction and record.first_frame <= g.frame < until)
+    if lost:
+        return f"{summary.missing_bytes or lost:,} bytes of it are not in the capture (TCP gap)"
+    if session.close == "rst":
+        return "the connection was reset before the message ended"
+    if session.close == "open":
+        return "the capture ended before the message did"
+    if session.close == "timeout":
+        return "the connection went idle before the message ended"
+    return "the message's end was not seen"
+
+
+class Extractor:
+    """``mailtrace extract`` as a session consumer: stages messages while they stream, names them at the end.
+
+    Use :meth:`sink_factory` as the Analyzer's ``sink_factory``, pass every finished session to
+    :meth:`session`, then call :meth:`end` (or :meth:`abort`). Every path is checked to stay inside
+    the output directory; files are created with ``O_EXCL`` in a staging folder this run made, and
+    moved into place with ``rename``, which replaces a planted link instead of following it.
+    """
+
+    def __init__(self, directory: Path, options: ExtractOptions = ExtractOptions()) -> None:
+        self.options = options
+        self.root = prepare_directory(directory, options.overwrite)
+        try:
+            self.staging = Path(tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=self.root))
+        except OSError as exc:
+            raise ExtractError(f"cannot write to {directory}: {exc.strerror or exc}") from exc
+        self.pool = _FilePool(MAX_OPEN_FILES)
+        self.totals = ExtractTotals()
+        self._seq = 0
+        self._pending: dict[tuple[str, int], dict[int, _StagedMessage]] = {}
+        self._index = (self.staging / INDEX_NAME).open("w", encoding="utf-8")
+        self._index.write(f'{{"format": "{EXTRACT_FORMAT}", "version": {EXTRACT_VERSION}, "messages": [')
+        self._entries = 0
+
+    # ------------------------------------------------------------------ while the capture is read
+    def sink_factory(self, builder: SessionBuilder, origin: str) -> _StagedMessage | None:
+        """Called by the session builder when a message's first bytes arrive."""
+        if self.options.protocols and builder.protocol not in self.options.protocols:
+            return None
+        self._seq += 1
+        return _StagedMessage(self, (builder.file, builder.stream), self._seq)
+
+    def staged(self, key: tuple[str, int], index: int, message: _StagedMessage) -> None:
+        self._pending.setdefault(key, {})[index] = message
+
+    # ------------------------------------------------------------------ as sessions finish
+    def wanted(self, session: Session) -> bool:
+        o = self.options
+        return (not o.sessions or session.id in o.sessions) and (not o.protocols or session.protocol in o.protocols)
+
+    def session(self, session: Session) -> None:
+        self.totals.sessions_seen.add(session.id)
+        staged = self._pending.pop((session.file, session.stream), {})
+        if not self.wanted(session):
+            for message in staged.values():
+                message.discard()
+            return
+        if session.messages:
+            self.totals.sessions += 1
+        for record in session.messages:
+            self._entry(session, record, staged.pop(record.index, None))
+        for message in staged.values():  # defensive: a staged message without a record
+            message.discard()
+
+    def _entry(self, session: Session, record: MessageRecord, staged: _StagedMessage | None) -> None:
+        t = self.totals
+        summary = record.summary
+        stem = message_stem(session.id, record.index)
+        eml: dict[str, Any] | None = None
+        attachments: list[dict[str, Any]] = []
+        source: Path | None = None
+        if staged is not None and staged.eml is not None and staged.eml.created:
+            source = staged.eml.path
+        elif self.options.messages and summary.bytes == 0:  # an empty message (DATA ended at once) is a message
+            source = self.staging / f"{stem}.eml"
+            source.open("xb").close()
+        if source is not None:
+            size = source.stat().st_size
+            self._place(source, stem + ".eml")
+            eml = {"path": stem + ".eml", "bytes": size, "sha256": summary.sha256, "md5": summary.md5}
+            t.eml_files += 1
+            t.bytes_written += size
+        if staged is not None and staged.attachments:
+            self._place(staged.folder, stem)
+            by_part = {a.path: a for a in summary.attachments}
+            for a in staged.attachments:
+                info = by_part.get(a.part)
+                attachments.append({
+                    "path": f"{stem}/{a.name}",
+                    "part": a.part,
+                    "filename": info.filename if info else None,
+                    "content_type": info.content_type if info else None,
+                    "encoding": info.encoding if info else None,
+                    "bytes": a.file.size,
+                    "encoded_bytes": info.encoded_bytes if info else None,
+                    "md5": info.md5 if info else None,
+                    "sha256": info.sha256 if info else None,
+                    "complete": info.complete if info else False,
+                })
+                t.attachments += 1
+                t.bytes_written += a.file.size
+        reason = incomplete_reason(session, record)
+        if reason is not None:
+            t.incomplete += 1
+            if len(t.incomplete_list) < MAX_LISTED_INCOMPLETE:
+                t.incomplete_list.append((f"{stem} (session {session.id}, {record.origin})", reason))
+        if summary.truncated:
+            t.truncated += 1
+        t.messages += 1
+        entry = message_entry(session, record, eml=eml, attachments=attachments, incomplete=reason)
+        self._index.write(("," if self._entries else "") + "\n" + json.dumps(entry, ensure_ascii=False))
+        self._entries += 1
+
+    def _place(self, source: Path, name: str) -> None:
+        """Move a staged file or folder to ``root/name``, replacing (never following) what is there."""
+        target = self.root / name
+        if target.parent != self.root or name in ("", ".", ".."):
+            raise ValueError(f"not a plain file name: {name!r}")
+        if target.is_symlink() or target.is_file():
+            target.unlink()
+        elif target.is_dir():
+            shutil.rmtree(target)
+        source.rename(target)
+
+    # ------------------------------------------------------------------ the end
+    def end(self, captures: list[dict[str, Any]]) -> Path:
+        """Write ``index.json`` (captures, options, totals) and remove the staging folder."""
+        self.pool.close_all()
+        for staged in self._pending.values():
+            for message in staged.values():
+                message.discard()
+        self._pending.clear()
+        t = self.totals
+        o = self.options
+        tail = {
+            "captures": captures,
+            "options": {"messages": o.messages, "attachments": o.attachments, "sessions": sorted(o.sessions),
+                        "protocols": sorted(o.protocols)},
+            "totals": {"sessions": t.sessions, "messages": t.messages, "eml_files": t.eml_files,
+                       "attachments": t.attachments, "bytes_written": t.bytes_written,
+                       "incomplete": t.incomplete, "truncated": t.truncated},
+        }
+        self._index.write("\n]")
+        for key, value in tail.items():
+            self._index.write(f", {json.dumps(key)}: " + json.dumps(value, ensure_ascii=False))
+        self._index.write("}\n")
+        self._index.close()
+        self._place(self.staging / INDEX_NAME, INDEX_NAME)
+        shutil.rmtree(self.staging, ignore_errors=True)
+        return self.root / INDEX_NAME
+
+    def abort(self) -> None:
+        """Stop after an error or an interrupt: close everything and remove the staging folder."""
+        self.pool.close_all()
+        if not self._index.closed:
+            self._index.close()
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+
+def message_entry(session: Session, record: MessageRecord, *, eml: dict[str, Any] | None,
+                  attachments: list[dict[str, Any]], incomplete: str | None) -> dict[str, Any]:
+    """One ``messages[]`` object of index.json (docs/extract.md)."""
+    summary = record.summary
+    entry: dict[str, Any] = {
+        "session": session.id,
+        "message": record.index + 1,
+        "index": record.index,
+        "protocol": session.protocol,
+        "origin": record.origin,
+        "direction": record.direction.value,
+        "capture": session.file,
+        "stream": session.stream,
+        "client": {"ip": session.client.ip, "port": session.client.port},
+        "server": {"ip": session.server.ip, "port": session.server.port},
+        "first_frame": record.first_frame,
+        "last_frame": record.last_frame,
+        "complete": summary.complete,
+        "missing_bytes": summary.missing_bytes,
+        "incomplete_reason": incomplete,
+        "truncated": summary.truncated,
+        "bytes": summary.bytes,
+        "sha256": summary.sha256,
+        "md5": summary.md5,
+        "subject": summary.subject,
+        "from": summary.from_,
+        "to": list(summary.to),
+        "cc": list(summary.cc),
+        "date": summary.date,
+        "message_id": summary.message_id,
+        "eml": eml,
+        "attachments": attachments,
+        "defects": list(summary.defects),
+    }
+    transaction = smtp_transaction(session, record)
+    if transaction is not None:
+        entry["envelope"] = {"mail_from": transaction.get("mail_from"),
+                             "rcpt_to": list(transaction.get("rcpt_to") or []),
+                             "accepted": list(transaction.get("accepted") or []),
+                             "queue_id": transaction.get("queue_id")}
+    if record.detail:
+        entry["carrier"] = record.detail
+    return entry

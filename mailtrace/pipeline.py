@@ -16,7 +16,7 @@ from mailtrace.capture.reader import CaptureFile
 from mailtrace.config import Config
 from mailtrace.connection import MailConnection
 from mailtrace.protocols import BY_NAME, DissectorClass
-from mailtrace.session import Session
+from mailtrace.session import MessageSinkFactory, Session
 from mailtrace.tcp.flows import Connection, FlowTable
 from mailtrace.tls import KeyLog
 
@@ -60,8 +60,10 @@ class Analyzer:
     """Runs captures through the pipeline; one instance per report."""
 
     def __init__(self, config: Config, *, reorder: bool = True, keylog: KeyLog | None = None,
-                 fast_path: bool = True) -> None:
+                 fast_path: bool = True, sink_factory: MessageSinkFactory | None = None) -> None:
         self.config = config
+        self.sink_factory = sink_factory
+        """Called when a message's first bytes arrive; its sink gets the bytes (``mailtrace extract``)."""
         self.fast_path = fast_path
         self.keylog = keylog
         self._capture: CaptureFile | None = None
@@ -103,7 +105,8 @@ class Analyzer:
             return None
         protocol = BY_NAME[rule.protocol] if rule else None
         handler = MailConnection(conn, self.config, self._file, self._session_done, protocol,
-                                 bool(rule and rule.implicit_tls), self._tls_port_protocols, self._keylog)
+                                 bool(rule and rule.implicit_tls), self._tls_port_protocols, self._keylog,
+                                 sink_factory=self.sink_factory)
         self._open[conn.stream] = conn.first_frame
         return handler
 

@@ -101,7 +101,12 @@ class MessageRecord:
 
 
 class MessageSink(Protocol):
-    """Receives a message's bytes as they stream (used by ``extract`` to write .eml files)."""
+    """Receives a message's bytes as they stream (used by ``extract`` to write .eml files).
+
+    A sink may also have a method ``on_part(start: PartStart) -> PartWriter | None``: the session's
+    own summarizer then calls it for every leaf part and writes the part's decoded bytes to the
+    writer it returns (so attachments are saved without decoding the message twice).
+    """
 
     def write(self, data: bytes) -> None: ...
 
@@ -316,10 +321,10 @@ class SessionBuilder:
 
     def _message_data(self, event: MessageData) -> None:
         if self._summarizer is None:
-            self._summarizer = MessageSummarizer(self.mime_limits)
             self._message_first_frame = event.frame
             if self.sink_factory is not None:
                 self._sink = self.sink_factory(self, "")
+            self._summarizer = MessageSummarizer(self.mime_limits, on_part=getattr(self._sink, "on_part", None))
         self._summarizer.feed(event.data)
         if self._sink is not None:
             self._sink.write(event.data)

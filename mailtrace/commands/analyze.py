@@ -116,6 +116,26 @@ class FindingLines:
             self.stream.write(dumps(finding) + "\n")
 
 
+class MessageDetails:
+    """``--headers``: after each session's table, the detail view of each of its messages."""
+
+    def __init__(self, stream: Any) -> None:
+        from mailtrace.render.findings import make_console
+
+        self.console = make_console(stream)
+
+    def session(self, session: Session) -> None:
+        from mailtrace.render.message import message_details
+
+        for record in session.messages:
+            self.console.print()
+            self.console.print(message_details(session, record, width=self.console.width,
+                                               color=self.console.is_terminal and not self.console.no_color))
+
+    def end(self, stats: CaptureStats, elapsed: float) -> None:
+        pass
+
+
 def parse_domains(text: str | None) -> frozenset[str]:
     if not text:
         return frozenset()
@@ -202,13 +222,16 @@ def build_filter(*, ids: tuple[str, ...], protocols: tuple[str, ...], hosts: tup
                                 "make an auth-bruteforce finding.")
 @click.option("--stats", "with_stats", is_flag=True, help="Text mode: print the statistics tables at the "
                                                           "end too.")
+@click.option("--headers", "with_headers", is_flag=True,
+              help="Text mode: after each session, every message in detail: all header fields with their "
+                   "meaning, the Received chain, the MIME tree with attachment hashes, envelope vs header.")
 @capture_options
 def analyze(*, captures: tuple[str, ...], fmt: str, as_list: bool, follow: bool, ids: tuple[str, ...],
             protocols: tuple[str, ...], hosts: tuple[str, ...], users: tuple[str, ...], since: str | None,
             until: str | None, statuses: tuple[str, ...], no_acks: bool, no_explain: bool, color: bool | None,
             width: int | None, findings_only: bool, fail_on: str | None, local_domains: str | None,
-            failed_login_threshold: int, with_stats: bool, ports: tuple[str, ...], show_secrets: bool,
-            no_sniff: bool, keylog_path: str | None) -> None:
+            failed_login_threshold: int, with_stats: bool, with_headers: bool, ports: tuple[str, ...],
+            show_secrets: bool, no_sniff: bool, keylog_path: str | None) -> None:
     """Analyse capture files (pcap, pcapng, also .gz/.bz2/.xz; - for stdin).
 
     --port takes PORT=PROTOCOL (what a port speaks) or a bare PORT (only sessions on that port).
@@ -219,6 +242,9 @@ def analyze(*, captures: tuple[str, ...], fmt: str, as_list: bool, follow: bool,
         fail(f"--list and --follow are text views; they do not combine with --format {fmt}")
     if follow and findings_only:
         fail("--follow shows sessions; it does not combine with --findings-only")
+    if with_headers and (fmt != "text" or findings_only or as_list or follow):
+        fail("--headers prints the message details under the session tables: use it with the default text view "
+             "and without --findings-only (mailtrace extract writes the messages themselves)")
     rules, port_filter = _split_ports(ports)
     session_filter = build_filter(ids=ids, protocols=protocols, hosts=hosts, ports=port_filter, users=users,
                                   since=since, until=until, statuses=statuses)
@@ -265,6 +291,8 @@ def analyze(*, captures: tuple[str, ...], fmt: str, as_list: bool, follow: bool,
             consumers.append(TerminalRenderer(output, stats=analyzer.stats, show_secrets=show_secrets,
                                               hide_acks=no_acks, session_filter=session_filter,
                                               many_files=many_files, explain=not no_explain))
+            if with_headers:
+                consumers.append(MessageDetails(out))
         console = make_console(out)
         consumers.append(FindingsRenderer(console, findings))
         if with_stats:

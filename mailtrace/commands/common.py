@@ -58,10 +58,20 @@ def open_all(paths: tuple[str, ...]) -> list[CaptureFile]:
 
 def capture_options(f: click.decorators.FC) -> click.decorators.FC:
     """Options every command that reads captures takes."""
+    return _capture_options(f, secrets=True)
+
+
+def input_options(f: click.decorators.FC) -> click.decorators.FC:
+    """The capture options of a command that shows no secrets: --port, --no-sniff, --tls-keylog."""
+    return _capture_options(f, secrets=False)
+
+
+def _capture_options(f: click.decorators.FC, *, secrets: bool) -> click.decorators.FC:
     f = click.option("--tls-keylog", "keylog_path", type=click.Path(dir_okay=False), metavar="FILE",
                      help="NSS key log (SSLKEYLOGFILE) to decrypt TLS sessions.")(f)
     f = click.option("--no-sniff", is_flag=True,
                      help="Only look at the mail ports; skip content detection on other ports.")(f)
-    f = click.option("--show-secrets", is_flag=True, help="Show passwords and tokens seen in cleartext.")(f)
+    if secrets:
+        f = click.option("--show-secrets", is_flag=True, help="Show passwords and tokens seen in cleartext.")(f)
     return click.option("--port", "ports", multiple=True, metavar="PORT=PROTO",
                      help="Treat a server port as smtp, pop3, imap (or smtps, pop3s, imaps). Repeatable.")(f)

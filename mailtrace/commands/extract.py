@@ -1,0 +1,120 @@
+"""``mailtrace extract``: every message as a byte-exact .eml, every attachment as a file, and an index.
+
+Messages stream to disk as the capture is read (a 1 GB message never sits in memory); see
+docs/extract.md for the layout, the ``index.json`` format and the guarantees.
+
+Exit status: 0 when the extraction ran (even if some messages are incomplete), 2 for a problem the
+user can fix (a non-empty output directory, an unknown ``--session``, ...), 1 when writing failed
+(disk full, permissions changed underneath), 130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from mailtrace.capture.reader import CaptureFile
+from mailtrace.commands.common import build_config, fail, input_options, load_keylog, open_all
+from mailtrace.extract import ExtractError, ExtractOptions, Extractor, ExtractTotals
+from mailtrace.pipeline import Analyzer, CaptureStats
+
+EXIT_WRITE_FAILED = 1
+
+
+@click.command()
+@click.argument("captures", nargs=-1, required=True, metavar="CAPTURE...")
+@click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path), metavar="DIR",
+              help="Directory to write to (created if missing; must be empty unless --overwrite).")
+@click.option("--messages-only", is_flag=True, help="Write the .eml files only, no attachment files.")
+@click.option("--attachments-only", is_flag=True, help="Write the attachment files only, no .eml files.")
+@click.option("--session", "session_ids", multiple=True, type=click.IntRange(min=1), metavar="ID",
+              help="Only the messages of this session (the numbers `mailtrace analyze` shows). Repeatable.")
+@click.option("-p", "--protocol", "protocols", multiple=True, type=click.Choice(["smtp", "pop3", "imap"]),
+              help="Only messages carried by this protocol. Repeatable.")
+@click.option("--overwrite", is_flag=True,
+              help="Write into a non-empty DIR, replacing files of the same names (other files are kept).")
+@input_options
+def extract(*, captures: tuple[str, ...], output: Path, messages_only: bool, attachments_only: bool,
+            session_ids: tuple[int, ...], protocols: tuple[str, ...], overwrite: bool, ports: tuple[str, ...],
+            no_sniff: bool, keylog_path: str | None) -> None:
+    """Write every message of the captures as .eml, every attachment as a file, and DIR/index.json.
+
+    File names come from the session and message number (s0003-m01.eml, s0003-m01/<attachment>),
+    never from the subject; attachment names are sanitised and stay inside DIR.
+    """
+    if messages_only and attachments_only:
+        fail("--messages-only and --attachments-only exclude each other: leave both out to get both")
+    config = build_config(ports, False, no_sniff)
+    keylog = load_keylog(keylog_path)
+    options = ExtractOptions(messages=not attachments_only, attachments=not messages_only,
+                             sessions=frozenset(session_ids), protocols=frozenset(protocols), overwrite=overwrite)
+    files = open_all(captures)
+    try:
+        extractor = Extractor(output, options)
+    except ExtractError as exc:
+        close_all(files)
+        fail(str(exc))
+    analyzer = Analyzer(config, keylog=keylog, sink_factory=extractor.sink_factory)
+    try:
+        for session in analyzer.run(files):
+            extractor.session(session)
+        index = extractor.end(captures_json(analyzer.stats))
+    except KeyboardInterrupt:
+        close_all(files)
+        extractor.abort()
+        click.echo("mailtrace: interrupted (files already moved into place are kept; no index.json)", err=True)
+        sys.exit(130)
+    except OSError as exc:
+        close_all(files)
+        extractor.abort()
+        click.echo(f"mailtrace: writing to {output} failed: {exc.strerror or exc}", err=True)
+        sys.exit(EXIT_WRITE_FAILED)
+    except BaseException:
+        close_all(files)
+        extractor.abort()
+        raise
+    for f in analyzer.stats.files:
+        for problem in f.problems:
+            click.echo(f"mailtrace: {f.name}: {problem}", err=True)
+    click.echo(summary_text(extractor.totals, output, index))
+    unknown = sorted(set(session_ids) - extractor.totals.sessions_seen)
+    if unknown:
+        have = analyzer.stats.sessions
+        fail(f"--session {', '.join(map(str, unknown))}: no such session (the captures hold {have} session"
+             f"{'' if have == 1 else 's'}, numbered 1 to {have}; see `mailtrace analyze`)")
+
+
+def close_all(files: list[CaptureFile]) -> None:
+    """Close captures that were opened but not (fully) read."""
+    for f in files:
+        f.stream.close()
+        if f.raw is not None:
+            f.raw.close()
+
+
+def captures_json(stats: CaptureStats) -> list[dict[str, object]]:
+    return [{"name": f.name, "format": f.filetype, "packets": f.packets, "truncated": f.truncated,
+             "problems": list(f.problems)} for f in stats.files]
+
+
+def summary_text(t: ExtractTotals, output: Path, index: Path) -> str:
+    """The lines printed at the end of a run."""
+    lines = [f"Extracted {t.messages} message{'' if t.messages == 1 else 's'} from {t.sessions} "
+             f"session{'' if t.sessions == 1 else 's'} into {output}",
+             f"  {t.eml_files} .eml file{'' if t.eml_files == 1 else 's'}, {t.attachments} attachment"
+             f"{'' if t.attachments == 1 else 's'}, {t.bytes_written:,} bytes written"]
+    if t.truncated:
+        lines.append(f"  {t.truncated} message{'' if t.truncated == 1 else 's'} larger than the in-memory limit: "
+                     f"summarised from the stream (the .eml files are whole)")
+    if t.incomplete:
+        lines.append(f"  {t.incomplete} incomplete message{'' if t.incomplete == 1 else 's'} "
+                     f"(written as far as the capture has them):")
+        lines += [f"    {label}: {reason}" for label, reason in t.incomplete_list]
+        if t.incomplete > len(t.incomplete_list):
+            lines.append(f"    … and {t.incomplete - len(t.incomplete_list)} more (see index.json)")
+    else:
+        lines.append("  no incomplete messages")
+    lines.append(f"  index: {index}")
+    return "\n".join(lines)

@@ -1,0 +1,382 @@
+"""The message detail view: one message, everything its headers, trace fields and MIME structure say.
+
+:func:`message_details` builds rich renderables for one :class:`~mailtrace.session.MessageRecord`
+(and its :class:`~mailtrace.session.Session`, for the envelope): an overview, the full header table
+with each field's meaning, the Received chain as hops in path order, the MIME tree with sizes,
+encoding overhead and attachment hashes, envelope versus header (Bcc), and the parser's defects.
+The terminal view (``analyze --headers``) and the HTML report call it; the HTML report can render it
+with ``Console(record=True).export_html()``.
+
+Everything shown comes from the sender and is hostile by assumption: it is never parsed as rich
+markup (only ``Text`` objects carry it), control, bidi and zero-width characters are shown as
+escapes, and long values are cut with the number of characters left out.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from email import policy as email_policy
+
+from rich import box
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+from rich.tree import Tree
+
+from mailtrace.envelope import EnvelopeView, compare_envelope
+from mailtrace.extract import incomplete_reason
+from mailtrace.headerinfo import ENGLISH, explain
+from mailtrace.mime import Attachment, Part
+from mailtrace.received import Hop, received_chain
+from mailtrace.session import MessageRecord, Session
+
+__all__ = ["DEFECT_MEANINGS", "ORIGINS", "message_details", "safe_text"]
+
+ORIGINS = {
+    "smtp-data": "SMTP DATA",
+    "smtp-bdat": "SMTP BDAT",
+    "pop3-retr": "POP3 RETR",
+    "pop3-top": "POP3 TOP",
+    "imap-fetch": "IMAP FETCH",
+    "imap-append": "IMAP APPEND",
+}
+"""How each carrier is named in the title line."""
+
+DEFECT_MEANINGS = {
+    "StartBoundaryNotFoundDefect": "a multipart's first boundary never appears: its body is one opaque blob",
+    "CloseBoundaryNotFoundDefect": "a multipart is not closed (--boundary--): the message may be cut off",
+    "MissingHeaderBodySeparatorDefect": "a line that is not a header field ends the header without a blank line",
+    "NoBoundaryInMultipartDefect": "multipart without a boundary parameter: its parts cannot be separated",
+    "InvalidMultipartContentTransferEncodingDefect": "a multipart may only be 7bit, 8bit or binary",
+    "FirstHeaderLineIsContinuationDefect": "the header starts with a folded (indented) line",
+    "MisplacedEnvelopeHeaderDefect": "an mbox 'From ' line inside the header",
+    "InvalidHeaderDefect": "a header line without a field name and colon",
+    "InvalidBase64CharactersDefect": "characters outside the base64 alphabet were skipped",
+    "InvalidBase64PaddingDefect": "base64 padding is wrong: the last bytes may be damaged",
+    "InvalidBase64LengthDefect": "base64 ends with a dangling character: one byte is lost",
+}
+"""Plain words for the stdlib defect names (others are phrases already)."""
+
+_X_PRIVATE = ENGLISH["x-*"]
+_UNSAFE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ud800-\udfff]")
+"""Controls (ESC included), bidi and zero-width characters, separators and lone surrogates."""
+_MAX_DECODE = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class _Styles:
+    title: str = ""
+    heading: str = ""
+    label: str = ""
+    dim: str = ""
+    warn: str = ""
+    bad: str = ""
+    good: str = ""
+    private: str = ""
+
+
+_COLOUR = _Styles(title="bold", heading="bold cyan", label="bold", dim="dim", warn="yellow", bad="bold red",
+                  good="green", private="magenta")
+_PLAIN = _Styles()
+
+
+def safe_text(text: str, limit: int | None = None) -> str:
+    """Text from a message made harmless for a terminal: escapes instead of control characters, cut at limit."""
+    more = 0
+    if limit is not None and len(text) > limit:
+        more = len(text) - limit
+        text = text[:limit]
+    text = _UNSAFE.sub(_escape, text.replace("\t", " "))
+    return text + (f"… (+{more:,} characters)" if more else "")
+
+
+def _escape(m: re.Match[str]) -> str:
+    code = ord(m.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def message_details(session: Session, record: MessageRecord, *, width: int | None = None, color: bool = True,
+                    lang: str = "en") -> RenderableType:
+    """Everything about one message, as rich renderables (print with any Console).
+
+    ``width`` is the console width the view is laid out for (long values are cut to a few lines of
+    it); ``color`` False gives plain text with no styles at all.
+    """
+    st = _COLOUR if color else _PLAIN
+    limit = max(400, (width or 100) * 6)
+    parts: list[RenderableType] = [_title(session, record, st), _overview(session, record, st, limit)]
+    parts += _headers(record, st, limit, lang)
+    parts += _received(record, st, limit)
+    parts += _mime(record, st)
+    parts += _envelope(compare_envelope(session, record), st)
+    parts += _defects(record, st)
+    return Group(*parts)
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _heading(text: str, st: _Styles) -> Text:
+    return Text("\n" + text, style=st.heading)
+
+
+def _title(session: Session, record: MessageRecord, st: _Styles) -> Text:
+    carrier = ORIGINS.get(record.origin, record.origin)
+    frames = (f"frame {record.first_frame}" if record.first_frame == record.last_frame
+              else f"frames {record.first_frame}–{record.last_frame}")
+    text = Text(f"Message {record.index + 1} of session {session.id}", style=st.title)
+    text.append(f" · {carrier} · {frames} · {session.client} → {session.server}"
+                f" ({record.direction.value} sent it)")
+    return text
+
+
+def _overview(session: Session, record: MessageRecord, st: _Styles, limit: int) -> Table:
+    s = record.summary
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style=st.label, no_wrap=True)
+    grid.add_column()
+
+    def row(label: str, value: str | Text | None) -> None:
+        if value is None or value == "":
+            return
+        grid.add_row(Text(label), value if isinstance(value, Text) else Text(safe_text(value, limit)))
+
+    row("Subject", s.subject)
+    row("From", s.from_)
+    row("To", ", ".join(s.to))
+    row("Cc", ", ".join(s.cc))
+    row("Date", s.date)
+    seen = _frame_time(session, record.first_frame)
+    if seen is not None:
+        row("Seen", _utc(seen) + " UTC (capture time of its first packet)")
+    row("Message-ID", s.message_id)
+    size = Text(f"{s.bytes:,} bytes")
+    reason = incomplete_reason(session, record)
+    if reason is None:
+        size.append(" · complete", style=st.good)
+    else:
+        size.append(f" · INCOMPLETE: {reason}", style=st.bad)
+    if s.truncated:
+        size.append(" · larger than the in-memory limit: summarised from the stream", style=st.warn)
+    row("Size", size)
+    row("SHA-256", s.sha256)
+    row("MD5", s.md5)
+    for key, value in record.detail.items():
+        if value not in (None, 0, "", [], {}):
+            row(f"carrier {key}", str(value))
+    return grid
+
+
+def _headers(record: MessageRecord, st: _Styles, limit: int, lang: str) -> list[RenderableType]:
+    headers = record.summary.headers
+    if not headers:
+        return [_heading("Header fields: none", st)]
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, header_style=st.label)
+    table.add_column("#", justify="right", style=st.dim, no_wrap=True)
+    table.add_column("Field", max_width=26, overflow="fold")
+    table.add_column("Value, and what the field means", overflow="fold")
+    for i, (name, value) in enumerate(headers, 1):
+        shown_name = safe_text(name, 200)
+        private = name.strip().lower().startswith("x-")
+        meaning = explain(name, lang)
+        if private and meaning != _X_PRIVATE:
+            meaning = "private extension (X-): " + meaning
+        unfolded = value.replace("\r", "").replace("\n", "")
+        cell = Text(safe_text(unfolded, limit))
+        decoded = _decoded(name, unfolded)
+        if decoded is not None:
+            cell.append("\n= " + safe_text(decoded, limit), style=st.good)
+        cell.append("\n↳ " + meaning, style=st.private if private else st.dim)
+        table.add_row(Text(str(i)), Text(shown_name, style=st.private if private else st.label), cell)
+    title = f"Header fields ({len(headers)}, in the order sent)"
+    if "too many header fields" in record.summary.defects:
+        title += ": only the first ones are kept"
+    return [_heading(title, st), table]
+
+
+def _decoded(name: str, value: str) -> str | None:
+    """The value as a mail client shows it (RFC 2047 decoded), when that differs from what was sent."""
+    if "=?" not in value or len(value) > _MAX_DECODE:
+        return None
+    try:
+        text = str(email_policy.default.header_factory(name, value))
+    except Exception:  # the stdlib header parser on hostile input
+        return None
+    return text if text.strip() != value.strip() else None
+
+
+def _received(record: MessageRecord, st: _Styles, limit: int) -> list[RenderableType]:
+    values = record.summary.header_values("received")
+    if not values:
+        return []
+    hops = received_chain(values)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, header_style=st.label)
+    table.add_column("hop", justify="right", no_wrap=True)
+    table.add_column("from → by (notes)", overflow="fold", min_width=24)
+    table.add_column("with / id", overflow="fold")
+    table.add_column("for", overflow="fold")
+    table.add_column("time (UTC)", no_wrap=True)
+    table.add_column("delay", justify="right", no_wrap=True)
+    for hop in hops:
+        index, sender, by, with_, id_, for_, when, delay = _hop_cells(hop, limit)
+        parsed = hop.from_ is not None or hop.by is not None
+        route = Text(f"from {sender or '?'}\nby {by or '?'}" if parsed else sender)
+        for note in hop.notes:
+            route.append("\n⚠ " + safe_text(note, 200), style=st.warn)
+        table.add_row(Text(index), route, Text("\n".join(x for x in (with_, id_) if x)), Text(for_), Text(when),
+                      Text(delay, style=st.bad if hop.delay is not None and hop.delay < 0 else ""))
+    return [_heading(f"Received chain ({len(hops)} hop{'' if len(hops) == 1 else 's'}, in path order: "
+                     "hop 1 is nearest the sender)", st), table]
+
+
+def _hop_cells(hop: Hop, limit: int) -> list[str]:
+    cut = min(limit, 200)
+    if hop.from_ is None and hop.by is None:
+        sender = safe_text(hop.raw, cut)
+    else:
+        sender = safe_text(hop.from_ or "", cut)
+        detail = hop.from_detail or ""
+        if hop.from_ip and hop.from_ip in (hop.from_ or ""):
+            pass  # an address literal: nothing to add
+        elif hop.from_ip and detail.split(" ")[0].lower() in ("", (hop.from_ or "").lower(), f"[{hop.from_ip}]"):
+            sender += f" [{hop.from_ip}]"  # the usual case: the name the server saw is the one announced
+        elif detail:
+            sender += f" ({safe_text(detail, cut)})"
+    when = _utc(hop.timestamp) if hop.timestamp is not None else safe_text(hop.date or "—", cut)
+    delay = "" if hop.delay is None else f"{hop.delay:+,.0f} s"
+    return [str(hop.index), sender, safe_text(hop.by or "", cut), safe_text(hop.with_ or "", cut),
+            safe_text(hop.id or "", cut), safe_text(hop.for_ or "", cut), when, delay]
+
+
+def _mime(record: MessageRecord, st: _Styles) -> list[RenderableType]:
+    root = record.summary.parts
+    by_path = {a.path: a for a in record.summary.attachments}
+    tree = Tree(_part_label(root, by_path.get(root.path), st), guide_style=st.dim)
+    stack: list[tuple[Part, Tree]] = [(root, tree)]
+    while stack:
+        part, node = stack.pop()
+        added = [(child, node.add(_part_label(child, by_path.get(child.path), st))) for child in part.children]
+        stack.extend(reversed(added))
+    n, total = len(record.summary.attachments), len(root.walk())
+    return [_heading(f"MIME structure ({total} part{'' if total == 1 else 's'}, "
+                     f"{n} attachment{'' if n == 1 else 's'})", st), tree]
+
+
+def _part_label(part: Part, attachment: Attachment | None, st: _Styles) -> Text:
+    text = Text(part.path + " ", style=st.dim)
+    text.append(safe_text(part.content_type, 200), style=st.label)
+    facts = []
+    if part.charset:
+        facts.append(f"charset={safe_text(part.charset, 100)}")
+    if part.encoding:
+        facts.append(safe_text(part.encoding, 100))
+    if part.disposition:
+        facts.append(safe_text(part.disposition, 100))
+    if facts:
+        text.append("  " + ", ".join(facts))
+    if part.filename is not None:
+        text.append("  “" + safe_text(part.filename, 300) + "”", style=st.private)
+    if part.is_leaf:
+        text.append(f"\n{part.encoded_bytes:,} bytes as sent → {part.decoded_bytes:,} decoded", style=st.dim)
+        overhead = attachment.overhead_percent if attachment is not None else _overhead(part)
+        if overhead is not None:
+            text.append(f" (base64 overhead {overhead:+.1f} %)", style=st.dim)
+    elif part.children:
+        text.append(f"  ({len(part.children)} part{'' if len(part.children) == 1 else 's'}, "
+                    f"{part.encoded_bytes:,} bytes)", style=st.dim)
+    if attachment is not None:
+        text.append(f"\nmd5    {attachment.md5}\nsha256 {attachment.sha256}")
+    if not part.complete:
+        text.append("\nincomplete: the message ended before this part did", style=st.bad)
+    for defect in part.defects:
+        text.append("\n⚠ " + _defect_text(defect), style=st.warn)
+    return text
+
+
+def _overhead(part: Part) -> float | None:
+    if part.encoding != "base64" or part.decoded_bytes == 0:
+        return None
+    return (part.encoded_bytes - part.decoded_bytes) / part.decoded_bytes * 100.0
+
+
+def _envelope(view: EnvelopeView, st: _Styles) -> list[RenderableType]:
+    out: list[RenderableType] = [_heading("Envelope vs header", st)]
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style=st.label, no_wrap=True)
+    grid.add_column()
+    label = {"smtp": "MAIL FROM", "delivery": "Return-Path"}.get(view.source)
+    if label is not None:
+        sender = "<>" if view.mail_from == "" else safe_text(view.mail_from or "—", 300)
+        grid.add_row(Text(label), Text(sender))
+    grid.add_row(Text("From"), Text(safe_text(", ".join(view.header_from) or "—", 300)))
+    if view.sender:
+        grid.add_row(Text("Sender"), Text(safe_text(view.sender, 300)))
+    if view.from_matches is not None:
+        verdict = (Text("same address", style=st.good) if view.from_matches else
+                   Text(f"differ: the envelope sender is not the author{' or Sender' if view.sender else ''}",
+                        style=st.warn))
+        grid.add_row(Text(""), verdict)
+    out.append(grid)
+    if view.recipients:
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, header_style=st.label)
+        table.add_column("recipient", overflow="fold")
+        table.add_column("RCPT TO" if view.source == "smtp" else "Delivered-To", no_wrap=True)
+        table.add_column("header", no_wrap=True)
+        table.add_column("meaning", overflow="fold")
+        for r in view.recipients:
+            if not r.in_envelope:
+                envelope = Text("—", style=st.dim)
+            elif r.reply is not None:
+                envelope = Text(f"yes, {r.reply}", style=st.good if r.accepted else st.bad)
+            else:
+                envelope = Text("yes")
+            note_style = st.bad if r.accepted is False else st.warn if r.note else ""
+            table.add_row(Text(safe_text(r.address, 300)), envelope,
+                          Text(", ".join(r.header_fields) or "—"), Text(r.note, style=note_style))
+        out.append(table)
+    bcc = view.bcc
+    if view.source == "smtp":
+        out.append(Text("Bcc (in the envelope, in no To/Cc field): " + (", ".join(safe_text(b, 300) for b in bcc)
+                                                                          if bcc else "none")))
+    for note in view.notes:
+        out.append(Text(note, style=st.dim))
+    return out
+
+
+def _defects(record: MessageRecord, st: _Styles) -> list[RenderableType]:
+    defects = record.summary.defects
+    if not defects:
+        return [_heading("Parser defects: none", st)]
+    out: list[RenderableType] = [_heading(f"Parser defects ({len(defects)})", st)]
+    for defect in defects[:100]:
+        out.append(Text("⚠ " + _defect_text(defect), style=st.warn))
+    if len(defects) > 100:
+        out.append(Text(f"… and {len(defects) - 100} more", style=st.dim))
+    return out
+
+
+def _defect_text(defect: str) -> str:
+    meaning = DEFECT_MEANINGS.get(defect.partition(" (part ")[0])
+    text = safe_text(defect, 300)
+    return f"{text}: {meaning}" if meaning else text
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _utc(ts: float) -> str:
+    try:
+        return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    except (OverflowError, OSError, ValueError):
+        return f"{ts:.0f}"
+
+
+def _frame_time(session: Session, frame: int) -> float | None:
+    for row in session.rows:
+        if row.frame == frame:
+            return row.ts
+        if row.frame > frame:
+            break
+    return None

@@ -1,0 +1,394 @@
+"""``mailtrace extract`` on synthetic captures: options, the output directory's rules, memory limits,
+lost packets, many messages in flight, and hostile senders (names, MIME structure) — nothing may be
+written outside DIR and nothing may crash."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import os
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from mailtrace import extract as extract_module
+from mailtrace.config import Config
+from mailtrace.extract import ExtractError, Extractor
+from mailtrace.mime import MimeLimits
+from mailtrace.render.message import message_details
+from tests.mailcaps import (
+    MSS,
+    attachment,
+    created_outside,
+    dot_stuff,
+    extract_cli,
+    extract_in_process,
+    files_under,
+    index_of,
+    interleaved,
+    mime_message,
+    sha256,
+    smtp_capture,
+    smtp_steps,
+    snapshot,
+)
+from tests.pcapgen import Capture, Tcp
+from tests.support import sample
+
+PNG = bytes(range(256)) * 40
+
+
+def simple_capture(tmp_path: Path, *messages: bytes, name: str = "capture.pcap") -> Path:
+    return smtp_capture(list(messages)).write(tmp_path / name)
+
+
+def one_attachment_message(data: bytes = PNG, name: bytes = b'filename="chart.png"') -> bytes:
+    return mime_message([b"Content-Type: text/plain\r\n\r\nhello", attachment(name, data, b"image/png")])
+
+
+# --------------------------------------------------------------------------- options and errors
+
+
+def test_messages_only_and_attachments_only(tmp_path: Path) -> None:
+    raw = one_attachment_message()
+    pcap = simple_capture(tmp_path, raw)
+    result = extract_cli(tmp_path / "m", pcap, args=("--messages-only",))
+    assert result.exit_code == 0, result.stderr
+    assert files_under(tmp_path / "m") == {"index.json", "s0001-m01.eml"}
+    assert index_of(tmp_path / "m")["messages"][0]["attachments"] == []
+    result = extract_cli(tmp_path / "a", pcap, args=("--attachments-only",))
+    assert result.exit_code == 0, result.stderr
+    assert files_under(tmp_path / "a") == {"index.json", "s0001-m01", "s0001-m01/chart.png"}
+    entry = index_of(tmp_path / "a")["messages"][0]
+    assert entry["eml"] is None and entry["sha256"] == sha256(raw)
+    assert (tmp_path / "a" / "s0001-m01" / "chart.png").read_bytes() == PNG
+    both = extract_cli(tmp_path / "b", pcap, args=("--messages-only", "--attachments-only"))
+    assert both.exit_code == 2 and "exclude each other" in both.stderr and len(both.stderr.splitlines()) == 1
+    assert not (tmp_path / "b").exists()
+
+
+def test_session_and_protocol_filters(tmp_path: Path) -> None:
+    out = tmp_path / "s2"
+    assert extract_cli(out, sample("smtp-submission-auth.pcap"), args=("--session", "2")).exit_code == 0
+    assert files_under(out) == {"index.json", "s0002-m01.eml", "s0002-m01", "s0002-m01/chart.png",
+                                "s0002-m01/Übersicht.txt"}
+    assert [e["session"] for e in index_of(out)["messages"]] == [2]
+    out = tmp_path / "pop"
+    assert extract_cli(out, sample("mixed-all.pcap"), args=("-p", "pop3")).exit_code == 0
+    entries = index_of(out)["messages"]
+    assert entries and {e["protocol"] for e in entries} == {"pop3"}
+    assert index_of(out)["options"]["protocols"] == ["pop3"]
+    out = tmp_path / "two"
+    assert extract_cli(out, sample("mixed-all.pcap"), args=("-p", "pop3", "--protocol", "imap")).exit_code == 0
+    assert {e["protocol"] for e in index_of(out)["messages"]} == {"pop3", "imap"}
+    assert not [p for p in (tmp_path / "two").iterdir() if p.name.startswith(".")]  # no staging left behind
+
+
+def test_unknown_session_is_a_user_error(tmp_path: Path) -> None:
+    result = extract_cli(tmp_path / "o", sample("smtp-submission-auth.pcap"), args=("--session", "7"))
+    assert result.exit_code == 2
+    assert result.stderr.strip() == ("mailtrace: --session 7: no such session (the captures hold 2 sessions, "
+                                     "numbered 1 to 2; see `mailtrace analyze`)")
+    assert index_of(tmp_path / "o")["messages"] == []
+
+
+def test_non_empty_directory_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    result = extract_cli(out, sample("smtp-submission-auth.pcap"))
+    assert result.exit_code == 2
+    assert len(result.stderr.splitlines()) == 1
+    assert "is not empty" in result.stderr and "--overwrite" in result.stderr
+    assert files_under(out) == {"notes.txt"}
+    afile = tmp_path / "file"
+    afile.write_text("x")
+    result = extract_cli(afile, sample("smtp-submission-auth.pcap"))
+    assert result.exit_code == 2 and "not a directory" in result.stderr
+    result = extract_cli(out, sample("smtp-submission-auth.pcap"), args=("--overwrite",))
+    assert result.exit_code == 0
+    assert (out / "notes.txt").read_text() == "mine"  # --overwrite replaces our names only
+    assert "s0001-m01.eml" in files_under(out)
+
+
+def test_missing_capture_and_bad_port(tmp_path: Path) -> None:
+    result = extract_cli(tmp_path / "o", tmp_path / "nope.pcap")
+    assert result.exit_code == 2 and "nope.pcap" in result.stderr
+    result = extract_cli(tmp_path / "o", sample("ipv6.pcap"), args=("--port", "x=smtp"))
+    assert result.exit_code == 2 and "--port" in result.stderr
+
+
+def test_overwrite_replaces_planted_links_without_following_them(tmp_path: Path) -> None:
+    pcap = simple_capture(tmp_path, one_attachment_message())
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    victim_dir = tmp_path / "victim"
+    victim_dir.mkdir()
+    (victim_dir / "chart.png").write_text("precious too")
+    out = tmp_path / "out"
+    out.mkdir()
+    os.symlink(victim, out / "s0001-m01.eml")
+    os.symlink(victim_dir, out / "s0001-m01")
+    os.symlink(victim, out / "index.json")
+    before = snapshot(tmp_path)
+    result = extract_cli(out, pcap, args=("--overwrite",))
+    assert result.exit_code == 0, result.stderr
+    assert victim.read_text() == "precious"
+    assert (victim_dir / "chart.png").read_text() == "precious too"
+    for name in ("s0001-m01.eml", "s0001-m01", "index.json"):
+        assert not (out / name).is_symlink()
+    assert (out / "s0001-m01" / "chart.png").read_bytes() == PNG
+    assert not created_outside(before, tmp_path, out)
+
+
+def test_output_directory_that_is_a_dangling_link(tmp_path: Path) -> None:
+    os.symlink(tmp_path / "nowhere", tmp_path / "link")
+    with pytest.raises(ExtractError, match="dangling"):
+        Extractor(tmp_path / "link")
+    assert not (tmp_path / "nowhere").exists()
+
+
+# --------------------------------------------------------------------------- memory and streaming
+
+
+def test_message_over_the_memory_limit_is_written_whole(tmp_path: Path) -> None:
+    """Beyond MimeLimits.max_kept_bytes the summary comes from the stream (truncated); the .eml is whole."""
+    payload = os.urandom(300_000)
+    raw = one_attachment_message(payload, b'filename="big.bin"')
+    pcap = simple_capture(tmp_path, raw)
+    limits = MimeLimits(max_kept_bytes=16 * 1024)
+    extractor, sessions = extract_in_process(tmp_path / "small", pcap, config=Config(mime=limits))
+    summary = sessions[0].messages[0].summary
+    assert summary.truncated and len(summary.kept) == 16 * 1024 and summary.bytes == len(raw)
+    assert summary.sha256 == sha256(raw)
+    assert [a.sha256 for a in summary.attachments] == [sha256(payload)]  # decoded from the stream
+    entry = index_of(tmp_path / "small")["messages"][0]
+    assert entry["truncated"] and extractor.totals.truncated == 1
+    assert (tmp_path / "small" / "s0001-m01.eml").read_bytes() == raw
+    assert (tmp_path / "small" / "s0001-m01" / "big.bin").read_bytes() == payload
+    _, default = extract_in_process(tmp_path / "default", pcap)
+    assert not default[0].messages[0].summary.truncated  # the same message under the default limit
+
+
+@pytest.mark.slow
+def test_a_large_message_never_sits_in_memory(tmp_path: Path) -> None:
+    """16 MB through the whole pipeline: peak Python memory stays well under the message size."""
+    payload = os.urandom(12 * 1024 * 1024)
+    raw = one_attachment_message(payload, b'filename="big.bin"')
+    pcap = simple_capture(tmp_path, raw)
+    del payload
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        extract_in_process(tmp_path / "out", pcap)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(raw) > 16_000_000
+    assert peak < len(raw) // 2, peak
+    assert sha256((tmp_path / "out" / "s0001-m01.eml").read_bytes()) == sha256(raw)
+
+
+def test_many_messages_in_flight_share_a_few_open_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """More concurrent messages than MAX_OPEN_FILES: files are closed and reopened, bytes stay exact."""
+    monkeypatch.setattr(extract_module, "MAX_OPEN_FILES", 2)
+    messages = [one_attachment_message(bytes([i]) * (5000 + i * 1000), f'filename="f{i}.bin"'.encode())
+                for i in range(5)]
+    pcap = interleaved([smtp_steps([m]) for m in messages]).write(tmp_path / "c.pcap")
+    out = tmp_path / "out"
+    assert extract_cli(out, pcap).exit_code == 0
+    entries = index_of(out)["messages"]
+    assert len(entries) == 5
+    for entry in entries:
+        i = int(entry["client"]["ip"].rsplit(".", 1)[1]) - 1
+        assert (out / entry["eml"]["path"]).read_bytes() == messages[i]
+        (a,) = entry["attachments"]
+        assert a["path"] == f"s{entry['session']:04d}-m01/f{i}.bin"
+        assert (out / a["path"]).read_bytes() == bytes([i]) * (5000 + i * 1000)
+
+
+def test_lost_segment_is_a_gap_not_zeros(tmp_path: Path) -> None:
+    raw = one_attachment_message(os.urandom(6000))
+    body = dot_stuff(raw)
+    cap = Capture()
+    conv = Tcp(cap).handshake()
+    for who, data in smtp_steps([])[:3]:
+        (conv.c if who == "c" else conv.s)(data)
+    for line in (b"MAIL FROM:<a@example.com>\r\n", b"RCPT TO:<b@example.org>\r\n", b"DATA\r\n"):
+        conv.c(line)
+        conv.s(b"354 go\r\n" if line == b"DATA\r\n" else b"250 ok\r\n")
+    segments = [body[i : i + MSS] for i in range(0, len(body), MSS)]
+    for n, segment in enumerate(segments):
+        conv.c(segment, drop=n == 2)
+    conv.s(b"250 queued\r\n")
+    conv.fin()
+    out = tmp_path / "out"
+    result = extract_cli(out, cap.write(tmp_path / "c.pcap"))
+    assert result.exit_code == 0
+    (entry,) = index_of(out)["messages"]
+    written = (out / entry["eml"]["path"]).read_bytes()
+    assert written == body[: 2 * MSS] + body[3 * MSS : -3]  # the hole is left out, never zero-filled
+    assert not entry["complete"] and entry["missing_bytes"] == len(segments[2])
+    assert entry["incomplete_reason"] == f"{len(segments[2]):,} bytes of it are not in the capture (TCP gap)"
+    assert "bytes of it are not in the capture" in result.stdout
+
+
+# --------------------------------------------------------------------------- hostile senders
+
+HOSTILE_NAMES = [
+    (b'filename="../../x"', "x"),
+    (b'filename="/etc/passwd"', "passwd"),
+    (b'filename="CON"', "_CON"),
+    (b'filename="a\x00b.txt"', "ab.txt"),
+    (b"filename*=utf-8''..%2F..%2Fevil%00.sh", "evil.sh"),
+    (b'filename="' + b"n" * 5000 + b'.txt"', None),
+    (b'filename=".."', "part-1.7.bin"),
+    (b'filename="s0001-m01.eml"', "s0001-m01.eml"),
+    (b'filename="\x1b[31mred\xe2\x80\xaetxt.exe"', "[31mredtxt.exe"),
+    (b'filename="same"', "same"),
+    (b'filename="SAME"', "SAME (2)"),
+]
+
+
+def test_hostile_attachment_names_stay_inside(tmp_path: Path) -> None:
+    payloads = [os.urandom(100 + i) for i in range(len(HOSTILE_NAMES))]
+    raw = mime_message([attachment(param, data) for (param, _), data in zip(HOSTILE_NAMES, payloads, strict=True)])
+    pcap = simple_capture(tmp_path, raw)
+    out = tmp_path / "deep" / "out"
+    before = snapshot(tmp_path)
+    result = extract_cli(out, pcap)
+    assert result.exit_code == 0, result.stderr
+    assert not created_outside(before, tmp_path, out)
+    entry = index_of(out)["messages"][0]
+    assert (out / entry["eml"]["path"]).read_bytes() == raw
+    names = [a["path"].split("/", 1)[1] for a in entry["attachments"]]
+    assert len(names) == len(HOSTILE_NAMES)
+    for name, (_, expected), a, data in zip(names, HOSTILE_NAMES, entry["attachments"], payloads, strict=True):
+        if expected is not None:
+            assert name == expected
+        assert "/" not in name and "\x00" not in name and len(name.encode()) <= 120
+        assert (out / a["path"]).read_bytes() == data and a["sha256"] == sha256(data)
+    assert names[5].endswith(".txt") and names[5].startswith("nnnn")
+    assert entry["attachments"][0]["filename"] == "../../x"  # the name as sent stays in the index
+
+
+def nested(depth: int) -> bytes:
+    """multipart inside multipart, ``depth`` levels, with an attachment at the bottom."""
+    inner = attachment(b'filename="deep.bin"', b"bottom")
+    for level in range(depth):
+        b = f"lvl{level}".encode()
+        inner = (b'Content-Type: multipart/mixed; boundary="' + b + b'"\r\n\r\n--' + b + b"\r\n" + inner
+                 + b"\r\n--" + b + b"--")
+    return b"From: a@example.com\r\nSubject: deep\r\nMIME-Version: 1.0\r\n" + inner + b"\r\n"
+
+
+HOSTILE_MIME = {
+    "nested-100": nested(100),
+    "nested-10": nested(10),
+    "header-10MB": b"From: a@example.com\r\nX-Long: " + b"A" * (10 * 1024 * 1024)
+                   + b"\r\nSubject: long\r\n\r\nbody\r\n",
+    "bad-base64": mime_message([b"Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n"
+                                b'Content-Disposition: attachment; filename="bad.bin"\r\n\r\n'
+                                b"QUJD*RE$VG!\r\n=SGVsbG8=QQ\r\nA"]),
+    "charsets": mime_message([b"Content-Type: text/plain; charset=x-no-such-charset\r\n\r\n\xff\xfe caf\xe9",
+                              b"Content-Type: text/plain; charset=utf-8\r\n\r\ncaf\xe9 latin-1 bytes",
+                              b'Content-Type: text/plain; charset="base64"\r\n\r\nnot a text codec',
+                              b"Content-Type: text/plain; charset=\"utf-8\x00\"\r\n\r\nnul in charset"],
+                             headers=b"X-Bad: =?x-unknown?q?caf=E9?= \xe9t\xe9\r\n"),
+    "no-boundary": b"Subject: nb\r\nContent-Type: multipart/mixed\r\n\r\n--x\r\nbody\r\n",
+    "unclosed": b'Subject: u\r\nContent-Type: multipart/mixed; boundary="q"\r\n\r\n--q\r\n'
+                b'Content-Disposition: attachment; filename="cut.txt"\r\n\r\nno end',
+}
+"""Message bodies no well-behaved client sends (each ends with CRLF, as SMTP requires)."""
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE_MIME))
+def test_hostile_mime_is_extracted_exactly(kind: str, tmp_path: Path) -> None:
+    raw = HOSTILE_MIME[kind]
+    raw = raw if raw.endswith(b"\r\n") else raw + b"\r\n"
+    pcap = simple_capture(tmp_path, raw)
+    out = tmp_path / "out"
+    before = snapshot(tmp_path)
+    result = extract_cli(out, pcap)
+    assert result.exit_code == 0, result.stderr
+    assert not created_outside(before, tmp_path, out)
+    entry = index_of(out)["messages"][0]
+    assert (out / entry["eml"]["path"]).read_bytes() == raw and entry["complete"]
+    defects = " | ".join(entry["defects"])
+    attachments = {a["path"].rsplit("/", 1)[1]: (out / a["path"]).read_bytes() for a in entry["attachments"]}
+    if kind == "nested-100":
+        assert "nesting too deep" in defects and attachments == {}
+    elif kind == "nested-10":
+        assert attachments == {"deep.bin": b"bottom"} and not defects
+    elif kind == "header-10MB":
+        assert "line too long" in defects and entry["subject"] == "long"
+    elif kind == "bad-base64":
+        assert "InvalidBase64CharactersDefect" in defects
+        stdlib = email.message_from_bytes(raw, policy=email.policy.default).get_payload()[0]
+        assert attachments["bad.bin"] == stdlib.get_payload(decode=True) == b"ABCDEFHello"
+    elif kind == "charsets":
+        assert "unknown charset 'x-no-such-charset' (part 1.1)" in defects
+        assert "unknown charset 'base64' (part 1.3)" in defects
+    elif kind == "no-boundary":
+        assert "NoBoundaryInMultipartDefect" in defects
+    elif kind == "unclosed":
+        assert "CloseBoundaryNotFoundDefect" in defects and attachments == {"cut.txt": b"no end"}
+    session_ids = {e["session"] for e in index_of(out)["messages"]}
+    assert session_ids == {1}
+
+
+def test_hostile_messages_render_in_the_detail_view(tmp_path: Path) -> None:
+    """The detail view of every hostile message renders (no exception) and stays bounded."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    messages = [m if m.endswith(b"\r\n") else m + b"\r\n" for m in HOSTILE_MIME.values()]
+    pcap = simple_capture(tmp_path, *messages)
+    _, sessions = extract_in_process(tmp_path / "out", pcap)
+    (session,) = sessions
+    assert len(session.messages) == len(messages)
+    for record in session.messages:
+        buffer = StringIO()
+        Console(file=buffer, width=100, color_system=None).print(message_details(session, record, width=100,
+                                                                                 color=False))
+        text = buffer.getvalue()
+        assert f"Message {record.index + 1} of session 1" in text
+        assert len(text) < 200_000
+    assert json.dumps(index_of(tmp_path / "out"))  # the index is valid JSON with every oddity in it
+
+
+def test_disk_full_stops_with_one_line_and_cleans_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pcap = simple_capture(tmp_path, one_attachment_message())
+
+    def full(self: object, data: bytes, /) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(extract_module._PooledFile, "write", full)
+    out = tmp_path / "out"
+    result = extract_cli(out, pcap)
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"mailtrace: writing to {out} failed: No space left on device"
+    assert files_under(out) == set()  # the staging folder is gone, no index
+
+
+def test_interrupt_removes_the_staging_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mailtrace.pipeline import Analyzer
+
+    pcap = simple_capture(tmp_path, one_attachment_message(), one_attachment_message(b"second"))
+    real = Analyzer.run
+
+    def interrupted(self: Analyzer, captures: object) -> object:
+        for n, session in enumerate(real(self, captures)):  # type: ignore[arg-type]
+            yield session
+            if n == 0:
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(Analyzer, "run", interrupted)
+    out = tmp_path / "out"
+    result = extract_cli(out, pcap)
+    assert result.exit_code == 130 and "interrupted" in result.stderr
+    assert not [p for p in out.iterdir() if p.name.startswith(".mailtrace-partial-")]
+    assert "index.json" not in files_under(out)
