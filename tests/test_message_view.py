@@ -109,7 +109,7 @@ def test_analyze_headers_option() -> None:
     result = run_cli("analyze", "--headers", str(sample("smtp-relay-seed-story.pcap")))
     assert result.exit_code == 0, result.stderr
     out = squash(result.stdout)
-    assert out.index("== session 1") < out.index("Message 1 of session 1") < out.index("== session 2") \
+    assert out.index("Session 1 ·") < out.index("Message 1 of session 1") < out.index("Session 2 ·") \
         < out.index("Message 1 of session 2")
     assert "↳ Trace field added by each relaying server" in out
     assert "6AQDMOpI000661" in out
