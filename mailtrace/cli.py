@@ -11,6 +11,7 @@ import click
 
 from mailtrace import __version__
 from mailtrace.commands.analyze import analyze
+from mailtrace.commands.report import report
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -20,6 +21,7 @@ def main() -> None:
 
 
 main.add_command(analyze)
+main.add_command(report)
 
 
 if __name__ == "__main__":  # pragma: no cover

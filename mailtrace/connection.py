@@ -64,7 +64,8 @@ class MailConnection:
         self.on_done = on_done
         self.builder = SessionBuilder(protocol=protocol.name if protocol else "?", client=conn.client,
                                       server=conn.server, stream=conn.stream, file=file, tunnel=conn.tunnel,
-                                      limits=config.session, mime_limits=config.mime)
+                                      limits=config.session, mime_limits=config.mime,
+                                      sink_factory=config.message_sink)
         self.sniffer = Sniffer(config.max_sniff_bytes, tls_port_protocols) if protocol is None else None
         self.dissector: Dissector | None = protocol(config.dissector) if protocol else None
         self.tls_state: str | None = None

@@ -1,0 +1,114 @@
+"""``mailtrace report``: captures → one self-contained HTML report (see docs/html-report.md)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import click
+
+from mailtrace.commands.analyze import sessions
+from mailtrace.commands.common import build_config, capture_options, fail, load_keylog, open_all
+from mailtrace.pipeline import Analyzer
+from mailtrace.render.attachments import AttachmentCollector
+from mailtrace.render.html import HtmlLimits, HtmlReport, fmt_bytes
+
+_DEFAULTS = HtmlLimits()
+
+
+def open_report(
+    path: str,
+    *,
+    show_secrets: bool,
+    embed_attachments: bool,
+    title: str | None = None,
+    limits: HtmlLimits | None = None,
+) -> tuple[HtmlReport, AttachmentCollector | None]:
+    """The HTML consumer and, with --embed-attachments, the message sink that feeds it files."""
+    collector = None
+    if embed_attachments:
+        collector = AttachmentCollector()
+    try:
+        report = HtmlReport(
+            click.get_text_stream("stdout") if path == "-" else path,
+            show_secrets=show_secrets,
+            title=title,
+            limits=limits,
+            attachments=collector,
+        )
+    except OSError as exc:
+        fail(f"cannot write {path}: {exc.strerror or exc}")
+    return report, collector
+
+
+@click.command()
+@click.argument("captures", nargs=-1, required=True, metavar="CAPTURE...")
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    required=True,
+    metavar="FILE",
+    help="Where to write the report (- for standard output).",
+)
+@click.option("--title", metavar="TEXT", help="Title of the report (default: the capture file names).")
+@click.option(
+    "--max-rows",
+    type=click.IntRange(10),
+    default=_DEFAULTS.max_rows,
+    show_default=True,
+    help="Packet rows shown per session.",
+)
+@click.option(
+    "--max-sections",
+    type=click.IntRange(0),
+    default=_DEFAULTS.max_sections,
+    show_default=True,
+    help="Sessions with a detail section; later ones are listed in the index only.",
+)
+@click.option(
+    "--embed-attachments",
+    is_flag=True,
+    help="Embed attachments of up to 2 MiB each (16 MiB in all) as downloads behind a button. "
+    "Off by default: captures carry malware and personal data.",
+)
+@capture_options
+def report(  # noqa: PLR0917 - click passes every option as an argument
+    captures: tuple[str, ...],
+    output: str,
+    title: str | None,
+    max_rows: int,
+    max_sections: int,
+    embed_attachments: bool,
+    ports: tuple[str, ...],
+    show_secrets: bool,
+    no_sniff: bool,
+    keylog_path: str | None,
+) -> None:
+    """Write one self-contained HTML report: overview, session index, per-session packet tables,
+    sequence diagrams, logins, messages and anomalies. It loads nothing from the network."""
+    config = build_config(ports, show_secrets, no_sniff)
+    keylog = load_keylog(keylog_path)
+    files = open_all(captures)
+    limits = dataclasses.replace(HtmlLimits(), max_rows=max_rows, max_sections=max_sections)
+    html, collector = open_report(
+        output, show_secrets=show_secrets, embed_attachments=embed_attachments, title=title, limits=limits
+    )
+    if collector is not None:
+        config = dataclasses.replace(config, message_sink=collector)
+    analyzer = Analyzer(config, keylog=keylog)
+    started = time.monotonic()
+    try:
+        for session in sessions(analyzer, files):
+            html.session(session)
+        html.end(analyzer.stats, time.monotonic() - started)
+    finally:
+        html.discard()
+    for f in analyzer.stats.files:
+        for problem in f.problems:
+            click.echo(f"mailtrace: {f.name}: {problem}", err=True)
+    if output != "-":
+        click.echo(
+            f"mailtrace: wrote {output} ({analyzer.stats.sessions} sessions, {fmt_bytes(html.written)})",
+            err=True,
+        )
