@@ -68,7 +68,6 @@ def analyze(  # noqa: PLR0917 - click passes every option as an argument
     """Analyse capture files (pcap, pcapng, also .gz/.bz2/.xz; - for stdin)."""
     config = build_config(ports, show_secrets, no_sniff)
     keylog = load_keylog(keylog_path)
-    files = open_all(captures)
     html = None
     if html_path is not None:
         from mailtrace.commands.report import open_report
@@ -79,6 +78,7 @@ def analyze(  # noqa: PLR0917 - click passes every option as an argument
             config = dataclasses.replace(config, message_sink=collector)
     elif embed_attachments:
         fail("--embed-attachments needs --html FILE")
+    files = open_all(captures)
     analyzer = Analyzer(config, keylog=keylog)
     started = time.monotonic()
     out = click.get_text_stream("stdout")

@@ -89,7 +89,6 @@ def report(  # noqa: PLR0917 - click passes every option as an argument
     sequence diagrams, logins, messages and anomalies. It loads nothing from the network."""
     config = build_config(ports, show_secrets, no_sniff)
     keylog = load_keylog(keylog_path)
-    files = open_all(captures)
     limits = dataclasses.replace(HtmlLimits(), max_rows=max_rows, max_sections=max_sections)
     html, collector = open_report(
         output, show_secrets=show_secrets, embed_attachments=embed_attachments, title=title, limits=limits
@@ -98,6 +97,7 @@ def report(  # noqa: PLR0917 - click passes every option as an argument
         config = dataclasses.replace(config, message_sink=collector)
     analyzer = Analyzer(config, keylog=keylog)
     started = time.monotonic()
+    files = open_all(captures)
     try:
         for session in sessions(analyzer, files):
             html.session(session)

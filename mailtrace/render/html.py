@@ -209,11 +209,17 @@ def text(value: Any, limit: int) -> str:
     return clean_text(s)
 
 
+# JS line separators, and bidi controls that would make the page's source mislead a reader.
+_JSON_INVISIBLE = {
+    cp: f"\\u{cp:04x}" for cp in (0x2028, 0x2029, *range(0x202A, 0x202F), *range(0x2066, 0x206A))
+}
+
+
 def script_json(value: Any) -> str:
     """JSON safe inside ``<script type="application/json">``: no ``</script``, ``<!--``, ``]]>``."""
     out = json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":"))
     out = out.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    out = out.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    out = out.translate(_JSON_INVISIBLE)
     # lone surrogates (non-UTF-8 bytes kept by surrogateescape) cannot be written as UTF-8
     return out.encode("utf-8", "backslashreplace").decode("utf-8") if _has_surrogate(out) else out
 
@@ -312,20 +318,21 @@ class HtmlReport:
         self._section_tpl = self.env.get_template("session.html.j2")
         self.overview = _Overview()
         self.index: list[dict[str, Any]] = []
-        self._spool: IO[str] = tempfile.TemporaryFile("w+", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
         self._spooled = 0
-        self._target = target
-        self._out: IO[str] | None = None
+        self._stream: IO[str] | None = None
         self._tmp_path: Path | None = None
         self.path: Path | None = None
         if isinstance(target, (str, os.PathLike)):
-            # Open now so a path that cannot be written fails before the analysis, not after it.
             self.path = Path(target)
-            fd, tmp = tempfile.mkstemp(prefix=".mailtrace-", suffix=".html.tmp", dir=self.path.parent or None)
-            self._tmp_path = Path(tmp)
-            self._out = os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace")
+            if self.path.is_dir():
+                raise IsADirectoryError(21, "is a directory", str(self.path))
+            # Try now, so a place that cannot be written fails before the analysis rather than after it.
+            with tempfile.TemporaryFile(dir=self.path.parent):
+                pass
         else:
-            self._out = target
+            self._stream = target
+        # Sections wait here until end() knows the overview and index that come before them.
+        self._spool: IO[str] = tempfile.TemporaryFile("w+", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
         self.written = 0
 
     # ------------------------------------------------------------------ consumer protocol
@@ -372,8 +379,14 @@ class HtmlReport:
 
     def end(self, stats: CaptureStats, elapsed: float = 0.0) -> None:
         del elapsed  # the page is the same however fast the machine was
-        out = self._out
-        assert out is not None, "end() called twice"
+        if self._stream is not None:
+            out = self._stream
+        else:
+            # Written next to the target and renamed over it when complete: never a half report.
+            assert self.path is not None
+            fd, tmp = tempfile.mkstemp(prefix=".mailtrace-", suffix=".html.tmp", dir=self.path.parent)
+            self._tmp_path = Path(tmp)
+            out = os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace")
         try:
             ctx = self._page_context(stats)
             top = self.env.get_template("top.html.j2").render(**ctx)
@@ -393,18 +406,15 @@ class HtmlReport:
                 self._tmp_path.replace(self.path)
                 self._tmp_path = None
         finally:
-            self._spool.close()
-            self._out = None
+            if self._tmp_path is not None:
+                out.close()
+                self._tmp_path.unlink(missing_ok=True)
+                self._tmp_path = None
             self.discard()
 
     def discard(self) -> None:
-        """Remove the half-written temporary file (after an error or an interrupted run)."""
-        if self._tmp_path is not None:
-            if self._out is not None:
-                self._out.close()
-                self._out = None
-            self._tmp_path.unlink(missing_ok=True)
-            self._tmp_path = None
+        """Drop the spooled sections (after end(), an error or an interrupted run)."""
+        self._spool.close()
 
     # ------------------------------------------------------------------ index and overview
     def _index_row(self, s: Session, data: dict[str, Any]) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 "use strict";
 (function () {
   // Everything this script reads from the page is data: text content, data-* attributes and
-  // <script type="application/json"> blocks parsed with JSON.parse. Nothing is ever evaluated,
-  // inserted as HTML or used as a URL.
+  // JSON data blocks parsed with JSON.parse. Nothing is ever evaluated, inserted as HTML or used
+  // as a URL.
   var table = document.getElementById("session-index");
   var tbody = table ? table.tBodies[0] : null;
   var rows = tbody ? Array.prototype.slice.call(tbody.rows) : [];
