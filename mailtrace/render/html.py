@@ -581,7 +581,13 @@ class HtmlReport:
             "rows_shown": shown,
             "rows_hidden": max(0, len(s.rows) - shown),
             "rows_elided": s.rows_elided,
-            "ladder": ladder(arrows, client=str(s.client), server=str(s.server), sid=s.id),
+            "ladder": ladder(
+                arrows,
+                client=str(s.client),
+                server=str(s.server),
+                sid=s.id,
+                decrypted=frozenset(r.frame for r in s.rows if r.decrypted),
+            ),
             "arrows_dropped": arrows_dropped,
             "auth": auth,
             "show_secrets": self.show_secrets,
@@ -738,8 +744,8 @@ class HtmlReport:
         if isinstance(e, Anomaly):
             return [("bad", text(f"⚠ {e.kind}: {e.detail}", lim))]
         if isinstance(e, Note):
-            return [("note", text(e.text, lim))]
-        return [("note", type(e).__name__)]
+            return [("nt", text(e.text, lim))]
+        return [("nt", type(e).__name__)]
 
     def _arrows(self, s: Session, steps: list[dict[str, Any]]) -> tuple[list[Arrow], int]:
         """One arrow per command, reply and TCP control packet; bulk data folded into one arrow per run."""
@@ -808,9 +814,18 @@ class HtmlReport:
                         )
                     continue
                 flush_run()
+                notes: list[str] = []
                 for e in events:
+                    if isinstance(e, Note):
+                        notes.append(e.text)
+                        continue
+                    if notes:
+                        add(self._notes_arrow(notes, kind, rel, r))
+                        notes = []
                     for a in self._event_arrows(e, s.protocol, kind, rel, r):
                         add(a)
+                if notes:
+                    add(self._notes_arrow(notes, kind, rel, r))
         flush_run()
         return arrows, dropped
 
@@ -845,8 +860,21 @@ class HtmlReport:
         elif isinstance(e, (Anomaly, GapEvent)):
             ((_, line),) = self._event_lines(e, protocol, self.limits.max_text)
             yield Arrow(kind="mark", label=line, rel=rel, phase=phase, frame=r.frame, css="bad")
-        elif isinstance(e, Note):
-            yield Arrow(kind="note", label=e.text, rel=rel, phase=phase, frame=r.frame)
+
+    @staticmethod
+    def _notes_arrow(notes: list[str], kind: str, rel: float, r: PacketRow) -> Arrow:
+        """Facts noted in one packet (e.g. the TLS handshake messages of a record), as one arrow."""
+        counts = Counter(notes)
+        label = ", ".join(t if counts[t] == 1 else f"{t} ×{counts[t]}" for t in dict.fromkeys(notes))
+        return Arrow(
+            kind=kind,
+            label=label,
+            rel=rel,
+            phase=r.phase.value,
+            frame=r.frame,
+            css="nt",
+            tooltip="\n".join(notes),
+        )
 
     def _messages(
         self, s: Session, data: dict[str, Any], embedded: dict[int, list[EmbeddedFile]]

@@ -195,8 +195,19 @@ _TIME_X, _CLIENT_X, _SERVER_X = 6, 200, 640
 _ROW_H, _HEAD_H = 24, 44
 
 
-def ladder(arrows: Sequence[Arrow], *, client: str, server: str, sid: int, label_chars: int = 64) -> Markup:
-    """Client and server lifelines, one arrow per command, reply or TCP control packet, phases as bands."""
+def ladder(
+    arrows: Sequence[Arrow],
+    *,
+    client: str,
+    server: str,
+    sid: int,
+    decrypted: frozenset[int] = frozenset(),
+    label_chars: int = 64,
+) -> Markup:
+    """Client and server lifelines, one arrow per command, reply or TCP control packet, phases as bands.
+
+    Arrows of frames in ``decrypted`` (read through TLS with the key log) get a lock bar on the left.
+    """
     n = len(arrows)
     height = _HEAD_H + n * _ROW_H + 16
     mid = (_CLIENT_X + _SERVER_X) / 2
@@ -239,6 +250,11 @@ def ladder(arrows: Sequence[Arrow], *, client: str, server: str, sid: int, label
             f'<g class="{css}"><title>frame {a.frame}, +{a.rel:.6f} s: {tip}</title>'
             f'<text class="t" x="{_TIME_X}" y="{y + 4}">+{a.rel:.6f}</text>'
         )
+        if a.frame in decrypted:
+            parts.append(
+                f'<rect class="dec" x="{_CLIENT_X - 14}" y="{y - 12}" width="5" height="{_ROW_H}">'
+                "<title>decrypted with the TLS key log: encrypted on the wire</title></rect>"
+            )
         if a.kind in ("c2s", "s2c"):
             x1, x2 = (_CLIENT_X, _SERVER_X) if a.kind == "c2s" else (_SERVER_X, _CLIENT_X)
             tip_x = x2 - 8 if a.kind == "c2s" else x2 + 8
