@@ -80,12 +80,12 @@ class HtmlLimits:
     """Entries of one list in a section (transactions, auth attempts, anomalies, messages, headers)."""
     max_sections: int = 2_000
     """Sessions that get a full section; later ones appear in the index only."""
-    max_index_rows: int = 50_000
+    max_index_rows: int = 20_000
     """Sessions listed in the index; the overview still counts all of them."""
     max_session_json: int = 512 * 1024
     """Embedded JSON of one session; a bigger one is left out (``--format json`` has it)."""
-    max_bytes: int = 48 * 1024 * 1024
-    """Sections and embedded data together; past it, sessions appear in the index only."""
+    max_bytes: int = 32 * 1024 * 1024
+    """Sections with their embedded data and attachments (UTF-8 bytes); past it, index rows only."""
     max_timeline: int = 1_000_000
     """Session start times kept for the overview chart."""
 
@@ -364,9 +364,10 @@ class HtmlReport:
         has_section = False
         if ov.sections < self.limits.max_sections and self._spooled < self.limits.max_bytes:
             html = self._section(s, data, auth, embedded)
-            if self._spooled + len(html) <= self.limits.max_bytes:
+            size = len(html.encode("utf-8", "backslashreplace"))
+            if self._spooled + size <= self.limits.max_bytes:
                 self._spool.write(html)
-                self._spooled += len(html)
+                self._spooled += size
                 ov.sections += 1
                 has_section = True
         if not has_section:
@@ -405,6 +406,7 @@ class HtmlReport:
                 self._tmp_path.chmod(0o644)
                 self._tmp_path.replace(self.path)
                 self._tmp_path = None
+                self.written = self.path.stat().st_size
         finally:
             if self._tmp_path is not None:
                 out.close()
@@ -465,7 +467,7 @@ class HtmlReport:
                     *[str(m.get("subject") or "") for m in data["messages"][:20]],
                     *[str(m.get("from") or "") for m in data["messages"][:20]],
                 ]
-            )[:2000],
+            )[:500],
         }
 
     def _page_context(self, stats: CaptureStats) -> dict[str, Any]:
