@@ -141,6 +141,7 @@ class Analyzer:
                 nbytes += wire_len
                 if first_ts is None:
                     first_ts = ts
+                    fstats.start = ts  # known at once: views measure Time from the file's first packet
                 last_ts = ts
                 pkt = decode(ts, linktype, data)
                 if pkt is not None and type(pkt) is TcpPacket:

@@ -92,6 +92,7 @@ def analyze(  # noqa: PLR0917 - click passes every option as an argument
 
         consumers.append(TerminalRenderer(out, show_secrets=show_secrets))
     if html is not None:
+        html.stats = analyzer.stats
         consumers.append(html)
     try:
         for session in sessions(analyzer, files):

@@ -96,6 +96,7 @@ def report(  # noqa: PLR0917 - click passes every option as an argument
     if collector is not None:
         config = dataclasses.replace(config, message_sink=collector)
     analyzer = Analyzer(config, keylog=keylog)
+    html.stats = analyzer.stats
     started = time.monotonic()
     files = open_all(captures)
     try:

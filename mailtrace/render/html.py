@@ -91,6 +91,7 @@ class HtmlLimits:
 
 
 PROTOCOLS = ("smtp", "pop3", "imap")
+_TONES = {"ok": "ok", "warn": "warn", "fail": "bad"}
 _PHASE_ORDER = [p.value for p in Phase]
 # Mechanisms whose exchange carries the password (or a bearer token) itself.
 _EXPOSING = {"PLAIN", "LOGIN", "USER", "XOAUTH2", "OAUTHBEARER", "XOAUTH"}
@@ -307,12 +308,15 @@ class HtmlReport:
         attachments: AttachmentCollector | None = None,
         nonce: str | None = None,
         lang: str = "en",
+        stats: CaptureStats | None = None,
     ) -> None:
         self.limits = limits or HtmlLimits()
         self.show_secrets = show_secrets
         self.title = title
         self.attachments = attachments
         self.lang = lang
+        self.stats = stats
+        """The running analyzer's totals, read for Time 0 (may be set after construction)."""
         self.nonce = nonce or secrets.token_urlsafe(18)
         self.env = environment()
         self._section_tpl = self.env.get_template("session.html.j2")
@@ -569,6 +573,7 @@ class HtmlReport:
         embedded: dict[int, list[EmbeddedFile]],
     ) -> str:
         lim = self.limits
+        self._t0 = self.time_zero(s)
         shown, steps = self._steps(s)
         arrows, arrows_dropped = self._arrows(s, steps)
         blob = script_json(data)
@@ -616,6 +621,18 @@ class HtmlReport:
         }
         return self._section_tpl.render(**ctx)
 
+    _t0 = 0.0
+
+    def time_zero(self, s: Session) -> float:
+        """Time 0 of a session's tables, as in the terminal view (Wireshark's Time column): the first
+        packet of the capture file the session came from, once the analyzer knows it; else the
+        session's own first packet."""
+        if self.stats is not None:
+            for f in reversed(self.stats.files):
+                if f.name == s.file and f.start is not None and f.start <= s.start:
+                    return f.start
+        return s.start
+
     def _header(self, s: Session, data: dict[str, Any]) -> list[tuple[str, str]]:
         lim = self.limits.max_text
         tls = {"none": "none (cleartext)", "starttls": "STARTTLS", "implicit": "implicit TLS"}.get(
@@ -629,7 +646,10 @@ class HtmlReport:
             ("Capture file", text(s.file, lim) or "—"),
             ("Wireshark filter", f"tcp.stream eq {s.stream}"),
             ("Frames", f"{s.first_frame} – {s.last_frame} ({s.packets} packets)"),
-            ("Start", fmt_utc(s.start)),
+            (
+                "Start",
+                fmt_utc(s.start) + (f" (Time {s.start - self._t0:.6f})" if s.start != self._t0 else ""),
+            ),
             ("Duration", fmt_secs(s.duration)),
             (
                 "Bytes",
@@ -661,6 +681,7 @@ class HtmlReport:
                 {
                     "phase": step.phase.value,
                     "caption": text(step.caption, 600),
+                    "tone": _TONES.get(getattr(step, "tone", ""), ""),
                     "rows": [self._row(s, r) for r in rows],
                     "raw": rows,
                 }
@@ -681,7 +702,7 @@ class HtmlReport:
             proto = "TCP"
         return {
             "frame": r.frame,
-            "rel": r.ts - s.start,
+            "rel": r.ts - self._t0,
             "abs": fmt_utc(r.ts),
             "src": str(src),
             "dst": str(dst),
@@ -769,7 +790,7 @@ class HtmlReport:
                 Arrow(
                     kind=kind,
                     label=label,
-                    rel=first.ts - s.start,
+                    rel=first.ts - self._t0,
                     phase=first.phase.value,
                     frame=first.frame,
                     css="tls" if enc else "data",
@@ -787,7 +808,7 @@ class HtmlReport:
 
         for step in steps:
             for r in step["raw"]:
-                rel = r.ts - s.start
+                rel = r.ts - self._t0
                 kind = "c2s" if r.direction is Direction.CLIENT else "s2c"
                 events = [e for e in r.events or [] if not isinstance(e, MessageEnd)]
                 if r.flags & (TCP_FIN | TCP_RST):
