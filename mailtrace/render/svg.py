@@ -10,6 +10,7 @@ from CSS classes, geometry from presentation attributes.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -24,13 +25,17 @@ for _cp in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x06
 del _cp
 
 
+SURROGATE = re.compile("[\ud800-\udfff]")
+"""Lone surrogates: bytes that were not UTF-8, kept by ``surrogateescape``."""
+
+
 def clean_text(text: str) -> str:
     """Text from a capture made safe to *show*: control and bidi characters become visible marks.
 
     Lone surrogates (bytes that were not UTF-8, kept by ``surrogateescape``) become ``\\xNN``.
     """
     out = text.translate(_VISIBLE)
-    if any("\ud800" <= ch <= "\udfff" for ch in out):
+    if SURROGATE.search(out):
         out = "".join(
             f"\\x{ord(ch) - 0xDC00:02x}"
             if "\udc80" <= ch <= "\udcff"
