@@ -45,25 +45,25 @@ def html_report(out: Path, *args: str) -> str:
     return out.read_text("utf-8")
 
 
-_SESSION_DATA = re.compile(
-    r'<script type="application/json" class="session-data" data-sid="(\d+)">(.*?)</script>', re.S
-)
-_CAPTURE_DATA = re.compile(r'<script type="application/json" id="capture-data">(.*?)</script>', re.S)
+def _data_block(html: str, block_id: str) -> Any:
+    m = re.search(rf'<script type="application/json" id="{block_id}">(.*?)</script>', html, re.S)
+    assert m is not None, block_id
+    return json.loads(m.group(1))
 
 
 def embedded_sessions(html: str) -> list[dict[str, Any]]:
-    out = []
-    for sid, blob in _SESSION_DATA.findall(html):
-        data = json.loads(blob)
-        assert data["id"] == int(sid)
-        out.append(data)
-    return out
+    sessions: list[dict[str, Any]] = _data_block(html, "session-data")
+    return sessions
+
+
+def embedded_files(html: str) -> dict[str, str]:
+    files: dict[str, str] = _data_block(html, "attachment-data")
+    return files
 
 
 def embedded_capture(html: str) -> dict[str, Any]:
-    m = _CAPTURE_DATA.search(html)
-    assert m is not None
-    return json.loads(m.group(1))  # type: ignore[no-any-return]
+    capture: dict[str, Any] = _data_block(html, "capture-data")
+    return capture
 
 
 def index_ids(html: str) -> list[int]:
@@ -119,7 +119,7 @@ ALLOWED_TAGS = {
     "script",
     "br",
 }
-DATA_SCRIPT_TYPES = {"application/json", "application/octet-stream"}
+DATA_SCRIPT_TYPES = {"application/json"}
 
 
 class SafetyChecker(HTMLParser):

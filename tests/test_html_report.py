@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import gc
 import gzip
@@ -18,6 +19,7 @@ import pytest
 from mt_html_check import (
     check_safe,
     embedded_capture,
+    embedded_files,
     embedded_sessions,
     html_report,
     index_ids,
@@ -354,16 +356,15 @@ def test_attachments_embedded_only_when_asked(tmp_path: Path) -> None:
     data = b"%PDF-1.4\n" + bytes(range(256)) * 8
     pcap = cap.write_pcap(tmp_path / "a.pcap", cap.simple_smtp(data, name="../../etc/<b>q</b>.pdf"))
     plain = html_report(tmp_path / "p.html", str(pcap))
-    assert '<script type="application/octet-stream"' not in plain and "<button" in plain
+    assert embedded_files(plain) == {} and 'class="dl"' not in plain
     html = html_report(tmp_path / "e.html", str(pcap), "--embed-attachments")
     check_safe(html)
-    blobs = re.findall(r'<script type="application/octet-stream" id="([^"]+)">([^<]*)</script>', html)
-    assert len(blobs) == 1
-    import base64
-
-    assert base64.b64decode(blobs[0][1]) == data
+    files = embedded_files(html)
+    assert len(files) == 1
+    ((key, b64),) = files.items()
+    assert base64.b64decode(b64) == data
     assert hashlib.sha256(data).hexdigest() in html
-    name = re.search(rf'data-src="{blobs[0][0]}" data-name="([^"]*)"', html)
+    name = re.search(rf'data-src="{key}" data-name="([^"]*)"', html)
     assert name is not None and name.group(1) == "etc_b_q_b_.pdf"
 
 
@@ -374,8 +375,9 @@ def test_attachment_size_cap(tmp_path: Path) -> None:
     )
     pcap = cap.write_pcap(tmp_path / "a.pcap", frames)
     html = html_report(tmp_path / "e.html", str(pcap), "--embed-attachments")
-    blobs = re.findall(r'<script type="application/octet-stream" id="[^"]+">([^<]*)</script>', html)
-    assert len(blobs) == 1
+    files = embedded_files(html)
+    assert len(files) == 1
+    assert base64.b64decode(next(iter(files.values()))) == b"small one"
     assert len(html) < 1_000_000  # the 2.7 MB of base64 are not in the page
 
 

@@ -337,7 +337,16 @@ class HtmlReport:
         else:
             self._stream = target
         # Sections wait here until end() knows the overview and index that come before them.
-        self._spool: IO[str] = tempfile.TemporaryFile("w+", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
+        self._spool = _spool()
+        # The sessions' JSON and the embedded files go into one data block each at the end of the
+        # page: a <script> element per section makes the browser's parser yield at every one, and
+        # loading a page of a few hundred sessions then takes several times as long.
+        self._data = _spool()
+        self._data_count = 0
+        self._files = _spool()
+        self._files_count = 0
+        self._section_data: str | None = None
+        self._section_files: list[tuple[str, str]] = []
         self.written = 0
 
     # ------------------------------------------------------------------ consumer protocol
@@ -369,9 +378,20 @@ class HtmlReport:
         has_section = False
         if ov.sections < self.limits.max_sections and self._spooled < self.limits.max_bytes:
             html = self._section(s, data, auth, embedded)
-            size = len(html.encode("utf-8", "backslashreplace"))
+            blob = self._section_data or ""
+            size = len(html.encode("utf-8", "backslashreplace")) + len(
+                blob.encode("utf-8", "backslashreplace")
+            )
+            size += sum(len(b64) for _, b64 in self._section_files)
             if self._spooled + size <= self.limits.max_bytes:
                 self._spool.write(html)
+                if blob:
+                    self._data.write(("," if self._data_count else "") + "\n" + blob)
+                    self._data_count += 1
+                for key, b64 in self._section_files:
+                    self._files.write(("," if self._files_count else "") + f'\n"{key}":"{b64}"')
+                    self._files_count += 1
+                    ov.embedded_attachments += 1
                 self._spooled += size
                 ov.sections += 1
                 has_section = True
@@ -396,15 +416,32 @@ class HtmlReport:
         try:
             ctx = self._page_context(stats)
             top = self.env.get_template("top.html.j2").render(**ctx)
-            bottom = self.env.get_template("bottom.html.j2").render(**ctx)
-            out.write(top)
-            self.written = len(top)
-            self._spool.seek(0)
-            while chunk := self._spool.read(1 << 20):
-                out.write(chunk)
-                self.written += len(chunk)
-            out.write(bottom)
-            self.written += len(bottom)
+            bottom, data_marker, tail = (
+                self.env.get_template("bottom.html.j2").render(**ctx).partition(_DATA_MARKER)
+            )
+            assert data_marker, "bottom.html.j2 lost its data marker"
+            pieces: list[str | IO[str]] = [
+                top,
+                self._spool,
+                bottom,
+                '<script type="application/json" id="session-data">[',
+                self._data,
+                "\n]</script>\n",
+                '<script type="application/json" id="attachment-data">{',
+                self._files,
+                "\n}</script>\n",
+                tail,
+            ]
+            self.written = 0
+            for piece in pieces:
+                if isinstance(piece, str):
+                    out.write(piece)
+                    self.written += len(piece)
+                    continue
+                piece.seek(0)
+                while chunk := piece.read(1 << 20):
+                    out.write(chunk)
+                    self.written += len(chunk)
             out.flush()
             if self._tmp_path is not None and self.path is not None:
                 out.close()
@@ -421,7 +458,8 @@ class HtmlReport:
 
     def discard(self) -> None:
         """Drop the spooled sections (after end(), an error or an interrupted run)."""
-        self._spool.close()
+        for spool in (self._spool, self._data, self._files):
+            spool.close()
 
     # ------------------------------------------------------------------ index and overview
     def _index_row(self, s: Session, data: dict[str, Any]) -> dict[str, Any]:
@@ -579,6 +617,8 @@ class HtmlReport:
         arrows, arrows_dropped = self._arrows(s, steps)
         blob = script_json(data)
         json_ok = len(blob) <= lim.max_session_json
+        self._section_data = blob if json_ok else None
+        self._section_files = []
         ctx = {
             "s": s,
             "d": data,
@@ -618,7 +658,7 @@ class HtmlReport:
             "tls": self._tls(data.get("tls_info")),
             "facts": self._facts(data),
             "header": self._header(s, data),
-            "json": Markup(blob) if json_ok else None,  # noqa: S704 - script_json escapes < > &
+            "json_ok": json_ok,
             "json_size": len(blob),
         }
         return self._section_tpl.render(**ctx)
@@ -966,9 +1006,10 @@ class HtmlReport:
                         "embed": f,
                     }
                 )
-            for item in attachments:
+            for n, item in enumerate(attachments):
                 if item["embed"] is not None:
-                    self.overview.embedded_attachments += 1
+                    item["key"] = f"att-{s.id}-{record.index}-{n}"
+                    self._section_files.append((item["key"], item["embed"].b64))
             carrier = m.get("carrier") or {}
             out.append(
                 {
@@ -1114,6 +1155,13 @@ class HtmlReport:
                 items = [("value", text(_compact(value), self.limits.max_text))]
             out.append((text(key, 60), items))
         return out
+
+
+_DATA_MARKER = "<!--mailtrace:data-->"
+
+
+def _spool() -> IO[str]:
+    return tempfile.TemporaryFile("w+", encoding="utf-8", errors="backslashreplace")
 
 
 def _compact(value: Any) -> str:

@@ -106,9 +106,7 @@
   var dj = document.getElementById("download-json");
   if (dj) {
     dj.addEventListener("click", function () {
-      var sessions = Array.prototype.map.call(document.querySelectorAll("script.session-data"), function (s) {
-        return JSON.parse(s.textContent);
-      });
+      var sessions = JSON.parse(document.getElementById("session-data").textContent);
       var have = {};
       sessions.forEach(function (s) { have[s.id] = true; });
       var omitted = rows.map(function (tr) { return parseInt(tr.getAttribute("data-sid"), 10); })
@@ -122,12 +120,14 @@
   }
 
   // Embedded attachments: saved as opaque bytes (never shown or opened by the page).
+  var files = null;
   document.addEventListener("click", function (ev) {
     var b = ev.target.closest ? ev.target.closest("button.dl") : null;
     if (!b) { return; }
-    var src = document.getElementById(b.getAttribute("data-src"));
-    if (!src) { return; }
-    var bin = atob(src.textContent.replace(/\s+/g, ""));
+    if (files === null) { files = JSON.parse(document.getElementById("attachment-data").textContent); }
+    var key = b.getAttribute("data-src");
+    if (!Object.prototype.hasOwnProperty.call(files, key)) { return; }
+    var bin = atob(files[key]);
     var bytes = new Uint8Array(bin.length);
     for (var i = 0; i < bin.length; i++) { bytes[i] = bin.charCodeAt(i); }
     save(new Blob([bytes], { type: "application/octet-stream" }), b.getAttribute("data-name"));
