@@ -186,7 +186,7 @@ def test_hostile_capture_runs_nothing(browser: Any, tmp_path: Path) -> None:
     # the injected scripts and handlers would have set this (values 1..12 in mt_html_capture)
     assert page.evaluate("typeof window.__pwned") == "undefined"
     # and the hostile text is on the page, as text
-    body = page.inner_text("body")
+    body = page.text_content("body") or ""
     assert "<script>window.__pwned=1</script>" in body
     assert "<img src=x onerror=window.__pwned=11>" in body
     assert (

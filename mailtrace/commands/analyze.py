@@ -60,7 +60,7 @@ class JsonlConsumer:
               help="text: annotated session tables; json: one report document; jsonl: one session per line.")
 @click.option("--html", "html_path", metavar="FILE", help="Also write a self-contained HTML report to FILE.")
 @click.option("--embed-attachments", is_flag=True,
-              help="With --html: embed attachments of up to 2 MiB each (16 MiB in all) as downloads.")
+              help="With --html: embed attachments of up to 2 MiB each (8 MiB in all) as downloads.")
 @capture_options
 def analyze(  # noqa: PLR0917 - click passes every option as an argument
         captures: tuple[str, ...], fmt: str, html_path: str | None, embed_attachments: bool,

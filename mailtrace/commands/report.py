@@ -67,9 +67,17 @@ def open_report(
     help="Sessions with a detail section; later ones are listed in the index only.",
 )
 @click.option(
+    "--max-size",
+    type=click.IntRange(1, 1024),
+    default=_DEFAULTS.max_bytes // (1024 * 1024),
+    show_default=True,
+    metavar="MIB",
+    help="MiB of session sections (with their data) in the page; later sessions are in the index only.",
+)
+@click.option(
     "--embed-attachments",
     is_flag=True,
-    help="Embed attachments of up to 2 MiB each (16 MiB in all) as downloads behind a button. "
+    help="Embed attachments of up to 2 MiB each (8 MiB in all) as downloads behind a button. "
     "Off by default: captures carry malware and personal data.",
 )
 @capture_options
@@ -79,6 +87,7 @@ def report(  # noqa: PLR0917 - click passes every option as an argument
     title: str | None,
     max_rows: int,
     max_sections: int,
+    max_size: int,
     embed_attachments: bool,
     ports: tuple[str, ...],
     show_secrets: bool,
@@ -89,7 +98,9 @@ def report(  # noqa: PLR0917 - click passes every option as an argument
     sequence diagrams, logins, messages and anomalies. It loads nothing from the network."""
     config = build_config(ports, show_secrets, no_sniff)
     keylog = load_keylog(keylog_path)
-    limits = dataclasses.replace(HtmlLimits(), max_rows=max_rows, max_sections=max_sections)
+    limits = dataclasses.replace(
+        HtmlLimits(), max_rows=max_rows, max_sections=max_sections, max_bytes=max_size * 1024 * 1024
+    )
     html, collector = open_report(
         output, show_secrets=show_secrets, embed_attachments=embed_attachments, title=title, limits=limits
     )

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 class EmbedLimits:
     max_each: int = 2 * 1024 * 1024
     """Largest attachment (decoded) that is embedded."""
-    max_total: int = 16 * 1024 * 1024
+    max_total: int = 8 * 1024 * 1024
     """All embedded attachments of a report together (decoded; base64 in the page adds a third)."""
     max_message: int = 32 * 1024 * 1024
     """Largest message whose attachments are looked at (bytes as carried)."""

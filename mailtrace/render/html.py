@@ -80,12 +80,13 @@ class HtmlLimits:
     """Entries of one list in a section (transactions, auth attempts, anomalies, messages, headers)."""
     max_sections: int = 2_000
     """Sessions that get a full section; later ones appear in the index only."""
-    max_index_rows: int = 20_000
+    max_index_rows: int = 10_000
     """Sessions listed in the index; the overview still counts all of them."""
     max_session_json: int = 512 * 1024
     """Embedded JSON of one session; a bigger one is left out (``--format json`` has it)."""
-    max_bytes: int = 32 * 1024 * 1024
-    """Sections with their embedded data and attachments (UTF-8 bytes); past it, index rows only."""
+    max_bytes: int = 16 * 1024 * 1024
+    """Sections with their embedded JSON (UTF-8 bytes); past it, index rows only. Embedded
+    attachments have their own limit (:class:`mailtrace.render.attachments.EmbedLimits`)."""
     max_timeline: int = 1_000_000
     """Session start times kept for the overview chart."""
 
@@ -382,7 +383,6 @@ class HtmlReport:
             size = len(html.encode("utf-8", "backslashreplace")) + len(
                 blob.encode("utf-8", "backslashreplace")
             )
-            size += sum(len(b64) for _, b64 in self._section_files)
             if self._spooled + size <= self.limits.max_bytes:
                 self._spool.write(html)
                 if blob:
