@@ -174,10 +174,11 @@ def test_sample_report_in_browser(browser: Any, name: str, tmp_path: Path) -> No
     loaded.assert_clean(out.as_uri())
 
 
-def test_hostile_capture_runs_nothing(browser: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("show_secrets", [False, True])
+def test_hostile_capture_runs_nothing(browser: Any, tmp_path: Path, show_secrets: bool) -> None:
     pcap = cap.write_pcap(tmp_path / "hostile.pcap", cap.hostile_smtp(), cap.hostile_imap())
     out = tmp_path / "hostile.html"
-    html_report(out, str(pcap), "--embed-attachments")
+    html_report(out, str(pcap), "--embed-attachments", *(["--show-secrets"] if show_secrets else []))
     loaded = load(browser, out, downloads=True)
     page = loaded.page
     page.click("#expand-all")
@@ -189,6 +190,7 @@ def test_hostile_capture_runs_nothing(browser: Any, tmp_path: Path) -> None:
     body = page.text_content("body") or ""
     assert "<script>window.__pwned=1</script>" in body
     assert "<img src=x onerror=window.__pwned=11>" in body
+    assert (cap.SECRET in body) is show_secrets  # the AUTH PLAIN password, a script itself
     assert (
         page.evaluate("document.querySelectorAll('img, iframe, object, embed, link, base, form').length") == 0
     )
@@ -221,23 +223,28 @@ def test_hostile_capture_runs_nothing(browser: Any, tmp_path: Path) -> None:
     saved = tmp_path / "saved.bin"
     download.save_as(saved)
     assert saved.read_bytes() == cap.ATTACHMENT_BYTES
-    shot(page, "hostile.png", "#s1")
+    shot(page, f"hostile{'-secrets' if show_secrets else ''}.png", "#s1")
     assert page.evaluate("typeof window.__pwned") == "undefined"
     loaded.console = [c for c in loaded.console if "img-src" not in c]  # the violation we provoked
     loaded.assert_clean(out.as_uri())
 
 
-def test_download_json_is_the_json_report(browser: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("sections", [None, 2])
+def test_download_json_is_the_json_report(browser: Any, tmp_path: Path, sections: int | None) -> None:
     pcap = samples_dir() / "mixed-all.pcap"
     expected = json_report(str(pcap))
     out = tmp_path / "r.html"
-    html_report(out, str(pcap))
+    html_report(out, str(pcap), *(["--max-sections", str(sections)] if sections is not None else []))
     loaded = load(browser, out, downloads=True)
     with loaded.page.expect_download() as info:
         loaded.page.click("#download-json")
     saved = tmp_path / "r.json"
     info.value.save_as(saved)
     doc = json.loads(saved.read_text())
+    if sections is not None:  # sessions without a section are named, not silently missing
+        ids = [s["id"] for s in expected["sessions"]]
+        assert doc.pop("html_omitted_sessions") == ids[sections:]
+        expected["sessions"] = expected["sessions"][:sections]
     assert doc == expected
     loaded.assert_clean(out.as_uri())
 
