@@ -431,3 +431,10 @@ def test_times_are_wiresharks(name: str, tmp_path: Path) -> None:
     assert len(rows) > 20
     for frame, shown in rows:
         assert abs(float(shown) - tshark[int(frame)]) < 2e-6, frame
+
+
+def test_timeline_cap_is_said(tmp_path: Path) -> None:
+    pcap = samples_dir() / "mixed-all.pcap"
+    n = len(json_report(str(pcap))["sessions"])
+    html = render(pcap, tmp_path / "r.html", limits=HtmlLimits(max_timeline=2))
+    assert f"the first 2 sessions; {n - 2} later ones are counted above but not drawn." in html

@@ -3,12 +3,12 @@
 :class:`HtmlReport` is a session consumer (see ``mailtrace.commands.analyze``). Each session is
 turned into its HTML section the moment it arrives and spooled to a temporary file, so only the
 small index row and the overview counters stay in memory; ``end()`` writes the page: head,
-overview, index, the spooled sections, script.
+overview, index, the spooled sections, the data blocks, the script.
 
 What a section shows comes from the same places as the other outputs: the JSON report's
-``session_json`` (embedded verbatim in the page, one ``<script type="application/json">`` per
-session), the shared captions of :func:`mailtrace.render.captions.steps` and the session's rows.
-Nothing is re-parsed.
+``session_json`` (embedded verbatim, all sessions in one ``<script type="application/json">``
+block at the end of the page), the shared captions of :func:`mailtrace.render.captions.steps`
+and the session's rows. Nothing is re-parsed.
 
 Safety: every value from a capture is hostile. Templates autoescape; text is additionally passed
 through :func:`~mailtrace.render.svg.clean_text` (control and bidi characters made visible, non-UTF-8
@@ -87,8 +87,8 @@ class HtmlLimits:
     max_bytes: int = 16 * 1024 * 1024
     """Sections with their embedded JSON (UTF-8 bytes); past it, index rows only. Embedded
     attachments have their own limit (:class:`mailtrace.render.attachments.EmbedLimits`)."""
-    max_timeline: int = 1_000_000
-    """Session start times kept for the overview chart."""
+    max_timeline: int = 200_000
+    """Session start times kept for the overview chart (about 100 bytes each)."""
 
 
 PROTOCOLS = ("smtp", "pop3", "imap")
@@ -295,6 +295,7 @@ class _Overview:
     stubs: int = 0
     index_dropped: int = 0
     embedded_attachments: int = 0
+    timeline_dropped: int = 0
 
 
 class HtmlReport:
@@ -360,6 +361,8 @@ class HtmlReport:
             ov.tls_per_protocol[s.protocol] += 1
         if len(ov.starts) < self.limits.max_timeline:
             ov.starts.append((s.start, s.protocol))
+        else:
+            ov.timeline_dropped += 1
         for r in s.replies:
             ov.replies[reply_class(s.protocol, r.status)] += 1
         ov.messages += len(s.messages)
