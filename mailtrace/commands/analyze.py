@@ -7,7 +7,6 @@ finishes, and then ``end()`` with the capture totals — so nothing needs the wh
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 import time
 from collections.abc import Iterator
@@ -16,7 +15,8 @@ from typing import Any, Protocol
 import click
 
 from mailtrace.capture.reader import CaptureFile
-from mailtrace.commands.common import build_config, capture_options, fail, load_keylog, open_all
+from mailtrace.commands.common import build_config, capture_options, load_keylog, open_all
+from mailtrace.commands.html_option import html_consumer, html_options
 from mailtrace.pipeline import Analyzer, CaptureStats
 from mailtrace.render.json import JsonReportWriter, jsonl_writer
 from mailtrace.session import Session
@@ -58,9 +58,7 @@ class JsonlConsumer:
 @click.argument("captures", nargs=-1, required=True, metavar="CAPTURE...")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "jsonl"]), default="text", show_default=True,
               help="text: annotated session tables; json: one report document; jsonl: one session per line.")
-@click.option("--html", "html_path", metavar="FILE", help="Also write a self-contained HTML report to FILE.")
-@click.option("--embed-attachments", is_flag=True,
-              help="With --html: embed attachments of up to 2 MiB each (8 MiB in all) as downloads.")
+@html_options
 @capture_options
 def analyze(  # noqa: PLR0917 - click passes every option as an argument
         captures: tuple[str, ...], fmt: str, html_path: str | None, embed_attachments: bool,
@@ -68,16 +66,8 @@ def analyze(  # noqa: PLR0917 - click passes every option as an argument
     """Analyse capture files (pcap, pcapng, also .gz/.bz2/.xz; - for stdin)."""
     config = build_config(ports, show_secrets, no_sniff)
     keylog = load_keylog(keylog_path)
-    html = None
-    if html_path is not None:
-        from mailtrace.commands.report import open_report
-
-        html, collector = open_report(html_path, show_secrets=show_secrets,
-                                      embed_attachments=embed_attachments)
-        if collector is not None:
-            config = dataclasses.replace(config, message_sink=collector)
-    elif embed_attachments:
-        fail("--embed-attachments needs --html FILE")
+    html, config = html_consumer(html_path, embed_attachments=embed_attachments, show_secrets=show_secrets,
+                                 config=config)
     files = open_all(captures)
     analyzer = Analyzer(config, keylog=keylog)
     started = time.monotonic()
@@ -94,16 +84,12 @@ def analyze(  # noqa: PLR0917 - click passes every option as an argument
     if html is not None:
         html.stats = analyzer.stats
         consumers.append(html)
-    try:
-        for session in sessions(analyzer, files):
-            for consumer in consumers:
-                consumer.session(session)
-        elapsed = time.monotonic() - started
+    for session in sessions(analyzer, files):
         for consumer in consumers:
-            consumer.end(analyzer.stats, elapsed)
-    finally:
-        if html is not None:
-            html.discard()
+            consumer.session(session)
+    elapsed = time.monotonic() - started
+    for consumer in consumers:
+        consumer.end(analyzer.stats, elapsed)
     for f in analyzer.stats.files:
         for problem in f.problems:
             click.echo(f"mailtrace: {f.name}: {problem}", err=True)

@@ -8,37 +8,12 @@ import time
 import click
 
 from mailtrace.commands.analyze import sessions
-from mailtrace.commands.common import build_config, capture_options, fail, load_keylog, open_all
+from mailtrace.commands.common import build_config, capture_options, load_keylog, open_all
+from mailtrace.commands.html_option import open_report
 from mailtrace.pipeline import Analyzer
-from mailtrace.render.attachments import AttachmentCollector
-from mailtrace.render.html import HtmlLimits, HtmlReport, fmt_bytes
+from mailtrace.render.html import HtmlLimits, fmt_bytes
 
 _DEFAULTS = HtmlLimits()
-
-
-def open_report(
-    path: str,
-    *,
-    show_secrets: bool,
-    embed_attachments: bool,
-    title: str | None = None,
-    limits: HtmlLimits | None = None,
-) -> tuple[HtmlReport, AttachmentCollector | None]:
-    """The HTML consumer and, with --embed-attachments, the message sink that feeds it files."""
-    collector = None
-    if embed_attachments:
-        collector = AttachmentCollector()
-    try:
-        report = HtmlReport(
-            click.get_text_stream("stdout") if path == "-" else path,
-            show_secrets=show_secrets,
-            title=title,
-            limits=limits,
-            attachments=collector,
-        )
-    except OSError as exc:
-        fail(f"cannot write {path}: {exc.strerror or exc}")
-    return report, collector
 
 
 @click.command()
