@@ -438,3 +438,9 @@ def test_timeline_cap_is_said(tmp_path: Path) -> None:
     n = len(json_report(str(pcap))["sessions"])
     html = render(pcap, tmp_path / "r.html", limits=HtmlLimits(max_timeline=2))
     assert f"the first 2 sessions; {n - 2} later ones are counted above but not drawn." in html
+
+
+def test_analyze_html_not_to_stdout() -> None:
+    result = run("analyze", str(samples_dir() / "smtp-errors.pcap"), "--html", "-")
+    assert result.exit_code == 2
+    assert "mailtrace report -o -" in result.stderr

@@ -42,6 +42,8 @@ def html_consumer(path: str | None, *, embed_attachments: bool, show_secrets: bo
         if embed_attachments:
             fail("--embed-attachments needs --html FILE")
         return None, config
+    if path == "-":
+        fail("--html -: standard output carries the analysis; use mailtrace report -o - for the page alone")
     report, collector = open_report(path, show_secrets=show_secrets, embed_attachments=embed_attachments)
     if collector is not None:
         config = dataclasses.replace(config, message_sink=collector)
