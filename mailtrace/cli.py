@@ -14,6 +14,7 @@ from mailtrace.commands.analyze import analyze
 from mailtrace.commands.extract import extract
 from mailtrace.commands.interfaces import interfaces
 from mailtrace.commands.live import live
+from mailtrace.commands.report import report
 from mailtrace.commands.stats import stats
 
 
@@ -28,6 +29,7 @@ main.add_command(live)
 main.add_command(interfaces)
 main.add_command(stats)
 main.add_command(extract)
+main.add_command(report)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from mailtrace.mime import MimeLimits
 from mailtrace.protocols.base import DissectorLimits
-from mailtrace.session import SessionLimits
+from mailtrace.session import MessageSinkFactory, SessionLimits
 from mailtrace.tcp.flows import FlowLimits
 
 
@@ -41,6 +41,8 @@ class Config:
     """Bytes per direction looked at before an unknown-port connection is judged not to be mail."""
     max_reorder_sessions: int = 10_000
     """Finished sessions held back so the report lists sessions in the order they started."""
+    message_sink: MessageSinkFactory | None = None
+    """Receives every message's bytes as they stream (e.g. the HTML report's --embed-attachments)."""
 
 
 def parse_port_rule(text: str) -> tuple[int, PortRule]:

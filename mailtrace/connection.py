@@ -30,7 +30,7 @@ from mailtrace.model import (
 from mailtrace.protocols import DissectorClass
 from mailtrace.protocols.base import Dissector
 from mailtrace.protocols.smtp import looks_like_tls_record
-from mailtrace.session import MessageSinkFactory, Session, SessionBuilder
+from mailtrace.session import MessageSinkFactory, Session, SessionBuilder, tee
 from mailtrace.tcp.reassembly import ReassemblyNote
 from mailtrace.tls import (
     HandshakeComplete,
@@ -66,7 +66,8 @@ class MailConnection:
         self.on_done = on_done
         self.builder = SessionBuilder(protocol=protocol.name if protocol else "?", client=conn.client,
                                       server=conn.server, stream=conn.stream, file=file, tunnel=conn.tunnel,
-                                      limits=config.session, mime_limits=config.mime, sink_factory=sink_factory)
+                                      limits=config.session, mime_limits=config.mime,
+                                      sink_factory=tee(sink_factory, config.message_sink))
         self.sniffer = Sniffer(config.max_sniff_bytes, tls_port_protocols) if protocol is None else None
         self.dissector: Dissector | None = protocol(config.dissector) if protocol else None
         self.tls_state: str | None = None

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from mailtrace.capture.decode import TCP_FIN, TCP_RST, TCP_SYN
-from mailtrace.mime import MessageSummarizer, MessageSummary, MimeLimits
+from mailtrace.mime import MessageSummarizer, MessageSummary, MimeLimits, PartWriter
 from mailtrace.model import (
     Anomaly,
     AuthAttempt,
@@ -114,6 +114,58 @@ class MessageSink(Protocol):
 
 
 MessageSinkFactory = Callable[["SessionBuilder", str], MessageSink | None]
+
+
+class _TeeSink:
+    """Two sinks fed the same message (e.g. ``--html --embed-attachments`` next to an extractor)."""
+
+    def __init__(self, a: MessageSink, b: MessageSink) -> None:
+        self.sinks = (a, b)
+        hooks = [h for h in (getattr(a, "on_part", None), getattr(b, "on_part", None)) if h is not None]
+        if hooks:
+            self.on_part = lambda start: _tee_parts([h(start) for h in hooks])
+
+    def write(self, data: bytes) -> None:
+        for sink in self.sinks:
+            sink.write(data)
+
+    def close(self, record: MessageRecord) -> None:
+        for sink in self.sinks:
+            sink.close(record)
+
+
+class _TeePart:
+    def __init__(self, writers: list[PartWriter]) -> None:
+        self.writers = writers
+
+    def write(self, data: bytes, /) -> object:
+        for w in self.writers:
+            w.write(data)
+        return None
+
+    def close(self) -> object:
+        for w in self.writers:
+            w.close()
+        return None
+
+
+def _tee_parts(writers: list[PartWriter | None]) -> PartWriter | None:
+    kept = [w for w in writers if w is not None]
+    return kept[0] if len(kept) == 1 else (_TeePart(kept) if kept else None)
+
+
+def tee(a: MessageSinkFactory | None, b: MessageSinkFactory | None) -> MessageSinkFactory | None:
+    """One sink factory that feeds both (either may be None)."""
+    if a is None or b is None:
+        return a or b
+
+    def both(builder: SessionBuilder, origin: str) -> MessageSink | None:
+        x, y = a(builder, origin), b(builder, origin)
+        if x is None or y is None:
+            return x or y
+        return _TeeSink(x, y)
+
+    return both
 
 
 @dataclass

@@ -24,6 +24,7 @@ import click
 
 from mailtrace.capture.reader import CaptureFile
 from mailtrace.commands.common import build_config, capture_options, fail, load_keylog, open_all
+from mailtrace.commands.html_option import html_consumer, html_options
 from mailtrace.filters import PROTOCOLS, STATUSES, SessionFilter, parse_host, parse_ids, parse_time
 from mailtrace.findings import FindingsCollector, FindingsConfig, Severity
 from mailtrace.findings.model import DEFAULT_FAILED_LOGIN_THRESHOLD
@@ -225,13 +226,15 @@ def build_filter(*, ids: tuple[str, ...], protocols: tuple[str, ...], hosts: tup
 @click.option("--headers", "with_headers", is_flag=True,
               help="Text mode: after each session, every message in detail: all header fields with their "
                    "meaning, the Received chain, the MIME tree with attachment hashes, envelope vs header.")
+@html_options
 @capture_options
 def analyze(*, captures: tuple[str, ...], fmt: str, as_list: bool, follow: bool, ids: tuple[str, ...],
             protocols: tuple[str, ...], hosts: tuple[str, ...], users: tuple[str, ...], since: str | None,
             until: str | None, statuses: tuple[str, ...], no_acks: bool, no_explain: bool, color: bool | None,
             width: int | None, findings_only: bool, fail_on: str | None, local_domains: str | None,
             failed_login_threshold: int, with_stats: bool, with_headers: bool, ports: tuple[str, ...],
-            show_secrets: bool, no_sniff: bool, keylog_path: str | None) -> None:
+            show_secrets: bool, no_sniff: bool, keylog_path: str | None, html_path: str | None,
+            embed_attachments: bool) -> None:
     """Analyse capture files (pcap, pcapng, also .gz/.bz2/.xz; - for stdin).
 
     --port takes PORT=PROTOCOL (what a port speaks) or a bare PORT (only sessions on that port).
@@ -255,6 +258,8 @@ def analyze(*, captures: tuple[str, ...], fmt: str, as_list: bool, follow: bool,
                                                 local_domains=parse_domains(local_domains),
                                                 failed_login_threshold=failed_login_threshold))
     keylog = load_keylog(keylog_path)
+    html, config = html_consumer(html_path, embed_attachments=embed_attachments, show_secrets=show_secrets,
+                                 config=config)
     files = open_all(captures)
     analyzer = Analyzer(config, keylog=keylog)
     started = time.monotonic()
@@ -297,6 +302,9 @@ def analyze(*, captures: tuple[str, ...], fmt: str, as_list: bool, follow: bool,
         consumers.append(FindingsRenderer(console, findings))
         if with_stats:
             consumers.append(StatsRenderer(console, StatsCollector(), findings=findings))
+    if html is not None:
+        html.stats = analyzer.stats
+        consumers.append(html)
     with progress:
         for session in sessions(analyzer, files, progress):
             if not session_filter(session):

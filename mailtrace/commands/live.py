@@ -321,8 +321,11 @@ class OutputError(Exception):
 
 # ---------------------------------------------------------------------------------------------- the command
 def html_consumer(path: str, show_secrets: bool) -> SessionConsumer:
-    """The ``--html`` report: the same consumer ``analyze --html`` uses (one line once it exists)."""
-    fail(f"--html {path}: the HTML report is not part of this build yet")
+    """The ``--html`` report: the same consumer ``analyze --html`` uses."""
+    from mailtrace.commands.html_option import open_report
+
+    report, _ = open_report(path, show_secrets=show_secrets, embed_attachments=False, title="mailtrace live")
+    return report
 
 
 def _consumers(out: IO[str], fmt: str, show_secrets: bool) -> list[SessionConsumer]:

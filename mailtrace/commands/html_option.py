@@ -1,0 +1,50 @@
+"""``--html FILE`` and ``--embed-attachments``: the HTML report as one more consumer of a command."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import click
+
+from mailtrace.commands.common import fail
+from mailtrace.config import Config
+from mailtrace.render.attachments import AttachmentCollector
+from mailtrace.render.html import HtmlLimits, HtmlReport
+
+
+def html_options(f: click.decorators.FC) -> click.decorators.FC:
+    f = click.option("--embed-attachments", is_flag=True,
+                     help="With --html: embed attachments up to 2 MiB each (8 MiB in all) as downloads.")(f)
+    return click.option("--html", "html_path", metavar="FILE",
+                        help="Also write a self-contained HTML report to FILE (see mailtrace report).")(f)
+
+
+def open_report(path: str, *, show_secrets: bool, embed_attachments: bool, title: str | None = None,
+                limits: HtmlLimits | None = None) -> tuple[HtmlReport, AttachmentCollector | None]:
+    """The HTML consumer and, with --embed-attachments, the message sink that feeds it files."""
+    collector = AttachmentCollector() if embed_attachments else None
+    try:
+        target = click.get_text_stream("stdout") if path == "-" else path
+        report = HtmlReport(target, show_secrets=show_secrets, title=title, limits=limits,
+                            attachments=collector)
+    except OSError as exc:
+        fail(f"cannot write {path}: {exc.strerror or exc}")
+    return report, collector
+
+
+def html_consumer(path: str | None, *, embed_attachments: bool, show_secrets: bool,
+                  config: Config) -> tuple[HtmlReport | None, Config]:
+    """For ``--html``: the report consumer (None without the option) and the config it needs.
+
+    Set ``report.stats = analyzer.stats`` once the Analyzer exists (Time 0 of the tables).
+    """
+    if path is None:
+        if embed_attachments:
+            fail("--embed-attachments needs --html FILE")
+        return None, config
+    if path == "-":
+        fail("--html -: standard output carries the analysis; use mailtrace report -o - for the page alone")
+    report, collector = open_report(path, show_secrets=show_secrets, embed_attachments=embed_attachments)
+    if collector is not None:
+        config = dataclasses.replace(config, message_sink=collector)
+    return report, config

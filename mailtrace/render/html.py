@@ -1,0 +1,1199 @@
+"""The HTML report: one self-contained, offline, safe file per run.
+
+:class:`HtmlReport` is a session consumer (see ``mailtrace.commands.analyze``). Each session is
+turned into its HTML section the moment it arrives and spooled to a temporary file, so only the
+small index row and the overview counters stay in memory; ``end()`` writes the page: head,
+overview, index, the spooled sections, the data blocks, the script.
+
+What a section shows comes from the same places as the other outputs: the JSON report's
+``session_json`` (embedded verbatim, all sessions in one ``<script type="application/json">``
+block at the end of the page), the shared captions of :func:`mailtrace.render.captions.steps`
+and the session's rows. Nothing is re-parsed.
+
+Safety: every value from a capture is hostile. Templates autoescape; text is additionally passed
+through :func:`~mailtrace.render.svg.clean_text` (control and bidi characters made visible, non-UTF-8
+bytes shown as ``\\xNN``) and cut to :attr:`HtmlLimits.max_text`; data for the script is JSON with
+``<``, ``>``, ``&`` and the JS line separators escaped; no value from a capture ever becomes a URL,
+an attribute name, a tag or script. The page's Content-Security-Policy forbids every load and
+allows only the report's own nonce'd ``<style>`` and ``<script>``.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import os
+import re
+import secrets
+import tempfile
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup, escape
+
+from mailtrace import __version__
+from mailtrace.capture.decode import TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN
+from mailtrace.model import (
+    Anomaly,
+    AuthAttempt,
+    BodyData,
+    Command,
+    Direction,
+    Event,
+    GapEvent,
+    MessageEnd,
+    Note,
+    Opaque,
+    Phase,
+    Reply,
+    TlsStart,
+)
+from mailtrace.pipeline import CaptureStats
+from mailtrace.render import captions
+from mailtrace.render.json import FORMAT_NAME, FORMAT_VERSION, capture_json, session_json
+from mailtrace.render.svg import SURROGATE, Arrow, Bar, bar_chart, clean_text, ladder, timeline_chart
+from mailtrace.session import PacketRow, Session
+
+if TYPE_CHECKING:  # the collector imports EmbeddedFile from here
+    from mailtrace.render.attachments import AttachmentCollector
+
+
+@dataclass(frozen=True, slots=True)
+class HtmlLimits:
+    """What bounds the size of a report (documented in docs/html-report.md)."""
+
+    max_rows: int = 1_000
+    """Packet rows shown per session; a note says how many more there were."""
+    max_arrows: int = 250
+    """Arrows drawn in a session's ladder diagram."""
+    max_reply_lines: int = 12
+    """Lines of one multi-line reply shown in its packet row."""
+    max_text: int = 400
+    """Characters of one piece of text (a command line, a header value, a file name)."""
+    max_list: int = 200
+    """Entries of one list in a section (transactions, auth attempts, anomalies, messages, headers)."""
+    max_sections: int = 2_000
+    """Sessions that get a full section; later ones appear in the index only."""
+    max_index_rows: int = 10_000
+    """Sessions listed in the index; the overview still counts all of them."""
+    max_session_json: int = 512 * 1024
+    """Embedded JSON of one session; a bigger one is left out (``--format json`` has it)."""
+    max_bytes: int = 16 * 1024 * 1024
+    """Sections with their embedded JSON (UTF-8 bytes); past it, index rows only. Embedded
+    attachments have their own limit (:class:`mailtrace.render.attachments.EmbedLimits`)."""
+    max_timeline: int = 200_000
+    """Session start times kept for the overview chart (about 100 bytes each)."""
+
+
+PROTOCOLS = ("smtp", "pop3", "imap")
+_PROTOCOL_EVENTS = (Command, Reply, AuthAttempt, TlsStart, BodyData, MessageEnd, Note)
+_TONES = {"ok": "ok", "warn": "warn", "fail": "bad"}
+_PHASE_ORDER = [p.value for p in Phase]
+# Mechanisms whose exchange carries the password (or a bearer token) itself.
+_EXPOSING = {"PLAIN", "LOGIN", "USER", "XOAUTH2", "OAUTHBEARER", "XOAUTH"}
+_KNOWN_KEYS = {
+    "id",
+    "protocol",
+    "client",
+    "server",
+    "tunnel",
+    "start",
+    "end",
+    "duration",
+    "packets",
+    "stream",
+    "file",
+    "first_frame",
+    "last_frame",
+    "tls",
+    "decrypted",
+    "close",
+    "bytes",
+    "gaps",
+    "phases",
+    "commands",
+    "replies",
+    "helo",
+    "user",
+    "auth",
+    "transactions",
+    "messages",
+    "anomalies",
+    "tls_info",
+    "notes",
+    "rows_elided",
+    "events_dropped",
+}
+_MSG_KEYS = ("subject", "from", "to", "cc", "date", "message_id")
+
+
+def _env() -> Environment:
+    env = Environment(
+        loader=PackageLoader("mailtrace.render", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["bytes"] = fmt_bytes
+    env.filters["utc"] = fmt_utc
+    env.filters["secs"] = fmt_secs
+    env.filters["num"] = lambda n: f"{n:,}"
+    return env
+
+
+_ENV: Environment | None = None
+_ASSETS: dict[str, Markup] = {}
+
+
+def asset(name: str) -> Markup:
+    """The report's own stylesheet or script (package data), to be inlined under the nonce."""
+    if name not in _ASSETS:
+        source = resources.files("mailtrace.render").joinpath("templates", name).read_text("utf-8")
+        _ASSETS[name] = Markup(source)  # noqa: S704 - our own package data, not capture data
+    return _ASSETS[name]
+
+
+def environment() -> Environment:
+    global _ENV  # noqa: PLW0603 - one jinja environment per process, built on first use
+    if _ENV is None:
+        _ENV = _env()
+    return _ENV
+
+
+# --------------------------------------------------------------------------- formatting helpers
+
+
+def fmt_bytes(n: int | float | None) -> str:
+    if n is None:
+        return "—"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(value) < 1024 or unit == "GiB":
+            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"  # pragma: no cover - loop always returns
+
+
+def fmt_utc(ts: float | None) -> str:
+    if ts is None:
+        return "—"
+    try:
+        return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f UTC")
+    except (OverflowError, OSError, ValueError):
+        return f"{ts:.6f}"
+
+
+def fmt_secs(value: float | None) -> str:
+    if value is None:
+        return "—"
+    if value < 1:
+        return f"{value * 1000:.1f} ms"
+    if value < 120:
+        return f"{value:.3f} s"
+    minutes, secs = divmod(value, 60)
+    if minutes < 120:
+        return f"{int(minutes)} min {secs:.0f} s"
+    return f"{minutes / 60:.1f} h"
+
+
+def text(value: Any, limit: int) -> str:
+    """Any value from a capture → display text: cleaned, cut with a note of how much was left out."""
+    s = value if isinstance(value, str) else ("" if value is None else str(value))
+    if len(s) > limit:
+        s = s[:limit] + f"… [{len(s) - limit:,} more characters]"
+    return clean_text(s)
+
+
+# JS line separators, and bidi controls that would make the page's source mislead a reader.
+_JSON_INVISIBLE = {
+    cp: f"\\u{cp:04x}" for cp in (0x2028, 0x2029, *range(0x202A, 0x202F), *range(0x2066, 0x206A))
+}
+
+
+def script_json(value: Any) -> str:
+    """JSON safe inside ``<script type="application/json">``: no ``</script``, ``<!--``, ``]]>``."""
+    out = json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":"))
+    out = out.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    out = out.translate(_JSON_INVISIBLE)
+    # lone surrogates (non-UTF-8 bytes kept by surrogateescape) cannot be written as UTF-8
+    return out.encode("utf-8", "backslashreplace").decode("utf-8") if _has_surrogate(out) else out
+
+
+def _has_surrogate(s: str) -> bool:
+    return SURROGATE.search(s) is not None
+
+
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._+-]+")
+
+
+def safe_filename(name: str | None, fallback: str) -> str:
+    """A download name that cannot traverse, hide an extension or carry markup."""
+    base = _SAFE_NAME.sub("_", clean_text(name or "")).strip("._") or fallback
+    return base[:100]
+
+
+def tcp_flags(flags: int) -> str:
+    names = [
+        n
+        for bit, n in (
+            (TCP_SYN, "SYN"),
+            (TCP_FIN, "FIN"),
+            (TCP_RST, "RST"),
+            (TCP_PSH, "PSH"),
+            (TCP_ACK, "ACK"),
+        )
+        if flags & bit
+    ]
+    return "[" + ", ".join(names) + "]" if names else "[]"
+
+
+def reply_class(protocol: str, status: str) -> tuple[str, str]:
+    """(label, css class) of a reply for the reply-class chart."""
+    if protocol == "smtp" and status[:1].isdigit():
+        css = {"2": "ok", "3": "mid", "4": "warn", "5": "bad"}.get(status[0], "mid")
+        return f"SMTP {status[0]}xx", css
+    label = f"{protocol.upper()} {status}"
+    if status in ("+OK", "OK"):
+        return label, "ok"
+    if status in ("-ERR", "NO", "BAD"):
+        return label, "bad" if status != "NO" else "warn"
+    return label, "mid"
+
+
+def is_error(protocol: str, status: str) -> bool:
+    if protocol == "smtp":
+        return status[:1] in ("4", "5")
+    return status in ("-ERR", "NO", "BAD")
+
+
+# --------------------------------------------------------------------------- the report
+
+
+@dataclass
+class _Overview:
+    sessions: int = 0
+    per_protocol: Counter[str] = field(default_factory=Counter)
+    tls_per_protocol: Counter[str] = field(default_factory=Counter)
+    messages: int = 0
+    message_bytes: int = 0
+    attachments: int = 0
+    anomalies: int = 0
+    anomaly_kinds: Counter[str] = field(default_factory=Counter)
+    replies: Counter[tuple[str, str]] = field(default_factory=Counter)
+    credentials: list[dict[str, Any]] = field(default_factory=list)
+    credentials_total: int = 0
+    starts: list[tuple[float, str]] = field(default_factory=list)
+    sections: int = 0
+    stubs: int = 0
+    index_dropped: int = 0
+    embedded_attachments: int = 0
+    timeline_dropped: int = 0
+
+
+class HtmlReport:
+    """Collects sessions into one HTML page written at :meth:`end`."""
+
+    def __init__(
+        self,
+        target: str | os.PathLike[str] | IO[str],
+        *,
+        show_secrets: bool = False,
+        limits: HtmlLimits | None = None,
+        title: str | None = None,
+        attachments: AttachmentCollector | None = None,
+        nonce: str | None = None,
+        lang: str = "en",
+        stats: CaptureStats | None = None,
+    ) -> None:
+        self.limits = limits or HtmlLimits()
+        self.show_secrets = show_secrets
+        self.title = title
+        self.attachments = attachments
+        self.lang = lang
+        self.stats = stats
+        """The running analyzer's totals, read for Time 0 (may be set after construction)."""
+        self.nonce = nonce or secrets.token_urlsafe(18)
+        self.env = environment()
+        self._section_tpl = self.env.get_template("session.html.j2")
+        self.overview = _Overview()
+        self.index: list[dict[str, Any]] = []
+        self._spooled = 0
+        self._stream: IO[str] | None = None
+        self._tmp_path: Path | None = None
+        self.path: Path | None = None
+        if isinstance(target, (str, os.PathLike)):
+            self.path = Path(target)
+            if self.path.is_dir():
+                raise IsADirectoryError(21, "is a directory", str(self.path))
+            # Try now, so a place that cannot be written fails before the analysis rather than after it.
+            with tempfile.TemporaryFile(dir=self.path.parent):
+                pass
+        else:
+            self._stream = target
+        # Sections wait here until end() knows the overview and index that come before them.
+        self._spool = _spool()
+        # The sessions' JSON and the embedded files go into one data block each at the end of the
+        # page: a <script> element per section makes the browser's parser yield at every one, and
+        # loading a page of a few hundred sessions then takes several times as long.
+        self._data = _spool()
+        self._data_count = 0
+        self._files = _spool()
+        self._files_count = 0
+        self._section_data: str | None = None
+        self._section_files: list[tuple[str, str]] = []
+        self.written = 0
+
+    # ------------------------------------------------------------------ consumer protocol
+    def session(self, s: Session) -> None:
+        data = session_json(s, self.show_secrets)
+        ov = self.overview
+        ov.sessions += 1
+        ov.per_protocol[s.protocol] += 1
+        if s.tls != "none":
+            ov.tls_per_protocol[s.protocol] += 1
+        if len(ov.starts) < self.limits.max_timeline:
+            ov.starts.append((s.start, s.protocol))
+        else:
+            ov.timeline_dropped += 1
+        for r in s.replies:
+            ov.replies[reply_class(s.protocol, r.status)] += 1
+        ov.messages += len(s.messages)
+        ov.message_bytes += sum(int(m.get("bytes") or 0) for m in data["messages"])
+        ov.attachments += sum(len(m.get("attachments") or ()) for m in data["messages"])
+        ov.anomalies += len(s.anomalies)
+        ov.anomaly_kinds.update(a.kind for a in s.anomalies)
+        auth = self._auth_rows(s)
+        for a in auth:
+            if a["cleartext"]:
+                ov.credentials_total += 1
+                if len(ov.credentials) < self.limits.max_list:
+                    ov.credentials.append({**a, "sid": s.id, "protocol": s.protocol})
+
+        embedded = self.attachments.take(s.file, s.stream) if self.attachments is not None else {}
+        row = self._index_row(s, data)
+        has_section = False
+        if ov.sections < self.limits.max_sections and self._spooled < self.limits.max_bytes:
+            html = self._section(s, data, auth, embedded)
+            blob = self._section_data or ""
+            size = len(html.encode("utf-8", "backslashreplace")) + len(
+                blob.encode("utf-8", "backslashreplace")
+            )
+            if self._spooled + size <= self.limits.max_bytes:
+                self._spool.write(html)
+                if blob:
+                    self._data.write(("," if self._data_count else "") + "\n" + blob)
+                    self._data_count += 1
+                for key, b64 in self._section_files:
+                    self._files.write(("," if self._files_count else "") + f'\n"{key}":"{b64}"')
+                    self._files_count += 1
+                    ov.embedded_attachments += 1
+                self._spooled += size
+                ov.sections += 1
+                has_section = True
+        if not has_section:
+            ov.stubs += 1
+        row["section"] = has_section
+        if len(self.index) < self.limits.max_index_rows:
+            self.index.append(row)
+        else:
+            ov.index_dropped += 1
+
+    def end(self, stats: CaptureStats, elapsed: float = 0.0) -> None:
+        del elapsed  # the page is the same however fast the machine was
+        if self._stream is not None:
+            out = self._stream
+        else:
+            # Written next to the target and renamed over it when complete: never a half report.
+            assert self.path is not None
+            fd, tmp = tempfile.mkstemp(prefix=".mailtrace-", suffix=".html.tmp", dir=self.path.parent)
+            self._tmp_path = Path(tmp)
+            out = os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace")
+        try:
+            ctx = self._page_context(stats)
+            top = self.env.get_template("top.html.j2").render(**ctx)
+            bottom, data_marker, tail = (
+                self.env.get_template("bottom.html.j2").render(**ctx).partition(_DATA_MARKER)
+            )
+            assert data_marker, "bottom.html.j2 lost its data marker"
+            pieces: list[str | IO[str]] = [
+                top,
+                self._spool,
+                bottom,
+                '<script type="application/json" id="session-data">[',
+                self._data,
+                "\n]</script>\n",
+                '<script type="application/json" id="attachment-data">{',
+                self._files,
+                "\n}</script>\n",
+                tail,
+            ]
+            self.written = 0
+            for piece in pieces:
+                if isinstance(piece, str):
+                    out.write(piece)
+                    self.written += len(piece)
+                    continue
+                piece.seek(0)
+                while chunk := piece.read(1 << 20):
+                    out.write(chunk)
+                    self.written += len(chunk)
+            out.flush()
+            if self._tmp_path is not None and self.path is not None:
+                out.close()
+                self._tmp_path.chmod(0o644)
+                self._tmp_path.replace(self.path)
+                self._tmp_path = None
+                self.written = self.path.stat().st_size
+        finally:
+            if self._tmp_path is not None:
+                out.close()
+                self._tmp_path.unlink(missing_ok=True)
+                self._tmp_path = None
+            self.discard()
+
+    def discard(self) -> None:
+        """Drop the spooled sections (after end(), an error or an interrupted run)."""
+        for spool in (self._spool, self._data, self._files):
+            spool.close()
+
+    # ------------------------------------------------------------------ index and overview
+    def _index_row(self, s: Session, data: dict[str, Any]) -> dict[str, Any]:
+        lim = self.limits.max_text
+        errors = sum(1 for r in s.replies if is_error(s.protocol, r.status))
+        outcome: list[tuple[str, str]] = []
+        if s.auth:
+            ok = any(a.success for a in s.auth)
+            failed = any(a.success is False for a in s.auth)
+            outcome.append(
+                ("login ok", "ok") if ok else (("login failed", "bad") if failed else ("login ?", "mid"))
+            )
+        if s.messages:
+            outcome.append((f"{len(s.messages)} message{'s' if len(s.messages) != 1 else ''}", "ok"))
+        if errors:
+            outcome.append((f"{errors} error repl{'ies' if errors != 1 else 'y'}", "warn"))
+        if s.anomalies:
+            outcome.append((f"{len(s.anomalies)} anomal{'ies' if len(s.anomalies) != 1 else 'y'}", "bad"))
+        if s.close in ("rst", "reset"):
+            outcome.append(("reset", "warn"))
+        elif s.close not in ("fin", "closed"):
+            outcome.append((text(s.close, 40), "mid"))
+        return {
+            "id": s.id,
+            "protocol": s.protocol,
+            "client": text(str(s.client), lim),
+            "server": text(str(s.server), lim),
+            "start": s.start,
+            "duration": s.duration,
+            "user": text(s.user, 80) if s.user else "",
+            "tls": s.tls,
+            "decrypted": s.decrypted,
+            "outcome": outcome,
+            "messages": len(s.messages),
+            "anomalies": len(s.anomalies),
+            "packets": s.packets,
+            "stream": s.stream,
+            "file": text(Path(s.file).name if s.file else "", lim),
+            "tunnel": text(s.tunnel, 80) if s.tunnel else "",
+            "search": " ".join(
+                [
+                    s.protocol,
+                    str(s.client),
+                    str(s.server),
+                    s.user or "",
+                    s.tls,
+                    s.helo or "",
+                    *[str(m.get("subject") or "") for m in data["messages"][:20]],
+                    *[str(m.get("from") or "") for m in data["messages"][:20]],
+                ]
+            )[:500],
+        }
+
+    def _page_context(self, stats: CaptureStats) -> dict[str, Any]:
+        ov = self.overview
+        t0 = stats.start if stats.start is not None else (min((t for t, _ in ov.starts), default=None))
+        t1 = stats.end if stats.end is not None else (max((t for t, _ in ov.starts), default=None))
+        protocols = [p for p in PROTOCOLS if ov.per_protocol[p]] + sorted(
+            p for p in ov.per_protocol if p not in PROTOCOLS
+        )
+        timeline = (
+            timeline_chart(ov.starts, t0, t1, protocols=protocols)
+            if t0 is not None and t1 is not None and ov.starts
+            else Markup("")
+        )
+        classes = sorted(ov.replies.items(), key=lambda kv: (kv[0][0].split()[0], kv[0][0]))
+        replies_chart = bar_chart(
+            [Bar(label, n, css) for (label, css), n in classes], title="Replies by class"
+        )
+        for row in self.index:
+            row["rel"] = (row["start"] - t0) if t0 is not None else 0.0
+        files = [
+            {
+                "name": text(f.name, 300),
+                "format": f.filetype,
+                "packets": f.packets,
+                "bytes": f.bytes,
+                "start": f.start,
+                "end": f.end,
+                "truncated": f.truncated,
+                "problems": [text(p, 300) for p in f.problems[:20]],
+            }
+            for f in stats.files
+        ]
+        names = ", ".join(Path(f.name).name or "stdin" for f in stats.files[:3])
+        title = self.title or f"mailtrace report: {names}" + (" …" if len(stats.files) > 3 else "")
+        return {
+            "nonce": self.nonce,
+            "title": text(title, 200),
+            "css": asset("report.css"),
+            "js": asset("report.js"),
+            "version": __version__,
+            "format_name": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "capture_json": Markup(script_json(capture_json(stats))),  # noqa: S704 - script_json escapes < > &
+            "stats": stats,
+            "files": files,
+            "t0": t0,
+            "t1": t1,
+            "span": (t1 - t0) if t0 is not None and t1 is not None else None,
+            "ov": ov,
+            "protocols": protocols,
+            "timeline": timeline,
+            "replies_chart": replies_chart,
+            "reply_classes": [(label, css, n) for (label, css), n in classes],
+            "anomaly_kinds": ov.anomaly_kinds.most_common(12),
+            "index": self.index,
+            "limits": self.limits,
+            "show_secrets": self.show_secrets,
+            "embed": self.attachments is not None,
+            "embed_limits": self.attachments.limits if self.attachments is not None else None,
+        }
+
+    # ------------------------------------------------------------------ one session
+    def _auth_rows(self, s: Session) -> list[dict[str, Any]]:
+        decrypted = {r.frame: r.decrypted for r in s.rows}
+        out = []
+        for a in s.auth[: self.limits.max_list]:
+            frame_decrypted = decrypted.get(a.frame, s.decrypted if s.tls != "none" else False)
+            mech = (a.mechanism or "").upper()
+            exposing = mech in _EXPOSING or mech.startswith("USER")
+            if a.secret is None:
+                shown = "—"
+            elif self.show_secrets:
+                shown = text(a.secret, self.limits.max_text)
+            else:
+                shown = "hidden (--show-secrets shows it)"
+            out.append(
+                {
+                    "mechanism": text(a.mechanism, 60),
+                    "username": text(a.username, 200) if a.username else "—",
+                    "success": a.success,
+                    "frame": a.frame,
+                    "first_frame": a.first_frame,
+                    "domain": text(a.domain, 200) if a.domain else "",
+                    "cleartext": not frame_decrypted,
+                    "exposing": exposing,
+                    "secret": shown,
+                    "secret_seen": a.secret is not None,
+                    "extra": [(text(k, 60), text(v, 200)) for k, v in list(a.extra.items())[:10]],
+                }
+            )
+        return out
+
+    def _section(
+        self,
+        s: Session,
+        data: dict[str, Any],
+        auth: list[dict[str, Any]],
+        embedded: dict[int, list[EmbeddedFile]],
+    ) -> str:
+        lim = self.limits
+        self._t0 = self.time_zero(s)
+        shown, steps = self._steps(s)
+        arrows, arrows_dropped = self._arrows(s, steps)
+        blob = script_json(data)
+        json_ok = len(blob) <= lim.max_session_json
+        self._section_data = blob if json_ok else None
+        self._section_files = []
+        ctx = {
+            "s": s,
+            "d": data,
+            "sid": s.id,
+            "user": text(s.user, 200) if s.user else "",
+            "lim": lim,
+            "steps": steps,
+            "rows_shown": shown,
+            "rows_hidden": max(0, len(s.rows) - shown),
+            "rows_elided": s.rows_elided,
+            "packet_rows": self._packet_rows(s, steps),
+            "ladder": ladder(
+                arrows,
+                client=str(s.client),
+                server=str(s.server),
+                sid=s.id,
+                decrypted=frozenset(r.frame for r in s.rows if r.decrypted),
+            ),
+            "arrows_dropped": arrows_dropped,
+            "auth": auth,
+            "show_secrets": self.show_secrets,
+            "messages": self._messages(s, data, embedded),
+            "messages_hidden": max(0, len(data["messages"]) - lim.max_list),
+            "transactions": self._table(data.get("transactions") or []),
+            "anomalies": [
+                {
+                    "frame": a.frame,
+                    "direction": a.direction.value,
+                    "kind": text(a.kind, 80),
+                    "detail": text(a.detail, lim.max_text),
+                }
+                for a in s.anomalies[: lim.max_list]
+            ],
+            "anomalies_hidden": max(0, len(s.anomalies) - lim.max_list),
+            "gaps": data["gaps"][: lim.max_list],
+            "notes": [text(n, lim.max_text) for n in s.notes[: lim.max_list]],
+            "tls": self._tls(data.get("tls_info")),
+            "facts": self._facts(data),
+            "header": self._header(s, data),
+            "json_ok": json_ok,
+            "json_size": len(blob),
+        }
+        return self._section_tpl.render(**ctx)
+
+    _t0 = 0.0
+
+    def time_zero(self, s: Session) -> float:
+        """Time 0 of a session's tables, as in the terminal view (Wireshark's Time column): the first
+        packet of the capture file the session came from, once the analyzer knows it; else the
+        session's own first packet."""
+        if self.stats is not None:
+            for f in reversed(self.stats.files):
+                if f.name == s.file and f.start is not None and f.start <= s.start:
+                    return f.start
+        return s.start
+
+    def _header(self, s: Session, data: dict[str, Any]) -> list[tuple[str, str]]:
+        lim = self.limits.max_text
+        tls = {"none": "none (cleartext)", "starttls": "STARTTLS", "implicit": "implicit TLS"}.get(
+            s.tls, s.tls
+        )
+        if s.tls != "none":
+            tls += ", decrypted with the key log" if s.decrypted else ", not decrypted (no keys)"
+        rows = [
+            ("Client", text(str(s.client), lim)),
+            ("Server", text(str(s.server), lim)),
+            ("Capture file", text(s.file, lim) or "—"),
+            ("Wireshark filter", f"tcp.stream eq {s.stream}"),
+            ("Frames", f"{s.first_frame} – {s.last_frame} ({s.packets} packets)"),
+            (
+                "Start",
+                fmt_utc(s.start) + (f" (Time {s.start - self._t0:.6f})" if s.start != self._t0 else ""),
+            ),
+            ("Duration", fmt_secs(s.duration)),
+            (
+                "Bytes",
+                f"client → server {fmt_bytes(s.bytes_client)}, server → client {fmt_bytes(s.bytes_server)}",
+            ),
+            ("TLS", tls),
+            ("End", {"fin": "closed with FIN", "rst": "reset (RST)"}.get(s.close, text(s.close, 60))),
+        ]
+        if s.tunnel:
+            rows.append(("Tunnel", text(s.tunnel, lim)))
+        if data.get("helo"):
+            rows.append(("HELO/EHLO name", text(data["helo"], lim)))
+        if s.user:
+            rows.append(("User", text(s.user, lim)))
+        return rows
+
+    def _steps(self, s: Session) -> tuple[int, list[dict[str, Any]]]:
+        """The captioned steps with their rows, cut at max_rows rows."""
+        room = self.limits.max_rows
+        out = []
+        shown = 0
+        for step in captions.steps(s, lang=self.lang):
+            if room <= 0:
+                break
+            rows = step.rows[:room]
+            room -= len(rows)
+            shown += len(rows)
+            out.append(
+                {
+                    "phase": step.phase.value,
+                    "caption": text(step.caption, 600),
+                    "tone": _TONES.get(getattr(step, "tone", ""), ""),
+                    "raw": rows,
+                }
+            )
+        return shown, out
+
+    def _packet_rows(self, s: Session, steps: list[dict[str, Any]]) -> Markup:
+        """The packet table's body: one ``<tbody>`` per captioned step.
+
+        Built here rather than in the template: it is the one loop that runs for every packet
+        (a jinja loop costs about 200 µs a row). Every text goes through :func:`escape`; the rest
+        is numbers and fixed class names.
+        """
+        sid = s.id
+        ends = {
+            Direction.CLIENT: (escape(str(s.client)), escape(str(s.server))),
+            Direction.SERVER: (escape(str(s.server)), escape(str(s.client))),
+        }
+        out: list[str] = []
+        for step in steps:
+            phase = step["phase"]
+            tone = f" tone-{step['tone']}" if step["tone"] else ""
+            caption = "" if step["caption"].lower() == phase else " " + escape(step["caption"])
+            out.append(
+                f'<tbody class="step ph-{phase}"><tr class="caption{tone}"><th colspan="7" scope="rowgroup">'
+                f'<span class="phase">{phase}</span>{caption}</th></tr>\n'
+            )
+            for r in step["raw"]:
+                src, dst = ends[r.direction]
+                events = r.events or []
+                if any(isinstance(e, _PROTOCOL_EVENTS) for e in events):
+                    proto = str(escape(s.protocol.upper()))
+                elif any(isinstance(e, Opaque) for e in events):
+                    proto = "TLS"
+                else:
+                    proto = "TCP"
+                dec = (
+                    ' <span class="pill mid" title="decrypted with the TLS key log">🔓</span>'
+                    if r.decrypted
+                    else ""
+                )
+                info = "".join(f'<div class="{css}">{escape(line)}</div>' for css, line in self._info(s, r))
+                out.append(
+                    f'<tr id="s{sid}-f{r.frame}" class="{r.direction.value}{" dec" if r.decrypted else ""}">'
+                    f'<td class="n">{r.frame}</td>'
+                    f'<td class="n" title="{fmt_utc(r.ts)}">{r.ts - self._t0:.6f}</td>'
+                    f'<td>{src}</td><td>{dst}</td><td>{proto}{dec}</td><td class="n">{r.payload_len}</td>'
+                    f'<td class="info">{info}</td></tr>\n'
+                )
+            out.append("</tbody>\n")
+        return Markup("".join(out))  # noqa: S704 - capture text above is escape()d
+
+    def _info(self, s: Session, r: PacketRow) -> list[tuple[str, str]]:
+        lim = self.limits.max_text
+        if not r.events:
+            info = tcp_flags(r.flags)
+            if r.payload_len:
+                info += f" Len={r.payload_len}"
+            return [("tcp", info)]
+        out: list[tuple[str, str]] = []
+        for e in r.events:
+            out.extend(self._event_lines(e, s.protocol, lim))
+        return out
+
+    def _event_lines(self, e: Event, protocol: str, lim: int) -> list[tuple[str, str]]:
+        if isinstance(e, Command):
+            tag = f"{e.tag} " if e.tag else ""
+            uid = "UID " if e.uid else ""
+            return [("cmd", text(f"C: {tag}{uid}{e.verb} {e.argument}".rstrip(), lim))]
+        if isinstance(e, Reply):
+            tag = f"{e.tag} " if e.tag else ""
+            lines = list(e.lines) or [""]
+            cap = self.limits.max_reply_lines
+            css = "rep err" if is_error(protocol, e.status) else "rep"
+            out = [(css, text(f"S: {tag}{e.status} {lines[0]}".rstrip(), lim))]
+            out += [(css + " cont", text(f"   {line}", lim)) for line in lines[1:cap]]
+            if len(lines) > cap:
+                out.append(("rep cont", f"   … {len(lines) - cap} more lines"))
+            return out
+        if isinstance(e, AuthAttempt):
+            verdict = {True: "accepted", False: "rejected", None: "outcome unknown"}[e.success]
+            user = f" as {e.username}" if e.username else ""
+            line = f"login {e.mechanism}{user}: {verdict}"
+            if self.show_secrets and e.secret is not None:
+                line += f" (secret: {e.secret})"
+            return [
+                ("auth ok" if e.success else ("auth bad" if e.success is False else "auth"), text(line, lim))
+            ]
+        if isinstance(e, TlsStart):
+            what = "STARTTLS accepted" if e.mode == "starttls" else "implicit TLS"
+            return [("tls", f"TLS begins here ({what})")]
+        if isinstance(e, BodyData):
+            return [("data", f"{text(e.what, 40)} data, {e.nbytes:,} bytes")]
+        if isinstance(e, MessageEnd):
+            state = "complete" if e.complete else f"incomplete, {e.missing_bytes:,} bytes missing"
+            return [("data", f"end of message ({text(e.origin, 40)}, {state})")]
+        if isinstance(e, Opaque):
+            return [("tls", f"encrypted TLS data, {e.nbytes:,} bytes")]
+        if isinstance(e, GapEvent):
+            return [
+                ("bad", text(f"gap: {e.nbytes:,} bytes missing from the capture {e.detail}".rstrip(), lim))
+            ]
+        if isinstance(e, Anomaly):
+            return [("bad", text(f"⚠ {e.kind}: {e.detail}", lim))]
+        if isinstance(e, Note):
+            return [("nt", text(e.text, lim))]
+        return [("nt", type(e).__name__)]
+
+    def _arrows(self, s: Session, steps: list[dict[str, Any]]) -> tuple[list[Arrow], int]:
+        """One arrow per command, reply and TCP control packet; bulk data folded into one arrow per run."""
+        arrows: list[Arrow] = []
+        dropped = 0
+        closing = False
+        run: list[PacketRow] = []
+
+        def flush_run() -> None:
+            if not run:
+                return
+            first = run[0]
+            nbytes = sum(x.payload_len for x in run)
+            enc = any(isinstance(e, Opaque) for x in run for e in x.events or [])
+            what = "TLS records (encrypted)" if enc else "message data"
+            label = f"{what}: {len(run)} segment{'s' if len(run) > 1 else ''}, {nbytes:,} bytes"
+            kind = "c2s" if first.direction is Direction.CLIENT else "s2c"
+            add(
+                Arrow(
+                    kind=kind,
+                    label=label,
+                    rel=first.ts - self._t0,
+                    phase=first.phase.value,
+                    frame=first.frame,
+                    css="tls" if enc else "data",
+                    tooltip=f"{label}, frames {first.frame}–{run[-1].frame}",
+                )
+            )
+            run.clear()
+
+        def add(a: Arrow) -> None:
+            nonlocal dropped
+            if len(arrows) < self.limits.max_arrows:
+                arrows.append(a)
+            else:
+                dropped += 1
+
+        for step in steps:
+            for r in step["raw"]:
+                rel = r.ts - self._t0
+                kind = "c2s" if r.direction is Direction.CLIENT else "s2c"
+                events = [e for e in r.events or [] if not isinstance(e, MessageEnd)]
+                if r.flags & (TCP_FIN | TCP_RST):
+                    closing = True
+                if events and all(isinstance(e, (BodyData, Opaque)) for e in events):
+                    if run and run[-1].direction is not r.direction:
+                        flush_run()
+                    run.append(r)
+                    continue
+                if not events:
+                    if (
+                        r.payload_len
+                        or r.flags & (TCP_SYN | TCP_FIN | TCP_RST)
+                        or closing
+                        or r.phase is Phase.SETUP
+                    ):
+                        if r.payload_len and run and run[-1].direction is r.direction:
+                            run.append(r)  # data continues in a segment that completed no event
+                            continue
+                        flush_run()
+                        label = tcp_flags(r.flags) + (f" Len={r.payload_len}" if r.payload_len else "")
+                        add(
+                            Arrow(
+                                kind=kind, label=label, rel=rel, phase=r.phase.value, frame=r.frame, css="tcp"
+                            )
+                        )
+                    continue
+                flush_run()
+                notes: list[str] = []
+                for e in events:
+                    if isinstance(e, Note):
+                        notes.append(e.text)
+                        continue
+                    if notes:
+                        add(self._notes_arrow(notes, kind, rel, r))
+                        notes = []
+                    for a in self._event_arrows(e, s.protocol, kind, rel, r):
+                        add(a)
+                if notes:
+                    add(self._notes_arrow(notes, kind, rel, r))
+        flush_run()
+        return arrows, dropped
+
+    def _event_arrows(self, e: Event, protocol: str, kind: str, rel: float, r: PacketRow) -> Iterable[Arrow]:
+        phase = e.phase.value
+        if isinstance(e, (Command, Reply)):
+            lines = self._event_lines(e, protocol, self.limits.max_text)
+            label = lines[0][1][3:]
+            more = f" (+{len(e.lines) - 1} lines)" if isinstance(e, Reply) and len(e.lines) > 1 else ""
+            css = "bad" if isinstance(e, Reply) and is_error(protocol, e.status) else ""
+            yield Arrow(
+                kind=kind,
+                label=label + more,
+                rel=rel,
+                phase=phase,
+                frame=r.frame,
+                css=css,
+                tooltip="\n".join(t for _, t in lines),
+            )
+        elif isinstance(e, AuthAttempt):
+            ((css, line),) = self._event_lines(e, protocol, self.limits.max_text)
+            yield Arrow(kind="note", label=line, rel=rel, phase=phase, frame=r.frame, css=css.split()[-1])
+        elif isinstance(e, TlsStart):
+            yield Arrow(
+                kind="mark",
+                label="TLS begins: everything below is encrypted on the wire",
+                rel=rel,
+                phase=phase,
+                frame=r.frame,
+                css="tls",
+            )
+        elif isinstance(e, (Anomaly, GapEvent)):
+            ((_, line),) = self._event_lines(e, protocol, self.limits.max_text)
+            yield Arrow(kind="mark", label=line, rel=rel, phase=phase, frame=r.frame, css="bad")
+
+    @staticmethod
+    def _notes_arrow(notes: list[str], kind: str, rel: float, r: PacketRow) -> Arrow:
+        """Facts noted in one packet (e.g. the TLS handshake messages of a record), as one arrow."""
+        counts = Counter(notes)
+        label = ", ".join(t if counts[t] == 1 else f"{t} ×{counts[t]}" for t in dict.fromkeys(notes))
+        return Arrow(
+            kind=kind,
+            label=label,
+            rel=rel,
+            phase=r.phase.value,
+            frame=r.frame,
+            css="nt",
+            tooltip="\n".join(notes),
+        )
+
+    def _messages(
+        self, s: Session, data: dict[str, Any], embedded: dict[int, list[EmbeddedFile]]
+    ) -> list[dict[str, Any]]:
+        lim = self.limits
+        out = []
+        for record, m in zip(s.messages[: lim.max_list], data["messages"], strict=False):
+            summary = record.summary
+            fields = []
+            for key in _MSG_KEYS:
+                value = m.get(key)
+                if isinstance(value, list):
+                    value = ", ".join(str(v) for v in value[: lim.max_list])
+                fields.append(
+                    (
+                        key.replace("_", "-").capitalize() if key != "message_id" else "Message-ID",
+                        text(value, lim.max_text) if value else "—",
+                    )
+                )
+            headers = [
+                (text(k, 100), text(v, lim.max_text))
+                for k, v in list(getattr(summary, "headers", ()) or ())[: lim.max_list]
+            ]
+            files = embedded.get(record.index, [])
+            by_hash = {f.sha256: f for f in files}
+            attachments = []
+            for a in (m.get("attachments") or [])[: lim.max_list]:
+                if not isinstance(a, dict):
+                    continue
+                item = self._attachment(a)
+                found = by_hash.pop(str(a.get("sha256")), None)
+                item["embed"] = found
+                attachments.append(item)
+            for f in by_hash.values():  # found by the embedder but not (yet) listed by the MIME summary
+                attachments.append(
+                    {
+                        "name": text(f.filename, lim.max_text) if f.filename else "(no name)",
+                        "type": text(f.content_type, 100),
+                        "encoding": "",
+                        "size": f.size,
+                        "encoded": None,
+                        "md5": f.md5,
+                        "sha256": f.sha256,
+                        "extra": [],
+                        "embed": f,
+                    }
+                )
+            for n, item in enumerate(attachments):
+                if item["embed"] is not None:
+                    item["key"] = f"att-{s.id}-{record.index}-{n}"
+                    self._section_files.append((item["key"], item["embed"].b64))
+            carrier = m.get("carrier") or {}
+            out.append(
+                {
+                    "index": m.get("index"),
+                    "origin": text(m.get("origin"), 60),
+                    "first_frame": m.get("first_frame"),
+                    "last_frame": m.get("last_frame"),
+                    "bytes": m.get("bytes"),
+                    "complete": m.get("complete"),
+                    "missing": m.get("missing_bytes"),
+                    "truncated": m.get("truncated"),
+                    "sha256": m.get("sha256"),
+                    "fields": fields,
+                    "headers": headers,
+                    "headers_hidden": max(0, len(getattr(summary, "headers", ()) or ()) - lim.max_list),
+                    "attachments": attachments,
+                    "parts": self._part(m.get("parts")) if m.get("parts") else None,
+                    "defects": [text(d, lim.max_text) for d in (m.get("defects") or [])[: lim.max_list]],
+                    "carrier": [
+                        (text(k, 60), text(_compact(v), lim.max_text)) for k, v in list(carrier.items())[:20]
+                    ],
+                }
+            )
+        return out
+
+    def _attachment(self, a: dict[str, Any]) -> dict[str, Any]:
+        lim = self.limits.max_text
+        known = {"filename", "content_type", "encoding", "bytes", "encoded_bytes", "md5", "sha256"}
+        name = a.get("filename") or a.get("name")
+        return {
+            "name": text(name, lim) if name else "(no name)",
+            "type": text(a.get("content_type") or "", 100),
+            "encoding": text(a.get("encoding") or "", 40),
+            "size": a.get("bytes"),
+            "encoded": a.get("encoded_bytes"),
+            "md5": text(a.get("md5") or "", 64),
+            "sha256": text(a.get("sha256") or "", 80),
+            "extra": [
+                (text(k, 60), text(_compact(v), lim)) for k, v in a.items() if k not in known and k != "name"
+            ][:10],
+        }
+
+    def _part(self, part: Any, depth: int = 0, budget: list[int] | None = None) -> dict[str, Any] | None:
+        """The MIME tree, bounded in depth and in total parts."""
+        budget = budget if budget is not None else [self.limits.max_list]
+        if not isinstance(part, dict) or depth > 30 or budget[0] <= 0:
+            return None
+        budget[0] -= 1
+        children = [c for c in (self._part(c, depth + 1, budget) for c in part.get("children") or []) if c]
+        return {
+            "path": text(part.get("path"), 40),
+            "type": text(part.get("content_type"), 100),
+            "filename": text(part.get("filename"), self.limits.max_text) if part.get("filename") else "",
+            "charset": text(part.get("charset"), 40) if part.get("charset") else "",
+            "encoding": text(part.get("encoding"), 40) if part.get("encoding") else "",
+            "disposition": text(part.get("disposition"), 40) if part.get("disposition") else "",
+            "size": part.get("decoded_bytes") or part.get("encoded_bytes"),
+            "sha256": text(part.get("sha256") or "", 80),
+            "defects": [text(d, 200) for d in (part.get("defects") or [])[:10]],
+            "children": children,
+        }
+
+    def _table(self, items: list[Any]) -> dict[str, Any] | None:
+        """A list of flat dicts (e.g. SMTP transactions) as a table: columns are the union of keys."""
+        rows = [i for i in items[: self.limits.max_list] if isinstance(i, dict)]
+        if not rows:
+            return None
+        cols: list[str] = []
+        for r in rows:
+            cols.extend(k for k in r if k not in cols)
+        cols = cols[:16]
+        return {
+            "cols": [text(c, 40) for c in cols],
+            "rows": [[text(_compact(r.get(c)), self.limits.max_text) for c in cols] for r in rows],
+            "hidden": max(0, len(items) - len(rows)),
+        }
+
+    def _tls(self, info: Any) -> dict[str, Any] | None:
+        if not isinstance(info, dict):
+            return None
+        lim = self.limits.max_text
+        simple = [
+            (k, info.get(k))
+            for k in (
+                "version",
+                "cipher",
+                "sni",
+                "alpn",
+                "alpn_selected",
+                "client_versions",
+                "cipher_suites_offered",
+                "resumed",
+                "established",
+                "decrypted",
+                "handshake_seconds",
+                "key_updates",
+                "first_frame",
+                "bytes",
+            )
+            if k in info
+        ]
+        certs = [
+            {
+                k: text(_compact(c.get(k)), lim)
+                for k in (
+                    "subject",
+                    "issuer",
+                    "not_before",
+                    "not_after",
+                    "san",
+                    "sha256",
+                    "sent_by",
+                    "serial",
+                )
+            }
+            for c in (info.get("certificates") or [])[:20]
+            if isinstance(c, dict)
+        ]
+        alerts = [
+            {k: text(_compact(a.get(k)), 80) for k in ("direction", "level", "description", "frame")}
+            for a in (info.get("alerts") or [])[:50]
+            if isinstance(a, dict)
+        ]
+        return {
+            "fields": [(k.replace("_", " "), text(_compact(v), lim)) for k, v in simple],
+            "certs": certs,
+            "alerts": alerts,
+            "anomalies": [text(a, 200) for a in (info.get("anomalies") or [])[:50]],
+        }
+
+    def _facts(self, data: dict[str, Any]) -> list[tuple[str, list[tuple[str, str]]]]:
+        """Protocol-specific record keys (``smtp``, ``pop3``, ``imap``, and whatever is added later)."""
+        out = []
+        for key, value in data.items():
+            if key in _KNOWN_KEYS:
+                continue
+            if isinstance(value, dict):
+                items = [
+                    (text(k, 60), text(_compact(v), self.limits.max_text))
+                    for k, v in list(value.items())[:40]
+                ]
+            else:
+                items = [("value", text(_compact(value), self.limits.max_text))]
+            out.append((text(key, 60), items))
+        return out
+
+
+_DATA_MARKER = "<!--mailtrace:data-->"
+
+
+def _spool() -> IO[str]:
+    return tempfile.TemporaryFile("w+", encoding="utf-8", errors="backslashreplace")
+
+
+def _compact(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value):
+        return ", ".join(str(v) for v in value) if value else "—"
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddedFile:
+    """An attachment's decoded bytes, kept for ``--embed-attachments``."""
+
+    filename: str | None
+    content_type: str
+    size: int
+    md5: str
+    sha256: str
+    data: bytes
+
+    @property
+    def b64(self) -> str:
+        return base64.b64encode(self.data).decode("ascii")
+
+    @property
+    def download_name(self) -> str:
+        return safe_filename(self.filename, f"attachment-{self.sha256[:12]}.bin")
