@@ -41,6 +41,9 @@ class Config:
     """Bytes per direction looked at before an unknown-port connection is judged not to be mail."""
     max_reorder_sessions: int = 10_000
     """Finished sessions held back so the report lists sessions in the order they started."""
+    max_reorder_rows: int = 200_000
+    """The same bound in packet rows (their memory): past either, a session is handed out early, so
+    sessions are in start order as long as the buffer suffices and in end order beyond it."""
     message_sink: MessageSinkFactory | None = None
     """Receives every message's bytes as they stream (e.g. the HTML report's --embed-attachments)."""
 

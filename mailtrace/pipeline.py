@@ -74,6 +74,8 @@ class Analyzer:
         self._done: list[tuple[int, int, int, Session]] = []
         self._changed = False
         """A connection ended since the last look: sessions may be ready to hand out."""
+        self._held_rows = 0
+        """Packet rows of the finished sessions held back for ordering (bounded by the config)."""
         self._ready: list[Session] = []
         self._open: dict[int, int] = {}  # stream → first frame, in creation order
         self._seq = 0
@@ -100,7 +102,7 @@ class Analyzer:
         return sport < dport
 
     def _factory(self, conn: Connection, pkt: TcpPacket) -> MailConnection | None:
-        rule = self.config.ports.get(conn.server.port)
+        rule = self.config.ports.get(conn.server_port)
         if rule is None and not self.config.sniff_other_ports:
             return None
         protocol = BY_NAME[rule.protocol] if rule else None
@@ -128,6 +130,7 @@ class Analyzer:
             return
         self._seq += 1
         heapq.heappush(self._done, (session.first_frame, session.stream, self._seq, session))
+        self._held_rows += len(session.rows) + 1
 
     # ------------------------------------------------------------------ running
     def run_file(self, capture: CaptureFile, progress: Callable[[int], None] | None = None) -> Iterator[Session]:
@@ -140,13 +143,16 @@ class Analyzer:
         decode = self.decoder.decode
         flows = self.flows
         flow_packet = flows.packet
-        table = flows.table
         packets = 0
         nbytes = 0
         first_ts: float | None = None
         last_ts = 0.0
         fast_skipped = 0
+        udp_skipped = 0
         fast = self.fast_path
+        table_get = flows.table.get
+        next_sweep = flows.next_sweep
+        skip_udp = not self.decoder.udp_ports
         try:
             for ts, linktype, data, wire_len in capture.frames():
                 packets += 1
@@ -159,18 +165,23 @@ class Analyzer:
                 # dict lookup and no objects. Anything else (SYN/FIN/RST, fragments, other link types,
                 # new connections, time for a sweep) takes the full decode below; test_fast_path checks
                 # that both give the same results.
-                if fast and linktype == 1 and data[12:14] == b"\x08\x00" and data[23] == 6 and len(data) > 54 \
-                        and not (data[20] & 0x3F or data[21]) and ts < flows.next_sweep:
-                    p = 14 + (data[14] & 0x0F) * 4
-                    conn = table.get(data[26:34] + data[p : p + 4])
-                    if conn is not None and conn.handler is None and not data[p + 13] & 0x07:
-                        conn.last_ts = ts
-                        conn.packets += 1
-                        fast_skipped += 1
+                if fast and linktype == 1 and data[12:14] == b"\x08\x00" and not (data[20] & 0x3F or data[21]):
+                    proto = data[23]
+                    if proto == 6:
+                        if ts < next_sweep and len(data) >= 54:
+                            p = 14 + (data[14] & 0x0F) * 4
+                            conn = table_get(data[26:34] + data[p : p + 4])
+                            if conn is not None and conn.handler is None and not data[p + 13] & 0x07:
+                                conn.last_ts = ts
+                                fast_skipped += 1
+                                continue
+                    elif proto == 17 and skip_udp:
+                        udp_skipped += 1
                         continue
                 pkt = decode(ts, linktype, data)
                 if pkt is not None and type(pkt) is TcpPacket:
                     flow_packet(packets, ts, pkt)
+                    next_sweep = flows.next_sweep
                     if self._changed:
                         yield from self._emit()
                 if progress is not None and not packets & 0x3FFF:
@@ -183,6 +194,7 @@ class Analyzer:
             fstats.end = last_ts if first_ts is not None else None
             fstats.truncated = capture.truncated
             flows.tcp_packets += fast_skipped
+            self.decoder.stats.non_tcp += udp_skipped
             fstats.problems = list(capture.problems)
             self._account(fstats)
         yield from self._emit(final=True)
@@ -207,9 +219,11 @@ class Analyzer:
         limit = self.config.max_reorder_sessions if self.reorder else 0
         while done:
             oldest_open = next(iter(self._open.values()), None)
-            if not final and oldest_open is not None and done[0][0] > oldest_open and len(done) <= limit:
+            if not final and oldest_open is not None and done[0][0] > oldest_open and len(done) <= limit \
+                    and (not self.reorder or self._held_rows <= self.config.max_reorder_rows):
                 return
             session = heapq.heappop(done)[3]
+            self._held_rows -= len(session.rows) + 1
             session.id = self._next_id
             self._next_id += 1
             self.stats.sessions += 1

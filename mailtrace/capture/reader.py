@@ -111,10 +111,12 @@ class CaptureFile:
             read: Callable[[int], bytes] = _no_more
             buf: bytes | mmap.mmap = mapped
             pos = 24  # the file header
+            released = 0
         else:
             read = self.stream.read
             buf = read(READ_SIZE)
             pos = 0
+            released = 0
         total = 0
         while True:
             if len(buf) - pos < 16:
@@ -144,6 +146,8 @@ class CaptureFile:
                     break
             yield (sec + frac * res, linktype, buf[pos + 16 : end], orig if orig >= incl else incl)
             pos = end
+            if mapped is not None and pos - released > RELEASE_EVERY:
+                released = _release(mapped, released, pos)
             self.bytes_read = total + pos  # as it goes: a memory-mapped file has no read position
         self.bytes_read = total + pos
         if mapped is not None:
@@ -218,6 +222,22 @@ class CaptureFile:
                 if stype == TLS_KEYLOG_SECRETS:
                     self.tls_secrets.append(body[8 : 8 + slen])
         self.bytes_read = offset
+
+
+RELEASE_EVERY = 16 * 1024 * 1024
+"""Mapped pages behind the read position are given back this often, so the resident set of a
+memory-mapped capture stays flat instead of growing with the file."""
+
+
+def _release(mapped: mmap.mmap, start: int, pos: int) -> int:
+    """Drop the pages of [start, pos) from this process (the kernel keeps them cached for others)."""
+    end = pos - pos % mmap.PAGESIZE
+    if end > start and hasattr(mmap, "MADV_DONTNEED"):
+        try:
+            mapped.madvise(mmap.MADV_DONTNEED, start, end - start)
+        except (OSError, ValueError):
+            return pos
+    return end
 
 
 def _no_more(_: int) -> bytes:
