@@ -23,7 +23,15 @@ from typing import Any, Protocol
 import click
 
 from mailtrace.capture.reader import CaptureFile
-from mailtrace.commands.common import build_config, capture_options, fail, load_keylog, open_all
+from mailtrace.commands.common import (
+    build_config,
+    capture_options,
+    fail,
+    lang_option,
+    load_keylog,
+    open_all,
+    resolve_lang,
+)
 from mailtrace.filters import PROTOCOLS, STATUSES, SessionFilter, parse_host, parse_ids, parse_time
 from mailtrace.findings import FindingsCollector, FindingsConfig, Severity
 from mailtrace.findings.model import DEFAULT_FAILED_LOGIN_THRESHOLD
@@ -60,8 +68,8 @@ class JsonConsumer:
 
 
 class JsonlConsumer:
-    def __init__(self, show_secrets: bool) -> None:
-        self.write = jsonl_writer(click.get_text_stream("stdout"), show_secrets)
+    def __init__(self, show_secrets: bool, *, lang: str = "en", context: bool = True) -> None:
+        self.write = jsonl_writer(click.get_text_stream("stdout"), show_secrets, lang=lang, context=context)
 
     def session(self, session: Session) -> None:
         self.write(session)
@@ -200,13 +208,17 @@ def build_filter(*, ids: tuple[str, ...], protocols: tuple[str, ...], hosts: tup
                                 "make an auth-bruteforce finding.")
 @click.option("--stats", "with_stats", is_flag=True, help="Text mode: print the statistics tables at the "
                                                           "end too.")
+@click.option("--no-context", is_flag=True,
+              help="Hide the DNS lookups and ident probes made for each session (context rows; the JSON "
+                   "\"context\" lists stay empty).")
+@lang_option
 @capture_options
 def analyze(*, captures: tuple[str, ...], fmt: str, as_list: bool, follow: bool, ids: tuple[str, ...],
             protocols: tuple[str, ...], hosts: tuple[str, ...], users: tuple[str, ...], since: str | None,
             until: str | None, statuses: tuple[str, ...], no_acks: bool, color: bool | None,
             width: int | None, findings_only: bool, fail_on: str | None, local_domains: str | None,
-            failed_login_threshold: int, with_stats: bool, ports: tuple[str, ...], show_secrets: bool,
-            no_sniff: bool, keylog_path: str | None) -> None:
+            failed_login_threshold: int, with_stats: bool, no_context: bool, lang: str | None,
+            ports: tuple[str, ...], show_secrets: bool, no_sniff: bool, keylog_path: str | None) -> None:
     """Analyse capture files (pcap, pcapng, also .gz/.bz2/.xz; - for stdin).
 
     --port takes PORT=PROTOCOL (what a port speaks) or a bare PORT (only sessions on that port).
@@ -217,6 +229,7 @@ def analyze(*, captures: tuple[str, ...], fmt: str, as_list: bool, follow: bool,
         fail(f"--list and --follow are text views; they do not combine with --format {fmt}")
     if follow and findings_only:
         fail("--follow shows sessions; it does not combine with --findings-only")
+    language = resolve_lang(lang)
     rules, port_filter = _split_ports(ports)
     session_filter = build_filter(ids=ids, protocols=protocols, hosts=hosts, ports=port_filter, users=users,
                                   since=since, until=until, statuses=statuses)
@@ -229,6 +242,8 @@ def analyze(*, captures: tuple[str, ...], fmt: str, as_list: bool, follow: bool,
     keylog = load_keylog(keylog_path)
     files = open_all(captures)
     analyzer = Analyzer(config, keylog=keylog)
+    if analyzer.context is not None:
+        analyzer.context.listeners.append(findings.context)  # DNS lookups → dnsbl-lookup findings
     started = time.monotonic()
     out = click.get_text_stream("stdout")
     output = Output.detect(color=color, width=width, stream=out, err=click.get_text_stream("stderr"))
@@ -240,29 +255,32 @@ def analyze(*, captures: tuple[str, ...], fmt: str, as_list: bool, follow: bool,
     json: JsonConsumer | None = None
     if fmt == "json":
         stats = StatsCollector()
-        json = JsonConsumer(JsonReportWriter(out, show_secrets=show_secrets))
+        json = JsonConsumer(JsonReportWriter(out, show_secrets=show_secrets, lang=language,
+                                             context=not no_context))
         if session_filter.active:
             json.extra["filter"] = session_filter.describe()
         consumers += [findings, stats, ReportExtras(json, findings, stats),
                       SessionsLeftOut(json) if findings_only else json]
     elif fmt == "jsonl":
         consumers.append(findings)
-        consumers.append(FindingLines(findings) if findings_only else JsonlConsumer(show_secrets))
+        consumers.append(FindingLines(findings) if findings_only else
+                         JsonlConsumer(show_secrets, lang=language, context=not no_context))
     elif follow:
         from mailtrace.render.follow import FollowRenderer
 
-        consumers.append(FollowRenderer(output, stats=analyzer.stats))
+        consumers.append(FollowRenderer(output, stats=analyzer.stats, lang=language))
     else:
         from mailtrace.render.findings import FindingsRenderer, StatsRenderer, make_console
         from mailtrace.render.terminal import ListRenderer, TerminalRenderer
 
         if as_list:
             consumers.append(ListRenderer(output, stats=analyzer.stats, session_filter=session_filter,
-                                          many_files=many_files))
+                                          many_files=many_files, lang=language))
         elif not findings_only:
             consumers.append(TerminalRenderer(output, stats=analyzer.stats, show_secrets=show_secrets,
                                               hide_acks=no_acks, session_filter=session_filter,
-                                              many_files=many_files))
+                                              many_files=many_files, lang=language,
+                                              show_context=not no_context))
         console = make_console(out)
         consumers.append(FindingsRenderer(console, findings))
         if with_stats:

@@ -294,6 +294,82 @@ EN: dict[str, Message] = {
     "ui.follow.empty": "no stream bytes kept for this session",
     "ui.follow.truncated": ("[{n} more byte not kept (transcript limit)]",
                             "[{n} more bytes not kept (transcript limit)]"),
+    "ui.note": "note: {text}",
+    "ui.check": "check: {text}",
+    "ui.bytes": ("{n} byte", "{n} bytes"),
+    "ui.seconds": "{seconds} s",
+    "ui.context_dropped": ("{n} more DNS or ident observation of this session is not listed (limit)",
+                           "{n} more DNS or ident observations of this session are not listed (limit)"),
+    # ------------------------------------------------------------------ phases (the caption rows' first word)
+    "phase.setup": "setup",
+    "phase.greeting": "greeting",
+    "phase.negotiation": "negotiation",
+    "phase.tls": "tls",
+    "phase.auth": "auth",
+    "phase.transfer": "transfer",
+    "phase.teardown": "teardown",
+    "phase.dns": "dns",
+    "phase.ident": "ident",
+    # ------------------------------------------------------------------ context: DNS and ident beside a session
+    "context.who.mta": "the MTA",
+    "context.who.sending_mta": "the sending MTA",
+    "context.who.receiving_mta": "the receiving MTA",
+    "context.who.server": "the server",
+    "context.who.client": "the client",
+    "context.who.user_agent": "the user agent",
+    "context.server-address": "{who} looks up the address of {name}: {results}",
+    "context.client-ptr": "{who} looks up the client's name (PTR) → {result}",
+    "context.confirms": " and confirms it ({results})",
+    "context.contradicts": ", but {results} does not lead back to {client}",
+    "context.client-name": "{who} looks up the address of the client's name {name}: {results}",
+    "context.helo-name": "{who} looks up the client's HELO name {name}: {results}",
+    "context.sender-domain": "{who} checks the sender's domain {name}: {results}",
+    "context.recipient-domain": "{who} checks the recipient's domain {name}: {results}",
+    "context.command": "while it answers the command, {who} looks up {name}: {results}",
+    "context.connect": "before its greeting {who} looks up {name}: {results}",
+    "context.other": "{who} looks up {name}: {results}",
+    "context.mx": "{who} looks up the MX of {name} → {results}",
+    "context.mx-host": "{who} looks up the address of the MX host {name}: {results}",
+    "context.dnsbl": "{who} asks the blocklist {zone} about the client {client}: {results}",
+    "context.dnsbl.listed": "listed ({codes})",
+    "context.dnsbl.clean": "not listed (NXDOMAIN)",
+    "context.result": "{qtype} → {answer}",
+    "context.mx.record": "{host} (preference {preference})",
+    "context.cname": "alias of {name}",
+    "context.nodata": "no record",
+    "context.nodata.address": "no address",
+    "context.nxdomain": "no such name (NXDOMAIN)",
+    "context.rcode": "error {rcode}",
+    "context.noreply": "no answer in the capture",
+    "context.ident.rst": "{who} tries an ident probe (port {port}) — refused with RST",
+    "context.ident.answered": "{who} tries an ident probe (port {port}) — the client's identd answers: {reply}",
+    "context.ident.error": "{who} tries an ident probe (port {port}) — the client's identd answers with an "
+                           "error: {reply}",
+    "context.ident.no-response": "{who} tries an ident probe (port {port}) — no answer in the capture",
+    "context.ident.closed": "{who} tries an ident probe (port {port}) — the connection closes without an "
+                            "answer",
+    "context.resume": "{caption} (continued)",
+    "ui.dns.query": "Standard query {id} {question}",
+    "ui.dns.response": "Standard query response {id} {body}",
+    "ui.ident.request": "C: {text}",
+    "ui.ident.reply": "S: {text}",
+    # ------------------------------------------------------------------ what the context shows
+    "check.fcrdns.ok": "the client's address {client} has the name {name}, and that name leads back to it "
+                       "(forward-confirmed reverse DNS)",
+    "check.fcrdns.unconfirmed": "the client's address {client} has the name {name}, but that name resolves to "
+                                "{addresses}, not back to it (reverse DNS not forward-confirmed)",
+    "check.fcrdns.no-ptr": "the client's address {client} has no name in the reverse DNS ({rcode})",
+    "check.helo.ok": "the name the client gives in HELO/EHLO, {helo}, is its name in DNS",
+    "check.helo.differs": "the client calls itself {helo} in HELO/EHLO, but its address {client} has the name "
+                          "{name}",
+    "check.mx-route.ok": "the relay went to {host} ({address}), the MX host of {domain} with the best "
+                         "preference ({preference})",
+    "check.mx-route.backup-mx": "the relay went to {host} ({address}), a backup MX host of {domain} "
+                                "(preference {preference}; the best is {best})",
+    "check.mx-route.not-mx": "the relay went to {address}, which is none of the MX hosts DNS returned for "
+                             "{domain} ({hosts})",
+    "check.nxdomain.refused": "the server refused {verb} with {status} right after DNS said that {domain} does "
+                              "not exist (NXDOMAIN)",
 }
 
 CATALOGS: dict[str, dict[str, Message]] = {"en": EN}
