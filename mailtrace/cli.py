@@ -11,6 +11,7 @@ import click
 
 from mailtrace import __version__
 from mailtrace.commands.analyze import analyze
+from mailtrace.commands.flows import flows
 from mailtrace.commands.interfaces import interfaces
 from mailtrace.commands.live import live
 from mailtrace.commands.stats import stats
@@ -26,6 +27,7 @@ main.add_command(analyze)
 main.add_command(live)
 main.add_command(interfaces)
 main.add_command(stats)
+main.add_command(flows)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -35,6 +35,7 @@ from mailtrace.commands.common import (
 from mailtrace.filters import PROTOCOLS, STATUSES, SessionFilter, parse_host, parse_ids, parse_time
 from mailtrace.findings import FindingsCollector, FindingsConfig, Severity
 from mailtrace.findings.model import DEFAULT_FAILED_LOGIN_THRESHOLD
+from mailtrace.messageflows import FlowCollector, flow_json
 from mailtrace.pipeline import Analyzer, CaptureStats
 from mailtrace.render.json import JsonReportWriter, dumps, jsonl_writer
 from mailtrace.render.output import Output
@@ -79,12 +80,14 @@ class JsonlConsumer:
 
 
 class ReportExtras:
-    """Puts the findings and the statistics into the JSON report; placed after their collectors."""
+    """Puts the findings, the statistics and the flows into the JSON report; placed after their collectors."""
 
-    def __init__(self, json: JsonConsumer, findings: FindingsCollector, stats: StatsCollector) -> None:
+    def __init__(self, json: JsonConsumer, findings: FindingsCollector, stats: StatsCollector,
+                 flows: FlowCollector | None = None) -> None:
         self.json = json
         self.findings = findings
         self.stats = stats
+        self.flows = flows
 
     def session(self, session: Session) -> None:
         pass
@@ -94,6 +97,8 @@ class ReportExtras:
         result = self.stats.result()
         result.extra["findings"] = self.findings.summary()
         self.json.extra["stats"] = result.to_json()
+        if self.flows is not None:
+            self.json.extra["flows"] = [flow_json(f) for f in self.flows.flows()]
 
 
 class SessionsLeftOut:
@@ -255,11 +260,12 @@ def analyze(*, captures: tuple[str, ...], fmt: str, as_list: bool, follow: bool,
     json: JsonConsumer | None = None
     if fmt == "json":
         stats = StatsCollector()
+        flow_collector = FlowCollector()
         json = JsonConsumer(JsonReportWriter(out, show_secrets=show_secrets, lang=language,
                                              context=not no_context))
         if session_filter.active:
             json.extra["filter"] = session_filter.describe()
-        consumers += [findings, stats, ReportExtras(json, findings, stats),
+        consumers += [findings, stats, flow_collector, ReportExtras(json, findings, stats, flow_collector),
                       SessionsLeftOut(json) if findings_only else json]
     elif fmt == "jsonl":
         consumers.append(findings)
