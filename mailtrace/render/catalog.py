@@ -1,10 +1,10 @@
 """Every sentence the text views print, by message id: one catalogue per language.
 
 Captions, header and summary words live here and nowhere else, so a translation is one more
-dictionary (``CATALOGS["de"] = DE``) and no code change. Values are ``str.format`` templates; a
-pair ``(singular, plural)`` is chosen by the ``n`` parameter. A key missing from a translation
-falls back to English; a placeholder missing from the parameters shows as ``?`` rather than
-failing, because a caption must never stop a report.
+dictionary (``CATALOGS["de"] = DE``, :mod:`mailtrace.render.catalog_de`) and no code change.
+Values are ``str.format`` templates; a pair ``(singular, plural)`` is chosen by the ``n`` parameter.
+A key missing from a translation falls back to English; a placeholder missing from the parameters
+shows as ``?`` rather than failing, because a caption must never stop a report.
 
 Caption keys of a command follow one pattern (see :mod:`mailtrace.render.captions`): ``<key>`` is
 the action ("the client opens the mailbox {mailbox} (SELECT)"), ``<key>.ok`` the action with its
@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from string import Formatter
 from typing import Any
+
+from mailtrace.render.catalog_de import DE
 
 Message = str | tuple[str, str]
 
@@ -48,6 +50,7 @@ EN: dict[str, Message] = {
     "outcome.accepted": "{action}; the server accepts ({status})",
     # ------------------------------------------------------------------ greeting, generic
     "greeting.ok": "the server is ready to talk ({status})",
+    "smtp.greeting.ok": "the server is ready to talk ({status})",
     "greeting.apop": "the server is ready to talk ({status}); its timestamp makes APOP possible",
     "greeting.preauth": "the server is ready to talk and the user is already logged in (PREAUTH)",
     "greeting.fail": "the server refuses to talk: {reply}",
@@ -248,6 +251,7 @@ EN: dict[str, Message] = {
     "ui.opaque": "TLS application data, {n} bytes",
     "ui.body": "{what}, {n} bytes",
     "ui.message": "message",
+    "ui.quoted": "“{text}”",
     "ui.no_subject": "without subject",
     "ui.from": "from {sender}",
     "ui.size": ("{n} byte", "{n} bytes"),
@@ -401,7 +405,8 @@ EN: dict[str, Message] = {
                               "not exist (NXDOMAIN)",
 }
 
-CATALOGS: dict[str, dict[str, Message]] = {"en": EN}
+CATALOGS: dict[str, dict[str, Message]] = {"en": EN, "de": DE}
+"""Language code → catalogue; ``--lang`` and ``MAILTRACE_LANG`` choose one (English is the default)."""
 
 
 class _Lenient(dict[str, Any]):
@@ -413,6 +418,11 @@ class _Lenient(dict[str, Any]):
 
 def has(key: str, lang: str = "en") -> bool:
     return key in CATALOGS.get(lang, EN) or key in EN
+
+
+def translated(key: str, lang: str = "en") -> bool:
+    """The language's own catalogue has the message (no English fallback): for optional refinements."""
+    return key in CATALOGS.get(lang, EN)
 
 
 def fields(key: str, lang: str = "en") -> set[str]:

@@ -55,7 +55,7 @@ class FlowsRenderer:
         title = Text(self.t("flows.flow", n=number), "title")
         title.append(" · ", "dim")
         title.append(clean(flow.message_id or self.t("flows.no_message_id")), "message")
-        subject = f"“{flow.subject}”" if flow.subject else self.t("ui.no_subject")
+        subject = self.t("ui.quoted", text=flow.subject) if flow.subject else self.t("ui.no_subject")
         title.append(" · " + clean(subject))
         if flow.sender:
             title.append(" " + clean(self.t("ui.from", sender=flow.sender)))

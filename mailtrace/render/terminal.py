@@ -19,7 +19,7 @@ from typing import IO
 from rich.text import Text
 
 from mailtrace.capture.decode import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN
-from mailtrace.filters import SessionFilter, session_status
+from mailtrace.filters import STATUSES, SessionFilter, session_status
 from mailtrace.model import Anomaly as AnomalyEvent
 from mailtrace.model import (
     AuthAttempt,
@@ -398,7 +398,7 @@ class _InfoWriter:
         if record is None:
             return parts[0]
         summary = record.summary
-        parts.append(f"“{summary.subject}”" if summary.subject else self.t("ui.no_subject"))
+        parts.append(self.t("ui.quoted", text=summary.subject) if summary.subject else self.t("ui.no_subject"))
         if summary.from_:
             parts.append(self.t("ui.from", sender=summary.from_))
         details = [self.t("ui.size", n=summary.bytes)]
@@ -701,6 +701,10 @@ class ListRenderer:
         widths = list(self.WIDTHS)
         if self.full_time:
             widths[4] = 23
+        for i, key in enumerate(self.KEYS[: len(widths)]):  # a translation's longer words get their room
+            title = self._t("list." + key)
+            widths[i] = max(widths[i], len(title.replace(" (UTC)", "") if i == 4 else title))
+        widths[7] = max(widths[7], *(len(self._t("ui.status." + s)) for s in STATUSES))
         return tuple(widths)
 
     def _heading(self) -> None:
