@@ -70,6 +70,8 @@ def _mx_route(session: Session, context: list[ContextObservation]) -> list[Conte
         for r in (*o.answers, *o.additional):
             if r.rtype in ("A", "AAAA"):
                 addresses.setdefault(r.name.lower(), set()).add(r.data)
+        if o.qtype in ("A", "AAAA", "ANY") and o.query:  # through CNAMEs: the name asked for has them too
+            addresses.setdefault(o.query.lower(), set()).update(o.addresses())
     out: list[ContextCheck] = []
     seen: set[str] = set()
     for o in reversed(lookups):  # the latest lookup of a domain is the one the connection followed

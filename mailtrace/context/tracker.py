@@ -113,6 +113,8 @@ class _Subject:
     envelope: dict[str, str] = field(default_factory=dict)
     """Domains of the open transaction → ``sender-domain`` / ``recipient-domain``."""
     transaction_open: bool = False
+    recipients: set[str] = field(default_factory=set)
+    """Domains of every RCPT TO of the session."""
     ended: bool = False
     """QUIT/LOGOUT was sent: nothing the server looks up now is for this session."""
     commands_seen: int = 0
@@ -137,6 +139,7 @@ class _Subject:
                 domain = domain_of(command.argument)
                 if domain:
                     self.envelope.setdefault(domain, "recipient-domain")
+                    self.recipients.add(domain)
             elif verb == "RSET":
                 self.transaction_open = False
             elif verb in END_VERBS:
@@ -269,6 +272,7 @@ class ContextTracker:
         if session is None:
             self.stats.non_mail += len(subject.observations)
             return
+        self._claim_mx_after(subject)
         self.stats.attributed += len(subject.observations)
         session.context = sorted(subject.observations, key=lambda o: o.frame)
         session.context_dropped = subject.dropped
@@ -406,6 +410,25 @@ class ContextTracker:
                 self._give(subject, o, "mx-host", "client", name)
             elif name in to_server:
                 self._give(subject, o, "server-address", "client", name)
+
+    def _claim_mx_after(self, subject: _Subject) -> None:
+        """A relay that did not go where its MX lookup pointed: once the recipients are known, the
+        client's MX lookups of their domains just before the connection still belong to it (the
+        ``mx-route`` check then says where the MX pointed instead)."""
+        subject.refresh()
+        waiting = self._pending_by_host.get(subject.client)
+        if not waiting or not subject.recipients:
+            return
+        earliest = subject.start - self.limits.window_before
+        found = [o for o in waiting.values() if o.kind == DNS and earliest <= o.ts <= subject.start]
+        hosts: set[str] = set()
+        for o in found:
+            if o.qtype == "MX" and (o.query or "").lower() in subject.recipients:
+                hosts |= {r.data.lower() for r in o.answers if r.rtype == "MX"}
+                self._give(subject, o, "mx", "client", (o.query or "").lower())
+        for o in found:
+            if o.qtype in ADDRESS_TYPES and (o.query or "").lower() in hosts and o.session_stream is None:
+                self._give(subject, o, "mx-host", "client", (o.query or "").lower())
 
     def _give(self, subject: _Subject, o: ContextObservation, purpose: str, role: str, about: str) -> None:
         self._unpend(o)
