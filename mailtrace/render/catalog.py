@@ -370,7 +370,6 @@ EN: dict[str, Message] = {
     "flows.col.path": "Path",
     "flows.col.carrier": "Carrier",
     "flows.col.delay": "Delay",
-    "flows.col.added": "Added to the header",
     "flows.origin.smtp-data": "SMTP DATA",
     "flows.origin.smtp-bdat": "SMTP BDAT",
     "flows.origin.pop3-retr": "POP3 RETR",

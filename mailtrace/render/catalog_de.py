@@ -359,7 +359,6 @@ DE: dict[str, str | tuple[str, str]] = {
     "flows.col.path": "Weg",
     "flows.col.carrier": "Transport",
     "flows.col.delay": "Verzögerung",
-    "flows.col.added": "im Header ergänzt",
     "flows.origin.smtp-data": "SMTP DATA",
     "flows.origin.smtp-bdat": "SMTP BDAT",
     "flows.origin.pop3-retr": "POP3 RETR",

@@ -4,12 +4,15 @@
 
     Flow 1 · <20240612.lunch.1@client.local.example> · “Lunch on Friday?” from Alice Example <…>
       2 hops in 0.079 s · the Received chain matches the hops in the capture
-      Hop  Session  Time (UTC)               Path                              Carrier    Delay    Added to the header
-        1        1  2026-11-26 13:22:24.098  127.0.0.10:44112 → 127.0.0.25:25  SMTP DATA  -        -
-        2        2  2026-11-26 13:22:24.177  127.0.0.25:55488 → 127.0.0.26:25  SMTP DATA  0.079 s  Received: from …
+      Hop  Session  Time (UTC)               Path                              Carrier    Delay
+        1        1  2026-11-26 13:22:24.098  127.0.0.10:44112 → 127.0.0.25:25  SMTP DATA  -
+        2        2  2026-11-26 13:22:24.177  127.0.0.25:55488 → 127.0.0.26:25  SMTP DATA  0.079 s
+          ↳ Received: from client.local.example [127.0.0.10] by mail.local.example ✓
 
-Every word comes from :mod:`mailtrace.render.catalog`; retrievals (POP3 RETR, IMAP FETCH) show the
-path the message took, from the server to the client.
+Under each hop after the first, a line says what it added to the header (the Received lines its
+message has that the previous hop's did not) and whether they record the previous hop (✓/✗). Every
+word comes from :mod:`mailtrace.render.catalog`; retrievals (POP3 RETR, IMAP FETCH) show the path
+the message took, from the server to the client.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from mailtrace.render.output import Output, clean
 from mailtrace.render.terminal import seconds, utc
 
 COLUMNS = ("flows.col.hop", "flows.col.session", "flows.col.time", "flows.col.path", "flows.col.carrier",
-           "flows.col.delay", "flows.col.added")
+           "flows.col.delay")
+ADDED_INDENT = 6
+"""Where the line under a hop starts that says what the hop added to the header."""
 
 
 class FlowsRenderer:
@@ -73,20 +78,21 @@ class FlowsRenderer:
                       hang=2)
         cells = [self._cells(i, r) for i, r in enumerate(reports, 1)]
         titles = [self.t(key) for key in COLUMNS]
-        widths = [max(len(titles[c]), *(len(row[c]) for row in cells)) for c in range(len(COLUMNS) - 1)]
+        widths = [max(len(titles[c]), *(len(row[c]) for row in cells)) for c in range(len(COLUMNS))]
         right = {0, 1}
 
-        def line(values: list[str]) -> Text:
+        def line(values: list[str]) -> str:
             parts = [f"{v:>{w}}" if c in right else f"{v:<{w}}" for c, (v, w) in enumerate(zip(values, widths,
-                                                                                             strict=False))]
-            return Text("  " + "  ".join(parts) + "  ")
+                                                                                             strict=True))]
+            return ("  " + "  ".join(parts)).rstrip()
 
-        header = line(titles[:-1])
-        out.write(Text(header.plain + titles[-1], "header"))
+        out.write(Text(line(titles), "header"))
         for values, report in zip(cells, reports, strict=True):
-            added = self._added(report)
-            style = "tone.warn" if report.matches is False or report.continuous is False else ""
-            out.cells(line(values), Text(clean(added), style), indent=header.cell_len)
+            out.write(Text(clean(line(values))))
+            if report.added is not None:
+                style = "tone.warn" if report.matches is False or report.continuous is False else "dim"
+                added = Text(clean("↳ " + self._added(report)), style)
+                out.paragraph(added, indent=ADDED_INDENT, hang=2)
         out.write("")
 
     def _cells(self, index: int, report: HopReport) -> list[str]:
