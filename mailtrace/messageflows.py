@@ -203,7 +203,7 @@ class FlowCollector:
 
 def _time_of(session: Session, frame: int) -> float:
     rows = session.rows
-    i = bisect_left([r.frame for r in rows], frame) if rows else 0
+    i = bisect_left(rows, frame, key=lambda r: r.frame)
     if i < len(rows) and rows[i].frame == frame:
         return rows[i].ts
     return session.end

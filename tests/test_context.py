@@ -308,3 +308,18 @@ def test_fast_path_and_full_decode_give_the_same_context(captures: Path) -> None
                 for s in analyzer.run([open_capture(str(captures / "mixed-all.pcap"))])]
 
     assert context(True) == context(False)
+
+
+def test_findings_from_the_context(tmp_path: Path) -> None:
+    path = _smtp_with_context(tmp_path, ptr="dyn-1.isp.example", forward="192.0.2.99", helo=b"mail.bank.example")
+    findings = json.loads(run_cli("analyze", "--format", "json", str(path)).stdout)["findings"]
+    rdns = sorted((f["severity"], f["title"]) for f in findings if f["id"] == "reverse-dns-mismatch")
+    assert rdns == [("info", '10.0.0.1 says HELO "mail.bank.example", but its DNS name is dyn-1.isp.example'),
+                    ("low", "10.0.0.1: reverse DNS dyn-1.isp.example is not forward-confirmed")]
+    clean = json.loads(run_cli("analyze", "--format", "json", str(_smtp_with_context(tmp_path))).stdout)["findings"]
+    assert not [f for f in clean if f["id"] in ("reverse-dns-mismatch", "relay-not-to-mx")]
+    relay = json.loads(run_cli("analyze", "--format", "json", str(_relay(tmp_path, connect_to="10.0.0.7"))).stdout)
+    [finding] = [f for f in relay["findings"] if f["id"] == "relay-not-to-mx"]
+    assert finding["title"] == "Relay for example.org went to 10.0.0.7, not to its MX" and finding["severity"] == "low"
+    backup = json.loads(run_cli("analyze", "--format", "json", str(_relay(tmp_path, connect_to=SERVER))).stdout)
+    assert not [f for f in backup["findings"] if f["id"] == "relay-not-to-mx"]  # a backup MX is a legal route

@@ -94,9 +94,13 @@ def domain_of(argument: str) -> str | None:
     return match.group(1).strip(".").lower() or None
 
 
-@dataclass
+@dataclass(slots=True)
 class _Subject:
-    """What the tracker knows about one open mail connection (read from its session builder)."""
+    """What the tracker knows about one open mail connection (read from its session builder).
+
+    One is made for every connection that may be mail (sniffed ones too), so making it is cheap:
+    the reverse name of the client is only computed when a lookup asks for it.
+    """
 
     stream: int
     conn: Connection
@@ -104,7 +108,6 @@ class _Subject:
     client: str
     server: str
     start: float
-    rev: str | None
     observations: list[ContextObservation] = field(default_factory=list)
     dropped: int = 0
     names: set[str] = field(default_factory=set)
@@ -119,6 +122,14 @@ class _Subject:
     """QUIT/LOGOUT was sent: nothing the server looks up now is for this session."""
     commands_seen: int = 0
     replies_seen: int = 0
+    _rev: str | None = None
+
+    @property
+    def rev(self) -> str | None:
+        """The client's address as a PTR name (``10.0.0.127.in-addr.arpa``)."""
+        if self._rev is None:
+            self._rev = reverse_name(self.client) or ""
+        return self._rev or None
 
     def refresh(self) -> None:
         """Read the commands and replies the session gained since the last look."""
@@ -252,9 +263,9 @@ class ContextTracker:
     # ------------------------------------------------------------------ mail connections
     def opened(self, conn: Connection, builder: SessionBuilder) -> None:
         """A connection that may be mail begins: claim its client's lookups from the pending buffer."""
-        self._expire(conn.first_ts)
-        subject = _Subject(conn.stream, conn, builder, conn.client.ip, conn.server.ip, conn.first_ts,
-                           reverse_name(conn.client.ip))
+        if self._pending or self._queries:
+            self._expire(conn.first_ts)
+        subject = _Subject(conn.stream, conn, builder, conn.client.ip, conn.server.ip, conn.first_ts)
         self._subjects[conn.stream] = subject
         self._by_server.setdefault(subject.server, {})[conn.stream] = subject
         self._claim_before(subject)
