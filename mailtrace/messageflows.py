@@ -102,6 +102,8 @@ class HopReport:
     """The new Received lines record the previous hop (its client's address); None when unknown."""
     continuous: bool | None
     """The hop starts where the previous one ended (a relay's client is the previous server)."""
+    queue_id_seen: bool | None = None
+    """The queue id the previous server announced (``250 … queued as X``) is in a new Received line."""
 
 
 def body_fingerprint(summary: MessageSummary) -> str | None:
@@ -234,7 +236,10 @@ def hop_reports(flow: MessageFlow) -> list[HopReport]:
             continuous = hop.server.ip == previous.server.ip if not previous.toward_client else None
         else:
             continuous = hop.client.ip == previous.server.ip
-        out.append(HopReport(hop, delay, added, matches, continuous))
+        queue_id_seen = None
+        if previous.queue_id and added:
+            queue_id_seen = previous.queue_id in {parse_received(value).id for value in added}
+        out.append(HopReport(hop, delay, added, matches, continuous, queue_id_seen))
         previous = hop
     return out
 
@@ -297,5 +302,6 @@ def _hop_json(report: HopReport) -> dict[str, Any]:
         "received_count": hop.received_count,
         "received_added": added,
         "received_matches": report.matches,
+        "queue_id_in_received": report.queue_id_seen,
         "continuous": report.continuous,
     }

@@ -61,6 +61,7 @@ def test_seed_story_is_one_flow_of_two_hops(captures: Path) -> None:
     assert (added["from"], added["ip"], added["by"], added["id"]) == (
         "client.local.example", "127.0.0.10", "mail.local.example", hops[0]["queue_id"])
     assert hops[1]["received_matches"] is True and hops[1]["continuous"] is True
+    assert hops[1]["queue_id_in_received"] is True and hops[0]["queue_id_in_received"] is None
     assert flow["received_chain_matches"] is True and flow["received_before"] == 0
 
 

@@ -250,6 +250,8 @@ EN: dict[str, Message] = {
     "ui.password": "password {secret}",
     "ui.opaque": "TLS application data, {n} bytes",
     "ui.body": "{what}, {n} bytes",
+    "ui.what.message": "message",
+    "ui.what.literal": "literal",
     "ui.message": "message",
     "ui.quoted": "“{text}”",
     "ui.no_subject": "without subject",

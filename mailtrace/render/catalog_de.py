@@ -237,6 +237,8 @@ DE: dict[str, str | tuple[str, str]] = {
     "ui.password": "Passwort {secret}",
     "ui.opaque": "TLS-Anwendungsdaten, {n} Bytes",
     "ui.body": "{what}, {n} Bytes",
+    "ui.what.message": "E-Mail",
+    "ui.what.literal": "Literal",
     "ui.message": "E-Mail",
     "ui.quoted": "„{text}“",
     "ui.no_subject": "ohne Betreff",

@@ -343,7 +343,8 @@ class _InfoWriter:
                 continue
         flush_notes()
         if item.body and not ended:
-            label = self.t("ui.body", what=body_what, n=item.body)
+            what = self.t("ui.what." + body_what) if has("ui.what." + body_what, self.lang) else body_what
+            label = self.t("ui.body", what=what, n=item.body)
             if len(item.frames) > 1:
                 label += " " + self.t("ui.segments", n=len(item.frames), first=item.frames[0],
                                       last=item.frames[-1])
