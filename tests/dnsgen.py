@@ -66,7 +66,7 @@ class Dns:
         self.next_id += 1
         self.port += 1
         payload = dns_message(self.next_id, name, qtype)
-        self.cap.add_ip(ts, ip_packet(host, self.server, 17, udp(self.port, 53, payload)))
+        self.cap.add_ip(ts, ip_packet(host, self.server, 17, udp(self.port, 53, payload)), ipv6=":" in host)
         return self.next_id, self.port
 
     def answer(self, ts: float, host: str, key: tuple[int, int], name: str, qtype: str, *, rcode: int = 0,
@@ -74,7 +74,7 @@ class Dns:
         ident, port = key
         payload = dns_message(ident, name, qtype, response=True, rcode=rcode, answers=answers,
                               additional=additional)
-        self.cap.add_ip(ts, ip_packet(self.server, host, 17, udp(53, port, payload)))
+        self.cap.add_ip(ts, ip_packet(self.server, host, 17, udp(53, port, payload)), ipv6=":" in host)
 
     def lookup(self, ts: float, host: str, name: str, qtype: str, *, rcode: int = 0,
                answers: tuple[Record, ...] = (), additional: tuple[Record, ...] = ()) -> float:

@@ -323,3 +323,29 @@ def test_findings_from_the_context(tmp_path: Path) -> None:
     assert finding["title"] == "Relay for example.org went to 10.0.0.7, not to its MX" and finding["severity"] == "low"
     backup = json.loads(run_cli("analyze", "--format", "json", str(_relay(tmp_path, connect_to=SERVER))).stdout)
     assert not [f for f in backup["findings"] if f["id"] == "relay-not-to-mx"]  # a backup MX is a legal route
+
+
+def test_a_pop3_server_looking_up_its_client_among_many_connections(tmp_path: Path) -> None:
+    """Only lookups about a POP3/IMAP session's client are theirs, however many sessions the server holds."""
+    cap = Capture()
+    dns = Dns(cap, RESOLVER)
+    idle = [Tcp(cap, client=(f"10.0.1.{i}", 41000 + i), server=(SERVER, 143), ts=T0 + i * 0.001).handshake()
+            for i in range(1, 30)]
+    conv = Tcp(cap, client=("2001:db8::7", 40000), server=("2001:db8::2", 110), ts=T0 + 1)
+    conv.handshake()
+    rev = "7.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"
+    dns6 = Dns(cap, "2001:db8::53")
+    t = dns6.lookup(conv.ts + 0.0001, "2001:db8::2", rev, "PTR", answers=((rev, "PTR", "laptop.example"),))
+    t = dns.lookup(t, SERVER, "unrelated.example", "A", answers=(("unrelated.example", "A", "192.0.2.1"),))
+    conv.ts = t
+    conv.s(b"+OK ready\r\n").c(b"QUIT\r\n").s(b"+OK bye\r\n").fin()
+    for i, imap in enumerate(idle):
+        imap.ts = t + 1 + i * 0.001
+        imap.s(b"* OK ready\r\n").c(b"a LOGOUT\r\n").s(b"* BYE\r\na OK bye\r\n").fin()
+    sessions, analyzer = _analyze(cap.write(tmp_path / "pop3.pcap"))
+    pop3 = next(s for s in sessions if s.protocol == "pop3")
+    assert [(o.purpose, o.subject) for o in pop3.context] == [("client-ptr", "2001:db8::7")]
+    text = run_cli("analyze", "-p", "pop3", str(tmp_path / "pop3.pcap")).stdout
+    assert "the server looks up the client's name (PTR) → laptop.example" in text
+    assert all(not s.context for s in sessions if s.protocol == "imap")
+    assert analyzer.stats.context is not None and analyzer.stats.context.unattributed == 1

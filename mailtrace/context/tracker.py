@@ -86,6 +86,20 @@ def reverse_name(address: str) -> str | None:
         return None
 
 
+def address_in(name: str) -> str | None:
+    """The address a reverse-DNS or DNS-blocklist name is about: ``10.0.0.127.in-addr.arpa`` and
+    ``10.0.0.127.zen.spamhaus.org`` → ``127.0.0.10`` (IPv6: 32 nibbles); None for other names."""
+    labels = name.split(".")
+    if len(labels) > 32 and all(len(x) == 1 for x in labels[:32]):
+        try:
+            return str(ipaddress.IPv6Address(int("".join(reversed(labels[:32])), 16)))
+        except ValueError:
+            return None
+    if len(labels) > 4 and all(x.isdigit() and len(x) <= 3 and int(x) < 256 for x in labels[:4]):
+        return ".".join(reversed(labels[:4]))
+    return None
+
+
 def domain_of(argument: str) -> str | None:
     """The domain of the address in a MAIL/RCPT/VRFY/EXPN argument, lower-cased."""
     match = _DOMAIN.search(argument)
@@ -369,12 +383,21 @@ class ContextTracker:
         self._pending_by_host.setdefault(o.host, {})[self._serial] = o
 
     def _attribute_live(self, o: ContextObservation) -> bool:
-        """A lookup by a server about one of its sessions in progress."""
+        """A lookup by a server about one of its sessions in progress.
+
+        A server may hold thousands of open connections (IMAP IDLE clients): only SMTP sessions are
+        weighed in full (their commands can make any lookup theirs); the others are skipped unless
+        the lookup is about their client's address or names, which costs a comparison each.
+        """
         candidates = self._by_server.get(o.host)
         if not candidates:
             return False
+        name = (o.query or "").lower()
+        about = address_in(name)
         best: tuple[int, float, _Subject, str, str] | None = None
         for subject in candidates.values():
+            if subject.builder.protocol != "smtp" and about != subject.client and name not in subject.names:
+                continue
             subject.refresh()
             if not subject.in_dialog:
                 continue
