@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mailtrace.context.model import ContextLimits
 from mailtrace.mime import MimeLimits
 from mailtrace.protocols.base import DissectorLimits
 from mailtrace.session import MessageSinkFactory, SessionLimits
@@ -46,6 +47,9 @@ class Config:
     sessions are in start order as long as the buffer suffices and in end order beyond it."""
     message_sink: MessageSinkFactory | None = None
     """Receives every message's bytes as they stream (e.g. the HTML report's --embed-attachments)."""
+    context: ContextLimits = field(default_factory=ContextLimits)
+    context_enabled: bool = True
+    """Decode DNS (UDP/TCP 53) and ident (TCP 113) and attribute it to the sessions (context rows)."""
 
 
 def parse_port_rule(text: str) -> tuple[int, PortRule]:

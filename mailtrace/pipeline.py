@@ -11,13 +11,14 @@ import heapq
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from mailtrace.capture.decode import Decoder, TcpPacket
+from mailtrace.capture.decode import Decoder, TcpPacket, UdpPacket
 from mailtrace.capture.reader import CaptureFile
 from mailtrace.config import Config
 from mailtrace.connection import MailConnection
+from mailtrace.context.tracker import CONTEXT_PORTS, ContextStats, ContextTracker
 from mailtrace.protocols import BY_NAME, DissectorClass
 from mailtrace.session import MessageSinkFactory, Session
-from mailtrace.tcp.flows import Connection, FlowTable
+from mailtrace.tcp.flows import Connection, FlowTable, Handler
 from mailtrace.tls import KeyLog
 
 
@@ -50,6 +51,8 @@ class CaptureStats:
     unknown_linktype: int = 0
     truncated_headers: int = 0
     sessions: int = 0
+    context: ContextStats | None = None
+    """DNS and ident traffic seen beside the sessions (None when the context layer is off)."""
 
     @property
     def truncated(self) -> bool:
@@ -84,14 +87,19 @@ class Analyzer:
         self._tls_port_protocols: dict[int, DissectorClass] = {
             port: BY_NAME[rule.protocol] for port, rule in config.ports.items() if rule.implicit_tls
         }
+        self.context = ContextTracker(config.context) if config.context_enabled else None
+        """DNS and ident beside the sessions; its ``listeners`` get every DNS transaction (findings)."""
+        self.stats.context = self.context.stats if self.context is not None else None
         self._new_file("")
 
     # ------------------------------------------------------------------ setup per file
     def _new_file(self, name: str) -> None:
         self._file = name
-        self.decoder = Decoder()
+        self.decoder = Decoder(udp_ports=frozenset({53}) if self.context is not None else frozenset())
         self.flows = FlowTable(self._factory, self._server_side, self.config.flow)
         self._open.clear()
+        if self.context is not None:
+            self.context.new_file()
 
     def _server_side(self, sport: int, dport: int) -> bool:
         ports = self.config.ports
@@ -101,8 +109,11 @@ class Analyzer:
             return False
         return sport < dport
 
-    def _factory(self, conn: Connection, pkt: TcpPacket) -> MailConnection | None:
+    def _factory(self, conn: Connection, pkt: TcpPacket) -> Handler | None:
         rule = self.config.ports.get(conn.server_port)
+        context = self.context
+        if rule is None and context is not None and conn.server_port in CONTEXT_PORTS:
+            return context.handler(conn, pkt)  # DNS over TCP, ident probes
         if rule is None and not self.config.sniff_other_ports:
             return None
         protocol = BY_NAME[rule.protocol] if rule else None
@@ -110,6 +121,8 @@ class Analyzer:
                                  bool(rule and rule.implicit_tls), self._tls_port_protocols, self._keylog,
                                  sink_factory=self.sink_factory)
         self._open[conn.stream] = conn.first_frame
+        if context is not None:
+            context.opened(conn, handler.builder)
         return handler
 
     def _keylog(self) -> KeyLog | None:
@@ -126,6 +139,8 @@ class Analyzer:
     def _session_done(self, stream: int, session: Session | None) -> None:
         self._open.pop(stream, None)
         self._changed = True
+        if self.context is not None:
+            self.context.closed(stream, session)
         if session is None:
             return
         self._seq += 1
@@ -152,7 +167,9 @@ class Analyzer:
         fast = self.fast_path
         table_get = flows.table.get
         next_sweep = flows.next_sweep
-        skip_udp = not self.decoder.udp_ports
+        udp_ports = self.decoder.udp_ports
+        skip_udp = not udp_ports
+        context = self.context
         try:
             for ts, linktype, data, wire_len in capture.frames():
                 packets += 1
@@ -175,18 +192,26 @@ class Analyzer:
                                 conn.last_ts = ts
                                 fast_skipped += 1
                                 continue
-                    elif proto == 17 and skip_udp:
-                        udp_skipped += 1
-                        continue
+                    elif proto == 17:
+                        p = 14 + (data[14] & 0x0F) * 4
+                        if skip_udp or (len(data) >= p + 4 and (data[p] << 8 | data[p + 1]) not in udp_ports
+                                        and (data[p + 2] << 8 | data[p + 3]) not in udp_ports):
+                            udp_skipped += 1
+                            continue
                 pkt = decode(ts, linktype, data)
-                if pkt is not None and type(pkt) is TcpPacket:
-                    flow_packet(packets, ts, pkt)
-                    next_sweep = flows.next_sweep
-                    if self._changed:
-                        yield from self._emit()
+                if pkt is not None:
+                    if type(pkt) is TcpPacket:
+                        flow_packet(packets, ts, pkt)
+                        next_sweep = flows.next_sweep
+                        if self._changed:
+                            yield from self._emit()
+                    elif context is not None and type(pkt) is UdpPacket:  # to or from port 53
+                        context.udp(packets, ts, pkt)
                 if progress is not None and not packets & 0x3FFF:
                     progress(packets)
             self.flows.close_all()
+            if context is not None:
+                context.flush()
         finally:
             fstats.packets = packets
             fstats.bytes = nbytes
@@ -246,8 +271,11 @@ class Analyzer:
             live.start = ts
         live.end = ts
         pkt = self.decoder.decode(ts, linktype, data)
-        if pkt is not None and type(pkt) is TcpPacket:
-            self.flows.packet(live.packets, ts, pkt)
+        if pkt is not None:
+            if type(pkt) is TcpPacket:
+                self.flows.packet(live.packets, ts, pkt)
+            elif self.context is not None and type(pkt) is UdpPacket:
+                self.context.udp(live.packets, ts, pkt)
         return list(self._emit()) if self._changed else []
 
     def tick(self, now: float) -> list[Session]:
@@ -260,6 +288,8 @@ class Analyzer:
     def close_source(self) -> list[Session]:
         """End of a live source: open sessions are flushed as ``open``."""
         self.flows.close_all()
+        if self.context is not None:
+            self.context.flush()
         self._account(self._live)
         return list(self._emit(final=True))
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mailtrace.capture.decode import TCP_FIN, TCP_RST, TCP_SYN
 from mailtrace.mime import MessageSummarizer, MessageSummary, MimeLimits, PartWriter
@@ -32,6 +32,9 @@ from mailtrace.model import (
     StreamItem,
     TlsStart,
 )
+
+if TYPE_CHECKING:
+    from mailtrace.context.model import ContextCheck, ContextObservation
 
 SIDE_EVENTS = frozenset({Anomaly, GapEvent})
 """Events that do not decide a row's phase (they can happen in any phase)."""
@@ -205,6 +208,12 @@ class Session:
     transcript: list[TranscriptPiece] = field(default_factory=list)
     transcript_truncated: int = 0
     """Bytes of the streams not kept in ``transcript`` (over ``max_transcript_bytes``)."""
+    context: list[ContextObservation] = field(default_factory=list)
+    """DNS transactions and ident probes made for this session, in frame order (mailtrace.context)."""
+    context_checks: list[ContextCheck] = field(default_factory=list)
+    """What the context shows: forward-confirmed rDNS, HELO, MX routing, NXDOMAIN behind a refusal."""
+    context_dropped: int = 0
+    """Context observations over ``ContextLimits.max_per_session`` (counted, not kept)."""
 
     @property
     def user(self) -> str | None:
