@@ -48,6 +48,10 @@ if TYPE_CHECKING:
     from mailtrace.config import Config
     from mailtrace.tcp.flows import Connection
 
+BULK_BYTES = 64 * 1024
+"""Message content is handed to the dissector in pieces of about this size rather than per segment:
+the same events (the dissectors are split-invariant), a fraction of the calls."""
+
 MAX_SNIFF_PACKETS = 64
 """Packets of an unknown-port connection looked at before it is judged not to be mail."""
 
@@ -84,6 +88,12 @@ class MailConnection:
         self.keep_transcript = config.session.keep_transcript
         self.plain = False
         """Past the first bytes, no TLS, no sniffing: items go straight to the dissector."""
+        self._bulk: Direction | None = None
+        """The direction the dissector reads message content from right now (see Dissector.bulk)."""
+        self._bulk_left: int | None = None
+        self._bulk_tail = b""
+        self._held: list[Chunk] = []
+        self._held_bytes = 0
         self.implicit_tls = implicit_tls
         self.tunnel: str | None = conn.tunnel
 
@@ -113,7 +123,10 @@ class MailConnection:
 
     def packet(self, conn: Connection, frame: int, ts: float, direction: Direction, pkt: TcpPacket) -> None:
         if self.sniffer is None:
-            self.builder.packet(frame, ts, direction, pkt.flags, pkt.payload_len)
+            builder = self.builder
+            builder.packet(frame, ts, direction, pkt.flags, pkt.payload_len)
+            if self._bulk is direction:  # message content: counted on its row now, dissected in bulk
+                builder.mark_body(pkt.payload_len)
             return
         self._sniffed_rows.append((frame, ts, direction, pkt.flags, pkt.payload_len))
         if len(self._sniffed_rows) > MAX_SNIFF_PACKETS:
@@ -122,16 +135,16 @@ class MailConnection:
 
     def items(self, conn: Connection, items: list[StreamItem]) -> None:
         if self.plain and not self.keep_transcript:
-            dissector, builder = self.dissector, self.builder
-            assert dissector is not None
             for item in items:  # the common case: a cleartext session past its first bytes
-                events = dissector.feed(item)
-                if events:
-                    starts = builder.tls_starts
-                    builder.events(events)
-                    if builder.tls_starts != starts:
-                        self.tls_state = "undecided"
-                        self.plain = False
+                if type(item) is Chunk and item.direction is self._bulk and self._inside_bulk(item.data):
+                    self._held.append(item)  # message content: dissected in pieces of BULK_BYTES
+                    self._held_bytes += len(item.data)
+                    if self._held_bytes >= BULK_BYTES:
+                        self._release_bulk()
+                    continue
+                if self._held:
+                    self._release_bulk()
+                self._plain(item)
             return
         for item in items:
             if self.keep_transcript and self._builder is not None:
@@ -145,6 +158,48 @@ class MailConnection:
                 continue
             self._stack(item)
 
+    def _plain(self, item: StreamItem) -> None:
+        """Feed one item to the dissector of a cleartext session; notice TLS starting and bulk data."""
+        dissector, builder = self.dissector, self.builder
+        assert dissector is not None
+        events = dissector.feed(item)
+        if events:
+            starts = builder.tls_starts
+            builder.events(events)
+            if builder.tls_starts != starts:
+                self.tls_state = "undecided"
+                self.plain = False
+        self._bulk = dissector.bulk if self.plain else None
+        if self._bulk is not None:
+            self._bulk_left = dissector.bulk_left
+            self._bulk_tail = item.data[-4:] if type(item) is Chunk else b""
+
+    def _inside_bulk(self, data: bytes) -> bool:
+        """Whether ``data`` cannot end the bulk content: then it may wait to be dissected with more.
+        The segment that may end it is dissected on its own, so every event keeps its exact frame."""
+        left = self._bulk_left
+        if left is not None:
+            return self._held_bytes + len(data) < left
+        tail = self._held[-1].data[-4:] if self._held else self._bulk_tail
+        return b"\r\n.\r\n" not in tail + data[:4] and b"\r\n.\r\n" not in data
+
+    def _release_bulk(self) -> None:
+        """Dissect the held message content as one piece (it was already counted on its rows)."""
+        held = self._held
+        last = held[-1]
+        data = held[0].data if len(held) == 1 else b"".join(c.data for c in held)
+        self._held = []
+        self._held_bytes = 0
+        self._bulk_tail = data[-4:]
+        builder = self.builder
+        builder.body_marked = True
+        builder.bulk_first_frame = held[0].frame
+        try:
+            self._plain(Chunk(last.direction, data, last.ts, last.frame))
+        finally:
+            builder.body_marked = False
+            builder.bulk_first_frame = 0
+
     def notes(self, conn: Connection, notes: list[ReassemblyNote]) -> None:
         if self._builder is None:
             return  # still sniffing: reassembly trouble on what is probably not mail
@@ -156,6 +211,8 @@ class MailConnection:
             return
         if self.dissector is None:
             return
+        if self._held:
+            self._release_bulk()
         self.builder.events(self.dissector.finish())
         record: dict[str, Any] = self.dissector.record()
         if self.tls is not None:

@@ -288,6 +288,10 @@ class SessionBuilder:
         self.tls_info: dict[str, Any] | None = None
         self.notes: list[str] = []
         self.tls_starts = 0
+        self.body_marked = False
+        self.bulk_first_frame = 0
+        """While bulk content is dissected: the frame its first bytes came in (for the message's first frame)."""
+        """Message bytes were already counted on their rows (the stack dissects them in bulk)."""
         """How many TlsStart events were seen (the stack watches it to put the TLS gate in place)."""
         self.transcript: list[TranscriptPiece] = []
         self.transcript_bytes = 0
@@ -325,7 +329,7 @@ class SessionBuilder:
         if kind is MessageData:  # the most frequent event: body bytes, counted on the row
             row = self._last_row if self._last_row is not None and self._last_row.frame == event.frame \
                 else self._row_for(event.frame)
-            if row is not None:
+            if row is not None and not self.body_marked:
                 row.body_bytes += len(event.data)  # type: ignore[attr-defined]
             self._message_data(event)  # type: ignore[arg-type]
             return
@@ -345,6 +349,11 @@ class SessionBuilder:
         handler = _DISPATCH.get(kind)
         if handler is not None:
             handler(self, event)
+
+    def mark_body(self, nbytes: int) -> None:
+        """Count message bytes on the latest row (the stack knows they are content before dissecting)."""
+        if self._last_row is not None:
+            self._last_row.body_bytes += nbytes
 
     def _command(self, event: Command) -> None:
         self._keep(self.commands, event)
@@ -385,7 +394,7 @@ class SessionBuilder:
 
     def _message_data(self, event: MessageData) -> None:
         if self._summarizer is None:
-            self._message_first_frame = event.frame
+            self._message_first_frame = self.bulk_first_frame or event.frame
             if self.sink_factory is not None:
                 self._sink = self.sink_factory(self, "")
             self._summarizer = MessageSummarizer(self.mime_limits, on_part=getattr(self._sink, "on_part", None))

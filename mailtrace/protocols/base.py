@@ -62,6 +62,19 @@ class Dissector(Protocol):
         """The connection is over: flush what is still open (e.g. a login whose outcome was not seen)."""
         ...
 
+    @property
+    def bulk(self) -> Direction | None:
+        """The direction whose next bytes are message content rather than protocol lines (a DATA
+        body, a RETR response, a message literal), or None. The stack may then hand those bytes over
+        in larger pieces: the events must not depend on how the bytes were cut (rule 2)."""
+        ...
+
+    @property
+    def bulk_left(self) -> int | None:
+        """How many bytes of bulk content are still to come when the protocol says (a literal, a
+        BDAT chunk); None when the content ends at a marker (``CRLF.CRLF``)."""
+        ...
+
     def tls_started(self) -> None:
         """The stack confirmed TLS (or plaintext) after the upgrade: reset protocol state as the RFC says."""
         ...

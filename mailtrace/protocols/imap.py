@@ -362,6 +362,24 @@ class Imap:
         self.pending.clear()
         return self.out.take()
 
+    @property
+    def bulk(self) -> Direction | None:
+        """The direction whose next bytes are message content, not protocol (see Dissector.bulk)."""
+        for reader in self.readers:
+            lit = reader.literal
+            if reader.mode is ReadMode.LITERAL and lit is not None and lit.dest is Dest.MESSAGE \
+                    and reader.inflater is None and lit.left > 0:
+                return reader.direction
+        return None
+
+    @property
+    def bulk_left(self) -> int | None:
+        """Bytes left in the message literal being read."""
+        for reader in self.readers:
+            if reader.mode is ReadMode.LITERAL and reader.literal is not None:
+                return reader.literal.left
+        return None
+
     def tls_started(self) -> None:
         """Plaintext resumes after STARTTLS (decrypted): RFC 3501 §6.2.1 — forget the old capabilities."""
         for reader in self.readers:

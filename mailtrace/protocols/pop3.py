@@ -27,6 +27,7 @@ from mailtrace.model import (
     AuthAttempt,
     Chunk,
     Command,
+    Direction,
     Eof,
     Event,
     GapEvent,
@@ -249,6 +250,16 @@ class Pop3:
             self._login_result(cmd, None, "", frame=cmd.frame, ts=cmd.ts, extra={"outcome": "not seen"})
         self.pending.clear()
         return self.out.take()
+
+    @property
+    def bulk(self) -> Direction | None:
+        """The direction whose next bytes are message content, not protocol (see Dissector.bulk)."""
+        return SERVER if self.body is not None and not self.tls else None
+
+    @property
+    def bulk_left(self) -> int | None:
+        """A multi-line response ends at its ``.`` line: the length is not known in advance."""
+        return None
 
     def tls_started(self) -> None:
         """Plaintext resumes after STLS (decrypted): RFC 2595 §4 — the old capabilities are forgotten."""

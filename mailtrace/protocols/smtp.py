@@ -22,6 +22,7 @@ from mailtrace.model import (
     AuthAttempt,
     Chunk,
     Command,
+    Direction,
     Eof,
     Event,
     GapEvent,
@@ -223,6 +224,16 @@ class Smtp:
         elif isinstance(item, Eof):
             self._eof(item)
         return out.take()
+
+    @property
+    def bulk(self) -> Direction | None:
+        """The direction whose next bytes are message content, not protocol (see Dissector.bulk)."""
+        return CLIENT if self.mode is Mode.DATA or self.mode is Mode.BDAT else None
+
+    @property
+    def bulk_left(self) -> int | None:
+        """Bytes of bulk content still to come when known (a BDAT chunk); None: it ends at a marker."""
+        return self.bdat_left if self.mode is Mode.BDAT else None
 
     def tls_started(self) -> None:
         """Plaintext resumes after the TLS upgrade (decrypted, or never encrypted): RFC 3207 reset."""
