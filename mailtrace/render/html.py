@@ -145,8 +145,9 @@ SEVERITIES = ("high", "medium", "low", "info")
 """Finding severities, most severe first (docs/findings.md)."""
 _SEVERITY_CSS = {"high": "bad", "medium": "warn", "low": "mid", "info": "info"}
 _SLOT = "<!--mailtrace:slot:"
-"""Start of a line in a spooled section that end() replaces (a session's findings, known only then).
-Text from a capture can never start a line with it: every ``<`` from a capture is escaped."""
+_SLOT_RE = re.compile(r"<!--mailtrace:slot:(\w+):(\d+)-->")
+"""A place in a spooled section that end() fills (a session's findings, known only then). Text from a
+capture can never contain it: every ``<`` from a capture is escaped."""
 
 
 def _env() -> Environment:
@@ -490,7 +491,7 @@ class HtmlReport:
         buffer: list[str] = []
         size = 0
         for raw in self._spool:
-            line = self._slot(raw[len(_SLOT) :].rstrip().removesuffix("-->")) if raw.startswith(_SLOT) else raw
+            line = _SLOT_RE.sub(lambda m: self._slot(m.group(1), m.group(2)), raw) if _SLOT in raw else raw
             buffer.append(line)
             size += len(line)
             if size >= 1 << 20:
@@ -500,9 +501,8 @@ class HtmlReport:
         out.write("".join(buffer))
         return written + size
 
-    def _slot(self, name: str) -> str:
-        kind, _, sid_text = name.partition(":")
-        sid = int(sid_text) if sid_text.isdigit() else -1
+    def _slot(self, kind: str, sid_text: str) -> str:
+        sid = int(sid_text)
         findings = self._by_session.get(sid, [])
         if kind == "findings":
             return self._findings_tpl.render(findings=findings[: self.limits.max_list], sid=sid,
