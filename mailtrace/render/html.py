@@ -7,8 +7,16 @@ overview, index, the spooled sections, the data blocks, the script.
 
 What a section shows comes from the same places as the other outputs: the JSON report's
 ``session_json`` (embedded verbatim, all sessions in one ``<script type="application/json">``
-block at the end of the page), the shared captions of :func:`mailtrace.render.captions.steps`
-and the session's rows. Nothing is re-parsed.
+block at the end of the page), the shared captions of :func:`mailtrace.render.captions.steps`,
+the session's rows, the reply explanations of :mod:`mailtrace.render.explain` and the message
+detail helpers of :mod:`mailtrace.render.message`. Nothing is re-parsed.
+
+The findings and statistics are the JSON report's too: the command puts its ``findings`` and
+``stats`` keys into :attr:`HtmlReport.extra` before ``end()`` (``commands/report_data.ReportData``);
+the page embeds that dict and draws the findings table, the per-session findings and the
+statistics section (:mod:`mailtrace.render.html_stats`) from it. A session's findings are only
+complete at the end (some span sessions), so its spooled section holds slot markers that
+``end()`` fills while copying the sections into the page.
 
 Safety: every value from a capture is hostile. Templates autoescape; text is additionally passed
 through :func:`~mailtrace.render.svg.clean_text` (control and bidi characters made visible, non-UTF-8

@@ -4,8 +4,8 @@
 (and its :class:`~mailtrace.session.Session`, for the envelope): an overview, the full header table
 with each field's meaning, the Received chain as hops in path order, the MIME tree with sizes,
 encoding overhead and attachment hashes, envelope versus header (Bcc), and the parser's defects.
-The terminal view (``analyze --headers``) and the HTML report call it; the HTML report can render it
-with ``Console(record=True).export_html()``.
+The terminal view (``analyze --headers``) prints it; the HTML report shows the same sections from the
+same data (:func:`header_rows`, :func:`hop_cells`, :func:`part_overhead`, :func:`defect_text`).
 
 Everything shown comes from the sender and is hostile by assumption: it is never parsed as rich
 markup (only ``Text`` objects carry it), control, bidi and zero-width characters are shown as
