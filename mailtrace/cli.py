@@ -12,6 +12,7 @@ import click
 from mailtrace import __version__
 from mailtrace.commands.analyze import analyze
 from mailtrace.commands.extract import extract
+from mailtrace.commands.flows import flows
 from mailtrace.commands.interfaces import interfaces
 from mailtrace.commands.live import live
 from mailtrace.commands.report import report
@@ -30,6 +31,7 @@ main.add_command(interfaces)
 main.add_command(stats)
 main.add_command(extract)
 main.add_command(report)
+main.add_command(flows)
 
 
 if __name__ == "__main__":  # pragma: no cover

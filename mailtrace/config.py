@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mailtrace.context.model import ContextLimits
 from mailtrace.mime import MimeLimits
 from mailtrace.protocols.base import DissectorLimits
 from mailtrace.session import MessageSinkFactory, SessionLimits
@@ -41,8 +42,14 @@ class Config:
     """Bytes per direction looked at before an unknown-port connection is judged not to be mail."""
     max_reorder_sessions: int = 10_000
     """Finished sessions held back so the report lists sessions in the order they started."""
+    max_reorder_rows: int = 200_000
+    """The same bound in packet rows (their memory): past either, a session is handed out early, so
+    sessions are in start order as long as the buffer suffices and in end order beyond it."""
     message_sink: MessageSinkFactory | None = None
     """Receives every message's bytes as they stream (e.g. the HTML report's --embed-attachments)."""
+    context: ContextLimits = field(default_factory=ContextLimits)
+    context_enabled: bool = True
+    """Decode DNS (UDP/TCP 53) and ident (TCP 113) and attribute it to the sessions (context rows)."""
 
 
 def parse_port_rule(text: str) -> tuple[int, PortRule]:

@@ -64,11 +64,15 @@ class MailConnection:
                  sink_factory: MessageSinkFactory | None = None) -> None:
         self.config = config
         self.on_done = on_done
-        self.builder = SessionBuilder(protocol=protocol.name if protocol else "?", client=conn.client,
-                                      server=conn.server, stream=conn.stream, file=file, tunnel=conn.tunnel,
-                                      limits=config.session, mime_limits=config.mime,
-                                      sink_factory=tee(sink_factory, config.message_sink))
+        self._conn = conn
+        self._file = file
+        self._sink_factory = tee(sink_factory, config.message_sink)
+        self._builder: SessionBuilder | None = None
+        self._sniffed_rows: list[tuple[int, float, Direction, int, int]] = []
+        """Packets of a connection still being sniffed (most are not mail: no session is built yet)."""
         self.sniffer = Sniffer(config.max_sniff_bytes, tls_port_protocols) if protocol is None else None
+        if protocol is not None:
+            self._build(protocol.name)
         self.dissector: Dissector | None = protocol(config.dissector) if protocol else None
         self.tls_state: str | None = None
         """None before TLS; then "undecided" until the first bytes show "tls" records or "plain" text."""
@@ -83,14 +87,32 @@ class MailConnection:
         self.implicit_tls = implicit_tls
         self.tunnel: str | None = conn.tunnel
 
+    @property
+    def builder(self) -> SessionBuilder:
+        assert self._builder is not None, "no session is built while sniffing"
+        return self._builder
+
+    def _build(self, protocol: str) -> None:
+        conn = self._conn
+        self._builder = SessionBuilder(protocol=protocol, client=conn.client, server=conn.server,
+                                       stream=conn.stream, file=self._file, tunnel=conn.tunnel,
+                                       limits=self.config.session, mime_limits=self.config.mime,
+                                       sink_factory=self._sink_factory)
+        for row in self._sniffed_rows:
+            self._builder.packet(*row)
+        self._sniffed_rows = []
+
     # ------------------------------------------------------------------ flow-table callbacks
     @property
     def tracked(self) -> bool:
         return self.sniffer is None
 
     def packet(self, conn: Connection, frame: int, ts: float, direction: Direction, pkt: TcpPacket) -> None:
-        self.builder.packet(frame, ts, direction, pkt.flags, pkt.payload_len)
-        if self.sniffer is not None and self.builder.packets > MAX_SNIFF_PACKETS:
+        if self.sniffer is None:
+            self.builder.packet(frame, ts, direction, pkt.flags, pkt.payload_len)
+            return
+        self._sniffed_rows.append((frame, ts, direction, pkt.flags, pkt.payload_len))
+        if len(self._sniffed_rows) > MAX_SNIFF_PACKETS:
             conn.handler = None  # no verdict after this many packets: not a mail conversation we can read
             self.on_done(conn.stream, None)
 
@@ -108,7 +130,7 @@ class MailConnection:
                         self.plain = False
             return
         for item in items:
-            if self.keep_transcript:
+            if self.keep_transcript and self._builder is not None:
                 self.builder.raw(item)
             if self.sniffer is not None:
                 decision = self.sniffer.feed(item)
@@ -120,6 +142,8 @@ class MailConnection:
             self._stack(item)
 
     def notes(self, conn: Connection, notes: list[ReassemblyNote]) -> None:
+        if self._builder is None:
+            return  # still sniffing: reassembly trouble on what is probably not mail
         self.builder.events([Anomaly(direction=n.direction, ts=conn.last_ts, frame=n.frame, first_frame=n.frame,
                                      phase=self.builder.phase, kind=n.kind, detail=n.detail) for n in notes])
 
@@ -150,7 +174,10 @@ class MailConnection:
             self.on_done(conn.stream, None)
             return False
         self.dissector = decision.protocol(self.config.dissector)
-        self.builder.protocol = decision.protocol.name
+        self._build(decision.protocol.name)
+        if self.keep_transcript:
+            for item in sniffer.items:
+                self.builder.raw(item)
         self.implicit_tls = decision.implicit_tls
         if decision.tunnel:
             self.tunnel = decision.tunnel

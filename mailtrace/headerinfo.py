@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-__all__ = ["CATALOGUES", "ENGLISH", "explain"]
+__all__ = ["CATALOGUES", "ENGLISH", "GERMAN", "explain"]
 
 ENGLISH: Mapping[str, str] = {
     # originator and destination (RFC 5322 3.6.2, 3.6.3)
@@ -77,7 +77,91 @@ ENGLISH: Mapping[str, str] = {
 }
 """The English catalogue."""
 
-CATALOGUES: dict[str, Mapping[str, str]] = {"en": ENGLISH}
+GERMAN: Mapping[str, str] = {
+    # Absender und Empfänger (RFC 5322 3.6.2, 3.6.3)
+    "from": "Verfasser der Nachricht: wer sie geschrieben hat (wird angezeigt, von SMTP nicht geprüft).",
+    "sender": "Wer die Nachricht tatsächlich für den Verfasser abgeschickt hat (ein Sekretariat, eine Liste), "
+              "wenn nicht der Verfasser selbst.",
+    "reply-to": "Wohin Antworten gehen sollen, statt an die From-Adresse.",
+    "to": "Hauptempfänger, wie der Verfasser sie adressiert hat (über die Zustellung entscheidet RCPT TO im "
+          "Umschlag).",
+    "cc": "Kopie (Carbon Copy): weitere Empfänger, für alle sichtbar.",
+    "bcc": "Blindkopie: vor den anderen verborgene Empfänger; wird vor dem Versand normalerweise entfernt.",
+    "return-path": "Umschlag-Absender (MAIL FROM), bei der endgültigen Zustellung festgehalten: dorthin gehen "
+                   "Unzustellbarkeitsmeldungen.",
+    # Trace (RFC 5321 4.4)
+    "received": "Trace-Feld, das jeder weiterleitende Server hinzufügt; von unten nach oben gelesen zeigt es "
+                "den Weg.",
+    # Datum und Kennung (RFC 5322 3.6.1, 3.6.4)
+    "date": "Wann die Nachricht laut der Software des Verfassers geschrieben wurde (Ursprungsdatum).",
+    "message-id": "Eindeutige Kennung dieser Nachricht, vergeben von der Software des Absenders.",
+    "in-reply-to": "Message-ID der Nachricht, auf die diese antwortet.",
+    "references": "Message-IDs der früheren Nachrichten des Gesprächsfadens, die älteste zuerst: daraus "
+                  "entstehen Threads.",
+    # informativ (RFC 5322 3.6.5)
+    "subject": "Kurzes Thema der Nachricht, vom Verfasser geschrieben.",
+    "comments": "Freitext-Bemerkungen zur Nachricht.",
+    "keywords": "Durch Kommas getrennte Stichwörter oder Wendungen, die den Inhalt beschreiben.",
+    # MIME (RFC 2045, 2183)
+    "mime-version": "Erklärt, dass die Nachricht MIME verwendet (immer 1.0): typisierte Inhalte, Teile und "
+                    "Kodierungen.",
+    "content-type": "Was der Inhalt ist (text/plain, multipart/mixed, …), dazu Parameter wie charset.",
+    "content-transfer-encoding": "Wie der Inhalt versandfähig gemacht wurde: 7bit, 8bit, quoted-printable, "
+                                 "base64.",
+    "content-id": "Kennung eines Teils, damit andere Teile darauf verweisen können (z. B. eingebettete Bilder "
+                  "cid:…).",
+    "content-description": "Für Menschen lesbare Beschreibung eines Teils.",
+    "content-disposition": "Ob ein Teil direkt angezeigt oder als Anhang angeboten wird, und sein Dateiname.",
+    "content-language": "Sprache(n) des Inhalts.",
+    # Authentifizierung (RFC 8601, 7208, 6376, 8617)
+    "authentication-results": "Ergebnisse der Prüfungen eines empfangenden Servers (SPF, DKIM, DMARC) für "
+                              "diese Nachricht.",
+    "received-spf": "Ergebnis der SPF-Prüfung: ob der sendende Host für die Umschlag-Domain senden darf.",
+    "dkim-signature": "Kryptografische Signatur der sendenden Domain über ausgewählte Header und den Inhalt.",
+    "arc-seal": "ARC: das Siegel eines Weiterleiters über die ARC-Einträge, damit spätere Stationen früheren "
+                "Prüfungen trauen können.",
+    "arc-message-signature": "ARC: DKIM-artige Signatur eines Weiterleiters über die Nachricht, wie er sie "
+                             "erhielt.",
+    "arc-authentication-results": "ARC: die Prüfergebnisse, die ein Weiterleiter sah, für spätere Stationen "
+                                  "aufbewahrt.",
+    "arc-*": "Feld der Authenticated Received Chain: Belege von Weiterleitern über frühere Prüfungen.",
+    # Mailinglisten (RFC 2369, 2919, 8058)
+    "list-id": "Kennung der Mailingliste, die die Nachricht verteilt hat.",
+    "list-unsubscribe": "Wie man die Mailingliste verlässt (mailto:- oder https:-Link).",
+    "list-unsubscribe-post": "Zeigt Mailprogrammen, dass Abmelden mit einem Klick per HTTPS-POST geht.",
+    "list-subscribe": "Wie man der Mailingliste beitritt.",
+    "list-post": "Adresse für Beiträge an die Mailingliste.",
+    "list-help": "Wo es Hilfe zur Mailingliste gibt.",
+    "list-owner": "Kontaktadresse der Betreiber der Liste.",
+    "list-archive": "Wo das Archiv der Liste zu lesen ist.",
+    "list-*": "Feld einer Mailingliste: Angaben oder Befehle der Liste, die die Nachricht verteilt hat.",
+    "precedence": "Nicht standardisierter Hinweis wie bulk oder list: Abwesenheitsnotizen sollen nicht "
+                  "antworten.",
+    # Zustellung und Programme
+    "delivered-to": "Postfach, in das die Nachricht zugestellt wurde (bei der Zustellung ergänzt; zeigt Aliase "
+                    "und Weiterleitungen).",
+    "user-agent": "Mailprogramm, mit dem die Nachricht verfasst wurde.",
+    "x-mailer": "Mailprogramm, mit dem die Nachricht verfasst wurde (ältere, private Form von User-Agent).",
+    "x-originating-ip": "Adresse des Clients, der die Nachricht eingeliefert hat; von manchen Webmail-Diensten "
+                        "ergänzt.",
+    "auto-submitted": "Kennzeichnet automatisch erzeugte Nachrichten (auto-replied, auto-generated), um "
+                      "Schleifen zu vermeiden.",
+    "disposition-notification-to": "Bittet das Mailprogramm des Empfängers um eine Lesebestätigung an diese "
+                                   "Adresse.",
+    "importance": "Nicht standardisierter Hinweis auf die Wichtigkeit (high, normal, low), von manchen "
+                  "Programmen angezeigt.",
+    "x-priority": "Nicht standardisierter Hinweis auf die Priorität (1 = höchste, 5 = niedrigste), von manchen "
+                  "Programmen angezeigt.",
+    "x-spam-status": "Urteil eines Spamfilters (meist SpamAssassin) mit Punktzahl und getroffenen Regeln.",
+    "resent-from": "Verfasser einer erneut versandten (unverändert weitergeleiteten) Kopie; Resent-*-Felder "
+                   "beschreiben diesen Versand.",
+    "resent-*": "Beschreibt einen erneuten Versand der Nachricht, wie das gleichnamige Feld ohne Resent-.",
+    "x-*": "private Erweiterung (X-Header)",
+    "*": "Header nicht im Katalog",
+}
+"""The German catalogue (same keys as :data:`ENGLISH`; ``tests/test_catalog.py`` checks that)."""
+
+CATALOGUES: dict[str, Mapping[str, str]] = {"en": ENGLISH, "de": GERMAN}
 """Language code to catalogue; add e.g. ``CATALOGUES["de"] = GERMAN`` to offer another language."""
 
 
@@ -90,7 +174,7 @@ def explain(name: str, lang: str = "en") -> str:
         text = _lookup(catalogue, key)
         if text is not None:
             return text
-    return ENGLISH["*"]
+    return (CATALOGUES.get(lang) or ENGLISH).get("*", ENGLISH["*"])
 
 
 def _lookup(catalogue: Mapping[str, str], key: str) -> str | None:

@@ -73,13 +73,13 @@ class MimeLimits:
     """MIME entities described per message; later ones are scanned for boundaries only."""
     max_depth: int = 50
     """Nesting of multipart and message/* containers; deeper ones are opaque leaves."""
-    max_kept_bytes: int = 1 * 1024 * 1024
+    max_kept_bytes: int = 64 * 1024
     """Bytes of the message kept in ``MessageSummary.kept`` for display."""
     max_line: int = 1 << 20
     """Longest line held while waiting for its end; longer lines are processed in pieces."""
     max_headers: int = 1000
     """Top-level header fields listed in ``MessageSummary.headers``."""
-    max_preview_bytes: int = 64 * 1024
+    max_preview_bytes: int = 8 * 1024
     """Decoded bytes of the main text part kept for ``MessageSummary.text_preview``."""
 
 

@@ -11,13 +11,14 @@ import heapq
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from mailtrace.capture.decode import Decoder, TcpPacket
+from mailtrace.capture.decode import Decoder, TcpPacket, UdpPacket
 from mailtrace.capture.reader import CaptureFile
 from mailtrace.config import Config
 from mailtrace.connection import MailConnection
+from mailtrace.context.tracker import CONTEXT_PORTS, ContextStats, ContextTracker
 from mailtrace.protocols import BY_NAME, DissectorClass
 from mailtrace.session import MessageSinkFactory, Session
-from mailtrace.tcp.flows import Connection, FlowTable
+from mailtrace.tcp.flows import Connection, FlowTable, Handler
 from mailtrace.tls import KeyLog
 
 
@@ -50,6 +51,8 @@ class CaptureStats:
     unknown_linktype: int = 0
     truncated_headers: int = 0
     sessions: int = 0
+    context: ContextStats | None = None
+    """DNS and ident traffic seen beside the sessions (None when the context layer is off)."""
 
     @property
     def truncated(self) -> bool:
@@ -74,6 +77,8 @@ class Analyzer:
         self._done: list[tuple[int, int, int, Session]] = []
         self._changed = False
         """A connection ended since the last look: sessions may be ready to hand out."""
+        self._held_rows = 0
+        """Packet rows of the finished sessions held back for ordering (bounded by the config)."""
         self._ready: list[Session] = []
         self._open: dict[int, int] = {}  # stream → first frame, in creation order
         self._seq = 0
@@ -82,14 +87,19 @@ class Analyzer:
         self._tls_port_protocols: dict[int, DissectorClass] = {
             port: BY_NAME[rule.protocol] for port, rule in config.ports.items() if rule.implicit_tls
         }
+        self.context = ContextTracker(config.context) if config.context_enabled else None
+        """DNS and ident beside the sessions; its ``listeners`` get every DNS transaction (findings)."""
+        self.stats.context = self.context.stats if self.context is not None else None
         self._new_file("")
 
     # ------------------------------------------------------------------ setup per file
     def _new_file(self, name: str) -> None:
         self._file = name
-        self.decoder = Decoder()
+        self.decoder = Decoder(udp_ports=frozenset({53}) if self.context is not None else frozenset())
         self.flows = FlowTable(self._factory, self._server_side, self.config.flow)
         self._open.clear()
+        if self.context is not None:
+            self.context.new_file()
 
     def _server_side(self, sport: int, dport: int) -> bool:
         ports = self.config.ports
@@ -99,8 +109,11 @@ class Analyzer:
             return False
         return sport < dport
 
-    def _factory(self, conn: Connection, pkt: TcpPacket) -> MailConnection | None:
-        rule = self.config.ports.get(conn.server.port)
+    def _factory(self, conn: Connection, pkt: TcpPacket) -> Handler | None:
+        rule = self.config.ports.get(conn.server_port)
+        context = self.context
+        if rule is None and context is not None and conn.server_port in CONTEXT_PORTS:
+            return context.handler(conn, pkt)  # DNS over TCP, ident probes
         if rule is None and not self.config.sniff_other_ports:
             return None
         protocol = BY_NAME[rule.protocol] if rule else None
@@ -108,6 +121,8 @@ class Analyzer:
                                  bool(rule and rule.implicit_tls), self._tls_port_protocols, self._keylog,
                                  sink_factory=self.sink_factory)
         self._open[conn.stream] = conn.first_frame
+        if context is not None:
+            context.opened(conn, handler.builder)
         return handler
 
     def _keylog(self) -> KeyLog | None:
@@ -124,10 +139,13 @@ class Analyzer:
     def _session_done(self, stream: int, session: Session | None) -> None:
         self._open.pop(stream, None)
         self._changed = True
+        if self.context is not None:
+            self.context.closed(stream, session)
         if session is None:
             return
         self._seq += 1
         heapq.heappush(self._done, (session.first_frame, session.stream, self._seq, session))
+        self._held_rows += len(session.rows) + 1
 
     # ------------------------------------------------------------------ running
     def run_file(self, capture: CaptureFile, progress: Callable[[int], None] | None = None) -> Iterator[Session]:
@@ -140,13 +158,18 @@ class Analyzer:
         decode = self.decoder.decode
         flows = self.flows
         flow_packet = flows.packet
-        table = flows.table
         packets = 0
         nbytes = 0
         first_ts: float | None = None
         last_ts = 0.0
         fast_skipped = 0
+        udp_skipped = 0
         fast = self.fast_path
+        table_get = flows.table.get
+        next_sweep = flows.next_sweep
+        udp_ports = self.decoder.udp_ports
+        skip_udp = not udp_ports
+        context = self.context
         try:
             for ts, linktype, data, wire_len in capture.frames():
                 packets += 1
@@ -159,23 +182,36 @@ class Analyzer:
                 # dict lookup and no objects. Anything else (SYN/FIN/RST, fragments, other link types,
                 # new connections, time for a sweep) takes the full decode below; test_fast_path checks
                 # that both give the same results.
-                if fast and linktype == 1 and data[12:14] == b"\x08\x00" and data[23] == 6 and len(data) > 54 \
-                        and not (data[20] & 0x3F or data[21]) and ts < flows.next_sweep:
-                    p = 14 + (data[14] & 0x0F) * 4
-                    conn = table.get(data[26:34] + data[p : p + 4])
-                    if conn is not None and conn.handler is None and not data[p + 13] & 0x07:
-                        conn.last_ts = ts
-                        conn.packets += 1
-                        fast_skipped += 1
-                        continue
+                if fast and linktype == 1 and data[12:14] == b"\x08\x00" and not (data[20] & 0x3F or data[21]):
+                    proto = data[23]
+                    if proto == 6:
+                        if ts < next_sweep and len(data) >= 54:
+                            p = 14 + (data[14] & 0x0F) * 4
+                            conn = table_get(data[26:34] + data[p : p + 4])
+                            if conn is not None and conn.handler is None and not data[p + 13] & 0x07:
+                                conn.last_ts = ts
+                                fast_skipped += 1
+                                continue
+                    elif proto == 17:
+                        p = 14 + (data[14] & 0x0F) * 4
+                        if skip_udp or (len(data) >= p + 4 and (data[p] << 8 | data[p + 1]) not in udp_ports
+                                        and (data[p + 2] << 8 | data[p + 3]) not in udp_ports):
+                            udp_skipped += 1
+                            continue
                 pkt = decode(ts, linktype, data)
-                if pkt is not None and type(pkt) is TcpPacket:
-                    flow_packet(packets, ts, pkt)
-                    if self._changed:
-                        yield from self._emit()
+                if pkt is not None:
+                    if type(pkt) is TcpPacket:
+                        flow_packet(packets, ts, pkt)
+                        next_sweep = flows.next_sweep
+                        if self._changed:
+                            yield from self._emit()
+                    elif context is not None and type(pkt) is UdpPacket:  # to or from port 53
+                        context.udp(packets, ts, pkt)
                 if progress is not None and not packets & 0x3FFF:
                     progress(packets)
             self.flows.close_all()
+            if context is not None:
+                context.flush()
         finally:
             fstats.packets = packets
             fstats.bytes = nbytes
@@ -183,6 +219,7 @@ class Analyzer:
             fstats.end = last_ts if first_ts is not None else None
             fstats.truncated = capture.truncated
             flows.tcp_packets += fast_skipped
+            self.decoder.stats.non_tcp += udp_skipped
             fstats.problems = list(capture.problems)
             self._account(fstats)
         yield from self._emit(final=True)
@@ -207,9 +244,11 @@ class Analyzer:
         limit = self.config.max_reorder_sessions if self.reorder else 0
         while done:
             oldest_open = next(iter(self._open.values()), None)
-            if not final and oldest_open is not None and done[0][0] > oldest_open and len(done) <= limit:
+            if not final and oldest_open is not None and done[0][0] > oldest_open and len(done) <= limit \
+                    and (not self.reorder or self._held_rows <= self.config.max_reorder_rows):
                 return
             session = heapq.heappop(done)[3]
+            self._held_rows -= len(session.rows) + 1
             session.id = self._next_id
             self._next_id += 1
             self.stats.sessions += 1
@@ -232,8 +271,11 @@ class Analyzer:
             live.start = ts
         live.end = ts
         pkt = self.decoder.decode(ts, linktype, data)
-        if pkt is not None and type(pkt) is TcpPacket:
-            self.flows.packet(live.packets, ts, pkt)
+        if pkt is not None:
+            if type(pkt) is TcpPacket:
+                self.flows.packet(live.packets, ts, pkt)
+            elif self.context is not None and type(pkt) is UdpPacket:
+                self.context.udp(live.packets, ts, pkt)
         return list(self._emit()) if self._changed else []
 
     def tick(self, now: float) -> list[Session]:
@@ -246,6 +288,8 @@ class Analyzer:
     def close_source(self) -> list[Session]:
         """End of a live source: open sessions are flushed as ``open``."""
         self.flows.close_all()
+        if self.context is not None:
+            self.context.flush()
         self._account(self._live)
         return list(self._emit(final=True))
 

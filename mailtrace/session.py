@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mailtrace.capture.decode import TCP_FIN, TCP_RST, TCP_SYN
 from mailtrace.mime import MessageSummarizer, MessageSummary, MimeLimits, PartWriter
@@ -32,6 +32,9 @@ from mailtrace.model import (
     StreamItem,
     TlsStart,
 )
+
+if TYPE_CHECKING:
+    from mailtrace.context.model import ContextCheck, ContextObservation
 
 SIDE_EVENTS = frozenset({Anomaly, GapEvent})
 """Events that do not decide a row's phase (they can happen in any phase)."""
@@ -205,6 +208,12 @@ class Session:
     transcript: list[TranscriptPiece] = field(default_factory=list)
     transcript_truncated: int = 0
     """Bytes of the streams not kept in ``transcript`` (over ``max_transcript_bytes``)."""
+    context: list[ContextObservation] = field(default_factory=list)
+    """DNS transactions and ident probes made for this session, in frame order (mailtrace.context)."""
+    context_checks: list[ContextCheck] = field(default_factory=list)
+    """What the context shows: forward-confirmed rDNS, HELO, MX routing, NXDOMAIN behind a refusal."""
+    context_dropped: int = 0
+    """Context observations over ``ContextLimits.max_per_session`` (counted, not kept)."""
 
     @property
     def user(self) -> str | None:
@@ -280,15 +289,6 @@ class SessionBuilder:
         self.notes: list[str] = []
         self.tls_starts = 0
         """How many TlsStart events were seen (the stack watches it to put the TLS gate in place)."""
-        self._handlers: dict[type[Event], Callable[[Any], None]] = {
-            Command: lambda e: self._keep(self.commands, e),
-            Reply: lambda e: self._keep(self.replies, e),
-            MessageEnd: self._message_end,
-            AuthAttempt: self.auth.append,
-            Anomaly: self._anomaly,
-            GapEvent: lambda e: self.gaps.append(GapInfo(e.direction, e.nbytes, e.frame)),
-            TlsStart: self._tls_start,
-        }
         self.transcript: list[TranscriptPiece] = []
         self.transcript_bytes = 0
         self.transcript_truncated = 0
@@ -342,9 +342,21 @@ class SessionBuilder:
                 row.decrypted = True
         if kind not in SIDE_EVENTS:
             self.phase = event.phase
-        handler = self._handlers.get(kind)
+        handler = _DISPATCH.get(kind)
         if handler is not None:
-            handler(event)
+            handler(self, event)
+
+    def _command(self, event: Command) -> None:
+        self._keep(self.commands, event)
+
+    def _reply(self, event: Reply) -> None:
+        self._keep(self.replies, event)
+
+    def _auth(self, event: AuthAttempt) -> None:
+        self.auth.append(event)
+
+    def _gap(self, event: GapEvent) -> None:
+        self.gaps.append(GapInfo(event.direction, event.nbytes, event.frame))
 
     def _anomaly(self, event: Anomaly) -> None:
         if len(self.anomalies) < self.limits.max_anomalies:
@@ -430,6 +442,18 @@ class SessionBuilder:
             decrypted=self.decrypting, tls_info=self.tls_info, notes=self.notes,
             transcript=self.transcript, transcript_truncated=self.transcript_truncated,
         )
+
+
+_DISPATCH: dict[type[Event], Callable[[SessionBuilder, Any], None]] = {
+    Command: SessionBuilder._command,
+    Reply: SessionBuilder._reply,
+    MessageEnd: SessionBuilder._message_end,
+    AuthAttempt: SessionBuilder._auth,
+    Anomaly: SessionBuilder._anomaly,
+    GapEvent: SessionBuilder._gap,
+    TlsStart: SessionBuilder._tls_start,
+}
+"""What the builder does with each kind of event besides putting it on its row (one lookup, no chain)."""
 
 
 def phase_blocks(rows: list[PacketRow]) -> list[PhaseBlock]:

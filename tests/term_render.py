@@ -40,6 +40,8 @@ def render(
     session_filter: SessionFilter | None = None,
     hide_acks: bool = False,
     show_secrets: bool = False,
+    context: bool = True,
+    lang: str = "en",
 ) -> str:
     """The text of ``view`` (``table``, ``list``, ``follow``) as ``mailtrace analyze`` would print it."""
     stream = io.StringIO()
@@ -58,11 +60,14 @@ def render(
             show_secrets=show_secrets,
             session_filter=session_filter,
             many_files=many,
+            show_context=context,
+            lang=lang,
         )
     elif view == "list":
-        renderer = ListRenderer(output, stats=analyzer.stats, session_filter=session_filter, many_files=many)
+        renderer = ListRenderer(output, stats=analyzer.stats, session_filter=session_filter, many_files=many,
+                                lang=lang)
     else:
-        renderer = FollowRenderer(output, stats=analyzer.stats)
+        renderer = FollowRenderer(output, stats=analyzer.stats, lang=lang)
     for session in analyzer.run([open_capture(str(p)) for p in paths]):
         if session_filter is None or session_filter(session):
             renderer.session(session)

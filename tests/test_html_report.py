@@ -183,8 +183,8 @@ def test_hostile_data_in_every_field(
     evil = '<img src=x onerror="window.__pwned=1">\u202egpj.exe\x00'
     real = html_mod.session_json
 
-    def hostile_json(s: Any, show_secrets: bool = False) -> dict[str, Any]:
-        data = real(s, show_secrets)
+    def hostile_json(s: Any, show_secrets: bool = False, **kw: Any) -> dict[str, Any]:
+        data = real(s, show_secrets, **kw)
         for m in data["messages"]:
             m["attachments"] = [
                 {

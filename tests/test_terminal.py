@@ -68,7 +68,8 @@ def tshark_rows(path: Path, a: str, b: str, port: int) -> list[tuple[int, float,
 
 
 def test_seed_story_first_session_tells_the_lecture_story(captures: Path) -> None:
-    text = first_session(render("table", captures / "smtp-relay-seed-story.pcap"))
+    """The session's own rows and captions (the DNS and ident context rows: tests/test_context_view.py)."""
+    text = first_session(render("table", captures / "smtp-relay-seed-story.pcap", context=False))
     steps = parse(text)
     assert [s[0] for s in steps] == [
         "setup",
@@ -110,7 +111,7 @@ def test_seed_story_first_session_tells_the_lecture_story(captures: Path) -> Non
 
 def test_rows_match_tshark_frames_times_and_info(captures: Path) -> None:
     """Every packet of the session, with tshark's frame number, time and (for single lines) its Info."""
-    text = first_session(render("table", captures / "smtp-relay-seed-story.pcap"))
+    text = first_session(render("table", captures / "smtp-relay-seed-story.pcap", context=False))
     ours = [r for s in parse(text) for r in s[2]]
     theirs = tshark_rows(captures / "smtp-relay-seed-story.tshark.txt", "127.0.0.10", "127.0.0.25", 44112)
     assert [r[0] for r in ours] == [r[0] for r in theirs]

@@ -111,20 +111,25 @@ class CaptureFile:
             read: Callable[[int], bytes] = _no_more
             buf: bytes | mmap.mmap = mapped
             pos = 24  # the file header
+            released = 0
         else:
             read = self.stream.read
             buf = read(READ_SIZE)
             pos = 0
+            released = 0
         total = 0
+        size = len(buf)
+        next_release = released + RELEASE_EVERY if mapped is not None else float("inf")
         while True:
-            if len(buf) - pos < 16:
+            if pos + 16 > size:
                 buf = buf[pos:] + read(READ_SIZE)
+                size = len(buf)
                 total += pos
                 pos = 0
                 if not buf:
                     break
-                if len(buf) < 16:
-                    self._damaged(f"last record header cut short ({len(buf)} of 16 bytes)")
+                if size < 16:
+                    self._damaged(f"last record header cut short ({size} of 16 bytes)")
                     break
             sec, frac, incl, orig = unpack_from(buf, pos)
             if incl > MAX_RECORD:
@@ -134,16 +139,21 @@ class CaptureFile:
                 )
                 break
             end = pos + 16 + incl
-            if end > len(buf):
+            if end > size:
                 buf = buf[pos:] + read(max(READ_SIZE, incl + 16))
+                size = len(buf)
                 total += pos
                 pos = 0
                 end = 16 + incl
-                if end > len(buf):
-                    self._damaged(f"last record cut short ({len(buf) - 16} of {incl} bytes)")
+                if end > size:
+                    self._damaged(f"last record cut short ({size - 16} of {incl} bytes)")
                     break
             yield (sec + frac * res, linktype, buf[pos + 16 : end], orig if orig >= incl else incl)
             pos = end
+            if pos > next_release:
+                assert mapped is not None
+                released = _release(mapped, released, pos)
+                next_release = released + RELEASE_EVERY
             self.bytes_read = total + pos  # as it goes: a memory-mapped file has no read position
         self.bytes_read = total + pos
         if mapped is not None:
@@ -218,6 +228,22 @@ class CaptureFile:
                 if stype == TLS_KEYLOG_SECRETS:
                     self.tls_secrets.append(body[8 : 8 + slen])
         self.bytes_read = offset
+
+
+RELEASE_EVERY = 16 * 1024 * 1024
+"""Mapped pages behind the read position are given back this often, so the resident set of a
+memory-mapped capture stays flat instead of growing with the file."""
+
+
+def _release(mapped: mmap.mmap, start: int, pos: int) -> int:
+    """Drop the pages of [start, pos) from this process (the kernel keeps them cached for others)."""
+    end = pos - pos % mmap.PAGESIZE
+    if end > start and hasattr(mmap, "MADV_DONTNEED"):
+        try:
+            mapped.madvise(mmap.MADV_DONTNEED, start, end - start)
+        except (OSError, ValueError):
+            return pos
+    return end
 
 
 def _no_more(_: int) -> bytes:

@@ -23,9 +23,23 @@ from typing import Any, Protocol
 import click
 
 from mailtrace.capture.reader import CaptureFile
-from mailtrace.commands.common import build_config, capture_options, fail, load_keylog, open_all
+from mailtrace.commands.common import (
+    build_config,
+    capture_options,
+    fail,
+    lang_option,
+    load_keylog,
+    open_all,
+    resolve_lang,
+)
 from mailtrace.commands.html_option import html_consumer, html_options
-from mailtrace.commands.report_data import ReportData, findings_collector, findings_options, say_problems
+from mailtrace.commands.report_data import (
+    ReportData,
+    findings_collector,
+    findings_options,
+    listen_for_dns,
+    say_problems,
+)
 from mailtrace.filters import PROTOCOLS, STATUSES, SessionFilter, parse_host, parse_ids, parse_time
 from mailtrace.findings import FindingsCollector, Severity
 from mailtrace.pipeline import Analyzer, CaptureStats
@@ -61,8 +75,8 @@ class JsonConsumer:
 
 
 class JsonlConsumer:
-    def __init__(self, show_secrets: bool) -> None:
-        self.write = jsonl_writer(click.get_text_stream("stdout"), show_secrets)
+    def __init__(self, show_secrets: bool, *, lang: str = "en", context: bool = True) -> None:
+        self.write = jsonl_writer(click.get_text_stream("stdout"), show_secrets, lang=lang, context=context)
 
     def session(self, session: Session) -> None:
         self.write(session)
@@ -192,15 +206,19 @@ def build_filter(*, ids: tuple[str, ...], protocols: tuple[str, ...], hosts: tup
 @click.option("--headers", "with_headers", is_flag=True,
               help="Text mode: after each session, every message in detail: all header fields with their "
                    "meaning, the Received chain, the MIME tree with attachment hashes, envelope vs header.")
+@click.option("--no-context", is_flag=True,
+              help="Hide the DNS lookups and ident probes made for each session (context rows; the JSON "
+                   "\"context\" lists stay empty).")
+@lang_option
 @html_options
 @capture_options
 def analyze(*, captures: tuple[str, ...], fmt: str, as_list: bool, follow: bool, ids: tuple[str, ...],
             protocols: tuple[str, ...], hosts: tuple[str, ...], users: tuple[str, ...], since: str | None,
             until: str | None, statuses: tuple[str, ...], no_acks: bool, no_explain: bool, color: bool | None,
             width: int | None, findings_only: bool, fail_on: str | None, local_domains: str | None,
-            failed_login_threshold: int, with_stats: bool, with_headers: bool, ports: tuple[str, ...],
-            show_secrets: bool, no_sniff: bool, keylog_path: str | None, html_path: str | None,
-            embed_attachments: bool) -> None:
+            failed_login_threshold: int, with_stats: bool, with_headers: bool, no_context: bool, lang: str | None,
+            ports: tuple[str, ...], show_secrets: bool, no_sniff: bool, keylog_path: str | None,
+            html_path: str | None, embed_attachments: bool) -> None:
     """Analyse capture files (pcap, pcapng, also .gz/.bz2/.xz; - for stdin).
 
     --port takes PORT=PROTOCOL (what a port speaks) or a bare PORT (only sessions on that port).
@@ -214,6 +232,7 @@ def analyze(*, captures: tuple[str, ...], fmt: str, as_list: bool, follow: bool,
     if with_headers and (fmt != "text" or findings_only or as_list or follow):
         fail("--headers prints the message details under the session tables: use it with the default text view "
              "and without --findings-only (mailtrace extract writes the messages themselves)")
+    language = resolve_lang(lang)
     rules, port_filter = _split_ports(ports)
     session_filter = build_filter(ids=ids, protocols=protocols, hosts=hosts, ports=port_filter, users=users,
                                   since=since, until=until, statuses=statuses)
@@ -224,9 +243,10 @@ def analyze(*, captures: tuple[str, ...], fmt: str, as_list: bool, follow: bool,
                                   failed_login_threshold=failed_login_threshold)
     keylog = load_keylog(keylog_path)
     html, config = html_consumer(html_path, embed_attachments=embed_attachments, show_secrets=show_secrets,
-                                 config=config, explain=not no_explain)
+                                 config=config, explain=not no_explain, lang=language, context=not no_context)
     files = open_all(captures)
     analyzer = Analyzer(config, keylog=keylog)
+    listen_for_dns(analyzer, findings)
     started = time.monotonic()
     out = click.get_text_stream("stdout")
     output = Output.detect(color=color, width=width, stream=out, err=click.get_text_stream("stderr"))
@@ -243,26 +263,29 @@ def analyze(*, captures: tuple[str, ...], fmt: str, as_list: bool, follow: bool,
     json: JsonConsumer | None = None
     if fmt == "json":
         assert report_data is not None
-        json = JsonConsumer(JsonReportWriter(out, show_secrets=show_secrets))
+        json = JsonConsumer(JsonReportWriter(out, show_secrets=show_secrets, lang=language,
+                                             context=not no_context))
         report_data.targets.append(json.extra)
         consumers.append(SessionsLeftOut(json) if findings_only else json)
     elif fmt == "jsonl":
-        consumers.append(FindingLines(findings) if findings_only else JsonlConsumer(show_secrets))
+        consumers.append(FindingLines(findings) if findings_only else
+                         JsonlConsumer(show_secrets, lang=language, context=not no_context))
     elif follow:
         from mailtrace.render.follow import FollowRenderer
 
-        consumers.append(FollowRenderer(output, stats=analyzer.stats))
+        consumers.append(FollowRenderer(output, stats=analyzer.stats, lang=language))
     else:
         from mailtrace.render.findings import FindingsRenderer, StatsRenderer, make_console
         from mailtrace.render.terminal import ListRenderer, TerminalRenderer
 
         if as_list:
             consumers.append(ListRenderer(output, stats=analyzer.stats, session_filter=session_filter,
-                                          many_files=many_files))
+                                          many_files=many_files, lang=language))
         elif not findings_only:
             consumers.append(TerminalRenderer(output, stats=analyzer.stats, show_secrets=show_secrets,
                                               hide_acks=no_acks, session_filter=session_filter,
-                                              many_files=many_files, explain=not no_explain))
+                                              many_files=many_files, lang=language,
+                                              show_context=not no_context, explain=not no_explain))
             if with_headers:
                 consumers.append(MessageDetails(out))
         console = make_console(out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import replace
 from typing import NoReturn
@@ -10,6 +11,7 @@ import click
 
 from mailtrace.capture.reader import CaptureError, CaptureFile, open_capture
 from mailtrace.config import Config, parse_port_rule
+from mailtrace.render.catalog import CATALOGS
 from mailtrace.tls import KeyLog
 
 EXIT_USAGE = 2
@@ -75,3 +77,32 @@ def _capture_options(f: click.decorators.FC, *, secrets: bool) -> click.decorato
         f = click.option("--show-secrets", is_flag=True, help="Show passwords and tokens seen in cleartext.")(f)
     return click.option("--port", "ports", multiple=True, metavar="PORT=PROTO",
                      help="Treat a server port as smtp, pop3, imap (or smtps, pop3s, imaps). Repeatable.")(f)
+
+
+LANG_ENV = "MAILTRACE_LANG"
+
+
+def lang_option(f: click.decorators.FC) -> click.decorators.FC:
+    """``--lang``: the language of captions, phase names and the other words of the text views."""
+    return click.option("--lang", "lang", metavar="LANG", default=None,
+                        help=f"Language of captions and labels: {', '.join(sorted(CATALOGS))} "
+                             f"(default: ${LANG_ENV}, else en).")(f)
+
+
+def resolve_lang(value: str | None) -> str:
+    """``--lang``, else ``$MAILTRACE_LANG`` (``de``, ``de_DE.UTF-8`` and ``de-AT`` all mean German), else English.
+
+    A language asked for on the command line that has no catalogue is an error; one from the
+    environment falls back to English with a warning, so a stray setting never stops a report.
+    """
+    raw = value if value is not None else os.environ.get(LANG_ENV, "")
+    code = raw.strip().split(".", 1)[0].replace("-", "_").split("_", 1)[0].lower()
+    if not code:
+        return "en"
+    if code in CATALOGS:
+        return code
+    known = ", ".join(sorted(CATALOGS))
+    if value is not None:
+        fail(f"--lang {value}: no such language (use {known})")
+    click.echo(f"mailtrace: {LANG_ENV}={raw}: no such language (use {known}); using en", err=True)
+    return "en"

@@ -20,24 +20,25 @@ def html_options(f: click.decorators.FC) -> click.decorators.FC:
 
 
 def open_report(path: str, *, show_secrets: bool, embed_attachments: bool, title: str | None = None,
-                limits: HtmlLimits | None = None, lang: str = "en",
-                explain: bool = True) -> tuple[HtmlReport, AttachmentCollector | None]:
+                limits: HtmlLimits | None = None, lang: str = "en", explain: bool = True,
+                context: bool = True) -> tuple[HtmlReport, AttachmentCollector | None]:
     """The HTML consumer and, with --embed-attachments, the message sink that feeds it files.
 
-    ``lang`` is the language of captions, explanations and header meanings (as the text views).
+    ``lang`` is the language of captions, explanations and header meanings (as the text views);
+    ``context=False`` (``--no-context``) leaves the sessions' context lists empty, as in the JSON report.
     """
     collector = AttachmentCollector() if embed_attachments else None
     try:
         target = click.get_text_stream("stdout") if path == "-" else path
         report = HtmlReport(target, show_secrets=show_secrets, title=title, limits=limits,
-                            attachments=collector, lang=lang, explain=explain)
+                            attachments=collector, lang=lang, explain=explain, context=context)
     except OSError as exc:
         fail(f"cannot write {path}: {exc.strerror or exc}")
     return report, collector
 
 
 def html_consumer(path: str | None, *, embed_attachments: bool, show_secrets: bool, config: Config,
-                  lang: str = "en", explain: bool = True) -> tuple[HtmlReport | None, Config]:
+                  lang: str = "en", explain: bool = True, context: bool = True) -> tuple[HtmlReport | None, Config]:
     """For ``--html``: the report consumer (None without the option) and the config it needs.
 
     Set ``report.stats = analyzer.stats`` once the Analyzer exists (Time 0 of the tables), and
@@ -51,7 +52,7 @@ def html_consumer(path: str | None, *, embed_attachments: bool, show_secrets: bo
     if path == "-":
         fail("--html -: standard output carries the analysis; use mailtrace report -o - for the page alone")
     report, collector = open_report(path, show_secrets=show_secrets, embed_attachments=embed_attachments,
-                                    lang=lang, explain=explain)
+                                    lang=lang, explain=explain, context=context)
     if collector is not None:
         config = dataclasses.replace(config, message_sink=collector)
     return report, config

@@ -8,9 +8,15 @@ import time
 import click
 
 from mailtrace.commands.analyze import SessionConsumer, sessions
-from mailtrace.commands.common import build_config, capture_options, load_keylog, open_all
+from mailtrace.commands.common import build_config, capture_options, lang_option, load_keylog, open_all, resolve_lang
 from mailtrace.commands.html_option import open_report
-from mailtrace.commands.report_data import ReportData, findings_collector, findings_options, say_problems
+from mailtrace.commands.report_data import (
+    ReportData,
+    findings_collector,
+    findings_options,
+    listen_for_dns,
+    say_problems,
+)
 from mailtrace.pipeline import Analyzer
 from mailtrace.render.html import HtmlLimits, fmt_bytes
 
@@ -58,7 +64,14 @@ _DEFAULTS = HtmlLimits()
 )
 @click.option("--no-explain", is_flag=True,
               help="Do not explain SMTP failure codes and EHLO extensions under their rows.")
+@click.option(
+    "--no-context",
+    is_flag=True,
+    help="Leave out the DNS lookups and ident probes made for each session (the JSON \"context\" lists stay "
+    "empty).",
+)
 @findings_options
+@lang_option
 @capture_options
 def report(
     captures: tuple[str, ...],
@@ -69,8 +82,10 @@ def report(
     max_size: int,
     embed_attachments: bool,
     no_explain: bool,
+    no_context: bool,
     local_domains: str | None,
     failed_login_threshold: int,
+    lang: str | None,
     ports: tuple[str, ...],
     show_secrets: bool,
     no_sniff: bool,
@@ -81,6 +96,7 @@ def report(
 
     The page embeds the JSON report (mailtrace analyze --format json with the same options), findings
     and statistics included."""
+    language = resolve_lang(lang)
     config = build_config(ports, show_secrets, no_sniff)
     keylog = load_keylog(keylog_path)
     limits = dataclasses.replace(
@@ -96,10 +112,13 @@ def report(
         title=title,
         limits=limits,
         explain=not no_explain,
+        lang=language,
+        context=not no_context,
     )
     if collector is not None:
         config = dataclasses.replace(config, message_sink=collector)
     analyzer = Analyzer(config, keylog=keylog)
+    listen_for_dns(analyzer, findings)
     html.stats = analyzer.stats
     started = time.monotonic()
     files = open_all(captures)

@@ -1,10 +1,11 @@
-"""The findings and statistics of a run, built one way for every report that carries them.
+"""The findings, statistics and message flows of a run, built one way for every report that carries them.
 
-``analyze --format json`` puts them at the top level of the JSON report (``"findings"``, ``"stats"``);
-the HTML report (``analyze --html``, ``mailtrace report``) embeds the same keys and draws its
-findings and statistics sections from them. Both get them from :class:`ReportData`, and the
-command-line options that shape the findings (``--local-domains``, ``--failed-login-threshold``)
-are declared once here, so the two reports of one capture say the same thing.
+``analyze --format json`` puts them at the top level of the JSON report (``"findings"``, ``"stats"``,
+``"flows"``); the HTML report (``analyze --html``, ``mailtrace report``) embeds the same keys and
+draws its findings and statistics sections from them. Both get them from :class:`ReportData`, and
+the command-line options that shape the findings (``--local-domains``, ``--failed-login-threshold``)
+are declared once here, as is the findings collector's hook into the DNS context, so the two
+reports of one capture say the same thing.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import click
 from mailtrace.commands.common import fail
 from mailtrace.findings import FindingsCollector, FindingsConfig
 from mailtrace.findings.model import DEFAULT_FAILED_LOGIN_THRESHOLD
-from mailtrace.pipeline import CaptureStats
+from mailtrace.messageflows import FlowCollector, flow_json
+from mailtrace.pipeline import Analyzer, CaptureStats
 from mailtrace.session import Session
 from mailtrace.stats import StatsCollector
 
@@ -49,33 +51,48 @@ def findings_collector(*, show_secrets: bool, local_domains: str | None,
                                             failed_login_threshold=failed_login_threshold))
 
 
-def report_extras(findings: FindingsCollector, stats: StatsCollector) -> dict[str, Any]:
-    """The ``findings`` and ``stats`` keys of the JSON report (both collectors have seen the run's end)."""
+def listen_for_dns(analyzer: Analyzer, findings: FindingsCollector) -> None:
+    """The DNS lookups the context layer attributes become findings (``dnsbl-lookup``)."""
+    if analyzer.context is not None:
+        analyzer.context.listeners.append(findings.context)
+
+
+def report_extras(findings: FindingsCollector, stats: StatsCollector,
+                  flows: FlowCollector | None = None) -> dict[str, Any]:
+    """The ``findings``, ``stats`` (and ``flows``) keys of the JSON report; the collectors have seen the run's end."""
     result = stats.result()
     result.extra["findings"] = findings.summary()
-    return {"findings": findings.to_json(), "stats": result.to_json()}
+    out: dict[str, Any] = {"findings": findings.to_json(), "stats": result.to_json()}
+    if flows is not None:
+        out["flows"] = [flow_json(f) for f in flows.flows()]
+    return out
 
 
 class ReportData:
-    """Session consumer: counts the statistics; at the end puts ``findings`` and ``stats`` into each target.
+    """Session consumer: counts the statistics and follows the flows; at the end puts ``findings``,
+    ``stats`` and ``flows`` into each target.
 
     The targets are the ``extra`` dicts of the reports (the JSON report's, the HTML report's), so
     place this consumer before them. The findings collector is fed by the command (once per
     session, whatever the views); this consumer only ends it, which is safe to do twice.
     """
 
-    def __init__(self, findings: FindingsCollector, stats: StatsCollector | None = None) -> None:
+    def __init__(self, findings: FindingsCollector, stats: StatsCollector | None = None,
+                 flows: FlowCollector | None = None) -> None:
         self.findings = findings
         self.stats = stats or StatsCollector()
+        self.flows = flows or FlowCollector()
         self.targets: list[dict[str, Any]] = []
 
     def session(self, session: Session) -> None:
         self.stats.session(session)
+        self.flows.session(session)
 
     def end(self, stats: CaptureStats, elapsed: float) -> None:
         self.findings.end(stats, elapsed)
         self.stats.end(stats, elapsed)
-        extras = report_extras(self.findings, self.stats)
+        self.flows.end(stats, elapsed)
+        extras = report_extras(self.findings, self.stats, self.flows)
         for target in self.targets:
             target.update(extras)
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from mailtrace.context.model import DNS, ContextObservation
 from mailtrace.findings.cross import (
     DnsblTracker,
     DnsObservation,
     GreylistTracker,
     LoginTracker,
     RcptProbeTracker,
+    dns_observation,
 )
 from mailtrace.findings.facts import SessionFacts
 from mailtrace.findings.model import CATALOGUE, Finding, FindingsConfig, Severity
@@ -91,6 +93,11 @@ class FindingsCollector:
         if finding is not None:
             self._add(finding)
         return finding
+
+    def context(self, observation: ContextObservation) -> None:
+        """Listener for the context layer (``Analyzer.context.listeners``): DNS transactions → :meth:`dns`."""
+        if observation.kind == DNS:
+            self.dns(dns_observation(observation))
 
     # ------------------------------------------------------------------ results
     def _add(self, finding: Finding) -> None:

@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from mailtrace.context.model import ContextObservation
 from mailtrace.findings.facts import reply_ok
 from mailtrace.findings.model import Finding, Severity
 from mailtrace.findings.rules import GREYLIST_TEXT, UNKNOWN_USER, RcptOutcome, RuleContext, plural, quote
@@ -297,6 +298,12 @@ class DnsObservation:
     """A/AAAA/TXT answer data as text; empty for NXDOMAIN or no response seen."""
     rcode: str | None = None
     """``NOERROR``, ``NXDOMAIN`` ... or None when no response was seen."""
+
+
+def dns_observation(o: ContextObservation) -> DnsObservation:
+    """The findings' view of one DNS transaction seen by the context layer (mailtrace.context)."""
+    return DnsObservation(frame=o.frame, ts=o.ts, resolver_client=o.host, qname=o.query or "",
+                          qtype=o.qtype or "A", answers=tuple(r.data for r in o.answers), rcode=o.rcode)
 
 
 def dnsbl_query(qname: str) -> tuple[str, str] | None:

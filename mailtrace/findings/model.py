@@ -166,6 +166,13 @@ CATALOGUE: dict[str, FindingKind] = {
         ),
         _kind("dnsbl-lookup", "info low", "DNS blocklist look-up", "RFC 5782"),
         _kind(
+            "reverse-dns-mismatch",
+            "info low",
+            "Client without forward-confirmed reverse DNS, or HELO not its name",
+            "RFC 8601 §2.7.3; RFC 5321 §4.1.4; RFC 1912 §2.1",
+        ),
+        _kind("relay-not-to-mx", "low", "Relay to a host that is not an MX of the recipient domain", "RFC 5321 §5.1"),
+        _kind(
             "weak-tls", "medium high", "Obsolete TLS version or weak cipher", "RFC 8996; RFC 7465; RFC 9325"
         ),
     )

@@ -944,6 +944,40 @@ def spam_verdict(s: Session, f: SessionFacts, ctx: RuleContext) -> Iterator[Find
         )
 
 
+def context_dns(s: Session, f: SessionFacts, ctx: RuleContext) -> Iterator[Finding]:
+    """What the session's DNS context shows (mailtrace.context.checks): rDNS, HELO, the MX a relay used."""
+    for check in s.context_checks:
+        values = check.values
+        client = values.get("client", s.client.ip)
+        if check.check == "fcrdns" and not check.ok:
+            receiving = s.protocol == "smtp" and s.server.port == 25 and not any(a.success for a in s.auth)
+            if check.result == "no-ptr":
+                title = f"{client} has no reverse DNS name"
+                answer = values.get("rcode") or "nothing"
+                detail = (f"The server looked up the name of {client} (PTR) and got {answer}: many receivers "
+                          "refuse or score mail from addresses without reverse DNS.")
+            else:
+                title = f"{client}: reverse DNS {values.get('name')} is not forward-confirmed"
+                detail = (f"{client} has the PTR name {values.get('name')}, but that name resolves to "
+                          f"{values.get('addresses')}: the name is not confirmed (iprev fails).")
+            yield ctx.finding("reverse-dns-mismatch", Severity.LOW if receiving else Severity.INFO, s,
+                              check.frames, title, detail, s.start)
+        elif check.check == "helo" and not check.ok:
+            yield ctx.finding(
+                "reverse-dns-mismatch", Severity.INFO, s, check.frames,
+                f"{client} says HELO {quote(values.get('helo', ''), 60)}, but its DNS name is {values.get('name')}",
+                "The name a client gives in HELO/EHLO should be its own; a different one is common for user "
+                "agents, but from a mail server it is a forgery signal that spam filters score.",
+                s.start)
+        elif check.check == "mx-route" and check.result == "not-mx":
+            yield ctx.finding(
+                "relay-not-to-mx", Severity.LOW, s, check.frames,
+                f"Relay for {values.get('domain')} went to {values.get('address')}, not to its MX",
+                f"The client looked up the MX of {values.get('domain')} ({values.get('hosts')}) but connected to "
+                f"{values.get('address')}: a smarthost, a stale route or a redirected delivery.",
+                s.start)
+
+
 RULES: tuple[Rule, ...] = (
     cleartext_credentials,
     starttls_not_used,
@@ -961,4 +995,5 @@ RULES: tuple[Rule, ...] = (
     protocol_violation,
     spam_rejected,
     spam_verdict,
+    context_dns,
 )

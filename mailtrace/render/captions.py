@@ -39,7 +39,7 @@ from mailtrace.model import (
     TlsStart,
 )
 from mailtrace.protocols.smtp_codes import explain_reply
-from mailtrace.render.catalog import fields, has, text
+from mailtrace.render.catalog import fields, has, text, translated
 from mailtrace.session import MessageRecord, PacketRow, Session
 
 TONES = ("info", "ok", "warn", "fail")
@@ -661,7 +661,9 @@ def _unasked(x: _Exchange, ctx: _Context) -> _Sentence:
             return _Sentence("greeting.fail", refused, "fail")
         if protocol == "pop3" and re.search(r"<[^<>@]+@[^<>]+>", line):
             return _Sentence("greeting.apop", ctx.t("greeting.apop", status=status), "ok")
-        return _Sentence("greeting.ok", ctx.t("greeting.ok", status=status), "ok")
+        refined = f"{protocol}.greeting.ok"  # "the MTA is ready to receive a message", where a language has it
+        ready = refined if translated(refined, ctx.lang) else "greeting.ok"
+        return _Sentence("greeting.ok", ctx.t(ready, status=status), "ok")
     line = _reply_line(reply, protocol)
     bye = reply.status == "*" and bool(reply.lines) and reply.lines[0].upper().startswith("BYE")
     if reply.status == "421" or bye:

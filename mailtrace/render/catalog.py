@@ -1,10 +1,10 @@
 """Every sentence the text views print, by message id: one catalogue per language.
 
 Captions, header and summary words live here and nowhere else, so a translation is one more
-dictionary (``CATALOGS["de"] = DE``) and no code change. Values are ``str.format`` templates; a
-pair ``(singular, plural)`` is chosen by the ``n`` parameter. A key missing from a translation
-falls back to English; a placeholder missing from the parameters shows as ``?`` rather than
-failing, because a caption must never stop a report.
+dictionary (``CATALOGS["de"] = DE``, :mod:`mailtrace.render.catalog_de`) and no code change.
+Values are ``str.format`` templates; a pair ``(singular, plural)`` is chosen by the ``n`` parameter.
+A key missing from a translation falls back to English; a placeholder missing from the parameters
+shows as ``?`` rather than failing, because a caption must never stop a report.
 
 Caption keys of a command follow one pattern (see :mod:`mailtrace.render.captions`): ``<key>`` is
 the action ("the client opens the mailbox {mailbox} (SELECT)"), ``<key>.ok`` the action with its
@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from string import Formatter
 from typing import Any
+
+from mailtrace.render.catalog_de import DE
 
 Message = str | tuple[str, str]
 
@@ -48,6 +50,7 @@ EN: dict[str, Message] = {
     "outcome.accepted": "{action}; the server accepts ({status})",
     # ------------------------------------------------------------------ greeting, generic
     "greeting.ok": "the server is ready to talk ({status})",
+    "smtp.greeting.ok": "the server is ready to talk ({status})",
     "greeting.apop": "the server is ready to talk ({status}); its timestamp makes APOP possible",
     "greeting.preauth": "the server is ready to talk and the user is already logged in (PREAUTH)",
     "greeting.fail": "the server refuses to talk: {reply}",
@@ -247,7 +250,10 @@ EN: dict[str, Message] = {
     "ui.password": "password {secret}",
     "ui.opaque": "TLS application data, {n} bytes",
     "ui.body": "{what}, {n} bytes",
+    "ui.what.message": "message",
+    "ui.what.literal": "literal",
     "ui.message": "message",
+    "ui.quoted": "“{text}”",
     "ui.no_subject": "without subject",
     "ui.from": "from {sender}",
     "ui.size": ("{n} byte", "{n} bytes"),
@@ -297,9 +303,114 @@ EN: dict[str, Message] = {
     "ui.follow.empty": "no stream bytes kept for this session",
     "ui.follow.truncated": ("[{n} more byte not kept (transcript limit)]",
                             "[{n} more bytes not kept (transcript limit)]"),
+    "ui.note": "note: {text}",
+    "ui.check": "check: {text}",
+    "ui.bytes": ("{n} byte", "{n} bytes"),
+    "ui.seconds": "{seconds} s",
+    "ui.context_dropped": ("{n} more DNS or ident observation of this session is not listed (limit)",
+                           "{n} more DNS or ident observations of this session are not listed (limit)"),
+    # ------------------------------------------------------------------ phases (the caption rows' first word)
+    "phase.setup": "setup",
+    "phase.greeting": "greeting",
+    "phase.negotiation": "negotiation",
+    "phase.tls": "tls",
+    "phase.auth": "auth",
+    "phase.transfer": "transfer",
+    "phase.teardown": "teardown",
+    "phase.dns": "dns",
+    "phase.ident": "ident",
+    # ------------------------------------------------------------------ context: DNS and ident beside a session
+    "context.who.mta": "the MTA",
+    "context.who.sending_mta": "the sending MTA",
+    "context.who.receiving_mta": "the receiving MTA",
+    "context.who.server": "the server",
+    "context.who.client": "the client",
+    "context.who.user_agent": "the user agent",
+    "context.server-address": "{who} looks up the address of {name}: {results}",
+    "context.client-ptr": "{who} looks up the client's name (PTR) → {result}",
+    "context.confirms": " and confirms it ({results})",
+    "context.contradicts": ", but {results} does not lead back to {client}",
+    "context.client-name": "{who} looks up the address of the client's name {name}: {results}",
+    "context.helo-name": "{who} looks up the client's HELO name {name}: {results}",
+    "context.sender-domain": "{who} checks the sender's domain {name}: {results}",
+    "context.recipient-domain": "{who} checks the recipient's domain {name}: {results}",
+    "context.command": "while it answers the command, {who} looks up {name}: {results}",
+    "context.connect": "before its greeting {who} looks up {name}: {results}",
+    "context.other": "{who} looks up {name}: {results}",
+    "context.mx": "{who} looks up the MX of {name} → {results}",
+    "context.mx-host": "{who} looks up the address of the MX host {name}: {results}",
+    "context.dnsbl": "{who} asks the blocklist {zone} about the client {client}: {results}",
+    "context.dnsbl.listed": "listed ({codes})",
+    "context.dnsbl.clean": "not listed (NXDOMAIN)",
+    "context.result": "{qtype} → {answer}",
+    "context.mx.record": "{host} (preference {preference})",
+    "context.cname": "alias of {name}",
+    "context.nodata": "no record",
+    "context.nodata.address": "no address",
+    "context.nxdomain": "no such name (NXDOMAIN)",
+    "context.rcode": "error {rcode}",
+    "context.noreply": "no answer in the capture",
+    "context.ident.rst": "{who} tries an ident probe (port {port}) — refused with RST",
+    "context.ident.answered": "{who} tries an ident probe (port {port}) — the client's identd answers: {reply}",
+    "context.ident.error": "{who} tries an ident probe (port {port}) — the client's identd answers with an "
+                           "error: {reply}",
+    "context.ident.no-response": "{who} tries an ident probe (port {port}) — no answer in the capture",
+    "context.ident.closed": "{who} tries an ident probe (port {port}) — the connection closes without an "
+                            "answer",
+    "context.resume": "{caption} (continued)",
+    "ui.dns.query": "Standard query {id} {question}",
+    "ui.dns.response": "Standard query response {id} {body}",
+    "ui.ident.request": "C: {text}",
+    "ui.ident.reply": "S: {text}",
+    # ------------------------------------------------------------------ flows: one message across hops
+    "flows.flow": "Flow {n}",
+    "flows.no_message_id": "no Message-ID",
+    "flows.hops": ("{n} hop", "{n} hops in {seconds} s"),
+    "flows.chain.ok": "the Received chain matches the hops in the capture",
+    "flows.chain.mismatch": "the Received chain does not match the hops in the capture",
+    "flows.before": ("{n} Received line from before the capture", "{n} Received lines from before the capture"),
+    "flows.col.hop": "Hop",
+    "flows.col.session": "Session",
+    "flows.col.time": "Time (UTC)",
+    "flows.col.path": "Path",
+    "flows.col.carrier": "Carrier",
+    "flows.col.delay": "Delay",
+    "flows.origin.smtp-data": "SMTP DATA",
+    "flows.origin.smtp-bdat": "SMTP BDAT",
+    "flows.origin.pop3-retr": "POP3 RETR",
+    "flows.origin.pop3-top": "POP3 TOP",
+    "flows.origin.imap-fetch": "IMAP FETCH",
+    "flows.origin.imap-append": "IMAP APPEND",
+    "flows.origin.unknown": "?",
+    "flows.added.none": "no Received line",
+    "flows.added.received": "Received: from {sender} by {by}",
+    "flows.gap": "does not start where the previous hop ended",
+    "flows.summary": ("{n} message followed, {multi} of them over several hops",
+                      "{n} messages followed, {multi} of them over several hops"),
+    "flows.skipped": ("{n} partial message without a Message-ID was not followed",
+                      "{n} partial messages without a Message-ID were not followed"),
+    "flows.dropped": ("{n} message over the limit was not followed", "{n} messages over the limit were not followed"),
+    # ------------------------------------------------------------------ what the context shows
+    "check.fcrdns.ok": "the client's address {client} has the name {name}, and that name leads back to it "
+                       "(forward-confirmed reverse DNS)",
+    "check.fcrdns.unconfirmed": "the client's address {client} has the name {name}, but that name resolves to "
+                                "{addresses}, not back to it (reverse DNS not forward-confirmed)",
+    "check.fcrdns.no-ptr": "the client's address {client} has no name in the reverse DNS ({rcode})",
+    "check.helo.ok": "the name the client gives in HELO/EHLO, {helo}, is its name in DNS",
+    "check.helo.differs": "the client calls itself {helo} in HELO/EHLO, but its address {client} has the name "
+                          "{name}",
+    "check.mx-route.ok": "the relay went to {host} ({address}), the MX host of {domain} with the best "
+                         "preference ({preference})",
+    "check.mx-route.backup-mx": "the relay went to {host} ({address}), a backup MX host of {domain} "
+                                "(preference {preference}; the best is {best})",
+    "check.mx-route.not-mx": "the relay went to {address}, which is none of the MX hosts DNS returned for "
+                             "{domain} ({hosts})",
+    "check.nxdomain.refused": "the server refused {verb} with {status} right after DNS said that {domain} does "
+                              "not exist (NXDOMAIN)",
 }
 
-CATALOGS: dict[str, dict[str, Message]] = {"en": EN}
+CATALOGS: dict[str, dict[str, Message]] = {"en": EN, "de": DE}
+"""Language code → catalogue; ``--lang`` and ``MAILTRACE_LANG`` choose one (English is the default)."""
 
 
 class _Lenient(dict[str, Any]):
@@ -311,6 +422,11 @@ class _Lenient(dict[str, Any]):
 
 def has(key: str, lang: str = "en") -> bool:
     return key in CATALOGS.get(lang, EN) or key in EN
+
+
+def translated(key: str, lang: str = "en") -> bool:
+    """The language's own catalogue has the message (no English fallback): for optional refinements."""
+    return key in CATALOGS.get(lang, EN)
 
 
 def fields(key: str, lang: str = "en") -> set[str]:

@@ -330,6 +330,7 @@ class HtmlReport:
         lang: str = "en",
         stats: CaptureStats | None = None,
         explain: bool = True,
+        context: bool = True,
     ) -> None:
         self.limits = limits or HtmlLimits()
         self.show_secrets = show_secrets
@@ -339,6 +340,8 @@ class HtmlReport:
         """Language of captions, explanations and header meanings (as the text views)."""
         self.explain = explain
         """Explain SMTP failure codes and EHLO extensions under their rows (``--no-explain``: off)."""
+        self.context = context
+        """Sessions' DNS/ident context in the embedded JSON (``--no-context``: empty lists, as the JSON report)."""
         self.extra: dict[str, Any] = {}
         """Top-level keys of the JSON report besides sessions and capture (``findings``, ``stats``,
         ``filter``, ``live``), set by the command before :meth:`end`; embedded, and drawn from."""
@@ -381,7 +384,7 @@ class HtmlReport:
 
     # ------------------------------------------------------------------ consumer protocol
     def session(self, s: Session) -> None:
-        data = session_json(s, self.show_secrets)
+        data = session_json(s, self.show_secrets, lang=self.lang, context=self.context)
         ov = self.overview
         ov.sessions += 1
         ov.per_protocol[s.protocol] += 1

@@ -16,6 +16,7 @@ from mailtrace.model import AuthAttempt, Command, Reply
 from mailtrace.pipeline import CaptureStats
 from mailtrace.protocols.sasl import hashcat_cram_md5
 from mailtrace.protocols.smtp_codes import enhanced_code
+from mailtrace.render.context import check_json, context_json
 from mailtrace.session import MessageRecord, Session
 
 FORMAT_NAME = "mailtrace-report"
@@ -76,8 +77,8 @@ def message_json(m: MessageRecord) -> dict[str, Any]:
     return out
 
 
-def session_json(s: Session, show_secrets: bool = False) -> dict[str, Any]:
-    """The session object of the report."""
+def session_json(s: Session, show_secrets: bool = False, *, lang: str = "en", context: bool = True) -> dict[str, Any]:
+    """The session object of the report (``context=False``: ``--no-context``, the context keys stay empty)."""
     record = dict(s.record)
     out: dict[str, Any] = {
         "id": s.id,
@@ -110,6 +111,8 @@ def session_json(s: Session, show_secrets: bool = False) -> dict[str, Any]:
         "anomalies": [{"frame": a.frame, "kind": a.kind, "detail": a.detail, "direction": a.direction.value}
                       for a in s.anomalies],
         "tls_info": s.tls_info,
+        "context": [context_json(s, o, lang) for o in s.context] if context else [],
+        "context_checks": [check_json(c, lang) for c in s.context_checks] if context else [],
     }
     record.pop("user", None)
     out.update(record)
@@ -119,6 +122,8 @@ def session_json(s: Session, show_secrets: bool = False) -> dict[str, Any]:
         out["rows_elided"] = s.rows_elided
     if s.events_dropped:
         out["events_dropped"] = s.events_dropped
+    if s.context_dropped and context:
+        out["context_dropped"] = s.context_dropped
     return out
 
 
@@ -138,7 +143,16 @@ def capture_json(stats: CaptureStats) -> dict[str, Any]:
         "tcp_packets": stats.tcp_packets,
         "mail_packets": stats.mail_packets,
         "sessions": stats.sessions,
+        "context": _context_stats(stats),
     }
+
+
+def _context_stats(stats: CaptureStats) -> dict[str, int]:
+    c = stats.context
+    if c is None:
+        return {}
+    return {"dns": c.dns, "ident": c.ident, "attributed": c.attributed, "unattributed": c.unattributed,
+            "non_mail": c.non_mail, "unanswered": c.unanswered, "dropped": c.dropped}
 
 
 def dumps(value: Any, indent: int | None = None) -> str:
@@ -148,17 +162,21 @@ def dumps(value: Any, indent: int | None = None) -> str:
 class JsonReportWriter:
     """Writes the report incrementally: header, sessions one by one, then the trailer."""
 
-    def __init__(self, stream: IO[str], *, show_secrets: bool = False, indent: int | None = None) -> None:
+    def __init__(self, stream: IO[str], *, show_secrets: bool = False, indent: int | None = None,
+                 lang: str = "en", context: bool = True) -> None:
         self.stream = stream
         self.show_secrets = show_secrets
         self.indent = indent
+        self.lang = lang
+        self.context = context
         self.count = 0
 
     def begin(self) -> None:
         self.stream.write(f'{{"format": "{FORMAT_NAME}", "version": {FORMAT_VERSION}, "sessions": [')
 
     def session(self, s: Session) -> None:
-        self.stream.write(("," if self.count else "") + "\n" + dumps(session_json(s, self.show_secrets), self.indent))
+        obj = session_json(s, self.show_secrets, lang=self.lang, context=self.context)
+        self.stream.write(("," if self.count else "") + "\n" + dumps(obj, self.indent))
         self.count += 1
 
     def end(self, stats: CaptureStats, extra: dict[str, Any] | None = None) -> None:
@@ -168,9 +186,10 @@ class JsonReportWriter:
         self.stream.write("}\n")
 
 
-def jsonl_writer(stream: IO[str], show_secrets: bool = False) -> Callable[[Session], None]:
+def jsonl_writer(stream: IO[str], show_secrets: bool = False, *, lang: str = "en",
+                 context: bool = True) -> Callable[[Session], None]:
     def write(s: Session) -> None:
-        stream.write(dumps(session_json(s, show_secrets)) + "\n")
+        stream.write(dumps(session_json(s, show_secrets, lang=lang, context=context)) + "\n")
         stream.flush()
 
     return write

@@ -74,6 +74,8 @@ THEME = Theme({
     "phase.auth": "yellow",
     "phase.transfer": "magenta",
     "phase.teardown": "bright_black",
+    "phase.context": "blue",
+    "context": "bright_black",
     "status.completed": "green",
     "status.failed": "bold red",
     "status.reset": "yellow",

@@ -19,7 +19,7 @@ from typing import IO
 from rich.text import Text
 
 from mailtrace.capture.decode import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN
-from mailtrace.filters import SessionFilter, session_status
+from mailtrace.filters import STATUSES, SessionFilter, session_status
 from mailtrace.model import Anomaly as AnomalyEvent
 from mailtrace.model import (
     AuthAttempt,
@@ -31,6 +31,7 @@ from mailtrace.model import (
     MessageEnd,
     Note,
     Opaque,
+    Phase,
     Reply,
     TlsStart,
 )
@@ -38,6 +39,7 @@ from mailtrace.pipeline import CaptureStats
 from mailtrace.protocols.smtp_codes import explain_keyword, explain_reply
 from mailtrace.render.captions import Step, steps
 from mailtrace.render.catalog import has, text
+from mailtrace.render.context import ContextBlock, check_text, context_blocks, row_info, row_proto
 from mailtrace.render.output import Output, clean
 from mailtrace.session import MessageRecord, PacketRow, Session
 
@@ -46,10 +48,16 @@ LATENCY_SHOWN = 0.1
 NARROW = 100
 """Below this width the table's columns are one space apart instead of two."""
 PHASE_WIDTH = 11
-"""Width of the phase name that starts a caption row (``negotiation``)."""
+"""Width of the phase name that starts a caption row (``negotiation``; the catalogue's longest)."""
 
 _FLAG_NAMES = ((TCP_FIN, "FIN"), (TCP_SYN, "SYN"), (TCP_RST, "RST"), (0x08, "PSH"), (TCP_ACK, "ACK"),
                (0x20, "URG"), (0x40, "ECE"), (0x80, "CWR"))
+
+
+def phase_width(lang: str) -> int:
+    """Width of the label column of caption rows: the longest phase name in the language."""
+    labels = [text("phase." + p.value, lang) for p in Phase] + [text("phase.dns", lang), text("phase.ident", lang)]
+    return max(PHASE_WIDTH, *(len(label) for label in labels))
 
 
 def tcp_flags(flags: int) -> str:
@@ -336,7 +344,8 @@ class _InfoWriter:
                 continue
         flush_notes()
         if item.body and not ended:
-            label = self.t("ui.body", what=body_what, n=item.body)
+            what = self.t("ui.what." + body_what) if has("ui.what." + body_what, self.lang) else body_what
+            label = self.t("ui.body", what=what, n=item.body)
             if len(item.frames) > 1:
                 label += " " + self.t("ui.segments", n=len(item.frames), first=item.frames[0],
                                       last=item.frames[-1])
@@ -416,7 +425,7 @@ class _InfoWriter:
         if record is None:
             return parts[0]
         summary = record.summary
-        parts.append(f"“{summary.subject}”" if summary.subject else self.t("ui.no_subject"))
+        parts.append(self.t("ui.quoted", text=summary.subject) if summary.subject else self.t("ui.no_subject"))
         if summary.from_:
             parts.append(self.t("ui.from", sender=summary.from_))
         details = [self.t("ui.size", n=summary.bytes)]
@@ -452,15 +461,16 @@ class _Columns:
     """Column widths of one session's table (fitted to its content)."""
 
     def __init__(self, session: Session, lang: str, origin: float, protos: list[str], *,
-                 narrow: bool) -> None:
+                 narrow: bool, extra_hosts: list[str] | None = None, frames: list[int] | None = None,
+                 times: list[float] | None = None) -> None:
         t = _t(lang)
         self.sep = " " if narrow else "  "
         self.titles = (t("col.no"), t("col.time"), t("col.source"), t("col.destination"), t("col.proto"),
                        t("col.info"))
-        last = session.rows[-1].frame if session.rows else session.last_frame
+        last = max([session.rows[-1].frame if session.rows else session.last_frame, *(frames or ())])
         self.no = max(len(self.titles[0]), len(str(last)))
-        self.time = max(len(self.titles[1]), len(f"{session.end - origin:.6f}"))
-        hosts = (session.client.ip, session.server.ip)
+        self.time = max(len(self.titles[1]), *(len(f"{ts - origin:.6f}") for ts in (session.end, *(times or ()))))
+        hosts = (session.client.ip, session.server.ip, *(extra_hosts or ()))
         self.source = max(len(self.titles[2]), *(len(h) for h in hosts))
         self.destination = max(len(self.titles[3]), *(len(h) for h in hosts))
         self.proto = max(len(self.titles[4]), *(len(p) for p in protos)) if protos else len(self.titles[4])
@@ -492,13 +502,15 @@ class TerminalRenderer:
     def __init__(self, output: Output | IO[str], *, stats: CaptureStats | None = None,
                  show_secrets: bool = False, hide_acks: bool = False, lang: str = "en",
                  session_filter: SessionFilter | None = None, many_files: bool = False,
-                 explain: bool = True) -> None:
+                 show_context: bool = True, explain: bool = True) -> None:
         # a bare text stream (as live capture passes it) gets the environment detected for it
         output = output if isinstance(output, Output) else Output.detect(stream=output)
         self.out = output
         self.show_secrets = show_secrets
         self.hide_acks = hide_acks
         self.lang = lang
+        self.show_context = show_context
+        self.phase_width = phase_width(lang)
         self.many_files = many_files
         self.explain = explain
         self.time = TimeBase(stats)
@@ -521,18 +533,38 @@ class TerminalRenderer:
         writer = _InfoWriter(s, lang, self.show_secrets)
         captioned = [(step, _collapse(step.rows, self.hide_acks and not step.key.startswith("setup")))
                      for step in steps(s, lang=lang)]
+        blocks = context_blocks(s, lang=lang, boundaries=[r.frame for r in s.rows]) if self.show_context else []
         protos = [writer.proto(item) for _, items in captioned for item in items]
-        cols = _Columns(s, lang, origin, protos, narrow=out.width is not None and out.width < NARROW)
+        protos += [row_proto(row, o) for block in blocks for row, o in block.rows]
+        context_rows = [row for block in blocks for row, _ in block.rows]
+        cols = _Columns(s, lang, origin, protos, narrow=out.width is not None and out.width < NARROW,
+                        extra_hosts=[h for row in context_rows for h in (row.src, row.dst)],
+                        frames=[row.frame for row in context_rows], times=[row.ts for row in context_rows])
         self._header(s)
         out.write(cols.heading())
+        pending = list(reversed(blocks))
         for step, items in captioned:
             if not items:
                 continue
+            while pending and pending[-1].frame < items[0].row.frame:
+                self._block(s, pending.pop(), cols, origin)
             self._caption(step)
             for item in items:
+                if pending and pending[-1].frame < item.row.frame:
+                    while pending and pending[-1].frame < item.row.frame:
+                        self._block(s, pending.pop(), cols, origin)
+                    self._caption(step, resumed=True)
                 self._row(s, item, writer, cols, origin)
+        while pending:
+            self._block(s, pending.pop(), cols, origin)
         for note in s.notes:
-            out.paragraph(Text("note: " + clean(note), "dim"), indent=0, hang=2)
+            out.paragraph(Text(clean(text("ui.note", lang, text=note)), "dim"), indent=0, hang=2)
+        if self.show_context:
+            for check in s.context_checks:
+                line = text("ui.check", lang, text=check_text(check, lang))
+                out.paragraph(Text(clean(line), "dim" if check.ok else "tone.warn"), indent=0, hang=2)
+            if s.context_dropped:
+                out.paragraph(Text(text("ui.context_dropped", lang, n=s.context_dropped), "dim"))
         if s.rows_elided:
             out.paragraph(Text(text("ui.rows_elided", lang, n=s.rows_elided), "dim"))
         out.write("")
@@ -557,10 +589,25 @@ class TerminalRenderer:
         facts = [Text(clean(fact), style) for fact, style in header_facts(s, lang)]
         self.out.pieces(facts, separator=Text(" · ", "dim"), indent=2)
 
-    def _caption(self, step: Step) -> None:
+    def _caption(self, step: Step, *, resumed: bool = False) -> None:
         phase = step.phase.value
-        prefix = Text(f"{phase:<{PHASE_WIDTH}} ", "phase." + phase)
-        self.out.cells(prefix, Text(clean(step.caption), "caption"), indent=PHASE_WIDTH + 1)
+        caption = text("context.resume", self.lang, caption=step.caption) if resumed else step.caption
+        self._caption_row(text("phase." + phase, self.lang), "phase." + phase, caption)
+
+    def _caption_row(self, label: str, style: str, caption: str) -> None:
+        width = self.phase_width
+        prefix = Text(f"{label:<{width}} ", style)
+        self.out.cells(prefix, Text(clean(caption), "caption"), indent=width + 1)
+
+    def _block(self, s: Session, block: ContextBlock, cols: _Columns, origin: float) -> None:
+        """A context block: its caption (labelled ``dns`` or ``ident``) and its packets."""
+        self._caption_row(text("phase." + block.kind, self.lang), "phase.context", block.caption)
+        for row, o in block.rows:
+            own = {s.client.ip: "client", s.server.ip: "server"}
+            prefix = cols.prefix(frame=row.frame, time=f"{row.ts - origin:.6f}", src=row.src, dst=row.dst,
+                                 src_style=own.get(row.src, "dim"), dst_style=own.get(row.dst, "dim"),
+                                 proto=row_proto(row, o))
+            self.out.cells(prefix, Text(clean(row_info(row, o, self.lang)), "context"), indent=cols.info_start)
 
     def _row(self, s: Session, item: _Display, writer: _InfoWriter, cols: _Columns, origin: float) -> None:
         row = item.row
@@ -687,6 +734,10 @@ class ListRenderer:
         widths = list(self.WIDTHS)
         if self.full_time:
             widths[4] = 23
+        for i, key in enumerate(self.KEYS[: len(widths)]):  # a translation's longer words get their room
+            title = self._t("list." + key)
+            widths[i] = max(widths[i], len(title.replace(" (UTC)", "") if i == 4 else title))
+        widths[7] = max(widths[7], *(len(self._t("ui.status." + s)) for s in STATUSES))
         return tuple(widths)
 
     def _heading(self) -> None:

@@ -73,8 +73,9 @@ class Connection:
     """One TCP connection. ``handler`` is None for connections nobody wants (only numbered)."""
 
     __slots__ = (
+        "_client",
+        "_server",
         "base_seq",
-        "client",
         "client_key",
         "closing_since",
         "fin",
@@ -87,18 +88,19 @@ class Connection:
         "packets",
         "rasm",
         "reset",
-        "server",
+        "server_port",
         "stream",
         "syn_seen",
         "tunnel",
     )
 
-    def __init__(self, stream: int, client_key: bytes, client: Endpoint, server: Endpoint,
+    def __init__(self, stream: int, client_key: bytes, client: tuple[bytes, int], server: tuple[bytes, int],
                  first_frame: int, ts: float, tunnel: str | None) -> None:
         self.stream = stream
         self.client_key = client_key
-        self.client = client
-        self.server = server
+        self._client: tuple[bytes, int] | Endpoint = client
+        self._server: tuple[bytes, int] | Endpoint = server
+        self.server_port = server[1]
         self.first_frame = first_frame
         self.first_ts = ts
         self.last_ts = ts
@@ -113,6 +115,28 @@ class Connection:
         self.closing_since: float | None = None
         self.packets = 0
         self.syn_seen = False
+
+    @property
+    def client(self) -> Endpoint:
+        """The client's address as text: made on first use (most connections are never shown)."""
+        raw = self._client
+        return raw if isinstance(raw, Endpoint) else self._endpoint(True)
+
+    @property
+    def server(self) -> Endpoint:
+        raw = self._server
+        return raw if isinstance(raw, Endpoint) else self._endpoint(False)
+
+    def _endpoint(self, client: bool) -> Endpoint:
+        raw = self._client if client else self._server
+        if isinstance(raw, Endpoint):
+            return raw
+        point = Endpoint(ip_text(raw[0]), raw[1])
+        if client:
+            self._client = point
+        else:
+            self._server = point
+        return point
 
     def direction_of(self, key: bytes) -> Direction:
         return CLIENT if key == self.client_key else SERVER
@@ -213,8 +237,8 @@ class FlowTable:
         flags = pkt.flags
         src_is_client = not flags & TCP_ACK if flags & TCP_SYN else not self.server_side(pkt.sport, pkt.dport)
         rkey = pkt.dst + pkt.src + pkt.key[-2:] + pkt.key[-4:-2]
-        src = Endpoint(ip_text(pkt.src), pkt.sport)
-        dst = Endpoint(ip_text(pkt.dst), pkt.dport)
+        src = (pkt.src, pkt.sport)
+        dst = (pkt.dst, pkt.dport)
         if src_is_client:
             conn = Connection(self.next_stream, pkt.key, src, dst, frame, ts, pkt.tunnel)
         else:

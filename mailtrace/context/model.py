@@ -1,0 +1,151 @@
+"""The values of the context layer: observations of DNS and ident traffic, their rows, the limits.
+
+An observation is one DNS transaction (a query and its response) or one ident probe (a TCP
+connection to port 113), with the packets that carried it. The tracker
+(:mod:`mailtrace.context.tracker`) attributes it to the mail session it serves and says why
+(``purpose``); renderers turn that into captions (:mod:`mailtrace.render.context`). Observations
+are filled in as their packets arrive (a response completes its query), so they are plain mutable
+records, not frozen values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DNS = "dns"
+IDENT = "ident"
+
+
+@dataclass(frozen=True, slots=True)
+class DnsRecord:
+    """One resource record of an answer or additional section."""
+
+    name: str
+    rtype: str
+    data: str
+    """Address (A/AAAA), name (PTR, CNAME, NS, MX exchange), text (TXT) or a hex preview."""
+    preference: int | None = None
+    """MX preference (lower is tried first)."""
+
+    @property
+    def text(self) -> str:
+        """The record data as a zone file writes it: ``10 mx.remote.example`` for MX."""
+        return f"{self.preference} {self.data}" if self.preference is not None else self.data
+
+
+
+@dataclass(frozen=True, slots=True)
+class ContextLimits:
+    """Named limits of the context layer (docs/context-and-flows.md)."""
+
+    window_before: float = 30.0
+    """Seconds before a session in which lookups by its client (its MTA's address, the MX of a
+    recipient domain) count as made for it; unclaimed observations are forgotten after this."""
+    max_pending: int = 4096
+    """Unattributed observations kept waiting for a session that starts later (oldest dropped first)."""
+    query_timeout: float = 10.0
+    """A DNS query without a response for this long is reported unanswered."""
+    max_queries: int = 4096
+    """DNS queries waiting for their response (oldest reported unanswered first)."""
+    max_per_session: int = 256
+    """Context observations kept per session; more are counted (``context_dropped``)."""
+    max_probe_rows: int = 16
+    """Packets listed per ident probe."""
+    max_ident_bytes: int = 512
+    """Bytes of an ident request or answer kept."""
+
+
+@dataclass(slots=True)
+class ContextRow:
+    """One packet of an observation, as a row of a session's table."""
+
+    frame: int
+    ts: float
+    src: str
+    dst: str
+    sport: int
+    dport: int
+    response: bool = False
+    """DNS: the response (else the query). Ident: sent by the probed host."""
+    flags: int = 0
+    """TCP flags (ident rows and DNS over TCP)."""
+    payload_len: int = 0
+    text: str | None = None
+    """Ident: the request or answer line this packet carried."""
+
+
+@dataclass(slots=True)
+class ContextObservation:
+    """A DNS transaction or an ident probe seen beside the mail sessions."""
+
+    kind: str
+    """``dns`` or ``ident``."""
+    frame: int
+    """The frame of the query (DNS) or of the probe's first packet (ident)."""
+    ts: float
+    host: str
+    """Who asked: the resolver's client (DNS) or the probing host (ident)."""
+    peer: str
+    """The DNS server asked, or the probed host (ident)."""
+    transport: str = "udp"
+    dns_id: int | None = None
+    query: str | None = None
+    """DNS: the name asked about. Ident: the request (``44112 , 25``), None if none was sent."""
+    qtype: str | None = None
+    answers: tuple[DnsRecord, ...] = ()
+    additional: tuple[DnsRecord, ...] = ()
+    rcode: str | None = None
+    """DNS: ``NOERROR``, ``NXDOMAIN`` …; None while no response was seen."""
+    response_frame: int | None = None
+    response_ts: float | None = None
+    outcome: str | None = None
+    """Ident: ``rst`` (refused), ``answered``, ``error`` (an ident ERROR reply), ``no-response``."""
+    reply: str | None = None
+    """Ident: the answer line (``44112 , 25 : USERID : UNIX : alice``)."""
+    rows: list[ContextRow] = field(default_factory=list)
+    purpose: str = ""
+    """Why it belongs to its session (set by the tracker): ``client-ptr``, ``mx``, ``ident`` …"""
+    role: str = ""
+    """Who asked, in the session's terms: ``server`` or ``client``."""
+    subject: str = ""
+    """The name the purpose is about (the domain, the client's name)."""
+    session_stream: int | None = None
+    """The ``tcp.stream`` of the session it was attributed to; None while unattributed."""
+
+    @property
+    def answered(self) -> bool:
+        return self.rcode is not None
+
+    @property
+    def answer_texts(self) -> list[str]:
+        return [r.text for r in self.answers]
+
+    def addresses(self) -> set[str]:
+        """Every address the response names (answers and additional records)."""
+        return {r.data for r in (*self.answers, *self.additional) if r.rtype in ("A", "AAAA")}
+
+    @property
+    def last_frame(self) -> int:
+        return self.rows[-1].frame if self.rows else self.frame
+
+
+@dataclass(frozen=True, slots=True)
+class ContextCheck:
+    """A conclusion drawn from a session's context (forward-confirmed rDNS, MX routing, NXDOMAIN)."""
+
+    check: str
+    """``fcrdns``, ``helo``, ``mx-route`` or ``nxdomain``."""
+    result: str
+    """``ok`` or a word for what is wrong: ``unconfirmed``, ``no-ptr``, ``differs``, ``not-mx``,
+    ``backup-mx``, ``refused``."""
+    params: tuple[tuple[str, str], ...]
+    """Values the sentence needs (names, addresses, preference, reply), as text."""
+    frames: tuple[int, ...] = ()
+
+    @property
+    def values(self) -> dict[str, str]:
+        return dict(self.params)
+
+    @property
+    def ok(self) -> bool:
+        return self.result == "ok"

@@ -1,0 +1,158 @@
+"""One message across hops: ``mailtrace flows`` and the analyze report's ``flows``.
+
+Real captures first: the seed story's submission and relay are one flow of two hops whose delay is
+the time between the two end-of-data frames tshark shows; in mixed-all the s-nail submission to
+sendmail and its relay to Postfix are joined, and every other message is a flow of one hop.
+Synthetic captures cover joining by body, a Received chain that does not match, and the limit.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from pcapgen import Capture, Tcp
+from support import facts, report, run_cli
+
+from mailtrace.capture.reader import open_capture
+from mailtrace.commands.common import build_config
+from mailtrace.messageflows import FlowCollector, FlowLimits
+from mailtrace.pipeline import Analyzer
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def _flows(path: Path) -> list[dict[str, object]]:
+    result = run_cli("flows", "--format", "json", str(path))
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["format"] == "mailtrace-flows" and data["version"] == 1
+    flows: list[dict[str, object]] = data["flows"]
+    return flows
+
+
+def _end_of_data(tshark: Path) -> dict[int, float]:
+    """Frame → time of each SMTP/IMF row (the packet that ends a message) in tshark's summary."""
+    out = {}
+    for line in tshark.read_text().splitlines():
+        match = re.match(r"^\s*(\d+)\s+([\d.]+)\s.*\sSMTP/IMF\s", line)
+        if match:
+            out[int(match.group(1))] = float(match.group(2))
+    return out
+
+
+def test_seed_story_is_one_flow_of_two_hops(captures: Path) -> None:
+    [flow] = _flows(captures / "smtp-relay-seed-story.pcap")
+    sent = facts("smtp-relay-seed-story.facts.json")["sessions"]
+    assert flow["message_id"] == sent[0]["messages"][0]["message_id"] == sent[1]["messages"][0]["message_id"]
+    hops = flow["hops"]
+    assert isinstance(hops, list) and [(h["session"], h["protocol"], h["origin"]) for h in hops] == [
+        (1, "smtp", "smtp-data"), (2, "smtp", "smtp-data")]
+    assert [(h["client"]["ip"], h["server"]["ip"], h["server"]["port"]) for h in hops] == [
+        ("127.0.0.10", "127.0.0.25", 25), ("127.0.0.25", "127.0.0.26", 25)]
+    ends = _end_of_data(captures / "smtp-relay-seed-story.tshark.txt")
+    assert [h["last_frame"] for h in hops] == sorted(ends)  # frames 41 and 78
+    assert hops[0]["delay"] is None
+    assert hops[1]["delay"] == pytest.approx(ends[78] - ends[41], abs=2e-6)
+    assert hops[0]["queue_id"] == sent[0]["data"]["reply"].split()[1]  # 6AQDM…: sendmail's queue id
+    [added] = hops[1]["received_added"]
+    assert (added["from"], added["ip"], added["by"], added["id"]) == (
+        "client.local.example", "127.0.0.10", "mail.local.example", hops[0]["queue_id"])
+    assert hops[1]["received_matches"] is True and hops[1]["continuous"] is True
+    assert hops[1]["queue_id_in_received"] is True and hops[0]["queue_id_in_received"] is None
+    assert flow["received_chain_matches"] is True and flow["received_before"] == 0
+
+
+def test_mixed_all_joins_the_relay_and_keeps_single_hops(captures: Path) -> None:
+    flows = _flows(captures / "mixed-all.pcap")
+    by_id = {f["message_id"]: f for f in flows}
+    known = facts("mixed-all.facts.json")
+    snail, relay = known["sessions"][1], known["sessions"][2]
+    slides = snail["messages"][0]["message_id"]
+    assert relay["messages"][0]["message_id"] == slides
+    hops = by_id[slides]["hops"]
+    assert isinstance(hops, list)
+    assert [(h["client"]["ip"], h["server"]["ip"], h["server"]["port"]) for h in hops] == [
+        ("127.0.0.10", "127.0.0.25", 25), ("127.0.0.25", "127.0.0.26", 25)]
+    assert by_id[slides]["received_chain_matches"] is True
+    # every other complete message is a flow of one hop: bob's RETR 1 and the submission on 587
+    submitted = known["sessions"][7]["messages"][0]["message_id"]
+    retrieved = known["sessions"][6]["retrieved"][0]["message_id"]
+    assert sorted(by_id) == sorted([slides, submitted, retrieved])
+    assert len(by_id[submitted]["hops"]) == 1 and len(by_id[retrieved]["hops"]) == 1  # type: ignore[arg-type]
+    [pop] = by_id[retrieved]["hops"]  # type: ignore[misc]
+    assert pop["origin"] == "pop3-retr" and by_id[retrieved]["received_before"] >= 1
+    analyze = report(captures / "mixed-all.pcap")
+    assert analyze["flows"] == flows  # the analyze report carries the same flows
+
+
+def _smtp(cap: Capture, client: tuple[str, int], server: tuple[str, int], message: bytes, ts: float) -> float:
+    conv = Tcp(cap, client=client, server=server, ts=ts)
+    conv.handshake().s(b"220 mx ESMTP\r\n").c(b"EHLO a.example\r\n").s(b"250 mx\r\n")
+    conv.c(b"MAIL FROM:<alice@a.example>\r\n").s(b"250 Ok\r\n").c(b"RCPT TO:<bob@b.example>\r\n").s(b"250 Ok\r\n")
+    conv.c(b"DATA\r\n").s(b"354 go\r\n").c(message + b".\r\n").s(b"250 2.0.0 Ok: queued as Q1\r\n")
+    conv.c(b"QUIT\r\n").s(b"221 Bye\r\n").fin()
+    return conv.ts + 1.0
+
+
+BODY = b"Subject: Hi\r\nFrom: alice@a.example\r\n\r\nHello Bob.\r\n"
+
+
+def test_joined_by_body_when_the_message_id_comes_later(tmp_path: Path) -> None:
+    """The submission has no Message-ID; the MTA adds one and a Received line: still one flow."""
+    cap = Capture()
+    t = _smtp(cap, ("10.0.0.1", 40000), ("10.0.0.25", 587), BODY, 1_700_000_000.0)
+    relayed = (b"Received: from a.example ([10.0.0.1]) by mta.a.example with ESMTPSA id Q1; "
+               b"Tue, 14 Nov 2023 22:13:20 +0000\r\nMessage-ID: <added@mta.a.example>\r\n" + BODY)
+    t = _smtp(cap, ("10.0.0.25", 41000), ("10.0.0.26", 25), relayed, t)
+    _smtp(cap, ("10.0.0.1", 40001), ("10.0.0.25", 587), BODY.replace(b"Hello", b"Bye"), t)
+    flows = _flows(cap.write(tmp_path / "body.pcap"))
+    assert [len(f["hops"]) for f in flows] == [2, 1]  # type: ignore[arg-type]
+    assert flows[0]["message_id"] == "<added@mta.a.example>" and flows[0]["key"] == "message-id:<added@mta.a.example>"
+    assert str(flows[1]["key"]).startswith("body:") and flows[1]["message_id"] is None
+    assert flows[0]["received_chain_matches"] is True
+
+
+def test_a_received_chain_that_does_not_match(tmp_path: Path) -> None:
+    cap = Capture()
+    message = b"Message-ID: <m@a.example>\r\n" + BODY
+    t = _smtp(cap, ("10.0.0.1", 40000), ("10.0.0.25", 25), message, 1_700_000_000.0)
+    forged = b"Received: from elsewhere ([192.0.2.66]) by mta.a.example; Tue, 14 Nov 2023 22:13:20 +0000\r\n"
+    _smtp(cap, ("10.0.0.25", 41000), ("10.0.0.26", 25), forged + message, t)
+    [flow] = _flows(cap.write(tmp_path / "forged.pcap"))
+    hops = flow["hops"]
+    assert isinstance(hops, list) and hops[1]["received_matches"] is False
+    assert flow["received_chain_matches"] is False
+    text = run_cli("flows", str(tmp_path / "forged.pcap")).stdout
+    assert "the Received chain does not match the hops in the capture" in text
+    assert "Received: from elsewhere [192.0.2.66] by mta.a.example ✗" in text
+
+
+def test_the_number_of_flows_is_bounded(tmp_path: Path) -> None:
+    cap = Capture()
+    t = 1_700_000_000.0
+    for i in range(5):
+        t = _smtp(cap, ("10.0.0.1", 40000 + i), ("10.0.0.25", 25), f"Message-ID: <{i}@a>\r\n".encode() + BODY, t)
+    path = cap.write(tmp_path / "many.pcap")
+    collector = FlowCollector(FlowLimits(max_flows=3))
+    for session in Analyzer(build_config()).run([open_capture(str(path))]):
+        collector.session(session)
+    assert len(collector.flows()) == 3 and collector.dropped == 2
+
+
+@pytest.mark.parametrize(("golden", "capture", "lang"), [
+    ("smtp-relay-seed-story.flows.txt", "smtp-relay-seed-story.pcap", "en"),
+    ("mixed-all.flows.de.txt", "mixed-all.pcap", "de"),
+])
+def test_golden(captures: Path, update_golden: bool, monkeypatch: pytest.MonkeyPatch, golden: str, capture: str,
+                lang: str) -> None:
+    monkeypatch.chdir(captures)
+    result = run_cli("flows", "--width", "120", "--no-color", "--lang", lang, capture)
+    assert result.exit_code == 0
+    path = GOLDEN / golden
+    if update_golden:
+        path.write_text(result.stdout, encoding="utf-8")
+        return
+    assert result.stdout == path.read_text(encoding="utf-8")
