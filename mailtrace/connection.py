@@ -87,6 +87,10 @@ class MailConnection:
         self.implicit_tls = implicit_tls
         self.tunnel: str | None = conn.tunnel
 
+    def session_builder(self) -> SessionBuilder | None:
+        """The session being built, or None while the first bytes are still being sniffed."""
+        return self._builder
+
     @property
     def builder(self) -> SessionBuilder:
         assert self._builder is not None, "no session is built while sniffing"

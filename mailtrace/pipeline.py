@@ -122,7 +122,7 @@ class Analyzer:
                                  sink_factory=self.sink_factory)
         self._open[conn.stream] = conn.first_frame
         if context is not None:
-            context.opened(conn, handler.builder)
+            context.opened(conn, handler.session_builder)
         return handler
 
     def _keylog(self) -> KeyLog | None:

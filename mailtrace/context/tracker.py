@@ -108,6 +108,21 @@ def domain_of(argument: str) -> str | None:
     return match.group(1).strip(".").lower() or None
 
 
+_EMPTY: list[SessionBuilder] = []
+
+
+def _no_session() -> SessionBuilder:
+    """A builder with nothing in it, standing in while a connection is sniffed (nothing said yet)."""
+    if not _EMPTY:
+        from mailtrace.model import Endpoint
+        from mailtrace.session import SessionBuilder
+
+        nowhere = Endpoint("", 0)
+        _EMPTY.append(SessionBuilder(protocol="?", client=nowhere, server=nowhere, stream=-1, file="",
+                                     tunnel=None))
+    return _EMPTY[0]
+
+
 @dataclass(slots=True)
 class _Subject:
     """What the tracker knows about one open mail connection (read from its session builder).
@@ -118,7 +133,8 @@ class _Subject:
 
     stream: int
     conn: Connection
-    builder: SessionBuilder
+    source: Callable[[], SessionBuilder | None]
+    """The connection's session builder, or None while its first bytes are still being sniffed."""
     client: str
     server: str
     start: float
@@ -133,6 +149,10 @@ class _Subject:
     recipients: set[str] = field(default_factory=set)
     """Domains of every RCPT TO of the session."""
     ended: bool = False
+
+    @property
+    def builder(self) -> SessionBuilder:
+        return self.source() or _no_session()
     """QUIT/LOGOUT was sent: nothing the server looks up now is for this session."""
     commands_seen: int = 0
     replies_seen: int = 0
@@ -275,7 +295,7 @@ class ContextTracker:
             self._give_up(key)
 
     # ------------------------------------------------------------------ mail connections
-    def opened(self, conn: Connection, builder: SessionBuilder) -> None:
+    def opened(self, conn: Connection, builder: Callable[[], SessionBuilder | None]) -> None:
         """A connection that may be mail begins: claim its client's lookups from the pending buffer."""
         if self._pending or self._queries:
             self._expire(conn.first_ts)

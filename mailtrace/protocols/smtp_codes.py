@@ -13,6 +13,13 @@ import re
 from dataclasses import dataclass
 
 FIRST_DIGIT = {
+    "de": {
+        "1": "positive Vorab-Antwort",
+        "2": "positive Erledigung",
+        "3": "positive Zwischenantwort: der Server wartet auf mehr",
+        "4": "vorübergehender Fehler: später erneut versuchen",
+        "5": "dauerhafter Fehler",
+    },
     "en": {
         "1": "positive preliminary reply",
         "2": "positive completion",
@@ -22,6 +29,8 @@ FIRST_DIGIT = {
     },
 }
 SECOND_DIGIT = {
+    "de": {"0": "Syntax", "1": "Information", "2": "Verbindung", "3": "nicht festgelegt", "4": "nicht festgelegt",
+           "5": "Mailsystem"},
     "en": {
         "0": "syntax",
         "1": "information",
@@ -32,6 +41,24 @@ SECOND_DIGIT = {
     },
 }
 CODES = {  # RFC 5321 4.2.2/4.2.3, RFC 4954 (AUTH), RFC 3207 (STARTTLS), RFC 7504 (521/556), RFC 3030
+    "de": {
+        "211": "Systemstatus", "214": "Hilfetext", "220": "Dienst bereit", "221": "Dienst beendet die Verbindung",
+        "235": "Authentisierung erfolgreich", "250": "Aktion ausgeführt",
+        "251": "Empfänger nicht lokal; wird weitergeleitet",
+        "252": "Benutzer nicht überprüfbar, Nachricht wird aber angenommen",
+        "334": "Authentisierung: weiter mit dem nächsten Schritt",
+        "354": "Beginn der Nachrichteneingabe; Ende mit <CRLF>.<CRLF>",
+        "421": "Dienst nicht verfügbar, Verbindung wird geschlossen",
+        "450": "Postfach nicht verfügbar (belegt oder vorübergehend gesperrt)",
+        "451": "lokaler Verarbeitungsfehler", "452": "zu wenig Speicherplatz",
+        "454": "vorübergehender Authentisierungsfehler / TLS nicht verfügbar",
+        "500": "Syntaxfehler, Befehl unbekannt", "501": "Syntaxfehler in Parametern oder Argumenten",
+        "502": "Befehl nicht implementiert", "503": "falsche Befehlsreihenfolge",
+        "504": "Befehlsparameter nicht implementiert", "530": "Authentisierung erforderlich",
+        "535": "Zugangsdaten ungültig", "550": "Postfach nicht verfügbar oder per Richtlinie abgelehnt",
+        "551": "Benutzer nicht lokal", "552": "Speicherzuteilung überschritten", "553": "Postfachname nicht erlaubt",
+        "554": "Transaktion fehlgeschlagen",
+    },
     "en": {
         "211": "system status", "214": "help message", "220": "service ready",
         "221": "service closing the connection", "235": "authentication succeeded", "250": "requested action okay",
@@ -51,8 +78,20 @@ CODES = {  # RFC 5321 4.2.2/4.2.3, RFC 4954 (AUTH), RFC 3207 (STARTTLS), RFC 750
         "555": "MAIL/RCPT parameters not recognized or not implemented", "556": "domain does not accept mail",
     },
 }
-ENHANCED_CLASS = {"en": {"2": "success", "4": "persistent transient failure", "5": "permanent failure"}}
+ENHANCED_CLASS = {
+    "de": {"2": "Erfolg", "4": "vorübergehender Fehler", "5": "dauerhafter Fehler"},
+    "en": {"2": "success", "4": "persistent transient failure", "5": "permanent failure"}}
 ENHANCED = {  # RFC 3463 and the IANA "Enumerated Status Codes" registry (subject.detail)
+    "de": {
+        "1.1": "ungültige Empfänger-Postfachadresse", "1.2": "ungültige Empfänger-Systemadresse",
+        "1.3": "ungültige Syntax der Empfängeradresse", "1.7": "ungültige Syntax der Absenderadresse",
+        "1.8": "ungültige Absender-Systemadresse", "2.1": "Postfach gesperrt", "2.2": "Postfach voll",
+        "3.4": "Nachricht zu groß für das System", "4.4": "nicht zustellbar (kein Weg)",
+        "5.1": "ungültiger Befehl", "5.2": "Syntaxfehler", "5.3": "zu viele Empfänger",
+        "7.0": "sonstiger Sicherheitsstatus", "7.1": "Zustellung nicht erlaubt, Nachricht abgelehnt",
+        "7.8": "Zugangsdaten ungültig", "7.9": "Authentisierungsverfahren zu schwach",
+        "7.23": "SPF-Prüfung fehlgeschlagen",
+    },
     "en": {
         "0.0": "other undefined status",
         "1.0": "other address status", "1.1": "bad destination mailbox address",
@@ -97,6 +136,25 @@ ENHANCED = {  # RFC 3463 and the IANA "Enumerated Status Codes" registry (subjec
     },
 }
 EHLO_KEYWORDS = {  # RFC 5321 and the IANA "SMTP Service Extensions" registry
+    "de": {
+        "SIZE": "größte Nachricht, die der Server annimmt (RFC 1870)",
+        "PIPELINING": "Befehle dürfen gebündelt gesendet werden, ohne auf jede Antwort zu warten (RFC 2920)",
+        "8BITMIME": "8-Bit-Nachrichtentexte werden angenommen (RFC 6152)",
+        "CHUNKING": "Nachrichten dürfen mit BDAT in Stücken gesendet werden (RFC 3030)",
+        "SMTPUTF8": "UTF-8-Adressen und -Kopfzeilen werden angenommen (RFC 6531)",
+        "DSN": "Zustellbenachrichtigungen auf Wunsch (RFC 3461)",
+        "STARTTLS": "die Sitzung kann auf TLS umgestellt werden (RFC 3207)",
+        "AUTH": "der Client darf sich mit diesen SASL-Verfahren anmelden (RFC 4954)",
+        "ENHANCEDSTATUSCODES": "Antworten tragen erweiterte Statuscodes wie 5.1.1 (RFC 2034)",
+        "ETRN": "der Client darf den Server bitten, seine Warteschlange für eine Domain abzuarbeiten (RFC 1985)",
+        "EXPN": "Verteilerlisten können aufgelöst werden (RFC 5321)",
+        "VRFY": "Benutzernamen können überprüft werden (RFC 5321)",
+        "HELP": "Hilfe ist verfügbar (RFC 5321)",
+        "DELIVERBY": "der Client darf eine Frist für die Zustellung setzen (RFC 2852)",
+        "VERB": "ausführliche Ausgabe (sendmail)",
+        "BINARYMIME": "binäre Nachrichtentexte werden mit BDAT angenommen (RFC 3030)",
+        "REQUIRETLS": "die Nachricht darf TLS auf jeder Etappe verlangen (RFC 8689)",
+    },
     "en": {
         "SIZE": "largest message the server accepts (RFC 1870)",
         "PIPELINING": "commands may be sent in batches without waiting for each reply (RFC 2920)",
@@ -164,16 +222,16 @@ def explain_reply(code: str, text: str = "", lang: str = "en") -> ReplyMeaning |
     """Explain an SMTP reply; None when ``code`` is not a three-digit reply code."""
     if len(code) != 3 or not code.isdigit():
         return None
-    first, second = FIRST_DIGIT.get(lang, FIRST_DIGIT["en"]), SECOND_DIGIT.get(lang, SECOND_DIGIT["en"])
-    codes = CODES.get(lang, CODES["en"])
+    first, second = _table(FIRST_DIGIT, lang), _table(SECOND_DIGIT, lang)
+    codes = _table(CODES, lang)
     enhanced = enhanced_code(text)
     enhanced_meaning = None
     if enhanced is not None:
-        table = ENHANCED.get(lang, ENHANCED["en"])
+        table = _table(ENHANCED, lang)
         klass, subject, detail = enhanced.split(".")
         enhanced_meaning = table.get(f"{subject}.{detail}") or table.get(f"{subject}.0")
         if enhanced_meaning is None:
-            enhanced_meaning = ENHANCED_CLASS.get(lang, ENHANCED_CLASS["en"]).get(klass)
+            enhanced_meaning = _table(ENHANCED_CLASS, lang).get(klass)
     return ReplyMeaning(code, first.get(code[0], "unknown class"), second.get(code[1], "unknown category"),
                         codes.get(code), enhanced, enhanced_meaning)
 
@@ -182,9 +240,9 @@ def explain_keyword(line: str, lang: str = "en") -> tuple[str, str | None]:
     """An EHLO line (``SIZE 10240000``, ``AUTH PLAIN LOGIN``) → (keyword, what it means, with the value)."""
     keyword, _, value = line.strip().partition(" ")
     keyword = keyword.upper()
-    meaning = EHLO_KEYWORDS.get(lang, EHLO_KEYWORDS["en"]).get(keyword)
+    meaning = _table(EHLO_KEYWORDS, lang).get(keyword)
     if meaning is None and keyword.startswith("X"):
-        meaning = "private extension"
+        meaning = "private Erweiterung" if lang == "de" else "private extension"
     if meaning is not None and value:
         detail = None
         if keyword == "SIZE" and value.isdigit():
@@ -195,6 +253,13 @@ def explain_keyword(line: str, lang: str = "en") -> tuple[str, str | None]:
             head, ref, tail = meaning.partition(" (")
             meaning = f"{head}: {detail}" + (f" ({tail}" if ref else "")
     return keyword, meaning
+
+
+def _table(tables: dict[str, dict[str, str]], lang: str) -> dict[str, str]:
+    """The table of ``lang`` with English behind it for the entries not translated yet."""
+    english = tables["en"]
+    own = tables.get(lang)
+    return english if own is None or own is english else {**english, **own}
 
 
 def _size(n: int) -> str:
