@@ -451,6 +451,10 @@ def test_analyze_html_not_to_stdout() -> None:
 # --------------------------------------------------------------------------- findings, statistics, details
 
 
+EXTRA_KEYS = ("findings", "stats", "flows")
+"""The JSON report's top-level keys besides sessions and capture (and filter)."""
+
+
 def section_of(html: str, sid: int) -> str:
     start = html.index(f'<details class="session" id="s{sid}"')
     return html[start : html.index("</details>\n", html.index('<div class="body">', start))]
@@ -470,7 +474,7 @@ def test_findings_and_stats_are_the_json_reports(name: str, tmp_path: Path) -> N
     html = html_report(tmp_path / "r.html", str(pcap))
     check_safe(html)
     extra = embedded_extra(html)
-    assert without_run_time(extra) == without_run_time({k: expected[k] for k in ("findings", "stats")})
+    assert without_run_time(extra) == without_run_time({k: expected[k] for k in EXTRA_KEYS})
     assert "<!--mailtrace:slot" not in html
     table = findings_table(html) if expected["findings"] else ""
     rows = re.findall(r'<tr class="sev-(\w+)" data-sev="\w+">', table)
@@ -534,7 +538,7 @@ def test_analyze_html_embeds_what_the_json_report_says(tmp_path: Path) -> None:
     printed = json.loads(result.stdout)
     html = out.read_text("utf-8")
     extra = embedded_extra(html)
-    assert extra == {k: printed[k] for k in ("filter", "findings", "stats")}
+    assert extra == {k: printed[k] for k in ("filter", *EXTRA_KEYS)}
     assert printed["filter"] == {"sessions": [1, 5, 6], "shown": 3}
     assert "Only the sessions that match" in html
     assert embedded_sessions(html) == printed["sessions"]
@@ -548,7 +552,7 @@ def test_every_view_makes_the_findings_once(view: list[str], tmp_path: Path) -> 
     assert result.exit_code == 0, result.output
     expected = json_report(str(pcap))
     assert without_run_time(embedded_extra(out.read_text("utf-8"))) == without_run_time(
-        {k: expected[k] for k in ("findings", "stats")}
+        {k: expected[k] for k in EXTRA_KEYS}
     )
     if "--follow" not in view:
         assert result.stdout.count("Findings: ") == 1
@@ -656,7 +660,8 @@ def test_findings_limits_are_said(tmp_path: Path) -> None:
 
     findings = FindingsCollector()
     data = ReportData(findings)
-    room = len(script_json({"findings": expected["findings"], "html_omitted_keys": ["stats"]}))
+    room = len(script_json({"findings": expected["findings"], "flows": expected["flows"],
+                            "html_omitted_keys": ["stats"]}))
     report = HtmlReport(tmp_path / "r.html", limits=HtmlLimits(max_findings=2, max_extra_json=room))
     data.targets.append(report.extra)
     for s in sessions:
@@ -670,3 +675,24 @@ def test_findings_limits_are_said(tmp_path: Path) -> None:
     assert f"{len(expected['findings']) - 2} more findings are in the JSON report (limit: 2 rows here)" in html
     extra = embedded_extra(html)
     assert extra["html_omitted_keys"] == ["stats"] and extra["findings"] == expected["findings"]
+
+
+def test_report_in_german(tmp_path: Path) -> None:
+    """report --lang de: captions, phase names, reply explanations, header meanings and the reply
+    matrix in German (from the catalogues the text views use); the embedded JSON is analyze's."""
+    from mailtrace.headerinfo import explain
+    from mailtrace.protocols.smtp_codes import explain_reply
+    from mailtrace.render.catalog import text as catalog_text
+
+    pcap = samples_dir() / "smtp-submission-auth.pcap"
+    html = html_report(tmp_path / "de.html", str(pcap), "--lang", "de")
+    check_safe(html)
+    assert embedded_sessions(html) == json_report(str(pcap), "--lang", "de")["sessions"]
+    assert f'<span class="phase">{catalog_text("phase.setup", "de")}</span>' in html
+    assert re.search(rf'<text class="band-lbl" x="86" y="\d+">{catalog_text("phase.setup", "de")}</text>', html)
+    assert html.startswith('<!DOCTYPE html>\n<html lang="de">')
+    m = explain_reply("550", "5.1.1 <nosuch@remote.example>: Recipient address rejected", "de")
+    assert m is not None and m.outcome != explain_reply("550", "", "en").outcome  # type: ignore[union-attr]
+    assert catalog_text("explain.reply", "de", code="550", outcome=m.outcome, category=m.category,
+                        meaning=f" — {m.meaning}") in html
+    assert html_mod.escape(explain("subject", "de")) in html and explain("subject", "de") != explain("subject")

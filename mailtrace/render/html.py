@@ -67,6 +67,7 @@ from mailtrace.model import (
 from mailtrace.pipeline import CaptureStats
 from mailtrace.received import received_chain
 from mailtrace.render import captions
+from mailtrace.render.catalog import text as catalog_text
 from mailtrace.render.explain import explain_smtp_reply
 from mailtrace.render.html_stats import stats_view
 from mailtrace.render.json import FORMAT_NAME, FORMAT_VERSION, capture_json, session_json
@@ -348,6 +349,8 @@ class HtmlReport:
         self._last_shown: dict[int, int] = {}
         """Session id → last frame of its packet table (frame links go only to rows that exist)."""
         self._by_session: dict[int, list[dict[str, Any]]] = {}
+        self._phase_names = {p.value: catalog_text("phase." + p.value, lang) for p in Phase}
+        """Phase labels in the report's language (the CSS classes keep the English names)."""
         self.stats = stats
         """The running analyzer's totals, read for Time 0 (may be set after construction)."""
         self.nonce = nonce or secrets.token_urlsafe(18)
@@ -625,6 +628,7 @@ class HtmlReport:
         title = self.title or f"mailtrace report: {names}" + (" …" if len(stats.files) > 3 else "")
         return {
             "nonce": self.nonce,
+            "lang": self.lang,
             "title": text(title, 200),
             "css": asset("report.css"),
             "js": asset("report.js"),
@@ -794,6 +798,7 @@ class HtmlReport:
                 server=str(s.server),
                 sid=s.id,
                 decrypted=frozenset(r.frame for r in s.rows if r.decrypted),
+                phase_names=self._phase_names,
             ),
             "arrows_dropped": arrows_dropped,
             "auth": auth,
@@ -903,10 +908,11 @@ class HtmlReport:
         for step in steps:
             phase = step["phase"]
             tone = f" tone-{step['tone']}" if step["tone"] else ""
-            caption = "" if step["caption"].lower() == phase else " " + escape(step["caption"])
+            name = self._phase_names.get(phase, phase)
+            caption = "" if step["caption"].lower() in (phase, name.lower()) else " " + escape(step["caption"])
             out.append(
                 f'<tbody class="step ph-{phase}"><tr class="caption{tone}"><th colspan="7" scope="rowgroup">'
-                f'<span class="phase">{phase}</span>{caption}</th></tr>\n'
+                f'<span class="phase">{escape(name)}</span>{caption}</th></tr>\n'
             )
             for r in step["raw"]:
                 src, dst = ends[r.direction]

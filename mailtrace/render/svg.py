@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from markupsafe import Markup, escape
@@ -318,6 +318,7 @@ def ladder(
     sid: int,
     decrypted: frozenset[int] = frozenset(),
     label_chars: int = 64,
+    phase_names: Mapping[str, str] | None = None,
 ) -> Markup:
     """Client and server lifelines, one arrow per command, reply or TCP control packet, phases as bands.
 
@@ -341,9 +342,10 @@ def ladder(
         y0 = _HEAD_H + i * _ROW_H - 4
         y1 = _HEAD_H + (j + 1) * _ROW_H - 4
         phase = escape(arrows[i].phase)
+        name = escape((phase_names or {}).get(arrows[i].phase, arrows[i].phase))
         parts.append(
             f'<rect class="band ph-{phase}" x="80" y="{y0}" width="{LADDER_WIDTH - 84}" height="{y1 - y0}"/>'
-            f'<text class="band-lbl" x="86" y="{y0 + 13}">{phase}</text>'
+            f'<text class="band-lbl" x="86" y="{y0 + 13}">{name}</text>'
         )
         i = j + 1
     parts.append(
