@@ -193,3 +193,43 @@ def simple_smtp(
         t0=t0,
         cport=cport,
     )
+
+
+def hostile_findings(t0: float = 1_700_000_002.0) -> list[tuple[float, bytes]]:
+    """An SMTP session whose findings, statistics, explanations and message details all quote hostile text:
+    a VRFY answered with markup (user-enumeration detail), a markup verb (command statistics, a 500
+    explained), a markup sender (top senders), a private EHLO keyword, hostile Received and X- fields."""
+    message = (
+        b"Received: from <script>window.__pwned=20</script> (\"><svg onload=window.__pwned=21>"
+        b" [10.0.0.1]) by mx.example with ESMTP id <b>Q1</b>; Tue, 14 Nov 2023 22:13:22 +0000\r\n"
+        b"Received: from a.example by <img src=x onerror=window.__pwned=22>; Tue, 14 Nov 2023 22:14:22 +0000\r\n"
+        b"From: <script>window.__pwned=23</script>@attacker.example\r\n"
+        b"To: victim@local.example\r\n"
+        b"X-Evil: <script>window.__pwned=24</script>\r\n"
+        b"Subject: =?utf-8?q?=3Cscript=3Ewindow.__pwned=3D25=3C/script=3E?=\r\n"
+        b"\r\n"
+        b"hello\r\n"
+    )
+    return session_frames(
+        [
+            (S, b"220 mx.example ESMTP\r\n"),
+            (C, b"EHLO client.example\r\n"),
+            (S, b"250-mx.example\r\n250-X<script>window.__pwned=13</script>\r\n250-VRFY\r\n250 8BITMIME\r\n"),
+            (C, b"VRFY <script>window.__pwned=14</script>\r\n"),
+            (S, b"250 2.1.5 <script>window.__pwned=15</script>@mx.example\r\n"),
+            (C, b"<script>window.__pwned=16</script>\r\n"),
+            (S, b"500 5.5.1 <script>window.__pwned=17</script>\r\n"),
+            (C, b'MAIL FROM:<"<script>window.__pwned=18</script>"@attacker.example>\r\n'),
+            (S, b"250 ok\r\n"),
+            (C, b"RCPT TO:<victim@local.example>\r\n"),
+            (S, b"250 ok\r\n"),
+            (C, b"DATA\r\n"),
+            (S, b"354 go ahead\r\n"),
+            (C, message + b".\r\n"),
+            (S, b"250 2.0.0 queued\r\n"),
+            (C, b"QUIT\r\n"),
+            (S, b"221 bye\r\n"),
+        ],
+        cport=40002,
+        t0=t0,
+    )

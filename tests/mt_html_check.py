@@ -66,6 +66,22 @@ def embedded_capture(html: str) -> dict[str, Any]:
     return capture
 
 
+def embedded_extra(html: str) -> dict[str, Any]:
+    """The report's other top-level keys (findings, stats, filter, ...) as the page embeds them."""
+    extra: dict[str, Any] = _data_block(html, "report-extra")
+    return extra
+
+
+def without_run_time(report: dict[str, Any]) -> dict[str, Any]:
+    """A report (or its extra keys) without the one value that differs between two runs: the analysis time."""
+    stats = report.get("stats")
+    if isinstance(stats, dict):
+        capture = dict(stats["capture"])
+        assert isinstance(capture.pop("analysis_seconds"), float)
+        report = {**report, "stats": {**stats, "capture": capture}}
+    return report
+
+
 def index_ids(html: str) -> list[int]:
     table = html[html.index('id="session-index"') : html.index("</table>", html.index('id="session-index"'))]
     return [int(x) for x in re.findall(r'<tr data-sid="(\d+)"', table)]

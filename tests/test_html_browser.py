@@ -176,16 +176,22 @@ def test_sample_report_in_browser(browser: Any, name: str, tmp_path: Path) -> No
 
 @pytest.mark.parametrize("show_secrets", [False, True])
 def test_hostile_capture_runs_nothing(browser: Any, tmp_path: Path, show_secrets: bool) -> None:
-    pcap = cap.write_pcap(tmp_path / "hostile.pcap", cap.hostile_smtp(), cap.hostile_imap())
+    pcap = cap.write_pcap(tmp_path / "hostile.pcap", cap.hostile_smtp(), cap.hostile_imap(), cap.hostile_findings())
     out = tmp_path / "hostile.html"
     html_report(out, str(pcap), "--embed-attachments", *(["--show-secrets"] if show_secrets else []))
     loaded = load(browser, out, downloads=True)
     page = loaded.page
     page.click("#expand-all")
     assert page.eval_on_selector_all("details.session", "ds => ds.every(d => d.open)")
+    # every inner view too: headers, Received chain, MIME tree, envelope, explained extensions
+    page.evaluate("document.querySelectorAll('details').forEach(d => { d.open = true; })")
+    page.select_option("#sev-filter", "low")
     page.wait_for_timeout(300)
-    # the injected scripts and handlers would have set this (values 1..12 in mt_html_capture)
+    # the injected scripts and handlers would have set this (values 1..25 in mt_html_capture)
     assert page.evaluate("typeof window.__pwned") == "undefined"
+    findings = page.text_content("#findings-table") or ""
+    assert "<script>window.__pwned=15</script>" in findings  # a finding detail quoting the server, as text
+    assert "<SCRIPT>WINDOW.__PWNED=16</SCRIPT>" in (page.text_content("#statistics") or "")
     # and the hostile text is on the page, as text
     body = page.text_content("body") or ""
     assert "<script>window.__pwned=1</script>" in body
@@ -245,6 +251,10 @@ def test_download_json_is_the_json_report(browser: Any, tmp_path: Path, sections
         ids = [s["id"] for s in expected["sessions"]]
         assert doc.pop("html_omitted_sessions") == ids[sections:]
         expected["sessions"] = expected["sessions"][:sections]
+    # findings and statistics are in both; only the wall-clock time of each run differs
+    assert {"findings", "stats"} <= doc.keys() and doc["findings"]
+    for report in (doc, expected):
+        assert isinstance(report["stats"]["capture"].pop("analysis_seconds"), float)
     assert doc == expected
     loaded.assert_clean(out.as_uri())
 
@@ -285,3 +295,37 @@ def test_frame_links_open_their_section(browser: Any, tmp_path: Path) -> None:
     assert page.eval_on_selector(f"#s{sid}", "d => d.open") is True
     assert page.is_visible(f"#s{sid}-f{frame}")
     assert loaded.errors == [] and loaded.dialogs == []
+
+
+def test_findings_and_statistics_in_browser(browser: Any, tmp_path: Path) -> None:
+    pcap = samples_dir() / "mixed-all.pcap"
+    expected = json_report(str(pcap))
+    out = tmp_path / "r.html"
+    html_report(out, str(pcap))
+    loaded = load(browser, out)
+    page = loaded.page
+    rows = "#findings-table tbody tr:not(.hidden)"
+    assert len(page.query_selector_all(rows)) == len(expected["findings"]) > 0
+    # the severity filter keeps that severity and the higher ones
+    page.select_option("#sev-filter", "medium")
+    want = [f for f in expected["findings"] if f["severity"] in ("high", "medium")]
+    assert len(page.query_selector_all(rows)) == len(want)
+    assert page.inner_text("#sev-count") == f"{len(want)} of {len(expected['findings'])} findings"
+    page.select_option("#sev-filter", "")
+    # a finding's frame link opens its session at that packet row
+    first = expected["findings"][0]
+    frame = first["frames"][-1]
+    page.click(f"#findings-table a[href='#s{first['session']}-f{frame}']")
+    page.wait_for_timeout(100)
+    assert page.eval_on_selector(f"#s{first['session']}", "d => d.open") is True
+    assert page.is_visible(f"#s{first['session']}-f{frame}")
+    assert page.is_visible(f"#s{first['session']} table.findings")
+    # the index filter finds sessions by finding id
+    page.fill("#filter", "user-enumeration")
+    assert visible_ids(page) == sorted({f["session"] for f in expected["findings"] if f["id"] == "user-enumeration"})
+    page.fill("#filter", "")
+    page.evaluate("window.scrollTo(0, 0)")
+    shot(page, "findings.png", "#findings")
+    assert page.eval_on_selector_all("#statistics svg.chart", "svgs => svgs.length") >= 8
+    shot(page, "statistics.png", "#statistics")
+    loaded.assert_clean(out.as_uri())

@@ -19,6 +19,7 @@ import pytest
 from mt_html_check import (
     check_safe,
     embedded_capture,
+    embedded_extra,
     embedded_files,
     embedded_sessions,
     html_report,
@@ -27,6 +28,7 @@ from mt_html_check import (
     run,
     samples_dir,
     shared_dir,
+    without_run_time,
 )
 
 from mailtrace.capture.reader import open_capture
@@ -181,8 +183,8 @@ def test_hostile_data_in_every_field(
     evil = '<img src=x onerror="window.__pwned=1">\u202egpj.exe\x00'
     real = html_mod.session_json
 
-    def hostile_json(s: Any, show_secrets: bool = False) -> dict[str, Any]:
-        data = real(s, show_secrets)
+    def hostile_json(s: Any, show_secrets: bool = False, **kw: Any) -> dict[str, Any]:
+        data = real(s, show_secrets, **kw)
         for m in data["messages"]:
             m["attachments"] = [
                 {
@@ -444,3 +446,253 @@ def test_analyze_html_not_to_stdout() -> None:
     result = run("analyze", str(samples_dir() / "smtp-errors.pcap"), "--html", "-")
     assert result.exit_code == 2
     assert "mailtrace report -o -" in result.stderr
+
+
+# --------------------------------------------------------------------------- findings, statistics, details
+
+
+EXTRA_KEYS = ("findings", "stats", "flows")
+"""The JSON report's top-level keys besides sessions and capture (and filter)."""
+
+
+def section_of(html: str, sid: int) -> str:
+    start = html.index(f'<details class="session" id="s{sid}"')
+    return html[start : html.index("</details>\n", html.index('<div class="body">', start))]
+
+
+def findings_table(html: str) -> str:
+    start = html.index('id="findings-table"')
+    return html[start : html.index("</table>", start)]
+
+
+@pytest.mark.parametrize("name", ["pop3-session", "smtp-errors", "mixed-all", "smtp-starttls"])
+def test_findings_and_stats_are_the_json_reports(name: str, tmp_path: Path) -> None:
+    """The page embeds the JSON report's findings and stats, lists every finding most severe first, counts
+    them by severity, and files each under its session's section."""
+    pcap = samples_dir() / f"{name}.pcap"
+    expected = json_report(str(pcap))
+    html = html_report(tmp_path / "r.html", str(pcap))
+    check_safe(html)
+    extra = embedded_extra(html)
+    assert without_run_time(extra) == without_run_time({k: expected[k] for k in EXTRA_KEYS})
+    assert "<!--mailtrace:slot" not in html
+    table = findings_table(html) if expected["findings"] else ""
+    rows = re.findall(r'<tr class="sev-(\w+)" data-sev="\w+">', table)
+    assert rows == [f["severity"] for f in expected["findings"]]
+    ranks = ["high", "medium", "low", "info"]
+    assert rows == sorted(rows, key=ranks.index)
+    by_severity = expected["stats"]["findings"]["by_severity"]
+    for sev in ranks:
+        assert f'data-sev="{sev}">{by_severity[sev]} {sev}</span>' in html
+    for f in expected["findings"]:
+        assert html_mod.escape(f["title"]) in table
+        if f["session"] is not None:
+            own = section_of(html, f["session"])
+            assert "<h4>Findings</h4>" in own and html_mod.escape(f["title"]) in own
+            mine = [g for g in expected["findings"] if g["session"] == f["session"]]
+            n = len(mine)
+            assert f'{n} finding{"s" if n != 1 else ""} ({mine[0]["severity"]})</span>' in own  # the badge
+    for s in expected["sessions"]:
+        if not any(f["session"] == s["id"] for f in expected["findings"]):
+            assert "<h4>Findings</h4>" not in section_of(html, s["id"])
+
+
+def test_pop3_cleartext_finding_links_the_pass_frame(tmp_path: Path) -> None:
+    pcap = samples_dir() / "pop3-session.pcap"
+    expected = json_report(str(pcap))
+    html = html_report(tmp_path / "r.html", str(pcap))
+    finding = next(f for f in expected["findings"] if f["id"] == "cleartext-credentials" and "bob" in f["title"])
+    session = next(s for s in expected["sessions"] if s["id"] == finding["session"])
+    pass_frame = next(c["frame"] for c in session["commands"] if c["verb"] == "PASS")
+    assert pass_frame in finding["frames"]
+    link = f'<a href="#s{session["id"]}-f{pass_frame}">{pass_frame}</a>'
+    assert link in findings_table(html) and link in section_of(html, session["id"])
+    assert f'id="s{session["id"]}-f{pass_frame}"' in html  # the row the link goes to
+
+
+def test_secrets_in_findings_only_with_show_secrets(tmp_path: Path) -> None:
+    pcap = samples_dir() / "pop3-session.pcap"
+    shown = json_report(str(pcap), "--show-secrets")
+    details = " ".join(f["detail"] for f in shown["findings"] if f["id"] == "cleartext-credentials")
+    assert "bob-pop3-Secret" in details
+    html = html_report(tmp_path / "s.html", str(pcap), "--show-secrets")
+    assert "bob-pop3-Secret" in findings_table(html)
+    hidden = html_report(tmp_path / "h.html", str(pcap))
+    assert "bob-pop3-Secret" not in hidden
+
+
+def test_report_takes_the_findings_options(tmp_path: Path) -> None:
+    pcap = samples_dir() / "mixed-all.pcap"
+    options = ["--local-domains", "remote.example", "--failed-login-threshold", "1"]
+    default = embedded_extra(html_report(tmp_path / "d.html", str(pcap)))["findings"]
+    html = html_report(tmp_path / "r.html", str(pcap), *options)
+    assert embedded_extra(html)["findings"] == json_report(str(pcap), *options)["findings"] != default
+
+
+def test_analyze_html_embeds_what_the_json_report_says(tmp_path: Path) -> None:
+    """analyze --format json --html: one run, so the page's findings, stats and filter are the printed ones."""
+    pcap = samples_dir() / "mixed-all.pcap"
+    out = tmp_path / "a.html"
+    result = run("analyze", "--format", "json", "--session", "1,5-6", str(pcap), "--html", str(out))
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    html = out.read_text("utf-8")
+    extra = embedded_extra(html)
+    assert extra == {k: printed[k] for k in ("filter", *EXTRA_KEYS)}
+    assert printed["filter"] == {"sessions": [1, 5, 6], "shown": 3}
+    assert "Only the sessions that match" in html
+    assert embedded_sessions(html) == printed["sessions"]
+
+
+@pytest.mark.parametrize("view", [[], ["--stats"], ["--follow"], ["--list"], ["--findings-only"]])
+def test_every_view_makes_the_findings_once(view: list[str], tmp_path: Path) -> None:
+    pcap = samples_dir() / "mixed-all.pcap"
+    out = tmp_path / "a.html"
+    result = run("analyze", str(pcap), *view, "--html", str(out))
+    assert result.exit_code == 0, result.output
+    expected = json_report(str(pcap))
+    assert without_run_time(embedded_extra(out.read_text("utf-8"))) == without_run_time(
+        {k: expected[k] for k in EXTRA_KEYS}
+    )
+    if "--follow" not in view:
+        assert result.stdout.count("Findings: ") == 1
+
+
+def test_statistics_section(tmp_path: Path) -> None:
+    pcap = samples_dir() / "mixed-all.pcap"
+    stats = json_report(str(pcap))["stats"]
+    html = html_report(tmp_path / "r.html", str(pcap))
+    section = html[html.index('<section id="statistics"') : html.index('<section id="sections"')]
+    matrix = section[section.index('<table class="grid matrix">') : section.index("</table>", section.index("matrix"))]
+    for cls, n in stats["smtp_replies"]["classes"].items():  # row totals: the class counts
+        row = matrix[matrix.index(f">{cls}</span>") :]
+        assert re.search(r"<td class=\"n\"><strong>(\d+)</strong>", row).group(1) == str(n)  # type: ignore[union-attr]
+    for cat in stats["smtp_replies"]["categories"]:
+        assert f">{cat}<" in matrix
+    for code in stats["smtp_replies"]["codes"]:
+        assert f'<td class="mono">{code}</td>' in section
+    assert "5.1.8</td><td class=\"n\">1</td><td>bad sender&#39;s system address" in section
+    for protocol, verbs in stats["commands"].items():
+        for verb in verbs:
+            assert f">{verb}</text>" in section, (protocol, verb)
+    for sender in stats["addresses"]["senders"]:
+        assert f"{sender['value']}: {sender['count']}</title>" in section
+    b64 = stats["messages"]["base64"]
+    assert f"({b64['overhead_percent']} %)" in section
+    assert f"base64 overhead: {b64['overhead_bytes']:,} bytes" in section
+    assert "<title>Reply latency per command (median, p95, max)</title>" in section
+    assert section.count("<svg") >= 8
+
+
+def test_message_details(tmp_path: Path) -> None:
+    """The terminal's --headers view in the page: header meanings, MIME tree, envelope vs header."""
+    html = html_report(tmp_path / "r.html", str(samples_dir() / "smtp-submission-auth.pcap"))
+    check_safe(html)
+    assert "Message 1</strong> · SMTP DATA · frames" in html
+    assert "<th>Subject</th><td class=\"mono\">=?utf-8?b?R3LDvMOfZSBhdXMgS8O2bG4g4oCTIFF1YXJ0YWxzYmVyaWNodCBR?=" in html
+    assert '<div class="decoded">= Grüße aus Köln – Quartalsbericht Q3 📊</div>' in html
+    assert "Short topic of the message, written by the author." in html
+    assert "MIME structure (4 parts, 2 attachments)" in html
+    assert "9,196 bytes as sent → 6,718 decoded (base64 overhead +36.9 %)" in html
+    md5, sha256 = "0c1cb2e059a5288e410b0d948eb78202", "ef6fd627d96174299987caa2e1ede4f22427f2f1ad6f4248b09ccf2faf215457"
+    assert f"md5 {md5}<br>sha256 {sha256}" in html
+    assert "<th>MAIL FROM</th><td class=\"mono\">bob@remote.example</td>" in html
+    assert re.search(r"nosuch@remote.example</td><td><span class=\"pill bad\">yes, 550</span></td><td>Cc</td>"
+                     r"<td class=\"badtext\">rejected by the server", html)
+    assert "Bcc (in the envelope, in no To/Cc field): none" in html
+    relay = html_report(tmp_path / "relay.html", str(samples_dir() / "smtp-relay-seed-story.pcap"))
+    assert "Received chain (1 hop, in path order: hop 1 is nearest the sender)" in relay
+    assert "from client.local.example [127.0.0.10]<br>by mail.local.example" in relay
+
+
+def test_reply_codes_and_extensions_explained(tmp_path: Path) -> None:
+    pcap = samples_dir() / "smtp-errors.pcap"
+    html = html_report(tmp_path / "r.html", str(pcap))
+    assert "↳ 550: permanent failure · mail system — mailbox unavailable, or refused by policy" in html
+    assert "↳ 5.1.1: bad destination mailbox address" in html
+    assert re.search(r"what the \d+ extensions offered mean</summary>", html)
+    assert "↳ PIPELINING: commands may be sent in batches" in html
+    plain = html_report(tmp_path / "p.html", str(pcap), "--no-explain")
+    assert "↳ 550" not in plain and "extensions offered mean" not in plain
+
+
+def test_the_language_reaches_every_new_part(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """lang flows to the explanations, header meanings and reply digits: a catalogue added for a language
+    (as --lang de will) shows up in the page."""
+    from mailtrace import headerinfo
+    from mailtrace.protocols import smtp_codes
+    from mailtrace.render import catalog
+
+    monkeypatch.setitem(catalog.CATALOGS, "xx", {"explain.reply": "XX-REPLY {code}: {outcome}"})
+    monkeypatch.setitem(headerinfo.CATALOGUES, "xx", {"subject": "XX-SUBJECT"})
+    monkeypatch.setitem(smtp_codes.FIRST_DIGIT, "xx", {**smtp_codes.FIRST_DIGIT["en"], "5": "XX-PERMANENT"})
+    html = render(samples_dir() / "smtp-errors.pcap", tmp_path / "r.html", lang="xx")
+    assert "XX-REPLY 550: XX-PERMANENT" in html
+    english = render(samples_dir() / "smtp-submission-auth.pcap", tmp_path / "e.html", lang="xx")
+    assert "XX-SUBJECT" in english
+
+
+def test_hostile_findings_statistics_and_details_are_text(tmp_path: Path) -> None:
+    pcap = cap.write_pcap(tmp_path / "h.pcap", cap.hostile_findings(), cap.hostile_smtp())
+    html = html_report(tmp_path / "r.html", str(pcap))
+    check_safe(html)
+    assert "<script>window" not in html and "<img" not in html and "<svg onload" not in html
+    table = findings_table(html)
+    assert "&lt;script&gt;window.__pwned=15&lt;/script&gt;" in table  # a finding's detail quotes the reply
+    assert "unknown command &lt;script&gt;window.__pwned=16&lt;/script&gt;" in table
+    assert "IMAP" not in table and "&lt;b&gt;mallory" not in table  # (the SMTP capture only)
+    section = html[html.index('<section id="statistics"') : html.index('<section id="sections"')]
+    assert "&lt;SCRIPT&gt;WINDOW.__PWNED=16&lt;/SCRIPT&gt;: 1</title>" in section  # command chart label
+    assert "↳ X&lt;SCRIPT&gt;WINDOW.__PWNED=13&lt;/SCRIPT&gt;: private extension" in html
+    assert "↳ 500: permanent failure · syntax" in html
+    assert "from &lt;script&gt;window.__pwned=20&lt;/script&gt; (&#34;&gt;&lt;svg onload=window.__pwned=21&gt;" in html
+    assert "<th>X-Evil</th><td class=\"mono\">&lt;script&gt;window.__pwned=24&lt;/script&gt;</td>" in html
+    assert '<div class="decoded">= &lt;script&gt;window.  pwned=25&lt;/script&gt;</div>' in html  # Q: _ is a space
+    assert "⚠ timestamp goes backwards (-60 s)" in html
+
+
+def test_findings_limits_are_said(tmp_path: Path) -> None:
+    pcap = samples_dir() / "mixed-all.pcap"
+    expected = json_report(str(pcap))
+    analyzer, sessions = sessions_of(pcap)
+    from mailtrace.commands.report_data import ReportData
+    from mailtrace.findings import FindingsCollector
+
+    findings = FindingsCollector()
+    data = ReportData(findings)
+    room = len(script_json({"findings": expected["findings"], "flows": expected["flows"],
+                            "html_omitted_keys": ["stats"]}))
+    report = HtmlReport(tmp_path / "r.html", limits=HtmlLimits(max_findings=2, max_extra_json=room))
+    data.targets.append(report.extra)
+    for s in sessions:
+        for consumer in (findings, data, report):
+            consumer.session(s)
+    for consumer in (data, report):
+        consumer.end(analyzer.stats, 0.0)
+    html = (tmp_path / "r.html").read_text("utf-8")
+    check_safe(html)
+    assert len(re.findall(r'<tr class="sev-', findings_table(html))) == 2
+    assert f"{len(expected['findings']) - 2} more findings are in the JSON report (limit: 2 rows here)" in html
+    extra = embedded_extra(html)
+    assert extra["html_omitted_keys"] == ["stats"] and extra["findings"] == expected["findings"]
+
+
+def test_report_in_german(tmp_path: Path) -> None:
+    """report --lang de: captions, phase names, reply explanations, header meanings and the reply
+    matrix in German (from the catalogues the text views use); the embedded JSON is analyze's."""
+    from mailtrace.headerinfo import explain
+    from mailtrace.protocols.smtp_codes import explain_reply
+    from mailtrace.render.catalog import text as catalog_text
+
+    pcap = samples_dir() / "smtp-submission-auth.pcap"
+    html = html_report(tmp_path / "de.html", str(pcap), "--lang", "de")
+    check_safe(html)
+    assert embedded_sessions(html) == json_report(str(pcap), "--lang", "de")["sessions"]
+    assert f'<span class="phase">{catalog_text("phase.setup", "de")}</span>' in html
+    assert re.search(rf'<text class="band-lbl" x="86" y="\d+">{catalog_text("phase.setup", "de")}</text>', html)
+    assert html.startswith('<!DOCTYPE html>\n<html lang="de">')
+    m = explain_reply("550", "5.1.1 <nosuch@remote.example>: Recipient address rejected", "de")
+    assert m is not None and m.outcome != explain_reply("550", "", "en").outcome  # type: ignore[union-attr]
+    assert catalog_text("explain.reply", "de", code="550", outcome=m.outcome, category=m.category,
+                        meaning=f" — {m.meaning}") in html
+    assert html_mod.escape(explain("subject", "de")) in html and explain("subject", "de") != explain("subject")

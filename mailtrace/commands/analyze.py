@@ -33,10 +33,15 @@ from mailtrace.commands.common import (
     resolve_lang,
 )
 from mailtrace.commands.html_option import html_consumer, html_options
+from mailtrace.commands.report_data import (
+    ReportData,
+    findings_collector,
+    findings_options,
+    listen_for_dns,
+    say_problems,
+)
 from mailtrace.filters import PROTOCOLS, STATUSES, SessionFilter, parse_host, parse_ids, parse_time
-from mailtrace.findings import FindingsCollector, FindingsConfig, Severity
-from mailtrace.findings.model import DEFAULT_FAILED_LOGIN_THRESHOLD
-from mailtrace.messageflows import FlowCollector, flow_json
+from mailtrace.findings import FindingsCollector, Severity
 from mailtrace.pipeline import Analyzer, CaptureStats
 from mailtrace.render.json import JsonReportWriter, dumps, jsonl_writer
 from mailtrace.render.output import Output
@@ -78,28 +83,6 @@ class JsonlConsumer:
 
     def end(self, stats: CaptureStats, elapsed: float) -> None:
         pass
-
-
-class ReportExtras:
-    """Puts the findings, the statistics and the flows into the JSON report; placed after their collectors."""
-
-    def __init__(self, json: JsonConsumer, findings: FindingsCollector, stats: StatsCollector,
-                 flows: FlowCollector | None = None) -> None:
-        self.json = json
-        self.findings = findings
-        self.stats = stats
-        self.flows = flows
-
-    def session(self, session: Session) -> None:
-        pass
-
-    def end(self, stats: CaptureStats, elapsed: float) -> None:
-        self.json.extra["findings"] = self.findings.to_json()
-        result = self.stats.result()
-        result.extra["findings"] = self.findings.summary()
-        self.json.extra["stats"] = result.to_json()
-        if self.flows is not None:
-            self.json.extra["flows"] = [flow_json(f) for f in self.flows.flows()]
 
 
 class SessionsLeftOut:
@@ -148,16 +131,6 @@ class MessageDetails:
 
     def end(self, stats: CaptureStats, elapsed: float) -> None:
         pass
-
-
-def parse_domains(text: str | None) -> frozenset[str]:
-    if not text:
-        return frozenset()
-    domains = frozenset(d.strip().strip(".").lower() for d in text.split(",") if d.strip().strip("."))
-    for d in domains:
-        if " " in d or "@" in d or ("." not in d and d != "localhost"):
-            fail(f"--local-domains: {d!r} is not a domain name (use a.example,b.example)")
-    return domains
 
 
 def _split_ports(values: tuple[str, ...]) -> tuple[tuple[str, ...], frozenset[int]]:
@@ -227,13 +200,7 @@ def build_filter(*, ids: tuple[str, ...], protocols: tuple[str, ...], hosts: tup
               help="Exit with status 3 when a finding of this severity (info, low, medium, high) or higher "
                    "was "
                    "made — for CI pipelines. Without it the status is 0 whenever a report was produced.")
-@click.option("--local-domains", metavar="DOMAIN,...",
-              help="Mail domains the captured servers serve, for the open-relay check "
-                   "(default: guessed from the servers' host names, and the findings say so).")
-@click.option("--failed-login-threshold", "--bruteforce-threshold", "failed_login_threshold",
-              type=click.IntRange(min=1), default=DEFAULT_FAILED_LOGIN_THRESHOLD, show_default=True,
-              metavar="N", help="Failed logins from one client, or against one user, over all sessions, that "
-                                "make an auth-bruteforce finding.")
+@findings_options
 @click.option("--stats", "with_stats", is_flag=True, help="Text mode: print the statistics tables at the "
                                                           "end too.")
 @click.option("--headers", "with_headers", is_flag=True,
@@ -272,16 +239,14 @@ def analyze(*, captures: tuple[str, ...], fmt: str, as_list: bool, follow: bool,
     config = build_config(rules, show_secrets, no_sniff)
     if follow:
         config = replace(config, session=replace(config.session, keep_transcript=True))
-    findings = FindingsCollector(FindingsConfig(show_secrets=show_secrets,
-                                                local_domains=parse_domains(local_domains),
-                                                failed_login_threshold=failed_login_threshold))
+    findings = findings_collector(show_secrets=show_secrets, local_domains=local_domains,
+                                  failed_login_threshold=failed_login_threshold)
     keylog = load_keylog(keylog_path)
     html, config = html_consumer(html_path, embed_attachments=embed_attachments, show_secrets=show_secrets,
-                                 config=config)
+                                 config=config, explain=not no_explain, lang=language, context=not no_context)
     files = open_all(captures)
     analyzer = Analyzer(config, keylog=keylog)
-    if analyzer.context is not None:
-        analyzer.context.listeners.append(findings.context)  # DNS lookups → dnsbl-lookup findings
+    listen_for_dns(analyzer, findings)
     started = time.monotonic()
     out = click.get_text_stream("stdout")
     output = Output.detect(color=color, width=width, stream=out, err=click.get_text_stream("stderr"))
@@ -289,19 +254,20 @@ def analyze(*, captures: tuple[str, ...], fmt: str, as_list: bool, follow: bool,
     if output.isatty:
         output.interrupt = progress.suspend
     many_files = len(files) > 1
-    consumers: list[SessionConsumer] = []
+    # The findings are made once per session, whatever the views: the exit status (--fail-on), the
+    # printed findings and both reports read this one collector.
+    consumers: list[SessionConsumer] = [findings]
+    report_data = ReportData(findings) if fmt == "json" or html is not None else None
+    if report_data is not None:
+        consumers.append(report_data)  # before the reports it completes
     json: JsonConsumer | None = None
     if fmt == "json":
-        stats = StatsCollector()
-        flow_collector = FlowCollector()
+        assert report_data is not None
         json = JsonConsumer(JsonReportWriter(out, show_secrets=show_secrets, lang=language,
                                              context=not no_context))
-        if session_filter.active:
-            json.extra["filter"] = session_filter.describe()
-        consumers += [findings, stats, flow_collector, ReportExtras(json, findings, stats, flow_collector),
-                      SessionsLeftOut(json) if findings_only else json]
+        report_data.targets.append(json.extra)
+        consumers.append(SessionsLeftOut(json) if findings_only else json)
     elif fmt == "jsonl":
-        consumers.append(findings)
         consumers.append(FindingLines(findings) if findings_only else
                          JsonlConsumer(show_secrets, lang=language, context=not no_context))
     elif follow:
@@ -323,29 +289,33 @@ def analyze(*, captures: tuple[str, ...], fmt: str, as_list: bool, follow: bool,
             if with_headers:
                 consumers.append(MessageDetails(out))
         console = make_console(out)
-        consumers.append(FindingsRenderer(console, findings))
+        consumers.append(FindingsRenderer(console, findings, feed=False))
         if with_stats:
-            consumers.append(StatsRenderer(console, StatsCollector(), findings=findings))
+            stats = report_data.stats if report_data is not None else StatsCollector()
+            consumers.append(StatsRenderer(console, stats, findings=findings, feed=report_data is None))
     if html is not None:
+        assert report_data is not None
         html.stats = analyzer.stats
+        report_data.targets.append(html.extra)
         consumers.append(html)
+    targets = report_data.targets if report_data is not None else []
+    if session_filter.active:
+        for target in targets:
+            target["filter"] = session_filter.describe()
     with progress:
         for session in sessions(analyzer, files, progress):
             if not session_filter(session):
                 continue
             for consumer in consumers:
                 consumer.session(session)
-    if json is not None and session_filter.active:
-        json.extra["filter"]["shown"] = session_filter.seen["shown"]
+    if session_filter.active:
+        for target in targets:
+            target["filter"]["shown"] = session_filter.seen["shown"]
     elapsed = time.monotonic() - started
     findings.end(analyzer.stats, elapsed)
     for consumer in consumers:
         consumer.end(analyzer.stats, elapsed)
-    for f in analyzer.stats.files:
-        for problem in f.problems:
-            click.echo(f"mailtrace: {f.name}: {problem}", err=True)
-    for error in findings.errors:
-        click.echo(f"mailtrace: a findings rule failed (a bug, please report it): {error}", err=True)
+    say_problems(analyzer.stats, findings)
     if fail_on is not None and findings.at_least(Severity(fail_on)):
         sys.exit(EXIT_FINDINGS)
 

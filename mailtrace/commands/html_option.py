@@ -20,23 +20,30 @@ def html_options(f: click.decorators.FC) -> click.decorators.FC:
 
 
 def open_report(path: str, *, show_secrets: bool, embed_attachments: bool, title: str | None = None,
-                limits: HtmlLimits | None = None) -> tuple[HtmlReport, AttachmentCollector | None]:
-    """The HTML consumer and, with --embed-attachments, the message sink that feeds it files."""
+                limits: HtmlLimits | None = None, lang: str = "en", explain: bool = True,
+                context: bool = True) -> tuple[HtmlReport, AttachmentCollector | None]:
+    """The HTML consumer and, with --embed-attachments, the message sink that feeds it files.
+
+    ``lang`` is the language of captions, explanations and header meanings (as the text views);
+    ``context=False`` (``--no-context``) leaves the sessions' context lists empty, as in the JSON report.
+    """
     collector = AttachmentCollector() if embed_attachments else None
     try:
         target = click.get_text_stream("stdout") if path == "-" else path
         report = HtmlReport(target, show_secrets=show_secrets, title=title, limits=limits,
-                            attachments=collector)
+                            attachments=collector, lang=lang, explain=explain, context=context)
     except OSError as exc:
         fail(f"cannot write {path}: {exc.strerror or exc}")
     return report, collector
 
 
-def html_consumer(path: str | None, *, embed_attachments: bool, show_secrets: bool,
-                  config: Config) -> tuple[HtmlReport | None, Config]:
+def html_consumer(path: str | None, *, embed_attachments: bool, show_secrets: bool, config: Config,
+                  lang: str = "en", explain: bool = True, context: bool = True) -> tuple[HtmlReport | None, Config]:
     """For ``--html``: the report consumer (None without the option) and the config it needs.
 
-    Set ``report.stats = analyzer.stats`` once the Analyzer exists (Time 0 of the tables).
+    Set ``report.stats = analyzer.stats`` once the Analyzer exists (Time 0 of the tables), and
+    append ``report.extra`` to a :class:`~mailtrace.commands.report_data.ReportData`'s targets
+    (the findings and statistics of the JSON report).
     """
     if path is None:
         if embed_attachments:
@@ -44,7 +51,8 @@ def html_consumer(path: str | None, *, embed_attachments: bool, show_secrets: bo
         return None, config
     if path == "-":
         fail("--html -: standard output carries the analysis; use mailtrace report -o - for the page alone")
-    report, collector = open_report(path, show_secrets=show_secrets, embed_attachments=embed_attachments)
+    report, collector = open_report(path, show_secrets=show_secrets, embed_attachments=embed_attachments,
+                                    lang=lang, explain=explain, context=context)
     if collector is not None:
         config = dataclasses.replace(config, message_sink=collector)
     return report, config

@@ -7,9 +7,16 @@ import time
 
 import click
 
-from mailtrace.commands.analyze import sessions
-from mailtrace.commands.common import build_config, capture_options, load_keylog, open_all
+from mailtrace.commands.analyze import SessionConsumer, sessions
+from mailtrace.commands.common import build_config, capture_options, lang_option, load_keylog, open_all, resolve_lang
 from mailtrace.commands.html_option import open_report
+from mailtrace.commands.report_data import (
+    ReportData,
+    findings_collector,
+    findings_options,
+    listen_for_dns,
+    say_problems,
+)
 from mailtrace.pipeline import Analyzer
 from mailtrace.render.html import HtmlLimits, fmt_bytes
 
@@ -55,6 +62,16 @@ _DEFAULTS = HtmlLimits()
     help="Embed attachments of up to 2 MiB each (8 MiB in all) as downloads behind a button. "
     "Off by default: captures carry malware and personal data.",
 )
+@click.option("--no-explain", is_flag=True,
+              help="Do not explain SMTP failure codes and EHLO extensions under their rows.")
+@click.option(
+    "--no-context",
+    is_flag=True,
+    help="Leave out the DNS lookups and ident probes made for each session (the JSON \"context\" lists stay "
+    "empty).",
+)
+@findings_options
+@lang_option
 @capture_options
 def report(
     captures: tuple[str, ...],
@@ -64,36 +81,61 @@ def report(
     max_sections: int,
     max_size: int,
     embed_attachments: bool,
+    no_explain: bool,
+    no_context: bool,
+    local_domains: str | None,
+    failed_login_threshold: int,
+    lang: str | None,
     ports: tuple[str, ...],
     show_secrets: bool,
     no_sniff: bool,
     keylog_path: str | None,
 ) -> None:
-    """Write one self-contained HTML report: overview, session index, per-session packet tables,
-    sequence diagrams, logins, messages and anomalies. It loads nothing from the network."""
+    """Write one self-contained HTML report: overview, findings, statistics, session index, per-session
+    packet tables, sequence diagrams, logins, messages and anomalies. It loads nothing from the network.
+
+    The page embeds the JSON report (mailtrace analyze --format json with the same options), findings
+    and statistics included."""
+    language = resolve_lang(lang)
     config = build_config(ports, show_secrets, no_sniff)
     keylog = load_keylog(keylog_path)
     limits = dataclasses.replace(
         HtmlLimits(), max_rows=max_rows, max_sections=max_sections, max_bytes=max_size * 1024 * 1024
     )
+    findings = findings_collector(
+        show_secrets=show_secrets, local_domains=local_domains, failed_login_threshold=failed_login_threshold
+    )
     html, collector = open_report(
-        output, show_secrets=show_secrets, embed_attachments=embed_attachments, title=title, limits=limits
+        output,
+        show_secrets=show_secrets,
+        embed_attachments=embed_attachments,
+        title=title,
+        limits=limits,
+        explain=not no_explain,
+        lang=language,
+        context=not no_context,
     )
     if collector is not None:
         config = dataclasses.replace(config, message_sink=collector)
     analyzer = Analyzer(config, keylog=keylog)
+    listen_for_dns(analyzer, findings)
     html.stats = analyzer.stats
     started = time.monotonic()
     files = open_all(captures)
+    data = ReportData(findings)
+    data.targets.append(html.extra)
+    # as analyze --format json --html: one findings run, the statistics, then the page
+    consumers: list[SessionConsumer] = [findings, data, html]
     try:
         for session in sessions(analyzer, files):
-            html.session(session)
-        html.end(analyzer.stats, time.monotonic() - started)
+            for consumer in consumers:
+                consumer.session(session)
+        elapsed = time.monotonic() - started
+        for consumer in consumers:
+            consumer.end(analyzer.stats, elapsed)
     finally:
         html.discard()
-    for f in analyzer.stats.files:
-        for problem in f.problems:
-            click.echo(f"mailtrace: {f.name}: {problem}", err=True)
+    say_problems(analyzer.stats, findings)
     if output != "-":
         click.echo(
             f"mailtrace: wrote {output} ({analyzer.stats.sessions} sessions, {fmt_bytes(html.written)})",

@@ -112,17 +112,22 @@ def findings_renderable(collector: FindingsCollector, *, max_per_id: int | None 
 
 
 class FindingsRenderer:
-    """Session consumer: runs the findings rules, prints the findings at the end."""
+    """Session consumer: runs the findings rules, prints the findings at the end.
+
+    ``feed=False``: the collector is fed elsewhere (once per session); this only prints.
+    """
 
     def __init__(
-        self, console: Console, collector: FindingsCollector, *, max_per_id: int | None = 20
+        self, console: Console, collector: FindingsCollector, *, max_per_id: int | None = 20, feed: bool = True
     ) -> None:
         self.console = console
         self.collector = collector
         self.max_per_id = max_per_id
+        self.feed = feed
 
     def session(self, session: Session) -> None:
-        self.collector.session(session)
+        if self.feed:
+            self.collector.session(session)
 
     def end(self, stats: CaptureStats, elapsed: float) -> None:
         self.collector.end(stats, elapsed)
@@ -434,17 +439,24 @@ def _messages_table(messages: dict[str, Any]) -> Table:
 
 
 class StatsRenderer:
-    """Session consumer: counts, then prints the statistics tables."""
+    """Session consumer: counts, then prints the statistics tables (``feed=False``: counted elsewhere)."""
 
     def __init__(
-        self, console: Console, collector: StatsCollector, *, findings: FindingsCollector | None = None
+        self,
+        console: Console,
+        collector: StatsCollector,
+        *,
+        findings: FindingsCollector | None = None,
+        feed: bool = True,
     ) -> None:
         self.console = console
         self.collector = collector
         self.findings = findings
+        self.feed = feed
 
     def session(self, session: Session) -> None:
-        self.collector.session(session)
+        if self.feed:
+            self.collector.session(session)
 
     def end(self, stats: CaptureStats, elapsed: float) -> None:
         self.collector.end(stats, elapsed)

@@ -7,8 +7,16 @@ overview, index, the spooled sections, the data blocks, the script.
 
 What a section shows comes from the same places as the other outputs: the JSON report's
 ``session_json`` (embedded verbatim, all sessions in one ``<script type="application/json">``
-block at the end of the page), the shared captions of :func:`mailtrace.render.captions.steps`
-and the session's rows. Nothing is re-parsed.
+block at the end of the page), the shared captions of :func:`mailtrace.render.captions.steps`,
+the session's rows, the reply explanations of :mod:`mailtrace.render.explain` and the message
+detail helpers of :mod:`mailtrace.render.message`. Nothing is re-parsed.
+
+The findings and statistics are the JSON report's too: the command puts its ``findings`` and
+``stats`` keys into :attr:`HtmlReport.extra` before ``end()`` (``commands/report_data.ReportData``);
+the page embeds that dict and draws the findings table, the per-session findings and the
+statistics section (:mod:`mailtrace.render.html_stats`) from it. A session's findings are only
+complete at the end (some span sessions), so its spooled section holds slot markers that
+``end()`` fills while copying the sections into the page.
 
 Safety: every value from a capture is hostile. Templates autoescape; text is additionally passed
 through :func:`~mailtrace.render.svg.clean_text` (control and bidi characters made visible, non-UTF-8
@@ -39,6 +47,8 @@ from markupsafe import Markup, escape
 
 from mailtrace import __version__
 from mailtrace.capture.decode import TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN
+from mailtrace.envelope import compare_envelope
+from mailtrace.mime import Attachment, Part
 from mailtrace.model import (
     Anomaly,
     AuthAttempt,
@@ -55,10 +65,15 @@ from mailtrace.model import (
     TlsStart,
 )
 from mailtrace.pipeline import CaptureStats
+from mailtrace.received import received_chain
 from mailtrace.render import captions
+from mailtrace.render.catalog import text as catalog_text
+from mailtrace.render.explain import explain_smtp_reply
+from mailtrace.render.html_stats import stats_view
 from mailtrace.render.json import FORMAT_NAME, FORMAT_VERSION, capture_json, session_json
-from mailtrace.render.svg import SURROGATE, Arrow, Bar, bar_chart, clean_text, ladder, timeline_chart
-from mailtrace.session import PacketRow, Session
+from mailtrace.render.message import ORIGINS, defect_text, header_rows, hop_cells, part_overhead
+from mailtrace.render.svg import SURROGATE, Arrow, Bar, bar_chart, clean_text, ladder, text, timeline_chart
+from mailtrace.session import MessageRecord, PacketRow, Session
 
 if TYPE_CHECKING:  # the collector imports EmbeddedFile from here
     from mailtrace.render.attachments import AttachmentCollector
@@ -89,6 +104,10 @@ class HtmlLimits:
     attachments have their own limit (:class:`mailtrace.render.attachments.EmbedLimits`)."""
     max_timeline: int = 200_000
     """Session start times kept for the overview chart (about 100 bytes each)."""
+    max_findings: int = 2_000
+    """Rows of the findings table (each session's section lists up to ``max_list`` of its own)."""
+    max_extra_json: int = 8 * 1024 * 1024
+    """Embedded findings and statistics JSON; a bigger key is left out (named in the downloaded JSON)."""
 
 
 PROTOCOLS = ("smtp", "pop3", "imap")
@@ -131,6 +150,13 @@ _KNOWN_KEYS = {
     "events_dropped",
 }
 _MSG_KEYS = ("subject", "from", "to", "cc", "date", "message_id")
+SEVERITIES = ("high", "medium", "low", "info")
+"""Finding severities, most severe first (docs/findings.md)."""
+_SEVERITY_CSS = {"high": "bad", "medium": "warn", "low": "mid", "info": "info"}
+_SLOT = "<!--mailtrace:slot:"
+_SLOT_RE = re.compile(r"<!--mailtrace:slot:(\w+):(\d+)-->")
+"""A place in a spooled section that end() fills (a session's findings, known only then). Text from a
+capture can never contain it: every ``<`` from a capture is escaped."""
 
 
 def _env() -> Environment:
@@ -202,14 +228,6 @@ def fmt_secs(value: float | None) -> str:
     if minutes < 120:
         return f"{int(minutes)} min {secs:.0f} s"
     return f"{minutes / 60:.1f} h"
-
-
-def text(value: Any, limit: int) -> str:
-    """Any value from a capture → display text: cleaned, cut with a note of how much was left out."""
-    s = value if isinstance(value, str) else ("" if value is None else str(value))
-    if len(s) > limit:
-        s = s[:limit] + f"… [{len(s) - limit:,} more characters]"
-    return clean_text(s)
 
 
 # JS line separators, and bidi controls that would make the page's source mislead a reader.
@@ -312,17 +330,33 @@ class HtmlReport:
         nonce: str | None = None,
         lang: str = "en",
         stats: CaptureStats | None = None,
+        explain: bool = True,
+        context: bool = True,
     ) -> None:
         self.limits = limits or HtmlLimits()
         self.show_secrets = show_secrets
         self.title = title
         self.attachments = attachments
         self.lang = lang
+        """Language of captions, explanations and header meanings (as the text views)."""
+        self.explain = explain
+        """Explain SMTP failure codes and EHLO extensions under their rows (``--no-explain``: off)."""
+        self.context = context
+        """Sessions' DNS/ident context in the embedded JSON (``--no-context``: empty lists, as the JSON report)."""
+        self.extra: dict[str, Any] = {}
+        """Top-level keys of the JSON report besides sessions and capture (``findings``, ``stats``,
+        ``filter``, ``live``), set by the command before :meth:`end`; embedded, and drawn from."""
+        self._last_shown: dict[int, int] = {}
+        """Session id → last frame of its packet table (frame links go only to rows that exist)."""
+        self._by_session: dict[int, list[dict[str, Any]]] = {}
+        self._phase_names = {p.value: catalog_text("phase." + p.value, lang) for p in Phase}
+        """Phase labels in the report's language (the CSS classes keep the English names)."""
         self.stats = stats
         """The running analyzer's totals, read for Time 0 (may be set after construction)."""
         self.nonce = nonce or secrets.token_urlsafe(18)
         self.env = environment()
         self._section_tpl = self.env.get_template("session.html.j2")
+        self._findings_tpl = self.env.get_template("findings.html.j2")
         self.overview = _Overview()
         self.index: list[dict[str, Any]] = []
         self._spooled = 0
@@ -353,7 +387,7 @@ class HtmlReport:
 
     # ------------------------------------------------------------------ consumer protocol
     def session(self, s: Session) -> None:
-        data = session_json(s, self.show_secrets)
+        data = session_json(s, self.show_secrets, lang=self.lang, context=self.context)
         ov = self.overview
         ov.sessions += 1
         ov.per_protocol[s.protocol] += 1
@@ -433,6 +467,9 @@ class HtmlReport:
                 '<script type="application/json" id="attachment-data">{',
                 self._files,
                 "\n}</script>\n",
+                '<script type="application/json" id="report-extra">',
+                ctx["extra_json"],
+                "</script>\n",
                 tail,
             ]
             self.written = 0
@@ -440,11 +477,13 @@ class HtmlReport:
                 if isinstance(piece, str):
                     out.write(piece)
                     self.written += len(piece)
-                    continue
-                piece.seek(0)
-                while chunk := piece.read(1 << 20):
-                    out.write(chunk)
-                    self.written += len(chunk)
+                elif piece is self._spool:
+                    self.written += self._copy_sections(out)
+                else:
+                    piece.seek(0)
+                    while chunk := piece.read(1 << 20):
+                        out.write(chunk)
+                        self.written += len(chunk)
             out.flush()
             if self._tmp_path is not None and self.path is not None:
                 out.close()
@@ -458,6 +497,36 @@ class HtmlReport:
                 self._tmp_path.unlink(missing_ok=True)
                 self._tmp_path = None
             self.discard()
+
+    def _copy_sections(self, out: IO[str]) -> int:
+        """The spooled sections, with each slot line replaced by what is known only now (findings)."""
+        self._spool.seek(0)
+        written = 0
+        buffer: list[str] = []
+        size = 0
+        for raw in self._spool:
+            line = _SLOT_RE.sub(lambda m: self._slot(m.group(1), m.group(2)), raw) if _SLOT in raw else raw
+            buffer.append(line)
+            size += len(line)
+            if size >= 1 << 20:
+                out.write("".join(buffer))
+                written += size
+                buffer, size = [], 0
+        out.write("".join(buffer))
+        return written + size
+
+    def _slot(self, kind: str, sid_text: str) -> str:
+        sid = int(sid_text)
+        findings = self._by_session.get(sid, [])
+        if kind == "findings":
+            return self._findings_tpl.render(findings=findings[: self.limits.max_list], sid=sid,
+                                             hidden=max(0, len(findings) - self.limits.max_list))
+        if kind == "badge" and findings:
+            worst = findings[0]["severity"]  # most severe first
+            n = len(findings)
+            return (f'<span class="pill {_SEVERITY_CSS.get(worst, "mid")}">{n} finding{"s" if n != 1 else ""}'
+                    f" ({escape(worst)})</span>\n")
+        return ""
 
     def discard(self) -> None:
         """Drop the spooled sections (after end(), an error or an interrupted run)."""
@@ -532,8 +601,16 @@ class HtmlReport:
         replies_chart = bar_chart(
             [Bar(label, n, css) for (label, css), n in classes], title="Replies by class"
         )
+        findings, finding_counts = self._findings()
         for row in self.index:
             row["rel"] = (row["start"] - t0) if t0 is not None else 0.0
+            own = self._by_session.get(row["id"], [])
+            worst = own[0]["severity"] if own else ""
+            row["findings"] = (len(own), worst, _SEVERITY_CSS.get(worst, ""))
+            row["findings_rank"] = (4 - SEVERITIES.index(worst)) * 100_000 + len(own) if own else 0
+            if own:  # the filter box finds sessions by finding id too
+                row["search"] += " " + " ".join(dict.fromkeys(f["id"] for f in own))
+        stats_json = self.extra.get("stats")
         files = [
             {
                 "name": text(f.name, 300),
@@ -551,6 +628,7 @@ class HtmlReport:
         title = self.title or f"mailtrace report: {names}" + (" …" if len(stats.files) > 3 else "")
         return {
             "nonce": self.nonce,
+            "lang": self.lang,
             "title": text(title, 200),
             "css": asset("report.css"),
             "js": asset("report.js"),
@@ -574,7 +652,87 @@ class HtmlReport:
             "show_secrets": self.show_secrets,
             "embed": self.attachments is not None,
             "embed_limits": self.attachments.limits if self.attachments is not None else None,
+            "findings": findings,
+            "findings_known": "findings" in self.extra,
+            "finding_counts": finding_counts,
+            "findings_total": sum(finding_counts.values()),
+            "findings_hidden": max(0, len(self.extra.get("findings") or []) - len(findings)),
+            "findings_dropped": self._findings_dropped(),
+            "severities": SEVERITIES,
+            "severity_css": _SEVERITY_CSS,
+            "st": stats_view(stats_json, lang=self.lang) if isinstance(stats_json, dict) else None,
+            "extra_json": self._extra_json(),
+            "filter": self._filter_text(),
         }
+
+    def _findings(self) -> tuple[list[dict[str, Any]], dict[str, int]]:
+        """The findings table (most severe first, as the collector ordered them) and counts by severity.
+
+        Also files each finding under its session, for the sections' slots."""
+        raw = self.extra.get("findings")
+        rows: list[dict[str, Any]] = []
+        counts = dict.fromkeys(SEVERITIES, 0)
+        self._by_session = {}
+        if not isinstance(raw, list):
+            return rows, counts
+        for f in raw:
+            if not isinstance(f, dict):
+                continue
+            row = self._finding_row(f)
+            counts[row["severity"]] = counts.get(row["severity"], 0) + 1
+            if len(rows) < self.limits.max_findings:
+                rows.append(row)
+            if row["sid"] is not None:
+                self._by_session.setdefault(row["sid"], []).append(row)
+        summary = (self.extra.get("stats") or {}).get("findings") if isinstance(self.extra.get("stats"), dict) else None
+        if isinstance(summary, dict) and isinstance(summary.get("by_severity"), dict):
+            # counted by the collector: includes findings past its limit, which the list leaves out
+            counts = {k: int(summary["by_severity"].get(k) or 0) for k in SEVERITIES}
+        return rows, counts
+
+    def _findings_dropped(self) -> int:
+        stats_json = self.extra.get("stats")
+        summary = stats_json.get("findings") if isinstance(stats_json, dict) else None
+        return int(summary.get("dropped") or 0) if isinstance(summary, dict) else 0
+
+    def _finding_row(self, f: dict[str, Any]) -> dict[str, Any]:
+        lim = self.limits.max_text
+        severity = str(f.get("severity"))
+        if severity not in SEVERITIES:
+            severity = "info"
+        sid = f.get("session") if isinstance(f.get("session"), int) else None
+        last = self._last_shown.get(sid, -1) if sid is not None else -1
+        frames = [x for x in f.get("frames") or [] if isinstance(x, int)]
+        return {
+            "id": text(f.get("id"), 60),
+            "severity": severity,
+            "css": _SEVERITY_CSS[severity],
+            "sid": sid,
+            "section": sid in self._last_shown,
+            "frames": [(x, x <= last) for x in frames[:12]],
+            "frames_more": max(0, len(frames) - 12),
+            "title": text(f.get("title"), lim),
+            "detail": text(f.get("detail"), 2 * lim),
+            "reference": text(f.get("reference"), 200) if f.get("reference") else "",
+        }
+
+    def _extra_json(self) -> Markup:
+        """The report's other top-level keys for the page's data block; one that is too big is left out."""
+        extra = dict(self.extra)
+        blob = script_json(extra)
+        omitted: list[str] = []
+        while len(blob) > self.limits.max_extra_json and extra:
+            biggest = max(extra, key=lambda k: len(script_json(extra[k])))
+            del extra[biggest]
+            omitted.append(biggest)
+            blob = script_json({**extra, "html_omitted_keys": omitted})
+        return Markup(blob)  # noqa: S704 - script_json escapes < > &
+
+    def _filter_text(self) -> str:
+        described = self.extra.get("filter")
+        if not isinstance(described, dict):
+            return ""
+        return text(", ".join(f"{k} {_compact(v)}" for k, v in described.items() if k != "shown"), 600)
 
     # ------------------------------------------------------------------ one session
     def _auth_rows(self, s: Session) -> list[dict[str, Any]]:
@@ -617,6 +775,7 @@ class HtmlReport:
         lim = self.limits
         self._t0 = self.time_zero(s)
         shown, steps = self._steps(s)
+        self._last_shown[s.id] = max((r.frame for step in steps for r in step["raw"]), default=-1)
         arrows, arrows_dropped = self._arrows(s, steps)
         blob = script_json(data)
         json_ok = len(blob) <= lim.max_session_json
@@ -639,6 +798,7 @@ class HtmlReport:
                 server=str(s.server),
                 sid=s.id,
                 decrypted=frozenset(r.frame for r in s.rows if r.decrypted),
+                phase_names=self._phase_names,
             ),
             "arrows_dropped": arrows_dropped,
             "auth": auth,
@@ -748,10 +908,11 @@ class HtmlReport:
         for step in steps:
             phase = step["phase"]
             tone = f" tone-{step['tone']}" if step["tone"] else ""
-            caption = "" if step["caption"].lower() == phase else " " + escape(step["caption"])
+            name = self._phase_names.get(phase, phase)
+            caption = "" if step["caption"].lower() in (phase, name.lower()) else " " + escape(step["caption"])
             out.append(
                 f'<tbody class="step ph-{phase}"><tr class="caption{tone}"><th colspan="7" scope="rowgroup">'
-                f'<span class="phase">{phase}</span>{caption}</th></tr>\n'
+                f'<span class="phase">{escape(name)}</span>{caption}</th></tr>\n'
             )
             for r in step["raw"]:
                 src, dst = ends[r.direction]
@@ -768,6 +929,8 @@ class HtmlReport:
                     else ""
                 )
                 info = "".join(f'<div class="{css}">{escape(line)}</div>' for css, line in self._info(s, r))
+                if self.explain and s.protocol == "smtp":
+                    info += self._explanations(r)
                 out.append(
                     f'<tr id="s{sid}-f{r.frame}" class="{r.direction.value}{" dec" if r.decrypted else ""}">'
                     f'<td class="n">{r.frame}</td>'
@@ -777,6 +940,24 @@ class HtmlReport:
                 )
             out.append("</tbody>\n")
         return Markup("".join(out))  # noqa: S704 - capture text above is escape()d
+
+    def _explanations(self, r: PacketRow) -> str:
+        """What an SMTP failure code and the EHLO extensions mean, under the row (as the terminal view)."""
+        out = []
+        for e in r.events or ():
+            if not isinstance(e, Reply):
+                continue
+            found = explain_smtp_reply(e, self.lang)
+            if found is None:
+                continue
+            lines = "".join(f'<div class="xl">{escape(text(line, self.limits.max_text))}</div>' for line in found.lines)
+            if found.kind == "extensions":
+                n = len(found.lines)
+                out.append(f'<details class="explain"><summary>what the {n} extension{"s" if n != 1 else ""} '
+                           f"offered mean</summary>{lines}</details>")
+            else:
+                out.append(f'<div class="explain">{lines}</div>')
+        return "".join(out)
 
     def _info(self, s: Session, r: PacketRow) -> list[tuple[str, str]]:
         lim = self.limits.max_text
@@ -923,6 +1104,10 @@ class HtmlReport:
             label = lines[0][1][3:]
             more = f" (+{len(e.lines) - 1} lines)" if isinstance(e, Reply) and len(e.lines) > 1 else ""
             css = "bad" if isinstance(e, Reply) and is_error(protocol, e.status) else ""
+            tooltip = [t for _, t in lines]
+            if self.explain and protocol == "smtp" and isinstance(e, Reply) and css:
+                found = explain_smtp_reply(e, self.lang)
+                tooltip += list(found.lines) if found is not None else []
             yield Arrow(
                 kind=kind,
                 label=label + more,
@@ -930,7 +1115,7 @@ class HtmlReport:
                 phase=phase,
                 frame=r.frame,
                 css=css,
-                tooltip="\n".join(t for _, t in lines),
+                tooltip="\n".join(tooltip),
             )
         elif isinstance(e, AuthAttempt):
             ((css, line),) = self._event_lines(e, protocol, self.limits.max_text)
@@ -982,8 +1167,15 @@ class HtmlReport:
                     )
                 )
             headers = [
-                (text(k, 100), text(v, lim.max_text))
-                for k, v in list(getattr(summary, "headers", ()) or ())[: lim.max_list]
+                {
+                    "index": h.index,
+                    "name": text(h.name, 100),
+                    "value": text(h.value, lim.max_text),
+                    "decoded": text(h.decoded, lim.max_text) if h.decoded is not None else None,
+                    "meaning": h.meaning,
+                    "private": h.private,
+                }
+                for h in header_rows(record, self.lang, lim.max_list)
             ]
             files = embedded.get(record.index, [])
             by_hash = {f.sha256: f for f in files}
@@ -1017,7 +1209,8 @@ class HtmlReport:
             out.append(
                 {
                     "index": m.get("index"),
-                    "origin": text(m.get("origin"), 60),
+                    "number": record.index + 1,  # as the terminal's detail view counts them
+                    "origin": text(ORIGINS.get(record.origin, record.origin), 60),
                     "first_frame": m.get("first_frame"),
                     "last_frame": m.get("last_frame"),
                     "bytes": m.get("bytes"),
@@ -1027,10 +1220,14 @@ class HtmlReport:
                     "sha256": m.get("sha256"),
                     "fields": fields,
                     "headers": headers,
-                    "headers_hidden": max(0, len(getattr(summary, "headers", ()) or ()) - lim.max_list),
+                    "headers_hidden": max(0, len(summary.headers) - lim.max_list),
+                    "hops": self._hops(record),
+                    "envelope": self._envelope(s, record),
                     "attachments": attachments,
-                    "parts": self._part(m.get("parts")) if m.get("parts") else None,
-                    "defects": [text(d, lim.max_text) for d in (m.get("defects") or [])[: lim.max_list]],
+                    "tree": self._tree(record),
+                    "defects": [
+                        text(defect_text(str(d)), lim.max_text) for d in (m.get("defects") or [])[: lim.max_list]
+                    ],
                     "carrier": [
                         (text(k, 60), text(_compact(v), lim.max_text)) for k, v in list(carrier.items())[:20]
                     ],
@@ -1055,24 +1252,104 @@ class HtmlReport:
             ][:10],
         }
 
-    def _part(self, part: Any, depth: int = 0, budget: list[int] | None = None) -> dict[str, Any] | None:
-        """The MIME tree, bounded in depth and in total parts."""
-        budget = budget if budget is not None else [self.limits.max_list]
-        if not isinstance(part, dict) or depth > 30 or budget[0] <= 0:
+    def _tree(self, record: MessageRecord) -> dict[str, Any] | None:
+        """The MIME tree as the terminal's detail view shows it, bounded in depth and in total parts."""
+        by_path = {a.path: a for a in record.summary.attachments}
+        budget = [self.limits.max_list]
+        node = self._part(record.summary.parts, by_path, 0, budget)
+        if node is not None:
+            node["total"] = len(record.summary.parts.walk())
+            node["attachments"] = len(record.summary.attachments)
+        return node
+
+    def _part(
+        self, part: Part, by_path: dict[str, Attachment], depth: int, budget: list[int]
+    ) -> dict[str, Any] | None:
+        if depth > 30 or budget[0] <= 0:
             return None
         budget[0] -= 1
-        children = [c for c in (self._part(c, depth + 1, budget) for c in part.get("children") or []) if c]
+        lim = self.limits.max_text
+        attachment = by_path.get(part.path)
+        facts = [text(x, 100) for x in (f"charset={part.charset}" if part.charset else None, part.encoding,
+                                        part.disposition) if x]
+        children = [c for c in (self._part(c, by_path, depth + 1, budget) for c in part.children) if c]
+        overhead = part_overhead(part, attachment) if part.is_leaf else None
         return {
-            "path": text(part.get("path"), 40),
-            "type": text(part.get("content_type"), 100),
-            "filename": text(part.get("filename"), self.limits.max_text) if part.get("filename") else "",
-            "charset": text(part.get("charset"), 40) if part.get("charset") else "",
-            "encoding": text(part.get("encoding"), 40) if part.get("encoding") else "",
-            "disposition": text(part.get("disposition"), 40) if part.get("disposition") else "",
-            "size": part.get("decoded_bytes") or part.get("encoded_bytes"),
-            "sha256": text(part.get("sha256") or "", 80),
-            "defects": [text(d, 200) for d in (part.get("defects") or [])[:10]],
+            "path": text(part.path, 40),
+            "type": text(part.content_type, 200),
+            "facts": ", ".join(facts),
+            "filename": text(part.filename, lim) if part.filename is not None else None,
+            "leaf": part.is_leaf,
+            "encoded": part.encoded_bytes,
+            "decoded": part.decoded_bytes,
+            "overhead": f"{overhead:+.1f} %" if overhead is not None else "",
+            "parts": len(part.children),
+            "md5": attachment.md5 if attachment is not None else "",
+            "sha256": attachment.sha256 if attachment is not None else (part.sha256 or ""),
+            "attachment": attachment is not None,
+            "complete": part.complete,
+            "defects": [text(defect_text(d), lim) for d in part.defects[:10]],
             "children": children,
+            "hidden": len(part.children) - len(children),
+        }
+
+    def _hops(self, record: MessageRecord) -> list[dict[str, Any]]:
+        """The Received chain in path order (hop 1 nearest the sender), as the terminal's detail view."""
+        lim = self.limits.max_text
+        values = record.summary.header_values("received")[: self.limits.max_list]
+        out = []
+        for hop in received_chain(values):
+            index, sender, by, with_, id_, for_, when, delay = hop_cells(hop, lim)
+            out.append(
+                {
+                    "index": index,
+                    "parsed": hop.from_ is not None or hop.by is not None,
+                    "from": text(sender, lim),
+                    "by": text(by, lim),
+                    "with": text(with_, lim),
+                    "id": text(id_, lim),
+                    "for": text(for_, lim),
+                    "when": text(when, 100),
+                    "delay": delay,
+                    "backwards": hop.delay is not None and hop.delay < 0,
+                    "notes": [text(n, 200) for n in hop.notes[:10]],
+                }
+            )
+        return out
+
+    def _envelope(self, s: Session, record: MessageRecord) -> dict[str, Any]:
+        """Envelope vs header (who the protocol said, against what the message says; Bcc)."""
+        view = compare_envelope(s, record)
+        lim = 300
+        recipients = []
+        for r in view.recipients[: self.limits.max_list]:
+            if not r.in_envelope:
+                envelope, css = "—", "muted"
+            elif r.reply is not None:
+                envelope, css = f"yes, {r.reply}", "ok" if r.accepted else "bad"
+            else:
+                envelope, css = "yes", ""
+            recipients.append(
+                {
+                    "address": text(r.address, lim),
+                    "envelope": envelope,
+                    "css": css,
+                    "fields": ", ".join(r.header_fields) or "—",
+                    "note": text(r.note, lim),
+                    "note_css": "bad" if r.accepted is False else ("warn" if r.note else ""),
+                }
+            )
+        return {
+            "source": view.source,
+            "label": {"smtp": "MAIL FROM", "delivery": "Return-Path"}.get(view.source),
+            "mail_from": "<>" if view.mail_from == "" else text(view.mail_from or "—", lim),
+            "from": text(", ".join(view.header_from) or "—", lim),
+            "sender": text(view.sender, lim) if view.sender else "",
+            "matches": view.from_matches,
+            "recipients": recipients,
+            "recipients_column": "RCPT TO" if view.source == "smtp" else "Delivered-To",
+            "bcc": [text(b, lim) for b in view.bcc[: self.limits.max_list]],
+            "notes": [text(n, lim) for n in view.notes[:20]],
         }
 
     def _table(self, items: list[Any]) -> dict[str, Any] | None:

@@ -4,8 +4,8 @@
 (and its :class:`~mailtrace.session.Session`, for the envelope): an overview, the full header table
 with each field's meaning, the Received chain as hops in path order, the MIME tree with sizes,
 encoding overhead and attachment hashes, envelope versus header (Bcc), and the parser's defects.
-The terminal view (``analyze --headers``) and the HTML report call it; the HTML report can render it
-with ``Console(record=True).export_html()``.
+The terminal view (``analyze --headers``) prints it; the HTML report shows the same sections from the
+same data (:func:`header_rows`, :func:`hop_cells`, :func:`part_overhead`, :func:`defect_text`).
 
 Everything shown comes from the sender and is hostile by assumption: it is never parsed as rich
 markup (only ``Text`` objects carry it), control, bidi and zero-width characters are shown as
@@ -32,7 +32,8 @@ from mailtrace.mime import Attachment, Part
 from mailtrace.received import Hop, received_chain
 from mailtrace.session import MessageRecord, Session
 
-__all__ = ["DEFECT_MEANINGS", "ORIGINS", "message_details", "safe_text"]
+__all__ = ["DEFECT_MEANINGS", "ORIGINS", "HeaderRow", "defect_text", "header_rows", "hop_cells", "message_details",
+           "part_overhead", "safe_text"]
 
 ORIGINS = {
     "smtp-data": "SMTP DATA",
@@ -169,6 +170,37 @@ def _overview(session: Session, record: MessageRecord, st: _Styles, limit: int) 
     return grid
 
 
+@dataclass(frozen=True, slots=True)
+class HeaderRow:
+    """One header field as the detail views show it (values as sent: each view makes them safe)."""
+
+    index: int
+    """1-based position in the header, in the order sent."""
+    name: str
+    value: str
+    """Unfolded (line breaks removed)."""
+    decoded: str | None
+    """RFC 2047 decoded, when that differs from the value."""
+    meaning: str
+    """What the field is for (in the view's language)."""
+    private: bool
+    """An ``X-`` field."""
+
+
+def header_rows(record: MessageRecord, lang: str = "en", limit: int | None = None) -> list[HeaderRow]:
+    """The message's header fields in the order sent (the first ``limit``), each with its decoded form and
+    its meaning."""
+    rows = []
+    for i, (name, value) in enumerate(record.summary.headers[:limit], 1):
+        private = name.strip().lower().startswith("x-")
+        meaning = explain(name, lang)
+        if private and meaning != _X_PRIVATE:
+            meaning = "private extension (X-): " + meaning
+        unfolded = value.replace("\r", "").replace("\n", "")
+        rows.append(HeaderRow(i, name, unfolded, _decoded(name, unfolded), meaning, private))
+    return rows
+
+
 def _headers(record: MessageRecord, st: _Styles, limit: int, lang: str) -> list[RenderableType]:
     headers = record.summary.headers
     if not headers:
@@ -177,19 +209,13 @@ def _headers(record: MessageRecord, st: _Styles, limit: int, lang: str) -> list[
     table.add_column("#", justify="right", style=st.dim, no_wrap=True)
     table.add_column("Field", max_width=26, overflow="fold")
     table.add_column("Value, and what the field means", overflow="fold")
-    for i, (name, value) in enumerate(headers, 1):
-        shown_name = safe_text(name, 200)
-        private = name.strip().lower().startswith("x-")
-        meaning = explain(name, lang)
-        if private and meaning != _X_PRIVATE:
-            meaning = "private extension (X-): " + meaning
-        unfolded = value.replace("\r", "").replace("\n", "")
-        cell = Text(safe_text(unfolded, limit))
-        decoded = _decoded(name, unfolded)
-        if decoded is not None:
-            cell.append("\n= " + safe_text(decoded, limit), style=st.good)
-        cell.append("\n↳ " + meaning, style=st.private if private else st.dim)
-        table.add_row(Text(str(i)), Text(shown_name, style=st.private if private else st.label), cell)
+    for row in header_rows(record, lang):
+        cell = Text(safe_text(row.value, limit))
+        if row.decoded is not None:
+            cell.append("\n= " + safe_text(row.decoded, limit), style=st.good)
+        cell.append("\n↳ " + row.meaning, style=st.private if row.private else st.dim)
+        name_style = st.private if row.private else st.label
+        table.add_row(Text(str(row.index)), Text(safe_text(row.name, 200), style=name_style), cell)
     title = f"Header fields ({len(headers)}, in the order sent)"
     if "too many header fields" in record.summary.defects:
         title += ": only the first ones are kept"
@@ -220,7 +246,7 @@ def _received(record: MessageRecord, st: _Styles, limit: int) -> list[Renderable
     table.add_column("time (UTC)", no_wrap=True)
     table.add_column("delay", justify="right", no_wrap=True)
     for hop in hops:
-        index, sender, by, with_, id_, for_, when, delay = _hop_cells(hop, limit)
+        index, sender, by, with_, id_, for_, when, delay = hop_cells(hop, limit)
         parsed = hop.from_ is not None or hop.by is not None
         route = Text(f"from {sender or '?'}\nby {by or '?'}" if parsed else sender)
         for note in hop.notes:
@@ -231,7 +257,8 @@ def _received(record: MessageRecord, st: _Styles, limit: int) -> list[Renderable
                      "hop 1 is nearest the sender)", st), table]
 
 
-def _hop_cells(hop: Hop, limit: int) -> list[str]:
+def hop_cells(hop: Hop, limit: int) -> list[str]:
+    """A hop as display cells: index, sender (with its address), by, with, id, for, time (UTC), delay."""
     cut = min(limit, 200)
     if hop.from_ is None and hop.by is None:
         sender = safe_text(hop.raw, cut)
@@ -280,7 +307,7 @@ def _part_label(part: Part, attachment: Attachment | None, st: _Styles) -> Text:
         text.append("  “" + safe_text(part.filename, 300) + "”", style=st.private)
     if part.is_leaf:
         text.append(f"\n{part.encoded_bytes:,} bytes as sent → {part.decoded_bytes:,} decoded", style=st.dim)
-        overhead = attachment.overhead_percent if attachment is not None else _overhead(part)
+        overhead = part_overhead(part, attachment)
         if overhead is not None:
             text.append(f" (base64 overhead {overhead:+.1f} %)", style=st.dim)
     elif part.children:
@@ -291,11 +318,14 @@ def _part_label(part: Part, attachment: Attachment | None, st: _Styles) -> Text:
     if not part.complete:
         text.append("\nincomplete: the message ended before this part did", style=st.bad)
     for defect in part.defects:
-        text.append("\n⚠ " + _defect_text(defect), style=st.warn)
+        text.append("\n⚠ " + defect_text(defect), style=st.warn)
     return text
 
 
-def _overhead(part: Part) -> float | None:
+def part_overhead(part: Part, attachment: Attachment | None = None) -> float | None:
+    """Percent the transfer encoding added to a leaf part (base64 only; None otherwise)."""
+    if attachment is not None:
+        return attachment.overhead_percent
     if part.encoding != "base64" or part.decoded_bytes == 0:
         return None
     return (part.encoded_bytes - part.decoded_bytes) / part.decoded_bytes * 100.0
@@ -351,13 +381,14 @@ def _defects(record: MessageRecord, st: _Styles) -> list[RenderableType]:
         return [_heading("Parser defects: none", st)]
     out: list[RenderableType] = [_heading(f"Parser defects ({len(defects)})", st)]
     for defect in defects[:100]:
-        out.append(Text("⚠ " + _defect_text(defect), style=st.warn))
+        out.append(Text("⚠ " + defect_text(defect), style=st.warn))
     if len(defects) > 100:
         out.append(Text(f"… and {len(defects) - 100} more", style=st.dim))
     return out
 
 
-def _defect_text(defect: str) -> str:
+def defect_text(defect: str) -> str:
+    """A parser defect, made safe, with its meaning in plain words where it has one."""
     meaning = DEFECT_MEANINGS.get(defect.partition(" (part ")[0])
     text = safe_text(defect, 300)
     return f"{text}: {meaning}" if meaning else text

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from markupsafe import Markup, escape
@@ -45,6 +45,14 @@ def clean_text(text: str) -> str:
     return out
 
 
+def text(value: object, limit: int) -> str:
+    """Any value from a capture → display text: cleaned, cut with a note of how much was left out."""
+    s = value if isinstance(value, str) else ("" if value is None else str(value))
+    if len(s) > limit:
+        s = s[:limit] + f"… [{len(s) - limit:,} more characters]"
+    return clean_text(s)
+
+
 def shorten(text: str, limit: int) -> str:
     """At most ``limit`` characters, with an ellipsis when cut."""
     return text if len(text) <= limit else text[: max(0, limit - 1)] + "\u2026"
@@ -70,11 +78,12 @@ class Bar:
     """CSS class of the bar (colour)."""
 
 
-def bar_chart(bars: Sequence[Bar], *, title: str, width: int = 420) -> Markup:
-    """Horizontal bars with their counts, one per line."""
+def bar_chart(bars: Sequence[Bar], *, title: str, width: int = 420, label_width: int = 130) -> Markup:
+    """Horizontal bars with their counts, one per line (labels cut to fit ``label_width``; hover for all)."""
     if not bars:
         return Markup("")
-    row_h, label_w, pad = 20, 130, 4
+    row_h, label_w, pad = 20, label_width, 4
+    chars = max(8, label_w // 6)
     height = row_h * len(bars) + 2 * pad
     peak = max(b.value for b in bars) or 1
     room = width - label_w - 60
@@ -87,7 +96,7 @@ def bar_chart(bars: Sequence[Bar], *, title: str, width: int = 420) -> Markup:
         w = max(1.0, room * b.value / peak) if b.value else 0.0
         parts.append(
             f'<text class="lbl" x="{label_w - 6}" y="{y + 14}" text-anchor="end">'
-            f"{escape(shorten(clean_text(b.label), 22))}</text>"
+            f"{escape(shorten(clean_text(b.label), chars))}</text>"
         )
         parts.append(
             f'<rect class="{escape(b.css)}" x="{label_w}" y="{y + 3}" width="{_num(w)}" height="{row_h - 6}">'
@@ -96,6 +105,107 @@ def bar_chart(bars: Sequence[Bar], *, title: str, width: int = 420) -> Markup:
         parts.append(f'<text class="val" x="{_num(label_w + w + 4)}" y="{y + 14}">{b.value}</text>')
     parts.append("</svg>")
     return _trusted(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Spread:
+    """One row of a :func:`spread_chart`: a distribution by its median, 95th percentile and maximum."""
+
+    label: str
+    count: int
+    median: float
+    p95: float
+    max: float
+
+
+def spread_chart(rows: Sequence[Spread], *, title: str, width: int = 560, label_width: int = 150) -> Markup:
+    """Latencies (seconds) on a logarithmic axis: a bar to the 95th percentile, a tick at the median, a dot
+    at the maximum. Times from microseconds to hours fit one chart."""
+    if not rows:
+        return Markup("")
+    row_h, top, bottom, right = 20, 6, 22, 12
+    values = [v for r in rows for v in (r.median, r.p95, r.max) if v > 0]
+    lo = 10 ** math.floor(math.log10(min(values))) if values else 1e-3
+    hi = 10 ** math.ceil(math.log10(max(values))) if values else 1.0
+    lo, hi = min(lo, 1e-3), max(hi, lo * 10)
+    plot_w = width - label_width - right
+    height = top + row_h * len(rows) + bottom
+
+    def x(value: float) -> float:
+        value = min(max(value, lo), hi)
+        return label_width + plot_w * (math.log10(value) - math.log10(lo)) / (math.log10(hi) - math.log10(lo))
+
+    parts = [
+        f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+        f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>'
+    ]
+    axis_y = top + row_h * len(rows)
+    parts.append(f'<line class="axis" x1="{label_width}" y1="{axis_y}" x2="{width - right}" y2="{axis_y}"/>')
+    decade = lo
+    while decade <= hi * 1.0001:
+        gx = _num(x(decade))
+        parts.append(
+            f'<line class="grid" x1="{gx}" y1="{top}" x2="{gx}" y2="{axis_y + 4}"/>'
+            f'<text class="val" x="{gx}" y="{height - 6}" text-anchor="middle">{_fmt_latency(decade)}</text>'
+        )
+        decade *= 10
+    for i, r in enumerate(rows):
+        y = top + i * row_h
+        x0, xm, xp, xx = x(lo), x(r.median), x(r.p95), x(r.max)
+        tip = (
+            f"{escape(clean_text(r.label))}: {r.count} × · median {_fmt_latency(r.median)} · "
+            f"p95 {_fmt_latency(r.p95)} · max {_fmt_latency(r.max)}"
+        )
+        parts.append(
+            f'<g class="spread"><title>{tip}</title>'
+            f'<text class="lbl" x="{label_width - 6}" y="{y + 14}" text-anchor="end">'
+            f"{escape(shorten(clean_text(r.label), max(8, label_width // 6)))}</text>"
+            f'<rect class="p95" x="{_num(x0)}" y="{y + 5}" width="{_num(max(1.0, xp - x0))}" height="{row_h - 10}"/>'
+            f'<line class="median" x1="{_num(xm)}" y1="{y + 2}" x2="{_num(xm)}" y2="{y + row_h - 2}"/>'
+            f'<rect class="max" x="{_num(xx - 2.5)}" y="{_num(y + row_h / 2 - 2.5)}" width="5" height="5"/></g>'
+        )
+    parts.append("</svg>")
+    return _trusted(parts)
+
+
+def _fmt_latency(value: float) -> str:
+    if value <= 0:
+        return "0"
+    if value < 1e-3:
+        return f"{value * 1e6:.3g} µs"
+    if value < 1:
+        return f"{value * 1e3:.3g} ms"
+    if value < 600:
+        return f"{value:.3g} s"
+    return f"{value / 60:.3g} min"
+
+
+def share_bar(parts_: Sequence[Bar], *, title: str, width: int = 420, unit: str = "") -> Markup:
+    """One bar split into shares (e.g. decoded content and base64 overhead), with a legend below."""
+    total = sum(b.value for b in parts_)
+    if total <= 0:
+        return Markup("")
+    height = 46
+    out = [
+        f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+        f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>'
+    ]
+    x = 0.0
+    legend_x = 0.0
+    for b in parts_:
+        w = width * b.value / total
+        share = b.value / total * 100
+        label = f"{clean_text(b.label)}: {b.value:,}{unit} ({share:.1f} %)"
+        out.append(
+            f'<rect class="{escape(b.css)}" x="{_num(x)}" y="2" width="{_num(w)}" height="18">'
+            f"<title>{escape(label)}</title></rect>"
+            f'<rect class="{escape(b.css)}" x="{_num(legend_x)}" y="30" width="10" height="10"/>'
+            f'<text class="lbl" x="{_num(legend_x + 14)}" y="39">{escape(shorten(label, 48))}</text>'
+        )
+        x += w
+        legend_x += width / max(1, len(parts_))
+    out.append("</svg>")
+    return _trusted(out)
 
 
 def _nice_step(span: float, target: int) -> float:
@@ -208,6 +318,7 @@ def ladder(
     sid: int,
     decrypted: frozenset[int] = frozenset(),
     label_chars: int = 64,
+    phase_names: Mapping[str, str] | None = None,
 ) -> Markup:
     """Client and server lifelines, one arrow per command, reply or TCP control packet, phases as bands.
 
@@ -231,9 +342,10 @@ def ladder(
         y0 = _HEAD_H + i * _ROW_H - 4
         y1 = _HEAD_H + (j + 1) * _ROW_H - 4
         phase = escape(arrows[i].phase)
+        name = escape((phase_names or {}).get(arrows[i].phase, arrows[i].phase))
         parts.append(
             f'<rect class="band ph-{phase}" x="80" y="{y0}" width="{LADDER_WIDTH - 84}" height="{y1 - y0}"/>'
-            f'<text class="band-lbl" x="86" y="{y0 + 13}">{phase}</text>'
+            f'<text class="band-lbl" x="86" y="{y0 + 13}">{name}</text>'
         )
         i = j + 1
     parts.append(

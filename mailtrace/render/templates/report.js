@@ -53,6 +53,24 @@
     });
   }
 
+  // Findings: show only those of a severity and higher.
+  var sevFilter = document.getElementById("sev-filter");
+  var sevCount = document.getElementById("sev-count");
+  var findingRows = Array.prototype.slice.call(document.querySelectorAll("#findings-table tbody tr"));
+  var RANK = { info: 0, low: 1, medium: 2, high: 3 };
+  if (sevFilter && sevCount) {
+    sevFilter.addEventListener("change", function () {
+      var want = sevFilter.value ? RANK[sevFilter.value] : -1;
+      var shown = 0;
+      findingRows.forEach(function (tr) {
+        var ok = RANK[tr.getAttribute("data-sev")] >= want;
+        tr.classList.toggle("hidden", !ok);
+        if (ok) { shown++; }
+      });
+      sevCount.textContent = shown + " of " + findingRows.length + " findings";
+    });
+  }
+
   // Opening a section: links to #sN or #sN-fFRAME open the <details> they point into.
   function openTarget(id) {
     if (!id) { return; }
@@ -114,6 +132,11 @@
       var doc = { format: document.body.getAttribute("data-format"),
         version: parseInt(document.body.getAttribute("data-version"), 10), sessions: sessions,
         capture: JSON.parse(document.getElementById("capture-data").textContent) };
+      // the report's other top-level keys (findings, stats, filter, ...), in the order analyze writes them
+      var extra = JSON.parse(document.getElementById("report-extra").textContent);
+      Object.keys(extra).forEach(function (k) {
+        if (k !== "format" && k !== "version" && k !== "sessions" && k !== "capture") { doc[k] = extra[k]; }
+      });
       if (omitted.length) { doc.html_omitted_sessions = omitted; }
       save(new Blob([JSON.stringify(doc, null, 1)], { type: "application/json" }), "mailtrace-report.json");
     });

@@ -1,0 +1,340 @@
+"""The statistics section of the HTML report, drawn from the ``stats`` key of the JSON report.
+
+:func:`stats_view` turns that plain data (``Statistics.to_json()``, the same document ``analyze
+--format json`` writes) into what ``stats.html.j2`` shows: the SMTP reply matrix (class 2yz…5yz
+by category x0z…x5z, RFC 5321 §4.2.1), enhanced codes with their meaning, command frequencies,
+top senders, recipients and domains, latency and duration spreads, messages and attachments with
+the base64 overhead, logins, spam defences and the findings by id. Nothing is recomputed from the
+sessions. Every string that may come from a capture (verbs, addresses, codes, reply texts) goes
+through :func:`~mailtrace.render.svg.text`; the charts escape what they draw.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from markupsafe import Markup
+
+from mailtrace.protocols.smtp_codes import explain_reply
+from mailtrace.render.svg import Bar, Spread, bar_chart, share_bar, spread_chart, text
+
+__all__ = ["stats_view"]
+
+_CLASS_CSS = {"1": "mid", "2": "ok", "3": "mid", "4": "warn", "5": "bad"}
+_TOP = 12
+"""Bars per chart (the JSON report has the full counts)."""
+_LABEL = 80
+"""Characters of one label from a capture (an address, a verb)."""
+
+
+def stats_view(stats: dict[str, Any], *, lang: str = "en") -> dict[str, Any]:
+    """What the statistics section shows, from the JSON report's ``stats`` object."""
+    return {
+        "replies": _replies(stats.get("smtp_replies") or {}, lang),
+        "responses": _responses(stats),
+        "commands": _commands(stats.get("commands") or {}),
+        "addresses": _addresses(stats.get("addresses") or {}),
+        "peers": _peers(stats),
+        "timing": _timing(stats),
+        "messages": _messages(stats.get("messages") or {}),
+        "auth": _auth(stats.get("auth") or {}),
+        "protocols": _protocols(stats),
+        "spam": _spam(stats.get("spam") or {}),
+        "findings": _findings(stats.get("findings") or {}),
+        "approximate": [text(a, 40) for a in stats.get("approximate") or []],
+    }
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _items(counts: Any, limit: int = _TOP) -> list[tuple[str, int]]:
+    """A {key: count} or [{value, count}] or [[key, count]] object as (label, count), largest first."""
+    pairs: list[tuple[str, int]] = []
+    if isinstance(counts, dict):
+        pairs = [(str(k), _int(v)) for k, v in counts.items()]
+    elif isinstance(counts, list):
+        for item in counts:
+            if isinstance(item, dict):
+                pairs.append((str(item.get("value")), _int(item.get("count"))))
+            elif isinstance(item, (list, tuple)) and len(item) == 2:
+                pairs.append((str(item[0]), _int(item[1])))
+    pairs.sort(key=lambda kv: (-kv[1], kv[0]))
+    out = [(text(k, _LABEL), n) for k, n in pairs[:limit]]
+    rest = sum(n for _, n in pairs[limit:])
+    if rest:
+        out.append((f"{len(pairs) - limit} others", rest))
+    return out
+
+
+def _chart(counts: Any, title: str, css: str = "mid", *, label_width: int = 130, width: int = 420) -> Markup:
+    return bar_chart(
+        [Bar(label, n, css) for label, n in _items(counts)], title=title, label_width=label_width, width=width
+    )
+
+
+# --------------------------------------------------------------------------- replies
+
+
+def _replies(replies: dict[str, Any], lang: str) -> dict[str, Any] | None:
+    codes = {c: _int(n) for c, n in (replies.get("codes") or {}).items() if len(c) == 3 and c.isdigit()}
+    if not codes:
+        return None
+    categories = sorted({c[1] for c in codes})
+    firsts = sorted({c[0] for c in codes})
+    totals = {(f, d): sum(v for c, v in codes.items() if c[:2] == f + d) for f in firsts for d in categories}
+    peak = max(totals.values()) or 1
+    rows = []
+    for first in firsts:
+        cells: list[dict[str, Any]] = []
+        for d in categories:
+            n = totals[(first, d)]
+            listed = ", ".join(f"{c} ×{v}" for c, v in sorted(codes.items()) if c[:2] == first + d)
+            cells.append({"n": n, "heat": 0 if not n else 1 + min(3, int(4 * n / (peak + 1))), "codes": listed})
+        rows.append(
+            {
+                "label": f"{first}yz",
+                "meaning": _digit(first + "00", lang, "outcome"),
+                "css": _CLASS_CSS.get(first, "mid"),
+                "cells": cells,
+                "total": sum(totals[(first, d)] for d in categories),
+                "codes": [(c, v, _meaning(c, lang)) for c, v in sorted(codes.items()) if c[0] == first],
+            }
+        )
+    enhanced = []
+    for code, n in sorted((replies.get("enhanced") or {}).items())[:60]:
+        meaning = explain_reply(f"{code[:1]}00", code, lang) if code[:1] in "245" else None
+        enhanced.append((text(code, 20), _int(n), meaning.enhanced_meaning if meaning else None))
+    classes = [
+        Bar(f"{c} {_digit(c[0] + '00', lang, 'outcome')}".strip(), _int(n), _CLASS_CSS.get(c[0], "mid"))
+        for c, n in sorted((replies.get("classes") or {}).items())
+        if c[:1].isdigit()
+    ]
+    return {
+        "categories": [(f"x{d}z", _digit(f"2{d}0", lang, "category")) for d in categories],
+        "rows": rows,
+        "enhanced": enhanced,
+        "classes_chart": bar_chart(classes, title="SMTP replies by class", label_width=230, width=480),
+    }
+
+
+def _digit(code: str, lang: str, what: str) -> str:
+    """What the first (``outcome``) or second (``category``) digit of a reply code says."""
+    m = explain_reply(code, "", lang)
+    return str(getattr(m, what)) if m is not None else "?"
+
+
+def _meaning(code: str, lang: str) -> str:
+    m = explain_reply(code, "", lang)
+    return (m.meaning or m.outcome) if m is not None else ""
+
+
+def _responses(stats: dict[str, Any]) -> Markup:
+    bars = []
+    for status, n in (stats.get("pop3_responses") or {}).items():
+        css = "ok" if status == "+OK" else ("bad" if status == "-ERR" else "mid")
+        bars.append(Bar(f"POP3 {text(status, 20)}", _int(n), css))
+    imap = stats.get("imap_responses") or {}
+    for status, n in (imap.get("tagged") or {}).items():
+        css = {"OK": "ok", "NO": "warn", "BAD": "bad"}.get(status, "mid")
+        bars.append(Bar(f"IMAP {text(status, 20)} (tagged)", _int(n), css))
+    for group in ("untagged", "continuation"):
+        for status, n in list((imap.get(group) or {}).items())[:_TOP]:
+            bars.append(Bar(f"IMAP {text(status, 20)}" + (" (untagged)" if group == "untagged" else ""), _int(n),
+                            "mid"))
+    return bar_chart(bars, title="POP3 and IMAP responses", label_width=190)
+
+
+# --------------------------------------------------------------------------- commands, peers, addresses
+
+
+def _commands(commands: dict[str, Any]) -> list[tuple[str, Markup]]:
+    out = []
+    for protocol in sorted(commands):
+        counts = commands[protocol]
+        if isinstance(counts, dict) and counts:
+            name = text(protocol, 20).upper()
+            out.append((name, _chart(counts, f"{name} commands", f"p-{_css_name(protocol)}")))
+    return out
+
+
+def _css_name(protocol: str) -> str:
+    return protocol if protocol in ("smtp", "pop3", "imap") else "other"
+
+
+def _addresses(addresses: dict[str, Any]) -> list[tuple[str, Markup]]:
+    titles = (
+        ("senders", "Senders (MAIL FROM)"),
+        ("recipients", "Recipients (RCPT TO)"),
+        ("sender_domains", "Sender domains"),
+        ("recipient_domains", "Recipient domains"),
+        ("header_from", "Authors (From header)"),
+    )
+    return [
+        (title, _chart(addresses[key], title, label_width=230, width=480))
+        for key, title in titles
+        if addresses.get(key)
+    ]
+
+
+def _peers(stats: dict[str, Any]) -> list[tuple[str, Markup]]:
+    servers = [
+        {"value": f"{s.get('server')} ({str(s.get('protocol') or '').upper()})", "count": s.get("sessions")}
+        for s in stats.get("servers") or []
+        if isinstance(s, dict)
+    ]
+    clients = [
+        {"value": c.get("client"), "count": c.get("sessions")}
+        for c in stats.get("clients") or []
+        if isinstance(c, dict)
+    ]
+    out = []
+    if servers:
+        out.append(("Sessions per server", _chart(servers, "Sessions per server", label_width=230, width=480)))
+    if clients:
+        out.append(("Sessions per client", _chart(clients, "Sessions per client", label_width=230, width=480)))
+    return out
+
+
+# --------------------------------------------------------------------------- timing
+
+
+def _spread(label: str, s: Any) -> Spread | None:
+    if not isinstance(s, dict) or not _int(s.get("count")):
+        return None
+    try:
+        return Spread(label, _int(s["count"]), float(s["median"]), float(s["p95"]), float(s["max"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _timing(stats: dict[str, Any]) -> dict[str, Any] | None:
+    latency: list[Spread] = []
+    for protocol, verbs in sorted((stats.get("latency") or {}).items()):
+        if not isinstance(verbs, dict):
+            continue
+        ranked = sorted(verbs.items(), key=lambda kv: -_int(kv[1].get("count") if isinstance(kv[1], dict) else 0))
+        for verb, s in ranked[:_TOP]:
+            what = "end of data" if verb == "." else verb
+            row = _spread(f"{text(protocol, 20).upper()} {text(what, 40)}", s)
+            if row is not None:
+                latency.append(row)
+    durations = [
+        row
+        for protocol, s in sorted((stats.get("durations") or {}).items())
+        if (row := _spread(f"{text(protocol, 20).upper()} session", s)) is not None
+    ]
+    if not latency and not durations:
+        return None
+    sampled = any(
+        isinstance(s, dict) and s.get("sampled")
+        for verbs in (stats.get("latency") or {}).values()
+        if isinstance(verbs, dict)
+        for s in verbs.values()
+    )
+    return {
+        "latency": latency,
+        "durations": durations,
+        "latency_chart": spread_chart(latency, title="Reply latency per command (median, p95, max)"),
+        "duration_chart": spread_chart(durations, title="Session durations (median, p95, max)"),
+        "sampled": sampled,
+    }
+
+
+# --------------------------------------------------------------------------- messages, logins, protocols
+
+
+def _messages(m: dict[str, Any]) -> dict[str, Any] | None:
+    if not _int(m.get("count")):
+        return None
+    attachments = m.get("attachments") or {}
+    b64 = m.get("base64") or None
+    overhead = None
+    if isinstance(b64, dict) and _int(b64.get("encoded_bytes")):
+        overhead = share_bar(
+            [
+                Bar("decoded content", _int(b64.get("decoded_bytes")), "ok"),
+                Bar("base64 overhead", _int(b64.get("overhead_bytes")), "warn"),
+            ],
+            title="Bytes of base64 parts as sent: content and encoding overhead",
+            unit=" bytes",
+            width=480,
+        )
+    return {
+        "count": _int(m.get("count")),
+        "complete": _int(m.get("complete")),
+        "origins": _items(m.get("by_origin") or {}),
+        "size": m.get("size") if isinstance(m.get("size"), dict) else None,
+        "attachments": _int(attachments.get("count")),
+        "attachment_bytes": _int(attachments.get("bytes")),
+        "attachment_size": attachments.get("size") if isinstance(attachments.get("size"), dict) else None,
+        "types_chart": _chart(attachments.get("types") or {}, "Attachment types", label_width=190),
+        "base64": b64 if isinstance(b64, dict) else None,
+        "overhead_chart": overhead,
+    }
+
+
+def _auth(a: dict[str, Any]) -> dict[str, Any] | None:
+    if not _int(a.get("attempts")):
+        return None
+    return {
+        "attempts": _int(a.get("attempts")),
+        "cleartext": _int(a.get("cleartext")),
+        "outcomes": _items(a.get("outcomes") or {}),
+        "mechanisms": _items(a.get("mechanisms") or {}),
+        "users": _items(a.get("users") or []),
+    }
+
+
+def _protocols(stats: dict[str, Any]) -> dict[str, Any]:
+    hierarchy = [
+        {
+            "indent": min(_int(h.get("level")), 6),
+            "name": text(h.get("name"), 40),
+            "packets": _int(h.get("packets")),
+            "bytes": h.get("bytes") if isinstance(h.get("bytes"), int) else None,
+        }
+        for h in stats.get("hierarchy") or []
+        if isinstance(h, dict)
+    ]
+    rows = [
+        {
+            "protocol": text(p.get("protocol"), 20).upper(),
+            "sessions": _int(p.get("sessions")),
+            "packets": _int(p.get("packets")),
+            "payload": _int(p.get("payload_bytes")),
+            "tls": _int(p.get("tls_sessions")),
+            "tls_share": float(p.get("tls_share") or 0.0) * 100,
+            "decrypted": _int(p.get("decrypted_sessions")),
+            "ipv6": _int(p.get("ipv6_sessions")),
+        }
+        for p in stats.get("protocols") or []
+        if isinstance(p, dict)
+    ]
+    return {"hierarchy": hierarchy, "rows": rows}
+
+
+def _spam(spam: dict[str, Any]) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = [("messages with verdict headers", str(_int(spam.get("messages_with_verdicts"))))]
+    for key in ("spf", "dkim", "dmarc", "arc"):
+        for result, n in _items(spam.get(key) or {}):
+            rows.append((f"{key.upper()} {result}", str(n)))
+    for domain, n in _items(spam.get("dkim_domains") or []):
+        rows.append((f"DKIM signed by {domain}", str(n)))
+    rows.append(("flagged as spam by a filter", str(_int(spam.get("spam_flagged")))))
+    for category, n in _items(spam.get("rejections") or {}):
+        rows.append((f"refused: {category}", str(n)))
+    rows.append(("relaying refused", str(_int(spam.get("relay_denied")))))
+    rows.append(("RCPT refused as unknown user", str(_int(spam.get("unknown_recipients")))))
+    rows.append(("RCPT deferred (450/451, greylisting?)", str(_int(spam.get("greylist_deferrals")))))
+    return rows
+
+
+def _findings(summary: dict[str, Any]) -> list[tuple[str, dict[str, int]]]:
+    by_id = summary.get("by_id") or {}
+    return [
+        (text(k, 60), {s: _int(v.get(s)) for s in ("high", "medium", "low", "info")})
+        for k, v in sorted(by_id.items())
+        if isinstance(v, dict)
+    ]
