@@ -10,6 +10,7 @@ the message pipeline (:mod:`mailtrace.mime`) as their bytes arrive; only the sum
 from __future__ import annotations
 
 from collections.abc import Callable
+import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -406,6 +407,9 @@ class SessionBuilder:
         summarizer = self._summarizer or MessageSummarizer(self.mime_limits)
         first = self._message_first_frame or event.first_frame
         summary = summarizer.close(complete=event.complete, missing_bytes=event.missing_bytes)
+        if summary.kept or summary.text_preview:
+            # a session keeps what its views show, not the message bytes (they are in the sinks)
+            summary = dataclasses.replace(summary, kept=b"", text_preview="")
         record = MessageRecord(len(self.messages), event.origin, summary, first, event.frame, event.direction,
                                dict(event.detail))
         self.messages.append(record)
