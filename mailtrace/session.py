@@ -9,8 +9,8 @@ the message pipeline (:mod:`mailtrace.mime`) as their bytes arrive; only the sum
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 

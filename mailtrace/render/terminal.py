@@ -36,10 +36,10 @@ from mailtrace.model import (
     TlsStart,
 )
 from mailtrace.pipeline import CaptureStats
-from mailtrace.protocols.smtp_codes import explain_keyword, explain_reply
 from mailtrace.render.captions import Step, steps
 from mailtrace.render.catalog import has, text
 from mailtrace.render.context import ContextBlock, check_text, context_blocks, row_info, row_proto
+from mailtrace.render.explain import explain_smtp_reply
 from mailtrace.render.output import Output, clean
 from mailtrace.session import MessageRecord, PacketRow, Session
 
@@ -357,28 +357,15 @@ class _InfoWriter:
         return pieces
 
     def explanations(self, item: _Display) -> list[str]:
-        """Lines under a row that explain it the way the lecture does: what an SMTP failure code
-        means digit by digit (RFC 5321) and by its enhanced code (RFC 3463), and what each extension
-        a server lists after EHLO offers."""
+        """Lines under a row that explain it the way the lecture does (see :mod:`render.explain`)."""
         if self.session.protocol != "smtp":
             return []
         out: list[str] = []
         for event in item.events:
-            if not isinstance(event, Reply) or not event.status.isdigit():
-                continue
-            if event.answers == "EHLO" and event.status.startswith("2"):
-                for line in event.lines[1:]:
-                    keyword, meaning = explain_keyword(line, self.lang)
-                    if meaning:
-                        out.append(self.t("explain.extension", keyword=keyword, meaning=meaning))
-            elif event.status[0] in "45":
-                m = explain_reply(event.status, event.lines[0] if event.lines else "", self.lang)
-                if m is None:
-                    continue
-                out.append(self.t("explain.reply", code=m.code, outcome=m.outcome, category=m.category,
-                                  meaning=f" — {m.meaning}" if m.meaning else ""))
-                if m.enhanced and m.enhanced_meaning:
-                    out.append(self.t("explain.enhanced", code=m.enhanced, meaning=m.enhanced_meaning))
+            if isinstance(event, Reply):
+                explained = explain_smtp_reply(event, self.lang)
+                if explained is not None:
+                    out += explained.lines
         return out
 
     def _command(self, c: Command) -> Text:
