@@ -141,6 +141,9 @@ class Body:
     ends_nl: bool = True
     guessed: bool = False
     """The command was lost; the status line (``+OK n octets``) says it was a RETR."""
+    last_frame: int = 0
+    last_ts: float = 0.0
+    """Where the last body bytes arrived: a response cut short ends there, not at the client's next command."""
 
 
 def multiline_expected(verb: str, argument: str) -> bool:
@@ -254,7 +257,10 @@ class Pop3:
     @property
     def bulk(self) -> Direction | None:
         """The direction whose next bytes are message content, not protocol (see Dissector.bulk)."""
-        return SERVER if self.body is not None and not self.tls else None
+        body = self.body
+        if body is None or self.tls or body.cmd.verb not in ("RETR", "TOP"):
+            return None  # listings are read line by line: they are protocol, not content
+        return SERVER
 
     @property
     def bulk_left(self) -> int | None:
@@ -327,6 +333,20 @@ class Pop3:
         if self.auth_waiting and self.sasl is not None:
             self._sasl_response(line)
             return
+        if self.body is not None and not self._pipelining:
+            # without PIPELINING (RFC 2449 §6.6) a client waits for the final '.' before its next command;
+            # a command now means the server's response ended without one
+            verb = self.body.cmd.verb
+            if self.body.after_gap:
+                self.out.anomaly(SERVER, Phase.TRANSFER, "end-of-response-lost",
+                                 f"the end of the {verb} response was lost in a gap", line.frame)
+            else:
+                self.out.anomaly(SERVER, Phase.TRANSFER, "incomplete-response",
+                                 f"the {verb} response has no final '.' line before the client's next command",
+                                 line.frame)
+            self.body.missing = max(self.body.missing, 1)
+            self._body_end(self.body.last_frame or self.body.first_frame, self.body.last_ts or line.ts,
+                           complete=False)
         text = line.text.decode("utf-8", "surrogateescape").strip()
         if not text:
             self.out.anomaly(CLIENT, self.phase, "empty-command", "empty command line", line.frame)
@@ -397,6 +417,10 @@ class Pop3:
         shown = text if self.limits.show_secrets or text == "*" else "[SASL response]"
         self.out.add(Command(direction=CLIENT, ts=line.ts, frame=line.frame, first_frame=line.first_frame,
                              phase=Phase.AUTH, verb="", argument=shown))
+
+    @property
+    def _pipelining(self) -> bool:
+        return any(c.split(" ", 1)[0].upper() == "PIPELINING" for c in self.capabilities)
 
     def _phase_for(self, verb: str) -> Phase:
         phase = VERB_PHASE.get(verb)
@@ -539,6 +563,7 @@ class Pop3:
     def _body_data(self, data: bytes, frame: int, ts: float) -> bytes:
         body = self.body
         assert body is not None
+        body.last_frame, body.last_ts = frame, ts
         resync_at = self._resync_point(body, data) if body.after_gap or body.collect else None
         chunk, rest = body.reader.feed(data if resync_at is None else data[:resync_at])
         marker = rest is not None

@@ -345,10 +345,29 @@ def test_client_gap_resyncs_on_the_next_command() -> None:
     assert not kinds(events, Anomaly)
 
 
-def test_unterminated_listing_ends_at_the_next_answer() -> None:
-    """zeek's bad-list-retr-crafted: a LIST without its '.' followed by the RETR's +OK."""
+def test_unterminated_listing_ends_at_the_next_command() -> None:
+    """zeek's bad-list-retr-crafted: a LIST without its '.'; without PIPELINING the client's RETR ends it."""
     items = (
         login(Script())
+        .c(b"LIST\r\n")
+        .s(b"+OK 1 messages\r\n1 120\r\n")
+        .c(b"RETR 1\r\n")
+        .s(b"+OK\r\n1 120\r\nSubject: s\r\n\r\nb\r\n.\r\n")
+        .end()
+    )
+    events, pop = feed(Pop3, items)
+    ((end, data),) = messages(events)
+    assert end.complete and data == b"1 120\r\nSubject: s\r\n\r\nb\r\n"
+    (anomaly,) = kinds(events, Anomaly)
+    assert anomaly.kind == "incomplete-response" and "LIST response" in anomaly.detail
+    assert pop.record()["pop3"]["list"] == [{"msg": 1, "octets": 120}]
+
+
+def test_unterminated_listing_with_pipelining_ends_at_the_next_answer() -> None:
+    """With PIPELINING the client may send RETR before the '.': the listing ends at RETR's status line."""
+    items = (
+        Script().s(GREETING).c(b"CAPA\r\n").s(b"+OK\r\nUSER\r\nPIPELINING\r\n.\r\n")
+        .c(b"USER bob\r\n").s(b"+OK\r\n").c(b"PASS secret\r\n").s(b"+OK logged in\r\n")
         .c(b"LIST\r\n")
         .s(b"+OK 1 messages\r\n1 120\r\n")
         .c(b"RETR 1\r\n")
@@ -356,8 +375,8 @@ def test_unterminated_listing_ends_at_the_next_answer() -> None:
         .end()
     )
     events, _ = feed(Pop3, items)
-    ((end, _),) = messages(events)
-    assert end.complete
+    ((end, data),) = messages(events)
+    assert end.complete and data == b"Subject: s\r\n\r\nb\r\n"
     assert [a.kind for a in kinds(events, Anomaly)] == ["unterminated-response"]
 
 
