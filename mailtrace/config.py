@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from mailtrace.context.model import ContextLimits
 from mailtrace.mime import MimeLimits
+from mailtrace.protocols import REGISTRY
 from mailtrace.protocols.base import DissectorLimits
 from mailtrace.session import MessageSinkFactory, SessionLimits
 from mailtrace.tcp.flows import FlowLimits
@@ -20,10 +21,16 @@ class PortRule:
 
 
 DEFAULT_PORTS: dict[int, PortRule] = {
-    25: PortRule("smtp"), 587: PortRule("smtp"), 2525: PortRule("smtp"), 465: PortRule("smtp", True),
-    110: PortRule("pop3"), 995: PortRule("pop3", True),
-    143: PortRule("imap"), 993: PortRule("imap", True),
+    **{port: PortRule(cls.name) for cls in REGISTRY for port in sorted(cls.default_ports)},
+    **{port: PortRule(cls.name, True) for cls in REGISTRY for port in sorted(cls.tls_ports)},
 }
+"""Each dissector's own ports (SMTP 25/587/2525 and 465, POP3 110 and 995, IMAP 143 and 993)."""
+PORT_PROTOCOL_NAMES: dict[str, PortRule] = {
+    **{cls.name: PortRule(cls.name) for cls in REGISTRY},
+    **{cls.name + "s": PortRule(cls.name, True) for cls in REGISTRY},
+    "pop": PortRule("pop3"),
+}
+"""What ``--port PORT=NAME`` accepts: a protocol, the same with an ``s`` for implicit TLS."""
 
 
 @dataclass(frozen=True)
@@ -61,9 +68,7 @@ def parse_port_rule(text: str) -> tuple[int, PortRule]:
     if not 0 < port < 65536:
         raise ValueError(f"port {port} is out of range")
     proto = proto.strip().lower()
-    names = {"smtp": PortRule("smtp"), "pop3": PortRule("pop3"), "pop": PortRule("pop3"),
-             "imap": PortRule("imap"), "smtps": PortRule("smtp", True), "pop3s": PortRule("pop3", True),
-             "imaps": PortRule("imap", True)}
-    if proto not in names:
-        raise ValueError(f"unknown protocol {proto!r}: use smtp, pop3, imap, smtps, pop3s or imaps")
-    return port, names[proto]
+    if proto not in PORT_PROTOCOL_NAMES:
+        known = [name for name in PORT_PROTOCOL_NAMES if name != "pop"]
+        raise ValueError(f"unknown protocol {proto!r}: use {', '.join(known[:-1])} or {known[-1]}")
+    return port, PORT_PROTOCOL_NAMES[proto]

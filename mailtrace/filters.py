@@ -32,10 +32,12 @@ from datetime import UTC, datetime
 
 from mailtrace.capture.decode import TCP_SYN
 from mailtrace.model import Reply
+from mailtrace.protocols import BY_NAME
 from mailtrace.session import Session
 
 STATUSES = ("completed", "failed", "reset", "partial")
-PROTOCOLS = ("smtp", "pop3", "imap")
+PROTOCOLS = tuple(BY_NAME)
+"""The protocol names ``--protocol`` accepts: one per dissector in the registry."""
 OPEN_CLOSES = frozenset({"open", "timeout"})
 """``Session.close`` values of a connection the capture did not see end."""
 

@@ -18,6 +18,7 @@ import click
 from mailtrace.capture.reader import CaptureFile
 from mailtrace.commands.common import build_config, fail, input_options, load_keylog, open_all
 from mailtrace.extract import ExtractError, ExtractOptions, Extractor, ExtractTotals
+from mailtrace.filters import PROTOCOLS
 from mailtrace.pipeline import Analyzer, CaptureStats
 
 EXIT_WRITE_FAILED = 1
@@ -31,7 +32,7 @@ EXIT_WRITE_FAILED = 1
 @click.option("--attachments-only", is_flag=True, help="Write the attachment files only, no .eml files.")
 @click.option("--session", "session_ids", multiple=True, type=click.IntRange(min=1), metavar="ID",
               help="Only the messages of this session (the numbers `mailtrace analyze` shows). Repeatable.")
-@click.option("-p", "--protocol", "protocols", multiple=True, type=click.Choice(["smtp", "pop3", "imap"]),
+@click.option("-p", "--protocol", "protocols", multiple=True, type=click.Choice(PROTOCOLS),
               help="Only messages carried by this protocol. Repeatable.")
 @click.option("--overwrite", is_flag=True,
               help="Write into a non-empty DIR, replacing files of the same names (other files are kept).")

@@ -626,7 +626,7 @@ def _exchange(x: _Exchange, ctx: _Context) -> _Sentence:
         upgrade = _say(ctx, "starttls", reply, verb=verb)
         ctx.upgraded = ctx.upgraded or upgrade.tone == "ok"
         return upgrade
-    handler = _HANDLERS.get(protocol)
+    handler = PROTOCOL_CAPTIONS.get(protocol)
     if handler is not None:
         sentence = handler(x, ctx, reply)
         if sentence is not None:
@@ -919,8 +919,9 @@ def _imap(x: _Exchange, ctx: _Context, reply: Reply | None) -> _Sentence | None:
     return None
 
 
-_HANDLERS: dict[str, Callable[[_Exchange, _Context, Reply | None], _Sentence | None]] = {
+PROTOCOL_CAPTIONS: dict[str, Callable[[_Exchange, _Context, Reply | None], _Sentence | None]] = {
     "smtp": _smtp,
     "pop3": _pop3,
     "imap": _imap,
 }
+"""Per protocol, the sentences for its commands (a protocol without one gets the generic caption)."""

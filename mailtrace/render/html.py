@@ -65,6 +65,7 @@ from mailtrace.model import (
     TlsStart,
 )
 from mailtrace.pipeline import CaptureStats
+from mailtrace.protocols import BY_NAME
 from mailtrace.received import received_chain
 from mailtrace.render import captions
 from mailtrace.render.catalog import text as catalog_text
@@ -110,7 +111,7 @@ class HtmlLimits:
     """Embedded findings and statistics JSON; a bigger key is left out (named in the downloaded JSON)."""
 
 
-PROTOCOLS = ("smtp", "pop3", "imap")
+PROTOCOLS = tuple(BY_NAME)
 _PROTOCOL_EVENTS = (Command, Reply, AuthAttempt, TlsStart, BodyData, MessageEnd, Note)
 _TONES = {"ok": "ok", "warn": "warn", "fail": "bad"}
 _PHASE_ORDER = [p.value for p in Phase]

@@ -15,6 +15,7 @@ from typing import Any
 
 from markupsafe import Markup
 
+from mailtrace.protocols import BY_NAME
 from mailtrace.protocols.smtp_codes import explain_reply
 from mailtrace.render.svg import Bar, Spread, bar_chart, share_bar, spread_chart, text
 
@@ -160,7 +161,7 @@ def _commands(commands: dict[str, Any]) -> list[tuple[str, Markup]]:
 
 
 def _css_name(protocol: str) -> str:
-    return protocol if protocol in ("smtp", "pop3", "imap") else "other"
+    return protocol if protocol in BY_NAME else "other"
 
 
 def _addresses(addresses: dict[str, Any]) -> list[tuple[str, Markup]]:
