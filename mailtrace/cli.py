@@ -2,36 +2,49 @@
 
 Errors the user can fix are one line on stderr with what to do next, and exit status 2; a report
 that was produced (even from a damaged capture) exits 0. Each sub-command is a module in
-``mailtrace.commands`` registered here with one line.
+``mailtrace.commands`` registered here with one line in ``COMMANDS``.
 """
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
 from mailtrace import __version__
-from mailtrace.commands.analyze import analyze
-from mailtrace.commands.extract import extract
-from mailtrace.commands.flows import flows
-from mailtrace.commands.interfaces import interfaces
-from mailtrace.commands.live import live
-from mailtrace.commands.report import report
-from mailtrace.commands.stats import stats
+
+COMMANDS = {
+    "analyze": "mailtrace.commands.analyze",
+    "live": "mailtrace.commands.live",
+    "interfaces": "mailtrace.commands.interfaces",
+    "stats": "mailtrace.commands.stats",
+    "extract": "mailtrace.commands.extract",
+    "report": "mailtrace.commands.report",
+    "flows": "mailtrace.commands.flows",
+}
+"""Sub-command name → the module that defines a click command of that name (imported when used)."""
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class LazyGroup(click.Group):
+    """Imports a sub-command's module only when it runs: ``mailtrace analyze`` does not load jinja2 or
+    scapy, and ``mailtrace --version`` loads nothing (click's documented lazy-loading pattern)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMANDS.get(cmd_name)
+        if module is None:
+            return None
+        command = getattr(importlib.import_module(module), cmd_name)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="mailtrace")
 def main() -> None:
     """Analyse SMTP, POP3 and IMAP in packet captures: sessions, phases, logins and messages."""
-
-
-main.add_command(analyze)
-main.add_command(live)
-main.add_command(interfaces)
-main.add_command(stats)
-main.add_command(extract)
-main.add_command(report)
-main.add_command(flows)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import click
 
 from mailtrace.commands.common import fail
 from mailtrace.config import Config
-from mailtrace.render.attachments import AttachmentCollector
-from mailtrace.render.html import HtmlLimits, HtmlReport
+
+if TYPE_CHECKING:  # jinja2 and the templates load only when a report is written
+    from mailtrace.render.attachments import AttachmentCollector
+    from mailtrace.render.html import HtmlLimits, HtmlReport
 
 
 def html_options(f: click.decorators.FC) -> click.decorators.FC:
@@ -27,6 +30,9 @@ def open_report(path: str, *, show_secrets: bool, embed_attachments: bool, title
     ``lang`` is the language of captions, explanations and header meanings (as the text views);
     ``context=False`` (``--no-context``) leaves the sessions' context lists empty, as in the JSON report.
     """
+    from mailtrace.render.attachments import AttachmentCollector
+    from mailtrace.render.html import HtmlReport
+
     collector = AttachmentCollector() if embed_attachments else None
     try:
         target = click.get_text_stream("stdout") if path == "-" else path
