@@ -76,7 +76,7 @@ class JsonConsumer:
 
 class JsonlConsumer:
     def __init__(self, show_secrets: bool, *, lang: str = "en", context: bool = True) -> None:
-        self.write = jsonl_writer(click.get_text_stream("stdout"), show_secrets, lang=lang, context=context)
+        self.write = jsonl_writer(sys.stdout, show_secrets, lang=lang, context=context)
 
     def session(self, session: Session) -> None:
         self.write(session)
@@ -103,7 +103,7 @@ class FindingLines:
 
     def __init__(self, findings: FindingsCollector) -> None:
         self.findings = findings
-        self.stream = click.get_text_stream("stdout")
+        self.stream = sys.stdout
 
     def session(self, session: Session) -> None:
         pass
@@ -248,8 +248,8 @@ def analyze(*, captures: tuple[str, ...], fmt: str, as_list: bool, follow: bool,
     analyzer = Analyzer(config, keylog=keylog)
     listen_for_dns(analyzer, findings)
     started = time.monotonic()
-    out = click.get_text_stream("stdout")
-    output = Output.detect(color=color, width=width, stream=out, err=click.get_text_stream("stderr"))
+    out = sys.stdout
+    output = Output.detect(color=color, width=width, stream=out, err=sys.stderr)
     progress = Progress(output.err, enabled=output.err_isatty)
     if output.isatty:
         output.interrupt = progress.suspend

@@ -8,6 +8,8 @@ top-level ``flows``).
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from mailtrace.commands.analyze import sessions
@@ -41,8 +43,8 @@ def flows(*, captures: tuple[str, ...], fmt: str, multi_hop: bool, color: bool |
     config = build_config(ports, show_secrets, no_sniff)
     analyzer = Analyzer(config, keylog=load_keylog(keylog_path))
     files = open_all(captures)
-    out = click.get_text_stream("stdout")
-    output = Output.detect(color=color, width=width, stream=out, err=click.get_text_stream("stderr"))
+    out = sys.stdout
+    output = Output.detect(color=color, width=width, stream=out, err=sys.stderr)
     collector = FlowCollector()
     progress = Progress(output.err, enabled=output.err_isatty)
     with progress:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from typing import TYPE_CHECKING
 
 import click
@@ -35,7 +36,7 @@ def open_report(path: str, *, show_secrets: bool, embed_attachments: bool, title
 
     collector = AttachmentCollector() if embed_attachments else None
     try:
-        target = click.get_text_stream("stdout") if path == "-" else path
+        target = sys.stdout if path == "-" else path
         report = HtmlReport(target, show_secrets=show_secrets, title=title, limits=limits,
                             attachments=collector, lang=lang, explain=explain, context=context)
     except OSError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 from rich.console import Console
@@ -30,7 +31,7 @@ def interfaces(fmt: str) -> None:
                   "addresses": list(i.addresses), "default": i.name == default} for i in found]
         click.echo(json.dumps(rows, indent=2))
         return
-    out = click.get_text_stream("stdout")
+    out = sys.stdout
     console = Console(file=out, highlight=False)
     if not console.is_terminal:
         console.width = 200  # a pipe: one line per interface, never folded

@@ -437,7 +437,7 @@ def live(
             except PcapWriteError as exc:
                 fail(str(exc))
             cleanup.callback(_close_quietly, writer)
-        out = click.get_text_stream("stdout")
+        out = sys.stdout
         consumers = _consumers(out, fmt, show_secrets) + reports
         stderr = Console(stderr=True, highlight=False)
         on_terminal = stderr.is_terminal and not stderr.is_dumb_terminal

@@ -7,6 +7,7 @@ json``; the findings are run too, and counted (not listed) in a last table.
 from __future__ import annotations
 
 import csv
+import sys
 import time
 
 import click
@@ -64,7 +65,7 @@ def stats(
     findings.end(analyzer.stats, elapsed)
     result = collector.result()
     result.extra["findings"] = findings.summary()
-    out = click.get_text_stream("stdout")
+    out = sys.stdout
     if fmt == "json":
         out.write(dumps(stats_document(result), indent=2) + "\n")
     elif fmt == "csv":
