@@ -8,6 +8,8 @@ that was produced (even from a damaged capture) exits 0. Each sub-command is a m
 from __future__ import annotations
 
 import importlib
+import io
+import sys
 
 import click
 
@@ -45,6 +47,11 @@ class LazyGroup(click.Group):
 @click.version_option(__version__, prog_name="mailtrace")
 def main() -> None:
     """Analyse SMTP, POP3 and IMAP in packet captures: sessions, phases, logins and messages."""
+    for stream in (sys.stdout, sys.stderr):
+        # bytes from the wire that are not UTF-8 live on as lone surrogates: print them as \udcNN
+        # rather than fail half-way through a report, whatever the terminal's encoding
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -22,6 +22,7 @@ from typing import Any, BinaryIO
 
 from mailtrace.envelope import smtp_transaction
 from mailtrace.mime import MessageSummarizer, MessageSummary, MimeLimits, PartStart, PartWriter
+from mailtrace.render.json import dumps
 from mailtrace.session import MessageRecord, Session, SessionBuilder
 
 __all__ = [
@@ -506,7 +507,7 @@ class Extractor:
             t.truncated += 1
         t.messages += 1
         entry = message_entry(session, record, eml=eml, attachments=attachments, incomplete=reason)
-        self._index.write(("," if self._entries else "") + "\n" + json.dumps(entry, ensure_ascii=False))
+        self._index.write(("," if self._entries else "") + "\n" + dumps(entry))
         self._entries += 1
 
     def _place(self, source: Path, name: str) -> None:
@@ -540,7 +541,7 @@ class Extractor:
         }
         self._index.write("\n]")
         for key, value in tail.items():
-            self._index.write(f", {json.dumps(key)}: " + json.dumps(value, ensure_ascii=False))
+            self._index.write(f", {json.dumps(key)}: " + dumps(value))
         self._index.write("}\n")
         self._index.close()
         self._place(self.staging / INDEX_NAME, INDEX_NAME)

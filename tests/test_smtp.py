@@ -288,6 +288,30 @@ def test_garbage_on_port_25_is_an_anomaly(tmp_path: Path) -> None:
     assert any(a["kind"] == "garbage" for a in s["anomalies"])
 
 
+@pytest.mark.parametrize(("line", "kind", "shown"), [
+    (b"\xc3\x28XYZ hello\r\n", "unknown-command", "unknown command \\xc3(XYZ"),
+    (b"BDAT \xff\xfe\r\n", "bdat-invalid", "BDAT with invalid chunk size \\xff\\xfe"),
+])
+def test_undecodable_bytes_in_a_verb_or_size_are_shown_escaped(tmp_path: Path, line: bytes, kind: str,
+                                                                shown: str) -> None:
+    """A verb that is not UTF-8 once made the whole run fail (the anomaly text re-encoded it strictly)."""
+    cap = Capture()
+    t = Tcp(cap).handshake()
+    t.s(b"220 mx ESMTP\r\n").c(b"EHLO a\r\n").s(b"250 mx\r\n").c(b"MAIL FROM:<a@b>\r\n").s(b"250 ok\r\n")
+    t.c(line).s(b"500 what?\r\n").c(b"QUIT\r\n").s(b"221 bye\r\n").fin()
+    path = cap.write(tmp_path / "x.pcap")
+    (s,) = report(path)["sessions"]
+    (anomaly,) = s["anomalies"]
+    assert anomaly["kind"] == kind and anomaly["detail"].startswith(shown)
+    assert [c["verb"] for c in s["commands"]][-1] == "QUIT"
+    for args in (["--format", "jsonl"], ["--no-color"], ["--follow"], ["--list"], ["--headers"]):
+        result = run_cli("analyze", *args, str(path))
+        assert result.exit_code == 0, (args, result.output)
+        result.output.encode("utf-8")  # nothing unwritable
+    result = run_cli("extract", str(path), "-o", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+
+
 # --------------------------------------------------------------------------- reply codes and extensions
 def test_reply_codes_explained_digit_by_digit_and_enhanced() -> None:
     from mailtrace.protocols.smtp_codes import explain_keyword, explain_reply

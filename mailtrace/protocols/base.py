@@ -293,6 +293,11 @@ class EventSink:
                                            first_frame=self.frame, phase=phase, data=data))
 
 
+def printable_text(text: str, limit: int = 200) -> str:
+    """Text decoded with ``surrogateescape`` (the raw bytes kept in it), shown like :func:`printable`."""
+    return printable(text.encode("utf-8", "surrogateescape"), limit)
+
+
 def printable(data: bytes, limit: int = 200) -> str:
     """Bytes from the wire as a one-line str for display: undecodable bytes and controls escaped."""
     text = data[:limit].decode("utf-8", "backslashreplace")

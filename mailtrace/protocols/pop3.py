@@ -39,7 +39,7 @@ from mailtrace.model import (
     StreamItem,
     TlsStart,
 )
-from mailtrace.protocols.base import DissectorLimits, DotBody, EventSink, Line, LineBuffer, printable
+from mailtrace.protocols.base import DissectorLimits, DotBody, EventSink, Line, LineBuffer, printable, printable_text
 from mailtrace.protocols.sasl import SaslExchange, hashcat_cram_md5
 
 
@@ -396,7 +396,7 @@ class Pop3:
                              phase=phase, verb=verb_u, argument=shown, known=known))
         if not known:
             self.out.anomaly(CLIENT, phase, "unknown-command",
-                             f"unknown command {_shown(verb, 40)}", line.frame)
+                             f"unknown command {printable_text(verb, 40)}", line.frame)
         else:
             self._check_command(verb_u, argument.strip(), phase, line.frame)
         if len(self.pending) >= self.limits.max_pending_commands:
@@ -444,7 +444,7 @@ class Pop3:
         pattern = ARGUMENTS.get(verb)
         if pattern is not None and not pattern.match(argument):
             self.out.anomaly(CLIENT, phase, "invalid-argument",
-                             f"{verb} {_shown(argument, 60)}: not what RFC 1939 allows", frame)
+                             f"{verb} {printable_text(argument, 60)}: not what RFC 1939 allows", frame)
 
     # ------------------------------------------------------------------ server
     def _server_data(self, data: bytes, frame: int, ts: float) -> None:
@@ -853,11 +853,6 @@ class Pop3:
 
 def _int(text: str) -> int | None:
     return int(text) if text.isdigit() and len(text) < 20 else None
-
-
-def _shown(text: str, limit: int) -> str:
-    """Text decoded with surrogateescape (raw bytes kept), shown safely."""
-    return printable(text.encode("utf-8", "surrogateescape"), limit)
 
 
 def _numbers(numbers: list[int]) -> str:

@@ -160,6 +160,6 @@ class SaslExchange:
 
 def hashcat_cram_md5(user: str, challenge: str, digest: str) -> str:
     """A CRAM-MD5 exchange in hashcat's mode 16400 input format."""
-    return "$cram_md5${}${}".format(
-        base64.b64encode(challenge.encode()).decode(), base64.b64encode(f"{user} {digest}".encode()).decode()
-    )
+    challenge_b64 = base64.b64encode(challenge.encode("utf-8", "surrogateescape")).decode()
+    response_b64 = base64.b64encode(f"{user} {digest}".encode("utf-8", "surrogateescape")).decode()
+    return f"$cram_md5${challenge_b64}${response_b64}"

@@ -33,7 +33,7 @@ from mailtrace.model import (
     StreamItem,
     TlsStart,
 )
-from mailtrace.protocols.base import DissectorLimits, DotBody, EventSink, Line, LineBuffer, printable
+from mailtrace.protocols.base import DissectorLimits, DotBody, EventSink, Line, LineBuffer, printable, printable_text
 from mailtrace.protocols.sasl import SaslExchange
 
 KNOWN_VERBS = frozenset({
@@ -357,7 +357,7 @@ class Smtp:
                           phase=phase, verb=verb_u, argument=shown, known=known)
         self.out.add(command)
         if not known:
-            self.out.anomaly(CLIENT, phase, "unknown-command", f"unknown command {printable(verb.encode(), 40)}",
+            self.out.anomaly(CLIENT, phase, "unknown-command", f"unknown command {printable_text(verb, 40)}",
                              line.frame)
         if not self.greeted and self.server_bytes and not self.pending:
             pass
@@ -423,7 +423,7 @@ class Smtp:
         last = bool(match and match.group(2))
         if not size_text.isdigit() or int(size_text) >= MAX_BDAT_CHUNK:
             self.out.anomaly(CLIENT, cmd.phase, "bdat-invalid",
-                             f"BDAT with invalid chunk size {printable(size_text.encode(), 40)!s}; "
+                             f"BDAT with invalid chunk size {printable_text(size_text, 40)}; "
                              "reading on as commands", line.frame)
             return
         size = int(size_text)

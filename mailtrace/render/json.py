@@ -8,6 +8,7 @@ writes one session object per line.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import IO, Any
 
@@ -155,8 +156,23 @@ def _context_stats(stats: CaptureStats) -> dict[str, int]:
             "non_mail": c.non_mail, "unanswered": c.unanswered, "dropped": c.dropped}
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def dumps(value: Any, indent: int | None = None) -> str:
-    return json.dumps(value, ensure_ascii=False, indent=indent, default=str)
+    """JSON text that is always valid UTF-8.
+
+    Text from the wire is decoded with ``surrogateescape``, so a byte that is not UTF-8 survives as a
+    lone surrogate; it is written as the four characters ``\\xNN`` (the way the text views show it)
+    instead of making the output unwritable.
+    """
+    text = json.dumps(value, ensure_ascii=False, indent=indent, default=str)
+    return _SURROGATE.sub(_escaped_byte, text) if _SURROGATE.search(text) else text
+
+
+def _escaped_byte(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else "\\ufffd"
 
 
 class JsonReportWriter:
