@@ -696,3 +696,44 @@ def test_report_in_german(tmp_path: Path) -> None:
     assert catalog_text("explain.reply", "de", code="550", outcome=m.outcome, category=m.category,
                         meaning=f" — {m.meaning}") in html
     assert html_mod.escape(explain("subject", "de")) in html and explain("subject", "de") != explain("subject")
+
+
+def flows_section(html: str) -> str:
+    start = html.index('<section id="flows"')
+    return html[start : html.index("</section>", start)]
+
+
+@pytest.mark.parametrize("name", ["smtp-relay-seed-story", "mixed-all"])
+def test_flows_section_draws_the_json_reports_flows(name: str, tmp_path: Path) -> None:
+    """Every flow of several hops is drawn with its hops in order, each linked to its session's section,
+    with the delay and the Received verdict the JSON report gives."""
+    pcap = samples_dir() / f"{name}.pcap"
+    expected = json_report(str(pcap))
+    multi = [f for f in expected["flows"] if len(f["hops"]) > 1]
+    assert multi, "both captures have a message relayed over two hops"
+    html = html_report(tmp_path / "r.html", str(pcap))
+    check_safe(html)
+    assert '<a href="#flows">Message flows</a>' in html
+    section = flows_section(html)
+    assert f"{len(expected['flows'])} messages followed, {len(multi)} of them over several hops" in section \
+        or f"{len(expected['flows'])} message followed, {len(multi)} of them over several hops" in section
+    blocks = section.split('<div class="flow">')[1:]
+    assert len(blocks) == len(multi)  # messages seen once are in the JSON only, since multi-hop flows exist
+    for block, flow in zip(blocks, multi, strict=True):
+        assert html_mod.escape(flow["message_id"]) in block
+        sessions = re.findall(r'<td class="n"><a href="#s(\d+)">\d+</a></td>', block)
+        assert [int(s) for s in sessions] == [h["session"] for h in flow["hops"]]
+        for hop in flow["hops"]:
+            assert f'id="s{hop["session"]}"' in html  # the link goes to a section that exists
+            path = f'{hop["client"]["ip"]}:{hop["client"]["port"]} → {hop["server"]["ip"]}:{hop["server"]["port"]}'
+            assert path in block
+        if flow["received_chain_matches"]:
+            assert "the Received chain matches the hops in the capture" in block
+            assert "✓</div>" in block
+
+
+def test_relay_flow_shows_the_received_line_the_relay_added(tmp_path: Path) -> None:
+    pcap = samples_dir() / "smtp-relay-seed-story.pcap"
+    block = flows_section(html_report(tmp_path / "r.html", str(pcap)))
+    assert "<td class=\"n\">79.4 ms</td>" in block  # the relay left 0.079 s after the submission
+    assert "Received: from client.local.example [127.0.0.10] by mail.local.example ✓" in block

@@ -48,6 +48,7 @@ from markupsafe import Markup, escape
 from mailtrace import __version__
 from mailtrace.capture.decode import TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN
 from mailtrace.envelope import compare_envelope
+from mailtrace.messageflows import RETRIEVAL as _RETRIEVAL
 from mailtrace.mime import Attachment, Part
 from mailtrace.model import (
     Anomaly,
@@ -107,6 +108,8 @@ class HtmlLimits:
     """Session start times kept for the overview chart (about 100 bytes each)."""
     max_findings: int = 2_000
     """Rows of the findings table (each session's section lists up to ``max_list`` of its own)."""
+    max_flows: int = 500
+    """Message flows drawn in the flows section (all are in the embedded JSON)."""
     max_extra_json: int = 8 * 1024 * 1024
     """Embedded findings and statistics JSON; a bigger key is left out (named in the downloaded JSON)."""
 
@@ -350,6 +353,8 @@ class HtmlReport:
         self._last_shown: dict[int, int] = {}
         """Session id → last frame of its packet table (frame links go only to rows that exist)."""
         self._by_session: dict[int, list[dict[str, Any]]] = {}
+        self._sections: set[int] = set()
+        """Sessions that have a detail section (a flow hop links to it)."""
         self._phase_names = {p.value: catalog_text("phase." + p.value, lang) for p in Phase}
         """Phase labels in the report's language (the CSS classes keep the English names)."""
         self.stats = stats
@@ -433,6 +438,7 @@ class HtmlReport:
                 self._spooled += size
                 ov.sections += 1
                 has_section = True
+                self._sections.add(s.id)
         if not has_section:
             ov.stubs += 1
         row["section"] = has_section
@@ -662,8 +668,66 @@ class HtmlReport:
             "severities": SEVERITIES,
             "severity_css": _SEVERITY_CSS,
             "st": stats_view(stats_json, lang=self.lang) if isinstance(stats_json, dict) else None,
+            "fl": self._flows_view(),
             "extra_json": self._extra_json(),
             "filter": self._filter_text(),
+        }
+
+    def _flows_view(self) -> dict[str, Any] | None:
+        """The message-flows section, drawn from the JSON report's ``flows`` (None: the run has none).
+
+        Flows of several hops come first and are all listed up to ``max_flows``; a message seen once is
+        a flow of one hop, listed only when no flow has several (otherwise they would bury the story)."""
+        raw = self.extra.get("flows")
+        if not isinstance(raw, list):
+            return None
+        multi = [f for f in raw if len(f.get("hops") or []) > 1]
+        chosen = multi or raw
+        limit = self.limits.max_flows
+        return {
+            "total": len(raw),
+            "multi": len(multi),
+            "single_hidden": len(raw) - len(multi) if multi else 0,
+            "hidden": max(0, len(chosen) - limit),
+            "limit": limit,
+            "rows": [self._flow_row(f) for f in chosen[:limit]],
+        }
+
+    def _flow_row(self, flow: dict[str, Any]) -> dict[str, Any]:
+        hops = []
+        for hop in flow.get("hops") or []:
+            client = f"{hop['client']['ip']}:{hop['client']['port']}"
+            server = f"{hop['server']['ip']}:{hop['server']['port']}"
+            origin = hop.get("origin") or ""
+            added = []
+            for i, r in enumerate(hop.get("received_added") or []):
+                sender = (r.get("from") or "?") + (f" [{r['ip']}]" if r.get("ip") else "")
+                line = catalog_text("flows.added.received", self.lang, sender=sender, by=r.get("by") or "?")
+                # the verdict is about the line that records the previous hop: the last one added
+                last = i == len(hop["received_added"]) - 1
+                added.append({"text": text(line, 300), "ok": hop.get("received_matches") if last else None})
+            if hop.get("received_added") == [] and hop.get("delay") is not None:
+                added.append({"text": catalog_text("flows.added.none", self.lang), "ok": hop.get("received_matches")})
+            if hop.get("continuous") is False:
+                added.append({"text": catalog_text("flows.gap", self.lang), "ok": None})
+            hops.append({
+                "session": hop["session"],
+                "linked": hop["session"] in self._sections,
+                "ts": hop["ts"],
+                "path": f"{server} → {client}" if origin in _RETRIEVAL else f"{client} → {server}",
+                "carrier": catalog_text("flows.origin." + origin, self.lang) if origin
+                else str(hop.get("protocol", "")).upper(),
+                "delay": hop.get("delay"),
+                "added": added,
+            })
+        return {
+            "message_id": text(flow.get("message_id") or "", 300),
+            "key": text(flow.get("key") or "", 100),
+            "subject": text(flow.get("subject") or "", 200),
+            "sender": text(flow.get("from") or "", 200),
+            "duration": flow.get("duration") or 0.0,
+            "chain": flow.get("received_chain_matches"),
+            "hops": hops,
         }
 
     def _findings(self) -> tuple[list[dict[str, Any]], dict[str, int]]:
