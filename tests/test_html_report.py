@@ -737,3 +737,29 @@ def test_relay_flow_shows_the_received_line_the_relay_added(tmp_path: Path) -> N
     block = flows_section(html_report(tmp_path / "r.html", str(pcap)))
     assert "<td class=\"n\">79.4 ms</td>" in block  # the relay left 0.079 s after the submission
     assert "Received: from client.local.example [127.0.0.10] by mail.local.example ✓" in block
+
+
+def packet_table_of(html: str, sid: int) -> str:
+    start = html.index('<table class="grid packets', html.index(f'id="s{sid}"'))
+    return html[start : html.index("</table>", start)]
+
+
+def test_context_rows_stand_between_the_sessions_own_packets(tmp_path: Path) -> None:
+    """As in the terminal view: the lookups and the ident probe the hosts made for the session are rows
+    of its table, in frame order, under captions labelled dns / ident; --no-context leaves them out."""
+    pcap = samples_dir() / "smtp-relay-seed-story.pcap"
+    first = json_report(str(pcap))["sessions"][0]
+    context_frames = [c["frame"] for c in first["context"]]
+    assert context_frames, "sendmail looked up the client and probed ident"
+    table = packet_table_of(html_report(tmp_path / "r.html", str(pcap)), first["id"])
+    rows = [(int(f), kind) for f, kind in re.findall(rf'<tr id="s{first["id"]}-f(\d+)" class="(\w+)">', table)]
+    frames = [f for f, _ in rows]
+    assert frames == sorted(frames)
+    shown_context = [f for f, kind in rows if kind == "context"]
+    assert set(context_frames) <= set(shown_context)
+    labels = re.findall(r'<span class="phase">(\w+)</span>', table)
+    assert labels[:4] == ["dns", "setup", "dns", "ident"]  # the PTR/A lookups and the probe after SYN/ACK
+    assert "the MTA tries an ident probe (port 113) — refused with RST" in table
+    assert "(continued)" in table  # MAIL FROM's reply comes after the sender-domain lookups
+    bare = packet_table_of(html_report(tmp_path / "n.html", str(pcap), "--no-context"), first["id"])
+    assert 'class="context"' not in bare and '<span class="phase">dns</span>' not in bare

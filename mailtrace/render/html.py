@@ -70,6 +70,7 @@ from mailtrace.protocols import BY_NAME
 from mailtrace.received import received_chain
 from mailtrace.render import captions
 from mailtrace.render.catalog import text as catalog_text
+from mailtrace.render.context import ContextBlock, context_blocks, row_info, row_proto
 from mailtrace.render.explain import explain_smtp_reply
 from mailtrace.render.html_stats import stats_view
 from mailtrace.render.json import FORMAT_NAME, FORMAT_VERSION, capture_json, session_json
@@ -970,16 +971,31 @@ class HtmlReport:
             Direction.SERVER: (escape(str(s.server)), escape(str(s.client))),
         }
         out: list[str] = []
+        shown = sum(len(step["raw"]) for step in steps)
+        blocks = context_blocks(s, lang=self.lang, boundaries=[r.frame for r in s.rows]) if self.context else []
+        pending = list(reversed(blocks))
         for step in steps:
             phase = step["phase"]
             tone = f" tone-{step['tone']}" if step["tone"] else ""
             name = self._phase_names.get(phase, phase)
             caption = "" if step["caption"].lower() in (phase, name.lower()) else " " + escape(step["caption"])
+            rows = step["raw"]
+            while pending and rows and pending[-1].frame < rows[0].frame:
+                out.append(self._context_block(s, pending.pop()))
             out.append(
                 f'<tbody class="step ph-{phase}"><tr class="caption{tone}"><th colspan="7" scope="rowgroup">'
                 f'<span class="phase">{escape(name)}</span>{caption}</th></tr>\n'
             )
-            for r in step["raw"]:
+            for r in rows:
+                if pending and pending[-1].frame < r.frame:  # context packets between two of this step's
+                    out.append("</tbody>\n")
+                    while pending and pending[-1].frame < r.frame:
+                        out.append(self._context_block(s, pending.pop()))
+                    resumed = escape(catalog_text("context.resume", self.lang, caption=step["caption"]))
+                    out.append(
+                        f'<tbody class="step ph-{phase}"><tr class="caption{tone}"><th colspan="7" '
+                        f'scope="rowgroup"><span class="phase">{escape(name)}</span> {resumed}</th></tr>\n'
+                    )
                 src, dst = ends[r.direction]
                 events = r.events or []
                 if any(isinstance(e, _PROTOCOL_EVENTS) for e in events):
@@ -1004,7 +1020,31 @@ class HtmlReport:
                     f'<td class="info">{info}</td></tr>\n'
                 )
             out.append("</tbody>\n")
+        if shown == len(s.rows):  # after the last packet of the session (unless the table was cut)
+            out.extend(self._context_block(s, block) for block in reversed(pending))
         return Markup("".join(out))  # noqa: S704 - capture text above is escape()d
+
+    def _context_block(self, s: Session, block: ContextBlock) -> str:
+        """The DNS lookups or ident probe made for the session, as a captioned group of rows between
+        its own packets (as the terminal view; ``--no-context`` leaves them out)."""
+        label = catalog_text("phase." + block.kind, self.lang)
+        tone = " tone-warn" if block.tone == "warn" else ""
+        out = [
+            f'<tbody class="step ph-context ctx-{block.kind}"><tr class="caption{tone}"><th colspan="7" '
+            f'scope="rowgroup"><span class="phase">{escape(label)}</span> '
+            f"{escape(text(block.caption, 600))}</th></tr>\n"
+        ]
+        for row, o in block.rows:
+            info = escape(text(row_info(row, o, self.lang), self.limits.max_text))
+            out.append(
+                f'<tr id="s{s.id}-f{row.frame}" class="context">'
+                f'<td class="n">{row.frame}</td>'
+                f'<td class="n" title="{fmt_utc(row.ts)}">{row.ts - self._t0:.6f}</td>'
+                f"<td>{escape(row.src)}</td><td>{escape(row.dst)}</td><td>{escape(row_proto(row, o))}</td>"
+                f'<td class="n">{row.payload_len}</td><td class="info">{info}</td></tr>\n'
+            )
+        out.append("</tbody>\n")
+        return "".join(out)
 
     def _explanations(self, r: PacketRow) -> str:
         """What an SMTP failure code and the EHLO extensions mean, under the row (as the terminal view)."""
