@@ -156,3 +156,50 @@ def test_golden(captures: Path, update_golden: bool, monkeypatch: pytest.MonkeyP
         path.write_text(result.stdout, encoding="utf-8")
         return
     assert result.stdout == path.read_text(encoding="utf-8")
+
+
+def _pop3_retr(cap: Capture, client: tuple[str, int], server: tuple[str, int], message: bytes, ts: float) -> float:
+    conv = Tcp(cap, client=client, server=server, ts=ts)
+    conv.handshake().s(b"+OK POP3 ready\r\n").c(b"USER bob\r\n").s(b"+OK\r\n").c(b"PASS pw\r\n").s(b"+OK 1 message\r\n")
+    conv.c(b"RETR 1\r\n").s(b"+OK message follows\r\n" + message + b".\r\n")
+    conv.c(b"QUIT\r\n").s(b"+OK bye\r\n").fin()
+    return conv.ts + 1.0
+
+
+def _imap_append(cap: Capture, client: tuple[str, int], server: tuple[str, int], message: bytes, ts: float) -> float:
+    conv = Tcp(cap, client=client, server=server, ts=ts)
+    conv.handshake().s(b"* OK IMAP4rev1 ready\r\n").c(b"a1 LOGIN alice pw\r\n").s(b"a1 OK logged in\r\n")
+    conv.c(b"a2 APPEND Sent (\\Seen) {%d}\r\n" % len(message)).s(b"+ go ahead\r\n")
+    conv.c(message + b"\r\n").s(b"a2 OK APPEND completed\r\n")
+    conv.c(b"a3 LOGOUT\r\n").s(b"* BYE\r\na3 OK\r\n").fin()
+    return conv.ts + 1.0
+
+
+def test_submission_relay_retrieval_and_sent_copy_are_one_flow(tmp_path: Path) -> None:
+    """The lecture's whole path: the user agent submits, the MTA relays, the recipient fetches with
+    POP3 RETR; the sender's copy is APPENDed to its Sent folder over IMAP. One flow of four hops, in
+    time order, with each hop's carrier, direction and delay."""
+    cap = Capture()
+    message = b"Message-ID: <path@a.example>\r\n" + BODY
+    t = _smtp(cap, ("10.0.0.1", 40000), ("10.0.0.25", 587), message, 1_700_000_000.0)
+    relayed = (b"Received: from a.example ([10.0.0.1]) by mta.a.example with ESMTPSA id Q1; "
+               b"Tue, 14 Nov 2023 22:13:20 +0000\r\n" + message)
+    t = _smtp(cap, ("10.0.0.25", 41000), ("10.0.0.26", 25), relayed, t)
+    delivered = (b"Received: from mta.a.example ([10.0.0.25]) by mx.b.example with ESMTP id R2; "
+                 b"Tue, 14 Nov 2023 22:13:21 +0000\r\n" + relayed)
+    t = _pop3_retr(cap, ("10.0.0.2", 42000), ("10.0.0.26", 110), delivered, t + 5.0)
+    _imap_append(cap, ("10.0.0.1", 43000), ("10.0.0.25", 143), message, t)
+    flows = _flows(cap.write(tmp_path / "path.pcap"))
+    assert len(flows) == 1
+    [flow] = flows
+    hops = flow["hops"]
+    assert isinstance(hops, list)
+    assert [h["origin"] for h in hops] == ["smtp-data", "smtp-data", "pop3-retr", "imap-append"]
+    assert [h["server"]["port"] for h in hops] == [587, 25, 110, 143]
+    assert hops[0]["delay"] is None and all(h["delay"] > 0 for h in hops[1:])
+    assert [h["session"] for h in hops] == [1, 2, 3, 4]
+    assert hops[1]["received_matches"] is True  # the relay's Received line records the submission hop
+    text = run_cli("flows", str(tmp_path / "path.pcap")).stdout
+    assert "4 hops in" in text
+    assert "10.0.0.26:110 → 10.0.0.2:42000  POP3 RETR" in text  # a retrieval goes from server to client
+    assert "IMAP APPEND" in text
