@@ -457,3 +457,55 @@ def test_config_defaults() -> None:
         config.failed_login_threshold == 5 and not config.show_secrets and config.local_domains == frozenset()
     )
     assert frames_of([]) == set()
+
+
+# --------------------------------------------------------------------------- IMAP logins
+
+
+IMAP = ("93.184.216.40", 143)
+
+
+def test_imap_authenticate_plain_in_cleartext(tmp_path: Path) -> None:
+    """AUTHENTICATE PLAIN with the response on its own line (after "+ "): the decoded user and password
+    are cleartext credentials, exactly as LOGIN's; the frame is the one that carried the response."""
+    b = PcapBuilder()
+    c = b.conversation("10.1.2.3", IMAP)
+    c.talk(
+        "S:* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready\r\n",
+        "a1 AUTHENTICATE PLAIN\r\n",
+        "S:+ \r\n",
+        f"{plain('carol', 's3cret!')}\r\n",
+        "S:a1 OK [CAPABILITY IMAP4rev1] Logged in\r\n",
+        "a2 LOGOUT\r\n",
+        "S:* BYE\r\na2 OK Logout completed\r\n",
+    )
+    c.close()
+    run = analyze(b.write(tmp_path / "imap-auth.pcap"), show_secrets=True)
+    [session] = run.sessions
+    assert session.protocol == "imap" and session.user == "carol"
+    [attempt] = session.auth
+    assert (attempt.mechanism, attempt.username, attempt.success) == ("PLAIN", "carol", True)
+    found = run.of("cleartext-credentials")
+    assert len(found) == 1
+    assert found[0].severity == Severity.HIGH and found[0].session == 1
+    assert "carol" in found[0].title and '"s3cret!"' in found[0].detail
+    # frames: SYN, SYN/ACK, ACK, greeting, AUTHENTICATE (5), "+ ", the response (7), OK (8)
+    assert (attempt.first_frame, attempt.frame) == (5, 8)
+    assert found[0].frames == (5, 7, 8)  # the command, the frame that carried the password, the verdict
+
+
+def test_imap_login_failed_then_accepted(tmp_path: Path) -> None:
+    b = PcapBuilder()
+    c = b.conversation("10.1.2.3", IMAP)
+    c.talk(
+        "S:* OK ready\r\n",
+        'a1 LOGIN dave "wrong"\r\n',
+        "S:a1 NO [AUTHENTICATIONFAILED] Authentication failed.\r\n",
+        'a2 LOGIN dave "right"\r\n',
+        "S:a2 OK Logged in\r\n",
+    )
+    c.close()
+    run = analyze(b.write(tmp_path / "imap-login.pcap"))
+    assert [(a.username, a.success) for a in run.sessions[0].auth] == [("dave", False), ("dave", True)]
+    found = run.of("cleartext-credentials")
+    assert found and all("right" not in f.detail and "wrong" not in f.detail for f in found)  # no --show-secrets
