@@ -509,3 +509,16 @@ def test_imap_login_failed_then_accepted(tmp_path: Path) -> None:
     assert [(a.username, a.success) for a in run.sessions[0].auth] == [("dave", False), ("dave", True)]
     found = run.of("cleartext-credentials")
     assert found and all("right" not in f.detail and "wrong" not in f.detail for f in found)  # no --show-secrets
+
+
+def test_a_finding_cites_the_rfcs_of_its_sessions_protocol(tmp_path: Path) -> None:
+    b = PcapBuilder()
+    c = b.conversation("10.1.2.3", IMAP)
+    c.talk("S:* OK ready\r\n", 'a1 LOGIN erin "pw"\r\n', "S:a1 OK Logged in\r\n")
+    c.close()
+    c = b.conversation("10.1.2.3", SUBMISSION)
+    c.talk(GREETING, "EHLO laptop\r\n", EHLO_REPLY, f"AUTH PLAIN {plain('erin', 'pw')}\r\n",
+           "S:235 2.7.0 Authentication successful\r\n")
+    c.close()
+    found = {f.session: f.reference for f in analyze(b.write(tmp_path / "refs.pcap")).of("cleartext-credentials")}
+    assert found == {1: "RFC 8314; RFC 9051 §11.1", 2: "RFC 8314; RFC 4954 §4"}

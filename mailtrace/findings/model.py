@@ -84,10 +84,19 @@ class FindingKind:
     """The severities this id can have, lowest first."""
     title: str
     reference: str | None
+    """Every reference of the id (what docs/findings.md lists)."""
+    per_protocol: tuple[tuple[str, str], ...] = ()
+    """(protocol, reference) where a finding about one session of that protocol cites only its own RFCs
+    (a POP3 password in the clear cites RFC 1939 §13 and RFC 8314, not the SMTP AUTH RFC)."""
+
+    def reference_for(self, protocol: str | None) -> str | None:
+        return dict(self.per_protocol).get(protocol or "", self.reference)
 
 
-def _kind(id_: str, severities: str, title: str, reference: str | None) -> FindingKind:
-    return FindingKind(id_, tuple(Severity(s) for s in severities.split()), title, reference)
+def _kind(id_: str, severities: str, title: str, reference: str | None,
+          per_protocol: dict[str, str] | None = None) -> FindingKind:
+    return FindingKind(id_, tuple(Severity(s) for s in severities.split()), title, reference,
+                       tuple((per_protocol or {}).items()))
 
 
 CATALOGUE: dict[str, FindingKind] = {
@@ -98,9 +107,12 @@ CATALOGUE: dict[str, FindingKind] = {
             "medium high",
             "Credentials sent without TLS",
             "RFC 8314; RFC 4954 §4; RFC 1939 §13; RFC 9051 §11.1",
+            {"smtp": "RFC 8314; RFC 4954 §4", "pop3": "RFC 8314; RFC 1939 §13",
+             "imap": "RFC 8314; RFC 9051 §11.1"},
         ),
         _kind(
-            "starttls-not-used", "low medium", "STARTTLS offered but not used", "RFC 3207; RFC 2595; RFC 8314"
+            "starttls-not-used", "low medium", "STARTTLS offered but not used", "RFC 3207; RFC 2595; RFC 8314",
+            {"smtp": "RFC 3207; RFC 8314", "pop3": "RFC 2595 §4; RFC 8314", "imap": "RFC 2595 §3.1; RFC 8314"},
         ),
         _kind(
             "starttls-refused-cleartext",
@@ -116,6 +128,8 @@ CATALOGUE: dict[str, FindingKind] = {
             "low",
             "Password authentication offered before TLS",
             "RFC 8314 §4.1; RFC 4954 §4; RFC 3501 §6.2.3",
+            {"smtp": "RFC 8314 §4.1; RFC 4954 §4", "pop3": "RFC 8314 §4.1; RFC 2595 §4",
+             "imap": "RFC 8314 §4.1; RFC 3501 §6.2.3"},
         ),
         _kind("user-enumeration", "low medium", "User enumeration (VRFY/EXPN/RCPT)", "RFC 5321 §3.5.3, §7.3"),
         _kind(

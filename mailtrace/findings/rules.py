@@ -139,7 +139,7 @@ class RuleContext:
             frames=tuple(unique[: self.config.max_frames]),
             title=title,
             detail=detail,
-            reference=kind.reference,
+            reference=kind.reference_for(session.protocol if isinstance(session, Session) else None),
             ts=ts,
         )
 
