@@ -22,17 +22,23 @@ from typing import Any, BinaryIO
 
 from mailtrace.envelope import smtp_transaction
 from mailtrace.mime import MessageSummarizer, MessageSummary, MimeLimits, PartStart, PartWriter
+from mailtrace.protocols.imap_parse import SectionRef, section_ref
 from mailtrace.render.json import dumps
 from mailtrace.session import MessageRecord, Session, SessionBuilder
 
 __all__ = [
     "MAX_NAME_BYTES",
+    "UNKNOWN_MISSING",
     "ExtractError",
     "ExtractOptions",
     "ExtractedMessage",
     "Extractor",
     "MessageFileSink",
+    "expected_partial",
+    "header_only",
+    "incomplete_reason",
     "message_stem",
+    "missing_known",
     "safe_filename",
 ]
 
@@ -377,6 +383,56 @@ class ExtractTotals:
 
 MAX_LISTED_INCOMPLETE = 20
 
+UNKNOWN_MISSING = 1
+"""The ``missing_bytes`` the dissectors give when bytes are missing but not how many (the end never came).
+
+The model has no separate flag, so a message that really lost exactly one byte looks the same: the
+views treat 1 as "an unknown amount" (docs/extract.md)."""
+
+
+def missing_known(missing_bytes: int) -> bool:
+    """``missing_bytes`` is a count (not zero, not the placeholder :data:`UNKNOWN_MISSING`)."""
+    return missing_bytes > UNKNOWN_MISSING
+
+
+def _fetched_section(record: MessageRecord) -> SectionRef | None:
+    """The IMAP FETCH item that carried the message (``BODY.PEEK[HEADER]``, ``RFC822.HEADER``, …), parsed."""
+    if record.origin != "imap-fetch":
+        return None
+    section = str(record.detail.get("section") or "").strip()
+    if not section or "+" in section:  # BODY[HEADER]+BODY[TEXT] of one response: the whole message
+        return None
+    if section.upper() in ("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT"):
+        return SectionRef("BODY", section.upper())  # a bare section name
+    return section_ref(section)
+
+
+def header_only(record: MessageRecord) -> bool:
+    """An IMAP fetch of the message's header alone, all of it or some fields: ``BODY[HEADER]``,
+    ``BODY.PEEK[HEADER.FIELDS (SUBJECT)]``, ``BODY[HEADER.FIELDS.NOT (…)]``, ``RFC822.HEADER``, in any case."""
+    ref = _fetched_section(record)
+    return ref is not None and ref.kind == "header"
+
+
+def _byte_range(session: Session, record: MessageRecord) -> bool:
+    """An IMAP fetch of part of the message's bytes (``BODY[]<0.4096>``) that came back whole."""
+    if record.origin != "imap-fetch" or record.summary.missing_bytes:
+        return False
+    ref = _fetched_section(record)
+    if ref is None or ref.kind != "message":
+        return False
+    if record.detail.get("partial") or ref.origin is not None:
+        return True
+    return ref.item == "BODY" and session.close == "fin"
+
+
+def expected_partial(session: Session, record: MessageRecord) -> bool:
+    """The message is incomplete because the client asked for part of it (POP3 TOP, an IMAP header
+    or byte-range fetch), not because anything was lost."""
+    if record.summary.complete:
+        return False
+    return record.origin == "pop3-top" or header_only(record) or _byte_range(session, record)
+
 
 def incomplete_reason(session: Session, record: MessageRecord) -> str | None:
     """Why a message is incomplete, in words; None when it is complete."""
@@ -386,10 +442,12 @@ def incomplete_reason(session: Session, record: MessageRecord) -> str | None:
     if record.origin == "pop3-top":
         lines = record.detail.get("lines")
         return f"POP3 TOP returns only the header and the first {lines if lines is not None else 'N'} body lines"
-    section = record.detail.get("section")
-    if record.origin == "imap-fetch" and section == "header":
+    if header_only(record):
+        ref = _fetched_section(record)
+        if ref is not None and ref.section.startswith("HEADER.FIELDS"):
+            return "IMAP fetched only some fields of the message header"
         return "IMAP fetched only the message header"
-    if record.origin == "imap-fetch" and section == "BODY[]" and not summary.missing_bytes and session.close == "fin":
+    if _byte_range(session, record):
         return "IMAP fetched only a byte range of the message (BODY[]<start.count>)"
     # a hole is reported when it becomes certain, which can be after the message's last frame
     later = [m.first_frame for m in session.messages if m.index > record.index and m.direction is record.direction]
@@ -397,7 +455,9 @@ def incomplete_reason(session: Session, record: MessageRecord) -> str | None:
     lost = sum(g.nbytes for g in session.gaps
                if g.direction is record.direction and record.first_frame <= g.frame < until)
     if lost:
-        return f"{summary.missing_bytes or lost:,} bytes of it are not in the capture (TCP gap)"
+        missing = summary.missing_bytes if missing_known(summary.missing_bytes) else lost
+        amount = "1 byte of it is" if missing == 1 else f"{missing:,} bytes of it are"
+        return f"{amount} not in the capture (TCP gap)"
     if session.close == "rst":
         return "the connection was reset before the message ended"
     if session.close == "open":

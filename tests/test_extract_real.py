@@ -126,6 +126,18 @@ def test_pop3_retrievals_are_unstuffed(tmp_path: Path) -> None:
     assert top["incomplete_reason"] == "POP3 TOP returns only the header and the first 3 body lines"
 
 
+def test_imap_header_fields_fetch_is_named_as_such(tmp_path: Path) -> None:
+    """The lab client's ``BODY.PEEK[HEADER.FIELDS (FROM SUBJECT DATE)]``: a header-only fetch, not a loss."""
+    out = tmp_path / "out"
+    result = extract_cli(out, sample("imap-session.pcap"))
+    assert result.exit_code == 0, result.stderr
+    (entry,) = [e for e in index_of(out)["messages"] if not e["complete"]]
+    assert entry["carrier"]["section"] == "BODY[HEADER.FIELDS (FROM SUBJECT DATE)]"
+    assert (entry["bytes"], entry["missing_bytes"]) == (120, 0)
+    assert entry["incomplete_reason"] == "IMAP fetched only some fields of the message header"
+    assert "IMAP fetched only some fields of the message header" in result.stdout
+
+
 def test_reset_in_data_is_written_as_far_as_it_went(tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = extract_cli(out, sample("smtp-errors.pcap"))

@@ -9,13 +9,21 @@ import email.policy
 import json
 import os
 import tracemalloc
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from mailtrace import extract as extract_module
 from mailtrace.config import Config
-from mailtrace.extract import ExtractError, Extractor
+from mailtrace.extract import (
+    ExtractError,
+    Extractor,
+    expected_partial,
+    header_only,
+    incomplete_reason,
+    missing_known,
+)
 from mailtrace.mime import MimeLimits
 from mailtrace.render.message import message_details
 from tests.mailcaps import (
@@ -36,6 +44,8 @@ from tests.mailcaps import (
 )
 from tests.pcapgen import Capture, Tcp
 from tests.support import sample
+from tests.term_pcap import write_pcap
+from tests.term_render import analyze
 
 PNG = bytes(range(256)) * 40
 
@@ -392,3 +402,94 @@ def test_interrupt_removes_the_staging_folder(tmp_path: Path, monkeypatch: pytes
     assert result.exit_code == 130 and "interrupted" in result.stderr
     assert not [p for p in out.iterdir() if p.name.startswith(".mailtrace-partial-")]
     assert "index.json" not in files_under(out)
+
+
+# --------------------------------------------------------------------------- why a message is incomplete
+
+HEADER = b"From: Alice <alice@example.org>\r\nSubject: Hello\r\n\r\n"
+
+
+def _imap_fetches(tmp_path: Path) -> Path:
+    """An IMAP session fetching a header's fields, a whole header (lower case), RFC822.HEADER and a byte range."""
+    def fetch(tag: str, n: int, asked: str, answered: str, literal: bytes) -> list[tuple[str, bytes]]:
+        return [("C", f"{tag} FETCH {n} ({asked})\r\n".encode()),
+                ("S", f"* {n} FETCH ({answered} {{{len(literal)}}}\r\n".encode() + literal + b")\r\n"
+                 + f"{tag} OK done\r\n".encode())]
+
+    script: list[tuple[str, bytes]] = [
+        ("S", b"* OK IMAP ready\r\n"), ("C", b"a1 LOGIN bob secret\r\n"), ("S", b"a1 OK logged in\r\n"),
+        ("C", b"a2 SELECT INBOX\r\n"), ("S", b"* 3 EXISTS\r\na2 OK [READ-WRITE] done\r\n"),
+        *fetch("a3", 1, "BODY.PEEK[HEADER.FIELDS (SUBJECT)]", "BODY[HEADER.FIELDS (SUBJECT)]",
+               b"Subject: Hello\r\n\r\n"),
+        *fetch("a4", 2, "body.peek[header]", "body[header]", HEADER),
+        *fetch("a5", 3, "RFC822.HEADER", "RFC822.HEADER", HEADER),
+        *fetch("a6", 1, "BODY.PEEK[]<0.20>", "BODY[]<0>", HEADER[:20]),
+        ("C", b"a7 LOGOUT\r\n"), ("S", b"* BYE\r\na7 OK bye\r\n"),
+    ]
+    return write_pcap(tmp_path / "imap.pcap", list(script), server=("10.0.0.2", 143))
+
+
+def test_header_only_fetches_are_named_in_every_imap_form(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = extract_cli(out, _imap_fetches(tmp_path))
+    assert result.exit_code == 0, result.stderr
+    entries = index_of(out)["messages"]
+    assert [(e["carrier"]["section"], e["complete"], e["incomplete_reason"]) for e in entries] == [
+        ("BODY[HEADER.FIELDS (SUBJECT)]", False, "IMAP fetched only some fields of the message header"),
+        ("BODY[HEADER]", False, "IMAP fetched only the message header"),
+        ("RFC822.HEADER", False, "IMAP fetched only the message header"),
+        ("BODY[]<0>", False, "IMAP fetched only a byte range of the message (BODY[]<start.count>)"),
+    ]
+    assert (out / entries[1]["eml"]["path"]).read_bytes() == HEADER
+
+
+@pytest.mark.parametrize(("section", "header"), [
+    ("BODY[HEADER]", True),
+    ("BODY.PEEK[HEADER]", True),
+    ("body.peek[header.fields (subject from)]", True),
+    ("BODY[HEADER.FIELDS.NOT (RECEIVED)]", True),
+    ("RFC822.HEADER", True),
+    ("rfc822.header", True),
+    ("header", True),
+    ("BODY[]", False),
+    ("BODY[TEXT]", False),
+    ("BODY[1.HEADER]", False),  # the header of an attached message is a part, not the message's header
+    ("BODY[HEADER]+BODY[TEXT]", False),  # both halves in one response: the whole message
+    ("RFC822", False),
+])
+def test_header_only_recognises_the_section_labels(tmp_path: Path, section: str, header: bool) -> None:
+    (session,) = analyze(_imap_fetches(tmp_path))[0]
+    record = replace(session.messages[1], detail={"section": section, "msg": 2})
+    assert header_only(record) is header
+    if header:
+        assert expected_partial(session, record)
+    reason = incomplete_reason(session, record)
+    assert (reason == "IMAP fetched only the message header"
+            or reason == "IMAP fetched only some fields of the message header") is header
+    assert not header_only(replace(record, origin="pop3-retr"))
+
+
+def test_unknown_amount_is_not_reported_as_one_byte(tmp_path: Path) -> None:
+    """missing_bytes 1 is the placeholder for "an unknown amount": a gap's own size is said instead."""
+    raw = one_attachment_message(os.urandom(3000))
+    body = dot_stuff(raw)
+    cap = Capture()
+    conv = Tcp(cap).handshake()
+    for who, data in smtp_steps([])[:3]:
+        (conv.c if who == "c" else conv.s)(data)
+    for line in (b"MAIL FROM:<a@example.com>\r\n", b"RCPT TO:<b@example.org>\r\n", b"DATA\r\n"):
+        conv.c(line)
+        conv.s(b"354 go\r\n" if line == b"DATA\r\n" else b"250 ok\r\n")
+    segments = [body[i : i + MSS] for i in range(0, len(body), MSS)]
+    for n, segment in enumerate(segments):
+        conv.c(segment, drop=n == 1)
+    conv.s(b"250 queued\r\n")
+    conv.fin()
+    (session,) = analyze(cap.write(tmp_path / "c.pcap"))[0]
+    (record,) = session.messages
+    lost = len(segments[1])
+    assert record.summary.missing_bytes == lost
+    assert incomplete_reason(session, record) == f"{lost:,} bytes of it are not in the capture (TCP gap)"
+    unknown = replace(record, summary=replace(record.summary, missing_bytes=1))
+    assert incomplete_reason(session, unknown) == f"{lost:,} bytes of it are not in the capture (TCP gap)"
+    assert (missing_known(0), missing_known(1), missing_known(2)) == (False, False, True)

@@ -26,7 +26,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from mailtrace.envelope import EnvelopeView, compare_envelope
-from mailtrace.extract import incomplete_reason
+from mailtrace.extract import expected_partial, incomplete_reason
 from mailtrace.headerinfo import ENGLISH, explain
 from mailtrace.mime import Attachment, Part
 from mailtrace.received import Hop, received_chain
@@ -158,7 +158,8 @@ def _overview(session: Session, record: MessageRecord, st: _Styles, limit: int) 
     if reason is None:
         size.append(" · complete", style=st.good)
     else:
-        size.append(f" · INCOMPLETE: {reason}", style=st.bad)
+        # a part the client asked for (POP3 TOP, an IMAP header fetch) is no loss: a warning, not an error
+        size.append(f" · INCOMPLETE: {reason}", style=st.warn if expected_partial(session, record) else st.bad)
     if s.truncated:
         size.append(" · larger than the in-memory limit: summarised from the stream", style=st.warn)
     row("Size", size)

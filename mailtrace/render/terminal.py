@@ -14,11 +14,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import IO
+from typing import IO, Any
 
 from rich.text import Text
 
 from mailtrace.capture.decode import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN
+from mailtrace.extract import expected_partial, header_only, missing_known
 from mailtrace.filters import STATUSES, SessionFilter, session_status
 from mailtrace.model import Anomaly as AnomalyEvent
 from mailtrace.model import (
@@ -36,8 +37,9 @@ from mailtrace.model import (
     TlsStart,
 )
 from mailtrace.pipeline import CaptureStats
+from mailtrace.protocols.sasl import hashcat_cram_md5
 from mailtrace.render.captions import Step, steps
-from mailtrace.render.catalog import has, text
+from mailtrace.render.catalog import Message, has, text
 from mailtrace.render.context import ContextBlock, check_text, context_blocks, row_info, row_proto
 from mailtrace.render.explain import explain_smtp_reply
 from mailtrace.render.output import Output, clean
@@ -53,6 +55,66 @@ PHASE_WIDTH = 11
 _FLAG_NAMES = ((TCP_FIN, "FIN"), (TCP_SYN, "SYN"), (TCP_RST, "RST"), (0x08, "PSH"), (TCP_ACK, "ACK"),
                (0x20, "URG"), (0x40, "ECE"), (0x80, "CWR"))
 
+_LOCAL: dict[str, dict[str, Message]] = {
+    "en": {
+        "ui.user_unknown": "user {user} (login outcome unknown)",
+        "ui.missing_unknown": "bytes missing, amount unknown",
+        "ui.header_only": "header only",
+        "ui.defects": ("{n} MIME defect", "{n} MIME defects"),
+        "ui.digest": "digest {secret}",
+        "ui.nt_response": "NT response {secret}",
+        "ui.token": "token {secret}",
+        "ui.hashcat": "hashcat {line}",
+        "ui.tls.details": "TLS",
+        "ui.tls.handshake": "handshake {duration}",
+        "ui.tls.bytes": "{client} bytes from the client, {server} from the server",
+        "ui.tls.resumed": "resumed session",
+        "ui.tls.alpn": "ALPN {alpn}",
+        "ui.tls.alpn_offered": "ALPN offered: {alpn}",
+        "ui.tls.cert": "certificate {subject}",
+        "ui.tls.self_signed": "self-signed",
+        "ui.tls.issuer": "issued by {issuer}",
+        "ui.tls.valid": "valid {start} to {end}",
+        "ui.tls.expired": "expired",
+        "ui.tls.not_yet": "not yet valid",
+        "ui.tls.san": "SAN {names}",
+        "ui.tls.more": "+{n} more",
+        "ui.tls.chain": ("chain of {n} certificate", "chain of {n} certificates"),
+        "ui.tls.client_cert": "client certificate {subject}",
+        "ui.tls.no_cert": "certificate encrypted (no keys)",
+        "ui.tls.alert": "alert {level} {description} from the {side}",
+    },
+    "de": {
+        "ui.user_unknown": "Benutzer {user} (Ergebnis der Anmeldung unbekannt)",
+        "ui.missing_unknown": "Bytes fehlen, Menge unbekannt",
+        "ui.header_only": "nur der Kopf",
+        "ui.defects": ("{n} MIME-Fehler", "{n} MIME-Fehler"),
+        "ui.digest": "Digest {secret}",
+        "ui.nt_response": "NT-Antwort {secret}",
+        "ui.token": "Token {secret}",
+        "ui.hashcat": "hashcat {line}",
+        "ui.tls.details": "TLS",
+        "ui.tls.handshake": "Handshake {duration}",
+        "ui.tls.bytes": "{client} Bytes vom Client, {server} vom Server",
+        "ui.tls.resumed": "fortgesetzte Sitzung",
+        "ui.tls.alpn": "ALPN {alpn}",
+        "ui.tls.alpn_offered": "ALPN angeboten: {alpn}",
+        "ui.tls.cert": "Zertifikat {subject}",
+        "ui.tls.self_signed": "selbst signiert",
+        "ui.tls.issuer": "ausgestellt von {issuer}",
+        "ui.tls.valid": "gültig {start} bis {end}",
+        "ui.tls.expired": "abgelaufen",
+        "ui.tls.not_yet": "noch nicht gültig",
+        "ui.tls.san": "SAN {names}",
+        "ui.tls.more": "+{n} weitere",
+        "ui.tls.chain": ("Kette aus {n} Zertifikat", "Kette aus {n} Zertifikaten"),
+        "ui.tls.client_cert": "Client-Zertifikat {subject}",
+        "ui.tls.no_cert": "Zertifikat verschlüsselt (keine Schlüssel)",
+        "ui.tls.alert": "Alert {level} {description} vom {side}",
+    },
+}
+"""Sentences of this view that the catalogues do not have yet (the catalogue wins once it has them)."""
+
 
 def phase_width(lang: str) -> int:
     """Width of the label column of caption rows: the longest phase name in the language."""
@@ -63,6 +125,16 @@ def phase_width(lang: str) -> int:
 def tcp_flags(flags: int) -> str:
     """Flags in Wireshark's order and spelling: ``SYN, ACK``; ``FIN, PSH, ACK``."""
     return ", ".join(name for bit, name in _FLAG_NAMES if flags & bit)
+
+
+def say(key: str, lang: str = "en", /, **params: object) -> str:
+    """``catalog.text`` for the sentences of :data:`_LOCAL` too (the catalogue's own wording first)."""
+    if has(key, lang):
+        return text(key, lang, **params)
+    message = _LOCAL.get(lang, _LOCAL["en"]).get(key) or _LOCAL["en"].get(key, key)
+    if isinstance(message, tuple):
+        message = message[0] if params.get("n", 1) == 1 else message[1]
+    return message.format(**params)
 
 
 def utc(ts: float, *, millis: bool = True) -> str:
@@ -122,12 +194,25 @@ def header_facts(session: Session, lang: str) -> list[tuple[str, str]]:
     return facts
 
 
+def login_outcome(session: Session) -> str | None:
+    """``ok`` (an attempt was accepted), ``failed`` (refused), ``unknown`` (the reply is not in the
+    capture), None without attempts. Without an accepted attempt the last one decides."""
+    if not session.auth:
+        return None
+    if any(a.success for a in session.auth):
+        return "ok"
+    return "unknown" if session.auth[-1].success is None else "failed"
+
+
 def user_text(session: Session, lang: str) -> str:
     user = session.user
     if user is None:
         return text("ui.no_login", lang)
-    if session.auth and not any(a.success for a in session.auth):
+    outcome = login_outcome(session)
+    if outcome == "failed":
         return text("ui.user_failed", lang, user=user)
+    if outcome == "unknown":
+        return say("ui.user_unknown", lang, user=user)
     return text("ui.user", lang, user=user)
 
 
@@ -141,6 +226,79 @@ def tls_text(session: Session, lang: str) -> str:
     parts.append(text("ui.decrypted" if session.decrypted else "ui.not_decrypted", lang))
     mode = text("ui.tls.mode." + session.tls, lang)
     return f"{mode}: " + ", ".join(parts)
+
+
+MAX_SAN_SHOWN = 3
+"""subjectAltName entries shown in the header; the rest are counted."""
+
+
+def tls_details(session: Session, lang: str) -> list[tuple[str, str]]:
+    """The TLS facts the JSON and HTML reports have, compactly, each with its style: handshake time,
+    bytes, ALPN, the server certificate (subject, issuer, validity, SAN, chain length), alerts."""
+    info = session.tls_info
+    if session.tls == "none" or not isinstance(info, dict):
+        return []
+    out: list[tuple[str, str]] = []
+    duration = info.get("handshake_seconds")
+    if isinstance(duration, (int, float)):
+        shown = f"{duration * 1000:.1f} ms" if duration < 1 else f"{seconds(duration)} s"
+        out.append((say("ui.tls.handshake", lang, duration=shown), ""))
+    if info.get("resumed"):
+        out.append((say("ui.tls.resumed", lang), ""))
+    sizes = info.get("bytes")
+    if isinstance(sizes, dict) and (sizes.get("client") or sizes.get("server")):
+        out.append((say("ui.tls.bytes", lang, client=f"{sizes.get('client') or 0:,}",
+                        server=f"{sizes.get('server') or 0:,}"), ""))
+    if info.get("alpn_selected"):
+        out.append((say("ui.tls.alpn", lang, alpn=info["alpn_selected"]), ""))
+    elif info.get("alpn"):
+        out.append((say("ui.tls.alpn_offered", lang, alpn=", ".join(map(str, info["alpn"]))), ""))
+    certs = [c for c in info.get("certificates") or () if isinstance(c, dict)]
+    server = [c for c in certs if c.get("sent_by") != "client"]
+    if server:
+        out += _certificate(server[0], len(server), session.start, lang)
+    elif info.get("version") == "TLS 1.3" and not info.get("decrypted") and info.get("established"):
+        out.append((say("ui.tls.no_cert", lang), "dim"))
+    client = [c for c in certs if c.get("sent_by") == "client"]
+    if client:
+        out.append((say("ui.tls.client_cert", lang, subject=client[0].get("subject") or "?"), ""))
+    for alert in info.get("alerts") or ():
+        if isinstance(alert, dict) and alert.get("description") != "close_notify":
+            side = text("side." + str(alert.get("direction")), lang) \
+                if has("side." + str(alert.get("direction")), lang) else str(alert.get("direction"))
+            out.append((say("ui.tls.alert", lang, level=alert.get("level") or "?",
+                            description=alert.get("description") or "?", side=side),
+                        "tone.fail" if alert.get("level") == "fatal" else "tone.warn"))
+    return out
+
+
+def _certificate(cert: dict[str, Any], chain: int, when: float, lang: str) -> list[tuple[str, str]]:
+    """The server's own certificate: subject, issuer (or self-signed), validity, SAN; the chain's length."""
+    subject = str(cert.get("subject") or "?")
+    issuer = str(cert.get("issuer") or "?")
+    out = [(say("ui.tls.cert", lang, subject=subject), "tls")]
+    out.append((say("ui.tls.self_signed", lang) if issuer == subject else say("ui.tls.issuer", lang, issuer=issuer),
+                ""))
+    start, end = str(cert.get("not_before") or ""), str(cert.get("not_after") or "")
+    if start or end:
+        validity = say("ui.tls.valid", lang, start=start[:10] or "?", end=end[:10] or "?")
+        style = ""
+        moment = utc(when, millis=False).replace(" ", "T") + "Z"  # the same ISO form as the dates
+        if end and moment > end:
+            validity += " (" + say("ui.tls.expired", lang) + ")"
+            style = "tone.warn"
+        elif start and moment < start:
+            validity += " (" + say("ui.tls.not_yet", lang) + ")"
+            style = "tone.warn"
+        out.append((validity, style))
+    names = [str(n) for n in cert.get("san") or ()]
+    if names:
+        shown = ", ".join(names[:MAX_SAN_SHOWN])
+        if len(names) > MAX_SAN_SHOWN:
+            shown += " " + say("ui.tls.more", lang, n=len(names) - MAX_SAN_SHOWN)
+        out.append((say("ui.tls.san", lang, names=shown), ""))
+    out.append((say("ui.tls.chain", lang, n=chain), ""))
+    return out
 
 
 def _t(lang: str) -> Callable[..., str]:
@@ -400,17 +558,20 @@ class _InfoWriter:
         key = "ui.login.ok" if a.success else ("ui.login.fail" if a.success is False else "ui.login.unknown")
         label = self.t(key, user=user)
         if self.show_secrets and a.secret is not None:
-            label += ", " + self.t("ui.password", secret=a.secret)
+            label += ", " + say(SECRET_KINDS.get(a.mechanism.upper(), "ui.password"), self.lang, secret=a.secret)
+            line = hashcat_line(a)
+            if line is not None:
+                label += ", " + say("ui.hashcat", self.lang, line=line)
         return label
 
     def _record(self, event: MessageEnd) -> MessageRecord | None:
         bucket = self.records.get((event.frame, event.origin))
         return bucket.pop(0) if bucket else None
 
-    def _message(self, record: MessageRecord | None, item: _Display, event: MessageEnd) -> str:
+    def _message(self, record: MessageRecord | None, item: _Display, event: MessageEnd) -> Text:
         parts = [self.t("ui.message")]
         if record is None:
-            return parts[0]
+            return Text(parts[0], "message")
         summary = record.summary
         parts.append(self.t("ui.quoted", text=summary.subject) if summary.subject else self.t("ui.no_subject"))
         if summary.from_:
@@ -423,10 +584,50 @@ class _InfoWriter:
             details.append(self.t("ui.acks_folded", n=item.acks))
         if summary.attachments:
             details.append(self.t("ui.attachments", n=len(summary.attachments)))
+        out = Text(clean(" ".join(parts) + ", " + ", ".join(details)), "message")
+        for problem, style in self._message_problems(record):
+            out.append(", ", "message")
+            out.append(clean(problem), style)
+        return out
+
+    def _message_problems(self, record: MessageRecord) -> list[tuple[str, str]]:
+        """What is wrong with a message, for its row: cut short (how much is missing), MIME defects.
+
+        A part the client asked for (POP3 TOP, an IMAP header or byte-range fetch) is incomplete by
+        design: it is said plainly, without the warning sign.
+        """
+        summary = record.summary
+        out: list[tuple[str, str]] = []
         if not summary.complete:
-            details.append(self.t("ui.incomplete") + (
-                f" ({self.t('ui.missing', n=summary.missing_bytes)})" if summary.missing_bytes else ""))
-        return " ".join(parts) + ", " + ", ".join(details)
+            if expected_partial(self.session, record):
+                label = self.t("ui.incomplete")
+                if header_only(record):
+                    label += f" ({say('ui.header_only', self.lang)})"
+                out.append((label, "message"))
+            else:
+                missing = summary.missing_bytes
+                amount = (self.t("ui.missing", n=missing) if missing_known(missing)
+                          else say("ui.missing_unknown", self.lang) if missing else "")
+                out.append(("⚠ " + self.t("ui.incomplete") + (f" ({amount})" if amount else ""), "tone.warn"))
+        if summary.defects:
+            out.append(("⚠ " + say("ui.defects", self.lang, n=len(summary.defects)), "tone.warn"))
+        return out
+
+
+SECRET_KINDS = {"APOP": "ui.digest", "CRAM-MD5": "ui.digest", "DIGEST-MD5": "ui.digest", "NTLM": "ui.nt_response",
+                "XOAUTH2": "ui.token", "OAUTHBEARER": "ui.token"}
+"""What the secret of a mechanism is when it is not the password itself (a digest of it, a token)."""
+
+
+def hashcat_line(a: AuthAttempt) -> str | None:
+    """The exchange as hashcat input (CRAM-MD5: mode 16400, APOP: mode 20), as ``--format json`` has it."""
+    line = a.extra.get("hashcat")
+    if isinstance(line, str) and line:
+        return line
+    challenge = a.extra.get("challenge")
+    if a.mechanism.upper() == "CRAM-MD5" and a.username and a.secret and isinstance(challenge, str):
+        return hashcat_cram_md5(a.username, challenge, a.secret)
+    return None
 
 
 def _word_style(r: Reply) -> str:
@@ -575,6 +776,11 @@ class TerminalRenderer:
         self.out.paragraph(title, hang=2)
         facts = [Text(clean(fact), style) for fact, style in header_facts(s, lang)]
         self.out.pieces(facts, separator=Text(" · ", "dim"), indent=2)
+        details = tls_details(s, lang)
+        if details:
+            label = Text(say("ui.tls.details", lang) + ":", "tls")
+            parts = [Text(clean(fact), style) for fact, style in details]
+            self.out.pieces([label + Text(" ") + parts[0], *parts[1:]], separator=Text(" · ", "dim"), indent=2)
 
     def _caption(self, step: Step, *, resumed: bool = False) -> None:
         phase = step.phase.value
@@ -763,8 +969,11 @@ class ListRenderer:
         kinds = Counter(a.kind for a in s.anomalies)
         kind_text = ", ".join(k if n == 1 else f"{k} ×{n}" for k, n in kinds.items())
         user = s.user or "-"
-        if s.user and s.auth and not any(a.success for a in s.auth):
+        outcome = login_outcome(s) if s.user else None
+        if outcome == "failed":
             user += " (" + self._t("ui.status.failed") + ")"
+        elif outcome == "unknown":
+            user += " (?)"
         start = utc(s.start) if self.full_time else utc(s.start, millis=False)[11:]
         cells = [str(s.id), s.protocol, str(s.client), str(s.server), start, seconds(s.duration) + " s", user,
                  self._t("ui.status." + status), str(len(s.messages))]
