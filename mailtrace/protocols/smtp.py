@@ -35,6 +35,7 @@ from mailtrace.model import (
 )
 from mailtrace.protocols.base import DissectorLimits, DotBody, EventSink, Line, LineBuffer, printable, printable_text
 from mailtrace.protocols.sasl import SaslExchange
+from mailtrace.protocols.smtp_codes import is_defined_code
 
 KNOWN_VERBS = frozenset({
     "HELO", "EHLO", "MAIL", "RCPT", "DATA", "RSET", "VRFY", "EXPN", "HELP", "NOOP", "QUIT", "TURN",
@@ -100,6 +101,8 @@ class Transaction:
     frame: int
     rcpt_to: list[str] = field(default_factory=list)
     rcpt_replies: list[int | None] = field(default_factory=list)
+    rcpt_params: list[dict[str, str]] = field(default_factory=list)
+    """The ESMTP parameters of each RCPT (DSN's NOTIFY=/ORCPT=, …), parallel to ``rcpt_to``."""
     accepted: list[str] = field(default_factory=list)
     reply: int | None = None
     data_reply: int | None = None
@@ -116,7 +119,8 @@ class Transaction:
         return {
             "mail_from": self.mail_from, "params": self.params, "rcpt_to": list(self.rcpt_to),
             "accepted": list(self.accepted), "reply": self.reply, "message": self.message,
-            "rcpt_replies": list(self.rcpt_replies), "data_reply": self.data_reply,
+            "rcpt_replies": list(self.rcpt_replies), "rcpt_params": [dict(p) for p in self.rcpt_params],
+            "data_reply": self.data_reply,
             "queue_id": self.queue_id, "frame": self.frame,
             "bdat_chunks": list(self.chunks), "declared_size": self.declared_size, "sent_bytes": self.sent_bytes,
         }
@@ -170,6 +174,11 @@ class Smtp:
         self.bdat_left = 0
         self.bdat_last = False
         self.bdat_bytes = 0
+        self.bdat_size = 0
+        self.bdat_cmd: Pending | None = None
+        """The BDAT command whose chunk is being read (its reply ends the chunk, whatever the count says)."""
+        self.body_frame = 0
+        """The frame of the latest message bytes (where a message cut by the end of the stream ends)."""
         self.message_open = False
         self.message_missing = 0
         self.messages = 0
@@ -184,11 +193,15 @@ class Smtp:
         self.helo: str | None = None
         self.helo_verb: str | None = None
         self.ehlo_keywords: list[str] = []
+        self.size_limit: int | None = None
+        """The fixed maximum message size the server announced (EHLO ``SIZE n``, n > 0; RFC 1870 §4)."""
         self.transactions: list[Transaction] = []
         self.current: Transaction | None = None
         self.greeting: str | None = None
         self.bare_lf = 0
         self.smuggling: list[str] = []
+        self.reply_answers: list[int | None] = []
+        """For each Reply event, in order: the frame of the command it answers (None: greeting, unsolicited)."""
 
     # ------------------------------------------------------------------ contract
     @classmethod
@@ -267,6 +280,7 @@ class Smtp:
                 "bare_lf": self.bare_lf,
                 "smuggling_patterns": list(self.smuggling),
             },
+            "_reply_answers": list(self.reply_answers),  # read (and removed) by the JSON report
         }
 
     # ------------------------------------------------------------------ client side
@@ -392,7 +406,7 @@ class Smtp:
                                        previous=self.current)
             self.transactions.append(self.current)
         elif verb == "RCPT":
-            address, _params, ok = parse_address(cmd.argument, "TO")
+            address, params, ok = parse_address(cmd.argument, "TO")
             if not ok:
                 self.out.anomaly(CLIENT, cmd.phase, "syntax", f"RCPT without 'TO:': {cmd.argument!r}", line.frame)
             if self.current is None:
@@ -400,6 +414,7 @@ class Smtp:
             else:
                 self.current.rcpt_to.append(address)
                 self.current.rcpt_replies.append(None)
+                self.current.rcpt_params.append(params)
         elif verb in ("DATA", "STARTTLS"):
             if verb == "DATA" and self.current is None:
                 self.out.anomaly(CLIENT, cmd.phase, "data-without-mail", "DATA outside a transaction", line.frame)
@@ -437,8 +452,11 @@ class Smtp:
             self.message_open = True
             self.message_missing = 0
             self.bdat_bytes = 0
+            self.body_frame = 0
         self.bdat_left = size
+        self.bdat_size = size
         self.bdat_last = last
+        self.bdat_cmd = cmd if size else None
         if size:
             self.mode = Mode.BDAT
         elif last:
@@ -449,16 +467,32 @@ class Smtp:
         rest = data[self.bdat_left :]
         self.bdat_left -= len(take)
         self.bdat_bytes += len(take)
+        if take:
+            self.body_frame = frame
         self.out.data(CLIENT, Phase.TRANSFER, take)
         if self.bdat_left == 0:
             self.mode = Mode.COMMAND
+            self.bdat_cmd = None
             if self.bdat_last:
                 self._end_message("smtp-bdat", frame)
         return rest
 
+    def _bdat_short(self, frame: int, why: str) -> None:
+        """The chunk ended before its announced size: say so, and read what follows as commands again."""
+        left = self.bdat_left
+        self.out.anomaly(CLIENT, Phase.TRANSFER, "bdat-chunk-short",
+                         f"BDAT announced a chunk of {self.bdat_size} bytes, but {why} after "
+                         f"{self.bdat_size - left} of them; {left} bytes never came (RFC 3030)", frame)
+        self.message_missing += left
+        self.bdat_left = 0
+        self.bdat_cmd = None
+        if self.mode is Mode.BDAT:
+            self.mode = Mode.COMMAND
+
     def _start_data(self, frame: int) -> None:
         self.mode = Mode.DATA
         self.body = DotBody()
+        self.body_frame = 0
         self.message_open = True
         self.message_missing = 0
         held = bytes(self.held)
@@ -471,6 +505,8 @@ class Smtp:
         body = self.body
         assert body is not None
         chunk, rest = body.feed(data)
+        if data:
+            self.body_frame = frame
         self.out.data(CLIENT, Phase.TRANSFER, chunk)
         if rest is None:
             return b""
@@ -480,11 +516,13 @@ class Smtp:
     def _end_message(self, origin: str, frame: int, complete: bool = True) -> None:
         """The message is over (end marker, BDAT LAST, or cut by a gap/EOF)."""
         extra: dict[str, Any] = {}
+        size = self.bdat_bytes
         if self.body is not None:
             tail = self.body.flush()
             self.out.data(CLIENT, Phase.TRANSFER, tail)
             extra = {"bare_lf": self.body.bare_lf, "bare_cr": self.body.bare_cr}
             sent = self.body.raw_bytes
+            size = sent - self.body.stuffed  # RFC 1870 counts the message without the stuffing dots
             if self.body.smuggling:
                 extra["smuggling"] = list(self.body.smuggling)
                 self.smuggling += [p for p in self.body.smuggling if p not in self.smuggling]
@@ -506,6 +544,16 @@ class Smtp:
         if self.current is not None:
             self.current.message = self.messages
             self.current.sent_bytes = sent
+            # SIZE= in MAIL FROM is the client's estimate (RFC 1870 §1; sendmail leaves out the Received
+            # line it adds), so sending more than declared is normal; more than the server's announced
+            # fixed maximum is what the server should have refused (RFC 1870 §6.2).
+            limit = self.size_limit
+            if limit is not None and size > limit:
+                declared = self.current.declared_size
+                said = f" (SIZE={declared} declared in MAIL FROM)" if declared is not None else ""
+                self.out.anomaly(CLIENT, Phase.TRANSFER, "size-exceeded",
+                                 f"the message is {size} bytes, more than the fixed maximum of {limit} bytes the "
+                                 f"server announced in its EHLO reply{said} (RFC 1870 §6.2)", frame)
         self.messages += 1
         if origin == "smtp-data":
             self.mode = Mode.COMMAND
@@ -581,6 +629,14 @@ class Smtp:
         if self.mode is Mode.DATA and not self.pending and code != 354:
             self._lost_end_marker(line.frame)  # the server answers an end of data the capture lost
         cmd = self._pair(code)
+        phase = cmd.phase if cmd is not None else self.phase
+        if not 100 <= code < 600:
+            self.out.anomaly(SERVER, phase, "invalid-reply-code", f"reply code {code} is outside RFC 5321",
+                             line.frame)
+        elif not is_defined_code(code_text):
+            self.out.anomaly(SERVER, phase, "undefined-reply-code",
+                             f"reply code {code} is not defined by RFC 5321 or an SMTP extension", line.frame)
+        self.reply_answers.append(cmd.frame if cmd is not None else None)
         if cmd is None:
             phase = self.phase if self.greeted else Phase.GREETING
             if not self.greeted:
@@ -600,9 +656,6 @@ class Smtp:
             return
         if not self.greeted:
             self.greeted = True
-        if not 200 <= code < 600 and not 100 <= code < 200:
-            self.out.anomaly(SERVER, cmd.phase, "invalid-reply-code", f"reply code {code} is outside RFC 5321",
-                             line.frame)
         reply = Reply(direction=SERVER, ts=line.ts, frame=line.frame, first_frame=first_frame, phase=cmd.phase,
                       status=code_text, lines=texts, answers=cmd.verb, latency=max(0.0, line.ts - cmd.ts))
         self.out.add(reply)
@@ -634,6 +687,8 @@ class Smtp:
         if verb in ("EHLO", "HELO") and ok:
             if verb == "EHLO":
                 self.ehlo_keywords = [t.split(" ", 1)[0].upper() for t in texts[1:] if t]
+                limits = [t.split()[1] for t in texts[1:] if t.upper().startswith("SIZE ") and len(t.split()) > 1]
+                self.size_limit = int(limits[0]) if limits and limits[0].isdigit() and int(limits[0]) > 0 else None
             if self.current is not None and self.current.frame < cmd.frame:
                 self.current = None  # an accepted HELO/EHLO resets the transaction (RFC 5321 4.1.4)
         elif verb == "MAIL" and tx is not None and tx.reply is None:
@@ -664,6 +719,11 @@ class Smtp:
                 if ok:
                     tx.queue_id = _queue_id(texts)
         elif verb == "BDAT":
+            if cmd is self.bdat_cmd and self.mode is Mode.BDAT and self.bdat_left > 0:
+                # the server has read the whole chunk, so it ended here: the count was wrong
+                self._bdat_short(line.frame, f"the server answered it ({code}); the client had sent it")
+                if cmd.bdat_last:
+                    self._end_message("smtp-bdat", self.body_frame or line.frame)
             if tx is not None and (cmd.bdat_last or not ok):
                 tx.data_reply = code
                 tx.data_text = " | ".join(texts)
@@ -724,7 +784,8 @@ class Smtp:
             sasl.server(texts[0] if texts else "")
             self.mode = Mode.AUTH_RESPONSE
             return
-        success: bool | None = True if code == 235 else (None if code in (432, 454) else False)
+        # 454 is a temporary failure (RFC 4954 §6), but a failure: the client is not authenticated
+        success: bool | None = True if code == 235 else (None if code == 432 else False)
         if sasl.cancelled:
             success = False
         self.out.add(AuthAttempt(direction=CLIENT, ts=line.ts, frame=line.frame, first_frame=cmd.frame,
@@ -750,6 +811,7 @@ class Smtp:
                 detail = "inside a BDAT chunk"
                 if self.bdat_left == 0:
                     self.mode = Mode.GAP if over > 0 else Mode.COMMAND
+                    self.bdat_cmd = None
                     if self.bdat_last:
                         self._end_message("smtp-bdat", gap.frame)
             elif self.mode is Mode.TLS:
@@ -775,11 +837,12 @@ class Smtp:
                 self.out.anomaly(CLIENT, Phase.TRANSFER, "incomplete-message",
                                  "the client stopped sending in the middle of the message (no end marker)",
                                  eof.frame)
-                self._end_message("smtp-data", eof.frame or self.out.frame, complete=False)
+                # the message ends where its last bytes came, not on the FIN/RST that cut it (one row, one message)
+                self._end_message("smtp-data", self.body_frame or eof.frame or self.out.frame, complete=False)
                 self.pending.pop()
             elif self.mode is Mode.BDAT:
-                self.message_missing += self.bdat_left
-                self._end_message("smtp-bdat", eof.frame or self.out.frame, complete=False)
+                self._bdat_short(eof.frame or self.out.frame, "the client's stream ended")
+                self._end_message("smtp-bdat", self.body_frame or eof.frame or self.out.frame, complete=False)
             elif self.mode is Mode.HOLD and self.held:
                 self._release_held()
             if len(self.client_lines) and self.mode not in (Mode.TLS,):

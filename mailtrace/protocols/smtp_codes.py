@@ -78,6 +78,17 @@ CODES = {  # RFC 5321 4.2.2/4.2.3, RFC 4954 (AUTH), RFC 3207 (STARTTLS), RFC 750
         "555": "MAIL/RCPT parameters not recognized or not implemented", "556": "domain does not accept mail",
     },
 }
+DEFINED_CODES = frozenset({
+    # RFC 5321 §4.2.2/§4.2.3
+    "211", "214", "220", "221", "250", "251", "252", "354", "421", "450", "451", "452", "455",
+    "500", "501", "502", "503", "504", "550", "551", "552", "553", "554", "555",
+    "235", "334", "432", "454", "530", "534", "535", "538",  # RFC 4954 (AUTH); 454/530 also RFC 3207
+    "253", "458", "459",  # RFC 1985 (ETRN)
+    "453",  # RFC 2645 (ATRN: no mail)
+    "521", "556",  # RFC 7504 (null MX, no mail)
+    "523",  # RFC 5248 (the registry pairs it with 5.7.10, encryption needed)
+})
+"""The reply codes RFC 5321 and the SMTP extensions define; any other code is not SMTP (``299``, ``270``)."""
 ENHANCED_CLASS = {
     "de": {"2": "Erfolg", "4": "vorübergehender Fehler", "5": "dauerhafter Fehler"},
     "en": {"2": "success", "4": "persistent transient failure", "5": "permanent failure"}}
@@ -208,9 +219,24 @@ class ReplyMeaning:
     enhanced_meaning: str | None = None
 
     @property
+    def generic(self) -> bool:
+        """The enhanced code says nothing specific (``x.0.0``, ``x.7.0``: "other or undefined … status")."""
+        return self.enhanced is not None and self.enhanced.rsplit(".", 1)[-1] == "0"
+
+    @property
     def short(self) -> str:
-        """The most specific meaning: the enhanced code's, else the code's, else its class."""
+        """The most specific meaning: the enhanced code's, else the code's, else its class.
+
+        A generic enhanced code (``503 5.0.0``, ``454 4.7.0``) is less specific than the reply code it
+        comes with, so then the reply code's meaning wins (``bad sequence of commands``)."""
+        if self.generic and self.meaning:
+            return self.meaning
         return self.enhanced_meaning or self.meaning or self.outcome
+
+
+def is_defined_code(code: str) -> bool:
+    """Whether RFC 5321 (or an SMTP extension) defines the reply code ``code``."""
+    return code in DEFINED_CODES
 
 
 def enhanced_code(text: str) -> str | None:

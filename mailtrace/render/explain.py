@@ -1,8 +1,12 @@
 """What an SMTP reply means, as lines to show under its row (the terminal view's and the HTML report's).
 
 A failure code is read digit by digit (RFC 5321 §4.2.1) and by its enhanced status code (RFC 3463);
-a positive answer to EHLO lists the extensions the server offers, each explained. The sentences
-come from :mod:`mailtrace.protocols.smtp_codes` and the view catalogue (``explain.*`` keys of
+a positive answer to EHLO lists the extensions the server offers, each explained. Positive replies
+(2yz/3yz) are explained the same way on request (``positive=True``) when the code tables define the
+code — the table views leave them out so a normal conversation stays one row per reply. A generic
+enhanced code (``5.0.0``, ``4.7.0``) adds nothing to the reply code: a failure shows it after the
+reply code's meaning, a positive reply leaves it out. The sentences come from
+:mod:`mailtrace.protocols.smtp_codes` and the view catalogue (``explain.*`` keys of
 :mod:`mailtrace.render.catalog`), so a translated catalogue translates them too.
 """
 
@@ -22,12 +26,16 @@ class ReplyExplanation:
     """The lines that explain one reply."""
 
     kind: str
-    """``failure`` (a 4yz/5yz reply) or ``extensions`` (the keywords of a positive EHLO reply)."""
+    """``failure`` (a 4yz/5yz reply), ``positive`` (a 2yz/3yz reply whose code the tables define) or
+    ``extensions`` (the keywords of a positive EHLO reply)."""
     lines: tuple[str, ...]
 
 
-def explain_smtp_reply(reply: Reply, lang: str = "en") -> ReplyExplanation | None:
-    """The explanation of an SMTP reply, or None when there is nothing to explain (2yz/3yz, not EHLO)."""
+def explain_smtp_reply(reply: Reply, lang: str = "en", *, positive: bool = False) -> ReplyExplanation | None:
+    """The explanation of an SMTP reply, or None when there is nothing to explain.
+
+    Failures (4yz/5yz) and the extensions of a positive EHLO reply are always explained; other 2yz/3yz
+    replies only with ``positive`` and when the tables define the code (``250``, ``354``, not ``299``)."""
     status = reply.status
     if len(status) != 3 or not status.isdigit():
         return None
@@ -37,14 +45,16 @@ def explain_smtp_reply(reply: Reply, lang: str = "en") -> ReplyExplanation | Non
             keyword, meaning = explain_keyword(line, lang)
             if meaning:
                 lines.append(text("explain.extension", lang, keyword=keyword, meaning=meaning))
-        return ReplyExplanation("extensions", tuple(lines)) if lines else None
-    if status[0] not in "45":
-        return None
+        if lines:
+            return ReplyExplanation("extensions", tuple(lines))
     m = explain_reply(status, reply.lines[0] if reply.lines else "", lang)
     if m is None:
         return None
+    failure = status[0] in "45"
+    if not failure and (not positive or status[0] not in "23" or m.meaning is None):
+        return None  # positive replies on request, and only a code the tables define
     lines = [text("explain.reply", lang, code=m.code, outcome=m.outcome, category=m.category,
                   meaning=f" — {m.meaning}" if m.meaning else "")]
-    if m.enhanced and m.enhanced_meaning:
+    if m.enhanced and m.enhanced_meaning and (failure or not m.generic):
         lines.append(text("explain.enhanced", lang, code=m.enhanced, meaning=m.enhanced_meaning))
-    return ReplyExplanation("failure", tuple(lines))
+    return ReplyExplanation("failure" if failure else "positive", tuple(lines))
