@@ -522,3 +522,18 @@ def test_a_finding_cites_the_rfcs_of_its_sessions_protocol(tmp_path: Path) -> No
     c.close()
     found = {f.session: f.reference for f in analyze(b.write(tmp_path / "refs.pcap")).of("cleartext-credentials")}
     assert found == {1: "RFC 8314; RFC 9051 §11.1", 2: "RFC 8314; RFC 4954 §4"}
+
+
+def test_smtp_dissector_violations_become_findings(tmp_path: Path) -> None:
+    """A reply code no RFC defines and a message over the server's SIZE maximum are protocol violations."""
+    b = PcapBuilder()
+    c = b.conversation("10.1.2.3", MX)
+    c.talk(GREETING, "EHLO x\r\n", "S:250-mx.example.org\r\n250 SIZE 20\r\n", "MAIL FROM:<a@corp.example>\r\n",
+           "S:299 odd but fine\r\n", "RCPT TO:<bob@example.org>\r\n", "S:250 Ok\r\n", "DATA\r\n", "S:354 go\r\n",
+           "Subject: x\r\n\r\n" + "y" * 40 + "\r\n.\r\n", "S:250 Ok\r\n")
+    c.close()
+    found = analyze(b.write(tmp_path / "violations.pcap")).of("protocol-violation")
+    titles = sorted(f.title for f in found)
+    assert titles == ["SMTP: messages over the size limit the server announced (1×)",
+                      "SMTP: reply codes no RFC defines (1×)"]
+    assert all(f.severity == Severity.LOW for f in found)

@@ -779,6 +779,9 @@ VIOLATIONS: dict[str, tuple[Severity, str]] = {
     "invalid-response": (LOW, "malformed responses"),
     "invalid-command": (LOW, "malformed commands"),
     "bdat-invalid": (MEDIUM, "invalid BDAT chunk sizes"),
+    "bdat-chunk-short": (LOW, "BDAT chunks shorter than announced"),
+    "undefined-reply-code": (LOW, "reply codes no RFC defines"),
+    "size-exceeded": (LOW, "messages over the size limit the server announced"),
     "empty-command": (LOW, "empty command lines"),
     "garbage": (MEDIUM, "binary data where commands belong"),
     "line-too-long": (LOW, "lines over the length limit"),
@@ -857,6 +860,12 @@ def _violation_why(kind: str) -> str:
         "bare-lf": "RFC 5321 §2.3.8 requires CRLF; bare LF is a building block of SMTP smuggling.",
         "pipeline-overflow": "a client sends a flood of commands without reading replies.",
         "garbage": "binary bytes on a text protocol: a scan, another protocol, or an exploit attempt.",
+        "bdat-chunk-short": "RFC 3030 §2: a BDAT chunk is exactly as long as announced; the server "
+        "answered before the rest came.",
+        "undefined-reply-code": "RFC 5321 §4.2 and its extensions define the codes a client can act on; "
+        "other codes are read only by their first digit.",
+        "size-exceeded": "RFC 1870 §6.2: the server announced a fixed maximum; a larger message should "
+        "have been refused.",
     }.get(kind, "the peer does not follow the protocol.")
 
 
