@@ -98,3 +98,19 @@ def test_missing_keylog_file_is_a_one_line_error(tmp_path: Path) -> None:
     result = run_cli("analyze", "--tls-keylog", str(tmp_path / "none.keys"), str(sample("smtp-starttls.pcap")))
     assert result.exit_code == 2
     assert "--tls-keylog" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_handshake_secrets_only_is_not_reported_decrypted(tmp_path: Path) -> None:
+    """A TLS 1.3 key log with the handshake secrets only: the session is not ``decrypted``."""
+    lines = sample("smtp-starttls.keylog").read_text().splitlines()
+    keylog = tmp_path / "handshake-only.keylog"
+    keylog.write_text("".join(ln + "\n" for ln in lines if "_HANDSHAKE_TRAFFIC_SECRET " in ln))
+    assert len(keylog.read_text().splitlines()) == 2
+    data = report(sample("smtp-starttls.pcap"), args=("--tls-keylog", str(keylog)))
+    s = data["sessions"][0]
+    assert (s["server"]["port"], s["tls"], s["decrypted"]) == (587, "starttls", False)
+    assert s["tls_info"]["decrypted"] is False and s["tls_info"]["established"] is True
+    # the certificate was in the decrypted handshake; the mail commands after STARTTLS were not
+    assert s["tls_info"]["certificates"]
+    assert [c["verb"] for c in s["commands"]] == ["EHLO", "STARTTLS"]
+    assert s["tls_info"]["anomalies"] == ["no-keys", "no-keys"]

@@ -126,7 +126,7 @@ class TlsInfo:
     established: bool
     """The handshake completed (see :class:`HandshakeComplete`)."""
     decrypted: bool
-    """At least one protected record was decrypted."""
+    """Application data was decrypted (the key log had the traffic secrets and they worked)."""
     key_updates: int
     """TLS 1.3 KeyUpdate messages seen (decrypted)."""
     first_frame: int | None
@@ -134,6 +134,9 @@ class TlsInfo:
     first_ts: float | None
     anomalies: tuple[str, ...]
     """Kinds of the anomalies reported, in order (bounded)."""
+    handshake_decrypted: bool = False
+    """An encrypted handshake record (TLS 1.3) was decrypted: with only the handshake secrets in the
+    key log this is true while ``decrypted`` stays false."""
 
 
 def tls_info_to_json(info: TlsInfo) -> dict[str, Any]:
@@ -168,6 +171,7 @@ def tls_info_to_json(info: TlsInfo) -> dict[str, Any]:
         "handshake_seconds": info.handshake_seconds,
         "established": info.established,
         "decrypted": info.decrypted,
+        "handshake_decrypted": info.handshake_decrypted,
         "key_updates": info.key_updates,
         "first_frame": info.first_frame,
         "first_ts": info.first_ts,

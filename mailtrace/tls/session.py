@@ -136,6 +136,9 @@ class TlsSession:
         self._handshake_seconds: float | None = None
         self._established = False
         self._decrypted = False
+        """Application data was decrypted (what :attr:`TlsInfo.decrypted` reports)."""
+        self._handshake_decrypted = False
+        """A protected handshake record (TLS 1.3 server flight, TLS ≤ 1.2 Finished) was decrypted."""
         self._resumed = False
         self._saw_client_key_exchange = False
         self._alpn_selected: str | None = None
@@ -173,6 +176,16 @@ class TlsSession:
         return out
 
     @property
+    def handshake_decrypted(self) -> bool:
+        """At least one protected handshake record was decrypted with the key log.
+
+        True with :attr:`TlsInfo.decrypted` false is the "handshake only" case: the key log had
+        the TLS 1.3 handshake traffic secrets but not the application traffic secrets, or the
+        connection ended before any application data.
+        """
+        return self._handshake_decrypted
+
+    @property
     def info(self) -> TlsInfo:
         ch, client, server = self._ch, self._sides[Direction.CLIENT], self._sides[Direction.SERVER]
         if ch is None:
@@ -201,6 +214,7 @@ class TlsSession:
             first_frame=self._first_frame,
             first_ts=self._first_ts,
             anomalies=tuple(self._anomalies),
+            handshake_decrypted=self._handshake_decrypted,
         )
 
     # ------------------------------------------------------------------ output
@@ -321,7 +335,8 @@ class TlsSession:
             return None
         side.seq = opened.seq + 1
         side.seq_slack = 0
-        self._decrypted = True
+        if opened.content_type == HANDSHAKE:
+            self._handshake_decrypted = True
         return opened
 
     def _opaque_record(self, side: _Side, rec: Record) -> None:
@@ -370,6 +385,7 @@ class TlsSession:
                 self._alert(side, ALERT_LEVELS.get(data[i], f"level_{data[i]}"), alert_name(data[i + 1]))
         elif ctype == APPLICATION_DATA:
             if encrypted:
+                self._decrypted = True  # application data, not just the handshake
                 self._emit_plaintext(side, data)
             else:
                 self._emit_opaque(side, len(data), 1)

@@ -12,6 +12,7 @@ from mt_tls_streams import Conn, Item, Run, run, tls_connections
 
 from mailtrace.model import Direction
 from mailtrace.tls import Decrypted, HandshakeSeen, KeyLog, OpaqueData, TlsAnomaly, TlsSession
+from mailtrace.tls.events import tls_info_to_json
 
 CAPTURES = "samples-src/captures"
 _TSHARK_LINE = re.compile(r"^\s*(\d+)\s+\S+\s+\S+ → \S+\s+(SMTP|SMTP/IMF|IMAP|POP)\s+\d+\s+(.*)$")
@@ -148,3 +149,54 @@ def test_keylog_merge_is_what_decrypts(shared: Path) -> None:
         a = run(TlsSession(keylog), items)
         b = run(TlsSession(merged), items)
         assert a.plaintext == b.plaintext and a.plaintext[Direction.CLIENT]
+
+
+def handshake_only(keylog_text: str) -> KeyLog:
+    """The key log with only the TLS 1.3 handshake traffic secrets (no *_TRAFFIC_SECRET_0)."""
+    lines = [ln for ln in keylog_text.splitlines() if ln.split(" ", 1)[0].endswith("_HANDSHAKE_TRAFFIC_SECRET")]
+    return KeyLog.from_text("\n".join(lines))
+
+
+def test_handshake_secrets_only_is_not_decrypted(shared: Path) -> None:
+    """Handshake records decrypt, application data does not: ``decrypted`` stays false."""
+    conns, full, _facts = load(shared, "smtp-starttls")
+    keylog = handshake_only((shared / CAPTURES / "smtp-starttls.keylog").read_text())
+    assert 0 < len(keylog) == len(full)  # the same client randoms, fewer secrets each
+    [(_conn, items)] = [(c, i) for c, i in conns if c.server[1] == 587]
+    session, result = decrypt(items, keylog)
+    info = session.info
+    assert info.version == "TLS 1.3" and info.established
+    assert info.decrypted is False
+    assert session.handshake_decrypted is True and info.handshake_decrypted is True
+    assert tls_info_to_json(info)["handshake_decrypted"] is True
+    # the server's encrypted flight was read (its certificate too), the application data was not
+    assert [e.kind for e in result.of(HandshakeSeen) if e.encrypted] == [
+        "encrypted_extensions",
+        "certificate",
+        "certificate_verify",
+        "finished",
+        "finished",
+    ]
+    assert [c.subject for c in info.certificates] != []
+    assert result.plaintext == {Direction.CLIENT: b"", Direction.SERVER: b""}
+    assert not result.of(Decrypted)
+    assert sum(e.nbytes for e in result.of(OpaqueData)) == 1327
+    assert sorted(a.detail for a in result.of(TlsAnomaly)) == [
+        "the key log lacks CLIENT_TRAFFIC_SECRET_0",
+        "the key log lacks SERVER_TRAFFIC_SECRET_0",
+    ]
+
+
+def test_full_keylog_decrypts_handshake_and_application_data(shared: Path) -> None:
+    conns, keylog, _facts = load(shared, "tls-implicit")
+    for conn, items in conns:
+        session, result = decrypt(items, keylog)
+        assert (session.info.decrypted, session.handshake_decrypted) == (True, True), conn.server
+        assert result.of(Decrypted)
+
+
+def test_no_keys_decrypts_nothing(shared: Path) -> None:
+    conns, _keylog, _facts = load(shared, "tls-implicit")
+    for conn, items in conns:
+        session, _result = decrypt(items, KeyLog())
+        assert (session.info.decrypted, session.handshake_decrypted) == (False, False), conn.server

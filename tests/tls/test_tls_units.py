@@ -99,6 +99,7 @@ def test_info_json_shape_before_anything() -> None:
         "handshake_seconds": None,
         "established": False,
         "decrypted": False,
+        "handshake_decrypted": False,
         "key_updates": 0,
         "first_frame": None,
         "first_ts": None,
