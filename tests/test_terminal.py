@@ -162,13 +162,16 @@ def test_pop3_story(captures: Path) -> None:
     captions = [s[1] for s in parse(text)]
     for caption in (
         "identification: the client names the user bob (USER)",
-        "authentication: the client sends the password (PASS) — in cleartext; the server accepts",
+        "authentication: the client sends the password (PASS) — in cleartext; the server accepts → TRANSACTION state",
         "status: 3 messages, 8990 bytes in the mailbox (STAT)",
         "download of message 1 (RETR, 956 bytes)",
         "deletion mark for message 1 (DELE)",
-        "positive end of the session (QUIT / +OK) → UPDATE state: the message marked for deletion is deleted",
-        "the client authenticates with APOP as bob — a digest, not the password, is sent; the server accepts",
-        "the client authenticates with AUTH PLAIN as bob — in cleartext; the server accepts (+OK)",
+        "positive end of the session (QUIT / +OK) → UPDATE state: message 3, marked with DELE, is deleted",
+        "the deletion mark of message 1 is removed (RSET)",
+        "the server is ready to talk (+OK) → AUTHORIZATION state; its timestamp makes APOP possible",
+        "the client authenticates with APOP as bob — it sends an MD5 digest of the greeting's timestamp and the "
+        "shared secret, never the secret itself; the server accepts → TRANSACTION state",
+        "the client authenticates with AUTH PLAIN as bob — in cleartext; the server accepts (+OK) → TRANSACTION state",
     ):
         assert caption in captions
     assert any(

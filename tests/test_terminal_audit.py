@@ -9,7 +9,7 @@ from pathlib import Path
 from term_pcap import SMTP_OK, Step, write_pcap
 from term_render import render
 
-from mailtrace.render.terminal import say
+from mailtrace.render.catalog import text as say
 
 EHLO = SMTP_OK[:3]
 """Greeting, EHLO and its reply."""

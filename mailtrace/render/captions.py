@@ -38,6 +38,7 @@ from mailtrace.model import (
     Reply,
     TlsStart,
 )
+from mailtrace.protocols.imap_parse import section_ref
 from mailtrace.protocols.smtp_codes import explain_reply
 from mailtrace.render.catalog import fields, has, text, translated
 from mailtrace.session import MessageRecord, PacketRow, Session
@@ -316,7 +317,7 @@ class _Grouper:
         elif isinstance(event, MessageEnd):
             record = self.messages.take(event)
             if record is not None:
-                target = self._message_exchange(draft)
+                target = self._message_exchange(draft) or self._earlier_exchange(draft, record)
                 if target is not None:
                     target.messages.append(record)
                 else:
@@ -335,6 +336,18 @@ class _Grouper:
             for x in reversed(draft.exchanges):
                 if x.verb in ("AUTH", "AUTHENTICATE", "LOGIN", "PASS", "APOP", "USER"):
                     return x
+        return None
+
+    def _earlier_exchange(self, draft: _Draft, record: MessageRecord) -> _Exchange | None:
+        """The command step a message began in, when it ends in a later step (the connection
+        closed in the middle of a FETCH literal or a RETR): its caption tells it was cut short."""
+        if draft.kind == "body" or any(r.frame == record.first_frame for r in draft.rows):
+            return None
+        for earlier in reversed(self.drafts[:-1]):
+            if earlier.kind == "body":
+                return None
+            if any(r.frame == record.first_frame for r in earlier.rows):
+                return self._message_exchange(earlier) if earlier.kind == "exchange" else None
         return None
 
     def _message_exchange(self, draft: _Draft) -> _Exchange | None:
@@ -372,7 +385,8 @@ class _Context:
 
     session: Session
     lang: str
-    pop3_marked: int = 0
+    pop3_marked: list[str] = field(default_factory=list)
+    """POP3: the messages marked for deletion (DELE) since the login or the last RSET."""
     logged_in: bool = False
     tls_seen: bool = False
     upgraded: bool = False
@@ -660,6 +674,7 @@ def _unasked(x: _Exchange, ctx: _Context) -> _Sentence:
             refused = ctx.t("greeting.fail", reply=_reply_line(reply, protocol))
             return _Sentence("greeting.fail", refused, "fail")
         if protocol == "pop3" and re.search(r"<[^<>@]+@[^<>]+>", line):
+            # a POP3 greeting puts the session in the AUTHORIZATION state (RFC 1939 §4)
             return _Sentence("greeting.apop", ctx.t("greeting.apop", status=status), "ok")
         refined = f"{protocol}.greeting.ok"  # "the MTA is ready to receive a message", where a language has it
         ready = refined if translated(refined, ctx.lang) else "greeting.ok"
@@ -710,11 +725,16 @@ def _auth(x: _Exchange, ctx: _Context, reply: Reply | None) -> _Sentence:
         ctx.logged_in = True
     tone = "ok" if ok else ("fail" if ok is False else "warn")
     if verb == "PASS":
-        return _say(ctx, "pop3.pass", reply, tone, channel=channel)
-    if verb == "APOP":
-        return _say(ctx, "pop3.apop", reply, tone, user=user or "?")
-    as_user = ctx.t("auth.as", user=user) if user else ""
-    return _say(ctx, "auth", reply, tone, method=method, as_user=as_user, channel=channel)
+        sentence = _say(ctx, "pop3.pass", reply, tone, channel=channel)
+    elif verb == "APOP":
+        sentence = _say(ctx, "pop3.apop", reply, tone, user=user or "?")
+    else:
+        as_user = ctx.t("auth.as", user=user) if user else ""
+        sentence = _say(ctx, "auth", reply, tone, method=method, as_user=as_user, channel=channel)
+    if session.protocol == "pop3" and _pop3_entered(x, ctx) == "TRANSACTION":
+        sentence = _Sentence(sentence.key, sentence.text + " " + ctx.t("pop3.enter", state="TRANSACTION"),
+                             sentence.tone)
+    return sentence
 
 
 def _words(argument: str) -> list[str]:
@@ -778,29 +798,70 @@ def _pop3(x: _Exchange, ctx: _Context, reply: Reply | None) -> _Sentence | None:
         return _say(ctx, f"pop3.{verb.lower()}", reply)
     if verb == "RETR":
         size = _size(x)
+        if ok and size is not None and any(not m.summary.complete for m in x.messages):
+            caption = ctx.t("pop3.retr.incomplete", msg=msg, size=size)
+            return _Sentence("pop3.retr.incomplete", caption, "warn")
         if ok and size is not None:
             return _Sentence("pop3.retr.ok", ctx.t("pop3.retr.ok", msg=msg, size=size), "ok")
         return _say(ctx, "pop3.retr", reply, tone="info" if ok else None, msg=msg)
     if verb == "TOP":
         return _say(ctx, "pop3.top", reply, msg=msg, lines=words[1] if len(words) > 1 else "?")
     if verb == "DELE":
-        if ok:
-            ctx.pop3_marked += 1
+        if ok and msg.isdigit() and msg not in ctx.pop3_marked:
+            ctx.pop3_marked.append(msg)
         return _say(ctx, "pop3.dele", reply, msg=msg)
     if verb == "RSET":
-        if ok:
-            ctx.pop3_marked = 0
-        return _say(ctx, "pop3.rset", reply)
+        if not ok:
+            return _say(ctx, "pop3.rset", reply)
+        undone, ctx.pop3_marked = ctx.pop3_marked, []
+        if not undone:
+            return _Sentence("pop3.rset.none", ctx.t("pop3.rset.none"), "ok")
+        return _Sentence("pop3.rset.ok", ctx.t("pop3.rset.ok", n=len(undone), msgs=", ".join(undone)), "ok")
     if verb == "QUIT":
-        if ok and ctx.logged_in and ctx.pop3_marked:
-            n = ctx.pop3_marked
-            status = reply.status if reply else ""
-            return _Sentence("pop3.quit.update", ctx.t("pop3.quit.update", status=status,
-                                                       n=n), "ok")
-        return _say(ctx, "pop3.quit", reply)
+        return _pop3_quit(x, ctx, reply)
     if verb in ("CAPA", "NOOP"):
         return _say(ctx, "pop3." + verb.lower(), reply)
     return None
+
+
+def _pop3_states(ctx: _Context) -> list[dict[str, Any]]:
+    """The POP3 dissector's state changes (``{state, frame, trigger}``), oldest first."""
+    block = ctx.session.record.get("pop3")
+    states = block.get("states") if isinstance(block, dict) else None
+    return [s for s in states if isinstance(s, dict)] if isinstance(states, list) else []
+
+
+def _pop3_entered(x: _Exchange, ctx: _Context) -> str | None:
+    """The RFC 1939 state this exchange moved the session into (PASS/APOP/AUTH +OK → TRANSACTION,
+    QUIT → UPDATE), as the dissector recorded it; None when it changed nothing."""
+    frames = {r.frame for r in x.replies}
+    for change in _pop3_states(ctx):
+        trigger = str(change.get("trigger") or "")
+        if change.get("frame") in frames and trigger.split(" ", 1)[0] == x.verb:
+            return str(change.get("state"))
+    return None
+
+
+def _pop3_quit(x: _Exchange, ctx: _Context, reply: Reply | None) -> _Sentence:
+    """QUIT: in TRANSACTION it enters UPDATE, where the marked messages are deleted (RFC 1939 §6);
+    in AUTHORIZATION it just ends the session."""
+    ok = _tone(reply) == "ok"
+    status = reply.status if reply is not None else ""
+    marked = ctx.pop3_marked
+    states = _pop3_states(ctx)
+    update = _pop3_entered(x, ctx) == "UPDATE"
+    if not states:  # no state record: go by what the captions saw
+        update = ok and ctx.logged_in
+    if update and not ok:
+        return _say(ctx, "pop3.quit.update", reply, n=len(marked), msgs=", ".join(marked))
+    if update and marked:
+        caption = ctx.t("pop3.quit.update.ok", status=status, n=len(marked), msgs=", ".join(marked))
+        return _Sentence("pop3.quit.update.ok", caption, "ok")
+    if update:
+        return _Sentence("pop3.quit.update.none", ctx.t("pop3.quit.update.none", status=status), "ok")
+    if states and str(states[-1].get("state")) == "AUTHORIZATION":
+        return _say(ctx, "pop3.quit.authorization", reply)
+    return _say(ctx, "pop3.quit", reply)
 
 
 _IMAP_COUNT = re.compile(r"^(\d+) (EXISTS|EXPUNGE)\b", re.IGNORECASE)
@@ -886,14 +947,7 @@ def _imap(x: _Exchange, ctx: _Context, reply: Reply | None) -> _Sentence | None:
         items = argument[len(message_set):].strip()
         if items.startswith("(") and items.endswith(")"):
             items = items[1:-1]
-        full = [m for m in x.messages if m.summary.complete and m.detail.get("section") != "header"]
-        if x.messages and not full:
-            return _say(ctx, "imap.fetch.header", reply, messages=messages, verb=label)
-        if full:
-            return _say(ctx, "imap.fetch.message", reply, tone="ok" if ok else None, messages=messages,
-                        verb=label, items=items, size=sum(m.summary.bytes for m in full))
-        return _say(ctx, "imap.fetch", reply, tone="info" if ok else None, messages=messages, verb=label,
-                    items=items)
+        return _imap_fetch(x, ctx, reply, messages=messages, verb=label, items=items)
     if verb == "STORE":
         flags = argument[len(message_set):].strip()
         upper = flags.upper()
@@ -917,6 +971,50 @@ def _imap(x: _Exchange, ctx: _Context, reply: Reply | None) -> _Sentence | None:
     if verb in ("NOOP", "CHECK"):
         return _say(ctx, "imap.noop", reply, tone="info" if ok else None, verb=verb)
     return None
+
+
+def _fetched(record: MessageRecord) -> str:
+    """What a FETCH literal carried: ``message``, ``cut`` (a whole message cut short), ``partial``
+    (a byte range the client asked for), ``header`` (all of it), ``fields`` (some header fields)."""
+    section = str(record.detail.get("section") or "")
+    joined = "+" in section  # BODY[HEADER] and BODY[TEXT] of one response: the whole message
+    ref = None if joined else section_ref(section)
+    kind = "message" if joined else (ref.kind if ref is not None else "")
+    if kind == "header":
+        assert ref is not None
+        return "fields" if ref.section.startswith("HEADER.FIELDS") else "header"
+    if kind != "message":
+        return kind
+    if record.summary.complete:
+        return "message"
+    if record.detail.get("partial") and not record.summary.missing_bytes:
+        return "partial"
+    return "cut"
+
+
+def _imap_fetch(x: _Exchange, ctx: _Context, reply: Reply | None, **params: Any) -> _Sentence:
+    """FETCH: a download, a download cut short, a byte range, a header, or other data items."""
+    kinds: dict[str, list[MessageRecord]] = {}
+    for record in x.messages:
+        kinds.setdefault(_fetched(record), []).append(record)
+    ok = _tone(reply) == "ok"
+    if "cut" in kinds:
+        # the client asked for whole messages and the capture holds only part of one
+        size = sum(m.summary.bytes for m in kinds["cut"])
+        missing = sum(m.summary.missing_bytes for m in kinds["cut"])
+        key = "imap.fetch.incomplete"
+        if ok:
+            return _Sentence(key, ctx.t(key, size=size, missing=missing, **params), "warn")
+        return _say(ctx, key, reply, size=size, missing=missing, **params)
+    for kind, key in (("message", "imap.fetch.message"), ("partial", "imap.fetch.partial")):
+        if kind in kinds:
+            size = sum(m.summary.bytes for m in kinds[kind])
+            return _say(ctx, key, reply, tone="ok" if ok else None, size=size, **params)
+    if "header" in kinds:
+        return _say(ctx, "imap.fetch.header.whole", reply, tone="ok" if ok else None, **params)
+    if "fields" in kinds:
+        return _say(ctx, "imap.fetch.header", reply, tone="ok" if ok else None, **params)
+    return _say(ctx, "imap.fetch", reply, tone="info" if ok else None, **params)
 
 
 PROTOCOL_CAPTIONS: dict[str, Callable[[_Exchange, _Context, Reply | None], _Sentence | None]] = {

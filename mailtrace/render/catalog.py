@@ -51,7 +51,9 @@ EN: dict[str, Message] = {
     # ------------------------------------------------------------------ greeting, generic
     "greeting.ok": "the server is ready to talk ({status})",
     "smtp.greeting.ok": "the server is ready to talk ({status})",
-    "greeting.apop": "the server is ready to talk ({status}); its timestamp makes APOP possible",
+    "pop3.greeting.ok": "the server is ready to talk ({status}) → AUTHORIZATION state",
+    "greeting.apop": "the server is ready to talk ({status}) → AUTHORIZATION state; "
+                     "its timestamp makes APOP possible",
     "greeting.preauth": "the server is ready to talk and the user is already logged in (PREAUTH)",
     "greeting.fail": "the server refuses to talk: {reply}",
     "unsolicited": "the server speaks unasked: {reply}",
@@ -137,9 +139,11 @@ EN: dict[str, Message] = {
     "pop3.user.fail": "identification: the server refuses the user {user}: {reply}",
     "pop3.pass": "authentication: the client sends the password (PASS) — {channel}",
     "pop3.pass.ok": "authentication: the client sends the password (PASS) — {channel}; the server accepts",
-    "pop3.apop": "the client authenticates with APOP as {user} — a digest, not the password, is sent",
-    "pop3.apop.ok": "the client authenticates with APOP as {user} — a digest, not the password, is sent; "
-                    "the server accepts",
+    "pop3.apop": "the client authenticates with APOP as {user} — it sends an MD5 digest of the greeting's "
+                 "timestamp and the shared secret, never the secret itself",
+    "pop3.apop.ok": "the client authenticates with APOP as {user} — it sends an MD5 digest of the greeting's "
+                    "timestamp and the shared secret, never the secret itself; the server accepts",
+    "pop3.enter": "→ {state} state",
     "pop3.stat": "status: the client asks how many messages there are (STAT)",
     "pop3.stat.ok": "status: {count} messages, {octets} bytes in the mailbox (STAT)",
     "pop3.list": "the client lists the messages with their sizes (LIST)",
@@ -150,16 +154,30 @@ EN: dict[str, Message] = {
     "pop3.uidl.one": "the client asks for the unique ID of message {msg} (UIDL)",
     "pop3.retr": "download of message {msg} (RETR)",
     "pop3.retr.ok": "download of message {msg} (RETR, {size} bytes)",
+    "pop3.retr.incomplete": "incomplete download of message {msg} (RETR): only {size} bytes of it are in the "
+                            "capture",
     "pop3.top": "the client reads the header and {lines} body lines of message {msg} (TOP)",
     "pop3.dele": "deletion mark for message {msg} (DELE)",
     "pop3.rset": "the deletion marks are removed (RSET)",
+    "pop3.rset.ok": ("the deletion mark of message {msgs} is removed (RSET)",
+                     "the deletion marks of messages {msgs} are removed (RSET)"),
+    "pop3.rset.none": "the client resets the session (RSET); no message was marked for deletion",
     "pop3.noop": "the client checks that the server is still there (NOOP)",
     "pop3.quit": "the client ends the session (QUIT)",
     "pop3.quit.ok": "positive end of the session (QUIT / {status})",
-    "pop3.quit.update": ("positive end of the session (QUIT / {status}) → UPDATE state: "
-                         "the message marked for deletion is deleted",
-                         "positive end of the session (QUIT / {status}) → UPDATE state: "
-                         "the {n} messages marked for deletion are deleted"),
+    "pop3.quit.authorization": "the client ends the session in the AUTHORIZATION state (QUIT): "
+                               "no UPDATE, nothing is deleted",
+    "pop3.quit.authorization.ok": "positive end of the session (QUIT / {status}) in the AUTHORIZATION state: "
+                                  "no UPDATE, nothing is deleted",
+    "pop3.quit.update": "the client ends the session (QUIT) → UPDATE state",
+    "pop3.quit.update.ok": ("positive end of the session (QUIT / {status}) → UPDATE state: "
+                            "message {msgs}, marked with DELE, is deleted",
+                            "positive end of the session (QUIT / {status}) → UPDATE state: "
+                            "the {n} messages marked with DELE ({msgs}) are deleted"),
+    "pop3.quit.update.none": "positive end of the session (QUIT / {status}) → UPDATE state: "
+                             "no message was marked for deletion, nothing is deleted",
+    "pop3.quit.update.fail": "the client ends the session (QUIT) → UPDATE state; the server could not "
+                             "delete every marked message: {reply}",
     # ------------------------------------------------------------------ IMAP
     "imap.capability": "the client asks for the server's capabilities (CAPABILITY)",
     "imap.id": "client and server tell each other their software (ID)",
@@ -183,6 +201,10 @@ EN: dict[str, Message] = {
     "imap.fetch": "the client fetches {items} of {messages} ({verb})",
     "imap.fetch.message": "download of {messages} ({verb} {items}, {size} bytes)",
     "imap.fetch.header": "the client reads header fields of {messages} ({verb})",
+    "imap.fetch.header.whole": "the client reads the header of {messages} ({verb} {items})",
+    "imap.fetch.partial": "the client fetches part of {messages} ({verb} {items}, {size} bytes)",
+    "imap.fetch.incomplete": "incomplete download of {messages} ({verb} {items}): only {size} bytes of the "
+                             "message are in the capture",
     "imap.store": "the client changes the flags of {messages} ({verb} {flags})",
     "imap.store.deleted": "deletion mark for {messages} ({verb} {flags})",
     "imap.store.undeleted": "the deletion mark of {messages} is removed ({verb} {flags})",
@@ -248,6 +270,7 @@ EN: dict[str, Message] = {
     "ui.login.fail": "login {user}: refused",
     "ui.login.unknown": "login {user}: outcome not in the capture",
     "ui.password": "password {secret}",
+    "ui.digest": "digest {secret}",
     "ui.opaque": "TLS application data, {n} bytes",
     "ui.body": "{what}, {n} bytes",
     "ui.what.message": "message",
@@ -407,6 +430,32 @@ EN: dict[str, Message] = {
                              "{domain} ({hosts})",
     "check.nxdomain.refused": "the server refused {verb} with {status} right after DNS said that {domain} does "
                               "not exist (NXDOMAIN)",
+    # the terminal view: login outcome, message problems, secrets, TLS details
+    "ui.user_unknown": "user {user} (login outcome unknown)",
+    "ui.missing_unknown": "bytes missing, amount unknown",
+    "ui.header_only": "header only",
+    "ui.defects": ("{n} MIME defect", "{n} MIME defects"),
+    "ui.nt_response": "NT response {secret}",
+    "ui.token": "token {secret}",
+    "ui.hashcat": "hashcat {line}",
+    "ui.tls.details": "TLS",
+    "ui.tls.handshake": "handshake {duration}",
+    "ui.tls.bytes": "{client} bytes from the client, {server} from the server",
+    "ui.tls.resumed": "resumed session",
+    "ui.tls.alpn": "ALPN {alpn}",
+    "ui.tls.alpn_offered": "ALPN offered: {alpn}",
+    "ui.tls.cert": "certificate {subject}",
+    "ui.tls.self_signed": "self-signed",
+    "ui.tls.issuer": "issued by {issuer}",
+    "ui.tls.valid": "valid {start} to {end}",
+    "ui.tls.expired": "expired",
+    "ui.tls.not_yet": "not yet valid",
+    "ui.tls.san": "SAN {names}",
+    "ui.tls.more": "+{n} more",
+    "ui.tls.chain": ("chain of {n} certificate", "chain of {n} certificates"),
+    "ui.tls.client_cert": "client certificate {subject}",
+    "ui.tls.no_cert": "certificate encrypted (no keys)",
+    "ui.tls.alert": "alert {level} {description} from the {side}",
 }
 
 CATALOGS: dict[str, dict[str, Message]] = {"en": EN, "de": DE}

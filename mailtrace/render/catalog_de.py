@@ -38,7 +38,9 @@ DE: dict[str, str | tuple[str, str]] = {
     # ------------------------------------------------------------------ greeting, generic
     "greeting.ok": "der Server ist gesprächsbereit ({status})",
     "smtp.greeting.ok": "der MTA ist zum Empfang einer E-Mail bereit ({status})",
-    "greeting.apop": "der Server ist gesprächsbereit ({status}); sein Zeitstempel ermöglicht APOP",
+    "pop3.greeting.ok": "der Server ist gesprächsbereit ({status}) → Zustand AUTHORIZATION",
+    "greeting.apop": "der Server ist gesprächsbereit ({status}) → Zustand AUTHORIZATION; sein Zeitstempel "
+                     "ermöglicht APOP",
     "greeting.preauth": "der Server ist gesprächsbereit, und der Benutzer ist schon angemeldet (PREAUTH)",
     "greeting.fail": "der Server verweigert das Gespräch: {reply}",
     "unsolicited": "der Server meldet sich unaufgefordert: {reply}",
@@ -124,9 +126,11 @@ DE: dict[str, str | tuple[str, str]] = {
     "pop3.user.fail": "Identifikation: der Server weist den Benutzer {user} ab: {reply}",
     "pop3.pass": "Authentikation: der Client sendet das Passwort (PASS) — {channel}",
     "pop3.pass.ok": "Authentikation: der Client sendet das Passwort (PASS) — {channel}; der Server akzeptiert",
-    "pop3.apop": "Authentikation mit APOP als {user} — gesendet wird ein Digest, nicht das Passwort",
-    "pop3.apop.ok": "Authentikation mit APOP als {user} — gesendet wird ein Digest, nicht das Passwort; der "
-                    "Server akzeptiert",
+    "pop3.apop": "Authentikation mit APOP als {user} — gesendet wird ein MD5-Digest aus dem Zeitstempel der "
+                 "Begrüßung und dem gemeinsamen Geheimnis, nie das Geheimnis selbst",
+    "pop3.apop.ok": "Authentikation mit APOP als {user} — gesendet wird ein MD5-Digest aus dem Zeitstempel der "
+                    "Begrüßung und dem gemeinsamen Geheimnis, nie das Geheimnis selbst; der Server akzeptiert",
+    "pop3.enter": "→ Zustand {state}",
     "pop3.stat": "Abruf des Status: der Client fragt, wie viele E-Mails vorliegen (STAT)",
     "pop3.stat.ok": "Abruf des Status: {count} E-Mails, {octets} Bytes im Postfach (STAT)",
     "pop3.list": "der Client lässt sich die E-Mails mit ihren Größen auflisten (LIST)",
@@ -137,16 +141,30 @@ DE: dict[str, str | tuple[str, str]] = {
     "pop3.uidl.one": "der Client fragt nach der eindeutigen ID der E-Mail {msg} (UIDL)",
     "pop3.retr": "Herunterladen der E-Mail {msg} (RETR)",
     "pop3.retr.ok": "Herunterladen der E-Mail {msg} (RETR, {size} Bytes)",
+    "pop3.retr.incomplete": "unvollständiges Herunterladen der E-Mail {msg} (RETR): nur {size} Bytes davon sind "
+                            "im Mitschnitt",
     "pop3.top": "der Client liest den Header und {lines} Zeilen des Inhalts der E-Mail {msg} (TOP)",
     "pop3.dele": "Löschmarkierung für die E-Mail {msg} (DELE)",
     "pop3.rset": "die Löschmarkierungen werden aufgehoben (RSET)",
+    "pop3.rset.ok": ("die Löschmarkierung der E-Mail {msgs} wird aufgehoben (RSET)",
+                     "die Löschmarkierungen der E-Mails {msgs} werden aufgehoben (RSET)"),
+    "pop3.rset.none": "der Client setzt die Sitzung zurück (RSET); keine E-Mail war zum Löschen markiert",
     "pop3.noop": "der Client prüft, ob der Server noch da ist (NOOP)",
     "pop3.quit": "der Client beendet die Sitzung (QUIT)",
     "pop3.quit.ok": "Positive Beendigung der Kommunikation (QUIT / {status})",
-    "pop3.quit.update": ("Positive Beendigung der Kommunikation (QUIT / {status}) → Zustand UPDATE: die zum "
-                         "Löschen markierte E-Mail wird gelöscht",
-                         "Positive Beendigung der Kommunikation (QUIT / {status}) → Zustand UPDATE: die {n} "
-                         "zum Löschen markierten E-Mails werden gelöscht"),
+    "pop3.quit.authorization": "der Client beendet die Sitzung im Zustand AUTHORIZATION (QUIT): kein UPDATE, "
+                               "nichts wird gelöscht",
+    "pop3.quit.authorization.ok": "Positive Beendigung der Kommunikation (QUIT / {status}) im Zustand "
+                                  "AUTHORIZATION: kein UPDATE, nichts wird gelöscht",
+    "pop3.quit.update": "der Client beendet die Sitzung (QUIT) → Zustand UPDATE",
+    "pop3.quit.update.ok": ("Positive Beendigung der Kommunikation (QUIT / {status}) → Zustand UPDATE: die mit "
+                            "DELE markierte E-Mail {msgs} wird gelöscht",
+                            "Positive Beendigung der Kommunikation (QUIT / {status}) → Zustand UPDATE: die {n} "
+                            "mit DELE markierten E-Mails ({msgs}) werden gelöscht"),
+    "pop3.quit.update.none": "Positive Beendigung der Kommunikation (QUIT / {status}) → Zustand UPDATE: keine "
+                             "E-Mail war zum Löschen markiert, nichts wird gelöscht",
+    "pop3.quit.update.fail": "der Client beendet die Sitzung (QUIT) → Zustand UPDATE; der Server konnte nicht "
+                             "alle markierten E-Mails löschen: {reply}",
     # ------------------------------------------------------------------ IMAP
     "imap.capability": "der Client fragt nach den Fähigkeiten des Servers (CAPABILITY)",
     "imap.id": "Client und Server nennen einander ihre Software (ID)",
@@ -170,6 +188,10 @@ DE: dict[str, str | tuple[str, str]] = {
     "imap.fetch": "der Client ruft {items} von {messages} ab ({verb})",
     "imap.fetch.message": "Herunterladen von {messages} ({verb} {items}, {size} Bytes)",
     "imap.fetch.header": "der Client liest Header-Felder von {messages} ({verb})",
+    "imap.fetch.header.whole": "der Client liest den Header von {messages} ({verb} {items})",
+    "imap.fetch.partial": "der Client ruft einen Teil von {messages} ab ({verb} {items}, {size} Bytes)",
+    "imap.fetch.incomplete": "unvollständiges Herunterladen von {messages} ({verb} {items}): nur {size} Bytes "
+                             "davon sind im Mitschnitt",
     "imap.store": "der Client ändert die Flags von {messages} ({verb} {flags})",
     "imap.store.deleted": "Löschmarkierung für {messages} ({verb} {flags})",
     "imap.store.undeleted": "die Löschmarkierung von {messages} wird aufgehoben ({verb} {flags})",
@@ -235,6 +257,7 @@ DE: dict[str, str | tuple[str, str]] = {
     "ui.login.fail": "Anmeldung {user}: abgelehnt",
     "ui.login.unknown": "Anmeldung {user}: Ergebnis nicht im Mitschnitt",
     "ui.password": "Passwort {secret}",
+    "ui.digest": "Digest {secret}",
     "ui.opaque": "TLS-Anwendungsdaten, {n} Bytes",
     "ui.body": "{what}, {n} Bytes",
     "ui.what.message": "E-Mail",
@@ -397,4 +420,30 @@ DE: dict[str, str | tuple[str, str]] = {
                              "nannte ({hosts})",
     "check.nxdomain.refused": "der Server lehnte {verb} mit {status} ab, unmittelbar nachdem das DNS gemeldet "
                               "hatte, dass es {domain} nicht gibt (NXDOMAIN)",
+    # the terminal view: login outcome, message problems, secrets, TLS details
+    "ui.user_unknown": "Benutzer {user} (Ergebnis der Anmeldung unbekannt)",
+    "ui.missing_unknown": "Bytes fehlen, Menge unbekannt",
+    "ui.header_only": "nur der Kopf",
+    "ui.defects": ("{n} MIME-Fehler", "{n} MIME-Fehler"),
+    "ui.nt_response": "NT-Antwort {secret}",
+    "ui.token": "Token {secret}",
+    "ui.hashcat": "hashcat {line}",
+    "ui.tls.details": "TLS",
+    "ui.tls.handshake": "Handshake {duration}",
+    "ui.tls.bytes": "{client} Bytes vom Client, {server} vom Server",
+    "ui.tls.resumed": "fortgesetzte Sitzung",
+    "ui.tls.alpn": "ALPN {alpn}",
+    "ui.tls.alpn_offered": "ALPN angeboten: {alpn}",
+    "ui.tls.cert": "Zertifikat {subject}",
+    "ui.tls.self_signed": "selbst signiert",
+    "ui.tls.issuer": "ausgestellt von {issuer}",
+    "ui.tls.valid": "gültig {start} bis {end}",
+    "ui.tls.expired": "abgelaufen",
+    "ui.tls.not_yet": "noch nicht gültig",
+    "ui.tls.san": "SAN {names}",
+    "ui.tls.more": "+{n} weitere",
+    "ui.tls.chain": ("Kette aus {n} Zertifikat", "Kette aus {n} Zertifikaten"),
+    "ui.tls.client_cert": "Client-Zertifikat {subject}",
+    "ui.tls.no_cert": "Zertifikat verschlüsselt (keine Schlüssel)",
+    "ui.tls.alert": "Alert {level} {description} vom {side}",
 }

@@ -39,7 +39,7 @@ from mailtrace.model import (
 from mailtrace.pipeline import CaptureStats
 from mailtrace.protocols.sasl import hashcat_cram_md5
 from mailtrace.render.captions import Step, steps
-from mailtrace.render.catalog import Message, has, text
+from mailtrace.render.catalog import has, text
 from mailtrace.render.context import ContextBlock, check_text, context_blocks, row_info, row_proto
 from mailtrace.render.explain import explain_smtp_reply
 from mailtrace.render.output import Output, clean
@@ -55,67 +55,6 @@ PHASE_WIDTH = 11
 _FLAG_NAMES = ((TCP_FIN, "FIN"), (TCP_SYN, "SYN"), (TCP_RST, "RST"), (0x08, "PSH"), (TCP_ACK, "ACK"),
                (0x20, "URG"), (0x40, "ECE"), (0x80, "CWR"))
 
-_LOCAL: dict[str, dict[str, Message]] = {
-    "en": {
-        "ui.user_unknown": "user {user} (login outcome unknown)",
-        "ui.missing_unknown": "bytes missing, amount unknown",
-        "ui.header_only": "header only",
-        "ui.defects": ("{n} MIME defect", "{n} MIME defects"),
-        "ui.digest": "digest {secret}",
-        "ui.nt_response": "NT response {secret}",
-        "ui.token": "token {secret}",
-        "ui.hashcat": "hashcat {line}",
-        "ui.tls.details": "TLS",
-        "ui.tls.handshake": "handshake {duration}",
-        "ui.tls.bytes": "{client} bytes from the client, {server} from the server",
-        "ui.tls.resumed": "resumed session",
-        "ui.tls.alpn": "ALPN {alpn}",
-        "ui.tls.alpn_offered": "ALPN offered: {alpn}",
-        "ui.tls.cert": "certificate {subject}",
-        "ui.tls.self_signed": "self-signed",
-        "ui.tls.issuer": "issued by {issuer}",
-        "ui.tls.valid": "valid {start} to {end}",
-        "ui.tls.expired": "expired",
-        "ui.tls.not_yet": "not yet valid",
-        "ui.tls.san": "SAN {names}",
-        "ui.tls.more": "+{n} more",
-        "ui.tls.chain": ("chain of {n} certificate", "chain of {n} certificates"),
-        "ui.tls.client_cert": "client certificate {subject}",
-        "ui.tls.no_cert": "certificate encrypted (no keys)",
-        "ui.tls.alert": "alert {level} {description} from the {side}",
-    },
-    "de": {
-        "ui.user_unknown": "Benutzer {user} (Ergebnis der Anmeldung unbekannt)",
-        "ui.missing_unknown": "Bytes fehlen, Menge unbekannt",
-        "ui.header_only": "nur der Kopf",
-        "ui.defects": ("{n} MIME-Fehler", "{n} MIME-Fehler"),
-        "ui.digest": "Digest {secret}",
-        "ui.nt_response": "NT-Antwort {secret}",
-        "ui.token": "Token {secret}",
-        "ui.hashcat": "hashcat {line}",
-        "ui.tls.details": "TLS",
-        "ui.tls.handshake": "Handshake {duration}",
-        "ui.tls.bytes": "{client} Bytes vom Client, {server} vom Server",
-        "ui.tls.resumed": "fortgesetzte Sitzung",
-        "ui.tls.alpn": "ALPN {alpn}",
-        "ui.tls.alpn_offered": "ALPN angeboten: {alpn}",
-        "ui.tls.cert": "Zertifikat {subject}",
-        "ui.tls.self_signed": "selbst signiert",
-        "ui.tls.issuer": "ausgestellt von {issuer}",
-        "ui.tls.valid": "gültig {start} bis {end}",
-        "ui.tls.expired": "abgelaufen",
-        "ui.tls.not_yet": "noch nicht gültig",
-        "ui.tls.san": "SAN {names}",
-        "ui.tls.more": "+{n} weitere",
-        "ui.tls.chain": ("Kette aus {n} Zertifikat", "Kette aus {n} Zertifikaten"),
-        "ui.tls.client_cert": "Client-Zertifikat {subject}",
-        "ui.tls.no_cert": "Zertifikat verschlüsselt (keine Schlüssel)",
-        "ui.tls.alert": "Alert {level} {description} vom {side}",
-    },
-}
-"""Sentences of this view that the catalogues do not have yet (the catalogue wins once it has them)."""
-
-
 def phase_width(lang: str) -> int:
     """Width of the label column of caption rows: the longest phase name in the language."""
     labels = [text("phase." + p.value, lang) for p in Phase] + [text("phase.dns", lang), text("phase.ident", lang)]
@@ -125,16 +64,6 @@ def phase_width(lang: str) -> int:
 def tcp_flags(flags: int) -> str:
     """Flags in Wireshark's order and spelling: ``SYN, ACK``; ``FIN, PSH, ACK``."""
     return ", ".join(name for bit, name in _FLAG_NAMES if flags & bit)
-
-
-def say(key: str, lang: str = "en", /, **params: object) -> str:
-    """``catalog.text`` for the sentences of :data:`_LOCAL` too (the catalogue's own wording first)."""
-    if has(key, lang):
-        return text(key, lang, **params)
-    message = _LOCAL.get(lang, _LOCAL["en"]).get(key) or _LOCAL["en"].get(key, key)
-    if isinstance(message, tuple):
-        message = message[0] if params.get("n", 1) == 1 else message[1]
-    return message.format(**params)
 
 
 def utc(ts: float, *, millis: bool = True) -> str:
@@ -212,7 +141,7 @@ def user_text(session: Session, lang: str) -> str:
     if outcome == "failed":
         return text("ui.user_failed", lang, user=user)
     if outcome == "unknown":
-        return say("ui.user_unknown", lang, user=user)
+        return text("ui.user_unknown", lang, user=user)
     return text("ui.user", lang, user=user)
 
 
@@ -242,31 +171,31 @@ def tls_details(session: Session, lang: str) -> list[tuple[str, str]]:
     duration = info.get("handshake_seconds")
     if isinstance(duration, (int, float)):
         shown = f"{duration * 1000:.1f} ms" if duration < 1 else f"{seconds(duration)} s"
-        out.append((say("ui.tls.handshake", lang, duration=shown), ""))
+        out.append((text("ui.tls.handshake", lang, duration=shown), ""))
     if info.get("resumed"):
-        out.append((say("ui.tls.resumed", lang), ""))
+        out.append((text("ui.tls.resumed", lang), ""))
     sizes = info.get("bytes")
     if isinstance(sizes, dict) and (sizes.get("client") or sizes.get("server")):
-        out.append((say("ui.tls.bytes", lang, client=f"{sizes.get('client') or 0:,}",
+        out.append((text("ui.tls.bytes", lang, client=f"{sizes.get('client') or 0:,}",
                         server=f"{sizes.get('server') or 0:,}"), ""))
     if info.get("alpn_selected"):
-        out.append((say("ui.tls.alpn", lang, alpn=info["alpn_selected"]), ""))
+        out.append((text("ui.tls.alpn", lang, alpn=info["alpn_selected"]), ""))
     elif info.get("alpn"):
-        out.append((say("ui.tls.alpn_offered", lang, alpn=", ".join(map(str, info["alpn"]))), ""))
+        out.append((text("ui.tls.alpn_offered", lang, alpn=", ".join(map(str, info["alpn"]))), ""))
     certs = [c for c in info.get("certificates") or () if isinstance(c, dict)]
     server = [c for c in certs if c.get("sent_by") != "client"]
     if server:
         out += _certificate(server[0], len(server), session.start, lang)
     elif info.get("version") == "TLS 1.3" and not info.get("decrypted") and info.get("established"):
-        out.append((say("ui.tls.no_cert", lang), "dim"))
+        out.append((text("ui.tls.no_cert", lang), "dim"))
     client = [c for c in certs if c.get("sent_by") == "client"]
     if client:
-        out.append((say("ui.tls.client_cert", lang, subject=client[0].get("subject") or "?"), ""))
+        out.append((text("ui.tls.client_cert", lang, subject=client[0].get("subject") or "?"), ""))
     for alert in info.get("alerts") or ():
         if isinstance(alert, dict) and alert.get("description") != "close_notify":
             side = text("side." + str(alert.get("direction")), lang) \
                 if has("side." + str(alert.get("direction")), lang) else str(alert.get("direction"))
-            out.append((say("ui.tls.alert", lang, level=alert.get("level") or "?",
+            out.append((text("ui.tls.alert", lang, level=alert.get("level") or "?",
                             description=alert.get("description") or "?", side=side),
                         "tone.fail" if alert.get("level") == "fatal" else "tone.warn"))
     return out
@@ -276,28 +205,28 @@ def _certificate(cert: dict[str, Any], chain: int, when: float, lang: str) -> li
     """The server's own certificate: subject, issuer (or self-signed), validity, SAN; the chain's length."""
     subject = str(cert.get("subject") or "?")
     issuer = str(cert.get("issuer") or "?")
-    out = [(say("ui.tls.cert", lang, subject=subject), "tls")]
-    out.append((say("ui.tls.self_signed", lang) if issuer == subject else say("ui.tls.issuer", lang, issuer=issuer),
+    out = [(text("ui.tls.cert", lang, subject=subject), "tls")]
+    out.append((text("ui.tls.self_signed", lang) if issuer == subject else text("ui.tls.issuer", lang, issuer=issuer),
                 ""))
     start, end = str(cert.get("not_before") or ""), str(cert.get("not_after") or "")
     if start or end:
-        validity = say("ui.tls.valid", lang, start=start[:10] or "?", end=end[:10] or "?")
+        validity = text("ui.tls.valid", lang, start=start[:10] or "?", end=end[:10] or "?")
         style = ""
         moment = utc(when, millis=False).replace(" ", "T") + "Z"  # the same ISO form as the dates
         if end and moment > end:
-            validity += " (" + say("ui.tls.expired", lang) + ")"
+            validity += " (" + text("ui.tls.expired", lang) + ")"
             style = "tone.warn"
         elif start and moment < start:
-            validity += " (" + say("ui.tls.not_yet", lang) + ")"
+            validity += " (" + text("ui.tls.not_yet", lang) + ")"
             style = "tone.warn"
         out.append((validity, style))
     names = [str(n) for n in cert.get("san") or ()]
     if names:
         shown = ", ".join(names[:MAX_SAN_SHOWN])
         if len(names) > MAX_SAN_SHOWN:
-            shown += " " + say("ui.tls.more", lang, n=len(names) - MAX_SAN_SHOWN)
-        out.append((say("ui.tls.san", lang, names=shown), ""))
-    out.append((say("ui.tls.chain", lang, n=chain), ""))
+            shown += " " + text("ui.tls.more", lang, n=len(names) - MAX_SAN_SHOWN)
+        out.append((text("ui.tls.san", lang, names=shown), ""))
+    out.append((text("ui.tls.chain", lang, n=chain), ""))
     return out
 
 
@@ -558,10 +487,10 @@ class _InfoWriter:
         key = "ui.login.ok" if a.success else ("ui.login.fail" if a.success is False else "ui.login.unknown")
         label = self.t(key, user=user)
         if self.show_secrets and a.secret is not None:
-            label += ", " + say(SECRET_KINDS.get(a.mechanism.upper(), "ui.password"), self.lang, secret=a.secret)
+            label += ", " + text(SECRET_KINDS.get(a.mechanism.upper(), "ui.password"), self.lang, secret=a.secret)
             line = hashcat_line(a)
             if line is not None:
-                label += ", " + say("ui.hashcat", self.lang, line=line)
+                label += ", " + text("ui.hashcat", self.lang, line=line)
         return label
 
     def _record(self, event: MessageEnd) -> MessageRecord | None:
@@ -602,15 +531,15 @@ class _InfoWriter:
             if expected_partial(self.session, record):
                 label = self.t("ui.incomplete")
                 if header_only(record):
-                    label += f" ({say('ui.header_only', self.lang)})"
+                    label += f" ({text('ui.header_only', self.lang)})"
                 out.append((label, "message"))
             else:
                 missing = summary.missing_bytes
                 amount = (self.t("ui.missing", n=missing) if missing_known(missing)
-                          else say("ui.missing_unknown", self.lang) if missing else "")
+                          else text("ui.missing_unknown", self.lang) if missing else "")
                 out.append(("⚠ " + self.t("ui.incomplete") + (f" ({amount})" if amount else ""), "tone.warn"))
         if summary.defects:
-            out.append(("⚠ " + say("ui.defects", self.lang, n=len(summary.defects)), "tone.warn"))
+            out.append(("⚠ " + text("ui.defects", self.lang, n=len(summary.defects)), "tone.warn"))
         return out
 
 
@@ -778,7 +707,7 @@ class TerminalRenderer:
         self.out.pieces(facts, separator=Text(" · ", "dim"), indent=2)
         details = tls_details(s, lang)
         if details:
-            label = Text(say("ui.tls.details", lang) + ":", "tls")
+            label = Text(text("ui.tls.details", lang) + ":", "tls")
             parts = [Text(clean(fact), style) for fact, style in details]
             self.out.pieces([label + Text(" ") + parts[0], *parts[1:]], separator=Text(" · ", "dim"), indent=2)
 

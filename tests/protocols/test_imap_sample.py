@@ -170,14 +170,23 @@ def test_phases(reports: dict[int, dict[str, Any]]) -> None:
 
 
 def test_attachment_hashes(facts: dict[str, Any], reports: dict[int, dict[str, Any]]) -> None:
+    """The FETCH BODY[] of message 2 carries both attachments; their decoded bytes hash as the client saw."""
+    fetched = fact(facts, 35268)["fetched_body"]
     body = next(m for m in reports[35268]["messages"] if m["origin"] == "imap-fetch")
-    if not any("sha256" in a for a in body["attachments"]):
-        pytest.skip(
-            "attachment hashes come from the MIME pipeline (messages issue), which does not fill "
-            "messages[].attachments[].sha256 yet"
-        )
-    expected = {a["sha256"] for a in fact(facts, 35268)["fetched_body"]["attachments"]}
-    assert expected <= {a["sha256"] for a in body["attachments"]}
+    assert (body["subject"], body["bytes"], body["complete"]) == (fetched["subject"], fetched["octets"], True)
+    expected = [
+        (a["filename"], a["content_type"], a["transfer_encoding"], a["size"], a["sha256"])
+        for a in fetched["attachments"]
+    ]
+    assert [(a["filename"], a["content_type"], a["encoding"], a["bytes"], a["sha256"])
+            for a in body["attachments"]] == expected
+    # the facts themselves, so a regenerated sample cannot make this pass vacuously
+    assert expected == [
+        ("chart.png", "image/png", "base64", 6718,
+         "ef6fd627d96174299987caa2e1ede4f22427f2f1ad6f4248b09ccf2faf215457"),
+        ("Übersicht.txt", "text/plain", "base64", 73,
+         "72c3d22df390eadca2b2af292b3bbf95e70092dfeb3230e8febf473c091ee7c4"),
+    ]
 
 
 def test_mixed_capture_idle_keepalive_is_not_a_wake_up(captures: Path) -> None:
