@@ -763,3 +763,15 @@ def test_context_rows_stand_between_the_sessions_own_packets(tmp_path: Path) -> 
     assert "(continued)" in table  # MAIL FROM's reply comes after the sender-domain lookups
     bare = packet_table_of(html_report(tmp_path / "n.html", str(pcap), "--no-context"), first["id"])
     assert 'class="context"' not in bare and '<span class="phase">dns</span>' not in bare
+
+
+def test_a_message_cut_by_a_reset_says_the_amount_missing_is_unknown(tmp_path: Path) -> None:
+    """smtp-errors: the client resets the connection in the middle of DATA; how much of the message never
+    came cannot be known, and the page must not say '1 bytes missing'."""
+    pcap = samples_dir() / "smtp-errors.pcap"
+    cut = [(s["id"], m) for s in json_report(str(pcap))["sessions"] for m in s["messages"] if not m["complete"]]
+    assert [m["missing_bytes"] for _, m in cut] == [1]
+    html = html_report(tmp_path / "r.html", str(pcap))
+    section = section_of(html, cut[0][0])
+    assert "incomplete, bytes missing (amount unknown)" in section
+    assert "1 bytes missing" not in html

@@ -48,6 +48,7 @@ from markupsafe import Markup, escape
 from mailtrace import __version__
 from mailtrace.capture.decode import TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN
 from mailtrace.envelope import compare_envelope
+from mailtrace.extract import missing_known
 from mailtrace.messageflows import RETRIEVAL as _RETRIEVAL
 from mailtrace.mime import Attachment, Part
 from mailtrace.model import (
@@ -1106,7 +1107,9 @@ class HtmlReport:
         if isinstance(e, BodyData):
             return [("data", f"{text(e.what, 40)} data, {e.nbytes:,} bytes")]
         if isinstance(e, MessageEnd):
-            state = "complete" if e.complete else f"incomplete, {e.missing_bytes:,} bytes missing"
+            state = ("complete" if e.complete else f"incomplete, {e.missing_bytes:,} bytes missing"
+                     if missing_known(e.missing_bytes) else "incomplete, bytes missing (amount unknown)"
+                     if e.missing_bytes else "incomplete")
             return [("data", f"end of message ({text(e.origin, 40)}, {state})")]
         if isinstance(e, Opaque):
             return [("tls", f"encrypted TLS data, {e.nbytes:,} bytes")]
