@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -98,3 +99,39 @@ def test_stats_in_text_mode_on_request() -> None:
     assert "Protocol hierarchy" in out and "SMTP replies by class and category" in out
     _code, out = run("--findings-only", str(sample("smtp-errors.pcap")))
     assert "Protocol hierarchy" not in out
+
+
+DETAIL = ("Login with USER/PASS over an unencrypted connection (1 succeeded): anyone on the path can read the user "
+          "name and the password.")
+
+
+def findings_block(*args: str) -> list[str]:
+    """The findings block of ``analyze --findings-only`` as a pipe sees it, in an 80-column environment."""
+    result = CliRunner(env={"COLUMNS": "80"}).invoke(
+        main, ["analyze", "--findings-only", *args, str(sample("pop3-session.pcap"))])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[:3] == ["", "Findings: 3 high, 2 medium, 1 low", "HIGH   POP3 password of user bob sent in cleartext"]
+    return lines
+
+
+def test_findings_block_is_not_wrapped_or_padded_when_piped() -> None:
+    lines = findings_block()
+    assert lines[3] == "       cleartext-credentials · session 1 · frames 13, 16, 18"
+    assert lines[4] == "       " + DETAIL  # whole, although longer than $COLUMNS
+    assert not any(line.endswith(" ") for line in lines)
+    assert findings_block("--width", "10000") == lines
+
+
+def test_findings_block_wraps_at_the_width_asked() -> None:
+    lines = findings_block("--width", "60")
+    assert lines[4:7] == ["       Login with USER/PASS over an unencrypted connection",
+                          "       (1 succeeded): anyone on the path can read the user",
+                          "       name and the password."]
+    assert max(len(line) for line in lines) <= 60
+    assert not any(line.endswith(" ") for line in lines)
+    assert len(lines) > len(findings_block())
+    coloured = CliRunner().invoke(main, ["analyze", "--findings-only", "--width", "60", "--color",
+                                         str(sample("pop3-session.pcap"))]).stdout
+    assert "\x1b[1;31mHIGH\x1b[0m   \x1b[1mPOP3 password of user bob sent in cleartext\x1b[0m" in coloured
+    assert re.sub(r"\x1b\[[0-9;]*m", "", coloured).splitlines() == lines

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from mailtrace.capture import live as capture_live
-from mailtrace.capture.live import SNAPLEN, LiveError, compile_filter, mail_filter
+from mailtrace.capture.live import SNAPLEN, LiveError, all_ports_filter, compile_filter, mail_filter
 from mailtrace.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,12 +98,30 @@ def test_default_filter_covers_the_mail_ports_and_port_options() -> None:
     assert mail_filter([25, 110, 25, 12525]) == "tcp and (port 25 or port 110 or port 12525)"
 
 
+def test_default_filter_takes_the_dns_and_ident_traffic_of_the_context_layer() -> None:
+    assert mail_filter([25, 110], context=True) == \
+        "(tcp and (port 25 or port 53 or port 110 or port 113)) or (udp and port 53)"
+    assert all_ports_filter(context=True) == "tcp or (udp and port 53)"
+    assert all_ports_filter() == "tcp"
+
+
+def test_options_shared_with_analyze_are_checked_before_the_capture() -> None:
+    code, output = invoke("live", "-i", "lo", "--html", "-")
+    assert code == 2 and output.startswith("mailtrace: --html -: standard output carries") and output.count("\n") == 1
+    code, output = invoke("live", "-i", "lo", "--lang", "xx")
+    assert code == 2 and output == "mailtrace: --lang xx: no such language (use de, en)\n"
+    code, output = invoke("live", "-i", "lo", "--local-domains", "not a domain")
+    assert code == 2 and "--local-domains" in output
+
+
 @needs_libpcap
 def test_filters_compile_for_each_link_layer_with_the_full_snap_length() -> None:
     for linktype in (1, 101, 113, 12):
-        insns = compile_filter(mail_filter([25, 587]), linktype)
-        returns = {k for code, _jt, _jf, k in insns if code == 0x06}
-        assert returns == {0, SNAPLEN}, linktype
+        for expression in (mail_filter([25, 587]), mail_filter([25, 587], context=True),
+                           all_ports_filter(context=True)):
+            insns = compile_filter(expression, linktype)
+            returns = {k for code, _jt, _jf, k in insns if code == 0x06}
+            assert returns == {0, SNAPLEN}, (linktype, expression)
 
 
 @needs_libpcap

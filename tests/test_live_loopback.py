@@ -321,3 +321,143 @@ def test_any_interface_captures_cooked_frames(servers: Servers, tmp_path: Path) 
     assert pcap.read_bytes()[20:24] == (113).to_bytes(4, sys.byteorder)
     again = analyze_json(pcap, *servers.port_options())
     assert [s["protocol"] for s in again["sessions"]] == [s["protocol"] for s in report["sessions"]]
+
+
+# ---------------------------------------------------------------------------------------------- parity with analyze
+RESOLVER = "127.0.0.53"
+CLIENT_ADDR = "127.0.0.2"  # the SMTP client's source address, so that the server (127.0.0.1) is another host
+
+
+class Resolver:
+    """A DNS "server" on 127.0.0.53:53 that answers one scripted question per call (needs root for port 53)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            self.sock.bind((RESOLVER, 53))
+        except OSError as exc:
+            self.sock.close()
+            pytest.skip(f"cannot listen on {RESOLVER}:53 for the DNS part: {exc}")
+
+    def lookup(self, asker: str, name: str, answer: str) -> None:
+        """``asker`` asks for the A record of ``name`` and gets ``answer``, as a resolver client would."""
+        from dnsgen import dns_message
+
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+            client.bind((asker, 0))
+            client.settimeout(5)
+            client.sendto(dns_message(0x4D54, name, "A"), (RESOLVER, 53))
+            _query, address = self.sock.recvfrom(512)
+            self.sock.sendto(dns_message(0x4D54, name, "A", response=True, answers=((name, "A", answer),)),
+                             address)
+            client.recvfrom(512)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def send_mail_with_a_dnsbl_lookup(port: int, resolver: Resolver) -> None:
+    """AUTH PLAIN in cleartext from 127.0.0.2; during the dialog the server asks a blocklist about the client."""
+    with smtplib.SMTP("127.0.0.1", port, local_hostname="client.example.test", timeout=10,
+                      source_address=(CLIENT_ADDR, 0)) as smtp:
+        smtp.ehlo()
+        resolver.lookup("127.0.0.1", "2.0.0.127.zen.spamhaus.org", "127.0.0.2")
+        smtp.login(USER, PASSWORD)
+        smtp.sendmail("alice@example.test", ["bob@example.test"], MESSAGE.format(subject="live smtp"))
+
+
+def stop(proc: subprocess.Popen[str]) -> tuple[str, str]:
+    """Ctrl-C once the clients are done (and their last ACKs are in): what live wrote, on a slow machine too."""
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    return proc.communicate(timeout=30)
+
+
+def by_stream(report: dict[str, Any], value: Any) -> Any:
+    """Findings or flows as they do not depend on the run: session ids become tcp.stream numbers (live
+    numbers sessions as they end, analyze as they start; the streams are the same) and file names go."""
+    stream = {s["id"]: s["stream"] for s in report["sessions"]}
+    if isinstance(value, list):
+        return [by_stream(report, item) for item in value]
+    if isinstance(value, dict):
+        return {key: stream[item] if key == "session" and item is not None else
+                [stream[i] for i in item] if key == "sessions" else by_stream(report, item)
+                for key, item in value.items() if key != "file"}
+    return value
+
+
+def test_live_json_and_html_have_the_findings_stats_and_flows_of_analyze(servers: Servers, tmp_path: Path) -> None:
+    resolver = Resolver()
+    pcap, page = tmp_path / "live.pcap", tmp_path / "live.html"
+    try:
+        proc = start_live("--duration", "30", "--format", "json", "--write", str(pcap), "--html", str(page),
+                          *servers.port_options())
+        send_mail_with_a_dnsbl_lookup(servers.smtp_port, resolver)
+        read_mail_pop3(servers.pop3.port)
+        out, err = stop(proc)
+    finally:
+        resolver.close()
+    assert proc.returncode == 0, err
+    report = json.loads(out)
+    assert {"findings", "stats", "flows", "live"} <= set(report)
+    smtp = next(s for s in servers.ours(report["sessions"]) if s["protocol"] == "smtp")
+    assert smtp["client"]["ip"] == CLIENT_ADDR
+
+    # what the clients did makes the findings analyze makes of such traffic
+    cleartext = [f for f in report["findings"] if f["id"] == "cleartext-credentials"]
+    assert sorted((f["session"], f["severity"]) for f in cleartext) == sorted(
+        (s["id"], "high") for s in servers.ours(report["sessions"]) if s["protocol"] in ("smtp", "pop3"))
+    smtp_login = next(f for f in cleartext if f["session"] == smtp["id"])
+    assert smtp_login["title"] == f"SMTP password of user {USER} sent in cleartext"
+    assert "AUTH PLAIN" in smtp_login["detail"]
+    # the DNS lookup was captured (the default filter takes port 53), attributed, and heard by the findings
+    dnsbl = [f for f in report["findings"] if f["id"] == "dnsbl-lookup"]
+    assert [(f["severity"], f["title"]) for f in dnsbl] == [
+        ("low", f"{CLIENT_ADDR} is listed on zen.spamhaus.org (127.0.0.2)")]
+    assert [(c["kind"], c["purpose"], c["query"], c["answers"]) for c in smtp["context"]] == [
+        ("dns", "dnsbl", "2.0.0.127.zen.spamhaus.org", ["127.0.0.2"])]
+    # the statistics count the same sessions, logins and messages
+    stats = report["stats"]
+    protocols = {p["protocol"]: p["sessions"] for p in stats["protocols"]}
+    assert protocols["smtp"] >= 1 and protocols["pop3"] >= 1
+    assert stats["auth"]["mechanisms"]["smtp PLAIN"] == 1 and stats["auth"]["cleartext"] >= 2
+    assert stats["findings"]["total"] == len(report["findings"])
+
+    # analyze of the written pcap says the same: findings, statistics and flows
+    again = analyze_json(pcap, *servers.port_options())
+    assert by_stream(report, report["findings"]) == by_stream(again, again["findings"])
+    assert by_stream(report, report["flows"]) == by_stream(again, again["flows"])
+    flows = {flow["subject"]: [hop["session"] for hop in flow["hops"]] for flow in report["flows"]}
+    assert flows["live smtp"] == [smtp["id"]]
+    for key in ("protocols", "auth", "messages", "commands", "hierarchy", "smtp_replies"):
+        assert report["stats"][key] == again["stats"][key], key
+
+    # the HTML report: the findings and statistics sections, drawn from the same keys
+    html = page.read_text(encoding="utf-8")
+    findings = html[html.index('<section id="findings"'):html.index("</section>", html.index('<section id="findings"'))]
+    assert 'id="findings-table"' in findings
+    assert f"SMTP password of user {USER} sent in cleartext" in findings
+    assert f"{CLIENT_ADDR} is listed on zen.spamhaus.org (127.0.0.2)" in findings
+    assert '<section id="statistics"' in html
+    assert "mailtrace live" in html[:html.index("</title>")]
+
+
+def test_live_text_prints_the_findings_block_in_the_language_and_width_asked(servers: Servers) -> None:
+    resolver = Resolver()
+    try:
+        proc = start_live("--duration", "30", "--width", "72", "--lang", "de", "--no-context",
+                          *servers.port_options())
+        send_mail_with_a_dnsbl_lookup(servers.smtp_port, resolver)
+        out, err = stop(proc)
+    finally:
+        resolver.close()
+    assert proc.returncode == 0, err
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 72
+    assert "Standard query" not in out  # --no-context: no context rows, but the findings still see the DNS
+    findings = out.index("Findings: ")
+    # --lang de: the session table and its summary in German, then the findings
+    assert out.index("Sitzung 1 · SMTP") < out.index("Zusammenfassung") < findings
+    block = out[findings:]
+    assert f"HIGH   SMTP password of user {USER} sent in cleartext" in block
+    assert f"LOW    {CLIENT_ADDR} is listed on zen.spamhaus.org (127.0.0.2)" in block

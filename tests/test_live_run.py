@@ -1,4 +1,5 @@
-"""The live run's stop and flush logic, driven by a fake frame source (no root, no network)."""
+"""The live run's stop and flush logic, and its views (those of analyze), driven by a fake frame source
+(no root, no network)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from live_helpers import Conversation, FakeClock, FakeSource, Item, Tick, smtp_session
 
 from mailtrace.capture.live import LiveError
 from mailtrace.capture.reader import Frame, open_capture
 from mailtrace.capture.writer import PcapWriteError, PcapWriter
-from mailtrace.commands.analyze import JsonConsumer, JsonlConsumer, SessionConsumer
+from mailtrace.cli import main
+from mailtrace.commands.analyze import JsonConsumer, JsonlConsumer, SessionConsumer, Views, build_consumers
 from mailtrace.commands.common import build_config
-from mailtrace.commands.live import LiveRun, live_config
+from mailtrace.commands.live import LiveRun, html_consumer, live_config
+from mailtrace.commands.report_data import findings_collector
 from mailtrace.pipeline import Analyzer, CaptureStats
 from mailtrace.render.json import JsonReportWriter, session_json
+from mailtrace.render.output import Output
 from mailtrace.session import Session
 
 T0 = 1_700_000_000.0
@@ -289,3 +294,75 @@ def test_a_closed_stdout_stops_quietly_and_file_reports_are_still_completed() ->
     assert run.stop_reason == "output closed"
     assert got == ["fin", "open", "end"]  # stopped at the first session out; the open one still flushed
     assert source.consumed == len(still_open) + len(done)
+
+
+# ---------------------------------------------------------------------------------------------- parity with analyze
+def cleartext_login(conv: Conversation) -> list[Frame]:
+    """SMTP with AUTH PLAIN (alice / s3cret) on the unencrypted channel, then a message."""
+    return [
+        *conv.open(),
+        conv.s(b"220 mx.example.test ESMTP\r\n"),
+        conv.c(b"EHLO client.test\r\n"), conv.s(b"250-mx.example.test\r\n250 AUTH PLAIN\r\n"),
+        conv.c(b"AUTH PLAIN AGFsaWNlAHMzY3JldA==\r\n"), conv.s(b"235 2.7.0 Authentication successful\r\n"),
+        conv.c(b"MAIL FROM:<alice@example.test>\r\n"), conv.s(b"250 OK\r\n"),
+        conv.c(b"RCPT TO:<b@example.test>\r\n"), conv.s(b"250 OK\r\n"),
+        conv.c(b"DATA\r\n"), conv.s(b"354 go ahead\r\n"),
+        conv.c(b"Subject: login\r\nMessage-ID: <login@example.test>\r\n\r\nbody\r\n.\r\n"),
+        conv.s(b"250 queued\r\n"),
+        conv.c(b"QUIT\r\n"), conv.s(b"221 bye\r\n"),
+        *conv.close(),
+    ]
+
+
+def views_run(script: list[Item], out: io.StringIO, views: Views, *, html: Any = None,
+              writer: PcapWriter | None = None) -> LiveRun:
+    """A live run with the consumers ``mailtrace live`` builds for these views (those of analyze)."""
+    findings = findings_collector(show_secrets=False, local_domains=None, failed_login_threshold=5)
+    analyzer = Analyzer(live_config(build_config(), None), reorder=False)
+    consumers, _ = build_consumers(views, analyzer=analyzer, findings=findings, output=Output(out), html=html)
+    clock = FakeClock(T0)
+    return LiveRun(analyzer, FakeSource(script, clock), consumers, clock=clock, writer=writer,
+                   exit_now=hard_exit, say=lambda _line: None, out=out)
+
+
+def test_live_json_has_the_findings_stats_and_flows_that_analyze_makes_of_its_pcap(tmp_path: Path) -> None:
+    clock = [T0]
+    login = cleartext_login(Conversation(("10.0.0.1", 40001), ("10.0.0.2", 25), clock))
+    _done, still_open = two_sessions()
+    out = io.StringIO()
+    pcap = tmp_path / "live.pcap"
+    run = views_run([*login, *still_open], out, Views(fmt="json"), writer=PcapWriter(str(pcap), 1, 65535))
+    assert run.run() == 0
+    doc = json.loads(out.getvalue())
+    assert list(doc)[:4] == ["format", "version", "sessions", "capture"]
+    assert {"findings", "stats", "flows", "live"} <= set(doc)
+    cleartext = [f for f in doc["findings"] if f["id"] == "cleartext-credentials"]
+    assert [(f["severity"], f["session"], f["title"], f["frames"]) for f in cleartext] == [
+        ("high", 1, "SMTP password of user alice sent in cleartext", [7, 8])]  # AUTH and 235
+    assert "s3cret" not in out.getvalue()
+    assert doc["stats"]["auth"]["mechanisms"] == {"smtp PLAIN": 1}
+    assert [p["sessions"] for p in doc["stats"]["protocols"]] == [2]
+    assert [(f["subject"], [h["session"] for h in f["hops"]]) for f in doc["flows"]] == [("login", [1])]
+    # analyze of the pcap written meanwhile: the same findings, statistics and flows
+    result = CliRunner().invoke(main, ["analyze", "--format", "json", str(pcap)])
+    again = json.loads(result.stdout)
+    assert again["findings"] == doc["findings"]
+    for key in ("protocols", "auth", "messages", "commands", "smtp_replies", "findings"):
+        assert again["stats"][key] == doc["stats"][key], key
+    assert [{k: v for k, v in hop.items() if k != "file"} for f in again["flows"] for hop in f["hops"]] == \
+        [{k: v for k, v in hop.items() if k != "file"} for f in doc["flows"] for hop in f["hops"]]
+
+
+def test_live_text_ends_with_the_findings_block_and_html_has_its_sections(tmp_path: Path) -> None:
+    login = cleartext_login(Conversation(("10.0.0.1", 40001), ("10.0.0.2", 25), [T0]))
+    out = io.StringIO()
+    page = tmp_path / "live.html"
+    run = views_run(login, out, Views(), html=html_consumer(str(page), False))
+    assert run.run() == 0
+    text = out.getvalue()
+    assert text.index("Session 1 · SMTP") < text.index("Summary") < text.index("Findings: 1 high, 1 low")
+    assert "HIGH   SMTP password of user alice sent in cleartext\n" in text
+    html = page.read_text(encoding="utf-8")
+    section = html[html.index('<section id="findings"'):html.index("</section>", html.index('<section id="findings"'))]
+    assert 'id="findings-table"' in section and "SMTP password of user alice sent in cleartext" in section
+    assert '<section id="statistics"' in html

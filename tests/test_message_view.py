@@ -6,9 +6,12 @@ import io
 import re
 from pathlib import Path
 
+from click.testing import CliRunner
+from rich.cells import cell_len
 from rich.console import Console
 
 from mailtrace.capture.reader import open_capture
+from mailtrace.cli import main
 from mailtrace.config import Config
 from mailtrace.envelope import compare_envelope
 from mailtrace.pipeline import Analyzer
@@ -148,6 +151,39 @@ def test_received_chain_in_path_order_with_notes(tmp_path: Path) -> None:
     assert "-300 s" in fourth and "⚠ timestamp goes backwards (-300 s)" in fourth
     assert "from relay2.example.net" in fourth and "[203.0.113.9]" in fourth and "AAA111" in fourth
     assert "bob@example.org" in fourth
+
+
+def headers_view(*args: str) -> str:
+    """``analyze --headers`` as a pipe sees it, with an 80-column environment that must not matter."""
+    result = CliRunner(env={"COLUMNS": "80"}).invoke(main, ["analyze", "--headers", *args], catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    out: str = result.stdout
+    start = out.index("Message 1 of session 1")
+    return out[start:out.index("\nSummary", start)]  # the detail view; the summary has the run time
+
+
+def test_headers_view_follows_width_and_color(tmp_path: Path) -> None:
+    message = CHAIN + b"From: a@example.com\r\nTo: bob@example.org\r\nSubject: hops\r\n\r\nhi\r\n"
+    (tmp_path / "hops").mkdir()
+    path = str(smtp_capture([message]).write(tmp_path / "hops" / "view.pcap"))
+    # piped without --width: laid out whole, as the session tables are (not at $COLUMNS, not padded)
+    piped = headers_view(path)
+    chain = piped[piped.index("Received chain (4 hops"):piped.index("MIME structure")]
+    assert chain.splitlines()[1].split()[-2:] == ["(UTC)", "delay"]
+    assert "+360 s" in chain and "-300 s" in chain
+    assert max(cell_len(line) for line in piped.splitlines()) > 80
+    assert not any(line.endswith(" ") for line in piped.splitlines())
+    assert "\x1b" not in piped
+    # --width: the whole view fits, the chain keeps its delay column where there is room for it
+    for width in (100, 60):
+        view = headers_view("--width", str(width), path)
+        assert max(cell_len(line) for line in view.splitlines()) <= width
+        chain = view[view.index("Received chain (4 hops"):view.index("MIME structure")]
+        assert ("+360 s" in chain) is (width == 100)
+    # --color: styles in the detail view too
+    coloured = headers_view("--color", path)
+    assert "\x1b[" in coloured
+    assert re.sub(r"\x1b\[[0-9;]*m", "", coloured) == piped
 
 
 def test_bcc_and_header_only_recipients(tmp_path: Path) -> None:

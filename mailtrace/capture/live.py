@@ -183,9 +183,23 @@ def resolve_interface(name: str) -> Interface | None:
 
 
 # ---------------------------------------------------------------------------------------------- filters
-def mail_filter(ports: Iterable[int]) -> str:
-    """The default capture filter: TCP to or from any of the mail ports."""
-    return "tcp and (" + " or ".join(f"port {p}" for p in sorted(set(ports))) + ")"
+CONTEXT_TCP_PORTS = (53, 113)
+"""DNS over TCP and ident: what the context layer takes besides DNS over UDP (as ``context.tracker``)."""
+DNS_FILTER = "udp and port 53"
+
+
+def mail_filter(ports: Iterable[int], *, context: bool = False) -> str:
+    """The default capture filter: TCP to or from any of the mail ports. With ``context`` also DNS (UDP
+    and TCP port 53) and ident (TCP port 113), which the context layer attributes to the mail sessions,
+    as ``analyze`` does from a file."""
+    wanted = set(ports) | (set(CONTEXT_TCP_PORTS) if context else set())
+    text = "tcp and (" + " or ".join(f"port {p}" for p in sorted(wanted)) + ")"
+    return f"({text}) or ({DNS_FILTER})" if context else text
+
+
+def all_ports_filter(*, context: bool = False) -> str:
+    """``--all-ports``: all TCP, and with ``context`` the DNS over UDP too."""
+    return f"tcp or ({DNS_FILTER})" if context else "tcp"
 
 
 def compile_filter(expression: str, linktype: int, snaplen: int = SNAPLEN) -> list[tuple[int, int, int, int]]:

@@ -17,8 +17,8 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import replace
-from typing import Any, Protocol
+from dataclasses import dataclass, replace
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 import click
 
@@ -49,6 +49,9 @@ from mailtrace.render.progress import Progress
 from mailtrace.session import Session
 from mailtrace.stats import StatsCollector
 
+if TYPE_CHECKING:  # jinja2 and the templates load only when a report is written
+    from mailtrace.render.html import HtmlReport
+
 EXIT_FINDINGS = 3
 """``--fail-on``: a finding of the given severity or higher was made."""
 
@@ -75,8 +78,10 @@ class JsonConsumer:
 
 
 class JsonlConsumer:
-    def __init__(self, show_secrets: bool, *, lang: str = "en", context: bool = True) -> None:
-        self.write = jsonl_writer(sys.stdout, show_secrets, lang=lang, context=context)
+    def __init__(self, show_secrets: bool, *, lang: str = "en", context: bool = True,
+                 stream: IO[str] | None = None) -> None:
+        self.write = jsonl_writer(sys.stdout if stream is None else stream, show_secrets, lang=lang,
+                                  context=context)
 
     def session(self, session: Session) -> None:
         self.write(session)
@@ -101,9 +106,9 @@ class SessionsLeftOut:
 class FindingLines:
     """``--findings-only`` with ``--format jsonl``: one finding object per line, written at the end."""
 
-    def __init__(self, findings: FindingsCollector) -> None:
+    def __init__(self, findings: FindingsCollector, stream: IO[str] | None = None) -> None:
         self.findings = findings
-        self.stream = sys.stdout
+        self.stream = sys.stdout if stream is None else stream
 
     def session(self, session: Session) -> None:
         pass
@@ -114,23 +119,104 @@ class FindingLines:
 
 
 class MessageDetails:
-    """``--headers``: after each session's table, the detail view of each of its messages."""
+    """``--headers``: after each session's table, the detail view of each of its messages, laid out as the
+    rest of the text output (``--width`` or the terminal's, never wrapped when piped; ``--color``)."""
 
-    def __init__(self, stream: Any) -> None:
-        from mailtrace.render.findings import make_console
+    def __init__(self, output: Output, lang: str = "en") -> None:
+        from mailtrace.render.findings import output_console
 
-        self.console = make_console(stream)
+        self.output = output
+        self.console = output_console(output)
+        self.lang = lang
 
     def session(self, session: Session) -> None:
+        from mailtrace.render.findings import print_unpadded
         from mailtrace.render.message import message_details
 
-        for record in session.messages:
-            self.console.print()
-            self.console.print(message_details(session, record, width=self.console.width,
-                                               color=self.console.is_terminal and not self.console.no_color))
+        with self.output.block():
+            for record in session.messages:
+                self.console.print()
+                print_unpadded(self.console, message_details(session, record, width=self.output.width,
+                                                             color=self.output.color, lang=self.lang))
 
     def end(self, stats: CaptureStats, elapsed: float) -> None:
         pass
+
+
+@dataclass(frozen=True)
+class Views:
+    """What a run shows, as its options say: what ``analyze`` and ``live`` share (live leaves the file-only
+    views — list, follow, filters, --headers, --stats, --findings-only — at their defaults)."""
+
+    fmt: str = "text"
+    show_secrets: bool = False
+    lang: str = "en"
+    context: bool = True
+    """False: ``--no-context`` (no context rows; empty JSON ``context`` lists)."""
+    explain: bool = True
+    findings_only: bool = False
+    as_list: bool = False
+    follow: bool = False
+    with_stats: bool = False
+    with_headers: bool = False
+    hide_acks: bool = False
+    many_files: bool = False
+    session_filter: SessionFilter | None = None
+
+
+def build_consumers(views: Views, *, analyzer: Analyzer, findings: FindingsCollector, output: Output,
+                    html: HtmlReport | None = None) -> tuple[list[SessionConsumer], list[dict[str, Any]]]:
+    """The consumers of a run, in the order each session must reach them, and the ``extra`` dicts of its
+    reports (JSON, HTML), which get the ``findings``, ``stats`` and ``flows`` keys at the end.
+
+    ``analyze`` and ``live`` both build their views here, so they make the same report of the same
+    sessions. The findings collector is the first consumer (made once per session, whatever the views:
+    the exit status, the printed findings and both reports read it) and hears the DNS context.
+    """
+    listen_for_dns(analyzer, findings)
+    out = output.stream
+    consumers: list[SessionConsumer] = [findings]
+    report_data = ReportData(findings) if views.fmt == "json" or html is not None else None
+    if report_data is not None:
+        consumers.append(report_data)  # before the reports it completes
+    if views.fmt == "json":
+        assert report_data is not None
+        json = JsonConsumer(JsonReportWriter(out, show_secrets=views.show_secrets, lang=views.lang,
+                                             context=views.context))
+        report_data.targets.append(json.extra)
+        consumers.append(SessionsLeftOut(json) if views.findings_only else json)
+    elif views.fmt == "jsonl":
+        consumers.append(FindingLines(findings, out) if views.findings_only else
+                         JsonlConsumer(views.show_secrets, lang=views.lang, context=views.context, stream=out))
+    elif views.follow:
+        from mailtrace.render.follow import FollowRenderer
+
+        consumers.append(FollowRenderer(output, stats=analyzer.stats, lang=views.lang))
+    else:
+        from mailtrace.render.findings import FindingsRenderer, StatsRenderer, output_console
+        from mailtrace.render.terminal import ListRenderer, TerminalRenderer
+
+        if views.as_list:
+            consumers.append(ListRenderer(output, stats=analyzer.stats, session_filter=views.session_filter,
+                                          many_files=views.many_files, lang=views.lang))
+        elif not views.findings_only:
+            consumers.append(TerminalRenderer(output, stats=analyzer.stats, show_secrets=views.show_secrets,
+                                              hide_acks=views.hide_acks, session_filter=views.session_filter,
+                                              many_files=views.many_files, lang=views.lang,
+                                              show_context=views.context, explain=views.explain))
+            if views.with_headers:
+                consumers.append(MessageDetails(output, views.lang))
+        consumers.append(FindingsRenderer(output, findings, feed=False))
+        if views.with_stats:
+            stats = report_data.stats if report_data is not None else StatsCollector()
+            consumers.append(StatsRenderer(output_console(output), stats, findings=findings,
+                                           feed=report_data is None))
+    if html is not None:
+        assert report_data is not None
+        html.stats = analyzer.stats
+        report_data.targets.append(html.extra)
+        consumers.append(html)
+    return consumers, report_data.targets if report_data is not None else []
 
 
 def _split_ports(values: tuple[str, ...]) -> tuple[tuple[str, ...], frozenset[int]]:
@@ -246,59 +332,17 @@ def analyze(*, captures: tuple[str, ...], fmt: str, as_list: bool, follow: bool,
                                  config=config, explain=not no_explain, lang=language, context=not no_context)
     files = open_all(captures)
     analyzer = Analyzer(config, keylog=keylog)
-    listen_for_dns(analyzer, findings)
     started = time.monotonic()
     out = sys.stdout
     output = Output.detect(color=color, width=width, stream=out, err=sys.stderr)
     progress = Progress(output.err, enabled=output.err_isatty)
     if output.isatty:
         output.interrupt = progress.suspend
-    many_files = len(files) > 1
-    # The findings are made once per session, whatever the views: the exit status (--fail-on), the
-    # printed findings and both reports read this one collector.
-    consumers: list[SessionConsumer] = [findings]
-    report_data = ReportData(findings) if fmt == "json" or html is not None else None
-    if report_data is not None:
-        consumers.append(report_data)  # before the reports it completes
-    json: JsonConsumer | None = None
-    if fmt == "json":
-        assert report_data is not None
-        json = JsonConsumer(JsonReportWriter(out, show_secrets=show_secrets, lang=language,
-                                             context=not no_context))
-        report_data.targets.append(json.extra)
-        consumers.append(SessionsLeftOut(json) if findings_only else json)
-    elif fmt == "jsonl":
-        consumers.append(FindingLines(findings) if findings_only else
-                         JsonlConsumer(show_secrets, lang=language, context=not no_context))
-    elif follow:
-        from mailtrace.render.follow import FollowRenderer
-
-        consumers.append(FollowRenderer(output, stats=analyzer.stats, lang=language))
-    else:
-        from mailtrace.render.findings import FindingsRenderer, StatsRenderer, make_console
-        from mailtrace.render.terminal import ListRenderer, TerminalRenderer
-
-        if as_list:
-            consumers.append(ListRenderer(output, stats=analyzer.stats, session_filter=session_filter,
-                                          many_files=many_files, lang=language))
-        elif not findings_only:
-            consumers.append(TerminalRenderer(output, stats=analyzer.stats, show_secrets=show_secrets,
-                                              hide_acks=no_acks, session_filter=session_filter,
-                                              many_files=many_files, lang=language,
-                                              show_context=not no_context, explain=not no_explain))
-            if with_headers:
-                consumers.append(MessageDetails(out))
-        console = make_console(out)
-        consumers.append(FindingsRenderer(console, findings, feed=False))
-        if with_stats:
-            stats = report_data.stats if report_data is not None else StatsCollector()
-            consumers.append(StatsRenderer(console, stats, findings=findings, feed=report_data is None))
-    if html is not None:
-        assert report_data is not None
-        html.stats = analyzer.stats
-        report_data.targets.append(html.extra)
-        consumers.append(html)
-    targets = report_data.targets if report_data is not None else []
+    views = Views(fmt=fmt, show_secrets=show_secrets, lang=language, context=not no_context, explain=not no_explain,
+                  findings_only=findings_only, as_list=as_list, follow=follow, with_stats=with_stats,
+                  with_headers=with_headers, hide_acks=no_acks, many_files=len(files) > 1,
+                  session_filter=session_filter)
+    consumers, targets = build_consumers(views, analyzer=analyzer, findings=findings, output=output, html=html)
     if session_filter.active:
         for target in targets:
             target["filter"] = session_filter.describe()

@@ -1,11 +1,12 @@
 """``mailtrace live``: sniff an interface and print each mail session as it ends.
 
-The same pipeline as ``analyze`` (decoder, flow table, dissectors, session model, consumers), fed frame
-by frame from :mod:`mailtrace.capture.live` instead of a file. :class:`LiveRun` owns the run: it feeds
-frames and clock ticks to the Analyzer, hands finished sessions to the consumers at once (nothing is
-kept after that), writes ``--write``, refreshes the status line, and stops on ``--count``,
-``--duration``, Ctrl-C or SIGTERM — flushing open sessions as ``open`` and closing every output so
-it is complete. A second Ctrl-C exits at once.
+The same pipeline as ``analyze`` (decoder, flow table, dissectors, context layer, session model), fed
+frame by frame from :mod:`mailtrace.capture.live` instead of a file, and the same consumers, built by
+:func:`~mailtrace.commands.analyze.build_consumers` (views, findings, statistics, flows, reports).
+:class:`LiveRun` owns the run: it feeds frames and clock ticks to the Analyzer, hands finished sessions
+to the consumers at once (nothing is kept after that), writes ``--write``, refreshes the status line,
+and stops on ``--count``, ``--duration``, Ctrl-C or SIGTERM — flushing open sessions as ``open`` and
+closing every output so it is complete. A second Ctrl-C exits at once.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from types import FrameType
-from typing import IO, Any, NoReturn, Protocol
+from typing import IO, TYPE_CHECKING, Any, NoReturn, Protocol
 
 import click
 from rich.console import Console
@@ -27,12 +28,16 @@ from rich.text import Text
 
 from mailtrace.capture.live import LiveError
 from mailtrace.capture.reader import Frame
-from mailtrace.commands.analyze import JsonConsumer, JsonlConsumer, SessionConsumer
-from mailtrace.commands.common import build_config, capture_options, fail, load_keylog
+from mailtrace.commands.analyze import SessionConsumer, Views, build_consumers
+from mailtrace.commands.common import build_config, capture_options, fail, lang_option, load_keylog, resolve_lang
+from mailtrace.commands.report_data import findings_collector, findings_options, say_problems
 from mailtrace.config import Config
 from mailtrace.pipeline import Analyzer
-from mailtrace.render.json import JsonReportWriter
+from mailtrace.render.output import Output
 from mailtrace.session import Session
+
+if TYPE_CHECKING:  # jinja2 and the templates load only when a report is written
+    from mailtrace.render.html import HtmlReport
 
 EXIT_INTERRUPTED = 130
 EXIT_FAILED = 1
@@ -320,25 +325,16 @@ class OutputError(Exception):
 
 
 # ---------------------------------------------------------------------------------------------- the command
-def html_consumer(path: str, show_secrets: bool) -> SessionConsumer:
-    """The ``--html`` report: the same consumer ``analyze --html`` uses."""
+def html_consumer(path: str, show_secrets: bool, *, lang: str = "en", explain: bool = True,
+                  context: bool = True) -> HtmlReport:
+    """The ``--html`` report: the consumer ``analyze --html`` uses, titled for a live capture."""
     from mailtrace.commands.html_option import open_report
 
-    report, _ = open_report(path, show_secrets=show_secrets, embed_attachments=False, title="mailtrace live")
+    if path == "-":
+        fail("--html -: standard output carries the capture's output; give the report a file name")
+    report, _ = open_report(path, show_secrets=show_secrets, embed_attachments=False, title="mailtrace live",
+                            lang=lang, explain=explain, context=context)
     return report
-
-
-def _consumers(out: IO[str], fmt: str, show_secrets: bool) -> list[SessionConsumer]:
-    consumers: list[SessionConsumer] = []
-    if fmt == "json":
-        consumers.append(JsonConsumer(JsonReportWriter(out, show_secrets=show_secrets)))
-    elif fmt == "jsonl":
-        consumers.append(JsonlConsumer(show_secrets))
-    else:
-        from mailtrace.render.terminal import TerminalRenderer
-
-        consumers.append(TerminalRenderer(out, show_secrets=show_secrets))
-    return consumers
 
 
 def live_config(config: Config, idle_timeout: float | None) -> Config:
@@ -379,16 +375,18 @@ class _Signals:
               help="Interface to capture on; 'any' for all of them. Default: the default route's "
                    "(see mailtrace interfaces).")
 @click.option("-f", "--filter", "bpf", metavar="BPF",
-              help="Capture filter in tcpdump syntax. Default: TCP on the mail ports (and those of --port).")
+              help="Capture filter in tcpdump syntax. Default: TCP on the mail ports (and those of --port), "
+                   "and the DNS (port 53) and ident (port 113) traffic of the context rows.")
 @click.option("--all-ports", is_flag=True,
-              help="Capture all TCP, so mail on unexpected ports is found by its content.")
+              help="Capture all TCP (and DNS), so mail on unexpected ports is found by its content.")
 @click.option("-w", "--write", "write_path", type=click.Path(dir_okay=False), metavar="FILE.pcap",
               help="Also save the captured packets (pcap; readable by mailtrace analyze, tshark).")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), metavar="FILE",
               help="Write the HTML report when the capture stops.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "jsonl"]), default="text",
               show_default=True,
-              help="text: a table per session as it ends; json: one report document at the end; "
+              help="text: a table per session as it ends, the findings at the stop; json: one report "
+                   "document (with \"findings\", \"stats\" and \"flows\", as analyze) at the stop; "
                    "jsonl: one line per session as it ends.")
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
               help="Stop after this many seconds.")
@@ -399,29 +397,48 @@ class _Signals:
               show_default=True, metavar="MiB", help="Kernel capture buffer: room for bursts.")
 @click.option("--no-promisc", is_flag=True, help="Do not put the interface into promiscuous mode.")
 @click.option("-q", "--quiet", is_flag=True, help="No status line, no messages on stderr except errors.")
+@click.option("--no-explain", is_flag=True,
+              help="Do not explain SMTP failure codes and EHLO extensions under their rows.")
+@click.option("--color/--no-color", "color", default=None,
+              help="Colour the text view (default: on a terminal, unless NO_COLOR is set).")
+@click.option("--width", type=click.IntRange(40, 10_000), default=None, metavar="COLUMNS",
+              help="Wrap the text view at this width (default: the terminal's; never when piped).")
+@click.option("--no-context", is_flag=True,
+              help="Hide the DNS lookups and ident probes made for each session (context rows; the JSON "
+                   "\"context\" lists stay empty).")
+@findings_options
+@lang_option
 @capture_options
 def live(
     iface: str | None, bpf: str | None, all_ports: bool, write_path: str | None, html_path: str | None,
     fmt: str, duration: float | None, count: int | None, idle_timeout: float | None, buffer_mib: int,
-    no_promisc: bool, quiet: bool, ports: tuple[str, ...], show_secrets: bool, no_sniff: bool,
-    keylog_path: str | None,
+    no_promisc: bool, quiet: bool, no_explain: bool, color: bool | None, width: int | None, no_context: bool,
+    local_domains: str | None, failed_login_threshold: int, lang: str | None, ports: tuple[str, ...],
+    show_secrets: bool, no_sniff: bool, keylog_path: str | None,
 ) -> None:
     """Capture mail traffic on an interface (Linux, root or CAP_NET_RAW) and show sessions as they end.
 
-    Stops on Ctrl-C, --duration or --count; sessions still open are reported as open.
+    The outputs are those of mailtrace analyze: the session tables, then the findings; or the JSON
+    report (findings, stats, flows); or the HTML report. Stops on Ctrl-C, --duration or --count;
+    sessions still open are reported as open.
     """
-    from mailtrace.capture.live import LiveCapture, default_interface, mail_filter
+    from mailtrace.capture.live import LiveCapture, all_ports_filter, default_interface, mail_filter
     from mailtrace.capture.writer import PcapWriteError, PcapWriter
 
     if bpf is not None and all_ports:
         fail("--all-ports and -f both choose the filter: use one of them")
+    language = resolve_lang(lang)
     config = live_config(build_config(ports, show_secrets, no_sniff), idle_timeout)
     keylog = load_keylog(keylog_path)
+    findings = findings_collector(show_secrets=show_secrets, local_domains=local_domains,
+                                  failed_login_threshold=failed_login_threshold)
     default_filter = bpf is None
-    if default_filter:
-        bpf = "tcp" if all_ports else mail_filter(config.ports)
+    if default_filter:  # the mail ports, and the DNS and ident traffic the context layer reads
+        context = config.context_enabled
+        bpf = all_ports_filter(context=context) if all_ports else mail_filter(config.ports, context=context)
     # report files first: they only write at the end, and a problem with one must not leave a capture file
-    reports = [html_consumer(html_path, show_secrets)] if html_path is not None else []
+    html = (html_consumer(html_path, show_secrets, lang=language, explain=not no_explain, context=not no_context)
+            if html_path is not None else None)
     with _Signals().installed() as signals, contextlib.ExitStack() as cleanup:
         try:
             name = iface or default_interface()
@@ -438,12 +455,17 @@ def live(
                 fail(str(exc))
             cleanup.callback(_close_quietly, writer)
         out = sys.stdout
-        consumers = _consumers(out, fmt, show_secrets) + reports
+        analyzer = Analyzer(config, reorder=False, keylog=keylog)
+        # the views of analyze, built by the same function: findings, statistics, flows, DNS context
+        views = Views(fmt=fmt, show_secrets=show_secrets, lang=language, context=not no_context,
+                      explain=not no_explain)
+        consumers, _ = build_consumers(views, analyzer=analyzer, findings=findings,
+                                       output=Output.detect(color=color, width=width, stream=out), html=html)
         stderr = Console(stderr=True, highlight=False)
         on_terminal = stderr.is_terminal and not stderr.is_dumb_terminal
         status = StatusLine(stderr) if on_terminal and not quiet else None
-        run = LiveRun(Analyzer(config, reorder=False, keylog=keylog), capture, consumers, writer=writer,
-                      status=status, count=count, duration=duration, filter_text=capture.filter, out=out)
+        run = LiveRun(analyzer, capture, consumers, writer=writer, status=status, count=count,
+                      duration=duration, filter_text=capture.filter, out=out)
         signals.run = run
         if not quiet:
             for note in capture.notes:
@@ -453,6 +475,7 @@ def live(
         exit_status = run.run()
     for line in run.summary() if not quiet else [run.error] if run.error else []:
         run.say(line)
+    say_problems(analyzer.stats, findings)
     sys.exit(exit_status)
 
 

@@ -15,11 +15,13 @@ from typing import IO, Any
 
 from rich import box
 from rich.console import Console, Group, RenderableType
+from rich.segment import Segment, Segments
 from rich.table import Table
 from rich.text import Text
 
 from mailtrace.findings import Finding, FindingsCollector, Severity
 from mailtrace.pipeline import CaptureStats
+from mailtrace.render.output import Output
 from mailtrace.session import Session
 from mailtrace.stats import SMTP_CATEGORIES, SMTP_CLASSES, Statistics, StatsCollector, Summary
 
@@ -30,6 +32,10 @@ SEVERITY_STYLE = {
     Severity.INFO: "dim",
 }
 ORDER = (Severity.HIGH, Severity.MEDIUM, Severity.LOW, Severity.INFO)
+
+
+UNWRAPPED = 10_000
+"""The width a console is laid out for when nothing may wrap (stdout is not a terminal, no ``--width``)."""
 
 
 def make_console(stream: IO[str], width: int | None = None, color: bool | None = None) -> Console:
@@ -43,6 +49,29 @@ def make_console(stream: IO[str], width: int | None = None, color: bool | None =
         no_color=color is False,
         emoji=False,
     )
+
+
+def output_console(output: Output) -> Console:
+    """A console that lays out as the text views of ``output`` do: ``--width`` (or the terminal's) when
+    set, else never wrapping (piped); colour only when ``output`` has it (``--color``, ``NO_COLOR``)."""
+    return make_console(output.stream, width=output.width or UNWRAPPED, color=output.color)
+
+
+def print_unpadded(console: Console, renderable: RenderableType) -> None:
+    """``console.print``, without the blanks that pad lines to the width of their table column.
+
+    Laid out without wrapping (:data:`UNWRAPPED`), one long cell would otherwise pad every other line of
+    its table with hundreds of trailing blanks."""
+    segments: list[Segment] = []
+    for line in console.render_lines(renderable, console.options, pad=False):
+        while line and not line[-1].control and not line[-1].text.rstrip():
+            line.pop()
+        if line and not line[-1].control:
+            last = line[-1]
+            line[-1] = Segment(last.text.rstrip(), last.style, last.control)
+        segments += line
+        segments.append(Segment.line())
+    console.print(Segments(segments))
 
 
 # --------------------------------------------------------------------------- findings
@@ -71,6 +100,39 @@ def findings_headline(counts: dict[str, int], dropped: int = 0) -> Text:
     return text
 
 
+def limit_per_id(findings: Iterable[Finding], max_per_id: int | None) -> tuple[list[Finding], dict[str, int]]:
+    """The findings shown (at most ``max_per_id`` of each id, in order) and how many of each id were not."""
+    shown: list[Finding] = []
+    per_id: dict[str, int] = {}
+    omitted: dict[str, int] = {}
+    for f in findings:
+        n = per_id.get(f.id, 0)
+        if max_per_id is not None and n >= max_per_id:
+            omitted[f.id] = omitted.get(f.id, 0) + 1
+            continue
+        per_id[f.id] = n + 1
+        shown.append(f)
+    return shown, omitted
+
+
+def finding_body(f: Finding, *, show_reference: bool = True) -> Text:
+    """What the finding says, one part a line: title, where (id, session, frames), detail, reference."""
+    body = Text()
+    body.append(f.title, style="bold")  # a span: a style of the Text itself would cover every line
+    where = f.id + ("" if f.session is None else f" · session {f.session}")
+    if f.frames:
+        where += " · frame" + ("s " if len(f.frames) > 1 else " ") + frames_text(f.frames)
+    body.append("\n" + where, style="magenta")
+    body.append("\n" + f.detail)
+    if show_reference and f.reference:
+        body.append(f"\n{f.reference}", style="dim")
+    return body
+
+
+def more_text(id_: str, n: int) -> Text:
+    return Text(f"… {n} more {id_} findings (all are in --format json)", style="dim")
+
+
 def findings_table(
     findings: Iterable[Finding], *, max_per_id: int | None = 20, show_reference: bool = True
 ) -> tuple[Table, dict[str, int]]:
@@ -79,23 +141,9 @@ def findings_table(
     table = Table(box=None, show_header=False, pad_edge=False, padding=(0, 1, 1, 0), expand=False)
     table.add_column("severity", no_wrap=True)
     table.add_column("finding", ratio=1)
-    shown: dict[str, int] = {}
-    omitted: dict[str, int] = {}
-    for f in findings:
-        n = shown.get(f.id, 0)
-        if max_per_id is not None and n >= max_per_id:
-            omitted[f.id] = omitted.get(f.id, 0) + 1
-            continue
-        shown[f.id] = n + 1
-        body = Text(f.title, style="bold")
-        where = f.id + ("" if f.session is None else f" · session {f.session}")
-        if f.frames:
-            where += " · frame" + ("s " if len(f.frames) > 1 else " ") + frames_text(f.frames)
-        body.append("\n" + where, style="magenta")
-        body.append("\n" + f.detail)
-        if show_reference and f.reference:
-            body.append(f"\n{f.reference}", style="dim")
-        table.add_row(severity_text(f.severity), body)
+    shown, omitted = limit_per_id(findings, max_per_id)
+    for f in shown:
+        table.add_row(severity_text(f.severity), finding_body(f, show_reference=show_reference))
     return table, omitted
 
 
@@ -107,20 +155,43 @@ def findings_renderable(collector: FindingsCollector, *, max_per_id: int | None 
         table, omitted = findings_table(findings, max_per_id=max_per_id)
         parts.append(table)
         for id_, n in sorted(omitted.items()):
-            parts.append(Text(f"… {n} more {id_} findings (all are in --format json)", style="dim"))
+            parts.append(more_text(id_, n))
     return Group(*parts)
 
 
+SEVERITY_COLUMN = max(len(s.value) for s in Severity) + 1
+"""The severity column of the text view: the longest label (MEDIUM) and a blank."""
+
+
+def write_findings(output: Output, collector: FindingsCollector, *, max_per_id: int | None = 20) -> None:
+    """The findings block of the text view, written as the session tables are: with a width (``--width``
+    or the terminal's) each part wraps under itself beside the severity column; piped without one,
+    every line is written whole (nothing wrapped, cut or padded)."""
+    output.write("")
+    output.write(findings_headline(collector.summary()["by_severity"], collector.dropped))
+    shown, omitted = limit_per_id(collector.findings(), max_per_id)
+    blank = Text(" " * SEVERITY_COLUMN)
+    for f in shown:
+        label = Text()
+        label.append_text(severity_text(f.severity))  # as a span, so it does not colour the body too
+        label.pad_right(SEVERITY_COLUMN - label.cell_len)
+        for i, line in enumerate(finding_body(f).split("\n")):
+            output.cells(label if i == 0 else blank, line)
+        output.write("")
+    for id_, n in sorted(omitted.items()):
+        output.paragraph(more_text(id_, n))
+
+
 class FindingsRenderer:
-    """Session consumer: runs the findings rules, prints the findings at the end.
+    """Session consumer: runs the findings rules, prints the findings at the end (:func:`write_findings`).
 
     ``feed=False``: the collector is fed elsewhere (once per session); this only prints.
     """
 
     def __init__(
-        self, console: Console, collector: FindingsCollector, *, max_per_id: int | None = 20, feed: bool = True
+        self, output: Output, collector: FindingsCollector, *, max_per_id: int | None = 20, feed: bool = True
     ) -> None:
-        self.console = console
+        self.output = output
         self.collector = collector
         self.max_per_id = max_per_id
         self.feed = feed
@@ -131,7 +202,8 @@ class FindingsRenderer:
 
     def end(self, stats: CaptureStats, elapsed: float) -> None:
         self.collector.end(stats, elapsed)
-        self.console.print(findings_renderable(self.collector, max_per_id=self.max_per_id))
+        with self.output.block():
+            write_findings(self.output, self.collector, max_per_id=self.max_per_id)
 
 
 # --------------------------------------------------------------------------- statistics
@@ -464,4 +536,4 @@ class StatsRenderer:
         if self.findings is not None:
             result.extra["findings"] = self.findings.summary()
         for renderable in stats_renderables(result, top=self.collector.limits.top):
-            self.console.print(renderable)
+            print_unpadded(self.console, renderable)
