@@ -221,6 +221,10 @@ def test_starttls_injection_flagged() -> None:
     (b"Subject: x\r\n\r\nhi\n.\nMAIL FROM:<x@y>\r\n", "<LF>.<LF>"),
     (b"Subject: x\r\n\r\nhi\n.\r\nMAIL FROM:<x@y>\r\n", "<LF>.<CR><LF>"),
     (b"Subject: x\r\n\r\nhi\r.\r\nMAIL FROM:<x@y>\r\n", "<CR>.<CR><LF>"),
+    (b"Subject: x\r\n\r\nhi\r\n.\rMAIL FROM:<x@y>\r\n", "<CR><LF>.<CR>"),
+    (b"Subject: x\r\n\r\nhi\r.\rMAIL FROM:<x@y>\r\n", "<CR>.<CR>"),
+    (b"Subject: x\r\n\r\nhi\n.\rMAIL FROM:<x@y>\r\n", "<LF>.<CR>"),
+    (b"Subject: x\r\n\r\nhi\r.\nMAIL FROM:<x@y>\r\n", "<CR>.<LF>"),
 ])
 def test_smtp_smuggling_variants(body: bytes, pattern: str) -> None:
     events, record = run(smtp_items(("s", b"220 hi\r\n"), ("c", b"EHLO a\r\n"), ("s", b"250 ok\r\n"),
@@ -231,8 +235,41 @@ def test_smtp_smuggling_variants(body: bytes, pattern: str) -> None:
     smuggle = [e for e in events if getattr(e, "kind", "") == "smtp-smuggling"]
     assert smuggle and pattern in smuggle[0].detail  # type: ignore[attr-defined]
     assert pattern in record["smtp"]["smuggling_patterns"]
+    assert record["smtp"]["smuggling_patterns"] == [pattern]  # one look-alike, named once and exactly
     ends = [e for e in events if type(e).__name__ == "MessageEnd"]
     assert len(ends) == 1  # only <CR><LF>.<CR><LF> ends DATA
+    assert not [e for e in events if getattr(e, "kind", "") == "smuggling-accepted"]  # one reply: not shown
+
+
+SMUGGLED = (b"Subject: x\r\n\r\nhi\r\n.\nMAIL FROM:<admin@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n"
+            b"Subject: spoofed\r\n\r\nowned\r\n.\r\n")
+ENVELOPE_UP_TO_354 = (("s", b"220 hi\r\n"), ("c", b"EHLO a\r\n"), ("s", b"250 ok\r\n"), ("c", b"MAIL FROM:<a@b>\r\n"),
+                      ("s", b"250 ok\r\n"), ("c", b"RCPT TO:<c@d>\r\n"), ("s", b"250 ok\r\n"), ("c", b"DATA\r\n"),
+                      ("s", b"354 go\r\n"))
+
+
+def test_server_replies_show_it_accepted_the_lookalike() -> None:
+    """A vulnerable server answers the look-alike end and then the smuggled MAIL, RCPT, DATA and message:
+    four replies more than the client's one end of data."""
+    events, _ = run(smtp_items(*ENVELOPE_UP_TO_354, ("c", SMUGGLED),
+                               ("s", b"250 queued as FIRST\r\n250 ok\r\n250 ok\r\n354 go\r\n250 queued as EVIL\r\n")))
+    (accepted,) = [e for e in events if getattr(e, "kind", "") == "smuggling-accepted"]
+    assert accepted.frame == 11 and "ran the rest of the body as SMTP commands" in accepted.detail  # type: ignore[attr-defined]
+    assert "<CR><LF>.<LF>" in accepted.detail  # type: ignore[attr-defined]
+    # the further replies answer the smuggled commands: explained by the one anomaly, not four more
+    assert not [e for e in events if getattr(e, "kind", "") == "unsolicited-reply"]
+
+
+def test_server_answering_inside_the_message_accepted_the_lookalike() -> None:
+    """The server replies while the client is still inside DATA, right after a look-alike: not a lost end
+    marker (nothing was lost) but the server ending the message early."""
+    events, _ = run(smtp_items(*ENVELOPE_UP_TO_354, ("c", b"Subject: x\r\n\r\nhi\r\n.\n"),
+                               ("s", b"250 queued as FIRST\r\n"), ("c", b"QUIT\r\n"), ("s", b"221 bye\r\n")))
+    kinds = [getattr(e, "kind", "") for e in events]
+    assert "smuggling-accepted" in kinds and "end-of-data-lost" not in kinds
+    (end,) = [e for e in events if type(e).__name__ == "MessageEnd"]
+    assert end.complete  # type: ignore[attr-defined]
+    assert [getattr(e, "verb", None) for e in events if type(e).__name__ == "Command"][-1] == "QUIT"
 
 
 def test_bdat_chunks_with_binary_and_last() -> None:
@@ -413,3 +450,13 @@ def test_smtputf8_address_and_xclient(tmp_path: Path) -> None:
     verbs = [getattr(e, "verb", None) for e in events if type(e).__name__ == "Command"]
     assert verbs == ["EHLO", "XCLIENT", "MAIL", "RCPT"]
     assert not [e for e in events if getattr(e, "kind", "") == "unknown-command"]
+
+
+def test_sendmail_accepting_crlf_dot_lf_in_a_real_capture() -> None:
+    """Arkime's smtp-subject-windows: the client ends with <CR><LF>.<LF><LF> and closes; sendmail 8.13.8
+    answers 250 to the look-alike (CVE-2023-51765) and 500 to the empty line after it."""
+    (s,) = report(corpus("arkime/smtp-subject-windows"))["sessions"]
+    kinds = [(a["kind"], a["frame"]) for a in s["anomalies"]]
+    assert ("smtp-smuggling", 4) in kinds and ("smuggling-accepted", 18) in kinds
+    assert "unsolicited-reply" not in [k for k, _ in kinds]
+    assert s["smtp"]["smuggling_patterns"] == ["<CR><LF>.<LF>"]

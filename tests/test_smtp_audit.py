@@ -187,6 +187,39 @@ def test_rcpt_parameters_kept_in_json(tmp_path: Path) -> None:
     assert tx["rcpt_replies"] == [250, 550, 250]
 
 
+# --------------------------------------------------------------------------- 3b. message before the 354
+def test_message_pipelined_with_data_pairs_the_354_and_the_queue_reply() -> None:
+    """A client that sends MAIL, RCPT, DATA and the message in one segment (RFC 2920 §3.1 forbids it):
+    the 354 still pairs with DATA and the 250 with the end of the message."""
+    body = b"Subject: eager\r\n\r\nhi\r\n.\r\n"
+    events, record = run(smtp_items(*GREETING, ("c", b"MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n" + body),
+                                    ("s", b"250 ok\r\n250 ok\r\n354 go\r\n250 2.0.0 queued as EAGER1\r\n"),
+                                    ("c", b"QUIT\r\n"), ("s", b"221 bye\r\n")))
+    assert [(r.status, r.answers) for r in replies(events)] == [
+        ("220", None), ("250", "EHLO"), ("250", "MAIL"), ("250", "RCPT"), ("354", "DATA"), ("250", "."),
+        ("221", "QUIT")]
+    (early,) = anomalies(events, "data-before-354")
+    assert early.frame == 4 and "RFC 2920" in early.detail
+    assert not anomalies(events, "reply-not-seen") and not anomalies(events, "unsolicited-reply")
+    (end,) = ends(events)
+    assert end.complete
+    tx = record["transactions"][0]
+    assert (tx["data_reply"], tx["queue_id"]) == (250, "EAGER1")
+
+
+def test_message_without_a_354_in_the_capture_infers_it() -> None:
+    """The capture lost the 354: the reply after the message is the end-of-data reply, not DATA's."""
+    events, record = run(smtp_items(*GREETING, *ENVELOPE, ("c", b"DATA\r\n"),
+                                    ("c", b"Subject: lost\r\n\r\nhi\r\n.\r\n"),
+                                    ("s", b"250 2.0.0 queued as LOST354\r\n"), ("c", b"QUIT\r\n"),
+                                    ("s", b"221 bye\r\n")))
+    (lost,) = anomalies(events, "reply-not-seen")
+    assert lost.frame == 8
+    assert not anomalies(events, "data-before-354")
+    assert [r.answers for r in replies(events)][-2:] == [".", "QUIT"]
+    assert record["transactions"][0]["queue_id"] == "LOST354"
+
+
 # --------------------------------------------------------------------------- 4. reply codes
 def _noop(*server: bytes) -> list[Event]:
     parts: list[tuple[str, bytes]] = [("s", b"220 mx\r\n")]

@@ -729,7 +729,8 @@ def _date_in_future(headers: Headers, seen: float, tolerance: float) -> str | No
     return None
 
 
-MIXED_LOOKALIKES = frozenset({"<LF>.<CR><LF>", "<CR><LF>.<LF>", "<CR>.<CR><LF>"})
+MIXED_LOOKALIKES = frozenset({"<LF>.<CR><LF>", "<CR><LF>.<LF>", "<CR>.<CR><LF>", "<CR><LF>.<CR>", "<LF>.<CR>",
+                              "<CR>.<LF>"})
 """End-of-data look-alikes that mix line endings: deliberate, unlike a client sending bare LF throughout."""
 
 
@@ -742,20 +743,25 @@ def smtp_smuggling(s: Session, f: SessionFacts, ctx: RuleContext) -> Iterator[Fi
         if not isinstance(patterns, list) or not patterns:
             patterns = anomaly.detail.split(" (", 1)[0].split(": ", 1)[-1].split(", ")
         mixed = any(p in MIXED_LOOKALIKES for p in patterns)
+        accepted = next((a for a in s.anomalies if a.kind == "smuggling-accepted" and a.frame >= anomaly.frame),
+                        None)
         answer = next((r for r in s.replies if r.answers in (".", "BDAT") and r.frame >= anomaly.frame), None)
-        severity = HIGH if mixed else MEDIUM
+        severity = HIGH if mixed or accepted is not None else MEDIUM
         frames = [anomaly.frame] + ([answer.frame] if answer else [])
-        tail = (
-            f" The server accepted the message ({answer.status}): if it also treats the look-alike as the "
-            "end, the rest of the body runs as a second, spoofed message."
-            if answer is not None and reply_ok(answer)
-            else ""
-        )
+        if accepted is not None:
+            frames.append(accepted.frame)
+            tail = (f" The server's replies show it took the look-alike for the end of data (frame {accepted.frame}): "
+                    "the rest of the body ran as commands, a second, smuggled message.")
+        elif answer is not None and reply_ok(answer):
+            tail = (f" The server accepted the message ({answer.status}): if it also treats the look-alike as the "
+                    "end, the rest of the body runs as a second, spoofed message.")
+        else:
+            tail = ""
         yield ctx.finding(
             "smtp-smuggling",
             severity,
             s,
-            frames,
+            sorted(set(frames)),
             f"End-of-data look-alike sent by {s.client.ip} to {s.server}",
             anomaly.detail.rstrip(".") + "." + tail,
             anomaly.ts,
@@ -782,6 +788,7 @@ VIOLATIONS: dict[str, tuple[Severity, str]] = {
     "bdat-chunk-short": (LOW, "BDAT chunks shorter than announced"),
     "undefined-reply-code": (LOW, "reply codes no RFC defines"),
     "size-exceeded": (LOW, "messages over the size limit the server announced"),
+    "data-before-354": (LOW, "messages sent before the server's 354"),
     "empty-command": (LOW, "empty command lines"),
     "garbage": (MEDIUM, "binary data where commands belong"),
     "line-too-long": (LOW, "lines over the length limit"),

@@ -8,6 +8,7 @@ peer sends: misbehaviour becomes an :class:`~mailtrace.model.Anomaly` and the ma
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
@@ -170,17 +171,23 @@ class DotBody:
     SMTP smuggling uses.
     """
 
-    __slots__ = ("_cr_pending", "_ctx", "_look", "_skip", "_tail", "bare_cr", "bare_lf", "raw_bytes", "smuggling",
-                 "stuffed")
+    __slots__ = ("_cr_pending", "_ctx", "_look", "_look_end", "_reported_to", "_skip", "_tail", "bare_cr", "bare_lf",
+                 "raw_bytes", "smuggling", "stuffed")
 
     MARKER = b"\r\n.\r\n"
-    LOOKALIKES = (b"\n.\n", b"\n.\r\n", b"\r\n.\n", b"\r.\r\n")
+    LOOKALIKE = re.compile(rb"(?:\r\n|\r|\n)\.(?:\r\n|\r|\n)")
+    """A line of one dot between any line endings: every combination but CRLF.CRLF is a look-alike
+    (<LF>.<LF>, <CR>.<CR>, <CR><LF>.<CR>, ... as in the 2023 SMTP smuggling research)."""
 
     def __init__(self) -> None:
         self._tail = b"\r\n"
         self._skip = 2
         self._ctx = b""
         self._look = b""
+        self._look_end = 0
+        """Absolute offset (in inspected bytes) where ``_look`` ends."""
+        self._reported_to = 0
+        """Absolute offset up to which look-alikes were reported (a match is reported once)."""
         self._cr_pending = False
         self.raw_bytes = 0
         self.bare_lf = 0
@@ -247,12 +254,23 @@ class DotBody:
         self.bare_lf += lf
         self.bare_cr += cr
         look = self._look + raw
-        self._look = look[-3:]
+        start = self._look_end - len(self._look)  # absolute offset of look[0]
+        self._look_end += len(raw)
+        self._look = look[-5:]
         if b"." in look and (b"\n." in look or b"\r." in look):
-            for pattern in self.LOOKALIKES:
-                shown = pattern.decode("ascii").replace("\r", "<CR>").replace("\n", "<LF>")
-                if pattern in look and shown not in self.smuggling:
-                    self.smuggling.append(shown)
+            self._spot_lookalikes(look, start)
+
+    def _spot_lookalikes(self, look: bytes, start: int) -> None:
+        for match in self.LOOKALIKE.finditer(look):
+            seq = match.group()
+            if seq == self.MARKER or start + match.start() < self._reported_to:
+                continue
+            if match.end() == len(look) and seq.endswith(b"\r"):
+                break  # the next chunk may add the LF: decide then (the look window keeps these bytes)
+            self._reported_to = start + match.end()
+            shown = seq.decode("ascii").replace("\r", "<CR>").replace("\n", "<LF>")
+            if shown not in self.smuggling:
+                self.smuggling.append(shown)
 
 
 class EventSink:

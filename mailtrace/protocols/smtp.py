@@ -90,6 +90,8 @@ class Pending:
     bdat_last: bool = False
     tx: Transaction | None = None
     """The transaction the command belongs to (replies may arrive after the next one opened)."""
+    early_body: bool = False
+    """DATA: the client sent the message before the capture showed the 354 (its reply may still come)."""
 
 
 @dataclass
@@ -200,6 +202,10 @@ class Smtp:
         self.greeting: str | None = None
         self.bare_lf = 0
         self.smuggling: list[str] = []
+        self.smuggled_message: int | None = None
+        """Frame of the last message that held an end-of-data look-alike, until the server shows (by an
+        extra reply) that it ended the message there, or the next message starts."""
+        self.smuggling_accepted = False
         self.reply_answers: list[int | None] = []
         """For each Reply event, in order: the frame of the command it answers (None: greeting, unsolicited)."""
 
@@ -297,10 +303,10 @@ class Smtp:
                 self.held_frames.append((frame, ts))
                 waiting_data = bool(self.pending) and self.pending[-1].verb == "DATA"
                 if waiting_data and self._held_is_body():
-                    self.out.anomaly(CLIENT, Phase.TRANSFER, "reply-not-seen",
-                                     "the client sends the message, so the server must have answered DATA with "
-                                     "354, but the capture does not show that reply", frame)
-                    self.pending.pop()  # DATA counts as answered
+                    # The message came before the 354: a client that did not wait (RFC 2920 §3.1: DATA
+                    # ends a pipelined group), or a capture that lost the reply. DATA stays pending so
+                    # the 354, when it comes, pairs with it and the end-of-data reply with the message.
+                    self.pending[-1].early_body = True
                     self._start_data(frame)
                     return
                 if len(self.held) > self.limits.max_wait_bytes:
@@ -491,6 +497,8 @@ class Smtp:
 
     def _start_data(self, frame: int) -> None:
         self.mode = Mode.DATA
+        self.smuggled_message = None
+        self.smuggling_accepted = False
         self.body = DotBody()
         self.body_frame = 0
         self.message_open = True
@@ -530,6 +538,7 @@ class Smtp:
                                  "end-of-data look-alike in the message body: " + ", ".join(self.body.smuggling)
                                  + " (only <CR><LF>.<CR><LF> ends DATA; a server that accepts these can be "
                                  "tricked into a second message)", frame)
+                self.smuggled_message = frame
             self.body = None
         else:
             sent = self.bdat_bytes
@@ -645,6 +654,8 @@ class Smtp:
                 phase = Phase.GREETING
             elif code == 421 or self.client_bytes == 0:
                 pass
+            elif self.smuggled_message is not None:
+                self._smuggling_accepted(line.frame, f"reply {code} answers no command the client sent")
             else:
                 self.out.anomaly(SERVER, self.phase, "unsolicited-reply",
                                  f"reply {code} answers no command", line.frame)
@@ -676,8 +687,19 @@ class Smtp:
             head = pending[0]
         if code == 334 and head.verb == "AUTH":
             return head  # an intermediate challenge: AUTH stays pending
-        if code == 354 and head.verb == "DATA":
-            return pending.popleft()
+        if head.early_body:
+            if code == 354:
+                self.out.anomaly(CLIENT, Phase.TRANSFER, "data-before-354",
+                                 "the client sent the message before the server's 354 (RFC 2920 §3.1: DATA must "
+                                 "end a pipelined group and the client waits for its reply)", head.frame)
+                return pending.popleft()
+            if len(pending) > 1 or code < 400:
+                # the reply answers the end of the message: the 354 is not in the capture
+                pending.popleft()
+                self.out.anomaly(CLIENT, Phase.TRANSFER, "reply-not-seen",
+                                 "the client sent the message, so the server must have answered DATA with 354, "
+                                 "but the capture does not show that reply", head.frame)
+                return pending.popleft() if pending else None
         return pending.popleft()
 
     def _reply_effects(self, cmd: Pending, code: int, texts: tuple[str, ...], line: Line) -> None:
@@ -752,11 +774,35 @@ class Smtp:
             self._client_data(held, frame, ts)
 
     def _lost_end_marker(self, frame: int) -> None:
+        body = self.body
+        if body is not None:
+            self.out.data(CLIENT, Phase.TRANSFER, body.flush())  # look-alikes in the held-back tail count
+        if body is not None and body.smuggling and not self.message_missing:
+            # nothing was lost: the server took a look-alike for the end of data
+            self._end_message("smtp-data", frame)
+            self._smuggling_accepted(frame, "the server answered while the message was still open", rest_ran=False)
+            self.client_lines.clear()
+            return
         self.message_missing = max(self.message_missing, 1)
         self.out.anomaly(CLIENT, Phase.TRANSFER, "end-of-data-lost",
                          "the server accepted the end of the message, but the capture lost it", frame)
         self._end_message("smtp-data", frame, complete=False)
         self.client_lines.clear()
+
+    def _smuggling_accepted(self, frame: int, evidence: str, rest_ran: bool = True) -> None:
+        """The server's replies show it ended DATA at a look-alike: the rest of the body ran as commands.
+
+        Said once; the further replies to the smuggled commands are explained by it, not anomalies."""
+        if self.smuggled_message is None or self.smuggling_accepted:
+            return
+        self.smuggling_accepted = True
+        consequence = ("the server ended the message at the look-alike and ran the rest of the body as SMTP "
+                       "commands — a smuggled second message" if rest_ran else
+                       "the server takes the look-alike for the end of data, so whatever the client sends after "
+                       "it runs as SMTP commands")
+        self.out.anomaly(SERVER, Phase.TRANSFER, "smuggling-accepted",
+                         f"{evidence}, after an end-of-data look-alike ({', '.join(self.smuggling)}, frame "
+                         f"{self.smuggled_message}): {consequence} (SMTP smuggling, CVE-2023-51764 class)", frame)
 
     def _starttls(self, line: Line) -> None:
         self.server_tls = True
