@@ -418,6 +418,23 @@ def test_client_gap_inside_data_reads_on_to_the_end_marker() -> None:
     assert record["transactions"][0]["data_reply"] == 250
 
 
+def test_client_gap_that_swallowed_the_end_marker_resyncs_on_the_next_command() -> None:
+    """The hole took the message's end; the next client segment starts with MAIL FROM: it is the next
+    transaction, not message text (before, it was swallowed and its 250 answered nothing)."""
+    items = smtp_items(*GREETING, *ENVELOPE, ("c", b"DATA\r\n"), ("s", b"354 go\r\n"), ("c", b"Subject: g\r\n\r\nab"))
+    items += [StreamGap(CLIENT, 500, 11.0, 11), Chunk(CLIENT, b"MAIL FROM:<next@b>\r\nRCPT TO:<e@f>\r\n", 12.0, 12),
+              Chunk(SERVER, b"250 2.0.0 queued as GAP1\r\n250 2.1.0 ok\r\n250 2.1.5 ok\r\n", 13.0, 13),
+              Chunk(CLIENT, b"QUIT\r\n", 14.0, 14), Chunk(SERVER, b"221 bye\r\n", 15.0, 15)]
+    events, record = run(items)
+    assert verbs(events) == ["EHLO", "MAIL", "RCPT", "DATA", "MAIL", "RCPT", "QUIT"]
+    (end,) = ends(events)
+    assert (end.frame, end.complete, end.missing_bytes) == (10, False, 500)
+    assert [(a.kind, a.frame) for a in anomalies(events)] == [("end-of-data-lost", 12)]
+    assert [r.answers for r in replies(events)][-4:] == [".", "MAIL", "RCPT", "QUIT"]
+    first, second = record["transactions"]
+    assert (first["queue_id"], second["mail_from"], second["accepted"]) == ("GAP1", "next@b", ["e@f"])
+
+
 def test_secrets_shown_as_placeholders() -> None:
     events, _ = run(smtp_items(*GREETING, ("c", b"AUTH PLAIN " + base64.b64encode(b"\0bob\0pw") + b"\r\n"),
                                ("s", b"235 ok\r\n"), ("c", b"AUTH LOGIN\r\n"), ("s", b"334 VXNlcm5hbWU6\r\n"),

@@ -63,6 +63,9 @@ QUEUE_IDS = (  # how MTAs say which queue id they gave the message, most specifi
     re.compile(r"(?:message|mail) (?:accepted|queued)[^<]*<([^>]{4,})>", re.IGNORECASE),
 )
 MAX_BDAT_CHUNK = 1 << 31
+COMMAND_AFTER_GAP = re.compile(
+    rb"^(?:MAIL FROM:|RCPT TO:|(?:RSET|QUIT|DATA|NOOP|STARTTLS)\r?\n|(?:EHLO|HELO) \S+\r?\n|BDAT \d)", re.IGNORECASE)
+"""A segment after a hole in the message that starts like this is the next command: the end marker was lost."""
 SASL_TOKEN = re.compile(rb"^(?:[A-Za-z0-9+/]+={0,2}|=|\*)$")
 
 
@@ -183,6 +186,8 @@ class Smtp:
         """The frame of the latest message bytes (where a message cut by the end of the stream ends)."""
         self.message_open = False
         self.message_missing = 0
+        self.body_after_gap = False
+        """A hole just cut the message: the next client bytes may be a command after a lost end marker."""
         self.messages = 0
         self.phase = Phase.GREETING
         self.server_bytes = 0
@@ -503,6 +508,7 @@ class Smtp:
         self.body_frame = 0
         self.message_open = True
         self.message_missing = 0
+        self.body_after_gap = False
         held = bytes(self.held)
         self.held.clear()
         self.held_frames.clear()
@@ -512,6 +518,15 @@ class Smtp:
     def _body_data(self, data: bytes, frame: int) -> bytes:
         body = self.body
         assert body is not None
+        if self.body_after_gap:
+            self.body_after_gap = False
+            if COMMAND_AFTER_GAP.match(data):
+                # the hole swallowed the end of the message: what follows is the client's next command
+                self.out.anomaly(CLIENT, Phase.TRANSFER, "end-of-data-lost",
+                                 "the bytes after the hole start with a command: the end of the message was lost "
+                                 "in the capture", frame)
+                self._end_message("smtp-data", self.body_frame or frame, complete=False)
+                return data
         chunk, rest = body.feed(data)
         if data:
             self.body_frame = frame
@@ -848,6 +863,7 @@ class Smtp:
         if gap.direction is CLIENT:
             if self.mode is Mode.DATA:
                 self.message_missing += gap.nbytes
+                self.body_after_gap = True
                 detail = "inside the message body; reading on to its end marker"
             elif self.mode is Mode.BDAT:
                 self.message_missing += min(gap.nbytes, self.bdat_left)
