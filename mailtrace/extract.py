@@ -379,6 +379,9 @@ class ExtractTotals:
     incomplete_list: list[tuple[str, str]] = field(default_factory=list)
     """(message label, reason) of the first incomplete messages."""
     sessions_seen: set[int] = field(default_factory=set)
+    encrypted: int = 0
+    """Sessions (after the filters) that used TLS and could not be decrypted: their messages are not
+    readable, so none of them can be extracted (``--tls-keylog`` gives the keys)."""
 
 
 MAX_LISTED_INCOMPLETE = 20
@@ -514,6 +517,8 @@ class Extractor:
             for message in staged.values():
                 message.discard()
             return
+        if session.tls != "none" and not session.decrypted:
+            self.totals.encrypted += 1
         if session.messages:
             self.totals.sessions += 1
         for record in session.messages:

@@ -83,6 +83,10 @@ class MimeLimits:
     """Decoded bytes of the main text part kept for ``MessageSummary.text_preview``."""
 
 
+OVERHEAD_ENCODINGS = frozenset({"base64", "quoted-printable"})
+"""Transfer encodings whose overhead a part reports (``Part.overhead_percent``)."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Part:
     """One MIME entity of a message: a leaf with content, or a container with children."""
@@ -123,6 +127,14 @@ class Part:
     @property
     def is_leaf(self) -> bool:
         return self.md5 is not None
+
+    @property
+    def overhead_percent(self) -> float | None:
+        """What the transfer encoding added, for base64 and quoted-printable leaves:
+        (encoded - decoded) / decoded * 100; None for other encodings, containers and empty content."""
+        if self.encoding not in OVERHEAD_ENCODINGS or not self.is_leaf or self.decoded_bytes == 0:
+            return None
+        return (self.encoded_bytes - self.decoded_bytes) / self.decoded_bytes * 100.0
 
     def walk(self) -> list[Part]:
         """This part and all below it, in document order (like ``Message.walk``)."""
@@ -277,6 +289,7 @@ def summary_to_json(summary: MessageSummary) -> dict[str, Any]:
 
 
 def _part_to_json(part: Part) -> dict[str, Any]:
+    overhead = part.overhead_percent
     return {
         "path": part.path,
         "content_type": part.content_type,
@@ -286,6 +299,7 @@ def _part_to_json(part: Part) -> dict[str, Any]:
         "disposition": part.disposition,
         "encoded_bytes": part.encoded_bytes,
         "decoded_bytes": part.decoded_bytes,
+        "overhead_percent": None if overhead is None else round(overhead, 1),
         "md5": part.md5,
         "sha256": part.sha256,
         "defects": list(part.defects),

@@ -79,7 +79,7 @@ def extract(*, captures: tuple[str, ...], output: Path, messages_only: bool, att
     for f in analyzer.stats.files:
         for problem in f.problems:
             click.echo(f"mailtrace: {f.name}: {problem}", err=True)
-    click.echo(summary_text(extractor.totals, output, index))
+    click.echo(summary_text(extractor.totals, output, index, keylog_given=keylog is not None))
     unknown = sorted(set(session_ids) - extractor.totals.sessions_seen)
     if unknown:
         have = analyzer.stats.sessions
@@ -100,7 +100,7 @@ def captures_json(stats: CaptureStats) -> list[dict[str, object]]:
              "problems": list(f.problems)} for f in stats.files]
 
 
-def summary_text(t: ExtractTotals, output: Path, index: Path) -> str:
+def summary_text(t: ExtractTotals, output: Path, index: Path, *, keylog_given: bool = False) -> str:
     """The lines printed at the end of a run."""
     lines = [f"Extracted {t.messages} message{'' if t.messages == 1 else 's'} from {t.sessions} "
              f"session{'' if t.sessions == 1 else 's'} into {output}",
@@ -117,5 +117,21 @@ def summary_text(t: ExtractTotals, output: Path, index: Path) -> str:
             lines.append(f"    … and {t.incomplete - len(t.incomplete_list)} more (see index.json)")
     else:
         lines.append("  no incomplete messages")
+    lines += encrypted_hint(t.encrypted, keylog_given)
     lines.append(f"  index: {index}")
     return "\n".join(lines)
+
+
+def encrypted_hint(n: int, keylog_given: bool) -> list[str]:
+    """Why the messages of TLS sessions are missing, and what to do about it."""
+    if not n:
+        return []
+    one = n == 1
+    head = (f"  {n} session{'' if one else 's'} {'is' if one else 'are'} encrypted (STARTTLS or implicit TLS) "
+            f"and {'was' if one else 'were'} not decrypted: {'its' if one else 'their'} messages cannot be read")
+    if keylog_given:
+        return [head, f"    the key log given with --tls-keylog has no keys that decrypt {'it' if one else 'them'}: "
+                      f"it must be the SSLKEYLOGFILE written by the client or server of "
+                      f"{'that connection' if one else 'those connections'} while the capture was taken"]
+    return [head, f"    give the TLS key log (SSLKEYLOGFILE of the client or server) with --tls-keylog FILE to "
+                  f"extract {'its' if one else 'their'} messages"]

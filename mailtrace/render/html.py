@@ -29,6 +29,7 @@ allows only the report's own nonce'd ``<style>`` and ``<script>``.
 from __future__ import annotations
 
 import base64
+import bisect
 import datetime as dt
 import json
 import os
@@ -48,7 +49,7 @@ from markupsafe import Markup, escape
 from mailtrace import __version__
 from mailtrace.capture.decode import TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN
 from mailtrace.envelope import compare_envelope
-from mailtrace.extract import missing_known
+from mailtrace.extract import expected_partial, incomplete_reason, missing_known
 from mailtrace.messageflows import RETRIEVAL as _RETRIEVAL
 from mailtrace.mime import Attachment, Part
 from mailtrace.model import (
@@ -70,6 +71,7 @@ from mailtrace.pipeline import CaptureStats
 from mailtrace.protocols import BY_NAME
 from mailtrace.received import received_chain
 from mailtrace.render import captions
+from mailtrace.render.catalog import has as catalog_has
 from mailtrace.render.catalog import text as catalog_text
 from mailtrace.render.context import ContextBlock, context_blocks, row_info, row_proto
 from mailtrace.render.explain import explain_smtp_reply
@@ -165,6 +167,86 @@ _SLOT_RE = re.compile(r"<!--mailtrace:slot:(\w+):(\d+)-->")
 capture can never contain it: every ``<`` from a capture is escaped."""
 
 
+def body_bytes(row: PacketRow) -> int:
+    """Message bytes a packet carried (as the terminal view counts them): ``PacketRow.body_bytes``, or
+    (older dissectors) the sizes of its BodyData events; none for a packet without payload, even when
+    a message held back was flushed at it (a FIN or RST in the middle of DATA)."""
+    if not row.payload_len:
+        return 0
+    if row.body_bytes:
+        return row.body_bytes
+    return sum(e.nbytes for e in row.events or () if isinstance(e, BodyData))
+
+
+@dataclass(slots=True)
+class PacketGroup:
+    """One line of the packet table: a packet, or (as in the terminal view) a run of segments that
+    carried one message's bytes in one direction, with the peer's pure ACKs in between folded in."""
+
+    row: PacketRow
+    """The first packet: its frame, time and direction are the line's."""
+    rows: list[PacketRow]
+    """The packets that carried data (``row`` first)."""
+    events: list[Event]
+    body: int = 0
+    """Message bytes carried (0: not a message-data line)."""
+    acks: list[PacketRow] = field(default_factory=list)
+    """Pure ACKs of the other side folded into the line."""
+
+    @property
+    def frames(self) -> list[int]:
+        return [r.frame for r in self.rows]
+
+    def add(self, row: PacketRow) -> None:
+        self.rows.append(row)
+        self.events += row.events or ()
+        self.body += body_bytes(row)
+
+
+def group_rows(rows: Iterable[PacketRow], breaks: Iterable[int] = ()) -> list[PacketGroup]:
+    """Rows for the packet table: runs of message-data segments (one direction, the other side's
+    pure ACKs between them) become one line, as the terminal view shows them.
+
+    ``breaks`` are frames of rows drawn between the session's own (DNS/ident context): a run never
+    spans one, so the table stays in frame order.
+    """
+    marks = sorted(breaks)
+    out: list[PacketGroup] = []
+    run: PacketGroup | None = None
+    pending: list[PacketRow] = []
+
+    def flush() -> None:
+        nonlocal run
+        if run is not None:
+            out.append(run)
+            run = None
+        out.extend(PacketGroup(a, [a], list(a.events or ())) for a in pending)
+        pending.clear()
+
+    for row in rows:
+        body = body_bytes(row) > 0
+        if run is not None:
+            last = (pending or run.rows)[-1].frame
+            i = bisect.bisect_right(marks, last)
+            interrupted = i < len(marks) and marks[i] < row.frame
+            if not interrupted:
+                if body and row.direction is run.row.direction:
+                    run.add(row)
+                    run.acks += pending
+                    pending.clear()
+                    continue
+                if row.is_pure_ack and row.direction is not run.row.direction:
+                    pending.append(row)
+                    continue
+            flush()
+        if body:
+            run = PacketGroup(row, [row], list(row.events or ()), body_bytes(row))
+            continue
+        out.append(PacketGroup(row, [row], list(row.events or ())))
+    flush()
+    return out
+
+
 def _env() -> Environment:
     env = Environment(
         loader=PackageLoader("mailtrace.render", "templates"),
@@ -178,6 +260,7 @@ def _env() -> Environment:
     env.filters["utc"] = fmt_utc
     env.filters["secs"] = fmt_secs
     env.filters["num"] = lambda n: f"{n:,}"
+    env.filters["plural"] = plural
     return env
 
 
@@ -201,6 +284,11 @@ def environment() -> Environment:
 
 
 # --------------------------------------------------------------------------- formatting helpers
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 session``, ``2 sessions``: a count with its noun in the right number (``many`` for irregular ones)."""
+    return f"{n:,} {word if n == 1 else many or word + 's'}"
 
 
 def fmt_bytes(n: int | float | None) -> str:
@@ -917,7 +1005,7 @@ class HtmlReport:
             ("Server", text(str(s.server), lim)),
             ("Capture file", text(s.file, lim) or "—"),
             ("Wireshark filter", f"tcp.stream eq {s.stream}"),
-            ("Frames", f"{s.first_frame} – {s.last_frame} ({s.packets} packets)"),
+            ("Frames", f"{s.first_frame} – {s.last_frame} ({plural(s.packets, 'packet')})"),
             (
                 "Start",
                 fmt_utc(s.start) + (f" (Time {s.start - self._t0:.6f})" if s.start != self._t0 else ""),
@@ -975,6 +1063,10 @@ class HtmlReport:
         shown = sum(len(step["raw"]) for step in steps)
         blocks = context_blocks(s, lang=self.lang, boundaries=[r.frame for r in s.rows]) if self.context else []
         pending = list(reversed(blocks))
+        breaks = [b.frame for b in blocks]
+        records: dict[tuple[int, str], list[MessageRecord]] = {}
+        for record in s.messages:
+            records.setdefault((record.last_frame, record.origin), []).append(record)
         for step in steps:
             phase = step["phase"]
             tone = f" tone-{step['tone']}" if step["tone"] else ""
@@ -987,7 +1079,8 @@ class HtmlReport:
                 f'<tbody class="step ph-{phase}"><tr class="caption{tone}"><th colspan="7" scope="rowgroup">'
                 f'<span class="phase">{escape(name)}</span>{caption}</th></tr>\n'
             )
-            for r in rows:
+            for g in group_rows(rows, breaks):
+                r = g.row
                 if pending and pending[-1].frame < r.frame:  # context packets between two of this step's
                     out.append("</tbody>\n")
                     while pending and pending[-1].frame < r.frame:
@@ -998,26 +1091,35 @@ class HtmlReport:
                         f'scope="rowgroup"><span class="phase">{escape(name)}</span> {resumed}</th></tr>\n'
                     )
                 src, dst = ends[r.direction]
-                events = r.events or []
-                if any(isinstance(e, _PROTOCOL_EVENTS) for e in events):
+                events = g.events
+                if g.body and any(isinstance(e, MessageEnd) for e in events):
+                    proto = "IMF"  # as Wireshark and the terminal view label the reassembled message
+                elif g.body or any(isinstance(e, _PROTOCOL_EVENTS) for e in events):
                     proto = str(escape(s.protocol.upper()))
                 elif any(isinstance(e, Opaque) for e in events):
                     proto = "TLS"
                 else:
                     proto = "TCP"
+                decrypted = any(x.decrypted for x in g.rows)
                 dec = (
                     ' <span class="pill mid" title="decrypted with the TLS key log">🔓</span>'
-                    if r.decrypted
+                    if decrypted
                     else ""
                 )
-                info = "".join(f'<div class="{css}">{escape(line)}</div>' for css, line in self._info(s, r))
+                lines = self._group_info(s, g, records) if g.body else self._info(s, r)
+                info = "".join(f'<div class="{css}">{escape(line)}</div>' for css, line in lines)
                 if self.explain and s.protocol == "smtp":
-                    info += self._explanations(r)
+                    for x in g.rows:
+                        info += self._explanations(x)
+                # the folded packets keep their anchors: frame links (findings, messages, gaps) still land here
+                info += "".join(f'<span id="s{sid}-f{x.frame}" class="fold"></span>' for x in (*g.rows[1:], *g.acks))
+                length = sum(x.payload_len for x in g.rows)
+                group = f' data-frames="{g.rows[0].frame}-{g.rows[-1].frame}"' if len(g.rows) > 1 else ""
                 out.append(
-                    f'<tr id="s{sid}-f{r.frame}" class="{r.direction.value}{" dec" if r.decrypted else ""}">'
+                    f'<tr id="s{sid}-f{r.frame}" class="{r.direction.value}{" dec" if decrypted else ""}"{group}>'
                     f'<td class="n">{r.frame}</td>'
                     f'<td class="n" title="{fmt_utc(r.ts)}">{r.ts - self._t0:.6f}</td>'
-                    f'<td>{src}</td><td>{dst}</td><td>{proto}{dec}</td><td class="n">{r.payload_len}</td>'
+                    f'<td>{src}</td><td>{dst}</td><td>{proto}{dec}</td><td class="n">{length}</td>'
                     f'<td class="info">{info}</td></tr>\n'
                 )
             out.append("</tbody>\n")
@@ -1059,11 +1161,58 @@ class HtmlReport:
             lines = "".join(f'<div class="xl">{escape(text(line, self.limits.max_text))}</div>' for line in found.lines)
             if found.kind == "extensions":
                 n = len(found.lines)
-                out.append(f'<details class="explain"><summary>what the {n} extension{"s" if n != 1 else ""} '
-                           f"offered mean</summary>{lines}</details>")
+                offered = "the 1 extension offered means" if n == 1 else f"the {n} extensions offered mean"
+                out.append(f'<details class="explain"><summary>what {offered}</summary>{lines}</details>')
             else:
                 out.append(f'<div class="explain">{lines}</div>')
         return "".join(out)
+
+    def _group_info(
+        self, s: Session, g: PacketGroup, records: dict[tuple[int, str], list[MessageRecord]]
+    ) -> list[tuple[str, str]]:
+        """The Info cell of a message-data line, worded as the terminal view's: the message (subject,
+        sender, size, the segments and frames it took, ACKs folded in, attachments) once it ended in
+        these segments, else the bytes carried so far; then the other events of its packets."""
+        lim = self.limits.max_text
+
+        def t(key: str, **params: object) -> str:
+            return catalog_text(key, self.lang, **params)
+
+        frames = g.frames
+        segments = f" {t('ui.segments', n=len(frames), first=frames[0], last=frames[-1])}" if len(frames) > 1 else ""
+        end = next((e for e in g.events if isinstance(e, MessageEnd)), None)
+        bucket = records.get((end.frame, end.origin)) if end is not None else None
+        record = bucket.pop(0) if bucket else None
+        if record is not None:
+            summary = record.summary
+            words = [t("ui.message"), t("ui.quoted", text=summary.subject) if summary.subject else t("ui.no_subject")]
+            if summary.from_:
+                words.append(t("ui.from", sender=summary.from_))
+            details = [t("ui.size", n=summary.bytes) + segments]
+            if g.acks:
+                details.append(t("ui.acks_folded", n=len(g.acks)))
+            if summary.attachments:
+                details.append(t("ui.attachments", n=len(summary.attachments)))
+            head = " ".join(words) + ", " + ", ".join(details)
+        else:
+            what = next((e.what for e in g.events if isinstance(e, BodyData)), "message")
+            key = "ui.what." + what
+            head = t("ui.body", what=t(key) if catalog_has(key, self.lang) else what, n=g.body) + segments
+            if g.acks:
+                head += ", " + t("ui.acks_folded", n=len(g.acks))
+        line = ("data", text(("C: " if g.row.direction is Direction.CLIENT else "S: ") + head, lim))
+        out = [] if end is not None else [line]
+        for e in g.events:
+            if e is end:  # where the message ended among the packets' events, as in the terminal view
+                out.append(line)
+            if not isinstance(e, BodyData):  # the line above says what they said, for all segments
+                out.extend(self._event_lines(e, s.protocol, lim))
+        closing = 0
+        for x in g.rows:
+            closing |= x.flags & (TCP_FIN | TCP_RST)
+        if closing:
+            out.append(("tcp", tcp_flags(closing)))
+        return out
 
     def _info(self, s: Session, r: PacketRow) -> list[tuple[str, str]]:
         lim = self.limits.max_text
@@ -1090,7 +1239,7 @@ class HtmlReport:
             out = [(css, text(f"S: {tag}{e.status} {lines[0]}".rstrip(), lim))]
             out += [(css + " cont", text(f"   {line}", lim)) for line in lines[1:cap]]
             if len(lines) > cap:
-                out.append(("rep cont", f"   … {len(lines) - cap} more lines"))
+                out.append(("rep cont", f"   … {plural(len(lines) - cap, 'more line')}"))
             return out
         if isinstance(e, AuthAttempt):
             verdict = {True: "accepted", False: "rejected", None: "outcome unknown"}[e.success]
@@ -1105,17 +1254,17 @@ class HtmlReport:
             what = "STARTTLS accepted" if e.mode == "starttls" else "implicit TLS"
             return [("tls", f"TLS begins here ({what})")]
         if isinstance(e, BodyData):
-            return [("data", f"{text(e.what, 40)} data, {e.nbytes:,} bytes")]
+            return [("data", f"{text(e.what, 40)} data, {plural(e.nbytes, 'byte')}")]
         if isinstance(e, MessageEnd):
-            state = ("complete" if e.complete else f"incomplete, {e.missing_bytes:,} bytes missing"
+            state = ("complete" if e.complete else f"incomplete, {plural(e.missing_bytes, 'byte')} missing"
                      if missing_known(e.missing_bytes) else "incomplete, bytes missing (amount unknown)"
                      if e.missing_bytes else "incomplete")
             return [("data", f"end of message ({text(e.origin, 40)}, {state})")]
         if isinstance(e, Opaque):
-            return [("tls", f"encrypted TLS data, {e.nbytes:,} bytes")]
+            return [("tls", f"encrypted TLS data, {plural(e.nbytes, 'byte')}")]
         if isinstance(e, GapEvent):
             return [
-                ("bad", text(f"gap: {e.nbytes:,} bytes missing from the capture {e.detail}".rstrip(), lim))
+                ("bad", text(f"gap: {plural(e.nbytes, 'byte')} missing from the capture {e.detail}".rstrip(), lim))
             ]
         if isinstance(e, Anomaly):
             return [("bad", text(f"⚠ {e.kind}: {e.detail}", lim))]
@@ -1137,7 +1286,7 @@ class HtmlReport:
             nbytes = sum(x.payload_len for x in run)
             enc = any(isinstance(e, Opaque) for x in run for e in x.events or [])
             what = "TLS records (encrypted)" if enc else "message data"
-            label = f"{what}: {len(run)} segment{'s' if len(run) > 1 else ''}, {nbytes:,} bytes"
+            label = f"{what}: {plural(len(run), 'segment')}, {plural(nbytes, 'byte')}"
             kind = "c2s" if first.direction is Direction.CLIENT else "s2c"
             add(
                 Arrow(
@@ -1166,6 +1315,12 @@ class HtmlReport:
                 events = [e for e in r.events or [] if not isinstance(e, MessageEnd)]
                 if r.flags & (TCP_FIN | TCP_RST):
                     closing = True
+                if body_bytes(r):  # a segment of message data (counted on the row; no event of its own)
+                    if run and run[-1].direction is not r.direction:
+                        flush_run()
+                    run.append(r)
+                    if all(isinstance(e, (BodyData, Opaque)) for e in events):
+                        continue
                 if events and all(isinstance(e, (BodyData, Opaque)) for e in events):
                     if run and run[-1].direction is not r.direction:
                         flush_run()
@@ -1210,7 +1365,7 @@ class HtmlReport:
         if isinstance(e, (Command, Reply)):
             lines = self._event_lines(e, protocol, self.limits.max_text)
             label = lines[0][1][3:]
-            more = f" (+{len(e.lines) - 1} lines)" if isinstance(e, Reply) and len(e.lines) > 1 else ""
+            more = f" (+{plural(len(e.lines) - 1, 'line')})" if isinstance(e, Reply) and len(e.lines) > 1 else ""
             css = "bad" if isinstance(e, Reply) and is_error(protocol, e.status) else ""
             tooltip = [t for _, t in lines]
             if self.explain and protocol == "smtp" and isinstance(e, Reply) and css:
@@ -1325,6 +1480,8 @@ class HtmlReport:
                     "complete": m.get("complete"),
                     "missing": m.get("missing_bytes"),
                     "truncated": m.get("truncated"),
+                    "partial": text(incomplete_reason(s, record) or "", lim.max_text)
+                    if expected_partial(s, record) else "",
                     "sha256": m.get("sha256"),
                     "fields": fields,
                     "headers": headers,

@@ -65,7 +65,7 @@ def _items(counts: Any, limit: int = _TOP) -> list[tuple[str, int]]:
     out = [(text(k, _LABEL), n) for k, n in pairs[:limit]]
     rest = sum(n for _, n in pairs[limit:])
     if rest:
-        out.append((f"{len(pairs) - limit} others", rest))
+        out.append((f"{len(pairs) - limit} other" + ("s" if len(pairs) - limit != 1 else ""), rest))
     return out
 
 

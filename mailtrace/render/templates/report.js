@@ -21,7 +21,7 @@
       tr.classList.toggle("hidden", !ok);
       if (ok) { shown++; }
     });
-    count.textContent = shown + " of " + rows.length + " sessions";
+    count.textContent = shown + " of " + rows.length + (rows.length === 1 ? " session" : " sessions");
   }
   if (filter && proto) {
     filter.addEventListener("input", applyFilter);
@@ -67,7 +67,7 @@
         tr.classList.toggle("hidden", !ok);
         if (ok) { shown++; }
       });
-      sevCount.textContent = shown + " of " + findingRows.length + " findings";
+      sevCount.textContent = shown + " of " + findingRows.length + (findingRows.length === 1 ? " finding" : " findings");
     });
   }
 
