@@ -206,7 +206,7 @@ def build_consumers(views: Views, *, analyzer: Analyzer, findings: FindingsColle
                                               show_context=views.context, explain=views.explain))
             if views.with_headers:
                 consumers.append(MessageDetails(output, views.lang))
-        consumers.append(FindingsRenderer(output, findings, feed=False))
+        consumers.append(FindingsRenderer(output, findings, feed=False, lang=views.lang))
         if views.with_stats:
             stats = report_data.stats if report_data is not None else StatsCollector()
             consumers.append(StatsRenderer(output_console(output), stats, findings=findings,
@@ -274,7 +274,8 @@ def build_filter(*, ids: tuple[str, ...], protocols: tuple[str, ...], hosts: tup
               help="Only sessions that ended this way (see docs/terminal.md). Repeatable.")
 @click.option("--no-acks", is_flag=True, help="Hide pure TCP ACKs in the packet tables.")
 @click.option("--no-explain", is_flag=True,
-              help="Do not explain SMTP failure codes and EHLO extensions under their rows.")
+              help="Do not explain SMTP reply codes (failures and the less common positive ones) and EHLO "
+                   "extensions under their rows.")
 @click.option("--color/--no-color", "color", default=None,
               help="Colour the text views (default: on a terminal, unless NO_COLOR is set).")
 @click.option("--width", type=click.IntRange(40, 10_000), default=None, metavar="COLUMNS",

@@ -398,7 +398,8 @@ class _Signals:
 @click.option("--no-promisc", is_flag=True, help="Do not put the interface into promiscuous mode.")
 @click.option("-q", "--quiet", is_flag=True, help="No status line, no messages on stderr except errors.")
 @click.option("--no-explain", is_flag=True,
-              help="Do not explain SMTP failure codes and EHLO extensions under their rows.")
+              help="Do not explain SMTP reply codes (failures and the less common positive ones) and EHLO "
+                   "extensions under their rows.")
 @click.option("--color/--no-color", "color", default=None,
               help="Colour the text view (default: on a terminal, unless NO_COLOR is set).")
 @click.option("--width", type=click.IntRange(40, 10_000), default=None, metavar="COLUMNS",

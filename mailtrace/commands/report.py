@@ -63,7 +63,8 @@ _DEFAULTS = HtmlLimits()
     "Off by default: captures carry malware and personal data.",
 )
 @click.option("--no-explain", is_flag=True,
-              help="Do not explain SMTP failure codes and EHLO extensions under their rows.")
+              help="Do not explain SMTP reply codes (failures and the less common positive ones) and EHLO "
+                   "extensions under their rows.")
 @click.option(
     "--no-context",
     is_flag=True,

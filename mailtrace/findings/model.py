@@ -163,7 +163,8 @@ CATALOGUE: dict[str, FindingKind] = {
             "protocol-violation",
             "low medium",
             "Protocol violation",
-            "RFC 5321 §4.1.4, §4.3.2; RFC 1939; RFC 9051",
+            "RFC 5321 §4.1.4, §4.3.2; RFC 1939; RFC 3501; RFC 9051",
+            {"smtp": "RFC 5321 §4.1.4, §4.3.2", "pop3": "RFC 1939", "imap": "RFC 3501; RFC 9051"},
         ),
         _kind("greylisting", "info", "Greylisting", "RFC 6647"),
         _kind(

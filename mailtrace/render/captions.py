@@ -391,6 +391,8 @@ class _Context:
     tls_seen: bool = False
     upgraded: bool = False
     """STARTTLS/STLS was accepted: what follows runs inside TLS (or behind an inspection box)."""
+    imap_states_told: set[int] = field(default_factory=set)
+    """IMAP: the indexes of the dissector's state changes a caption has named already."""
 
     def t(self, key: str, **params: Any) -> str:
         return text(key, self.lang, **params)
@@ -450,7 +452,7 @@ def _sentences(draft: _Draft, ctx: _Context, *, first: bool) -> list[_Sentence]:
         return [_Sentence("tcp.midstream", ctx.t("tcp.midstream"), "warn")]
     data = sum(r.payload_len for r in draft.rows)
     if data:
-        return [_Sentence("tcp.data", ctx.t("tcp.data", bytes=data), "info")]
+        return [_Sentence("tcp.data", ctx.t("tcp.data", bytes=data, n=data), "info")]
     return []
 
 
@@ -565,9 +567,25 @@ def _notes(draft: _Draft, ctx: _Context) -> _Sentence:
 def _body(draft: _Draft, ctx: _Context) -> _Sentence:
     frames = {r.frame for r in draft.rows}
     records = draft.messages + [m for m in ctx.session.messages if m.first_frame in frames]
-    if any(not m.summary.complete for m in records):
+    incomplete = list({id(m): m for m in records if not m.summary.complete}.values())
+    if incomplete and all(_lost_inside(m, ctx) for m in incomplete):
+        missing = sum(m.summary.missing_bytes for m in incomplete)
+        return _Sentence("smtp.body.gap", ctx.t("smtp.body.gap", n=missing), "warn")
+    if incomplete:
         return _Sentence("smtp.body.incomplete", ctx.t("smtp.body.incomplete"), "warn")
     return _Sentence("smtp.body", ctx.t("smtp.body"), "info")
+
+
+def _lost_inside(record: MessageRecord, ctx: _Context) -> bool:
+    """Bytes of the message were lost, but its end was not: the server answered the end of the message
+    (``.`` or the last ``BDAT``), so the transfer went on to its end and only the capture missed a part."""
+    if record.summary.missing_bytes <= 0:
+        return False
+    transactions = ctx.session.record.get("transactions")
+    for t in transactions if isinstance(transactions, list) else ():
+        if isinstance(t, dict) and t.get("message") == record.index:
+            return t.get("data_reply") is not None
+    return False
 
 
 # --------------------------------------------------------------------------- exchanges
@@ -628,6 +646,15 @@ def _say(ctx: _Context, key: str, reply: Reply | None, tone: str | None = None, 
 
 
 def _exchange(x: _Exchange, ctx: _Context) -> _Sentence:
+    sentence = _exchange_sentence(x, ctx)
+    if ctx.session.protocol == "imap":
+        state = _imap_entered(x, ctx)
+        if state is not None:
+            sentence = _Sentence(sentence.key, sentence.text + " " + ctx.t("imap.enter", state=state), sentence.tone)
+    return sentence
+
+
+def _exchange_sentence(x: _Exchange, ctx: _Context) -> _Sentence:
     protocol = ctx.session.protocol
     reply = _final(x, protocol)
     if x.command is None:
@@ -671,7 +698,7 @@ def _unasked(x: _Exchange, ctx: _Context) -> _Sentence:
             status = reply.status
             tone = _tone(reply)
         if tone != "ok":
-            refused = ctx.t("greeting.fail", reply=_reply_line(reply, protocol))
+            refused = ctx.t("greeting.fail", reply=_reply_line(reply, protocol, ctx.lang))
             return _Sentence("greeting.fail", refused, "fail")
         if protocol == "pop3" and re.search(r"<[^<>@]+@[^<>]+>", line):
             # a POP3 greeting puts the session in the AUTHORIZATION state (RFC 1939 §4)
@@ -679,17 +706,17 @@ def _unasked(x: _Exchange, ctx: _Context) -> _Sentence:
         refined = f"{protocol}.greeting.ok"  # "the MTA is ready to receive a message", where a language has it
         ready = refined if translated(refined, ctx.lang) else "greeting.ok"
         return _Sentence("greeting.ok", ctx.t(ready, status=status), "ok")
-    line = _reply_line(reply, protocol)
+    line = _reply_line(reply, protocol, ctx.lang)
     bye = reply.status == "*" and bool(reply.lines) and reply.lines[0].upper().startswith("BYE")
     if reply.status == "421" or bye:
         return _Sentence("server.closes", ctx.t("server.closes", reply=line), "warn")
     return _Sentence("unsolicited", ctx.t("unsolicited", reply=line), "warn")
 
 
-def _reply_line(reply: Reply, protocol: str) -> str:
+def _reply_line(reply: Reply, protocol: str, lang: str) -> str:
     if protocol == "imap" and reply.status == "*":
         return "* " + (reply.lines[0] if reply.lines else "")
-    return reply_text(reply)
+    return reply_text(reply, lang)
 
 
 def _auth(x: _Exchange, ctx: _Context, reply: Reply | None) -> _Sentence:
@@ -719,6 +746,12 @@ def _auth(x: _Exchange, ctx: _Context, reply: Reply | None) -> _Sentence:
         channel = ctx.t("channel.challenge")
     else:
         channel = ctx.t("channel.cleartext")
+    decided = attempt is not None and attempt.success is not None
+    if not decided and reply is not None and _asks_more(reply):
+        # 334 (SMTP) or + (IMAP, POP3): a challenge, the server waits for the next part — no verdict yet
+        as_user = ctx.t("auth.as", user=user) if user else ""
+        caption = ctx.t("auth.continue", method=method, as_user=as_user, channel=channel, status=reply.status)
+        return _Sentence("auth.continue", caption, "warn")
     ok = attempt.success if attempt is not None and attempt.success is not None else \
         (None if reply is None else _tone(reply) == "ok")
     if ok:
@@ -735,6 +768,11 @@ def _auth(x: _Exchange, ctx: _Context, reply: Reply | None) -> _Sentence:
         sentence = _Sentence(sentence.key, sentence.text + " " + ctx.t("pop3.enter", state="TRANSACTION"),
                              sentence.tone)
     return sentence
+
+
+def _asks_more(reply: Reply) -> bool:
+    """A continuation: SMTP's 334 and other 3yz replies, the ``+`` of IMAP and POP3 (RFC 4954, 3501, 5034)."""
+    return reply.status == "+" or (len(reply.status) == 3 and reply.status.startswith("3"))
 
 
 def _words(argument: str) -> list[str]:
@@ -787,7 +825,8 @@ def _pop3(x: _Exchange, ctx: _Context, reply: Reply | None) -> _Sentence | None:
     if verb == "STAT":
         parts = reply.lines[0].split() if reply is not None and reply.lines else []
         if ok and len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit():
-            return _Sentence("pop3.stat.ok", ctx.t("pop3.stat.ok", count=parts[0], octets=parts[1]), "ok")
+            caption = ctx.t("pop3.stat.ok", count=parts[0], octets=parts[1], n=int(parts[0]))
+            return _Sentence("pop3.stat.ok", caption, "ok")
         return _say(ctx, "pop3.stat", reply, tone="info" if ok else None)
     if verb in ("LIST", "UIDL"):
         if words:
@@ -840,6 +879,34 @@ def _pop3_entered(x: _Exchange, ctx: _Context) -> str | None:
         if change.get("frame") in frames and trigger.split(" ", 1)[0] == x.verb:
             return str(change.get("state"))
     return None
+
+
+IMAP_STATES = {"not authenticated": "Not Authenticated", "authenticated": "Authenticated",
+               "selected": "Selected", "logout": "Logout"}
+"""The RFC 3501 §3 states as the RFC writes them, by the IMAP dissector's names."""
+
+
+def _imap_entered(x: _Exchange, ctx: _Context) -> str | None:
+    """The RFC 3501 §3 state this exchange moved the session into, as the dissector recorded it: the
+    greeting (Not Authenticated, or Authenticated after PREAUTH), LOGIN/AUTHENTICATE (Authenticated),
+    SELECT/EXAMINE (Selected), CLOSE/UNSELECT or a refused SELECT (back to Authenticated), LOGOUT or a
+    BYE (Logout). None when it changed nothing; a change the dissector only inferred has its own note."""
+    block = ctx.session.record.get("imap")
+    states = block.get("states") if isinstance(block, dict) else None
+    if not isinstance(states, list) or not x.replies:
+        return None
+    frames = {r.frame for r in x.replies}
+    entered = None
+    for index, change in enumerate(states):
+        if not isinstance(change, dict) or index in ctx.imap_states_told or change.get("frame") not in frames:
+            continue
+        trigger = str(change.get("trigger") or "")
+        first = trigger.split(" ", 1)[0]
+        if first == "BYE" or (first == "greeting" and x.command is None) or (first and first == x.verb):
+            ctx.imap_states_told.add(index)
+            state = str(change.get("state") or "")
+            entered = IMAP_STATES.get(state, state)
+    return entered
 
 
 def _pop3_quit(x: _Exchange, ctx: _Context, reply: Reply | None) -> _Sentence:
@@ -896,9 +963,10 @@ def _mailbox(argument: str) -> str:
     return argument.split(" ", 1)[0] if argument else "?"
 
 
-def _messages(ctx: _Context, message_set: str) -> str:
-    """``message 2`` or ``messages 1:*`` (a sequence set with ranges or lists is plural)."""
-    return ctx.t("imap.set", set=message_set, n=1 if message_set.isdigit() else 2)
+def _messages(ctx: _Context, message_set: str, *, uid: bool = False) -> str:
+    """``message 2`` or ``messages 1:*`` (a sequence set with ranges or lists is plural); after ``UID``
+    the numbers are unique identifiers, not message sequence numbers (RFC 3501 §2.3.1, §6.4.8)."""
+    return ctx.t("imap.uidset" if uid else "imap.set", set=message_set, n=1 if message_set.isdigit() else 2)
 
 
 def _imap(x: _Exchange, ctx: _Context, reply: Reply | None) -> _Sentence | None:
@@ -942,7 +1010,7 @@ def _imap(x: _Exchange, ctx: _Context, reply: Reply | None) -> _Sentence | None:
             return _Sentence("imap.search.ok", caption, "ok")
         return _say(ctx, "imap.search", reply, tone="info" if ok else None, verb=label, criteria=argument)
     message_set = words[0] if words else "?"
-    messages = _messages(ctx, message_set)
+    messages = _messages(ctx, message_set, uid=command.uid)
     if verb == "FETCH":
         items = argument[len(message_set):].strip()
         if items.startswith("(") and items.endswith(")"):
@@ -968,7 +1036,9 @@ def _imap(x: _Exchange, ctx: _Context, reply: Reply | None) -> _Sentence | None:
         return _say(ctx, "imap.append", reply, tone="info" if ok else None, mailbox=_mailbox(argument))
     if verb == "DONE":
         return _say(ctx, "imap.done", reply)
-    if verb in ("NOOP", "CHECK"):
+    if verb == "CHECK":  # RFC 3501 §6.4.1: a checkpoint of the selected mailbox, not a poll for news
+        return _say(ctx, "imap.check", reply, tone="info" if ok else None)
+    if verb == "NOOP":
         return _say(ctx, "imap.noop", reply, tone="info" if ok else None, verb=verb)
     return None
 

@@ -27,7 +27,8 @@ DE: dict[str, str | tuple[str, str]] = {
     "tcp.rst": "der {side} setzt die Verbindung zurück (RST)",
     "tcp.midstream": "der Mitschnitt beginnt mitten in der Verbindung (kein TCP-Handshake)",
     "tcp.acks": "TCP-Bestätigungen",
-    "tcp.data": "Daten, die das Mail-Protokoll nicht erklärt ({bytes} Bytes)",
+    "tcp.data": ("Daten, die das Mail-Protokoll nicht erklärt ({bytes} Byte)",
+                 "Daten, die das Mail-Protokoll nicht erklärt ({bytes} Bytes)"),
     "gap": ("{nbytes} Byte vom {side} fehlt im Mitschnitt", "{nbytes} Bytes vom {side} fehlen im Mitschnitt"),
     "repeat": "{caption} (×{n})",
     # ------------------------------------------------------------------ outcomes
@@ -74,6 +75,8 @@ DE: dict[str, str | tuple[str, str]] = {
     "auth.ok": "der Client authentisiert sich mit {method}{as_user} — {channel}; der Server akzeptiert ({status})",
     "auth.fail": "der Client versucht, sich mit {method}{as_user} zu authentisieren — {channel}; der Server "
                  "lehnt ab: {reply}",
+    "auth.continue": "der Client authentisiert sich mit {method}{as_user} — {channel}; der Server fordert den "
+                     "nächsten Teil an ({status}); das Ergebnis ist nicht im Mitschnitt",
     "auth.as": " als {user}",
     "auth.list": "der Client fragt, welche Anmeldeverfahren der Server anbietet (AUTH)",
     "auth.list.ok": "der Client fragt, welche Anmeldeverfahren der Server anbietet (AUTH); der Server zählt "
@@ -103,6 +106,8 @@ DE: dict[str, str | tuple[str, str]] = {
     "smtp.bdat.fail": "Teil der E-Mail abgelehnt: {reply}",
     "smtp.body": "E-Mail-Übertragung",
     "smtp.body.incomplete": "E-Mail-Übertragung abgebrochen: das Ende der E-Mail fehlt",
+    "smtp.body.gap": ("E-Mail-Übertragung; {n} Byte der E-Mail fehlt im Mitschnitt",
+                      "E-Mail-Übertragung; {n} Bytes der E-Mail fehlen im Mitschnitt"),
     "smtp.dot.ok": "E-Mail zur Zustellung angenommen ({status})",
     "smtp.dot.fail": "E-Mail abgelehnt: {reply}",
     "smtp.dot.noreply": "Ende der E-Mail; keine Antwort im Mitschnitt",
@@ -132,7 +137,8 @@ DE: dict[str, str | tuple[str, str]] = {
                     "Begrüßung und dem gemeinsamen Geheimnis, nie das Geheimnis selbst; der Server akzeptiert",
     "pop3.enter": "→ Zustand {state}",
     "pop3.stat": "Abruf des Status: der Client fragt, wie viele E-Mails vorliegen (STAT)",
-    "pop3.stat.ok": "Abruf des Status: {count} E-Mails, {octets} Bytes im Postfach (STAT)",
+    "pop3.stat.ok": ("Abruf des Status: {count} E-Mail, {octets} Bytes im Postfach (STAT)",
+                     "Abruf des Status: {count} E-Mails, {octets} Bytes im Postfach (STAT)"),
     "pop3.list": "der Client lässt sich die E-Mails mit ihren Größen auflisten (LIST)",
     "pop3.list.ok": ("der Client lässt sich die E-Mails mit ihren Größen auflisten (LIST): {n} E-Mail",
                      "der Client lässt sich die E-Mails mit ihren Größen auflisten (LIST): {n} E-Mails"),
@@ -185,6 +191,7 @@ DE: dict[str, str | tuple[str, str]] = {
     "imap.search.ok": ("der Client durchsucht das Postfach ({verb} {criteria}): {n} E-Mail gefunden",
                        "der Client durchsucht das Postfach ({verb} {criteria}): {n} E-Mails gefunden"),
     "imap.set": ("E-Mail {set}", "E-Mails {set}"),
+    "imap.uidset": ("E-Mail mit der UID {set}", "E-Mails mit den UIDs {set}"),
     "imap.fetch": "der Client ruft {items} von {messages} ab ({verb})",
     "imap.fetch.message": "Herunterladen von {messages} ({verb} {items}, {size} Bytes)",
     "imap.fetch.header": "der Client liest Header-Felder von {messages} ({verb})",
@@ -215,6 +222,10 @@ DE: dict[str, str | tuple[str, str]] = {
     "imap.done": "der Client hört auf zu warten (DONE)",
     "imap.done.ok": "der Client hört auf zu warten (DONE); der Server beendet das IDLE ({status})",
     "imap.noop": "der Client fragt nach Neuigkeiten ({verb})",
+    "imap.check": "der Client fordert einen Checkpoint des ausgewählten Postfachs an: Verwaltungsarbeit, die "
+                  "der Server nicht nach jedem Befehl erledigt, etwa den Zustand des Postfachs auf die Platte "
+                  "schreiben (CHECK)",
+    "imap.enter": "→ Zustand {state}",
     "imap.logout": "der Client beendet die Sitzung (LOGOUT)",
     "imap.logout.ok": "Positive Beendigung der Kommunikation (LOGOUT / BYE, {status})",
     "imap.compress": "der Client schaltet die Kompression ein (COMPRESS {argument})",
@@ -281,6 +292,8 @@ DE: dict[str, str | tuple[str, str]] = {
     "ui.answers": "auf {verb}",
     "ui.continued": ("{n} Byte, fortgesetzt in Frame {frame}", "{n} Bytes, fortgesetzt in Frame {frame}"),
     "ui.data": ("{n} Byte", "{n} Bytes"),
+    "ui.literal_end": ("Ende des Befehls {verb} nach seinem Literal ({n} Byte)",
+                       "Ende des Befehls {verb} nach seinem Literal ({n} Bytes)"),
     "ui.decrypted.mark": "[entschlüsselt]",
     "ui.status.completed": "abgeschlossen",
     "ui.status.failed": "gescheitert",
@@ -320,6 +333,18 @@ DE: dict[str, str | tuple[str, str]] = {
     "ui.context_dropped": ("{n} weitere DNS- oder Ident-Beobachtung dieser Sitzung wird nicht aufgeführt (Limit)",
                            "{n} weitere DNS- oder Ident-Beobachtungen dieser Sitzung werden nicht aufgeführt "
                            "(Limit)"),
+    # ------------------------------------------------------------------ the findings block after the sessions
+    "findings.headline": "Befunde: ",
+    "findings.none": "keine",
+    "findings.dropped": ("({n} nicht aufgeführt: über dem Limit)", "({n} nicht aufgeführt: über dem Limit)"),
+    "findings.session": "Sitzung {id}",
+    "findings.frames": ("Frame {frames}", "Frames {frames}"),
+    "findings.more": ("… {n} weiterer Befund {id} (alle stehen in --format json)",
+                      "… {n} weitere Befunde {id} (alle stehen in --format json)"),
+    "severity.high": "hoch",
+    "severity.medium": "mittel",
+    "severity.low": "niedrig",
+    "severity.info": "Info",
     # ------------------------------------------------------------------ phases
     "phase.setup": "Aufbau",
     "phase.greeting": "Begrüßung",

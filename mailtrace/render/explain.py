@@ -2,8 +2,12 @@
 
 A failure code is read digit by digit (RFC 5321 §4.2.1) and by its enhanced status code (RFC 3463);
 a positive answer to EHLO lists the extensions the server offers, each explained. Positive replies
-(2yz/3yz) are explained the same way on request (``positive=True``) when the code tables define the
-code — the table views leave them out so a normal conversation stays one row per reply. A generic
+(2yz/3yz) are read digit by digit too where a learner meets something new: every intermediate reply
+(3yz: ``354`` start the message, ``334`` the next step of a login — the server waits for more) and the
+completions that say more than "done" (``235`` authenticated, ``251``/``252`` about a recipient, ``211``/
+``214``). The everyday completions — ``250``, the ``220`` greeting, the ``221`` goodbye, which the
+captions already narrate — stay one row per reply (:data:`ORDINARY`). ``positive=True`` explains every
+positive code the tables define, ``positive=False`` only failures and extensions. A generic
 enhanced code (``5.0.0``, ``4.7.0``) adds nothing to the reply code: a failure shows it after the
 reply code's meaning, a positive reply leaves it out. The sentences come from
 :mod:`mailtrace.protocols.smtp_codes` and the view catalogue (``explain.*`` keys of
@@ -18,7 +22,11 @@ from mailtrace.model import Reply
 from mailtrace.protocols.smtp_codes import explain_keyword, explain_reply
 from mailtrace.render.catalog import text
 
-__all__ = ["ReplyExplanation", "explain_smtp_reply"]
+__all__ = ["ORDINARY", "ReplyExplanation", "explain_smtp_reply"]
+
+ORDINARY = frozenset({"220", "221", "250"})
+"""Positive replies the table views leave unexplained by default: every session has them, and the
+caption of their step already says what they mean (ready, accepted, goodbye)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,11 +39,13 @@ class ReplyExplanation:
     lines: tuple[str, ...]
 
 
-def explain_smtp_reply(reply: Reply, lang: str = "en", *, positive: bool = False) -> ReplyExplanation | None:
+def explain_smtp_reply(reply: Reply, lang: str = "en", *,
+                       positive: bool | None = None) -> ReplyExplanation | None:
     """The explanation of an SMTP reply, or None when there is nothing to explain.
 
-    Failures (4yz/5yz) and the extensions of a positive EHLO reply are always explained; other 2yz/3yz
-    replies only with ``positive`` and when the tables define the code (``250``, ``354``, not ``299``)."""
+    Failures (4yz/5yz) and the extensions of a positive EHLO reply are always explained. A 2yz/3yz reply
+    is explained when the tables define its code (``354``, not ``299``) and ``positive`` says so: None
+    (the views' default) for the codes outside :data:`ORDINARY`, True for all of them, False for none."""
     status = reply.status
     if len(status) != 3 or not status.isdigit():
         return None
@@ -51,8 +61,9 @@ def explain_smtp_reply(reply: Reply, lang: str = "en", *, positive: bool = False
     if m is None:
         return None
     failure = status[0] in "45"
-    if not failure and (not positive or status[0] not in "23" or m.meaning is None):
-        return None  # positive replies on request, and only a code the tables define
+    wanted = status not in ORDINARY if positive is None else positive
+    if not failure and (not wanted or status[0] not in "23" or m.meaning is None):
+        return None  # only a code the tables define, and an ordinary one only on request
     lines = [text("explain.reply", lang, code=m.code, outcome=m.outcome, category=m.category,
                   meaning=f" — {m.meaning}" if m.meaning else "")]
     if m.enhanced and m.enhanced_meaning and (failure or not m.generic):

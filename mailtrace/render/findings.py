@@ -21,6 +21,7 @@ from rich.text import Text
 
 from mailtrace.findings import Finding, FindingsCollector, Severity
 from mailtrace.pipeline import CaptureStats
+from mailtrace.render.catalog import text as catalog_text
 from mailtrace.render.output import Output
 from mailtrace.session import Session
 from mailtrace.stats import SMTP_CATEGORIES, SMTP_CLASSES, Statistics, StatsCollector, Summary
@@ -77,8 +78,13 @@ def print_unpadded(console: Console, renderable: RenderableType) -> None:
 # --------------------------------------------------------------------------- findings
 
 
-def severity_text(severity: Severity) -> Text:
-    return Text(severity.value.upper(), style=SEVERITY_STYLE[severity])
+def severity_word(severity: Severity, lang: str = "en") -> str:
+    """The severity as the view's language says it (``medium``, ``mittel``); ids and JSON keep the value."""
+    return catalog_text("severity." + severity.value, lang)
+
+
+def severity_text(severity: Severity, lang: str = "en") -> Text:
+    return Text(severity_word(severity, lang).upper(), style=SEVERITY_STYLE[severity])
 
 
 def frames_text(frames: Sequence[int], limit: int = 6) -> str:
@@ -86,17 +92,18 @@ def frames_text(frames: Sequence[int], limit: int = 6) -> str:
     return shown + (f" +{len(frames) - limit}" if len(frames) > limit else "")
 
 
-def findings_headline(counts: dict[str, int], dropped: int = 0) -> Text:
-    text = Text("Findings: ", style="bold")
-    parts = [(f"{counts.get(s.value, 0)} {s.value}", SEVERITY_STYLE[s]) for s in ORDER if counts.get(s.value)]
+def findings_headline(counts: dict[str, int], dropped: int = 0, lang: str = "en") -> Text:
+    text = Text(catalog_text("findings.headline", lang), style="bold")
+    parts = [(f"{counts.get(s.value, 0)} {severity_word(s, lang)}", SEVERITY_STYLE[s])
+             for s in ORDER if counts.get(s.value)]
     if not parts:
-        text.append("none")
+        text.append(catalog_text("findings.none", lang))
     for i, (label, style) in enumerate(parts):
         if i:
             text.append(", ")
         text.append(label, style=style)
     if dropped:
-        text.append(f" ({dropped} not listed: over the limit)", style="dim")
+        text.append(" " + catalog_text("findings.dropped", lang, n=dropped), style="dim")
     return text
 
 
@@ -115,13 +122,15 @@ def limit_per_id(findings: Iterable[Finding], max_per_id: int | None) -> tuple[l
     return shown, omitted
 
 
-def finding_body(f: Finding, *, show_reference: bool = True) -> Text:
+def finding_body(f: Finding, *, show_reference: bool = True, lang: str = "en") -> Text:
     """What the finding says, one part a line: title, where (id, session, frames), detail, reference."""
     body = Text()
     body.append(f.title, style="bold")  # a span: a style of the Text itself would cover every line
-    where = f.id + ("" if f.session is None else f" · session {f.session}")
+    where = f.id
+    if f.session is not None:
+        where += " · " + catalog_text("findings.session", lang, id=f.session)
     if f.frames:
-        where += " · frame" + ("s " if len(f.frames) > 1 else " ") + frames_text(f.frames)
+        where += " · " + catalog_text("findings.frames", lang, n=len(f.frames), frames=frames_text(f.frames))
     body.append("\n" + where, style="magenta")
     body.append("\n" + f.detail)
     if show_reference and f.reference:
@@ -129,12 +138,12 @@ def finding_body(f: Finding, *, show_reference: bool = True) -> Text:
     return body
 
 
-def more_text(id_: str, n: int) -> Text:
-    return Text(f"… {n} more {id_} findings (all are in --format json)", style="dim")
+def more_text(id_: str, n: int, lang: str = "en") -> Text:
+    return Text(catalog_text("findings.more", lang, n=n, id=id_), style="dim")
 
 
 def findings_table(
-    findings: Iterable[Finding], *, max_per_id: int | None = 20, show_reference: bool = True
+    findings: Iterable[Finding], *, max_per_id: int | None = 20, show_reference: bool = True, lang: str = "en"
 ) -> tuple[Table, dict[str, int]]:
     """The findings (most severe first) as a two-column table that reads well at any width,
     and how many rows per id were left out."""
@@ -143,43 +152,52 @@ def findings_table(
     table.add_column("finding", ratio=1)
     shown, omitted = limit_per_id(findings, max_per_id)
     for f in shown:
-        table.add_row(severity_text(f.severity), finding_body(f, show_reference=show_reference))
+        table.add_row(severity_text(f.severity, lang), finding_body(f, show_reference=show_reference, lang=lang))
     return table, omitted
 
 
-def findings_renderable(collector: FindingsCollector, *, max_per_id: int | None = 20) -> RenderableType:
+def findings_renderable(collector: FindingsCollector, *, max_per_id: int | None = 20,
+                        lang: str = "en") -> RenderableType:
     summary = collector.summary()
     findings = collector.findings()
-    parts: list[RenderableType] = [Text(""), findings_headline(summary["by_severity"], collector.dropped)]
+    parts: list[RenderableType] = [Text(""), findings_headline(summary["by_severity"], collector.dropped, lang)]
     if findings:
-        table, omitted = findings_table(findings, max_per_id=max_per_id)
+        table, omitted = findings_table(findings, max_per_id=max_per_id, lang=lang)
         parts.append(table)
         for id_, n in sorted(omitted.items()):
-            parts.append(more_text(id_, n))
+            parts.append(more_text(id_, n, lang))
     return Group(*parts)
 
 
-SEVERITY_COLUMN = max(len(s.value) for s in Severity) + 1
-"""The severity column of the text view: the longest label (MEDIUM) and a blank."""
+def severity_column(lang: str = "en") -> int:
+    """The severity column of the text view: the longest label of the language (MEDIUM, NIEDRIG) and a blank."""
+    return max(len(severity_word(s, lang)) for s in Severity) + 1
 
 
-def write_findings(output: Output, collector: FindingsCollector, *, max_per_id: int | None = 20) -> None:
+SEVERITY_COLUMN = severity_column()
+"""The severity column of the English text view: the longest label (MEDIUM) and a blank."""
+
+
+def write_findings(output: Output, collector: FindingsCollector, *, max_per_id: int | None = 20,
+                   lang: str = "en") -> None:
     """The findings block of the text view, written as the session tables are: with a width (``--width``
     or the terminal's) each part wraps under itself beside the severity column; piped without one,
-    every line is written whole (nothing wrapped, cut or padded)."""
+    every line is written whole (nothing wrapped, cut or padded). Headline, severities, the session and
+    frame words and the "more" lines follow ``lang``; titles and details are the rules' own words."""
     output.write("")
-    output.write(findings_headline(collector.summary()["by_severity"], collector.dropped))
+    output.write(findings_headline(collector.summary()["by_severity"], collector.dropped, lang))
     shown, omitted = limit_per_id(collector.findings(), max_per_id)
-    blank = Text(" " * SEVERITY_COLUMN)
+    column = severity_column(lang)
+    blank = Text(" " * column)
     for f in shown:
         label = Text()
-        label.append_text(severity_text(f.severity))  # as a span, so it does not colour the body too
-        label.pad_right(SEVERITY_COLUMN - label.cell_len)
-        for i, line in enumerate(finding_body(f).split("\n")):
+        label.append_text(severity_text(f.severity, lang))  # as a span, so it does not colour the body too
+        label.pad_right(column - label.cell_len)
+        for i, line in enumerate(finding_body(f, lang=lang).split("\n")):
             output.cells(label if i == 0 else blank, line)
         output.write("")
     for id_, n in sorted(omitted.items()):
-        output.paragraph(more_text(id_, n))
+        output.paragraph(more_text(id_, n, lang))
 
 
 class FindingsRenderer:
@@ -189,12 +207,14 @@ class FindingsRenderer:
     """
 
     def __init__(
-        self, output: Output, collector: FindingsCollector, *, max_per_id: int | None = 20, feed: bool = True
+        self, output: Output, collector: FindingsCollector, *, max_per_id: int | None = 20, feed: bool = True,
+        lang: str = "en",
     ) -> None:
         self.output = output
         self.collector = collector
         self.max_per_id = max_per_id
         self.feed = feed
+        self.lang = lang
 
     def session(self, session: Session) -> None:
         if self.feed:
@@ -203,7 +223,7 @@ class FindingsRenderer:
     def end(self, stats: CaptureStats, elapsed: float) -> None:
         self.collector.end(stats, elapsed)
         with self.output.block():
-            write_findings(self.output, self.collector, max_per_id=self.max_per_id)
+            write_findings(self.output, self.collector, max_per_id=self.max_per_id, lang=self.lang)
 
 
 # --------------------------------------------------------------------------- statistics
