@@ -137,6 +137,8 @@ class Reply(Event):
     latency: float | None = None
     """Seconds from the command it answers to this reply."""
     tag: str | None = None
+    answers_frame: int | None = None
+    """Frame of the command this reply answers (where the command's line ended), or None."""
 
     @property
     def text(self) -> str:

@@ -362,11 +362,6 @@ def test_replies_name_the_frame_of_the_command_they_answer(tmp_path: Path) -> No
                    (12, "QUIT", 11)]
 
 
-def test_answers_frame_is_null_for_other_protocols() -> None:
-    data = report(sample("pop3-session.pcap"))
-    assert all(r["answers_frame"] is None for s in data["sessions"] for r in s["replies"])
-
-
 def test_answers_frame_on_a_lab_capture() -> None:
     data = report(sample("smtp-relay-seed-story.pcap"))
     for s in data["sessions"]:

@@ -856,7 +856,8 @@ class Imap:
         answering = cmd is not None and (cmd.verb == "AUTHENTICATE" or cmd is self.idle)
         self.out.add(Reply(direction=SERVER, ts=ts, frame=frame, first_frame=first, phase=phase, status="+",
                            lines=(text,), answers=cmd.verb if cmd is not None and answering else None,
-                           latency=max(0.0, ts - cmd.ts) if cmd is not None and answering else None, tag=None))
+                           latency=max(0.0, ts - cmd.ts) if cmd is not None and answering else None, tag=None,
+                           answers_frame=cmd.frame if cmd is not None and answering else None))
         if client.mode is ReadMode.HOLD and client.hold_literal is not None:
             self._release(client, go_on=True)
         elif cmd is not None and cmd.verb == "AUTHENTICATE" and cmd.sasl is not None:
@@ -895,7 +896,8 @@ class Imap:
         owner = self._owner(kind)
         phase = Phase.TEARDOWN if kind == "BYE" else (owner.phase if owner else self.phase)
         self.out.add(Reply(direction=SERVER, ts=ts, frame=frame, first_frame=first, phase=phase, status="*",
-                           lines=(text,), answers=owner.verb if owner else None))
+                           lines=(text,), answers=owner.verb if owner else None,
+                           answers_frame=owner.frame if owner else None))
         idle = self.idle is not None and owner is self.idle and (number is not None or kind == "VANISHED")
         if idle:
             update = f"{number} {kind}" if number is not None else text
@@ -1106,7 +1108,7 @@ class Imap:
             self.building = None
         self.out.add(Reply(direction=SERVER, ts=ts, frame=frame, first_frame=first, phase=cmd.phase,
                            status=status, lines=(detail,), answers=cmd.verb, latency=max(0.0, ts - cmd.ts),
-                           tag=tag))
+                           tag=tag, answers_frame=cmd.frame))
         self._completion(cmd, status, detail, first=first, frame=frame, ts=ts)
 
     def _completion(self, cmd: Pending, status: str, detail: str, *, first: int, frame: int,

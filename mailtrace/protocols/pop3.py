@@ -489,7 +489,8 @@ class Pop3:
             cmd = self.pending[0] if self.pending else None
             self.out.add(Reply(direction=SERVER, ts=line.ts, frame=line.frame, first_frame=line.first_frame,
                                phase=Phase.AUTH, status="+", lines=(challenge,), answers="AUTH",
-                               latency=(line.ts - cmd.ts) if cmd else None))
+                               latency=(line.ts - cmd.ts) if cmd else None,
+                               answers_frame=cmd.frame if cmd else None))
         elif not self.server_gap:
             self.out.anomaly(SERVER, self.phase, "invalid-response",
                              f"server line is not +OK/-ERR: {printable(line.text, 80)}", line.frame)
@@ -528,7 +529,7 @@ class Pop3:
             return
         self.out.add(Reply(direction=SERVER, ts=line.ts, frame=line.frame, first_frame=line.first_frame,
                            phase=cmd.phase, status=status, lines=(rest,), answers=cmd.verb,
-                           latency=max(0.0, line.ts - cmd.ts)))
+                           latency=max(0.0, line.ts - cmd.ts), answers_frame=cmd.frame))
         self._effects(cmd, ok, rest, frame=line.frame, ts=line.ts)
 
     def _orphan(self, status: str, rest: str, line: Line) -> None:
@@ -638,7 +639,7 @@ class Pop3:
         lines = (body.text, *listing[:200]) if listing else (body.text,)
         self.out.add(Reply(direction=SERVER, ts=ts, frame=frame, first_frame=body.first_frame,
                            phase=cmd.phase, status=body.status, lines=lines, answers=cmd.verb,
-                           latency=max(0.0, ts - cmd.ts)))
+                           latency=max(0.0, ts - cmd.ts), answers_frame=None if body.guessed else cmd.frame))
         if is_message:
             self._message_end(body, frame, ts, complete)
         self._effects(cmd, True, body.text, frame=frame, ts=ts, listing=listing if body.collect else None)

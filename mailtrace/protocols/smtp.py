@@ -211,8 +211,6 @@ class Smtp:
         """Frame of the last message that held an end-of-data look-alike, until the server shows (by an
         extra reply) that it ended the message there, or the next message starts."""
         self.smuggling_accepted = False
-        self.reply_answers: list[int | None] = []
-        """For each Reply event, in order: the frame of the command it answers (None: greeting, unsolicited)."""
 
     # ------------------------------------------------------------------ contract
     @classmethod
@@ -291,7 +289,6 @@ class Smtp:
                 "bare_lf": self.bare_lf,
                 "smuggling_patterns": list(self.smuggling),
             },
-            "_reply_answers": list(self.reply_answers),  # read (and removed) by the JSON report
         }
 
     # ------------------------------------------------------------------ client side
@@ -660,7 +657,6 @@ class Smtp:
         elif not is_defined_code(code_text):
             self.out.anomaly(SERVER, phase, "undefined-reply-code",
                              f"reply code {code} is not defined by RFC 5321 or an SMTP extension", line.frame)
-        self.reply_answers.append(cmd.frame if cmd is not None else None)
         if cmd is None:
             phase = self.phase if self.greeted else Phase.GREETING
             if not self.greeted:
@@ -683,7 +679,8 @@ class Smtp:
         if not self.greeted:
             self.greeted = True
         reply = Reply(direction=SERVER, ts=line.ts, frame=line.frame, first_frame=first_frame, phase=cmd.phase,
-                      status=code_text, lines=texts, answers=cmd.verb, latency=max(0.0, line.ts - cmd.ts))
+                      status=code_text, lines=texts, answers=cmd.verb, latency=max(0.0, line.ts - cmd.ts),
+                      answers_frame=cmd.frame)
         self.out.add(reply)
         self._reply_effects(cmd, code, texts, line)
 

@@ -39,10 +39,10 @@ def command_json(c: Command) -> dict[str, Any]:
     return out
 
 
-def reply_json(r: Reply, answers_frame: int | None = None) -> dict[str, Any]:
+def reply_json(r: Reply) -> dict[str, Any]:
     """One reply; ``answers_frame`` is the frame of the command it answers, where the dissector says."""
     out: dict[str, Any] = {"frame": r.frame, "ts": _round(r.ts), "status": r.status, "text": r.text,
-                           "answers": r.answers, "answers_frame": answers_frame,
+                           "answers": r.answers, "answers_frame": r.answers_frame,
                            "latency": round(r.latency, 6) if r.latency is not None else None}
     if r.tag is not None:
         out["tag"] = r.tag
@@ -82,7 +82,6 @@ def message_json(m: MessageRecord) -> dict[str, Any]:
 def session_json(s: Session, show_secrets: bool = False, *, lang: str = "en", context: bool = True) -> dict[str, Any]:
     """The session object of the report (``context=False``: ``--no-context``, the context keys stay empty)."""
     record = dict(s.record)
-    answered: list[int | None] = record.pop("_reply_answers", None) or []
     out: dict[str, Any] = {
         "id": s.id,
         "protocol": s.protocol,
@@ -105,7 +104,7 @@ def session_json(s: Session, show_secrets: bool = False, *, lang: str = "en", co
         "phases": [{"name": p.phase.value, "first_frame": p.first_frame, "last_frame": p.last_frame}
                    for p in s.phases],
         "commands": [command_json(c) for c in s.commands if c.verb],  # SASL responses are not commands
-        "replies": [reply_json(r, answered[i] if i < len(answered) else None) for i, r in enumerate(s.replies)],
+        "replies": [reply_json(r) for r in s.replies],
         "helo": record.pop("helo", None),
         "user": s.user,
         "auth": [auth_json(a, show_secrets) for a in s.auth],
