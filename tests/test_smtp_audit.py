@@ -220,6 +220,20 @@ def test_message_without_a_354_in_the_capture_infers_it() -> None:
     assert record["transactions"][0]["queue_id"] == "LOST354"
 
 
+# --------------------------------------------------------------------------- 3c. RFC 5321 line limits
+def test_lines_over_rfc_5321_limits_are_flagged_with_the_rule() -> None:
+    long_rcpt = b"RCPT TO:<" + b"r" * 600 + b"@d>\r\n"  # 614 octets with the CRLF
+    token = base64.b64encode(b"\0bob\0" + b"p" * 1500)  # an AUTH line over 512 is fine up to 12288
+    events, _ = run(smtp_items(*GREETING, ("c", b"AUTH PLAIN " + token + b"\r\n"), ("s", b"235 ok\r\n"),
+                               ("c", b"MAIL FROM:<a@b>\r\n"), ("s", b"250 ok\r\n"), ("c", long_rcpt),
+                               ("s", b"550 " + b"x" * 520 + b"\r\n")))
+    found = [(a.direction, a.frame, a.detail) for a in anomalies(events, "line-over-rfc-limit")]
+    assert found == [
+        (CLIENT, 8, "command line of 614 octets with its CRLF; RFC 5321 §4.5.3.1.4 allows 512"),
+        (SERVER, 9, "reply line of 526 octets with its CRLF; RFC 5321 §4.5.3.1.5 allows 512"),
+    ]
+
+
 # --------------------------------------------------------------------------- 4. reply codes
 def _noop(*server: bytes) -> list[Event]:
     parts: list[tuple[str, bytes]] = [("s", b"220 mx\r\n")]

@@ -792,6 +792,7 @@ VIOLATIONS: dict[str, tuple[Severity, str]] = {
     "empty-command": (LOW, "empty command lines"),
     "garbage": (MEDIUM, "binary data where commands belong"),
     "line-too-long": (LOW, "lines over the length limit"),
+    "line-over-rfc-limit": (LOW, "command or reply lines over RFC 5321's 512 octets"),
     "pipeline-overflow": (MEDIUM, "too many commands without replies"),
     "too-many-tags": (MEDIUM, "too many IMAP commands in flight"),
     "duplicate-tag": (LOW, "IMAP tags reused while in flight"),

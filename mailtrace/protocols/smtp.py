@@ -66,6 +66,10 @@ MAX_BDAT_CHUNK = 1 << 31
 COMMAND_AFTER_GAP = re.compile(
     rb"^(?:MAIL FROM:|RCPT TO:|(?:RSET|QUIT|DATA|NOOP|STARTTLS)\r?\n|(?:EHLO|HELO) \S+\r?\n|BDAT \d)", re.IGNORECASE)
 """A segment after a hole in the message that starts like this is the next command: the end marker was lost."""
+RFC_LINE_LIMIT = 512
+"""RFC 5321 §4.5.3.1.4/.5: a command line or reply line is at most 512 octets with its CRLF."""
+AUTH_LINE_LIMIT = 12288
+"""RFC 4954 §4: AUTH lines and SASL responses may be up to 12288 octets with their CRLF."""
 SASL_TOKEN = re.compile(rb"^(?:[A-Za-z0-9+/]+={0,2}|=|\*)$")
 
 
@@ -346,6 +350,8 @@ class Smtp:
             self.out.anomaly(CLIENT, self.phase, "line-too-long",
                              f"client line of {len(line.text) + line.too_long} bytes exceeds {self.limits.max_line}",
                              line.frame)
+        elif len(line.text) + 2 > RFC_LINE_LIMIT:
+            self._over_rfc_limit(line)
         if self.mode is Mode.AUTH_RESPONSE:
             self._auth_response(line)
             return
@@ -611,6 +617,17 @@ class Smtp:
                 self.server_lines.clear()
                 return
 
+    def _over_rfc_limit(self, line: Line) -> None:
+        """A command line longer than RFC 5321 allows (AUTH and SASL responses have RFC 4954's limit)."""
+        size = len(line.text) + 2
+        sasl = self.mode is Mode.AUTH_RESPONSE or line.text[:5].upper() == b"AUTH " or (
+            self.sasl is not None and SASL_TOKEN.match(line.text) is not None)
+        if sasl and size <= AUTH_LINE_LIMIT:
+            return
+        limit, rule = (AUTH_LINE_LIMIT, "RFC 4954 §4") if sasl else (RFC_LINE_LIMIT, "RFC 5321 §4.5.3.1.4")
+        self.out.anomaly(CLIENT, self.phase, "line-over-rfc-limit",
+                         f"command line of {size} octets with its CRLF; {rule} allows {limit}", line.frame)
+
     def _server_line(self, line: Line) -> None:
         match = REPLY_LINE.match(line.text)
         if match is None:
@@ -628,6 +645,10 @@ class Smtp:
             self.out.anomaly(SERVER, self.phase, "line-too-long",
                              f"server line of {len(line.text) + line.too_long} bytes exceeds {self.limits.max_line}",
                              line.frame)
+        elif len(line.text) + 2 > RFC_LINE_LIMIT:
+            self.out.anomaly(SERVER, self.phase, "line-over-rfc-limit",
+                             f"reply line of {len(line.text) + 2} octets with its CRLF; RFC 5321 §4.5.3.1.5 allows "
+                             f"{RFC_LINE_LIMIT}", line.frame)
         code, sep, rest = match.group(1), match.group(2), match.group(3)
         if self.reply_lines and code != self.reply_lines[0][:3]:
             self.out.anomaly(SERVER, self.phase, "invalid-reply",
