@@ -20,10 +20,13 @@ from mailtrace.model import (
     Anomaly,
     Chunk,
     Direction,
+    Eof,
     Event,
+    GapEvent,
     Note,
     Opaque,
     Phase,
+    StreamGap,
     StreamItem,
     TlsStart,
 )
@@ -89,6 +92,8 @@ class MailConnection:
         self.plain = False
         """Past the first bytes, no TLS, no sniffing: items go straight to the dissector."""
         self._bulk: Direction | None = None
+        self._marked_frame = 0
+        """The latest packet whose payload was counted as message bytes when it arrived."""
         """The direction the dissector reads message content from right now (see Dissector.bulk)."""
         self._bulk_left: int | None = None
         self._bulk_tail = b""
@@ -125,8 +130,9 @@ class MailConnection:
         if self.sniffer is None:
             builder = self.builder
             builder.packet(frame, ts, direction, pkt.flags, pkt.payload_len)
-            if self._bulk is direction:  # message content: counted on its row now, dissected in bulk
+            if self._bulk is direction and pkt.payload_len:  # message content: counted on its row now
                 builder.mark_body(pkt.payload_len)
+                self._marked_frame = frame
             return
         self._sniffed_rows.append((frame, ts, direction, pkt.flags, pkt.payload_len))
         if len(self._sniffed_rows) > MAX_SNIFF_PACKETS:
@@ -144,6 +150,15 @@ class MailConnection:
                     continue
                 if self._held:
                     self._release_bulk()
+                if type(item) is Chunk and item.frame == self._marked_frame:
+                    # the segment that may end the content was counted on its row already: not twice
+                    self._marked_frame = 0
+                    self.builder.body_marked = True
+                    try:
+                        self._plain(item)
+                    finally:
+                        self.builder.body_marked = False
+                    continue
                 self._plain(item)
             return
         for item in items:
@@ -282,26 +297,49 @@ class MailConnection:
             self._to_tls(item)
 
     def _to_tls(self, item: StreamItem) -> None:
-        """Feed the TLS layer; its plaintext goes on to the dissector, its events become rows."""
+        """Feed the TLS layer; its plaintext goes on to the dissector, its events become rows.
+
+        Bytes lost inside TLS are a gap of the session (the TCP bytes lost, recorded here since the
+        dissector only sees plaintext). When they took decrypted application data with them, the TLS
+        layer hands on a plaintext ``StreamGap`` at the right place, and the dissector resynchronises
+        on it as after a cleartext gap instead of reading the bytes before and after as one stream.
+        """
         if self.tls is None:
             self.tls = TlsSession(self.keylog())
+        if isinstance(item, StreamGap):
+            self.builder.events([GapEvent(direction=item.direction, ts=item.ts, frame=item.frame,
+                                          first_frame=item.frame, phase=self.builder.phase, nbytes=item.nbytes,
+                                          detail="lost inside TLS records")])
         for out in self.tls.feed(item):
             if isinstance(out, Chunk):
-                if not self.decrypted_any:
-                    self.decrypted_any = True
-                    assert self.dissector is not None
-                    self.dissector.tls_started()
+                self._plaintext_starts()
                 self.builder.decrypting = True
                 self._dissect(out)
                 self.builder.decrypting = False
+            elif isinstance(out, StreamGap):
+                self._plaintext_starts()
+                self._dissect(out, gap_recorded=True)
             else:
                 event = tls_row_event(out, self.builder.phase)
                 if event is not None:
                     self.builder.events([event])
+        if isinstance(item, Eof) and self.decrypted_any:
+            self._dissect(item)  # the plaintext of this direction ends too (an open message is incomplete)
 
-    def _dissect(self, item: StreamItem) -> None:
+    def _plaintext_starts(self) -> None:
+        """The first decrypted bytes (or the first loss of them): the dissector reads plaintext from here."""
+        if not self.decrypted_any:
+            self.decrypted_any = True
+            assert self.dissector is not None
+            self.dissector.tls_started()
+
+    def _dissect(self, item: StreamItem, gap_recorded: bool = False) -> None:
+        """Feed the dissector. ``gap_recorded``: ``item`` is a gap the session already counts (lost
+        TLS records), so the dissector's own GapEvent for it is not counted twice."""
         assert self.dissector is not None
         events = self.dissector.feed(item)
+        if gap_recorded:
+            events = [e for e in events if not isinstance(e, GapEvent)]
         if events:
             starts = self.builder.tls_starts
             self.builder.events(events)
@@ -343,7 +381,10 @@ def tls_row_event(event: TlsEvent, phase: Phase) -> Event | None:
     elif isinstance(event, HandshakeComplete):
         text = f"TLS handshake complete: {event.version or '?'} {event.cipher or ''}".rstrip()
     elif isinstance(event, TlsAlert):
-        text = f"TLS alert: {event.level} {event.description}"
+        if event.level == event.description:  # "encrypted"/"encrypted": neither can be read, say it once
+            text = f"TLS alert: {event.description}"
+        else:
+            text = f"TLS alert: {event.level} {event.description}"
         return Note(direction=d, ts=ts, frame=frame, first_frame=frame, phase=phase, text=text)
     else:
         return None  # Decrypted: the plaintext's own events mark the row

@@ -80,6 +80,11 @@ class Opened:
 class RecordCipher(abc.ABC):
     """Decrypts the records of one direction under one key."""
 
+    overhead: int
+    """Payload bytes of a record that are not plaintext (explicit nonce or IV, tag or MAC, the TLS 1.3
+    inner type, at least one byte of CBC padding): a record's plaintext size is about its payload
+    size minus this. Padding beyond that (TLS 1.3 record padding, CBC blocks) is not known."""
+
     @abc.abstractmethod
     def open(self, header: bytes, payload: bytes, seqs: range) -> Opened | None:
         """Decrypt with the first sequence number in ``seqs`` that authenticates, else None."""
@@ -101,13 +106,14 @@ def _aead(bulk: Bulk, key: bytes, tag_len: int) -> AESGCM | AESCCM | ChaCha20Pol
 class Tls13Cipher(RecordCipher):
     """RFC 8446 §5.2: per-record nonce = IV ⊕ seq, AAD = the record header, type inside."""
 
-    __slots__ = ("_aead", "_iv", "_tag_len")
+    __slots__ = ("_aead", "_iv", "_tag_len", "overhead")
 
     def __init__(self, params: SuiteParams, secret: bytes) -> None:
         key = hkdf_expand_label(params.prf_hash, secret, b"key", b"", params.key_len)
         self._iv = hkdf_expand_label(params.prf_hash, secret, b"iv", b"", 12)
         self._aead = _aead(params.bulk, key, params.tag_len)
         self._tag_len = params.tag_len
+        self.overhead = params.tag_len + 1
 
     def open(self, header: bytes, payload: bytes, seqs: range) -> Opened | None:
         if len(payload) < self._tag_len:
@@ -132,13 +138,14 @@ def tls13_next_secret(params: SuiteParams, secret: bytes) -> bytes:
 class Tls12AeadCipher(RecordCipher):
     """RFC 5288/6655 (GCM, CCM: 4-byte salt + 8-byte explicit nonce) and RFC 7905 (ChaCha20: IV ⊕ seq)."""
 
-    __slots__ = ("_aead", "_explicit", "_iv", "_tag_len")
+    __slots__ = ("_aead", "_explicit", "_iv", "_tag_len", "overhead")
 
     def __init__(self, params: SuiteParams, key: bytes, iv: bytes) -> None:
         self._aead = _aead(params.bulk, key, params.tag_len)
         self._iv = iv
         self._tag_len = params.tag_len
         self._explicit = params.bulk is not Bulk.CHACHA20_POLY1305
+        self.overhead = params.tag_len + (8 if self._explicit else 0)
 
     def open(self, header: bytes, payload: bytes, seqs: range) -> Opened | None:
         if self._explicit:
@@ -170,7 +177,7 @@ class Tls12CbcCipher(RecordCipher):
     that one block of state; TLS 1.1+ carries an explicit IV in each record.
     """
 
-    __slots__ = ("_etm", "_explicit_iv", "_iv", "_key", "_mac", "_mac_key", "_mac_len")
+    __slots__ = ("_etm", "_explicit_iv", "_iv", "_key", "_mac", "_mac_key", "_mac_len", "overhead")
 
     def __init__(
         self, params: SuiteParams, key: bytes, mac_key: bytes, iv: bytes, *, version: int, etm: bool
@@ -183,6 +190,7 @@ class Tls12CbcCipher(RecordCipher):
         self._iv = iv
         self._explicit_iv = version >= 0x0302
         self._etm = etm
+        self.overhead = (16 if self._explicit_iv else 0) + params.mac_len + 1
 
     def _decrypt(self, iv: bytes, data: bytes) -> bytes:
         decryptor = Cipher(algorithms.AES(self._key), modes.CBC(iv)).decryptor()

@@ -9,7 +9,7 @@ TLS is reported, never raised.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mailtrace.tls.names import ALERT, APPLICATION_DATA, CHANGE_CIPHER_SPEC, HANDSHAKE, HEARTBEAT
 
@@ -28,6 +28,8 @@ class Record:
     header: bytes
     """The 5 header bytes (the TLS 1.3 AEAD additional data)."""
     payload: bytes
+    start: int = field(default=0, compare=False)
+    """Stream offset of the header's first byte (bytes lost in gaps included)."""
 
 
 class ProblemKind(enum.Enum):
@@ -77,7 +79,7 @@ def plausible_header(data: bytes | bytearray, pos: int, max_record: int) -> bool
 class RecordReader:
     """Turns the bytes of one direction into :class:`Record` and :class:`Problem` values."""
 
-    __slots__ = ("_buf", "_mode", "_skip", "_started", "max_record")
+    __slots__ = ("_buf", "_consumed", "_mode", "_skip", "_started", "max_record")
 
     def __init__(self, max_record: int) -> None:
         self.max_record = max_record
@@ -86,6 +88,18 @@ class RecordReader:
         self._mode = _Mode.RECORDS
         self._skip = 0
         self._started = False
+        self._consumed = 0
+
+    @property
+    def consumed(self) -> int:
+        """Stream offset of the first byte not yet consumed (bytes lost in gaps included): the
+        start of the buffered, incomplete record."""
+        return self._consumed
+
+    @property
+    def skip_left(self) -> int:
+        """Bytes of a record cut by a gap that are still to be skipped."""
+        return self._skip if self._mode is _Mode.SKIP else 0
 
     @property
     def dead(self) -> bool:
@@ -104,6 +118,7 @@ class RecordReader:
             if self._mode is _Mode.SKIP:
                 take = min(self._skip, len(self._buf))
                 del self._buf[:take]
+                self._consumed += take
                 self._skip -= take
                 if self._skip:
                     return out
@@ -133,6 +148,7 @@ class RecordReader:
             kind = ProblemKind.OVERSIZE if well_formed else ProblemKind.BAD_HEADER
             detail = f"header {bytes(buf[:5]).hex()} (length {length})"
             del buf[:1]
+            self._consumed += 1
             self._mode = _Mode.SCAN
             self._started = True
             return Problem(kind, 1, detail)
@@ -142,11 +158,14 @@ class RecordReader:
         payload = bytes(buf[HEADER_LEN : HEADER_LEN + length])
         del buf[: HEADER_LEN + length]
         self._started = True
-        return Record(header[0], int.from_bytes(header[1:3], "big"), header, payload)
+        start = self._consumed
+        self._consumed += HEADER_LEN + length
+        return Record(header[0], int.from_bytes(header[1:3], "big"), header, payload, start)
 
     def _die(self, kind: ProblemKind, detail: str) -> Problem:
         nbytes = len(self._buf)
         self._buf.clear()
+        self._consumed += nbytes
         self._mode = _Mode.DEAD
         return Problem(kind, nbytes, detail)
 
@@ -169,10 +188,12 @@ class RecordReader:
             dropped = len(buf) - keep
             if dropped:
                 del buf[:dropped]
+                self._consumed += dropped
                 out.append(Problem(ProblemKind.SKIPPED, dropped))
             return False
         if found:
             del buf[:found]
+            self._consumed += found
             out.append(Problem(ProblemKind.SKIPPED, found))
         self._mode = _Mode.RECORDS
         return True
@@ -187,6 +208,7 @@ class RecordReader:
         if self._mode is _Mode.DEAD:
             return 0
         self._started = True
+        self._consumed += len(self._buf) + max(0, nbytes)
         if self._mode is _Mode.SKIP and 0 < nbytes <= self._skip:
             self._skip -= nbytes
             if not self._skip:
@@ -206,5 +228,6 @@ class RecordReader:
     def eof(self) -> int:
         """The direction ended: the number of bytes of an incomplete record that are dropped."""
         nbytes = len(self._buf) if self._mode in (_Mode.RECORDS, _Mode.SCAN) else 0
+        self._consumed += len(self._buf)
         self._buf.clear()
         return nbytes

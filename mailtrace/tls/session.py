@@ -1,7 +1,8 @@
 """One TLS connection, observed from the first TLS byte on: metadata always, plaintext with keys.
 
 Sans-I/O: :meth:`TlsSession.feed` takes the reassembled stream items of both directions in
-capture order and returns plaintext ``Chunk`` values and :mod:`~mailtrace.tls.events`. It never
+capture order and returns plaintext ``Chunk`` values, plaintext ``StreamGap`` values (application
+data lost with the records a TCP gap cut) and :mod:`~mailtrace.tls.events`. It never
 raises on peer input. Memory is bounded: one record per direction (``max_record``) and one
 handshake message per direction (``max_handshake``).
 
@@ -54,15 +55,16 @@ from mailtrace.tls.names import (
     is_grease,
     version_name,
 )
-from mailtrace.tls.records import Problem, ProblemKind, Record, RecordReader
+from mailtrace.tls.records import HEADER_LEN, Problem, ProblemKind, Record, RecordReader
 from mailtrace.tls.suites import SuiteParams, suite_params
 
-Output = Chunk | TlsEvent
+Output = Chunk | StreamGap | TlsEvent
 
 MAX_ANOMALIES_KEPT = 64
 """Anomaly kinds kept in :attr:`TlsInfo.anomalies` (events are still all returned)."""
 MAX_SEQ_SEARCH = 4096
 """After losing records: how many sequence numbers to try on the next protected record."""
+_KEY_UPDATE = "secret after a KeyUpdate"
 _MIN_RECORD = 21
 """Smallest protected record (header + tag): bounds how many records a gap can have held."""
 
@@ -75,7 +77,17 @@ class _Side:
         "cipher",
         "direction",
         "finished",
+        "gap_bytes",
+        "gap_frame",
+        "gap_overhead",
+        "gap_records",
+        "gap_seq",
+        "gap_start",
+        "gap_told",
+        "gap_ts",
         "hs",
+        "key_fits",
+        "key_label",
         "nbytes",
         "pending",
         "protected",
@@ -95,6 +107,10 @@ class _Side:
         """TLS ≤ 1.2: the cipher that ChangeCipherSpec puts in use."""
         self.secret: bytes | None = None
         """TLS 1.3: the current traffic secret (for Finished and KeyUpdate)."""
+        self.key_label = ""
+        """Where the key in use comes from (a key log label), for the anomaly when it does not fit."""
+        self.key_fits = False
+        """A record authenticated with the key in use."""
         self.protected = False
         """This side's records are encrypted from here on."""
         self.seq = 0
@@ -104,6 +120,20 @@ class _Side:
         """Decryption failed once: this side stays opaque to the end."""
         self.finished = False
         self.nbytes = 0
+        self.gap_start: int | None = None
+        """Application data was lost here (stream offset of the first lost record) and the dissector
+        has not been told yet: see :meth:`TlsSession._flush_gap`."""
+        self.gap_seq = 0
+        """Sequence number of the first lost record."""
+        self.gap_records: int | None = None
+        """How many records were lost, once the next record authenticated (None: not known yet)."""
+        self.gap_bytes = 0
+        """Stream bytes of the lost records (headers included), once ``gap_records`` is known."""
+        self.gap_overhead = 0
+        self.gap_told = 0
+        """Records already told lost (estimated) that ``seq`` has not moved past: a new loss starts after them."""
+        self.gap_ts = 0.0
+        self.gap_frame = 0
 
 
 class TlsSession:
@@ -146,8 +176,15 @@ class TlsSession:
 
     # ------------------------------------------------------------------ public API
 
-    def feed(self, item: Chunk | StreamGap | Eof) -> list[Chunk | TlsEvent]:
-        """Take one stream item; return plaintext chunks and events, in order."""
+    def feed(self, item: Chunk | StreamGap | Eof) -> list[Chunk | StreamGap | TlsEvent]:
+        """Take one stream item; return plaintext chunks, plaintext gaps and events, in order.
+
+        A ``StreamGap`` in the output means application data of a decrypted direction was lost
+        with records a TCP gap cut: its ``nbytes`` is the plaintext size of those records (exact
+        for AEAD suites once the next record authenticates, else estimated), its ``frame`` the
+        frame of the TCP gap. It comes before the next plaintext of either direction (or at the
+        end of its direction), so the dissector reads on from a known loss instead of gluing
+        the bytes before and after it."""
         out: list[Output] = []
         self._out = out
         self._ts, self._frame = item.ts, item.frame
@@ -167,12 +204,13 @@ class TlsSession:
                 else:
                     self._record(side, rec)
         elif isinstance(item, StreamGap):
-            self._gap(side, item.nbytes)
+            self._gap(side, item)
         else:
             dropped = side.reader.eof()
             if dropped:
                 self._anomaly(side, "truncated-record", f"stream ended {dropped} bytes into a record")
             side.hs.reset()
+            self._flush_gap(side)
         return out
 
     @property
@@ -249,6 +287,8 @@ class TlsSession:
 
     def _emit_plaintext(self, side: _Side, data: bytes) -> None:
         """Report decrypted application data, merged per segment into one Decrypted + one Chunk."""
+        for s in self._sides.values():  # losses the dissector must know of before it reads on
+            self._flush_gap(s)
         frame = self._frame if self._frame is not None else 0
         out = self._out
         if len(out) >= 2:
@@ -283,7 +323,14 @@ class TlsSession:
         if problem.kind in (ProblemKind.BAD_HEADER, ProblemKind.OVERSIZE):
             side.seq_slack = max(side.seq_slack, 8)
 
-    def _gap(self, side: _Side, nbytes: int) -> None:
+    def _gap(self, side: _Side, gap: StreamGap) -> None:
+        nbytes = gap.nbytes
+        if side.gap_records is not None:
+            self._flush_gap(side)  # an earlier loss whose extent is known: tell it first
+        if side.gap_start is None and side.finished and side.cipher is not None and not side.broken:
+            # Application data of a decrypted direction is lost: the dissector will be told.
+            side.gap_start, side.gap_seq, side.gap_records = side.reader.consumed, side.seq + side.gap_told, None
+            side.gap_overhead, side.gap_ts, side.gap_frame = side.cipher.overhead, gap.ts, gap.frame
         lost = side.reader.gap(nbytes)
         side.hs.reset()
         if lost == 1:
@@ -293,7 +340,7 @@ class TlsSession:
         if side.cipher is not None:
             if lost is None:
                 bound = nbytes // _MIN_RECORD + 2 if nbytes > 0 else MAX_SEQ_SEARCH
-                side.seq_slack = min(MAX_SEQ_SEARCH, bound)
+                side.seq_slack = min(MAX_SEQ_SEARCH, side.seq_slack + bound)  # losses add up
             else:
                 side.seq += lost
 
@@ -326,18 +373,51 @@ class TlsSession:
         if opened is None:
             side.broken = True
             side.cipher = None
-            after = f" (tried {len(seqs)} sequence numbers after lost data)" if side.seq_slack else ""
-            self._anomaly(
-                side,
-                "decrypt-failed",
-                f"record {side.seq} does not authenticate with the logged key{after}; the rest stays opaque",
-            )
+            self._flush_gap(side)
+            self._decrypt_failed(side, rec, len(seqs))
             return None
+        side.key_fits = True
+        if side.gap_start is not None and side.gap_records is None:
+            side.gap_bytes = lost = rec.start - side.gap_start
+            # records lost since the last one read, less those already told (estimated) as lost;
+            # no more than the lost bytes can hold (each record has a header, overhead, a byte)
+            most = max(1, lost // (HEADER_LEN + side.gap_overhead + 1))
+            side.gap_records = min(max(1, opened.seq - side.gap_seq), most)
+        side.gap_told = 0
         side.seq = opened.seq + 1
         side.seq_slack = 0
         if opened.content_type == HANDSHAKE:
             self._handshake_decrypted = True
         return opened
+
+    def _decrypt_failed(self, side: _Side, rec: Record, tried: int) -> None:
+        """Say why a record did not authenticate: a key that never fitted, or loss or damage."""
+        if side.seq_slack:
+            why = f"does not authenticate (tried {tried} sequence numbers after lost data)"
+        elif not side.key_fits and side.key_label == _KEY_UPDATE:
+            why = "is the first after a KeyUpdate and does not authenticate with the next secret"
+        elif not side.key_fits and side.key_label:
+            why = (f"is the first under the key log's {side.key_label} and does not authenticate: "
+                   "the logged secret does not fit this session (wrong key)")
+        else:
+            why = f"does not authenticate with the logged key ({side.key_label or 'key'}): damaged or cut"
+        self._anomaly(side, "decrypt-failed",
+                      f"record {side.seq} ({len(rec.payload)} bytes) {why}; the rest stays opaque")
+
+    def _flush_gap(self, side: _Side) -> None:
+        """Tell the dissector (as a plaintext ``StreamGap``) about application data lost in a gap."""
+        start = side.gap_start
+        if start is None:
+            return
+        if side.gap_records is None:  # the next record has not authenticated yet: estimate
+            lost = side.reader.consumed + side.reader.skip_left - start
+            records = max(1, side.seq - side.gap_seq)
+            side.gap_told = side.gap_seq + records - side.seq
+        else:
+            lost, records = side.gap_bytes, side.gap_records
+        side.gap_start, side.gap_records = None, None
+        plain = max(1, lost - records * (HEADER_LEN + side.gap_overhead))
+        self._out.append(StreamGap(side.direction, plain, side.gap_ts, side.gap_frame))
 
     def _opaque_record(self, side: _Side, rec: Record) -> None:
         """A protected record we cannot read: name it by its position where that is certain."""
@@ -364,7 +444,7 @@ class TlsSession:
             self._resumed = True  # abbreviated handshake: the server changes ciphers first
         side.protected = True
         side.cipher, side.pending = side.pending, None
-        side.seq = 0
+        side.seq, side.key_fits, side.key_label = 0, False, "CLIENT_RANDOM master secret"
         side.hs.reset()
 
     def _content(self, side: _Side, ctype: int, data: bytes, *, encrypted: bool) -> None:
@@ -487,8 +567,10 @@ class TlsSession:
             if c_secret is None or s_secret is None:
                 self._anomaly(side, "no-keys", "the key log lacks the TLS 1.3 handshake traffic secrets")
                 return
-            for s, secret in ((client, c_secret), (server, s_secret)):
+            for s, secret, label in ((client, c_secret, kl.CLIENT_HANDSHAKE_TRAFFIC_SECRET),
+                                     (server, s_secret, kl.SERVER_HANDSHAKE_TRAFFIC_SECRET)):
                 s.secret, s.cipher, s.seq = secret, Tls13Cipher(params, secret), 0
+                s.key_label, s.key_fits = label, False
             return
         master = self._keylog.get(ch.random, kl.CLIENT_RANDOM)
         if master is None:
@@ -514,6 +596,7 @@ class TlsSession:
                 self._anomaly(side, "no-keys", f"the key log lacks {label}")
             else:
                 side.secret, side.cipher, side.seq = secret, Tls13Cipher(self._params, secret), 0
+                side.key_label, side.key_fits = label, False
         self._mark_finished(side)
 
     def _key_update(self, side: _Side, body: bytes) -> str:
@@ -522,6 +605,7 @@ class TlsSession:
         if side.secret is not None and self._params is not None and side.cipher is not None:
             side.secret = tls13_next_secret(self._params, side.secret)
             side.cipher, side.seq = Tls13Cipher(self._params, side.secret), 0
+            side.key_label, side.key_fits = _KEY_UPDATE, False
         return "update requested" if requested else "update not requested"
 
     def _mark_finished(self, side: _Side) -> None:
