@@ -19,6 +19,7 @@ from mailtrace.mime import MessageSummarizer, MessageSummary, MimeLimits, PartWr
 from mailtrace.model import (
     Anomaly,
     AuthAttempt,
+    BodyData,
     Chunk,
     Command,
     Direction,
@@ -59,6 +60,18 @@ class PacketRow:
     @property
     def is_pure_ack(self) -> bool:
         return not self.payload_len and not (self.flags & (TCP_SYN | TCP_FIN | TCP_RST)) and not self.events
+
+    @property
+    def message_bytes(self) -> int:
+        """Message bytes the packet carried, as the views count them: ``body_bytes``, or the sizes of
+        its BodyData events (IMAP literals); none for a packet without payload, even when a message
+        held back was flushed at it (a FIN or RST in the middle of DATA)."""
+        if not self.payload_len:
+            return 0
+        if self.body_bytes:
+            return self.body_bytes
+        events = self.events
+        return sum(e.nbytes for e in events if isinstance(e, BodyData)) if events else 0
 
 
 @dataclass(frozen=True, slots=True)

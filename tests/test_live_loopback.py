@@ -13,6 +13,7 @@ import imaplib
 import json
 import os
 import poplib
+import re
 import select
 import shutil
 import signal
@@ -455,9 +456,9 @@ def test_live_text_prints_the_findings_block_in_the_language_and_width_asked(ser
     lines = out.splitlines()
     assert max(len(line) for line in lines) <= 72
     assert "Standard query" not in out  # --no-context: no context rows, but the findings still see the DNS
-    findings = out.index("Findings: ")
-    # --lang de: the session table and its summary in German, then the findings
+    findings = out.index("Befunde: ")
+    # --lang de: the session table, its summary and the findings block's labels in German (titles stay English)
     assert out.index("Sitzung 1 · SMTP") < out.index("Zusammenfassung") < findings
     block = out[findings:]
-    assert f"HIGH   SMTP password of user {USER} sent in cleartext" in block
-    assert f"LOW    {CLIENT_ADDR} is listed on zen.spamhaus.org (127.0.0.2)" in block
+    assert re.search(rf"HOCH +SMTP password of user {USER} sent in cleartext", block), block
+    assert re.search(rf"NIEDRIG +{re.escape(CLIENT_ADDR)} is listed on zen.spamhaus.org \(127.0.0.2\)", block), block

@@ -24,12 +24,21 @@ Row = tuple[int, float, str, str, str, str]
 def parse(text: str) -> list[tuple[str, str, list[Row]]]:
     """Steps (phase, caption, rows), rows (frame, time, src, dst, proto, info); wrapped lines rejoined."""
     steps: list[tuple[str, str, list[Row]]] = []
+    explaining = False
     for line in text.splitlines():
         word = line.split(" ", 1)[0]
         if word in PHASES and line[: len(word) + 1].strip() == word:
             steps.append((word, line[len(word) :].strip(), []))
+            explaining = False
+            continue
+        if line.strip().startswith("↳"):
+            explaining = True  # an explanation under the row (reply code, EHLO keyword), not its Info
             continue
         match = ROW.match(line)
+        if match:
+            explaining = False
+        elif explaining:
+            continue
         if match and steps:
             no, time, src, dst, proto, info = match.groups()
             steps[-1][2].append((int(no), float(time), src, dst, proto, info))
@@ -185,14 +194,15 @@ def test_pop3_story(captures: Path) -> None:
 def test_imap_story(captures: Path) -> None:
     captions = [s[1] for s in parse(render("table", captures / "imap-session.pcap"))]
     for caption in (
-        "the client authenticates with LOGIN as carol — in cleartext; the server accepts (OK)",
-        "the client opens the mailbox INBOX (SELECT): 3 messages",
+        "the server is ready to talk (* OK) → Not Authenticated state",
+        "the client authenticates with LOGIN as carol — in cleartext; the server accepts (OK) → Authenticated state",
+        "the client opens the mailbox INBOX (SELECT): 3 messages → Selected state",
         "download of message 2 (FETCH BODY[], 10758 bytes)",
         "the client waits for news from the server (IDLE)",
         "while the client idles, the server reports news: 5 EXISTS, 5 RECENT",
         "the client stops waiting (DONE); the server ends the IDLE (OK)",
         "deletion mark for message 3 (STORE +FLAGS (\\Deleted))",
-        "positive end of the session (LOGOUT / BYE, OK)",
+        "positive end of the session (LOGOUT / BYE, OK) → Logout state",
     ):
         assert caption in captions
 

@@ -123,12 +123,15 @@ def test_client_reset_mid_message_in_the_lab(captures: Path) -> None:
 def test_tls_facts_of_starttls_with_keys(captures: Path) -> None:
     text = render("table", captures / "smtp-starttls.pcap", keylog=captures / "smtp-starttls.keylog", width=None)
     assert header(text)[2:] == [
-        "  TLS: handshake 1.5 ms · 1,232 bytes from the client, 2,219 from the server · certificate "
+        "  TLS: handshake 1.5 ms · client offers TLS 1.3, TLS 1.2, TLS 1.1, TLS 1.0 and 31 cipher suites · "
+        "1,232 bytes from the client, 2,219 from the server · certificate "
         "O=mailtrace capture lab,CN=mx.remote.example · self-signed · valid 2026-11-26 to 2036-11-23 · "
         "SAN mx.remote.example · chain of 1 certificate",
     ]
     second = text.split("\nSession 2 ·", 1)[1]
-    assert ("  TLS: handshake 4.8 ms · 1,110 bytes from the client, 2,129 from the server · "
+    # tshark: cipher_suites_length 62 (31 suites), supported_versions 0x0304,0x0303,0x0302,0x0301
+    assert ("  TLS: handshake 4.8 ms · client offers TLS 1.3, TLS 1.2, TLS 1.1, TLS 1.0 and 31 cipher suites · "
+            "1,110 bytes from the client, 2,129 from the server · "
             "certificate encrypted (no keys)\n") in second
 
 
@@ -138,12 +141,14 @@ def test_tls_facts_of_implicit_tls_wrap_at_the_width(captures: Path) -> None:
         "Session 1 · SMTP · 127.0.0.11:53934 → 127.0.0.26:465 · tcp.stream eq 0",
         "  2026-11-26 13:22:51.397 UTC · 0.061 s · ended with RST · completed · user bob",
         "    implicit TLS: TLS 1.3, TLS_AES_256_GCM_SHA384, SNI mx.remote.example, decrypted · 1 message · 29 packets",
-        "  TLS: handshake 11.0 ms · 1,227 bytes from the client, 2,291 from the server",
-        "    certificate O=mailtrace capture lab,CN=mx.remote.example · self-signed · valid 2026-11-26 to 2036-11-23",
-        "    SAN mx.remote.example · chain of 1 certificate",
+        "  TLS: handshake 11.0 ms · client offers TLS 1.3, TLS 1.2, TLS 1.1, TLS 1.0 and 31 cipher suites",
+        "    1,227 bytes from the client, 2,291 from the server · certificate O=mailtrace capture lab,"
+        "CN=mx.remote.example",
+        "    self-signed · valid 2026-11-26 to 2036-11-23 · SAN mx.remote.example · chain of 1 certificate",
     ]
     imap = text.split("\nSession 2 ·", 1)[1]
-    assert "  TLS: handshake 9.1 ms · 821 bytes from the client, 3,503 from the server\n" in imap
+    assert "  TLS: handshake 9.1 ms · client offers TLS 1.3, TLS 1.2, TLS 1.1, TLS 1.0 and 31 cipher suites" in imap
+    assert "821 bytes from the client, 3,503 from the server" in imap
 
 
 def test_cleartext_session_has_no_tls_facts(captures: Path) -> None:

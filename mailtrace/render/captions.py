@@ -524,7 +524,8 @@ def _tls_details(ctx: _Context) -> str:
     return ", ".join(parts) or ctx.t("tls.unknown")
 
 
-_ALERT = re.compile(r"^TLS alert: (\w+) (.+)$")
+_ALERT = re.compile(r"^TLS alert: (?:(fatal|warning) )?(.+)$")
+"""``TLS alert: fatal handshake_failure``; an encrypted alert has no readable level: ``TLS alert: encrypted``."""
 
 
 def _tls(draft: _Draft, ctx: _Context) -> list[_Sentence]:

@@ -328,7 +328,7 @@ DE: dict[str, str | tuple[str, str]] = {
                             "[{n} weitere Bytes nicht aufbewahrt (Grenze des Transkripts)]"),
     "ui.note": "Hinweis: {text}",
     "ui.check": "Prüfung: {text}",
-    "ui.bytes": ("{n} Byte", "{n} Bytes"),
+    "ui.bytes": ("{n:,} Byte", "{n:,} Bytes"),
     "ui.seconds": "{seconds} s",
     "ui.context_dropped": ("{n} weitere DNS- oder Ident-Beobachtung dieser Sitzung wird nicht aufgeführt (Limit)",
                            "{n} weitere DNS- oder Ident-Beobachtungen dieser Sitzung werden nicht aufgeführt "
@@ -459,6 +459,8 @@ DE: dict[str, str | tuple[str, str]] = {
     "ui.tls.resumed": "fortgesetzte Sitzung",
     "ui.tls.alpn": "ALPN {alpn}",
     "ui.tls.alpn_offered": "ALPN angeboten: {alpn}",
+    "ui.tls.offered": ("Client bietet {versions} und {n} Cipher-Suite an",
+                       "Client bietet {versions} und {n} Cipher-Suites an"),
     "ui.tls.cert": "Zertifikat {subject}",
     "ui.tls.self_signed": "selbst signiert",
     "ui.tls.issuer": "ausgestellt von {issuer}",

@@ -167,17 +167,6 @@ _SLOT_RE = re.compile(r"<!--mailtrace:slot:(\w+):(\d+)-->")
 capture can never contain it: every ``<`` from a capture is escaped."""
 
 
-def body_bytes(row: PacketRow) -> int:
-    """Message bytes a packet carried (as the terminal view counts them): ``PacketRow.body_bytes``, or
-    (older dissectors) the sizes of its BodyData events; none for a packet without payload, even when
-    a message held back was flushed at it (a FIN or RST in the middle of DATA)."""
-    if not row.payload_len:
-        return 0
-    if row.body_bytes:
-        return row.body_bytes
-    return sum(e.nbytes for e in row.events or () if isinstance(e, BodyData))
-
-
 @dataclass(slots=True)
 class PacketGroup:
     """One line of the packet table: a packet, or (as in the terminal view) a run of segments that
@@ -200,7 +189,7 @@ class PacketGroup:
     def add(self, row: PacketRow) -> None:
         self.rows.append(row)
         self.events += row.events or ()
-        self.body += body_bytes(row)
+        self.body += row.message_bytes
 
 
 def group_rows(rows: Iterable[PacketRow], breaks: Iterable[int] = ()) -> list[PacketGroup]:
@@ -224,7 +213,7 @@ def group_rows(rows: Iterable[PacketRow], breaks: Iterable[int] = ()) -> list[Pa
         pending.clear()
 
     for row in rows:
-        body = body_bytes(row) > 0
+        body = row.message_bytes > 0
         if run is not None:
             last = (pending or run.rows)[-1].frame
             i = bisect.bisect_right(marks, last)
@@ -240,7 +229,7 @@ def group_rows(rows: Iterable[PacketRow], breaks: Iterable[int] = ()) -> list[Pa
                     continue
             flush()
         if body:
-            run = PacketGroup(row, [row], list(row.events or ()), body_bytes(row))
+            run = PacketGroup(row, [row], list(row.events or ()), row.message_bytes)
             continue
         out.append(PacketGroup(row, [row], list(row.events or ())))
     flush()
@@ -1315,7 +1304,7 @@ class HtmlReport:
                 events = [e for e in r.events or [] if not isinstance(e, MessageEnd)]
                 if r.flags & (TCP_FIN | TCP_RST):
                     closing = True
-                if body_bytes(r):  # a segment of message data (counted on the row; no event of its own)
+                if r.message_bytes:  # a segment of message data (counted on the row; no event of its own)
                     if run and run[-1].direction is not r.direction:
                         flush_run()
                     run.append(r)

@@ -157,6 +157,17 @@ def tls_text(session: Session, lang: str) -> str:
     return f"{mode}: " + ", ".join(parts)
 
 
+def tls_offered(info: dict[str, Any], lang: str) -> str:
+    """What the ClientHello offered: its versions (GREASE left out) and how many cipher suites."""
+    versions = [str(v) for v in info.get("client_versions") or ()]
+    n = info.get("cipher_suites_offered")
+    if not versions and not n:
+        return ""
+    shown = ", ".join(versions) or "?"
+    count = n if isinstance(n, int) else 0
+    return text("ui.tls.offered", lang, versions=shown, n=count)
+
+
 MAX_SAN_SHOWN = 3
 """subjectAltName entries shown in the header; the rest are counted."""
 
@@ -172,6 +183,9 @@ def tls_details(session: Session, lang: str) -> list[tuple[str, str]]:
     if isinstance(duration, (int, float)):
         shown = f"{duration * 1000:.1f} ms" if duration < 1 else f"{seconds(duration)} s"
         out.append((text("ui.tls.handshake", lang, duration=shown), ""))
+    offered = tls_offered(info, lang)
+    if offered:
+        out.append((offered, ""))
     if info.get("resumed"):
         out.append((text("ui.tls.resumed", lang), ""))
     sizes = info.get("bytes")
@@ -195,9 +209,11 @@ def tls_details(session: Session, lang: str) -> list[tuple[str, str]]:
         if isinstance(alert, dict) and alert.get("description") != "close_notify":
             side = text("side." + str(alert.get("direction")), lang) \
                 if has("side." + str(alert.get("direction")), lang) else str(alert.get("direction"))
-            out.append((text("ui.tls.alert", lang, level=alert.get("level") or "?",
-                            description=alert.get("description") or "?", side=side),
-                        "tone.fail" if alert.get("level") == "fatal" else "tone.warn"))
+            level, description = alert.get("level") or "?", alert.get("description") or "?"
+            line = text("ui.tls.alert", lang, level=level, description="" if description == level else description,
+                        side=side)
+            out.append((" ".join(line.split()),  # an encrypted alert: "encrypted" once, not level and name
+                        "tone.fail" if level == "fatal" else "tone.warn"))
     return out
 
 
@@ -250,25 +266,12 @@ class _Display:
         self.events: list[Event] = list(row.events or ())
         self.frames = [row.frame]
         self.acks = 0
-        self.body = body_bytes(row)
+        self.body = row.message_bytes
 
     def add(self, row: PacketRow) -> None:
         self.events += row.events or ()
         self.frames.append(row.frame)
-        self.body += body_bytes(row)
-
-
-def body_bytes(row: PacketRow) -> int:
-    """Message bytes a packet carried: counted on the row, or (older dissectors) as BodyData events.
-
-    A packet without payload carries none, even when a message held back in a buffer was flushed
-    at it (a FIN or RST in the middle of DATA).
-    """
-    if not row.payload_len:
-        return 0
-    if row.body_bytes:
-        return row.body_bytes
-    return sum(e.nbytes for e in row.events or () if isinstance(e, BodyData))
+        self.body += row.message_bytes
 
 
 def _collapse(rows: tuple[PacketRow, ...], hide_acks: bool) -> list[_Display]:
@@ -288,7 +291,7 @@ def _collapse(rows: tuple[PacketRow, ...], hide_acks: bool) -> list[_Display]:
         pending_acks.clear()
 
     for row in rows:
-        body = body_bytes(row) > 0
+        body = row.message_bytes > 0
         if run is not None:
             if body and row.direction is run.row.direction:
                 run.add(row)
@@ -322,17 +325,35 @@ class _InfoWriter:
             self.records.setdefault((record.last_frame, record.origin), []).append(record)
         self.continued: dict[int, int] = {}
         """Frame → the frame where the line that began in it was completed."""
+        ends: set[tuple[int, str]] = set()
+        self.literal_ends: set[int] = set()
+        """Frames of the CRLF that closes an APPEND after its literal (no event of their own)."""
+        appended = False
         for row in session.rows:
+            if appended and row.direction is Direction.CLIENT and row.payload_len and not row.events:
+                self.literal_ends.add(row.frame)
+            if row.payload_len and row.direction is Direction.CLIENT:
+                appended = False
             for event in row.events or ():
                 if isinstance(event, (Command, Reply)) and 0 < event.first_frame < event.frame:
                     self.continued.setdefault(event.first_frame, event.frame)
+                elif isinstance(event, MessageEnd):
+                    ends.add((event.frame, event.origin))
+                    appended = event.origin == "imap-append"
+        self.unended: dict[int, MessageRecord] = {}
+        """First frame → a message whose end is on no listed row (past the row limit): its body row
+        says what the message was, since no row with its end will."""
+        for record in session.messages:
+            if (record.last_frame, record.origin) not in ends:
+                self.unended.setdefault(record.first_frame, record)
 
     def t(self, key: str, **params: object) -> str:
         return text(key, self.lang, **params)
 
     def proto(self, item: _Display) -> str:
         events = item.events
-        if any(isinstance(e, MessageEnd) for e in events):
+        if any(isinstance(e, MessageEnd) for e in events) or \
+                (item.body and self.unended and any(f in self.unended for f in item.frames)):
             return "IMF"
         if item.body or any(isinstance(e, (Command, Reply)) for e in events):
             return self.session.protocol.upper()
@@ -364,6 +385,9 @@ class _InfoWriter:
         elif not pieces:
             if not row.payload_len:
                 out.append(f"{sport} → {dport} [{tcp_flags(row.flags)}]", "dim")
+                return out
+            if row.frame in self.literal_ends:
+                out.append("C: " + self.t("ui.literal_end", verb="APPEND", n=row.payload_len), "dim")
                 return out
             follow = self.continued.get(row.frame)
             key = "ui.continued" if follow is not None else "ui.data"
@@ -420,7 +444,7 @@ class _InfoWriter:
             elif isinstance(event, MessageEnd):
                 record = self._record(event)
                 ended = True
-                pieces.append((self._message(record, item, event), "message", True))
+                pieces.append((self._message(record, item), "message", True))
             elif isinstance(event, GapEvent):
                 side = self.t("side.client" if event.direction is Direction.CLIENT else "side.server")
                 pieces.append((self.t("ui.gap", n=event.nbytes, side=side), "gap", False))
@@ -430,7 +454,11 @@ class _InfoWriter:
             elif isinstance(event, TlsStart):
                 continue
         flush_notes()
-        if item.body and not ended:
+        unended = next((f for f in item.frames if f in self.unended), None) if item.body and not ended else None
+        if unended is not None:  # the message's end is past the row limit: say here what it was
+            record = self.unended.pop(unended)
+            pieces.insert(0, (self._message(record, item, listed=False), "message", True))
+        elif item.body and not ended:
             what = self.t("ui.what." + body_what) if has("ui.what." + body_what, self.lang) else body_what
             label = self.t("ui.body", what=what, n=item.body)
             if len(item.frames) > 1:
@@ -497,7 +525,9 @@ class _InfoWriter:
         bucket = self.records.get((event.frame, event.origin))
         return bucket.pop(0) if bucket else None
 
-    def _message(self, record: MessageRecord | None, item: _Display, event: MessageEnd) -> Text:
+    def _message(self, record: MessageRecord | None, item: _Display, listed: bool = True) -> Text:
+        """The message row: subject, sender, size, segments, attachments, problems. ``listed=False``:
+        the message's later segments are past the row limit, so the segments shown are not all of it."""
         parts = [self.t("ui.message")]
         if record is None:
             return Text(parts[0], "message")
@@ -506,7 +536,7 @@ class _InfoWriter:
         if summary.from_:
             parts.append(self.t("ui.from", sender=summary.from_))
         details = [self.t("ui.size", n=summary.bytes)]
-        if len(item.frames) > 1:
+        if len(item.frames) > 1 and listed:
             details[-1] += " " + self.t("ui.segments", n=len(item.frames), first=item.frames[0],
                                         last=item.frames[-1])
         if item.acks:
@@ -783,7 +813,7 @@ class Summary:
         lines: list[tuple[str, str]] = []
         for f in stats.files:
             span = seconds((f.end or 0.0) - f.start) + " s" if f.start is not None else "-"
-            value = f"{f.name}: {f.filetype}, {t('ui.packets.count', n=f.packets)}, {f.bytes:,} bytes, {span}"
+            value = f"{f.name}: {f.filetype}, {t('ui.packets.count', n=f.packets)}, {t('ui.bytes', n=f.bytes)}, {span}"
             for problem in f.problems:
                 value += "; " + t("ui.damaged", problem=problem)
             lines.append((t("ui.files") if not lines else "", clean(value)))
@@ -798,7 +828,7 @@ class Summary:
             value = f"{stats.sessions}; {shown_text}"
         lines.append((t("ui.sessions"), value))
         lines.append((t("ui.messages.label"), str(self.messages)))
-        gaps = t("ui.none") if not self.gaps else f"{self.gaps} ({self.gap_bytes:,} bytes)"
+        gaps = t("ui.none") if not self.gaps else f"{self.gaps} ({t('ui.bytes', n=self.gap_bytes)})"
         lines.append((t("ui.gaps.label"), gaps))
         anomalies = t("ui.none") if not self.anomalies else f"{sum(self.anomalies.values())} (" + ", ".join(
             f"{k} {n}" for k, n in sorted(self.anomalies.items(), key=lambda kv: (-kv[1], kv[0]))) + ")"
