@@ -444,6 +444,36 @@ def test_client_gap_that_swallowed_the_end_marker_resyncs_on_the_next_command() 
     assert (first["queue_id"], second["mail_from"], second["accepted"]) == ("GAP1", "next@b", ["e@f"])
 
 
+def test_lost_mail_command_is_not_a_protocol_violation() -> None:
+    """The hole took MAIL FROM: its 250 answers a command the capture lost (not unsolicited), and RCPT
+    opens a transaction whose sender is unknown (not 'RCPT before MAIL', not the null sender)."""
+    items = smtp_items(*GREETING)
+    items += [StreamGap(CLIENT, 17, 4.0, 4), Chunk(SERVER, b"250 2.1.0 ok\r\n", 5.0, 5),
+              Chunk(CLIENT, b"RCPT TO:<c@d>\r\n", 6.0, 6), Chunk(SERVER, b"250 2.1.5 ok\r\n", 7.0, 7),
+              Chunk(CLIENT, b"DATA\r\n", 8.0, 8), Chunk(SERVER, b"354 go\r\n", 9.0, 9),
+              Chunk(CLIENT, b"Subject: s\r\n\r\nhi\r\n.\r\n", 10.0, 10),
+              Chunk(SERVER, b"250 2.0.0 queued as LOSTMAIL\r\n", 11.0, 11)]
+    events, record = run(items)
+    assert anomalies(events) == []
+    (tx,) = record["transactions"]
+    assert (tx["mail_lost"], tx["mail_from"], tx["accepted"], tx["queue_id"]) == (True, "", ["c@d"], "LOSTMAIL")
+    assert [r.answers for r in replies(events)][-4:] == [None, "RCPT", "DATA", "."]
+
+
+def test_lost_data_command_the_354_starts_the_message() -> None:
+    """The hole took DATA: the unasked 354 proves it, so the message that follows is read as one."""
+    items = smtp_items(*GREETING, *ENVELOPE)
+    items += [StreamGap(CLIENT, 6, 8.0, 8), Chunk(SERVER, b"354 go\r\n", 9.0, 9),
+              Chunk(CLIENT, b"Subject: after\r\n\r\nDATA is text here\r\n.\r\n", 10.0, 10),
+              Chunk(SERVER, b"250 2.0.0 queued as LOSTDATA\r\n", 11.0, 11)]
+    events, record = run(items)
+    assert anomalies(events) == []
+    (end,) = ends(events)
+    assert end.complete
+    assert b"".join(e.data for e in events if type(e).__name__ == "MessageData").startswith(b"Subject: after")
+    assert record["transactions"][0]["queue_id"] == "LOSTDATA"
+
+
 def test_secrets_shown_as_placeholders() -> None:
     events, _ = run(smtp_items(*GREETING, ("c", b"AUTH PLAIN " + base64.b64encode(b"\0bob\0pw") + b"\r\n"),
                                ("s", b"235 ok\r\n"), ("c", b"AUTH LOGIN\r\n"), ("s", b"334 VXNlcm5hbWU6\r\n"),

@@ -123,6 +123,8 @@ class Transaction:
     sent_bytes: int | None = None
     previous: Transaction | None = field(default=None, repr=False)
     """The transaction that was open when this MAIL was sent (it stays open if this MAIL is refused)."""
+    mail_lost: bool = False
+    """Its MAIL command was in a hole of the capture (the sender is unknown, not the null sender)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -132,6 +134,7 @@ class Transaction:
             "data_reply": self.data_reply,
             "queue_id": self.queue_id, "frame": self.frame,
             "bdat_chunks": list(self.chunks), "declared_size": self.declared_size, "sent_bytes": self.sent_bytes,
+            "mail_lost": self.mail_lost,
         }
 
 
@@ -192,6 +195,8 @@ class Smtp:
         self.message_missing = 0
         self.body_after_gap = False
         """A hole just cut the message: the next client bytes may be a command after a lost end marker."""
+        self.commands_lost_at = 0
+        """Frame of a hole in the client's commands whose replies may still come (0: none)."""
         self.messages = 0
         self.phase = Phase.GREETING
         self.server_bytes = 0
@@ -423,6 +428,8 @@ class Smtp:
             address, params, ok = parse_address(cmd.argument, "TO")
             if not ok:
                 self.out.anomaly(CLIENT, cmd.phase, "syntax", f"RCPT without 'TO:': {cmd.argument!r}", line.frame)
+            if self.current is None and self.commands_lost_at:
+                self._lost_mail(line.frame)  # the MAIL was in the hole, not missing
             if self.current is None:
                 self.out.anomaly(CLIENT, cmd.phase, "rcpt-without-mail", "RCPT before MAIL", line.frame)
             else:
@@ -430,6 +437,8 @@ class Smtp:
                 self.current.rcpt_replies.append(None)
                 self.current.rcpt_params.append(params)
         elif verb in ("DATA", "STARTTLS"):
+            if verb == "DATA" and self.current is None and self.commands_lost_at:
+                self._lost_mail(line.frame)
             if verb == "DATA" and self.current is None:
                 self.out.anomaly(CLIENT, cmd.phase, "data-without-mail", "DATA outside a transaction", line.frame)
             self.mode = Mode.HOLD
@@ -437,6 +446,11 @@ class Smtp:
             self._bdat_command(cmd, line)
         elif verb == "RSET":
             self.current = None  # the server handles commands in order: what follows is a new transaction
+
+    def _lost_mail(self, frame: int) -> None:
+        """A transaction whose MAIL command the capture lost (the client went on with RCPT or DATA)."""
+        self.current = Transaction("", {}, frame, mail_lost=True)
+        self.transactions.append(self.current)
 
     def _held_is_body(self) -> bool:
         """After DATA, a first line that is no SMTP command means the 354 came (and the capture lost it)."""
@@ -688,6 +702,11 @@ class Smtp:
                 pass
             elif self.smuggled_message is not None:
                 self._smuggling_accepted(line.frame, f"reply {code} answers no command the client sent")
+            elif self.commands_lost_at:
+                if code == 354 and self.mode is Mode.GAP:  # the lost command was DATA: the message follows
+                    if self.current is None:
+                        self._lost_mail(line.frame)
+                    self._start_data(line.frame)
             else:
                 self.out.anomaly(SERVER, self.phase, "unsolicited-reply",
                                  f"reply {code} answers no command", line.frame)
@@ -699,6 +718,8 @@ class Smtp:
             return
         if not self.greeted:
             self.greeted = True
+        if self.commands_lost_at and cmd.frame > self.commands_lost_at:
+            self.commands_lost_at = 0  # the replies have caught up with the commands after the hole
         reply = Reply(direction=SERVER, ts=line.ts, frame=line.frame, first_frame=first_frame, phase=cmd.phase,
                       status=code_text, lines=texts, answers=cmd.verb, latency=max(0.0, line.ts - cmd.ts),
                       answers_frame=cmd.frame)
@@ -899,6 +920,7 @@ class Smtp:
             else:
                 self.client_lines.clear()
                 self.mode = Mode.GAP
+                self.commands_lost_at = gap.frame
                 detail = "client commands lost; resynchronising on the next command line"
         else:
             if self.server_tls:
