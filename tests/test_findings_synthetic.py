@@ -189,6 +189,10 @@ def test_open_relay_guessed_given_and_trusted(tmp_path: Path) -> None:
     envelope(b2, "10.9.8.7", "x@corp.example", "victim@other.example", "250 2.1.5 Ok")  # mynetworks
     run = analyze(b2.write(tmp_path / "relay2.pcap"))
     assert [(f.session, f.severity) for f in run.of("open-relay-attempt")] == [(2, Severity.INFO)]
+    (private,) = run.of("open-relay-attempt")  # a private client: expected, but the guess is still said
+    assert "private or loopback address" in private.detail
+    assert "served domains were guessed from the server's name" in private.detail
+    assert "--local-domains" in private.detail
 
 
 def test_relay_denied(tmp_path: Path) -> None:

@@ -555,21 +555,20 @@ def open_relay_attempt(s: Session, f: SessionFacts, ctx: RuleContext) -> Iterato
     ]
     if not relayed:
         return
+    guessed = (f"the served domains were guessed from the server's name ({', '.join(sorted(local))}): confirm "
+               "with --local-domains")
     if not f.client_public:
         severity = INFO
         why = (
             f"the client {s.client.ip} has a private or loopback address: servers normally relay for their "
             "own network (mynetworks), so this is expected if the client is trusted"
-        )
+        ) + ("" if given else "; " + guessed)
     elif given:
         severity = HIGH
         why = "the client is on a public address and did not authenticate: this server is an open relay"
     else:
         severity = MEDIUM
-        why = (
-            "the client is on a public address and did not authenticate; the served domains were guessed "
-            f"from the server's name ({', '.join(sorted(local))}): confirm with --local-domains"
-        )
+        why = "the client is on a public address and did not authenticate; " + guessed
     targets = ", ".join(dict.fromkeys(r.address for r in relayed[:5])) + (" …" if len(relayed) > 5 else "")
     yield ctx.finding(
         "open-relay-attempt",
