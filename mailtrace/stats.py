@@ -7,8 +7,13 @@ key of the JSON report, ``mailtrace stats --format json``) and ``rows()`` (``--f
 
 What is counted, and how (docs/findings.md, "Statistics"):
 
-* protocol hierarchy: frames → TCP → SMTP/POP3/IMAP (→ TLS) → other TCP, other; packets counted per
-  packet row of each session, bytes are TCP payload bytes (frame sizes are only known in total);
+* protocol hierarchy: frames → TCP → SMTP/POP3/IMAP (→ TLS), DNS over TCP, ident → other TCP; not TCP →
+  DNS over UDP → other; packets counted per packet row of each session (the context layer counts the
+  DNS and ident packets), bytes are TCP or UDP payload bytes (frame sizes are only known in total);
+* spam defences: the verdicts of :func:`~mailtrace.findings.headers.verdicts` (the parser the
+  per-message ``verdicts`` of the JSON report and the ``spam-verdict`` finding use), refusals by
+  reply text, greylisting (the findings' :class:`~mailtrace.findings.cross.GreylistTracker`: a triple
+  deferred, then accepted on a retry) and DNS blocklist look-ups (counted by the context layer);
 * SMTP replies by class (2yz/3yz/4yz/5yz) and by category (x0z..x5z), RFC 5321 §4.2.1; one count
   per reply, however many lines it has;
 * reply latency: from the command to the first packet of the reply that answers it (what
@@ -29,9 +34,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from mailtrace.context.tracker import ContextStats
+from mailtrace.findings.cross import GreylistTracker
 from mailtrace.findings.facts import SessionFacts, domain_of
 from mailtrace.findings.headers import verdicts
-from mailtrace.findings.rules import RELAY_TEXT, UNKNOWN_USER, spam_category
+from mailtrace.findings.model import FindingsConfig
+from mailtrace.findings.rules import RELAY_TEXT, UNKNOWN_USER, RuleContext, rcpt_outcomes, spam_category
 from mailtrace.pipeline import CaptureStats
 from mailtrace.protocols.smtp import parse_address
 from mailtrace.session import Session
@@ -285,7 +293,8 @@ class HierarchyRow:
     name: str
     packets: int
     bytes: int | None
-    """Frame bytes for the first level, TCP payload bytes below, None when not known."""
+    """Frame bytes for the first level, TCP (or, for ``dns (udp)``, UDP) payload bytes below, None when
+    not known."""
 
     def to_json(self) -> dict[str, Any]:
         return {"level": self.level, "name": self.name, "packets": self.packets, "bytes": self.bytes}
@@ -488,6 +497,8 @@ class StatsCollector:
         self.messages_with_verdicts = 0
         self.rejections = BoundedCounter(k)
         self.greylist_deferrals = 0
+        self.greylist = GreylistTracker(RuleContext(FindingsConfig()))
+        """The findings' greylisting rule, run here for its counts (its findings are not kept)."""
         self.relay_denied = 0
         self.unknown_recipients = 0
         self.sessions = 0
@@ -501,6 +512,7 @@ class StatsCollector:
         self._messages(s)
         self._auth(s)
         self._envelopes(s)
+        self._greylisting(s)
         self.durations.setdefault(s.protocol, Distribution(self.limits.max_samples)).add(s.duration)
         self.timeline.add(s.start)
 
@@ -645,6 +657,11 @@ class StatsCollector:
             if facts.in_clear(a.first_frame):
                 self.auth_cleartext += 1
 
+    def _greylisting(self, s: Session) -> None:
+        if s.protocol == "smtp":
+            for _finding in self.greylist.observe(s, rcpt_outcomes(s)):
+                pass  # the findings collector reports them; here only the tracker's counts matter
+
     def _envelopes(self, s: Session) -> None:
         if s.protocol != "smtp":
             return
@@ -779,6 +796,12 @@ class StatsCollector:
                 "relay_denied": self.relay_denied,
                 "unknown_recipients": self.unknown_recipients,
                 "greylist_deferrals": self.greylist_deferrals,
+                "greylisting": {
+                    "deferrals": self.greylist_deferrals,
+                    "retried_accepted": self.greylist.retried,
+                    "not_retried": len(self.greylist.deferred),
+                },
+                "dnsbl": _dnsbl_json(cap.context if cap is not None else None),
             },
             approximate=tuple(name for name, c in counters.items() if c.approximate),
         )
@@ -795,9 +818,41 @@ class StatsCollector:
             yield HierarchyRow(level, p.protocol, p.packets, p.payload_bytes)
             if p.tls_sessions:
                 yield HierarchyRow(level + 1, "tls", p.tls_packets, p.tls_bytes)
-        if cap is not None:
-            yield HierarchyRow(2, "other tcp", max(0, cap.tcp_packets - mail), None)
-            yield HierarchyRow(1, "not tcp", max(0, cap.packets - cap.tcp_packets), None)
+        if cap is None:
+            return
+        context = cap.context
+        other_tcp = cap.tcp_packets - mail
+        if context is not None:
+            for name, packets, nbytes in (
+                ("dns (tcp)", context.tcp_dns_packets, context.tcp_dns_bytes),
+                ("ident", context.ident_packets, context.ident_bytes),
+            ):
+                if packets:
+                    yield HierarchyRow(2, name, packets, nbytes)
+                    other_tcp -= packets
+        yield HierarchyRow(2, "other tcp", max(0, other_tcp), None)
+        not_tcp = max(0, cap.packets - cap.tcp_packets)
+        yield HierarchyRow(1, "not tcp", not_tcp, None)
+        if context is not None and context.udp_packets:
+            yield HierarchyRow(2, "dns (udp)", context.udp_packets, context.udp_bytes)
+            if not_tcp > context.udp_packets:
+                yield HierarchyRow(2, "other", not_tcp - context.udp_packets, None)
+
+
+def _dnsbl_json(context: ContextStats | None) -> dict[str, Any] | None:
+    """DNS blocklist look-ups the context layer saw; None when it was off (no DNS decoded)."""
+    if context is None:
+        return None
+    zones = sorted(context.dnsbl_zones.items(), key=lambda kv: (-kv[1][0], kv[0]))
+    return {
+        "lookups": context.dnsbl_lookups,
+        "listed": context.dnsbl_listed,
+        "not_listed": context.dnsbl_not_listed,
+        "unanswered": context.dnsbl_unanswered,
+        "other": context.dnsbl_other,
+        "by_zone": {zone: {"lookups": n, "listed": listed, "not_listed": clean}
+                    for zone, (n, listed, clean) in zones},
+    }
 
 
 def _ordered(counter: BoundedCounter, order: list[str]) -> dict[str, int]:

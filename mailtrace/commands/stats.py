@@ -14,6 +14,7 @@ import click
 
 from mailtrace.commands.analyze import sessions
 from mailtrace.commands.common import build_config, capture_options, load_keylog, open_all
+from mailtrace.commands.report_data import listen_for_dns
 from mailtrace.findings import FindingsCollector, FindingsConfig
 from mailtrace.pipeline import Analyzer
 from mailtrace.render.json import dumps
@@ -56,6 +57,7 @@ def stats(
     analyzer = Analyzer(config, keylog=keylog)
     collector = StatsCollector(StatsLimits(top=top))
     findings = FindingsCollector(FindingsConfig())
+    listen_for_dns(analyzer, findings)  # DNSBL look-ups are findings too, counted in stats.findings
     started = time.monotonic()
     for session in sessions(analyzer, files):
         collector.session(session)

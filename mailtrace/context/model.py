@@ -10,10 +10,64 @@ records, not frozen values.
 
 from __future__ import annotations
 
+import ipaddress
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 DNS = "dns"
 IDENT = "ident"
+
+REVERSED_V4 = re.compile(
+    r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.([a-z0-9.-]+\.[a-z]{2,})\.?$", re.IGNORECASE
+)
+DOMAIN_LISTS = (
+    "dbl.spamhaus.org",
+    "multi.uribl.com",
+    "multi.surbl.org",
+    "black.uribl.com",
+    "rhsbl.sorbs.net",
+    "dbl.nordspam.com",
+    "uribl.spameatingmonkey.net",
+)
+"""Blocklists of domain names (RFC 5782 §2.2): the name asked about is a domain, not an address."""
+NOT_BLOCKLISTS = ("in-addr.arpa", "ip6.arpa")
+DNSBL_TYPES = frozenset({"A", "TXT", "ANY"})
+"""Query types of a blocklist look-up (RFC 5782 §2.1: A for the verdict, TXT for the reason)."""
+
+
+def dnsbl_query(qname: str) -> tuple[str, str] | None:
+    """``2.0.0.127.zen.spamhaus.org`` → (``127.0.0.2``, ``zen.spamhaus.org``); domain lists → (name, zone).
+
+    The one parser of DNS blocklist names: the findings (``dnsbl-lookup``) and the context layer's
+    counts (``ContextStats.dnsbl_*``, the statistics' ``spam.dnsbl``) both use it.
+    """
+    name = qname.strip().rstrip(".").lower()
+    if name.endswith(NOT_BLOCKLISTS):
+        return None
+    labels = name.split(".")
+    if len(labels) > 32 + 2 and all(len(x) == 1 and x in "0123456789abcdef" for x in labels[:32]):
+        address = ipaddress.IPv6Address(int("".join(reversed(labels[:32])), 16))
+        return str(address), ".".join(labels[32:])
+    match = REVERSED_V4.match(name)
+    if match and all(int(match.group(i)) < 256 for i in range(1, 5)):
+        return ".".join(match.group(i) for i in (4, 3, 2, 1)), match.group(5)
+    for zone in DOMAIN_LISTS:
+        if name.endswith("." + zone) and name != zone:
+            return name[: -len(zone) - 1], zone
+    return None
+
+
+def dnsbl_lookup(qname: str, qtype: str | None) -> tuple[str, str] | None:
+    """(subject, zone) when a query is a blocklist look-up (a blocklist name asked for A, TXT or ANY)."""
+    if (qtype or "A").upper() not in DNSBL_TYPES:
+        return None
+    return dnsbl_query(qname)
+
+
+def dnsbl_codes(answers: Iterable[str]) -> tuple[str, ...]:
+    """The 127.0.0.x answers of a blocklist look-up: the address or domain is listed (RFC 5782 §2.1)."""
+    return tuple(a for a in answers if a.startswith("127."))
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +107,9 @@ class ContextLimits:
     """Packets listed per ident probe."""
     max_ident_bytes: int = 512
     """Bytes of an ident request or answer kept."""
+    max_dnsbl_zones: int = 256
+    """Blocklist zones counted one by one (``ContextStats.dnsbl_zones``); look-ups of more zones are
+    counted under ``(other)``."""
 
 
 @dataclass(slots=True)

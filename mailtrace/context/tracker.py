@@ -34,7 +34,15 @@ from typing import TYPE_CHECKING
 from mailtrace.capture.decode import TCP_FIN, TCP_RST, TCP_SYN, TcpPacket, UdpPacket
 from mailtrace.capture.dns import DnsMessage, TcpDnsFramer, parse_dns
 from mailtrace.context.checks import context_checks
-from mailtrace.context.model import DNS, IDENT, ContextLimits, ContextObservation, ContextRow
+from mailtrace.context.model import (
+    DNS,
+    IDENT,
+    ContextLimits,
+    ContextObservation,
+    ContextRow,
+    dnsbl_codes,
+    dnsbl_lookup,
+)
 from mailtrace.model import CLIENT, Chunk, Direction, StreamGap, StreamItem
 from mailtrace.tcp.flows import ip_text
 
@@ -72,10 +80,59 @@ class ContextStats:
     """DNS queries without a response in the capture."""
     dropped: int = 0
     """Observations over a limit (the pending buffer, a session's list)."""
+    udp_packets: int = 0
+    """UDP packets to or from port 53 (the protocol hierarchy's ``dns (udp)`` row)."""
+    udp_bytes: int = 0
+    """Their UDP payload bytes (the DNS messages, UDP header not included)."""
+    tcp_dns_packets: int = 0
+    """Packets of TCP connections to port 53 while they were followed."""
+    tcp_dns_bytes: int = 0
+    """Their TCP payload bytes."""
+    ident_packets: int = 0
+    """Packets of TCP connections to port 113 (ident probes) while they were followed."""
+    ident_bytes: int = 0
+    """Their TCP payload bytes."""
+    dnsbl_lookups: int = 0
+    """DNS transactions that were blocklist look-ups (:func:`~mailtrace.context.model.dnsbl_lookup`)."""
+    dnsbl_listed: int = 0
+    """… answered with a 127.0.0.x address: listed."""
+    dnsbl_not_listed: int = 0
+    """… answered NXDOMAIN: not listed (RFC 5782 §2.1)."""
+    dnsbl_unanswered: int = 0
+    """… without a response in the capture."""
+    dnsbl_zones: dict[str, list[int]] = field(default_factory=dict)
+    """Zone → [look-ups, listed, not listed] (at most ``ContextLimits.max_dnsbl_zones`` zones, the
+    rest under ``(other)``)."""
 
     @property
     def unattributed(self) -> int:
         return self.dns + self.ident - self.attributed - self.non_mail
+
+    @property
+    def dnsbl_other(self) -> int:
+        """Blocklist look-ups answered otherwise: an error (SERVFAIL, REFUSED …), or NOERROR without a
+        127.0.0.x address (a TXT reason alone, no data)."""
+        return self.dnsbl_lookups - self.dnsbl_listed - self.dnsbl_not_listed - self.dnsbl_unanswered
+
+    def count_dnsbl(self, o: ContextObservation, max_zones: int) -> None:
+        """Count one finished DNS transaction if it is a blocklist look-up."""
+        parsed = dnsbl_lookup(o.query or "", o.qtype)
+        if parsed is None:
+            return
+        zone = parsed[1]
+        if zone not in self.dnsbl_zones and len(self.dnsbl_zones) >= max_zones:
+            zone = "(other)"
+        counts = self.dnsbl_zones.setdefault(zone, [0, 0, 0])
+        self.dnsbl_lookups += 1
+        counts[0] += 1
+        if o.rcode is None:
+            self.dnsbl_unanswered += 1
+        elif dnsbl_codes(r.data for r in o.answers):
+            self.dnsbl_listed += 1
+            counts[1] += 1
+        elif o.rcode == "NXDOMAIN":
+            self.dnsbl_not_listed += 1
+            counts[2] += 1
 
 
 def reverse_name(address: str) -> str | None:
@@ -327,6 +384,9 @@ class ContextTracker:
     def udp(self, frame: int, ts: float, pkt: UdpPacket) -> None:
         if DNS_PORT not in (pkt.sport, pkt.dport):
             return
+        stats = self.stats
+        stats.udp_packets += 1
+        stats.udp_bytes += len(pkt.payload)
         message = parse_dns(pkt.payload)
         if message is None:
             return
@@ -381,6 +441,7 @@ class ContextTracker:
                 subject.names.update(r.data.lower() for r in o.answers if r.rtype == "PTR")
 
     def _answered(self, o: ContextObservation) -> None:
+        self.stats.count_dnsbl(o, self.limits.max_dnsbl_zones)
         for listener in self.listeners:
             listener(o)
 
@@ -566,6 +627,9 @@ class IdentProbe:
         return True
 
     def packet(self, conn: Connection, frame: int, ts: float, direction: Direction, pkt: TcpPacket) -> None:
+        stats = self.tracker.stats
+        stats.ident_packets += 1
+        stats.ident_bytes += pkt.payload_len
         client = direction is CLIENT
         src, dst = (conn.client, conn.server) if client else (conn.server, conn.client)
         row = ContextRow(frame, ts, src.ip, dst.ip, src.port, dst.port, not client, pkt.flags, pkt.payload_len)
@@ -625,6 +689,9 @@ class DnsOverTcp:
 
     def packet(self, conn: Connection, frame: int, ts: float, direction: Direction, pkt: TcpPacket) -> None:
         self.flags = pkt.flags
+        stats = self.tracker.stats
+        stats.tcp_dns_packets += 1
+        stats.tcp_dns_bytes += pkt.payload_len
 
     def items(self, conn: Connection, items: list[StreamItem]) -> None:
         for item in items:

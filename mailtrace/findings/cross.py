@@ -9,12 +9,15 @@ and said in the findings' details, so memory stays flat on any capture.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from mailtrace.context.model import ContextObservation
+from mailtrace.context.model import (
+    ContextObservation,
+    dnsbl_codes,
+    dnsbl_lookup,
+    dnsbl_query,  # noqa: F401 - moved there, still importable from here
+)
 from mailtrace.findings.facts import reply_ok
 from mailtrace.findings.model import Finding, Severity
 from mailtrace.findings.rules import GREYLIST_TEXT, UNKNOWN_USER, RcptOutcome, RuleContext, plural, quote
@@ -265,20 +268,6 @@ class GreylistTracker:
 
 # --------------------------------------------------------------------------- DNS blocklists
 
-REVERSED_V4 = re.compile(
-    r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.([a-z0-9.-]+\.[a-z]{2,})\.?$", re.IGNORECASE
-)
-DOMAIN_LISTS = (
-    "dbl.spamhaus.org",
-    "multi.uribl.com",
-    "multi.surbl.org",
-    "black.uribl.com",
-    "rhsbl.sorbs.net",
-    "dbl.nordspam.com",
-    "uribl.spameatingmonkey.net",
-)
-NOT_BLOCKLISTS = ("in-addr.arpa", "ip6.arpa")
-
 
 @dataclass(frozen=True, slots=True)
 class DnsObservation:
@@ -306,24 +295,6 @@ def dns_observation(o: ContextObservation) -> DnsObservation:
                           qtype=o.qtype or "A", answers=tuple(r.data for r in o.answers), rcode=o.rcode)
 
 
-def dnsbl_query(qname: str) -> tuple[str, str] | None:
-    """``2.0.0.127.zen.spamhaus.org`` → (``127.0.0.2``, ``zen.spamhaus.org``); domain lists → (name, zone)."""
-    name = qname.strip().rstrip(".").lower()
-    if name.endswith(NOT_BLOCKLISTS):
-        return None
-    labels = name.split(".")
-    if len(labels) > 32 + 2 and all(len(x) == 1 and x in "0123456789abcdef" for x in labels[:32]):
-        address = ipaddress.IPv6Address(int("".join(reversed(labels[:32])), 16))
-        return str(address), ".".join(labels[32:])
-    match = REVERSED_V4.match(name)
-    if match and all(int(match.group(i)) < 256 for i in range(1, 5)):
-        return ".".join(match.group(i) for i in (4, 3, 2, 1)), match.group(5)
-    for zone in DOMAIN_LISTS:
-        if name.endswith("." + zone) and name != zone:
-            return name[: -len(zone) - 1], zone
-    return None
-
-
 class DnsblTracker:
     """``dnsbl-lookup``: a mail server asking a DNS blocklist about an address or a domain."""
 
@@ -334,12 +305,12 @@ class DnsblTracker:
         self.listed = 0
 
     def observe(self, q: DnsObservation) -> Finding | None:
-        parsed = dnsbl_query(q.qname)
-        if parsed is None or q.qtype.upper() not in ("A", "TXT", "ANY"):
+        parsed = dnsbl_lookup(q.qname, q.qtype)
+        if parsed is None:
             return None
         subject, zone = parsed
         self.lookups += 1
-        codes = tuple(a for a in q.answers if a.startswith("127."))
+        codes = dnsbl_codes(q.answers)
         if codes:
             self.listed += 1
         key = (subject, zone)

@@ -21,6 +21,7 @@ import itertools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from mailtrace.findings.facts import is_public_ip, looks_like_hostname, org_domain
 
@@ -113,10 +114,20 @@ class AuthResult:
 
 
 def parse_authentication_results(value: str) -> list[AuthResult]:
+    """The ``method=result`` pairs of one header (RFC 8601 §2.2).
+
+    Microsoft's servers leave out the authserv-id (``spf=none (…) smtp.helo=x; example.org;
+    dkim=none …``): a first part that is already a ``method=result`` is read as one, with an empty
+    authserv-id, and parts that are not (the bare domain) are skipped.
+    """
     parts = _split_semicolons(strip_comments(value))
-    authserv = parts[0].strip().split()[0] if parts and parts[0].strip() else ""
+    first = parts[0].strip().split()[0] if parts and parts[0].strip() else ""
     out: list[AuthResult] = []
-    for part in parts[1:]:
+    if "=" in first:  # no authserv-id: a domain name has no "="
+        authserv, results = "", parts
+    else:
+        authserv, results = first, parts[1:]
+    for part in results:
         match = RESINFO.match(part)
         if match and match.group(1).lower() != "none":
             out.append(AuthResult(authserv, match.group(1).lower(), match.group(2).lower()))
@@ -168,6 +179,24 @@ class Verdicts:
             )
         return out
 
+    def to_json(self) -> dict[str, Any]:
+        """The ``verdicts`` object of a message in the JSON report (docs/json-format.md)."""
+        return {
+            "spf": list(self.spf),
+            "dkim": list(self.dkim),
+            "dmarc": list(self.dmarc),
+            "arc": list(self.arc),
+            "dkim_signatures": [{"domain": d, "selector": s} for d, s in self.dkim_signatures],
+            "arc_instances": self.arc_instances,
+            "other": [{"method": m, "result": r} for m, r in self.other],
+            "authserv": list(self.authserv),
+            "spam_flag": self.spam_flag,
+            "spam_score": self.spam_score,
+            "spam_source": self.spam_source,
+            "failures": self.failures(),
+            "headers": list(self.headers),
+        }
+
     def text(self) -> str:
         """One line for a person: ``spf=pass dkim=pass (d=example.org s=sel1) dmarc=pass``."""
         bits: list[str] = []
@@ -210,8 +239,9 @@ def verdicts(source: object) -> Verdicts:
                 other.append((r.method, r.result))
             if r.authserv and r.authserv not in authserv:
                 authserv.append(r.authserv)
-    if header_values(summary, "Authentication-Results"):
-        found.append("Authentication-Results")
+    for name in ("Authentication-Results", "ARC-Authentication-Results"):
+        if header_values(summary, name):
+            found.append(name)
     for value in header_values(summary, "Received-SPF"):
         word = value.split(None, 1)[0].lower() if value.split() else ""
         if word:

@@ -329,6 +329,23 @@ def _spam(spam: dict[str, Any]) -> list[tuple[str, str]]:
     rows.append(("relaying refused", str(_int(spam.get("relay_denied")))))
     rows.append(("RCPT refused as unknown user", str(_int(spam.get("unknown_recipients")))))
     rows.append(("RCPT deferred (450/451, greylisting?)", str(_int(spam.get("greylist_deferrals")))))
+    greylisting = spam.get("greylisting")
+    if isinstance(greylisting, dict):
+        rows.append(("greylisted, retried later and accepted", str(_int(greylisting.get("retried_accepted")))))
+        rows.append(("greylisted, no retry in the capture", str(_int(greylisting.get("not_retried")))))
+    dnsbl = spam.get("dnsbl")
+    if isinstance(dnsbl, dict):
+        rows.append(("DNS blocklist look-ups", str(_int(dnsbl.get("lookups")))))
+        for key, label in (("listed", "listed (127.0.0.x)"), ("not_listed", "not listed (NXDOMAIN)"),
+                           ("unanswered", "no answer seen"), ("other", "other answer (error, no 127.0.0.x)")):
+            if _int(dnsbl.get(key)) or key in ("listed", "not_listed"):
+                rows.append((f"DNSBL: {label}", str(_int(dnsbl.get(key)))))
+        zones = dnsbl.get("by_zone")
+        if isinstance(zones, dict):
+            for zone, counts in list(zones.items())[:_TOP]:
+                if isinstance(counts, dict):
+                    rows.append((f"DNSBL look-ups on {text(zone, _LABEL)}",
+                                 f"{_int(counts.get('lookups'))} ({_int(counts.get('listed'))} listed)"))
     return rows
 
 

@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable
 from typing import IO, Any
 
+from mailtrace.findings.headers import verdicts
 from mailtrace.mime import summary_to_json
 from mailtrace.model import AuthAttempt, Command, Reply
 from mailtrace.pipeline import CaptureStats
@@ -74,6 +75,8 @@ def message_json(m: MessageRecord) -> dict[str, Any]:
     out: dict[str, Any] = {"index": m.index, "origin": m.origin, "first_frame": m.first_frame,
                            "last_frame": m.last_frame}
     out.update(summary_to_json(m.summary))
+    found = verdicts(m.summary)
+    out["verdicts"] = None if found.empty else found.to_json()
     if m.detail:
         out["carrier"] = m.detail
     return out
