@@ -232,3 +232,14 @@ def test_safe_text_cuts_and_escapes() -> None:
     assert safe_text("a\tb\x1bc\u200bd") == "a b\\x1bc\\u200bd"
     assert safe_text("x" * 50, 10) == "x" * 10 + "… (+40 characters)"
     assert safe_text("\udcff") == "\\udcff"
+
+
+def test_verdicts_line_in_the_detail_view() -> None:
+    """zeek's pop3.pcap carries a DKIM signature of 1and1.co.uk and Received-SPF/X-SpamScore verdicts."""
+    from tests.support import corpus
+
+    result = run_cli("analyze", "--headers", "--no-color", str(corpus("zeek/pop3")))
+    assert result.exit_code == 0, result.stderr
+    lines = [line.split(None, 1)[1] for line in result.stdout.splitlines() if line.startswith("Verdicts ")]
+    assert lines == ["signed by d=1and1.co.uk s=global1", "spf=pass; X-SpamScore: score 0",
+                     "spf=pass; X-SpamScore: score -2"]

@@ -27,6 +27,7 @@ from rich.tree import Tree
 
 from mailtrace.envelope import EnvelopeView, compare_envelope
 from mailtrace.extract import expected_partial, incomplete_reason
+from mailtrace.findings.headers import verdicts
 from mailtrace.headerinfo import ENGLISH, explain
 from mailtrace.mime import Attachment, Part
 from mailtrace.received import Hop, received_chain
@@ -165,6 +166,10 @@ def _overview(session: Session, record: MessageRecord, st: _Styles, limit: int) 
     row("Size", size)
     row("SHA-256", s.sha256)
     row("MD5", s.md5)
+    found = verdicts(s)
+    if not found.empty:  # the spam defences' say on it (Authentication-Results, DKIM-Signature, X-Spam-*)
+        failing = found.failures()
+        row("Verdicts", Text(safe_text(found.text(), limit), style=st.bad if failing else st.good))
     for key, value in record.detail.items():
         if value not in (None, 0, "", [], {}):
             row(f"carrier {key}", str(value))
