@@ -140,6 +140,11 @@ MESSAGE_ITEM = re.compile(
     rb"(?<![A-Za-z0-9.\-])((?:BODY|BINARY)(?:\.PEEK)?\[[^\]]*\](?:<\d+>)?|RFC822(?:\.HEADER|\.TEXT)?)\s*$",
     re.IGNORECASE)
 TAG_VERB = re.compile(rb"^([^\s(){%*\"\\\]]+) +(?:(UID) +)?([A-Za-z0-9\-]+)", re.IGNORECASE)
+SEQUENCE_SET = re.compile(rb"^[0-9*$][0-9*:,$]*$")
+NO_ARGUMENTS = frozenset({"CAPABILITY", "NOOP", "CHECK", "CLOSE", "LOGOUT", "STARTTLS", "UNSELECT", "NAMESPACE",
+                          "IDLE", "UNAUTHENTICATE"})
+"""After lost client bytes a line only resynchronises when its arguments fit its command (see ``_resyncs``)."""
+MAX_TAG_SHAPES = 16
 MAX_KEPT_LITERAL = 8192
 MAX_LINE_PIECES = 512
 MAX_RECORDS = 2000
@@ -276,8 +281,16 @@ class Imap:
         """Bytes of either side were lost: the state may have moved unseen."""
         self.phase = Phase.GREETING
         self.greeting: str | None = None
+        self.server_spoke = False
+        """A server response has been read (a greeting can only be the first)."""
+        self.inferred: tuple[State, int, str] | None = None
+        """A state the first command suggests, held while the server has said nothing: the greeting may
+        still come (a client that talks first) and then there is nothing to infer."""
         self.client_bytes = 0
         self.server_bytes = 0
+        self.tag_shapes: set[bytes] = set()
+        """How the client's tags look (digits folded: ``a0``, ``DPDO0``): after lost bytes a message line
+        such as ``to fetch the…`` is not taken for a command because its "tag" looks like no tag seen."""
         self.response_serial = 0
         self.message: OpenMessage | None = None
         self.idle: Pending | None = None
@@ -350,6 +363,7 @@ class Imap:
 
     def finish(self) -> list[Event]:
         """The connection is over: close an open message, report logins whose outcome was not seen."""
+        self._settle_inference()
         self._close_message()
         for cmd in self.pending.values():
             if cmd.verb == "LOGIN":
@@ -726,6 +740,8 @@ class Imap:
                              frame)
 
     def _register(self, cmd: Pending, frame: int) -> None:
+        if len(self.tag_shapes) <= MAX_TAG_SHAPES:
+            self.tag_shapes.add(_tag_shape(cmd.tag.encode("latin-1")))
         if cmd.tag in self.pending:
             self.out.anomaly(CLIENT, cmd.phase, "duplicate-tag",
                              f"tag {cmd.tag} reused while still in flight", frame)
@@ -751,11 +767,12 @@ class Imap:
             return
         if not self.state_known:
             # a capture that starts mid-session: the first command tells where the session stands
-            if self.state is S.CONNECTED and allowed is not ANY:
+            if self.state is S.CONNECTED and allowed is not ANY and self.inferred is None:
                 guess = (S.SELECTED if allowed == {S.SELECTED} else S.AUTHENTICATED if allowed == AUTHED
                          else S.NOT_AUTHENTICATED)
-                self.state_known = True
-                self._set_state(guess, frame, f"inferred from {cmd.verb}: the capture has no greeting")
+                self.inferred = (guess, frame, f"inferred from {cmd.verb}: the capture has no greeting")
+                if self.server_spoke or self.server_bytes:
+                    self._settle_inference()
             return
         if self.state not in allowed and self.state is not S.CONNECTED and not self.lost_bytes:
             self.out.anomaly(CLIENT, cmd.phase, "command-out-of-state",
@@ -830,15 +847,44 @@ class Imap:
         cmd.appends.append({"mailbox": mailbox, "flags": flags, "date": date})
 
     # ------------------------------------------------------------------ server responses
+    def _settle_inference(self) -> None:
+        """No greeting came first: the state the first command suggested stands."""
+        if self.inferred is None:
+            return
+        guess, frame, why = self.inferred
+        self.inferred = None
+        if not self.state_known and self.state is S.CONNECTED:
+            self.state_known = True
+            self._set_state(guess, frame, why)
+
+    def _early_greeting(self, kind: str) -> bool:
+        """Can the server's first response be its greeting although commands are already in flight?
+
+        The capture may have begun mid-session, or the client talked before the greeting (a client that
+        does not wait, a pregreet bot): nothing in the stream says which. The first server response is
+        the greeting when it is a greeting's kind and no command in flight would explain it as its data.
+        """
+        if self.server_spoke or self.lost_bytes or self.greeting is not None or self.state is not S.CONNECTED:
+            return False
+        verbs = {p.verb for p in self.pending.values()}
+        if kind == "BYE":
+            return "LOGOUT" not in verbs
+        if kind == "OK":
+            return not verbs & {"SELECT", "EXAMINE", "IDLE"}
+        return kind == "PREAUTH"
+
     def _response(self, pieces: list[Piece], first: int, frame: int, ts: float) -> None:
         raw = pieces[0] if isinstance(pieces[0], bytes) else b""
         self.response_serial += 1
+        if not (raw.startswith(b"* ") and self.inferred is not None):
+            self._settle_inference()  # an untagged response may still be the greeting (see _untagged)
         if raw.startswith(b"+"):
             self._continuation(raw[1:].strip().decode("utf-8", "replace"), first, frame, ts)
         elif raw.startswith(b"* ") or raw == b"*":
             self._untagged(pieces, first, frame, ts)
         else:
             self._tagged(pieces, first, frame, ts)
+        self.server_spoke = True
         self._response_done()
 
     def _continuation(self, text: str, first: int, frame: int, ts: float) -> None:
@@ -890,9 +936,10 @@ class Imap:
         text = _render_pieces(pieces, 2, self.limits.max_line)
         rest = raw[offset:].strip().decode("utf-8", "replace") if len(pieces) == 1 else ""
         greeting = kind in ("OK", "PREAUTH", "BYE") and number is None
-        if greeting and self.state is S.CONNECTED and not self.pending:
+        if greeting and self.state is S.CONNECTED and (not self.pending or self._early_greeting(kind)):
             self._greeting(kind, rest, text, first=first, frame=frame, ts=ts)
             return
+        self._settle_inference()
         owner = self._owner(kind)
         phase = Phase.TEARDOWN if kind == "BYE" else (owner.phase if owner else self.phase)
         self.out.add(Reply(direction=SERVER, ts=ts, frame=frame, first_frame=first, phase=phase, status="*",
@@ -945,6 +992,12 @@ class Imap:
                            first=first)
 
     def _greeting(self, kind: str, rest: str, text: str, *, first: int, frame: int, ts: float) -> None:
+        early = [p for p in self.pending.values() if p.frame < first]
+        if early:
+            self.out.anomaly(CLIENT, early[0].phase, "command-before-greeting",
+                             f"{early[0].verb} was sent at frame {early[0].frame}, before the server's greeting "
+                             f"at frame {first}; its tagged response follows", early[0].frame)
+        self.inferred = None
         self.greeting = rest
         self.state_known = True
         self.out.add(Reply(direction=SERVER, ts=ts, frame=frame, first_frame=first, phase=Phase.GREETING,
@@ -1390,9 +1443,11 @@ class Imap:
         if r.direction is CLIENT:
             if self.idle is not None and text.strip().upper() == b"DONE":
                 return True
-            return TAG_VERB.match(text) is not None and _verb_of(text) in KNOWN_COMMANDS
+            return self._plausible_command(text)
         if text.startswith(b"+ ") or text == b"+":
-            return True
+            # a message line can read "+ added line" (a patch): only a command waiting for '+' trusts one
+            return self.building is not None or self.idle is not None or self._sasl_waiting() is not None \
+                or any(p.verb in ("APPEND", "REPLACE", "LOGIN", "AUTHENTICATE") for p in self.pending.values())
         if text.startswith(b"* "):
             words = text[2:].split(b" ", 2)
             if words and words[0].isdigit():
@@ -1400,6 +1455,29 @@ class Imap:
             return bool(words) and words[0].upper().decode("latin-1") in UNTAGGED_KINDS
         tag, _, rest = text.partition(b" ")
         return tag.decode("latin-1") in self.pending and rest[:3].upper() in (b"OK ", b"NO ", b"BAD", b"OK")
+
+    def _plausible_command(self, text: bytes) -> bool:
+        """After lost client bytes: a line that can only be a command, not a line of a message literal.
+
+        A known verb is not enough ("to fetch the file" reads as tag ``to``, FETCH): the tag must look like
+        the client's tags so far, and commands with a fixed syntax must have it.
+        """
+        match = TAG_VERB.match(text)
+        if match is None:
+            return False
+        verb = match.group(3).decode("latin-1").upper()
+        if verb not in KNOWN_COMMANDS:
+            return False
+        if self.tag_shapes and len(self.tag_shapes) <= MAX_TAG_SHAPES \
+                and _tag_shape(match.group(1)) not in self.tag_shapes:
+            return False
+        rest = text[match.end():].strip()
+        uid = bool(match.group(2))
+        if verb in NO_ARGUMENTS or (verb == "EXPUNGE" and not uid):
+            return not rest
+        if verb in ("FETCH", "STORE", "COPY", "MOVE", "EXPUNGE"):
+            return SEQUENCE_SET.match(rest.split(b" ", 1)[0]) is not None
+        return True
 
     def _skip_literal_after_gap(self, r: Reader, text: bytes) -> None:
         """A line skipped while resynchronising that announces a message literal: skip the literal too."""
@@ -1414,6 +1492,10 @@ class Imap:
         if r.mode is ReadMode.OPAQUE:
             return
         self.lost_bytes = True
+        if gap.direction is CLIENT and r.mode is ReadMode.HOLD and r.hold_literal is not None:
+            # the client sent bytes while waiting for '+' (it did not wait, or the capture shows the '+'
+            # late): they and the lost ones are the literal, and its byte count keeps the framing
+            self._release(r, go_on=True)
         lit = r.literal
         if r.inflater is not None:
             r.inflater = None
@@ -1492,6 +1574,10 @@ def _args_offset(pieces: list[Piece]) -> int:
     head = pieces[0] if pieces and isinstance(pieces[0], bytes) else b""
     match = TAG_VERB.match(head)
     return match.end() if match else 0
+
+
+def _tag_shape(tag: bytes) -> bytes:
+    return re.sub(rb"[0-9]+", b"0", tag.upper())
 
 
 def _verb_of(raw: bytes) -> str:

@@ -90,6 +90,12 @@ APOP_STAMP = re.compile(r"<[^<>\s]*>")
 RESP_CODE = re.compile(r"^\[([A-Za-z0-9/\-]+)\]\s*")
 OCTETS = re.compile(r"^\d+ octets\b", re.IGNORECASE)
 STATUS_AT_LINE_START = re.compile(rb"(?:^|(?<=\n))(?:\+OK|-ERR)(?=[ \r\n]|$)")
+GREETING_WORDS = re.compile(
+    r"<[^<>\s]*@[^<>\s]*>|\b(?:POP3?|ready|welcome|hello|greetings?|starting|server|service)\b", re.IGNORECASE)
+ANSWER_WORDS = re.compile(
+    r"\b(?:maildrop|mailbox|messages?|octets|logged|logging|locked|password|pass|user|accepted|bye|goodbye"
+    r"|signing|capabilit\w*|follows|scan|listing|deleted|tls|negotiation)\b", re.IGNORECASE)
+"""A ``+OK`` that reads like a greeting (RFC 1939 §4 examples, common servers), not an answer to a command."""
 MAX_RECORDS = 10_000
 """Per-session cap for the LIST/UIDL tables and the lists of the ``pop3`` block; the rest are counted."""
 
@@ -509,7 +515,7 @@ class Pop3:
     def _status(self, status: str, rest: str, line: Line) -> None:
         ok = status == "+OK"
         first_answer = not self.pending or self.client_bytes == 0 or self.pending[0].frame >= line.frame
-        if not self.greeted and first_answer:
+        if not self.greeted and (first_answer or self._early_greeting(ok, rest)):
             self._greeting(status, rest, line)
             return
         self.greeted = True
@@ -547,7 +553,26 @@ class Pop3:
         self.out.add(Reply(direction=SERVER, ts=line.ts, frame=line.frame, first_frame=line.first_frame,
                            phase=self.phase, status=status, lines=(rest,), answers=None))
 
+    def _early_greeting(self, ok: bool, rest: str) -> bool:
+        """Is the server's first status line its greeting although the client already spoke?
+
+        The capture may have begun mid-session (the line answers the first command) or the client talked
+        before the greeting (a pregreet bot, or a client that does not wait): nothing in the stream says
+        which. The first line is taken for the greeting when it reads like one and the commands sent are
+        ones a client could send before logging in.
+        """
+        if not ok or self.lost_bytes or self.state is not State.AUTHORIZATION:
+            return False
+        if any(COMMAND_STATES.get(p.verb, AUTHZ) == TRANS for p in self.pending):
+            return False
+        return GREETING_WORDS.search(rest) is not None and ANSWER_WORDS.search(rest) is None
+
     def _greeting(self, status: str, rest: str, line: Line) -> None:
+        early = [p for p in self.pending if p.frame < line.first_frame]
+        if early:
+            self.out.anomaly(CLIENT, early[0].phase, "command-before-greeting",
+                             f"{early[0].verb} was sent at frame {early[0].frame}, before the server's greeting "
+                             f"at frame {line.first_frame}; the next response answers it", early[0].frame)
         self.greeted = True
         self.state_known = True
         self.greeting = rest
