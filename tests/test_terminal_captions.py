@@ -97,3 +97,22 @@ def test_plural_forms() -> None:
         == "5 bytes from the client are missing from the capture"
     )
     assert catalog.fields("setup") == {"role", "client", "flags"}
+
+
+def test_fetch_line_comes_before_its_literal_on_the_row(tmp_path: Path) -> None:
+    """`* 1 FETCH (BODY[TEXT] {n}` and the literal's first bytes share a segment: the row reads in wire
+    order, the response line first, then the literal's bytes, then the tagged OK."""
+    from tests.pcapgen import Capture, Tcp
+    from tests.term_render import render
+
+    text = b"".join(b"line %04d of the body text\r\n" % i for i in range(200))  # 5,600 bytes
+    cap = Capture()
+    t = Tcp(cap, server=("10.0.0.2", 143)).handshake()
+    t.s(b"* OK ready\r\n").c(b"a1 LOGIN bob pw\r\n").s(b"a1 OK done\r\n").c(b"a2 SELECT INBOX\r\n")
+    t.s(b"* 1 EXISTS\r\na2 OK [READ-WRITE] done\r\n").c(b"a3 FETCH 1 BODY[TEXT]\r\n")
+    line = b"* 1 FETCH (BODY[TEXT] {%d}\r\n" % len(text)
+    t.s(line + text[:1000]).s(text[1000:3000]).s(text[3000:] + b")\r\na3 OK done\r\n").fin()
+    out = render("table", cap.write(tmp_path / "fetch.pcap"), width=None, context=False)
+    row = next(r for r in out.splitlines() if "FETCH (BODY[TEXT]" in r and "S: " in r)
+    info = row.split("S: ", 1)[1]
+    assert info.index("* 1 FETCH (BODY[TEXT] {5600})") < info.index("5600 bytes") < info.index("a3 OK done")

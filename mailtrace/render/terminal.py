@@ -425,6 +425,10 @@ class _InfoWriter:
                 pieces.append((self.t("ui.opaque", n=opaque), "tls", False))
                 opaque = 0
 
+        start = item.frames[0] if item.frames else item.row.frame
+        lead = 0
+        """Pieces of the lines that began at or before the run's first body bytes: the body goes after
+        them (``* 1 FETCH (BODY[TEXT] {5400})`` before its literal), the rest after the body."""
         for event in item.events:
             if isinstance(event, Note):
                 if not event.text.startswith("IDLE woken: "):  # the reply itself is on the row
@@ -439,7 +443,11 @@ class _InfoWriter:
                 pieces.append((self._command(event), "", True))
             elif isinstance(event, Reply):
                 pieces.append((self._reply(event), "", True))
-            elif isinstance(event, AuthAttempt):
+            if isinstance(event, (Command, Reply)):
+                if len(pieces) == lead + 1 and 0 < event.first_frame <= start:
+                    lead = len(pieces)
+                continue
+            if isinstance(event, AuthAttempt):
                 pieces.append((self._auth(event), "tone.ok" if event.success else "tone.fail", True))
             elif isinstance(event, MessageEnd):
                 record = self._record(event)
@@ -464,7 +472,7 @@ class _InfoWriter:
             if len(item.frames) > 1:
                 label += " " + self.t("ui.segments", n=len(item.frames), first=item.frames[0],
                                       last=item.frames[-1])
-            pieces.insert(0, (label, "message", True))
+            pieces.insert(lead, (label, "message", True))
         for kind, detail in anomalies.items():
             n = repeats[kind]
             label = self.t("ui.anomaly.item", kind=kind if n == 1 else f"{kind} ×{n}", detail=detail)
