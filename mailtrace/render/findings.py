@@ -149,7 +149,7 @@ def findings_table(
     and how many rows per id were left out."""
     table = Table(box=None, show_header=False, pad_edge=False, padding=(0, 1, 1, 0), expand=False)
     table.add_column("severity", no_wrap=True)
-    table.add_column("finding", ratio=1)
+    table.add_column("finding", ratio=1, overflow="fold")  # wrap, and fold a long word: never cut with "…"
     shown, omitted = limit_per_id(findings, max_per_id)
     for f in shown:
         table.add_row(severity_text(f.severity, lang), finding_body(f, show_reference=show_reference, lang=lang))

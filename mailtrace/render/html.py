@@ -43,7 +43,8 @@ from importlib import resources
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from jinja2 import Environment, PackageLoader, StrictUndefined
+from jinja2 import Environment, PackageLoader, StrictUndefined, pass_context
+from jinja2.runtime import Context
 from markupsafe import Markup, escape
 
 from mailtrace import __version__
@@ -71,6 +72,7 @@ from mailtrace.pipeline import CaptureStats
 from mailtrace.protocols import BY_NAME
 from mailtrace.received import received_chain
 from mailtrace.render import captions
+from mailtrace.render.catalog import CATALOGS, EN
 from mailtrace.render.catalog import has as catalog_has
 from mailtrace.render.catalog import text as catalog_text
 from mailtrace.render.context import ContextBlock, context_blocks, row_info, row_proto
@@ -248,9 +250,75 @@ def _env() -> Environment:
     env.filters["bytes"] = fmt_bytes
     env.filters["utc"] = fmt_utc
     env.filters["secs"] = fmt_secs
-    env.filters["num"] = lambda n: f"{n:,}"
+    env.filters["num"] = _num_filter
     env.filters["plural"] = plural
+    env.globals["frame_link"] = frame_link
     return env
+
+
+@pass_context
+def _num_filter(ctx: Context, n: int | float) -> str:
+    """``1,234`` (``1.234`` in German): a count in the page's language (``lang`` of the render context)."""
+    lang = ctx.get("lang")
+    return fmt_num(n, lang if isinstance(lang, str) else "en")
+
+
+def fmt_num(n: int | float, lang: str = "en") -> str:
+    """A count with its thousands grouped as the language writes them."""
+    out = f"{n:,}"
+    return out.replace(",", ".") if lang == "de" else out
+
+
+class _Lenient(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+class Translator:
+    """``t(key, **params)`` of the templates: the page's own words from the catalogue, in its language.
+
+    The message is our markup (it may hold ``<code>`` or a ``<span>``); every parameter is escaped
+    unless it is already :class:`Markup`, and a whole number is written with its thousands grouped
+    (``n`` also picks the singular or plural form of a pair, as :func:`catalog.text` does)."""
+
+    def __init__(self, lang: str = "en") -> None:
+        self.lang = lang
+        self._catalog = CATALOGS.get(lang, EN)
+
+    def __call__(self, key: str, /, **params: Any) -> Markup:
+        return Markup(self._format(key, params, markup=True))  # noqa: S704 - our catalogue's markup, parameters escaped
+
+    def plain(self, key: str, /, **params: Any) -> str:
+        """The same words as text, for values the templates escape themselves (keys without markup)."""
+        return self._format(key, params, markup=False)
+
+    def _format(self, key: str, params: dict[str, Any], *, markup: bool) -> str:
+        message = self._catalog.get(key)
+        if message is None:
+            message = EN.get(key, key)
+        if isinstance(message, tuple):
+            message = message[0] if params.get("n", 1) == 1 else message[1]
+        values = _Lenient()
+        for name, value in params.items():
+            if isinstance(value, int) and not isinstance(value, bool):
+                values[name] = fmt_num(value, self.lang)
+            elif markup and not isinstance(value, Markup):
+                values[name] = escape(value)
+            else:
+                values[name] = value
+        return message.format_map(values)
+
+    def count_attrs(self, key: str) -> Markup:
+        """``data-one``/``data-many`` attributes: the count line ``key`` (``{shown} of {n} sessions``) for
+        the page's script, which fills in the numbers after filtering."""
+        message = self._catalog.get(key) or EN.get(key, key)
+        one, many = message if isinstance(message, tuple) else (message, message)
+        return Markup(' data-one="{}" data-many="{}"').format(one, many)
+
+
+def frame_link(sid: int, frame: int) -> Markup:
+    """A link to a frame's row in a session's packet table (both integers)."""
+    return Markup('<a href="#s{0}-f{1}">{1}</a>').format(int(sid), int(frame))
 
 
 _ENV: Environment | None = None
@@ -434,6 +502,8 @@ class HtmlReport:
         self._by_session: dict[int, list[dict[str, Any]]] = {}
         self._sections: set[int] = set()
         """Sessions that have a detail section (a flow hop links to it)."""
+        self.t = Translator(lang)
+        """The page's own words (headings, labels, notes) in ``lang``: ``t`` of every template."""
         self._phase_names = {p.value: catalog_text("phase." + p.value, lang) for p in Phase}
         """Phase labels in the report's language (the CSS classes keep the English names)."""
         self.stats = stats
@@ -606,12 +676,12 @@ class HtmlReport:
         findings = self._by_session.get(sid, [])
         if kind == "findings":
             return self._findings_tpl.render(findings=findings[: self.limits.max_list], sid=sid,
-                                             hidden=max(0, len(findings) - self.limits.max_list))
+                                             hidden=max(0, len(findings) - self.limits.max_list),
+                                             t=self.t, lang=self.lang)
         if kind == "badge" and findings:
             worst = findings[0]["severity"]  # most severe first
-            n = len(findings)
-            return (f'<span class="pill {_SEVERITY_CSS.get(worst, "mid")}">{n} finding{"s" if n != 1 else ""}'
-                    f" ({escape(worst)})</span>\n")
+            label = self.t("html.badge.findings", n=len(findings), severity=self.t("severity." + worst))
+            return f'<span class="pill {_SEVERITY_CSS.get(worst, "mid")}">{label}</span>\n'
         return ""
 
     def discard(self) -> None:
@@ -623,21 +693,23 @@ class HtmlReport:
     def _index_row(self, s: Session, data: dict[str, Any]) -> dict[str, Any]:
         lim = self.limits.max_text
         errors = sum(1 for r in s.replies if is_error(s.protocol, r.status))
+        t = self.t.plain
         outcome: list[tuple[str, str]] = []
         if s.auth:
             ok = any(a.success for a in s.auth)
             failed = any(a.success is False for a in s.auth)
             outcome.append(
-                ("login ok", "ok") if ok else (("login failed", "bad") if failed else ("login ?", "mid"))
+                (t("html.outcome.login_ok"), "ok") if ok
+                else ((t("html.outcome.login_failed"), "bad") if failed else (t("html.outcome.login_unknown"), "mid"))
             )
         if s.messages:
-            outcome.append((f"{len(s.messages)} message{'s' if len(s.messages) != 1 else ''}", "ok"))
+            outcome.append((t("html.outcome.messages", n=len(s.messages)), "ok"))
         if errors:
-            outcome.append((f"{errors} error repl{'ies' if errors != 1 else 'y'}", "warn"))
+            outcome.append((t("html.outcome.errors", n=errors), "warn"))
         if s.anomalies:
-            outcome.append((f"{len(s.anomalies)} anomal{'ies' if len(s.anomalies) != 1 else 'y'}", "bad"))
+            outcome.append((t("html.anomalies", n=len(s.anomalies)), "bad"))
         if s.close in ("rst", "reset"):
-            outcome.append(("reset", "warn"))
+            outcome.append((t("html.outcome.reset"), "warn"))
         elif s.close not in ("fin", "closed"):
             outcome.append((text(s.close, 40), "mid"))
         return {
@@ -685,7 +757,7 @@ class HtmlReport:
         )
         classes = sorted(ov.replies.items(), key=lambda kv: (kv[0][0].split()[0], kv[0][0]))
         replies_chart = bar_chart(
-            [Bar(label, n, css) for (label, css), n in classes], title="Replies by class"
+            [Bar(label, n, css) for (label, css), n in classes], title=self.t.plain("html.chart.replies.title")
         )
         findings, finding_counts = self._findings()
         for row in self.index:
@@ -711,10 +783,12 @@ class HtmlReport:
             for f in stats.files
         ]
         names = ", ".join(Path(f.name).name or "stdin" for f in stats.files[:3])
-        title = self.title or f"mailtrace report: {names}" + (" …" if len(stats.files) > 3 else "")
+        title = self.title or self.t.plain("html.title", names=names) + (" …" if len(stats.files) > 3 else "")
         return {
             "nonce": self.nonce,
             "lang": self.lang,
+            "t": self.t,
+            "count_attrs": self.t.count_attrs,
             "title": text(title, 200),
             "css": asset("report.css"),
             "js": asset("report.js"),
@@ -891,7 +965,7 @@ class HtmlReport:
             elif self.show_secrets:
                 shown = text(a.secret, self.limits.max_text)
             else:
-                shown = "hidden (--show-secrets shows it)"
+                shown = self.t.plain("html.auth.hidden")
             out.append(
                 {
                     "mechanism": text(a.mechanism, 60),
@@ -926,6 +1000,8 @@ class HtmlReport:
         self._section_data = blob if json_ok else None
         self._section_files = []
         ctx = {
+            "t": self.t,
+            "lang": self.lang,
             "s": s,
             "d": data,
             "sid": s.id,
@@ -984,35 +1060,36 @@ class HtmlReport:
 
     def _header(self, s: Session, data: dict[str, Any]) -> list[tuple[str, str]]:
         lim = self.limits.max_text
-        tls = {"none": "none (cleartext)", "starttls": "STARTTLS", "implicit": "implicit TLS"}.get(
-            s.tls, s.tls
-        )
+        t = self.t.plain
+        tls = t("html.tls." + s.tls) if s.tls in ("none", "starttls", "implicit") else s.tls
         if s.tls != "none":
-            tls += ", decrypted with the key log" if s.decrypted else ", not decrypted (no keys)"
+            tls += t("html.tls.decrypted") if s.decrypted else t("html.tls.not_decrypted")
         rows = [
-            ("Client", text(str(s.client), lim)),
-            ("Server", text(str(s.server), lim)),
-            ("Capture file", text(s.file, lim) or "—"),
-            ("Wireshark filter", f"tcp.stream eq {s.stream}"),
-            ("Frames", f"{s.first_frame} – {s.last_frame} ({plural(s.packets, 'packet')})"),
+            (t("html.col.client"), text(str(s.client), lim)),
+            (t("html.col.server"), text(str(s.server), lim)),
+            (t("html.head.file"), text(s.file, lim) or "—"),
+            (t("html.head.filter"), f"tcp.stream eq {s.stream}"),
+            (t("html.head.frames"), t("html.head.frames.value", first=str(s.first_frame), last=str(s.last_frame),
+                                      packets=t("html.packets", n=s.packets))),
             (
-                "Start",
-                fmt_utc(s.start) + (f" (Time {s.start - self._t0:.6f})" if s.start != self._t0 else ""),
+                t("html.col.start"),
+                fmt_utc(s.start) + (t("html.head.start.time", time=f"{s.start - self._t0:.6f}")
+                                    if s.start != self._t0 else ""),
             ),
-            ("Duration", fmt_secs(s.duration)),
+            (t("html.col.duration"), fmt_secs(s.duration)),
             (
-                "Bytes",
-                f"client → server {fmt_bytes(s.bytes_client)}, server → client {fmt_bytes(s.bytes_server)}",
+                t("html.col.bytes"),
+                t("html.head.bytes", client=fmt_bytes(s.bytes_client), server=fmt_bytes(s.bytes_server)),
             ),
             ("TLS", tls),
-            ("End", {"fin": "closed with FIN", "rst": "reset (RST)"}.get(s.close, text(s.close, 60))),
+            (t("html.head.end"), t("html.close." + s.close) if s.close in ("fin", "rst") else text(s.close, 60)),
         ]
         if s.tunnel:
-            rows.append(("Tunnel", text(s.tunnel, lim)))
+            rows.append((t("html.head.tunnel"), text(s.tunnel, lim)))
         if data.get("helo"):
-            rows.append(("HELO/EHLO name", text(data["helo"], lim)))
+            rows.append((t("html.head.helo"), text(data["helo"], lim)))
         if s.user:
-            rows.append(("User", text(s.user, lim)))
+            rows.append((t("html.col.user"), text(s.user, lim)))
         return rows
 
     def _steps(self, s: Session) -> tuple[int, list[dict[str, Any]]]:
@@ -1150,8 +1227,8 @@ class HtmlReport:
             lines = "".join(f'<div class="xl">{escape(text(line, self.limits.max_text))}</div>' for line in found.lines)
             if found.kind == "extensions":
                 n = len(found.lines)
-                offered = "the 1 extension offered means" if n == 1 else f"the {n} extensions offered mean"
-                out.append(f'<details class="explain"><summary>what {offered}</summary>{lines}</details>')
+                offered = self.t("html.extensions", n=n)
+                out.append(f'<details class="explain"><summary>{offered}</summary>{lines}</details>')
             else:
                 out.append(f'<div class="explain">{lines}</div>')
         return "".join(out)
@@ -1580,9 +1657,9 @@ class HtmlReport:
             if not r.in_envelope:
                 envelope, css = "—", "muted"
             elif r.reply is not None:
-                envelope, css = f"yes, {r.reply}", "ok" if r.accepted else "bad"
+                envelope, css = self.t.plain("html.envelope.yes.reply", reply=r.reply), "ok" if r.accepted else "bad"
             else:
-                envelope, css = "yes", ""
+                envelope, css = self.t.plain("html.envelope.yes"), ""
             recipients.append(
                 {
                     "address": text(r.address, lim),

@@ -10,6 +10,12 @@
   var proto = document.getElementById("proto-filter");
   var count = document.getElementById("count");
 
+  // "3 of 5 sessions" in the page's language: the element carries the words (data-one, data-many).
+  function countText(el, shown, total) {
+    var words = el.getAttribute(total === 1 ? "data-one" : "data-many") || "{shown} / {n}";
+    return words.replace("{shown}", String(shown)).replace("{n}", String(total));
+  }
+
   function applyFilter() {
     var terms = (filter.value || "").toLowerCase().split(/\s+/).filter(Boolean);
     var want = proto.value;
@@ -21,7 +27,7 @@
       tr.classList.toggle("hidden", !ok);
       if (ok) { shown++; }
     });
-    count.textContent = shown + " of " + rows.length + (rows.length === 1 ? " session" : " sessions");
+    count.textContent = countText(count, shown, rows.length);
   }
   if (filter && proto) {
     filter.addEventListener("input", applyFilter);
@@ -67,7 +73,7 @@
         tr.classList.toggle("hidden", !ok);
         if (ok) { shown++; }
       });
-      sevCount.textContent = shown + " of " + findingRows.length + (findingRows.length === 1 ? " finding" : " findings");
+      sevCount.textContent = countText(sevCount, shown, findingRows.length);
     });
   }
 
