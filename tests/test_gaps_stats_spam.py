@@ -286,3 +286,12 @@ def test_hierarchy_of_the_mixed_lab_capture() -> None:
     mail = sum(h[2] for h in rows if h[0] == 2 and h[1] in ("smtp", "pop3", "imap"))
     other_tcp = next(h for h in rows if h[1] == "other tcp")
     assert mail + 4 + other_tcp[2] == 287  # the rows under tcp add up
+
+
+def test_stats_text_tables_show_greylisting_and_blocklists(tmp_path: Path) -> None:
+    out = run_cli("stats", str(spam_capture(tmp_path))).stdout
+    rows = {" ".join(line.split()[:-1]): line.split()[-1] for line in out.splitlines() if line.strip()}
+    assert rows["greylisted, retried later and accepted"] == "1"
+    assert rows["greylisted, no retry in the capture"] == "1"
+    assert rows["DNS blocklist look-ups"] == "6"
+    assert rows["listed (127.0.0.x)"] == "1"

@@ -245,7 +245,7 @@ class GreylistTracker:
                     s,
                     [first.frame, r.command.frame, r.reply.frame],
                     f"Greylisting: {s.client.ip} retried <{r.mail_from}> → <{r.address}> and was accepted",
-                    f"First deferred in session {first.session} ({first.status} {quote(first.text, 60)}), "
+                    f"First deferred in session {first.session} ({first.status} {quote(first.text)}), "
                     f"accepted {r.reply.ts - first.ts:.0f} s later in session {s.id}: the client is a real "
                     "MTA that queues and retries, which is what greylisting tests.",
                     first.ts,
@@ -260,7 +260,7 @@ class GreylistTracker:
                     d.session,
                     [d.frame],
                     f"Greylisting: {client} deferred for <{sender}> → <{rcpt}>, no retry seen",
-                    f"The server deferred the triple ({d.status} {quote(d.text, 60)}); no retry appears in "
+                    f"The server deferred the triple ({d.status} {quote(d.text)}); no retry appears in "
                     "the capture (spam software rarely retries; a real MTA retries after minutes).",
                     d.ts,
                 )

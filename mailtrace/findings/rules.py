@@ -148,7 +148,9 @@ def proto(s: Session) -> str:
     return s.protocol.upper()
 
 
-def quote(text: str, limit: int = 100) -> str:
+def quote(text: str, limit: int = 512) -> str:
+    """Quote what a peer sent, whitespace folded; whole up to RFC 5321's 512-octet line (a finding is
+    evidence: the views wrap it, never cut it), beyond that cut with an ellipsis."""
     text = " ".join(text.split())
     return '"' + (text if len(text) <= limit else text[: limit - 1] + "…") + '"'
 
@@ -254,7 +256,7 @@ def cleartext_credentials(s: Session, f: SessionFacts, ctx: RuleContext) -> Iter
         if ctx.config.show_secrets:
             secrets = [a.secret for a in attempts if a.secret]
             if secrets:
-                detail += " Secret seen: " + ", ".join(quote(x, 60) for x in dict.fromkeys(secrets)) + "."
+                detail += " Secret seen: " + ", ".join(quote(x) for x in dict.fromkeys(secrets)) + "."
         yield ctx.finding(
             "cleartext-credentials", HIGH if password else MEDIUM, s, frames, title, detail, attempts[0].ts
         )
@@ -331,7 +333,7 @@ def starttls_refused_cleartext(s: Session, f: SessionFacts, ctx: RuleContext) ->
             s,
             [ex.command.frame, refused.frame, after[0].frame],
             f"{s.server} refused {ex.command.verb}; {s.client.ip} went on in cleartext",
-            f"The server answered {ex.command.verb} with {refused.status} {quote(refused.text, 60)} and the "
+            f"The server answered {ex.command.verb} with {refused.status} {quote(refused.text)} and the "
             f"client continued without TLS ({after[0].verb or 'data'} at frame {after[0].frame}"
             + (", then " + " and ".join(carried) if carried else "")
             + "). An attacker on the path can "
@@ -428,7 +430,7 @@ def user_enumeration(s: Session, f: SessionFacts, ctx: RuleContext) -> Iterator[
     )
     if disclosed:
         examples = "; ".join(
-            f"{ex.command.verb} {ex.command.argument.strip()} → {ex.reply.status} {quote(ex.reply.text, 50)}"
+            f"{ex.command.verb} {ex.command.argument.strip()} → {ex.reply.status} {quote(ex.reply.text)}"
             for ex in disclosed[:3]
             if ex.reply
         )
@@ -599,7 +601,7 @@ def relay_denied(s: Session, f: SessionFacts, ctx: RuleContext) -> Iterator[Find
         s,
         [fr for r in denied for fr in (r.command.frame, r.reply.frame if r.reply else 0)],
         f"{s.server} refused to relay for {s.client.ip} ({plural(len(denied), 'recipient')})",
-        f"Relaying to {targets} was refused ({first.reply.status} {quote(first.reply.text, 70)}): someone "
+        f"Relaying to {targets} was refused ({first.reply.status} {quote(first.reply.text)}): someone "
         "tried to use the server as a relay, and the defence worked.",
         first.command.ts,
     )
@@ -926,7 +928,7 @@ def spam_rejected(s: Session, f: SessionFacts, ctx: RuleContext) -> Iterator[Fin
     if not hits:
         return
     categories = ", ".join(dict.fromkeys(c for c, _r in hits))
-    texts = "; ".join(f"{r.status} {quote(r.text, 70)}" for _c, r in hits[:3])
+    texts = "; ".join(f"{r.status} {quote(r.text)}" for _c, r in hits[:3])
     yield ctx.finding(
         "spam-rejected",
         INFO,
@@ -981,7 +983,7 @@ def context_dns(s: Session, f: SessionFacts, ctx: RuleContext) -> Iterator[Findi
         elif check.check == "helo" and not check.ok:
             yield ctx.finding(
                 "reverse-dns-mismatch", Severity.INFO, s, check.frames,
-                f"{client} says HELO {quote(values.get('helo', ''), 60)}, but its DNS name is {values.get('name')}",
+                f"{client} says HELO {quote(values.get('helo', ''))}, but its DNS name is {values.get('name')}",
                 "The name a client gives in HELO/EHLO should be its own; a different one is common for user "
                 "agents, but from a mail server it is a forgery signal that spam filters score.",
                 s.start)

@@ -767,7 +767,7 @@ EN: dict[str, Message] = {
     "html.st.latency": "Reply latency per command",
     "html.st.durations": "Session durations",
     "html.st.types": "Attachment types",
-    "html.st.bytes_note": "Bytes: whole frames on the first line, TCP payload below it.",
+    "html.st.bytes_note": "Bytes: whole frames on the first line, TCP payload below it (UDP payload for DNS over UDP).",
     "html.extensions": ("what the 1 extension offered means", "what the {n} extensions offered mean"),
     "html.st.complete": "{count} ({complete} complete)",
     "html.st.size": "Size median / p95 / max",

@@ -765,7 +765,8 @@ DE: dict[str, str | tuple[str, str]] = {
     "html.st.latency": "Antwortzeit je Befehl",
     "html.st.durations": "Sitzungsdauern",
     "html.st.types": "Anhangstypen",
-    "html.st.bytes_note": "Bytes: ganze Frames in der ersten Zeile, TCP-Nutzdaten darunter.",
+    "html.st.bytes_note": ("Bytes: ganze Frames in der ersten Zeile, TCP-Nutzdaten darunter (UDP-Nutzdaten bei DNS "
+                           "über UDP)."),
     "html.extensions": ("was die 1 angebotene Erweiterung bedeutet", "was die {n} angebotenen Erweiterungen bedeuten"),
     "html.st.complete": "{count} ({complete} vollständig)",
     "html.st.size": "Größe Median / p95 / Maximum",

@@ -297,7 +297,8 @@ def stats_renderables(stats: Statistics, *, top: int = 10) -> list[RenderableTyp
             "-" if h.bytes is None else _size(h.bytes),
         )
     out.append(hierarchy)
-    out.append(Text("bytes: whole frames on the first line, TCP payload below it", style="dim"))
+    out.append(Text("bytes: whole frames on the first line, TCP payload below it (UDP payload for dns (udp))",
+                    style="dim"))
 
     protocols = _table(
         "Mail protocols",
@@ -454,6 +455,19 @@ def stats_renderables(stats: Statistics, *, top: int = 10) -> list[RenderableTyp
     table.add_row("relaying refused", str(spam.get("relay_denied", 0)))
     table.add_row("RCPT refused as unknown user", str(spam.get("unknown_recipients", 0)))
     table.add_row("RCPT deferred (450/451, greylisting?)", str(spam.get("greylist_deferrals", 0)))
+    greylisting = spam.get("greylisting")
+    if isinstance(greylisting, dict):
+        table.add_row("greylisted, retried later and accepted", str(greylisting.get("retried_accepted", 0)))
+        table.add_row("greylisted, no retry in the capture", str(greylisting.get("not_retried", 0)))
+    dnsbl = spam.get("dnsbl")
+    if isinstance(dnsbl, dict):
+        table.add_row("DNS blocklist look-ups", str(dnsbl.get("lookups", 0)))
+        for key, label in (("listed", "listed (127.0.0.x)"), ("not_listed", "not listed (NXDOMAIN)"),
+                           ("unanswered", "no answer seen"), ("other", "other answer (error, no 127.0.0.x)")):
+            if dnsbl.get(key) or key in ("listed", "not_listed"):
+                table.add_row(f"  {label}", str(dnsbl.get(key, 0)))
+        for zone, counts in list((dnsbl.get("by_zone") or {}).items())[:top]:
+            table.add_row(Text(f"  on {zone}"), f"{counts.get('lookups', 0)} ({counts.get('listed', 0)} listed)")
     out.append(table)
 
     findings = stats.extra.get("findings")
