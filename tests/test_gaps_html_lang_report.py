@@ -191,3 +191,16 @@ def test_quoted_replies_are_whole_in_the_findings_block() -> None:
     block = findings_block()
     assert f'"{full}"' in block  # quoted whole in the finding (JSON too), and the view does not cut it
     assert "…" not in block
+
+
+def test_statistics_charts_and_spam_rows_follow_lang(tmp_path: Path) -> None:
+    out = tmp_path / "s.html"
+    result = run("analyze", "--lang", "de", "--html", str(out), str(sample_path("smtp-errors")))
+    assert result.exit_code == 0, result.output
+    page = page_text(out.read_text("utf-8"))
+    for german in ("Sitzungen pro Client", "Absender (MAIL FROM)", "SMTP-Antworten nach Klasse",
+                   "Nachrichten mit Bewertungs-Headern", "Weiterleitung abgewiesen"):
+        assert german in page, german
+    for english in ("Sessions per client", "Senders (MAIL FROM)", "SMTP replies by class", "relaying refused"):
+        assert english not in page, english
+    assert [k for k in EN if k.startswith("st.") and k not in CATALOGS["de"]] == []

@@ -466,8 +466,9 @@ def stats_renderables(stats: Statistics, *, top: int = 10) -> list[RenderableTyp
                            ("unanswered", "no answer seen"), ("other", "other answer (error, no 127.0.0.x)")):
             if dnsbl.get(key) or key in ("listed", "not_listed"):
                 table.add_row(f"  {label}", str(dnsbl.get(key, 0)))
-        for zone, counts in list((dnsbl.get("by_zone") or {}).items())[:top]:
-            table.add_row(Text(f"  on {zone}"), f"{counts.get('lookups', 0)} ({counts.get('listed', 0)} listed)")
+        zones: dict[str, Any] = dnsbl.get("by_zone") or {}
+        for zone, per_zone in list(zones.items())[:top]:
+            table.add_row(Text(f"  on {zone}"), f"{per_zone.get('lookups', 0)} ({per_zone.get('listed', 0)} listed)")
     out.append(table)
 
     findings = stats.extra.get("findings")

@@ -11,12 +11,15 @@ through :func:`~mailtrace.render.svg.text`; the charts escape what they draw.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from markupsafe import Markup
 
 from mailtrace.protocols import BY_NAME
 from mailtrace.protocols.smtp_codes import explain_reply
+from mailtrace.render import catalog
 from mailtrace.render.svg import Bar, Spread, bar_chart, share_bar, spread_chart, text
 
 __all__ = ["stats_view"]
@@ -28,19 +31,28 @@ _LABEL = 80
 """Characters of one label from a capture (an address, a verb)."""
 
 
+T = Callable[..., str]
+"""The catalogue in the report's language: ``t("st.senders")``."""
+
+
+def _text(lang: str, key: str, /, **params: Any) -> str:
+    return catalog.text(key, lang, **params)
+
+
 def stats_view(stats: dict[str, Any], *, lang: str = "en") -> dict[str, Any]:
     """What the statistics section shows, from the JSON report's ``stats`` object."""
+    t: T = partial(_text, lang)
     return {
-        "replies": _replies(stats.get("smtp_replies") or {}, lang),
-        "responses": _responses(stats),
-        "commands": _commands(stats.get("commands") or {}),
-        "addresses": _addresses(stats.get("addresses") or {}),
-        "peers": _peers(stats),
-        "timing": _timing(stats),
-        "messages": _messages(stats.get("messages") or {}),
+        "replies": _replies(stats.get("smtp_replies") or {}, lang, t),
+        "responses": _responses(stats, t),
+        "commands": _commands(stats.get("commands") or {}, t),
+        "addresses": _addresses(stats.get("addresses") or {}, t),
+        "peers": _peers(stats, t),
+        "timing": _timing(stats, t),
+        "messages": _messages(stats.get("messages") or {}, t),
         "auth": _auth(stats.get("auth") or {}),
         "protocols": _protocols(stats),
-        "spam": _spam(stats.get("spam") or {}),
+        "spam": _spam(stats.get("spam") or {}, t),
         "findings": _findings(stats.get("findings") or {}),
         "approximate": [text(a, 40) for a in stats.get("approximate") or []],
     }
@@ -78,7 +90,7 @@ def _chart(counts: Any, title: str, css: str = "mid", *, label_width: int = 130,
 # --------------------------------------------------------------------------- replies
 
 
-def _replies(replies: dict[str, Any], lang: str) -> dict[str, Any] | None:
+def _replies(replies: dict[str, Any], lang: str, t: T) -> dict[str, Any] | None:
     codes = {c: _int(n) for c, n in (replies.get("codes") or {}).items() if len(c) == 3 and c.isdigit()}
     if not codes:
         return None
@@ -116,7 +128,7 @@ def _replies(replies: dict[str, Any], lang: str) -> dict[str, Any] | None:
         "categories": [(f"x{d}z", _digit(f"2{d}0", lang, "category")) for d in categories],
         "rows": rows,
         "enhanced": enhanced,
-        "classes_chart": bar_chart(classes, title="SMTP replies by class", label_width=230, width=480),
+        "classes_chart": bar_chart(classes, title=t("st.replies_by_class"), label_width=230, width=480),
     }
 
 
@@ -131,7 +143,7 @@ def _meaning(code: str, lang: str) -> str:
     return (m.meaning or m.outcome) if m is not None else ""
 
 
-def _responses(stats: dict[str, Any]) -> Markup:
+def _responses(stats: dict[str, Any], t: T) -> Markup:
     bars = []
     for status, n in (stats.get("pop3_responses") or {}).items():
         css = "ok" if status == "+OK" else ("bad" if status == "-ERR" else "mid")
@@ -139,24 +151,24 @@ def _responses(stats: dict[str, Any]) -> Markup:
     imap = stats.get("imap_responses") or {}
     for status, n in (imap.get("tagged") or {}).items():
         css = {"OK": "ok", "NO": "warn", "BAD": "bad"}.get(status, "mid")
-        bars.append(Bar(f"IMAP {text(status, 20)} (tagged)", _int(n), css))
+        bars.append(Bar(f"IMAP {text(status, 20)} " + t("st.tagged"), _int(n), css))
     for group in ("untagged", "continuation"):
         for status, n in list((imap.get(group) or {}).items())[:_TOP]:
-            bars.append(Bar(f"IMAP {text(status, 20)}" + (" (untagged)" if group == "untagged" else ""), _int(n),
-                            "mid"))
-    return bar_chart(bars, title="POP3 and IMAP responses", label_width=190)
+            bars.append(Bar(f"IMAP {text(status, 20)}" + (" " + t("st.untagged") if group == "untagged" else ""),
+                            _int(n), "mid"))
+    return bar_chart(bars, title=t("st.responses"), label_width=190)
 
 
 # --------------------------------------------------------------------------- commands, peers, addresses
 
 
-def _commands(commands: dict[str, Any]) -> list[tuple[str, Markup]]:
+def _commands(commands: dict[str, Any], t: T) -> list[tuple[str, Markup]]:
     out = []
     for protocol in sorted(commands):
         counts = commands[protocol]
         if isinstance(counts, dict) and counts:
             name = text(protocol, 20).upper()
-            out.append((name, _chart(counts, f"{name} commands", f"p-{_css_name(protocol)}")))
+            out.append((name, _chart(counts, t("st.commands", name=name), f"p-{_css_name(protocol)}")))
     return out
 
 
@@ -164,14 +176,9 @@ def _css_name(protocol: str) -> str:
     return protocol if protocol in BY_NAME else "other"
 
 
-def _addresses(addresses: dict[str, Any]) -> list[tuple[str, Markup]]:
-    titles = (
-        ("senders", "Senders (MAIL FROM)"),
-        ("recipients", "Recipients (RCPT TO)"),
-        ("sender_domains", "Sender domains"),
-        ("recipient_domains", "Recipient domains"),
-        ("header_from", "Authors (From header)"),
-    )
+def _addresses(addresses: dict[str, Any], t: T) -> list[tuple[str, Markup]]:
+    titles = [(key, t("st." + key)) for key in ("senders", "recipients", "sender_domains", "recipient_domains",
+                                                 "header_from")]
     return [
         (title, _chart(addresses[key], title, label_width=230, width=480))
         for key, title in titles
@@ -179,7 +186,7 @@ def _addresses(addresses: dict[str, Any]) -> list[tuple[str, Markup]]:
     ]
 
 
-def _peers(stats: dict[str, Any]) -> list[tuple[str, Markup]]:
+def _peers(stats: dict[str, Any], t: T) -> list[tuple[str, Markup]]:
     servers = [
         {"value": f"{s.get('server')} ({str(s.get('protocol') or '').upper()})", "count": s.get("sessions")}
         for s in stats.get("servers") or []
@@ -192,9 +199,11 @@ def _peers(stats: dict[str, Any]) -> list[tuple[str, Markup]]:
     ]
     out = []
     if servers:
-        out.append(("Sessions per server", _chart(servers, "Sessions per server", label_width=230, width=480)))
+        title = t("st.per_server")
+        out.append((title, _chart(servers, title, label_width=230, width=480)))
     if clients:
-        out.append(("Sessions per client", _chart(clients, "Sessions per client", label_width=230, width=480)))
+        title = t("st.per_client")
+        out.append((title, _chart(clients, title, label_width=230, width=480)))
     return out
 
 
@@ -210,21 +219,21 @@ def _spread(label: str, s: Any) -> Spread | None:
         return None
 
 
-def _timing(stats: dict[str, Any]) -> dict[str, Any] | None:
+def _timing(stats: dict[str, Any], t: T) -> dict[str, Any] | None:
     latency: list[Spread] = []
     for protocol, verbs in sorted((stats.get("latency") or {}).items()):
         if not isinstance(verbs, dict):
             continue
         ranked = sorted(verbs.items(), key=lambda kv: -_int(kv[1].get("count") if isinstance(kv[1], dict) else 0))
         for verb, s in ranked[:_TOP]:
-            what = "end of data" if verb == "." else verb
+            what = t("st.end_of_data") if verb == "." else verb
             row = _spread(f"{text(protocol, 20).upper()} {text(what, 40)}", s)
             if row is not None:
                 latency.append(row)
     durations = [
         row
         for protocol, s in sorted((stats.get("durations") or {}).items())
-        if (row := _spread(f"{text(protocol, 20).upper()} session", s)) is not None
+        if (row := _spread(t("st.session", protocol=text(protocol, 20).upper()), s)) is not None
     ]
     if not latency and not durations:
         return None
@@ -237,8 +246,8 @@ def _timing(stats: dict[str, Any]) -> dict[str, Any] | None:
     return {
         "latency": latency,
         "durations": durations,
-        "latency_chart": spread_chart(latency, title="Reply latency per command (median, p95, max)"),
-        "duration_chart": spread_chart(durations, title="Session durations (median, p95, max)"),
+        "latency_chart": spread_chart(latency, title=t("st.latency")),
+        "duration_chart": spread_chart(durations, title=t("st.durations")),
         "sampled": sampled,
     }
 
@@ -246,7 +255,7 @@ def _timing(stats: dict[str, Any]) -> dict[str, Any] | None:
 # --------------------------------------------------------------------------- messages, logins, protocols
 
 
-def _messages(m: dict[str, Any]) -> dict[str, Any] | None:
+def _messages(m: dict[str, Any], t: T) -> dict[str, Any] | None:
     if not _int(m.get("count")):
         return None
     attachments = m.get("attachments") or {}
@@ -255,11 +264,11 @@ def _messages(m: dict[str, Any]) -> dict[str, Any] | None:
     if isinstance(b64, dict) and _int(b64.get("encoded_bytes")):
         overhead = share_bar(
             [
-                Bar("decoded content", _int(b64.get("decoded_bytes")), "ok"),
-                Bar("base64 overhead", _int(b64.get("overhead_bytes")), "warn"),
+                Bar(t("st.decoded"), _int(b64.get("decoded_bytes")), "ok"),
+                Bar(t("st.overhead"), _int(b64.get("overhead_bytes")), "warn"),
             ],
-            title="Bytes of base64 parts as sent: content and encoding overhead",
-            unit=" bytes",
+            title=t("st.overhead_title"),
+            unit=" " + t("st.bytes_unit"),
             width=480,
         )
     return {
@@ -270,7 +279,7 @@ def _messages(m: dict[str, Any]) -> dict[str, Any] | None:
         "attachments": _int(attachments.get("count")),
         "attachment_bytes": _int(attachments.get("bytes")),
         "attachment_size": attachments.get("size") if isinstance(attachments.get("size"), dict) else None,
-        "types_chart": _chart(attachments.get("types") or {}, "Attachment types", label_width=190),
+        "types_chart": _chart(attachments.get("types") or {}, t("st.attachment_types"), label_width=190),
         "base64": b64 if isinstance(b64, dict) else None,
         "overhead_chart": overhead,
     }
@@ -316,36 +325,36 @@ def _protocols(stats: dict[str, Any]) -> dict[str, Any]:
     return {"hierarchy": hierarchy, "rows": rows}
 
 
-def _spam(spam: dict[str, Any]) -> list[tuple[str, str]]:
-    rows: list[tuple[str, str]] = [("messages with verdict headers", str(_int(spam.get("messages_with_verdicts"))))]
+def _spam(spam: dict[str, Any], t: T) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = [(t("st.spam.verdicts"), str(_int(spam.get("messages_with_verdicts"))))]
     for key in ("spf", "dkim", "dmarc", "arc"):
         for result, n in _items(spam.get(key) or {}):
             rows.append((f"{key.upper()} {result}", str(n)))
     for domain, n in _items(spam.get("dkim_domains") or []):
-        rows.append((f"DKIM signed by {domain}", str(n)))
-    rows.append(("flagged as spam by a filter", str(_int(spam.get("spam_flagged")))))
+        rows.append((t("st.spam.dkim_signed", domain=domain), str(n)))
+    rows.append((t("st.spam.flagged"), str(_int(spam.get("spam_flagged")))))
     for category, n in _items(spam.get("rejections") or {}):
-        rows.append((f"refused: {category}", str(n)))
-    rows.append(("relaying refused", str(_int(spam.get("relay_denied")))))
-    rows.append(("RCPT refused as unknown user", str(_int(spam.get("unknown_recipients")))))
-    rows.append(("RCPT deferred (450/451, greylisting?)", str(_int(spam.get("greylist_deferrals")))))
+        rows.append((t("st.spam.refused", category=category), str(n)))
+    rows.append((t("st.spam.relay"), str(_int(spam.get("relay_denied")))))
+    rows.append((t("st.spam.unknown"), str(_int(spam.get("unknown_recipients")))))
+    rows.append((t("st.spam.deferred"), str(_int(spam.get("greylist_deferrals")))))
     greylisting = spam.get("greylisting")
     if isinstance(greylisting, dict):
-        rows.append(("greylisted, retried later and accepted", str(_int(greylisting.get("retried_accepted")))))
-        rows.append(("greylisted, no retry in the capture", str(_int(greylisting.get("not_retried")))))
+        rows.append((t("st.spam.grey_retried"), str(_int(greylisting.get("retried_accepted")))))
+        rows.append((t("st.spam.grey_not"), str(_int(greylisting.get("not_retried")))))
     dnsbl = spam.get("dnsbl")
     if isinstance(dnsbl, dict):
-        rows.append(("DNS blocklist look-ups", str(_int(dnsbl.get("lookups")))))
-        for key, label in (("listed", "listed (127.0.0.x)"), ("not_listed", "not listed (NXDOMAIN)"),
-                           ("unanswered", "no answer seen"), ("other", "other answer (error, no 127.0.0.x)")):
+        rows.append((t("st.spam.dnsbl"), str(_int(dnsbl.get("lookups")))))
+        for key in ("listed", "not_listed", "unanswered", "other"):
             if _int(dnsbl.get(key)) or key in ("listed", "not_listed"):
-                rows.append((f"DNSBL: {label}", str(_int(dnsbl.get(key)))))
+                rows.append((t("st.spam.dnsbl." + key), str(_int(dnsbl.get(key)))))
         zones = dnsbl.get("by_zone")
         if isinstance(zones, dict):
             for zone, counts in list(zones.items())[:_TOP]:
                 if isinstance(counts, dict):
-                    rows.append((f"DNSBL look-ups on {text(zone, _LABEL)}",
-                                 f"{_int(counts.get('lookups'))} ({_int(counts.get('listed'))} listed)"))
+                    rows.append((t("st.spam.zone", zone=text(zone, _LABEL)),
+                                 t("st.spam.zone_value", lookups=_int(counts.get("lookups")),
+                                   listed=_int(counts.get("listed")))))
     return rows
 
 
