@@ -219,8 +219,21 @@ class Verdicts:
         return "; ".join(bits) if bits else "no verdicts"
 
 
+VERDICT_HEADERS = frozenset({
+    "authentication-results", "arc-authentication-results", "received-spf", "dkim-signature", "arc-seal",
+    "x-spam-status", "x-spam-flag", "x-spam", "x-spam-score", "x-spamscore", "x-rspamd-score",
+})
+"""The header fields :func:`verdicts` reads (a message with none of them carries no verdict)."""
+NO_VERDICTS = Verdicts()
+
+
 def verdicts(source: object) -> Verdicts:
     """Collect the spam-defence verdicts of one message (its summary or its :class:`Headers`)."""
+    if not isinstance(source, Headers):
+        names = {str(item[0]).lower() for item in getattr(source, "headers", None) or ()
+                 if isinstance(item, tuple) and len(item) == 2}
+        if names.isdisjoint(VERDICT_HEADERS):
+            return NO_VERDICTS  # the common case, without unfolding every field
     summary = Headers.of(source)
     spf: list[str] = []
     dkim: list[str] = []
