@@ -204,3 +204,14 @@ def test_statistics_charts_and_spam_rows_follow_lang(tmp_path: Path) -> None:
     for english in ("Sessions per client", "Senders (MAIL FROM)", "SMTP replies by class", "relaying refused"):
         assert english not in page, english
     assert [k for k in EN if k.startswith("st.") and k not in CATALOGS["de"]] == []
+
+
+def test_sequence_diagram_words_follow_lang(tmp_path: Path) -> None:
+    out = tmp_path / "l.html"
+    result = run("analyze", "--lang", "de", "--html", str(out), str(sample_path("smtp-submission-auth")))
+    assert result.exit_code == 0, result.output
+    page = out.read_text("utf-8")
+    assert "Sequenzdiagramm: 127.0.0.11:34188 und 127.0.0.26:587" in page
+    assert "<title>Frame 5, +0.000287 s: [SYN]" in page
+    assert re.search(r"Nachrichtendaten: \d+ Segmente, [\d.]+ Bytes", page)
+    assert "Sequence diagram:" not in page and "message data:" not in page

@@ -1019,6 +1019,8 @@ class HtmlReport:
                 sid=s.id,
                 decrypted=frozenset(r.frame for r in s.rows if r.decrypted),
                 phase_names=self._phase_names,
+                title=self.t.plain("html.ladder.title", client=str(s.client), server=str(s.server)),
+                frame_tip=lambda frame, rel, tip: self.t.plain("html.ladder.tip", frame=frame, rel=rel, tip=tip),
             ),
             "arrows_dropped": arrows_dropped,
             "auth": auth,
@@ -1351,8 +1353,8 @@ class HtmlReport:
             first = run[0]
             nbytes = sum(x.payload_len for x in run)
             enc = any(isinstance(e, Opaque) for x in run for e in x.events or [])
-            what = "TLS records (encrypted)" if enc else "message data"
-            label = f"{what}: {plural(len(run), 'segment')}, {plural(nbytes, 'byte')}"
+            label = self.t.plain("html.ladder.tls_run" if enc else "html.ladder.data_run", n=len(run),
+                                 bytes=self.t.plain("html.ladder.bytes", n=nbytes))
             kind = "c2s" if first.direction is Direction.CLIENT else "s2c"
             add(
                 Arrow(
@@ -1362,7 +1364,7 @@ class HtmlReport:
                     phase=first.phase.value,
                     frame=first.frame,
                     css="tls" if enc else "data",
-                    tooltip=f"{label}, frames {first.frame}–{run[-1].frame}",
+                    tooltip=self.t.plain("html.ladder.frames", label=label, first=first.frame, last=run[-1].frame),
                 )
             )
             run.clear()
@@ -1431,7 +1433,8 @@ class HtmlReport:
         if isinstance(e, (Command, Reply)):
             lines = self._event_lines(e, protocol, self.limits.max_text)
             label = lines[0][1][3:]
-            more = f" (+{plural(len(e.lines) - 1, 'line')})" if isinstance(e, Reply) and len(e.lines) > 1 else ""
+            more = " " + self.t.plain("html.ladder.more_lines", n=len(e.lines) - 1) \
+                if isinstance(e, Reply) and len(e.lines) > 1 else ""
             css = "bad" if isinstance(e, Reply) and is_error(protocol, e.status) else ""
             tooltip = [t for _, t in lines]
             if self.explain and protocol == "smtp" and isinstance(e, Reply) and css:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from markupsafe import Markup, escape
@@ -319,6 +319,8 @@ def ladder(
     decrypted: frozenset[int] = frozenset(),
     label_chars: int = 64,
     phase_names: Mapping[str, str] | None = None,
+    title: str | None = None,
+    frame_tip: Callable[[int, str, str], str] | None = None,
 ) -> Markup:
     """Client and server lifelines, one arrow per command, reply or TCP control packet, phases as bands.
 
@@ -327,11 +329,11 @@ def ladder(
     n = len(arrows)
     height = _HEAD_H + n * _ROW_H + 16
     mid = (_CLIENT_X + _SERVER_X) / 2
-    parts = [
+    parts: list[str] = [
         f'<svg class="ladder" role="img" viewBox="0 0 {LADDER_WIDTH} {height}" width="{LADDER_WIDTH}" '
         f'height="{height}" xmlns="http://www.w3.org/2000/svg" aria-labelledby="ladder-t{sid}">'
-        f'<title id="ladder-t{sid}">Sequence diagram: {escape(clean_text(client))} and '
-        f"{escape(clean_text(server))}</title>"
+        f'<title id="ladder-t{sid}">'
+        + str(escape(clean_text(title or f"Sequence diagram: {client} and {server}"))) + "</title>"
     ]
     # phase bands first, so everything else is drawn on top
     i = 0
@@ -361,10 +363,12 @@ def ladder(
     for k, a in enumerate(arrows):
         y = _HEAD_H + k * _ROW_H + 12
         label = escape(shorten(clean_text(a.label), label_chars))
-        tip = escape(clean_text(a.tooltip or a.label))
+        what = clean_text(a.tooltip or a.label)
+        rel = f"{a.rel:.6f}"
+        tip = escape(frame_tip(a.frame, rel, what) if frame_tip else f"frame {a.frame}, +{rel} s: {what}")
         css = f"{a.kind} {escape(a.css)}".strip()
         parts.append(
-            f'<g class="{css}"><title>frame {a.frame}, +{a.rel:.6f} s: {tip}</title>'
+            f'<g class="{css}"><title>{tip}</title>'
             f'<text class="t" x="{_TIME_X}" y="{y + 4}">+{a.rel:.6f}</text>'
         )
         if a.frame in decrypted:
