@@ -8,11 +8,25 @@ returns the sessions that ended because of it. Sessions are handed out in the or
 from __future__ import annotations
 
 import heapq
+import struct
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from mailtrace.capture.decode import Decoder, TcpPacket, UdpPacket
-from mailtrace.capture.reader import CaptureFile
+from mailtrace.capture.decode import (
+    ETH_IPV4,
+    ETH_IPV6,
+    ETH_VLAN,
+    LINKTYPE_ETHERNET,
+    LINKTYPE_IPV4,
+    LINKTYPE_IPV6,
+    LINKTYPE_RAW_ALIASES,
+    LINKTYPE_SLL,
+    LINKTYPE_SLL2,
+    Decoder,
+    TcpPacket,
+    UdpPacket,
+)
+from mailtrace.capture.reader import MAX_RECORD, RELEASE_EVERY, CaptureFile, MappedPcap
 from mailtrace.config import Config
 from mailtrace.connection import MailConnection
 from mailtrace.context.tracker import CONTEXT_PORTS, ContextStats, ContextTracker
@@ -57,6 +71,25 @@ class CaptureStats:
     @property
     def truncated(self) -> bool:
         return any(f.truncated for f in self.files)
+
+
+SKIP_TAIL = 16 + MAX_RECORD
+"""The last bytes of a mapped file, where the skip loop also checks that a record ends in the file
+(before them, a record that does not is longer than ``MAX_RECORD``, which is checked anyway)."""
+
+
+class _Counts:
+    """What a walk over one file counted (kept even when the walk stops early)."""
+
+    __slots__ = ("fast_skipped", "first_ts", "last_ts", "nbytes", "packets", "udp_skipped")
+
+    def __init__(self) -> None:
+        self.packets = 0
+        self.nbytes = 0
+        self.first_ts: float | None = None
+        self.last_ts = 0.0
+        self.fast_skipped = 0
+        self.udp_skipped = 0
 
 
 class Analyzer:
@@ -155,6 +188,34 @@ class Analyzer:
         self._secrets_seen = 0
         fstats = FileStats(capture.name, capture.filetype)
         self.stats.files.append(fstats)
+        counts = _Counts()
+        mapped = capture.mapped() if self.fast_path else None
+        try:
+            if mapped is not None:
+                yield from self._walk_mapped(mapped, fstats, counts, progress)
+            else:
+                yield from self._walk_frames(capture, fstats, counts, progress)
+            self.flows.close_all()
+            if self.context is not None:
+                self.context.flush()
+        finally:
+            if mapped is not None:
+                mapped.close()
+            fstats.packets = counts.packets
+            fstats.bytes = counts.nbytes
+            fstats.start = counts.first_ts
+            fstats.end = counts.last_ts if counts.first_ts is not None else None
+            fstats.truncated = capture.truncated
+            self.flows.tcp_packets += counts.fast_skipped
+            self.decoder.stats.non_tcp += counts.udp_skipped
+            fstats.problems = list(capture.problems)
+            self._account(fstats)
+        yield from self._emit(final=True)
+
+    def _walk_frames(self, capture: CaptureFile, fstats: FileStats, counts: _Counts,
+                     progress: Callable[[int], None] | None) -> Iterator[Session]:
+        """Any capture, frame by frame from the reader (pcapng, compressed files, pipes; and every
+        capture when the fast path is off)."""
         decode = self.decoder.decode
         flows = self.flows
         flow_packet = flows.packet
@@ -180,24 +241,26 @@ class Analyzer:
                     fstats.start = ts  # known at once: views measure Time from the file's first packet
                 # Fast path for the common case, Ethernet/IPv4/TCP of a connection nobody tracks: one
                 # dict lookup and no objects. Anything else (SYN/FIN/RST, fragments, other link types,
-                # new connections, time for a sweep) takes the full decode below; test_fast_path checks
-                # that both give the same results.
-                if fast and linktype == 1 and data[12:14] == b"\x08\x00" and not (data[20] & 0x3F or data[21]):
+                # new connections, time for a sweep, headers the decoder calls damaged) takes the full
+                # decode below; test_fast_path checks that both give the same results.
+                if fast and linktype == 1 and len(data) >= 34 and data[12:14] == b"\x08\x00" \
+                        and data[14] >> 4 == 4 and data[14] & 0x0F >= 5 and not (data[20] & 0x3F or data[21]) \
+                        and ((data[16] << 8 | data[17]) >= (data[14] & 0x0F) * 4 or not (data[16] or data[17])):
                     proto = data[23]
+                    p = 14 + (data[14] & 0x0F) * 4
                     if proto == 6:
-                        if ts < next_sweep and len(data) >= 54:
-                            p = 14 + (data[14] & 0x0F) * 4
+                        if ts < next_sweep and len(data) >= p + 20 and data[p + 12] >= 0x50 \
+                                and not data[p + 13] & 0x07:
                             conn = table_get(data[26:34] + data[p : p + 4])
-                            if conn is not None and conn.handler is None and not data[p + 13] & 0x07:
+                            if conn is not None and conn.handler is None:
                                 conn.last_ts = ts
                                 fast_skipped += 1
                                 continue
-                    elif proto == 17:
-                        p = 14 + (data[14] & 0x0F) * 4
-                        if skip_udp or (len(data) >= p + 4 and (data[p] << 8 | data[p + 1]) not in udp_ports
-                                        and (data[p + 2] << 8 | data[p + 3]) not in udp_ports):
-                            udp_skipped += 1
-                            continue
+                    elif proto == 17 and (skip_udp or (len(data) >= p + 4
+                                                       and (data[p] << 8 | data[p + 1]) not in udp_ports
+                                                       and (data[p + 2] << 8 | data[p + 3]) not in udp_ports)):
+                        udp_skipped += 1
+                        continue
                 pkt = decode(ts, linktype, data)
                 if pkt is not None:
                     if type(pkt) is TcpPacket:
@@ -209,20 +272,220 @@ class Analyzer:
                         context.udp(packets, ts, pkt)
                 if progress is not None and not packets & 0x3FFF:
                     progress(packets)
-            self.flows.close_all()
-            if context is not None:
-                context.flush()
         finally:
-            fstats.packets = packets
-            fstats.bytes = nbytes
-            fstats.start = first_ts
-            fstats.end = last_ts if first_ts is not None else None
-            fstats.truncated = capture.truncated
-            flows.tcp_packets += fast_skipped
-            self.decoder.stats.non_tcp += udp_skipped
-            fstats.problems = list(capture.problems)
-            self._account(fstats)
-        yield from self._emit(final=True)
+            counts.packets = packets
+            counts.nbytes = nbytes
+            counts.first_ts = first_ts
+            counts.last_ts = last_ts
+            counts.fast_skipped = fast_skipped
+            counts.udp_skipped = udp_skipped
+
+    def _walk_mapped(self, mapped: MappedPcap, fstats: FileStats, counts: _Counts,
+                     progress: Callable[[int], None] | None) -> Iterator[Session]:
+        """A memory-mapped pcap file in one loop: record header and frame headers read with a single
+        ``unpack_from`` on the map, and a frame is only sliced out and decoded when someone wants it.
+
+        Skipped without building any object: TCP segments (Ethernet, VLAN tags, Linux cooked, raw
+        IP; IPv4 that is not a fragment, IPv6 without extension headers) of connections the flow table
+        knows and nobody tracks, without SYN/FIN/RST and before the next sweep is due; UDP datagrams
+        on ports nobody asked for. Everything else (new connections, tracked ones, fragments,
+        tunnels, damaged or odd headers, other link types) is sliced out and takes the full decode,
+        exactly as in ``_walk_frames``; tests/test_gaps_perf_skip.py checks both give one report.
+        """
+        buf = mapped.buf
+        size = mapped.size
+        res = mapped.res
+        linktype = mapped.linktype
+        little = mapped.endian == "<"
+        # One struct for the record header (file byte order) and the Ethernet/IPv4/TCP fields the skip
+        # needs. The frame's fields are read in the same byte order, so the two-byte ones come out
+        # byte-swapped in little-endian files: they are only compared with constants swapped alike.
+        # (record: sec usec incl orig) (eth: 12 addresses, type) (ip: ver+ihl, tos, total, id, flags+
+        # fragment, ttl, proto, checksum, src+dst) (tcp: ports, seq+ack, data offset, flags)
+        unpack = struct.Struct(mapped.endian + "IIII12xHBxH2xHxB2x12s8xBB").unpack_from
+        unpack_rec = struct.Struct(mapped.endian + "IIII").unpack_from
+        unpack_udp = struct.Struct("!H16xHH").unpack_from  # IPv4 total length .. UDP ports
+        unpack_tcp = struct.Struct("!H16xHHII").unpack_from  # IPv4 total length .. TCP ports, seq, ack
+        whole = 64  # bytes the big struct reads from a record's start
+        eth = linktype == LINKTYPE_ETHERNET
+        # ethertype IPv4 as read; -1 never matches (other link types: those fields are not there)
+        et_ipv4 = (0x0008 if little else 0x0800) if eth else -1
+        frag_mask = 0xFF3F if little else 0x3FFF  # MF flag and fragment offset
+        # a total length of 1..19 is a damaged header for the decoder (0 is TSO's, and fine)
+        short_total, short_mask = (0x1400, 0xFF) if little else (20, 0xFF00)
+        decode = self.decoder.decode
+        flows = self.flows
+        flow_packet = flows.packet
+        table_get = flows.table.get
+        next_sweep = flows.next_sweep
+        udp_ports = self.decoder.udp_ports
+        skip_udp = not udp_ports
+        context = self.context
+        packets = 0
+        nbytes = 0
+        first_ts: float | None = None
+        ts = 0.0
+        udp_skipped = 0
+        decoded = 0  # packets that were not skipped (TCP skipped: the rest, counted at the end)
+        pos = mapped.FIRST_RECORD
+        released = 0
+        next_release = RELEASE_EVERY
+        bound = min(next_release, size - SKIP_TAIL)
+        view = memoryview(buf)  # unpack_from reads a memoryview faster than the map itself
+        try:
+            if pos + 16 <= size:
+                sec, frac, incl, _orig = unpack_rec(view, pos)
+                if incl <= MAX_RECORD and pos + 16 + incl <= size:
+                    first_ts = sec + frac * res
+                    fstats.start = first_ts  # known at once: views measure Time from the file's first packet
+            while True:
+                # One test for the common case: no pages to give back yet, and far enough from the end
+                # that a record either fits or is longer than any record may be.
+                if pos <= bound:
+                    sec, frac, incl, orig, etype, vihl, total, frag, proto, key, offx, flags = unpack(view, pos)
+                elif pos > next_release:
+                    released = mapped.release(released, pos)
+                    next_release = released + RELEASE_EVERY
+                    bound = min(next_release, size - SKIP_TAIL)
+                    if progress is not None:
+                        progress(packets)
+                    continue
+                elif pos + whole <= size:
+                    sec, frac, incl, orig, etype, vihl, total, frag, proto, key, offx, flags = unpack(view, pos)
+                    if pos + 16 + incl > size:
+                        mapped.stop(pos, incl)
+                        break
+                elif pos + 16 <= size:
+                    sec, frac, incl, orig = unpack_rec(view, pos)
+                    etype = -2  # too near the end for the big struct: the general decode
+                    if pos + 16 + incl > size:
+                        mapped.stop(pos, incl)
+                        break
+                else:
+                    mapped.stop(pos, None)
+                    break
+                if incl > MAX_RECORD:
+                    mapped.stop(pos, incl)
+                    break
+                end = pos + 16 + incl
+                packets += 1
+                nbytes += orig if orig >= incl else incl
+                ts = sec + frac * res
+                if etype == et_ipv4 and vihl == 0x45 and not frag & frag_mask \
+                        and not (total < short_total and total and not total & short_mask):
+                    if proto == 6:
+                        if incl >= 54 and offx >= 0x50:
+                            if not flags & 0x07 and ts < next_sweep:
+                                conn = table_get(key)
+                                if conn is not None and conn.handler is None:
+                                    conn.last_ts = ts
+                                    pos = end
+                                    continue
+                            length, sport, dport, seq, ack = unpack_tcp(view, pos + 32)
+                            if length >= 40:  # else (TSO's zero, a short one) the decoder decides
+                                # the packet decode.ethernet_ipv4_tcp would give, made here
+                                pstart = pos + 50 + (offx >> 4) * 4
+                                pend = pos + 30 + length
+                                plen = pend - pstart if pend > pstart else 0
+                                segment = TcpPacket(key, key[:4], key[4:8], sport, dport, seq, ack, flags,
+                                                    buf[pstart : pend if pend < end else end] if plen else b"",
+                                                    plen, None)
+                                decoded += 1
+                                pos = end
+                                flow_packet(packets, ts, segment)
+                                next_sweep = flows.next_sweep
+                                if self._changed:
+                                    yield from self._emit()
+                                continue
+                    elif proto == 17:
+                        if skip_udp or incl < 42:
+                            udp_skipped += 1
+                            pos = end
+                            continue
+                        length, sport, dport = unpack_udp(buf, pos + 32)
+                        if sport not in udp_ports and dport not in udp_ports:
+                            udp_skipped += 1
+                            pos = end
+                            continue
+                        if context is not None:  # DNS: the datagram the decoder would give, made here
+                            payload = buf[pos + 58 : min(pos + 30 + length, end) if length else end]
+                            context.udp(packets, ts, UdpPacket(key[:4], key[4:8], sport, dport, payload))
+                            decoded += 1
+                            pos = end
+                            continue
+                elif etype != -2:
+                    # VLAN tags, IPv6, IPv4 with options, other link layers: the same test, by offsets
+                    start = pos + 16
+                    net = -1
+                    if eth:
+                        if incl >= 14:
+                            net, etype = start + 14, buf[start + 12] << 8 | buf[start + 13]
+                    elif linktype == LINKTYPE_SLL:
+                        if incl >= 16:
+                            net, etype = start + 16, buf[start + 14] << 8 | buf[start + 15]
+                    elif linktype == LINKTYPE_SLL2:
+                        if incl >= 20:
+                            net, etype = start + 20, buf[start] << 8 | buf[start + 1]
+                    elif incl and (linktype in LINKTYPE_RAW_ALIASES or linktype in (LINKTYPE_IPV4, LINKTYPE_IPV6)):
+                        version = buf[start] >> 4
+                        net, etype = start, ETH_IPV4 if version == 4 else ETH_IPV6 if version == 6 else -1
+                    while net >= 0 and etype in ETH_VLAN:
+                        if net + 4 > end:
+                            net = -1
+                            break
+                        etype = buf[net + 2] << 8 | buf[net + 3]
+                        net += 4
+                    tcp = -1
+                    if net < 0:
+                        pass
+                    elif etype == ETH_IPV4:
+                        if net + 20 <= end and buf[net] >> 4 == 4 and buf[net] & 0x0F >= 5 \
+                                and not (buf[net + 6] & 0x3F or buf[net + 7]):
+                            ihl = (buf[net] & 0x0F) * 4
+                            length = buf[net + 2] << 8 | buf[net + 3]
+                            if length >= ihl or not length:
+                                proto = buf[net + 9]
+                                tcp = net + ihl
+                                key = buf[net + 12 : net + 20]
+                    elif etype == ETH_IPV6 and net + 40 <= end and buf[net] >> 4 == 6:
+                        proto = buf[net + 6]
+                        tcp = net + 40
+                        key = buf[net + 8 : net + 40]
+                    if tcp < 0:
+                        pass
+                    elif proto == 6:
+                        if tcp + 20 <= end and buf[tcp + 12] >= 0x50 and not buf[tcp + 13] & 0x07 and ts < next_sweep:
+                            conn = table_get(key + buf[tcp : tcp + 4])
+                            if conn is not None and conn.handler is None:
+                                conn.last_ts = ts
+                                pos = end
+                                continue
+                    elif proto == 17 and (skip_udp or tcp + 8 > end or (
+                            (buf[tcp] << 8 | buf[tcp + 1]) not in udp_ports
+                            and (buf[tcp + 2] << 8 | buf[tcp + 3]) not in udp_ports)):
+                        udp_skipped += 1
+                        pos = end
+                        continue
+                # everything else: the frame as the reader gives it, through the full decoder
+                decoded += 1
+                pkt = decode(ts, linktype, buf[pos + 16 : end])
+                pos = end
+                if pkt is not None:
+                    if type(pkt) is TcpPacket:
+                        flow_packet(packets, ts, pkt)
+                        next_sweep = flows.next_sweep
+                        if self._changed:
+                            yield from self._emit()
+                    elif context is not None and type(pkt) is UdpPacket:  # to or from port 53
+                        context.udp(packets, ts, pkt)
+        finally:
+            view.release()  # before the map is closed (it cannot close while a view is exported)
+            counts.packets = packets
+            counts.nbytes = nbytes
+            counts.first_ts = first_ts
+            counts.last_ts = ts
+            counts.fast_skipped = packets - udp_skipped - decoded
+            counts.udp_skipped = udp_skipped
 
     def _account(self, f: FileStats) -> None:
         s = self.stats

@@ -81,6 +81,17 @@ class CaptureFile:
             return None
         return where if self.raw is not None else max(where, self.bytes_read)
 
+    def mapped(self) -> MappedPcap | None:
+        """The whole file memory-mapped, when it is an uncompressed pcap on disk and ``frames()`` has
+        not been started: for a caller that walks the records itself and slices out only the frames it
+        wants (the pipeline's skip loop). None otherwise (pcapng, compressed, a pipe): use ``frames()``."""
+        if self.filetype not in ("pcap", "pcap-ns") or self.raw is not None or self.bytes_read:
+            return None
+        buf = _map(self.stream)
+        if buf is None:
+            return None
+        return MappedPcap(self, buf, self._endian, self._tsres, self._linktype)
+
     def frames(self) -> Iterator[Frame]:
         try:
             if self.filetype.startswith("pcapng"):
@@ -97,6 +108,16 @@ class CaptureFile:
     def _damaged(self, why: str) -> None:
         self.truncated = True
         self.problems.append(why)
+
+    def _header_cut_short(self, have: int) -> None:
+        self._damaged(f"last record header cut short ({have} of 16 bytes)")
+
+    def _record_too_long(self, at: int, incl: int) -> None:
+        self._damaged(f"damaged record at byte {at}: length {incl} is larger than {MAX_RECORD}; "
+                      "the rest of the file is not read")
+
+    def _record_cut_short(self, have: int, incl: int) -> None:
+        self._damaged(f"last record cut short ({have} of {incl} bytes)")
 
     # ------------------------------------------------------------------ pcap
     def _pcap_frames(self) -> Iterator[Frame]:
@@ -129,14 +150,11 @@ class CaptureFile:
                 if not buf:
                     break
                 if size < 16:
-                    self._damaged(f"last record header cut short ({size} of 16 bytes)")
+                    self._header_cut_short(size)
                     break
             sec, frac, incl, orig = unpack_from(buf, pos)
             if incl > MAX_RECORD:
-                self._damaged(
-                    f"damaged record at byte {total + pos}: length {incl} is larger than {MAX_RECORD}; "
-                    "the rest of the file is not read"
-                )
+                self._record_too_long(total + pos, incl)
                 break
             end = pos + 16 + incl
             if end > size:
@@ -146,7 +164,7 @@ class CaptureFile:
                 pos = 0
                 end = 16 + incl
                 if end > size:
-                    self._damaged(f"last record cut short ({size - 16} of {incl} bytes)")
+                    self._record_cut_short(size - 16, incl)
                     break
             yield (sec + frac * res, linktype, buf[pos + 16 : end], orig if orig >= incl else incl)
             pos = end
@@ -228,6 +246,51 @@ class CaptureFile:
                 if stype == TLS_KEYLOG_SECRETS:
                     self.tls_secrets.append(body[8 : 8 + slen])
         self.bytes_read = offset
+
+
+class MappedPcap:
+    """A pcap file mapped into memory, for a caller that walks the records itself (``Analyzer``'s
+    skip loop): it reads record headers with ``struct`` straight from ``buf`` and slices out only the
+    frames it keeps. Records start at ``FIRST_RECORD``; the helpers below keep what ``frames()`` would
+    report (problems, ``bytes_read``, pages given back) the same, whoever walks the records."""
+
+    __slots__ = ("buf", "capture", "endian", "linktype", "res", "size")
+
+    def __init__(self, capture: CaptureFile, buf: mmap.mmap, endian: str, res: float, linktype: int) -> None:
+        self.capture = capture
+        self.buf = buf
+        self.size = len(buf)
+        self.endian = endian
+        """``<`` or ``>``: the byte order of the record headers (frames are network byte order)."""
+        self.res = res
+        """Seconds per unit of the record headers' second field (1e-6 or 1e-9)."""
+        self.linktype = linktype
+
+    FIRST_RECORD = 24
+
+    def stop(self, pos: int, incl: int | None) -> None:
+        """The walk cannot go on at ``pos``: the end of the file, or a damaged record, reported as
+        ``frames()`` reports it. ``incl`` is the record's length when its header was read."""
+        capture = self.capture
+        left = self.size - pos
+        if incl is None:
+            if 0 < left < 16:
+                capture._header_cut_short(left)
+        elif incl > MAX_RECORD:
+            capture._record_too_long(pos, incl)
+        elif left < 16 + incl:
+            capture._record_cut_short(left - 16, incl)
+        capture.bytes_read = pos
+
+    def release(self, released: int, pos: int) -> int:
+        """Give back the pages before ``pos`` (as ``frames()`` does every ``RELEASE_EVERY`` bytes);
+        returns where the next release starts."""
+        self.capture.bytes_read = pos
+        return _release(self.buf, released, pos)
+
+    def close(self) -> None:
+        self.buf.close()
+        self.capture.stream.close()
 
 
 RELEASE_EVERY = 16 * 1024 * 1024

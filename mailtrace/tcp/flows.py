@@ -21,8 +21,17 @@ from mailtrace.tcp.reassembly import Reassembler, ReassemblyNote
 
 
 def ip_text(raw: bytes) -> str:
-    """Dotted quad or RFC 5952 text."""
-    return socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)
+    """Dotted quad or RFC 5952 text (remembered: the same few addresses come back again and again)."""
+    text = _ip_texts.get(raw)
+    if text is None:
+        if len(_ip_texts) >= IP_TEXTS_KEPT:
+            _ip_texts.clear()
+        text = _ip_texts[raw] = socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)
+    return text
+
+
+IP_TEXTS_KEPT = 4096
+_ip_texts: dict[bytes, str] = {}
 
 
 @dataclass(frozen=True, slots=True)
