@@ -580,3 +580,14 @@ def test_random_bytes_and_gaps_property(seed: int, steps: int) -> None:
     events, fed = _feed_random(random.Random(seed), steps)
     assert len(events) <= 4 * (fed + steps) + 10
     assert sum(len(getattr(e, "data", b"")) for e in events) <= fed
+
+
+def test_command_before_the_greeting_is_named_like_in_pop3_and_imap() -> None:
+    """An early talker (a spam bot's tell): the greeting still pairs with nothing, EHLO with its 250."""
+    events, _ = run(smtp_items(("c", b"EHLO bot\r\n"), ("s", b"220 mx ESMTP\r\n"), ("s", b"250 mx\r\n"),
+                               ("c", b"QUIT\r\n"), ("s", b"221 bye\r\n")))
+    (early,) = anomalies(events, "command-before-greeting")
+    assert early.frame == 1 and early.detail.startswith("EHLO was sent at frame 1, before the server's greeting")
+    assert [r.answers for r in replies(events)] == [None, "EHLO", "QUIT"]
+    one_sided, _ = run(smtp_items(("c", b"EHLO a\r\n"), ("c", b"QUIT\r\n")))
+    assert anomalies(one_sided, "command-before-greeting") == []  # no greeting in the capture: nothing to say

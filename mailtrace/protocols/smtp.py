@@ -732,6 +732,10 @@ class Smtp:
         if not pending:
             return None
         if not self.greeted and code in (220, 421, 554):
+            early = pending[0]
+            self.out.anomaly(CLIENT, early.phase, "command-before-greeting",
+                             f"{early.verb} was sent at frame {early.frame}, before the server's greeting; the next "
+                             "reply answers it (RFC 5321 §4.3.1: the client waits for the greeting)", early.frame)
             return None  # the greeting, even if the client spoke first
         head = pending[0]
         if self.server_gap or code in (354, 334):
