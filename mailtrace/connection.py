@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from mailtrace.capture.decode import TcpPacket
-from mailtrace.detect import Decision, Sniffer, strip_preamble
+from mailtrace.capture.decode import TCP_FIN, TCP_RST, TCP_SYN, TcpPacket
+from mailtrace.detect import Decision, Sniffer, rejects_first_bytes, strip_preamble
 from mailtrace.model import (
     CLIENT,
     SERVER,
@@ -73,11 +73,16 @@ class MailConnection:
         self.on_done = on_done
         self._conn = conn
         self._file = file
-        self._sink_factory = tee(sink_factory, config.message_sink)
+        self._sink_factory = sink_factory
         self._builder: SessionBuilder | None = None
         self._sniffed_rows: list[tuple[int, float, Direction, int, int]] = []
         """Packets of a connection still being sniffed (most are not mail: no session is built yet)."""
-        self.sniffer = Sniffer(config.max_sniff_bytes, tls_port_protocols) if protocol is None else None
+        self.sniffing = protocol is None
+        """No verdict yet on what this connection speaks (its first bytes are being looked at)."""
+        self.sniffer: Sniffer | None = None
+        """Made when the first bytes alone do not settle it (most connections on other ports are
+        rejected on their first segment by :func:`~mailtrace.detect.rejects_first_bytes`)."""
+        self._tls_port_protocols = tls_port_protocols
         if protocol is not None:
             self._build(protocol.name)
         self.dissector: Dissector | None = protocol(config.dissector) if protocol else None
@@ -113,6 +118,7 @@ class MailConnection:
 
     def _build(self, protocol: str) -> None:
         conn = self._conn
+        self._sink_factory = tee(self._sink_factory, self.config.message_sink)
         self._builder = SessionBuilder(protocol=protocol, client=conn.client, server=conn.server,
                                        stream=conn.stream, file=self._file, tunnel=conn.tunnel,
                                        limits=self.config.session, mime_limits=self.config.mime,
@@ -124,10 +130,10 @@ class MailConnection:
     # ------------------------------------------------------------------ flow-table callbacks
     @property
     def tracked(self) -> bool:
-        return self.sniffer is None
+        return not self.sniffing
 
     def packet(self, conn: Connection, frame: int, ts: float, direction: Direction, pkt: TcpPacket) -> None:
-        if self.sniffer is None:
+        if not self.sniffing:
             builder = self.builder
             builder.packet(frame, ts, direction, pkt.flags, pkt.payload_len)
             if self._bulk is direction and pkt.payload_len:  # message content: counted on its row now
@@ -138,6 +144,21 @@ class MailConnection:
         if len(self._sniffed_rows) > MAX_SNIFF_PACKETS:
             conn.handler = None  # no verdict after this many packets: not a mail conversation we can read
             self.on_done(conn.stream, None)
+            return
+        if self.sniffer is None and pkt.payload_len and self._first_bytes(conn, direction, pkt) \
+                and rejects_first_bytes(pkt.payload, direction is CLIENT, self.config.max_sniff_bytes):
+            self._not_mail(conn)  # the flow table then skips reassembly of this segment
+
+    @staticmethod
+    def _first_bytes(conn: Connection, direction: Direction, pkt: TcpPacket) -> bool:
+        """Whether reassembly would hand on this segment's payload, whole, as the connection's very
+        first stream item and nothing else: the first segment of both directions, no SYN/FIN/RST,
+        not cut by the snap length. The sniffer's verdict on it can then be had before reassembly."""
+        rasm = conn.rasm
+        if rasm is None or pkt.flags & (TCP_SYN | TCP_FIN | TCP_RST) or len(pkt.payload) != pkt.payload_len:
+            return False
+        client, server = rasm
+        return client.next_seq is None and server.next_seq is None and not client.ended and not server.ended
 
     def items(self, conn: Connection, items: list[StreamItem]) -> None:
         if self.plain and not self.keep_transcript:
@@ -161,11 +182,16 @@ class MailConnection:
                     continue
                 self._plain(item)
             return
+        if self.sniffer is None and self.sniffing and items and type(items[0]) is Chunk:
+            first = items[0]
+            if rejects_first_bytes(first.data, first.direction is CLIENT, self.config.max_sniff_bytes):
+                self._not_mail(conn)  # what the sniffer would say on these bytes, without making one
+                return
         for item in items:
             if self.keep_transcript and self._builder is not None:
                 self.builder.raw(item)
-            if self.sniffer is not None:
-                decision = self.sniffer.feed(item)
+            if self.sniffing:
+                decision = self._sniffer().feed(item)
                 if decision is None:
                     continue
                 if not self._decided(conn, decision):
@@ -222,7 +248,7 @@ class MailConnection:
                                      phase=self.builder.phase, kind=n.kind, detail=n.detail) for n in notes])
 
     def finish(self, conn: Connection, close: str) -> None:
-        if self.sniffer is not None and not self._decided(conn, self.sniffer.end()):
+        if self.sniffing and not self._decided(conn, self._sniffer().end()):
             return
         if self.dissector is None:
             return
@@ -240,15 +266,26 @@ class MailConnection:
         self.on_done(conn.stream, session)
 
     # ------------------------------------------------------------------ sniffing
+    def _sniffer(self) -> Sniffer:
+        sniffer = self.sniffer
+        if sniffer is None:
+            sniffer = self.sniffer = Sniffer(self.config.max_sniff_bytes, self._tls_port_protocols)
+        return sniffer
+
+    def _not_mail(self, conn: Connection) -> None:
+        self.sniffing = False
+        self.sniffer = None
+        conn.handler = None
+        self.on_done(conn.stream, None)
+
     def _decided(self, conn: Connection, decision: Decision) -> bool:
         """Apply the sniffer's verdict; False when this is not mail (the flow table forgets us)."""
-        sniffer = self.sniffer
-        assert sniffer is not None
-        self.sniffer = None
+        sniffer = self._sniffer()
         if decision.protocol is None:
-            conn.handler = None
-            self.on_done(conn.stream, None)
+            self._not_mail(conn)
             return False
+        self.sniffing = False
+        self.sniffer = None
         self.dissector = decision.protocol(self.config.dissector)
         self._build(decision.protocol.name)
         if self.keep_transcript:
@@ -345,7 +382,7 @@ class MailConnection:
             self.builder.events(events)
             if self.builder.tls_starts != starts:
                 self.tls_state = "undecided"
-        self.plain = self.tls_state is None and self.seen_data and self.sniffer is None
+        self.plain = self.tls_state is None and self.seen_data and not self.sniffing
 
     def _start_tls(self, item: Chunk, mode: str) -> None:
         self.tls_state = "undecided"

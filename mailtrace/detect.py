@@ -177,6 +177,35 @@ class Sniffer:
         return self._inner(client[req_end:], server[rep_end:], (req_end, rep_end), "socks", final, preamble, port)
 
 
+def rejects_first_bytes(data: bytes, from_client: bool, max_bytes: int) -> bool:
+    """Whether a fresh :class:`Sniffer` fed only ``data`` (the connection's first bytes, from the client
+    or from the server) would judge the connection not mail, found without building one.
+
+    Most connections on other ports are HTTP, TLS or binary: every dissector's ``sniff`` rejects their
+    first bytes, and this answers that with the same scores ``Sniffer._inner`` adds up. False means
+    "ask the sniffer" (mail, undecided, or a proxy handshake, which the sniffer unwraps first).
+    """
+    head = data[:max_bytes]
+    if from_client:
+        if head[:1] in _PROXY_STARTS:
+            return False
+        client, server = head, b""
+    else:
+        client, server = b"", head
+    undecided = False
+    for cls in REGISTRY:
+        score = cls.sniff(client, server)
+        if score >= 1.0:
+            return False
+        if score >= 0:
+            undecided = True
+    return not undecided or len(head) >= max_bytes
+
+
+_PROXY_STARTS = (b"C", b"\x04", b"\x05")
+"""First client bytes that may begin an HTTP CONNECT or a SOCKS handshake (``Sniffer._decide``)."""
+
+
 def strip_preamble(items: list[StreamItem], skip: tuple[int, int]) -> list[StreamItem]:
     """Drop the proxy handshake bytes from the start of each direction's buffered items."""
     left = [skip[0], skip[1]]

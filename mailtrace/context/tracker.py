@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mailtrace.capture.decode import TCP_FIN, TCP_RST, TCP_SYN, TcpPacket, UdpPacket
-from mailtrace.capture.dns import DnsMessage, TcpDnsFramer, parse_dns
 from mailtrace.context.checks import context_checks
 from mailtrace.context.model import (
     DNS,
@@ -47,6 +47,7 @@ from mailtrace.model import CLIENT, Chunk, Direction, StreamGap, StreamItem
 from mailtrace.tcp.flows import ip_text
 
 if TYPE_CHECKING:
+    from mailtrace.capture.dns import DnsMessage
     from mailtrace.session import Session, SessionBuilder
     from mailtrace.tcp.flows import Connection
     from mailtrace.tcp.reassembly import ReassemblyNote
@@ -59,6 +60,9 @@ CONTEXT_PORTS = frozenset({DNS_PORT, IDENT_PORT})
 ADDRESS_TYPES = frozenset({"A", "AAAA", "ANY"})
 END_VERBS = frozenset({"QUIT", "LOGOUT"})
 ENVELOPE_VERBS = {"MAIL": "sender-domain", "RCPT": "recipient-domain", "VRFY": "command", "EXPN": "command"}
+
+_DNS_HEADER = struct.Struct("!HHH")
+"""The start of a DNS header: id, flags, question count."""
 
 _DOMAIN = re.compile(r"@\[?([A-Za-z0-9._:-]+)\]?")
 
@@ -185,15 +189,14 @@ class _Subject:
     """What the tracker knows about one open mail connection (read from its session builder).
 
     One is made for every connection that may be mail (sniffed ones too), so making it is cheap:
-    the reverse name of the client is only computed when a lookup asks for it.
+    the addresses as text and the reverse name of the client are only computed when a lookup asks
+    for them (most sniffed connections end on their first segment, before any lookup).
     """
 
     stream: int
     conn: Connection
     source: Callable[[], SessionBuilder | None]
     """The connection's session builder, or None while its first bytes are still being sniffed."""
-    client: str
-    server: str
     start: float
     observations: list[ContextObservation] = field(default_factory=list)
     dropped: int = 0
@@ -210,6 +213,14 @@ class _Subject:
     @property
     def builder(self) -> SessionBuilder:
         return self.source() or _no_session()
+
+    @property
+    def client(self) -> str:
+        return self.conn.client.ip
+
+    @property
+    def server(self) -> str:
+        return self.conn.server.ip
     """QUIT/LOGOUT was sent: nothing the server looks up now is for this session."""
     commands_seen: int = 0
     replies_seen: int = 0
@@ -327,6 +338,8 @@ class ContextTracker:
         """Called with every DNS transaction once it is complete (answered or given up): the findings hook."""
         self._subjects: dict[int, _Subject] = {}
         self._by_server: dict[str, dict[int, _Subject]] = {}
+        self._unindexed: dict[int, _Subject] = {}
+        """Subjects opened since ``_by_server`` was last read, not in it yet (see :meth:`_servers`)."""
         self._pending: dict[int, ContextObservation] = {}
         """Serial → observation nobody claimed yet, oldest first."""
         self._pending_by_host: dict[str, dict[int, ContextObservation]] = {}
@@ -342,6 +355,7 @@ class ContextTracker:
         self.flush()
         self._subjects.clear()
         self._by_server.clear()
+        self._unindexed.clear()
         self._pending.clear()
         self._pending_by_host.clear()
         self._serial_of.clear()
@@ -356,21 +370,37 @@ class ContextTracker:
         """A connection that may be mail begins: claim its client's lookups from the pending buffer."""
         if self._pending or self._queries:
             self._expire(conn.first_ts)
-        subject = _Subject(conn.stream, conn, builder, conn.client.ip, conn.server.ip, conn.first_ts)
+        subject = _Subject(conn.stream, conn, builder, conn.first_ts)
         self._subjects[conn.stream] = subject
-        self._by_server.setdefault(subject.server, {})[conn.stream] = subject
-        self._claim_before(subject)
+        self._unindexed[conn.stream] = subject
+        if self._pending_by_host:
+            self._claim_before(subject)
+
+    def _servers(self) -> dict[str, dict[int, _Subject]]:
+        """Server address → its open subjects, in the order they opened.
+
+        A subject is filed under its server's address only when a lookup or ident probe first needs
+        the index: most connections end (not mail) before any, and never need their address as text.
+        All subjects waiting here opened after every filed one, so the order stays the opening order.
+        """
+        if self._unindexed:
+            by_server = self._by_server
+            for stream, subject in self._unindexed.items():
+                by_server.setdefault(subject.server, {})[stream] = subject
+            self._unindexed.clear()
+        return self._by_server
 
     def closed(self, stream: int, session: Session | None) -> None:
         """The connection ended (``session`` is None when it was not mail): hand over its observations."""
         subject = self._subjects.pop(stream, None)
         if subject is None:
             return
-        servers = self._by_server.get(subject.server)
-        if servers is not None:
-            servers.pop(stream, None)
-            if not servers:
-                del self._by_server[subject.server]
+        if self._unindexed.pop(stream, None) is None:
+            servers = self._by_server.get(subject.server)
+            if servers is not None:
+                servers.pop(stream, None)
+                if not servers:
+                    del self._by_server[subject.server]
         if session is None:
             self.stats.non_mail += len(subject.observations)
             return
@@ -386,8 +416,16 @@ class ContextTracker:
             return
         stats = self.stats
         stats.udp_packets += 1
-        stats.udp_bytes += len(pkt.payload)
-        message = parse_dns(pkt.payload)
+        payload = pkt.payload
+        stats.udp_bytes += len(payload)
+        if len(payload) < 12:
+            return
+        _, flags, questions = _DNS_HEADER.unpack_from(payload)
+        if not 0 < questions <= 16 or (flags >> 11) & 0x0F > 6:
+            return  # what parse_dns turns away first, seen without loading the DNS parser (dpkt)
+        from mailtrace.capture.dns import parse_dns
+
+        message = parse_dns(payload)
         if message is None:
             return
         src, dst = ip_text(pkt.src), ip_text(pkt.dst)
@@ -470,7 +508,7 @@ class ContextTracker:
         weighed in full (their commands can make any lookup theirs); the others are skipped unless
         the lookup is about their client's address or names, which costs a comparison each.
         """
-        candidates = self._by_server.get(o.host)
+        candidates = self._servers().get(o.host)
         if not candidates:
             return False
         name = (o.query or "").lower()
@@ -598,7 +636,7 @@ class ContextTracker:
     def ident_started(self, o: ContextObservation) -> None:
         """An ident probe from a server to the client of one of its sessions in progress."""
         self.stats.ident += 1
-        candidates = self._by_server.get(o.host)
+        candidates = self._servers().get(o.host)
         best: tuple[bool, float, _Subject] | None = None
         for subject in (candidates or {}).values():
             subject.refresh()
@@ -679,6 +717,8 @@ class DnsOverTcp:
     """Flow-table handler for one TCP connection to port 53: length-prefixed DNS messages."""
 
     def __init__(self, tracker: ContextTracker, conn: Connection) -> None:
+        from mailtrace.capture.dns import TcpDnsFramer
+
         self.tracker = tracker
         self.framers = (TcpDnsFramer(), TcpDnsFramer())
         self.flags = 0
@@ -703,6 +743,8 @@ class DnsOverTcp:
             if not isinstance(item, Chunk):
                 continue
             src, dst = (conn.client, conn.server) if client else (conn.server, conn.client)
+            from mailtrace.capture.dns import parse_dns
+
             for raw in framer.feed(item.data):
                 message = parse_dns(raw)
                 if message is not None:
