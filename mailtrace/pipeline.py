@@ -290,7 +290,7 @@ class Analyzer:
         knows and nobody tracks, without SYN/FIN/RST and before the next sweep is due; UDP datagrams
         on ports nobody asked for. Everything else (new connections, tracked ones, fragments,
         tunnels, damaged or odd headers, other link types) is sliced out and takes the full decode,
-        exactly as in ``_walk_frames``; tests/test_gaps_perf_skip.py checks both give one report.
+        exactly as in ``_walk_frames``; tests/test_mapped_walk.py checks both give one report.
         """
         buf = mapped.buf
         size = mapped.size
