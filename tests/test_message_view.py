@@ -243,3 +243,18 @@ def test_verdicts_line_in_the_detail_view() -> None:
     lines = [line.split(None, 1)[1] for line in result.stdout.splitlines() if line.startswith("Verdicts ")]
     assert lines == ["signed by d=1and1.co.uk s=global1", "spf=pass; X-SpamScore: score 0",
                      "spf=pass; X-SpamScore: score -2"]
+
+
+def test_detail_view_in_german() -> None:
+    result = run_cli("analyze", "--headers", "--lang", "de", "--no-color", "--no-context",
+                     str(sample("smtp-submission-auth.pcap")))
+    assert result.exit_code == 0, result.stderr
+    out = result.stdout
+    assert ("Nachricht 1 der Sitzung 1 · SMTP DATA · Frames 29–38 · 127.0.0.11:34188 → 127.0.0.26:587 "
+            "(vom Client gesendet)") in out
+    assert "Größe       10,528 Bytes · vollständig" in out
+    for heading in ("Header-Felder (9, in gesendeter Reihenfolge)", "MIME-Struktur (", "Umschlag gegen Header",
+                    "Parser-Defekte: keine"):
+        assert heading in out, heading
+    for english in ("Message 1 of session", "Header fields (", "Envelope vs header", "Parser defects"):
+        assert english not in out, english

@@ -31,6 +31,7 @@ from mailtrace.findings.headers import verdicts
 from mailtrace.headerinfo import ENGLISH, explain
 from mailtrace.mime import Attachment, Part
 from mailtrace.received import Hop, received_chain
+from mailtrace.render.catalog import text as catalog_text
 from mailtrace.session import MessageRecord, Session
 
 __all__ = ["DEFECT_MEANINGS", "ORIGINS", "HeaderRow", "defect_text", "header_rows", "hop_cells", "message_details",
@@ -108,13 +109,26 @@ def message_details(session: Session, record: MessageRecord, *, width: int | Non
     """
     st = _COLOUR if color else _PLAIN
     limit = max(400, (width or 100) * 6)
-    parts: list[RenderableType] = [_title(session, record, st), _overview(session, record, st, limit)]
-    parts += _headers(record, st, limit, lang)
-    parts += _received(record, st, limit)
-    parts += _mime(record, st)
-    parts += _envelope(compare_envelope(session, record), st)
-    parts += _defects(record, st)
+    t = _Words(lang)
+    parts: list[RenderableType] = [_title(session, record, st, t), _overview(session, record, st, limit, t)]
+    parts += _headers(record, st, limit, lang, t)
+    parts += _received(record, st, limit, t)
+    parts += _mime(record, st, t)
+    parts += _envelope(compare_envelope(session, record), st, t)
+    parts += _defects(record, st, t)
     return Group(*parts)
+
+
+class _Words:
+    """The view's own words in its language (``msg.*`` keys of the catalogue)."""
+
+    __slots__ = ("lang",)
+
+    def __init__(self, lang: str) -> None:
+        self.lang = lang
+
+    def __call__(self, key: str, /, **params: object) -> str:
+        return catalog_text("msg." + key, self.lang, **params)
 
 
 # --------------------------------------------------------------------------- sections
@@ -124,17 +138,17 @@ def _heading(text: str, st: _Styles) -> Text:
     return Text("\n" + text, style=st.heading)
 
 
-def _title(session: Session, record: MessageRecord, st: _Styles) -> Text:
+def _title(session: Session, record: MessageRecord, st: _Styles, t: _Words) -> Text:
     carrier = ORIGINS.get(record.origin, record.origin)
-    frames = (f"frame {record.first_frame}" if record.first_frame == record.last_frame
-              else f"frames {record.first_frame}–{record.last_frame}")
-    text = Text(f"Message {record.index + 1} of session {session.id}", style=st.title)
-    text.append(f" · {carrier} · {frames} · {session.client} → {session.server}"
-                f" ({record.direction.value} sent it)")
+    frames = (t("frame", frame=record.first_frame) if record.first_frame == record.last_frame
+              else t("frames", first=record.first_frame, last=record.last_frame))
+    text = Text(t("title", n=record.index + 1, session=session.id), style=st.title)
+    sender = t("sent_by_" + record.direction.value)
+    text.append(f" · {carrier} · {frames} · {session.client} → {session.server} ({sender})")
     return text
 
 
-def _overview(session: Session, record: MessageRecord, st: _Styles, limit: int) -> Table:
+def _overview(session: Session, record: MessageRecord, st: _Styles, limit: int, t: _Words) -> Table:
     s = record.summary
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style=st.label, no_wrap=True)
@@ -152,27 +166,28 @@ def _overview(session: Session, record: MessageRecord, st: _Styles, limit: int) 
     row("Date", s.date)
     seen = _frame_time(session, record.first_frame)
     if seen is not None:
-        row("Seen", _utc(seen) + " UTC (capture time of its first packet)")
+        row(t("seen"), t("seen_value", when=_utc(seen)))
     row("Message-ID", s.message_id)
-    size = Text(f"{s.bytes:,} bytes")
+    size = Text(t("bytes", n=s.bytes))
     reason = incomplete_reason(session, record)
     if reason is None:
-        size.append(" · complete", style=st.good)
+        size.append(" · " + t("complete"), style=st.good)
     else:
         # a part the client asked for (POP3 TOP, an IMAP header fetch) is no loss: a warning, not an error
-        size.append(f" · INCOMPLETE: {reason}", style=st.warn if expected_partial(session, record) else st.bad)
+        size.append(" · " + t("incomplete", reason=reason),
+                    style=st.warn if expected_partial(session, record) else st.bad)
     if s.truncated:
-        size.append(" · larger than the in-memory limit: summarised from the stream", style=st.warn)
-    row("Size", size)
+        size.append(" · " + t("truncated"), style=st.warn)
+    row(t("size"), size)
     row("SHA-256", s.sha256)
     row("MD5", s.md5)
     found = verdicts(s)
     if not found.empty:  # the spam defences' say on it (Authentication-Results, DKIM-Signature, X-Spam-*)
         failing = found.failures()
-        row("Verdicts", Text(safe_text(found.text(), limit), style=st.bad if failing else st.good))
+        row(t("verdicts"), Text(safe_text(found.text(), limit), style=st.bad if failing else st.good))
     for key, value in record.detail.items():
         if value not in (None, 0, "", [], {}):
-            row(f"carrier {key}", str(value))
+            row(t("carrier", key=key), str(value))
     return grid
 
 
@@ -207,14 +222,14 @@ def header_rows(record: MessageRecord, lang: str = "en", limit: int | None = Non
     return rows
 
 
-def _headers(record: MessageRecord, st: _Styles, limit: int, lang: str) -> list[RenderableType]:
+def _headers(record: MessageRecord, st: _Styles, limit: int, lang: str, t: _Words) -> list[RenderableType]:
     headers = record.summary.headers
     if not headers:
-        return [_heading("Header fields: none", st)]
+        return [_heading(t("headers.none"), st)]
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, header_style=st.label)
     table.add_column("#", justify="right", style=st.dim, no_wrap=True)
-    table.add_column("Field", max_width=26, overflow="fold")
-    table.add_column("Value, and what the field means", overflow="fold")
+    table.add_column(t("headers.field"), max_width=26, overflow="fold")
+    table.add_column(t("headers.value"), overflow="fold")
     for row in header_rows(record, lang):
         cell = Text(safe_text(row.value, limit))
         if row.decoded is not None:
@@ -222,9 +237,9 @@ def _headers(record: MessageRecord, st: _Styles, limit: int, lang: str) -> list[
         cell.append("\n↳ " + row.meaning, style=st.private if row.private else st.dim)
         name_style = st.private if row.private else st.label
         table.add_row(Text(str(row.index)), Text(safe_text(row.name, 200), style=name_style), cell)
-    title = f"Header fields ({len(headers)}, in the order sent)"
+    title = t("headers.title", n=len(headers))
     if "too many header fields" in record.summary.defects:
-        title += ": only the first ones are kept"
+        title += t("headers.cut")
     return [_heading(title, st), table]
 
 
@@ -239,18 +254,18 @@ def _decoded(name: str, value: str) -> str | None:
     return text if text.strip() != value.strip() else None
 
 
-def _received(record: MessageRecord, st: _Styles, limit: int) -> list[RenderableType]:
+def _received(record: MessageRecord, st: _Styles, limit: int, t: _Words) -> list[RenderableType]:
     values = record.summary.header_values("received")
     if not values:
         return []
     hops = received_chain(values)
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, header_style=st.label)
-    table.add_column("hop", justify="right", no_wrap=True)
-    table.add_column("from → by (notes)", overflow="fold", min_width=24)
+    table.add_column(t("received.hop"), justify="right", no_wrap=True)
+    table.add_column(t("received.route"), overflow="fold", min_width=24)
     table.add_column("with / id", overflow="fold")
     table.add_column("for", overflow="fold")
-    table.add_column("time (UTC)", no_wrap=True)
-    table.add_column("delay", justify="right", no_wrap=True)
+    table.add_column(t("received.time"), no_wrap=True)
+    table.add_column(t("received.delay"), justify="right", no_wrap=True)
     for hop in hops:
         index, sender, by, with_, id_, for_, when, delay = hop_cells(hop, limit)
         parsed = hop.from_ is not None or hop.by is not None
@@ -259,8 +274,7 @@ def _received(record: MessageRecord, st: _Styles, limit: int) -> list[Renderable
             route.append("\n⚠ " + safe_text(note, 200), style=st.warn)
         table.add_row(Text(index), route, Text("\n".join(x for x in (with_, id_) if x)), Text(for_), Text(when),
                       Text(delay, style=st.bad if hop.delay is not None and hop.delay < 0 else ""))
-    return [_heading(f"Received chain ({len(hops)} hop{'' if len(hops) == 1 else 's'}, in path order: "
-                     "hop 1 is nearest the sender)", st), table]
+    return [_heading(t("received.title", n=len(hops)), st), table]
 
 
 def hop_cells(hop: Hop, limit: int) -> list[str]:
@@ -283,7 +297,7 @@ def hop_cells(hop: Hop, limit: int) -> list[str]:
             safe_text(hop.id or "", cut), safe_text(hop.for_ or "", cut), when, delay]
 
 
-def _mime(record: MessageRecord, st: _Styles) -> list[RenderableType]:
+def _mime(record: MessageRecord, st: _Styles, t: _Words) -> list[RenderableType]:
     root = record.summary.parts
     by_path = {a.path: a for a in record.summary.attachments}
     tree = Tree(_part_label(root, by_path.get(root.path), st), guide_style=st.dim)
@@ -293,8 +307,8 @@ def _mime(record: MessageRecord, st: _Styles) -> list[RenderableType]:
         added = [(child, node.add(_part_label(child, by_path.get(child.path), st))) for child in part.children]
         stack.extend(reversed(added))
     n, total = len(record.summary.attachments), len(root.walk())
-    return [_heading(f"MIME structure ({total} part{'' if total == 1 else 's'}, "
-                     f"{n} attachment{'' if n == 1 else 's'})", st), tree]
+    return [_heading(t("mime.title", parts=t("mime.parts", n=total), attachments=t("mime.attachments", n=n)), st),
+            tree]
 
 
 def _part_label(part: Part, attachment: Attachment | None, st: _Styles) -> Text:
@@ -337,8 +351,8 @@ def part_overhead(part: Part, attachment: Attachment | None = None) -> float | N
     return (part.encoded_bytes - part.decoded_bytes) / part.decoded_bytes * 100.0
 
 
-def _envelope(view: EnvelopeView, st: _Styles) -> list[RenderableType]:
-    out: list[RenderableType] = [_heading("Envelope vs header", st)]
+def _envelope(view: EnvelopeView, st: _Styles, t: _Words) -> list[RenderableType]:
+    out: list[RenderableType] = [_heading(t("envelope.title"), st)]
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style=st.label, no_wrap=True)
     grid.add_column()
@@ -350,46 +364,44 @@ def _envelope(view: EnvelopeView, st: _Styles) -> list[RenderableType]:
     if view.sender:
         grid.add_row(Text("Sender"), Text(safe_text(view.sender, 300)))
     if view.from_matches is not None:
-        verdict = (Text("same address", style=st.good) if view.from_matches else
-                   Text(f"differ: the envelope sender is not the author{' or Sender' if view.sender else ''}",
-                        style=st.warn))
+        verdict = (Text(t("envelope.same"), style=st.good) if view.from_matches else
+                   Text(t("envelope.differ_sender" if view.sender else "envelope.differ"), style=st.warn))
         grid.add_row(Text(""), verdict)
     out.append(grid)
     if view.recipients:
         table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, header_style=st.label)
-        table.add_column("recipient", overflow="fold")
+        table.add_column(t("envelope.recipient"), overflow="fold")
         table.add_column("RCPT TO" if view.source == "smtp" else "Delivered-To", no_wrap=True)
-        table.add_column("header", no_wrap=True)
-        table.add_column("meaning", overflow="fold")
+        table.add_column(t("envelope.header"), no_wrap=True)
+        table.add_column(t("envelope.meaning"), overflow="fold")
         for r in view.recipients:
             if not r.in_envelope:
                 envelope = Text("—", style=st.dim)
             elif r.reply is not None:
-                envelope = Text(f"yes, {r.reply}", style=st.good if r.accepted else st.bad)
+                envelope = Text(t("envelope.yes_reply", reply=r.reply), style=st.good if r.accepted else st.bad)
             else:
-                envelope = Text("yes")
+                envelope = Text(t("envelope.yes"))
             note_style = st.bad if r.accepted is False else st.warn if r.note else ""
             table.add_row(Text(safe_text(r.address, 300)), envelope,
                           Text(", ".join(r.header_fields) or "—"), Text(r.note, style=note_style))
         out.append(table)
     bcc = view.bcc
     if view.source == "smtp":
-        out.append(Text("Bcc (in the envelope, in no To/Cc field): " + (", ".join(safe_text(b, 300) for b in bcc)
-                                                                          if bcc else "none")))
+        out.append(Text(t("envelope.bcc", bcc=", ".join(safe_text(b, 300) for b in bcc) if bcc else t("none"))))
     for note in view.notes:
         out.append(Text(note, style=st.dim))
     return out
 
 
-def _defects(record: MessageRecord, st: _Styles) -> list[RenderableType]:
+def _defects(record: MessageRecord, st: _Styles, t: _Words) -> list[RenderableType]:
     defects = record.summary.defects
     if not defects:
-        return [_heading("Parser defects: none", st)]
-    out: list[RenderableType] = [_heading(f"Parser defects ({len(defects)})", st)]
+        return [_heading(t("defects.none"), st)]
+    out: list[RenderableType] = [_heading(t("defects.title", n=len(defects)), st)]
     for defect in defects[:100]:
         out.append(Text("⚠ " + defect_text(defect), style=st.warn))
     if len(defects) > 100:
-        out.append(Text(f"… and {len(defects) - 100} more", style=st.dim))
+        out.append(Text(t("defects.more", n=len(defects) - 100), style=st.dim))
     return out
 
 
