@@ -13,11 +13,12 @@ transaction of the message) and the message's header fields. It never raises on 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from email import utils as email_utils
 from typing import Any
 
+from mailtrace.render.catalog import text
 from mailtrace.session import MessageRecord, Session
 
 __all__ = ["EnvelopeView", "Recipient", "compare_envelope", "smtp_transaction"]
@@ -104,8 +105,12 @@ def _key(address: str) -> str:
     return address.strip().strip("<>").casefold()
 
 
-def compare_envelope(session: Session, record: MessageRecord) -> EnvelopeView:
-    """Envelope against header for one message of a session."""
+def compare_envelope(session: Session, record: MessageRecord, lang: str = "en") -> EnvelopeView:
+    """Envelope against header for one message of a session (notes in ``lang``)."""
+
+    def t(key: str, **params: object) -> str:
+        return text("env." + key, lang, **params)
+
     header_from = tuple(_addr_specs(_values(record, "from")))
     senders = _addr_specs(_values(record, "sender"))
     sender = senders[0] if senders else None
@@ -125,6 +130,9 @@ def compare_envelope(session: Session, record: MessageRecord) -> EnvelopeView:
     if transaction is not None:
         source = "smtp"
         mail_from: str | None = str(transaction.get("mail_from") or "")
+        if transaction.get("mail_lost"):
+            mail_from = None  # not the null sender: the capture lost the MAIL command
+            notes.append(t("mail_lost"))
         replies = list(transaction.get("rcpt_replies") or [])
         accepted = {_key(a) for a in transaction.get("accepted") or []}
         for i, addr in enumerate(transaction.get("rcpt_to") or []):
@@ -133,23 +141,22 @@ def compare_envelope(session: Session, record: MessageRecord) -> EnvelopeView:
             envelope.append((str(addr), reply, ok))
         data_reply = transaction.get("data_reply")
         if isinstance(data_reply, int) and not 200 <= data_reply < 300:
-            notes.append(f"the server answered the message with {data_reply}: it was not accepted")
+            notes.append(t("refused", reply=data_reply))
         elif data_reply is None:
-            notes.append("no reply to the message was seen: whether the server accepted it is unknown")
+            notes.append(t("no_reply"))
     elif session.protocol == "smtp":
         source = "none"
         mail_from = None
-        notes.append("no MAIL FROM/RCPT TO transaction was seen for this message")
+        notes.append(t("no_transaction"))
     else:
         returns = _addr_specs(_values(record, "return-path"))
         delivered = _addr_specs(_values(record, "delivered-to"))
         source = "delivery" if returns or delivered else "none"
         mail_from = returns[0] if returns else None
         envelope = [(addr, None, None) for addr in delivered]
-        what = "APPEND stores a message" if record.origin == "imap-append" else "the message was delivered before"
-        notes.append(f"{session.protocol.upper()} carries no envelope ({what}); "
-                     + ("Return-Path and Delivered-To record the one used at delivery"
-                        if source == "delivery" else "no Return-Path or Delivered-To field records it"))
+        what = t("append" if record.origin == "imap-append" else "delivered_before")
+        notes.append(t("no_envelope", protocol=session.protocol.upper(), what=what)
+                     + t("recorded" if source == "delivery" else "not_recorded"))
     recipients: list[Recipient] = []
     seen: set[str] = set()
     for addr, reply, ok in envelope:
@@ -159,14 +166,14 @@ def compare_envelope(session: Session, record: MessageRecord) -> EnvelopeView:
         seen.add(key)
         named = tuple(fields.get(key, ()))
         recipients.append(Recipient(address=addr, in_envelope=True, reply=reply, accepted=ok,
-                                    header_fields=named, note=_note(source, ok, named)))
+                                    header_fields=named, note=_note(source, ok, named, t)))
     for addr in order:
         key = _key(addr)
         if key in seen:
             continue
         seen.add(key)
-        note = ("header only: not a recipient of this transaction" if source == "smtp"
-                else "header only" if source == "delivery" and envelope else "")
+        note = (t("header_only_smtp") if source == "smtp"
+                else t("header_only") if source == "delivery" and envelope else "")
         recipients.append(Recipient(address=addr, in_envelope=False, reply=None, accepted=None,
                                     header_fields=tuple(fields[key]), note=note))
     matches = None
@@ -174,19 +181,19 @@ def compare_envelope(session: Session, record: MessageRecord) -> EnvelopeView:
         candidates = {_key(a) for a in header_from} | ({_key(sender)} if sender else set())
         matches = _key(mail_from) in candidates
     if mail_from == "" and source == "smtp":
-        notes.append("MAIL FROM:<> is the null sender (bounces and other automatic replies)")
+        notes.append(t("null_sender"))
     return EnvelopeView(source=source, mail_from=mail_from, header_from=header_from, sender=sender,
                         from_matches=matches, recipients=tuple(recipients), notes=tuple(notes))
 
 
-def _note(source: str, accepted: bool | None, named: tuple[str, ...]) -> str:
+def _note(source: str, accepted: bool | None, named: tuple[str, ...], t: Callable[..., str]) -> str:
     visible = bool({"To", "Cc"} & set(named))
     if accepted is False:
-        return "rejected by the server: not delivered" + ("" if visible else " (and in no To/Cc field)")
+        return t("rejected") + ("" if visible else t("rejected_hidden"))
     if visible:
         return ""
     if source == "delivery":
-        return "delivered here but in no To/Cc field: a Bcc, an alias or a mailing list"
+        return t("delivered_hidden")
     if "Bcc" in named:
-        return "Bcc, but the Bcc field was left in the message: every recipient can read it"
-    return "Bcc (envelope only)"
+        return t("bcc_left")
+    return t("bcc")

@@ -201,6 +201,10 @@ def test_bcc_and_header_only_recipients(tmp_path: Path) -> None:
     assert "gone@example.org yes, 550 — rejected by the server: not delivered (and in no To/Cc field)" in flat
     assert "team@example.org — To header only: not a recipient of this transaction" in flat
     assert "Bcc (in the envelope, in no To/Cc field): spy@example.net" in flat
+    german = compare_envelope(session, session.messages[0], "de")
+    assert [r.note for r in german.recipients] == [
+        "", "Bcc (nur im Umschlag)", "vom Server abgewiesen: nicht zugestellt (und in keinem To/Cc-Feld)",
+        "nur im Header: kein Empfänger dieser Transaktion"]
 
 
 def test_hostile_text_is_shown_not_obeyed(tmp_path: Path) -> None:
@@ -258,3 +262,21 @@ def test_detail_view_in_german() -> None:
         assert heading in out, heading
     for english in ("Message 1 of session", "Header fields (", "Envelope vs header", "Parser defects"):
         assert english not in out, english
+
+
+def test_lost_mail_command_is_not_the_null_sender() -> None:
+    from tests.pcapgen import Capture, Tcp
+
+    cap = Capture()
+    t = Tcp(cap, server=("10.0.0.2", 25)).handshake()
+    t.s(b"220 mx ESMTP\r\n").c(b"EHLO a\r\n").s(b"250 mx\r\n").c(b"MAIL FROM:<a@b.example>\r\n", drop=True)
+    t.s(b"250 2.1.0 ok\r\n").c(b"RCPT TO:<c@d.example>\r\n").s(b"250 2.1.5 ok\r\n").c(b"DATA\r\n").s(b"354 go\r\n")
+    t.c(b"From: a@b.example\r\nSubject: s\r\n\r\nhi\r\n.\r\n").s(b"250 2.0.0 queued\r\n").fin()
+    import tempfile
+
+    path = cap.write(Path(tempfile.mkdtemp()) / "lost.pcap")
+    (session,) = Analyzer(Config()).run([open_capture(str(path))])
+    view = compare_envelope(session, session.messages[0])
+    assert view.mail_from is None and view.from_matches is None
+    assert "the capture lost the MAIL command: the envelope sender is unknown" in view.notes
+    assert not any("null sender" in n for n in view.notes)

@@ -1653,7 +1653,7 @@ class HtmlReport:
 
     def _envelope(self, s: Session, record: MessageRecord) -> dict[str, Any]:
         """Envelope vs header (who the protocol said, against what the message says; Bcc)."""
-        view = compare_envelope(s, record)
+        view = compare_envelope(s, record, self.lang)
         lim = 300
         recipients = []
         for r in view.recipients[: self.limits.max_list]:

@@ -114,7 +114,7 @@ def message_details(session: Session, record: MessageRecord, *, width: int | Non
     parts += _headers(record, st, limit, lang, t)
     parts += _received(record, st, limit, t)
     parts += _mime(record, st, t)
-    parts += _envelope(compare_envelope(session, record), st, t)
+    parts += _envelope(compare_envelope(session, record, lang), st, t)
     parts += _defects(record, st, t)
     return Group(*parts)
 
