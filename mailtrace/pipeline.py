@@ -371,7 +371,7 @@ class Analyzer:
                 packets += 1
                 nbytes += orig if orig >= incl else incl
                 ts = sec + frac * res
-                if etype == et_ipv4 and vihl == 0x45 and not frag & frag_mask \
+                if etype == et_ipv4 and vihl == 0x45 and incl >= 34 and not frag & frag_mask \
                         and not (total < short_total and total and not total & short_mask):
                     if proto == 6:
                         if incl >= 54 and offx >= 0x50:

@@ -444,3 +444,19 @@ def test_decoder_counts_what_the_skip_left_out(mixed: Capture, tmp_path: Path) -
 
 def test_syn_fin_flags_constants_still_mean_what_the_skip_assumes() -> None:
     assert (SYN | FIN | 0x04) == 0x07 and ACK == 0x10
+
+
+def test_frames_cut_inside_the_ipv4_header_count_as_truncated_alike(tmp_path: Path) -> None:
+    """The skip's one unpack reads 64 bytes whatever the record holds: a UDP frame cut inside its IPv4
+    header must not be judged on bytes of the next record (it was counted as skipped UDP)."""
+    cap = Capture()
+    smtp(cap, ("10.0.0.1", 40000), ("10.0.0.2", 25), T0)
+    udp = struct.pack("!HHHH", 5000, 6000, 20, 0) + b"x" * 12
+    ip = ip_packet("10.0.0.9", "10.0.0.8", 17, udp)
+    for snap in (16, 20, 24, 30, 33, 40):
+        cap.add_ip(T0 + 5, ip, snaplen=snap)
+    path = cap.write(tmp_path / "cut-udp.pcap")
+    fast, slow = analyse(path, True), analyse(path, False)
+    assert fast[0] == slow[0]
+    assert without_file_names(fast[1]) == without_file_names(slow[1])
+    assert fast[1]["skipped"]["truncated_headers"] == slow[1]["skipped"]["truncated_headers"] == 5

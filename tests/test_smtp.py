@@ -460,3 +460,22 @@ def test_sendmail_accepting_crlf_dot_lf_in_a_real_capture() -> None:
     assert ("smtp-smuggling", 4) in kinds and ("smuggling-accepted", 18) in kinds
     assert "unsolicited-reply" not in [k for k, _ in kinds]
     assert s["smtp"]["smuggling_patterns"] == ["<CR><LF>.<LF>"]
+
+
+@pytest.mark.parametrize(("body", "names"), [
+    (b"x\n.\n.\r.\nyyyy", ["<LF>.<LF>", "<LF>.<CR>", "<CR>.<LF>"]),  # overlapping look-alikes, each dot once
+    (b"a\r.\n.\nb", ["<CR>.<LF>", "<LF>.<LF>"]),
+    (b"end.\r\nline\r\n..stuffed\r\n", []),  # a sentence's full stop and a stuffed dot are no look-alikes
+])
+def test_lookalikes_are_named_per_dot_whatever_the_segment_boundaries(body: bytes, names: list[str]) -> None:
+    from mailtrace.protocols.base import DotBody
+
+    data = body + b"\r\n.\r\n"
+    for cuts in [(), *[(i,) for i in range(1, len(data))], tuple(range(1, len(data)))]:
+        b = DotBody()
+        pieces = [data[i:j] for i, j in zip((0, *cuts), (*cuts, len(data)), strict=True)]
+        for piece in pieces:
+            _out, rest = b.feed(piece)
+            if rest is not None:
+                break
+        assert b.smuggling == names, cuts

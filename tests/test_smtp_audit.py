@@ -591,3 +591,44 @@ def test_command_before_the_greeting_is_named_like_in_pop3_and_imap() -> None:
     assert [r.answers for r in replies(events)] == [None, "EHLO", "QUIT"]
     one_sided, _ = run(smtp_items(("c", b"EHLO a\r\n"), ("c", b"QUIT\r\n")))
     assert anomalies(one_sided, "command-before-greeting") == []  # no greeting in the capture: nothing to say
+
+
+# --------------------------------------------------------------------------- review regressions (2026-11-27)
+def test_early_body_without_354_and_a_lookalike_end_resyncs_on_the_next_command() -> None:
+    events, record = run(smtp_items(*GREETING, *ENVELOPE, ("c", b"DATA\r\n"), ("c", b"Subject: x\r\n\r\nhi\n.\n"),
+                                    ("s", b"250 queued as A\r\n"), ("c", b"MAIL FROM:<evil@x>\r\n"),
+                                    ("s", b"250 ok\r\n")))
+    assert [(a.kind, a.frame) for a in anomalies(events)] == [
+        ("reply-not-seen", 8), ("smtp-smuggling", 10), ("smuggling-accepted", 10)]
+    assert [r.answers for r in replies(events)][-2:] == [".", "MAIL"]
+    assert [t["mail_from"] for t in record["transactions"]] == ["a@b", "evil@x"]
+
+
+def test_reply_to_a_lost_command_after_a_harmless_lookalike_is_not_smuggling() -> None:
+    items = smtp_items(*GREETING, *ENVELOPE, ("c", b"DATA\r\n"), ("s", b"354 go\r\n"),
+                       ("c", b"Subject: x\r\n\r\nline\n.\nmore\r\n.\r\n"), ("s", b"250 queued\r\n"))
+    items += [StreamGap(CLIENT, 6, 11.0, 11), Chunk(SERVER, b"221 bye\r\n", 12.0, 12)]
+    events, _ = run(items)
+    assert [a.kind for a in anomalies(events)] == ["smtp-smuggling"]
+
+
+def test_lookalike_ending_in_cr_at_the_end_of_the_body_is_named() -> None:
+    events, _ = run(smtp_items(*GREETING, *ENVELOPE, ("c", b"DATA\r\n"), ("s", b"354 go\r\n"),
+                               ("c", b"Subject: x\r\n\r\nhi\r\n.\r"), ("s", b"250 queued\r\n")))
+    assert [(a.kind, a.frame) for a in anomalies(events)] == [("smtp-smuggling", 11), ("smuggling-accepted", 11)]
+    assert "<CR><LF>.<CR>" in anomalies(events, "smtp-smuggling")[0].detail
+
+
+def test_capture_begun_mid_session_is_not_a_client_speaking_early() -> None:
+    """A 554 may answer a command the capture saw without the greeting: no claim about the client."""
+    events, _ = run(smtp_items(("c", b"RCPT TO:<x@y>\r\n"), ("s", b"554 5.7.1 relay access denied\r\n")))
+    assert anomalies(events, "command-before-greeting") == []
+
+
+def test_long_message_line_after_lost_data_is_not_a_command_line() -> None:
+    items = smtp_items(*GREETING, *ENVELOPE)
+    items += [StreamGap(CLIENT, 6, 8.0, 8), StreamGap(SERVER, 8, 9.0, 9),
+              Chunk(CLIENT, b"Subject: s\r\n\r\n" + b"x" * 700 + b"\r\n.\r\n", 10.0, 10),
+              Chunk(SERVER, b"250 queued\r\n", 11.0, 11)]
+    events, _ = run(items)
+    assert anomalies(events) == []

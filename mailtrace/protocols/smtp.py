@@ -355,8 +355,8 @@ class Smtp:
             self.out.anomaly(CLIENT, self.phase, "line-too-long",
                              f"client line of {len(line.text) + line.too_long} bytes exceeds {self.limits.max_line}",
                              line.frame)
-        elif len(line.text) + 2 > RFC_LINE_LIMIT:
-            self._over_rfc_limit(line)
+        elif len(line.text) + 2 > RFC_LINE_LIMIT and self.mode is not Mode.GAP:
+            self._over_rfc_limit(line)  # (in gap mode the line may be message text after a lost DATA)
         if self.mode is Mode.AUTH_RESPONSE:
             self._auth_response(line)
             return
@@ -682,7 +682,13 @@ class Smtp:
         code = int(code_text)
         texts = tuple(r[4:].decode("utf-8", "replace") for r in raw)
         first_frame = self.reply_first_frame or line.frame
-        if self.mode is Mode.DATA and not self.pending and code != 354:
+        if self.mode is Mode.DATA and code != 354 and (not self.pending or (
+                len(self.pending) == 1 and self.pending[0].early_body and code < 400)):
+            if self.pending:  # the message came early and its 354 is not in the capture either
+                lost = self.pending.popleft()
+                self.out.anomaly(CLIENT, Phase.TRANSFER, "reply-not-seen",
+                                 "the client sent the message, so the server must have answered DATA with 354, "
+                                 "but the capture does not show that reply", lost.frame)
             self._lost_end_marker(line.frame)  # the server answers an end of data the capture lost
         cmd = self._pair(code)
         phase = cmd.phase if cmd is not None else self.phase
@@ -700,13 +706,13 @@ class Smtp:
                 phase = Phase.GREETING
             elif code == 421 or self.client_bytes == 0:
                 pass
-            elif self.smuggled_message is not None:
-                self._smuggling_accepted(line.frame, f"reply {code} answers no command the client sent")
-            elif self.commands_lost_at:
+            elif self.commands_lost_at:  # it answers a command the capture lost
                 if code == 354 and self.mode is Mode.GAP:  # the lost command was DATA: the message follows
                     if self.current is None:
                         self._lost_mail(line.frame)
                     self._start_data(line.frame)
+            elif self.smuggled_message is not None:
+                self._smuggling_accepted(line.frame, f"reply {code} answers no command the client sent")
             else:
                 self.out.anomaly(SERVER, self.phase, "unsolicited-reply",
                                  f"reply {code} answers no command", line.frame)
@@ -733,9 +739,11 @@ class Smtp:
             return None
         if not self.greeted and code in (220, 421, 554):
             early = pending[0]
-            self.out.anomaly(CLIENT, early.phase, "command-before-greeting",
-                             f"{early.verb} was sent at frame {early.frame}, before the server's greeting; the next "
-                             "reply answers it (RFC 5321 §4.3.1: the client waits for the greeting)", early.frame)
+            if code == 220 and early.verb != "STARTTLS":  # a 421/554 may answer a command of a capture begun late
+                self.out.anomaly(CLIENT, early.phase, "command-before-greeting",
+                                 f"{early.verb} was sent at frame {early.frame}, before the server's greeting; the "
+                                 "next reply answers it (RFC 5321 §4.3.1: the client waits for the greeting)",
+                                 early.frame)
             return None  # the greeting, even if the client spoke first
         head = pending[0]
         if self.server_gap or code in (354, 334):
