@@ -19,7 +19,8 @@ from mailtrace.commands.extract import encrypted_hint
 from mailtrace.mime import summarize, summary_to_json
 from mailtrace.model import Direction, Phase
 from mailtrace.pipeline import Analyzer
-from mailtrace.render.html import HtmlLimits, HtmlReport, group_rows, plural
+from mailtrace.render.html import HtmlLimits, HtmlReport, plural
+from mailtrace.render.rows import group_rows
 from mailtrace.session import PacketRow
 from tests.support import run_cli
 

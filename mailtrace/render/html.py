@@ -29,7 +29,6 @@ allows only the report's own nonce'd ``<style>`` and ``<script>``.
 from __future__ import annotations
 
 import base64
-import bisect
 import datetime as dt
 import json
 import os
@@ -80,6 +79,7 @@ from mailtrace.render.explain import explain_smtp_reply
 from mailtrace.render.html_stats import stats_view
 from mailtrace.render.json import FORMAT_NAME, FORMAT_VERSION, capture_json, session_json
 from mailtrace.render.message import ORIGINS, defect_text, header_rows, hop_cells, part_overhead
+from mailtrace.render.rows import PacketGroup, group_rows
 from mailtrace.render.svg import SURROGATE, Arrow, Bar, bar_chart, clean_text, ladder, text, timeline_chart
 from mailtrace.session import MessageRecord, PacketRow, Session
 
@@ -167,75 +167,6 @@ _SLOT = "<!--mailtrace:slot:"
 _SLOT_RE = re.compile(r"<!--mailtrace:slot:(\w+):(\d+)-->")
 """A place in a spooled section that end() fills (a session's findings, known only then). Text from a
 capture can never contain it: every ``<`` from a capture is escaped."""
-
-
-@dataclass(slots=True)
-class PacketGroup:
-    """One line of the packet table: a packet, or (as in the terminal view) a run of segments that
-    carried one message's bytes in one direction, with the peer's pure ACKs in between folded in."""
-
-    row: PacketRow
-    """The first packet: its frame, time and direction are the line's."""
-    rows: list[PacketRow]
-    """The packets that carried data (``row`` first)."""
-    events: list[Event]
-    body: int = 0
-    """Message bytes carried (0: not a message-data line)."""
-    acks: list[PacketRow] = field(default_factory=list)
-    """Pure ACKs of the other side folded into the line."""
-
-    @property
-    def frames(self) -> list[int]:
-        return [r.frame for r in self.rows]
-
-    def add(self, row: PacketRow) -> None:
-        self.rows.append(row)
-        self.events += row.events or ()
-        self.body += row.message_bytes
-
-
-def group_rows(rows: Iterable[PacketRow], breaks: Iterable[int] = ()) -> list[PacketGroup]:
-    """Rows for the packet table: runs of message-data segments (one direction, the other side's
-    pure ACKs between them) become one line, as the terminal view shows them.
-
-    ``breaks`` are frames of rows drawn between the session's own (DNS/ident context): a run never
-    spans one, so the table stays in frame order.
-    """
-    marks = sorted(breaks)
-    out: list[PacketGroup] = []
-    run: PacketGroup | None = None
-    pending: list[PacketRow] = []
-
-    def flush() -> None:
-        nonlocal run
-        if run is not None:
-            out.append(run)
-            run = None
-        out.extend(PacketGroup(a, [a], list(a.events or ())) for a in pending)
-        pending.clear()
-
-    for row in rows:
-        body = row.message_bytes > 0
-        if run is not None:
-            last = (pending or run.rows)[-1].frame
-            i = bisect.bisect_right(marks, last)
-            interrupted = i < len(marks) and marks[i] < row.frame
-            if not interrupted:
-                if body and row.direction is run.row.direction:
-                    run.add(row)
-                    run.acks += pending
-                    pending.clear()
-                    continue
-                if row.is_pure_ack and row.direction is not run.row.direction:
-                    pending.append(row)
-                    continue
-            flush()
-        if body:
-            run = PacketGroup(row, [row], list(row.events or ()), row.message_bytes)
-            continue
-        out.append(PacketGroup(row, [row], list(row.events or ())))
-    flush()
-    return out
 
 
 def _env() -> Environment:

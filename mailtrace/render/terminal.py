@@ -27,7 +27,6 @@ from mailtrace.model import (
     BodyData,
     Command,
     Direction,
-    Event,
     GapEvent,
     MessageEnd,
     Note,
@@ -43,6 +42,7 @@ from mailtrace.render.catalog import has, text
 from mailtrace.render.context import ContextBlock, check_text, context_blocks, row_info, row_proto
 from mailtrace.render.explain import explain_smtp_reply
 from mailtrace.render.output import Output, clean
+from mailtrace.render.rows import PacketGroup, group_rows
 from mailtrace.session import MessageRecord, PacketRow, Session
 
 LATENCY_SHOWN = 0.1
@@ -256,60 +256,9 @@ def _t(lang: str) -> Callable[..., str]:
 # --------------------------------------------------------------------------- Info cells
 
 
-class _Display:
-    """One line of the table: a packet row, or several body segments of one message shown as one."""
-
-    __slots__ = ("acks", "body", "events", "frames", "row")
-
-    def __init__(self, row: PacketRow) -> None:
-        self.row = row
-        self.events: list[Event] = list(row.events or ())
-        self.frames = [row.frame]
-        self.acks = 0
-        self.body = row.message_bytes
-
-    def add(self, row: PacketRow) -> None:
-        self.events += row.events or ()
-        self.frames.append(row.frame)
-        self.body += row.message_bytes
-
-
-def _collapse(rows: tuple[PacketRow, ...], hide_acks: bool) -> list[_Display]:
-    """Rows for display: runs of body segments (one direction, ACKs between) become one line."""
-    out: list[_Display] = []
-    run: _Display | None = None
-    pending_acks: list[PacketRow] = []
-
-    def flush() -> None:
-        nonlocal run
-        if run is not None:
-            out.append(run)
-            run = None
-        for ack in pending_acks:
-            if not hide_acks:
-                out.append(_Display(ack))
-        pending_acks.clear()
-
-    for row in rows:
-        body = row.message_bytes > 0
-        if run is not None:
-            if body and row.direction is run.row.direction:
-                run.add(row)
-                run.acks += len(pending_acks)
-                pending_acks.clear()
-                continue
-            if row.is_pure_ack and row.direction is not run.row.direction:
-                pending_acks.append(row)
-                continue
-            flush()
-        if body:
-            run = _Display(row)
-            continue
-        if hide_acks and row.is_pure_ack:
-            continue
-        out.append(_Display(row))
-    flush()
-    return out
+def _collapse(rows: tuple[PacketRow, ...], hide_acks: bool) -> list[PacketGroup]:
+    """Lines for display (:func:`group_rows`); ``hide_acks`` leaves out the pure ACKs not folded in."""
+    return [g for g in group_rows(rows) if not (hide_acks and g.body == 0 and g.row.is_pure_ack)]
 
 
 class _InfoWriter:
@@ -350,7 +299,7 @@ class _InfoWriter:
     def t(self, key: str, **params: object) -> str:
         return text(key, self.lang, **params)
 
-    def proto(self, item: _Display) -> str:
+    def proto(self, item: PacketGroup) -> str:
         events = item.events
         if any(isinstance(e, MessageEnd) for e in events) or \
                 (item.body and self.unended and any(f in self.unended for f in item.frames)):
@@ -364,7 +313,7 @@ class _InfoWriter:
             return self.session.protocol.upper()
         return "TCP"
 
-    def info(self, item: _Display) -> Text:
+    def info(self, item: PacketGroup) -> Text:
         row = item.row
         session = self.session
         client = row.direction is Direction.CLIENT
@@ -402,7 +351,7 @@ class _InfoWriter:
         return out
 
     # ------------------------------------------------------------------ events
-    def _pieces(self, item: _Display) -> list[tuple[Text | str, str, bool]]:
+    def _pieces(self, item: PacketGroup) -> list[tuple[Text | str, str, bool]]:
         """(text, style, readable) per event; ``readable`` marks mail-protocol content (C:/S:)."""
         pieces: list[tuple[Text | str, str, bool]] = []
         body_what = next((e.what for e in item.events if isinstance(e, BodyData)), "message")
@@ -479,7 +428,7 @@ class _InfoWriter:
             pieces.append((label, "anomaly", False))
         return pieces
 
-    def explanations(self, item: _Display) -> list[str]:
+    def explanations(self, item: PacketGroup) -> list[str]:
         """Lines under a row that explain it the way the lecture does (see :mod:`render.explain`)."""
         if self.session.protocol != "smtp":
             return []
@@ -533,7 +482,7 @@ class _InfoWriter:
         bucket = self.records.get((event.frame, event.origin))
         return bucket.pop(0) if bucket else None
 
-    def _message(self, record: MessageRecord | None, item: _Display, listed: bool = True) -> Text:
+    def _message(self, record: MessageRecord | None, item: PacketGroup, listed: bool = True) -> Text:
         """The message row: subject, sender, size, segments, attachments, problems. ``listed=False``:
         the message's later segments are past the row limit, so the segments shown are not all of it."""
         parts = [self.t("ui.message")]
@@ -548,7 +497,7 @@ class _InfoWriter:
             details[-1] += " " + self.t("ui.segments", n=len(item.frames), first=item.frames[0],
                                         last=item.frames[-1])
         if item.acks:
-            details.append(self.t("ui.acks_folded", n=item.acks))
+            details.append(self.t("ui.acks_folded", n=len(item.acks)))
         if summary.attachments:
             details.append(self.t("ui.attachments", n=len(summary.attachments)))
         out = Text(clean(" ".join(parts) + ", " + ", ".join(details)), "message")
@@ -769,7 +718,7 @@ class TerminalRenderer:
                                  proto=row_proto(row, o))
             self.out.cells(prefix, Text(clean(row_info(row, o, self.lang)), "context"), indent=cols.info_start)
 
-    def _row(self, s: Session, item: _Display, writer: _InfoWriter, cols: _Columns, origin: float) -> None:
+    def _row(self, s: Session, item: PacketGroup, writer: _InfoWriter, cols: _Columns, origin: float) -> None:
         row = item.row
         client = row.direction is Direction.CLIENT
         src, dst = (s.client.ip, s.server.ip) if client else (s.server.ip, s.client.ip)
