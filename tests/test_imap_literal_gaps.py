@@ -25,6 +25,7 @@ from mailtrace.model import (
     StreamItem,
 )
 from mailtrace.protocols.imap import Imap
+from tests.test_smtp import split_bytes as bytewise
 
 MESSAGE = (
     b"From: alice@example.org\r\nSubject: patch\r\n\r\n"
@@ -50,16 +51,6 @@ def conversation(*steps: tuple[str, Any]) -> list[StreamItem]:
         items.append(StreamGap(direction, data, ts, n) if who.endswith("gap") else Chunk(direction, data, ts, n))
     end = len(steps) + 1
     return [*items, Eof(CLIENT, 1000.0 + end / 100, end), Eof(SERVER, 1000.0 + end / 100, end)]
-
-
-def bytewise(items: list[StreamItem]) -> list[StreamItem]:
-    out: list[StreamItem] = []
-    for item in items:
-        if isinstance(item, Chunk):
-            out += [Chunk(item.direction, item.data[i : i + 1], item.ts, item.frame) for i in range(len(item.data))]
-        else:
-            out.append(item)
-    return out
 
 
 def run(items: list[StreamItem]) -> tuple[list[Event], Imap]:

@@ -9,20 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from mailtrace.model import CLIENT, SERVER, Anomaly, Chunk, Command, Eof, Event, Note, Phase, Reply, StreamItem
+from mailtrace.model import Anomaly, Command, Event, Note, Phase, Reply, StreamItem
 from mailtrace.protocols.imap import Imap
 from mailtrace.protocols.imap import State as ImapState
 from mailtrace.protocols.pop3 import Pop3
 from mailtrace.protocols.pop3 import State as Pop3State
-
-
-def conversation(*steps: tuple[str, bytes]) -> list[StreamItem]:
-    """One frame per step (``("c", ...)`` client, ``("s", ...)`` server), 10 ms apart, then both EOFs."""
-    items: list[StreamItem] = []
-    for n, (who, data) in enumerate(steps, start=1):
-        items.append(Chunk(CLIENT if who == "c" else SERVER, data, 1000.0 + n / 100, n))
-    end = len(steps) + 1
-    return [*items, Eof(CLIENT, 1000.0 + end / 100, end), Eof(SERVER, 1000.0 + end / 100, end)]
+from tests.test_imap_literal_gaps import conversation
 
 
 def run(cls: Any, items: list[StreamItem]) -> tuple[list[Event], Any]:
