@@ -97,9 +97,9 @@ class MailConnection:
         self.plain = False
         """Past the first bytes, no TLS, no sniffing: items go straight to the dissector."""
         self._bulk: Direction | None = None
+        """The direction the dissector reads message content from right now (see Dissector.bulk)."""
         self._marked_frame = 0
         """The latest packet whose payload was counted as message bytes when it arrived."""
-        """The direction the dissector reads message content from right now (see Dissector.bulk)."""
         self._bulk_left: int | None = None
         self._bulk_tail = b""
         self._held: list[Chunk] = []

@@ -13,10 +13,12 @@ from __future__ import annotations
 import socket
 import struct
 from dataclasses import dataclass
-
-import dpkt
+from typing import TYPE_CHECKING
 
 from mailtrace.context.model import DnsRecord
+
+if TYPE_CHECKING:
+    import dpkt
 
 QTYPES: dict[int, str] = {
     1: "A", 2: "NS", 5: "CNAME", 6: "SOA", 12: "PTR", 13: "HINFO", 15: "MX", 16: "TXT", 28: "AAAA",
@@ -68,6 +70,8 @@ def parse_dns(payload: bytes) -> DnsMessage | None:
     opcode = (flags >> 11) & 0x0F
     if qdcount == 0 or qdcount > 16 or opcode > 6:
         return None  # mail servers' queries and answers always carry their question
+    import dpkt  # only now: most runs never see a DNS message, and dpkt costs a tenth of a second to load
+
     parser = dpkt.dns.DNS()
     try:
         question, off = parser.unpack_q(payload, 12)
@@ -88,6 +92,8 @@ def parse_dns(payload: bytes) -> DnsMessage | None:
 def _records(parser: dpkt.dns.DNS, payload: bytes, off: int, count: int, *,
              keep: bool = True) -> tuple[tuple[DnsRecord, ...], int]:
     """Read ``count`` records from ``off``; stop quietly at the first one that does not parse."""
+    import dpkt
+
     out: list[DnsRecord] = []
     for _ in range(min(count, MAX_RECORDS)):
         if off < 0:
@@ -110,6 +116,8 @@ def _records(parser: dpkt.dns.DNS, payload: bytes, off: int, count: int, *,
 
 
 def _record(rr: dpkt.dns.DNS.RR, payload: bytes, start: int, name: str, rtype: int, rdata: bytes) -> DnsRecord:
+    import dpkt
+
     kind = qtype_name(rtype)
     try:
         rr.unpack_rdata(payload, start)

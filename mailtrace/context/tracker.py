@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mailtrace.capture.decode import TCP_FIN, TCP_RST, TCP_SYN, TcpPacket, UdpPacket
+from mailtrace.capture.dns import DnsMessage, TcpDnsFramer, parse_dns
 from mailtrace.context.checks import context_checks
 from mailtrace.context.model import (
     DNS,
@@ -47,7 +47,6 @@ from mailtrace.model import CLIENT, Chunk, Direction, StreamGap, StreamItem
 from mailtrace.tcp.flows import ip_text
 
 if TYPE_CHECKING:
-    from mailtrace.capture.dns import DnsMessage
     from mailtrace.session import Session, SessionBuilder
     from mailtrace.tcp.flows import Connection
     from mailtrace.tcp.reassembly import ReassemblyNote
@@ -60,9 +59,6 @@ CONTEXT_PORTS = frozenset({DNS_PORT, IDENT_PORT})
 ADDRESS_TYPES = frozenset({"A", "AAAA", "ANY"})
 END_VERBS = frozenset({"QUIT", "LOGOUT"})
 ENVELOPE_VERBS = {"MAIL": "sender-domain", "RCPT": "recipient-domain", "VRFY": "command", "EXPN": "command"}
-
-_DNS_HEADER = struct.Struct("!HHH")
-"""The start of a DNS header: id, flags, question count."""
 
 _DOMAIN = re.compile(r"@\[?([A-Za-z0-9._:-]+)\]?")
 
@@ -418,13 +414,6 @@ class ContextTracker:
         stats.udp_packets += 1
         payload = pkt.payload
         stats.udp_bytes += len(payload)
-        if len(payload) < 12:
-            return
-        _, flags, questions = _DNS_HEADER.unpack_from(payload)
-        if not 0 < questions <= 16 or (flags >> 11) & 0x0F > 6:
-            return  # what parse_dns turns away first, seen without loading the DNS parser (dpkt)
-        from mailtrace.capture.dns import parse_dns
-
         message = parse_dns(payload)
         if message is None:
             return
@@ -717,8 +706,6 @@ class DnsOverTcp:
     """Flow-table handler for one TCP connection to port 53: length-prefixed DNS messages."""
 
     def __init__(self, tracker: ContextTracker, conn: Connection) -> None:
-        from mailtrace.capture.dns import TcpDnsFramer
-
         self.tracker = tracker
         self.framers = (TcpDnsFramer(), TcpDnsFramer())
         self.flags = 0
@@ -743,8 +730,6 @@ class DnsOverTcp:
             if not isinstance(item, Chunk):
                 continue
             src, dst = (conn.client, conn.server) if client else (conn.server, conn.client)
-            from mailtrace.capture.dns import parse_dns
-
             for raw in framer.feed(item.data):
                 message = parse_dns(raw)
                 if message is not None:
