@@ -76,17 +76,7 @@ class Sniffer:
         if target_port is not None and target_port in self.tls_port_protocols and client[:1] == b"\x16":
             return Decision(self.tls_port_protocols[target_port], tunnel, True, preamble, skip,
                             str(target_port))
-        best: DissectorClass | None = None
-        best_score = 0.0
-        undecided = False
-        for cls in REGISTRY:
-            score = cls.sniff(client, server)
-            if target_port is not None and target_port in cls.default_ports:
-                score += 0.5
-            if score >= 1.0 and score > best_score:
-                best, best_score = cls, score
-            elif score >= 0:
-                undecided = True
+        best, undecided = _best_dissector(client, server, target_port)
         if best is not None:
             return Decision(best, tunnel, False, preamble, skip)
         if not undecided or final:
@@ -177,13 +167,30 @@ class Sniffer:
         return self._inner(client[req_end:], server[rep_end:], (req_end, rep_end), "socks", final, preamble, port)
 
 
+def _best_dissector(client: bytes, server: bytes, target_port: int | None) -> tuple[DissectorClass | None, bool]:
+    """The dissector whose ``sniff`` scores these bytes highest (1.0 or more), and whether any other
+    could still say yes with more bytes (a score of 0 or more); a proxy's target port adds 0.5."""
+    best: DissectorClass | None = None
+    best_score = 0.0
+    undecided = False
+    for cls in REGISTRY:
+        score = cls.sniff(client, server)
+        if target_port is not None and target_port in cls.default_ports:
+            score += 0.5
+        if score >= 1.0 and score > best_score:
+            best, best_score = cls, score
+        elif score >= 0:
+            undecided = True
+    return best, undecided
+
+
 def rejects_first_bytes(data: bytes, from_client: bool, max_bytes: int) -> bool:
     """Whether a fresh :class:`Sniffer` fed only ``data`` (the connection's first bytes, from the client
     or from the server) would judge the connection not mail, found without building one.
 
     Most connections on other ports are HTTP, TLS or binary: every dissector's ``sniff`` rejects their
-    first bytes, and this answers that with the same scores ``Sniffer._inner`` adds up. False means
-    "ask the sniffer" (mail, undecided, or a proxy handshake, which the sniffer unwraps first).
+    first bytes, and this answers that with the scores ``Sniffer._inner`` uses (:func:`_best_dissector`).
+    False means "ask the sniffer" (mail, undecided, or a proxy handshake, which the sniffer unwraps first).
     """
     head = data[:max_bytes]
     if from_client:
@@ -192,14 +199,8 @@ def rejects_first_bytes(data: bytes, from_client: bool, max_bytes: int) -> bool:
         client, server = head, b""
     else:
         client, server = b"", head
-    undecided = False
-    for cls in REGISTRY:
-        score = cls.sniff(client, server)
-        if score >= 1.0:
-            return False
-        if score >= 0:
-            undecided = True
-    return not undecided or len(head) >= max_bytes
+    best, undecided = _best_dissector(client, server, None)
+    return best is None and (not undecided or len(head) >= max_bytes)
 
 
 _PROXY_STARTS = (b"C", b"\x04", b"\x05")

@@ -205,6 +205,10 @@ class _Subject:
     recipients: set[str] = field(default_factory=set)
     """Domains of every RCPT TO of the session."""
     ended: bool = False
+    """QUIT/LOGOUT was sent: nothing the server looks up now is for this session."""
+    commands_seen: int = 0
+    replies_seen: int = 0
+    _rev: str | None = None
 
     @property
     def builder(self) -> SessionBuilder:
@@ -217,10 +221,6 @@ class _Subject:
     @property
     def server(self) -> str:
         return self.conn.server.ip
-    """QUIT/LOGOUT was sent: nothing the server looks up now is for this session."""
-    commands_seen: int = 0
-    replies_seen: int = 0
-    _rev: str | None = None
 
     @property
     def rev(self) -> str | None:
