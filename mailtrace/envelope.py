@@ -13,12 +13,12 @@ transaction of the message) and the message's header fields. It never raises on 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from email import utils as email_utils
 from typing import Any
 
-from mailtrace.render.catalog import text
+from mailtrace.render.catalog import Words, words
 from mailtrace.session import MessageRecord, Session
 
 __all__ = ["EnvelopeView", "Recipient", "compare_envelope", "smtp_transaction"]
@@ -107,10 +107,7 @@ def _key(address: str) -> str:
 
 def compare_envelope(session: Session, record: MessageRecord, lang: str = "en") -> EnvelopeView:
     """Envelope against header for one message of a session (notes in ``lang``)."""
-
-    def t(key: str, **params: object) -> str:
-        return text("env." + key, lang, **params)
-
+    t = words(lang, "env.")
     header_from = tuple(_addr_specs(_values(record, "from")))
     senders = _addr_specs(_values(record, "sender"))
     sender = senders[0] if senders else None
@@ -186,7 +183,7 @@ def compare_envelope(session: Session, record: MessageRecord, lang: str = "en") 
                         from_matches=matches, recipients=tuple(recipients), notes=tuple(notes))
 
 
-def _note(source: str, accepted: bool | None, named: tuple[str, ...], t: Callable[..., str]) -> str:
+def _note(source: str, accepted: bool | None, named: tuple[str, ...], t: Words) -> str:
     visible = bool({"To", "Cc"} & set(named))
     if accepted is False:
         return t("rejected") + ("" if visible else t("rejected_hidden"))

@@ -14,6 +14,7 @@ result when the server said yes, ``<key>.fail``/``<key>.noreply`` override the g
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from string import Formatter
 from typing import Any
 
@@ -946,3 +947,16 @@ def text(key: str, lang: str = "en", /, **params: Any) -> str:
         n = params.get("n", 1)
         message = message[0] if n == 1 else message[1]
     return message.format_map(_Lenient(params))
+
+
+Words = Callable[..., str]
+"""A view's words: ``t("size")`` is ``text(prefix + "size", lang)``."""
+
+
+def words(lang: str, prefix: str = "") -> Words:
+    """The catalogue bound to one language (and key prefix), for modules that pass it around."""
+
+    def t(key: str, /, **params: Any) -> str:
+        return text(prefix + key, lang, **params)
+
+    return t

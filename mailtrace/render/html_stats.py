@@ -11,15 +11,13 @@ through :func:`~mailtrace.render.svg.text`; the charts escape what they draw.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 from markupsafe import Markup
 
 from mailtrace.protocols import BY_NAME
 from mailtrace.protocols.smtp_codes import explain_reply
-from mailtrace.render import catalog
+from mailtrace.render.catalog import Words, words
 from mailtrace.render.svg import Bar, Spread, bar_chart, share_bar, spread_chart, text
 
 __all__ = ["stats_view"]
@@ -31,17 +29,9 @@ _LABEL = 80
 """Characters of one label from a capture (an address, a verb)."""
 
 
-T = Callable[..., str]
-"""The catalogue in the report's language: ``t("st.senders")``."""
-
-
-def _text(lang: str, key: str, /, **params: Any) -> str:
-    return catalog.text(key, lang, **params)
-
-
 def stats_view(stats: dict[str, Any], *, lang: str = "en") -> dict[str, Any]:
     """What the statistics section shows, from the JSON report's ``stats`` object."""
-    t: T = partial(_text, lang)
+    t = words(lang)
     return {
         "replies": _replies(stats.get("smtp_replies") or {}, lang, t),
         "responses": _responses(stats, t),
@@ -90,7 +80,7 @@ def _chart(counts: Any, title: str, css: str = "mid", *, label_width: int = 130,
 # --------------------------------------------------------------------------- replies
 
 
-def _replies(replies: dict[str, Any], lang: str, t: T) -> dict[str, Any] | None:
+def _replies(replies: dict[str, Any], lang: str, t: Words) -> dict[str, Any] | None:
     codes = {c: _int(n) for c, n in (replies.get("codes") or {}).items() if len(c) == 3 and c.isdigit()}
     if not codes:
         return None
@@ -143,7 +133,7 @@ def _meaning(code: str, lang: str) -> str:
     return (m.meaning or m.outcome) if m is not None else ""
 
 
-def _responses(stats: dict[str, Any], t: T) -> Markup:
+def _responses(stats: dict[str, Any], t: Words) -> Markup:
     bars = []
     for status, n in (stats.get("pop3_responses") or {}).items():
         css = "ok" if status == "+OK" else ("bad" if status == "-ERR" else "mid")
@@ -162,7 +152,7 @@ def _responses(stats: dict[str, Any], t: T) -> Markup:
 # --------------------------------------------------------------------------- commands, peers, addresses
 
 
-def _commands(commands: dict[str, Any], t: T) -> list[tuple[str, Markup]]:
+def _commands(commands: dict[str, Any], t: Words) -> list[tuple[str, Markup]]:
     out = []
     for protocol in sorted(commands):
         counts = commands[protocol]
@@ -176,7 +166,7 @@ def _css_name(protocol: str) -> str:
     return protocol if protocol in BY_NAME else "other"
 
 
-def _addresses(addresses: dict[str, Any], t: T) -> list[tuple[str, Markup]]:
+def _addresses(addresses: dict[str, Any], t: Words) -> list[tuple[str, Markup]]:
     titles = [(key, t("st." + key)) for key in ("senders", "recipients", "sender_domains", "recipient_domains",
                                                  "header_from")]
     return [
@@ -186,7 +176,7 @@ def _addresses(addresses: dict[str, Any], t: T) -> list[tuple[str, Markup]]:
     ]
 
 
-def _peers(stats: dict[str, Any], t: T) -> list[tuple[str, Markup]]:
+def _peers(stats: dict[str, Any], t: Words) -> list[tuple[str, Markup]]:
     servers = [
         {"value": f"{s.get('server')} ({str(s.get('protocol') or '').upper()})", "count": s.get("sessions")}
         for s in stats.get("servers") or []
@@ -219,7 +209,7 @@ def _spread(label: str, s: Any) -> Spread | None:
         return None
 
 
-def _timing(stats: dict[str, Any], t: T) -> dict[str, Any] | None:
+def _timing(stats: dict[str, Any], t: Words) -> dict[str, Any] | None:
     latency: list[Spread] = []
     for protocol, verbs in sorted((stats.get("latency") or {}).items()):
         if not isinstance(verbs, dict):
@@ -255,7 +245,7 @@ def _timing(stats: dict[str, Any], t: T) -> dict[str, Any] | None:
 # --------------------------------------------------------------------------- messages, logins, protocols
 
 
-def _messages(m: dict[str, Any], t: T) -> dict[str, Any] | None:
+def _messages(m: dict[str, Any], t: Words) -> dict[str, Any] | None:
     if not _int(m.get("count")):
         return None
     attachments = m.get("attachments") or {}
@@ -325,7 +315,7 @@ def _protocols(stats: dict[str, Any]) -> dict[str, Any]:
     return {"hierarchy": hierarchy, "rows": rows}
 
 
-def _spam(spam: dict[str, Any], t: T) -> list[tuple[str, str]]:
+def _spam(spam: dict[str, Any], t: Words) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = [(t("st.spam.verdicts"), str(_int(spam.get("messages_with_verdicts"))))]
     for key in ("spf", "dkim", "dmarc", "arc"):
         for result, n in _items(spam.get(key) or {}):

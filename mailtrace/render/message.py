@@ -31,7 +31,7 @@ from mailtrace.findings.headers import verdicts
 from mailtrace.headerinfo import ENGLISH, explain
 from mailtrace.mime import Attachment, Part
 from mailtrace.received import Hop, received_chain
-from mailtrace.render.catalog import text as catalog_text
+from mailtrace.render.catalog import Words, words
 from mailtrace.session import MessageRecord, Session
 
 __all__ = ["DEFECT_MEANINGS", "ORIGINS", "HeaderRow", "defect_text", "header_rows", "hop_cells", "message_details",
@@ -109,7 +109,7 @@ def message_details(session: Session, record: MessageRecord, *, width: int | Non
     """
     st = _COLOUR if color else _PLAIN
     limit = max(400, (width or 100) * 6)
-    t = _Words(lang)
+    t = words(lang, "msg.")
     parts: list[RenderableType] = [_title(session, record, st, t), _overview(session, record, st, limit, t)]
     parts += _headers(record, st, limit, lang, t)
     parts += _received(record, st, limit, t)
@@ -119,18 +119,6 @@ def message_details(session: Session, record: MessageRecord, *, width: int | Non
     return Group(*parts)
 
 
-class _Words:
-    """The view's own words in its language (``msg.*`` keys of the catalogue)."""
-
-    __slots__ = ("lang",)
-
-    def __init__(self, lang: str) -> None:
-        self.lang = lang
-
-    def __call__(self, key: str, /, **params: object) -> str:
-        return catalog_text("msg." + key, self.lang, **params)
-
-
 # --------------------------------------------------------------------------- sections
 
 
@@ -138,7 +126,7 @@ def _heading(text: str, st: _Styles) -> Text:
     return Text("\n" + text, style=st.heading)
 
 
-def _title(session: Session, record: MessageRecord, st: _Styles, t: _Words) -> Text:
+def _title(session: Session, record: MessageRecord, st: _Styles, t: Words) -> Text:
     carrier = ORIGINS.get(record.origin, record.origin)
     frames = (t("frame", frame=record.first_frame) if record.first_frame == record.last_frame
               else t("frames", first=record.first_frame, last=record.last_frame))
@@ -148,7 +136,7 @@ def _title(session: Session, record: MessageRecord, st: _Styles, t: _Words) -> T
     return text
 
 
-def _overview(session: Session, record: MessageRecord, st: _Styles, limit: int, t: _Words) -> Table:
+def _overview(session: Session, record: MessageRecord, st: _Styles, limit: int, t: Words) -> Table:
     s = record.summary
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style=st.label, no_wrap=True)
@@ -222,7 +210,7 @@ def header_rows(record: MessageRecord, lang: str = "en", limit: int | None = Non
     return rows
 
 
-def _headers(record: MessageRecord, st: _Styles, limit: int, lang: str, t: _Words) -> list[RenderableType]:
+def _headers(record: MessageRecord, st: _Styles, limit: int, lang: str, t: Words) -> list[RenderableType]:
     headers = record.summary.headers
     if not headers:
         return [_heading(t("headers.none"), st)]
@@ -254,7 +242,7 @@ def _decoded(name: str, value: str) -> str | None:
     return text if text.strip() != value.strip() else None
 
 
-def _received(record: MessageRecord, st: _Styles, limit: int, t: _Words) -> list[RenderableType]:
+def _received(record: MessageRecord, st: _Styles, limit: int, t: Words) -> list[RenderableType]:
     values = record.summary.header_values("received")
     if not values:
         return []
@@ -297,7 +285,7 @@ def hop_cells(hop: Hop, limit: int) -> list[str]:
             safe_text(hop.id or "", cut), safe_text(hop.for_ or "", cut), when, delay]
 
 
-def _mime(record: MessageRecord, st: _Styles, t: _Words) -> list[RenderableType]:
+def _mime(record: MessageRecord, st: _Styles, t: Words) -> list[RenderableType]:
     root = record.summary.parts
     by_path = {a.path: a for a in record.summary.attachments}
     tree = Tree(_part_label(root, by_path.get(root.path), st), guide_style=st.dim)
@@ -351,7 +339,7 @@ def part_overhead(part: Part, attachment: Attachment | None = None) -> float | N
     return (part.encoded_bytes - part.decoded_bytes) / part.decoded_bytes * 100.0
 
 
-def _envelope(view: EnvelopeView, st: _Styles, t: _Words) -> list[RenderableType]:
+def _envelope(view: EnvelopeView, st: _Styles, t: Words) -> list[RenderableType]:
     out: list[RenderableType] = [_heading(t("envelope.title"), st)]
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style=st.label, no_wrap=True)
@@ -393,7 +381,7 @@ def _envelope(view: EnvelopeView, st: _Styles, t: _Words) -> list[RenderableType
     return out
 
 
-def _defects(record: MessageRecord, st: _Styles, t: _Words) -> list[RenderableType]:
+def _defects(record: MessageRecord, st: _Styles, t: Words) -> list[RenderableType]:
     defects = record.summary.defects
     if not defects:
         return [_heading(t("defects.none"), st)]
