@@ -54,6 +54,9 @@ class Config:
     sessions are in start order as long as the buffer suffices and in end order beyond it."""
     message_sink: MessageSinkFactory | None = None
     """Receives every message's bytes as they stream (e.g. the HTML report's --embed-attachments)."""
+    summarize: bool = True
+    """False: sessions carry empty message summaries (only complete and missing_bytes are true) and the
+    bytes go only to the message sink, which summarises them elsewhere (mailtrace/forked.py)."""
     context: ContextLimits = field(default_factory=ContextLimits)
     context_enabled: bool = True
     """Decode DNS (UDP/TCP 53) and ident (TCP 113) and attribute it to the sessions (context rows)."""

@@ -122,7 +122,7 @@ class MailConnection:
         self._builder = SessionBuilder(protocol=protocol, client=conn.client, server=conn.server,
                                        stream=conn.stream, file=self._file, tunnel=conn.tunnel,
                                        limits=self.config.session, mime_limits=self.config.mime,
-                                       sink_factory=self._sink_factory)
+                                       sink_factory=self._sink_factory, summarize=self.config.summarize)
         for row in self._sniffed_rows:
             self._builder.packet(*row)
         self._sniffed_rows = []

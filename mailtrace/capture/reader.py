@@ -92,6 +92,13 @@ class CaptureFile:
             return None
         return MappedPcap(self, buf, self._endian, self._tsres, self._linktype)
 
+    def close(self) -> None:
+        """Close the file unread: the parent of a forked run (mailtrace/forked.py) leaves the reading to
+        its child, which has its own copy of the descriptors. ``frames()`` closes at its end anyway."""
+        self.stream.close()
+        if self.raw is not None:
+            self.raw.close()
+
     def frames(self) -> Iterator[Frame]:
         try:
             if self.filetype.startswith("pcapng"):

@@ -27,6 +27,7 @@ from mailtrace.commands.common import (
     build_config,
     capture_options,
     fail,
+    jobs_option,
     lang_option,
     load_keylog,
     open_all,
@@ -42,6 +43,7 @@ from mailtrace.commands.report_data import (
 )
 from mailtrace.filters import PROTOCOLS, STATUSES, SessionFilter, parse_host, parse_ids, parse_time
 from mailtrace.findings import FindingsCollector, Severity
+from mailtrace.forked import ForkedRunError, forked_sessions, want_fork
 from mailtrace.pipeline import Analyzer, CaptureStats
 from mailtrace.render.json import JsonReportWriter, dumps, jsonl_writer
 from mailtrace.render.output import Output
@@ -299,13 +301,14 @@ def build_filter(*, ids: tuple[str, ...], protocols: tuple[str, ...], hosts: tup
 @lang_option
 @html_options
 @capture_options
+@jobs_option
 def analyze(*, captures: tuple[str, ...], fmt: str, as_list: bool, follow: bool, ids: tuple[str, ...],
             protocols: tuple[str, ...], hosts: tuple[str, ...], users: tuple[str, ...], since: str | None,
             until: str | None, statuses: tuple[str, ...], no_acks: bool, no_explain: bool, color: bool | None,
             width: int | None, findings_only: bool, fail_on: str | None, local_domains: str | None,
             failed_login_threshold: int, with_stats: bool, with_headers: bool, no_context: bool, lang: str | None,
             ports: tuple[str, ...], show_secrets: bool, no_sniff: bool, keylog_path: str | None,
-            html_path: str | None, embed_attachments: bool) -> None:
+            html_path: str | None, embed_attachments: bool, jobs: int | None) -> None:
     """Analyse capture files (pcap, pcapng, also .gz/.bz2/.xz; - for stdin).
 
     --port takes PORT=PROTOCOL (what a port speaks) or a bare PORT (only sessions on that port).
@@ -348,7 +351,8 @@ def analyze(*, captures: tuple[str, ...], fmt: str, as_list: bool, follow: bool,
         for target in targets:
             target["filter"] = session_filter.describe()
     with progress:
-        for session in sessions(analyzer, files, progress):
+        for session in sessions(analyzer, files, progress, jobs,
+                                light_report=fmt != "text" and html is None):
             if not session_filter(session):
                 continue
             for consumer in consumers:
@@ -365,10 +369,22 @@ def analyze(*, captures: tuple[str, ...], fmt: str, as_list: bool, follow: bool,
         sys.exit(EXIT_FINDINGS)
 
 
-def sessions(analyzer: Analyzer, files: list[CaptureFile],
-             progress: Progress | None = None) -> Iterator[Session]:
-    """The analyzer's sessions; Ctrl-C ends the run with status 130 and no traceback."""
+def sessions(analyzer: Analyzer, files: list[CaptureFile], progress: Progress | None = None,
+             jobs: int | None = 1, *, light_report: bool = False) -> Iterator[Session]:
+    """The analyzer's sessions; Ctrl-C ends the run with status 130 and no traceback.
+
+    ``jobs`` is ``--jobs``: 1 dissects here, 2 in a forked child while this process writes the report
+    (mailtrace/forked.py), None chooses by the machine and the captures' size. ``light_report``: the
+    report is quick to write (JSON, statistics), so this process also summarises the messages.
+    """
     try:
+        if want_fork(jobs, analyzer, files):
+            try:
+                yield from forked_sessions(analyzer, files, progress.callback if progress is not None else None,
+                                           summarize_here=light_report)
+            except ForkedRunError as exc:
+                fail(str(exc))
+            return
         for capture in files:
             callback = progress.callback(capture) if progress is not None else None
             yield from analyzer.run_file(capture, callback)

@@ -79,6 +79,14 @@ def _capture_options(f: click.decorators.FC, *, secrets: bool) -> click.decorato
                      help="Treat a server port as smtp, pop3, imap (or smtps, pop3s, imaps). Repeatable.")(f)
 
 
+def jobs_option(f: click.decorators.FC) -> click.decorators.FC:
+    """``--jobs``: dissect and report in one process or in two."""
+    return click.option("--jobs", "-j", "jobs", type=click.IntRange(1, 2), default=None, metavar="N",
+                        help="1: one process; 2: one process dissects while another writes the report "
+                             "(default: 2 on a machine with two or more cores, for captures of 4 MiB or "
+                             "more).")(f)
+
+
 LANG_ENV = "MAILTRACE_LANG"
 
 

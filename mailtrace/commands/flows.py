@@ -13,7 +13,15 @@ import sys
 import click
 
 from mailtrace.commands.analyze import sessions
-from mailtrace.commands.common import build_config, capture_options, lang_option, load_keylog, open_all, resolve_lang
+from mailtrace.commands.common import (
+    build_config,
+    capture_options,
+    jobs_option,
+    lang_option,
+    load_keylog,
+    open_all,
+    resolve_lang,
+)
 from mailtrace.messageflows import FlowCollector, flow_json
 from mailtrace.pipeline import Analyzer
 from mailtrace.render.json import dumps
@@ -32,9 +40,10 @@ from mailtrace.render.progress import Progress
               help="Wrap the text at this width (default: the terminal's; never when piped).")
 @lang_option
 @capture_options
+@jobs_option
 def flows(*, captures: tuple[str, ...], fmt: str, multi_hop: bool, color: bool | None, width: int | None,
           lang: str | None, ports: tuple[str, ...], show_secrets: bool, no_sniff: bool,
-          keylog_path: str | None) -> None:
+          keylog_path: str | None, jobs: int | None) -> None:
     """Follow each message across hops: submission, relay, retrieval (POP3/IMAP), APPEND.
 
     Messages are joined by Message-ID, or by a fingerprint of their body when they have none.
@@ -48,7 +57,7 @@ def flows(*, captures: tuple[str, ...], fmt: str, multi_hop: bool, color: bool |
     collector = FlowCollector()
     progress = Progress(output.err, enabled=output.err_isatty)
     with progress:
-        for session in sessions(analyzer, files, progress):
+        for session in sessions(analyzer, files, progress, jobs, light_report=True):
             collector.session(session)
     if fmt == "json":
         document = {"format": "mailtrace-flows", "version": 1,

@@ -8,7 +8,15 @@ import time
 import click
 
 from mailtrace.commands.analyze import SessionConsumer, sessions
-from mailtrace.commands.common import build_config, capture_options, lang_option, load_keylog, open_all, resolve_lang
+from mailtrace.commands.common import (
+    build_config,
+    capture_options,
+    jobs_option,
+    lang_option,
+    load_keylog,
+    open_all,
+    resolve_lang,
+)
 from mailtrace.commands.html_option import open_report
 from mailtrace.commands.report_data import (
     ReportData,
@@ -74,6 +82,7 @@ _DEFAULTS = HtmlLimits()
 @findings_options
 @lang_option
 @capture_options
+@jobs_option
 def report(
     captures: tuple[str, ...],
     output: str,
@@ -91,6 +100,7 @@ def report(
     show_secrets: bool,
     no_sniff: bool,
     keylog_path: str | None,
+    jobs: int | None,
 ) -> None:
     """Write one self-contained HTML report: overview, findings, statistics, session index, per-session
     packet tables, sequence diagrams, logins, messages and anomalies. It loads nothing from the network.
@@ -128,7 +138,7 @@ def report(
     # as analyze --format json --html: one findings run, the statistics, then the page
     consumers: list[SessionConsumer] = [findings, data, html]
     try:
-        for session in sessions(analyzer, files):
+        for session in sessions(analyzer, files, jobs=jobs):
             for consumer in consumers:
                 consumer.session(session)
         elapsed = time.monotonic() - started

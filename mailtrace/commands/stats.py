@@ -13,7 +13,7 @@ import time
 import click
 
 from mailtrace.commands.analyze import sessions
-from mailtrace.commands.common import build_config, capture_options, load_keylog, open_all
+from mailtrace.commands.common import build_config, capture_options, jobs_option, load_keylog, open_all
 from mailtrace.commands.report_data import listen_for_dns
 from mailtrace.findings import FindingsCollector, FindingsConfig
 from mailtrace.pipeline import Analyzer
@@ -40,6 +40,7 @@ from mailtrace.stats import DEFAULT_TOP, StatsCollector, StatsLimits, stats_docu
     help="Rows of the top-N tables (servers, clients, addresses).",
 )
 @capture_options
+@jobs_option
 def stats(
     *,
     captures: tuple[str, ...],
@@ -49,6 +50,7 @@ def stats(
     show_secrets: bool,
     no_sniff: bool,
     keylog_path: str | None,
+    jobs: int | None,
 ) -> None:
     """Statistics of capture files: protocols, peers, commands, replies, messages, timing, spam defences."""
     config = build_config(ports, show_secrets, no_sniff)
@@ -59,7 +61,7 @@ def stats(
     findings = FindingsCollector(FindingsConfig())
     listen_for_dns(analyzer, findings)  # DNSBL look-ups are findings too, counted in stats.findings
     started = time.monotonic()
-    for session in sessions(analyzer, files):
+    for session in sessions(analyzer, files, jobs=jobs, light_report=True):
         collector.session(session)
         findings.session(session)
     elapsed = time.monotonic() - started

@@ -45,7 +45,7 @@ class Progress:
                  tb: TracebackType | None) -> None:
         self.close()
 
-    def callback(self, capture: CaptureFile) -> Callable[[int], None] | None:
+    def callback(self, capture: CaptureFile) -> Callable[..., None] | None:
         """The ``progress`` callback for ``Analyzer.run_file``, or None when no bar is shown."""
         if not self.enabled or capture.size is None or capture.size < MIN_BYTES:
             self._stop()
@@ -62,12 +62,15 @@ class Progress:
         self._task = bar.add_task(Path(capture.name).name, total=capture.size, packets=0)
         self._start()
 
-        def update(packets: int) -> None:
+        def update(packets: int, position: int | None = None) -> None:
+            """``position``: how far into the file (default: where ``capture`` is now; a forked child
+            that reads the file tells its own)."""
             now = time.monotonic()
             if now - self._last < MIN_INTERVAL or self._task is None:
                 return
             self._last = now
-            bar.update(self._task, completed=capture.position() or 0, packets=packets)
+            where = position if position is not None else capture.position()
+            bar.update(self._task, completed=where or 0, packets=packets)
             if self._live:
                 bar.refresh()
 

@@ -1,0 +1,364 @@
+"""Two processes for one run: a forked child dissects, the parent writes the report.
+
+Dissecting a capture (reading, reassembly, the dissectors, message summaries) and writing its
+report (findings, statistics, the terminal tables, JSON, HTML) take about the same time on a big
+capture, and one does not need the other's state: the report only sees finished sessions. So on a
+machine with two cores the work splits there. The child runs the :class:`Analyzer` exactly as one
+process would and sends down a pipe, in the order they happen, everything the report side would
+have seen: each finished session (with the capture totals so far), each DNS transaction the
+context layer hands its listeners, progress. The parent replays them into its own consumers, so
+both ways give the same report byte for byte (tests/test_forked.py compares them on real captures).
+
+Not used where the dissecting side feeds something in the parent as it goes (message sinks:
+``mailtrace extract``, attachments embedded in HTML), for live capture, or where ``os.fork`` is
+missing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import pickle
+import signal
+import threading
+import traceback
+from collections import deque
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import Any
+
+from mailtrace.capture.reader import CaptureFile
+from mailtrace.context.model import ContextObservation
+from mailtrace.mime import MessageSummarizer, MimeLimits
+from mailtrace.pipeline import Analyzer, CaptureStats
+from mailtrace.session import MessageRecord, MessageSinkFactory, Session, SessionBuilder, kept_summary
+
+AUTO_MIN_BYTES = 4 * 1024 * 1024
+"""By default, captures smaller than this are analysed in one process (forking would not pay)."""
+
+PIPE_BUFFER = 1 << 16
+SPOOL_BYTES = 16 * 1024 * 1024
+"""Pickled sessions the child may have waiting for the parent (see :class:`_Spool`)."""
+
+ProgressFactory = Callable[[CaptureFile], Callable[..., None] | None]
+
+
+class ForkedRunError(RuntimeError):
+    """The dissecting process ended without finishing the run."""
+
+
+def can_fork(analyzer: Analyzer) -> bool:
+    """Whether this run may be split: fork exists and nothing in this process listens to the dissection."""
+    return hasattr(os, "fork") and analyzer.sink_factory is None and analyzer.config.message_sink is None
+
+
+def want_fork(jobs: int | None, analyzer: Analyzer, files: list[CaptureFile]) -> bool:
+    """``--jobs``: 1 is one process, 2 is two; by default two on a multi-core machine for big captures
+    (a capture from a pipe counts as big: its size is not known)."""
+    if jobs == 1 or not can_fork(analyzer):
+        return False
+    if jobs is not None:
+        return True
+    if (os.cpu_count() or 1) < 2:
+        return False
+    sizes = [f.size for f in files]
+    return any(s is None for s in sizes) or sum(s or 0 for s in sizes) >= AUTO_MIN_BYTES
+
+
+# ---------------------------------------------------------------------------- messages on the pipe
+@dataclass
+class _Finished:
+    session: Session
+    stats: CaptureStats
+
+
+@dataclass
+class _Context:
+    observation: ContextObservation
+
+
+@dataclass
+class _FileStarted:
+    index: int
+
+
+@dataclass
+class _Progress:
+    index: int
+    packets: int
+    position: int | None
+
+
+@dataclass
+class _MessageBytes:
+    """Bytes of the message a session is carrying (only when the parent summarises messages)."""
+
+    stream: int
+    index: int
+    data: bytes
+
+
+@dataclass
+class _Done:
+    stats: CaptureStats
+
+
+@dataclass
+class _Failed:
+    error: BaseException | None
+    text: str
+
+
+# ---------------------------------------------------------------------------- parent
+def forked_sessions(analyzer: Analyzer, files: list[CaptureFile], progress: ProgressFactory | None = None, *,
+                    summarize_here: bool = False) -> Generator[Session, None, None]:
+    """The sessions of ``files``, dissected by a forked child; ``analyzer`` ends up as if it had run here.
+
+    ``analyzer.stats`` is kept up to date in place (the views hold it), and the context layer's
+    listeners hear every DNS transaction. An exception in the child is raised here; Ctrl-C ends both.
+
+    ``summarize_here``: the child sends the message bytes and this process makes the message summaries
+    (decoding and hashing every MIME part): the better split when writing the report is cheap (JSON,
+    statistics) and dissecting is the longer half.
+    """
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child's coverage is not collected; its output is tested
+        os.close(read_fd)
+        _child(analyzer, files, progress is not None, write_fd, summarize_here)
+    os.close(write_fd)
+    for capture in files:
+        capture.close()  # the child reads them
+    listeners = list(analyzer.context.listeners) if analyzer.context is not None else []
+    update: Callable[..., None] | None = None
+    summaries = _Summaries(analyzer.config.mime) if summarize_here else None
+    finished = False
+    try:
+        with os.fdopen(read_fd, "rb", buffering=PIPE_BUFFER) as pipe:
+            while True:
+                try:
+                    message = pickle.load(pipe)  # noqa: S301 - our own child's, through a pipe only we hold
+                except EOFError:
+                    break
+                kind = type(message)
+                if kind is _MessageBytes:
+                    assert summaries is not None
+                    summaries.feed(message)
+                elif kind is _Finished:
+                    _adopt(analyzer.stats, message.stats)
+                    if summaries is not None:
+                        summaries.fill(message.session)
+                    yield message.session
+                elif kind is _Context:
+                    for listener in listeners:
+                        listener(message.observation)
+                elif kind is _FileStarted:
+                    update = progress(files[message.index]) if progress is not None else None
+                elif kind is _Progress:
+                    if update is not None:
+                        update(message.packets, message.position)
+                elif kind is _Done:
+                    _adopt(analyzer.stats, message.stats)
+                    finished = True
+                elif kind is _Failed:
+                    finished = True
+                    if message.error is not None:
+                        raise message.error
+                    raise ForkedRunError(message.text)
+    finally:
+        status = _reap(pid, finished)
+    if not finished:
+        raise ForkedRunError(f"the dissecting process ended unexpectedly ({_describe(status)}); "
+                          "run again with --jobs 1 to analyse in one process")
+
+
+class _Summaries:
+    """The parent's message summarisers, fed the bytes the child's sessions carry, by session and message."""
+
+    def __init__(self, limits: MimeLimits) -> None:
+        self.limits = limits
+        self.open: dict[tuple[int, int], MessageSummarizer] = {}
+
+    def feed(self, message: _MessageBytes) -> None:
+        key = (message.stream, message.index)
+        summarizer = self.open.get(key)
+        if summarizer is None:
+            summarizer = self.open[key] = MessageSummarizer(self.limits)
+        summarizer.feed(message.data)
+
+    def fill(self, session: Session) -> None:
+        """Give the session's messages their summaries (the child's say only whether they were complete)."""
+        for record in session.messages:
+            summarizer = self.open.pop((session.stream, record.index), None) or MessageSummarizer(self.limits)
+            pending = record.summary
+            record.summary = kept_summary(summarizer.close(complete=pending.complete,
+                                                           missing_bytes=pending.missing_bytes))
+
+
+def _adopt(target: CaptureStats, source: CaptureStats) -> None:
+    """Copy the child's totals into the parent's object, which the views hold on to."""
+    context = target.context
+    target.__dict__.update(source.__dict__)
+    if context is not None and source.context is not None:
+        context.__dict__.update(source.context.__dict__)
+        target.context = context
+
+
+def _reap(pid: int, finished: bool) -> int:
+    """Wait for the child; one still running (the parent stopped early: an error, Ctrl-C, a closed
+    pipe) is stopped first."""
+    if not finished:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    while True:
+        try:
+            return os.waitpid(pid, 0)[1]
+        except ChildProcessError:
+            return 0
+        except InterruptedError:
+            continue
+
+
+def _describe(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"signal {os.WTERMSIG(status)}"
+    return f"exit status {os.waitstatus_to_exitcode(status)}"
+
+
+# ---------------------------------------------------------------------------- child
+class _Spool:
+    """The child's end of the pipe: messages are pickled at once and written by a thread, so the
+    dissection goes on while the report side is busy with a burst of sessions (the session order
+    buffer lets many go at once). At most ``limit`` bytes wait; past that, sending blocks."""
+
+    def __init__(self, fd: int, limit: int = SPOOL_BYTES) -> None:
+        self.fd = fd
+        self.limit = limit
+        self.queue: deque[bytes] = deque()
+        self.size = 0
+        self.closed = False
+        self.broken = False
+        self.cond = threading.Condition()
+        self.thread = threading.Thread(target=self._drain, name="mailtrace-spool", daemon=True)
+        self.thread.start()
+
+    def send(self, message: Any) -> None:
+        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        with self.cond:
+            while self.size >= self.limit and not self.broken:
+                self.cond.wait()
+            if self.broken:
+                raise BrokenPipeError("the report side stopped reading")
+            self.queue.append(data)
+            self.size += len(data)
+            self.cond.notify_all()
+
+    def close(self) -> None:
+        """Write what is queued, then close the pipe."""
+        with self.cond:
+            self.closed = True
+            self.cond.notify_all()
+        self.thread.join()
+        os.close(self.fd)
+
+    def _drain(self) -> None:
+        while True:
+            with self.cond:
+                while not self.queue and not self.closed:
+                    self.cond.wait()
+                if not self.queue:
+                    return
+                batch = b"".join(self.queue)
+                self.queue.clear()
+            try:
+                _write_all(self.fd, batch)
+            except OSError:
+                with self.cond:
+                    self.broken = True
+                    self.cond.notify_all()
+                return
+            with self.cond:
+                self.size -= len(batch)
+                self.cond.notify_all()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    with memoryview(data) as view:
+        done = 0
+        while done < len(view):
+            done += os.write(fd, view[done:])
+
+
+def _child(analyzer: Analyzer, files: list[CaptureFile], with_progress: bool,  # pragma: no cover
+           write_fd: int, summarize_there: bool) -> None:
+    """Run the analyzer and send everything down the pipe; never returns (``os._exit``: the parent's
+    buffered output and exit handlers are the parent's alone)."""
+    code = 0
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C: the parent says "interrupted", the child just ends
+    try:
+        spool = _Spool(write_fd)
+        if summarize_there:
+            analyzer.config = dataclasses.replace(analyzer.config, summarize=False,
+                                                  message_sink=_sender_of_messages(spool))
+        try:
+            _run(analyzer, files, with_progress, spool)
+        except BrokenPipeError:
+            code = 1
+        except BaseException as exc:  # handed to the parent, which raises it
+            spool.send(_failed(exc))
+            code = 1
+        spool.close()
+    except BaseException:  # nothing left to tell anyone
+        code = 1
+    os._exit(code)
+
+
+def _run(analyzer: Analyzer, files: list[CaptureFile], with_progress: bool, spool: _Spool) -> None:
+    if analyzer.context is not None:
+        analyzer.context.listeners[:] = [lambda o: spool.send(_Context(o))]
+    for index, capture in enumerate(files):
+        spool.send(_FileStarted(index))
+        callback = _progress_sender(spool, index, capture) if with_progress else None
+        for session in analyzer.run_file(capture, callback):
+            spool.send(_Finished(session, analyzer.stats))
+    spool.send(_Done(analyzer.stats))
+
+
+class _MessageSender:
+    """The sink of one message in the child: its bytes go to the parent, which summarises them."""
+
+    def __init__(self, spool: _Spool, stream: int, index: int) -> None:
+        self.spool = spool
+        self.stream = stream
+        self.index = index
+
+    def write(self, data: bytes) -> None:
+        self.spool.send(_MessageBytes(self.stream, self.index, bytes(data)))
+
+    def close(self, record: MessageRecord) -> None:
+        pass
+
+
+def _sender_of_messages(spool: _Spool) -> MessageSinkFactory:
+    def sink(builder: SessionBuilder, origin: str) -> _MessageSender:
+        # one message at a time per session, and it becomes the next record: its index is known now
+        return _MessageSender(spool, builder.stream, len(builder.messages))
+
+    return sink
+
+
+def _progress_sender(spool: _Spool, index: int, capture: CaptureFile) -> Callable[[int], None]:  # pragma: no cover
+    def send(packets: int) -> None:
+        spool.send(_Progress(index, packets, capture.position()))
+
+    return send
+
+
+def _failed(exc: BaseException) -> _Failed:
+    text = "".join(traceback.format_exception(exc)).rstrip()
+    try:
+        pickle.loads(pickle.dumps(exc))  # noqa: S301 - the exception we just pickled
+    except Exception:  # an exception that does not travel: its text does
+        return _Failed(None, text)
+    return _Failed(exc, text)

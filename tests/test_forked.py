@@ -1,0 +1,199 @@
+"""Two processes (``--jobs 2``, mailtrace/forked.py) give the report one process gives, byte for byte.
+
+A forked child dissects, the parent writes the report: the sessions, the capture totals the views
+read while sessions arrive, the DNS transactions the findings hear, and any failure in the child
+must all reach the parent as they would have in one process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mailtrace import forked
+from mailtrace.capture.reader import open_capture
+from mailtrace.config import Config
+from mailtrace.model import Command, Direction, Phase
+from mailtrace.pipeline import Analyzer
+from mailtrace.session import PacketRow
+from tests.support import REPO, corpus, run_cli
+
+SAMPLES = REPO / "samples"
+
+needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork on this platform")
+
+
+def _json(*args: str) -> dict[str, Any]:
+    result = run_cli("analyze", "--format", "json", *args)
+    assert result.exit_code == 0, result.stderr
+    data: dict[str, Any] = json.loads(result.stdout)
+    data["stats"]["capture"].pop("analysis_seconds")  # wall time: the one thing that may differ
+    return data
+
+
+def _text(*args: str) -> str:
+    result = run_cli("analyze", "--no-color", "--width", "140", "--stats", *args)
+    assert result.exit_code == 0, result.stderr
+    return "\n".join(line for line in result.stdout.splitlines() if "elapsed" not in line)
+
+
+CASES = [
+    pytest.param(lambda: [SAMPLES / "smtp-relay-seed-story.pcap"], (), id="dns-and-ident-context"),
+    pytest.param(lambda: [SAMPLES / "mixed-all.pcap"], (), id="smtp-pop3-imap"),
+    pytest.param(lambda: [SAMPLES / "smtp-starttls.pcap"], ("--tls-keylog", str(SAMPLES / "smtp-starttls.keylog")),
+                 id="starttls-decrypted"),
+    pytest.param(lambda: [SAMPLES / "smtp-errors.pcap", SAMPLES / "pop3-session.pcap"], (), id="two-files"),
+    pytest.param(lambda: [corpus("suricata-verify/bug-3616-smtp")], (), id="suricata-pipelining"),
+    pytest.param(lambda: [corpus("arkime/smtp-subject-windows")], ("--show-secrets",), id="arkime-secrets"),
+]
+
+
+@needs_fork
+@pytest.mark.parametrize(("paths", "extra"), CASES)
+def test_two_processes_write_the_json_report_one_process_writes(paths: Any, extra: tuple[str, ...]) -> None:
+    files = [str(p) for p in paths()]
+    one = _json("--jobs", "1", *extra, *files)
+    two = _json("--jobs", "2", *extra, *files)
+    assert one["sessions"], "the capture has sessions"
+    assert two == one
+
+
+@needs_fork
+@pytest.mark.parametrize(("paths", "extra"), CASES[:3])
+def test_two_processes_print_the_tables_one_process_prints(paths: Any, extra: tuple[str, ...]) -> None:
+    files = [str(p) for p in paths()]
+    one = _text("--jobs", "1", *extra, *files)
+    assert "Session 1" in one or "session 1" in one.lower()
+    assert _text("--jobs", "2", *extra, *files) == one
+
+
+@needs_fork
+def test_the_context_findings_cross_the_pipe() -> None:
+    """DNSBL findings come from the DNS listener, which the child hears and the parent's findings need."""
+    path = str(SAMPLES / "smtp-relay-seed-story.pcap")
+    one = _json("--jobs", "1", path)
+    two = _json("--jobs", "2", path)
+    assert two["findings"] == one["findings"]
+    assert two["capture"]["context"] == one["capture"]["context"]
+    assert one["capture"]["context"]["dns"] > 0
+
+
+@needs_fork
+def test_stdin_is_read_by_the_child() -> None:
+    data = (SAMPLES / "pop3-session.pcap").read_bytes()
+    result = run_cli("analyze", "--format", "json", "--jobs", "2", "-", input=data)
+    assert result.exit_code == 0, result.stderr
+    sessions = json.loads(result.stdout)["sessions"]
+    assert [s["protocol"] for s in sessions] == ["pop3"] * 4
+    from_file = _json("--jobs", "1", str(SAMPLES / "pop3-session.pcap"))["sessions"]
+    for session in (*sessions, *from_file):
+        session.pop("file")
+    assert sessions == from_file
+
+
+@needs_fork
+@pytest.mark.parametrize("command", ["stats", "flows"])
+def test_other_commands_take_jobs_too(command: str) -> None:
+    path = str(SAMPLES / "mixed-all.pcap")
+    one = run_cli(command, "--format", "json", "--jobs", "1", path)
+    two = run_cli(command, "--format", "json", "--jobs", "2", path)
+    assert one.exit_code == two.exit_code == 0
+    first, second = json.loads(one.stdout), json.loads(two.stdout)
+    for doc in (first, second):  # wall time, where the document has it
+        doc.get("capture", {}).pop("analysis_seconds", None)
+    assert second == first
+
+
+@needs_fork
+def test_an_error_in_the_child_is_raised_in_the_parent(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(self: Analyzer, capture: Any, progress: Any = None) -> Any:
+        raise ValueError("a bug in the dissection")
+
+    monkeypatch.setattr(Analyzer, "run_file", broken)
+    with pytest.raises(ValueError, match="a bug in the dissection"):
+        run_cli("analyze", "--format", "json", "--jobs", "2", str(SAMPLES / "pop3-session.pcap"))
+
+
+@needs_fork
+def test_a_child_that_dies_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    def dies(self: Analyzer, capture: Any, progress: Any = None) -> Any:
+        os._exit(9)
+        yield  # type: ignore[unreachable]  # pragma: no cover - a generator, as run_file is
+
+    monkeypatch.setattr(Analyzer, "run_file", dies)
+    result = run_cli("analyze", "--format", "json", "--jobs", "2", str(SAMPLES / "pop3-session.pcap"))
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        "mailtrace: the dissecting process ended unexpectedly (exit status 9); run again with --jobs 1 to "
+        "analyse in one process"
+    ]
+    assert "Traceback" not in result.output
+
+
+@needs_fork
+def test_the_parent_stopping_early_stops_the_child() -> None:
+    """A consumer that raises (a closed stdout, say) must not leave the child running."""
+    analyzer = Analyzer(Config())
+    files = [open_capture(str(SAMPLES / "mixed-all.pcap"))]
+    stream = forked.forked_sessions(analyzer, files)
+    first = next(stream)
+    assert first.id == 1
+    stream.close()  # the finally reaps the child: no zombie, no error
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)
+
+
+def test_when_two_processes_are_used(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    analyzer = Analyzer(Config())
+    small = [open_capture(str(SAMPLES / "pop3-session.pcap"))]
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert forked.want_fork(1, analyzer, small) is False
+    assert forked.want_fork(2, analyzer, small) is hasattr(os, "fork")
+    assert forked.want_fork(None, analyzer, small) is False  # too small to pay for a fork
+    monkeypatch.setattr(forked, "AUTO_MIN_BYTES", 1)
+    assert forked.want_fork(None, analyzer, small) is hasattr(os, "fork")
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert forked.want_fork(None, analyzer, small) is False  # one core: nothing to gain
+    sinking = Analyzer(Config(), sink_factory=lambda builder, origin: None)
+    assert forked.want_fork(2, sinking, small) is False  # the sinks live in this process
+    small[0].close()
+
+
+def test_a_packet_row_pickles_every_field() -> None:
+    row = PacketRow(frame=7, ts=1.5, direction=Direction.SERVER, flags=0x18, payload_len=42, phase=Phase.TRANSFER,
+                    events=[Command(direction=Direction.CLIENT, ts=1.5, frame=7, verb="NOOP", argument="",
+                                    first_frame=7, phase=Phase.TRANSFER)],
+                    decrypted=True, body_bytes=40)
+    assert len(row.__reduce__()[1]) == len(fields(PacketRow))
+    assert pickle.loads(pickle.dumps(row)) == row
+
+
+@needs_fork
+def test_messages_summarised_by_the_parent_are_the_ones_the_child_would_make() -> None:
+    """With JSON the parent summarises (decodes and hashes) the messages from the bytes the child sends."""
+    path = str(SAMPLES / "smtp-submission-auth.pcap")
+    one = _json("--jobs", "1", path)
+    two = _json("--jobs", "2", path)
+    attachments = [a for s in one["sessions"] for m in s["messages"] for a in m["attachments"]]
+    assert {a["filename"] for a in attachments} >= {"chart.png", "Übersicht.txt"}
+    assert all(len(a["sha256"]) == 64 for a in attachments)
+    assert two == one
+
+
+def test_a_session_that_does_not_summarise_keeps_only_completeness() -> None:
+    """``Config.summarize`` False (the forked child's setting): the summary is an empty message's."""
+    config = Config(summarize=False)
+    analyzer = Analyzer(config)
+    sessions = list(analyzer.run_file(open_capture(str(SAMPLES / "smtp-submission-auth.pcap"))))
+    records = [r for s in sessions for r in s.messages]
+    assert records, "the capture carries messages"
+    for record in records:
+        assert record.summary.bytes == 0 and record.summary.subject is None
+        assert record.summary.attachments == ()
+    assert all(r.summary.complete for r in records)
