@@ -30,7 +30,7 @@ from typing import Any
 
 from mailtrace.capture.reader import CaptureFile
 from mailtrace.context.model import ContextObservation
-from mailtrace.mime import MessageSummarizer, MimeLimits
+from mailtrace.mime import MessageSummarizer, MessageSummary, MimeLimits
 from mailtrace.pipeline import Analyzer, CaptureStats
 from mailtrace.session import MessageRecord, MessageSinkFactory, Session, SessionBuilder, kept_summary
 
@@ -100,6 +100,17 @@ class _MessageBytes:
 
 
 @dataclass
+class _MessageEnded:
+    """The message ended: the parent summarises it now, not when its session arrives (sessions come
+    in bursts from the order buffer, messages one by one)."""
+
+    stream: int
+    index: int
+    complete: bool
+    missing_bytes: int
+
+
+@dataclass
 class _Done:
     stats: CaptureStats
 
@@ -145,6 +156,9 @@ def forked_sessions(analyzer: Analyzer, files: list[CaptureFile], progress: Prog
                 if kind is _MessageBytes:
                     assert summaries is not None
                     summaries.feed(message)
+                elif kind is _MessageEnded:
+                    assert summaries is not None
+                    summaries.end(message)
                 elif kind is _Finished:
                     _adopt(analyzer.stats, message.stats)
                     if summaries is not None:
@@ -179,6 +193,7 @@ class _Summaries:
     def __init__(self, limits: MimeLimits) -> None:
         self.limits = limits
         self.open: dict[tuple[int, int], MessageSummarizer] = {}
+        self.done: dict[tuple[int, int], MessageSummary] = {}
 
     def feed(self, message: _MessageBytes) -> None:
         key = (message.stream, message.index)
@@ -187,13 +202,23 @@ class _Summaries:
             summarizer = self.open[key] = MessageSummarizer(self.limits)
         summarizer.feed(message.data)
 
+    def end(self, message: _MessageEnded) -> None:
+        key = (message.stream, message.index)
+        summarizer = self.open.pop(key, None) or MessageSummarizer(self.limits)
+        self.done[key] = kept_summary(summarizer.close(complete=message.complete,
+                                                       missing_bytes=message.missing_bytes))
+
     def fill(self, session: Session) -> None:
-        """Give the session's messages their summaries (the child's say only whether they were complete)."""
+        """Give the session's messages their summaries (the child's say only whether they were complete;
+        a message without bytes has no sink, so it is summarised here)."""
         for record in session.messages:
-            summarizer = self.open.pop((session.stream, record.index), None) or MessageSummarizer(self.limits)
-            pending = record.summary
-            record.summary = kept_summary(summarizer.close(complete=pending.complete,
-                                                           missing_bytes=pending.missing_bytes))
+            summary = self.done.pop((session.stream, record.index), None)
+            if summary is None:
+                pending = record.summary
+                summarizer = self.open.pop((session.stream, record.index), None) or MessageSummarizer(self.limits)
+                summary = kept_summary(summarizer.close(complete=pending.complete,
+                                                        missing_bytes=pending.missing_bytes))
+            record.summary = summary
 
 
 def _adopt(target: CaptureStats, source: CaptureStats) -> None:
@@ -337,7 +362,8 @@ class _MessageSender:
         self.spool.send(_MessageBytes(self.stream, self.index, bytes(data)))
 
     def close(self, record: MessageRecord) -> None:
-        pass
+        summary = record.summary
+        self.spool.send(_MessageEnded(self.stream, self.index, summary.complete, summary.missing_bytes))
 
 
 def _sender_of_messages(spool: _Spool) -> MessageSinkFactory:
