@@ -150,8 +150,8 @@ def forked_sessions(analyzer: Analyzer, files: list[CaptureFile], progress: Prog
             while True:
                 try:
                     message = pickle.load(pipe)  # noqa: S301 - our own child's, through a pipe only we hold
-                except EOFError:
-                    break
+                except (EOFError, pickle.UnpicklingError):
+                    break  # the child is gone (cut off mid-message if it was killed): said below
                 kind = type(message)
                 if kind is _MessageBytes:
                     assert summaries is not None
@@ -320,7 +320,9 @@ def _child(analyzer: Analyzer, files: list[CaptureFile], with_progress: bool,  #
     """Run the analyzer and send everything down the pipe; never returns (``os._exit``: the parent's
     buffered output and exit handlers are the parent's alone)."""
     code = 0
-    signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C: the parent says "interrupted", the child just ends
+    # Ctrl-C reaches the whole process group: the parent says "interrupted" and ends the child, which
+    # must not die on its own half-way through a message first
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         spool = _Spool(write_fd)
         if summarize_there:
