@@ -240,9 +240,11 @@ class Analyzer:
                     first_ts = ts
                     fstats.start = ts  # known at once: views measure Time from the file's first packet
                 # Fast path for the common case, Ethernet/IPv4/TCP of a connection nobody tracks: one
-                # dict lookup and no objects. Anything else (SYN/FIN/RST, fragments, other link types,
-                # new connections, time for a sweep, headers the decoder calls damaged) takes the full
-                # decode below; test_fast_path checks that both give the same results.
+                # dict lookup and no objects. Anything else (SYN, fragments, other link types, new
+                # connections, time for a sweep, headers the decoder calls damaged) takes the full
+                # decode below; test_fast_path checks that both give the same results. (A FIN or RST
+                # of an untracked connection changes nothing the flow table would keep: only a SYN
+                # can start a new stream on the same ports.)
                 if fast and linktype == 1 and len(data) >= 34 and data[12:14] == b"\x08\x00" \
                         and data[14] >> 4 == 4 and data[14] & 0x0F >= 5 and not (data[20] & 0x3F or data[21]) \
                         and ((data[16] << 8 | data[17]) >= (data[14] & 0x0F) * 4 or not (data[16] or data[17])):
@@ -250,7 +252,7 @@ class Analyzer:
                     p = 14 + (data[14] & 0x0F) * 4
                     if proto == 6:
                         if ts < next_sweep and len(data) >= p + 20 and data[p + 12] >= 0x50 \
-                                and not data[p + 13] & 0x07:
+                                and not data[p + 13] & 0x02:  # no SYN
                             conn = table_get(data[26:34] + data[p : p + 4])
                             if conn is not None and conn.handler is None:
                                 conn.last_ts = ts
@@ -287,7 +289,7 @@ class Analyzer:
 
         Skipped without building any object: TCP segments (Ethernet, VLAN tags, Linux cooked, raw
         IP; IPv4 that is not a fragment, IPv6 without extension headers) of connections the flow table
-        knows and nobody tracks, without SYN/FIN/RST and before the next sweep is due; UDP datagrams
+        knows and nobody tracks, without SYN and before the next sweep is due; UDP datagrams
         on ports nobody asked for. Everything else (new connections, tracked ones, fragments,
         tunnels, damaged or odd headers, other link types) is sliced out and takes the full decode,
         exactly as in ``_walk_frames``; tests/test_mapped_walk.py checks both give one report.
@@ -375,7 +377,7 @@ class Analyzer:
                         and not (total < short_total and total and not total & short_mask):
                     if proto == 6:
                         if incl >= 54 and offx >= 0x50:
-                            if not flags & 0x07 and ts < next_sweep:
+                            if not flags & 0x02 and ts < next_sweep:  # no SYN
                                 conn = table_get(key)
                                 if conn is not None and conn.handler is None:
                                     conn.last_ts = ts
@@ -454,7 +456,8 @@ class Analyzer:
                     if tcp < 0:
                         pass
                     elif proto == 6:
-                        if tcp + 20 <= end and buf[tcp + 12] >= 0x50 and not buf[tcp + 13] & 0x07 and ts < next_sweep:
+                        if tcp + 20 <= end and buf[tcp + 12] >= 0x50 and not buf[tcp + 13] & 0x02 \
+                                and ts < next_sweep:
                             conn = table_get(key + buf[tcp : tcp + 4])
                             if conn is not None and conn.handler is None:
                                 conn.last_ts = ts
