@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -197,3 +198,19 @@ def test_a_session_that_does_not_summarise_keeps_only_completeness() -> None:
         assert record.summary.bytes == 0 and record.summary.subject is None
         assert record.summary.attachments == ()
     assert all(r.summary.complete for r in records)
+
+
+@needs_fork
+def test_the_html_report_is_the_same(tmp_path: Path) -> None:
+    """``mailtrace report`` (no embedded attachments: nothing listens to the dissection) forks too."""
+    pages = []
+    for jobs in ("1", "2"):
+        out = tmp_path / f"report-{jobs}.html"
+        result = run_cli("report", "--jobs", jobs, str(SAMPLES / "mixed-all.pcap"),
+                         str(SAMPLES / "smtp-relay-seed-story.pcap"), "-o", str(out))
+        assert result.exit_code == 0, result.stderr
+        page = out.read_text()
+        page = re.sub(r"nonce-[\w-]+|nonce=\"[\w-]+\"", "NONCE", page)  # random per page
+        pages.append(re.sub(r'"analysis_seconds":[0-9.]+', "", page))
+    assert "cleartext-credentials" in pages[0]
+    assert pages[1] == pages[0]
