@@ -137,6 +137,10 @@ class Output:
         else:
             self.stream.write(line.plain + "\n")
 
+    def _plain(self, text: str) -> None:
+        """What ``write`` does with an uncoloured line, given its characters."""
+        self.stream.write((clean(text) if _UNSAFE.search(text) else text) + "\n")
+
     def _ansi(self, line: Text) -> str:
         """The line with ANSI styles; much cheaper than ``Console.print`` for one unwrapped line."""
         console = self.console
@@ -150,13 +154,14 @@ class Output:
     def cells(self, prefix: Text, body: Text, *, indent: int | None = None) -> None:
         """``prefix`` then ``body``; with a width, the body wraps under itself (hanging indent)."""
         start = prefix.cell_len if indent is None else indent
-        if self.width is None:
-            self.write(prefix + body)
+        if self.width is None or (body.cell_len <= max(self.width - start, MIN_INFO_WIDTH)
+                                  and "\n" not in body.plain):
+            if self.color:
+                self.write(prefix + body)
+            else:  # the same characters without joining two Texts (most of a piped table's cost)
+                self._plain(prefix.plain + body.plain)
             return
         room = max(self.width - start, MIN_INFO_WIDTH)
-        if body.cell_len <= room and "\n" not in body.plain:
-            self.write(prefix + body)
-            return
         lines = body.wrap(self.console, room, overflow="fold") if body.plain else [Text()]
         pad = Text(" " * start)
         for i, piece in enumerate(lines):
