@@ -154,9 +154,11 @@ class MailConnection:
         """Whether reassembly would hand on this segment's payload, whole, as the connection's very
         first stream item and nothing else: the first segment of both directions, no SYN/FIN/RST,
         not cut by the snap length. The sniffer's verdict on it can then be had before reassembly."""
-        rasm = conn.rasm
-        if rasm is None or pkt.flags & (TCP_SYN | TCP_FIN | TCP_RST) or len(pkt.payload) != pkt.payload_len:
+        if pkt.flags & (TCP_SYN | TCP_FIN | TCP_RST) or len(pkt.payload) != pkt.payload_len:
             return False
+        rasm = conn.rasm
+        if rasm is None:  # no segment reassembled yet: the flow table makes them after this call
+            return True
         client, server = rasm
         return client.next_seq is None and server.next_seq is None and not client.ended and not server.ended
 

@@ -201,11 +201,12 @@ class FlowTable:
         if handler is None:
             return
         handler.packet(conn, frame, ts, direction, pkt)
-        rasm = conn.rasm
-        if rasm is None or conn.handler is None:
-            if conn.handler is None:
-                self._forget(conn)
+        if conn.handler is None:
+            self._forget(conn)
             return
+        rasm = conn.rasm
+        if rasm is None:  # made once the first segment did not end the handler's interest
+            rasm = conn.rasm = self._reassemblers(handler)
         mine, peer = rasm[d], rasm[1 - d]
         syn = bool(flags & TCP_SYN)
         fin = bool(flags & TCP_FIN)
@@ -259,14 +260,18 @@ class FlowTable:
         handler = self.factory(conn, pkt)
         if handler is not None:
             conn.handler = handler
-            lim = self.limits
-            pending = lim.max_pending_bytes if handler.tracked else lim.max_sniff_pending_bytes
-            conn.rasm = (
-                Reassembler(CLIENT, max_pending_bytes=pending, max_pending_segments=lim.max_pending_segments),
-                Reassembler(SERVER, max_pending_bytes=pending, max_pending_segments=lim.max_pending_segments),
-            )
             self.active[conn.stream] = conn
         return conn
+
+    def _reassemblers(self, handler: Handler) -> tuple[Reassembler, Reassembler]:
+        """A connection's two reassemblers, made lazily: most connections on other ports are let go at
+        their first segment (``detect.rejects_first_bytes``) and never need them."""
+        lim = self.limits
+        pending = lim.max_pending_bytes if handler.tracked else lim.max_sniff_pending_bytes
+        return (
+            Reassembler(CLIENT, max_pending_bytes=pending, max_pending_segments=lim.max_pending_segments),
+            Reassembler(SERVER, max_pending_bytes=pending, max_pending_segments=lim.max_pending_segments),
+        )
 
     # ------------------------------------------------------------------ retiring
     def _retire(self, conn: Connection, close: str) -> None:
