@@ -179,7 +179,8 @@ class Distribution:
         self.total = 0.0
         self.low = math.inf
         self.high = -math.inf
-        self._rng = random.Random(0)  # noqa: S311 - sampling, not security; fixed seed: reproducible reports
+        self._rng: random.Random | None = None
+        """Made when the sample is full (seeding one costs more than most distributions ever need)."""
 
     def add(self, value: float) -> None:
         self.count += 1
@@ -189,6 +190,8 @@ class Distribution:
         if len(self.values) < self.limit:
             self.values.append(value)
         else:
+            if self._rng is None:
+                self._rng = random.Random(0)  # noqa: S311 - sampling, not security; fixed seed: reproducible reports
             j = self._rng.randrange(self.count)
             if j < self.limit:
                 self.values[j] = value
