@@ -170,6 +170,8 @@ def forked_sessions(analyzer: Analyzer, files: list[CaptureFile], progress: Prog
                         listener(message.observation)
                 elif kind is _FileStarted:
                     update = progress(files[message.index]) if progress is not None else None
+                    if summaries is not None:
+                        summaries.new_file()
                 elif kind is _Progress:
                     if update is not None:
                         update(message.packets, message.position)
@@ -195,6 +197,11 @@ class _Summaries:
         self.limits = limits
         self.open: dict[tuple[int, int], MessageSummarizer] = {}
         self.done: dict[tuple[int, int], MessageSummary] = {}
+
+    def new_file(self) -> None:
+        """Stream numbers start again with each file (every session of the last one has arrived)."""
+        self.open.clear()
+        self.done.clear()
 
     def feed(self, message: _MessageBytes) -> None:
         key = (message.stream, message.index)
