@@ -20,10 +20,9 @@ import contextlib
 import dataclasses
 import os
 import pickle
+import select
 import signal
-import threading
 import traceback
-from collections import deque
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
@@ -273,66 +272,47 @@ def _describe(status: int) -> str:
 
 # ---------------------------------------------------------------------------- child
 class _Spool:
-    """The child's end of the pipe: messages are pickled at once and written by a thread, so the
-    dissection goes on while the report side is busy with a burst of sessions (the session order
-    buffer lets many go at once). At most ``limit`` bytes wait; past that, sending blocks."""
+    """The child's end of the pipe: each message is pickled and written at once as far as the pipe
+    takes it without waiting; the rest waits here, so the dissection goes on while the report side is
+    busy with a burst of sessions (the session order buffer lets many go at once). Only past ``limit``
+    waiting bytes does sending block until the pipe has taken enough."""
 
     def __init__(self, fd: int, limit: int = SPOOL_BYTES) -> None:
         self.fd = fd
         self.limit = limit
-        self.queue: deque[bytes] = deque()
-        self.size = 0
-        self.closed = False
-        self.broken = False
-        self.cond = threading.Condition()
-        self.thread = threading.Thread(target=self._drain, name="mailtrace-spool", daemon=True)
-        self.thread.start()
+        self.waiting = bytearray()
+        self.start = 0
+        """Where the bytes not yet written begin in ``waiting``."""
+        os.set_blocking(fd, False)
 
     def send(self, message: Any) -> None:
-        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-        with self.cond:
-            while self.size >= self.limit and not self.broken:
-                self.cond.wait()
-            if self.broken:
-                raise BrokenPipeError("the report side stopped reading")
-            self.queue.append(data)
-            self.size += len(data)
-            self.cond.notify_all()
+        self.waiting += pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        self._write(until=self.limit)
 
     def close(self) -> None:
-        """Write what is queued, then close the pipe."""
-        with self.cond:
-            self.closed = True
-            self.cond.notify_all()
-        self.thread.join()
-        os.close(self.fd)
+        """Write what waits (blocking now), then close the pipe."""
+        try:
+            self._write(until=0)
+        finally:
+            os.close(self.fd)
 
-    def _drain(self) -> None:
-        while True:
-            with self.cond:
-                while not self.queue and not self.closed:
-                    self.cond.wait()
-                if not self.queue:
-                    return
-                batch = b"".join(self.queue)
-                self.queue.clear()
-            try:
-                _write_all(self.fd, batch)
-            except OSError:
-                with self.cond:
-                    self.broken = True
-                    self.cond.notify_all()
-                return
-            with self.cond:
-                self.size -= len(batch)
-                self.cond.notify_all()
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    with memoryview(data) as view:
-        done = 0
-        while done < len(view):
-            done += os.write(fd, view[done:])
+    def _write(self, *, until: int) -> None:
+        """Write what the pipe takes; while more than ``until`` bytes still wait, wait for the reader."""
+        waiting = self.waiting
+        with memoryview(waiting) as view:
+            while self.start < len(waiting):
+                try:
+                    self.start += os.write(self.fd, view[self.start:])
+                except BlockingIOError:
+                    if len(waiting) - self.start <= until:
+                        break
+                    select.select([], [self.fd], [])
+        if self.start == len(waiting):
+            waiting.clear()
+            self.start = 0
+        elif self.start > len(waiting) // 2:
+            del waiting[: self.start]
+            self.start = 0
 
 
 def _child(analyzer: Analyzer, files: list[CaptureFile], with_progress: bool,  # pragma: no cover
