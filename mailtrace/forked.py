@@ -8,6 +8,9 @@ process would and sends down a pipe, in the order they happen, everything the re
 have seen: each finished session (with the capture totals so far), each DNS transaction the
 context layer hands its listeners, progress. The parent replays them into its own consumers, so
 both ways give the same report byte for byte (tests/test_forked.py compares them on real captures).
+When the report is quick to write (JSON, statistics, flows), the child also hands over the message
+summaries: it sends each message's bytes and the parent decodes and hashes them, which balances the
+two halves.
 
 Not used where the dissecting side feeds something in the parent as it goes (message sinks:
 ``mailtrace extract``, attachments embedded in HTML), for live capture, or where ``os.fork`` is
@@ -37,6 +40,7 @@ AUTO_MIN_BYTES = 4 * 1024 * 1024
 """By default, captures smaller than this are analysed in one process (forking would not pay)."""
 
 PIPE_BUFFER = 1 << 20
+"""The pipe's size (Linux, where it can be set) and the parent's read buffer."""
 SPOOL_BYTES = 16 * 1024 * 1024
 """Pickled sessions the child may have waiting for the parent (see :class:`_Spool`)."""
 
@@ -59,10 +63,16 @@ def want_fork(jobs: int | None, analyzer: Analyzer, files: list[CaptureFile]) ->
         return False
     if jobs is not None:
         return True
-    if (os.cpu_count() or 1) < 2:
+    if _cores() < 2:
         return False
     sizes = [f.size for f in files]
     return any(s is None for s in sizes) or sum(s or 0 for s in sizes) >= AUTO_MIN_BYTES
+
+
+def _cores() -> int:
+    """The cores this process may run on (a container's CPU set, not the machine's count)."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity is not None else os.cpu_count() or 1
 
 
 # ---------------------------------------------------------------------------- messages on the pipe

@@ -153,13 +153,13 @@ def test_the_parent_stopping_early_stops_the_child() -> None:
 def test_when_two_processes_are_used(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     analyzer = Analyzer(Config())
     small = [open_capture(str(SAMPLES / "pop3-session.pcap"))]
-    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(forked, "_cores", lambda: 2)
     assert forked.want_fork(1, analyzer, small) is False
     assert forked.want_fork(2, analyzer, small) is hasattr(os, "fork")
     assert forked.want_fork(None, analyzer, small) is False  # too small to pay for a fork
     monkeypatch.setattr(forked, "AUTO_MIN_BYTES", 1)
     assert forked.want_fork(None, analyzer, small) is hasattr(os, "fork")
-    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    monkeypatch.setattr(forked, "_cores", lambda: 1)
     assert forked.want_fork(None, analyzer, small) is False  # one core: nothing to gain
     sinking = Analyzer(Config(), sink_factory=lambda builder, origin: None)
     assert forked.want_fork(2, sinking, small) is False  # the sinks live in this process
