@@ -15,7 +15,8 @@ with contextlib.redirect_stdout(io.StringIO()):
         main(sys.argv[1:], standalone_mode=True)
     except SystemExit as exit:
         assert not exit.code, exit.code
-print(" ".join(m for m in ("jinja2", "scapy", "mailtrace.commands.live", "mailtrace.render.html") if m in sys.modules))
+print(" ".join(m for m in ("jinja2", "scapy", "mailtrace.commands.live", "mailtrace.render.html", "cryptography")
+               if m in sys.modules))
 """
 
 
@@ -29,7 +30,15 @@ def test_version_loads_no_sub_command() -> None:
 
 
 def test_analyze_loads_neither_the_html_report_nor_scapy() -> None:
+    """Nor ``cryptography``: a capture without TLS certificates or a key log does not need it."""
     assert loaded_by("analyze", "--format", "json", str(SAMPLE)) == set()
+
+
+def test_a_key_log_loads_cryptography_for_the_ciphers() -> None:
+    tls = SAMPLE.parent / "tls-implicit.pcap"
+    assert loaded_by("analyze", "--format", "json", str(tls)) == set()  # TLS 1.3: certificates encrypted
+    keylog = SAMPLE.parent / "tls-implicit.keylog"
+    assert loaded_by("analyze", "--format", "json", "--tls-keylog", str(keylog), str(tls)) == {"cryptography"}
 
 
 def test_analyze_with_html_loads_the_report(tmp_path: Path) -> None:

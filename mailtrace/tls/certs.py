@@ -3,34 +3,41 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.x509.oid import NameOID
+if TYPE_CHECKING:
+    from cryptography.x509 import ObjectIdentifier
 
-# OpenSSL short names for attributes that cryptography would otherwise print as dotted OIDs or
-# in other spellings; RFC 4514 order (most specific first) matches OpenSSL's XN_FLAG_RFC2253.
-_OPENSSL_NAMES = {
-    NameOID.EMAIL_ADDRESS: "emailAddress",
-    NameOID.STREET_ADDRESS: "street",
-    NameOID.POSTAL_CODE: "postalCode",
-    NameOID.SERIAL_NUMBER: "serialNumber",
-    NameOID.SURNAME: "SN",
-    NameOID.GIVEN_NAME: "GN",
-    NameOID.TITLE: "title",
-    NameOID.BUSINESS_CATEGORY: "businessCategory",
-    NameOID.JURISDICTION_COUNTRY_NAME: "jurisdictionC",
-    NameOID.JURISDICTION_STATE_OR_PROVINCE_NAME: "jurisdictionST",
-    NameOID.JURISDICTION_LOCALITY_NAME: "jurisdictionL",
-    NameOID.ORGANIZATION_IDENTIFIER: "organizationIdentifier",
-    NameOID.DN_QUALIFIER: "dnQualifier",
-    NameOID.PSEUDONYM: "pseudonym",
-    NameOID.INITIALS: "initials",
-    NameOID.GENERATION_QUALIFIER: "generationQualifier",
-    NameOID.X500_UNIQUE_IDENTIFIER: "x500UniqueIdentifier",
-    NameOID.UNSTRUCTURED_NAME: "unstructuredName",
-}
+
+@functools.cache
+def _openssl_names() -> dict[ObjectIdentifier, str]:
+    """OpenSSL short names for attributes that cryptography would otherwise print as dotted OIDs or
+    in other spellings; RFC 4514 order (most specific first) matches OpenSSL's XN_FLAG_RFC2253.
+    (Made on first use: ``cryptography`` loads only when a capture has a certificate.)"""
+    from cryptography.x509.oid import NameOID
+
+    return {
+        NameOID.EMAIL_ADDRESS: "emailAddress",
+        NameOID.STREET_ADDRESS: "street",
+        NameOID.POSTAL_CODE: "postalCode",
+        NameOID.SERIAL_NUMBER: "serialNumber",
+        NameOID.SURNAME: "SN",
+        NameOID.GIVEN_NAME: "GN",
+        NameOID.TITLE: "title",
+        NameOID.BUSINESS_CATEGORY: "businessCategory",
+        NameOID.JURISDICTION_COUNTRY_NAME: "jurisdictionC",
+        NameOID.JURISDICTION_STATE_OR_PROVINCE_NAME: "jurisdictionST",
+        NameOID.JURISDICTION_LOCALITY_NAME: "jurisdictionL",
+        NameOID.ORGANIZATION_IDENTIFIER: "organizationIdentifier",
+        NameOID.DN_QUALIFIER: "dnQualifier",
+        NameOID.PSEUDONYM: "pseudonym",
+        NameOID.INITIALS: "initials",
+        NameOID.GENERATION_QUALIFIER: "generationQualifier",
+        NameOID.X500_UNIQUE_IDENTIFIER: "x500UniqueIdentifier",
+        NameOID.UNSTRUCTURED_NAME: "unstructuredName",
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +71,9 @@ def _serial(number: int) -> str:
 
 def describe_certificate(der: bytes, *, sent_by: str) -> CertInfo:
     """Summarise one DER certificate; raises ValueError when it does not parse."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
     cert = x509.load_der_x509_certificate(der)
     san: list[str] = []
     try:
@@ -75,8 +85,8 @@ def describe_certificate(der: bytes, *, sent_by: str) -> CertInfo:
         san += [str(ip) for ip in ext.get_values_for_type(x509.IPAddress)]
         san += ext.get_values_for_type(x509.RFC822Name)
     return CertInfo(
-        subject=cert.subject.rfc4514_string(_OPENSSL_NAMES),
-        issuer=cert.issuer.rfc4514_string(_OPENSSL_NAMES),
+        subject=cert.subject.rfc4514_string(_openssl_names()),
+        issuer=cert.issuer.rfc4514_string(_openssl_names()),
         not_before=_when(cert.not_valid_before_utc),
         not_after=_when(cert.not_valid_after_utc),
         san=tuple(san),

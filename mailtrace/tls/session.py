@@ -14,10 +14,12 @@ Key schedule, per direction (RFC 8446 §7, RFC 5246 §6.3)::
 
 from __future__ import annotations
 
+from types import ModuleType
+from typing import TYPE_CHECKING
+
 from mailtrace.model import Chunk, Direction, Eof, StreamGap
 from mailtrace.tls import keylog as kl
 from mailtrace.tls.certs import CertInfo, describe_certificate
-from mailtrace.tls.crypto import Opened, RecordCipher, Tls13Cipher, tls12_ciphers, tls13_next_secret
 from mailtrace.tls.events import (
     AlertInfo,
     Decrypted,
@@ -57,6 +59,16 @@ from mailtrace.tls.names import (
 )
 from mailtrace.tls.records import HEADER_LEN, Problem, ProblemKind, Record, RecordReader
 from mailtrace.tls.suites import SuiteParams, suite_params
+
+if TYPE_CHECKING:
+    from mailtrace.tls.crypto import Opened, RecordCipher
+
+
+def _crypto() -> ModuleType:
+    """The record ciphers, loaded (with ``cryptography``) only when a key log opens a session."""
+    from mailtrace.tls import crypto
+
+    return crypto
 
 Output = Chunk | StreamGap | TlsEvent
 
@@ -569,14 +581,14 @@ class TlsSession:
                 return
             for s, secret, label in ((client, c_secret, kl.CLIENT_HANDSHAKE_TRAFFIC_SECRET),
                                      (server, s_secret, kl.SERVER_HANDSHAKE_TRAFFIC_SECRET)):
-                s.secret, s.cipher, s.seq = secret, Tls13Cipher(params, secret), 0
+                s.secret, s.cipher, s.seq = secret, _crypto().Tls13Cipher(params, secret), 0
                 s.key_label, s.key_fits = label, False
             return
         master = self._keylog.get(ch.random, kl.CLIENT_RANDOM)
         if master is None:
             self._anomaly(side, "no-keys", "the key log has no CLIENT_RANDOM master secret for this session")
             return
-        client.pending, server.pending = tls12_ciphers(
+        client.pending, server.pending = _crypto().tls12_ciphers(
             params,
             version=sh.version,
             master_secret=master,
@@ -595,7 +607,7 @@ class TlsSession:
                 side.cipher = None
                 self._anomaly(side, "no-keys", f"the key log lacks {label}")
             else:
-                side.secret, side.cipher, side.seq = secret, Tls13Cipher(self._params, secret), 0
+                side.secret, side.cipher, side.seq = secret, _crypto().Tls13Cipher(self._params, secret), 0
                 side.key_label, side.key_fits = label, False
         self._mark_finished(side)
 
@@ -603,8 +615,8 @@ class TlsSession:
         requested = parse_key_update(body)
         self._key_updates += 1
         if side.secret is not None and self._params is not None and side.cipher is not None:
-            side.secret = tls13_next_secret(self._params, side.secret)
-            side.cipher, side.seq = Tls13Cipher(self._params, side.secret), 0
+            side.secret = _crypto().tls13_next_secret(self._params, side.secret)
+            side.cipher, side.seq = _crypto().Tls13Cipher(self._params, side.secret), 0
             side.key_label, side.key_fits = _KEY_UPDATE, False
         return "update requested" if requested else "update not requested"
 
