@@ -15,8 +15,8 @@ with contextlib.redirect_stdout(io.StringIO()):
         main(sys.argv[1:], standalone_mode=True)
     except SystemExit as exit:
         assert not exit.code, exit.code
-print(" ".join(m for m in ("jinja2", "scapy", "mailtrace.commands.live", "mailtrace.render.html", "cryptography")
-               if m in sys.modules))
+print(" ".join(m for m in ("jinja2", "scapy", "mailtrace.commands.live", "mailtrace.render.html", "cryptography",
+                           "rich") if m in sys.modules))
 """
 
 
@@ -30,8 +30,13 @@ def test_version_loads_no_sub_command() -> None:
 
 
 def test_analyze_loads_neither_the_html_report_nor_scapy() -> None:
-    """Nor ``cryptography``: a capture without TLS certificates or a key log does not need it."""
+    """Nor ``cryptography`` (a capture without certificates in the clear or a key log does not need
+    it), nor ``rich`` (JSON is not terminal text)."""
     assert loaded_by("analyze", "--format", "json", str(SAMPLE)) == set()
+
+
+def test_the_text_view_loads_rich() -> None:
+    assert loaded_by("analyze", str(SAMPLE)) == {"rich"}
 
 
 def test_a_key_log_loads_cryptography_for_the_ciphers() -> None:
@@ -43,4 +48,4 @@ def test_a_key_log_loads_cryptography_for_the_ciphers() -> None:
 
 def test_analyze_with_html_loads_the_report(tmp_path: Path) -> None:
     assert loaded_by("analyze", "--list", "--html", str(tmp_path / "r.html"), str(SAMPLE)) == {
-        "jinja2", "mailtrace.render.html"}
+        "jinja2", "mailtrace.render.html", "rich"}

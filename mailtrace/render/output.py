@@ -20,11 +20,11 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-from rich.console import Console
-from rich.text import Text
-from rich.theme import Theme
+if TYPE_CHECKING:  # rich loads when text is written, not for a JSON report
+    from rich.console import Console
+    from rich.text import Text
 
 _ONE_FOR_ONE = {c: chr(0x2400 + c) for c in range(0x20)} | {0x09: " ", 0x7F: "␡"} | dict.fromkeys(
     (*range(0x80, 0xA0), *range(0x200B, 0x2010), *range(0x202A, 0x202F), *range(0x2066, 0x206A),
@@ -47,7 +47,7 @@ def clean(text: str) -> str:
 MIN_INFO_WIDTH = 24
 """Narrowest a wrapped cell gets, however little room the fixed columns leave."""
 
-THEME = Theme({
+THEME_STYLES = {
     "client": "cyan",
     "server": "magenta",
     "dim": "bright_black",
@@ -81,7 +81,7 @@ THEME = Theme({
     "status.reset": "yellow",
     "status.partial": "yellow",
     "control": "reverse",
-})
+}
 
 
 @dataclass
@@ -118,8 +118,11 @@ class Output:
     def console(self) -> Console:
         """A rich console over the stream (used for wrapping and for colour)."""
         if self._console is None:
+            from rich.console import Console
+            from rich.theme import Theme
+
             self._console = Console(
-                file=self.stream, width=self.width or 10_000, theme=THEME, force_terminal=self.color,
+                file=self.stream, width=self.width or 10_000, theme=Theme(THEME_STYLES), force_terminal=self.color,
                 color_system="standard" if self.color else None, no_color=not self.color, highlight=False,
                 markup=False, emoji=False, soft_wrap=True, legacy_windows=False,
             )
@@ -131,6 +134,8 @@ class Output:
             self.stream.write(clean(line) + "\n")
             return
         if _UNSAFE.search(line.plain):  # a last guard: nothing from a capture may drive the terminal
+            from rich.text import Text
+
             line = Text(clean(line.plain), style=line.style, spans=line.spans)
         if self.color:
             self.stream.write(self._ansi(line) + "\n")
@@ -161,6 +166,8 @@ class Output:
             else:  # the same characters without joining two Texts (most of a piped table's cost)
                 self._plain(prefix.plain + body.plain)
             return
+        from rich.text import Text
+
         room = max(self.width - start, MIN_INFO_WIDTH)
         lines = body.wrap(self.console, room, overflow="fold") if body.plain else [Text()]
         pad = Text(" " * start)
@@ -170,6 +177,8 @@ class Output:
 
     def pieces(self, parts: list[Text], *, separator: Text, indent: int = 0) -> None:
         """Parts joined by ``separator``; with a width, lines break only between parts."""
+        from rich.text import Text
+
         if self.width is None:
             self.write(Text(" " * indent) + separator.join(parts))
             return
@@ -188,6 +197,8 @@ class Output:
 
     def paragraph(self, body: Text, *, indent: int = 0, hang: int = 0) -> None:
         """Free text; with a width it wraps, continuation lines indented by ``hang`` more."""
+        from rich.text import Text
+
         self.cells(Text(" " * indent), body, indent=indent + hang)
 
     @contextmanager

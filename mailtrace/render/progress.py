@@ -13,13 +13,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import IO
-
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, TaskID, TextColumn, TimeRemainingColumn
-from rich.progress import Progress as RichProgress
+from typing import IO, TYPE_CHECKING
 
 from mailtrace.capture.reader import CaptureFile
+
+if TYPE_CHECKING:  # rich loads when a bar is shown
+    from rich.progress import Progress as RichProgress
+    from rich.progress import TaskID
 
 MIN_BYTES = 32 * 1024 * 1024
 """Files smaller than this are read too fast for a bar to help."""
@@ -51,6 +51,10 @@ class Progress:
             self._stop()
             return None
         if self._bar is None:
+            from rich.console import Console
+            from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeRemainingColumn
+            from rich.progress import Progress as RichProgress
+
             console = Console(file=self._err, stderr=True, highlight=False)
             self._bar = RichProgress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                                      TextColumn("{task.fields[packets]:,} packets"), TimeRemainingColumn(),
