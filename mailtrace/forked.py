@@ -27,8 +27,7 @@ import select
 import signal
 import traceback
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from mailtrace.capture.reader import CaptureFile
 from mailtrace.context.model import ContextObservation
@@ -76,56 +75,52 @@ def _cores() -> int:
 
 
 # ---------------------------------------------------------------------------- messages on the pipe
-@dataclass
-class _Finished:
+# NamedTuples: cheap to define at start-up and pickled as a class and a tuple.
+class _Finished(NamedTuple):
     session: Session
     stats: CaptureStats
 
 
-@dataclass
-class _Context:
+class _Context(NamedTuple):
     observation: ContextObservation
 
 
-@dataclass
-class _FileStarted:
-    index: int
+class _FileStarted(NamedTuple):
+    """The child began a capture: ``file`` is its place in the run's list."""
+
+    file: int
 
 
-@dataclass
-class _Progress:
-    index: int
+class _Progress(NamedTuple):
+    file: int
     packets: int
     position: int | None
 
 
-@dataclass
-class _MessageBytes:
-    """Bytes of the message a session is carrying (only when the parent summarises messages)."""
+class _MessageBytes(NamedTuple):
+    """Bytes of the message a session is carrying (only when the parent summarises messages);
+    ``number`` is the index its record will have in the session's messages."""
 
     stream: int
-    index: int
+    number: int
     data: bytes
 
 
-@dataclass
-class _MessageEnded:
+class _MessageEnded(NamedTuple):
     """The message ended: the parent summarises it now, not when its session arrives (sessions come
     in bursts from the order buffer, messages one by one)."""
 
     stream: int
-    index: int
+    number: int
     complete: bool
     missing_bytes: int
 
 
-@dataclass
-class _Done:
+class _Done(NamedTuple):
     stats: CaptureStats
 
 
-@dataclass
-class _Failed:
+class _Failed(NamedTuple):
     error: BaseException | None
     text: str
 
@@ -178,7 +173,7 @@ def forked_sessions(analyzer: Analyzer, files: list[CaptureFile], progress: Prog
                     for listener in listeners:
                         listener(message.observation)
                 elif kind is _FileStarted:
-                    update = progress(files[message.index]) if progress is not None else None
+                    update = progress(files[message.file]) if progress is not None else None
                     if summaries is not None:
                         summaries.new_file()
                 elif kind is _Progress:
@@ -213,14 +208,14 @@ class _Summaries:
         self.done.clear()
 
     def feed(self, message: _MessageBytes) -> None:
-        key = (message.stream, message.index)
+        key = (message.stream, message.number)
         summarizer = self.open.get(key)
         if summarizer is None:
             summarizer = self.open[key] = MessageSummarizer(self.limits)
         summarizer.feed(message.data)
 
     def end(self, message: _MessageEnded) -> None:
-        key = (message.stream, message.index)
+        key = (message.stream, message.number)
         summarizer = self.open.pop(key, None) or MessageSummarizer(self.limits)
         self.done[key] = kept_summary(summarizer.close(complete=message.complete,
                                                        missing_bytes=message.missing_bytes))
