@@ -10,6 +10,7 @@ the message pipeline (:mod:`mailtrace.mime`) as their bytes arrive; only the sum
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -287,7 +288,13 @@ class Unsummarized:
         pass
 
     def close(self, *, complete: bool = True, missing_bytes: int = 0) -> MessageSummary:
-        return MessageSummarizer(self.limits).close(complete=complete, missing_bytes=missing_bytes)
+        return _empty_summary(self.limits, complete, missing_bytes)
+
+
+@functools.lru_cache(maxsize=64)
+def _empty_summary(limits: MimeLimits, complete: bool, missing_bytes: int) -> MessageSummary:
+    """An empty message's summary (frozen, so one serves every message alike)."""
+    return MessageSummarizer(limits).close(complete=complete, missing_bytes=missing_bytes)
 
 
 class SessionBuilder:
