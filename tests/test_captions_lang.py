@@ -11,36 +11,24 @@ import base64
 import io
 from pathlib import Path
 
-from mailtrace.capture.reader import open_capture
-from mailtrace.commands.common import build_config
 from mailtrace.findings import FindingsCollector
 from mailtrace.findings.model import CATALOGUE, Finding, Severity
 from mailtrace.model import Direction, Phase, Reply
-from mailtrace.pipeline import Analyzer
 from mailtrace.render.captions import steps
 from mailtrace.render.explain import explain_smtp_reply
 from mailtrace.render.findings import finding_body, findings_headline, more_text, write_findings
 from mailtrace.render.output import Output
 from mailtrace.session import Session
-from tests.pcapgen import Capture, Tcp
-
-Script = list[tuple[str, bytes]]
+from tests.test_captions_audit import Script, conversation
 
 
 def run(tmp_path: Path, port: int, script: Script, *, lost: tuple[int, ...] = (), fin: bool = True,
         collector: FindingsCollector | None = None) -> Session:
-    """One TCP connection; ``lost`` are indexes of ``script`` segments the capture does not hold."""
-    cap = Capture()
-    conv = Tcp(cap, server=("10.0.0.2", port)).handshake()
-    for i, (who, data) in enumerate(script):
-        (conv.c if who == "c" else conv.s)(data, drop=i in lost)
-    if fin:
-        conv.fin()
-    analyzer = Analyzer(build_config())
-    [session] = list(analyzer.run([open_capture(str(cap.write(tmp_path / f"s{port}.pcap")))]))
+    """One TCP connection (tests/test_captions_audit.py's), its findings into ``collector`` if given."""
+    session = conversation(tmp_path, port, script, lost=lost, fin=fin)
     if collector is not None:
         collector.session(session)
-        collector.end(analyzer.stats)
+        collector.end()
     return session
 
 
