@@ -25,6 +25,7 @@ from mailtrace.model import (
     StreamItem,
 )
 from mailtrace.protocols.imap import Imap
+from tests.protocols.mt_popimap import feed
 from tests.test_smtp import split_bytes as bytewise
 
 MESSAGE = (
@@ -54,11 +55,7 @@ def conversation(*steps: tuple[str, Any]) -> list[StreamItem]:
 
 
 def run(items: list[StreamItem]) -> tuple[list[Event], Imap]:
-    imap = Imap()
-    events: list[Event] = []
-    for item in items:
-        events += imap.feed(item)
-    events += imap.finish()
+    events, imap = feed(Imap, items)
     return events, imap
 
 

@@ -7,23 +7,13 @@ early command stays pending for the next response and is reported as ``command-b
 
 from __future__ import annotations
 
-from typing import Any
-
-from mailtrace.model import Anomaly, Command, Event, Note, Phase, Reply, StreamItem
+from mailtrace.model import Anomaly, Command, Event, Note, Phase, Reply
 from mailtrace.protocols.imap import Imap
 from mailtrace.protocols.imap import State as ImapState
 from mailtrace.protocols.pop3 import Pop3
 from mailtrace.protocols.pop3 import State as Pop3State
+from tests.protocols.mt_popimap import feed
 from tests.test_imap_literal_gaps import conversation
-
-
-def run(cls: Any, items: list[StreamItem]) -> tuple[list[Event], Any]:
-    dissector = cls()
-    events: list[Event] = []
-    for item in items:
-        events += dissector.feed(item)
-    events += dissector.finish()
-    return events, dissector
 
 
 def replies(events: list[Event]) -> list[tuple[int, str, str, str | None, int | None]]:
@@ -38,7 +28,7 @@ def anomalies(events: list[Event]) -> list[tuple[str, int]]:
 
 
 def test_pop3_user_before_the_greeting_waits_for_the_next_response() -> None:
-    events, pop = run(Pop3, conversation(
+    events, pop = feed(Pop3, conversation(
         ("c", b"USER bob\r\n"),
         ("s", b"+OK POP3 server ready <1896.697170952@dbc.mtview.ca.us>\r\n"),
         ("s", b"+OK send PASS\r\n"),
@@ -67,7 +57,7 @@ def test_pop3_user_before_the_greeting_waits_for_the_next_response() -> None:
 
 
 def test_pop3_plain_ready_greeting_after_an_early_capa() -> None:
-    events, pop = run(Pop3, conversation(
+    events, pop = feed(Pop3, conversation(
         ("c", b"CAPA\r\n"),
         ("s", b"+OK ready\r\n"),
         ("s", b"+OK Capability list follows\r\nUSER\r\nPIPELINING\r\n.\r\n"),
@@ -79,7 +69,7 @@ def test_pop3_plain_ready_greeting_after_an_early_capa() -> None:
 
 def test_pop3_capture_that_starts_mid_session_still_pairs_the_first_answer() -> None:
     # no greeting-like text: the +OK answers the USER sent before it, as before
-    events, pop = run(Pop3, conversation(
+    events, pop = feed(Pop3, conversation(
         ("c", b"USER bob\r\n"),
         ("s", b"+OK Password required for bob.\r\n"),
         ("c", b"PASS x\r\n"),
@@ -92,13 +82,13 @@ def test_pop3_capture_that_starts_mid_session_still_pairs_the_first_answer() -> 
     assert pop.greeting is None and not anomalies(events)
     assert pop.state is Pop3State.TRANSACTION
     # a transaction command first: the capture began after the login, whatever the text says
-    events, pop = run(Pop3, conversation(("c", b"STAT\r\n"), ("s", b"+OK 2 320\r\n")))
+    events, pop = feed(Pop3, conversation(("c", b"STAT\r\n"), ("s", b"+OK 2 320\r\n")))
     assert replies(events) == [(2, "+OK", "2 320", "STAT", 1)]
     assert pop.greeting is None and pop.states[0]["trigger"].startswith("inferred from STAT")
 
 
 def test_pop3_greeting_first_is_unchanged() -> None:
-    events, _ = run(Pop3, conversation(("s", b"+OK POP3 ready\r\n"), ("c", b"USER bob\r\n"), ("s", b"+OK\r\n")))
+    events, _ = feed(Pop3, conversation(("s", b"+OK POP3 ready\r\n"), ("c", b"USER bob\r\n"), ("s", b"+OK\r\n")))
     assert replies(events) == [(1, "+OK", "POP3 ready", None, None), (3, "+OK", "", "USER", 2)]
     assert not anomalies(events)
 
@@ -107,7 +97,7 @@ def test_pop3_greeting_first_is_unchanged() -> None:
 
 
 def test_imap_capability_before_the_greeting() -> None:
-    events, imap = run(Imap, conversation(
+    events, imap = feed(Imap, conversation(
         ("c", b"a1 CAPABILITY\r\n"),
         ("s", b"* OK ready\r\n* CAPABILITY IMAP4rev1 IDLE\r\na1 OK done\r\n"),
         ("c", b"a2 LOGIN bob secret\r\n"),
@@ -129,7 +119,7 @@ def test_imap_capability_before_the_greeting() -> None:
 
 
 def test_imap_login_before_the_greeting_is_not_an_inferred_state() -> None:
-    events, imap = run(Imap, conversation(
+    events, imap = feed(Imap, conversation(
         ("c", b"a1 LOGIN bob secret\r\n"),
         ("s", b"* OK [CAPABILITY IMAP4rev1] Dovecot ready.\r\n"),
         ("s", b"a1 OK Logged in\r\n"),
@@ -146,7 +136,7 @@ def test_imap_login_before_the_greeting_is_not_an_inferred_state() -> None:
 
 
 def test_imap_preauth_after_an_early_command() -> None:
-    events, imap = run(Imap, conversation(
+    events, imap = feed(Imap, conversation(
         ("c", b"a1 SELECT INBOX\r\n"),
         ("s", b"* PREAUTH welcome\r\n* 2 EXISTS\r\na1 OK [READ-WRITE] done\r\n"),
     ))
@@ -156,7 +146,7 @@ def test_imap_preauth_after_an_early_command() -> None:
 
 def test_imap_capture_that_starts_mid_session_still_infers_the_state() -> None:
     # SELECT's untagged OK is its data, not a greeting; the first command tells the state
-    events, imap = run(Imap, conversation(
+    events, imap = feed(Imap, conversation(
         ("c", b"a5 SELECT INBOX\r\n"),
         ("s", b"* OK [UIDVALIDITY 7] UIDs valid\r\n* 3 EXISTS\r\na5 OK [READ-WRITE] done\r\n"),
     ))
@@ -167,14 +157,14 @@ def test_imap_capture_that_starts_mid_session_still_infers_the_state() -> None:
     ]
     assert imap.selected[0]["uidvalidity"] == "7"
     # a tagged answer first
-    events, imap = run(Imap, conversation(("c", b"a7 UID FETCH 1 FLAGS\r\n"), ("s", b"a7 OK done\r\n")))
+    events, imap = feed(Imap, conversation(("c", b"a7 UID FETCH 1 FLAGS\r\n"), ("s", b"a7 OK done\r\n")))
     assert imap.state is ImapState.SELECTED and imap.greeting is None and not anomalies(events)
     # LOGOUT's BYE
-    events, imap = run(Imap, conversation(("c", b"a9 LOGOUT\r\n"), ("s", b"* BYE bye\r\na9 OK\r\n")))
+    events, imap = feed(Imap, conversation(("c", b"a9 LOGOUT\r\n"), ("s", b"* BYE bye\r\na9 OK\r\n")))
     assert imap.greeting is None and not anomalies(events)
     assert replies(events)[0] == (2, "*", "BYE bye", "LOGOUT", 1)
     # a one-sided capture: the inference is made at the end
-    events, imap = run(Imap, conversation(("c", b"a1 FETCH 1 FLAGS\r\n"), ("c", b"a2 NOOP\r\n")))
+    events, imap = feed(Imap, conversation(("c", b"a1 FETCH 1 FLAGS\r\n"), ("c", b"a2 NOOP\r\n")))
     assert imap.state is ImapState.SELECTED
     assert [n.text for n in events if isinstance(n, Note)] == [
         "IMAP state: connected → selected (inferred from FETCH: the capture has no greeting)"
