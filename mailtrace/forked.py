@@ -216,21 +216,20 @@ class _Summaries:
 
     def end(self, message: _MessageEnded) -> None:
         key = (message.stream, message.number)
-        summarizer = self.open.pop(key, None) or MessageSummarizer(self.limits)
-        self.done[key] = kept_summary(summarizer.close(complete=message.complete,
-                                                       missing_bytes=message.missing_bytes))
+        self.done[key] = self._close(key, message.complete, message.missing_bytes)
 
     def fill(self, session: Session) -> None:
         """Give the session's messages their summaries (the child's say only whether they were complete;
         a message without bytes has no sink, so it is summarised here)."""
         for record in session.messages:
-            summary = self.done.pop((session.stream, record.index), None)
-            if summary is None:
-                pending = record.summary
-                summarizer = self.open.pop((session.stream, record.index), None) or MessageSummarizer(self.limits)
-                summary = kept_summary(summarizer.close(complete=pending.complete,
-                                                        missing_bytes=pending.missing_bytes))
-            record.summary = summary
+            key = (session.stream, record.index)
+            done = self.done.pop(key, None)
+            pending = record.summary
+            record.summary = done if done is not None else self._close(key, pending.complete, pending.missing_bytes)
+
+    def _close(self, key: tuple[int, int], complete: bool, missing_bytes: int) -> MessageSummary:
+        summarizer = self.open.pop(key, None) or MessageSummarizer(self.limits)
+        return kept_summary(summarizer.close(complete=complete, missing_bytes=missing_bytes))
 
 
 def _widen(fd: int) -> None:
@@ -360,17 +359,17 @@ def _run(analyzer: Analyzer, files: list[CaptureFile], with_progress: bool, spoo
 class _MessageSender:
     """The sink of one message in the child: its bytes go to the parent, which summarises them."""
 
-    def __init__(self, spool: _Spool, stream: int, index: int) -> None:
+    def __init__(self, spool: _Spool, stream: int, number: int) -> None:
         self.spool = spool
         self.stream = stream
-        self.index = index
+        self.number = number
 
     def write(self, data: bytes) -> None:
-        self.spool.send(_MessageBytes(self.stream, self.index, bytes(data)))
+        self.spool.send(_MessageBytes(self.stream, self.number, bytes(data)))
 
     def close(self, record: MessageRecord) -> None:
         summary = record.summary
-        self.spool.send(_MessageEnded(self.stream, self.index, summary.complete, summary.missing_bytes))
+        self.spool.send(_MessageEnded(self.stream, self.number, summary.complete, summary.missing_bytes))
 
 
 def _sender_of_messages(spool: _Spool) -> MessageSinkFactory:
