@@ -133,17 +133,17 @@ class Output:
         if isinstance(line, str):
             self.stream.write(clean(line) + "\n")
             return
+        if not self.color:
+            self._plain(line.plain)
+            return
         if _UNSAFE.search(line.plain):  # a last guard: nothing from a capture may drive the terminal
             from rich.text import Text
 
             line = Text(clean(line.plain), style=line.style, spans=line.spans)
-        if self.color:
-            self.stream.write(self._ansi(line) + "\n")
-        else:
-            self.stream.write(line.plain + "\n")
+        self.stream.write(self._ansi(line) + "\n")
 
     def _plain(self, text: str) -> None:
-        """What ``write`` does with an uncoloured line, given its characters."""
+        """An uncoloured line, given its characters (the same last guard as for coloured ones)."""
         self.stream.write((clean(text) if _UNSAFE.search(text) else text) + "\n")
 
     def _ansi(self, line: Text) -> str:
