@@ -220,6 +220,10 @@ class MessageSummary:
     """The first ``max_kept_bytes`` bytes of the message, for display."""
     text_preview: str | None
     """Start of the main text part (text/plain, else text/html), decoded with its charset."""
+    long_lines: int = 0
+    """Lines over RFC 5322's 998 characters (CRLF not counted), headers and body alike."""
+    longest_line: int = 0
+    """Characters of the longest such line (0 when there is none)."""
 
     def header_values(self, name: builtins.str) -> list[builtins.str]:
         """All values of one top-level header field (case-insensitive), in order."""
@@ -285,6 +289,8 @@ def summary_to_json(summary: MessageSummary) -> dict[str, Any]:
         ],
         "parts": _part_to_json(summary.parts),
         "defects": list(summary.defects),
+        "long_lines": summary.long_lines,
+        "longest_line": summary.longest_line,
     }
 
 
@@ -1046,6 +1052,75 @@ _UNSEARCHED = (1 << 62, -1)
 _BLOCK = 64 * 1024
 """Small feeds are collected to this size before scanning (TCP hands over ~1.4 KB at a time)."""
 
+MAX_LINE_CHARS = 998
+"""RFC 5322 §2.1.1 (and RFC 5321 §4.5.3.1.6 for SMTP): a line holds at most 998 characters before CRLF."""
+
+_WINDOW = (MAX_LINE_CHARS + 2) // 2
+"""A line over MAX_LINE_CHARS spans 999 bytes without LF, so it covers a whole aligned window of this size."""
+
+
+def long_lines_defect(count: int, longest: int) -> str:
+    """The defect phrase for lines over :data:`MAX_LINE_CHARS` (one phrase, however many lines)."""
+    lines = "1 line" if count == 1 else f"{count:,} lines"
+    return f"{lines} over {MAX_LINE_CHARS} characters (longest {longest:,})"
+
+
+class _LineLengths:
+    """Counts lines over :data:`MAX_LINE_CHARS` without walking every line.
+
+    Only aligned windows of :data:`_WINDOW` bytes are searched for an LF (one C-speed ``find`` per 499
+    bytes); a window without one is inside a line long enough to measure exactly. Fed every byte of the
+    message once, in order, in chunks of any size."""
+
+    __slots__ = ("_cr", "_run", "long_lines", "longest")
+
+    def __init__(self) -> None:
+        self._run = 0  # bytes of the unfinished line so far (a CR before the LF included)
+        self._cr = False  # the last byte fed was a CR
+        self.long_lines = 0
+        self.longest = 0
+
+    def feed(self, data: bytes, start: int = 0) -> None:
+        n = len(data)
+        if start >= n:
+            return
+        find = data.find
+        lf = find(b"\n", start)
+        if lf < 0:
+            self._run += n - start
+            self._cr = data[n - 1] == 0x0D
+            return
+        cr = data[lf - 1] == 0x0D if lf > start else self._cr
+        self._line(self._run + lf - start - cr)
+        pos = lf + 1
+        i = pos
+        while i + _WINDOW <= n:
+            if find(b"\n", i, i + _WINDOW) >= 0:
+                i += _WINDOW
+                continue
+            begin = data.rfind(b"\n", pos, i) + 1 or pos
+            end = find(b"\n", i + _WINDOW)
+            if end < 0:  # the long line goes on in the next chunk
+                self._run = n - begin
+                self._cr = data[n - 1] == 0x0D
+                return
+            self._line(end - begin - (data[end - 1] == 0x0D))
+            pos = i = end + 1
+        last = data.rfind(b"\n", pos - 1)
+        self._run = n - last - 1
+        self._cr = data[n - 1] == 0x0D
+
+    def close(self) -> None:
+        """The message ends: its last line counts even without a line ending."""
+        if self._run:
+            self._line(self._run - self._cr)
+            self._run = 0
+
+    def _line(self, chars: int) -> None:
+        if chars > MAX_LINE_CHARS:
+            self.long_lines += 1
+            self.longest = max(self.longest, chars)
+
 
 class MessageSummarizer:
     """Streaming summary of one message: ``feed()`` chunks of any size, then ``close()``.
@@ -1076,6 +1151,7 @@ class MessageSummarizer:
         self._hits: dict[bytes, int] = {}
         self._entities = 1
         self._defects: list[str] = []
+        self._lines = _LineLengths()
         self._closed = False
         self._failed = False
 
@@ -1089,9 +1165,10 @@ class MessageSummarizer:
             return
         self._total += len(data)
         if self._failed or (not self._buf and len(data) >= _BLOCK):
+            data = bytes(data)  # the same object when it is bytes already
             self._absorb(data)
             if not self._failed:
-                self._scan(bytes(data), final=False)
+                self._scan(data, final=False)
             return
         self._buf += data  # hashed with the rest of the block: fewer, larger hash updates
         self._unscanned += len(data)
@@ -1104,6 +1181,7 @@ class MessageSummarizer:
             raise ValueError("close() called twice")
         self._closed = True
         self._scan_buffer(final=True)
+        self._lines.close()
         try:
             self._unwind(0, self._total, b"", eof_incomplete=not complete)
         except _HookError as err:
@@ -1114,20 +1192,23 @@ class MessageSummarizer:
 
     # ------------------------------------------------------------------ scanning
 
-    def _absorb(self, data: bytes | memoryview) -> None:
-        """Bytes seen for the first time: into the message hashes and the kept prefix."""
-        self._sha256.update(data)
-        self._md5.update(data)
-        room = self._limits.max_kept_bytes - len(self._kept)
-        if room > 0:
-            self._kept += data[:room]
+    def _absorb(self, data: bytes, start: int = 0) -> None:
+        """Bytes seen for the first time (``data[start:]``): into the message hashes, the kept prefix
+        and the line lengths."""
+        with memoryview(data) as view:
+            fresh = view[start:] if start else view
+            self._sha256.update(fresh)
+            self._md5.update(fresh)
+            room = self._limits.max_kept_bytes - len(self._kept)
+            if room > 0:
+                self._kept += fresh[:room]
+        self._lines.feed(data, start)
 
     def _scan_buffer(self, *, final: bool) -> None:
         data = bytes(self._buf)
         self._buf.clear()
         if self._unscanned:
-            with memoryview(data) as view:
-                self._absorb(view[len(data) - self._unscanned :])
+            self._absorb(data, len(data) - self._unscanned)
         self._unscanned = 0
         if not self._failed:
             self._scan(data, final=final)
@@ -1539,6 +1620,9 @@ class MessageSummarizer:
             if p.is_attachment
         )
         defects = self._defects + top.defects
+        lines = self._lines
+        if lines.long_lines:
+            defects.append(long_lines_defect(lines.long_lines, lines.longest))
         for part in parts:
             where = "" if part.path == "1" else f" (part {part.path})"
             defects.extend(d + where for d in part.defects)
@@ -1562,6 +1646,8 @@ class MessageSummarizer:
             defects=tuple(defects),
             kept=bytes(self._kept),
             text_preview=self._preview(),
+            long_lines=lines.long_lines,
+            longest_line=lines.longest,
         )
 
     def _preview(self) -> str | None:

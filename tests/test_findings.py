@@ -202,3 +202,14 @@ def test_docs_describe_every_finding_id() -> None:
             assert severity.value in body, f"{kind.id}: severity {severity.value} not documented"
         if kind.reference:
             assert kind.reference.split(";")[0].strip() in body, f"{kind.id}: reference not documented"
+
+
+def test_suricatas_long_data_line_is_one_long_line() -> None:
+    """suricata-verify smtp-long-DATA-line expects one MIME_LONG_LINE anomaly; the message has one line of
+    5,068 characters (over RFC 5322's 998), and the findings name it."""
+    run = analyze(require_shared() / "corpus" / "suricata-verify" / "smtp-long-data-line" / "input.pcap")
+    [message] = run.sessions[0].messages
+    assert (message.summary.long_lines, message.summary.longest_line) == (1, 5068)
+    [found] = [f for f in run.of("protocol-violation") if f.detail.startswith("long-message-line")]
+    assert found.frames == (message.first_frame,)
+    assert "1 line over 998 characters (longest 5,068)" in found.detail

@@ -541,3 +541,25 @@ def test_smtp_dissector_violations_become_findings(tmp_path: Path) -> None:
     assert titles == ["SMTP: messages over the size limit the server announced (1×)",
                       "SMTP: reply codes no RFC defines (1×)"]
     assert all(f.severity == Severity.LOW for f in found)
+
+
+def test_message_lines_over_998_characters_are_a_violation(tmp_path: Path) -> None:
+    """RFC 5322 §2.1.1: the summary counts the long lines, the finding names the worst message."""
+    b = PcapBuilder()
+    c = b.conversation("10.1.2.3", MX)
+    body = "Subject: long\r\n\r\nshort\r\n" + "z" * 999 + "\r\n" + "w" * 998 + "\r\n" + "q" * 2500 + "\r\n"
+    c.talk(GREETING, "EHLO x\r\n", "S:250 mx.example.org\r\n", "MAIL FROM:<a@corp.example>\r\n", "S:250 Ok\r\n",
+           "RCPT TO:<bob@example.org>\r\n", "S:250 Ok\r\n", "DATA\r\n", "S:354 go\r\n", body + ".\r\n",
+           "S:250 Ok\r\n", "MAIL FROM:<a@corp.example>\r\n", "S:250 Ok\r\n", "RCPT TO:<bob@example.org>\r\n",
+           "S:250 Ok\r\n", "DATA\r\n", "S:354 go\r\n", "Subject: fine\r\n\r\n" + "w" * 998 + "\r\n.\r\n",
+           "S:250 Ok\r\n")
+    c.close()
+    run = analyze(b.write(tmp_path / "long.pcap"))
+    first, second = run.sessions[0].messages
+    assert (first.summary.long_lines, first.summary.longest_line) == (2, 2500)
+    assert "2 lines over 998 characters (longest 2,500)" in first.summary.defects
+    assert (second.summary.long_lines, second.summary.longest_line) == (0, 0)
+    [found] = [f for f in run.of("protocol-violation") if f.detail.startswith("long-message-line")]
+    assert found.title == "SMTP: messages with lines over 998 characters (1×)"
+    assert found.frames == (first.first_frame,) and found.severity is Severity.LOW
+    assert "message 1 (smtp-data" in found.detail and "(longest 2,500)" in found.detail

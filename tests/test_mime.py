@@ -445,8 +445,9 @@ def test_json_form() -> None:
     js = summary_to_json(summarize(SIMPLE))
     assert set(js) == {
         "bytes", "complete", "missing_bytes", "truncated", "subject", "from", "to", "cc", "date",
-        "message_id", "sha256", "attachments", "parts", "defects",
+        "message_id", "sha256", "attachments", "parts", "defects", "long_lines", "longest_line",
     }  # fmt: skip
+    assert (js["long_lines"], js["longest_line"]) == (0, 0)
     assert set(js["attachments"][0]) == {
         "filename", "content_type", "encoding", "bytes", "encoded_bytes", "md5", "sha256",
     }  # fmt: skip
@@ -571,3 +572,35 @@ def test_parameters_equal_email_message_getters(params: str, key: str) -> None:
         assert (info.boundary.decode() if info.boundary is not None else None) == want
     else:
         assert info.filename == msg.get_filename()
+
+
+def _long_lines_by_split(data: bytes) -> tuple[int, int]:
+    """The obvious way: every line, its characters without the CR of a CRLF (the last line too)."""
+    lines = data.split(b"\n")
+    if lines and not lines[-1]:
+        lines.pop()
+    chars = [len(line) - line.endswith(b"\r") for line in lines]
+    long = [n for n in chars if n > 998]
+    return len(long), max(long, default=0)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_long_lines_counted_in_any_chunking(seed: int) -> None:
+    """Lines over 998 characters (RFC 5322 §2.1.1) are counted exactly, whatever the chunks: lines of
+    997..1001 characters, CRLF, bare LF and a CR split from its LF, large and small feeds alike."""
+    rng = random.Random(seed)
+    lines = []
+    for _ in range(rng.randint(1, 60)):
+        size = rng.choice([0, 76, 997, 998, 999, 1000, 1001, 1500, 70_000, rng.randint(0, 5000)])
+        lines.append(b"x" * size + rng.choice([b"\r\n", b"\r\n", b"\n", b"\r"]))
+    data = b"Subject: s\r\n\r\n" + b"".join(lines) + b"t" * rng.choice([0, 5, 999, 1200])
+    summarizer = MessageSummarizer()
+    at = 0
+    while at < len(data):
+        step = rng.choice([1, 2, 499, 1460, 65_536, 100_000, rng.randint(1, 4000)])
+        summarizer.feed(data[at : at + step])
+        at += step
+    summary = summarizer.close()
+    assert (summary.long_lines, summary.longest_line) == _long_lines_by_split(data)
+    json_form = summary_to_json(summary)
+    assert (json_form["long_lines"], json_form["longest_line"]) == _long_lines_by_split(data)

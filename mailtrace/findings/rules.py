@@ -29,6 +29,7 @@ from mailtrace.findings.facts import (
 )
 from mailtrace.findings.headers import ChainProblem, Headers, chain_problems, header_values, received_chain
 from mailtrace.findings.model import CATALOGUE, Finding, FindingsConfig, Severity
+from mailtrace.mime import MAX_LINE_CHARS, long_lines_defect
 from mailtrace.model import AuthAttempt, Command, Reply
 from mailtrace.protocols.smtp import parse_address
 from mailtrace.session import MessageRecord, Session
@@ -836,6 +837,15 @@ def protocol_violation(s: Session, f: SessionFacts, ctx: RuleContext) -> Iterato
         if isinstance(bare_lf, int) and bare_lf:
             by_kind["bare-lf"] = []
             counts["bare-lf"] = bare_lf
+    long = [m for m in s.messages if m.summary.long_lines]
+    if long:
+        by_kind["long-message-line"] = [m.first_frame for m in long]
+        counts["long-message-line"] = len(long)
+        worst = max(long, key=lambda m: m.summary.longest_line)
+        first_detail["long-message-line"] = (
+            f"message {worst.index + 1} ({worst.origin}, frame {worst.first_frame}): "
+            f"{long_lines_defect(worst.summary.long_lines, worst.summary.longest_line)}"
+        )
     for kind, frames in by_kind.items():
         severity, what = VIOLATIONS.get(kind, EXTRA_VIOLATIONS.get(kind, (LOW, kind)))
         yield ctx.finding(
@@ -853,6 +863,7 @@ def protocol_violation(s: Session, f: SessionFacts, ctx: RuleContext) -> Iterato
 EXTRA_VIOLATIONS: dict[str, tuple[Severity, str]] = {
     "data-without-rcpt": (LOW, "DATA with no RCPT sent"),
     "bare-lf": (LOW, "command lines ended by a bare LF"),
+    "long-message-line": (LOW, f"messages with lines over {MAX_LINE_CHARS} characters"),
 }
 
 
@@ -867,6 +878,9 @@ def _violation_why(kind: str) -> str:
         "data-without-rcpt": "DATA without any RCPT in the transaction (RFC 5321 §3.3).",
         "nested-mail": "MAIL inside an open transaction without RSET (RFC 5321 §4.1.4).",
         "bare-lf": "RFC 5321 §2.3.8 requires CRLF; bare LF is a building block of SMTP smuggling.",
+        "long-message-line": f"RFC 5322 §2.1.1 and RFC 5321 §4.5.3.1.6 allow {MAX_LINE_CHARS} characters "
+        "before CRLF; relays may wrap, cut or refuse longer lines, and a filter that trusts the limit "
+        "can be evaded.",
         "pipeline-overflow": "a client sends a flood of commands without reading replies.",
         "garbage": "binary bytes on a text protocol: a scan, another protocol, or an exploit attempt.",
         "bdat-chunk-short": "RFC 3030 §2: a BDAT chunk is exactly as long as announced; the server "
