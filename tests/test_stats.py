@@ -237,6 +237,21 @@ def test_stats_command_text() -> None:
     assert "5yz permanent negative" in out.output
 
 
+def test_stats_text_piped_is_not_cut_and_colour_and_width_are_options() -> None:
+    """Piped, the tables are laid out whole (they were squeezed to 80 columns: "decryp…"), without
+    trailing blanks; --width wraps them, --color colours them."""
+    path = str(sample("smtp-errors.pcap"))
+    piped = CliRunner().invoke(main, ["stats", path])
+    assert piped.exit_code == 0, piped.output
+    assert " protocol   sessions   packets   payload   TLS sessions   TLS share   decrypted   IPv6" in piped.output
+    assert not any(line.endswith(" ") for line in piped.output.splitlines())
+    assert "\x1b[" not in piped.output
+    narrow = CliRunner().invoke(main, ["stats", "--width", "80", path])
+    assert "decryp…" in narrow.output and max(len(line) for line in narrow.output.splitlines()) <= 80
+    coloured = CliRunner().invoke(main, ["stats", "--color", path])
+    assert "\x1b[1mCapture\x1b[0m" in coloured.output
+
+
 def test_stats_synthetic_timeline(tmp_path: Path) -> None:
     b = PcapBuilder()
     for minute in (0, 0, 5, 9):

@@ -18,6 +18,8 @@ from mailtrace.commands.report_data import listen_for_dns
 from mailtrace.findings import FindingsCollector, FindingsConfig
 from mailtrace.pipeline import Analyzer
 from mailtrace.render.json import dumps
+from mailtrace.render.output import Output
+from mailtrace.render.progress import Progress
 from mailtrace.stats import DEFAULT_TOP, StatsCollector, StatsLimits, stats_document
 
 
@@ -39,6 +41,10 @@ from mailtrace.stats import DEFAULT_TOP, StatsCollector, StatsLimits, stats_docu
     metavar="N",
     help="Rows of the top-N tables (servers, clients, addresses).",
 )
+@click.option("--color/--no-color", "color", default=None,
+              help="Colour the tables (default: on a terminal, unless NO_COLOR is set).")
+@click.option("--width", type=click.IntRange(40, 10_000), default=None, metavar="COLUMNS",
+              help="Lay the tables out at this width (default: the terminal's; never wrapped when piped).")
 @capture_options
 @jobs_option
 def stats(
@@ -46,6 +52,8 @@ def stats(
     captures: tuple[str, ...],
     fmt: str,
     top: int,
+    color: bool | None,
+    width: int | None,
     ports: tuple[str, ...],
     show_secrets: bool,
     no_sniff: bool,
@@ -60,16 +68,18 @@ def stats(
     collector = StatsCollector(StatsLimits(top=top))
     findings = FindingsCollector(FindingsConfig())
     listen_for_dns(analyzer, findings)  # DNSBL look-ups are findings too, counted in stats.findings
+    out = sys.stdout
+    output = Output.detect(color=color, width=width, stream=out, err=sys.stderr)
     started = time.monotonic()
-    for session in sessions(analyzer, files, jobs=jobs, light_report=True):
-        collector.session(session)
-        findings.session(session)
+    with Progress(output.err, enabled=output.err_isatty) as progress:
+        for session in sessions(analyzer, files, progress, jobs, light_report=True):
+            collector.session(session)
+            findings.session(session)
     elapsed = time.monotonic() - started
     collector.end(analyzer.stats, elapsed)
     findings.end(analyzer.stats, elapsed)
     result = collector.result()
     result.extra["findings"] = findings.summary()
-    out = sys.stdout
     if fmt == "json":
         out.write(dumps(stats_document(result), indent=2) + "\n")
     elif fmt == "csv":
@@ -77,11 +87,11 @@ def stats(
         writer.writerow(("section", "item", "metric", "value"))
         writer.writerows(result.rows())
     else:
-        from mailtrace.render.findings import make_console, stats_renderables
+        from mailtrace.render.findings import output_console, print_unpadded, stats_renderables
 
-        console = make_console(out)
+        console = output_console(output)
         for renderable in stats_renderables(result, top=top):
-            console.print(renderable)
+            print_unpadded(console, renderable)
     for f in analyzer.stats.files:
         for problem in f.problems:
             click.echo(f"mailtrace: {f.name}: {problem}", err=True)
