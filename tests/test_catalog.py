@@ -72,3 +72,32 @@ def test_the_lectures_own_captions_are_in_the_catalogue() -> None:
     assert any(v.startswith("Herunterladen der E-Mail") for v in values)
     assert catalog.text("pop3.retr.ok", "de", msg=1, size=956) == "Herunterladen der E-Mail 1 (RETR, 956 Bytes)"
     assert catalog.text("ui.messages", "de", n=2) == "2 E-Mails"
+
+
+def test_every_defect_the_summarizer_names_has_words_in_both_languages() -> None:
+    """Each defect mime.py can add (a stdlib defect name or one of its own fixed phrases) is in the
+    catalogue, so a German view never shows an English phrase for it."""
+    from pathlib import Path
+
+    import mailtrace.mime
+
+    source = Path(mailtrace.mime.__file__).read_text(encoding="utf-8")
+    named = set(re.findall(r'defects\.(?:append|insert)\((?:0, )?"([^"{]+)"\)', source))
+    named |= set(re.findall(r'\bemail_errors\.([A-Z]\w+Defect)\b', source)) - {"MessageDefect"}
+    assert {"StartBoundaryNotFoundDefect", "line too long", "nesting too deep"} <= named
+    for name in named:
+        assert "defect." + name in catalog.EN and "defect." + name in DE, name
+
+
+def test_defects_read_in_german() -> None:
+    from mailtrace.mime import long_lines_defect
+    from mailtrace.render.message import defect_text
+
+    assert defect_text("InvalidBase64PaddingDefect (part 1.2)", "de") == (
+        "InvalidBase64PaddingDefect (Teil 1.2): das Base64-Padding ist falsch: die letzten Bytes sind womöglich "
+        "beschädigt")
+    assert defect_text("unknown charset 'x-foo' (part 2)", "de") == "unbekannter Zeichensatz 'x-foo' (Teil 2)"
+    assert defect_text(long_lines_defect(1234, 12345), "de") == "1.234 Zeilen über 998 Zeichen (die längste 12.345)"
+    assert defect_text(long_lines_defect(1, 5068)) == "1 line over 998 characters (longest 5,068)"
+    assert defect_text("nesting too deep", "de") == "Verschachtelung zu tief"
+    assert defect_text("\x1b[31mred", "de") == "\\x1b[31mred"  # a phrase nobody knows is only made safe

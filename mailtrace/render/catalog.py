@@ -861,6 +861,31 @@ EN: dict[str, Message] = {
     "msg.defects.none": "Parser defects: none",
     "msg.defects.title": "Parser defects ({n})",
     "msg.defects.more": "… and {n} more",
+    # parser defects: the stdlib's defect names get a meaning, the summarizer's own phrases a wording
+    "defect.StartBoundaryNotFoundDefect": "a multipart's first boundary never appears: its body is one opaque blob",
+    "defect.CloseBoundaryNotFoundDefect": "a multipart is not closed (--boundary--): the message may be cut off",
+    "defect.MissingHeaderBodySeparatorDefect": "a line that is not a header field ends the header without a "
+    "blank line",
+    "defect.NoBoundaryInMultipartDefect": "multipart without a boundary parameter: its parts cannot be separated",
+    "defect.InvalidMultipartContentTransferEncodingDefect": "a multipart may only be 7bit, 8bit or binary",
+    "defect.FirstHeaderLineIsContinuationDefect": "the header starts with a folded (indented) line",
+    "defect.MisplacedEnvelopeHeaderDefect": "an mbox 'From ' line inside the header",
+    "defect.InvalidHeaderDefect": "a header line without a field name and colon",
+    "defect.InvalidBase64CharactersDefect": "characters outside the base64 alphabet were skipped",
+    "defect.InvalidBase64PaddingDefect": "base64 padding is wrong: the last bytes may be damaged",
+    "defect.InvalidBase64LengthDefect": "base64 ends with a dangling character: one byte is lost",
+    "defect.line too long": "line too long",
+    "defect.header too long": "header too long",
+    "defect.nesting too deep": "nesting too deep",
+    "defect.too many parts": "too many parts",
+    "defect.too many parameters": "too many parameters",
+    "defect.undecodable parameters": "undecodable parameters",
+    "defect.uuencoded content hashed as sent": "uuencoded content hashed as sent",
+    "defect.too many header fields": "too many header fields",
+    "defect.unknown charset": "unknown charset {charset}",
+    "defect.part": "part",
+    "defect.long lines": ("{count} line over {limit} characters (longest {longest})",
+        "{count} lines over {limit} characters (longest {longest})"),
     "env.mail_lost": "the capture lost the MAIL command: the envelope sender is unknown",
     "env.refused": "the server answered the message with {reply}: it was not accepted",
     "env.no_reply": "no reply to the message was seen: whether the server accepted it is unknown",
@@ -947,6 +972,12 @@ def text(key: str, lang: str = "en", /, **params: Any) -> str:
         n = params.get("n", 1)
         message = message[0] if n == 1 else message[1]
     return message.format_map(_Lenient(params))
+
+
+def fmt_num(n: int | float, lang: str = "en") -> str:
+    """A count with its thousands grouped as the language writes them (``1,234``; ``1.234`` in German)."""
+    out = f"{n:,}"
+    return out.replace(",", ".") if lang == "de" else out
 
 
 Words = Callable[..., str]

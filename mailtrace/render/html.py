@@ -71,7 +71,7 @@ from mailtrace.pipeline import CaptureStats
 from mailtrace.protocols import BY_NAME
 from mailtrace.received import received_chain
 from mailtrace.render import captions
-from mailtrace.render.catalog import CATALOGS, EN
+from mailtrace.render.catalog import CATALOGS, EN, fmt_num
 from mailtrace.render.catalog import has as catalog_has
 from mailtrace.render.catalog import text as catalog_text
 from mailtrace.render.context import ContextBlock, context_blocks, row_info, row_proto
@@ -192,12 +192,6 @@ def _num_filter(ctx: Context, n: int | float) -> str:
     """``1,234`` (``1.234`` in German): a count in the page's language (``lang`` of the render context)."""
     lang = ctx.get("lang")
     return fmt_num(n, lang if isinstance(lang, str) else "en")
-
-
-def fmt_num(n: int | float, lang: str = "en") -> str:
-    """A count with its thousands grouped as the language writes them."""
-    out = f"{n:,}"
-    return out.replace(",", ".") if lang == "de" else out
 
 
 class _Lenient(dict[str, Any]):
@@ -1491,7 +1485,8 @@ class HtmlReport:
                     "attachments": attachments,
                     "tree": self._tree(record),
                     "defects": [
-                        text(defect_text(str(d)), lim.max_text) for d in (m.get("defects") or [])[: lim.max_list]
+                        text(defect_text(str(d), self.lang), lim.max_text)
+                        for d in (m.get("defects") or [])[: lim.max_list]
                     ],
                     "carrier": [
                         (text(k, 60), text(_compact(v), lim.max_text)) for k, v in list(carrier.items())[:20]
@@ -1553,7 +1548,7 @@ class HtmlReport:
             "sha256": attachment.sha256 if attachment is not None else (part.sha256 or ""),
             "attachment": attachment is not None,
             "complete": part.complete,
-            "defects": [text(defect_text(d), lim) for d in part.defects[:10]],
+            "defects": [text(defect_text(d, self.lang), lim) for d in part.defects[:10]],
             "children": children,
             "hidden": len(part.children) - len(children),
         }

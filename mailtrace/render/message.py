@@ -31,10 +31,10 @@ from mailtrace.findings.headers import verdicts
 from mailtrace.headerinfo import ENGLISH, explain
 from mailtrace.mime import Attachment, Part
 from mailtrace.received import Hop, received_chain
-from mailtrace.render.catalog import Words, words
+from mailtrace.render.catalog import Words, fmt_num, has, text, words
 from mailtrace.session import MessageRecord, Session
 
-__all__ = ["DEFECT_MEANINGS", "ORIGINS", "HeaderRow", "defect_text", "header_rows", "hop_cells", "message_details",
+__all__ = ["ORIGINS", "HeaderRow", "defect_text", "header_rows", "hop_cells", "message_details",
            "part_overhead", "safe_text"]
 
 ORIGINS = {
@@ -47,20 +47,6 @@ ORIGINS = {
 }
 """How each carrier is named in the title line."""
 
-DEFECT_MEANINGS = {
-    "StartBoundaryNotFoundDefect": "a multipart's first boundary never appears: its body is one opaque blob",
-    "CloseBoundaryNotFoundDefect": "a multipart is not closed (--boundary--): the message may be cut off",
-    "MissingHeaderBodySeparatorDefect": "a line that is not a header field ends the header without a blank line",
-    "NoBoundaryInMultipartDefect": "multipart without a boundary parameter: its parts cannot be separated",
-    "InvalidMultipartContentTransferEncodingDefect": "a multipart may only be 7bit, 8bit or binary",
-    "FirstHeaderLineIsContinuationDefect": "the header starts with a folded (indented) line",
-    "MisplacedEnvelopeHeaderDefect": "an mbox 'From ' line inside the header",
-    "InvalidHeaderDefect": "a header line without a field name and colon",
-    "InvalidBase64CharactersDefect": "characters outside the base64 alphabet were skipped",
-    "InvalidBase64PaddingDefect": "base64 padding is wrong: the last bytes may be damaged",
-    "InvalidBase64LengthDefect": "base64 ends with a dangling character: one byte is lost",
-}
-"""Plain words for the stdlib defect names (others are phrases already)."""
 
 _X_PRIVATE = ENGLISH["x-*"]
 _UNSAFE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ud800-\udfff]")
@@ -115,7 +101,7 @@ def message_details(session: Session, record: MessageRecord, *, width: int | Non
     parts += _received(record, st, limit, t)
     parts += _mime(record, st, t)
     parts += _envelope(compare_envelope(session, record, lang), st, t)
-    parts += _defects(record, st, t)
+    parts += _defects(record, st, t, lang)
     return Group(*parts)
 
 
@@ -381,23 +367,44 @@ def _envelope(view: EnvelopeView, st: _Styles, t: Words) -> list[RenderableType]
     return out
 
 
-def _defects(record: MessageRecord, st: _Styles, t: Words) -> list[RenderableType]:
+def _defects(record: MessageRecord, st: _Styles, t: Words, lang: str) -> list[RenderableType]:
     defects = record.summary.defects
     if not defects:
         return [_heading(t("defects.none"), st)]
     out: list[RenderableType] = [_heading(t("defects.title", n=len(defects)), st)]
     for defect in defects[:100]:
-        out.append(Text("⚠ " + defect_text(defect), style=st.warn))
+        out.append(Text("⚠ " + defect_text(defect, lang), style=st.warn))
     if len(defects) > 100:
         out.append(Text(t("defects.more", n=len(defects) - 100), style=st.dim))
     return out
 
 
-def defect_text(defect: str) -> str:
-    """A parser defect, made safe, with its meaning in plain words where it has one."""
-    meaning = DEFECT_MEANINGS.get(defect.partition(" (part ")[0])
-    text = safe_text(defect, 300)
-    return f"{text}: {meaning}" if meaning else text
+def defect_text(defect: str, lang: str = "en") -> str:
+    """A parser defect, made safe, in the view's language: a stdlib defect name with its meaning in plain
+    words, the summarizer's own phrases worded anew (``(part 1.2)`` kept as the part's path)."""
+    phrase, sep, part = defect.partition(" (part ")
+    where = f" ({text('defect.part', lang)} {part}" if sep else ""
+    key = "defect." + phrase
+    if phrase.endswith("Defect") and has(key, lang):
+        shown = f"{phrase}{where}: {text(key, lang)}"
+    else:
+        if has(key, lang):
+            shown = text(key, lang)
+        elif (m := _CHARSET.fullmatch(phrase)) is not None:
+            shown = text("defect.unknown charset", lang, charset=m.group(1))
+        elif (m := _LONG_LINES.fullmatch(phrase)) is not None:
+            count, limit, longest = (int(g.replace(",", "")) for g in m.groups())
+            shown = text("defect.long lines", lang, n=count, limit=limit, longest=fmt_num(longest, lang),
+                         count=fmt_num(count, lang))
+        else:
+            shown = phrase
+        shown += where
+    return safe_text(shown, 300)
+
+
+_CHARSET = re.compile(r"unknown charset ('.*')")
+_LONG_LINES = re.compile(r"([\d,]+) lines? over (\d+) characters \(longest ([\d,]+)\)")
+"""The phrases of :func:`mailtrace.mime.long_lines_defect` and the unknown-charset defect, read back."""
 
 
 # --------------------------------------------------------------------------- helpers
