@@ -101,3 +101,13 @@ def test_defects_read_in_german() -> None:
     assert defect_text(long_lines_defect(1, 5068)) == "1 line over 998 characters (longest 5,068)"
     assert defect_text("nesting too deep", "de") == "Verschachtelung zu tief"
     assert defect_text("\x1b[31mred", "de") == "\\x1b[31mred"  # a phrase nobody knows is only made safe
+
+
+def test_numbers_are_written_as_the_language_writes_them() -> None:
+    """German groups thousands with a dot and writes decimals with a comma; "28,450 Bytes" would read as
+    twenty-eight bytes and a fraction."""
+    assert catalog.text("msg.bytes", "de", n=28450) == "28.450 Bytes"
+    assert catalog.text("msg.bytes", "en", n=28450) == "28,450 bytes"
+    assert catalog.text("msg.bytes", "de", n=1) == "1 Byte"  # the plural form is chosen from the number
+    assert catalog.fmt_num(1234.5, "de") == "1.234,5" and catalog.fmt_num(1234.5) == "1,234.5"
+    assert catalog.localize_number("0.093", "de") == "0,093" and catalog.localize_number("0.093") == "0.093"

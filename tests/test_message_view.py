@@ -256,11 +256,13 @@ def test_detail_view_in_german() -> None:
     out = result.stdout
     assert ("Nachricht 1 der Sitzung 1 · SMTP DATA · Frames 29–38 · 127.0.0.11:34188 → 127.0.0.26:587 "
             "(vom Client gesendet)") in out
-    assert "Größe       10,528 Bytes · vollständig" in out
+    assert "Größe       10.528 Bytes · vollständig" in out  # German groups thousands with a dot
     for heading in ("Header-Felder (9, in gesendeter Reihenfolge)", "MIME-Struktur (", "Umschlag gegen Header",
                     "Parser-Defekte: keine"):
         assert heading in out, heading
-    for english in ("Message 1 of session", "Header fields (", "Envelope vs header", "Parser defects"):
+    assert "│   9.196 Bytes gesendet → 6.718 dekodiert (Base64-Mehraufwand +36,9 %)" in out  # chart.png
+    assert "1 multipart/mixed  (3 Teile, 10.020 Bytes)" in out
+    for english in ("Message 1 of session", "Header fields (", "Envelope vs header", "Parser defects", "as sent"):
         assert english not in out, english
 
 

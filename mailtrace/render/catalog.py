@@ -858,6 +858,11 @@ EN: dict[str, Message] = {
     "msg.envelope.yes": "yes",
     "msg.envelope.bcc": "Bcc (in the envelope, in no To/Cc field): {bcc}",
     "msg.none": "none",
+    "msg.part.sizes": "{encoded} bytes as sent → {decoded} decoded",
+    "msg.part.overhead": "(base64 overhead {percent} %)",
+    "msg.part.container": ("({n} part, {bytes} bytes)",
+        "({n} parts, {bytes} bytes)"),
+    "msg.part.incomplete": "incomplete: the message ended before this part did",
     "msg.defects.none": "Parser defects: none",
     "msg.defects.title": "Parser defects ({n})",
     "msg.defects.more": "… and {n} more",
@@ -971,13 +976,39 @@ def text(key: str, lang: str = "en", /, **params: Any) -> str:
     if isinstance(message, tuple):
         n = params.get("n", 1)
         message = message[0] if n == 1 else message[1]
+    if lang in _DECIMAL_COMMA:
+        params = {k: _DecimalComma(v) if type(v) in (int, float) else v for k, v in params.items()}
     return message.format_map(_Lenient(params))
+
+
+_DECIMAL_COMMA = frozenset({"de"})
+"""Languages that group thousands with a dot and write decimals with a comma."""
+
+
+class _DecimalComma:
+    """A number that formats as German writes it: ``{n:,}`` gives ``28.450``, ``{s:.3f}`` gives ``0,091``."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec).translate(_SWAP_SEPARATORS)
+
+
+_SWAP_SEPARATORS = str.maketrans(",.", ".,")
 
 
 def fmt_num(n: int | float, lang: str = "en") -> str:
     """A count with its thousands grouped as the language writes them (``1,234``; ``1.234`` in German)."""
     out = f"{n:,}"
-    return out.replace(",", ".") if lang == "de" else out
+    return out.translate(_SWAP_SEPARATORS) if lang in _DECIMAL_COMMA else out
+
+
+def localize_number(formatted: str, lang: str = "en") -> str:
+    """A number already formatted the English way (``28,450.5``), with the language's separators."""
+    return formatted.translate(_SWAP_SEPARATORS) if lang in _DECIMAL_COMMA else formatted
 
 
 Words = Callable[..., str]

@@ -99,7 +99,7 @@ def message_details(session: Session, record: MessageRecord, *, width: int | Non
     parts: list[RenderableType] = [_title(session, record, st, t), _overview(session, record, st, limit, t)]
     parts += _headers(record, st, limit, lang, t)
     parts += _received(record, st, limit, t)
-    parts += _mime(record, st, t)
+    parts += _mime(record, st, t, lang)
     parts += _envelope(compare_envelope(session, record, lang), st, t)
     parts += _defects(record, st, t, lang)
     return Group(*parts)
@@ -271,23 +271,27 @@ def hop_cells(hop: Hop, limit: int) -> list[str]:
             safe_text(hop.id or "", cut), safe_text(hop.for_ or "", cut), when, delay]
 
 
-def _mime(record: MessageRecord, st: _Styles, t: Words) -> list[RenderableType]:
+def _mime(record: MessageRecord, st: _Styles, t: Words, lang: str) -> list[RenderableType]:
     root = record.summary.parts
     by_path = {a.path: a for a in record.summary.attachments}
-    tree = Tree(_part_label(root, by_path.get(root.path), st), guide_style=st.dim)
+
+    def label(part: Part) -> Text:
+        return _part_label(part, by_path.get(part.path), st, t, lang)
+
+    tree = Tree(label(root), guide_style=st.dim)
     stack: list[tuple[Part, Tree]] = [(root, tree)]
     while stack:
         part, node = stack.pop()
-        added = [(child, node.add(_part_label(child, by_path.get(child.path), st))) for child in part.children]
+        added = [(child, node.add(label(child))) for child in part.children]
         stack.extend(reversed(added))
     n, total = len(record.summary.attachments), len(root.walk())
     return [_heading(t("mime.title", parts=t("mime.parts", n=total), attachments=t("mime.attachments", n=n)), st),
             tree]
 
 
-def _part_label(part: Part, attachment: Attachment | None, st: _Styles) -> Text:
-    text = Text(part.path + " ", style=st.dim)
-    text.append(safe_text(part.content_type, 200), style=st.label)
+def _part_label(part: Part, attachment: Attachment | None, st: _Styles, t: Words, lang: str) -> Text:
+    label = Text(part.path + " ", style=st.dim)
+    label.append(safe_text(part.content_type, 200), style=st.label)
     facts = []
     if part.charset:
         facts.append(f"charset={safe_text(part.charset, 100)}")
@@ -296,24 +300,27 @@ def _part_label(part: Part, attachment: Attachment | None, st: _Styles) -> Text:
     if part.disposition:
         facts.append(safe_text(part.disposition, 100))
     if facts:
-        text.append("  " + ", ".join(facts))
+        label.append("  " + ", ".join(facts))
     if part.filename is not None:
-        text.append("  “" + safe_text(part.filename, 300) + "”", style=st.private)
+        label.append("  “" + safe_text(part.filename, 300) + "”", style=st.private)
     if part.is_leaf:
-        text.append(f"\n{part.encoded_bytes:,} bytes as sent → {part.decoded_bytes:,} decoded", style=st.dim)
+        label.append("\n" + t("part.sizes", encoded=fmt_num(part.encoded_bytes, lang),
+                               decoded=fmt_num(part.decoded_bytes, lang)), style=st.dim)
         overhead = part_overhead(part, attachment)
         if overhead is not None:
-            text.append(f" (base64 overhead {overhead:+.1f} %)", style=st.dim)
+            percent = f"{overhead:+.1f}"
+            label.append(" " + t("part.overhead", percent=percent.replace(".", ",") if lang == "de" else percent),
+                         style=st.dim)
     elif part.children:
-        text.append(f"  ({len(part.children)} part{'' if len(part.children) == 1 else 's'}, "
-                    f"{part.encoded_bytes:,} bytes)", style=st.dim)
+        label.append("  " + t("part.container", n=len(part.children), bytes=fmt_num(part.encoded_bytes, lang)),
+                     style=st.dim)
     if attachment is not None:
-        text.append(f"\nmd5    {attachment.md5}\nsha256 {attachment.sha256}")
+        label.append(f"\nmd5    {attachment.md5}\nsha256 {attachment.sha256}")
     if not part.complete:
-        text.append("\nincomplete: the message ended before this part did", style=st.bad)
+        label.append("\n" + t("part.incomplete"), style=st.bad)
     for defect in part.defects:
-        text.append("\n⚠ " + defect_text(defect), style=st.warn)
-    return text
+        label.append("\n⚠ " + defect_text(defect, lang), style=st.warn)
+    return label
 
 
 def part_overhead(part: Part, attachment: Attachment | None = None) -> float | None:

@@ -38,7 +38,7 @@ from mailtrace.model import (
 from mailtrace.pipeline import CaptureStats
 from mailtrace.protocols.sasl import hashcat_cram_md5
 from mailtrace.render.captions import Step, steps
-from mailtrace.render.catalog import has, text
+from mailtrace.render.catalog import fmt_num, has, localize_number, text
 from mailtrace.render.context import ContextBlock, check_text, context_blocks, row_info, row_proto
 from mailtrace.render.explain import explain_smtp_reply
 from mailtrace.render.output import Output, clean
@@ -772,13 +772,14 @@ class Summary:
         out.write(Text(t("ui.summary"), "title"))
         lines: list[tuple[str, str]] = []
         for f in stats.files:
-            span = seconds((f.end or 0.0) - f.start) + " s" if f.start is not None else "-"
+            span = localize_number(seconds((f.end or 0.0) - f.start), lang) + " s" if f.start is not None else "-"
             value = f"{f.name}: {f.filetype}, {t('ui.packets.count', n=f.packets)}, {t('ui.bytes', n=f.bytes)}, {span}"
             for problem in f.problems:
                 value += "; " + t("ui.damaged", problem=problem)
             lines.append((t("ui.files") if not lines else "", clean(value)))
-        lines.append((t("ui.packets"), t("ui.packets.value", packets=f"{stats.packets:,}",
-                                          tcp=f"{stats.tcp_packets:,}", mail=f"{stats.mail_packets:,}")))
+        lines.append((t("ui.packets"), t("ui.packets.value", packets=fmt_num(stats.packets, lang),
+                                          tcp=fmt_num(stats.tcp_packets, lang),
+                                          mail=fmt_num(stats.mail_packets, lang))))
         per = ", ".join(f"{p} {n}" for p, n in sorted(self.protocols.items()))
         per = f" ({per})" if per else ""
         value = f"{stats.sessions}{per}"
@@ -793,8 +794,9 @@ class Summary:
         anomalies = t("ui.none") if not self.anomalies else f"{sum(self.anomalies.values())} (" + ", ".join(
             f"{k} {n}" for k, n in sorted(self.anomalies.items(), key=lambda kv: (-kv[1], kv[0]))) + ")"
         lines.append((t("ui.anomalies.label"), anomalies))
-        rate = f"{stats.packets / elapsed:,.0f}" if elapsed > 0 else "-"
-        lines.append((t("ui.elapsed"), t("ui.elapsed.value", seconds=f"{elapsed:.2f}", rate=rate)))
+        rate = localize_number(f"{stats.packets / elapsed:,.0f}", lang) if elapsed > 0 else "-"
+        lines.append((t("ui.elapsed"), t("ui.elapsed.value", seconds=localize_number(f"{elapsed:.2f}", lang),
+                                         rate=rate)))
         width = max(len(label) for label, _ in lines) + 2
         for label, value in lines:
             out.cells(Text(f"  {label:<{width}}", "dim"), Text(value))
