@@ -127,3 +127,59 @@ def test_transcript_is_kept_only_for_follow(captures: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "C  MAIL From:<alice@local.example> SIZE=480" in result.output
     assert "Session 1 ·" not in result.output
+
+
+def test_follow_hides_credentials_unless_asked(captures: Path) -> None:
+    """mixed-all's facts: bob's POP3 password, carol's IMAP password, AUTH PLAIN and AUTH LOGIN of bob.
+    The raw conversation hides them as the table does; --show-secrets shows them."""
+    secrets = ("bob-pop3-Secret", "carol-imap-Pa55", "AGJvYgBib2ItcG9wMy1TZWNyZXQ=", "Ym9iLXBvcDMtU2VjcmV0")
+    hidden = CliRunner().invoke(main, ["analyze", "--follow", str(captures / "mixed-all.pcap")])
+    assert hidden.exit_code == 0, hidden.output
+    assert not [s for s in secrets if s in hidden.output]
+    assert " 14 C  NPKO1 LOGIN carol [password]" in hidden.output
+    assert "192 C  PASS [password]" in hidden.output
+    shown = CliRunner().invoke(main, ["analyze", "--follow", "--show-secrets", str(captures / "mixed-all.pcap")])
+    assert ' 14 C  NPKO1 LOGIN carol "carol-imap-Pa55"' in shown.output and "PASS bob-pop3-Secret" in shown.output
+    login = CliRunner().invoke(main, ["analyze", "--follow", str(captures / "smtp-submission-auth.pcap")])
+    assert " 61 S  334 VXNlcm5hbWU6\n 62 C  [SASL response]\n 63 S  334 UGFzc3dvcmQ6\n 64 C  [SASL response]\n" \
+           " 65 S  235 2.7.0 Authentication successful\n 66 C  MAIL FROM:<bob@remote.example>" in login.output
+    assert " 17 C  AUTH PLAIN [initial response]" in login.output
+
+
+@pytest.mark.parametrize(("protocol", "conversation", "expected"), [
+    ("smtp", [("C", b"AUTH PLAIN AGJvYgBzZWNyZXQ="), ("S", b"235 ok"), ("C", b"MAIL FROM:<a@b>")],
+     [b"AUTH PLAIN [initial response]", b"MAIL FROM:<a@b>"]),
+    ("smtp", [("C", b"auth login"), ("S", b"334 VXNlcm5hbWU6"), ("C", b"Ym9i"), ("S", b"334 x"), ("C", b"*"),
+              ("S", b"501 cancelled"), ("C", b"QUIT")],
+     [b"auth login", b"[SASL response]", b"*", b"QUIT"]),
+    ("smtp", [("C", b"AUTH PLAIN ="), ("S", b"235 ok")], [b"AUTH PLAIN ="]),
+    ("pop3", [("C", b"USER bob"), ("S", b"+OK"), ("C", b"PASS s3cret word"), ("S", b"+OK"), ("C", b"STAT")],
+     [b"USER bob", b"PASS [password]", b"STAT"]),
+    ("pop3", [("C", b"APOP bob c4c9334bac560ecc979e58001b3e22fb"), ("S", b"+OK")], [b"APOP bob [digest]"]),
+    ("pop3", [("C", b"AUTH"), ("S", b"+OK"), ("C", b"AUTH CRAM-MD5"), ("S", b"+ PDE4OTYuNjk3MTcw>"),
+              ("C", b"Ym9iIGI5MTNhNjAy"), ("S", b"+OK welcome"), ("C", b"LIST")],
+     [b"AUTH", b"AUTH CRAM-MD5", b"[SASL response]", b"LIST"]),
+    ("imap", [("C", b'a1 LOGIN "bob smith" "pa ss"'), ("S", b"a1 OK"), ("C", b"a2 SELECT INBOX")],
+     [b'a1 LOGIN "bob smith" [password]', b"a2 SELECT INBOX"]),
+    ("imap", [("C", b"a1 login {3}"), ("S", b"+ go"), ("C", b"bob {6}"), ("S", b"+ go"), ("C", b"secret"),
+              ("S", b"a1 OK"), ("C", b"a2 LOGOUT")],
+     [b"a1 login {3}", b"[credentials]", b"[credentials]", b"a2 LOGOUT"]),
+    ("imap", [("C", b"a1 LOGIN bob {6}"), ("S", b"+ go"), ("C", b"secret"), ("S", b"a1 OK")],
+     [b"a1 LOGIN bob {6}", b"[credentials]"]),
+    ("imap", [("C", b"a1 AUTHENTICATE PLAIN AGJvYgBzZWNyZXQ="), ("S", b"a1 OK")],
+     [b"a1 AUTHENTICATE PLAIN [initial response]"]),
+    ("imap", [("C", b"a1 AUTHENTICATE LOGIN"), ("S", b"+ VXNlcm5hbWU6"), ("C", b"Ym9i"), ("S", b"* CAPABILITY x"),
+              ("C", b"a2 NOOP")],
+     [b"a1 AUTHENTICATE LOGIN", b"[SASL response]", b"a2 NOOP"]),
+])
+def test_credential_redactor(protocol: str, conversation: list[tuple[str, bytes]], expected: list[bytes]) -> None:
+    from mailtrace.render.redact import CredentialRedactor
+
+    redactor = CredentialRedactor(protocol)
+    shown = []
+    for side, line in conversation:
+        if side == "C":
+            shown.append(redactor.client(line))
+        else:
+            redactor.server(line)
+    assert shown == expected

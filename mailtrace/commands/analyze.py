@@ -193,7 +193,7 @@ def build_consumers(views: Views, *, analyzer: Analyzer, findings: FindingsColle
     elif views.follow:
         from mailtrace.render.follow import FollowRenderer
 
-        consumers.append(FollowRenderer(output, stats=analyzer.stats, lang=views.lang))
+        consumers.append(FollowRenderer(output, stats=analyzer.stats, lang=views.lang, show_secrets=views.show_secrets))
     else:
         from mailtrace.render.findings import FindingsRenderer, StatsRenderer, output_console
         from mailtrace.render.terminal import ListRenderer, TerminalRenderer

@@ -7,13 +7,15 @@ needed to tell them apart). Line ends are CR LF as the mail protocols want them;
 made visible: a bare LF as ``␊``, a bare CR as ``␍``, other control characters as their Unicode
 pictures (``␀``, ``␉``, ``␛``), format characters such as bidi overrides as ``\\u202e``, bytes
 that are not UTF-8 as ``\\xff``. Lost bytes are a line of their own with their count, and bytes
-after the switch to TLS are summarised instead of being shown as noise.
+after the switch to TLS are summarised instead of being shown as noise. Credentials are hidden as in
+the other views (:mod:`mailtrace.render.redact`) unless ``--show-secrets`` is given.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rich.text import Text
@@ -22,6 +24,7 @@ from mailtrace.model import Direction, TlsStart
 from mailtrace.pipeline import CaptureStats
 from mailtrace.render.catalog import text
 from mailtrace.render.output import Output
+from mailtrace.render.redact import CredentialRedactor
 from mailtrace.session import Session
 
 
@@ -99,8 +102,10 @@ def visible(line: str) -> str:
     return "".join(out)
 
 
-def lines(data: bytes) -> list[tuple[int, str]]:
-    """(offset, visible text) per line; CR LF ends a line silently, a bare LF shows as ``␊``."""
+def lines(data: bytes, shown: Callable[[bytes], bytes] | None = None) -> list[tuple[int, str]]:
+    """(offset, visible text) per line; CR LF ends a line silently, a bare LF shows as ``␊``.
+
+    ``shown`` gives each line's bytes as they may be shown (credentials hidden)."""
     out: list[tuple[int, str]] = []
     start = 0
     size = len(data)
@@ -112,6 +117,8 @@ def lines(data: bytes) -> list[tuple[int, str]]:
             raw, ending, after = data[start : end - 1], "", end + 1
         else:
             raw, ending, after = data[start:end], "␊", end + 1
+        if shown is not None:
+            raw = shown(raw)
         out.append((start, visible(raw.decode("utf-8", "backslashreplace")) + ending))
         start = after
     return out
@@ -120,10 +127,13 @@ def lines(data: bytes) -> list[tuple[int, str]]:
 class FollowRenderer:
     """Writes each session's conversation; nothing at the end (the output is the transcript)."""
 
-    def __init__(self, output: Output, *, stats: CaptureStats | None = None, lang: str = "en") -> None:
+    def __init__(self, output: Output, *, stats: CaptureStats | None = None, lang: str = "en",
+                 show_secrets: bool = False) -> None:
         self.out = output
         self.lang = lang
         self.stats = stats
+        self.show_secrets = show_secrets
+        self._redactor: CredentialRedactor | None = None
 
     def t(self, key: str, **params: object) -> str:
         return text(key, self.lang, **params)
@@ -150,6 +160,7 @@ class FollowRenderer:
             out.write("")
             return
         width = max(len(str(s.last_frame)), 3)
+        self._redactor = None if self.show_secrets else CredentialRedactor(s.protocol)
         for block in parts:
             self._block(block, width)
         if s.transcript_truncated:
@@ -167,10 +178,24 @@ class FollowRenderer:
             self._line(block.frame, width, side, style, summary)
             return
         shown = -1
-        for offset, line in lines(bytes(block.data)):
+        for offset, line in lines(bytes(block.data), self._shown(client)):
             frame = block.frame_at(offset)
             self._line(frame if frame != shown else None, width, side, style, _marked(line, style))
             shown = frame
+
+    def _shown(self, client: bool) -> Callable[[bytes], bytes] | None:
+        """How one side's lines may be shown: credentials hidden unless ``--show-secrets``."""
+        redactor = self._redactor
+        if redactor is None:
+            return None
+        if client:
+            return redactor.client
+
+        def server(line: bytes) -> bytes:
+            redactor.server(line)
+            return line
+
+        return server
 
     def _line(self, frame: int | None, width: int, side: str, style: str, body: Text) -> None:
         number = f"{frame:>{width}}" if frame is not None else " " * width
