@@ -274,3 +274,52 @@ def test_fast_decoder_matches_general_decoder() -> None:
             assert fast == decoder._ethernet(ts, data, 0, None)
             checked += 1
     assert checked > 250  # the TCP frames of mixed-all (ARP, DNS and the SYN-less are the rest)
+
+
+def _whole_records(pcap: bytes) -> int:
+    """Complete records in the start of a pcap file (the oracle for a cut-off compressed copy)."""
+    pos, count = 24, 0
+    while pos + 16 <= len(pcap):
+        incl = struct.unpack_from("<I", pcap, pos + 8)[0]
+        if pos + 16 + incl > len(pcap):
+            break
+        pos += 16 + incl
+        count += 1
+    return count
+
+
+@pytest.mark.parametrize("kind", ["gzip", "xz"])
+def test_cut_compressed_file_is_analysed_up_to_the_cut(tmp_path: Path, kind: str) -> None:
+    """A .gz/.xz cut short (an interrupted download) is read as far as it decompresses, as tshark reads
+    it, and the report says where it broke off; it used to give nothing but "cannot decompress"."""
+    import zlib
+
+    plain = Path(__file__).resolve().parents[1].joinpath("samples", "mixed-all.pcap").read_bytes()
+    packed = gzip.compress(plain) if kind == "gzip" else lzma.compress(plain)
+    cut = packed[: len(packed) * 6 // 10]
+    path = tmp_path / f"cut.pcap.{kind}"
+    path.write_bytes(cut)
+    if kind == "gzip":
+        prefix = zlib.decompressobj(wbits=31).decompress(cut)
+    else:
+        prefix = lzma.LZMADecompressor().decompress(cut)
+    result = run_cli("analyze", "--format", "json", str(path))
+    assert result.exit_code == 0, result.stderr
+    import json
+
+    data = json.loads(result.stdout)
+    assert data["capture"]["packets"] == _whole_records(prefix) > 100
+    assert data["capture"]["truncated"] is True
+    problems = data["capture"]["files"][0]["problems"]
+    assert any(p.startswith("the compressed data breaks off (") and p.endswith("analysed up to there")
+               for p in problems), problems
+    assert data["sessions"] and "breaks off" in result.stderr
+
+
+def test_compressed_file_broken_at_once_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "broken.pcap.gz"
+    path.write_bytes(gzip.compress(smtp_capture().pcap_bytes())[:12])  # the gzip header, no data
+    result = run_cli("analyze", "--format", "json", str(path))
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"mailtrace: {path}: cannot decompress: ")
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -21,7 +21,7 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import Any, BinaryIO, cast
 
 PCAP_MAGICS = {
     b"\xd4\xc3\xb2\xa1": ("<", 1e-6),
@@ -70,6 +70,8 @@ class CaptureFile:
     """Bytes of the file on disk, when it is a regular file (for progress display)."""
     source: BinaryIO | None = field(default=None, repr=False)
     """The file as opened, before decompression: where it stands tells how far reading got."""
+    decompressor: _UntilDamage | None = field(default=None, repr=False)
+    """The decompressor of a compressed file: it tells whether the compressed data broke off."""
 
     def position(self) -> int | None:
         """Bytes of the file (as stored, compressed or not) read so far; None when unknown."""
@@ -107,6 +109,10 @@ class CaptureFile:
                 yield from self._pcap_frames()
         except (EOFError, OSError, lzma.LZMAError, zlib_error) as exc:
             self._damaged(f"read error: {exc}")
+        else:
+            if self.decompressor is not None and self.decompressor.error is not None:
+                self._damaged(f"the compressed data breaks off ({self.decompressor.error}): "
+                              "analysed up to there")
         finally:
             self.stream.close()
             if self.raw is not None:
@@ -355,6 +361,35 @@ except ImportError:  # pragma: no cover - zlib is always there on CPython
     zlib_error = OSError  # type: ignore[misc,assignment]
 
 
+class _UntilDamage(io.RawIOBase):
+    """A decompressor read until its data ends or breaks: a cut or damaged ``.gz``/``.bz2``/``.xz`` gives
+    everything before the damage, then end of file, and says why in ``error`` (tshark reads such files
+    up to the damage too)."""
+
+    def __init__(self, inner: BinaryIO) -> None:
+        super().__init__()
+        self.inner = inner
+        self.error: str | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.error is not None:
+            return 0
+        try:
+            data = self.inner.read1(len(buffer))  # type: ignore[attr-defined]
+        except (EOFError, OSError, lzma.LZMAError, zlib_error) as exc:
+            self.error = str(exc) or type(exc).__name__
+            return 0
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self.inner.close()
+        super().close()
+
+
 def _decompressed(raw: BinaryIO, name: str) -> tuple[BinaryIO, str]:
     """Wrap ``raw`` in the right decompressor, judged by magic bytes, not by the file name."""
     peek = _peek(raw, 6)
@@ -405,17 +440,25 @@ def open_capture(path: str) -> CaptureFile:
         raise CaptureError(f"{path}: cannot open: {exc.strerror or exc}") from None
     try:
         stream, compression = _decompressed(raw, name)
-        if compression:
-            stream = cast(BinaryIO, io.BufferedReader(cast(io.RawIOBase, stream), READ_SIZE))
+        decompressor = _UntilDamage(stream) if compression else None
+        if decompressor is not None:
+            stream = cast(BinaryIO, io.BufferedReader(decompressor, READ_SIZE))
         magic = _peek(stream, 24) if isinstance(stream, io.BufferedReader) else b""
     except (OSError, EOFError, lzma.LZMAError) as exc:
         raw.close()
         raise CaptureError(f"{name}: cannot decompress: {exc}") from None
+    if decompressor is not None and decompressor.error is not None and len(magic) < 24:
+        stream.close()
+        raw.close()
+        raise CaptureError(f"{name}: cannot decompress: {decompressor.error}")
     if magic[:4] == PCAPNG_SHB:
-        return _located(CaptureFile(name, "pcapng" + compression, stream, raw=raw if compression else None), raw)
+        cf = CaptureFile(name, "pcapng" + compression, stream, raw=raw if compression else None)
+        cf.decompressor = decompressor
+        return _located(cf, raw)
     if magic[:4] in PCAP_MAGICS:
         if len(magic) < 24:
             stream.close()
+            raw.close()
             raise CaptureError(f"{name}: pcap file header cut short ({len(magic)} of 24 bytes)")
         endian, res = PCAP_MAGICS[magic[:4]]
         stream.read(24)
@@ -423,6 +466,7 @@ def open_capture(path: str) -> CaptureFile:
         kind = "pcap-ns" if res == 1e-9 else "pcap"
         cf = CaptureFile(name, kind + compression, stream, raw=raw if compression else None)
         cf._endian, cf._tsres, cf._linktype = endian, res, linktype & 0x0FFFFFFF
+        cf.decompressor = decompressor
         return _located(cf, raw)
     stream.close()
     raw.close()
