@@ -226,7 +226,7 @@ class ExtractOptions:
     attachments: bool = True
     """Write each attachment's decoded bytes to ``<stem>/<safe name>``."""
     sessions: frozenset[int] = frozenset()
-    """Only these session ids (empty: all)."""
+    """Only these session ids (empty: all); ``mailtrace.filters.parse_ids`` reads them as ``analyze`` does."""
     protocols: frozenset[str] = frozenset()
     """Only these protocols (empty: all)."""
     overwrite: bool = False
@@ -379,6 +379,9 @@ class ExtractTotals:
     incomplete_list: list[tuple[str, str]] = field(default_factory=list)
     """(message label, reason) of the first incomplete messages."""
     sessions_seen: set[int] = field(default_factory=set)
+    """Every session id the captures hold (filtered or not): an unknown ``--session`` is one not in it."""
+    sessions_matched: int = 0
+    """Sessions that passed the filters (``--session``, ``-p``), with messages or without."""
     encrypted: int = 0
     """Sessions (after the filters) that used TLS and could not be decrypted: their messages are not
     readable, so none of them can be extracted (``--tls-keylog`` gives the keys)."""
@@ -517,6 +520,7 @@ class Extractor:
             for message in staged.values():
                 message.discard()
             return
+        self.totals.sessions_matched += 1
         if session.tls != "none" and not session.decrypted:
             self.totals.encrypted += 1
         if session.messages:

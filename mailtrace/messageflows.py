@@ -89,6 +89,21 @@ class MessageFlow:
     def ordered(self) -> list[FlowHop]:
         return sorted(self.hops, key=lambda h: (h.ts, h.session))
 
+    @property
+    def sessions(self) -> list[int]:
+        """The sessions that carried the message, each once, in the order of their first hop."""
+        return list(dict.fromkeys(h.session for h in self.ordered()))
+
+    @property
+    def multi_session(self) -> bool:
+        """Seen in more than one session: what ``flows --multi-hop`` shows and its summary counts.
+
+        Several hops of one session (a POP3 TOP and then a RETR of the same message, an IMAP FETCH
+        of its header and then of the whole) are sightings on one leg of the way, not several hops.
+        """
+        first = self.hops[0].session if self.hops else None
+        return any(h.session != first for h in self.hops)
+
 
 @dataclass(frozen=True, slots=True)
 class HopReport:
@@ -262,6 +277,7 @@ def flow_json(flow: MessageFlow) -> dict[str, Any]:
         "subject": flow.subject,
         "from": flow.sender,
         "hops": [_hop_json(r) for r in reports],
+        "sessions": flow.sessions,
         "received_before": first.received_count if first else 0,
         "received_chain_matches": chain_matches(reports),
         "duration": round(reports[-1].hop.ts - reports[0].hop.ts, 6) if reports else 0.0,

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from mailtrace import extract as extract_module
+from mailtrace.commands.extract import id_ranges
 from mailtrace.config import Config
 from mailtrace.extract import (
     ExtractError,
@@ -24,6 +25,7 @@ from mailtrace.extract import (
     incomplete_reason,
     missing_known,
 )
+from mailtrace.filters import parse_ids
 from mailtrace.mime import MimeLimits
 from mailtrace.render.message import message_details
 from tests.mailcaps import (
@@ -43,7 +45,7 @@ from tests.mailcaps import (
     snapshot,
 )
 from tests.pcapgen import Capture, Tcp
-from tests.support import sample
+from tests.support import run_cli, sample
 from tests.term_pcap import write_pcap
 from tests.term_render import analyze
 
@@ -96,12 +98,76 @@ def test_session_and_protocol_filters(tmp_path: Path) -> None:
     assert not [p for p in (tmp_path / "two").iterdir() if p.name.startswith(".")]  # no staging left behind
 
 
-def test_unknown_session_is_a_user_error(tmp_path: Path) -> None:
-    result = extract_cli(tmp_path / "o", sample("smtp-submission-auth.pcap"), args=("--session", "7"))
-    assert result.exit_code == 2
-    assert result.stderr.strip() == ("mailtrace: --session 7: no such session (the captures hold 2 sessions, "
-                                     "numbered 1 to 2; see `mailtrace analyze`)")
-    assert index_of(tmp_path / "o")["messages"] == []
+def _analyzed_with_messages(*args: str) -> set[int]:
+    """The ids of the sessions with messages that ``analyze --format json ARGS`` shows."""
+    result = run_cli("analyze", "--format", "json", *args)
+    assert result.exit_code == 0, result.stderr
+    return {s["id"] for s in json.loads(result.stdout)["sessions"] if s["messages"]}
+
+
+@pytest.mark.parametrize("sessions", [("2-3",), ("1,4",), ("1,4", "5-9"), ("3",), (" 2 , 5 ",)])
+def test_session_takes_what_analyze_takes(tmp_path: Path, sessions: tuple[str, ...]) -> None:
+    """``--session`` reads ids, lists and ranges, repeatable, exactly as ``analyze --session`` does."""
+    pcap = str(sample("mixed-all.pcap"))
+    args = tuple(a for value in sessions for a in ("--session", value))
+    result = extract_cli(tmp_path / "o", pcap, args=args)
+    assert result.exit_code == 0, result.stderr
+    index = index_of(tmp_path / "o")
+    shown = _analyzed_with_messages(pcap, *args)
+    assert shown and {e["session"] for e in index["messages"]} == shown
+    assert index["options"]["sessions"] == sorted(parse_ids(sessions))  # the key keeps its shape: ids
+    assert set(index) >= {"format", "version", "messages", "captures", "options", "totals"}
+    assert result.stdout.startswith(f"Extracted {len(shown)} message")
+
+
+@pytest.mark.parametrize("value", ["2-x", "3-1", "a", "1;2"])
+def test_a_session_value_that_is_not_an_id_is_refused_before_writing(tmp_path: Path, value: str) -> None:
+    result = extract_cli(tmp_path / "o", sample("mixed-all.pcap"), args=("--session", value))
+    assert result.exit_code == 2 and result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"mailtrace: --session {value!r}: ")
+    assert not (tmp_path / "o").exists()
+    assert run_cli("analyze", str(sample("mixed-all.pcap")), "--session", value).exit_code == 2  # analyze too
+
+
+def test_a_session_that_matches_nothing_is_a_note_not_a_success(tmp_path: Path) -> None:
+    """As ``analyze --session 99`` (exit 0, "no session matches the filter"): exit 0, one note on stderr,
+    no "Extracted …" summary; the index is written and lists no messages."""
+    pcap = sample("mixed-all.pcap")
+    result = extract_cli(tmp_path / "o", pcap, args=("--session", "99"))
+    assert result.exit_code == 0
+    assert result.stdout == ""
+    index = tmp_path / "o" / "index.json"
+    assert result.stderr.splitlines() == [
+        "mailtrace: no session matches --session 99 (the captures hold 6 sessions, numbered 1 to 6; see "
+        f"`mailtrace analyze`): nothing extracted ({index.resolve()} lists no messages)"]
+    assert index_of(tmp_path / "o")["messages"] == [] and index_of(tmp_path / "o")["options"]["sessions"] == [99]
+    assert files_under(tmp_path / "o") == {"index.json"}
+    analyzed = run_cli("analyze", str(pcap), "--session", "99")
+    assert analyzed.exit_code == 0 and "no session matches the filter" in analyzed.stdout
+    # a session that exists but is cut away by -p is the same outcome: nothing matched the filters
+    result = extract_cli(tmp_path / "p", pcap, args=("--session", "2", "-p", "pop3"))
+    assert result.exit_code == 0 and result.stdout == ""
+    assert result.stderr.startswith("mailtrace: no session matches --session 2 -p pop3: nothing extracted (")
+    one = extract_cli(tmp_path / "one", simple_capture(tmp_path, one_attachment_message()), args=("--session", "4-5"))
+    assert one.exit_code == 0 and "(the captures hold 1 session, numbered 1; see" in one.stderr
+
+
+def test_sessions_that_do_not_exist_beside_ones_that_do(tmp_path: Path) -> None:
+    """The sessions that exist are extracted (summary, exit 0); the others are named in a note on stderr."""
+    result = extract_cli(tmp_path / "o", sample("smtp-submission-auth.pcap"), args=("--session", "2,7-9",
+                                                                                        "--session", "11"))
+    assert result.exit_code == 0
+    assert result.stdout.startswith("Extracted 1 message from 1 session into ")
+    assert result.stderr.splitlines() == ["mailtrace: --session 7-9,11: no such session (the captures hold 2 "
+                                          "sessions, numbered 1 to 2; see `mailtrace analyze`)"]
+    assert [e["session"] for e in index_of(tmp_path / "o")["messages"]] == [2]
+
+
+def test_id_ranges_writes_ids_as_session_takes_them() -> None:
+    assert id_ranges([9, 1, 4, 5, 6, 7, 4]) == "1,4-7,9"
+    assert id_ranges([3]) == "3" and id_ranges([]) == ""
+    assert parse_ids([id_ranges([1, 2, 3, 8, 10, 11])]) == {1, 2, 3, 8, 10, 11}
 
 
 def test_non_empty_directory_is_refused(tmp_path: Path) -> None:

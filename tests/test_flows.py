@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from pcapgen import Capture, Tcp
-from support import facts, report, run_cli
+from support import facts, report, run_cli, sample
 
 from mailtrace.capture.reader import open_capture
 from mailtrace.commands.common import build_config
@@ -203,3 +203,71 @@ def test_submission_relay_retrieval_and_sent_copy_are_one_flow(tmp_path: Path) -
     assert "4 hops in" in text
     assert "10.0.0.26:110 → 10.0.0.2:42000  POP3 RETR" in text  # a retrieval goes from server to client
     assert "IMAP APPEND" in text
+
+
+def _pop3(cap: Capture, client: tuple[str, int], commands: list[tuple[bytes, bytes]], ts: float) -> float:
+    """A POP3 session: login, then each (command, its multi-line reply's body), then QUIT."""
+    conv = Tcp(cap, client=client, server=("10.0.0.26", 110), ts=ts)
+    conv.handshake().s(b"+OK POP3 ready\r\n").c(b"USER bob\r\n").s(b"+OK\r\n")
+    conv.c(b"PASS pw\r\n").s(b"+OK 2 messages\r\n")
+    for command, body in commands:
+        conv.c(command + b"\r\n").s(b"+OK message follows\r\n" + body + b".\r\n")
+    conv.c(b"QUIT\r\n").s(b"+OK bye\r\n").fin()
+    return conv.ts + 1.0
+
+
+def _top_then_retr(tmp_path: Path) -> Path:
+    """Session 1: TOP 1 then RETR 1 (one message, one session), then RETR 2; session 2: RETR 2 again."""
+    one = b"Message-ID: <one@a.example>\r\nSubject: One\r\nFrom: alice@a.example\r\n\r\nline 1\r\nline 2\r\n"
+    two = b"Message-ID: <two@a.example>\r\nSubject: Two\r\nFrom: alice@a.example\r\n\r\nHello again.\r\n"
+    top = one.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\nline 1\r\n"
+    cap = Capture()
+    t = _pop3(cap, ("10.0.0.2", 42000), [(b"TOP 1 1", top), (b"RETR 1", one), (b"RETR 2", two)], 1_700_000_000.0)
+    _pop3(cap, ("10.0.0.2", 42001), [(b"RETR 2", two)], t + 5.0)
+    return cap.write(tmp_path / "pop3.pcap")
+
+
+def test_multi_hop_means_more_than_one_session(tmp_path: Path) -> None:
+    """``--multi-hop`` shows only messages seen in more than one session (its --help says so): a TOP and a
+    RETR of one message in one session are not; the summary counts what --multi-hop shows."""
+    path = _top_then_retr(tmp_path)
+    flows = {f["message_id"]: f for f in _flows(path)}
+    one, two = flows["<one@a.example>"], flows["<two@a.example>"]
+    assert [(h["session"], h["origin"]) for h in one["hops"]] == [(1, "pop3-top"), (1, "pop3-retr")]  # type: ignore[index]
+    assert [(h["session"], h["origin"]) for h in two["hops"]] == [(1, "pop3-retr"), (2, "pop3-retr")]  # type: ignore[index]
+    assert one["sessions"] == [1] and two["sessions"] == [1, 2]
+    text = run_cli("flows", "--no-color", "--width", "120", "--multi-hop", str(path))
+    assert text.exit_code == 0, text.stderr
+    assert "<two@a.example>" in text.stdout and "<one@a.example>" not in text.stdout
+    assert text.stdout.count("Flow ") == 1
+    assert text.stdout.rstrip().endswith("2 messages followed, 1 of them over several hops")
+    every = run_cli("flows", "--no-color", "--width", "120", str(path)).stdout
+    assert "<one@a.example>" in every and "<two@a.example>" in every  # without --multi-hop: every flow
+    assert every.rstrip().endswith("2 messages followed, 1 of them over several hops")
+    german = run_cli("flows", "--no-color", "--lang", "de", "--multi-hop", str(path)).stdout
+    assert "<one@a.example>" not in german and "2 E-Mails verfolgt, davon 1 über mehrere Stationen" in german
+
+
+def test_multi_hop_on_the_pop3_lab_capture() -> None:
+    """samples/pop3-session.pcap: TOP and RETR of one message in session 1 are not a multi-hop flow; the
+    message retrieved in session 1 and again in session 3 is."""
+    path = sample("pop3-session.pcap")
+    flows = _flows(path)
+    assert sorted(f["sessions"] for f in flows) == [[1], [1, 3]]  # type: ignore[type-var]
+    text = run_cli("flows", "--no-color", "--width", "120", "--multi-hop", str(path)).stdout
+    [multi] = [f for f in flows if f["sessions"] == [1, 3]]
+    [single] = [f for f in flows if f["sessions"] == [1]]
+    assert str(multi["message_id"]) in text and str(single["message_id"]) not in text
+    assert "POP3 TOP" not in text and "2 messages followed, 1 of them over several hops" in text
+
+
+def test_json_flows_keep_their_keys_and_add_sessions(tmp_path: Path) -> None:
+    """``flows --format json``: the documented keys stay; ``sessions`` is added (the --multi-hop selection)."""
+    [flow, *_] = _flows(_top_then_retr(tmp_path))
+    assert set(flow) >= {"message_id", "key", "subject", "from", "hops", "received_before",
+                         "received_chain_matches", "duration", "sessions"}
+    hops = flow["hops"]
+    assert isinstance(hops, list) and set(hops[0]) >= {
+        "session", "ts", "protocol", "client", "server", "origin", "delay", "file", "stream", "first_frame",
+        "last_frame", "bytes", "sha256", "complete", "queue_id", "helo", "server_name", "user", "received_count",
+        "received_added", "received_matches", "queue_id_in_received", "continuous"}

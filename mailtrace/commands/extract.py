@@ -3,14 +3,17 @@
 Messages stream to disk as the capture is read (a 1 GB message never sits in memory); see
 docs/extract.md for the layout, the ``index.json`` format and the guarantees.
 
-Exit status: 0 when the extraction ran (even if some messages are incomplete), 2 for a problem the
-user can fix (a non-empty output directory, an unknown ``--session``, ...), 1 when writing failed
-(disk full, permissions changed underneath), 130 when interrupted.
+Exit status: 0 when the extraction ran (even if some messages are incomplete, and also when the
+filters match no session: then a note on stderr says so instead of the summary, as ``analyze`` says
+"no session matches the filter"), 2 for a problem the user can fix (a non-empty output directory, a
+``--session`` value that is not an id, a list or a range, ...), 1 when writing failed (disk full,
+permissions changed underneath), 130 when interrupted.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 import click
@@ -18,7 +21,7 @@ import click
 from mailtrace.capture.reader import CaptureFile
 from mailtrace.commands.common import build_config, fail, input_options, load_keylog, open_all
 from mailtrace.extract import ExtractError, ExtractOptions, Extractor, ExtractTotals
-from mailtrace.filters import PROTOCOLS
+from mailtrace.filters import PROTOCOLS, parse_ids
 from mailtrace.pipeline import Analyzer, CaptureStats
 
 EXIT_WRITE_FAILED = 1
@@ -30,15 +33,16 @@ EXIT_WRITE_FAILED = 1
               help="Directory to write to (created if missing; must be empty unless --overwrite).")
 @click.option("--messages-only", is_flag=True, help="Write the .eml files only, no attachment files.")
 @click.option("--attachments-only", is_flag=True, help="Write the attachment files only, no .eml files.")
-@click.option("--session", "session_ids", multiple=True, type=click.IntRange(min=1), metavar="ID",
-              help="Only the messages of this session (the numbers `mailtrace analyze` shows). Repeatable.")
+@click.option("--session", "session_ids", multiple=True, metavar="ID",
+              help="Only the messages of these sessions (the numbers `mailtrace analyze` shows): 3, 1,4 or "
+                   "5-9, as for `analyze --session`. Repeatable.")
 @click.option("-p", "--protocol", "protocols", multiple=True, type=click.Choice(PROTOCOLS),
               help="Only messages carried by this protocol. Repeatable.")
 @click.option("--overwrite", is_flag=True,
               help="Write into a non-empty DIR, replacing files of the same names (other files are kept).")
 @input_options
 def extract(*, captures: tuple[str, ...], output: Path, messages_only: bool, attachments_only: bool,
-            session_ids: tuple[int, ...], protocols: tuple[str, ...], overwrite: bool, ports: tuple[str, ...],
+            session_ids: tuple[str, ...], protocols: tuple[str, ...], overwrite: bool, ports: tuple[str, ...],
             no_sniff: bool, keylog_path: str | None) -> None:
     """Write every message of the captures as .eml, every attachment as a file, and DIR/index.json.
 
@@ -47,10 +51,14 @@ def extract(*, captures: tuple[str, ...], output: Path, messages_only: bool, att
     """
     if messages_only and attachments_only:
         fail("--messages-only and --attachments-only exclude each other: leave both out to get both")
+    try:
+        wanted_ids = parse_ids(session_ids)
+    except ValueError as exc:
+        fail(f"--session {exc}")
     config = build_config(ports, False, no_sniff)
     keylog = load_keylog(keylog_path)
     options = ExtractOptions(messages=not attachments_only, attachments=not messages_only,
-                             sessions=frozenset(session_ids), protocols=frozenset(protocols), overwrite=overwrite)
+                             sessions=wanted_ids, protocols=frozenset(protocols), overwrite=overwrite)
     files = open_all(captures)
     try:
         extractor = Extractor(output, options)
@@ -79,12 +87,43 @@ def extract(*, captures: tuple[str, ...], output: Path, messages_only: bool, att
     for f in analyzer.stats.files:
         for problem in f.problems:
             click.echo(f"mailtrace: {f.name}: {problem}", err=True)
-    click.echo(summary_text(extractor.totals, output, index, keylog_given=keylog is not None))
-    unknown = sorted(set(session_ids) - extractor.totals.sessions_seen)
+    totals = extractor.totals
+    unknown = sorted(wanted_ids - totals.sessions_seen)
+    held = held_text(analyzer.stats.sessions) if unknown else ""
+    if (wanted_ids or protocols) and not totals.sessions_matched:
+        # as `analyze` says "no session matches the filter": a note, exit status 0, no success summary
+        click.echo(f"mailtrace: no session matches {filter_text(wanted_ids, protocols)}{held}: nothing extracted "
+                   f"({index} lists no messages)", err=True)
+        return
+    click.echo(summary_text(totals, output, index, keylog_given=keylog is not None))
     if unknown:
-        have = analyzer.stats.sessions
-        fail(f"--session {', '.join(map(str, unknown))}: no such session (the captures hold {have} session"
-             f"{'' if have == 1 else 's'}, numbered 1 to {have}; see `mailtrace analyze`)")
+        click.echo(f"mailtrace: --session {id_ranges(unknown)}: no such session{held}", err=True)
+
+
+def id_ranges(ids: Iterable[int]) -> str:
+    """``[1, 4, 5, 6, 7]`` → ``1,4-7``: session ids written as ``--session`` takes them."""
+    spans: list[list[int]] = []
+    for i in sorted(set(ids)):
+        if spans and i == spans[-1][1] + 1:
+            spans[-1][1] = i
+        else:
+            spans.append([i, i])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
+
+
+def filter_text(ids: frozenset[int], protocols: tuple[str, ...]) -> str:
+    """The filters of the command line, as they were given: ``--session 1,4-7 -p smtp``."""
+    parts = [f"--session {id_ranges(ids)}"] if ids else []
+    parts += [f"-p {p}" for p in sorted(set(protocols))]
+    return " ".join(parts)
+
+
+def held_text(have: int) -> str:
+    """Which session ids exist, for a ``--session`` that names one that does not."""
+    if not have:
+        return " (the captures hold no mail sessions)"
+    numbered = "numbered 1" if have == 1 else f"numbered 1 to {have}"
+    return f" (the captures hold {have} session{'' if have == 1 else 's'}, {numbered}; see `mailtrace analyze`)"
 
 
 def close_all(files: list[CaptureFile]) -> None:

@@ -44,11 +44,11 @@ class FlowsRenderer:
 
     def write(self, collector: FlowCollector) -> None:
         flows = collector.flows()
-        shown = [f for f in flows if len(f.hops) > 1 or not self.multi_only]
+        shown = [f for f in flows if f.multi_session or not self.multi_only]
         with self.out.block():
             for number, flow in enumerate(shown, 1):
                 self._flow(number, flow)
-            multi = sum(1 for f in flows if len(f.hops) > 1)
+            multi = sum(1 for f in flows if f.multi_session)  # what --multi-hop shows: seen in several sessions
             self.out.write(Text(self.t("flows.summary", n=len(flows), multi=multi), "title"))
             if collector.skipped:
                 self.out.paragraph(Text(self.t("flows.skipped", n=collector.skipped), "dim"), indent=2)

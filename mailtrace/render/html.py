@@ -754,12 +754,13 @@ class HtmlReport:
     def _flows_view(self) -> dict[str, Any] | None:
         """The message-flows section, drawn from the JSON report's ``flows`` (None: the run has none).
 
-        Flows of several hops come first and are all listed up to ``max_flows``; a message seen once is
-        a flow of one hop, listed only when no flow has several (otherwise they would bury the story)."""
+        Flows seen in several sessions come first and are all listed up to ``max_flows``; the others
+        (a message seen once, or fetched twice in one session) are listed only when no flow crosses
+        sessions (otherwise they would bury the story)."""
         raw = self.extra.get("flows")
         if not isinstance(raw, list):
             return None
-        multi = [f for f in raw if len(f.get("hops") or []) > 1]
+        multi = [f for f in raw if len(f.get("sessions") or []) > 1]  # a re-download in one session is no hop
         chosen = multi or raw
         limit = self.limits.max_flows
         return {
