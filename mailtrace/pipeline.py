@@ -48,6 +48,8 @@ class FileStats:
     end: float | None = None
     truncated: bool = False
     problems: list[str] = field(default_factory=list)
+    snapped: int = 0
+    """Frames cut by the snap length (captured shorter than they were on the wire)."""
 
 
 @dataclass
@@ -63,7 +65,11 @@ class CaptureStats:
     end: float | None = None
     non_ip: int = 0
     unknown_linktype: int = 0
+    unknown_linktypes: set[int] = field(default_factory=set)
+    """The link types of those frames (numbers as in the pcap header)."""
     truncated_headers: int = 0
+    snapped: int = 0
+    """Frames cut by the snap length, over all files."""
     sessions: int = 0
     context: ContextStats | None = None
     """DNS and ident traffic seen beside the sessions (None when the context layer is off)."""
@@ -81,11 +87,12 @@ SKIP_TAIL = 16 + MAX_RECORD
 class _Counts:
     """What a walk over one file counted (kept even when the walk stops early)."""
 
-    __slots__ = ("fast_skipped", "first_ts", "last_ts", "nbytes", "packets", "udp_skipped")
+    __slots__ = ("fast_skipped", "first_ts", "last_ts", "nbytes", "packets", "snapped", "udp_skipped")
 
     def __init__(self) -> None:
         self.packets = 0
         self.nbytes = 0
+        self.snapped = 0
         self.first_ts: float | None = None
         self.last_ts = 0.0
         self.fast_skipped = 0
@@ -203,6 +210,7 @@ class Analyzer:
                 mapped.close()
             fstats.packets = counts.packets
             fstats.bytes = counts.nbytes
+            fstats.snapped = counts.snapped
             fstats.start = counts.first_ts
             fstats.end = counts.last_ts if counts.first_ts is not None else None
             fstats.truncated = capture.truncated
@@ -221,6 +229,7 @@ class Analyzer:
         flow_packet = flows.packet
         packets = 0
         nbytes = 0
+        snapped = 0
         first_ts: float | None = None
         last_ts = 0.0
         fast_skipped = 0
@@ -235,6 +244,8 @@ class Analyzer:
             for ts, linktype, data, wire_len in capture.frames():
                 packets += 1
                 nbytes += wire_len
+                if wire_len > len(data):
+                    snapped += 1
                 last_ts = ts
                 if first_ts is None:
                     first_ts = ts
@@ -277,6 +288,7 @@ class Analyzer:
         finally:
             counts.packets = packets
             counts.nbytes = nbytes
+            counts.snapped = snapped
             counts.first_ts = first_ts
             counts.last_ts = last_ts
             counts.fast_skipped = fast_skipped
@@ -325,6 +337,7 @@ class Analyzer:
         context = self.context
         packets = 0
         nbytes = 0
+        snapped = 0
         first_ts: float | None = None
         ts = 0.0
         udp_skipped = 0
@@ -371,7 +384,11 @@ class Analyzer:
                     break
                 end = pos + 16 + incl
                 packets += 1
-                nbytes += orig if orig >= incl else incl
+                if orig > incl:  # cut by the snap length
+                    nbytes += orig
+                    snapped += 1
+                else:
+                    nbytes += incl
                 ts = sec + frac * res
                 if etype == et_ipv4 and vihl == 0x45 and incl >= 34 and not frag & frag_mask \
                         and not (total < short_total and total and not total & short_mask):
@@ -485,6 +502,7 @@ class Analyzer:
             view.release()  # before the map is closed (it cannot close while a view is exported)
             counts.packets = packets
             counts.nbytes = nbytes
+            counts.snapped = snapped
             counts.first_ts = first_ts
             counts.last_ts = ts
             counts.fast_skipped = packets - udp_skipped - decoded
@@ -494,6 +512,7 @@ class Analyzer:
         s = self.stats
         s.packets += f.packets
         s.bytes += f.bytes
+        s.snapped += f.snapped
         if f.start is not None:
             s.start = f.start if s.start is None else min(s.start, f.start)
         if f.end is not None:
@@ -501,6 +520,7 @@ class Analyzer:
         ds = self.decoder.stats
         s.non_ip += ds.non_ip
         s.unknown_linktype += ds.unknown_linktype
+        s.unknown_linktypes |= ds.unknown_linktypes
         s.truncated_headers += ds.truncated_headers
         s.tcp_packets += self.flows.tcp_packets
 

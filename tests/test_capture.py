@@ -299,10 +299,8 @@ def test_cut_compressed_file_is_analysed_up_to_the_cut(tmp_path: Path, kind: str
     cut = packed[: len(packed) * 6 // 10]
     path = tmp_path / f"cut.pcap.{kind}"
     path.write_bytes(cut)
-    if kind == "gzip":
-        prefix = zlib.decompressobj(wbits=31).decompress(cut)
-    else:
-        prefix = lzma.LZMADecompressor().decompress(cut)
+    decompressor = zlib.decompressobj(wbits=31) if kind == "gzip" else lzma.LZMADecompressor()
+    prefix = decompressor.decompress(cut)
     result = run_cli("analyze", "--format", "json", str(path))
     assert result.exit_code == 0, result.stderr
     import json
@@ -323,3 +321,65 @@ def test_compressed_file_broken_at_once_is_an_error(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert result.stderr.startswith(f"mailtrace: {path}: cannot decompress: ")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def _snapped(pcap: bytes, snaplen: int) -> bytes:
+    """The same classic pcap with every frame cut to ``snaplen`` bytes (what ``tcpdump -s`` writes)."""
+    out = bytearray(pcap[:24])
+    pos = 24
+    while pos + 16 <= len(pcap):
+        sec, frac, incl, orig = struct.unpack_from("<IIII", pcap, pos)
+        keep = min(incl, snaplen)
+        out += struct.pack("<IIII", sec, frac, keep, orig) + pcap[pos + 16 : pos + 16 + keep]
+        pos += 16 + incl
+    return bytes(out)
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_frames_cut_by_the_snap_length_are_counted_and_no_cut_dns_answer_is_read_as_none(
+        tmp_path: Path, fast_path: bool) -> None:
+    """Cut at 80 bytes, the seed story's DNS answers lose their records: the context caption must not
+    say "no address" (the real answer for client.local.example is 127.0.0.10), and the report says how
+    many frames the snap length cut (the bytes lost are the sessions' gaps)."""
+    plain = Path(__file__).resolve().parents[1].joinpath("samples", "smtp-relay-seed-story.pcap").read_bytes()
+    if plain[:4] != b"\xd4\xc3\xb2\xa1":
+        pytest.skip("the sample is not a little-endian classic pcap")
+    path = tmp_path / "snap80.pcap"
+    path.write_bytes(_snapped(plain, 80))
+    source = tmp_path / ("snap80.pcap" if fast_path else "snap80.pcap.gz")  # .gz takes the frame-by-frame walk
+    if not fast_path:
+        source.write_bytes(gzip.compress(path.read_bytes()))
+    expected = sum(1 for _ in _frames_longer_than(plain, 80))
+    data = report(source)
+    assert data["capture"]["snapped"] == expected == data["capture"]["files"][0]["snapped"] > 0
+    assert data["capture"]["truncated"] is False  # the file itself is whole
+    dns = [c for s in data["sessions"] for c in s["context"] if c["kind"] == "dns" and c["rcode"] == "NOERROR"]
+    cut = [c for c in dns if c["cut"]]
+    assert cut and all("no address" not in c["caption"] for c in cut)
+    assert all("the answer is cut off in the capture (snap length)" in c["caption"] for c in cut)
+    text = run_cli("analyze", "--no-color", str(source)).stdout
+    assert f"{expected} frames cut by the snap length" in text
+
+
+def _frames_longer_than(pcap: bytes, snaplen: int) -> list[int]:
+    pos, out = 24, []
+    while pos + 16 <= len(pcap):
+        incl = struct.unpack_from("<I", pcap, pos + 8)[0]
+        if incl > snaplen:
+            out.append(incl)
+        pos += 16 + incl
+    return out
+
+
+def test_unknown_link_type_is_named_in_the_summary(tmp_path: Path) -> None:
+    path = smtp_capture().write(tmp_path / "x.pcap")
+    raw = bytearray(path.read_bytes())
+    struct.pack_into("<I", raw, 20, 147)  # LINKTYPE_USER0: nothing mailtrace can decode
+    path.write_bytes(bytes(raw))
+    frames = len(smtp_capture().frames)
+    data = report(path)
+    assert data["capture"]["skipped"]["unknown_linktype"] == frames and data["sessions"] == []
+    text = run_cli("analyze", "--no-color", str(path)).stdout
+    assert f"skipped       {frames} frames of link type 147 (USER0), which mailtrace cannot decode" in text
+    german = run_cli("analyze", "--no-color", "--lang", "de", str(path)).stdout
+    assert f"{frames} Frames vom Link-Typ 147 (USER0), den mailtrace nicht dekodieren kann" in german

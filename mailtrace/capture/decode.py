@@ -104,6 +104,17 @@ def ethernet_ipv4_tcp(data: bytes) -> TcpPacket | None:
                      data[pstart:end] if payload_len else b"", payload_len, None)
 
 
+LINKTYPE_NAMES = {6: "IEEE802_5", 9: "PPP", 50: "PPP_HDLC", 105: "IEEE802_11", 119: "PRISM_HEADER",
+                  127: "IEEE802_11_RADIOTAP", 163: "IEEE802_11_AVS", 195: "IEEE802_15_4", 220: "USB_LINUX_MMAPPED",
+                  249: "NETLINK", 252: "WIRESHARK_UPPER_PDU", 274: "NFLOG"} | {147 + i: f"USER{i}" for i in range(16)}
+"""tcpdump's names for link types mailtrace does not decode, for the summary (``147 (USER0)``)."""
+
+
+def linktype_text(linktype: int) -> str:
+    name = LINKTYPE_NAMES.get(linktype)
+    return f"{linktype} ({name})" if name else str(linktype)
+
+
 @dataclass
 class DecodeStats:
     """Counters for what was skipped and why (reported in the capture summary)."""

@@ -56,6 +56,9 @@ class DnsMessage:
     """Additional-section records (the addresses of MX hosts, as dnsmasq and BIND add them)."""
     truncated: bool
     """The TC bit: the answer did not fit and the client should retry over TCP."""
+    cut: bool = False
+    """Records the header counts are not in the captured bytes (a frame cut by the snap length): the
+    answers are not known to be all there."""
 
 
 def qtype_name(value: int) -> str:
@@ -83,10 +86,10 @@ def parse_dns(payload: bytes) -> DnsMessage | None:
         return None
     answers, off = _records(parser, payload, off, ancount)
     _, off = _records(parser, payload, off, nscount, keep=False)
-    additional, _ = _records(parser, payload, off, arcount)
+    additional, off = _records(parser, payload, off, arcount)
     return DnsMessage(id=ident, response=bool(flags & 0x8000), opcode=opcode,
                       rcode=RCODES.get(flags & 0x0F, f"RCODE{flags & 0x0F}"), qname=qname, qtype=qtype,
-                      answers=answers, additional=additional, truncated=bool(flags & 0x0200))
+                      answers=answers, additional=additional, truncated=bool(flags & 0x0200), cut=off < 0)
 
 
 def _records(parser: dpkt.dns.DNS, payload: bytes, off: int, count: int, *,
@@ -103,6 +106,8 @@ def _records(parser: dpkt.dns.DNS, payload: bytes, off: int, count: int, *,
             name, off = dpkt.dns.unpack_name(payload, off)
             rtype, _cls, _ttl, rdlen = struct.unpack(">HHIH", payload[off : off + 10])
             off += 10
+            if off + rdlen > len(payload):
+                raise IndexError("record data cut off")
             rdata = payload[off : off + rdlen]
             start, off = off, off + rdlen
         except (dpkt.UnpackError, struct.error, IndexError, ValueError, UnicodeDecodeError):

@@ -153,6 +153,8 @@ class ContextObservation:
     additional: tuple[DnsRecord, ...] = ()
     rcode: str | None = None
     """DNS: ``NOERROR``, ``NXDOMAIN`` …; None while no response was seen."""
+    cut: bool = False
+    """DNS: the response's records were cut off in the capture (snap length): its answers may be more."""
     response_frame: int | None = None
     response_ts: float | None = None
     outcome: str | None = None

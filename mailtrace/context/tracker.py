@@ -460,6 +460,7 @@ class ContextTracker:
         o.rcode = message.rcode
         o.answers = message.answers
         o.additional = message.additional
+        o.cut = message.cut
         o.response_frame = row.frame
         o.response_ts = row.ts
         if o.session_stream is not None and o.purpose == "client-ptr":

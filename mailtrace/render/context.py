@@ -186,6 +186,9 @@ def _answer(o: ContextObservation, lang: str, *, dnsbl: bool = False) -> str:
         return text("context.dnsbl.clean" if dnsbl else "context.nxdomain", lang)
     if o.rcode != "NOERROR":
         return text("context.rcode", lang, rcode=o.rcode)
+    if o.cut:  # a frame cut by the snap length: what is missing may be the very answer asked for
+        shown = [_record(r, lang) for r in o.answers]
+        return ", ".join([*shown, text("context.cut", lang)])
     if not o.answers:
         return text("context.nodata.address" if o.qtype in ("A", "AAAA") else "context.nodata", lang)
     if dnsbl:
@@ -273,6 +276,7 @@ def context_json(session: Session, o: ContextObservation, lang: str = "en") -> d
     }
     if o.kind == DNS:
         out["id"] = o.dns_id
+        out["cut"] = o.cut
         if o.additional:
             out["additional"] = [r.text if r.rtype == "MX" else f"{r.name} {r.rtype} {r.data}" for r in o.additional]
         records = [{"name": r.name, "type": r.rtype, "data": r.data} | (

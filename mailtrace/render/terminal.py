@@ -18,7 +18,7 @@ from typing import IO, Any
 
 from rich.text import Span, Text
 
-from mailtrace.capture.decode import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN
+from mailtrace.capture.decode import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, linktype_text
 from mailtrace.extract import expected_partial, header_only, missing_known
 from mailtrace.filters import STATUSES, SessionFilter, session_status
 from mailtrace.model import Anomaly as AnomalyEvent
@@ -774,9 +774,21 @@ class Summary:
         for f in stats.files:
             span = localize_number(seconds((f.end or 0.0) - f.start), lang) + " s" if f.start is not None else "-"
             value = f"{f.name}: {f.filetype}, {t('ui.packets.count', n=f.packets)}, {t('ui.bytes', n=f.bytes)}, {span}"
+            if f.snapped:
+                value += ", " + t("ui.snapped", n=f.snapped, count=fmt_num(f.snapped, lang))
             for problem in f.problems:
                 value += "; " + t("ui.damaged", problem=problem)
             lines.append((t("ui.files") if not lines else "", clean(value)))
+        skipped = []
+        if stats.unknown_linktype:
+            skipped.append(t("ui.skipped.linktype", n=stats.unknown_linktype,
+                             count=fmt_num(stats.unknown_linktype, lang),
+                             types=", ".join(linktype_text(x) for x in sorted(stats.unknown_linktypes))))
+        if stats.truncated_headers:
+            skipped.append(t("ui.skipped.headers", n=stats.truncated_headers,
+                             count=fmt_num(stats.truncated_headers, lang)))
+        if skipped:
+            lines.append((t("ui.skipped.label"), "; ".join(skipped)))
         lines.append((t("ui.packets"), t("ui.packets.value", packets=fmt_num(stats.packets, lang),
                                           tcp=fmt_num(stats.tcp_packets, lang),
                                           mail=fmt_num(stats.mail_packets, lang))))
