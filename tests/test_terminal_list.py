@@ -68,3 +68,27 @@ def test_list_on_a_terminal_fits_its_width(captures: Path) -> None:
         assert all(cell_len(line) <= width for line in text.splitlines()), width
         assert "── 2026-11-26 (UTC)" in text
         assert "rcpt-without-mail" in text and "13:22:33" in text
+
+
+def test_list_and_findings_only_are_refused_together(captures: Path) -> None:
+    """--findings-only used to be silently ignored beside --list; like --follow, it is refused."""
+    from tests.support import run_cli
+
+    result = run_cli("analyze", "--list", "--findings-only", str(captures / "mixed-all.pcap"))
+    assert result.exit_code == 2
+    assert result.stderr == "mailtrace: --list shows sessions; it does not combine with --findings-only\n"
+
+
+def test_a_key_log_without_secrets_is_named(tmp_path: Path, captures: Path) -> None:
+    """A file that holds no NSS key log line is worth a warning: TLS stays encrypted."""
+    from tests.support import run_cli
+
+    junk = tmp_path / "junk.keylog"
+    junk.write_text("hello\nCLIENT_RANDOM nothex nothex\n")
+    result = run_cli("analyze", "--format", "json", "--tls-keylog", str(junk), str(captures / "smtp-starttls.pcap"))
+    assert result.exit_code == 0
+    assert result.stderr.startswith(f"mailtrace: --tls-keylog {junk}: no TLS secrets found (none of its 2 lines is "
+                                    "an NSS key log line")
+    good = run_cli("analyze", "--format", "json", "--tls-keylog", str(captures / "smtp-starttls.keylog"),
+                   str(captures / "smtp-starttls.pcap"))
+    assert "no TLS secrets" not in good.stderr

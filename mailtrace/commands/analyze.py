@@ -317,8 +317,8 @@ def analyze(*, captures: tuple[str, ...], fmt: str, as_list: bool, follow: bool,
         fail("--list and --follow are two different views: choose one")
     if fmt != "text" and (as_list or follow):
         fail(f"--list and --follow are text views; they do not combine with --format {fmt}")
-    if follow and findings_only:
-        fail("--follow shows sessions; it does not combine with --findings-only")
+    if (follow or as_list) and findings_only:
+        fail(f"{'--follow' if follow else '--list'} shows sessions; it does not combine with --findings-only")
     if with_headers and (fmt != "text" or findings_only or as_list or follow):
         fail("--headers prints the message details under the session tables: use it with the default text view "
              "and without --findings-only (mailtrace extract writes the messages themselves)")

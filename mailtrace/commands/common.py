@@ -40,9 +40,15 @@ def load_keylog(path: str | None) -> KeyLog | None:
     if path is None:
         return None
     try:
-        return KeyLog.from_file(path)
+        keylog = KeyLog.from_file(path)
     except OSError as exc:
         fail(f"--tls-keylog {path}: {exc.strerror or exc}")
+    if not len(keylog):
+        what = f"none of its {keylog.skipped_lines} lines is" if keylog.skipped_lines else "it holds no lines"
+        click.echo(f"mailtrace: --tls-keylog {path}: no TLS secrets found ({what} an NSS key log line such as "
+                   "CLIENT_RANDOM <64 hex> <96 hex>); TLS sessions stay encrypted unless the capture's own "
+                   "pcapng secrets decrypt them", err=True)
+    return keylog
 
 
 def open_all(paths: tuple[str, ...]) -> list[CaptureFile]:

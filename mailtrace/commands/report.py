@@ -148,7 +148,8 @@ def report(
         html.discard()
     say_problems(analyzer.stats, findings)
     if output != "-":
+        n = analyzer.stats.sessions
         click.echo(
-            f"mailtrace: wrote {output} ({analyzer.stats.sessions} sessions, {fmt_bytes(html.written)})",
+            f"mailtrace: wrote {output} ({n:,} session{'' if n == 1 else 's'}, {fmt_bytes(html.written)})",
             err=True,
         )

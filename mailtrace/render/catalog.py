@@ -321,7 +321,7 @@ EN: dict[str, Message] = {
     "ui.status.reset": "reset",
     "ui.status.partial": "partial",
     "ui.duration": "{seconds} s",
-    "ui.packets.count": ("{n} packet", "{n} packets"),
+    "ui.packets.count": ("{n:,} packet", "{n:,} packets"),
     "ui.via": "via {tunnel}",
     "ui.file": "file {name}",
     "ui.tls.mode.starttls": "STARTTLS",

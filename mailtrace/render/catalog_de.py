@@ -308,7 +308,7 @@ DE: dict[str, str | tuple[str, str]] = {
     "ui.status.reset": "abgebrochen",
     "ui.status.partial": "unvollständig",
     "ui.duration": "{seconds} s",
-    "ui.packets.count": ("{n} Paket", "{n} Pakete"),
+    "ui.packets.count": ("{n:,} Paket", "{n:,} Pakete"),
     "ui.via": "über {tunnel}",
     "ui.file": "Datei {name}",
     "ui.tls.mode.starttls": "STARTTLS",

@@ -794,13 +794,13 @@ class Summary:
                                           mail=fmt_num(stats.mail_packets, lang))))
         per = ", ".join(f"{p} {n}" for p, n in sorted(self.protocols.items()))
         per = f" ({per})" if per else ""
-        value = f"{stats.sessions}{per}"
+        value = f"{fmt_num(stats.sessions, lang)}{per}"
         flt = self.filter
         if flt is not None and flt.active:
             shown_text = t("ui.shown", shown=flt.seen["shown"], hidden=flt.seen["hidden"], per=per)
             value = f"{stats.sessions}; {shown_text}"
         lines.append((t("ui.sessions"), value))
-        lines.append((t("ui.messages.label"), str(self.messages)))
+        lines.append((t("ui.messages.label"), fmt_num(self.messages, lang)))
         gaps = t("ui.none") if not self.gaps else f"{self.gaps} ({t('ui.bytes', n=self.gap_bytes)})"
         lines.append((t("ui.gaps.label"), gaps))
         anomalies = t("ui.none") if not self.anomalies else f"{sum(self.anomalies.values())} (" + ", ".join(
