@@ -10,6 +10,7 @@ timeout), so memory follows the number of *open* connections, not the size of th
 
 from __future__ import annotations
 
+import itertools
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,6 +50,10 @@ class FlowLimits:
     max_pending_segments: int = 2048
     max_sniff_pending_bytes: int = 64 * 1024
     """The same, while a connection on an unknown port is still being sniffed (most are not mail)."""
+    max_unanswered: int = 4096
+    """Open connections beyond this many: the oldest one that is only a client's SYN the server never
+    answered (a SYN scan or flood) is ended at once, as the capture's end would end it, so a flood of
+    SYNs cannot fill the memory. A later copy of its SYN then counts as a packet of no session."""
     idle_min_packets: int = 20_000
     """Idle timeouts also need this many packets since the connection's last one, so a single bogus
     timestamp far in the future cannot expire every open connection."""
@@ -261,7 +266,18 @@ class FlowTable:
         if handler is not None:
             conn.handler = handler
             self.active[conn.stream] = conn
+            if len(self.active) > self.limits.max_unanswered:
+                self._end_an_unanswered_syn()
         return conn
+
+    def _end_an_unanswered_syn(self) -> None:
+        """Too many open connections: end the oldest that only a client's SYN spoke in (looking at the
+        oldest few only: when they are real conversations, the table is simply busy)."""
+        for conn in list(itertools.islice(self.active.values(), 16)):
+            if conn.syn_seen and conn.base_seq[1] is None and not conn.reset and not any(conn.fin) \
+                    and (conn.rasm is None or not conn.rasm[0].delivered):
+                self._retire(conn, "open")
+                return
 
     def _reassemblers(self, handler: Handler) -> tuple[Reassembler, Reassembler]:
         """A connection's two reassemblers, made lazily: most connections on other ports are let go at
