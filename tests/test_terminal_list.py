@@ -92,3 +92,11 @@ def test_a_key_log_without_secrets_is_named(tmp_path: Path, captures: Path) -> N
     good = run_cli("analyze", "--format", "json", "--tls-keylog", str(captures / "smtp-starttls.keylog"),
                    str(captures / "smtp-starttls.pcap"))
     assert "no TLS secrets" not in good.stderr
+
+
+def test_german_list_writes_durations_with_a_decimal_comma(captures: Path) -> None:
+    from tests.support import run_cli
+
+    out = run_cli("analyze", "--list", "--lang", "de", "--no-color", str(captures / "pop3-session.pcap")).stdout
+    rows = [line for line in out.splitlines() if line.strip().startswith(("1 ", "2 "))]
+    assert rows and all(re.search(r"  \d+,\d{3} s  ", row) for row in rows), rows

@@ -908,7 +908,8 @@ class ListRenderer:
         elif outcome == "unknown":
             user += " (?)"
         start = utc(s.start) if self.full_time else utc(s.start, millis=False)[11:]
-        cells = [str(s.id), s.protocol, str(s.client), str(s.server), start, seconds(s.duration) + " s", user,
+        cells = [str(s.id), s.protocol, str(s.client), str(s.server), start,
+                 localize_number(seconds(s.duration), self.lang) + " s", user,
                  self._t("ui.status." + status), str(len(s.messages))]
         styles = ["", "", "client", "server", "", "", "", "status." + status, ""]
         widths = self._widths()
