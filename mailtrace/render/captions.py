@@ -18,6 +18,7 @@ Steps come from the session model only (the events on the rows), in two passes:
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -114,6 +115,85 @@ class _Draft:
     opaque_bytes: int = 0
 
 
+class _Waiting:
+    """The commands that wait for the server, oldest first.
+
+    Every operation the grouper needs costs O(1) (amortised), so a flood of pipelined commands
+    (thousands of RCPT sent at once, most of them never paired with a reply) stays linear: the
+    oldest waiting command of a verb, the newest one, whether one has not been overtaken, and
+    settling one (which marks every older one overtaken). Exchanges are told apart by identity,
+    never by the dataclass equality, which compares every field.
+    """
+
+    def __init__(self) -> None:
+        self._next = 0
+        self._seq: dict[int, int] = {}
+        """``id(exchange)`` → its place in the queue (the queue holds it, so the id stays its own)."""
+        self._all: OrderedDict[int, _Exchange] = OrderedDict()
+        self._by_verb: dict[str, OrderedDict[int, _Exchange]] = {}
+        self._fresh: OrderedDict[int, _Exchange] = OrderedDict()
+        """The waiting exchanges not overtaken, oldest first."""
+
+    def __len__(self) -> int:
+        return len(self._all)
+
+    def __contains__(self, exchange: _Exchange) -> bool:
+        return id(exchange) in self._seq
+
+    def last(self) -> _Exchange:
+        """The newest waiting exchange (there must be one)."""
+        return self._all[next(reversed(self._all))]
+
+    def oldest(self, verb: str) -> _Exchange | None:
+        """The oldest waiting exchange of a verb."""
+        queue = self._by_verb.get(verb)
+        return queue[next(iter(queue))] if queue else None
+
+    def busy(self) -> bool:
+        """Some waiting exchange has not been overtaken."""
+        return bool(self._fresh)
+
+    def append(self, exchange: _Exchange) -> None:
+        seq = self._next
+        self._next += 1
+        self._seq[id(exchange)] = seq
+        self._all[seq] = exchange
+        self._by_verb.setdefault(exchange.verb, OrderedDict())[seq] = exchange
+        if not exchange.overtaken:
+            self._fresh[seq] = exchange
+
+    def resume(self, exchange: _Exchange) -> None:
+        """The client goes on with an exchange (a continuation line): it waits again, not overtaken.
+
+        The exchange is the newest waiting one, or one that waits no more (it joins at the end).
+        """
+        exchange.waiting = True
+        exchange.overtaken = False
+        seq = self._seq.get(id(exchange))
+        if seq is None:
+            self.append(exchange)
+        elif seq not in self._fresh:
+            assert seq == next(reversed(self._all)), "only the newest waiting exchange is resumed"
+            self._fresh[seq] = exchange  # the newest: the fresh ones stay oldest first
+
+    def settle(self, exchange: _Exchange) -> None:
+        """A reply ends the wait of an exchange: every older waiting one is overtaken."""
+        seq = self._seq.pop(id(exchange))
+        exchange.waiting = False
+        del self._all[seq]
+        queue = self._by_verb[exchange.verb]
+        del queue[seq]
+        if not queue:
+            del self._by_verb[exchange.verb]
+        fresh = self._fresh
+        while fresh:
+            first = next(iter(fresh))
+            if first >= seq:
+                break
+            fresh.popitem(last=False)[1].overtaken = True
+        fresh.pop(seq, None)
+
+
 _QUIET = (Reply, AuthAttempt, MessageEnd, TlsStart, GapEvent, Anomaly)
 _TLS_ASIDES = ("TLS new session ticket", "TLS key update", "TLS change cipher spec", "TLS heartbeat")
 """TLS records that do not start a step of their own (they happen in passing)."""
@@ -125,7 +205,7 @@ class _Grouper:
         self.protocol = session.protocol
         self.drafts: list[_Draft] = []
         self.draft: _Draft | None = None
-        self.waiting: list[_Exchange] = []
+        self.waiting = _Waiting()
         self.messages = _MessageIndex(session.messages)
         rows = session.rows
         self.starts: dict[int, Command] = {}
@@ -186,7 +266,7 @@ class _Grouper:
         A capture that holds no reply at all (one direction only) is never busy: every command
         is a step of its own.
         """
-        return self.replied and any(not x.overtaken for x in self.waiting)
+        return self.replied and self.waiting.busy()
 
     def _classify_command(self, command: Command) -> tuple[str, Phase, bool]:
         if command.verb == "":
@@ -246,20 +326,20 @@ class _Grouper:
         verb = reply.answers
         if verb is None:
             return None
-        for x in self.waiting:
-            if x.verb == verb:
-                return x
+        oldest = self.waiting.oldest(verb)
+        if oldest is not None:
+            return oldest
         if waiting_only:
             return None
         if self.waiting and verb == "":
-            return self.waiting[-1]
+            return self.waiting.last()
         draft = self.draft
         if draft is not None:
             for x in reversed(draft.exchanges):
                 if x.verb == verb or (x.verb == "DONE" and verb == "IDLE"):
                     return x
             if self.waiting and self.protocol == "imap":
-                return self.waiting[-1]
+                return self.waiting.last()
         return None
 
     def _command(self, command: Command, row: PacketRow) -> None:
@@ -267,13 +347,10 @@ class _Grouper:
         draft = self.draft
         assert draft is not None
         if command.verb == "":
-            target = self.waiting[-1] if self.waiting else (draft.exchanges[-1] if draft.exchanges else None)
+            target = self.waiting.last() if self.waiting else (draft.exchanges[-1] if draft.exchanges else None)
             if target is not None:
                 target.continued += 1
-                target.waiting = True
-                target.overtaken = False
-                if target not in self.waiting:
-                    self.waiting.append(target)
+                self.waiting.resume(target)
                 return
         exchange = _Exchange(command, decrypted=row.decrypted)
         draft.exchanges.append(exchange)
@@ -296,11 +373,7 @@ class _Grouper:
             draft.exchanges.append(exchange)
         exchange.replies.append(reply)
         if exchange in self.waiting and self._settles(reply):
-            exchange.waiting = False
-            position = self.waiting.index(exchange)
-            for earlier in self.waiting[:position]:
-                earlier.overtaken = True
-            self.waiting.remove(exchange)
+            self.waiting.settle(exchange)
 
     def _event(self, event: Event, row: PacketRow) -> None:
         draft = self.draft
@@ -562,7 +635,22 @@ def _notes(draft: _Draft, ctx: _Context) -> _Sentence:
         return _Sentence("imap.idle.news", ctx.t("imap.idle.news", updates=updates), "info")
     if draft.notes and all(n.phase is Phase.SETUP for n in draft.notes):
         return _Sentence("note.tunnel", ctx.t("note.tunnel", text="; ".join(texts)), "info")
-    return _Sentence("note", "; ".join(texts), "info")
+    said = [_note_sentence(t, ctx) for t in texts]
+    return _Sentence(said[0][0] if said else "note", "; ".join(s for _, s in said), "info")
+
+
+_BYE_NOTE = "the server closes the session"
+"""The IMAP dissector's note for a BYE no LOGOUT asked for (``…: reason`` when the server gives one)."""
+
+
+def _note_sentence(note: str, ctx: _Context) -> tuple[str, str]:
+    """(catalogue key, text) of a dissector note: in the view's language where the catalogue has it."""
+    if note == _BYE_NOTE or note.startswith(_BYE_NOTE + ": "):
+        reason = note.removeprefix(_BYE_NOTE).removeprefix(": ")
+        if reason.strip():
+            return "imap.bye.reason", ctx.t("imap.bye.reason", reason=reason)
+        return "imap.bye", ctx.t("imap.bye")
+    return "note", note
 
 
 def _body(draft: _Draft, ctx: _Context) -> _Sentence:
