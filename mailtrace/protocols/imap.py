@@ -1027,7 +1027,9 @@ class Imap:
             self._timeline(frame, "closed", mailbox=(self.current_box or {}).get("name"))
         if kind == "BYE":
             if owner is None or owner.verb != "LOGOUT":
-                self._note(frame, ts, first, Phase.TEARDOWN, f"the server closes the session: {text or rest}")
+                reason = text or rest
+                said = f"the server closes the session: {reason}" if reason.strip() else "the server closes the session"
+                self._note(frame, ts, first, Phase.TEARDOWN, said)
             self._transition("BYE", frame, ts, first)
         elif kind in ("NO", "BAD") and owner is None:
             self._note(frame, ts, first, self.phase, f"server warning: {kind} {rest}")

@@ -241,6 +241,8 @@ EN: dict[str, Message] = {
     "imap.enter": "→ {state} state",
     "imap.logout": "the client ends the session (LOGOUT)",
     "imap.logout.ok": "positive end of the session (LOGOUT / BYE, {status})",
+    "imap.bye": "the server closes the session",
+    "imap.bye.reason": "the server closes the session: {reason}",
     "imap.compress": "the client switches on compression (COMPRESS {argument})",
     # ------------------------------------------------------------------ the views
     "ui.session": "Session {id}",

@@ -228,6 +228,8 @@ DE: dict[str, str | tuple[str, str]] = {
     "imap.enter": "→ Zustand {state}",
     "imap.logout": "der Client beendet die Sitzung (LOGOUT)",
     "imap.logout.ok": "Positive Beendigung der Kommunikation (LOGOUT / BYE, {status})",
+    "imap.bye": "der Server beendet die Sitzung",
+    "imap.bye.reason": "der Server beendet die Sitzung: {reason}",
     "imap.compress": "der Client schaltet die Kompression ein (COMPRESS {argument})",
     # ------------------------------------------------------------------ the views
     "ui.session": "Sitzung {id}",
