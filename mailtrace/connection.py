@@ -34,7 +34,7 @@ from mailtrace.protocols import DissectorClass
 from mailtrace.protocols.base import Dissector
 from mailtrace.protocols.smtp import looks_like_tls_record
 from mailtrace.session import MessageSinkFactory, Session, SessionBuilder, tee
-from mailtrace.tcp.reassembly import ReassemblyNote
+from mailtrace.tcp.reassembly import RETRANSMISSION, ReassemblyNote
 from mailtrace.tls import (
     HandshakeComplete,
     HandshakeSeen,
@@ -244,10 +244,18 @@ class MailConnection:
             builder.bulk_first_frame = 0
 
     def notes(self, conn: Connection, notes: list[ReassemblyNote]) -> None:
-        if self._builder is None:
+        builder = self._builder
+        if builder is None:
             return  # still sniffing: reassembly trouble on what is probably not mail
-        self.builder.events([Anomaly(direction=n.direction, ts=conn.last_ts, frame=n.frame, first_frame=n.frame,
-                                     phase=self.builder.phase, kind=n.kind, detail=n.detail) for n in notes])
+        trouble: list[Event] = []
+        for n in notes:
+            if n.kind == RETRANSMISSION:  # not an anomaly: a mark on the packet's row
+                builder.retransmitted(n.frame, int(n.detail))
+            else:
+                trouble.append(Anomaly(direction=n.direction, ts=conn.last_ts, frame=n.frame, first_frame=n.frame,
+                                       phase=builder.phase, kind=n.kind, detail=n.detail))
+        if trouble:
+            builder.events(trouble)
 
     def finish(self, conn: Connection, close: str) -> None:
         if self.sniffing and not self._decided(conn, self._sniffer().end()):

@@ -235,6 +235,9 @@ class Session:
     """What the context shows: forward-confirmed rDNS, HELO, MX routing, NXDOMAIN behind a refusal."""
     context_dropped: int = 0
     """Context observations over ``ContextLimits.max_per_session`` (counted, not kept)."""
+    retransmissions: dict[int, int] = field(default_factory=dict)
+    """Frames that only repeated bytes already seen → the frame that first carried them (0: not known
+    any more); as many as the session keeps rows."""
 
     @property
     def user(self) -> str | None:
@@ -347,6 +350,7 @@ class SessionBuilder:
         """Message bytes were already counted on their rows (the stack dissects them in bulk)."""
         """How many TlsStart events were seen (the stack watches it to put the TLS gate in place)."""
         self.transcript: list[TranscriptPiece] = []
+        self.retransmissions: dict[int, int] = {}
         self.transcript_bytes = 0
         self.transcript_truncated = 0
 
@@ -372,6 +376,11 @@ class SessionBuilder:
             self.rows.append(row)
         else:
             self.rows_elided += 1
+
+    def retransmitted(self, frame: int, original: int) -> None:
+        """A packet that only repeated bytes the stream already had (the views mark its row)."""
+        if len(self.retransmissions) < self.limits.max_rows:
+            self.retransmissions[frame] = original
 
     def events(self, events: list[Event]) -> None:
         for event in events:
@@ -504,6 +513,7 @@ class SessionBuilder:
             bytes_server=self.bytes[1], rows_elided=self.rows_elided, events_dropped=self.events_dropped,
             decrypted=self.decrypting, tls_info=self.tls_info, notes=self.notes,
             transcript=self.transcript, transcript_truncated=self.transcript_truncated,
+            retransmissions=self.retransmissions,
         )
 
 

@@ -49,7 +49,10 @@ def test_retransmission_dropped_first_copy_wins() -> None:
     items = feed(r, [(101, b"abc"), (101, b"abc"), (104, b"def"), (102, b"bcdX")], syn_at=100)
     assert stream(items) == [("data", b"abcdef")]
     assert r.retransmitted_bytes == 7  # "abc" again, then "bcdX" over "bcde"
-    assert [n.kind for n in r.notes] == ["overlap-mismatch"]
+    # both copies are retransmissions of frame 2's bytes; the second also differs from them
+    assert [(n.kind, n.frame) for n in r.notes] == [("retransmission", 3), ("overlap-mismatch", 5),
+                                                   ("retransmission", 5)]
+    assert [n.detail for n in r.notes if n.kind == "retransmission"] == ["2", "2"]
 
 
 def test_partial_overlap_trimmed() -> None:
@@ -282,3 +285,30 @@ def test_report_is_valid_json_for_all_samples() -> None:
         data = report(path)
         json.dumps(data)
         assert data["sessions"], path.name
+
+
+def test_a_retransmission_is_marked_on_its_row_not_reported_as_new_bytes(tmp_path: Path) -> None:
+    """An exact copy of the EHLO segment used to read 'C: 8 bytes', like new data; it is marked as
+    Wireshark marks it ([TCP Retransmission]) and is no anomaly. A copy of a segment still held out of
+    order is one too."""
+    from tests.support import run_cli
+
+    cap = Capture()
+    t = Tcp(cap).handshake().s(b"220 mx ESMTP\r\n")
+    ehlo_seq = t.seq["c"]
+    t.c(b"EHLO a\r\n")  # frame 5
+    t.c(b"EHLO a\r\n", seq=ehlo_seq)  # frame 6: the same bytes again
+    t.s(b"250 mx\r\n").c(b"QUIT\r\n").s(b"221 bye\r\n").fin()
+    path = cap.write(tmp_path / "retrans.pcap")
+    (session,) = report(path)["sessions"]
+    assert session["retransmissions"] == [{"frame": 6, "original": 5}]
+    assert session["anomalies"] == []
+    assert [c["verb"] for c in session["commands"]] == ["EHLO", "QUIT"]
+    text = run_cli("analyze", "--no-color", "--no-context", str(path)).stdout
+    row = next(line for line in text.splitlines() if line.lstrip().startswith("6 "))
+    assert row.endswith("TCP    C: 8 bytes [retransmission of frame 5]"), row
+    german = run_cli("analyze", "--no-color", "--no-context", "--lang", "de", str(path)).stdout
+    assert "[Sendewiederholung von Frame 5]" in german
+    html = tmp_path / "r.html"
+    assert run_cli("report", str(path), "-o", str(html)).exit_code == 0
+    assert '<div class="tcp">[PSH, ACK] Len=8 [retransmission of frame 5]</div>' in html.read_text()

@@ -273,6 +273,8 @@ EN: dict[str, Message] = {
     "ui.skipped.headers": ("{count} frame with headers cut short",
         "{count} frames with headers cut short"),
     "context.cut": "the answer is cut off in the capture (snap length)",
+    "ui.retransmission": "[retransmission of frame {frame}]",
+    "ui.retransmission.unknown": "[retransmission]",
     "ui.files": "files",
     "ui.packets": "packets read",
     "ui.packets.value": "{packets} ({tcp} TCP, {mail} in mail sessions)",

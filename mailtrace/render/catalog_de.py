@@ -260,6 +260,8 @@ DE: dict[str, str | tuple[str, str]] = {
     "ui.skipped.headers": ("{count} Frame mit gekürzten Headern",
         "{count} Frames mit gekürzten Headern"),
     "context.cut": "die Antwort ist im Mitschnitt abgeschnitten (Snap-Länge)",
+    "ui.retransmission": "[Sendewiederholung von Frame {frame}]",
+    "ui.retransmission.unknown": "[Sendewiederholung]",
     "ui.files": "Dateien",
     "ui.packets": "gelesene Pakete",
     "ui.packets.value": "{packets} ({tcp} TCP, {mail} in Mail-Sitzungen)",

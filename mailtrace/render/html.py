@@ -1214,6 +1214,10 @@ class HtmlReport:
             info = tcp_flags(r.flags)
             if r.payload_len:
                 info += f" Len={r.payload_len}"
+            original = s.retransmissions.get(r.frame)
+            if original is not None:
+                info += " " + (catalog_text("ui.retransmission", self.lang, frame=original) if original
+                               else catalog_text("ui.retransmission.unknown", self.lang))
             return [("tcp", info)]
         out: list[tuple[str, str]] = []
         for e in r.events:

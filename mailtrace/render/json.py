@@ -104,6 +104,8 @@ def session_json(s: Session, show_secrets: bool = False, *, lang: str = "en", co
         "close": s.close,
         "bytes": {"client": s.bytes_client, "server": s.bytes_server},
         "gaps": [{"direction": g.direction.value, "bytes": g.nbytes, "frame": g.frame} for g in s.gaps],
+        "retransmissions": [{"frame": frame, "original": original or None}
+                            for frame, original in sorted(s.retransmissions.items())],
         "phases": [{"name": p.phase.value, "first_frame": p.first_frame, "last_frame": p.last_frame}
                    for p in s.phases],
         "commands": [command_json(c) for c in s.commands if c.verb],  # SASL responses are not commands

@@ -309,6 +309,8 @@ class _InfoWriter:
         if any(isinstance(e, Opaque) or (isinstance(e, Note) and e.text.startswith("TLS ")) for e in events):
             version = str((self.session.tls_info or {}).get("version") or "")
             return version.replace("TLS ", "TLSv").replace("SSL ", "SSLv") if version else "TLS"
+        if not events and item.row.frame in self.session.retransmissions:
+            return "TCP"  # only a copy of bytes already seen, as Wireshark shows a retransmission
         if any(isinstance(e, Note) for e in events) or item.row.payload_len:
             return self.session.protocol.upper()
         return "TCP"
@@ -337,6 +339,11 @@ class _InfoWriter:
                 return out
             if row.frame in self.literal_ends:
                 out.append("C: " + self.t("ui.literal_end", verb="APPEND", n=row.payload_len), "dim")
+                return out
+            original = session.retransmissions.get(row.frame)
+            if original is not None:  # only bytes the stream already had, as Wireshark's [TCP Retransmission]
+                mark = self.t("ui.retransmission", frame=original) if original else self.t("ui.retransmission.unknown")
+                out.append(("C: " if client else "S: ") + self.t("ui.data", n=row.payload_len) + " " + mark, "dim")
                 return out
             follow = self.continued.get(row.frame)
             key = "ui.continued" if follow is not None else "ui.data"

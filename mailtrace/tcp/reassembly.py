@@ -41,6 +41,11 @@ class ReassemblyNote:
     direction: Direction
 
 
+RETRANSMISSION = "retransmission"
+"""The note kind of a segment that repeats delivered bytes; its detail is the original frame ("0": not
+known any more). Not an anomaly: the views mark the row, as Wireshark's [TCP Retransmission]."""
+
+
 class Reassembler:
     """Per-direction reassembly state. Feed every segment of this direction with :meth:`segment`."""
 
@@ -84,7 +89,8 @@ class Reassembler:
         self.retransmitted_bytes = 0
         self.acked_gap_bytes = 0
         self.acked_to = 0
-        self._recent: deque[tuple[int, bytes]] = deque()
+        self._recent: deque[tuple[int, bytes, int]] = deque()
+        """(stream offset, bytes, frame) of what was delivered last."""
         self._recent_bytes = 0
         self.notes: list[ReassemblyNote] = []
 
@@ -96,7 +102,7 @@ class Reassembler:
                 and self.fin_offset is None and not self.ended:
             # the common case, kept short: the next bytes in order, nothing held, nothing cut
             offset = self.offset
-            self._recent.append((offset, payload))
+            self._recent.append((offset, payload, frame))
             self._recent_bytes += wire_len
             if self._recent_bytes > self.RECENT_LIMIT:
                 self._trim_recent()
@@ -196,6 +202,8 @@ class Reassembler:
         if skip >= wire_len:
             self.retransmitted_bytes += wire_len
             self._compare_old(start, payload, frame)
+            if wire_len:
+                self._repeated(frame, self._frame_of(start))
             return
         if skip > 0:
             self.retransmitted_bytes += skip
@@ -204,7 +212,7 @@ class Reassembler:
         new_len = wire_len - max(skip, 0)
         if captured:
             out.append(Chunk(self.direction, captured, ts, frame))
-            self._remember(self.offset, captured)
+            self._remember(self.offset, captured, frame)
             self._advance(len(captured))
             self.delivered += len(captured)
         missing = new_len - len(captured)
@@ -216,6 +224,8 @@ class Reassembler:
         if old is not None:
             if old[1] >= wire_len:
                 self.retransmitted_bytes += wire_len
+                if wire_len:
+                    self._repeated(frame, old[2])
                 return
             self.pending_bytes -= len(old[0])
         self.pending[start] = (payload, wire_len, frame, ts, 0)
@@ -261,22 +271,34 @@ class Reassembler:
             self.ended = True
             out.append(Eof(self.direction, ts, frame, False))
 
-    def _remember(self, offset: int, data: bytes) -> None:
-        self._recent.append((offset, data))
+    def _remember(self, offset: int, data: bytes, frame: int) -> None:
+        self._recent.append((offset, data, frame))
         self._recent_bytes += len(data)
         if self._recent_bytes > self.RECENT_LIMIT:
             self._trim_recent()
 
     def _trim_recent(self) -> None:
         while self._recent_bytes > self.RECENT_LIMIT and len(self._recent) > 1:
-            _, old = self._recent.popleft()
+            _, old, _ = self._recent.popleft()
             self._recent_bytes -= len(old)
+
+    def _frame_of(self, offset: int) -> int:
+        """The frame that delivered the byte at ``offset`` (0 when it is no longer remembered)."""
+        for off, kept, frame in self._recent:
+            if off <= offset < off + len(kept):
+                return frame
+        return 0
+
+    def _repeated(self, frame: int, original: int) -> None:
+        """A segment that only repeats bytes already seen: a retransmission (as Wireshark marks it)."""
+        if frame != original:
+            self.notes.append(ReassemblyNote(RETRANSMISSION, str(original), frame, self.direction))
 
     def _compare_old(self, start: int, data: bytes, frame: int) -> None:
         """A retransmitted copy of delivered bytes: the first copy won; flag it if they differ."""
         if not data:
             return
-        for off, kept in self._recent:
+        for off, kept, _ in self._recent:
             lo = max(off, start)
             hi = min(off + len(kept), start + len(data))
             if lo < hi and kept[lo - off : hi - off] != data[lo - start : hi - start]:
