@@ -96,6 +96,9 @@ def test_session_and_protocol_filters(tmp_path: Path) -> None:
     assert extract_cli(out, sample("mixed-all.pcap"), args=("-p", "pop3", "--protocol", "imap")).exit_code == 0
     assert {e["protocol"] for e in index_of(out)["messages"]} == {"pop3", "imap"}
     assert not [p for p in (tmp_path / "two").iterdir() if p.name.startswith(".")]  # no staging left behind
+    out = tmp_path / "upper"  # as analyze -p, the protocol's case does not matter
+    assert extract_cli(out, sample("mixed-all.pcap"), args=("-p", "POP3")).exit_code == 0
+    assert index_of(out)["options"]["protocols"] == ["pop3"] and index_of(out)["messages"] == entries
 
 
 def _analyzed_with_messages(*args: str) -> set[int]:

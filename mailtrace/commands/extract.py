@@ -36,7 +36,7 @@ EXIT_WRITE_FAILED = 1
 @click.option("--session", "session_ids", multiple=True, metavar="ID",
               help="Only the messages of these sessions (the numbers `mailtrace analyze` shows): 3, 1,4 or "
                    "5-9, as for `analyze --session`. Repeatable.")
-@click.option("-p", "--protocol", "protocols", multiple=True, type=click.Choice(PROTOCOLS),
+@click.option("-p", "--protocol", "protocols", multiple=True, type=click.Choice(PROTOCOLS, case_sensitive=False),
               help="Only messages carried by this protocol. Repeatable.")
 @click.option("--overwrite", is_flag=True,
               help="Write into a non-empty DIR, replacing files of the same names (other files are kept).")
