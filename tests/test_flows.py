@@ -259,6 +259,9 @@ def test_multi_hop_on_the_pop3_lab_capture() -> None:
     [single] = [f for f in flows if f["sessions"] == [1]]
     assert str(multi["message_id"]) in text and str(single["message_id"]) not in text
     assert "POP3 TOP" not in text and "2 messages followed, 1 of them over several hops" in text
+    every = run_cli("flows", "--no-color", "--width", "120", str(path)).stdout
+    assert "  2 sightings in one session, 0.001 s apart · " in every  # not "2 hops": it went nowhere
+    assert "  2 hops in 0.052 s · " in every
 
 
 def test_json_flows_keep_their_keys_and_add_sessions(tmp_path: Path) -> None:

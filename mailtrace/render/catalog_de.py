@@ -414,6 +414,8 @@ DE: dict[str, str | tuple[str, str]] = {
     "flows.flow": "Mailfluss {n}",
     "flows.no_message_id": "keine Message-ID",
     "flows.hops": ("{n} Station", "{n} Stationen in {seconds} s"),
+    "flows.hops.one_session": ("{n} Sichtung in einer Sitzung",
+        "{n} Sichtungen in einer Sitzung, {seconds} s auseinander"),
     "flows.chain.ok": "die Received-Kette passt zu den Stationen im Mitschnitt",
     "flows.chain.mismatch": "die Received-Kette passt nicht zu den Stationen im Mitschnitt",
     "flows.before": ("{n} Received-Zeile stammt von vor dem Mitschnitt",

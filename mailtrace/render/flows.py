@@ -66,7 +66,8 @@ class FlowsRenderer:
             title.append(" " + clean(self.t("ui.from", sender=flow.sender)))
         out.paragraph(title, hang=2)
         reports = hop_reports(flow)
-        facts = [self.t("flows.hops", n=len(reports),
+        key = "flows.hops" if flow.multi_session or len(reports) < 2 else "flows.hops.one_session"
+        facts = [self.t(key, n=len(reports),
                         seconds=seconds(reports[-1].hop.ts - reports[0].hop.ts) if reports else "0")]
         verdict = chain_matches(reports)
         if verdict is not None:
