@@ -79,18 +79,26 @@ def test_pop3_and_imap_replies_name_the_frame_of_their_command() -> None:
 
 def test_a_syn_flood_keeps_memory_bounded_and_the_report_unchanged() -> None:
     """Unanswered SYNs to port 25 are sessions (a scan is worth seeing), but each open one held ~10 KB
-    until the capture's end: 50,000 of them took 557 MB. Past ``max_unanswered`` open connections the
-    oldest unanswered SYN is ended at once, as the end of the capture would end it (close "open")."""
+    until the capture's end: 50,000 of them took 557 MB. Past ``max_unanswered`` of them the oldest is
+    ended at once, as the end of the capture would end it (close "open") — also when real, long
+    conversations are open beside them. A client whose SYN went unanswered and that tries again (same
+    ISN) is taken up again under the same tcp.stream number, its conversation whole."""
     from dataclasses import replace
 
     from mailtrace.pipeline import LINKTYPE_ETHERNET
     from tests.pcapgen import ethernet, ip_packet, tcp_segment
 
-    frames = [ethernet(ip_packet(f"198.51.100.{1 + i % 200}", "192.0.2.25", 6,
-                                 tcp_segment(20000 + i, 25, 1000 * i, 0, 0x02, b"")))
-              for i in range(300)]
-    answered = Capture()
-    Tcp(answered, client=("10.0.0.1", 40000), server=("192.0.2.25", 25)).handshake().s(b"220 hi\r\n")
+    def syn(i: int) -> bytes:
+        return ethernet(ip_packet(f"198.51.100.{1 + i % 200}", "192.0.2.25", 6,
+                                  tcp_segment(20000 + i, 25, 1000 * i, 0, 0x02, b"")))
+
+    talks = Capture()  # 20 conversations that stay open through the flood
+    for n in range(20):
+        Tcp(talks, client=(f"10.0.1.{n + 1}", 40000), server=("192.0.2.25", 25)).handshake().s(b"220 hi\r\n")
+    retry = Capture()  # the client of the first flood SYN tries again: answered this time
+    Tcp(retry, client=("198.51.100.1", 20000), server=("192.0.2.25", 25), isn_client=0).handshake() \
+        .s(b"220 mx ESMTP\r\n").c(b"EHLO a\r\n").s(b"250 mx\r\n").c(b"QUIT\r\n").s(b"221 bye\r\n").fin()
+    frames = [f.data for f in talks.frames] + [syn(i) for i in range(300)] + [f.data for f in retry.frames]
 
     def run(limit: int) -> tuple[list[dict], int]:
         config = Config()
@@ -98,15 +106,27 @@ def test_a_syn_flood_keeps_memory_bounded_and_the_report_unchanged() -> None:
         analyzer = Analyzer(config)
         analyzer.start_source("flood")
         peak, out = 0, []
-        for i, frame in enumerate([*answered.frames[:3], *frames]):  # the answered one opens first
-            data = frame.data if hasattr(frame, "data") else frame
+        for i, data in enumerate(frames):
             out += analyzer.feed(1_700_000_000.0 + i * 1e-4, LINKTYPE_ETHERNET, data, len(data))
-            peak = max(peak, analyzer.flows.open_connections)
+            peak = max(peak, len(analyzer.flows.unanswered))
         out += analyzer.close_source()
         return [session_json(s) for s in out], peak
 
     bounded, peak = run(16)
-    unbounded, _ = run(100_000)
-    assert peak == 16  # the 17th open connection ends the oldest unanswered SYN at once
-    assert len(bounded) == 301 and bounded == unbounded
-    assert [s["close"] for s in bounded[1:]] == ["open"] * 300 and bounded[0]["packets"] == 3
+    unbounded, unbounded_peak = run(100_000)
+    assert peak == 16 and unbounded_peak == 300
+    real = [s for s in bounded if s["client"] == {"ip": "198.51.100.1", "port": 20000} and s["commands"]]
+    assert len(real) == 1 and [c["verb"] for c in real[0]["commands"]] == ["EHLO", "QUIT"]
+    assert real[0]["close"] == "fin" and real[0]["stream"] == 20  # the flood's first SYN was stream 20
+    # stream 20 is two sessions (the first SYN, ended early; then the conversation); every other session
+    # is the one an unbounded table gives
+    shed_first = [s for s in bounded if s["stream"] == 20 and not s["commands"]]
+    assert len(shed_first) == 1 and shed_first[0]["packets"] == 1 and shed_first[0]["close"] == "open"
+    def without_ids(sessions: list[dict]) -> list[dict]:
+        return [{k: v for k, v in s.items() if k != "id"} for s in sessions]
+
+    assert without_ids([s for s in bounded if s["stream"] != 20]) == without_ids([s for s in unbounded
+                                                                                 if s["stream"] != 20])
+    [whole] = [s for s in unbounded if s["stream"] == 20]
+    assert whole["commands"] == real[0]["commands"] and whole["packets"] == real[0]["packets"] + 1
+    assert len([s for s in bounded if s["close"] == "open" and s["packets"] == 1]) == 300

@@ -10,7 +10,6 @@ timeout), so memory follows the number of *open* connections, not the size of th
 
 from __future__ import annotations
 
-import itertools
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,9 +50,10 @@ class FlowLimits:
     max_sniff_pending_bytes: int = 64 * 1024
     """The same, while a connection on an unknown port is still being sniffed (most are not mail)."""
     max_unanswered: int = 4096
-    """Open connections beyond this many: the oldest one that is only a client's SYN the server never
-    answered (a SYN scan or flood) is ended at once, as the capture's end would end it, so a flood of
-    SYNs cannot fill the memory. A later copy of its SYN then counts as a packet of no session."""
+    """Open connections that are only a client's SYN nobody answered (a SYN scan or flood), beyond this
+    many: the oldest is ended at once, as the capture's end would end it, so a flood cannot fill the
+    memory. If its client tries again or a SYN/ACK comes after all, the conversation is taken up again
+    under the same ``tcp.stream`` number, in a session of its own."""
     idle_min_packets: int = 20_000
     """Idle timeouts also need this many packets since the connection's last one, so a single bogus
     timestamp far in the future cannot expire every open connection."""
@@ -103,6 +103,7 @@ class Connection:
         "rasm",
         "reset",
         "server_port",
+        "shed",
         "stream",
         "syn_seen",
         "tunnel",
@@ -129,6 +130,8 @@ class Connection:
         self.closing_since: float | None = None
         self.packets = 0
         self.syn_seen = False
+        self.shed = False
+        """Ended early as an unanswered SYN under a flood (``FlowLimits.max_unanswered``)."""
 
     @property
     def client(self) -> Endpoint:
@@ -169,6 +172,8 @@ class FlowTable:
         self.table: dict[bytes, Connection] = {}
         self.active: dict[int, Connection] = {}  # stream → tracked, not yet closing
         self.closing: dict[int, Connection] = {}  # stream → closed, lingering for trailing packets
+        self.unanswered: dict[int, Connection] = {}
+        """stream → tracked connections that are so far only a client's SYN, oldest first."""
         self.next_stream = 0
         self.now = 0.0
         self.next_sweep = 0.0
@@ -186,6 +191,10 @@ class FlowTable:
         flags = pkt.flags
         if conn is None:
             conn = self._new_connection(frame, ts, pkt)
+        elif conn.shed and flags & TCP_SYN:
+            # a client that tries again (same ISN) or a late SYN/ACK: the conversation is real after all;
+            # it goes on under the same tcp.stream number, in a session of its own
+            conn = self._new_connection(frame, ts, pkt, stream=conn.stream)
         elif flags & (TCP_SYN | TCP_ACK) == TCP_SYN:
             d = 0 if pkt.key == conn.client_key else 1
             base = conn.base_seq[d]
@@ -202,6 +211,8 @@ class FlowTable:
             direction, d = SERVER, 1
         if conn.base_seq[d] is None:
             conn.base_seq[d] = pkt.seq
+        if self.unanswered and (d or pkt.payload_len or flags & (TCP_FIN | TCP_RST)):
+            self.unanswered.pop(conn.stream, None)  # more than a SYN: a conversation, never shed
         handler = conn.handler
         if handler is None:
             return
@@ -248,36 +259,38 @@ class FlowTable:
         if conn.closing_since is not None and not conn.reset and conn.fin_acked[0] and conn.fin_acked[1]:
             self._retire(conn, "fin")  # both FINs acknowledged: nothing of this connection is left to come
 
-    def _new_connection(self, frame: int, ts: float, pkt: TcpPacket) -> Connection:
+    def _new_connection(self, frame: int, ts: float, pkt: TcpPacket, *, stream: int | None = None) -> Connection:
         flags = pkt.flags
         src_is_client = not flags & TCP_ACK if flags & TCP_SYN else not self.server_side(pkt.sport, pkt.dport)
         rkey = pkt.dst + pkt.src + pkt.key[-2:] + pkt.key[-4:-2]
         src = (pkt.src, pkt.sport)
         dst = (pkt.dst, pkt.dport)
+        if stream is None:
+            stream = self.next_stream
+            self.next_stream += 1
         if src_is_client:
-            conn = Connection(self.next_stream, pkt.key, src, dst, frame, ts, pkt.tunnel)
+            conn = Connection(stream, pkt.key, src, dst, frame, ts, pkt.tunnel)
         else:
-            conn = Connection(self.next_stream, rkey, dst, src, frame, ts, pkt.tunnel)
+            conn = Connection(stream, rkey, dst, src, frame, ts, pkt.tunnel)
         conn.syn_seen = bool(flags & TCP_SYN)
-        self.next_stream += 1
         self.table[pkt.key] = conn
         self.table[rkey] = conn
         handler = self.factory(conn, pkt)
         if handler is not None:
             conn.handler = handler
             self.active[conn.stream] = conn
-            if len(self.active) > self.limits.max_unanswered:
-                self._end_an_unanswered_syn()
+            if flags & (TCP_SYN | TCP_ACK) == TCP_SYN and not pkt.payload_len:
+                self.unanswered[conn.stream] = conn
+                if len(self.unanswered) > self.limits.max_unanswered:
+                    self._shed_oldest_unanswered()
         return conn
 
-    def _end_an_unanswered_syn(self) -> None:
-        """Too many open connections: end the oldest that only a client's SYN spoke in (looking at the
-        oldest few only: when they are real conversations, the table is simply busy)."""
-        for conn in list(itertools.islice(self.active.values(), 16)):
-            if conn.syn_seen and conn.base_seq[1] is None and not conn.reset and not any(conn.fin) \
-                    and (conn.rasm is None or not conn.rasm[0].delivered):
-                self._retire(conn, "open")
-                return
+    def _shed_oldest_unanswered(self) -> None:
+        """A flood of SYNs nobody answers: end the oldest, as the capture's end would end it ("open").
+        If it turns out real (its client tries again, a SYN/ACK comes), it is taken up again."""
+        oldest = self.unanswered.pop(next(iter(self.unanswered)))
+        oldest.shed = True
+        self._retire(oldest, "open")
 
     def _reassemblers(self, handler: Handler) -> tuple[Reassembler, Reassembler]:
         """A connection's two reassemblers, made lazily: most connections on other ports are let go at
@@ -315,6 +328,7 @@ class FlowTable:
     def _forget(self, conn: Connection) -> None:
         conn.handler = None
         conn.rasm = None
+        self.unanswered.pop(conn.stream, None)
         self.active.pop(conn.stream, None)
         self.closing.pop(conn.stream, None)
 
