@@ -312,3 +312,23 @@ def test_a_retransmission_is_marked_on_its_row_not_reported_as_new_bytes(tmp_pat
     html = tmp_path / "r.html"
     assert run_cli("report", str(path), "-o", str(html)).exit_code == 0
     assert '<div class="tcp">[PSH, ACK] Len=8 [retransmission of frame 5]</div>' in html.read_text()
+
+
+def test_a_held_segment_covered_by_a_later_copy_is_not_the_retransmission() -> None:
+    """'def' arrives first (ahead of a hole), then the sender resends everything repacketised: the
+    early segment is the first copy of its bytes, so nothing is marked a retransmission."""
+    r = Reassembler(CLIENT)
+    items = feed(r, [(104, b"def"), (101, b"abcdef")], syn_at=100)
+    assert stream(items) == [("data", b"abcdef")]
+    assert [n.kind for n in r.notes] == []
+
+
+def test_a_keep_alive_is_not_marked_a_retransmission() -> None:
+    """A keep-alive repeats the last byte (sequence number one below the next): Wireshark calls it
+    [TCP Keep-Alive], not a retransmission."""
+    r = Reassembler(CLIENT)
+    feed(r, [(101, b"abc"), (103, b"c")], syn_at=100)
+    assert [n.kind for n in r.notes] == []
+    r = Reassembler(CLIENT)
+    feed(r, [(101, b"abc"), (102, b"bc")], syn_at=100)  # two bytes again: a real retransmission
+    assert [(n.kind, n.detail) for n in r.notes] == [("retransmission", "2")]

@@ -202,7 +202,7 @@ class Reassembler:
         if skip >= wire_len:
             self.retransmitted_bytes += wire_len
             self._compare_old(start, payload, frame)
-            if wire_len:
+            if wire_len and not (wire_len == 1 and start == self.offset - 1):  # a keep-alive is no copy
                 self._repeated(frame, self._frame_of(start))
             return
         if skip > 0:
@@ -290,8 +290,11 @@ class Reassembler:
         return 0
 
     def _repeated(self, frame: int, original: int) -> None:
-        """A segment that only repeats bytes already seen: a retransmission (as Wireshark marks it)."""
-        if frame != original:
+        """A segment that only repeats bytes already seen: a retransmission (as Wireshark marks it).
+
+        Only a copy that came after the original is one: a segment held out of order and then covered by
+        a later, repacketised retransmission is the first copy, not a repeat of the later one."""
+        if original == 0 or frame > original:
             self.notes.append(ReassemblyNote(RETRANSMISSION, str(original), frame, self.direction))
 
     def _compare_old(self, start: int, data: bytes, frame: int) -> None:
