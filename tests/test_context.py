@@ -349,3 +349,31 @@ def test_a_pop3_server_looking_up_its_client_among_many_connections(tmp_path: Pa
     assert "the server looks up the client's name (PTR) → laptop.example" in text
     assert all(not s.context for s in sessions if s.protocol == "imap")
     assert analyzer.stats.context is not None and analyzer.stats.context.unattributed == 1
+
+
+def test_a_ptr_answer_cut_by_the_snap_length_is_not_read_as_no_name(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The PTR response cut 20 bytes short keeps its question but loses its record: the caption says
+    the answer is cut off, and the forward-confirmed rDNS check does not conclude "no PTR" from it."""
+    from pcapgen import Frame
+
+    whole = _smtp_with_context(tmp_path)
+    checks = json.loads(run_cli("analyze", "--format", "json", str(whole)).stdout)["sessions"][0]["context_checks"]
+    assert any(c["check"] == "fcrdns" for c in checks)  # with the whole answer: the check is made
+    original = Capture.write
+
+    def cut_ptr_answer(self: Capture, path: Path, **kw: bool) -> Path:
+        for i, f in enumerate(self.frames):
+            d = f.data
+            if len(d) > 42 and d[23] == 17 and d[34:36] == b"\x00\x35" and b"in-addr" in d:
+                self.frames[i] = Frame(f.ts, d[:-20], f.wire_len or len(d))
+        return original(self, path, **kw)
+
+    (tmp_path / "cut").mkdir()
+    monkeypatch.setattr(Capture, "write", cut_ptr_answer)
+    path = _smtp_with_context(tmp_path / "cut")
+    session = json.loads(run_cli("analyze", "--format", "json", str(path)).stdout)["sessions"][0]
+    [ptr] = [c for c in session["context"] if c["purpose"] == "client-ptr"]
+    assert ptr["cut"] is True and ptr["answers"] == []
+    assert "the answer is cut off in the capture (snap length)" in ptr["caption"]
+    assert not [c for c in session["context_checks"] if c["check"] == "fcrdns"]

@@ -41,6 +41,8 @@ def _fcrdns(session: Session, context: list[ContextObservation]) -> list[Context
     ptr = ptrs[0]
     names = [r.data.lower() for o in ptrs for r in o.answers if r.rtype == "PTR"]
     if not names:
+        if any(o.cut for o in ptrs):
+            return []  # the answer was cut off by the snap length: a name may have been in it
         return [_check("fcrdns", "no-ptr", [ptr.frame], client=client, rcode=ptr.rcode or "")]
     forwards = [o for o in context if o.qtype in ("A", "AAAA") and o.answered and (o.query or "").lower() in names]
     confirmed = [n for n in names if any(client in o.addresses() for o in forwards if (o.query or "").lower() == n)]
@@ -48,7 +50,7 @@ def _fcrdns(session: Session, context: list[ContextObservation]) -> list[Context
     out: list[ContextCheck] = []
     if confirmed:
         out.append(_check("fcrdns", "ok", frames, client=client, name=confirmed[0]))
-    elif forwards:
+    elif forwards and not any(o.cut for o in forwards):  # a cut answer may have held the address
         found = sorted({a for o in forwards for a in o.addresses()})
         out.append(_check("fcrdns", "unconfirmed", frames, client=client, name=names[0],
                           addresses=", ".join(found) or "-"))
@@ -90,7 +92,7 @@ def _mx_route(session: Session, context: list[ContextObservation]) -> list[Conte
             result = "ok" if (host.preference or 0) == best else "backup-mx"
             out.append(_check("mx-route", result, frames, domain=domain, host=host.data, address=server,
                               preference=host.preference, best=best))
-        else:
+        elif not any(x.cut for x in context if x is o or x.purpose == "mx-host"):  # else: not known
             hosts = ", ".join(f"{r.data} ({r.preference})" for r in records)
             out.append(_check("mx-route", "not-mx", frames, domain=domain, address=server, hosts=hosts))
     out.reverse()
