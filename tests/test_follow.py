@@ -171,6 +171,15 @@ def test_follow_hides_credentials_unless_asked(captures: Path) -> None:
     ("imap", [("C", b"a1 AUTHENTICATE LOGIN"), ("S", b"+ VXNlcm5hbWU6"), ("C", b"Ym9i"), ("S", b"* CAPABILITY x"),
               ("C", b"a2 NOOP")],
      [b"a1 AUTHENTICATE LOGIN", b"[SASL response]", b"a2 NOOP"]),
+    # message content is content: a body line that reads like AUTH is shown as it is
+    ("smtp", [("C", b"DATA"), ("S", b"354 go"), ("C", b"AUTH PLAIN is explained below"), ("C", b"next line"),
+              ("C", b"."), ("S", b"250 ok"), ("C", b"AUTH PLAIN AGJvYgBzZWNyZXQ=")],
+     [b"DATA", b"AUTH PLAIN is explained below", b"next line", b".", b"AUTH PLAIN [initial response]"]),
+    ("smtp", [("C", b"DATA"), ("S", b"554 no valid recipients"), ("C", b"AUTH PLAIN AGJvYgBzZWNyZXQ=")],
+     [b"DATA", b"AUTH PLAIN [initial response]"]),  # DATA refused: the next line is a command again
+    ("imap", [("C", b"a1 APPEND INBOX {23}"), ("S", b"+ go"), ("C", b"a2 LOGIN bob secret"), ("C", b""),
+              ("S", b"a1 OK"), ("C", b"a3 LOGIN bob secret")],
+     [b"a1 APPEND INBOX {23}", b"a2 LOGIN bob secret", b"", b"a3 LOGIN bob [password]"]),
 ])
 def test_credential_redactor(protocol: str, conversation: list[tuple[str, bytes]], expected: list[bytes]) -> None:
     from mailtrace.render.redact import CredentialRedactor

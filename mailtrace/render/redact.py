@@ -10,6 +10,8 @@ something other than a continuation (``334`` in SMTP, ``+`` in POP3 and IMAP).
 
 from __future__ import annotations
 
+import re
+
 SASL_RESPONSE = b"[SASL response]"
 CREDENTIALS = b"[credentials]"
 
@@ -21,8 +23,18 @@ class CredentialRedactor:
         self.protocol = protocol
         self._mask: bytes | None = None
         """What a client line becomes while an exchange of secrets is in progress (None: none is)."""
+        self._data = False
+        """Inside SMTP message data (after DATA, until the lone dot): lines are content, not commands."""
+        self._literal_left = 0
+        """Bytes of an IMAP literal still to come from the client (APPEND's message): content too."""
 
     def client(self, line: bytes) -> bytes:
+        if self._data:
+            self._data = line != b"."
+            return line
+        if self._literal_left > 0:
+            self._literal_left -= len(line) + 2  # the CRLF the transcript's lines drop
+            return line
         if self._mask is not None:
             return line if line.strip() == b"*" else self._mask  # "*" cancels a SASL exchange
         if self.protocol == "imap":
@@ -39,9 +51,13 @@ class CredentialRedactor:
             return words[0] + b" [password]"
         elif self.protocol == "pop3" and verb == b"APOP" and len(words) >= 3:
             return b"%s %s [digest]" % (words[0], words[1])
+        elif self.protocol == "smtp" and verb == b"DATA" and len(words) == 1:
+            self._data = True
         return line
 
     def server(self, line: bytes) -> None:
+        if self._data and line[:1] in (b"4", b"5"):
+            self._data = False  # DATA refused: what the client sends next are commands again
         if self._mask is None:
             return
         continuation = line[:3] == b"334" if self.protocol == "smtp" else line == b"+" or line[:2] == b"+ "
@@ -60,6 +76,9 @@ class CredentialRedactor:
                 return b"%s %s %s [initial response]" % (tag, words[1], mech)
             return line
         if verb != b"LOGIN":
+            literal = _LITERAL_AT_END.search(line)
+            if literal is not None:  # APPEND's message (or any literal): its lines are content
+                self._literal_left = int(literal.group(1))
             return line
         user_end = _astring_end(rest)
         if user_end is None:  # the user name is a literal: what follows comes in continuation lines
@@ -70,6 +89,9 @@ class CredentialRedactor:
             self._mask = CREDENTIALS  # the password comes as a literal in the next client line
             return line
         return b"%s %s %s [password]" % (tag, words[1], rest[:user_end])
+
+
+_LITERAL_AT_END = re.compile(rb"\{(\d{1,12})\+?\}$")
 
 
 def _astring_end(text: bytes) -> int | None:
