@@ -31,7 +31,7 @@ from mailtrace.findings.headers import verdicts
 from mailtrace.headerinfo import ENGLISH, explain
 from mailtrace.mime import Attachment, Part
 from mailtrace.received import Hop, received_chain
-from mailtrace.render.catalog import Words, fmt_num, has, text, words
+from mailtrace.render.catalog import Words, has, text, words
 from mailtrace.session import MessageRecord, Session
 
 __all__ = ["ORIGINS", "HeaderRow", "defect_text", "header_rows", "hop_cells", "message_details",
@@ -304,16 +304,12 @@ def _part_label(part: Part, attachment: Attachment | None, st: _Styles, t: Words
     if part.filename is not None:
         label.append("  “" + safe_text(part.filename, 300) + "”", style=st.private)
     if part.is_leaf:
-        label.append("\n" + t("part.sizes", encoded=fmt_num(part.encoded_bytes, lang),
-                               decoded=fmt_num(part.decoded_bytes, lang)), style=st.dim)
+        label.append("\n" + t("part.sizes", encoded=part.encoded_bytes, decoded=part.decoded_bytes), style=st.dim)
         overhead = part_overhead(part, attachment)
         if overhead is not None:
-            percent = f"{overhead:+.1f}"
-            label.append(" " + t("part.overhead", percent=percent.replace(".", ",") if lang == "de" else percent),
-                         style=st.dim)
+            label.append(" " + t("part.overhead", percent=overhead), style=st.dim)
     elif part.children:
-        label.append("  " + t("part.container", n=len(part.children), bytes=fmt_num(part.encoded_bytes, lang)),
-                     style=st.dim)
+        label.append("  " + t("part.container", n=len(part.children), bytes=part.encoded_bytes), style=st.dim)
     if attachment is not None:
         label.append(f"\nmd5    {attachment.md5}\nsha256 {attachment.sha256}")
     if not part.complete:
@@ -401,8 +397,7 @@ def defect_text(defect: str, lang: str = "en") -> str:
             shown = text("defect.unknown charset", lang, charset=m.group(1))
         elif (m := _LONG_LINES.fullmatch(phrase)) is not None:
             count, limit, longest = (int(g.replace(",", "")) for g in m.groups())
-            shown = text("defect.long lines", lang, n=count, limit=limit, longest=fmt_num(longest, lang),
-                         count=fmt_num(count, lang))
+            shown = text("defect.long lines", lang, n=count, limit=limit, longest=longest)
         else:
             shown = phrase
         shown += where

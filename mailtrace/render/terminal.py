@@ -782,18 +782,16 @@ class Summary:
             span = localize_number(seconds((f.end or 0.0) - f.start), lang) + " s" if f.start is not None else "-"
             value = f"{f.name}: {f.filetype}, {t('ui.packets.count', n=f.packets)}, {t('ui.bytes', n=f.bytes)}, {span}"
             if f.snapped:
-                value += ", " + t("ui.snapped", n=f.snapped, count=fmt_num(f.snapped, lang))
+                value += ", " + t("ui.snapped", n=f.snapped)
             for problem in f.problems:
                 value += "; " + t("ui.damaged", problem=problem)
             lines.append((t("ui.files") if not lines else "", clean(value)))
         skipped = []
         if stats.unknown_linktype:
             skipped.append(t("ui.skipped.linktype", n=stats.unknown_linktype,
-                             count=fmt_num(stats.unknown_linktype, lang),
                              types=", ".join(linktype_text(x) for x in sorted(stats.unknown_linktypes))))
         if stats.truncated_headers:
-            skipped.append(t("ui.skipped.headers", n=stats.truncated_headers,
-                             count=fmt_num(stats.truncated_headers, lang)))
+            skipped.append(t("ui.skipped.headers", n=stats.truncated_headers))
         if skipped:
             lines.append((t("ui.skipped.label"), "; ".join(skipped)))
         lines.append((t("ui.packets"), t("ui.packets.value", packets=fmt_num(stats.packets, lang),
