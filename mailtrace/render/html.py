@@ -79,7 +79,7 @@ from mailtrace.render.explain import explain_smtp_reply
 from mailtrace.render.html_stats import stats_view
 from mailtrace.render.json import FORMAT_NAME, FORMAT_VERSION, capture_json, session_json
 from mailtrace.render.message import ORIGINS, defect_text, header_rows, hop_cells, part_overhead
-from mailtrace.render.rows import PacketGroup, group_rows
+from mailtrace.render.rows import PacketGroup, group_rows, retransmission_mark
 from mailtrace.render.svg import SURROGATE, Arrow, Bar, bar_chart, clean_text, ladder, text, timeline_chart
 from mailtrace.session import MessageRecord, PacketRow, Session
 
@@ -1214,10 +1214,9 @@ class HtmlReport:
             info = tcp_flags(r.flags)
             if r.payload_len:
                 info += f" Len={r.payload_len}"
-            original = s.retransmissions.get(r.frame)
-            if original is not None:
-                info += " " + (catalog_text("ui.retransmission", self.lang, frame=original) if original
-                               else catalog_text("ui.retransmission.unknown", self.lang))
+            mark = retransmission_mark(s, r.frame, self.lang)
+            if mark is not None:
+                info += " " + mark
             return [("tcp", info)]
         out: list[tuple[str, str]] = []
         for e in r.events:

@@ -11,9 +11,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from mailtrace.model import Event
-from mailtrace.session import PacketRow
+from mailtrace.render.catalog import text
+from mailtrace.session import PacketRow, Session
 
-__all__ = ["PacketGroup", "group_rows"]
+__all__ = ["PacketGroup", "group_rows", "retransmission_mark"]
+
+
+def retransmission_mark(session: Session, frame: int, lang: str = "en") -> str | None:
+    """``[retransmission of frame 5]`` for a packet that only repeated bytes the stream already had (as
+    Wireshark's [TCP Retransmission]); None for any other packet."""
+    original = session.retransmissions.get(frame)
+    if original is None:
+        return None
+    return text("ui.retransmission", lang, frame=original) if original else text("ui.retransmission.unknown", lang)
 
 
 @dataclass(slots=True)

@@ -42,7 +42,7 @@ from mailtrace.render.catalog import fmt_num, has, localize_number, text
 from mailtrace.render.context import ContextBlock, check_text, context_blocks, row_info, row_proto
 from mailtrace.render.explain import explain_smtp_reply
 from mailtrace.render.output import Output, clean
-from mailtrace.render.rows import PacketGroup, group_rows
+from mailtrace.render.rows import PacketGroup, group_rows, retransmission_mark
 from mailtrace.session import MessageRecord, PacketRow, Session
 
 LATENCY_SHOWN = 0.1
@@ -340,9 +340,8 @@ class _InfoWriter:
             if row.frame in self.literal_ends:
                 out.append("C: " + self.t("ui.literal_end", verb="APPEND", n=row.payload_len), "dim")
                 return out
-            original = session.retransmissions.get(row.frame)
-            if original is not None:  # only bytes the stream already had, as Wireshark's [TCP Retransmission]
-                mark = self.t("ui.retransmission", frame=original) if original else self.t("ui.retransmission.unknown")
+            mark = retransmission_mark(session, row.frame, self.lang)
+            if mark is not None:
                 out.append(("C: " if client else "S: ") + self.t("ui.data", n=row.payload_len) + " " + mark, "dim")
                 return out
             follow = self.continued.get(row.frame)
