@@ -130,3 +130,44 @@ def test_a_syn_flood_keeps_memory_bounded_and_the_report_unchanged() -> None:
     [whole] = [s for s in unbounded if s["stream"] == 20]
     assert whole["commands"] == real[0]["commands"] and whole["packets"] == real[0]["packets"] + 1
     assert len([s for s in bounded if s["close"] == "open" and s["packets"] == 1]) == 300
+
+
+def test_a_scanner_s_syn_rst_pairs_keep_memory_bounded_and_the_report_unchanged() -> None:
+    """A scanner probing port 25 gets a SYN/RST pair per probe; each ended connection lingered 2 s of
+    capture time for trailing packets with all its state (~10 KB), so 10,000 probes a second held
+    20,000 of them at once (20,000 probes: 196 MB). Past ``max_closing`` the oldest is finished at
+    once; nothing else in the report changes."""
+    from dataclasses import replace
+
+    from mailtrace.pipeline import LINKTYPE_ETHERNET
+    from tests.pcapgen import ethernet, ip_packet, tcp_segment
+
+    frames = []
+    for i in range(300):
+        client = f"198.51.100.{1 + i % 200}"
+        frames.append(ethernet(ip_packet(client, "192.0.2.25", 6, tcp_segment(20000 + i, 25, 1000, 0, 0x02, b""))))
+        frames.append(ethernet(ip_packet("192.0.2.25", client, 6, tcp_segment(25, 20000 + i, 0, 1001, 0x14, b""))))
+    talk = Capture()  # a real conversation that ends (FIN) in the middle of the scan
+    Tcp(talk, client=("10.0.1.1", 40000), server=("192.0.2.25", 25)).handshake() \
+        .s(b"220 mx ESMTP\r\n").c(b"QUIT\r\n").s(b"221 bye\r\n").fin()
+    frames[300:300] = [f.data for f in talk.frames]
+
+    def run(limit: int) -> tuple[list[dict], int]:
+        config = Config()
+        config = replace(config, flow=replace(config.flow, max_closing=limit))
+        analyzer = Analyzer(config)
+        analyzer.start_source("scan")
+        peak, out = 0, []
+        for i, data in enumerate(frames):
+            out += analyzer.feed(1_700_000_000.0 + i * 1e-4, LINKTYPE_ETHERNET, data, len(data))
+            peak = max(peak, len(analyzer.flows.closing))
+        out += analyzer.close_source()
+        return [session_json(s) for s in out], peak
+
+    bounded, peak = run(16)
+    unbounded, unbounded_peak = run(100_000)
+    assert peak == 16 and unbounded_peak == 300
+    assert bounded == unbounded
+    assert len(bounded) == 301 and sum(s["close"] == "rst" for s in bounded) == 300
+    [real] = [s for s in bounded if s["commands"]]
+    assert real["close"] == "fin" and [c["verb"] for c in real["commands"]] == ["QUIT"]

@@ -54,6 +54,11 @@ class FlowLimits:
     many: the oldest is ended at once, as the capture's end would end it, so a flood cannot fill the
     memory. If its client tries again or a SYN/ACK comes after all, the conversation is taken up again
     under the same ``tcp.stream`` number, in a session of its own."""
+    max_closing: int = 4096
+    """Connections that ended (FIN both ways, RST) and still linger for trailing packets, beyond this
+    many (a scanner's SYN/RST pairs, thousands a second): the oldest is finished at once instead of
+    after ``linger``, so lingering state cannot fill the memory. Its trailing packets, if any come,
+    are ignored like those of any finished connection."""
     idle_min_packets: int = 20_000
     """Idle timeouts also need this many packets since the connection's last one, so a single bogus
     timestamp far in the future cannot expire every open connection."""
@@ -256,6 +261,9 @@ class FlowTable:
             conn.closing_since = ts
             self.active.pop(conn.stream, None)
             self.closing[conn.stream] = conn
+            if len(self.closing) > self.limits.max_closing:
+                oldest = next(iter(self.closing.values()))
+                self._retire(oldest, "rst" if oldest.reset else "fin")
         if conn.closing_since is not None and not conn.reset and conn.fin_acked[0] and conn.fin_acked[1]:
             self._retire(conn, "fin")  # both FINs acknowledged: nothing of this connection is left to come
 
