@@ -46,6 +46,18 @@ def test_cells_wrap_under_themselves_and_pipes_do_not() -> None:
     assert piped.getvalue() == "prefix: " + body.plain + "\n"
 
 
+def test_clean_maps_every_character_as_its_table_says() -> None:
+    """``clean`` skips the table for text ``str.isprintable`` accepts: no character the table maps may be
+    printable, and every character of Unicode must come out as the table alone would give it."""
+    from mailtrace.render.output import _SAFE
+
+    for start in range(0, 0x110000, 64):
+        chunk = "".join(chr(c) for c in range(start, start + 64))
+        for ch in chunk:
+            assert clean(ch) == ch.translate(_SAFE), hex(ord(ch))
+        assert clean("ab" + chunk) == ("ab" + chunk).translate(_SAFE)
+
+
 def test_clean_is_one_for_one() -> None:
     raw = "a\x1b[31mb\rc\x00\td\u202ee\x85f"
     assert clean(raw) == "a␛[31mb␍c␀ d�e�f"

@@ -41,7 +41,9 @@ def clean(text: str) -> str:
     controls, bidi overrides and zero-width characters become ``�``. Every view passes model
     strings through this before they become rich Text (which would drop a CR silently).
     """
-    return text.translate(_SAFE)
+    # every character the table maps is unprintable to str.isprintable (Cc, Cf, Zl, Zp), which is ~30×
+    # cheaper than translate; most text has none (a text view cleans every cell it writes)
+    return text if text.isprintable() else text.translate(_SAFE)
 
 
 MIN_INFO_WIDTH = 24
