@@ -47,22 +47,6 @@ from mailtrace.session import Session
 FORMAT_NAME = "mailtrace-stats"
 FORMAT_VERSION = 1
 ENHANCED = re.compile(r"^\s*([245]\.\d{1,3}\.\d{1,3})\b")
-SMTP_CATEGORIES = {
-    "0": "syntax",
-    "1": "information",
-    "2": "connections",
-    "3": "unspecified",
-    "4": "unspecified",
-    "5": "mail system",
-}
-"""RFC 5321 §4.2.1: the second digit of a reply code."""
-SMTP_CLASSES = {
-    "1": "positive preliminary",
-    "2": "positive completion",
-    "3": "positive intermediate",
-    "4": "transient negative",
-    "5": "permanent negative",
-}
 TIMELINE_WIDTHS = (
     1,
     2,

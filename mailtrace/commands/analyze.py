@@ -212,7 +212,7 @@ def build_consumers(views: Views, *, analyzer: Analyzer, findings: FindingsColle
         if views.with_stats:
             stats = report_data.stats if report_data is not None else StatsCollector()
             consumers.append(StatsRenderer(output_console(output), stats, findings=findings,
-                                           feed=report_data is None))
+                                           feed=report_data is None, lang=views.lang))
     if html is not None:
         assert report_data is not None
         html.stats = analyzer.stats

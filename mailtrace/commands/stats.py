@@ -13,7 +13,15 @@ import time
 import click
 
 from mailtrace.commands.analyze import sessions
-from mailtrace.commands.common import build_config, capture_options, jobs_option, load_keylog, open_all
+from mailtrace.commands.common import (
+    build_config,
+    capture_options,
+    jobs_option,
+    lang_option,
+    load_keylog,
+    open_all,
+    resolve_lang,
+)
 from mailtrace.commands.report_data import listen_for_dns
 from mailtrace.findings import FindingsCollector, FindingsConfig
 from mailtrace.pipeline import Analyzer
@@ -47,6 +55,7 @@ from mailtrace.stats import DEFAULT_TOP, StatsCollector, StatsLimits, stats_docu
               help="Lay the tables out at this width (default: the terminal's; never wrapped when piped).")
 @capture_options
 @jobs_option
+@lang_option
 def stats(
     *,
     captures: tuple[str, ...],
@@ -59,8 +68,10 @@ def stats(
     no_sniff: bool,
     keylog_path: str | None,
     jobs: int | None,
+    lang: str | None,
 ) -> None:
     """Statistics of capture files: protocols, peers, commands, replies, messages, timing, spam defences."""
+    language = resolve_lang(lang)
     config = build_config(ports, show_secrets, no_sniff)
     keylog = load_keylog(keylog_path)
     files = open_all(captures)
@@ -90,7 +101,7 @@ def stats(
         from mailtrace.render.findings import output_console, print_unpadded, stats_renderables
 
         console = output_console(output)
-        for renderable in stats_renderables(result, top=top):
+        for renderable in stats_renderables(result, top=top, lang=language):
             print_unpadded(console, renderable)
     for f in analyzer.stats.files:
         for problem in f.problems:

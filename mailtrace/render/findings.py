@@ -21,10 +21,13 @@ from rich.text import Text
 
 from mailtrace.findings import Finding, FindingsCollector, Severity
 from mailtrace.pipeline import CaptureStats
+from mailtrace.render.catalog import fmt_num, localize_number
+from mailtrace.render.catalog import has as catalog_has
 from mailtrace.render.catalog import text as catalog_text
+from mailtrace.render.catalog import words as catalog_words
 from mailtrace.render.output import Output
 from mailtrace.session import Session
-from mailtrace.stats import SMTP_CATEGORIES, SMTP_CLASSES, Statistics, StatsCollector, Summary
+from mailtrace.stats import Statistics, StatsCollector, Summary
 
 SEVERITY_STYLE = {
     Severity.HIGH: "bold red",
@@ -227,6 +230,11 @@ class FindingsRenderer:
 
 
 # --------------------------------------------------------------------------- statistics
+#
+# Every word of these tables comes from the catalogue (``stats.*``, and the ``st.*``/``html.st.*``
+# keys the HTML report shares where the words are the same). English output is what it always was
+# (no thousands separators); a German table groups thousands and writes decimals the German way
+# (28.450, 0,093 s). Protocol names, commands, reply codes and values from the capture stay as they are.
 
 
 def _table(title: str, *columns: str, right: Iterable[str] = ()) -> Table:
@@ -237,24 +245,38 @@ def _table(title: str, *columns: str, right: Iterable[str] = ()) -> Table:
     return table
 
 
-def _pct(part: float, whole: float) -> str:
-    return f"{part / whole * 100:.1f} %" if whole else "-"
+def _num(value: float, spec: str, lang: str) -> str:
+    """``format(value, spec)``: unchanged in English, thousands grouped and separators localised otherwise."""
+    if lang == "en":
+        return format(value, spec)
+    return localize_number(format(value, "," + spec), lang)
 
 
-def _seconds(value: float) -> str:
+def _count(value: Any, lang: str = "en") -> str:
+    """A count (or any other value) for a cell: ``str`` in English, ``28.450`` in German."""
+    if lang == "en" or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    return fmt_num(value, lang)
+
+
+def _pct(part: float, whole: float, lang: str = "en") -> str:
+    return _num(part / whole * 100, ".1f", lang) + " %" if whole else "-"
+
+
+def _seconds(value: float, lang: str = "en") -> str:
     if value < 0.001:
-        return f"{value * 1_000_000:.0f} µs"
+        return _num(value * 1_000_000, ".0f", lang) + " µs"
     if value < 1:
-        return f"{value * 1000:.1f} ms"
-    return f"{value:.2f} s"
+        return _num(value * 1000, ".1f", lang) + " ms"
+    return _num(value, ".2f", lang) + " s"
 
 
-def _size(n: float) -> str:
+def _size(n: float, lang: str = "en") -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+            return f"{_num(n, '.0f', lang)} {unit}" if unit == "B" else f"{_num(n, '.1f', lang)} {unit}"
         n /= 1024
-    return f"{n:.1f} GiB"
+    return f"{_num(n, '.1f', lang)} GiB"
 
 
 def _when(ts: float | None) -> str:
@@ -263,135 +285,138 @@ def _when(ts: float | None) -> str:
     return dt.datetime.fromtimestamp(ts, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def stats_renderables(stats: Statistics, *, top: int = 10) -> list[RenderableType]:
-    """One table per section, in the order a report reads."""
+def _optional(key: str, fallback: str, lang: str, **params: Any) -> str:
+    """The catalogue's words for ``key`` when it has them, else ``fallback`` (a value from the capture)."""
+    return catalog_text(key, lang, **params) if catalog_has(key, lang) else fallback
+
+
+def stats_renderables(stats: Statistics, *, top: int = 10, lang: str = "en") -> list[RenderableType]:
+    """One table per section, in the order a report reads; the words follow ``lang``."""
+    t = catalog_words(lang)
     out: list[RenderableType] = []
     cap = stats.capture
-    overview = _table("Capture", "", "value", right=["value"])
+    value_col = t("stats.value")
+    overview = _table(t("stats.capture"), "", value_col, right=[value_col])
+    duration = cap.get("duration")
     for label, value in (
-        ("files", ", ".join(cap.get("files") or []) or "-"),
-        ("packets", cap.get("packets")),
-        ("bytes", cap.get("bytes")),
-        ("sessions", cap.get("sessions")),
-        ("first packet (UTC)", _when(cap.get("start"))),
-        ("last packet (UTC)", _when(cap.get("end"))),
-        ("duration", _seconds(cap["duration"]) if cap.get("duration") is not None else "-"),
+        (t("stats.files"), ", ".join(cap.get("files") or []) or "-"),
+        (t("stats.packets"), cap.get("packets")),
+        (t("stats.bytes"), cap.get("bytes")),
+        (t("stats.sessions"), cap.get("sessions")),
+        (t("stats.first_packet"), _when(cap.get("start"))),
+        (t("stats.last_packet"), _when(cap.get("end"))),
+        (t("stats.duration"), _seconds(duration, lang) if duration is not None else "-"),
     ):
-        overview.add_row(label, "-" if value is None else str(value))
+        overview.add_row(label, "-" if value is None else _count(value, lang))
     out.append(overview)
 
     total_packets = cap.get("packets") or 0
+    protocol_col, packets_col, pct_col, bytes_col = (
+        t("stats.protocol"), t("stats.packets"), t("stats.pct_packets"), t("stats.bytes"))
     hierarchy = _table(
-        "Protocol hierarchy",
-        "protocol",
-        "packets",
-        "% packets",
-        "bytes",
-        right=["packets", "% packets", "bytes"],
+        t("html.st.hierarchy"),
+        protocol_col,
+        packets_col,
+        pct_col,
+        bytes_col,
+        right=[packets_col, pct_col, bytes_col],
     )
     for h in stats.hierarchy:
         hierarchy.add_row(
-            "  " * h.level + h.name,
-            str(h.packets),
-            _pct(h.packets, total_packets),
-            "-" if h.bytes is None else _size(h.bytes),
+            "  " * h.level + _optional("stats.hierarchy." + h.name.replace(" ", "_"), h.name, lang),
+            _count(h.packets, lang),
+            _pct(h.packets, total_packets, lang),
+            "-" if h.bytes is None else _size(h.bytes, lang),
         )
     out.append(hierarchy)
-    out.append(Text("bytes: whole frames on the first line, TCP payload below it (UDP payload for dns (udp))",
-                    style="dim"))
+    out.append(Text(t("stats.bytes_note"), style="dim"))
 
-    protocols = _table(
-        "Mail protocols",
-        "protocol",
-        "sessions",
-        "packets",
-        "payload",
-        "TLS sessions",
-        "TLS share",
-        "decrypted",
-        "IPv6",
-        right=["sessions", "packets", "payload", "TLS sessions", "TLS share", "decrypted", "IPv6"],
-    )
+    numbers = [t("stats.sessions"), packets_col, t("stats.payload"), t("stats.tls_sessions"),
+               t("html.st.tls_share"), t("stats.decrypted"), "IPv6"]
+    protocols = _table(t("stats.mail_protocols"), protocol_col, *numbers, right=numbers)
     for p in stats.protocols:
         protocols.add_row(
             p.protocol.upper(),
-            str(p.sessions),
-            str(p.packets),
-            _size(p.payload_bytes),
-            str(p.tls_sessions),
-            f"{p.tls_share * 100:.1f} %",
-            str(p.decrypted_sessions),
-            str(p.ipv6_sessions),
+            _count(p.sessions, lang),
+            _count(p.packets, lang),
+            _size(p.payload_bytes, lang),
+            _count(p.tls_sessions, lang),
+            _num(p.tls_share * 100, ".1f", lang) + " %",
+            _count(p.decrypted_sessions, lang),
+            _count(p.ipv6_sessions, lang),
         )
     out.append(protocols)
 
+    sessions_col = t("stats.sessions")
     peers = _table(
-        f"Top servers and clients (top {top})",
-        "server",
-        "protocol",
-        "sessions",
-        "client",
-        "sessions ",
-        right=["sessions", "sessions "],
+        t("stats.peers", top=_count(top, lang)),
+        t("stats.server"),
+        protocol_col,
+        sessions_col,
+        t("stats.client"),
+        sessions_col + " ",
+        right=[sessions_col, sessions_col + " "],
     )
     for i in range(max(len(stats.servers), len(stats.clients))):
         server = stats.servers[i] if i < len(stats.servers) else ("", "", "")
         client = stats.clients[i] if i < len(stats.clients) else ("", "")
-        peers.add_row(server[0], server[1].upper(), str(server[2]), client[0], str(client[1]))
+        peers.add_row(server[0], server[1].upper(), _count(server[2], lang), client[0], _count(client[1], lang))
     out.append(peers)
 
+    count_col = t("stats.count")
     if stats.commands:
-        commands = _table("Commands", "protocol", "command", "count", right=["count"])
+        commands = _table(t("html.st.commands"), protocol_col, t("stats.command"), count_col, right=[count_col])
         for protocol, verbs in stats.commands.items():
             for i, (verb, n) in enumerate(verbs.items()):
-                commands.add_row(protocol.upper() if i == 0 else "", verb, str(n))
+                commands.add_row(protocol.upper() if i == 0 else "", verb, _count(n, lang))
         out.append(commands)
 
     codes = stats.smtp_replies.get("codes", {})
     if codes:
-        out.append(smtp_reply_matrix(codes))
+        out.append(smtp_reply_matrix(codes, lang))
         enhanced = stats.smtp_replies.get("enhanced", {})
         if enhanced:
-            table = _table("SMTP enhanced status codes (RFC 3463)", "code", "count", right=["count"])
+            table = _table(t("stats.enhanced"), t("stats.code"), count_col, right=[count_col])
             for code, n in enhanced.items():
-                table.add_row(code, str(n))
+                table.add_row(code, _count(n, lang))
             out.append(table)
-    responses = _table("POP3 / IMAP responses", "protocol", "status", "count", right=["count"])
+    responses = _table(t("stats.responses"), protocol_col, t("stats.status"), count_col, right=[count_col])
     for status, n in stats.pop3_responses.items():
-        responses.add_row("POP3", status, str(n))
+        responses.add_row("POP3", status, _count(n, lang))
     for group in ("tagged", "continuation", "untagged"):
         for status, n in stats.imap_responses.get(group, {}).items():
             responses.add_row(
-                "IMAP", f"{status} ({group})" if group != "continuation" else "+ (continuation)", str(n)
+                "IMAP", f"{status} {t('st.' + group)}" if group != "continuation" else t("stats.continuation"),
+                _count(n, lang),
             )
     if responses.row_count:
         out.append(responses)
 
-    out.append(_messages_table(stats.messages))
+    out.append(_messages_table(stats.messages, lang))
     auth = stats.auth
     if auth.get("attempts"):
-        table = _table("Logins", "", "value", right=["value"])
-        table.add_row("attempts", str(auth["attempts"]))
+        table = _table(t("html.st.logins"), "", value_col, right=[value_col])
+        table.add_row(t("stats.attempts"), _count(auth["attempts"], lang))
         for outcome, n in auth.get("outcomes", {}).items():
-            table.add_row(f"  {outcome}", str(n))
-        table.add_row("in cleartext", str(auth.get("cleartext", 0)))
+            table.add_row(f"  {_optional('stats.outcome.' + outcome, outcome, lang)}", _count(n, lang))
+        table.add_row(t("stats.cleartext"), _count(auth.get("cleartext", 0), lang))
         for mech, n in auth.get("mechanisms", {}).items():
-            table.add_row(f"mechanism {mech}", str(n))
+            table.add_row(t("stats.mechanism", mechanism=mech), _count(n, lang))
         for user, n in auth.get("users", []):
-            table.add_row(f"user {user}", str(n))
+            table.add_row(t("stats.user", user=user), _count(n, lang))
         out.append(table)
 
     addresses = stats.addresses
     if any(addresses.values()):
         table = _table(
-            f"Top addresses (top {top})",
-            "senders (MAIL FROM)",
+            t("stats.addresses", top=_count(top, lang)),
+            t("stats.senders"),
             "n",
-            "recipients (RCPT TO)",
+            t("stats.recipients"),
             "n ",
-            "sender domains",
+            t("stats.sender_domains"),
             "n  ",
-            "recipient domains",
+            t("stats.recipient_domains"),
             "n   ",
             right=["n", "n ", "n  ", "n   "],
         )
@@ -401,27 +426,18 @@ def stats_renderables(stats: Statistics, *, top: int = 10) -> list[RenderableTyp
         for i in range(max(len(c) for c in columns)):
             cells: list[str] = []
             for column in columns:
-                cells += [column[i][0], str(column[i][1])] if i < len(column) else ["", ""]
+                cells += [column[i][0], _count(column[i][1], lang)] if i < len(column) else ["", ""]
             table.add_row(*cells)
         out.append(table)
 
-    timing = _table(
-        "Session durations and reply latency",
-        "protocol",
-        "what",
-        "count",
-        "median",
-        "p95",
-        "max",
-        right=["count", "median", "p95", "max"],
-    )
-    for protocol, duration in stats.durations.items():
-        _timing_row(timing, protocol.upper(), "session duration", duration)
+    spread = [count_col, t("stats.median"), "p95", t("stats.max")]
+    timing = _table(t("stats.timing"), protocol_col, t("stats.what"), *spread, right=spread)
+    for protocol, duration_summary in stats.durations.items():
+        _timing_row(timing, protocol.upper(), t("stats.session_duration"), duration_summary, lang)
     for protocol, by_verb in stats.latency.items():
         for verb, latency in by_verb.items():
-            _timing_row(
-                timing, protocol.upper(), f"{'end of data' if verb == '.' else verb} → reply", latency
-            )
+            what = t("st.end_of_data") if verb == "." else verb
+            _timing_row(timing, protocol.upper(), t("stats.latency_row", what=what), latency, lang)
     if timing.row_count:
         out.append(timing)
 
@@ -429,119 +445,129 @@ def stats_renderables(stats: Statistics, *, top: int = 10) -> list[RenderableTyp
     counts: list[int] = timeline.get("counts", [])
     if counts:
         table = _table(
-            f"Sessions over time ({timeline['bucket_seconds']} s buckets)",
-            "from (UTC)",
-            "sessions",
+            t("stats.timeline", seconds=_count(timeline["bucket_seconds"], lang)),
+            t("stats.from"),
+            sessions_col,
             "",
-            right=["sessions"],
+            right=[sessions_col],
         )
         peak = max(counts) or 1
         for i, n in enumerate(counts):
             start = timeline["start"] + i * timeline["bucket_seconds"]
-            table.add_row(_when(start), str(n), "█" * max(1 if n else 0, round(n / peak * 40)))
+            table.add_row(_when(start), _count(n, lang), "█" * max(1 if n else 0, round(n / peak * 40)))
         out.append(table)
 
-    spam = stats.spam
-    table = _table("Spam defences", "", "value", right=["value"])
-    table.add_row("messages with verdict headers", str(spam.get("messages_with_verdicts", 0)))
-    for key in ("spf", "dkim", "dmarc", "arc"):
-        for result, n in spam.get(key, {}).items():
-            table.add_row(f"{key.upper()} {result}", str(n))
-    for domain, n in spam.get("dkim_domains", []):
-        table.add_row(f"DKIM signed by {domain}", str(n))
-    table.add_row("flagged as spam by a filter", str(spam.get("spam_flagged", 0)))
-    for category, n in spam.get("rejections", {}).items():
-        table.add_row(f"refused: {category}", str(n))
-    table.add_row("relaying refused", str(spam.get("relay_denied", 0)))
-    table.add_row("RCPT refused as unknown user", str(spam.get("unknown_recipients", 0)))
-    table.add_row("RCPT deferred (450/451, greylisting?)", str(spam.get("greylist_deferrals", 0)))
-    greylisting = spam.get("greylisting")
-    if isinstance(greylisting, dict):
-        table.add_row("greylisted, retried later and accepted", str(greylisting.get("retried_accepted", 0)))
-        table.add_row("greylisted, no retry in the capture", str(greylisting.get("not_retried", 0)))
-    dnsbl = spam.get("dnsbl")
-    if isinstance(dnsbl, dict):
-        table.add_row("DNS blocklist look-ups", str(dnsbl.get("lookups", 0)))
-        for key, label in (("listed", "listed (127.0.0.x)"), ("not_listed", "not listed (NXDOMAIN)"),
-                           ("unanswered", "no answer seen"), ("other", "other answer (error, no 127.0.0.x)")):
-            if dnsbl.get(key) or key in ("listed", "not_listed"):
-                table.add_row(f"  {label}", str(dnsbl.get(key, 0)))
-        zones: dict[str, Any] = dnsbl.get("by_zone") or {}
-        for zone, per_zone in list(zones.items())[:top]:
-            table.add_row(Text(f"  on {zone}"), f"{per_zone.get('lookups', 0)} ({per_zone.get('listed', 0)} listed)")
-    out.append(table)
+    out.append(_spam_table(stats.spam, top, lang))
 
     findings = stats.extra.get("findings")
     if isinstance(findings, dict) and findings.get("by_id"):
-        table = _table("Findings", "finding", *[s.value for s in ORDER], right=[s.value for s in ORDER])
+        severities = [severity_word(s, lang) for s in ORDER]
+        table = _table(t("stats.findings"), t("stats.finding"), *severities, right=severities)
         for id_, per in findings["by_id"].items():
-            table.add_row(id_, *[str(per.get(s.value, "")) for s in ORDER])
+            table.add_row(id_, *[_count(per.get(s.value, ""), lang) for s in ORDER])
         out.append(table)
     if stats.approximate:
-        out.append(
-            Text(
-                "approximate (too many distinct values to count exactly): " + ", ".join(stats.approximate),
-                style="dim",
-            )
-        )
+        out.append(Text(t("stats.approximate", names=", ".join(stats.approximate)), style="dim"))
     return out
 
 
-def smtp_reply_matrix(codes: dict[str, int]) -> Table:
+def _spam_table(spam: dict[str, Any], top: int, lang: str) -> Table:
+    t = catalog_words(lang)
+    value_col = t("stats.value")
+    table = _table(t("html.st.spam"), "", value_col, right=[value_col])
+    table.add_row(t("st.spam.verdicts"), _count(spam.get("messages_with_verdicts", 0), lang))
+    for key in ("spf", "dkim", "dmarc", "arc"):
+        for result, n in spam.get(key, {}).items():
+            table.add_row(f"{key.upper()} {result}", _count(n, lang))
+    for domain, n in spam.get("dkim_domains", []):
+        table.add_row(t("st.spam.dkim_signed", domain=domain), _count(n, lang))
+    table.add_row(t("st.spam.flagged"), _count(spam.get("spam_flagged", 0), lang))
+    for category, n in spam.get("rejections", {}).items():
+        table.add_row(t("st.spam.refused", category=category), _count(n, lang))
+    table.add_row(t("st.spam.relay"), _count(spam.get("relay_denied", 0), lang))
+    table.add_row(t("st.spam.unknown"), _count(spam.get("unknown_recipients", 0), lang))
+    table.add_row(t("st.spam.deferred"), _count(spam.get("greylist_deferrals", 0), lang))
+    greylisting = spam.get("greylisting")
+    if isinstance(greylisting, dict):
+        table.add_row(t("st.spam.grey_retried"), _count(greylisting.get("retried_accepted", 0), lang))
+        table.add_row(t("st.spam.grey_not"), _count(greylisting.get("not_retried", 0), lang))
+    dnsbl = spam.get("dnsbl")
+    if isinstance(dnsbl, dict):
+        table.add_row(t("st.spam.dnsbl"), _count(dnsbl.get("lookups", 0), lang))
+        for key in ("listed", "not_listed", "unanswered", "other"):
+            if dnsbl.get(key) or key in ("listed", "not_listed"):
+                table.add_row(f"  {t('stats.dnsbl.' + key)}", _count(dnsbl.get(key, 0), lang))
+        zones: dict[str, Any] = dnsbl.get("by_zone") or {}
+        for zone, per_zone in list(zones.items())[:top]:
+            table.add_row(
+                Text("  " + t("stats.dnsbl.zone", zone=zone)),
+                t("st.spam.zone_value", lookups=_count(per_zone.get("lookups", 0), lang),
+                  listed=_count(per_zone.get("listed", 0), lang)),
+            )
+    return table
+
+
+def smtp_reply_matrix(codes: dict[str, int], lang: str = "en") -> Table:
     """SMTP replies by class (first digit) and category (second digit), as RFC 5321 §4.2.1 teaches."""
+    t = catalog_words(lang)
     categories = sorted({c[1] for c in codes if len(c) == 3})
     table = Table(
-        title="SMTP replies by class and category (RFC 5321 §4.2.1)",
+        title=t("stats.replies"),
         title_justify="left",
         title_style="bold",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
     )
-    table.add_column("class")
+    table.add_column(t("stats.class"))
     for d in categories:
-        table.add_column(f"x{d}z\n{SMTP_CATEGORIES.get(d, '?')}", justify="right")
-    table.add_column("total", justify="right")
-    table.add_column("codes")
+        table.add_column(f"x{d}z\n{_optional('stats.category.' + d, '?', lang)}", justify="right")
+    table.add_column(t("stats.total"), justify="right")
+    table.add_column(t("stats.codes"))
     for first in sorted({c[0] for c in codes if len(c) == 3}):
-        row = [f"{first}yz {SMTP_CLASSES.get(first, '?')}"]
+        row = [f"{first}yz {_optional('stats.class.' + first, '?', lang)}"]
         total = 0
         for d in categories:
             n = sum(v for c, v in codes.items() if c[:2] == first + d)
             total += n
-            row.append(str(n) if n else "")
-        row.append(str(total))
-        row.append(" ".join(f"{c}×{v}" for c, v in sorted(codes.items()) if c[0] == first))
+            row.append(_count(n, lang) if n else "")
+        row.append(_count(total, lang))
+        row.append(" ".join(f"{c}×{_count(v, lang)}" for c, v in sorted(codes.items()) if c[0] == first))
         table.add_row(*row)
     return table
 
 
-def _timing_row(table: Table, protocol: str, what: str, s: Summary) -> None:
-    table.add_row(protocol, what, str(s.count), _seconds(s.median), _seconds(s.p95), _seconds(s.max))
+def _timing_row(table: Table, protocol: str, what: str, s: Summary, lang: str = "en") -> None:
+    table.add_row(protocol, what, _count(s.count, lang), _seconds(s.median, lang), _seconds(s.p95, lang),
+                  _seconds(s.max, lang))
 
 
-def _messages_table(messages: dict[str, Any]) -> Table:
-    table = _table("Messages and attachments", "", "value", right=["value"])
-    table.add_row("messages", str(messages.get("count", 0)))
-    table.add_row("  complete", str(messages.get("complete", 0)))
+def _messages_table(messages: dict[str, Any], lang: str = "en") -> Table:
+    t = catalog_words(lang)
+    value_col = t("stats.value")
+    table = _table(t("html.st.messages"), "", value_col, right=[value_col])
+    table.add_row(t("stats.messages"), _count(messages.get("count", 0), lang))
+    table.add_row("  " + t("stats.complete"), _count(messages.get("complete", 0), lang))
     for origin, n in messages.get("by_origin", {}).items():
-        table.add_row(f"  {origin}", str(n))
+        table.add_row(f"  {origin}", _count(n, lang))
     size = messages.get("size")
     if size:
         table.add_row(
-            "size median / p95 / max",
-            f"{_size(size['median'])} / {_size(size['p95'])} / {_size(size['max'])}",
+            t("stats.size"),
+            f"{_size(size['median'], lang)} / {_size(size['p95'], lang)} / {_size(size['max'], lang)}",
         )
     attachments = messages.get("attachments", {})
-    table.add_row("attachments", str(attachments.get("count", 0)))
+    table.add_row(t("stats.attachments"), _count(attachments.get("count", 0), lang))
     if attachments.get("count"):
-        table.add_row("  decoded bytes", _size(attachments.get("bytes", 0)))
+        table.add_row("  " + t("stats.decoded_bytes"), _size(attachments.get("bytes", 0), lang))
         for ctype, n in attachments.get("types", {}).items():
-            table.add_row(f"  {ctype}", str(n))
+            table.add_row(f"  {ctype}", _count(n, lang))
     b64 = messages.get("base64")
     if b64:
-        table.add_row("base64 parts", str(b64["parts"]))
-        table.add_row("  encoded / decoded", f"{_size(b64['encoded_bytes'])} / {_size(b64['decoded_bytes'])}")
-        table.add_row("  overhead", f"{_size(b64['overhead_bytes'])} ({b64['overhead_percent']} %)")
+        table.add_row(t("stats.b64_parts"), _count(b64["parts"], lang))
+        table.add_row("  " + t("stats.b64_sizes"),
+                      f"{_size(b64['encoded_bytes'], lang)} / {_size(b64['decoded_bytes'], lang)}")
+        table.add_row("  " + t("stats.b64_overhead"),
+                      f"{_size(b64['overhead_bytes'], lang)} ({_count(b64['overhead_percent'], lang)} %)")
     return table
 
 
@@ -555,11 +581,13 @@ class StatsRenderer:
         *,
         findings: FindingsCollector | None = None,
         feed: bool = True,
+        lang: str = "en",
     ) -> None:
         self.console = console
         self.collector = collector
         self.findings = findings
         self.feed = feed
+        self.lang = lang
 
     def session(self, session: Session) -> None:
         if self.feed:
@@ -570,5 +598,5 @@ class StatsRenderer:
         result = self.collector.result()
         if self.findings is not None:
             result.extra["findings"] = self.findings.summary()
-        for renderable in stats_renderables(result, top=self.collector.limits.top):
+        for renderable in stats_renderables(result, top=self.collector.limits.top, lang=self.lang):
             print_unpadded(self.console, renderable)
