@@ -86,6 +86,8 @@ class MailConnection:
         if protocol is not None:
             self._build(protocol.name)
         self.dissector: Dissector | None = protocol(config.dissector) if protocol else None
+        if self.dissector is not None and not conn.syn_seen:
+            self.dissector.began_mid_session()
         self.tls_state: str | None = None
         """None before TLS; then "undecided" until the first bytes show "tls" records or "plain" text."""
         self.tls: TlsSession | None = None
@@ -297,6 +299,8 @@ class MailConnection:
         self.sniffing = False
         self.sniffer = None
         self.dissector = decision.protocol(self.config.dissector)
+        if not conn.syn_seen:
+            self.dissector.began_mid_session()
         self._build(decision.protocol.name)
         if self.keep_transcript:
             for item in sniffer.items:

@@ -79,6 +79,11 @@ class Dissector(Protocol):
         """The stack confirmed TLS (or plaintext) after the upgrade: reset protocol state as the RFC says."""
         ...
 
+    def began_mid_session(self) -> None:
+        """The capture holds no SYN of this connection (called before the first bytes): they may continue
+        a session already under way, so a command or reply that needs an earlier one is no violation."""
+        ...
+
     def record(self) -> dict[str, Any]:
         """Protocol fields for the session report (JSON-ready values)."""
         ...

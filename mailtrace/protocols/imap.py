@@ -394,6 +394,9 @@ class Imap:
                 return reader.literal.left
         return None
 
+    def began_mid_session(self) -> None:
+        """Nothing to do: the first command and reply tell where the session stands (``_set_state``)."""
+
     def tls_started(self) -> None:
         """Plaintext resumes after STARTTLS (decrypted): RFC 3501 §6.2.1 — forget the old capabilities."""
         for reader in self.readers:

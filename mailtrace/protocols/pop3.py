@@ -273,6 +273,9 @@ class Pop3:
         """A multi-line response ends at its ``.`` line: the length is not known in advance."""
         return None
 
+    def began_mid_session(self) -> None:
+        """Nothing to do: the first command and reply tell where the session stands (``_set_state``)."""
+
     def tls_started(self) -> None:
         """Plaintext resumes after STLS (decrypted): RFC 2595 §4 — the old capabilities are forgotten."""
         self.tls = False

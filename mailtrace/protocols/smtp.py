@@ -27,6 +27,7 @@ from mailtrace.model import (
     Event,
     GapEvent,
     MessageEnd,
+    Note,
     Phase,
     Reply,
     StreamGap,
@@ -177,6 +178,12 @@ class Smtp:
         self.mode = Mode.COMMAND
         self.server_tls = False
         self.greeted = False
+        self.no_syn = False
+        """The capture holds no SYN of this connection (:meth:`began_mid_session`)."""
+        self.began_late = False
+        """The capture began mid-session (it has no SYN, and the first command seen needs an earlier one —
+        RCPT, DATA, BDAT before any HELO, MAIL or reply — or the first reply answers no command and is no
+        greeting). The transaction it joins lacks its MAIL (``mail_lost``): no protocol error of the client."""
         self.pending: deque[Pending] = deque()
         self.reply_lines: list[bytes] = []
         self.reply_first_frame = 0
@@ -428,8 +435,8 @@ class Smtp:
             address, params, ok = parse_address(cmd.argument, "TO")
             if not ok:
                 self.out.anomaly(CLIENT, cmd.phase, "syntax", f"RCPT without 'TO:': {cmd.argument!r}", line.frame)
-            if self.current is None and self.commands_lost_at:
-                self._lost_mail(line.frame)  # the MAIL was in the hole, not missing
+            if self.current is None and (self.commands_lost_at or self._joins_late(cmd, line)):
+                self._lost_mail(line.frame)  # the MAIL was in the hole or before the capture, not missing
             if self.current is None:
                 self.out.anomaly(CLIENT, cmd.phase, "rcpt-without-mail", "RCPT before MAIL", line.frame)
             else:
@@ -437,7 +444,7 @@ class Smtp:
                 self.current.rcpt_replies.append(None)
                 self.current.rcpt_params.append(params)
         elif verb in ("DATA", "STARTTLS"):
-            if verb == "DATA" and self.current is None and self.commands_lost_at:
+            if verb == "DATA" and self.current is None and (self.commands_lost_at or self._joins_late(cmd, line)):
                 self._lost_mail(line.frame)
             if verb == "DATA" and self.current is None:
                 self.out.anomaly(CLIENT, cmd.phase, "data-without-mail", "DATA outside a transaction", line.frame)
@@ -446,6 +453,22 @@ class Smtp:
             self._bdat_command(cmd, line)
         elif verb == "RSET":
             self.current = None  # the server handles commands in order: what follows is a new transaction
+
+    def _joins_late(self, cmd: Pending, line: Line) -> bool:
+        """Whether this RCPT/DATA/BDAT continues a transaction begun before the capture: it is the first
+        thing of the session the capture shows, or follows a first reply that was no greeting."""
+        if self.transactions or not self.no_syn:
+            return False
+        if not self.began_late and not self.greeted and not self.server_bytes and self.helo is None:
+            self.began_late = True
+            self.out.add(Note(direction=CLIENT, ts=line.ts, frame=line.frame, first_frame=line.frame,
+                              phase=cmd.phase, text=f"the capture begins mid-session: {cmd.verb} continues a "
+                                                    "transaction whose MAIL command came before the first packet"))
+            return True
+        return self.began_late
+
+    def began_mid_session(self) -> None:
+        self.no_syn = True
 
     def _lost_mail(self, frame: int) -> None:
         """A transaction whose MAIL command the capture lost (the client went on with RCPT or DATA)."""
@@ -472,9 +495,13 @@ class Smtp:
         size = int(size_text)
         cmd.bdat_last = last
         if self.current is None:
-            self.out.anomaly(CLIENT, cmd.phase, "data-without-mail", "BDAT outside a transaction", line.frame)
-            self.current = Transaction("", {}, line.frame)
-            self.transactions.append(self.current)
+            if self._joins_late(cmd, line):
+                self._lost_mail(line.frame)
+            else:
+                self.out.anomaly(CLIENT, cmd.phase, "data-without-mail", "BDAT outside a transaction", line.frame)
+                self.current = Transaction("", {}, line.frame)
+                self.transactions.append(self.current)
+        assert self.current is not None
         self.current.chunks.append(size)
         if not self.message_open:
             self.message_open = True
@@ -700,7 +727,18 @@ class Smtp:
                              f"reply code {code} is not defined by RFC 5321 or an SMTP extension", line.frame)
         if cmd is None:
             phase = self.phase if self.greeted else Phase.GREETING
-            if not self.greeted:
+            late: Note | None = None
+            if not self.greeted and code not in (220, 421, 554) and self.no_syn:
+                # RFC 5321 §3.1/§4.3.1: a greeting is 220 (or 421/554 refusing): this reply answers a
+                # command the capture does not show
+                self.greeted = True
+                self.began_late = True
+                phase = self.phase = Phase.AUTH if code == 334 else \
+                    Phase.NEGOTIATION if len(texts) > 1 else Phase.TRANSFER
+                late = Note(direction=SERVER, ts=line.ts, frame=line.frame, first_frame=first_frame, phase=phase,
+                            text=f"reply {code} answers no command the capture shows and is no greeting: the "
+                                 "capture begins mid-session")
+            elif not self.greeted:
                 self.greeted = True
                 self.greeting = texts[0] if texts else ""
                 phase = Phase.GREETING
@@ -719,6 +757,8 @@ class Smtp:
             self.out.add(Reply(direction=SERVER, ts=line.ts, frame=line.frame, first_frame=first_frame,
                                phase=Phase.TEARDOWN if code == 421 and self.greeted else phase,
                                status=code_text, lines=texts, answers=None))
+            if late is not None:
+                self.out.add(late)
             if code == 421:
                 self.phase = Phase.TEARDOWN
             return
@@ -737,7 +777,7 @@ class Smtp:
         pending = self.pending
         if not pending:
             return None
-        if not self.greeted and code in (220, 421, 554):
+        if not self.greeted and code in (220, 421, 554) and not self.began_late:
             early = pending[0]
             if code == 220 and early.verb != "STARTTLS":  # a 421/554 may answer a command of a capture begun late
                 self.out.anomaly(CLIENT, early.phase, "command-before-greeting",
