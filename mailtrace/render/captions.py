@@ -565,9 +565,12 @@ def _setup(draft: _Draft, ctx: _Context) -> _Sentence:
     elif "ACK" in names:
         key = "setup.no_synack"
     else:
-        key = "setup.unanswered"
+        answer = next((r for r in session.rows if r.direction is Direction.SERVER), None)
+        # a SYN answered by RST is a refusal (a closed port, or a firewall that rejects), not silence
+        key = "setup.refused" if answer is not None and answer.flags & TCP_RST else "setup.unanswered"
     return _Sentence(key, ctx.t(key, role=ctx.t(role), client=session.client.ip, server=session.server.ip,
-                                flags=flags_text), "warn" if key == "setup.unanswered" else "info")
+                                port=session.server.port, flags=flags_text),
+                     "warn" if key in ("setup.unanswered", "setup.refused") else "info")
 
 
 def _close(draft: _Draft, ctx: _Context) -> _Sentence:

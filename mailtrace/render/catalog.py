@@ -27,6 +27,8 @@ EN: dict[str, Message] = {
     "setup": "TCP connection set up from the {role} {client} to the mail server ({flags})",
     "setup.unanswered": "the {role} {client} tries to connect to the mail server ({flags}); "
                         "no answer in the capture",
+    "setup.refused": "the {role} {client} tries to connect to the mail server ({flags}); the server refuses "
+                     "with RST: nothing accepts connections on port {port} (or a firewall rejects them)",
     "setup.no_synack": "TCP connection set up from the {role} {client} to the mail server ({flags}); "
                        "the SYN/ACK is missing from the capture",
     "role.user_agent": "user agent",

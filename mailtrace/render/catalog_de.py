@@ -14,6 +14,9 @@ DE: dict[str, str | tuple[str, str]] = {
     "setup": "Aufbau (TCP) vom {role} {client} zum Mailserver ({flags})",
     "setup.unanswered": "der {role} {client} versucht, eine Verbindung zum Mailserver aufzubauen ({flags}); "
                         "keine Antwort im Mitschnitt",
+    "setup.refused": "der {role} {client} versucht, eine Verbindung zum Mailserver aufzubauen ({flags}); der "
+                     "Server lehnt mit RST ab: auf Port {port} nimmt niemand Verbindungen an (oder eine Firewall "
+                     "weist sie ab)",
     "setup.no_synack": "Aufbau (TCP) vom {role} {client} zum Mailserver ({flags}); das SYN/ACK fehlt im "
                        "Mitschnitt",
     "role.user_agent": "UA",
