@@ -100,6 +100,8 @@ class Pending:
     """The transaction the command belongs to (replies may arrive after the next one opened)."""
     early_body: bool = False
     """DATA: the client sent the message before the capture showed the 354 (its reply may still come)."""
+    junk: bool = False
+    """An empty or non-text line: servers answer it with 500/501 (RFC 5321 §4.2.4), some not at all."""
 
 
 @dataclass
@@ -137,6 +139,28 @@ class Transaction:
             "bdat_chunks": list(self.chunks), "declared_size": self.declared_size, "sent_bytes": self.sent_bytes,
             "mail_lost": self.mail_lost,
         }
+
+
+def redact_commands(data: bytes) -> bytes:
+    """Client bytes quoted in a note, with credentials hidden as the command rows hide them: an AUTH
+    initial response, and the SASL lines after an AUTH (the user name and password of AUTH LOGIN)."""
+    out: list[bytes] = []
+    in_sasl = False
+    for piece in data.splitlines(keepends=True):  # any of CRLF, bare LF, bare CR ends a line here
+        line = piece.rstrip(b"\r\n")
+        end = piece[len(line):]
+        verb, _, argument = line.strip().partition(b" ")
+        known = verb.upper().decode("latin-1") in KNOWN_VERBS
+        if known and verb.upper() == b"AUTH":
+            mech, _, initial = argument.strip().partition(b" ")
+            line = verb + b" " + mech + (b" [initial response]" if initial.strip() not in (b"", b"=") else b"")
+            in_sasl = True
+        elif known or not line:
+            in_sasl = False
+        elif in_sasl and line.strip() != b"*":
+            line = b"[SASL response]"
+        out.append(line + end)
+    return b"".join(out)
 
 
 def parse_address(argument: str, keyword: str) -> tuple[str, dict[str, str], bool]:
@@ -180,6 +204,8 @@ class Smtp:
         self.greeted = False
         self.no_syn = False
         """The capture holds no SYN of this connection (:meth:`began_mid_session`)."""
+        self.late_end_of_data = 0
+        """Frame of a lone ``.`` among the first client lines of such a capture: a message's end."""
         self.began_late = False
         """The capture began mid-session (it has no SYN, and the first command seen needs an earlier one —
         RCPT, DATA, BDAT before any HELO, MAIL or reply — or the first reply answers no command and is no
@@ -376,14 +402,18 @@ class Smtp:
             return
         if self.mode is Mode.GAP:
             if verb_u not in KNOWN_VERBS:
+                if line.text == b"." and self.no_syn and not self.greeted:
+                    self.late_end_of_data = line.frame  # the end of a message the capture began inside
                 return
             self.mode = Mode.COMMAND
         if not text.strip():
             self.out.anomaly(CLIENT, self.phase, "empty-command", "empty command line", line.frame)
+            self._junk_line(line)
             return
         if not _is_text(line.text):
             self.out.anomaly(CLIENT, self.phase, "garbage",
                              f"non-text bytes where a command was expected: {printable(line.text, 60)}", line.frame)
+            self._junk_line(line)
             return
         known = verb_u in KNOWN_VERBS
         phase = VERB_PHASE.get(verb_u, self.phase)
@@ -410,6 +440,12 @@ class Smtp:
         self.pending.append(pending)
         self._client_command_effects(pending, line)
         pending.tx = self.current
+
+    def _junk_line(self, line: Line) -> None:
+        """A line that is no command still gets its reply, in order (Postfix: ``500 5.5.2 Error: command not
+        recognized``): queued so that 500 is not taken for a reply nobody asked for."""
+        if len(self.pending) < self.limits.max_pending_commands:
+            self.pending.append(Pending("", "", line.frame, line.ts, self.phase, junk=True))
 
     def _client_command_effects(self, cmd: Pending, line: Line) -> None:
         verb = cmd.verb
@@ -468,7 +504,10 @@ class Smtp:
         return self.began_late
 
     def began_mid_session(self) -> None:
+        # the first client bytes may be the tail of a message or of a SASL exchange: read them as after a
+        # hole (skip lines until one is a command), with the server's replies as the oracle
         self.no_syn = True
+        self.mode = Mode.GAP
 
     def _lost_mail(self, frame: int) -> None:
         """A transaction whose MAIL command the capture lost (the client went on with RCPT or DATA)."""
@@ -644,6 +683,9 @@ class Smtp:
         if self.sasl is not None:
             self.sasl.client(text)
         shown = text if self.limits.show_secrets or text == "*" else "[SASL response]"
+        auth = next((p for p in self.pending if p.verb == "AUTH"), None)
+        if auth is not None:
+            auth.ts = line.ts  # the server's next reply answers this line: latency counts from here
         self.out.add(Command(direction=CLIENT, ts=line.ts, frame=line.frame, first_frame=line.first_frame,
                              phase=Phase.AUTH, verb="", argument=shown, known=True))
 
@@ -728,6 +770,7 @@ class Smtp:
         if cmd is None:
             phase = self.phase if self.greeted else Phase.GREETING
             late: Note | None = None
+            answers: str | None = None
             if not self.greeted and code not in (220, 421, 554) and self.no_syn:
                 # RFC 5321 §3.1/§4.3.1: a greeting is 220 (or 421/554 refusing): this reply answers a
                 # command the capture does not show
@@ -735,9 +778,18 @@ class Smtp:
                 self.began_late = True
                 phase = self.phase = Phase.AUTH if code == 334 else \
                     Phase.NEGOTIATION if len(texts) > 1 else Phase.TRANSFER
+                if self.late_end_of_data:
+                    answers = "."
+                    why = f"the capture begins inside a message: reply {code} answers its end of data " \
+                          f"(frame {self.late_end_of_data})"
+                else:
+                    why = f"reply {code} answers no command the capture shows and is no greeting: the capture " \
+                          "begins mid-session"
                 late = Note(direction=SERVER, ts=line.ts, frame=line.frame, first_frame=first_frame, phase=phase,
-                            text=f"reply {code} answers no command the capture shows and is no greeting: the "
-                                 "capture begins mid-session")
+                            text=why)
+                if code == 354 and self.mode is Mode.GAP:  # DATA came before the capture: the message follows
+                    self._lost_mail(line.frame)
+                    self._start_data(line.frame)
             elif not self.greeted:
                 self.greeted = True
                 self.greeting = texts[0] if texts else ""
@@ -756,7 +808,7 @@ class Smtp:
                                  f"reply {code} answers no command", line.frame)
             self.out.add(Reply(direction=SERVER, ts=line.ts, frame=line.frame, first_frame=first_frame,
                                phase=Phase.TEARDOWN if code == 421 and self.greeted else phase,
-                               status=code_text, lines=texts, answers=None))
+                               status=code_text, lines=texts, answers=answers))
             if late is not None:
                 self.out.add(late)
             if code == 421:
@@ -785,6 +837,10 @@ class Smtp:
                                  "next reply answers it (RFC 5321 §4.3.1: the client waits for the greeting)",
                                  early.frame)
             return None  # the greeting, even if the client spoke first
+        while pending[0].junk and not 500 <= code < 503:
+            pending.popleft()  # the server let the junk line pass without a reply
+            if not pending:
+                return None
         head = pending[0]
         if self.server_gap or code in (354, 334):
             # after lost replies, skip commands this reply cannot be answering
@@ -916,9 +972,10 @@ class Smtp:
         self.held.clear()
         self.held_frames = []
         if injected:
+            shown = injected if self.limits.show_secrets else redact_commands(injected)
             self.out.anomaly(CLIENT, Phase.NEGOTIATION, "starttls-injection",
                              f"{len(injected)} bytes of plaintext sent after STARTTLS before the server's 220 "
-                             f"({printable(injected, 80)}): a server that buffers them executes them inside TLS "
+                             f"({printable(shown, 80)}): a server that buffers them executes them inside TLS "
                              "(CVE-2011-0411 class)", line.frame)
         self.mode = Mode.TLS
         self.pending.clear()
