@@ -105,7 +105,7 @@ def test_pop3_message_after_delivery() -> None:
     assert "bob@remote.example yes To" in flat
     assert "POP3 carries no envelope (the message was delivered before)" in flat
     top = squash(render(session, 0))
-    assert "INCOMPLETE: POP3 TOP returns only the header and the first 3 body lines" in top
+    assert "partial by request: POP3 TOP returns only the header and the first 3 body lines" in top
 
 
 def test_analyze_headers_option() -> None:

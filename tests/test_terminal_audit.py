@@ -105,9 +105,10 @@ def test_a_sound_message_has_no_warning(tmp_path: Path) -> None:
 def test_header_fetch_is_incomplete_by_request_not_a_warning(captures: Path) -> None:
     text = render("table", captures / "imap-session.pcap", width=None)
     assert ("message “Welcome to remote.example” from Alice Example <alice@local.example>, 120 bytes, "
-            "incomplete (header only) | DPDO9 OK") in row(text, 50)
+            "partial by request (header only) | DPDO9 OK") in row(text, 50)
     top = render("table", captures / "pop3-session.pcap", width=None)
-    assert row(top, 29).endswith("from Alice Example <alice@local.example>, 736 bytes, incomplete")
+    assert row(top, 29).endswith("from Alice Example <alice@local.example>, 736 bytes, "
+                                 "partial by request (TOP: the header and 3 body lines)")
     assert "⚠" not in text and "⚠" not in top
 
 

@@ -65,6 +65,7 @@ EN: dict[str, Message] = {
     "generic": "the client sends {verb}",
     "generic.ok": "the client sends {verb}; the server accepts ({status})",
     "unknown": "unknown command {verb}",
+    "smtp.junk": "the client sends a line that is no command",
     "continuation": "the client continues its command",
     # ------------------------------------------------------------------ TLS
     "starttls": "the client asks for encryption ({verb})",
@@ -95,6 +96,10 @@ EN: dict[str, Message] = {
     "auth.continue": "the client authenticates with {method}{as_user} — {channel}; the server asks for the next "
                      "part ({status}); the outcome is not in the capture",
     "auth.as": " as {user}",
+    "auth.cancel": "the client cancels the authentication with {method} (*)",
+    "auth.cancel.sent": "the client cancels the authentication with {method}{as_user} (*) after sending part of "
+                        "it — {channel}",
+    "auth.cancel.confirmed": "{action}; the server confirms the cancellation ({status})",
     "auth.list": "the client asks which login mechanisms the server offers (AUTH)",
     "auth.list.ok": "the client asks which login mechanisms the server offers (AUTH); the server lists them",
     "channel.cleartext": "in cleartext",
@@ -223,6 +228,7 @@ EN: dict[str, Message] = {
                         "the messages marked for deletion are removed (EXPUNGE): {n} messages deleted"),
     "imap.close": "the client closes the mailbox; messages marked for deletion are removed (CLOSE)",
     "imap.unselect": "the client closes the mailbox without deleting anything (UNSELECT)",
+    "imap.close.readonly": "the client closes the mailbox, opened read-only: nothing is deleted (CLOSE)",
     "imap.append": "the client uploads a message into {mailbox} (APPEND)",
     "imap.append.ok": "the client uploads a message into {mailbox} (APPEND, {size} bytes); "
                       "the server stores it",
@@ -475,6 +481,37 @@ EN: dict[str, Message] = {
     "ui.user_unknown": "user {user} (login outcome unknown)",
     "ui.missing_unknown": "bytes missing, amount unknown",
     "ui.header_only": "header only",
+    # ------------------------------------------------------------------ review 3: rows, placeholders, notes
+    "ui.partial": "partial by request",
+    "ui.partial.top": ("partial by request (TOP: the header and {n} body line)",
+                       "partial by request (TOP: the header and {n} body lines)"),
+    "ui.partial.header": "partial by request (header only)",
+    "ui.partial.range": "partial by request (a byte range)",
+    "ui.login.cancelled": "the client cancelled the authentication (*)",
+    "ui.placeholder.password": "[password]",
+    "ui.placeholder.sasl": "[SASL response]",
+    "ui.placeholder.initial": "[initial response]",
+    "ui.placeholder.digest": "[digest]",
+    "ui.placeholder.credentials": "[credentials]",
+    "ui.note.envelope": "message {msg}: {subject} from {sender}",
+    "ui.note.structure": "message {msg} structure: {parts}",
+    "ui.note.more": "+{n} more",
+    "msg.partial": "partial by request: {reason}",
+    "msg.part.partial": "not all of it fetched: the client asked for part of the message",
+    "html.pill.cancelled": "cancelled by the client",
+    "html.outcome.login_cancelled": "login cancelled",
+    "html.ev.login": "login {mechanism}{as_user}: {verdict}",
+    "html.ev.as_user": " as {user}",
+    "html.ev.accepted": "accepted",
+    "html.ev.rejected": "rejected",
+    "html.ev.unknown": "outcome unknown",
+    "html.ev.cancelled": "the client cancelled the authentication (*)",
+    "html.ev.end": "end of message ({origin}, {state})",
+    "html.ev.complete": "complete",
+    "html.ev.incomplete": "incomplete",
+    "html.ev.missing": ("incomplete, {n} byte missing", "incomplete, {n} bytes missing"),
+    "html.ev.missing_unknown": "incomplete, bytes missing (amount unknown)",
+    "html.mime.partial": "not all of it fetched: the client asked for part of the message",
     "ui.defects": ("{n} MIME defect", "{n} MIME defects"),
     "ui.nt_response": "NT response {secret}",
     "ui.token": "token {secret}",
@@ -955,6 +992,17 @@ EN: dict[str, Message] = {
     "html.st.payload": "Payload",
     "html.st.tls_share": "TLS share",
     "html.st.decrypted": "Decrypted",
+    "html.st.intro": "The statistics of the JSON report (“stats”, the same as <code>mailtrace stats</code>): counted "
+                     "over the sessions of this report. Charts show the largest values; hover a bar for its label "
+                     "and count.",
+    "html.st.approximate": "Approximate (too many distinct values to count exactly): {names}.",
+    "html.st.replies_explain": "RFC 5321 §4.2.1 reads a reply code digit by digit: the first says how it went (2yz "
+                               "done, 3yz go on, 4yz try again later, 5yz failed for good), the second what it is "
+                               "about (x0z syntax, x1z information, x2z connection, x5z mail system).",
+    "html.st.timing_explain": "Latency: from a command to the first packet of the reply that answers it "
+                              "(Wireshark's response time). Logarithmic axis: the bar reaches the 95th percentile, "
+                              "the line marks the median, the square the maximum.",
+    "html.st.sampled": "Medians and percentiles come from a sample (many values).",
     # ------------------------------------------------------------------ statistics tables (stats, analyze --stats)
     "stats.capture": "Capture",
     "stats.value": "value",

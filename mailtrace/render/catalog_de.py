@@ -52,6 +52,7 @@ DE: dict[str, str | tuple[str, str]] = {
     "generic": "der Client sendet {verb}",
     "generic.ok": "der Client sendet {verb}; der Server nimmt an ({status})",
     "unknown": "unbekannter Befehl {verb}",
+    "smtp.junk": "der Client sendet eine Zeile, die kein Befehl ist",
     "continuation": "der Client setzt seinen Befehl fort",
     # ------------------------------------------------------------------ TLS
     "starttls": "der Client bittet um Verschlüsselung ({verb})",
@@ -81,6 +82,10 @@ DE: dict[str, str | tuple[str, str]] = {
     "auth.continue": "der Client authentisiert sich mit {method}{as_user} — {channel}; der Server fordert den "
                      "nächsten Teil an ({status}); das Ergebnis ist nicht im Mitschnitt",
     "auth.as": " als {user}",
+    "auth.cancel": "der Client bricht die Authentisierung mit {method} ab (*)",
+    "auth.cancel.sent": "der Client bricht die Authentisierung mit {method}{as_user} ab (*), nachdem er einen "
+                        "Teil gesendet hat — {channel}",
+    "auth.cancel.confirmed": "{action}; der Server bestätigt den Abbruch ({status})",
     "auth.list": "der Client fragt, welche Anmeldeverfahren der Server anbietet (AUTH)",
     "auth.list.ok": "der Client fragt, welche Anmeldeverfahren der Server anbietet (AUTH); der Server zählt "
                     "sie auf",
@@ -210,6 +215,7 @@ DE: dict[str, str | tuple[str, str]] = {
                         "die zum Löschen markierten E-Mails werden entfernt (EXPUNGE): {n} E-Mails gelöscht"),
     "imap.close": "der Client schließt das Postfach; zum Löschen markierte E-Mails werden entfernt (CLOSE)",
     "imap.unselect": "der Client schließt das Postfach, ohne etwas zu löschen (UNSELECT)",
+    "imap.close.readonly": "der Client schließt das nur lesend geöffnete Postfach: nichts wird gelöscht (CLOSE)",
     "imap.append": "der Client lädt eine E-Mail in {mailbox} hoch (APPEND)",
     "imap.append.ok": "der Client lädt eine E-Mail in {mailbox} hoch (APPEND, {size} Bytes); der Server "
                       "speichert sie",
@@ -466,6 +472,37 @@ DE: dict[str, str | tuple[str, str]] = {
     "ui.user_unknown": "Benutzer {user} (Ergebnis der Anmeldung unbekannt)",
     "ui.missing_unknown": "Bytes fehlen, Menge unbekannt",
     "ui.header_only": "nur der Kopf",
+    # ------------------------------------------------------------------ review 3: rows, placeholders, notes
+    "ui.partial": "auf Wunsch unvollständig",
+    "ui.partial.top": ("auf Wunsch unvollständig (TOP: der Kopf und {n} Zeile des Rumpfs)",
+                       "auf Wunsch unvollständig (TOP: der Kopf und {n} Zeilen des Rumpfs)"),
+    "ui.partial.header": "auf Wunsch unvollständig (nur der Kopf)",
+    "ui.partial.range": "auf Wunsch unvollständig (ein Byte-Bereich)",
+    "ui.login.cancelled": "der Client bricht die Authentisierung ab (*)",
+    "ui.placeholder.password": "[Passwort]",
+    "ui.placeholder.sasl": "[SASL-Antwort]",
+    "ui.placeholder.initial": "[erste SASL-Antwort]",
+    "ui.placeholder.digest": "[Digest]",
+    "ui.placeholder.credentials": "[Zugangsdaten]",
+    "ui.note.envelope": "E-Mail {msg}: {subject} von {sender}",
+    "ui.note.structure": "Aufbau der E-Mail {msg}: {parts}",
+    "ui.note.more": "+{n} weitere",
+    "msg.partial": "auf Wunsch unvollständig: {reason}",
+    "msg.part.partial": "nicht ganz abgerufen: der Client hat nur einen Teil der Nachricht angefordert",
+    "html.pill.cancelled": "vom Client abgebrochen",
+    "html.outcome.login_cancelled": "Anmeldung abgebrochen",
+    "html.ev.login": "Anmeldung {mechanism}{as_user}: {verdict}",
+    "html.ev.as_user": " als {user}",
+    "html.ev.accepted": "akzeptiert",
+    "html.ev.rejected": "abgelehnt",
+    "html.ev.unknown": "Ergebnis unbekannt",
+    "html.ev.cancelled": "der Client bricht die Authentisierung ab (*)",
+    "html.ev.end": "Ende der Nachricht ({origin}, {state})",
+    "html.ev.complete": "vollständig",
+    "html.ev.incomplete": "unvollständig",
+    "html.ev.missing": ("unvollständig, {n} Byte fehlt", "unvollständig, {n} Bytes fehlen"),
+    "html.ev.missing_unknown": "unvollständig, Bytes fehlen (Menge unbekannt)",
+    "html.mime.partial": "nicht ganz abgerufen: der Client hat nur einen Teil der Nachricht angefordert",
     "ui.defects": ("{n} MIME-Fehler", "{n} MIME-Fehler"),
     "ui.nt_response": "NT-Antwort {secret}",
     "ui.token": "Token {secret}",
@@ -798,9 +835,9 @@ DE: dict[str, str | tuple[str, str]] = {
     "st.session": "{protocol}-Sitzung",
     "st.latency": "Antwortzeit pro Befehl (Median, p95, Maximum)",
     "st.durations": "Sitzungsdauer (Median, p95, Maximum)",
-    "st.decoded": "decodierter Inhalt",
-    "st.overhead": "base64-Mehraufwand",
-    "st.overhead_title": "Bytes der base64-Teile auf der Leitung: Inhalt und Kodierungs-Mehraufwand",
+    "st.decoded": "dekodierter Inhalt",
+    "st.overhead": "Base64-Aufschlag",
+    "st.overhead_title": "Bytes der Base64-Teile auf der Leitung: Inhalt und Kodierungsaufschlag",
     "st.bytes_unit": "Bytes",
     "st.attachment_types": "Anhangstypen",
     "st.spam.verdicts": "Nachrichten mit Bewertungs-Headern",
@@ -956,6 +993,18 @@ DE: dict[str, str | tuple[str, str]] = {
     "html.st.payload": "Nutzdaten",
     "html.st.tls_share": "TLS-Anteil",
     "html.st.decrypted": "Entschlüsselt",
+    "html.st.intro": "Die Statistik des JSON-Berichts („stats“, dieselbe wie <code>mailtrace stats</code>): gezählt "
+                     "über die Sitzungen dieses Berichts. Die Diagramme zeigen die größten Werte; ein Balken nennt "
+                     "beim Daraufzeigen seine Beschriftung und Anzahl.",
+    "html.st.approximate": "Geschätzt (zu viele verschiedene Werte, um genau zu zählen): {names}.",
+    "html.st.replies_explain": "RFC 5321 §4.2.1 liest einen Antwortcode Ziffer für Ziffer: die erste sagt, wie es "
+                               "ausging (2yz erledigt, 3yz weiter, 4yz später erneut versuchen, 5yz endgültig "
+                               "gescheitert), die zweite, worum es geht (x0z Syntax, x1z Information, x2z Verbindung, "
+                               "x5z Mailsystem).",
+    "html.st.timing_explain": "Antwortzeit: von einem Befehl bis zum ersten Paket der Antwort darauf (die „response "
+                              "time“ von Wireshark). Logarithmische Achse: der Balken reicht bis zum 95. Perzentil, "
+                              "der Strich markiert den Median, das Quadrat das Maximum.",
+    "html.st.sampled": "Mediane und Perzentile stammen aus einer Stichprobe (viele Werte).",
     # ------------------------------------------------------------------ Statistiktabellen (stats, analyze --stats)
     "stats.capture": "Mitschnitt",
     "stats.value": "Wert",

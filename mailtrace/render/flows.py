@@ -21,7 +21,7 @@ from rich.text import Text
 
 from mailtrace.messageflows import FlowCollector, HopReport, MessageFlow, chain_matches, hop_reports
 from mailtrace.received import parse_received
-from mailtrace.render.catalog import text
+from mailtrace.render.catalog import localize_number, text
 from mailtrace.render.output import Output, clean
 from mailtrace.render.terminal import seconds, utc
 
@@ -40,6 +40,9 @@ class FlowsRenderer:
         self.multi_only = multi_only
 
     def t(self, key: str, **params: object) -> str:
+        seconds_text = params.get("seconds")
+        if isinstance(seconds_text, str):  # terminal.seconds writes them the English way: 0,060 s in German
+            params["seconds"] = localize_number(seconds_text, self.lang)
         return text(key, self.lang, **params)
 
     def write(self, collector: FlowCollector) -> None:

@@ -71,7 +71,7 @@ from mailtrace.pipeline import CaptureStats
 from mailtrace.protocols import BY_NAME
 from mailtrace.received import received_chain
 from mailtrace.render import captions
-from mailtrace.render.catalog import CATALOGS, EN, fmt_num
+from mailtrace.render.catalog import CATALOGS, EN, fmt_num, localize_number
 from mailtrace.render.catalog import has as catalog_has
 from mailtrace.render.catalog import text as catalog_text
 from mailtrace.render.context import ContextBlock, context_blocks, row_info, row_proto
@@ -79,7 +79,15 @@ from mailtrace.render.explain import explain_smtp_reply
 from mailtrace.render.html_stats import stats_view
 from mailtrace.render.json import FORMAT_NAME, FORMAT_VERSION, capture_json, session_json
 from mailtrace.render.message import ORIGINS, defect_text, header_rows, hop_cells, part_overhead
-from mailtrace.render.rows import PacketGroup, group_rows, retransmission_mark
+from mailtrace.render.rows import (
+    PacketGroup,
+    auth_cancelled,
+    group_rows,
+    note_text,
+    partial_label,
+    placeholder_text,
+    retransmission_mark,
+)
 from mailtrace.render.svg import SURROGATE, Arrow, Bar, bar_chart, clean_text, ladder, text, timeline_chart
 from mailtrace.session import MessageRecord, PacketRow, Session
 
@@ -178,10 +186,11 @@ def _env() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters["bytes"] = fmt_bytes
+    env.filters["bytes"] = _bytes_filter
     env.filters["utc"] = fmt_utc
-    env.filters["secs"] = fmt_secs
+    env.filters["secs"] = _secs_filter
     env.filters["num"] = _num_filter
+    env.filters["fixed"] = _fixed_filter
     env.filters["plural"] = plural
     env.globals["frame_link"] = frame_link
     return env
@@ -192,6 +201,29 @@ def _num_filter(ctx: Context, n: int | float) -> str:
     """``1,234`` (``1.234`` in German): a count in the page's language (``lang`` of the render context)."""
     lang = ctx.get("lang")
     return fmt_num(n, lang if isinstance(lang, str) else "en")
+
+
+def _ctx_lang(ctx: Context) -> str:
+    lang = ctx.get("lang")
+    return lang if isinstance(lang, str) else "en"
+
+
+@pass_context
+def _bytes_filter(ctx: Context, n: int | float | None) -> str:
+    """:func:`fmt_bytes` in the page's language (``57.7 KiB``; ``57,7 KiB`` in German)."""
+    return localize_number(fmt_bytes(n), _ctx_lang(ctx))
+
+
+@pass_context
+def _secs_filter(ctx: Context, value: float | None) -> str:
+    """:func:`fmt_secs` in the page's language (``4.623 s``; ``4,623 s`` in German)."""
+    return localize_number(fmt_secs(value), _ctx_lang(ctx))
+
+
+@pass_context
+def _fixed_filter(ctx: Context, value: float, digits: int = 1) -> str:
+    """A number with ``digits`` decimals in the page's language (``73.0``; ``73,0`` in German)."""
+    return localize_number(f"{float(value):.{int(digits)}f}", _ctx_lang(ctx))
 
 
 class _Lenient(dict[str, Any]):
@@ -212,6 +244,11 @@ class Translator:
 
     def __call__(self, key: str, /, **params: Any) -> Markup:
         return Markup(self._format(key, params, markup=True))  # noqa: S704 - our catalogue's markup, parameters escaped
+
+    def optional(self, key: str, fallback: str) -> str:
+        """The catalogue's words for ``key`` when it has them, else ``fallback`` (a value from the capture,
+        e.g. a protocol name of the hierarchy, escaped by the template)."""
+        return self._format(key, {}, markup=False) if key in EN else fallback
 
     def plain(self, key: str, /, **params: Any) -> str:
         """The same words as text, for values the templates escape themselves (keys without markup)."""
@@ -622,10 +659,13 @@ class HtmlReport:
         outcome: list[tuple[str, str]] = []
         if s.auth:
             ok = any(a.success for a in s.auth)
-            failed = any(a.success is False for a in s.auth)
+            failed = any(a.success is False and not auth_cancelled(a) for a in s.auth)
+            cancelled = all(auth_cancelled(a) and not a.success for a in s.auth)  # "*": nothing was checked
             outcome.append(
                 (t("html.outcome.login_ok"), "ok") if ok
-                else ((t("html.outcome.login_failed"), "bad") if failed else (t("html.outcome.login_unknown"), "mid"))
+                else (t("html.outcome.login_failed"), "bad") if failed
+                else (t("html.outcome.login_cancelled"), "mid") if cancelled
+                else (t("html.outcome.login_unknown"), "mid")
             )
         if s.messages:
             outcome.append((t("html.outcome.messages", n=len(s.messages)), "ok"))
@@ -897,6 +937,7 @@ class HtmlReport:
                     "mechanism": text(a.mechanism, 60),
                     "username": text(a.username, 200) if a.username else "—",
                     "success": a.success,
+                    "cancelled": auth_cancelled(a) and not a.success,
                     "frame": a.frame,
                     "first_frame": a.first_frame,
                     "domain": text(a.domain, 200) if a.domain else "",
@@ -1004,10 +1045,11 @@ class HtmlReport:
                 fmt_utc(s.start) + (t("html.head.start.time", time=f"{s.start - self._t0:.6f}")
                                     if s.start != self._t0 else ""),
             ),
-            (t("html.col.duration"), fmt_secs(s.duration)),
+            (t("html.col.duration"), localize_number(fmt_secs(s.duration), self.lang)),
             (
                 t("html.col.bytes"),
-                t("html.head.bytes", client=fmt_bytes(s.bytes_client), server=fmt_bytes(s.bytes_server)),
+                t("html.head.bytes", client=localize_number(fmt_bytes(s.bytes_client), self.lang),
+                  server=localize_number(fmt_bytes(s.bytes_server), self.lang)),
             ),
             ("TLS", tls),
             (t("html.head.end"), t("html.close." + s.close) if s.close in ("fin", "rst") else text(s.close, 60)),
@@ -1200,7 +1242,7 @@ class HtmlReport:
             if e is end:  # where the message ended among the packets' events, as in the terminal view
                 out.append(line)
             if not isinstance(e, BodyData):  # the line above says what they said, for all segments
-                out.extend(self._event_lines(e, s.protocol, lim))
+                out.extend(self._event_lines(e, s.protocol, lim, s))
         closing = 0
         for x in g.rows:
             closing |= x.flags & (TCP_FIN | TCP_RST)
@@ -1220,14 +1262,19 @@ class HtmlReport:
             return [("tcp", info)]
         out: list[tuple[str, str]] = []
         for e in r.events:
-            out.extend(self._event_lines(e, s.protocol, lim))
+            out.extend(self._event_lines(e, s.protocol, lim, s))
         return out
 
-    def _event_lines(self, e: Event, protocol: str, lim: int) -> list[tuple[str, str]]:
+    def _event_lines(
+        self, e: Event, protocol: str, lim: int, session: Session | None = None
+    ) -> list[tuple[str, str]]:
         if isinstance(e, Command):
             tag = f"{e.tag} " if e.tag else ""
             uid = "UID " if e.uid else ""
-            return [("cmd", text(f"C: {tag}{uid}{e.verb} {e.argument}".rstrip(), lim))]
+            line = f"C: {tag}{uid}{e.verb} {e.argument}".rstrip()
+            if not self.show_secrets:  # the dissectors' placeholder for a secret, in the page's language
+                line = placeholder_text(line, self.lang)
+            return [("cmd", text(line, lim))]
         if isinstance(e, Reply):
             tag = f"{e.tag} " if e.tag else ""
             lines = list(e.lines) or [""]
@@ -1239,9 +1286,12 @@ class HtmlReport:
                 out.append(("rep cont", f"   … {plural(len(lines) - cap, 'more line')}"))
             return out
         if isinstance(e, AuthAttempt):
-            verdict = {True: "accepted", False: "rejected", None: "outcome unknown"}[e.success]
-            user = f" as {e.username}" if e.username else ""
-            line = f"login {e.mechanism}{user}: {verdict}"
+            t = self.t.plain
+            if auth_cancelled(e) and not e.success:  # "*" (RFC 4954 §4): nothing was refused
+                return [("auth", text(t("html.ev.cancelled"), lim))]
+            verdict = t({True: "html.ev.accepted", False: "html.ev.rejected", None: "html.ev.unknown"}[e.success])
+            user = t("html.ev.as_user", user=e.username) if e.username else ""
+            line = t("html.ev.login", mechanism=e.mechanism, as_user=user, verdict=verdict)
             if self.show_secrets and e.secret is not None:
                 line += f" (secret: {e.secret})"
             return [
@@ -1253,10 +1303,15 @@ class HtmlReport:
         if isinstance(e, BodyData):
             return [("data", f"{text(e.what, 40)} data, {plural(e.nbytes, 'byte')}")]
         if isinstance(e, MessageEnd):
-            state = ("complete" if e.complete else f"incomplete, {plural(e.missing_bytes, 'byte')} missing"
-                     if missing_known(e.missing_bytes) else "incomplete, bytes missing (amount unknown)"
-                     if e.missing_bytes else "incomplete")
-            return [("data", f"end of message ({text(e.origin, 40)}, {state})")]
+            t = self.t.plain
+            record = next((m for m in session.messages if m.last_frame == e.frame and m.origin == e.origin),
+                          None) if session is not None and not e.complete else None
+            partial = partial_label(session, record, self.lang) \
+                if session is not None and record is not None else None
+            state = (t("html.ev.complete") if e.complete else partial if partial is not None
+                     else t("html.ev.missing", n=e.missing_bytes) if missing_known(e.missing_bytes)
+                     else t("html.ev.missing_unknown") if e.missing_bytes else t("html.ev.incomplete"))
+            return [("data", t("html.ev.end", origin=text(e.origin, 40), state=state))]
         if isinstance(e, Opaque):
             return [("tls", f"encrypted TLS data, {plural(e.nbytes, 'byte')}")]
         if isinstance(e, GapEvent):
@@ -1266,7 +1321,7 @@ class HtmlReport:
         if isinstance(e, Anomaly):
             return [("bad", text(f"⚠ {e.kind}: {e.detail}", lim))]
         if isinstance(e, Note):
-            return [("nt", text(e.text, lim))]
+            return [("nt", text(note_text(e.text, self.lang), lim))]
         return [("nt", type(e).__name__)]
 
     def _arrows(self, s: Session, steps: list[dict[str, Any]]) -> tuple[list[Arrow], int]:
@@ -1345,7 +1400,7 @@ class HtmlReport:
                 notes: list[str] = []
                 for e in events:
                     if isinstance(e, Note):
-                        notes.append(e.text)
+                        notes.append(note_text(e.text, self.lang))
                         continue
                     if notes:
                         add(self._notes_arrow(notes, kind, rel, r))
@@ -1487,7 +1542,7 @@ class HtmlReport:
                     "hops": self._hops(record),
                     "envelope": self._envelope(s, record),
                     "attachments": attachments,
-                    "tree": self._tree(record),
+                    "tree": self._tree(record, partial=expected_partial(s, record)),
                     "defects": [
                         text(defect_text(str(d), self.lang), lim.max_text)
                         for d in (m.get("defects") or [])[: lim.max_list]
@@ -1516,18 +1571,19 @@ class HtmlReport:
             ][:10],
         }
 
-    def _tree(self, record: MessageRecord) -> dict[str, Any] | None:
-        """The MIME tree as the terminal's detail view shows it, bounded in depth and in total parts."""
+    def _tree(self, record: MessageRecord, *, partial: bool = False) -> dict[str, Any] | None:
+        """The MIME tree as the terminal's detail view shows it, bounded in depth and in total parts.
+        ``partial``: the client asked for part of the message, so a part cut short is no loss."""
         by_path = {a.path: a for a in record.summary.attachments}
         budget = [self.limits.max_list]
-        node = self._part(record.summary.parts, by_path, 0, budget)
+        node = self._part(record.summary.parts, by_path, 0, budget, partial)
         if node is not None:
             node["total"] = len(record.summary.parts.walk())
             node["attachments"] = len(record.summary.attachments)
         return node
 
     def _part(
-        self, part: Part, by_path: dict[str, Attachment], depth: int, budget: list[int]
+        self, part: Part, by_path: dict[str, Attachment], depth: int, budget: list[int], partial: bool = False
     ) -> dict[str, Any] | None:
         if depth > 30 or budget[0] <= 0:
             return None
@@ -1536,7 +1592,7 @@ class HtmlReport:
         attachment = by_path.get(part.path)
         facts = [text(x, 100) for x in (f"charset={part.charset}" if part.charset else None, part.encoding,
                                         part.disposition) if x]
-        children = [c for c in (self._part(c, by_path, depth + 1, budget) for c in part.children) if c]
+        children = [c for c in (self._part(c, by_path, depth + 1, budget, partial) for c in part.children) if c]
         overhead = part_overhead(part, attachment) if part.is_leaf else None
         return {
             "path": text(part.path, 40),
@@ -1546,12 +1602,13 @@ class HtmlReport:
             "leaf": part.is_leaf,
             "encoded": part.encoded_bytes,
             "decoded": part.decoded_bytes,
-            "overhead": f"{overhead:+.1f} %" if overhead is not None else "",
+            "overhead": localize_number(f"{overhead:+.1f} %", self.lang) if overhead is not None else "",
             "parts": len(part.children),
             "md5": attachment.md5 if attachment is not None else "",
             "sha256": attachment.sha256 if attachment is not None else (part.sha256 or ""),
             "attachment": attachment is not None,
             "complete": part.complete,
+            "partial": partial,
             "defects": [text(defect_text(d, self.lang), lim) for d in part.defects[:10]],
             "children": children,
             "hidden": len(part.children) - len(children),

@@ -99,7 +99,7 @@ def message_details(session: Session, record: MessageRecord, *, width: int | Non
     parts: list[RenderableType] = [_title(session, record, st, t), _overview(session, record, st, limit, t)]
     parts += _headers(record, st, limit, lang, t)
     parts += _received(record, st, limit, t)
-    parts += _mime(record, st, t, lang)
+    parts += _mime(record, st, t, lang, partial=expected_partial(session, record))
     parts += _envelope(compare_envelope(session, record, lang), st, t)
     parts += _defects(record, st, t, lang)
     return Group(*parts)
@@ -148,8 +148,9 @@ def _overview(session: Session, record: MessageRecord, st: _Styles, limit: int, 
         size.append(" · " + t("complete"), style=st.good)
     else:
         # a part the client asked for (POP3 TOP, an IMAP header fetch) is no loss: a warning, not an error
-        size.append(" · " + t("incomplete", reason=reason),
-                    style=st.warn if expected_partial(session, record) else st.bad)
+        partial = expected_partial(session, record)
+        size.append(" · " + t("partial" if partial else "incomplete", reason=reason),
+                    style=st.warn if partial else st.bad)
     if s.truncated:
         size.append(" · " + t("truncated"), style=st.warn)
     row(t("size"), size)
@@ -271,12 +272,14 @@ def hop_cells(hop: Hop, limit: int) -> list[str]:
             safe_text(hop.id or "", cut), safe_text(hop.for_ or "", cut), when, delay]
 
 
-def _mime(record: MessageRecord, st: _Styles, t: Words, lang: str) -> list[RenderableType]:
+def _mime(record: MessageRecord, st: _Styles, t: Words, lang: str, *, partial: bool = False) -> list[RenderableType]:
+    """The MIME tree; ``partial``: the client asked for part of the message (POP3 TOP, an IMAP header
+    fetch), so a part that ends early is cut by request, not by a loss."""
     root = record.summary.parts
     by_path = {a.path: a for a in record.summary.attachments}
 
     def label(part: Part) -> Text:
-        return _part_label(part, by_path.get(part.path), st, t, lang)
+        return _part_label(part, by_path.get(part.path), st, t, lang, partial=partial)
 
     tree = Tree(label(root), guide_style=st.dim)
     stack: list[tuple[Part, Tree]] = [(root, tree)]
@@ -289,7 +292,8 @@ def _mime(record: MessageRecord, st: _Styles, t: Words, lang: str) -> list[Rende
             tree]
 
 
-def _part_label(part: Part, attachment: Attachment | None, st: _Styles, t: Words, lang: str) -> Text:
+def _part_label(part: Part, attachment: Attachment | None, st: _Styles, t: Words, lang: str, *,
+                partial: bool = False) -> Text:
     label = Text(part.path + " ", style=st.dim)
     label.append(safe_text(part.content_type, 200), style=st.label)
     facts = []
@@ -313,7 +317,7 @@ def _part_label(part: Part, attachment: Attachment | None, st: _Styles, t: Words
     if attachment is not None:
         label.append(f"\nmd5    {attachment.md5}\nsha256 {attachment.sha256}")
     if not part.complete:
-        label.append("\n" + t("part.incomplete"), style=st.bad)
+        label.append("\n" + t("part.partial" if partial else "part.incomplete"), style=st.warn if partial else st.bad)
     for defect in part.defects:
         label.append("\n⚠ " + defect_text(defect, lang), style=st.warn)
     return label

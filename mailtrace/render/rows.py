@@ -7,14 +7,80 @@ between those segments folded in: the same rule in every view, so both show the 
 from __future__ import annotations
 
 import bisect
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from mailtrace.model import Event
+from mailtrace.extract import expected_partial, header_only
+from mailtrace.model import AuthAttempt, Event
 from mailtrace.render.catalog import text
-from mailtrace.session import PacketRow, Session
+from mailtrace.session import MessageRecord, PacketRow, Session
 
-__all__ = ["PacketGroup", "group_rows", "retransmission_mark"]
+__all__ = ["PacketGroup", "auth_cancelled", "group_rows", "note_text", "partial_label", "placeholder_text",
+           "retransmission_mark"]
+
+
+def auth_cancelled(attempt: AuthAttempt) -> bool:
+    """The client cancelled the exchange with ``*`` (RFC 4954 §4, RFC 5034 §4, RFC 9051 §6.2.2): the
+    server checked nothing, so the row says so instead of "refused"."""
+    return attempt.extra.get("cancelled") == "yes"
+
+
+def partial_label(session: Session, record: MessageRecord, lang: str = "en") -> str | None:
+    """``partial by request (TOP: the header and 3 body lines)`` for a message the client asked only part
+    of (POP3 TOP, an IMAP header or byte-range fetch); None when it is complete or bytes were lost."""
+    if not expected_partial(session, record):
+        return None
+    if record.origin == "pop3-top":
+        lines = record.detail.get("lines")
+        return text("ui.partial.top", lang, n=lines) if isinstance(lines, int) else text("ui.partial", lang)
+    if header_only(record):
+        return text("ui.partial.header", lang)
+    return text("ui.partial.range", lang)
+
+
+_PLACEHOLDERS = {
+    "[password]": "ui.placeholder.password",
+    "[SASL response]": "ui.placeholder.sasl",
+    "[initial response]": "ui.placeholder.initial",
+    "[digest]": "ui.placeholder.digest",
+    "[credentials]": "ui.placeholder.credentials",
+}
+"""What the dissectors write in place of a secret (``PASS [password]``; mailtrace/protocols/*.py and
+render/redact.py) → its words in the catalogue."""
+
+
+def placeholder_text(line: str, lang: str = "en") -> str:
+    """A redacted command line with the placeholder at its end in the language (``PASS [Passwort]``).
+    Only for lines shown without ``--show-secrets``: with it the line is what the client sent."""
+    if lang == "en":
+        return line
+    for placeholder, key in _PLACEHOLDERS.items():
+        if line.endswith(placeholder):
+            return line[: len(line) - len(placeholder)] + text(key, lang)
+    return line
+
+
+_ENVELOPE_NOTE = re.compile(r"message (\d+): “(.*)” from (.*)", re.S)
+_STRUCTURE_NOTE = re.compile(r"message (\d+) structure: (.*)", re.S)
+_MORE = re.compile(r"\+(\d+) more$")
+
+
+def note_text(note: str, lang: str = "en") -> str:
+    """An engine note in the language where it is one of the fixed summaries of an IMAP FETCH response
+    (``message 1: “Hi” from Alice`` — ENVELOPE; ``message 2 structure: …`` — BODYSTRUCTURE, written by
+    mailtrace/protocols/imap.py); other notes stay as the engine wrote them (English, docs/terminal.md)."""
+    if lang == "en":
+        return note
+    m = _ENVELOPE_NOTE.fullmatch(note)
+    if m is not None:
+        return text("ui.note.envelope", lang, msg=m.group(1), subject=text("ui.quoted", lang, text=m.group(2)),
+                    sender=m.group(3))
+    m = _STRUCTURE_NOTE.fullmatch(note)
+    if m is not None:
+        parts = _MORE.sub(lambda more: text("ui.note.more", lang, n=int(more.group(1))), m.group(2))
+        return text("ui.note.structure", lang, msg=m.group(1), parts=parts)
+    return note
 
 
 def retransmission_mark(session: Session, frame: int, lang: str = "en") -> str | None:

@@ -19,7 +19,7 @@ from typing import IO, Any
 from rich.text import Span, Text
 
 from mailtrace.capture.decode import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, linktype_text
-from mailtrace.extract import expected_partial, header_only, missing_known
+from mailtrace.extract import missing_known
 from mailtrace.filters import STATUSES, SessionFilter, session_status
 from mailtrace.model import Anomaly as AnomalyEvent
 from mailtrace.model import (
@@ -42,7 +42,15 @@ from mailtrace.render.catalog import fmt_num, has, localize_number, text
 from mailtrace.render.context import ContextBlock, check_text, context_blocks, row_info, row_proto
 from mailtrace.render.explain import explain_smtp_reply
 from mailtrace.render.output import Output, clean
-from mailtrace.render.rows import PacketGroup, group_rows, retransmission_mark
+from mailtrace.render.rows import (
+    PacketGroup,
+    auth_cancelled,
+    group_rows,
+    note_text,
+    partial_label,
+    placeholder_text,
+    retransmission_mark,
+)
 from mailtrace.session import MessageRecord, PacketRow, Session
 
 LATENCY_SHOWN = 0.1
@@ -107,7 +115,7 @@ def header_facts(session: Session, lang: str) -> list[tuple[str, str]]:
     t = _t(lang)
     facts: list[tuple[str, str]] = [
         (utc(session.start) + " UTC", ""),
-        (t("ui.duration", seconds=seconds(session.duration)), ""),
+        (t("ui.duration", seconds=localize_number(seconds(session.duration), lang)), ""),
         (t("ui.close." + session.close) if has("ui.close." + session.close, lang) else session.close, ""),
     ]
     status = session_status(session)
@@ -125,12 +133,14 @@ def header_facts(session: Session, lang: str) -> list[tuple[str, str]]:
 
 def login_outcome(session: Session) -> str | None:
     """``ok`` (an attempt was accepted), ``failed`` (refused), ``unknown`` (the reply is not in the
-    capture), None without attempts. Without an accepted attempt the last one decides."""
-    if not session.auth:
+    capture), None without attempts. Without an accepted attempt the last one decides; an exchange the
+    client cancelled ("*") is no attempt: the server checked nothing."""
+    attempts = [a for a in session.auth if not auth_cancelled(a)]
+    if not attempts:
         return None
-    if any(a.success for a in session.auth):
+    if any(a.success for a in attempts):
         return "ok"
-    return "unknown" if session.auth[-1].success is None else "failed"
+    return "unknown" if attempts[-1].success is None else "failed"
 
 
 def user_text(session: Session, lang: str) -> str:
@@ -181,7 +191,7 @@ def tls_details(session: Session, lang: str) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     duration = info.get("handshake_seconds")
     if isinstance(duration, (int, float)):
-        shown = f"{duration * 1000:.1f} ms" if duration < 1 else f"{seconds(duration)} s"
+        shown = localize_number(f"{duration * 1000:.1f} ms" if duration < 1 else f"{seconds(duration)} s", lang)
         out.append((text("ui.tls.handshake", lang, duration=shown), ""))
     offered = tls_offered(info, lang)
     if offered:
@@ -190,8 +200,8 @@ def tls_details(session: Session, lang: str) -> list[tuple[str, str]]:
         out.append((text("ui.tls.resumed", lang), ""))
     sizes = info.get("bytes")
     if isinstance(sizes, dict) and (sizes.get("client") or sizes.get("server")):
-        out.append((text("ui.tls.bytes", lang, client=f"{sizes.get('client') or 0:,}",
-                        server=f"{sizes.get('server') or 0:,}"), ""))
+        out.append((text("ui.tls.bytes", lang, client=fmt_num(sizes.get('client') or 0, lang),
+                        server=fmt_num(sizes.get('server') or 0, lang)), ""))
     if info.get("alpn_selected"):
         out.append((text("ui.tls.alpn", lang, alpn=info["alpn_selected"]), ""))
     elif info.get("alpn"):
@@ -373,7 +383,8 @@ class _InfoWriter:
             counted = Counter(notes)
             for note in dict.fromkeys(notes):
                 n = counted[note]
-                shown = note if n == 1 else f"{note} ×{n}"
+                worded = note_text(note, self.lang)
+                shown = worded if n == 1 else f"{worded} ×{n}"
                 pieces.append((shown, "tls" if note.startswith("TLS") else "", False))
             notes.clear()
             if opaque:
@@ -403,7 +414,8 @@ class _InfoWriter:
                     lead = len(pieces)
                 continue
             if isinstance(event, AuthAttempt):
-                pieces.append((self._auth(event), "tone.ok" if event.success else "tone.fail", True))
+                tone = "tone.ok" if event.success else ("dim" if auth_cancelled(event) else "tone.fail")
+                pieces.append((self._auth(event), tone, True))
             elif isinstance(event, MessageEnd):
                 record = self._record(event)
                 ended = True
@@ -450,7 +462,10 @@ class _InfoWriter:
         if c.verb:
             self.last_verb = c.verb
         words = [w for w in (c.tag, ("UID " if c.uid else "") + c.verb, c.argument) if w]
-        return Text(clean(" ".join(words)), "client")
+        line = " ".join(words)
+        if not self.show_secrets:  # the dissectors' placeholder for a secret, in the language
+            line = placeholder_text(line, self.lang)
+        return Text(clean(line), "client")
 
     def _reply(self, r: Reply) -> Text:
         status = r.status
@@ -468,13 +483,15 @@ class _InfoWriter:
         if r.answers not in (None, "", ".", self.last_verb) and r.status != "*":
             extras.append(self.t("ui.answers", verb=r.answers))
         if r.latency is not None and r.latency >= LATENCY_SHOWN:
-            extras.append(self.t("ui.latency", seconds=seconds(r.latency)))
+            extras.append(self.t("ui.latency", seconds=localize_number(seconds(r.latency), self.lang)))
         if extras:
             out.append(" (" + ", ".join(extras) + ")", "dim")
         return out
 
     def _auth(self, a: AuthAttempt) -> str:
         user = a.username or "?"
+        if auth_cancelled(a) and not a.success:  # "*" (RFC 4954 §4): no login was refused, none was tried
+            return self.t("ui.login.cancelled")
         key = "ui.login.ok" if a.success else ("ui.login.fail" if a.success is False else "ui.login.unknown")
         label = self.t(key, user=user)
         if self.show_secrets and a.secret is not None:
@@ -521,11 +538,9 @@ class _InfoWriter:
         summary = record.summary
         out: list[tuple[str, str]] = []
         if not summary.complete:
-            if expected_partial(self.session, record):
-                label = self.t("ui.incomplete")
-                if header_only(record):
-                    label += f" ({text('ui.header_only', self.lang)})"
-                out.append((label, "message"))
+            partial = partial_label(self.session, record, self.lang)
+            if partial is not None:
+                out.append((partial, "message"))
             else:
                 missing = summary.missing_bytes
                 amount = (self.t("ui.missing", n=missing) if missing_known(missing)
