@@ -48,12 +48,14 @@ def test_redaction_knows_auth_login_lines_and_any_line_end() -> None:
 def test_the_500_to_a_line_that_is_no_command_answers_it(tmp_path: Path) -> None:
     """RFC 5321 §4.2.4: the server answers an unrecognised line with 500. A scanner's TLS hello on port 25
     got a \"server speaks unasked\" anomaly and a finding against the server."""
-    session, _ = one_session(tmp_path, lambda t: t.handshake().s(b"220 mx ESMTP\r\n").c(b"EHLO a\r\n")
-                             .s(b"250 mx\r\n").c(b"\x16\x03\x01\x00\xa5\x01\x00\r\n")
-                             .s(b"500 5.5.2 Error: command not recognized\r\n").c(b"\r\n")
-                             .s(b"500 5.5.2 Error: bad syntax\r\n").c(b"QUIT\r\n").s(b"221 bye\r\n").fin())
+    session, text = one_session(tmp_path, lambda t: t.handshake().s(b"220 mx ESMTP\r\n").c(b"EHLO a\r\n")
+                                .s(b"250 mx\r\n").c(b"\x16\x03\x01\x00\xa5\x01\x00\r\n")
+                                .s(b"500 5.5.2 Error: command not recognized\r\n").c(b"\r\n")
+                                .s(b"500 5.5.2 Error: bad syntax\r\n").c(b"QUIT\r\n").s(b"221 bye\r\n").fin())
     assert [a["kind"] for a in session["anomalies"]] == ["garbage", "empty-command"]
     assert [r["answers"] for r in session["replies"]] == [None, "EHLO", "", "", "QUIT"]
+    assert "the client sends a line that is no command; the server refuses: 500 5.5.2 syntax error" in text
+    assert "speaks unasked" not in text
     titles = [f["title"] for f in report_findings(tmp_path)]
     assert any("binary data where commands belong" in t for t in titles)  # the client's junk stays a finding
     assert not any("answer no command" in t for t in titles)

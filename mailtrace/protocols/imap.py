@@ -139,6 +139,10 @@ NO_LITERAL_LINE = re.compile(rb"^(?:\+|\* (?:OK|NO|BAD|BYE|PREAUTH)\b|[^ ]+ (?:O
 MESSAGE_ITEM = re.compile(
     rb"(?<![A-Za-z0-9.\-])((?:BODY|BINARY)(?:\.PEEK)?\[[^\]]*\](?:<\d+>)?|RFC822(?:\.HEADER|\.TEXT)?)\s*$",
     re.IGNORECASE)
+RESPONSE_START = re.compile(rb"^(?:\+(?: |$)|\* [A-Za-z0-9]|[^\s(){%*\"\\\]]+ (?:OK|NO|BAD)(?: |$))",
+                            re.IGNORECASE)
+"""What the first line of a server response looks like: a continuation, untagged data, a tagged status."""
+TAGGED_STATUS = re.compile(rb"^[^\s(){%*\"\\\]+]+ (?:OK|NO|BAD)(?: |$)", re.IGNORECASE)
 TAG_VERB = re.compile(rb"^([^\s(){%*\"\\\]]+) +(?:(UID) +)?([A-Za-z0-9\-]+)", re.IGNORECASE)
 SEQUENCE_SET = re.compile(rb"^[0-9*$][0-9*:,$]*$")
 NO_ARGUMENTS = frozenset({"CAPABILITY", "NOOP", "CHECK", "CLOSE", "LOGOUT", "STARTTLS", "UNSELECT", "NAMESPACE",
@@ -233,6 +237,8 @@ class Pending:
     results: int = 0
     result_sample: list[str] = field(default_factory=list)
     appends: list[dict[str, Any]] = field(default_factory=list)
+    idling: bool = False
+    """IDLE answered with '+': the server idles until the client's DONE."""
 
 
 @dataclass
@@ -288,6 +294,12 @@ class Imap:
         still come (a client that talks first) and then there is nothing to infer."""
         self.client_bytes = 0
         self.server_bytes = 0
+        self.no_syn = False
+        """The capture holds no SYN of this connection (:meth:`began_mid_session`)."""
+        self.tail_lines = 0
+        """Server lines skipped before the first client command of a capture that begins mid-session."""
+        self.tail_open = False
+        """Reading the tail of that response (up to its tagged completion or the client's first command)."""
         self.tag_shapes: set[bytes] = set()
         """How the client's tags look (digits folded: ``a0``, ``DPDO0``): after lost bytes a message line
         such as ``to fetch the…`` is not taken for a command because its "tag" looks like no tag seen."""
@@ -395,7 +407,9 @@ class Imap:
         return None
 
     def began_mid_session(self) -> None:
-        """Nothing to do: the first command and reply tell where the session stands (``_set_state``)."""
+        """The capture may begin inside a response (the rest of a FETCH literal): server lines before the
+        client's first command are skipped from the first one that cannot start a response (``_in_tail``)."""
+        self.no_syn = True
 
     def tls_started(self) -> None:
         """Plaintext resumes after STARTTLS (decrypted): RFC 3501 §6.2.1 — forget the old capabilities."""
@@ -493,6 +507,9 @@ class Imap:
             self.out.anomaly(r.direction, self.phase, "line-too-long",
                              f"line of {len(text) + line.too_long} bytes (limit {self.limits.max_line})",
                              line.frame)
+        if not r.pieces and r.direction is SERVER and self._in_tail(text):
+            self._tail_line(line)
+            return
         if not r.pieces:
             r.first_frame = line.first_frame
             if r.resync and not self._resyncs(r, text):
@@ -526,6 +543,26 @@ class Imap:
             self._command(pieces, first, line.frame, line.ts)
         else:
             self._response(pieces, first, line.frame, line.ts)
+
+    def _in_tail(self, text: bytes) -> bool:
+        """Is this server line part of the response the capture begins in (no SYN, nothing read yet, no
+        command yet)? From the first line that starts no response until the client's first command."""
+        if not self.no_syn or self.client_bytes or self.server_spoke:
+            return False
+        return self.tail_open or (not self.tail_lines and RESPONSE_START.match(text) is None)
+
+    def _tail_line(self, line: Line) -> None:
+        """A line of the response the capture begins in: the rest of a literal, or lines that read like
+        responses inside it (``* BYE`` in a message body): skipped, with one note and no greeting."""
+        if not self.tail_lines:
+            self.tail_open = True
+            self._note(line.frame, line.ts, line.first_frame, self.phase,
+                       "the capture begins inside a server response whose command it does not show: its "
+                       "lines up to the client's first command are skipped", force=True)
+        self.tail_lines += 1
+        if TAGGED_STATUS.match(line.text):  # the completion of the command the capture does not show
+            self.tail_open = False
+            self.server_spoke = True
 
     def _literal_allowed(self, r: Reader, text: bytes) -> bool:
         if r.pieces:
@@ -879,6 +916,8 @@ class Imap:
     def _response(self, pieces: list[Piece], first: int, frame: int, ts: float) -> None:
         raw = pieces[0] if isinstance(pieces[0], bytes) else b""
         self.response_serial += 1
+        if self.tail_lines:
+            self.server_spoke = True  # the server was past its greeting when the capture began
         if not (raw.startswith(b"* ") and self.inferred is not None):
             self._settle_inference()  # an untagged response may still be the greeting (see _untagged)
         if raw.startswith(b"+"):
@@ -912,6 +951,8 @@ class Imap:
         elif cmd is not None and cmd.verb == "AUTHENTICATE" and cmd.sasl is not None:
             cmd.sasl.server(text)
             cmd.sasl_turn = True
+        elif cmd is not None and cmd is self.idle:
+            cmd.idling = True
         elif cmd is None:
             self.out.anomaly(SERVER, self.phase, "unexpected-continuation",
                              "'+' with no command waiting for it", frame)
@@ -1154,8 +1195,9 @@ class Imap:
                 self._release(client, go_on=status == "OK")
         if cmd is None:
             lost = ", whose command the capture lost" if self.lost_bytes else ""
-            self.out.anomaly(SERVER, self.phase, "unknown-tag",
-                             f"tagged {status} for unknown tag {tag}{lost}", frame)
+            if not (self.no_syn and not self.client_bytes):  # else: a command sent before the capture began
+                self.out.anomaly(SERVER, self.phase, "unknown-tag",
+                                 f"tagged {status} for unknown tag {tag}{lost}", frame)
             self.out.add(Reply(direction=SERVER, ts=ts, frame=frame, first_frame=first, phase=self.phase,
                                status=status, lines=(detail,), tag=tag))
             return
@@ -1164,8 +1206,11 @@ class Imap:
             # the command ends here. A literal already streaming (LITERAL+) is still sent in full.
             self._end_building(client, refused=status != "OK")
             self.building = None
+        # an IDLE the server entered ends when the client sends DONE (RFC 2177): the time until its tagged
+        # OK is the client's idling, not the server's latency (that is on the '+' continuation)
+        latency = None if cmd.idling else max(0.0, ts - cmd.ts)
         self.out.add(Reply(direction=SERVER, ts=ts, frame=frame, first_frame=first, phase=cmd.phase,
-                           status=status, lines=(detail,), answers=cmd.verb, latency=max(0.0, ts - cmd.ts),
+                           status=status, lines=(detail,), answers=cmd.verb, latency=latency,
                            tag=tag, answers_frame=cmd.frame))
         self._completion(cmd, status, detail, first=first, frame=frame, ts=ts)
 
@@ -1290,9 +1335,10 @@ class Imap:
         injected = b"".join(d for d, _, _ in client.held) + client.lines.take_all()
         client.held, client.held_bytes, client.hold_tag = [], 0, None
         if injected:
+            shown = injected if self.limits.show_secrets else redact_commands(injected)
             self.out.anomaly(CLIENT, Phase.NEGOTIATION, "starttls-injection",
                              f"{len(injected)} bytes of plaintext sent after STARTTLS before the server's OK "
-                             f"({printable(injected, 80)}): a server that buffers them executes them inside "
+                             f"({printable(shown, 80)}): a server that buffers them executes them inside "
                              "TLS (CVE-2011-0411 class)", frame)
         for reader in self.readers:
             reader.mode = ReadMode.OPAQUE
@@ -1573,6 +1619,60 @@ class Imap:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def redact_commands(data: bytes) -> bytes:
+    """Client bytes quoted in a note, with credentials hidden as the command rows hide them: LOGIN's
+    password, an AUTHENTICATE initial response and the SASL lines after an AUTHENTICATE. Literals are
+    framed by their byte count, so a password sent as a literal is found too."""
+    out: list[bytes] = []
+    in_sasl = False
+    pos = 0
+    while pos < len(data):
+        start = pos
+        line, pos = _next_line(data, pos)
+        match = TAG_VERB.match(line)
+        verb = match.group(3).decode("latin-1").upper() if match else ""
+        pieces: list[Piece] = []
+        while True:  # the whole command: its lines and literals
+            lit = LITERAL_AT_END.search(line) if match is not None else None
+            if lit is None or len(pieces) >= MAX_LINE_PIECES:
+                pieces.append(line)
+                break
+            pieces.append(line[: lit.start()])
+            size = int(lit.group(2))
+            pieces.append(Literal(size, data[pos : pos + size]))
+            pos = min(len(data), pos + size)
+            if pos >= len(data):
+                break
+            line, pos = _next_line(data, pos)
+        raw = data[start:pos]
+        eol = raw[len(raw.rstrip(b"\r\n")):]
+        if match is not None and verb in KNOWN_COMMANDS:
+            in_sasl = False
+        if match is not None and verb in ("LOGIN", "AUTHENTICATE"):
+            args = parse_values(pieces, match.end())
+            head = match.group(0)
+            if verb == "LOGIN":
+                raw = head + (b" " + render(args[0]).encode("utf-8") if args else b"") + b" [password]" + eol
+            else:
+                raw = head + (b" " + render(args[0]).encode("utf-8") if args else b"")
+                if len(args) > 1:
+                    raw += b" =" if as_text(args[1]) == "=" else b" [initial response]"
+                raw += eol
+                in_sasl = True
+        elif in_sasl and verb not in KNOWN_COMMANDS and raw.strip() not in (b"", b"*"):
+            raw = b"[SASL response]" + eol
+        out.append(raw)
+    return b"".join(out)
+
+
+def _next_line(data: bytes, pos: int) -> tuple[bytes, int]:
+    """The line at ``pos`` (without its line end) and where the next one starts."""
+    nl = data.find(b"\n", pos)
+    end = len(data) if nl < 0 else nl + 1
+    return data[pos:end].rstrip(b"\r\n"), end
+
 
 
 def _args_offset(pieces: list[Piece]) -> int:

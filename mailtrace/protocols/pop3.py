@@ -196,6 +196,12 @@ class Pop3:
         """Bytes of either side were lost: the state may have moved unseen (a login in the gap)."""
         self.orphan_lines = -1
         """Lines of a multi-line response whose command was lost (-1: not in one)."""
+        self.no_syn = False
+        """The capture holds no SYN of this connection (:meth:`began_mid_session`)."""
+        self.tail_lines = 0
+        """Server lines skipped before the first client command of a capture that begins mid-session."""
+        self.tail_open = False
+        """Reading the tail of that response (up to its '.' line or the client's first command)."""
         self.sasl: SaslExchange | None = None
         self.auth_waiting = False
         self.user: str | None = None
@@ -274,7 +280,9 @@ class Pop3:
         return None
 
     def began_mid_session(self) -> None:
-        """Nothing to do: the first command and reply tell where the session stands (``_set_state``)."""
+        """The capture may begin inside a response: server lines before the client's first command that
+        are no status line are the tail of a response whose command it does not show (``_tail_line``)."""
+        self.no_syn = True
 
     def tls_started(self) -> None:
         """Plaintext resumes after STLS (decrypted): RFC 2595 §4 — the old capabilities are forgotten."""
@@ -473,6 +481,10 @@ class Pop3:
 
     def _server_line(self, line: Line) -> None:
         text = line.text.decode("utf-8", "replace")
+        if self.no_syn and not self.client_bytes and not self.greeted and (
+                self.tail_open or (not self.tail_lines and not text.startswith(("+OK", "-ERR")))):
+            self._tail_line(text, line)
+            return
         if self.orphan_lines >= 0:
             if not text.startswith(("+OK", "-ERR")):
                 if text == ".":
@@ -504,6 +516,20 @@ class Pop3:
             self.out.anomaly(SERVER, self.phase, "invalid-response",
                              f"server line is not +OK/-ERR: {printable(line.text, 80)}", line.frame)
 
+    def _tail_line(self, text: str, line: Line) -> None:
+        """A line of the response the capture begins in (no SYN, no greeting, no command yet): its lines —
+        a message body may hold one that reads ``-ERR`` — are skipped up to its final '.', with one note
+        and no greeting."""
+        if not self.tail_lines:
+            self.tail_open = True
+            self._note(line.frame, line.ts, self.phase,
+                       "the capture begins inside a server response whose command it does not show: its "
+                       "lines up to the client's first command are skipped")
+        self.tail_lines += 1
+        if text == ".":  # the end of the multi-line response: the server is past its greeting
+            self.tail_open = False
+            self.greeted = True
+
     def _resync_pending(self, line: Line) -> None:
         """The first status line after lost server bytes answers the latest command sent before it."""
         before = [p for p in self.pending if p.frame <= line.first_frame]
@@ -517,6 +543,8 @@ class Pop3:
 
     def _status(self, status: str, rest: str, line: Line) -> None:
         ok = status == "+OK"
+        if self.tail_lines:
+            self.greeted = True  # the server was well past its greeting when the capture began
         first_answer = not self.pending or self.client_bytes == 0 or self.pending[0].frame >= line.frame
         if not self.greeted and (first_answer or self._early_greeting(ok, rest)):
             self._greeting(status, rest, line)
@@ -717,8 +745,11 @@ class Pop3:
                  listing: list[str] | None = None) -> None:
         verb = cmd.verb
         mb = self.mailbox
-        if ok and self.lost_bytes and self.state is State.AUTHORIZATION and COMMAND_STATES.get(verb) == TRANS:
-            why = f"inferred from {verb} +OK: the login was lost in a gap"
+        if ok and (self.lost_bytes or self.no_syn) and self.state is State.AUTHORIZATION \
+                and COMMAND_STATES.get(verb) == TRANS:
+            # RFC 1939: only the TRANSACTION state answers these with +OK (DELE, RETR, STAT...)
+            why = f"inferred from {verb} +OK: " + ("the login was lost in a gap" if self.lost_bytes else
+                                                  "the capture has no login")
             self._set_state(State.TRANSACTION, frame, why, ts)
         self._login_result(cmd, ok, rest, frame=frame, ts=ts, extra={})
         if verb == "STAT" and ok:
@@ -805,9 +836,10 @@ class Pop3:
         injected = bytes(self.client_hold or b"") + self.client_lines.take_all()
         self.client_hold = None
         if injected:
+            shown = injected if self.limits.show_secrets else redact_commands(injected)
             self.out.anomaly(CLIENT, Phase.NEGOTIATION, "starttls-injection",
                              f"{len(injected)} bytes of plaintext sent after STLS before the server's +OK "
-                             f"({printable(injected, 80)}): a server that buffers them executes them inside "
+                             f"({printable(shown, 80)}): a server that buffers them executes them inside "
                              "TLS (CVE-2011-0411 class)", frame)
         self.tls = True
         self.pending.clear()
@@ -878,6 +910,34 @@ class Pop3:
             self._body_end(eof.frame or self.out.frame, eof.ts, complete=False)
         elif eof.direction is CLIENT and self.client_hold:
             self._release_hold(eof.frame or self.out.frame)
+
+
+def redact_commands(data: bytes) -> bytes:
+    """Client bytes quoted in a note, with credentials hidden as the command rows hide them: PASS,
+    APOP's digest, an AUTH initial response and the SASL lines after an AUTH (RFC 5034)."""
+    out: list[bytes] = []
+    in_sasl = False
+    for piece in data.splitlines(keepends=True):  # any of CRLF, bare LF, bare CR ends a line here
+        line = piece.rstrip(b"\r\n")
+        end = piece[len(line):]
+        verb, _, argument = line.strip().partition(b" ")
+        verb_u = verb.upper()
+        known = verb_u.decode("latin-1") in KNOWN_VERBS
+        if known:
+            in_sasl = False
+        if verb_u == b"PASS":
+            line = verb + b" [password]"
+        elif verb_u == b"APOP":
+            name = argument.strip().rpartition(b" ")[0] or argument.strip()
+            line = verb + b" " + name + b" [digest]"
+        elif verb_u == b"AUTH" and argument.strip():
+            mech, _, initial = argument.strip().partition(b" ")
+            line = verb + b" " + mech + (b" [initial response]" if initial.strip() not in (b"", b"=") else b"")
+            in_sasl = True
+        elif in_sasl and not known and line.strip() not in (b"", b"*"):
+            line = b"[SASL response]"
+        out.append(line + end)
+    return b"".join(out)
 
 
 def _int(text: str) -> int | None:

@@ -277,12 +277,17 @@ class _Grouper:
         current = self.draft.kind if self.draft is not None else ""
         lead = next((e for e in events if not isinstance(e, _QUIET)), None)
         replies = [e for e in events if isinstance(e, Reply)]
+        if _data_end_then_command(events):
+            # end of data pipelined with the next command (``.<CRLF>QUIT<CRLF>``): the message step goes
+            # first, then its 250 and the command, in protocol order
+            return "body", Phase.TRANSFER, current != "body"
         if isinstance(lead, Command):
             return self._classify_command(lead)
         if isinstance(lead, Note) and not lead.text.startswith("TLS "):
             if any(self._match(r, waiting_only=True) is not None for r in replies):
                 return "exchange", lead.phase, False
-            return "note", lead.phase, current != "note"
+            # a note that comes with a command (a state inferred from it) opens the command's own step
+            return "note", lead.phase, current != "note" or any(isinstance(e, Command) for e in events)
         if isinstance(lead, Note):
             if lead.text.startswith(_TLS_ASIDES) or current == "close":
                 return "tls", lead.phase, False
@@ -395,6 +400,14 @@ class _Grouper:
                     target.messages.append(record)
                 else:
                     draft.messages.append(record)
+            if event.origin == "smtp-data" and _data_end_then_command(row.events or []):
+                # the end of data waits for its reply like a command (RFC 5321 §4.1.1.4), before the
+                # commands pipelined after it
+                dot = Command(direction=Direction.CLIENT, ts=event.ts, frame=event.frame,
+                              first_frame=event.frame, phase=Phase.TRANSFER, verb=".", argument="")
+                exchange = _Exchange(dot, decrypted=row.decrypted)
+                draft.exchanges.append(exchange)
+                self.waiting.append(exchange)
         elif isinstance(event, Note):
             (draft.tls_notes if event.text.startswith("TLS ") else draft.notes).append(event)
         elif isinstance(event, Opaque):
@@ -430,6 +443,17 @@ class _Grouper:
             if x.command is not None:
                 return x
         return None
+
+
+def _data_end_then_command(events: list[Event]) -> bool:
+    """The row ends an SMTP DATA message and carries a command after it (pipelined after the dot)."""
+    ended = False
+    for event in events:
+        if isinstance(event, MessageEnd) and event.origin == "smtp-data" and event.direction is Direction.CLIENT:
+            ended = True
+        elif ended and isinstance(event, Command) and event.verb:
+            return True
+    return False
 
 
 class _MessageIndex:
@@ -753,6 +777,8 @@ def _exchange_sentence(x: _Exchange, ctx: _Context) -> _Sentence:
         return _unasked(x, ctx)
     command = x.command
     verb = command.verb
+    if verb == "." and protocol == "smtp":  # the end of data (see _Grouper._event)
+        return _say(ctx, "smtp.dot", reply)
     if verb in ("AUTH", "AUTHENTICATE", "LOGIN") or (verb in ("PASS", "APOP") and protocol == "pop3"):
         return _auth(x, ctx, reply)
     if verb in ("STARTTLS", "STLS"):
@@ -776,6 +802,8 @@ def _unasked(x: _Exchange, ctx: _Context) -> _Sentence:
     protocol = session.protocol
     if reply.answers == ".":
         return _say(ctx, "smtp.dot", reply)
+    if reply.answers == "" and protocol == "smtp":  # the answer to an empty or non-text line (smtp.py: junk)
+        return _say(ctx, "smtp.junk", reply)
     is_greeting = reply.phase is Phase.GREETING and bool(session.replies) and session.replies[0] is reply
     if is_greeting:
         line = reply.lines[0] if reply.lines else ""
@@ -844,6 +872,9 @@ def _auth(x: _Exchange, ctx: _Context, reply: Reply | None) -> _Sentence:
         as_user = ctx.t("auth.as", user=user) if user else ""
         caption = ctx.t("auth.continue", method=method, as_user=as_user, channel=channel, status=reply.status)
         return _Sentence("auth.continue", caption, "warn")
+    if attempt is not None and attempt.extra.get("cancelled") == "yes":
+        return _auth_cancelled(ctx, reply, method=method, user=user, channel=channel,
+                               sent=bool(attempt.username or attempt.secret))
     ok = attempt.success if attempt is not None and attempt.success is not None else \
         (None if reply is None else _tone(reply) == "ok")
     if ok:
@@ -860,6 +891,23 @@ def _auth(x: _Exchange, ctx: _Context, reply: Reply | None) -> _Sentence:
         sentence = _Sentence(sentence.key, sentence.text + " " + ctx.t("pop3.enter", state="TRANSACTION"),
                              sentence.tone)
     return sentence
+
+
+def _auth_cancelled(ctx: _Context, reply: Reply | None, *, method: str, user: str | None, channel: str,
+                    sent: bool) -> _Sentence:
+    """The client sent ``*`` to cancel the exchange (RFC 4954 §4, RFC 5034 §4, RFC 3501 §6.2.2) and the
+    server answers with an error that confirms it (501, -ERR, BAD): no login was tried. The channel is
+    named only when part of the credentials (a user name) went over it."""
+    if sent:
+        as_user = ctx.t("auth.as", user=user) if user else ""
+        key, action = "auth.cancel.sent", ctx.t("auth.cancel.sent", method=method, as_user=as_user, channel=channel)
+    else:
+        key, action = "auth.cancel", ctx.t("auth.cancel", method=method)
+    if reply is None:
+        return _Sentence(key, ctx.t("outcome.noreply", action=action), "warn")
+    if _tone(reply) == "ok":  # a server that accepts a cancelled exchange
+        return _Sentence(key, ctx.t("outcome.accepted", action=action, status=reply.status), "warn")
+    return _Sentence(key, ctx.t("auth.cancel.confirmed", action=action, status=reply.status), "info")
 
 
 def _asks_more(reply: Reply) -> bool:
@@ -1061,6 +1109,18 @@ def _messages(ctx: _Context, message_set: str, *, uid: bool = False) -> str:
     return ctx.t("imap.uidset" if uid else "imap.set", set=message_set, n=1 if message_set.isdigit() else 2)
 
 
+def _imap_read_only(ctx: _Context, frame: int) -> bool:
+    """Whether the mailbox selected before ``frame`` was opened read-only (EXAMINE, or a SELECT the
+    server answered ``[READ-ONLY]``), as the dissector recorded it."""
+    block = ctx.session.record.get("imap")
+    selected = block.get("selected") if isinstance(block, dict) else None
+    last = None
+    for entry in selected if isinstance(selected, list) else []:
+        if isinstance(entry, dict) and isinstance(entry.get("frame"), int) and entry["frame"] < frame:
+            last = entry
+    return last is not None and bool(last.get("read_only"))
+
+
 def _imap(x: _Exchange, ctx: _Context, reply: Reply | None) -> _Sentence | None:
     command = x.command
     assert command is not None
@@ -1069,6 +1129,9 @@ def _imap(x: _Exchange, ctx: _Context, reply: Reply | None) -> _Sentence | None:
     argument = command.argument
     ok = _tone(reply) == "ok"
     words = _words(argument)
+    if verb == "CLOSE" and _imap_read_only(ctx, command.frame):
+        # RFC 3501 §6.4.2 / RFC 9051 §6.4.1: CLOSE expunges only a mailbox selected read-write
+        return _say(ctx, "imap.close.readonly", reply)
     if verb in ("CAPABILITY", "ID", "NAMESPACE", "EXPUNGE", "CLOSE", "UNSELECT", "IDLE", "LOGOUT") and not (
             verb == "EXPUNGE" and ok):
         return _say(ctx, "imap." + verb.lower(), reply)
