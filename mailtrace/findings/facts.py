@@ -6,6 +6,7 @@ rows), never from packets, so the rules stay small and agree with each other.
 
 from __future__ import annotations
 
+import bisect
 import ipaddress
 import itertools
 import re
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING
 
-from mailtrace.model import Reply, TlsStart
+from mailtrace.model import AuthAttempt, Command, Reply, TlsStart
 from mailtrace.session import MessageRecord, Session
 
 if TYPE_CHECKING:
@@ -24,6 +25,11 @@ HOSTNAME = re.compile(r"^(?=.{1,253}$)(?!-)[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1
 PASSWORD_MECHANISMS = frozenset({"PLAIN", "LOGIN", "XOAUTH2", "OAUTHBEARER", "XOAUTH"})
 """SASL mechanisms that carry a reusable password or bearer token."""
 STARTTLS_VERBS = frozenset({"STARTTLS", "STLS"})
+LOGIN_VERBS = frozenset({"AUTH", "AUTHENTICATE", "LOGIN", "USER", "PASS", "APOP"})
+"""Commands that start a login (the command an :class:`AuthAttempt` begins with)."""
+MASKED_STARTTLS = frozenset({"XXXXXXXA", "XXXXA"})
+"""EHLO keywords known to stand for a masked STARTTLS: Cisco ASA/PIX ESMTP inspection writes
+``250-XXXXXXXA`` where the server said ``250-STARTTLS``."""
 _TWO_LEVEL_SUFFIXES = frozenset(
     {"co", "com", "net", "org", "ac", "gov", "edu", "or", "ne", "go", "gob", "nic"}
 )
@@ -41,10 +47,48 @@ class Offer:
     password_ways: tuple[str, ...]
     """Ways offered to send a reusable password: ``USER`` (POP3), ``LOGIN`` (IMAP without LOGINDISABLED),
     ``AUTH PLAIN``, ``AUTH LOGIN`` ..."""
+    starttls_masked: tuple[str, ...] = ()
+    """SMTP EHLO keywords that look like STARTTLS overwritten on the path (``XXXXXXXA``, ``STARTTLX``,
+    ``XXXXXXXX``): see :func:`masked_starttls`."""
+
+    @property
+    def starttls_stripped(self) -> bool:
+        """STARTTLS arrived masked and not in its own form: the client could not see the offer."""
+        return bool(self.starttls_masked) and not self.starttls
 
     @property
     def password_login(self) -> bool:
         return bool(self.password_ways)
+
+
+def masked_starttls(keyword: str) -> bool:
+    """Whether an EHLO keyword is STARTTLS overwritten by a middlebox or an attacker (STRIPTLS).
+
+    Firewalls with ESMTP inspection (Cisco ASA/PIX: ``XXXXXXXA``; others a line of X's) and STRIPTLS
+    tools replace the keyword with one of the same length so the reply keeps its size: X's over some
+    or all of its letters (``XXXXXXXX``, ``STARTTLX``, ``XXXRTTLS``), or one or two letters changed
+    (``STARTTLZ``). Other masked keywords (``XXXXXXXB`` is Cisco's CHUNKING) are not STARTTLS.
+    """
+    word = keyword.upper()
+    if word == "STARTTLS":
+        return False
+    if word in MASKED_STARTTLS:
+        return True
+    if len(word) != 8 or not word.isalnum():
+        return False
+    diffs = [c for c, s in zip(word, "STARTTLS", strict=True) if c != s]
+    return all(c == "X" for c in diffs) or len(diffs) <= 2
+
+
+def cancelled(attempt: AuthAttempt) -> bool:
+    """The client cancelled the exchange with ``*`` (RFC 4954 §4, RFC 5034 §4, RFC 9051 §6.2.2): the
+    server checked no password, so it is no failed login."""
+    return attempt.extra.get("cancelled") == "yes"
+
+
+def is_login(attempt: AuthAttempt) -> bool:
+    """An attempt that sent something to check: every one but an exchange cancelled before any secret."""
+    return not cancelled(attempt) or bool(attempt.secret)
 
 
 def reply_ok(reply: Reply) -> bool:
@@ -120,6 +164,27 @@ class SessionFacts:
             if c.verb:
                 out.setdefault(c.frame, c.verb)
         return out
+
+    def login_command(self, attempt: AuthAttempt) -> Command | None:
+        """The command a login began with (``AUTH``, IMAP ``LOGIN`` or ``AUTHENTICATE``, ``USER`` ...).
+
+        A command sent in several segments (an IMAP ``LOGIN`` with literals) is recorded at the frame
+        of its last line, with ``first_frame`` where it began; the attempt's ``first_frame`` is the
+        latter, so the command is the first login command from there that began at or before it."""
+        commands = self.session.commands
+        ordered = self.command_frames
+        start = bisect.bisect_left(ordered, attempt.first_frame) if ordered is not None else 0
+        for c in itertools.islice(commands, start, None):
+            if c.frame > attempt.frame and ordered is not None:
+                break
+            if c.verb in LOGIN_VERBS and c.first_frame <= attempt.first_frame <= c.frame:
+                return c
+        return None
+
+    @cached_property
+    def logins(self) -> list[AuthAttempt]:
+        """The session's logins: its auth attempts without the exchanges cancelled before any secret."""
+        return [a for a in self.session.auth if is_login(a)]
 
     # ------------------------------------------------------------------ messages
     def headers(self, message: MessageRecord) -> Headers:
@@ -218,6 +283,7 @@ class SessionFacts:
         s = self.session
         frame = 0
         starttls = False
+        masked: list[str] = []
         mechanisms: set[str] = set()
         ways: list[str] = []
         seen = False
@@ -235,6 +301,8 @@ class SessionFacts:
                     keyword, _, rest = line.partition(" ")
                     if keyword == "STARTTLS":
                         starttls = True
+                    elif masked_starttls(keyword):
+                        masked.append(keyword)
                     elif keyword == "AUTH":
                         mechanisms.update(rest.split())
                     elif keyword.startswith("AUTH="):  # the pre-RFC 2554 form some servers still send
@@ -258,7 +326,8 @@ class SessionFacts:
             return None
         verb = "AUTHENTICATE" if s.protocol == "imap" else "AUTH"
         ways += [f"{verb} {m}" for m in sorted(mechanisms & PASSWORD_MECHANISMS)]
-        return Offer(frame, starttls, frozenset(mechanisms), tuple(dict.fromkeys(ways)))
+        return Offer(frame, starttls, frozenset(mechanisms), tuple(dict.fromkeys(ways)),
+                     tuple(dict.fromkeys(masked)))
 
 
 def _capability_words(protocol: str, reply: Reply) -> list[str] | None:

@@ -121,6 +121,12 @@ CATALOGUE: dict[str, FindingKind] = {
             "RFC 3207 §4; RFC 8461",
         ),
         _kind(
+            "starttls-stripped",
+            "medium high",
+            "STARTTLS removed from the EHLO reply on the path",
+            "RFC 3207 §6; RFC 8461; RFC 7672",
+        ),
+        _kind(
             "starttls-injection", "high", "Commands injected after STARTTLS", "CVE-2011-0411; RFC 3207 §4.2"
         ),
         _kind(

@@ -21,6 +21,7 @@ from mailtrace.findings.facts import (
     PASSWORD_MECHANISMS,
     STARTTLS_VERBS,
     SessionFacts,
+    cancelled,
     domain_of,
     in_domains,
     org_domain,
@@ -220,12 +221,14 @@ def auth_frames(f: SessionFacts, attempt: AuthAttempt) -> list[int]:
 
 
 def outcome(attempt: AuthAttempt) -> str:
+    if cancelled(attempt):
+        return "cancelled by the client"
     return {True: "succeeded", False: "failed", None: "outcome not seen"}[attempt.success]
 
 
 def cleartext_credentials(s: Session, f: SessionFacts, ctx: RuleContext) -> Iterator[Finding]:
     by_user: dict[str, list[AuthAttempt]] = {}
-    for attempt in s.auth:
+    for attempt in f.logins:  # an exchange cancelled ("*") before any secret sent no password
         if mechanism_class(attempt) is None or not (attempt.username or attempt.secret):
             continue
         if not f.in_clear(attempt.first_frame):
@@ -264,11 +267,20 @@ def cleartext_credentials(s: Session, f: SessionFacts, ctx: RuleContext) -> Iter
 
 
 def _mech_name(f: SessionFacts, attempt: AuthAttempt) -> str:
-    """How the login looked on the wire: ``USER/PASS``, ``APOP``, ``LOGIN``, ``AUTH PLAIN`` ..."""
+    """How the login looked on the wire: ``USER/PASS``, ``APOP``, ``LOGIN``, ``AUTH PLAIN`` ...
+
+    The command is looked up where the login began (an IMAP ``LOGIN`` sent with literals ends frames
+    later); IMAP has no ``AUTH``: its SASL command is ``AUTHENTICATE``, and a ``LOGIN`` attempt whose
+    command is not found is the ``LOGIN`` command (``AUTHENTICATE LOGIN`` is always found)."""
     mech = attempt.mechanism.upper()
-    command = f.verb_at.get(attempt.first_frame, "")
-    if mech in ("USER", "APOP") or (f.session.protocol == "imap" and command == "LOGIN"):
+    if mech in ("USER", "APOP"):
         return "USER/PASS" if mech == "USER" else mech
+    found = f.login_command(attempt)
+    command = found.verb if found is not None else ""
+    if f.session.protocol == "imap":
+        if command == "LOGIN" or (command != "AUTHENTICATE" and mech == "LOGIN"):
+            return "LOGIN"
+        return f"AUTHENTICATE {mech}"
     return f"{command or 'AUTH'} {mech}"
 
 
@@ -290,17 +302,19 @@ def starttls_not_used(s: Session, f: SessionFacts, ctx: RuleContext) -> Iterator
     ]
     if not later:
         return
-    sensitive = bool(s.auth) or bool(s.messages)
+    logins = f.logins
+    sensitive = bool(logins) or bool(s.messages)
     severity = MEDIUM if sensitive else LOW
     if not ctx.once("starttls-not-used", s.client.ip, str(s.server), severity.value):
         return
     carried = []
-    if s.auth:
-        carried.append(plural(len(s.auth), "login"))
+    if logins:
+        carried.append(plural(len(logins), "login"))
     if s.messages:
         carried.append(plural(len(s.messages), "message"))
     what = (" and carried " + " and ".join(carried) + " in cleartext") if carried else ""
     verb = "STLS" if s.protocol == "pop3" else "STARTTLS"
+    other = LOW if sensitive else MEDIUM
     yield ctx.finding(
         "starttls-not-used",
         severity,
@@ -308,9 +322,21 @@ def starttls_not_used(s: Session, f: SessionFacts, ctx: RuleContext) -> Iterator
         [offer.frame, later[0].frame],
         f"{s.client.ip} did not use the {verb} that {s.server} offers",
         f"The server advertised {verb}, but the client stayed unencrypted{what}; opportunistic TLS only "
-        "protects when the client takes it (reported once per client and server).",
+        f"protects when the client takes it ({_once_per_pair(sensitive, 'logins or messages', other)}).",
         later[0].ts,
     )
+
+
+def _once_per_pair(sensitive: bool, what: str, other: Severity) -> str:
+    """Says how often a finding made once per client address, server and severity is made: once for the
+    first session of the pair that carried ``what``, once for the first that did not (the other
+    severity). Merging them would need the finding to wait for the end of the capture; findings are
+    made as each session ends (the per-session panels and ``live`` show them at once)."""
+    if sensitive:
+        return (f"reported once per client and server for sessions that carried {what}; "
+                f"a session without them gets its own finding, as {other.value}")
+    return (f"reported once per client and server for sessions without {what}; "
+            f"a session that carries them gets its own finding, as {other.value}")
 
 
 def starttls_refused_cleartext(s: Session, f: SessionFacts, ctx: RuleContext) -> Iterator[Finding]:
@@ -323,7 +349,7 @@ def starttls_refused_cleartext(s: Session, f: SessionFacts, ctx: RuleContext) ->
         after = [c for c in s.commands if c.frame > refused.frame and c.verb not in HARMLESS_AFTER_REFUSAL]
         if not after:
             continue
-        auth = [a for a in s.auth if a.first_frame > refused.frame and f.in_clear(a.first_frame)]
+        auth = [a for a in f.logins if a.first_frame > refused.frame and f.in_clear(a.first_frame)]
         messages = [m for m in s.messages if m.first_frame > refused.frame and f.in_clear(m.first_frame)]
         severity = HIGH if auth or messages else MEDIUM
         carried = [plural(len(auth), "login")] if auth else []
@@ -342,6 +368,41 @@ def starttls_refused_cleartext(s: Session, f: SessionFacts, ctx: RuleContext) ->
             refused.ts,
         )
         return
+
+
+def starttls_stripped(s: Session, f: SessionFacts, ctx: RuleContext) -> Iterator[Finding]:
+    """The EHLO reply carries STARTTLS overwritten (``XXXXXXXA``, ``STARTTLX``): removed on the path."""
+    offer = f.offer
+    if offer is None or not offer.starttls_stripped:
+        return
+    logins = [a for a in f.logins if a.first_frame > offer.frame and f.in_clear(a.first_frame)]
+    messages = [m for m in s.messages if m.first_frame > offer.frame and f.in_clear(m.first_frame)]
+    severity = HIGH if logins else MEDIUM
+    if not ctx.once("starttls-stripped", s.client.ip, str(s.server), severity.value):
+        return
+    masked = ", ".join(quote(k) for k in offer.starttls_masked)
+    later = [c for c in s.commands if c.frame > offer.frame and c.verb]
+    frames = [offer.frame] + ([later[0].frame] if later else []) + [a.first_frame for a in logins[:3]]
+    if f.tls_frame is not None and f.tls_frame > offer.frame:
+        went_on = f"the client asked for STARTTLS anyway and TLS began at frame {f.tls_frame}"
+    else:
+        carried = [plural(len(logins), "login")] if logins else []
+        carried += [plural(len(messages), "message")] if messages else []
+        went_on = "the client, which could not see the offer, stayed in cleartext" + (
+            " and sent " + " and ".join(carried) if carried else "")
+    yield ctx.finding(
+        "starttls-stripped",
+        severity,
+        s,
+        frames,
+        f"STARTTLS of {s.server} masked on the path to {s.client.ip}"
+        + ("; a login followed in cleartext" if logins and f.tls_frame is None else ""),
+        f"The EHLO reply lists {masked} where the STARTTLS keyword belongs: a middlebox overwrote it — the "
+        "footprint of a firewall's ESMTP inspection (Cisco ASA/PIX write XXXXXXXA) or of a STRIPTLS attack; "
+        f"{went_on}. MTA-STS or DANE make a sender insist on TLS "
+        f"({_once_per_pair(bool(logins), 'logins', MEDIUM if logins else HIGH)}).",
+        later[0].ts if later else s.start,
+    )
 
 
 def starttls_injection(s: Session, f: SessionFacts, ctx: RuleContext) -> Iterator[Finding]:
@@ -370,11 +431,15 @@ def auth_before_tls(s: Session, f: SessionFacts, ctx: RuleContext) -> Iterator[F
     if not ctx.once("auth-before-tls", s.protocol, str(s.server)):
         return
     what = ", ".join(offer.password_ways)
-    tls = (
-        "it offers STARTTLS too, but does not require it first"
-        if offer.starttls
-        else "it does not offer STARTTLS at all"
-    )
+    if offer.starttls:
+        tls = "it offers STARTTLS too, but does not require it first"
+    elif offer.starttls_stripped:
+        tls = (
+            f"its STARTTLS arrived masked as {', '.join(offer.starttls_masked)} (a middlebox on the path "
+            "removed it, see starttls-stripped), and it does not require TLS first"
+        )
+    else:
+        tls = "it does not offer STARTTLS at all"
     yield ctx.finding(
         "auth-before-tls",
         LOW,
@@ -1014,6 +1079,7 @@ RULES: tuple[Rule, ...] = (
     cleartext_credentials,
     starttls_not_used,
     starttls_refused_cleartext,
+    starttls_stripped,
     starttls_injection,
     auth_before_tls,
     weak_tls,

@@ -39,7 +39,8 @@ class FlowLimits:
     """Named limits of the flow table (see docs/architecture.md)."""
 
     idle_timeout: float = 600.0
-    """An open mail connection without packets for this long is closed as ``timeout``."""
+    """An open mail connection without packets for this long is closed as ``timeout`` (checked every
+    tenth of it, at most every 30 s and at least every second: see :attr:`idle_check_every`)."""
     linger: float = 2.0
     """After FIN/RST, trailing packets (last ACK, repeated RST) are still attributed for this long."""
     tombstone_ttl: float = 900.0
@@ -62,6 +63,17 @@ class FlowLimits:
     idle_min_packets: int = 20_000
     """Idle timeouts also need this many packets since the connection's last one, so a single bogus
     timestamp far in the future cannot expire every open connection."""
+
+    @property
+    def idle_check_every(self) -> float:
+        """Seconds between idle checks: a tenth of the timeout, between 1 and 30 s. The default 600 s
+        gives the 30 s of the tombstone sweep (file analysis keeps its timing); ``live --idle-timeout 5``
+        ends a quiet session 5 to 6 s after its last packet."""
+        return min(TOMBSTONE_SWEEP_EVERY, max(1.0, self.idle_timeout / 10))
+
+
+TOMBSTONE_SWEEP_EVERY = 30.0
+"""Seconds between the sweeps that drop old tombstones."""
 
 
 class Handler(Protocol):
@@ -183,6 +195,8 @@ class FlowTable:
         self.now = 0.0
         self.next_sweep = 0.0
         self._next_tombstone_sweep = 0.0
+        self._next_idle_sweep = 0.0
+        self._idle_every = limits.idle_check_every
         self.tcp_packets = 0
 
     # ------------------------------------------------------------------ per packet
@@ -341,18 +355,22 @@ class FlowTable:
         self.closing.pop(conn.stream, None)
 
     def sweep(self) -> None:
-        """Retire lingering and idle connections; drop old tombstones. Cheap: runs once a second."""
+        """Retire lingering and idle connections; drop old tombstones. Cheap: runs once a second; the
+        open connections are looked at every ``FlowLimits.idle_check_every`` seconds (30 s by default),
+        the whole table every 30 s."""
         now = self.now
         self.next_sweep = now + 1.0
         for conn in list(self.closing.values()):
             if conn.closing_since is not None and now - conn.closing_since >= self.limits.linger:
                 self._retire(conn, "rst" if conn.reset else "fin")
-        if now >= self._next_tombstone_sweep:
-            self._next_tombstone_sweep = now + 30.0
-            quiet = self.tcp_packets - self.limits.idle_min_packets
+        quiet = self.tcp_packets - self.limits.idle_min_packets
+        if now >= self._next_idle_sweep:
+            self._next_idle_sweep = now + self._idle_every
             for conn in list(self.active.values()):
                 if now - conn.last_ts >= self.limits.idle_timeout and conn.last_index <= quiet:
                     self._retire(conn, "timeout")
+        if now >= self._next_tombstone_sweep:
+            self._next_tombstone_sweep = now + TOMBSTONE_SWEEP_EVERY
             ttl = self.limits.tombstone_ttl
             stale = [k for k, c in self.table.items()
                      if c.handler is None and now - c.last_ts >= ttl and c.last_index <= quiet]
