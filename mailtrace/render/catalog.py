@@ -287,7 +287,7 @@ EN: dict[str, Message] = {
     "ui.packets": "packets read",
     "ui.packets.value": "{packets} ({tcp} TCP, {mail} in mail sessions)",
     "ui.sessions": "sessions",
-    "ui.shown": "{shown} shown{per}, {hidden} hidden by the filter",
+    "ui.shown": "{shown:,} shown{per}, {hidden:,} hidden by the filter",
     "ui.messages.label": "messages",
     "ui.gaps.label": "gaps",
     "ui.anomalies.label": "anomalies",

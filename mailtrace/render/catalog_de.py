@@ -275,7 +275,7 @@ DE: dict[str, str | tuple[str, str]] = {
     "ui.packets": "gelesene Pakete",
     "ui.packets.value": "{packets} ({tcp} TCP, {mail} in Mail-Sitzungen)",
     "ui.sessions": "Sitzungen",
-    "ui.shown": "{shown} angezeigt{per}, {hidden} vom Filter ausgeblendet",
+    "ui.shown": "{shown:,} angezeigt{per}, {hidden:,} vom Filter ausgeblendet",
     "ui.messages.label": "E-Mails",
     "ui.gaps.label": "Lücken",
     "ui.anomalies.label": "Auffälligkeiten",

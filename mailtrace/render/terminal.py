@@ -811,19 +811,20 @@ class Summary:
         lines.append((t("ui.packets"), t("ui.packets.value", packets=fmt_num(stats.packets, lang),
                                           tcp=fmt_num(stats.tcp_packets, lang),
                                           mail=fmt_num(stats.mail_packets, lang))))
-        per = ", ".join(f"{p} {n}" for p, n in sorted(self.protocols.items()))
+        per = ", ".join(f"{p} {fmt_num(n, lang)}" for p, n in sorted(self.protocols.items()))
         per = f" ({per})" if per else ""
         value = f"{fmt_num(stats.sessions, lang)}{per}"
         flt = self.filter
         if flt is not None and flt.active:
             shown_text = t("ui.shown", shown=flt.seen["shown"], hidden=flt.seen["hidden"], per=per)
-            value = f"{stats.sessions}; {shown_text}"
+            value = f"{fmt_num(stats.sessions, lang)}; {shown_text}"
         lines.append((t("ui.sessions"), value))
         lines.append((t("ui.messages.label"), fmt_num(self.messages, lang)))
-        gaps = t("ui.none") if not self.gaps else f"{self.gaps} ({t('ui.bytes', n=self.gap_bytes)})"
+        gaps = t("ui.none") if not self.gaps else f"{fmt_num(self.gaps, lang)} ({t('ui.bytes', n=self.gap_bytes)})"
         lines.append((t("ui.gaps.label"), gaps))
-        anomalies = t("ui.none") if not self.anomalies else f"{sum(self.anomalies.values())} (" + ", ".join(
-            f"{k} {n}" for k, n in sorted(self.anomalies.items(), key=lambda kv: (-kv[1], kv[0]))) + ")"
+        anomalies = t("ui.none") if not self.anomalies else f"{fmt_num(sum(self.anomalies.values()), lang)} (" + \
+            ", ".join(f"{k} {fmt_num(n, lang)}" for k, n in sorted(self.anomalies.items(),
+                                                                   key=lambda kv: (-kv[1], kv[0]))) + ")"
         lines.append((t("ui.anomalies.label"), anomalies))
         rate = localize_number(f"{stats.packets / elapsed:,.0f}", lang) if elapsed > 0 else "-"
         lines.append((t("ui.elapsed"), t("ui.elapsed.value", seconds=localize_number(f"{elapsed:.2f}", lang),
