@@ -13,6 +13,7 @@ from typing import Any
 
 from mailtrace.context.model import DNS, ContextObservation
 from mailtrace.findings.cross import (
+    AttemptTracker,
     DnsblTracker,
     DnsObservation,
     GreylistTracker,
@@ -38,6 +39,7 @@ class FindingsCollector:
         self.logins = LoginTracker(self.ctx)
         self.probes = RcptProbeTracker(self.ctx)
         self.greylist = GreylistTracker(self.ctx)
+        self.attempts = AttemptTracker(self.ctx)
         self.dnsbl = DnsblTracker(self.ctx)
         self._kept: dict[Severity, list[Finding]] = {s: [] for s in Severity}
         self._size = 0
@@ -58,7 +60,7 @@ class FindingsCollector:
         if self.finished:
             return
         self.finished = True
-        for tracker in (self.logins, self.probes, self.greylist):
+        for tracker in (self.logins, self.probes, self.greylist, self.attempts):
             try:
                 for finding in tracker.findings():
                     self._add(finding)
@@ -79,6 +81,7 @@ class FindingsCollector:
         try:
             outcomes = rcpt_outcomes(session)
             self.logins.observe(session)
+            self.attempts.observe(session)
             self.probes.observe(session, outcomes)
             out.extend(self.greylist.observe(session, outcomes))
         except Exception as exc:  # one broken rule must not lose the report

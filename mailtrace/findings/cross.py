@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from mailtrace.capture.decode import TCP_RST
 from mailtrace.context.model import (
     ContextObservation,
     dnsbl_codes,
@@ -21,6 +22,7 @@ from mailtrace.context.model import (
 from mailtrace.findings.facts import cancelled, reply_ok
 from mailtrace.findings.model import Finding, Severity
 from mailtrace.findings.rules import GREYLIST_TEXT, UNKNOWN_USER, RcptOutcome, RuleContext, plural, quote
+from mailtrace.model import Direction
 from mailtrace.session import Session
 
 MAX_NAMES = 1_000
@@ -204,6 +206,65 @@ class RcptProbeTracker:
                 f"server's answers tell which addresses exist. Threshold: {n}.",
                 t.first_ts,
             )
+
+
+class AttemptTracker:
+    """``connection-scan``: connections to a mail port that carried no byte either way — refused with
+    RST, SYNs nobody answered, or handshakes closed at once — per server endpoint over all sessions. One
+    such session is nothing; hundreds are a port scan, and hundreds a second a SYN flood (RFC 4987)."""
+
+    KINDS = ("refused", "unanswered", "closed")
+
+    def __init__(self, ctx: RuleContext) -> None:
+        self.ctx = ctx
+        self.by_server = Keyed(ctx.config.max_tracked)
+        self.kinds: dict[str, dict[str, int]] = {}
+
+    def observe(self, s: Session) -> None:
+        if s.commands or s.replies or s.messages or any(r.payload_len for r in s.rows):
+            return
+        answers = [r for r in s.rows if r.direction is Direction.SERVER]
+        if not answers:
+            kind = "unanswered"
+        elif any(r.flags & TCP_RST for r in answers):
+            kind = "refused"
+        else:
+            kind = "closed"
+        server = f"{s.server.ip}:{s.server.port}" if ":" not in s.server.ip else f"[{s.server.ip}]:{s.server.port}"
+        tally = self.by_server.get(server)
+        if tally is None:
+            return
+        tally.add(s.start, s.first_frame, s.id, s.client.ip)
+        counts = self.kinds.setdefault(server, dict.fromkeys(self.KINDS, 0))
+        counts[kind] += 1
+
+    def findings(self) -> Iterator[Finding]:
+        config = self.ctx.config
+        for server, t in self.by_server.tallies.items():
+            if t.count < config.attempts_threshold:
+                continue
+            rate = t.count / t.span if t.span > 0 else float(t.count)
+            counts = self.kinds[server]
+            # many RSTs say the port is closed (a scan finds that out); SYNs left unanswered or handshakes
+            # dropped at once, hundreds a second, are what fills a listening server's backlog
+            flood = rate >= config.flood_rate and counts["refused"] * 2 < t.count
+            how = ", ".join(f"{counts[k]:,} {label}" for k, label in (
+                ("refused", "refused with RST"), ("unanswered", "SYNs unanswered"),
+                ("closed", "closed without a byte")) if counts[k])
+            many = len(t.names) != 1 or t.names_overflow
+            clients = f"{len(t.names):,}{'+' if t.names_overflow else ''} client{'s' if many else ''}"
+            title = (f"SYN flood against {server}" if flood else f"Connection attempts to {server}") + \
+                f": {t.count:,} without a mail dialog"
+            span = f" in {t.span:.1f} s ({rate:,.0f} a second)" if t.span > 0 else ""
+            meaning = ("a flood this fast can fill the backlog of half-open connections of a listening server"
+                       if flood else "a port scan, or clients that gave up at once")
+            detail = (f"{t.count:,} connections to {server} carried no byte of mail protocol{span}: {how}; "
+                      f"from {clients} ({t.names_text()}): {meaning}. Threshold: {config.attempts_threshold} "
+                      "per server port.")
+            if self.by_server.untracked:
+                detail += f" ({self.by_server.untracked} attempts were past the tracking limit.)"
+            yield self.ctx.finding("connection-scan", Severity.MEDIUM if flood else Severity.LOW,
+                                   t.session_id(), t.frames, title, detail, t.first_ts)
 
 
 @dataclass

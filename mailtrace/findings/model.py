@@ -192,6 +192,12 @@ CATALOGUE: dict[str, FindingKind] = {
             "Client without forward-confirmed reverse DNS, or HELO not its name",
             "RFC 8601 §2.7.3; RFC 5321 §4.1.4; RFC 1912 §2.1",
         ),
+        _kind(
+            "connection-scan",
+            "low medium",
+            "Connections to a mail port that never reached a dialog (scan or SYN flood)",
+            "RFC 4987; RFC 9293 §3.5",
+        ),
         _kind("relay-not-to-mx", "low", "Relay to a host that is not an MX of the recipient domain", "RFC 5321 §5.1"),
         _kind(
             "weak-tls", "medium high", "Obsolete TLS version or weak cipher", "RFC 8996; RFC 7465; RFC 9325"
@@ -216,6 +222,11 @@ class FindingsConfig:
     """Failed logins from one client, or against one user, that raise ``auth-bruteforce``."""
     rcpt_unknown_threshold: int = 5
     """RCPTs refused as unknown users from one client that raise ``user-enumeration``."""
+    attempts_threshold: int = 100
+    """Connections to one server port that carried no byte (refused, unanswered, or closed at once) that
+    raise ``connection-scan``."""
+    flood_rate: float = 100.0
+    """Such attempts per second (over their whole span) that make ``connection-scan`` medium: a SYN flood."""
     clock_skew: float = 3600.0
     """Seconds a Received header may be dated after the newer one above it (unsynchronised clocks)."""
     future_tolerance: float = 86_400.0
