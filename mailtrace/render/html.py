@@ -716,7 +716,7 @@ class HtmlReport:
             p for p in ov.per_protocol if p not in PROTOCOLS
         )
         timeline = (
-            timeline_chart(ov.starts, t0, t1, protocols=protocols)
+            timeline_chart(ov.starts, t0, t1, protocols=protocols, lang=self.lang)
             if t0 is not None and t1 is not None and ov.starts
             else Markup("")
         )
@@ -988,6 +988,7 @@ class HtmlReport:
                 phase_names=self._phase_names,
                 title=self.t.plain("html.ladder.title", client=str(s.client), server=str(s.server)),
                 frame_tip=lambda frame, rel, tip: self.t.plain("html.ladder.tip", frame=frame, rel=rel, tip=tip),
+                lang=self.lang,
             ),
             "arrows_dropped": arrows_dropped,
             "auth": auth,

@@ -38,9 +38,9 @@ def stats_view(stats: dict[str, Any], *, lang: str = "en") -> dict[str, Any]:
         "commands": _commands(stats.get("commands") or {}, t),
         "addresses": _addresses(stats.get("addresses") or {}, t),
         "peers": _peers(stats, t),
-        "timing": _timing(stats, t),
-        "messages": _messages(stats.get("messages") or {}, t),
-        "auth": _auth(stats.get("auth") or {}),
+        "timing": _timing(stats, lang, t),
+        "messages": _messages(stats.get("messages") or {}, lang, t),
+        "auth": _auth(stats.get("auth") or {}, t),
         "protocols": _protocols(stats),
         "spam": _spam(stats.get("spam") or {}, t),
         "findings": _findings(stats.get("findings") or {}),
@@ -52,8 +52,10 @@ def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
-def _items(counts: Any, limit: int = _TOP) -> list[tuple[str, int]]:
-    """A {key: count} or [{value, count}] or [[key, count]] object as (label, count), largest first."""
+def _items(counts: Any, t: Words, limit: int = _TOP) -> list[tuple[str, int]]:
+    """A {key: count} or [{value, count}] or [[key, count]] object as (label, count), largest first.
+
+    Beyond ``limit`` the rest is one line: "3 others" (``st.others``)."""
     pairs: list[tuple[str, int]] = []
     if isinstance(counts, dict):
         pairs = [(str(k), _int(v)) for k, v in counts.items()]
@@ -67,13 +69,15 @@ def _items(counts: Any, limit: int = _TOP) -> list[tuple[str, int]]:
     out = [(text(k, _LABEL), n) for k, n in pairs[:limit]]
     rest = sum(n for _, n in pairs[limit:])
     if rest:
-        out.append((f"{len(pairs) - limit} other" + ("s" if len(pairs) - limit != 1 else ""), rest))
+        out.append((t("st.others", n=len(pairs) - limit), rest))
     return out
 
 
-def _chart(counts: Any, title: str, css: str = "mid", *, label_width: int = 130, width: int = 420) -> Markup:
+def _chart(
+    t: Words, counts: Any, title: str, css: str = "mid", *, label_width: int = 130, width: int = 420
+) -> Markup:
     return bar_chart(
-        [Bar(label, n, css) for label, n in _items(counts)], title=title, label_width=label_width, width=width
+        [Bar(label, n, css) for label, n in _items(counts, t)], title=title, label_width=label_width, width=width
     )
 
 
@@ -158,7 +162,7 @@ def _commands(commands: dict[str, Any], t: Words) -> list[tuple[str, Markup]]:
         counts = commands[protocol]
         if isinstance(counts, dict) and counts:
             name = text(protocol, 20).upper()
-            out.append((name, _chart(counts, t("st.commands", name=name), f"p-{_css_name(protocol)}")))
+            out.append((name, _chart(t, counts, t("st.commands", name=name), f"p-{_css_name(protocol)}")))
     return out
 
 
@@ -170,7 +174,7 @@ def _addresses(addresses: dict[str, Any], t: Words) -> list[tuple[str, Markup]]:
     titles = [(key, t("st." + key)) for key in ("senders", "recipients", "sender_domains", "recipient_domains",
                                                  "header_from")]
     return [
-        (title, _chart(addresses[key], title, label_width=230, width=480))
+        (title, _chart(t, addresses[key], title, label_width=230, width=480))
         for key, title in titles
         if addresses.get(key)
     ]
@@ -190,10 +194,10 @@ def _peers(stats: dict[str, Any], t: Words) -> list[tuple[str, Markup]]:
     out = []
     if servers:
         title = t("st.per_server")
-        out.append((title, _chart(servers, title, label_width=230, width=480)))
+        out.append((title, _chart(t, servers, title, label_width=230, width=480)))
     if clients:
         title = t("st.per_client")
-        out.append((title, _chart(clients, title, label_width=230, width=480)))
+        out.append((title, _chart(t, clients, title, label_width=230, width=480)))
     return out
 
 
@@ -209,7 +213,7 @@ def _spread(label: str, s: Any) -> Spread | None:
         return None
 
 
-def _timing(stats: dict[str, Any], t: Words) -> dict[str, Any] | None:
+def _timing(stats: dict[str, Any], lang: str, t: Words) -> dict[str, Any] | None:
     latency: list[Spread] = []
     for protocol, verbs in sorted((stats.get("latency") or {}).items()):
         if not isinstance(verbs, dict):
@@ -236,8 +240,8 @@ def _timing(stats: dict[str, Any], t: Words) -> dict[str, Any] | None:
     return {
         "latency": latency,
         "durations": durations,
-        "latency_chart": spread_chart(latency, title=t("st.latency")),
-        "duration_chart": spread_chart(durations, title=t("st.durations")),
+        "latency_chart": spread_chart(latency, title=t("st.latency"), lang=lang),
+        "duration_chart": spread_chart(durations, title=t("st.durations"), lang=lang),
         "sampled": sampled,
     }
 
@@ -245,7 +249,7 @@ def _timing(stats: dict[str, Any], t: Words) -> dict[str, Any] | None:
 # --------------------------------------------------------------------------- messages, logins, protocols
 
 
-def _messages(m: dict[str, Any], t: Words) -> dict[str, Any] | None:
+def _messages(m: dict[str, Any], lang: str, t: Words) -> dict[str, Any] | None:
     if not _int(m.get("count")):
         return None
     attachments = m.get("attachments") or {}
@@ -260,30 +264,31 @@ def _messages(m: dict[str, Any], t: Words) -> dict[str, Any] | None:
             title=t("st.overhead_title"),
             unit=" " + t("st.bytes_unit"),
             width=480,
+            lang=lang,
         )
     return {
         "count": _int(m.get("count")),
         "complete": _int(m.get("complete")),
-        "origins": _items(m.get("by_origin") or {}),
+        "origins": _items(m.get("by_origin") or {}, t),
         "size": m.get("size") if isinstance(m.get("size"), dict) else None,
         "attachments": _int(attachments.get("count")),
         "attachment_bytes": _int(attachments.get("bytes")),
         "attachment_size": attachments.get("size") if isinstance(attachments.get("size"), dict) else None,
-        "types_chart": _chart(attachments.get("types") or {}, t("st.attachment_types"), label_width=190),
+        "types_chart": _chart(t, attachments.get("types") or {}, t("st.attachment_types"), label_width=190),
         "base64": b64 if isinstance(b64, dict) else None,
         "overhead_chart": overhead,
     }
 
 
-def _auth(a: dict[str, Any]) -> dict[str, Any] | None:
+def _auth(a: dict[str, Any], t: Words) -> dict[str, Any] | None:
     if not _int(a.get("attempts")):
         return None
     return {
         "attempts": _int(a.get("attempts")),
         "cleartext": _int(a.get("cleartext")),
-        "outcomes": _items(a.get("outcomes") or {}),
-        "mechanisms": _items(a.get("mechanisms") or {}),
-        "users": _items(a.get("users") or []),
+        "outcomes": _items(a.get("outcomes") or {}, t),
+        "mechanisms": _items(a.get("mechanisms") or {}, t),
+        "users": _items(a.get("users") or [], t),
     }
 
 
@@ -318,12 +323,12 @@ def _protocols(stats: dict[str, Any]) -> dict[str, Any]:
 def _spam(spam: dict[str, Any], t: Words) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = [(t("st.spam.verdicts"), str(_int(spam.get("messages_with_verdicts"))))]
     for key in ("spf", "dkim", "dmarc", "arc"):
-        for result, n in _items(spam.get(key) or {}):
+        for result, n in _items(spam.get(key) or {}, t):
             rows.append((f"{key.upper()} {result}", str(n)))
-    for domain, n in _items(spam.get("dkim_domains") or []):
+    for domain, n in _items(spam.get("dkim_domains") or [], t):
         rows.append((t("st.spam.dkim_signed", domain=domain), str(n)))
     rows.append((t("st.spam.flagged"), str(_int(spam.get("spam_flagged")))))
-    for category, n in _items(spam.get("rejections") or {}):
+    for category, n in _items(spam.get("rejections") or {}, t):
         rows.append((t("st.spam.refused", category=category), str(n)))
     rows.append((t("st.spam.relay"), str(_int(spam.get("relay_denied")))))
     rows.append((t("st.spam.unknown"), str(_int(spam.get("unknown_recipients")))))

@@ -2,7 +2,9 @@
 
 Everything here returns :class:`markupsafe.Markup`. Numbers and class names are produced by this
 module; every piece of text that may come from a capture goes through :func:`markupsafe.escape`
-(after :func:`clean_text`), so nothing a peer sent can become markup. No ``style`` attributes are
+(after :func:`clean_text`), so nothing a peer sent can become markup. The drawings' own words come from
+the catalogue (:mod:`mailtrace.render.catalog`) and their numbers are written the way the ``lang``
+they are given writes them (``6.791 Bytes (73,0 %)`` in German). No ``style`` attributes are
 written (the report's Content-Security-Policy allows only its own nonce'd stylesheet): colours come
 from CSS classes, geometry from presentation attributes.
 """
@@ -15,6 +17,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from markupsafe import Markup, escape
+
+from mailtrace.render.catalog import localize_number
+from mailtrace.render.catalog import text as say
 
 # Control characters and bidirectional overrides are shown, not obeyed: a forensic reader must see
 # that a file name holds U+202E (the "gpj.exe" trick) or a NUL, and no text may reorder the page.
@@ -118,7 +123,9 @@ class Spread:
     max: float
 
 
-def spread_chart(rows: Sequence[Spread], *, title: str, width: int = 560, label_width: int = 150) -> Markup:
+def spread_chart(
+    rows: Sequence[Spread], *, title: str, width: int = 560, label_width: int = 150, lang: str = "en"
+) -> Markup:
     """Latencies (seconds) on a logarithmic axis: a bar to the 95th percentile, a tick at the median, a dot
     at the maximum. Times from microseconds to hours fit one chart."""
     if not rows:
@@ -146,15 +153,22 @@ def spread_chart(rows: Sequence[Spread], *, title: str, width: int = 560, label_
         gx = _num(x(decade))
         parts.append(
             f'<line class="grid" x1="{gx}" y1="{top}" x2="{gx}" y2="{axis_y + 4}"/>'
-            f'<text class="val" x="{gx}" y="{height - 6}" text-anchor="middle">{_fmt_latency(decade)}</text>'
+            f'<text class="val" x="{gx}" y="{height - 6}" text-anchor="middle">{_fmt_latency(decade, lang)}</text>'
         )
         decade *= 10
     for i, r in enumerate(rows):
         y = top + i * row_h
         x0, xm, xp, xx = x(lo), x(r.median), x(r.p95), x(r.max)
-        tip = (
-            f"{escape(clean_text(r.label))}: {r.count} × · median {_fmt_latency(r.median)} · "
-            f"p95 {_fmt_latency(r.p95)} · max {_fmt_latency(r.max)}"
+        tip = escape(
+            say(
+                "html.chart.spread.tip",
+                lang,
+                label=clean_text(r.label),
+                count=r.count,
+                median=_fmt_latency(r.median, lang),
+                p95=_fmt_latency(r.p95, lang),
+                max=_fmt_latency(r.max, lang),
+            )
         )
         parts.append(
             f'<g class="spread"><title>{tip}</title>'
@@ -168,19 +182,22 @@ def spread_chart(rows: Sequence[Spread], *, title: str, width: int = 560, label_
     return _trusted(parts)
 
 
-def _fmt_latency(value: float) -> str:
+def _fmt_latency(value: float, lang: str = "en") -> str:
+    """``322 µs``, ``1.07 ms``, ``4.62 s``, ``16.7 min`` (``1,07 ms`` in German)."""
     if value <= 0:
-        return "0"
-    if value < 1e-3:
-        return f"{value * 1e6:.3g} µs"
-    if value < 1:
-        return f"{value * 1e3:.3g} ms"
-    if value < 600:
-        return f"{value:.3g} s"
-    return f"{value / 60:.3g} min"
+        out = "0"
+    elif value < 1e-3:
+        out = f"{value * 1e6:.3g} µs"
+    elif value < 1:
+        out = f"{value * 1e3:.3g} ms"
+    elif value < 600:
+        out = f"{value:.3g} s"
+    else:
+        out = f"{value / 60:.3g} min"
+    return localize_number(out, lang)
 
 
-def share_bar(parts_: Sequence[Bar], *, title: str, width: int = 420, unit: str = "") -> Markup:
+def share_bar(parts_: Sequence[Bar], *, title: str, width: int = 420, unit: str = "", lang: str = "en") -> Markup:
     """One bar split into shares (e.g. decoded content and base64 overhead), with a legend below."""
     total = sum(b.value for b in parts_)
     if total <= 0:
@@ -195,7 +212,7 @@ def share_bar(parts_: Sequence[Bar], *, title: str, width: int = 420, unit: str 
     for b in parts_:
         w = width * b.value / total
         share = b.value / total * 100
-        label = f"{clean_text(b.label)}: {b.value:,}{unit} ({share:.1f} %)"
+        label = say("st.share", lang, label=clean_text(b.label), value=b.value, unit=unit, share=share)
         out.append(
             f'<rect class="{escape(b.css)}" x="{_num(x)}" y="2" width="{_num(w)}" height="18">'
             f"<title>{escape(label)}</title></rect>"
@@ -228,6 +245,7 @@ def timeline_chart(
     bins: int = 40,
     width: int = 640,
     height: int = 150,
+    lang: str = "en",
 ) -> Markup:
     """Sessions started per time bin, stacked by protocol; x is seconds since the capture began."""
     if not starts:
@@ -244,7 +262,7 @@ def timeline_chart(
     bw = plot_w / bins
     parts = [
         f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-        f'xmlns="http://www.w3.org/2000/svg"><title>Sessions started over time</title>',
+        f'xmlns="http://www.w3.org/2000/svg"><title>{escape(say("html.chart.timeline.title", lang))}</title>',
         f'<line class="axis" x1="{left}" y1="{top + plot_h}" x2="{width - right}" y2="{top + plot_h}"/>',
         f'<line class="axis" x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}"/>',
         f'<text class="val" x="{left - 4}" y="{top + 10}" text-anchor="end">{peak}</text>',
@@ -256,7 +274,7 @@ def timeline_chart(
         x = left + plot_w * tick / span
         parts.append(
             f'<line class="tick" x1="{_num(x)}" y1="{top + plot_h}" x2="{_num(x)}" y2="{top + plot_h + 4}"/>'
-            f'<text class="val" x="{_num(x)}" y="{height - 6}" text-anchor="middle">{_fmt_secs(tick)}</text>'
+            f'<text class="val" x="{_num(x)}" y="{height - 6}" text-anchor="middle">{_fmt_secs(tick, lang)}</text>'
         )
         tick += step
     for i in range(bins):
@@ -268,21 +286,24 @@ def timeline_chart(
             h = plot_h * n / peak
             y -= h
             lo = t0 + span * i / bins
+            tip = say("html.chart.timeline.tip", lang, protocol=proto.upper(), n=n, start=_fmt_secs(lo - t0, lang))
             parts.append(
                 f'<rect class="p-{escape(proto)}" x="{_num(left + i * bw + 0.5)}" y="{_num(y)}" '
-                f'width="{_num(max(bw - 1, 0.5))}" height="{_num(h)}"><title>{escape(proto.upper())}: '
-                f"{n} session(s) from +{_fmt_secs(lo - t0)}</title></rect>"
+                f'width="{_num(max(bw - 1, 0.5))}" height="{_num(h)}"><title>{escape(tip)}</title></rect>'
             )
     parts.append("</svg>")
     return _trusted(parts)
 
 
-def _fmt_secs(value: float) -> str:
+def _fmt_secs(value: float, lang: str = "en") -> str:
+    """``0.6935s``, ``2.5m``, ``1.2h`` (``0,6935 s``, ``2,5 min``, ``1,2 h`` in German)."""
     if value >= 3600:
-        return f"{value / 3600:.4g}h"
-    if value >= 60:
-        return f"{value / 60:.4g}m"
-    return f"{value:.4g}s"
+        key, value = "html.chart.hours", value / 3600
+    elif value >= 60:
+        key, value = "html.chart.minutes", value / 60
+    else:
+        key = "html.chart.secs"
+    return say(key, lang, v=localize_number(f"{value:.4g}", lang))
 
 
 # --------------------------------------------------------------------------- ladder diagram
@@ -321,6 +342,7 @@ def ladder(
     phase_names: Mapping[str, str] | None = None,
     title: str | None = None,
     frame_tip: Callable[[int, str, str], str] | None = None,
+    lang: str = "en",
 ) -> Markup:
     """Client and server lifelines, one arrow per command, reply or TCP control packet, phases as bands.
 
@@ -333,7 +355,8 @@ def ladder(
         f'<svg class="ladder" role="img" viewBox="0 0 {LADDER_WIDTH} {height}" width="{LADDER_WIDTH}" '
         f'height="{height}" xmlns="http://www.w3.org/2000/svg" aria-labelledby="ladder-t{sid}">'
         f'<title id="ladder-t{sid}">'
-        + str(escape(clean_text(title or f"Sequence diagram: {client} and {server}"))) + "</title>"
+        + str(escape(clean_text(title or say("html.ladder.title", lang, client=client, server=server))))
+        + "</title>"
     ]
     # phase bands first, so everything else is drawn on top
     i = 0
@@ -350,22 +373,28 @@ def ladder(
             f'<text class="band-lbl" x="86" y="{y0 + 13}">{name}</text>'
         )
         i = j + 1
+    who_client, who_server = escape(say("html.ladder.client", lang)), escape(say("html.ladder.server", lang))
     parts.append(
-        f'<text class="who" x="{_CLIENT_X}" y="16" text-anchor="middle">client</text>'
+        f'<text class="who" x="{_CLIENT_X}" y="16" text-anchor="middle">{who_client}</text>'
         f'<text class="addr" x="{_CLIENT_X}" y="32" text-anchor="middle">'
         f"{escape(shorten(clean_text(client), 40))}</text>"
-        f'<text class="who" x="{_SERVER_X}" y="16" text-anchor="middle">server</text>'
+        f'<text class="who" x="{_SERVER_X}" y="16" text-anchor="middle">{who_server}</text>'
         f'<text class="addr" x="{_SERVER_X}" y="32" text-anchor="middle">'
         f"{escape(shorten(clean_text(server), 40))}</text>"
         f'<line class="life" x1="{_CLIENT_X}" y1="{_HEAD_H - 6}" x2="{_CLIENT_X}" y2="{height - 4}"/>'
         f'<line class="life" x1="{_SERVER_X}" y1="{_HEAD_H - 6}" x2="{_SERVER_X}" y2="{height - 4}"/>'
     )
+    decrypted_tip = escape(say("html.ladder.decrypted", lang))
     for k, a in enumerate(arrows):
         y = _HEAD_H + k * _ROW_H + 12
         label = escape(shorten(clean_text(a.label), label_chars))
         what = clean_text(a.tooltip or a.label)
         rel = f"{a.rel:.6f}"
-        tip = escape(frame_tip(a.frame, rel, what) if frame_tip else f"frame {a.frame}, +{rel} s: {what}")
+        tip = escape(
+            frame_tip(a.frame, rel, what)
+            if frame_tip
+            else say("html.ladder.tip", lang, frame=a.frame, rel=rel, tip=what)
+        )
         css = f"{a.kind} {escape(a.css)}".strip()
         parts.append(
             f'<g class="{css}"><title>{tip}</title>'
@@ -374,7 +403,7 @@ def ladder(
         if a.frame in decrypted:
             parts.append(
                 f'<rect class="dec" x="{_CLIENT_X - 14}" y="{y - 12}" width="5" height="{_ROW_H}">'
-                "<title>decrypted with the TLS key log: encrypted on the wire</title></rect>"
+                f"<title>{decrypted_tip}</title></rect>"
             )
         if a.kind in ("c2s", "s2c"):
             x1, x2 = (_CLIENT_X, _SERVER_X) if a.kind == "c2s" else (_SERVER_X, _CLIENT_X)
