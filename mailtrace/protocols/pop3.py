@@ -40,7 +40,7 @@ from mailtrace.model import (
     TlsStart,
 )
 from mailtrace.protocols.base import DissectorLimits, DotBody, EventSink, Line, LineBuffer, printable, printable_text
-from mailtrace.protocols.sasl import SaslExchange, hashcat_cram_md5
+from mailtrace.protocols.sasl import SaslExchange, hashcat_cram_md5, redact_lines
 
 
 class State(enum.Enum):
@@ -915,29 +915,16 @@ class Pop3:
 def redact_commands(data: bytes) -> bytes:
     """Client bytes quoted in a note, with credentials hidden as the command rows hide them: PASS,
     APOP's digest, an AUTH initial response and the SASL lines after an AUTH (RFC 5034)."""
-    out: list[bytes] = []
-    in_sasl = False
-    for piece in data.splitlines(keepends=True):  # any of CRLF, bare LF, bare CR ends a line here
-        line = piece.rstrip(b"\r\n")
-        end = piece[len(line):]
-        verb, _, argument = line.strip().partition(b" ")
-        verb_u = verb.upper()
-        known = verb_u.decode("latin-1") in KNOWN_VERBS
-        if known:
-            in_sasl = False
-        if verb_u == b"PASS":
-            line = verb + b" [password]"
-        elif verb_u == b"APOP":
-            name = argument.strip().rpartition(b" ")[0] or argument.strip()
-            line = verb + b" " + name + b" [digest]"
-        elif verb_u == b"AUTH" and argument.strip():
-            mech, _, initial = argument.strip().partition(b" ")
-            line = verb + b" " + mech + (b" [initial response]" if initial.strip() not in (b"", b"=") else b"")
-            in_sasl = True
-        elif in_sasl and not known and line.strip() not in (b"", b"*"):
-            line = b"[SASL response]"
-        out.append(line + end)
-    return b"".join(out)
+    return redact_lines(data, KNOWN_VERBS, _hide_secret)
+
+
+def _hide_secret(verb_u: bytes, verb: bytes, argument: bytes) -> bytes | None:
+    if verb_u == b"PASS":
+        return verb + b" [password]"
+    if verb_u == b"APOP":
+        name = argument.strip().rpartition(b" ")[0] or argument.strip()
+        return verb + b" " + name + b" [digest]"
+    return None
 
 
 def _int(text: str) -> int | None:

@@ -12,6 +12,7 @@ import base64
 import binascii
 import re
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -25,6 +26,34 @@ def b64decode(text: str) -> bytes | None:
         return binascii.a2b_base64(cleaned.encode("ascii", "strict"), strict_mode=False)
     except (binascii.Error, UnicodeEncodeError, ValueError):
         return None
+
+
+def redact_lines(data: bytes, known_verbs: frozenset[str],
+                 hide: Callable[[bytes, bytes, bytes], bytes | None] | None = None) -> bytes:
+    """Client command lines quoted in a note (SMTP, POP3), credentials hidden as the command rows hide
+    them: an ``AUTH`` initial response, the SASL lines after an ``AUTH`` until the next command, and
+    what ``hide(verb_upper, verb, argument)`` returns for another command (POP3 ``PASS``, ``APOP``).
+    Any of CRLF, bare LF and bare CR ends a line here, so nothing hides behind an odd line end."""
+    out: list[bytes] = []
+    in_sasl = False
+    for piece in data.splitlines(keepends=True):
+        line = piece.rstrip(b"\r\n")
+        end = piece[len(line):]
+        verb, _, argument = line.strip().partition(b" ")
+        verb_u = verb.upper()
+        known = verb_u.decode("latin-1") in known_verbs
+        if known:
+            in_sasl = False
+        if verb_u == b"AUTH" and argument.strip():  # (a bare AUTH lists POP3's mechanisms: no exchange)
+            mech, _, initial = argument.strip().partition(b" ")
+            line = verb + b" " + mech + (b" [initial response]" if initial.strip() not in (b"", b"=") else b"")
+            in_sasl = True
+        elif known and hide is not None:
+            line = hide(verb_u, verb, argument) or line
+        elif in_sasl and not known and line.strip() not in (b"", b"*"):
+            line = b"[SASL response]"
+        out.append(line + end)
+    return b"".join(out)
 
 
 DIGEST_FIELD = re.compile(rb'([a-zA-Z-]+)=(?:"((?:[^"\\]|\\.)*)"|([^,]*))')

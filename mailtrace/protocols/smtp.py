@@ -35,7 +35,7 @@ from mailtrace.model import (
     TlsStart,
 )
 from mailtrace.protocols.base import DissectorLimits, DotBody, EventSink, Line, LineBuffer, printable, printable_text
-from mailtrace.protocols.sasl import SaslExchange
+from mailtrace.protocols.sasl import SaslExchange, redact_lines
 from mailtrace.protocols.smtp_codes import is_defined_code
 
 KNOWN_VERBS = frozenset({
@@ -144,23 +144,7 @@ class Transaction:
 def redact_commands(data: bytes) -> bytes:
     """Client bytes quoted in a note, with credentials hidden as the command rows hide them: an AUTH
     initial response, and the SASL lines after an AUTH (the user name and password of AUTH LOGIN)."""
-    out: list[bytes] = []
-    in_sasl = False
-    for piece in data.splitlines(keepends=True):  # any of CRLF, bare LF, bare CR ends a line here
-        line = piece.rstrip(b"\r\n")
-        end = piece[len(line):]
-        verb, _, argument = line.strip().partition(b" ")
-        known = verb.upper().decode("latin-1") in KNOWN_VERBS
-        if known and verb.upper() == b"AUTH":
-            mech, _, initial = argument.strip().partition(b" ")
-            line = verb + b" " + mech + (b" [initial response]" if initial.strip() not in (b"", b"=") else b"")
-            in_sasl = True
-        elif known or not line:
-            in_sasl = False
-        elif in_sasl and line.strip() != b"*":
-            line = b"[SASL response]"
-        out.append(line + end)
-    return b"".join(out)
+    return redact_lines(data, KNOWN_VERBS)
 
 
 def parse_address(argument: str, keyword: str) -> tuple[str, dict[str, str], bool]:
