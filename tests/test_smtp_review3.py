@@ -78,7 +78,7 @@ def test_a_capture_that_begins_inside_a_message(tmp_path: Path) -> None:
     """No SYN, first bytes the tail of a message: skipped like the bytes after a hole (no \"unknown
     command SECOND\"), its end of data answered by the 250, and the next transaction paired right."""
     session, text = one_session(tmp_path, lambda t: t.c(b"second half of body line\r\nmore body\r\n.\r\n")
-                                .s(b"250 2.0.0 queued as ABC\r\n").c(b"MAIL FROM:<x@y.example>\r\n")
+                                .s(b"250 2.0.0 queued as 4Xb7Yz\r\n").c(b"MAIL FROM:<x@y.example>\r\n")
                                 .s(b"250 ok\r\n").c(b"RCPT TO:<z@w.example>\r\n").s(b"250 ok\r\n")
                                 .c(b"QUIT\r\n").s(b"221 bye\r\n").fin())
     assert session["anomalies"] == []
@@ -86,7 +86,48 @@ def test_a_capture_that_begins_inside_a_message(tmp_path: Path) -> None:
         [("250", "."), ("250", "MAIL"), ("250", "RCPT"), ("221", "QUIT")]
     assert [c["verb"] for c in session["commands"]] == ["MAIL", "RCPT", "QUIT"]
     assert "SECOND" not in text
-    assert "the capture begins inside a message: reply 250 answers its end of data (frame 1)" in text
+    assert "the capture begins inside a message: this is its end of data" in text
+    late, new = session["transactions"]
+    assert late["mail_lost"] is True and late["data_reply"] == 250 and late["queue_id"] == "4Xb7Yz"
+    assert new["mail_from"] == "x@y.example" and new["mail_lost"] is False
+
+
+def test_a_capture_begun_inside_a_message_with_the_end_pipelined_with_quit(tmp_path: Path) -> None:
+    """The end of data waits for its reply like a command: the 250 is its, the 221 QUIT's."""
+    session, _ = one_session(tmp_path, lambda t: t.c(b"tail of the body\r\n.\r\nQUIT\r\n")
+                             .s(b"250 2.0.0 queued as XYZ\r\n221 bye\r\n").fin())
+    assert session["anomalies"] == []
+    assert [(r["status"], r["answers"]) for r in session["replies"]] == [("250", "."), ("221", "QUIT")]
+
+
+def test_message_lines_that_start_with_a_command_word_are_not_commands(tmp_path: Path) -> None:
+    """Skipping the tail of a message, "Data follows", "help me" or "send it tomorrow" are text."""
+    session, _ = one_session(tmp_path, lambda t: t.c(b"send it tomorrow\r\nData follows\r\nhelp me\r\n"
+                                                     b"Quit smoking\r\n.\r\n")
+                             .s(b"250 2.0.0 ok\r\n").c(b"QUIT\r\n").s(b"221 bye\r\n").fin())
+    assert [c["verb"] for c in session["commands"]] == ["QUIT"]
+    assert [(r["status"], r["answers"]) for r in session["replies"]] == [("250", "."), ("221", "QUIT")]
+    assert session["anomalies"] == []
+
+
+def test_a_junk_line_the_server_ignores_does_not_take_the_next_commands_5xx(tmp_path: Path) -> None:
+    """Only a 500 answers a line that is no command; a 502 answers the VRFY after it."""
+    session, _ = one_session(tmp_path, lambda t: t.handshake().s(b"220 mx\r\n").c(b"EHLO a\r\n")
+                             .s(b"250 mx\r\n").c(b"\r\n").c(b"VRFY bob\r\n").s(b"502 5.5.1 VRFY disabled\r\n")
+                             .c(b"MAIL FROM:<a@example.org>\r\n").s(b"250 ok\r\n").c(b"QUIT\r\n")
+                             .s(b"221 bye\r\n").fin())
+    assert [(r["status"], r["answers"]) for r in session["replies"]] == \
+        [("220", None), ("250", "EHLO"), ("502", "VRFY"), ("250", "MAIL"), ("221", "QUIT")]
+
+
+def test_a_password_without_its_line_end_is_not_quoted(tmp_path: Path) -> None:
+    secret = base64.b64encode(b"TopSecret99")
+    session, text = one_session(tmp_path, lambda t: t.handshake().s(b"220 mx\r\n").c(b"AUTH LOGIN\r\n")
+                                .s(b"334 VXNlcm5hbWU6\r\n").c(b"YWxpY2U=\r\n").s(b"334 UGFzc3dvcmQ6\r\n")
+                                .c(secret).fin())
+    [anomaly] = [a for a in session["anomalies"] if a["kind"] == "unterminated-line"]
+    assert "[SASL response]" in anomaly["detail"]
+    assert secret.decode() not in anomaly["detail"] and secret.decode() not in text
 
 
 def test_a_capture_that_begins_between_data_and_354_keeps_the_message(tmp_path: Path) -> None:

@@ -141,6 +141,35 @@ class Transaction:
         }
 
 
+_NO_ARGUMENT = frozenset({"DATA", "QUIT", "RSET", "STARTTLS", "HELP", "TURN"})
+_SASL_MECHANISM = re.compile(r"^[A-Z0-9_-]{1,20}$")
+
+
+def _parses_as_command(verb: str, argument: str) -> bool:
+    """Whether a line read while skipping (after a hole, or at the start of a capture without its SYN)
+    is a whole command and not message or SASL text that starts with a command word ("Data follows",
+    "help me", "send it tomorrow"): the verb's own syntax (RFC 5321 §4.1.1), not the first word alone."""
+    if verb not in KNOWN_VERBS:
+        return False
+    argument = argument.strip()
+    if verb in _NO_ARGUMENT:
+        return not argument
+    if verb in ("MAIL", "SEND", "SOML", "SAML"):
+        return argument.upper().startswith("FROM:")
+    if verb == "RCPT":
+        return argument.upper().startswith("TO:")
+    if verb in ("HELO", "EHLO"):
+        return bool(argument) and " " not in argument
+    if verb == "AUTH":
+        words = argument.split()
+        return 1 <= len(words) <= 2 and bool(_SASL_MECHANISM.match(words[0]))
+    if verb == "BDAT":
+        return bool(BDAT_ARGS.match(argument)) and argument.split()[0].isdigit()
+    if verb in ("VRFY", "EXPN"):
+        return bool(argument)
+    return True
+
+
 def redact_commands(data: bytes) -> bytes:
     """Client bytes quoted in a note, with credentials hidden as the command rows hide them: an AUTH
     initial response, and the SASL lines after an AUTH (the user name and password of AUTH LOGIN)."""
@@ -188,8 +217,6 @@ class Smtp:
         self.greeted = False
         self.no_syn = False
         """The capture holds no SYN of this connection (:meth:`began_mid_session`)."""
-        self.late_end_of_data = 0
-        """Frame of a lone ``.`` among the first client lines of such a capture: a message's end."""
         self.began_late = False
         """The capture began mid-session (it has no SYN, and the first command seen needs an earlier one —
         RCPT, DATA, BDAT before any HELO, MAIL or reply — or the first reply answers no command and is no
@@ -385,9 +412,10 @@ class Smtp:
             self._auth_response(line)  # its 334 prompt was lost, but an exchange is open
             return
         if self.mode is Mode.GAP:
-            if verb_u not in KNOWN_VERBS:
-                if line.text == b"." and self.no_syn and not self.greeted:
-                    self.late_end_of_data = line.frame  # the end of a message the capture began inside
+            if line.text == b"." and self.no_syn and not self.greeted and not self.transactions:
+                self._late_end_of_data(line)
+                return
+            if not _parses_as_command(verb_u, argument):  # message or SASL text, however it starts
                 return
             self.mode = Mode.COMMAND
         if not text.strip():
@@ -486,6 +514,18 @@ class Smtp:
                                                     "transaction whose MAIL command came before the first packet"))
             return True
         return self.began_late
+
+    def _late_end_of_data(self, line: Line) -> None:
+        """A lone ``.`` among the first client lines of a capture without its SYN: the end of a message
+        whose start came before the first packet. It waits for its reply like any end of data."""
+        self.began_late = True
+        self._lost_mail(line.frame)
+        self.pending.append(Pending(".", "", line.frame, line.ts, Phase.TRANSFER, tx=self.current))
+        self.current = None
+        self.mode = Mode.COMMAND
+        self.out.add(Note(direction=CLIENT, ts=line.ts, frame=line.frame, first_frame=line.frame,
+                          phase=Phase.TRANSFER, text="the capture begins inside a message: this is its end of "
+                                                     "data (the message itself came before the first packet)"))
 
     def began_mid_session(self) -> None:
         # the first client bytes may be the tail of a message or of a SASL exchange: read them as after a
@@ -754,7 +794,6 @@ class Smtp:
         if cmd is None:
             phase = self.phase if self.greeted else Phase.GREETING
             late: Note | None = None
-            answers: str | None = None
             if not self.greeted and code not in (220, 421, 554) and self.no_syn:
                 # RFC 5321 §3.1/§4.3.1: a greeting is 220 (or 421/554 refusing): this reply answers a
                 # command the capture does not show
@@ -762,13 +801,8 @@ class Smtp:
                 self.began_late = True
                 phase = self.phase = Phase.AUTH if code == 334 else \
                     Phase.NEGOTIATION if len(texts) > 1 else Phase.TRANSFER
-                if self.late_end_of_data:
-                    answers = "."
-                    why = f"the capture begins inside a message: reply {code} answers its end of data " \
-                          f"(frame {self.late_end_of_data})"
-                else:
-                    why = f"reply {code} answers no command the capture shows and is no greeting: the capture " \
-                          "begins mid-session"
+                why = f"reply {code} answers no command the capture shows and is no greeting: the capture " \
+                      "begins mid-session"
                 late = Note(direction=SERVER, ts=line.ts, frame=line.frame, first_frame=first_frame, phase=phase,
                             text=why)
                 if code == 354 and self.mode is Mode.GAP:  # DATA came before the capture: the message follows
@@ -792,7 +826,7 @@ class Smtp:
                                  f"reply {code} answers no command", line.frame)
             self.out.add(Reply(direction=SERVER, ts=line.ts, frame=line.frame, first_frame=first_frame,
                                phase=Phase.TEARDOWN if code == 421 and self.greeted else phase,
-                               status=code_text, lines=texts, answers=answers))
+                               status=code_text, lines=texts, answers=None))
             if late is not None:
                 self.out.add(late)
             if code == 421:
@@ -803,7 +837,8 @@ class Smtp:
         if self.commands_lost_at and cmd.frame > self.commands_lost_at:
             self.commands_lost_at = 0  # the replies have caught up with the commands after the hole
         reply = Reply(direction=SERVER, ts=line.ts, frame=line.frame, first_frame=first_frame, phase=cmd.phase,
-                      status=code_text, lines=texts, answers=cmd.verb, latency=max(0.0, line.ts - cmd.ts),
+                      status=code_text, lines=texts, answers=cmd.verb,
+                      latency=None if cmd.junk else max(0.0, line.ts - cmd.ts),
                       answers_frame=cmd.frame)
         self.out.add(reply)
         self._reply_effects(cmd, code, texts, line)
@@ -815,14 +850,17 @@ class Smtp:
             return None
         if not self.greeted and code in (220, 421, 554) and not self.began_late:
             early = pending[0]
-            if code == 220 and early.verb != "STARTTLS":  # a 421/554 may answer a command of a capture begun late
+            if code == 220 and early.verb != "STARTTLS" and not early.junk:
+                # (a 421/554 may answer a command of a capture begun late)
                 self.out.anomaly(CLIENT, early.phase, "command-before-greeting",
                                  f"{early.verb} was sent at frame {early.frame}, before the server's greeting; the "
                                  "next reply answers it (RFC 5321 §4.3.1: the client waits for the greeting)",
                                  early.frame)
             return None  # the greeting, even if the client spoke first
-        while pending[0].junk and not 500 <= code < 503:
-            pending.popleft()  # the server let the junk line pass without a reply
+        while pending[0].junk and code != 500:
+            # the server let the junk line pass without a reply (only 500 answers a line that is no
+            # command: 501/502 answer a command it knows, and taking them would shift every pairing)
+            pending.popleft()
             if not pending:
                 return None
         head = pending[0]
@@ -1043,6 +1081,8 @@ class Smtp:
             if len(self.client_lines) and self.mode not in (Mode.TLS,):
                 rest = self.client_lines.take_all()
                 if rest.strip():
+                    if not self.limits.show_secrets:  # a password sent without its CRLF before the FIN
+                        rest = b"[SASL response]" if self.mode is Mode.AUTH_RESPONSE else redact_commands(rest)
                     self.out.anomaly(CLIENT, self.phase, "unterminated-line",
                                      f"client data without a line end at the end of the stream: {printable(rest, 80)}",
                                      eof.frame)
