@@ -143,6 +143,10 @@ RESPONSE_START = re.compile(rb"^(?:\+(?: |$)|\* [A-Za-z0-9]|[^\s(){%*\"\\\]]+ (?
                             re.IGNORECASE)
 """What the first line of a server response looks like: a continuation, untagged data, a tagged status."""
 TAGGED_STATUS = re.compile(rb"^[^\s(){%*\"\\\]+]+ (?:OK|NO|BAD)(?: |$)", re.IGNORECASE)
+TAIL_COMPLETION = re.compile(rb"^[^\s(){%*\"\\\]+]*[0-9][^\s(){%*\"\\\]+]* (?:OK|NO|BAD)(?: |$)")
+"""A tagged completion that ends the response a capture begins inside: stricter than TAGGED_STATUS, since
+the lines skipped are message text ("Sounds OK to me."): the tag has a digit, as every client's tags do,
+and the status is upper-case as servers send it."""
 TAG_VERB = re.compile(rb"^([^\s(){%*\"\\\]]+) +(?:(UID) +)?([A-Za-z0-9\-]+)", re.IGNORECASE)
 SEQUENCE_SET = re.compile(rb"^[0-9*$][0-9*:,$]*$")
 NO_ARGUMENTS = frozenset({"CAPABILITY", "NOOP", "CHECK", "CLOSE", "LOGOUT", "STARTTLS", "UNSELECT", "NAMESPACE",
@@ -296,6 +300,10 @@ class Imap:
         self.server_bytes = 0
         self.no_syn = False
         """The capture holds no SYN of this connection (:meth:`began_mid_session`)."""
+        self.command_seen = False
+        """A client line has parsed as ``tag command``: before it, in such a capture, client lines that do not
+        are the tail of an exchange begun before the first packet (a SASL response), skipped unquoted."""
+        self.client_tail = 0
         self.tail_lines = 0
         """Server lines skipped before the first client command of a capture that begins mid-session."""
         self.tail_open = False
@@ -549,7 +557,12 @@ class Imap:
         command yet)? From the first line that starts no response until the client's first command."""
         if not self.no_syn or self.client_bytes or self.server_spoke:
             return False
-        return self.tail_open or (not self.tail_lines and RESPONSE_START.match(text) is None)
+        if self.tail_open or self.tail_lines:
+            return self.tail_open
+        # a tagged status must look like one a server sends (TAIL_COMPLETION), not "Sounds OK to me."
+        starts = RESPONSE_START.match(text) is not None and (
+            not TAGGED_STATUS.match(text) or TAIL_COMPLETION.match(text) is not None)
+        return not starts
 
     def _tail_line(self, line: Line) -> None:
         """A line of the response the capture begins in: the rest of a literal, or lines that read like
@@ -560,7 +573,7 @@ class Imap:
                        "the capture begins inside a server response whose command it does not show: its "
                        "lines up to the client's first command are skipped", force=True)
         self.tail_lines += 1
-        if TAGGED_STATUS.match(line.text):  # the completion of the command the capture does not show
+        if TAIL_COMPLETION.match(line.text):  # the completion of the command the capture does not show
             self.tail_open = False
             self.server_spoke = True
 
@@ -730,6 +743,13 @@ class Imap:
             self._timeline(frame, "idle-done")
             return
         match = TAG_VERB.match(raw)
+        if match is None and self.no_syn and not self.command_seen:
+            if not self.client_tail:
+                self._note(frame, ts, first, self.phase, "the capture begins inside a client exchange (a SASL "
+                                                         "response, say): its lines up to the first command are "
+                                                         "skipped")
+            self.client_tail += 1
+            return
         if match is None:
             if raw.strip() or len(pieces) > 1:
                 kind = "invalid-command" if _printable(raw) else "garbage"
@@ -738,6 +758,7 @@ class Imap:
             else:
                 self.out.anomaly(CLIENT, self.phase, "empty-command", "empty command line", frame)
             return
+        self.command_seen = True
         tag = match.group(1).decode("latin-1")
         verb = match.group(3).decode("latin-1").upper()
         uid = bool(match.group(2))
@@ -866,6 +887,7 @@ class Imap:
         text = raw.decode("utf-8", "replace").strip()
         cmd.sasl.client(text)
         cmd.sasl_turn = False
+        cmd.ts = ts  # the server's next response answers this line: latency counts from here
         if cmd.sasl.username:
             self.user = cmd.sasl.username
         shown = text if self.limits.show_secrets or text == "*" else "[SASL response]"
@@ -1195,9 +1217,11 @@ class Imap:
                 self._release(client, go_on=status == "OK")
         if cmd is None:
             lost = ", whose command the capture lost" if self.lost_bytes else ""
-            if not (self.no_syn and not self.client_bytes):  # else: a command sent before the capture began
+            if not (self.no_syn and not self.command_seen):  # else: a command sent before the capture began
                 self.out.anomaly(SERVER, self.phase, "unknown-tag",
                                  f"tagged {status} for unknown tag {tag}{lost}", frame)
+            elif self.phase is Phase.GREETING:  # it answers that command: the capture shows no greeting
+                self.phase = Phase.AUTH if self.state is State.CONNECTED else Phase.TRANSFER
             self.out.add(Reply(direction=SERVER, ts=ts, frame=frame, first_frame=first, phase=self.phase,
                                status=status, lines=(detail,), tag=tag))
             return

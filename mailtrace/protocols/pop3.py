@@ -281,8 +281,11 @@ class Pop3:
 
     def began_mid_session(self) -> None:
         """The capture may begin inside a response: server lines before the client's first command that
-        are no status line are the tail of a response whose command it does not show (``_tail_line``)."""
+        are no status line are the tail of a response whose command it does not show (``_tail_line``).
+        The client's first lines may be the tail of an exchange too (a SASL response, the password of
+        an AUTH): they are read as after a hole, skipped until a command (never shown as one)."""
         self.no_syn = True
+        self.client_gap = True
 
     def tls_started(self) -> None:
         """Plaintext resumes after STLS (decrypted): RFC 2595 §4 — the old capabilities are forgotten."""
@@ -432,6 +435,9 @@ class Pop3:
         if self.sasl.username:
             self.user = self.sasl.username
         shown = text if self.limits.show_secrets or text == "*" else "[SASL response]"
+        auth = next((p for p in self.pending if p.verb == "AUTH"), None)
+        if auth is not None:
+            auth.ts = line.ts  # the server's next response answers this line: latency counts from here
         self.out.add(Command(direction=CLIENT, ts=line.ts, frame=line.frame, first_frame=line.first_frame,
                              phase=Phase.AUTH, verb="", argument=shown))
 
@@ -545,6 +551,12 @@ class Pop3:
         ok = status == "+OK"
         if self.tail_lines:
             self.greeted = True  # the server was well past its greeting when the capture began
+        if self.no_syn and self.client_gap and self.client_bytes and not self.greeted:
+            # it answers the client lines skipped at the capture's start (a SASL response, say): no greeting
+            self.greeted = True
+            self.phase = Phase.AUTH if self.state is State.AUTHORIZATION else Phase.TRANSFER
+            self._note(line.frame, line.ts, self.phase, f"{status} answers client lines the capture begins "
+                                                        "inside (their command came before the first packet)")
         first_answer = not self.pending or self.client_bytes == 0 or self.pending[0].frame >= line.frame
         if not self.greeted and (first_answer or self._early_greeting(ok, rest)):
             self._greeting(status, rest, line)
