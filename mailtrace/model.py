@@ -157,6 +157,12 @@ class AuthAttempt(Event):
     domain: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def cancelled(self) -> bool:
+        """The client cancelled the exchange with ``*`` (RFC 4954 §4, RFC 5034 §4, RFC 9051 §6.2.2): the
+        server checked nothing, so no login was refused (``extra["cancelled"]``, as the JSON has it)."""
+        return self.extra.get("cancelled") == "yes"
+
 
 @dataclass(slots=True, kw_only=True)
 class TlsStart(Event):

@@ -19,7 +19,7 @@ from mailtrace.context.model import (
     dnsbl_lookup,
     dnsbl_query,  # noqa: F401 - moved there, still importable from here
 )
-from mailtrace.findings.facts import cancelled, reply_ok
+from mailtrace.findings.facts import reply_ok
 from mailtrace.findings.model import Finding, Severity
 from mailtrace.findings.rules import GREYLIST_TEXT, UNKNOWN_USER, RcptOutcome, RuleContext, plural, quote
 from mailtrace.model import Direction
@@ -113,7 +113,7 @@ class LoginTracker:
     def observe(self, s: Session) -> None:
         for a in s.auth:
             user = a.username or "?"
-            if a.success is False and not cancelled(a):  # "*": the client gave up, nothing was checked
+            if a.success is False and not a.cancelled:  # "*": the client gave up, nothing was checked
                 for tally, name in (
                     (self.by_client.get(s.client.ip), user),
                     (self.by_user.get(user), s.client.ip),

@@ -66,8 +66,9 @@ def masked_starttls(keyword: str) -> bool:
 
     Firewalls with ESMTP inspection (Cisco ASA/PIX: ``XXXXXXXA``; others a line of X's) and STRIPTLS
     tools replace the keyword with one of the same length so the reply keeps its size: X's over some
-    or all of its letters (``XXXXXXXX``, ``STARTTLX``, ``XXXRTTLS``), or one or two letters changed
-    (``STARTTLZ``). Other masked keywords (``XXXXXXXB`` is Cisco's CHUNKING) are not STARTTLS.
+    of its letters (``STARTTLX``, ``XXXRTTLS``), or one or two letters changed (``STARTTLZ``). Other
+    masked keywords (``XXXXXXXB`` is Cisco's CHUNKING) are not STARTTLS, nor is an 8-letter keyword
+    with nothing of STARTTLS left (``XXXXXXXX`` may mask CHUNKING, SMTPUTF8 or 8BITMIME as well).
     """
     word = keyword.upper()
     if word == "STARTTLS":
@@ -77,18 +78,14 @@ def masked_starttls(keyword: str) -> bool:
     if len(word) != 8 or not word.isalnum():
         return False
     diffs = [c for c, s in zip(word, "STARTTLS", strict=True) if c != s]
+    if len(diffs) == 8:  # nothing of STARTTLS is left: XXXXXXXX may as well be CHUNKING or SMTPUTF8 masked
+        return False
     return all(c == "X" for c in diffs) or len(diffs) <= 2
-
-
-def cancelled(attempt: AuthAttempt) -> bool:
-    """The client cancelled the exchange with ``*`` (RFC 4954 §4, RFC 5034 §4, RFC 9051 §6.2.2): the
-    server checked no password, so it is no failed login."""
-    return attempt.extra.get("cancelled") == "yes"
 
 
 def is_login(attempt: AuthAttempt) -> bool:
     """An attempt that sent something to check: every one but an exchange cancelled before any secret."""
-    return not cancelled(attempt) or bool(attempt.secret)
+    return not attempt.cancelled or bool(attempt.secret)
 
 
 def reply_ok(reply: Reply) -> bool:

@@ -21,7 +21,6 @@ from mailtrace.findings.facts import (
     PASSWORD_MECHANISMS,
     STARTTLS_VERBS,
     SessionFacts,
-    cancelled,
     domain_of,
     in_domains,
     org_domain,
@@ -221,7 +220,7 @@ def auth_frames(f: SessionFacts, attempt: AuthAttempt) -> list[int]:
 
 
 def outcome(attempt: AuthAttempt) -> str:
-    if cancelled(attempt):
+    if attempt.cancelled:
         return "cancelled by the client"
     return {True: "succeeded", False: "failed", None: "outcome not seen"}[attempt.success]
 

@@ -872,7 +872,7 @@ def _auth(x: _Exchange, ctx: _Context, reply: Reply | None) -> _Sentence:
         as_user = ctx.t("auth.as", user=user) if user else ""
         caption = ctx.t("auth.continue", method=method, as_user=as_user, channel=channel, status=reply.status)
         return _Sentence("auth.continue", caption, "warn")
-    if attempt is not None and attempt.extra.get("cancelled") == "yes":
+    if attempt is not None and attempt.cancelled:
         return _auth_cancelled(ctx, reply, method=method, user=user, channel=channel,
                                sent=bool(attempt.username or attempt.secret))
     ok = attempt.success if attempt is not None and attempt.success is not None else \

@@ -81,7 +81,6 @@ from mailtrace.render.json import FORMAT_NAME, FORMAT_VERSION, capture_json, ses
 from mailtrace.render.message import ORIGINS, defect_text, header_rows, hop_cells, part_overhead
 from mailtrace.render.rows import (
     PacketGroup,
-    auth_cancelled,
     group_rows,
     note_text,
     partial_label,
@@ -659,8 +658,8 @@ class HtmlReport:
         outcome: list[tuple[str, str]] = []
         if s.auth:
             ok = any(a.success for a in s.auth)
-            failed = any(a.success is False and not auth_cancelled(a) for a in s.auth)
-            cancelled = all(auth_cancelled(a) and not a.success for a in s.auth)  # "*": nothing was checked
+            failed = any(a.success is False and not a.cancelled for a in s.auth)
+            cancelled = all(a.cancelled and not a.success for a in s.auth)  # "*": nothing was checked
             outcome.append(
                 (t("html.outcome.login_ok"), "ok") if ok
                 else (t("html.outcome.login_failed"), "bad") if failed
@@ -937,7 +936,7 @@ class HtmlReport:
                     "mechanism": text(a.mechanism, 60),
                     "username": text(a.username, 200) if a.username else "—",
                     "success": a.success,
-                    "cancelled": auth_cancelled(a) and not a.success,
+                    "cancelled": a.cancelled and not a.success,
                     "frame": a.frame,
                     "first_frame": a.first_frame,
                     "domain": text(a.domain, 200) if a.domain else "",
@@ -1288,7 +1287,7 @@ class HtmlReport:
             return out
         if isinstance(e, AuthAttempt):
             t = self.t.plain
-            if auth_cancelled(e) and not e.success:  # "*" (RFC 4954 §4): nothing was refused
+            if e.cancelled and not e.success:  # "*" (RFC 4954 §4): nothing was refused
                 return [("auth", text(t("html.ev.cancelled"), lim))]
             verdict = t({True: "html.ev.accepted", False: "html.ev.rejected", None: "html.ev.unknown"}[e.success])
             user = t("html.ev.as_user", user=e.username) if e.username else ""

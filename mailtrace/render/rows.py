@@ -12,18 +12,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from mailtrace.extract import expected_partial, header_only
-from mailtrace.model import AuthAttempt, Event
+from mailtrace.model import Event
 from mailtrace.render.catalog import text
 from mailtrace.session import MessageRecord, PacketRow, Session
 
-__all__ = ["PacketGroup", "auth_cancelled", "group_rows", "note_text", "partial_label", "placeholder_text",
+__all__ = ["PacketGroup", "group_rows", "note_text", "partial_label", "placeholder_text",
            "retransmission_mark"]
-
-
-def auth_cancelled(attempt: AuthAttempt) -> bool:
-    """The client cancelled the exchange with ``*`` (RFC 4954 §4, RFC 5034 §4, RFC 9051 §6.2.2): the
-    server checked nothing, so the row says so instead of "refused"."""
-    return attempt.extra.get("cancelled") == "yes"
 
 
 def partial_label(session: Session, record: MessageRecord, lang: str = "en") -> str | None:

@@ -44,7 +44,6 @@ from mailtrace.render.explain import explain_smtp_reply
 from mailtrace.render.output import Output, clean
 from mailtrace.render.rows import (
     PacketGroup,
-    auth_cancelled,
     group_rows,
     note_text,
     partial_label,
@@ -135,7 +134,7 @@ def login_outcome(session: Session) -> str | None:
     """``ok`` (an attempt was accepted), ``failed`` (refused), ``unknown`` (the reply is not in the
     capture), None without attempts. Without an accepted attempt the last one decides; an exchange the
     client cancelled ("*") is no attempt: the server checked nothing."""
-    attempts = [a for a in session.auth if not auth_cancelled(a)]
+    attempts = [a for a in session.auth if not a.cancelled]
     if not attempts:
         return None
     if any(a.success for a in attempts):
@@ -414,7 +413,7 @@ class _InfoWriter:
                     lead = len(pieces)
                 continue
             if isinstance(event, AuthAttempt):
-                tone = "tone.ok" if event.success else ("dim" if auth_cancelled(event) else "tone.fail")
+                tone = "tone.ok" if event.success else ("dim" if event.cancelled else "tone.fail")
                 pieces.append((self._auth(event), tone, True))
             elif isinstance(event, MessageEnd):
                 record = self._record(event)
@@ -490,7 +489,7 @@ class _InfoWriter:
 
     def _auth(self, a: AuthAttempt) -> str:
         user = a.username or "?"
-        if auth_cancelled(a) and not a.success:  # "*" (RFC 4954 §4): no login was refused, none was tried
+        if a.cancelled and not a.success:  # "*" (RFC 4954 §4): no login was refused, none was tried
             return self.t("ui.login.cancelled")
         key = "ui.login.ok" if a.success else ("ui.login.fail" if a.success is False else "ui.login.unknown")
         label = self.t(key, user=user)
