@@ -25,7 +25,7 @@ from mailtrace.render.catalog import fmt_num, localize_number
 from mailtrace.render.catalog import has as catalog_has
 from mailtrace.render.catalog import text as catalog_text
 from mailtrace.render.catalog import words as catalog_words
-from mailtrace.render.output import Output
+from mailtrace.render.output import Output, clean
 from mailtrace.session import Session
 from mailtrace.stats import Statistics, StatsCollector, Summary
 
@@ -237,8 +237,26 @@ class FindingsRenderer:
 # (28.450, 0,093 s). Protocol names, commands, reply codes and values from the capture stay as they are.
 
 
+class _CleanTable(Table):
+    """A statistics table: its text cells hold user names, addresses, commands and header values from the
+    capture, so each goes through :func:`~mailtrace.render.output.clean` (an ESC or a bidi override from
+    a capture must never reach the terminal)."""
+
+    def add_row(self, *renderables: RenderableType | None, **kwargs: Any) -> None:
+        super().add_row(*(_clean_cell(r) for r in renderables), **kwargs)
+
+
+def _clean_cell(cell: RenderableType | None) -> RenderableType | None:
+    if isinstance(cell, str):
+        return clean(cell)
+    if isinstance(cell, Text) and clean(cell.plain) != cell.plain:  # one for one: the spans stay right
+        return Text(clean(cell.plain), style=cell.style, spans=cell.spans)
+    return cell
+
+
 def _table(title: str, *columns: str, right: Iterable[str] = ()) -> Table:
-    table = Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+    table = _CleanTable(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD,
+                        pad_edge=False)
     right_set = set(right)
     for column in columns:
         table.add_column(column, justify="right" if column in right_set else "left")
@@ -511,7 +529,7 @@ def smtp_reply_matrix(codes: dict[str, int], lang: str = "en") -> Table:
     """SMTP replies by class (first digit) and category (second digit), as RFC 5321 §4.2.1 teaches."""
     t = catalog_words(lang)
     categories = sorted({c[1] for c in codes if len(c) == 3})
-    table = Table(
+    table = _CleanTable(
         title=t("stats.replies"),
         title_justify="left",
         title_style="bold",
