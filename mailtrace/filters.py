@@ -124,6 +124,8 @@ _ISO_SHORT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 def parse_time(text: str) -> float:
     """Epoch seconds (``1795699344.5``) or an ISO 8601 date/time; without a zone it is UTC."""
     value = text.strip()
+    if not value:
+        raise ValueError("an empty time: give epoch seconds or an ISO date (2026-11-26T13:22:24)")
     try:
         return float(value)
     except ValueError:
@@ -146,12 +148,13 @@ def parse_ids(texts: Iterable[str]) -> frozenset[int]:
     for text in texts:
         for part in text.split(","):
             piece = part.strip()
-            if not piece:
-                continue
             low, sep, high = piece.partition("-")
+            # an empty value or piece ("", "1,,2") would select nothing or everything by accident
             if not low.isdigit() or (sep and not high.isdigit()):
                 raise ValueError(f"{text!r}: expected a session id, a list (1,4) or a range (5-9)")
             first, last = int(low), int(high) if sep else int(low)
+            if first < 1:
+                raise ValueError(f"{text!r}: session ids start at 1")
             if last < first:
                 raise ValueError(f"{text!r}: the range goes backwards")
             ids.update(range(first, last + 1))

@@ -13,6 +13,7 @@ from term_render import analyze, render
 from mailtrace.cli import main
 from mailtrace.filters import SessionFilter, parse_host, parse_ids, parse_time, session_status
 from mailtrace.session import Session
+from tests.support import run_cli, sample
 
 MIXED = "mixed-all.pcap"
 
@@ -169,3 +170,15 @@ def test_bad_options_end_with_one_line(captures: Path, args: list[str], message:
     result = CliRunner().invoke(main, ["analyze", str(captures / MIXED), *args])
     assert result.exit_code == 2
     assert message in result.output
+
+
+@pytest.mark.parametrize("args", [("--session", ""), ("--session", "0"), ("--session", "1,,2"), ("--since", ""),
+                                  ("--until", "")])
+def test_empty_or_impossible_filter_values_are_errors_not_no_filter(args: tuple[str, str]) -> None:
+    """``--session ''`` extracted every message and ``--since ''`` was ignored: a filter value that
+    selects nothing or everything by accident is a one-line error."""
+    result = run_cli("analyze", "--list", *args, str(sample("pop3-session.pcap")))
+    assert result.exit_code == 2 and result.stderr.startswith("mailtrace: ") and result.stderr.count("\n") == 1
+    if args[0] == "--session":
+        extract = run_cli("extract", *args, str(sample("pop3-session.pcap")), "-o", "/nonexistent/never-written")
+        assert extract.exit_code == 2 and "session id" in extract.stderr

@@ -243,7 +243,8 @@ def build_filter(*, ids: tuple[str, ...], protocols: tuple[str, ...], hosts: tup
         return SessionFilter(
             ids=parse_ids(ids), protocols=frozenset(p.lower() for p in protocols),
             hosts=tuple(parse_host(h) for h in hosts), ports=ports, users=users,
-            since=parse_time(since) if since else None, until=parse_time(until) if until else None,
+            since=parse_time(since) if since is not None else None,
+            until=parse_time(until) if until is not None else None,
             statuses=frozenset(s.lower() for s in statuses),
         )
     except ValueError as exc:
