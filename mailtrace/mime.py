@@ -25,7 +25,9 @@ delimiter lines do not create empty parts; ``message/*`` bodies are parsed as me
 every part therefore equal ``part.get_payload(decode=True)`` of the stdlib on well-formed mail.
 Deliberate differences (documented in docs/messages.md): raw 8-bit header bytes are decoded as
 UTF-8 or windows-1252 rather than replaced, base64 with one dangling character keeps what could
-be decoded instead of falling back to the encoded text, ``x-uuencode`` bodies are hashed as sent.
+be decoded instead of falling back to the encoded text, ``x-uuencode`` bodies are hashed as sent,
+encoded-words in unknown charsets never leave surrogate escapes, header fields over
+``MimeLimits.max_field_bytes`` keep their first bytes.
 
 Nothing here raises on message content: every oddity becomes a string in ``defects`` (the
 stdlib's defect class names where the stdlib has one).
@@ -68,7 +70,8 @@ class MimeLimits:
     """Every buffer of the message pipeline has a limit here; hitting one adds a defect."""
 
     max_header_bytes: int = 256 * 1024
-    """Header block kept per entity; the rest is dropped with the defect "header too long"."""
+    """Header block kept per entity; fields starting beyond it are dropped with the defect "header too
+    long", except one field of each ``RESERVED_FIELDS`` name (From, To, Subject, Content-Type ...)."""
     max_parts: int = 1000
     """MIME entities described per message; later ones are scanned for boundaries only."""
     max_depth: int = 50
@@ -81,6 +84,9 @@ class MimeLimits:
     """Top-level header fields listed in ``MessageSummary.headers``."""
     max_preview_bytes: int = 8 * 1024
     """Decoded bytes of the main text part kept for ``MessageSummary.text_preview``."""
+    max_field_bytes: int = 64 * 1024
+    """Bytes kept of one header field (name, value and folding); a longer field keeps its first bytes
+    with the defects ``field_cut_defect(...)`` and "header too long"."""
 
 
 OVERHEAD_ENCODINGS = frozenset({"base64", "quoted-printable"})
@@ -428,8 +434,8 @@ def _addresses(value: str) -> tuple[str, ...]:
         return fast
     text, header = _render("to", value)
     addresses = getattr(header, "addresses", None)
-    if addresses:
-        return tuple(str(a) for a in addresses)
+    if addresses:  # unlike str(header), str(address) keeps undecodable bytes as surrogate escapes
+        return tuple(_unsurrogate(str(a)) for a in addresses)
     return (text.strip(),) if text.strip() else ()
 
 
@@ -481,6 +487,45 @@ def _split_fields(lines: list[bytes], defects: list[str]) -> list[tuple[str, byt
 
 
 _MIME_FIELDS = ("content-type", "content-disposition", "content-transfer-encoding")
+
+RESERVED_FIELDS = frozenset(_SINGLETONS + _MIME_FIELDS)
+"""Fields of which one is kept (cut to ``max_field_bytes``) even when it starts beyond ``max_header_bytes``:
+padding a header must not hide the author, the subject or the MIME structure."""
+
+_FIELD_HEAD = 128
+"""Bytes of a field's first line remembered for naming it in a defect."""
+
+
+def field_cut_defect(name: str, size: int, kept: int) -> str:
+    """The defect phrase for a header field longer than ``MimeLimits.max_field_bytes``."""
+    return f"header field {name} cut to {kept:,} of {size:,} bytes"
+
+
+def _field_name(head: bytes) -> str:
+    """The name of the field whose first line starts with ``head``, for a defect (no blanks, short)."""
+    colon = -1 if head.startswith(b"From ") else head.find(b":")
+    words = (head[:colon] if colon > 0 else head).split(None, 1) or [b"?"]
+    text = words[0].decode("ascii", "replace")
+    return text if len(text) <= 80 else text[:79] + "…"
+
+
+_ENCODED_WORD = re.compile(rb"=\?([^?\s*]+)(?:\*[^?\s]*)?\?[bBqQ]\?[^?\s]*\?=")
+"""An RFC 2047 encoded-word; group 1 is its charset."""
+
+
+def _header_charsets(fields: list[tuple[str, bytes]], defects: list[str]) -> None:
+    """"unknown charset 'x'" for encoded-words in a charset Python does not know (the stdlib's
+    CharsetError); their text is decoded as UTF-8, else windows-1252, like raw 8-bit bytes."""
+    for _, value in fields:
+        if b"=?" not in value:
+            continue
+        for m in _ENCODED_WORD.finditer(value):
+            charset = m.group(1).decode("ascii", "replace").lower()
+            if charset == "unknown-8bit" or _known_charset(charset):
+                continue
+            defect = f"unknown charset {charset!r}"
+            if defect not in defects:
+                defects.append(defect)
 
 
 def _mime_fields(fields: list[tuple[str, bytes]]) -> dict[str, bytes]:
@@ -1122,6 +1167,18 @@ class _LineLengths:
             self.longest = max(self.longest, chars)
 
 
+class _FieldState:
+    """Size and kept bytes of the header field being read line by line."""
+
+    __slots__ = ("head", "keep", "kept", "size")
+
+    def __init__(self, head: bytes, keep: bool) -> None:
+        self.head = head  # the start of its first line, to name it
+        self.keep = keep  # False: dropped whole (beyond max_header_bytes)
+        self.size = 0  # bytes of its lines as sent, line breaks included
+        self.kept = 0
+
+
 class MessageSummarizer:
     """Streaming summary of one message: ``feed()`` chunks of any size, then ``close()``.
 
@@ -1132,6 +1189,7 @@ class MessageSummarizer:
 
     def __init__(self, limits: MimeLimits = MimeLimits(), *, on_part: PartHook | None = None) -> None:
         self._limits = limits
+        self._fast_limit = min(limits.max_header_bytes, limits.max_field_bytes)  # no field can be cut
         self._on_part = on_part
         self._buf = bytearray()  # bytes not decided yet (waiting for the rest of a line)
         self._unscanned = 0
@@ -1142,6 +1200,8 @@ class MessageSummarizer:
         self._kept = bytearray()
         self._bol = True  # the byte before the scanned data ended a line (or there is none)
         self._skip_line = False  # inside an over-long header line whose rest is dropped
+        self._field: _FieldState | None = None  # the header field being read line by line
+        self._reserved: set[bytes] = set()  # RESERVED_FIELDS kept beyond max_header_bytes in this block
         self._lf: tuple[int, int] = _UNSEARCHED  # cached (search start, next LF) in the current data
         self._blank: tuple[int, int] = _UNSEARCHED  # cached (search start, next blank line)
         self._root = _Entity(path="1", parent=None, offset=0, ignored=False)
@@ -1270,7 +1330,7 @@ class MessageSummarizer:
     def _header_block(self, ent: _Entity, data: bytes, pos: int) -> int:
         """Fast path: a whole header block up to a blank line, all plain header lines; else pos."""
         end = self._blank_line(data, pos)
-        if end < 0 or end - pos > self._limits.max_header_bytes:
+        if end < 0 or end - pos > self._fast_limit:
             return pos
         block = data[pos:end]
         body = end + (2 if data[end] == 0x0D else 1)
@@ -1304,12 +1364,13 @@ class MessageSummarizer:
                 return fast
         end, brk = self._line_end(data, pos, final)
         if self._skip_line:
-            if end < 0:
-                return n - 1 if data[n - 1] == 0x0D else n  # a CR may be half of CR LF
-            self._skip_line = False
-            return end
+            stop = end if end >= 0 else n - 1 if data[n - 1] == 0x0D else n  # a CR may be half of CR LF
+            if self._field is not None:
+                self._field.size += stop - pos
+            self._skip_line = end < 0
+            return stop
         if end < 0:
-            if n - pos < self._limits.max_line:
+            if n - pos <= self._limits.max_line:
                 return pos
             return self._long_header_line(ent, data, pos)
         line = data[pos:end]
@@ -1330,6 +1391,8 @@ class MessageSummarizer:
             return end
         if _HEADER_LINE.match(line):
             ent.fresh = False
+            if end - pos > self._limits.max_line:  # arrived whole: the same defect as when waiting for it
+                ent.defects.append("line too long")
             self._keep_header_line(ent, line)
             return end
         ent.defects.append("MissingHeaderBodySeparatorDefect")
@@ -1350,18 +1413,57 @@ class MessageSummarizer:
         return pos
 
     def _keep_header_line(self, ent: _Entity, line: bytes) -> None:
+        """Keep a header line within the limits: a field that starts beyond ``max_header_bytes`` is
+        dropped (unless it is the first of its RESERVED_FIELDS name to start there), a kept one is cut after
+        ``max_field_bytes``."""
         if ent.ignored:
             return
-        if ent.kept + len(line) <= self._limits.max_header_bytes:
-            ent.lines.append(line)
-            ent.kept += len(line)
-        elif "header too long" not in ent.defects:
+        field = self._field
+        if field is None or line[:1] not in (b" ", b"\t"):
+            self._end_field(ent)
+            keep = ent.kept < self._limits.max_header_bytes or self._reserve(line)
+            if not keep:
+                self._header_too_long(ent)
+            field = self._field = _FieldState(line[:_FIELD_HEAD], keep)
+        field.size += len(line)
+        if not field.keep:
+            return
+        room = self._limits.max_field_bytes - field.kept
+        if room <= 0:
+            return
+        if len(line) > room:
+            line = line[:room]
+        ent.lines.append(line)
+        ent.kept += len(line)
+        field.kept += len(line)
+
+    def _reserve(self, line: bytes) -> bool:
+        """Whether a field beyond the header budget is kept: the first of each RESERVED_FIELDS name."""
+        colon = line.find(b":", 0, 64)
+        name = line[:colon].lower() if colon > 0 else b""
+        if name.decode("ascii", "replace") not in RESERVED_FIELDS or name in self._reserved:
+            return False
+        self._reserved.add(name)
+        return True
+
+    def _end_field(self, ent: _Entity) -> None:
+        """The field read line by line has ended: a defect if it was cut."""
+        field, self._field = self._field, None
+        if field is not None and field.keep and field.kept < field.size:
+            ent.defects.append(field_cut_defect(_field_name(field.head), field.size, field.kept))
+            self._header_too_long(ent)
+
+    @staticmethod
+    def _header_too_long(ent: _Entity) -> None:
+        if "header too long" not in ent.defects:
             ent.defects.append("header too long")
 
     def _end_headers(self, ent: _Entity, body_start: int) -> None:
         """The header block of ``ent`` is complete: decide what its body is."""
         ent.body_start = ent.body_end = body_start
         self._skip_line = False
+        self._end_field(ent)
+        self._reserved.clear()
         if ent.ignored:
             ent.kind = _Kind.LEAF
             return
@@ -1370,6 +1472,7 @@ class MessageSummarizer:
             moved = ent.lines.pop()  # the stdlib takes a final "From " line for the body's first
         fields = _split_fields(ent.lines, ent.defects)
         ent.lines = []
+        _header_charsets(fields, ent.defects)
         info = _mime_info(fields, ent.default_type, ent.defects)
         ent.info = info
         if ent is self._root:

@@ -956,6 +956,7 @@ EN: dict[str, Message] = {
     "defect.part": "part",
     "defect.long lines": ("{n:,} line over {limit} characters (longest {longest:,})",
         "{n:,} lines over {limit} characters (longest {longest:,})"),
+    "defect.field cut": "header field {name} cut to {kept:,} of {size:,} bytes",
     "env.mail_lost": "the capture lost the MAIL command: the envelope sender is unknown",
     "env.refused": "the server answered the message with {reply}: it was not accepted",
     "env.no_reply": "no reply to the message was seen: whether the server accepted it is unknown",

@@ -955,6 +955,7 @@ DE: dict[str, str | tuple[str, str]] = {
     "defect.part": "Teil",
     "defect.long lines": ("{n:,} Zeile über {limit} Zeichen (die längste {longest:,})",
         "{n:,} Zeilen über {limit} Zeichen (die längste {longest:,})"),
+    "defect.field cut": "Header-Feld {name} auf {kept:,} von {size:,} Bytes gekürzt",
     "env.mail_lost": "der Mitschnitt hat den MAIL-Befehl verloren: der Umschlag-Absender ist unbekannt",
     "env.refused": "der Server beantwortete die Nachricht mit {reply}: sie wurde nicht angenommen",
     "env.no_reply": "keine Antwort auf die Nachricht gesehen: ob der Server sie annahm, ist unbekannt",

@@ -402,6 +402,9 @@ def defect_text(defect: str, lang: str = "en") -> str:
         elif (m := _LONG_LINES.fullmatch(phrase)) is not None:
             count, limit, longest = (int(g.replace(",", "")) for g in m.groups())
             shown = text("defect.long lines", lang, n=count, limit=limit, longest=longest)
+        elif (m := _FIELD_CUT.fullmatch(phrase)) is not None:
+            kept, size = (int(g.replace(",", "")) for g in m.groups()[1:])
+            shown = text("defect.field cut", lang, name=m.group(1), kept=kept, size=size)
         else:
             shown = phrase
         shown += where
@@ -410,7 +413,9 @@ def defect_text(defect: str, lang: str = "en") -> str:
 
 _CHARSET = re.compile(r"unknown charset ('.*')")
 _LONG_LINES = re.compile(r"([\d,]+) lines? over (\d+) characters \(longest ([\d,]+)\)")
-"""The phrases of :func:`mailtrace.mime.long_lines_defect` and the unknown-charset defect, read back."""
+_FIELD_CUT = re.compile(r"header field (\S+) cut to ([\d,]+) of ([\d,]+) bytes")
+"""The phrases of :func:`mailtrace.mime.long_lines_defect`, :func:`mailtrace.mime.field_cut_defect` and the
+unknown-charset defect, read back."""
 
 
 # --------------------------------------------------------------------------- helpers
