@@ -50,6 +50,8 @@ class FileStats:
     problems: list[str] = field(default_factory=list)
     snapped: int = 0
     """Frames cut by the snap length (captured shorter than they were on the wire)."""
+    error: str | None = None
+    """Why the input could not be read at all (``filetype`` is then empty, nothing was analysed)."""
 
 
 @dataclass
@@ -190,6 +192,9 @@ class Analyzer:
     # ------------------------------------------------------------------ running
     def run_file(self, capture: CaptureFile, progress: Callable[[int], None] | None = None) -> Iterator[Session]:
         """Analyse one capture file, yielding sessions as they finish (in start order)."""
+        if capture.error is not None:  # listed in the report, with why it was not read
+            self.stats.files.append(FileStats(capture.name, capture.filetype, error=capture.error))
+            return
         self._new_file(capture.name)
         self._capture = capture
         self._secrets_seen = 0

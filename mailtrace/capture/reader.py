@@ -44,7 +44,18 @@ because one is built per packet on the hot path (a NamedTuple costs three times 
 
 
 class CaptureError(Exception):
-    """The input cannot be read at all (missing, not a capture, no permission)."""
+    """The input cannot be read at all (missing, not a capture, no permission).
+
+    The message is ``"<name>: <reason>"``; ``name`` and ``reason`` are also kept apart, so a run over
+    several inputs can list the unreadable one with its reason (:meth:`CaptureFile.unreadable`)."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"{name}: {reason}")
+        self.name = name
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[type[CaptureError], tuple[str, str]]:
+        return (CaptureError, (self.name, self.reason))
 
 
 @dataclass
@@ -72,6 +83,14 @@ class CaptureFile:
     """The file as opened, before decompression: where it stands tells how far reading got."""
     decompressor: _UntilDamage | None = field(default=None, repr=False)
     """The decompressor of a compressed file: it tells whether the compressed data broke off."""
+    error: str | None = None
+    """Why the input could not be read at all (then it has no frames, ``filetype`` is empty): an input
+    of a run over several files that is listed in the report instead of being left out."""
+
+    @classmethod
+    def unreadable(cls, exc: CaptureError) -> CaptureFile:
+        """A stand-in for an input that :func:`open_capture` refused: no frames, only its name and why."""
+        return cls(exc.name, "", io.BytesIO(), error=exc.reason, size=0)
 
     def position(self) -> int | None:
         """Bytes of the file (as stored, compressed or not) read so far; None when unknown."""
@@ -102,6 +121,8 @@ class CaptureFile:
             self.raw.close()
 
     def frames(self) -> Iterator[Frame]:
+        if self.error is not None:
+            return
         try:
             if self.filetype.startswith("pcapng"):
                 yield from self._pcapng_frames()
@@ -135,7 +156,10 @@ class CaptureFile:
     # ------------------------------------------------------------------ pcap
     def _pcap_frames(self) -> Iterator[Frame]:
         """Walk the records. A regular file is memory-mapped (a third less CPU per record than reading
-        blocks); pipes and decompressors are read in blocks. The same loop serves both."""
+        blocks); decompressors are read in blocks. The same loop serves both. A pipe (stdin) is read
+        with ``read1``: whatever has arrived, up to a block, so a record is handed on as soon as it is
+        whole (``tcpdump -U -w - | mailtrace analyze -`` prints sessions as they end, instead of
+        waiting for a full block of capture to come in)."""
         rec = struct.Struct(self._endian + "IIII")
         unpack_from = rec.unpack_from
         res = self._tsres
@@ -147,7 +171,8 @@ class CaptureFile:
             pos = 24  # the file header
             released = 0
         else:
-            read = self.stream.read
+            # a regular (compressed) file: full blocks; anything else (a pipe): what has arrived
+            read = self.stream.read if self.size is not None else getattr(self.stream, "read1", self.stream.read)
             buf = read(READ_SIZE)
             pos = 0
             released = 0
@@ -156,7 +181,13 @@ class CaptureFile:
         next_release = released + RELEASE_EVERY if mapped is not None else float("inf")
         while True:
             if pos + 16 > size:
-                buf = buf[pos:] + read(READ_SIZE)
+                rest = buf[pos:]
+                while len(rest) < 16:  # once for a file; a pipe may hand over less
+                    more = read(READ_SIZE)
+                    if not more:
+                        break
+                    rest += more
+                buf = rest
                 size = len(buf)
                 total += pos
                 pos = 0
@@ -171,11 +202,17 @@ class CaptureFile:
                 break
             end = pos + 16 + incl
             if end > size:
-                buf = buf[pos:] + read(max(READ_SIZE, incl + 16))
+                rest = buf[pos:]
+                end = 16 + incl
+                while len(rest) < end:
+                    more = read(max(READ_SIZE, end - len(rest)))
+                    if not more:
+                        break
+                    rest += more
+                buf = rest
                 size = len(buf)
                 total += pos
                 pos = 0
-                end = 16 + incl
                 if end > size:
                     self._record_cut_short(size - 16, incl)
                     break
@@ -428,16 +465,18 @@ def open_capture(path: str) -> CaptureFile:
             source = getattr(sys.stdin.buffer, "raw", sys.stdin.buffer)
             raw = cast(BinaryIO, io.BufferedReader(cast(io.RawIOBase, source), READ_SIZE))
         else:
+            if not path:  # Path("") is the current directory
+                raise CaptureError("''", "an empty file name (give a pcap/pcapng path, or - for stdin)")
             p = Path(path)
             if p.is_dir():
-                raise CaptureError(f"{path}: is a directory, not a capture file")
+                raise CaptureError(path, "is a directory, not a capture file")
             raw = p.open("rb", buffering=READ_SIZE)
     except FileNotFoundError:
-        raise CaptureError(f"{path}: no such file") from None
+        raise CaptureError(path, "no such file") from None
     except PermissionError:
-        raise CaptureError(f"{path}: permission denied (try sudo, or check the file's mode)") from None
+        raise CaptureError(path, "permission denied (try sudo, or check the file's mode)") from None
     except OSError as exc:
-        raise CaptureError(f"{path}: cannot open: {exc.strerror or exc}") from None
+        raise CaptureError(path, f"cannot open: {exc.strerror or exc}") from None
     try:
         stream, compression = _decompressed(raw, name)
         decompressor = _UntilDamage(stream) if compression else None
@@ -446,11 +485,11 @@ def open_capture(path: str) -> CaptureFile:
         magic = _peek(stream, 24) if isinstance(stream, io.BufferedReader) else b""
     except (OSError, EOFError, lzma.LZMAError) as exc:
         raw.close()
-        raise CaptureError(f"{name}: cannot decompress: {exc}") from None
+        raise CaptureError(name, f"cannot decompress: {exc}") from None
     if decompressor is not None and decompressor.error is not None and len(magic) < 24:
         stream.close()
         raw.close()
-        raise CaptureError(f"{name}: cannot decompress: {decompressor.error}")
+        raise CaptureError(name, f"cannot decompress: {decompressor.error}")
     if magic[:4] == PCAPNG_SHB:
         cf = CaptureFile(name, "pcapng" + compression, stream, raw=raw if compression else None)
         cf.decompressor = decompressor
@@ -459,7 +498,7 @@ def open_capture(path: str) -> CaptureFile:
         if len(magic) < 24:
             stream.close()
             raw.close()
-            raise CaptureError(f"{name}: pcap file header cut short ({len(magic)} of 24 bytes)")
+            raise CaptureError(name, f"pcap file header cut short ({len(magic)} of 24 bytes)")
         endian, res = PCAP_MAGICS[magic[:4]]
         stream.read(24)
         (linktype,) = struct.unpack(endian + "I", magic[20:24])
@@ -471,8 +510,9 @@ def open_capture(path: str) -> CaptureFile:
     stream.close()
     raw.close()
     if not magic:
-        raise CaptureError(f"{name}: empty file, not a capture")
+        raise CaptureError(name, "empty file, not a capture")
     raise CaptureError(
-        f"{name}: not a pcap or pcapng capture (starts with {magic[:4].hex()}); "
-        "save it from Wireshark/tcpdump as pcap or pcapng"
+        name,
+        f"not a pcap or pcapng capture (starts with {magic[:4].hex()}); "
+        "save it from Wireshark/tcpdump as pcap or pcapng",
     )

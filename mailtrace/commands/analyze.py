@@ -308,7 +308,7 @@ def analyze(*, captures: tuple[str, ...], fmt: str, as_list: bool, follow: bool,
             until: str | None, statuses: tuple[str, ...], no_acks: bool, no_explain: bool, color: bool | None,
             width: int | None, findings_only: bool, fail_on: str | None, local_domains: str | None,
             failed_login_threshold: int, with_stats: bool, with_headers: bool, no_context: bool, lang: str | None,
-            ports: tuple[str, ...], show_secrets: bool, no_sniff: bool, keylog_path: str | None,
+            ports: tuple[str, ...], show_secrets: bool, no_sniff: bool, keylog_path: tuple[str, ...] | None,
             html_path: str | None, embed_attachments: bool, jobs: int | None) -> None:
     """Analyse capture files (pcap, pcapng, also .gz/.bz2/.xz; - for stdin).
 

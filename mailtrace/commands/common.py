@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import NoReturn
 
@@ -36,30 +37,45 @@ def build_config(ports: tuple[str, ...] = (), show_secrets: bool = False, no_sni
                    dissector=replace(config.dissector, show_secrets=show_secrets))
 
 
-def load_keylog(path: str | None) -> KeyLog | None:
-    if path is None:
-        return None
-    try:
-        keylog = KeyLog.from_file(path)
-    except OSError as exc:
-        fail(f"--tls-keylog {path}: {exc.strerror or exc}")
-    if not len(keylog):
-        what = f"none of its {keylog.skipped_lines} lines is" if keylog.skipped_lines else "it holds no lines"
-        click.echo(f"mailtrace: --tls-keylog {path}: no TLS secrets found ({what} an NSS key log line such as "
-                   "CLIENT_RANDOM <64 hex> <96 hex>); TLS sessions stay encrypted unless the capture's own "
-                   "pcapng secrets decrypt them", err=True)
-    return keylog
+def load_keylog(paths: str | Sequence[str] | None) -> KeyLog | None:
+    """The key logs of ``--tls-keylog`` (repeatable), merged into one; None when none was given.
+
+    Each file is read and checked on its own: one that cannot be read is an error, one without any
+    secret gets its own warning (the others still decrypt)."""
+    if paths is None or isinstance(paths, str):
+        paths = () if paths is None else (paths,)
+    merged: KeyLog | None = None
+    for path in paths:
+        try:
+            keylog = KeyLog.from_file(path)
+        except OSError as exc:
+            fail(f"--tls-keylog {path}: {exc.strerror or exc}")
+        if not len(keylog):
+            what = f"none of its {keylog.skipped_lines} lines is" if keylog.skipped_lines else "it holds no lines"
+            click.echo(f"mailtrace: --tls-keylog {path}: no TLS secrets found ({what} an NSS key log line such as "
+                       "CLIENT_RANDOM <64 hex> <96 hex>); TLS sessions stay encrypted unless the capture's own "
+                       "pcapng secrets decrypt them", err=True)
+        if merged is None:
+            merged = keylog
+        else:
+            merged.merge(keylog)
+    return merged
 
 
 def open_all(paths: tuple[str, ...]) -> list[CaptureFile]:
-    """Open every capture; report the ones that cannot be read; exit 2 if none can."""
+    """Open every capture; report the ones that cannot be read; exit 2 if none can.
+
+    An unreadable input among readable ones stays in the list as a stand-in
+    (:meth:`CaptureFile.unreadable`: no frames), so the report lists every input, that one with
+    its ``error``."""
     captures: list[CaptureFile] = []
     for path in paths:
         try:
             captures.append(open_capture(path))
         except CaptureError as exc:
             click.echo(f"mailtrace: {exc}", err=True)
-    if not captures:
+            captures.append(CaptureFile.unreadable(exc))
+    if all(c.error is not None for c in captures):
         sys.exit(EXIT_USAGE)
     return captures
 
@@ -76,13 +92,20 @@ def input_options(f: click.decorators.FC) -> click.decorators.FC:
 
 def _capture_options(f: click.decorators.FC, *, secrets: bool) -> click.decorators.FC:
     f = click.option("--tls-keylog", "keylog_path", type=click.Path(dir_okay=False), metavar="FILE",
-                     help="NSS key log (SSLKEYLOGFILE) to decrypt TLS sessions.")(f)
+                     multiple=True, callback=_given_or_none,
+                     help="NSS key log (SSLKEYLOGFILE) to decrypt TLS sessions. Repeatable: the secrets of "
+                          "all key logs given are merged.")(f)
     f = click.option("--no-sniff", is_flag=True,
                      help="Only look at the mail ports; skip content detection on other ports.")(f)
     if secrets:
         f = click.option("--show-secrets", is_flag=True, help="Show passwords and tokens seen in cleartext.")(f)
     return click.option("--port", "ports", multiple=True, metavar="PORT=PROTO",
                      help="Treat a server port as smtp, pop3, imap (or smtps, pop3s, imaps). Repeatable.")(f)
+
+
+def _given_or_none(_ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...] | None:
+    """A repeatable option's values, or None when it was not given (as for a single-valued option)."""
+    return value or None
 
 
 def jobs_option(f: click.decorators.FC) -> click.decorators.FC:

@@ -43,7 +43,7 @@ EXIT_WRITE_FAILED = 1
 @input_options
 def extract(*, captures: tuple[str, ...], output: Path, messages_only: bool, attachments_only: bool,
             session_ids: tuple[str, ...], protocols: tuple[str, ...], overwrite: bool, ports: tuple[str, ...],
-            no_sniff: bool, keylog_path: str | None) -> None:
+            no_sniff: bool, keylog_path: tuple[str, ...] | None) -> None:
     """Write every message of the captures as .eml, every attachment as a file, and DIR/index.json.
 
     File names come from the session and message number (s0003-m01.eml, s0003-m01/<attachment>),

@@ -43,7 +43,7 @@ from mailtrace.render.progress import Progress
 @jobs_option
 def flows(*, captures: tuple[str, ...], fmt: str, multi_hop: bool, color: bool | None, width: int | None,
           lang: str | None, ports: tuple[str, ...], show_secrets: bool, no_sniff: bool,
-          keylog_path: str | None, jobs: int | None) -> None:
+          keylog_path: tuple[str, ...] | None, jobs: int | None) -> None:
     """Follow each message across hops: submission, relay, retrieval (POP3/IMAP), APPEND.
 
     Messages are joined by Message-ID, or by a fingerprint of their body when they have none.

@@ -415,7 +415,7 @@ def live(
     fmt: str, duration: float | None, count: int | None, idle_timeout: float | None, buffer_mib: int,
     no_promisc: bool, quiet: bool, no_explain: bool, color: bool | None, width: int | None, no_context: bool,
     local_domains: str | None, failed_login_threshold: int, lang: str | None, ports: tuple[str, ...],
-    show_secrets: bool, no_sniff: bool, keylog_path: str | None,
+    show_secrets: bool, no_sniff: bool, keylog_path: tuple[str, ...] | None,
 ) -> None:
     """Capture mail traffic on an interface (Linux, root or CAP_NET_RAW) and show sessions as they end.
 

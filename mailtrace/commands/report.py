@@ -99,7 +99,7 @@ def report(
     ports: tuple[str, ...],
     show_secrets: bool,
     no_sniff: bool,
-    keylog_path: str | None,
+    keylog_path: tuple[str, ...] | None,
     jobs: int | None,
 ) -> None:
     """Write one self-contained HTML report: overview, findings, statistics, session index, per-session

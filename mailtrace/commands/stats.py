@@ -66,7 +66,7 @@ def stats(
     ports: tuple[str, ...],
     show_secrets: bool,
     no_sniff: bool,
-    keylog_path: str | None,
+    keylog_path: tuple[str, ...] | None,
     jobs: int | None,
     lang: str | None,
 ) -> None:

@@ -297,6 +297,7 @@ EN: dict[str, Message] = {
     "ui.no_sessions": "no mail sessions in the capture",
     "ui.no_match": "no session matches the filter",
     "ui.damaged": "damaged: {problem}",
+    "ui.unreadable": "{name}: not read: {error}",
     "ui.login.ok": "login {user}: accepted",
     "ui.login.fail": "login {user}: refused",
     "ui.login.unknown": "login {user}: outcome not in the capture",

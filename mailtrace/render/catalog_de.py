@@ -285,6 +285,7 @@ DE: dict[str, str | tuple[str, str]] = {
     "ui.no_sessions": "keine Mail-Sitzungen im Mitschnitt",
     "ui.no_match": "keine Sitzung passt zum Filter",
     "ui.damaged": "beschädigt: {problem}",
+    "ui.unreadable": "{name}: nicht gelesen: {error}",
     "ui.login.ok": "Anmeldung {user}: akzeptiert",
     "ui.login.fail": "Anmeldung {user}: abgelehnt",
     "ui.login.unknown": "Anmeldung {user}: Ergebnis nicht im Mitschnitt",

@@ -136,10 +136,11 @@ def session_json(s: Session, show_secrets: bool = False, *, lang: str = "en", co
 
 def capture_json(stats: CaptureStats) -> dict[str, Any]:
     return {
-        "files": [{"name": f.name, "format": f.filetype, "packets": f.packets, "bytes": f.bytes,
+        "files": [{"name": f.name, "format": f.filetype or None, "packets": f.packets, "bytes": f.bytes,
                    "start": _round(f.start) if f.start is not None else None,
                    "end": _round(f.end) if f.end is not None else None,
-                   "truncated": f.truncated, "problems": f.problems, "snapped": f.snapped} for f in stats.files],
+                   "truncated": f.truncated, "problems": f.problems, "snapped": f.snapped,
+                   "error": f.error} for f in stats.files],
         "packets": stats.packets,
         "bytes": stats.bytes,
         "start": _round(stats.start) if stats.start is not None else None,

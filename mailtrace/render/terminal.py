@@ -792,6 +792,10 @@ class Summary:
         out.write(Text(t("ui.summary"), "title"))
         lines: list[tuple[str, str]] = []
         for f in stats.files:
+            if f.error is not None:  # an input that could not be read: its reason, not empty counts
+                lines.append((t("ui.files") if not lines else "", clean(t("ui.unreadable", name=f.name,
+                                                                          error=f.error))))
+                continue
             span = localize_number(seconds((f.end or 0.0) - f.start), lang) + " s" if f.start is not None else "-"
             value = f"{f.name}: {f.filetype}, {t('ui.packets.count', n=f.packets)}, {t('ui.bytes', n=f.bytes)}, {span}"
             if f.snapped:

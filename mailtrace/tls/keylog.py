@@ -22,6 +22,9 @@ SERVER_TRAFFIC_SECRET_0 = "SERVER_TRAFFIC_SECRET_0"  # noqa: S105 (a label, not 
 CLIENT_EARLY_TRAFFIC_SECRET = "CLIENT_EARLY_TRAFFIC_SECRET"  # noqa: S105 (a label, not a secret)
 EXPORTER_SECRET = "EXPORTER_SECRET"  # noqa: S105 (a label, not a secret)
 
+UTF8_BOM = b"\xef\xbb\xbf"
+"""What an editor may put before the first line (tshark ignores it, so do we)."""
+
 KNOWN_LABELS = frozenset(
     {
         CLIENT_RANDOM,
@@ -61,7 +64,8 @@ class KeyLog:
     def add_text(self, text: str | bytes) -> None:
         """Add the lines of ``text``; a pcapng Decryption Secrets Block holds exactly such text."""
         if isinstance(text, bytes):
-            text = text.decode("ascii", errors="replace")
+            text = text.removeprefix(UTF8_BOM).decode("ascii", errors="replace")
+        text = text.removeprefix("\ufeff")  # saved by Notepad / PowerShell: tshark reads such files too
         for raw in text.splitlines():
             line = raw.strip()
             if not line or line.startswith("#"):
