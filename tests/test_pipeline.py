@@ -77,15 +77,33 @@ def test_pop3_and_imap_replies_name_the_frame_of_their_command() -> None:
         assert all(r["answers_frame"] is None for r in s["replies"] if r["answers"] is None)
 
 
+def feed_with_limit(frames: list[bytes], limit_name: str, limit: int) -> tuple[list[dict], int]:
+    """The sessions of Ethernet frames fed one by one (0.1 ms apart) with one FlowLimits bound set, and the
+    peak size of the flow table's collection that bound keeps (``unanswered`` or ``closing``)."""
+    from dataclasses import replace
+
+    from mailtrace.pipeline import LINKTYPE_ETHERNET
+
+    config = Config()
+    config = replace(config, flow=replace(config.flow, **{limit_name: limit}))
+    watched = {"max_unanswered": "unanswered", "max_closing": "closing"}[limit_name]
+    analyzer = Analyzer(config)
+    analyzer.start_source("frames")
+    peak, out = 0, []
+    for i, data in enumerate(frames):
+        out += analyzer.feed(1_700_000_000.0 + i * 1e-4, LINKTYPE_ETHERNET, data, len(data))
+        peak = max(peak, len(getattr(analyzer.flows, watched)))
+    out += analyzer.close_source()
+    return [session_json(s) for s in out], peak
+
+
 def test_a_syn_flood_keeps_memory_bounded_and_the_report_unchanged() -> None:
     """Unanswered SYNs to port 25 are sessions (a scan is worth seeing), but each open one held ~10 KB
     until the capture's end: 50,000 of them took 557 MB. Past ``max_unanswered`` of them the oldest is
     ended at once, as the end of the capture would end it (close "open") — also when real, long
     conversations are open beside them. A client whose SYN went unanswered and that tries again (same
     ISN) is taken up again under the same tcp.stream number, its conversation whole."""
-    from dataclasses import replace
 
-    from mailtrace.pipeline import LINKTYPE_ETHERNET
     from tests.pcapgen import ethernet, ip_packet, tcp_segment
 
     def syn(i: int) -> bytes:
@@ -100,20 +118,8 @@ def test_a_syn_flood_keeps_memory_bounded_and_the_report_unchanged() -> None:
         .s(b"220 mx ESMTP\r\n").c(b"EHLO a\r\n").s(b"250 mx\r\n").c(b"QUIT\r\n").s(b"221 bye\r\n").fin()
     frames = [f.data for f in talks.frames] + [syn(i) for i in range(300)] + [f.data for f in retry.frames]
 
-    def run(limit: int) -> tuple[list[dict], int]:
-        config = Config()
-        config = replace(config, flow=replace(config.flow, max_unanswered=limit))
-        analyzer = Analyzer(config)
-        analyzer.start_source("flood")
-        peak, out = 0, []
-        for i, data in enumerate(frames):
-            out += analyzer.feed(1_700_000_000.0 + i * 1e-4, LINKTYPE_ETHERNET, data, len(data))
-            peak = max(peak, len(analyzer.flows.unanswered))
-        out += analyzer.close_source()
-        return [session_json(s) for s in out], peak
-
-    bounded, peak = run(16)
-    unbounded, unbounded_peak = run(100_000)
+    bounded, peak = feed_with_limit(frames, "max_unanswered", 16)
+    unbounded, unbounded_peak = feed_with_limit(frames, "max_unanswered", 100_000)
     assert peak == 16 and unbounded_peak == 300
     real = [s for s in bounded if s["client"] == {"ip": "198.51.100.1", "port": 20000} and s["commands"]]
     assert len(real) == 1 and [c["verb"] for c in real[0]["commands"]] == ["EHLO", "QUIT"]
@@ -137,9 +143,7 @@ def test_a_scanner_s_syn_rst_pairs_keep_memory_bounded_and_the_report_unchanged(
     capture time for trailing packets with all its state (~10 KB), so 10,000 probes a second held
     20,000 of them at once (20,000 probes: 196 MB). Past ``max_closing`` the oldest is finished at
     once; nothing else in the report changes."""
-    from dataclasses import replace
 
-    from mailtrace.pipeline import LINKTYPE_ETHERNET
     from tests.pcapgen import ethernet, ip_packet, tcp_segment
 
     frames = []
@@ -152,20 +156,8 @@ def test_a_scanner_s_syn_rst_pairs_keep_memory_bounded_and_the_report_unchanged(
         .s(b"220 mx ESMTP\r\n").c(b"QUIT\r\n").s(b"221 bye\r\n").fin()
     frames[300:300] = [f.data for f in talk.frames]
 
-    def run(limit: int) -> tuple[list[dict], int]:
-        config = Config()
-        config = replace(config, flow=replace(config.flow, max_closing=limit))
-        analyzer = Analyzer(config)
-        analyzer.start_source("scan")
-        peak, out = 0, []
-        for i, data in enumerate(frames):
-            out += analyzer.feed(1_700_000_000.0 + i * 1e-4, LINKTYPE_ETHERNET, data, len(data))
-            peak = max(peak, len(analyzer.flows.closing))
-        out += analyzer.close_source()
-        return [session_json(s) for s in out], peak
-
-    bounded, peak = run(16)
-    unbounded, unbounded_peak = run(100_000)
+    bounded, peak = feed_with_limit(frames, "max_closing", 16)
+    unbounded, unbounded_peak = feed_with_limit(frames, "max_closing", 100_000)
     assert peak == 16 and unbounded_peak == 300
     assert bounded == unbounded
     assert len(bounded) == 301 and sum(s["close"] == "rst" for s in bounded) == 300
