@@ -255,6 +255,21 @@ class PartStart:
     """Has a file name or ``Content-Disposition: attachment``."""
 
 
+
+def _utf8_prefix(data: bytes, size: int) -> bytes:
+    """The first ``size`` bytes, less a UTF-8 sequence the cut would split: a value cut inside "ä" no
+    longer decodes as UTF-8 and would be read as windows-1252 whole (x + 40,000 "ä" became "xÃ¤Ã¤…")."""
+    cut = data[:size]
+    start = len(cut) - 1
+    while start >= 0 and len(cut) - start < 4 and cut[start] & 0xC0 == 0x80:
+        start -= 1  # back over continuation bytes to the sequence's lead byte
+    if start >= 0:
+        lead = cut[start]
+        need = 2 if 0xC0 <= lead < 0xE0 else 3 if 0xE0 <= lead < 0xF0 else 4 if 0xF0 <= lead < 0xF8 else 1
+        if len(cut) - start < need:
+            return cut[:start]
+    return cut
+
 class PartWriter(Protocol):
     """Receives the decoded bytes of one leaf part, in order."""
 
@@ -1432,7 +1447,7 @@ class MessageSummarizer:
         if room <= 0:
             return
         if len(line) > room:
-            line = line[:room]
+            line = _utf8_prefix(line, room)
         ent.lines.append(line)
         ent.kept += len(line)
         field.kept += len(line)

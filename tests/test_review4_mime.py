@@ -184,3 +184,23 @@ def test_capture_end_to_end(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     assert (tmp_path / "out" / "s0001-m01.eml").read_bytes() == BIG_FROM  # written as sent, not cut
     assert (tmp_path / "out" / "s0001-m02.eml").read_bytes() == WEIRD
+
+
+def test_a_field_cut_inside_a_utf8_character_still_decodes_as_utf8() -> None:
+    from mailtrace.mime import _utf8_prefix
+
+    value = ("x" + "ä" * 5).encode()
+    for size in range(1, len(value) + 1):
+        kept = _utf8_prefix(value, size)
+        assert value.startswith(kept) and size - 3 <= len(kept) <= size
+        kept.decode("utf-8")  # never a split sequence
+    assert _utf8_prefix("a😀b".encode(), 4) == b"a"
+
+
+def test_an_address_in_a_huge_display_name_is_found_without_backtracking_over_it() -> None:
+    from mailtrace.findings.rules import _address_in_name
+
+    found = _address_in_name("x" * 64_000 + " ceo@bank.example")
+    assert found is not None and found.group(1) == "bank.example"
+    assert _address_in_name("x" * 64_000) is None
+    assert _address_in_name("PayPal <service@paypal.com>").group(1) == "paypal.com"  # type: ignore[union-attr]

@@ -247,8 +247,8 @@ class _CleanTable(Table):
 
 
 def _clean_cell(cell: RenderableType | None) -> RenderableType | None:
-    if isinstance(cell, str):
-        return clean(cell)
+    if isinstance(cell, str):  # a Text, so Rich reads no markup in it ("[/bold]" from a capture raised)
+        return Text(clean(cell))
     if isinstance(cell, Text) and clean(cell.plain) != cell.plain:  # one for one: the spans stay right
         return Text(clean(cell.plain), style=cell.style, spans=cell.spans)
     return cell
