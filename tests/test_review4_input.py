@@ -104,18 +104,19 @@ def test_pipe_hands_over_a_finished_session_before_more_data_comes(jobs: str) ->
 
 
 class _Trickle(io.RawIOBase):
-    """A pipe that hands over the file header, then at most 5 bytes per read."""
+    """A pipe that hands over ``first`` bytes (the file header), then at most 5 bytes per read."""
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, first: int = 24) -> None:
         super().__init__()
         self.data = data
         self.pos = 0
+        self.first = first
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
-        n = min(len(buffer), 24 if self.pos == 0 else 5, len(self.data) - self.pos)
+        n = min(len(buffer), self.first if self.pos == 0 else 5, len(self.data) - self.pos)
         buffer[:n] = self.data[self.pos : self.pos + n]
         self.pos += n
         return n
@@ -131,6 +132,24 @@ def test_short_reads_from_a_pipe_give_every_frame_and_no_problem(monkeypatch: py
     capture = open_capture("-")
     assert list(capture.frames()) == expected and len(expected) == 2 * (3 + len(SMTP) + 3)
     assert (capture.problems, capture.truncated, capture.bytes_read) == ([], False, len(raw) - 24)
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_a_file_header_that_arrives_in_pieces_is_read_whole(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                            compress: bool) -> None:
+    """A pipe may bring the first bytes one at a time: the magic was judged on the first read alone
+    ("not a pcap or pcapng capture (starts with d4)", and gzip's 1f 8b missed the same way)."""
+    import gzip
+
+    raw, _ = _two_sessions()
+    path = tmp_path / "two.pcap"
+    path.write_bytes(raw)
+    expected = list(open_capture(str(path)).frames())
+    piped = gzip.compress(raw) if compress else raw
+    monkeypatch.setattr(sys, "stdin", type("Stdin", (), {"buffer": _Trickle(piped, first=1)})())
+    capture = open_capture("-")
+    assert list(capture.frames()) == expected
+    assert capture.problems == [] and capture.filetype == ("pcap+gzip" if compress else "pcap")
 
 
 def test_short_reads_still_find_a_record_cut_short(monkeypatch: pytest.MonkeyPatch) -> None:

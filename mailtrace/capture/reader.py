@@ -427,6 +427,41 @@ class _UntilDamage(io.RawIOBase):
         super().close()
 
 
+def _read_up_to(source: io.RawIOBase, size: int) -> bytes:
+    """Up to ``size`` bytes, fewer only at the end of the input (reads until then)."""
+    data = b""
+    while len(data) < size:
+        piece = source.read(size - len(data))
+        if not piece:
+            break
+        data += piece
+    return data
+
+
+class _Prefixed(io.RawIOBase):
+    """``head`` (bytes already read) followed by the rest of ``source``: stdin after its file header."""
+
+    def __init__(self, head: bytes, source: io.RawIOBase) -> None:
+        super().__init__()
+        self.head = head
+        self.source = source
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.head:
+            n = min(len(buffer), len(self.head))
+            buffer[:n] = self.head[:n]
+            self.head = self.head[n:]
+            return n
+        data = self.source.read(len(buffer))
+        if not data:
+            return 0
+        buffer[: len(data)] = data
+        return len(data)
+
+
 def _decompressed(raw: BinaryIO, name: str) -> tuple[BinaryIO, str]:
     """Wrap ``raw`` in the right decompressor, judged by magic bytes, not by the file name."""
     peek = _peek(raw, 6)
@@ -462,8 +497,10 @@ def open_capture(path: str) -> CaptureFile:
     name = "<stdin>" if path == "-" else path
     try:
         if path == "-":
-            source = getattr(sys.stdin.buffer, "raw", sys.stdin.buffer)
-            raw = cast(BinaryIO, io.BufferedReader(cast(io.RawIOBase, source), READ_SIZE))
+            source = cast(io.RawIOBase, getattr(sys.stdin.buffer, "raw", sys.stdin.buffer))
+            # a pipe may deliver the 24-byte file header in pieces: read it whole first, so the magic
+            # and the header are judged on all of it, not on what the first read happened to bring
+            raw = cast(BinaryIO, io.BufferedReader(_Prefixed(_read_up_to(source, 24), source), READ_SIZE))
         else:
             if not path:  # Path("") is the current directory
                 raise CaptureError("''", "an empty file name (give a pcap/pcapng path, or - for stdin)")
