@@ -362,11 +362,18 @@ def decode_header_bytes(raw: bytes) -> str:
     return raw.decode("latin-1")
 
 
+_SURROGATE_RUN = re.compile("[\udc80-\udcff]+")
+_ANY_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _unsurrogate(text: str) -> str:
-    """Undo surrogateescape (raw 8-bit bytes) the way decode_header_bytes decodes bytes."""
+    """Undo surrogateescape (raw 8-bit bytes) the way decode_header_bytes decodes bytes: run by run, so
+    the part already decoded right ("Jörg" from a UTF-8 encoded word) is not read again as 8-bit."""
     if not _has_surrogates(text):
         return text
-    return decode_header_bytes(text.encode("utf-8", "surrogateescape"))
+    text = _SURROGATE_RUN.sub(lambda run: decode_header_bytes(bytes(ord(c) - 0xDC00 for c in run.group(0))),
+                              text)
+    return _ANY_SURROGATE.sub("\ufffd", text)  # no other lone surrogate may reach a writer
 
 
 def _has_surrogates(text: str) -> bool:

@@ -204,3 +204,13 @@ def test_an_address_in_a_huge_display_name_is_found_without_backtracking_over_it
     assert found is not None and found.group(1) == "bank.example"
     assert _address_in_name("x" * 64_000) is None
     assert _address_in_name("PayPal <service@paypal.com>").group(1) == "paypal.com"  # type: ignore[union-attr]
+
+
+def test_raw_bytes_are_decoded_run_by_run_and_no_surrogate_survives() -> None:
+    """\"Jörg\" from a UTF-8 encoded word beside an unknown-charset one was read again as 8-bit
+    (\"JÃ¶rg ä\")."""
+    from mailtrace.mime import _unsurrogate
+
+    assert _unsurrogate("J\u00f6rg \udce4 <a@x.test>") == "Jörg ä <a@x.test>"
+    assert _unsurrogate("\udcc3\udca4rger") == "ärger"
+    assert _unsurrogate("a\ud800b") == "a\ufffdb"
