@@ -669,6 +669,8 @@ class StatsCollector:
         mail_packets = sum(p.packets for p in self.protocols.values())
         capture: dict[str, Any] = {
             "files": [f.name for f in cap.files] if cap else [],
+            "unreadable": [{"name": f.name, "error": f.error} for f in cap.files if f.error is not None]
+            if cap else [],
             "packets": cap.packets if cap else None,
             "bytes": cap.bytes if cap else None,
             "tcp_packets": cap.tcp_packets if cap else None,

@@ -285,3 +285,26 @@ def test_the_summary_names_an_unreadable_input_with_its_reason(tmp_path: Path) -
     assert f"{text}: not read: not a pcap or pcapng capture" in out
     german = cli("analyze", "--list", "--lang", "de", str(sample("pop3-session.pcap")), str(text)).stdout
     assert f"{text}: nicht gelesen: not a pcap or pcapng capture" in german
+
+
+def test_an_unreadable_input_is_named_in_stats_html_and_the_extract_index(tmp_path: Path) -> None:
+    from tests.support import run_cli as cli
+    from tests.support import sample
+
+    text = tmp_path / "text.pcap"
+    text.write_text("not a capture")
+    good = str(sample("pop3-session.pcap"))
+    stats = cli("stats", "--format", "json", good, str(text)).stdout
+    document = json.loads(stats)
+    assert document["capture"]["files"] == [good, str(text)]
+    assert document["capture"]["unreadable"][0]["name"] == str(text)
+    assert document["capture"]["unreadable"][0]["error"].startswith("not a pcap or pcapng capture")
+    assert f"{text}: not read: not a pcap" in cli("stats", good, str(text)).stdout
+    page = tmp_path / "r.html"
+    assert cli("report", good, str(text), "-o", str(page)).exit_code == 0
+    assert 'not read</span> not a pcap or pcapng capture' in page.read_text()
+    out = tmp_path / "x"
+    assert cli("extract", good, str(text), "-o", str(out)).exit_code == 0
+    index = json.loads((out / "index.json").read_text())
+    unread = [c for c in index["captures"] if c["name"] == str(text)]
+    assert unread[0]["format"] is None and unread[0]["error"].startswith("not a pcap")

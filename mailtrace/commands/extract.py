@@ -135,8 +135,8 @@ def close_all(files: list[CaptureFile]) -> None:
 
 
 def captures_json(stats: CaptureStats) -> list[dict[str, object]]:
-    return [{"name": f.name, "format": f.filetype, "packets": f.packets, "truncated": f.truncated,
-             "problems": list(f.problems)} for f in stats.files]
+    return [{"name": f.name, "format": f.filetype if f.error is None else None, "packets": f.packets,
+             "truncated": f.truncated, "problems": list(f.problems), "error": f.error} for f in stats.files]
 
 
 def summary_text(t: ExtractTotals, output: Path, index: Path, *, keylog_given: bool = False) -> str:

@@ -298,6 +298,7 @@ EN: dict[str, Message] = {
     "ui.no_match": "no session matches the filter",
     "ui.damaged": "damaged: {problem}",
     "ui.unreadable": "{name}: not read: {error}",
+    "html.pill.unread": "not read",
     "ui.login.ok": "login {user}: accepted",
     "ui.login.fail": "login {user}: refused",
     "ui.login.unknown": "login {user}: outcome not in the capture",

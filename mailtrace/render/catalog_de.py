@@ -286,6 +286,7 @@ DE: dict[str, str | tuple[str, str]] = {
     "ui.no_match": "keine Sitzung passt zum Filter",
     "ui.damaged": "beschädigt: {problem}",
     "ui.unreadable": "{name}: nicht gelesen: {error}",
+    "html.pill.unread": "nicht gelesen",
     "ui.login.ok": "Anmeldung {user}: akzeptiert",
     "ui.login.fail": "Anmeldung {user}: abgelehnt",
     "ui.login.unknown": "Anmeldung {user}: Ergebnis nicht im Mitschnitt",

@@ -263,6 +263,12 @@ def _table(title: str, *columns: str, right: Iterable[str] = ()) -> Table:
     return table
 
 
+def _file_label(name: str, cap: dict[str, Any], lang: str) -> str:
+    """A file of the capture row; one that could not be read says why (``ui.unreadable``)."""
+    error = next((u["error"] for u in cap.get("unreadable") or () if u.get("name") == name), None)
+    return name if error is None else catalog_text("ui.unreadable", lang, name=name, error=error)
+
+
 def _num(value: float, spec: str, lang: str) -> str:
     """``format(value, spec)``: unchanged in English, thousands grouped and separators localised otherwise."""
     if lang == "en":
@@ -317,7 +323,7 @@ def stats_renderables(stats: Statistics, *, top: int = 10, lang: str = "en") -> 
     overview = _table(t("stats.capture"), "", value_col, right=[value_col])
     duration = cap.get("duration")
     for label, value in (
-        (t("stats.files"), ", ".join(cap.get("files") or []) or "-"),
+        (t("stats.files"), ", ".join(_file_label(name, cap, lang) for name in cap.get("files") or []) or "-"),
         (t("stats.packets"), cap.get("packets")),
         (t("stats.bytes"), cap.get("bytes")),
         (t("stats.sessions"), cap.get("sessions")),

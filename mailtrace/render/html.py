@@ -743,6 +743,7 @@ class HtmlReport:
                 "end": f.end,
                 "truncated": f.truncated,
                 "problems": [text(p, 300) for p in f.problems[:20]],
+                "error": text(f.error, 300) if f.error is not None else None,
             }
             for f in stats.files
         ]
