@@ -37,7 +37,8 @@ def test_imap_capture_begun_inside_an_auth_exchange_hides_the_response(tmp_path:
                                 .c(b"a3 LOGOUT\r\n").s(b"* BYE\r\na3 OK bye\r\n").fin())
     assert SECRET.decode() not in str(session) and SECRET.decode() not in text
     assert session["anomalies"] == []
-    assert "refuses to talk" not in text
+    assert "refuses to talk" not in text and "speaks unasked" not in text
+    assert "tagged OK for a1: it answers a command sent before the capture began" in text
 
 
 def test_imap_message_text_that_reads_like_a_completion_does_not_end_the_skipped_tail(tmp_path: Path) -> None:

@@ -1224,6 +1224,9 @@ class Imap:
                 self.phase = Phase.AUTH if self.state is State.CONNECTED else Phase.TRANSFER
             self.out.add(Reply(direction=SERVER, ts=ts, frame=frame, first_frame=first, phase=self.phase,
                                status=status, lines=(detail,), tag=tag))
+            if self.no_syn and not self.command_seen:
+                self._note(frame, ts, first, self.phase, f"tagged {status} for {tag}: it answers a command sent "
+                                                         "before the capture began")
             return
         if self.building is cmd and client.mode is not ReadMode.LITERAL:
             # answered before its line was complete (a literal refused, or a line the capture cut):
