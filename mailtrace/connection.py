@@ -85,9 +85,7 @@ class MailConnection:
         self._tls_port_protocols = tls_port_protocols
         if protocol is not None:
             self._build(protocol.name)
-        self.dissector: Dissector | None = protocol(config.dissector) if protocol else None
-        if self.dissector is not None and not conn.syn_seen:
-            self.dissector.began_mid_session()
+        self.dissector: Dissector | None = self._dissector(protocol) if protocol else None
         self.tls_state: str | None = None
         """None before TLS; then "undecided" until the first bytes show "tls" records or "plain" text."""
         self.tls: TlsSession | None = None
@@ -108,6 +106,13 @@ class MailConnection:
         self._held_bytes = 0
         self.implicit_tls = implicit_tls
         self.tunnel: str | None = conn.tunnel
+
+    def _dissector(self, protocol: DissectorClass) -> Dissector:
+        """The protocol's dissector, told when the capture holds no SYN of the connection."""
+        dissector = protocol(self.config.dissector)
+        if not self._conn.syn_seen:
+            dissector.began_mid_session()
+        return dissector
 
     def session_builder(self) -> SessionBuilder | None:
         """The session being built, or None while the first bytes are still being sniffed."""
@@ -298,9 +303,7 @@ class MailConnection:
             return False
         self.sniffing = False
         self.sniffer = None
-        self.dissector = decision.protocol(self.config.dissector)
-        if not conn.syn_seen:
-            self.dissector.began_mid_session()
+        self.dissector = self._dissector(decision.protocol)
         self._build(decision.protocol.name)
         if self.keep_transcript:
             for item in sniffer.items:

@@ -101,7 +101,7 @@ class Pending:
     early_body: bool = False
     """DATA: the client sent the message before the capture showed the 354 (its reply may still come)."""
     junk: bool = False
-    """An empty or non-text line: servers answer it with 500/501 (RFC 5321 §4.2.4), some not at all."""
+    """An empty or non-text line: servers answer it with 500 (RFC 5321 §4.2.4), some not at all."""
 
 
 @dataclass
