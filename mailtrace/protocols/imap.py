@@ -773,6 +773,7 @@ class Imap:
             self._register(cmd, frame)
         if not cmd.emitted:
             self._emit_command(cmd, pieces, first, frame=frame, ts=ts)
+        cmd.ts = ts  # its last byte (after any literals): the server's latency counts from here
         if refused:
             self.out.anomaly(CLIENT, cmd.phase, "literal-refused",
                              "the server refused the synchronizing literal; the command ends here", frame)
@@ -790,6 +791,7 @@ class Imap:
         cmd.args = parse_values(pieces, offset)
         cmd.argument = (self._display(cmd, pieces, offset) + " " + suffix).strip()
         cmd.emitted = True
+        cmd.frame = frame  # replies name the frame the command is shown at (its first segment may be earlier)
         self.phase = cmd.phase
         self._command_effects(cmd, frame, ts)
         known = cmd.verb in KNOWN_COMMANDS
@@ -898,8 +900,10 @@ class Imap:
         self._close_message()
         box = as_text(values[0]) if values else None
         mailbox = decode_mailbox(box) if box is not None else None
-        flags = next((flag_list(v) for v in values[1:] if isinstance(v, list)), [])
-        date = next((as_text(v) for v in values[1:] if isinstance(v, bytes)), None)
+        # MULTIAPPEND (RFC 3502): each message has its own flags and date, after the literal before it
+        last = max((i for i, v in enumerate(values) if isinstance(v, Literal)), default=0)
+        flags = next((flag_list(v) for v in values[last + 1:] if isinstance(v, list)), [])
+        date = next((as_text(v) for v in values[last + 1:] if isinstance(v, bytes)), None)
         detail: dict[str, Any] = {"section": "APPEND", "tag": cmd.tag, "mailbox": mailbox}
         if flags:
             detail["flags"] = flags
