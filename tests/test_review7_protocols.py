@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.pcapgen import Capture, Tcp
+from tests.pcapgen import ACK, FIN, PSH, Capture, Tcp
 from tests.support import report, run_cli
 
 
@@ -52,3 +52,15 @@ def test_imap_multiappend_gives_each_message_its_own_flags(tmp_path: Path) -> No
     assert [(c.get("flags"), c.get("date")) for c in carriers] == [
         (["\\Seen"], None), (["\\Flagged"], "07-Feb-1994 21:52:25 -0800")]
     assert [a["flags"] for a in session["imap"]["appends"]] == [["\\Seen"], ["\\Flagged"]]
+
+
+# ---------------------------------------------------------------------------- TCP teardown
+def test_teardown_names_the_server_whose_fin_rode_on_its_last_reply(tmp_path: Path) -> None:
+    def build(t: Tcp) -> None:
+        t.s(b"+OK ready\r\n").c(b"QUIT\r\n")
+        t._emit("s", PSH | ACK | FIN, b"+OK Logging out.\r\n")  # the reply and the FIN in one segment
+        t._emit("c", FIN | ACK)
+        t._emit("s", ACK)
+    _, text = one_session(tmp_path, 110, build)
+    assert "TCP teardown (FIN); the server closes first" in text
+    assert "the client closes first" not in text
