@@ -122,6 +122,14 @@ class Command(Event):
     tag: str | None = None
     uid: bool = False
     known: bool = True
+    sent_as: str | None = None
+    """The command word(s) as the client wrote them, where that differs from the canonical form
+    (``mail``, ``uid fetch``): the views show what was sent; ``verb`` stays the name to match on."""
+
+    @property
+    def shown_verb(self) -> str:
+        """The command word(s) for the Info column: as sent."""
+        return self.sent_as or (("UID " if self.uid else "") + self.verb)
 
 
 @dataclass(slots=True, kw_only=True)

@@ -64,3 +64,20 @@ def test_teardown_names_the_server_whose_fin_rode_on_its_last_reply(tmp_path: Pa
     _, text = one_session(tmp_path, 110, build)
     assert "TCP teardown (FIN); the server closes first" in text
     assert "the client closes first" not in text
+
+
+# ---------------------------------------------------------------------------- commands as sent
+def test_command_words_are_shown_as_sent_and_matched_upper_cased(tmp_path: Path) -> None:
+    smtp, text = one_session(tmp_path, 25, lambda t: t.s(b"220 mx ESMTP\r\n").c(b"ehlo me\r\n").s(b"250 mx\r\n")
+                             .c(b"Mail FROM:<a@b.example>\r\n").s(b"250 ok\r\n").c(b"QUIT\r\n").s(b"221 bye\r\n").fin())
+    assert [(c["verb"], c.get("verb_as_sent")) for c in smtp["commands"]] == [
+        ("EHLO", "ehlo"), ("MAIL", "Mail"), ("QUIT", None)]
+    assert "C: ehlo me" in text and "C: Mail FROM:<a@b.example>" in text and "C: QUIT" in text
+    assert smtp["transactions"][0]["mail_from"] == "a@b.example"
+    imap, text = one_session(tmp_path, 143, lambda t: imap_login(t).c(b"a2 select INBOX\r\n")
+                             .s(b"* 1 EXISTS\r\na2 OK [READ-WRITE] done\r\n").c(b"a3 uid fetch 1 FLAGS\r\n")
+                             .s(b"* 1 FETCH (UID 1 FLAGS ())\r\na3 OK done\r\n").fin())
+    assert [(c["verb"], c.get("uid", False), c.get("verb_as_sent")) for c in imap["commands"]] == [
+        ("LOGIN", False, None), ("SELECT", False, "select"), ("FETCH", True, "uid fetch")]
+    assert "C: a3 uid fetch 1 FLAGS" in text
+    assert "INBOX" in str(imap["imap"]["selected"][0])

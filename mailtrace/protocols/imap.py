@@ -243,6 +243,14 @@ class Pending:
     appends: list[dict[str, Any]] = field(default_factory=list)
     idling: bool = False
     """IDLE answered with '+': the server idles until the client's DONE."""
+    sent_as: str | None = None
+    """The command word(s) as written, where not upper case (``uid fetch``)."""
+    shown_frame: int = 0
+    """The frame its Command event names (its last line's; ``frame`` is where it began): replies point here."""
+
+    @property
+    def answered_frame(self) -> int:
+        return self.shown_frame or self.frame
 
 
 @dataclass
@@ -678,7 +686,7 @@ class Imap:
         tag = match.group(1).decode("latin-1")
         verb = match.group(3).decode("latin-1").upper()
         cmd = Pending(tag, verb, r.first_frame or line.first_frame, line.ts, self._phase_for(verb),
-                      uid=bool(match.group(2)))
+                      uid=bool(match.group(2)), sent_as=_sent_as(match))
         self.building = cmd
         self._register(cmd, line.frame)
 
@@ -769,7 +777,7 @@ class Imap:
             return
         cmd = building if building is not None and building.tag == tag else None
         if cmd is None:
-            cmd = Pending(tag, verb, first, ts, self._phase_for(verb), uid=uid)
+            cmd = Pending(tag, verb, first, ts, self._phase_for(verb), uid=uid, sent_as=_sent_as(match))
             self._register(cmd, frame)
         if not cmd.emitted:
             self._emit_command(cmd, pieces, first, frame=frame, ts=ts)
@@ -791,12 +799,13 @@ class Imap:
         cmd.args = parse_values(pieces, offset)
         cmd.argument = (self._display(cmd, pieces, offset) + " " + suffix).strip()
         cmd.emitted = True
-        cmd.frame = frame  # replies name the frame the command is shown at (its first segment may be earlier)
+        cmd.shown_frame = frame
         self.phase = cmd.phase
         self._command_effects(cmd, frame, ts)
         known = cmd.verb in KNOWN_COMMANDS
         self.out.add(Command(direction=CLIENT, ts=ts, frame=frame, first_frame=first, phase=cmd.phase,
-                             verb=cmd.verb, argument=cmd.argument, tag=cmd.tag, uid=cmd.uid, known=known))
+                             verb=cmd.verb, argument=cmd.argument, tag=cmd.tag, uid=cmd.uid, known=known,
+                             sent_as=cmd.sent_as))
         if not known:
             self.out.anomaly(CLIENT, cmd.phase, "unknown-command",
                              f"unknown command {printable(cmd.verb.encode('utf-8', 'surrogateescape'), 40)}",
@@ -971,7 +980,7 @@ class Imap:
         self.out.add(Reply(direction=SERVER, ts=ts, frame=frame, first_frame=first, phase=phase, status="+",
                            lines=(text,), answers=cmd.verb if cmd is not None and answering else None,
                            latency=max(0.0, ts - cmd.ts) if cmd is not None and answering else None, tag=None,
-                           answers_frame=cmd.frame if cmd is not None and answering else None))
+                           answers_frame=cmd.answered_frame if cmd is not None and answering else None))
         if client.mode is ReadMode.HOLD and client.hold_literal is not None:
             self._release(client, go_on=True)
         elif cmd is not None and cmd.verb == "AUTHENTICATE" and cmd.sasl is not None:
@@ -1014,7 +1023,7 @@ class Imap:
         phase = Phase.TEARDOWN if kind == "BYE" else (owner.phase if owner else self.phase)
         self.out.add(Reply(direction=SERVER, ts=ts, frame=frame, first_frame=first, phase=phase, status="*",
                            lines=(text,), answers=owner.verb if owner else None,
-                           answers_frame=owner.frame if owner else None))
+                           answers_frame=owner.answered_frame if owner else None))
         idle = self.idle is not None and owner is self.idle and (number is not None or kind == "VANISHED")
         if idle:
             update = f"{number} {kind}" if number is not None else text
@@ -1242,7 +1251,7 @@ class Imap:
         latency = None if cmd.idling else max(0.0, ts - cmd.ts)
         self.out.add(Reply(direction=SERVER, ts=ts, frame=frame, first_frame=first, phase=cmd.phase,
                            status=status, lines=(detail,), answers=cmd.verb, latency=latency,
-                           tag=tag, answers_frame=cmd.frame))
+                           tag=tag, answers_frame=cmd.answered_frame))
         self._completion(cmd, status, detail, first=first, frame=frame, ts=ts)
 
     def _completion(self, cmd: Pending, status: str, detail: str, *, first: int, frame: int,
@@ -1714,6 +1723,13 @@ def _args_offset(pieces: list[Piece]) -> int:
 
 def _tag_shape(tag: bytes) -> bytes:
     return re.sub(rb"[0-9]+", b"0", tag.upper())
+
+
+def _sent_as(match: re.Match[bytes]) -> str | None:
+    """The command word(s) of a TAG_VERB match as written, if not in the canonical upper case."""
+    words = [w.decode("latin-1") for w in match.group(2, 3) if w]
+    sent = " ".join(words)
+    return sent if sent != sent.upper() else None
 
 
 def _verb_of(raw: bytes) -> str:

@@ -413,7 +413,8 @@ class Pop3:
             if self.sasl.username:
                 self.user = self.sasl.username
         self.out.add(Command(direction=CLIENT, ts=line.ts, frame=line.frame, first_frame=line.first_frame,
-                             phase=phase, verb=verb_u, argument=shown, known=known))
+                             phase=phase, verb=verb_u, argument=shown, known=known,
+                             sent_as=verb if verb != verb_u else None))
         if not known:
             self.out.anomaly(CLIENT, phase, "unknown-command",
                              f"unknown command {printable_text(verb, 40)}", line.frame)

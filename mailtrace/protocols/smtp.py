@@ -436,7 +436,8 @@ class Smtp:
         if verb_u == "AUTH":
             shown = self._auth_command(argument, line)
         command = Command(direction=CLIENT, ts=line.ts, frame=line.frame, first_frame=line.first_frame,
-                          phase=phase, verb=verb_u, argument=shown, known=known)
+                          phase=phase, verb=verb_u, argument=shown, known=known,
+                          sent_as=verb if verb != verb_u else None)
         self.out.add(command)
         if not known:
             self.out.anomaly(CLIENT, phase, "unknown-command", f"unknown command {printable_text(verb, 40)}",

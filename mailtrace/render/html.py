@@ -1271,8 +1271,7 @@ class HtmlReport:
     ) -> list[tuple[str, str]]:
         if isinstance(e, Command):
             tag = f"{e.tag} " if e.tag else ""
-            uid = "UID " if e.uid else ""
-            line = f"C: {tag}{uid}{e.verb} {e.argument}".rstrip()
+            line = f"C: {tag}{e.shown_verb} {e.argument}".rstrip()
             if not self.show_secrets:  # the dissectors' placeholder for a secret, in the page's language
                 line = placeholder_text(line, self.lang)
             return [("cmd", text(line, lim))]

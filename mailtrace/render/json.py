@@ -37,6 +37,8 @@ def command_json(c: Command) -> dict[str, Any]:
         out["uid"] = True
     if not c.known:
         out["known"] = False
+    if c.sent_as is not None:
+        out["verb_as_sent"] = c.sent_as
     return out
 
 

@@ -460,7 +460,7 @@ class _InfoWriter:
     def _command(self, c: Command) -> Text:
         if c.verb:
             self.last_verb = c.verb
-        words = [w for w in (c.tag, ("UID " if c.uid else "") + c.verb, c.argument) if w]
+        words = [w for w in (c.tag, c.shown_verb, c.argument) if w]
         line = " ".join(words)
         if not self.show_secrets:  # the dissectors' placeholder for a secret, in the language
             line = placeholder_text(line, self.lang)
