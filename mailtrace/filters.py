@@ -104,6 +104,11 @@ def _refused(session: Session) -> bool:
     return False
 
 
+def sealed(session: Session) -> bool:
+    """The session went into TLS and was not decrypted: its login and messages may be inside, unseen."""
+    return session.tls != "none" and not session.decrypted
+
+
 def session_status(session: Session) -> str:
     """``partial``, ``reset``, ``failed`` or ``completed`` (see the module docstring)."""
     rows = session.rows

@@ -81,3 +81,24 @@ def test_command_words_are_shown_as_sent_and_matched_upper_cased(tmp_path: Path)
         ("LOGIN", False, None), ("SELECT", False, "select"), ("FETCH", True, "uid fetch")]
     assert "C: a3 uid fetch 1 FLAGS" in text
     assert "INBOX" in str(imap["imap"]["selected"][0])
+
+
+# ---------------------------------------------------------------------------- encrypted sessions
+def test_an_encrypted_session_without_keys_says_its_login_and_messages_are_not_visible() -> None:
+    from tests.support import sample
+    path = str(sample("tls-implicit.pcap"))
+    text = run_cli("analyze", "--no-explain", "--no-color", path).stdout
+    assert "no login" not in text and "0 messages" not in text
+    assert text.count("login not visible (encrypted)") == 5 and text.count("messages not visible (encrypted)") == 5
+    assert "5 sessions not decrypted: logins and messages inside TLS are not visible without their keys " \
+           "(--tls-keylog FILE" in text
+    # the POP3 server on port 110 offers STLS, POP3's STARTTLS
+    assert "POP3 server 127.0.0.26:110 offers USER, AUTH LOGIN, AUTH PLAIN before TLS" in text
+    assert "it offers STLS too" in text
+    listed = run_cli("analyze", "--list", "--no-color", path).stdout.splitlines()
+    assert [line.split()[8:12] for line in listed[1:4]] == [["?", "(TLS)", "reset", "?"],
+                                                            ["?", "(TLS)", "completed", "?"],
+                                                            ["?", "(TLS)", "completed", "?"]]
+    keys = str(sample("tls-implicit.keylog"))
+    decrypted = run_cli("analyze", "--no-explain", "--no-color", "--tls-keylog", keys, path).stdout
+    assert "not visible" not in decrypted and "not decrypted" not in decrypted

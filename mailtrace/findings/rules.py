@@ -431,7 +431,8 @@ def auth_before_tls(s: Session, f: SessionFacts, ctx: RuleContext) -> Iterator[F
         return
     what = ", ".join(offer.password_ways)
     if offer.starttls:
-        tls = "it offers STARTTLS too, but does not require it first"
+        command = "STLS" if s.protocol == "pop3" else "STARTTLS"  # POP3's name for it (RFC 2595)
+        tls = f"it offers {command} too, but does not require it first"
     elif offer.starttls_stripped:
         tls = (
             f"its STARTTLS arrived masked as {', '.join(offer.starttls_masked)} (a middlebox on the path "

@@ -255,6 +255,13 @@ EN: dict[str, Message] = {
     # ------------------------------------------------------------------ the views
     "ui.session": "Session {id}",
     "ui.no_login": "no login",
+    "ui.login_sealed": "login not visible (encrypted)",
+    "ui.messages_sealed": "messages not visible (encrypted)",
+    "ui.sealed.label": "encrypted",
+    "ui.sealed": ("{n} session not decrypted: logins and messages inside TLS are not visible without its "
+                  "keys (--tls-keylog FILE: the key log a client or server wrote with SSLKEYLOGFILE)",
+                  "{n} sessions not decrypted: logins and messages inside TLS are not visible without their "
+                  "keys (--tls-keylog FILE: the key log a client or server wrote with SSLKEYLOGFILE)"),
     "ui.user": "user {user}",
     "ui.user_failed": "user {user} (login failed)",
     "ui.no_tls": "no TLS",
@@ -795,6 +802,7 @@ EN: dict[str, Message] = {
     "html.outcome.login_ok": "login ok",
     "html.outcome.login_failed": "login failed",
     "html.outcome.login_unknown": "login ?",
+    "html.outcome.sealed": "encrypted: not decrypted",
     "html.outcome.messages": ("{n} message", "{n} messages"),
     "html.outcome.errors": ("{n} error reply", "{n} error replies"),
     "html.outcome.reset": "reset",

@@ -243,6 +243,15 @@ DE: dict[str, str | tuple[str, str]] = {
     # ------------------------------------------------------------------ the views
     "ui.session": "Sitzung {id}",
     "ui.no_login": "keine Anmeldung",
+    "ui.login_sealed": "Anmeldung nicht sichtbar (verschlüsselt)",
+    "ui.messages_sealed": "E-Mails nicht sichtbar (verschlüsselt)",
+    "ui.sealed.label": "verschlüsselt",
+    "ui.sealed": ("{n} Sitzung nicht entschlüsselt: Anmeldungen und E-Mails im TLS-Kanal sind ohne ihre "
+                  "Schlüssel nicht sichtbar (--tls-keylog DATEI: die Schlüsseldatei, die ein Client oder Server "
+                  "per SSLKEYLOGFILE schrieb)",
+                  "{n} Sitzungen nicht entschlüsselt: Anmeldungen und E-Mails im TLS-Kanal sind ohne ihre "
+                  "Schlüssel nicht sichtbar (--tls-keylog DATEI: die Schlüsseldatei, die ein Client oder Server "
+                  "per SSLKEYLOGFILE schrieb)"),
     "ui.user": "Benutzer {user}",
     "ui.user_failed": "Benutzer {user} (Anmeldung gescheitert)",
     "ui.no_tls": "kein TLS",
@@ -793,6 +802,7 @@ DE: dict[str, str | tuple[str, str]] = {
     "html.outcome.login_ok": "Anmeldung ok",
     "html.outcome.login_failed": "Anmeldung fehlgeschlagen",
     "html.outcome.login_unknown": "Anmeldung ?",
+    "html.outcome.sealed": "verschlüsselt: nicht entschlüsselt",
     "html.outcome.messages": ("{n} Nachricht", "{n} Nachrichten"),
     "html.outcome.errors": ("{n} Fehlerantwort", "{n} Fehlerantworten"),
     "html.outcome.reset": "zurückgesetzt",

@@ -50,6 +50,7 @@ from mailtrace import __version__
 from mailtrace.capture.decode import TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN
 from mailtrace.envelope import compare_envelope
 from mailtrace.extract import expected_partial, incomplete_reason, missing_known
+from mailtrace.filters import sealed
 from mailtrace.messageflows import RETRIEVAL as _RETRIEVAL
 from mailtrace.mime import Attachment, Part
 from mailtrace.model import (
@@ -668,6 +669,8 @@ class HtmlReport:
             )
         if s.messages:
             outcome.append((t("html.outcome.messages", n=len(s.messages)), "ok"))
+        if sealed(s):
+            outcome.append((t("html.outcome.sealed"), "mid"))
         if errors:
             outcome.append((t("html.outcome.errors", n=errors), "warn"))
         if s.anomalies:

@@ -20,7 +20,7 @@ from rich.text import Span, Text
 
 from mailtrace.capture.decode import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, linktype_text
 from mailtrace.extract import missing_known
-from mailtrace.filters import STATUSES, SessionFilter, session_status
+from mailtrace.filters import STATUSES, SessionFilter, sealed, session_status
 from mailtrace.model import Anomaly as AnomalyEvent
 from mailtrace.model import (
     AuthAttempt,
@@ -121,7 +121,10 @@ def header_facts(session: Session, lang: str) -> list[tuple[str, str]]:
     facts.append((t("ui.status." + status), "status." + status))
     facts.append((user_text(session, lang), ""))
     facts.append((tls_text(session, lang), "tls" if session.tls != "none" else ""))
-    facts.append((t("ui.messages", n=len(session.messages)), ""))
+    if session.messages or not sealed(session):
+        facts.append((t("ui.messages", n=len(session.messages)), ""))
+    else:
+        facts.append((t("ui.messages_sealed"), "tls"))
     facts.append((t("ui.packets.count", n=session.packets), ""))
     if session.gaps:
         facts.append((t("ui.gaps", n=len(session.gaps)), "gap"))
@@ -145,7 +148,7 @@ def login_outcome(session: Session) -> str | None:
 def user_text(session: Session, lang: str) -> str:
     user = session.user
     if user is None:
-        return text("ui.no_login", lang)
+        return text("ui.login_sealed" if sealed(session) else "ui.no_login", lang)
     outcome = login_outcome(session)
     if outcome == "failed":
         return text("ui.user_failed", lang, user=user)
@@ -770,9 +773,11 @@ class Summary:
         self.gaps = 0
         self.gap_bytes = 0
         self.anomalies: Counter[str] = Counter()
+        self.sealed = 0
 
     def add(self, s: Session) -> None:
         self.protocols[s.protocol] += 1
+        self.sealed += sealed(s)
         self.messages += len(s.messages)
         self.gaps += len(s.gaps)
         self.gap_bytes += sum(g.nbytes for g in s.gaps)
@@ -829,6 +834,8 @@ class Summary:
             ", ".join(f"{k} {fmt_num(n, lang)}" for k, n in sorted(self.anomalies.items(),
                                                                    key=lambda kv: (-kv[1], kv[0]))) + ")"
         lines.append((t("ui.anomalies.label"), anomalies))
+        if self.sealed:
+            lines.append((t("ui.sealed.label"), t("ui.sealed", n=self.sealed)))
         rate = localize_number(f"{stats.packets / elapsed:,.0f}", lang) if elapsed > 0 else "-"
         lines.append((t("ui.elapsed"), t("ui.elapsed.value", seconds=localize_number(f"{elapsed:.2f}", lang),
                                          rate=rate)))
@@ -924,7 +931,7 @@ class ListRenderer:
         status = session_status(s)
         kinds = Counter(a.kind for a in s.anomalies)
         kind_text = ", ".join(k if n == 1 else f"{k} ×{n}" for k, n in kinds.items())
-        user = s.user or "-"
+        user = s.user or ("? (TLS)" if sealed(s) else "-")
         outcome = login_outcome(s) if s.user else None
         if outcome == "failed":
             user += " (" + self._t("ui.status.failed") + ")"
@@ -933,7 +940,7 @@ class ListRenderer:
         start = utc(s.start) if self.full_time else utc(s.start, millis=False)[11:]
         cells = [str(s.id), s.protocol, str(s.client), str(s.server), start,
                  localize_number(seconds(s.duration), self.lang) + " s", user,
-                 self._t("ui.status." + status), str(len(s.messages))]
+                 self._t("ui.status." + status), str(len(s.messages)) if s.messages or not sealed(s) else "?"]
         styles = ["", "", "client", "server", "", "", "", "status." + status, ""]
         widths = self._widths()
         if self.wide:
@@ -954,7 +961,7 @@ class ListRenderer:
                             tuple(widths[i] for i in picks))
         first.rstrip()
         self.out.write(first)
-        who = user if s.user else self._t("ui.no_login")
+        who = user if s.user else self._t("ui.login_sealed" if sealed(s) else "ui.no_login")
         facts = Text(clean(f"{start} · {cells[5]} · {who}"), "")
         if kinds:
             facts.append(" · ", "dim")
