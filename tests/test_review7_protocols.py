@@ -102,3 +102,16 @@ def test_an_encrypted_session_without_keys_says_its_login_and_messages_are_not_v
     keys = str(sample("tls-implicit.keylog"))
     decrypted = run_cli("analyze", "--no-explain", "--no-color", "--tls-keylog", keys, path).stdout
     assert "not visible" not in decrypted and "not decrypted" not in decrypted
+
+
+# ---------------------------------------------------------------------------- SMTP paths
+def test_smtp_paths_with_a_quoted_angle_bracket_and_a_source_route(tmp_path: Path) -> None:
+    session, _ = one_session(tmp_path, 25, lambda t: t.s(b"220 mx ESMTP\r\n").c(b"EHLO me\r\n").s(b"250 mx\r\n")
+                             .c(b"MAIL FROM:<a@b.example>\r\n").s(b"250 ok\r\n")
+                             .c(b'RCPT TO:<"x>y"@z.org> NOTIFY=NEVER\r\n').s(b"250 ok\r\n")
+                             .c(b"RCPT TO:<@hosta.int,@jkl.org:userc@d.bar.org>\r\n").s(b"250 ok\r\n")
+                             .c(b"QUIT\r\n").s(b"221 bye\r\n").fin())
+    [tx] = session["transactions"]
+    assert tx["rcpt_to"] == ['"x>y"@z.org', "userc@d.bar.org"]
+    assert tx["accepted"] == ['"x>y"@z.org', "userc@d.bar.org"]
+    assert tx["rcpt_params"] == [{"NOTIFY": "NEVER"}, {}]

@@ -54,7 +54,11 @@ VERB_PHASE: dict[str, Phase] = {
     "QUIT": Phase.TEARDOWN,
 }
 REPLY_LINE = re.compile(rb"^(\d{3})([ \-]|$)(.*)$", re.DOTALL)
-ADDRESS = re.compile(r"^\s*:?\s*(?:<([^>]*)>|(\S*))\s*(.*)$", re.DOTALL)
+ADDRESS = re.compile(r'^\s*:?\s*(?:<((?:"(?:[^"\\]|\\.)*"|[^>"])*)>|(\S*))\s*(.*)$', re.DOTALL)
+"""``<path> params``: a quoted local part may hold ``>`` (``<"x>y"@example.org>``, RFC 5321 4.1.2)."""
+SOURCE_ROUTE = re.compile(r"^@[^:,]*(?:,\s*@[^:,]*)*:")
+"""The obsolete A-d-l before a mailbox (``<@a.example,@b.example:user@c.example>``), which servers
+ignore (RFC 5321 4.1.1.3, appendix C): the bare address is the mailbox after it."""
 BDAT_ARGS = re.compile(r"^\s*(\S+)(?:\s+(LAST))?\s*$", re.IGNORECASE)
 QUEUE_IDS = (  # how MTAs say which queue id they gave the message, most specific first
     re.compile(r"queued as\s+<?([A-Za-z0-9][\w.@\-]{3,})", re.IGNORECASE),  # Postfix, Exchange
@@ -189,6 +193,7 @@ def parse_address(argument: str, keyword: str) -> tuple[str, dict[str, str], boo
     address = match.group(1) if match.group(1) is not None else (match.group(2) or "")
     if match.group(1) is None and address.startswith("<") and address.endswith(">"):
         address = address[1:-1]
+    address = SOURCE_ROUTE.sub("", address.strip(), count=1)
     params: dict[str, str] = {}
     for token in match.group(3).split():
         key, eq, value = token.partition("=")
