@@ -115,3 +115,23 @@ def test_smtp_paths_with_a_quoted_angle_bracket_and_a_source_route(tmp_path: Pat
     assert tx["rcpt_to"] == ['"x>y"@z.org', "userc@d.bar.org"]
     assert tx["accepted"] == ['"x>y"@z.org', "userc@d.bar.org"]
     assert tx["rcpt_params"] == [{"NOTIFY": "NEVER"}, {}]
+
+
+# ---------------------------------------------------------------------------- POP3 PASS
+def test_pop3_pass_needs_a_successful_user_and_is_not_credited_to_an_apop_name(tmp_path: Path) -> None:
+    after_apop, _ = one_session(tmp_path, 110, lambda t: t.s(b"+OK ready <1.2@mx>\r\n")
+                                .c(b"APOP bob 0123456789abcdef0123456789abcdef\r\n").s(b"-ERR denied\r\n")
+                                .c(b"PASS early\r\n").s(b"-ERR no USER\r\n").c(b"QUIT\r\n").s(b"+OK bye\r\n").fin())
+    assert [(a["mechanism"], a["username"], a["success"]) for a in after_apop["auth"]] == [
+        ("APOP", "bob", False), ("USER", None, False)]
+    assert [(a["kind"], a["detail"]) for a in after_apop["anomalies"]] == [
+        ("pass-without-user", "PASS without a successful USER (no USER before it; RFC 1939 7)")]
+    refused, _ = one_session(tmp_path, 110, lambda t: t.s(b"+OK ready\r\n").c(b"USER nobody\r\n")
+                             .s(b"-ERR no such user\r\n").c(b"PASS x\r\n").s(b"-ERR no\r\n")
+                             .c(b"QUIT\r\n").s(b"+OK bye\r\n").fin())
+    assert [a["kind"] for a in refused["anomalies"]] == ["pass-without-user"]
+    assert "refused the USER" in refused["anomalies"][0]["detail"]
+    fine, _ = one_session(tmp_path, 110, lambda t: t.s(b"+OK ready\r\n").c(b"USER alice\r\n").s(b"+OK\r\n")
+                          .c(b"PASS x\r\n").s(b"+OK in\r\n").c(b"QUIT\r\n").s(b"+OK bye\r\n").fin())
+    assert fine["anomalies"] == []
+    assert [(a["mechanism"], a["username"], a["success"]) for a in fine["auth"]] == [("USER", "alice", True)]

@@ -206,6 +206,10 @@ class Pop3:
         self.auth_waiting = False
         self.user: str | None = None
         self.user_frame = 0
+        self.user_name: str | None = None
+        """The name of the USER command a PASS goes with (RFC 1939 7: PASS follows a successful USER)."""
+        self.user_command_frame = 0
+        self.user_refused = False
         self.password: str | None = None
         self.capabilities: list[str] = []
         self.capabilities_before_tls: list[str] | None = None
@@ -387,18 +391,21 @@ class Pop3:
         self.phase = phase
         shown = argument
         if verb_u == "PASS":
-            if self.user_frame == 0 and self.state_known and not self.lost_bytes:
-                self.out.anomaly(CLIENT, phase, "pass-without-user", "PASS without a preceding USER",
-                                 line.frame)
+            if self.state_known and not self.lost_bytes and (self.user_command_frame == 0 or self.user_refused):
+                why = "the server refused the USER before it" if self.user_command_frame else "no USER before it"
+                self.out.anomaly(CLIENT, phase, "pass-without-user",
+                                 f"PASS without a successful USER ({why}; RFC 1939 7)", line.frame)
             self.password = argument
             shown = argument if self.limits.show_secrets else "[password]"
         elif verb_u == "USER":
             self.user = argument.strip()
             self.user_frame = line.frame
+            self.user_name, self.user_command_frame, self.user_refused = self.user, line.frame, False
         elif verb_u == "APOP":
             name = argument.strip().rpartition(" ")[0]
             self.user = name or argument.strip()
             self.user_frame = line.frame
+            self.user_name, self.user_command_frame = None, 0  # a PASS after it has no USER
             shown = argument if self.limits.show_secrets else f"{self.user} [digest]"
             if self.greeted and self.apop_timestamp is None:
                 self.out.anomaly(CLIENT, phase, "apop-without-timestamp",
@@ -806,8 +813,11 @@ class Pop3:
         extra = dict(extra)
         if ok is False:
             extra["reason"] = rest
+        if verb == "USER" and ok is False:
+            self.user_refused = True
         if verb == "PASS":
-            self._auth_event("USER", self.user, self.password, ok, cmd=cmd, frame=frame, ts=ts, extra=extra)
+            name = self.user_name if self.user_command_frame else None  # not an APOP's name
+            self._auth_event("USER", name, self.password, ok, cmd=cmd, frame=frame, ts=ts, extra=extra)
         elif verb == "APOP":
             name, _, digest = cmd.argument.strip().rpartition(" ")
             if self.apop_timestamp:
@@ -839,7 +849,7 @@ class Pop3:
 
     def _auth_event(self, mechanism: str, user: str | None, secret: str | None, ok: bool | None, *,
                     cmd: Pending, frame: int, ts: float, extra: dict[str, str]) -> None:
-        first = self.user_frame if mechanism == "USER" and self.user_frame else cmd.frame
+        first = self.user_command_frame if mechanism == "USER" and self.user_command_frame else cmd.frame
         domain = extra.pop("domain", None)
         self.out.add(AuthAttempt(direction=CLIENT, ts=ts, frame=frame, first_frame=first, phase=Phase.AUTH,
                                  mechanism=mechanism, username=user, secret=secret, success=ok, domain=domain,
