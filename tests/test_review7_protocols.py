@@ -135,3 +135,24 @@ def test_pop3_pass_needs_a_successful_user_and_is_not_credited_to_an_apop_name(t
                           .c(b"PASS x\r\n").s(b"+OK in\r\n").c(b"QUIT\r\n").s(b"+OK bye\r\n").fin())
     assert fine["anomalies"] == []
     assert [(a["mechanism"], a["username"], a["success"]) for a in fine["auth"]] == [("USER", "alice", True)]
+
+
+# ---------------------------------------------------------------------------- SMTP ordering
+def test_smtp_mail_before_hello_and_auth_after_a_login_are_protocol_violations(tmp_path: Path) -> None:
+    cap = Capture()
+    Tcp(cap, client=("10.0.0.1", 40000), server=("10.0.0.2", 25)).handshake().s(b"220 mx ESMTP\r\n") \
+        .c(b"MAIL FROM:<a@b.example>\r\n").s(b"503 5.5.1 Error: send HELO/EHLO first\r\n") \
+        .c(b"QUIT\r\n").s(b"221 bye\r\n").fin()
+    doc = report(cap.write(tmp_path / "nohello.pcap"))
+    assert [a["kind"] for a in doc["sessions"][0]["anomalies"]] == ["mail-without-helo"]
+    assert [(f["id"], f["title"]) for f in doc["findings"]] == [
+        ("protocol-violation", "SMTP: MAIL before HELO/EHLO (1×)")]
+    plain = b"AUTH PLAIN AGJvYgBzZWNyZXQ=\r\n"
+    twice, _ = one_session(tmp_path, 587, lambda t: t.s(b"220 mx ESMTP\r\n").c(b"EHLO me\r\n")
+                           .s(b"250-mx\r\n250 AUTH PLAIN\r\n").c(plain).s(b"235 2.7.0 ok\r\n")
+                           .c(plain).s(b"503 5.5.1 Error: already authenticated\r\n")
+                           .c(b"QUIT\r\n").s(b"221 bye\r\n").fin())
+    [ok] = [r for r in twice["replies"] if r["status"] == "235"]
+    assert [(a["kind"], a["detail"]) for a in twice["anomalies"]] == [
+        ("auth-after-auth", f"AUTH after the login at frame {ok['frame']} succeeded (RFC 4954 4: no more AUTH "
+                            "commands in the session)")]

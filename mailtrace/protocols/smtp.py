@@ -245,6 +245,8 @@ class Smtp:
         self.body_after_gap = False
         """A hole just cut the message: the next client bytes may be a command after a lost end marker."""
         self.commands_lost_at = 0
+        self.authenticated_at = 0
+        """Frame of the 235 that authenticated the client (0: not yet, or reset by STARTTLS)."""
         """Frame of a hole in the client's commands whose replies may still come (0: none)."""
         self.messages = 0
         self.phase = Phase.GREETING
@@ -476,6 +478,10 @@ class Smtp:
             address, params, ok = parse_address(cmd.argument, "FROM")
             if not ok:
                 self.out.anomaly(CLIENT, cmd.phase, "syntax", f"MAIL without 'FROM:': {cmd.argument!r}", line.frame)
+            if self.helo is None and not self.no_syn and not self.commands_lost_at and not self.transactions:
+                self.out.anomaly(CLIENT, cmd.phase, "mail-without-helo",
+                                 "MAIL before HELO/EHLO (RFC 5321 4.1.4: the client must say hello first)",
+                                 line.frame)
             if self.current is not None and self.current.reply is not None and 200 <= self.current.reply < 300 \
                     and self.current.message is None and self.current.data_reply is None:
                 self.out.anomaly(CLIENT, cmd.phase, "nested-mail",
@@ -698,6 +704,10 @@ class Smtp:
             self.current = None
 
     def _auth_command(self, argument: str, line: Line) -> str:
+        if self.authenticated_at:
+            self.out.anomaly(CLIENT, Phase.AUTH, "auth-after-auth",
+                             f"AUTH after the login at frame {self.authenticated_at} succeeded (RFC 4954 4: no "
+                             "more AUTH commands in the session)", line.frame)
         mech, _, initial = argument.strip().partition(" ")
         self.sasl = SaslExchange(mech.upper())
         initial = initial.strip()
@@ -1008,6 +1018,7 @@ class Smtp:
         self.mode = Mode.TLS
         self.pending.clear()
         self.tls_started_at = line.frame
+        self.authenticated_at = 0  # the server forgets what the client said before TLS (RFC 3207 4.2)
         self.phase = Phase.TLS
         self.out.add(TlsStart(direction=SERVER, ts=line.ts, frame=line.frame, first_frame=line.frame,
                               phase=Phase.TLS, mode="starttls"))
@@ -1025,6 +1036,8 @@ class Smtp:
         success: bool | None = True if code == 235 else (None if code == 432 else False)
         if sasl.cancelled:
             success = False
+        if success:
+            self.authenticated_at = line.frame
         self.out.add(AuthAttempt(direction=CLIENT, ts=line.ts, frame=line.frame, first_frame=cmd.frame,
                                  phase=Phase.AUTH, mechanism=sasl.mechanism, username=sasl.username,
                                  secret=sasl.secret, success=success, domain=sasl.domain,
