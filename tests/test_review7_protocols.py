@@ -156,3 +156,35 @@ def test_smtp_mail_before_hello_and_auth_after_a_login_are_protocol_violations(t
     assert [(a["kind"], a["detail"]) for a in twice["anomalies"]] == [
         ("auth-after-auth", f"AUTH after the login at frame {ok['frame']} succeeded (RFC 4954 4: no more AUTH "
                             "commands in the session)")]
+
+
+# ---------------------------------------------------------------------------- IMAP literals
+MSG = b"Subject: m\r\n\r\nhi\r\n"
+
+
+def test_imap_a_synchronizing_literal_sent_without_waiting_is_a_violation(tmp_path: Path) -> None:
+    session, _ = one_session(tmp_path, 143, lambda t: imap_login(t, b"IMAP4rev1 MULTIAPPEND")
+                             .c(b"a2 APPEND INBOX {%d}\r\n%s\r\n" % (len(MSG), MSG)).s(b"+ Ready\r\n")
+                             .s(b"a2 OK done\r\n").c(b"a3 LOGOUT\r\n").s(b"* BYE\r\na3 OK bye\r\n").fin())
+    assert [a["kind"] for a in session["anomalies"]] == ["literal-without-continuation"]
+    assert [(m["origin"], m["bytes"], m["complete"]) for m in session["messages"]] == [("imap-append", len(MSG), True)]
+
+
+def test_imap_literal_plus_needs_the_capability(tmp_path: Path) -> None:
+    def append(caps: bytes, size: int) -> list[str]:
+        body = b"Subject: m\r\n\r\n" + b"x" * (size - 16) + b"\r\n"
+        session, _ = one_session(tmp_path, 143, lambda t: imap_login(t, caps)
+                                 .c(b"a2 APPEND INBOX {%d+}\r\n%s\r\n" % (len(body), body))
+                                 .s(b"a2 OK done\r\n").c(b"a3 LOGOUT\r\n").s(b"* BYE\r\na3 OK bye\r\n").fin())
+        return [a["kind"] for a in session["anomalies"]]
+    assert append(b"IMAP4rev1", 100) == ["literal-plus-misused"]
+    assert append(b"IMAP4rev1 LITERAL+", 5000) == []
+    assert append(b"IMAP4rev1 LITERAL-", 4000) == []
+    assert append(b"IMAP4rev1 LITERAL-", 5000) == ["literal-plus-misused"]
+
+
+def test_imap_a_server_may_refuse_a_literal_with_no(tmp_path: Path) -> None:
+    session, text = one_session(tmp_path, 143, lambda t: imap_login(t).c(b"a2 APPEND INBOX {999999}\r\n")
+                                .s(b"a2 NO [TOOBIG] too big\r\n").c(b"a3 LOGOUT\r\n").s(b"* BYE\r\na3 OK bye\r\n").fin())
+    assert session["anomalies"] == []
+    assert "the server refused APPEND's synchronizing literal; the command ends here" in text

@@ -864,6 +864,8 @@ VIOLATIONS: dict[str, tuple[Severity, str]] = {
     "mail-without-helo": (LOW, "MAIL before HELO/EHLO"),
     "auth-after-auth": (LOW, "AUTH after a successful login"),
     "pass-without-user": (LOW, "POP3 PASS without a successful USER"),
+    "literal-without-continuation": (LOW, "IMAP literals sent without waiting for '+'"),
+    "literal-plus-misused": (LOW, "IMAP non-synchronizing literals the server did not offer"),
     "data-without-mail": (LOW, "DATA/BDAT outside a transaction"),
     "nested-mail": (LOW, "MAIL inside an open transaction"),
     "syntax": (LOW, "malformed command arguments"),
@@ -962,6 +964,10 @@ def _violation_why(kind: str) -> str:
         "mail-without-helo": "RFC 5321 §4.1.4: a client must open the session with EHLO or HELO before MAIL.",
         "auth-after-auth": "RFC 4954 §4: after a successful AUTH no more AUTH commands may be issued.",
         "pass-without-user": "RFC 1939 §7: PASS may only follow a successful USER.",
+        "literal-without-continuation": "RFC 3501 §4.3: after a synchronizing literal's {n} the client must "
+        "wait for the server's '+'; a server that refuses then reads the literal's bytes as commands.",
+        "literal-plus-misused": "RFC 7888: {n+} only where the server offers LITERAL+ (or LITERAL- up to 4096 "
+        "octets).",
         "data-without-mail": "RFC 5321 §4.1.4 requires MAIL and RCPT before DATA/BDAT.",
         "data-without-rcpt": "DATA without any RCPT in the transaction (RFC 5321 §3.3).",
         "nested-mail": "MAIL inside an open transaction without RSET (RFC 5321 §4.1.4).",

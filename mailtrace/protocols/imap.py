@@ -544,6 +544,8 @@ class Imap:
                 if cmd is not None and not cmd.emitted and self._append_message_next(r, cmd):
                     self._emit_command(cmd, r.pieces, r.first_frame or line.first_frame, frame=line.frame,
                                        ts=line.ts, suffix=match.group(0).decode("latin-1"))
+                if not sync:
+                    self._check_literal_plus(size, line.frame)
                 if sync and self.server_bytes and self.building is not None:
                     r.mode = ReadMode.HOLD
                     r.hold_tag = self.building.tag
@@ -697,10 +699,32 @@ class Imap:
         if r.held_bytes > self.limits.max_wait_bytes:
             self.out.anomaly(CLIENT, self.phase, "no-continuation",
                              f"{r.held_bytes} client bytes sent without the server's '+' continuation", frame)
-            self._release(r, go_on=True)
+            self._release(r, go_on=True, overflow=True)
 
-    def _release(self, r: Reader, go_on: bool) -> None:
+    def _check_literal_plus(self, size: int, frame: int) -> None:
+        """RFC 7888: ``{n+}`` only where the server announced LITERAL+, or LITERAL- for up to 4096 octets."""
+        caps = {c.upper() for c in self.capabilities}
+        if not caps:
+            return  # capabilities not seen (a capture that lacks them): nothing to judge by
+        if "LITERAL+" in caps:
+            return
+        if "LITERAL-" in caps:
+            if size > 4096:
+                self.out.anomaly(CLIENT, self.phase, "literal-plus-misused",
+                                 f"a non-synchronizing literal of {size} octets, but the server offers only "
+                                 "LITERAL- (at most 4096 octets; RFC 7888 5)", frame)
+            return
+        self.out.anomaly(CLIENT, self.phase, "literal-plus-misused",
+                         f"a non-synchronizing literal ({{{size}+}}) to a server that does not offer LITERAL+ "
+                         "or LITERAL- (RFC 7888 4)", frame)
+
+    def _release(self, r: Reader, go_on: bool, *, overflow: bool = False) -> None:
         """The server answered: a held synchronizing literal goes on (``+``) or is refused (tagged NO/BAD)."""
+        if r.held and r.hold_literal is not None and not overflow:
+            # the client went on without the server's '+': only a LITERAL+ literal may (RFC 3501 4.3)
+            self.out.anomaly(CLIENT, self.phase, "literal-without-continuation",
+                             f"the client sent {r.held_bytes} bytes after a synchronizing literal before the "
+                             "server's answer (RFC 3501 4.3: it must wait for '+')", r.held[0][1])
         held, r.held, r.held_bytes = r.held, [], 0
         literal, r.hold_literal = r.hold_literal, None
         r.hold_tag = None
@@ -727,10 +751,9 @@ class Imap:
             self._command(pieces, r.first_frame, self.out.frame, self.out.ts, refused=refused)
             return
         self.building = None
-        if refused:
-            self.out.anomaly(CLIENT, cmd.phase, "literal-refused",
-                             f"the server refused {cmd.verb}'s synchronizing literal; the command ends there",
-                             self.out.frame)
+        if refused:  # a server may answer NO instead of '+' (RFC 3501 7.5): no violation, but worth saying
+            self._note(self.out.frame, self.out.ts, self.out.frame, cmd.phase,
+                       f"the server refused {cmd.verb}'s synchronizing literal; the command ends here")
 
     # ------------------------------------------------------------------ client commands
     def _sasl_waiting(self) -> Pending | None:
@@ -782,9 +805,9 @@ class Imap:
         if not cmd.emitted:
             self._emit_command(cmd, pieces, first, frame=frame, ts=ts)
         cmd.ts = ts  # its last byte (after any literals): the server's latency counts from here
-        if refused:
-            self.out.anomaly(CLIENT, cmd.phase, "literal-refused",
-                             "the server refused the synchronizing literal; the command ends here", frame)
+        if refused:  # a server may answer NO instead of '+' (RFC 3501 7.5): no violation, but worth saying
+            self._note(frame, ts, first, cmd.phase,
+                       f"the server refused {cmd.verb}'s synchronizing literal; the command ends here")
         if verb == "STARTTLS" and not refused:
             self.starttls = cmd
             reader = self.readers[0]

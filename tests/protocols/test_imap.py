@@ -123,7 +123,10 @@ def test_refused_literal_ends_the_command() -> None:
         ("NOOP", "a3"),
     ]
     assert not messages(events)
-    assert [a.kind for a in of_type(events, Anomaly)] == ["literal-refused"]
+    # RFC 3501 7.5 lets a server answer NO instead of '+': said in a note, not an anomaly
+    assert of_type(events, Anomaly) == []
+    assert [n.text for n in of_type(events, Note)] == [
+        "the server refused APPEND's synchronizing literal; the command ends here"]
 
 
 def test_literal_bytes_sent_before_the_continuation_are_held() -> None:
