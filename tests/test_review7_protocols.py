@@ -185,6 +185,7 @@ def test_imap_literal_plus_needs_the_capability(tmp_path: Path) -> None:
 
 def test_imap_a_server_may_refuse_a_literal_with_no(tmp_path: Path) -> None:
     session, text = one_session(tmp_path, 143, lambda t: imap_login(t).c(b"a2 APPEND INBOX {999999}\r\n")
-                                .s(b"a2 NO [TOOBIG] too big\r\n").c(b"a3 LOGOUT\r\n").s(b"* BYE\r\na3 OK bye\r\n").fin())
+                                .s(b"a2 NO [TOOBIG] too big\r\n").c(b"a3 LOGOUT\r\n")
+                                .s(b"* BYE\r\na3 OK bye\r\n").fin())
     assert session["anomalies"] == []
     assert "the server refused APPEND's synchronizing literal; the command ends here" in text
