@@ -189,3 +189,19 @@ def test_imap_a_server_may_refuse_a_literal_with_no(tmp_path: Path) -> None:
                                 .s(b"* BYE\r\na3 OK bye\r\n").fin())
     assert session["anomalies"] == []
     assert "the server refused APPEND's synchronizing literal; the command ends here" in text
+
+
+# ---------------------------------------------------------------------------- IMAP ESEARCH and QRESYNC
+def test_imap_esearch_count_and_vanished_lower_the_message_count(tmp_path: Path) -> None:
+    def build(t: Tcp) -> None:
+        imap_login(t, b"IMAP4rev1 ESEARCH QRESYNC ENABLE")
+        t.c(b"a2 ENABLE QRESYNC\r\n").s(b"* ENABLED QRESYNC\r\na2 OK enabled\r\n")
+        t.c(b"a3 SELECT INBOX\r\n").s(b"* 314 EXISTS\r\n* OK [UIDVALIDITY 67890007] x\r\na3 OK [READ-WRITE] done\r\n")
+        t.c(b"a4 UID SEARCH RETURN (MIN MAX COUNT) UNSEEN\r\n")
+        t.s(b'* ESEARCH (TAG "a4") UID MIN 7 MAX 3800 COUNT 15\r\na4 OK done\r\n')
+        t.c(b"a5 SEARCH RETURN (ALL) DELETED\r\n").s(b'* ESEARCH (TAG "a5") ALL 2,10:12\r\na5 OK done\r\n')
+        t.c(b"a6 UID EXPUNGE 7,9:10\r\n").s(b"* VANISHED 7,9:10\r\na6 OK done\r\n")
+        t.c(b"a7 LOGOUT\r\n").s(b"* BYE\r\na7 OK bye\r\n").fin()
+    session, _ = one_session(tmp_path, 143, build)
+    assert [s["count"] for s in session["imap"]["searches"]] == [15, 4]
+    assert session["imap"]["selected"][0]["exists"] == 311

@@ -1070,7 +1070,7 @@ class Imap:
         elif kind in ("SEARCH", "SORT", "ESEARCH"):
             if owner is not None:
                 found = rest.split() if kind != "ESEARCH" else [rest]
-                owner.results += len(found) if kind != "ESEARCH" else 0
+                owner.results += len(found) if kind != "ESEARCH" else _esearch_count(rest)
                 owner.result_sample += found[: max(0, 50 - len(owner.result_sample))]
         elif kind == "FLAGS":
             if owner is not None and owner.verb in ("SELECT", "EXAMINE"):
@@ -1087,6 +1087,10 @@ class Imap:
             earlier = rest.upper().startswith("(EARLIER)")
             uids = rest[len("(EARLIER)"):].strip() if earlier else rest
             self._keep_text(self.vanished, "vanished", uids)
+            box = self.current_box
+            gone = _set_size(uids)
+            if not earlier and gone and box is not None and isinstance(box.get("exists"), int):
+                box["exists"] = max(0, box["exists"] - gone)  # RFC 7162 3.2.10: VANISHED replaces EXPUNGE
             self._timeline(frame, "vanished", uids=uids, earlier=earlier,
                            during=owner.verb if owner else None, idle=idle or None)
         elif number is not None:
@@ -1753,6 +1757,31 @@ def _sent_as(match: re.Match[bytes]) -> str | None:
     words = [w.decode("latin-1") for w in match.group(2, 3) if w]
     sent = " ".join(words)
     return sent if sent != sent.upper() else None
+
+
+def _set_size(text: str) -> int:
+    """How many numbers a sequence set names (``7,9:11`` → 4); 0 where it is not one (``*``, garbage)."""
+    total = 0
+    for item in text.strip().split(","):
+        low, _, high = item.partition(":")
+        if not low.isdigit() or (high and not high.isdigit()) or len(low) > 10 or len(high) > 10:
+            return 0
+        total += abs(int(high) - int(low)) + 1 if high else 1
+    return total
+
+
+def _esearch_count(rest: str) -> int:
+    """The matches an ESEARCH response reports (RFC 4731 3.1): its COUNT, else the size of its ALL set."""
+    words = rest.split()
+    upper = [w.upper() for w in words]
+    for name in ("COUNT", "ALL"):
+        if name in upper:
+            i = upper.index(name)
+            value = words[i + 1] if i + 1 < len(words) else ""
+            if name == "COUNT":
+                return int(value) if value.isdigit() and len(value) < 12 else 0
+            return _set_size(value)
+    return 0
 
 
 def _verb_of(raw: bytes) -> str:
