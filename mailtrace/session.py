@@ -345,6 +345,10 @@ class SessionBuilder:
         self.notes: list[str] = []
         self.tls_starts = 0
         self.body_marked = False
+        self._fins = 0
+        self.closing = False
+        """Both sides sent FIN (or one RST): packets without payload from here on are the teardown (a
+        half-closed connection still has an exchange to finish)."""
         self.bulk_first_frame = 0
         """While bulk content is dissected: the frame its first bytes came in (for the message's first frame)."""
         """Message bytes were already counted on their rows (the stack dissects them in bulk)."""
@@ -368,8 +372,12 @@ class SessionBuilder:
         phase = self.phase
         if flags & (TCP_FIN | TCP_RST):
             phase = Phase.TEARDOWN
+            self._fins |= 3 if flags & TCP_RST else 1 if direction is Direction.CLIENT else 2
+            self.closing = self._fins == 3
         elif flags & TCP_SYN:
             phase = Phase.SETUP
+        elif self.closing and not payload_len:
+            phase = Phase.TEARDOWN  # the ACK of a FIN belongs to the teardown, not to the last exchange
         row = PacketRow(frame, ts, direction, flags, payload_len, phase, None, self.decrypting)
         self._last_row = row
         if len(self.rows) < self.limits.max_rows:
@@ -404,6 +412,8 @@ class SessionBuilder:
             if kind not in SIDE_EVENTS and (not (row.flags & (TCP_FIN | TCP_RST)) or row.payload_len) and \
                     all(type(e) in SIDE_EVENTS for e in row.events[:-1]):
                 row.phase = event.phase
+                if event.first_frame < event.frame:
+                    self._earlier_segments(event)
             if self.decrypting:
                 row.decrypted = True
         if kind not in SIDE_EVENTS:
@@ -444,6 +454,16 @@ class SessionBuilder:
             bucket.append(event)
         else:
             self.events_dropped += 1
+
+    def _earlier_segments(self, event: Event) -> None:
+        """A command or reply that began some segments back (an IMAP LOGIN sent in pieces around its
+        literals): its earlier segments, which carry no event of their own, are in its phase too."""
+        for row in reversed(self.rows[-64:]):
+            if row.frame < event.first_frame:
+                break
+            if row.frame < event.frame and row.events is None and row.payload_len \
+                    and row.direction is event.direction:
+                row.phase = event.phase
 
     def _row_for(self, frame: int) -> PacketRow | None:
         row = self._last_row

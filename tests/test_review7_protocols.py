@@ -205,3 +205,21 @@ def test_imap_esearch_count_and_vanished_lower_the_message_count(tmp_path: Path)
     session, _ = one_session(tmp_path, 143, build)
     assert [s["count"] for s in session["imap"]["searches"]] == [15, 4]
     assert session["imap"]["selected"][0]["exists"] == 311
+
+
+# ---------------------------------------------------------------------------- phases
+def phases(session: dict[str, Any]) -> list[tuple[str, int, int]]:
+    return [(p["name"], p["first_frame"], p["last_frame"]) for p in session["phases"]]
+
+
+def test_a_command_sent_in_pieces_is_in_its_phase_from_its_first_segment(tmp_path: Path) -> None:
+    session, _ = one_session(tmp_path, 143, lambda t: t.s(b"* OK ready\r\n").c(b"a1 LOGIN {3}\r\n").s(b"+ go\r\n")
+                             .c(b"bob {6}\r\n").s(b"+ go\r\n").c(b"secret\r\n").s(b"a1 OK in\r\n").fin())
+    assert phases(session) == [("setup", 1, 3), ("greeting", 4, 4), ("auth", 5, 10), ("teardown", 11, 13)]
+
+
+def test_the_ack_of_the_last_fin_is_teardown(tmp_path: Path) -> None:
+    session, _ = one_session(tmp_path, 25, lambda t: t.s(b"220 mx ESMTP\r\n").c(b"EHLO me\r\n").s(b"250 mx\r\n")
+                             .c(b"MAIL FROM:<a@b.example>\r\n").s(b"421 4.3.2 shutting down\r\n").fin())
+    assert phases(session)[-1] == ("teardown", 9, 11)
+    assert [p[0] for p in phases(session)].count("transfer") == 1
