@@ -375,9 +375,14 @@ class ExtractTotals:
     attachments: int = 0
     bytes_written: int = 0
     incomplete: int = 0
+    """Messages the capture does not hold whole (lost bytes, a reset, the capture's end)."""
+    partial: int = 0
+    """Messages that are part of one because the client asked for part (POP3 TOP, IMAP header fetches)."""
     truncated: int = 0
     incomplete_list: list[tuple[str, str]] = field(default_factory=list)
     """(message label, reason) of the first incomplete messages."""
+    partial_list: list[tuple[str, str]] = field(default_factory=list)
+    """(message label, reason) of the first messages partial by request."""
     sessions_seen: set[int] = field(default_factory=set)
     """Every session id the captures hold (filtered or not): an unknown ``--session`` is one not in it."""
     sessions_matched: int = 0
@@ -568,14 +573,22 @@ class Extractor:
                 t.attachments += 1
                 t.bytes_written += a.file.size
         reason = incomplete_reason(session, record)
+        requested = reason is not None and expected_partial(session, record)
         if reason is not None:
-            t.incomplete += 1
-            if len(t.incomplete_list) < MAX_LISTED_INCOMPLETE:
-                t.incomplete_list.append((f"{stem} (session {session.id}, {record.origin})", reason))
+            label = f"{stem} (session {session.id}, {record.origin})"
+            if requested:  # the client asked for part of the message: nothing is missing from the capture
+                t.partial += 1
+                if len(t.partial_list) < MAX_LISTED_INCOMPLETE:
+                    t.partial_list.append((label, reason))
+            else:
+                t.incomplete += 1
+                if len(t.incomplete_list) < MAX_LISTED_INCOMPLETE:
+                    t.incomplete_list.append((label, reason))
         if summary.truncated:
             t.truncated += 1
         t.messages += 1
         entry = message_entry(session, record, eml=eml, attachments=attachments, incomplete=reason)
+        entry["partial_by_request"] = requested
         self._index.write(("," if self._entries else "") + "\n" + dumps(entry))
         self._entries += 1
 
@@ -606,7 +619,7 @@ class Extractor:
                         "protocols": sorted(o.protocols)},
             "totals": {"sessions": t.sessions, "messages": t.messages, "eml_files": t.eml_files,
                        "attachments": t.attachments, "bytes_written": t.bytes_written,
-                       "incomplete": t.incomplete, "truncated": t.truncated},
+                       "incomplete": t.incomplete, "partial_by_request": t.partial, "truncated": t.truncated},
         }
         self._index.write("\n]")
         for key, value in tail.items():

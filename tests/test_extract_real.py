@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.mailcaps import extract_cli, extract_in_process, files_under, index_of, sha256
-from tests.support import CORPUS, SHARED, facts, need_shared, sample
+from tests.support import CORPUS, SHARED, facts, need_shared, run_cli, sample
 
 SWAKS_EXTRA = b"\r\n"
 """swaks ends the DATA it sends with one CRLF more than the message it reports (samples-src/README.md)."""
@@ -64,7 +64,8 @@ def test_submission_auth_writes_messages_and_attachments(tmp_path: Path) -> None
     assert first["envelope"]["rcpt_to"] == ["carol@remote.example", "dave@remote.example", "nosuch@remote.example"]
     assert first["envelope"]["accepted"] == ["carol@remote.example", "dave@remote.example"]
     assert index["totals"] == {"sessions": 2, "messages": 2, "eml_files": 2, "attachments": 4,
-                               "bytes_written": 10528 + 10521 + 2 * (6718 + 73), "incomplete": 0, "truncated": 0}
+                               "bytes_written": 10528 + 10521 + 2 * (6718 + 73), "incomplete": 0, "partial_by_request": 0,
+                               "truncated": 0}
     assert "Extracted 2 messages from 2 sessions" in result.stdout
     assert "no incomplete messages" in result.stdout
 
@@ -254,3 +255,17 @@ def test_every_generated_message_has_the_manifest_sha256(generated: tuple[Path, 
     assert len(index["messages"]) == len(manifest) == 140
     assert index["totals"]["incomplete"] == 0 and index["totals"]["attachments"] == 140
     assert sum(1 for m in index["messages"] if m["origin"] == "pop3-retr") > 20
+
+
+def test_a_top_download_is_partial_by_request_not_incomplete(tmp_path: Path) -> None:
+    result = run_cli("extract", str(sample("pop3-session.pcap")), "-o", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.stderr
+    index = json.loads((tmp_path / "out" / "index.json").read_text())
+    assert index["totals"]["incomplete"] == 0 and index["totals"]["partial_by_request"] == 1
+    top = [m for m in index["messages"] if m["origin"] == "pop3-top"]
+    assert [(m["complete"], m["partial_by_request"]) for m in top] == [(False, True)]
+    assert [m["partial_by_request"] for m in index["messages"] if m["origin"] == "pop3-retr"] == [False] * 3
+    assert "no incomplete messages" in result.stdout
+    assert "1 message partial by request (the client asked for part of it; nothing is missing from the " \
+           "capture):\n    s0001-m01 (session 1, pop3-top): POP3 TOP returns only the header and the first 3 " \
+           "body lines" in result.stdout

@@ -156,6 +156,12 @@ def summary_text(t: ExtractTotals, output: Path, index: Path, *, keylog_given: b
             lines.append(f"    … and {t.incomplete - len(t.incomplete_list)} more (see index.json)")
     else:
         lines.append("  no incomplete messages")
+    if t.partial:
+        lines.append(f"  {t.partial} message{'' if t.partial == 1 else 's'} partial by request (the client asked for "
+                     "part of it; nothing is missing from the capture):")
+        lines += [f"    {label}: {reason}" for label, reason in t.partial_list]
+        if t.partial > len(t.partial_list):
+            lines.append(f"    … and {t.partial - len(t.partial_list)} more (see index.json)")
     lines += encrypted_hint(t.encrypted, keylog_given)
     lines.append(f"  index: {index}")
     return "\n".join(lines)
