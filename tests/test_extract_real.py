@@ -64,8 +64,8 @@ def test_submission_auth_writes_messages_and_attachments(tmp_path: Path) -> None
     assert first["envelope"]["rcpt_to"] == ["carol@remote.example", "dave@remote.example", "nosuch@remote.example"]
     assert first["envelope"]["accepted"] == ["carol@remote.example", "dave@remote.example"]
     assert index["totals"] == {"sessions": 2, "messages": 2, "eml_files": 2, "attachments": 4,
-                               "bytes_written": 10528 + 10521 + 2 * (6718 + 73), "incomplete": 0, "partial_by_request": 0,
-                               "truncated": 0}
+                               "bytes_written": 10528 + 10521 + 2 * (6718 + 73), "incomplete": 0,
+                               "partial_by_request": 0, "truncated": 0}
     assert "Extracted 2 messages from 2 sessions" in result.stdout
     assert "no incomplete messages" in result.stdout
 
