@@ -232,7 +232,7 @@ def test_intermediate_and_telling_positive_replies_are_explained_by_default() ->
     found = explain_smtp_reply(_reply("334", "VXNlcm5hbWU6", "AUTH"), "de")
     assert found is not None and found.lines == (
         "↳ 334: positive Zwischenantwort: der Server wartet auf mehr · nicht festgelegt — Authentisierung: weiter "
-        "mit dem nächsten Schritt",)
+        "mit dem nächsten Schritt", "↳ die Aufforderung ist Base64 für „Username:“")
     found = explain_smtp_reply(_reply("235", "2.7.0 Authentication successful", "AUTH"))
     assert found is not None and found.lines == ("↳ 235: positive completion · unspecified — authentication "
                                                  "succeeded",)

@@ -321,7 +321,11 @@ def test_positive_replies_explained_on_request() -> None:
     found = explain_smtp_reply(_reply("334", "VXNlcm5hbWU6", "AUTH"), positive=True)
     assert found is not None and found.lines == (
         "↳ 334: positive intermediate reply: the server waits for more · unspecified — "
-        "authentication: continue with the next step",)
+        "authentication: continue with the next step", "↳ the challenge is base64 for “Username:”")
+    # a challenge that is not text (binary, or not base64) is not decoded
+    for token in ("", "AAEC/w==", "not base64!"):
+        found = explain_smtp_reply(_reply("334", token, "AUTH"), positive=True)
+        assert found is not None and len(found.lines) == 1
     found = explain_smtp_reply(_reply("250", "mx.example.org", "EHLO"), positive=True)  # EHLO without extensions
     assert found is not None and found.kind == "positive"
     assert explain_smtp_reply(_reply("299", "odd", "NOOP"), positive=True) is None  # not in the tables

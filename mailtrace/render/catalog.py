@@ -329,6 +329,7 @@ EN: dict[str, Message] = {
     "ui.anomaly.item": "[anomaly {kind}: {detail}]",
     "ui.latency": "after {seconds} s",
     "explain.reply": "↳ {code}: {outcome} · {category}{meaning}",
+    "explain.challenge": "↳ the challenge is base64 for “{text}”",
     "explain.enhanced": "↳ {code}: {meaning}",
     "explain.extension": "↳ {keyword}: {meaning}",
     "ui.answers": "to {verb}",

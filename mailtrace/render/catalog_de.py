@@ -319,6 +319,7 @@ DE: dict[str, str | tuple[str, str]] = {
     "ui.anomaly.item": "[Auffälligkeit {kind}: {detail}]",
     "ui.latency": "nach {seconds} s",
     "explain.reply": "↳ {code}: {outcome} · {category}{meaning}",
+    "explain.challenge": "↳ die Aufforderung ist Base64 für „{text}“",
     "explain.enhanced": "↳ {code}: {meaning}",
     "explain.extension": "↳ {keyword}: {meaning}",
     "ui.answers": "auf {verb}",

@@ -16,6 +16,8 @@ reply code's meaning, a positive reply leaves it out. The sentences come from
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass
 
 from mailtrace.model import Reply
@@ -37,6 +39,28 @@ class ReplyExplanation:
     """``failure`` (a 4yz/5yz reply), ``positive`` (a 2yz/3yz reply whose code the tables define) or
     ``extensions`` (the keywords of a positive EHLO reply)."""
     lines: tuple[str, ...]
+
+
+MAX_CHALLENGE_SHOWN = 120
+
+
+def sasl_challenge_text(token: str) -> str | None:
+    """What a base64 SASL challenge says, when it is text (AUTH LOGIN's ``VXNlcm5hbWU6`` is "Username:",
+    CRAM-MD5's is ``<id@host>``); None for an empty or binary one. Challenges are no secret."""
+    token = token.strip()
+    if not token or len(token) > 4 * MAX_CHALLENGE_SHOWN:
+        return None
+    try:
+        raw = base64.b64decode(token, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    try:
+        decoded = raw.decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    if not decoded or not decoded.isprintable():
+        return None
+    return decoded if len(decoded) <= MAX_CHALLENGE_SHOWN else decoded[:MAX_CHALLENGE_SHOWN] + "…"
 
 
 def explain_smtp_reply(reply: Reply, lang: str = "en", *,
@@ -68,4 +92,7 @@ def explain_smtp_reply(reply: Reply, lang: str = "en", *,
                   meaning=f" — {m.meaning}" if m.meaning else "")]
     if m.enhanced and m.enhanced_meaning and (failure or not m.generic):
         lines.append(text("explain.enhanced", lang, code=m.enhanced, meaning=m.enhanced_meaning))
+    challenge = sasl_challenge_text(reply.lines[0] if reply.lines else "") if status == "334" else None
+    if challenge is not None:
+        lines.append(text("explain.challenge", lang, text=challenge))
     return ReplyExplanation("failure" if failure else "positive", tuple(lines))
