@@ -94,7 +94,8 @@ def test_a_pipelined_envelope_is_one_step_with_every_command_answered(tmp_path: 
         ("smtp.mail.ok", "fail",
          "sender transferred and accepted; recipient transferred and accepted; recipient rejected: 550 mailbox "
          "unavailable, or refused by policy; recipient transferred and accepted; start of the message transfer "
-         "(DATA / 354)", [7, 8]),
+         "(DATA / 354); 5 commands in one segment, sent without waiting for each reply (pipelining, RFC 2920)",
+         [7, 8]),
         # the end of data pipelined with QUIT: the steps in protocol order, in one (it was QUIT first)
         ("smtp.body", "ok", "message transferred; message accepted for delivery (250); positive end of the "
                             "session (QUIT / 221)", [9, 10]),
@@ -114,12 +115,13 @@ def test_a_flood_past_the_pairing_limit_keeps_its_counts(tmp_path: Path) -> None
         ("smtp.mail.ok", "ok", "sender transferred and accepted", [7, 8]),
         ("smtp.rcpt.ok", "warn",
          "recipient transferred and accepted (×20); recipient transferred; no reply in the capture (×40); the "
-         "server speaks unasked: 250 ok (×40); positive end of the session (QUIT / 221)", [9, 10, 11, 12]),
+         "server speaks unasked: 250 ok (×40); positive end of the session (QUIT / 221); 60 commands in one "
+         "segment, sent without waiting for each reply (pipelining, RFC 2920)", [9, 10, 11, 12]),
     ]
     assert captions(session, "de")[3][2] == (
         "Empfänger wird übertragen und akzeptiert (×20); Empfänger wird übertragen; keine Antwort im Mitschnitt "
         "(×40); der Server meldet sich unaufgefordert: 250 ok (×40); Positive Beendigung der E-Mail-Übertragung "
-        "(QUIT / 221)")
+        "(QUIT / 221); 60 Befehle in einem Segment, gesendet ohne auf jede Antwort zu warten (Pipelining, RFC 2920)")
 
 
 def test_an_overtaken_imap_command_does_not_make_later_commands_wait(tmp_path: Path) -> None:
@@ -134,7 +136,8 @@ def test_an_overtaken_imap_command_does_not_make_later_commands_wait(tmp_path: P
     ])
     assert captions(session)[2:] == [
         ("imap.noop", "warn", "the client polls for news (NOOP); no reply in the capture (×2); the client asks "
-         "for the server's capabilities (CAPABILITY)", [7, 8]),
+         "for the server's capabilities (CAPABILITY); 3 commands in one segment, sent without waiting for each "
+         "reply (pipelining, RFC 3501 5.5)", [7, 8]),
         ("imap.check", "info", "the client asks for a checkpoint of the selected mailbox: housekeeping the "
          "server does not do after every command, such as writing the mailbox's state to disk (CHECK)", [9, 10]),
         ("imap.logout.ok", "ok", "positive end of the session (LOGOUT / BYE, OK) → Logout state", [11, 12]),

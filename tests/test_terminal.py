@@ -154,7 +154,8 @@ def test_header_names_what_happened(captures: Path) -> None:
 def test_pipelined_commands_share_a_step_and_replies_name_their_command(captures: Path) -> None:
     steps = parse(render("table", captures / "smtp-relay-seed-story.pcap").split("\nSession 2 ·", 1)[1])
     pipelined = next(s for s in steps if "recipient" in s[1])
-    assert pipelined[1] == "recipient transferred and accepted; start of the message transfer (DATA / 354)"
+    assert pipelined[1] == "recipient transferred and accepted; start of the message transfer (DATA / 354); 2 " \
+                           "commands in one segment, sent without waiting for each reply (pipelining, RFC 2920)"
     assert [r[5] for r in pipelined[2]] == [
         "C: RCPT To:<bob@remote.example> | DATA",
         "S: 250 2.1.5 Ok (to RCPT) | 354 End data with <CR><LF>.<CR><LF>",

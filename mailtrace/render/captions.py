@@ -542,6 +542,10 @@ def _sentences(draft: _Draft, ctx: _Context, *, first: bool) -> list[_Sentence]:
         return out + [_exchange(x, ctx) for x in draft.exchanges]
     out = [_exchange(x, ctx) for x in draft.exchanges]
     if out:
+        batch = _pipelined(draft)
+        if batch > 1:
+            out.append(_Sentence("pipelined", ctx.t("pipelined", n=batch, rfc=PIPELINING_RFC[session.protocol]),
+                                 "info"))
         return out
     if draft.tls_notes or draft.opaque_bytes:
         return _tls(draft, ctx)
@@ -551,6 +555,20 @@ def _sentences(draft: _Draft, ctx: _Context, *, first: bool) -> list[_Sentence]:
     if data:
         return [_Sentence("tcp.data", ctx.t("tcp.data", bytes=data, n=data), "info")]
     return []
+
+
+PIPELINING_RFC = {"smtp": "RFC 2920", "pop3": "RFC 2449", "imap": "RFC 3501 5.5"}
+
+
+def _pipelined(draft: _Draft) -> int:
+    """The most commands one client segment of the step carried (pipelining), counting only commands
+    that wait for their own reply (not SASL lines)."""
+    per_frame: dict[int, int] = {}
+    for x in draft.exchanges:
+        command = x.command
+        if command is not None and command.verb:
+            per_frame[command.frame] = per_frame.get(command.frame, 0) + 1
+    return max(per_frame.values(), default=0)
 
 
 def _side(direction: Direction, ctx: _Context) -> str:

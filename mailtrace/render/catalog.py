@@ -46,6 +46,7 @@ EN: dict[str, Message] = {
                  "data the mail protocol does not explain ({bytes} bytes)"),
     "gap": ("{nbytes} byte from the {side} is missing from the capture",
             "{nbytes} bytes from the {side} are missing from the capture"),
+    "pipelined": "{n} commands in one segment, sent without waiting for each reply (pipelining, {rfc})",
     "repeat": "{caption} (×{n})",
     # ------------------------------------------------------------------ outcomes
     "outcome.refused": "{action}; the server refuses: {reply}",

@@ -33,6 +33,7 @@ DE: dict[str, str | tuple[str, str]] = {
     "tcp.data": ("Daten, die das Mail-Protokoll nicht erklärt ({bytes} Byte)",
                  "Daten, die das Mail-Protokoll nicht erklärt ({bytes} Bytes)"),
     "gap": ("{nbytes} Byte vom {side} fehlt im Mitschnitt", "{nbytes} Bytes vom {side} fehlen im Mitschnitt"),
+    "pipelined": "{n} Befehle in einem Segment, gesendet ohne auf jede Antwort zu warten (Pipelining, {rfc})",
     "repeat": "{caption} (×{n})",
     # ------------------------------------------------------------------ outcomes
     "outcome.refused": "{action}; der Server lehnt ab: {reply}",
