@@ -104,6 +104,19 @@ class MessageFlow:
         first = self.hops[0].session if self.hops else None
         return any(h.session != first for h in self.hops)
 
+    @property
+    def fetched_again(self) -> bool:
+        """Every hop is a download from one mailbox server: the message was fetched several times (by
+        one client or several), it did not travel."""
+        hops = self.hops
+        return len(hops) > 1 and all(h.toward_client for h in hops) and len({h.server.ip for h in hops}) == 1
+
+    @property
+    def multi_hop(self) -> bool:
+        """Carried by more than one session on its way (what ``flows --multi-hop`` shows and its summary
+        counts): not a message only downloaded again from the same mailbox."""
+        return self.multi_session and not self.fetched_again
+
 
 @dataclass(frozen=True, slots=True)
 class HopReport:
@@ -230,7 +243,16 @@ def hop_reports(flow: MessageFlow) -> list[HopReport]:
     """The flow's hops in time order, with delays and the Received comparison."""
     out: list[HopReport] = []
     previous: FlowHop | None = None
+    before_downloads: FlowHop | None = None
+    """The hop before a run of downloads from one server: a second download is measured from it."""
     for hop in flow.ordered():
+        if previous is not None and hop.toward_client and previous.toward_client \
+                and hop.server.ip == previous.server.ip:
+            # downloaded again: not a step after the previous download, and nothing to compare
+            delay = hop.ts - before_downloads.ts if before_downloads is not None else None
+            out.append(HopReport(hop, delay, None, None, None))
+            continue
+        before_downloads = previous
         if previous is None:
             out.append(HopReport(hop, None, None, None, None))
             previous = hop
@@ -278,6 +300,7 @@ def flow_json(flow: MessageFlow) -> dict[str, Any]:
         "from": flow.sender,
         "hops": [_hop_json(r) for r in reports],
         "sessions": flow.sessions,
+        "multi_hop": flow.multi_hop,
         "received_before": first.received_count if first else 0,
         "received_chain_matches": chain_matches(reports),
         "duration": round(reports[-1].hop.ts - reports[0].hop.ts, 6) if reports else 0.0,

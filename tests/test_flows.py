@@ -227,41 +227,57 @@ def _top_then_retr(tmp_path: Path) -> Path:
     return cap.write(tmp_path / "pop3.pcap")
 
 
-def test_multi_hop_means_more_than_one_session(tmp_path: Path) -> None:
-    """``--multi-hop`` shows only messages seen in more than one session (its --help says so): a TOP and a
-    RETR of one message in one session are not; the summary counts what --multi-hop shows."""
+def test_multi_hop_means_the_message_travelled(tmp_path: Path) -> None:
+    """``--multi-hop`` shows only messages carried by more than one session on their way: a TOP and a RETR
+    of one message in one session are not, and neither is a message downloaded again from the same mailbox
+    in a later session (it did not move); the summary counts what --multi-hop shows."""
     path = _top_then_retr(tmp_path)
     flows = {f["message_id"]: f for f in _flows(path)}
     one, two = flows["<one@a.example>"], flows["<two@a.example>"]
     assert [(h["session"], h["origin"]) for h in one["hops"]] == [(1, "pop3-top"), (1, "pop3-retr")]  # type: ignore[index]
     assert [(h["session"], h["origin"]) for h in two["hops"]] == [(1, "pop3-retr"), (2, "pop3-retr")]  # type: ignore[index]
     assert one["sessions"] == [1] and two["sessions"] == [1, 2]
+    assert (one["multi_hop"], two["multi_hop"]) == (False, False)
+    assert [h["delay"] for h in two["hops"]] == [None, None]  # type: ignore[index]  # no step between downloads
     text = run_cli("flows", "--no-color", "--width", "120", "--multi-hop", str(path))
     assert text.exit_code == 0, text.stderr
-    assert "<two@a.example>" in text.stdout and "<one@a.example>" not in text.stdout
-    assert text.stdout.count("Flow ") == 1
-    assert text.stdout.rstrip().endswith("2 messages followed, 1 of them over several hops")
+    assert "Flow " not in text.stdout
+    assert text.stdout.rstrip().endswith("2 messages followed, 0 of them over several hops")
     every = run_cli("flows", "--no-color", "--width", "120", str(path)).stdout
     assert "<one@a.example>" in every and "<two@a.example>" in every  # without --multi-hop: every flow
-    assert every.rstrip().endswith("2 messages followed, 1 of them over several hops")
-    german = run_cli("flows", "--no-color", "--lang", "de", "--multi-hop", str(path)).stdout
-    assert "<one@a.example>" not in german and "2 E-Mails verfolgt, davon 1 über mehrere Stationen" in german
+    assert "  downloaded 2 times from the mailbox, 6.015 s apart" in every and "no Received line" not in every
+    german = run_cli("flows", "--no-color", "--lang", "de", str(path)).stdout
+    assert "2-mal aus dem Postfach abgerufen" in german and "2 E-Mails verfolgt, davon 0 über mehrere" in german
+
+
+def test_a_submitted_message_downloaded_twice_is_one_hop_and_two_downloads(tmp_path: Path) -> None:
+    """Submission, then two downloads by two clients: a multi-hop flow; each download's delay counts from
+    the submission (the second download is no step after the first)."""
+    cap = Capture()
+    message = b"Message-ID: <m@a.example>\r\nSubject: Hi\r\nFrom: alice@a.example\r\n\r\nHello.\r\n"
+    t = _smtp(cap, ("10.0.0.1", 40000), ("10.0.0.26", 25), message, 1_700_000_000.0)
+    t = _pop3_retr(cap, ("10.0.0.2", 41000), ("10.0.0.26", 110), message, t + 10.0)
+    _pop3_retr(cap, ("10.0.0.3", 42000), ("10.0.0.26", 110), message, t + 20.0)
+    [flow] = _flows(cap.write(tmp_path / "twice.pcap"))
+    hops = flow["hops"]
+    assert flow["multi_hop"] is True and flow["sessions"] == [1, 2, 3]
+    assert [h["origin"] for h in hops] == ["smtp-data", "pop3-retr", "pop3-retr"]  # type: ignore[index]
+    delays = [h["delay"] for h in hops]  # type: ignore[index]
+    assert delays[0] is None and 10 < delays[1] < 12 and delays[2] > delays[1] + 19  # type: ignore[operator]
 
 
 def test_multi_hop_on_the_pop3_lab_capture() -> None:
-    """samples/pop3-session.pcap: TOP and RETR of one message in session 1 are not a multi-hop flow; the
-    message retrieved in session 1 and again in session 3 is."""
+    """samples/pop3-session.pcap: TOP and RETR of one message in session 1 are not a multi-hop flow, and
+    neither is the message retrieved in session 1 and again in session 3 (downloaded twice, it went nowhere)."""
     path = sample("pop3-session.pcap")
     flows = _flows(path)
     assert sorted(f["sessions"] for f in flows) == [[1], [1, 3]]  # type: ignore[type-var]
     text = run_cli("flows", "--no-color", "--width", "120", "--multi-hop", str(path)).stdout
-    [multi] = [f for f in flows if f["sessions"] == [1, 3]]
-    [single] = [f for f in flows if f["sessions"] == [1]]
-    assert str(multi["message_id"]) in text and str(single["message_id"]) not in text
-    assert "POP3 TOP" not in text and "2 messages followed, 1 of them over several hops" in text
+    assert "Flow " not in text and "2 messages followed, 0 of them over several hops" in text
     every = run_cli("flows", "--no-color", "--width", "120", str(path)).stdout
     assert "  2 sightings in one session, 0.001 s apart · " in every  # not "2 hops": it went nowhere
-    assert "  2 hops in 0.052 s · " in every
+    assert "  downloaded 2 times from the mailbox, 0.052 s apart · " in every
+    assert "no Received line" not in every
 
 
 def test_json_flows_keep_their_keys_and_add_sessions(tmp_path: Path) -> None:

@@ -33,7 +33,8 @@ from mailtrace.render.progress import Progress
 @click.argument("captures", nargs=-1, required=True, metavar="CAPTURE...")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="text: each message as a path of hops; json: the flows as one document.")
-@click.option("--multi-hop", is_flag=True, help="Text: only messages seen in more than one session.")
+@click.option("--multi-hop", is_flag=True,
+              help="Text: only messages carried by more than one session (not those only downloaded again).")
 @click.option("--color/--no-color", "color", default=None,
               help="Colour the text (default: on a terminal, unless NO_COLOR is set).")
 @click.option("--width", type=click.IntRange(40, 10_000), default=None, metavar="COLUMNS",

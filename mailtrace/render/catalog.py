@@ -447,6 +447,7 @@ EN: dict[str, Message] = {
     "flows.hops": ("{n} hop", "{n} hops in {seconds} s"),
     "flows.hops.one_session": ("{n} sighting in one session",
         "{n} sightings in one session, {seconds} s apart"),
+    "flows.fetched_again": ("{n} download", "downloaded {n} times from the mailbox, {seconds} s apart"),
     "flows.chain.ok": "the Received chain matches the hops in the capture",
     "flows.chain.mismatch": "the Received chain does not match the hops in the capture",
     "flows.before": ("{n} Received line from before the capture", "{n} Received lines from before the capture"),

@@ -438,6 +438,7 @@ DE: dict[str, str | tuple[str, str]] = {
     "flows.hops": ("{n} Station", "{n} Stationen in {seconds} s"),
     "flows.hops.one_session": ("{n} Sichtung in einer Sitzung",
         "{n} Sichtungen in einer Sitzung, {seconds} s auseinander"),
+    "flows.fetched_again": ("{n} Abruf", "{n}-mal aus dem Postfach abgerufen, im Abstand von {seconds} s"),
     "flows.chain.ok": "die Received-Kette passt zu den Stationen im Mitschnitt",
     "flows.chain.mismatch": "die Received-Kette passt nicht zu den Stationen im Mitschnitt",
     "flows.before": ("{n} Received-Zeile stammt von vor dem Mitschnitt",

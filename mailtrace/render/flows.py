@@ -47,11 +47,11 @@ class FlowsRenderer:
 
     def write(self, collector: FlowCollector) -> None:
         flows = collector.flows()
-        shown = [f for f in flows if f.multi_session or not self.multi_only]
+        shown = [f for f in flows if f.multi_hop or not self.multi_only]
         with self.out.block():
             for number, flow in enumerate(shown, 1):
                 self._flow(number, flow)
-            multi = sum(1 for f in flows if f.multi_session)  # what --multi-hop shows: seen in several sessions
+            multi = sum(1 for f in flows if f.multi_hop)  # what --multi-hop shows: carried by several sessions
             self.out.write(Text(self.t("flows.summary", n=len(flows), multi=multi), "title"))
             if collector.skipped:
                 self.out.paragraph(Text(self.t("flows.skipped", n=collector.skipped), "dim"), indent=2)
@@ -69,7 +69,8 @@ class FlowsRenderer:
             title.append(" " + clean(self.t("ui.from", sender=flow.sender)))
         out.paragraph(title, hang=2)
         reports = hop_reports(flow)
-        key = "flows.hops" if flow.multi_session or len(reports) < 2 else "flows.hops.one_session"
+        key = "flows.fetched_again" if flow.fetched_again and flow.multi_session else \
+            "flows.hops" if flow.multi_session or len(reports) < 2 else "flows.hops.one_session"
         facts = [self.t(key, n=len(reports),
                         seconds=seconds(reports[-1].hop.ts - reports[0].hop.ts) if reports else "0")]
         verdict = chain_matches(reports)

@@ -803,7 +803,8 @@ class HtmlReport:
         raw = self.extra.get("flows")
         if not isinstance(raw, list):
             return None
-        multi = [f for f in raw if len(f.get("sessions") or []) > 1]  # a re-download in one session is no hop
+        # a re-download (in one session or from the same mailbox in another) is no hop
+        multi = [f for f in raw if f.get("multi_hop", len(f.get("sessions") or []) > 1)]
         chosen = multi or raw
         limit = self.limits.max_flows
         return {
