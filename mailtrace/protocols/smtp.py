@@ -48,11 +48,13 @@ VERB_PHASE: dict[str, Phase] = {
     "XCLIENT": Phase.NEGOTIATION, "XFORWARD": Phase.NEGOTIATION,
     "AUTH": Phase.AUTH,
     "MAIL": Phase.TRANSFER, "RCPT": Phase.TRANSFER, "DATA": Phase.TRANSFER, "BDAT": Phase.TRANSFER,
-    "RSET": Phase.TRANSFER, "VRFY": Phase.TRANSFER, "EXPN": Phase.TRANSFER, ".": Phase.TRANSFER,
+    "RSET": Phase.TRANSFER, ".": Phase.TRANSFER,
     "ETRN": Phase.TRANSFER, "TURN": Phase.TRANSFER, "ATRN": Phase.TRANSFER,
     "SEND": Phase.TRANSFER, "SOML": Phase.TRANSFER, "SAML": Phase.TRANSFER,
     "QUIT": Phase.TEARDOWN,
 }
+SESSION_VERBS = frozenset({"NOOP", "HELP", "VRFY", "EXPN"})
+"""Commands a client may send at any time (RFC 5321 4.1.4): no phase of their own."""
 REPLY_LINE = re.compile(rb"^(\d{3})([ \-]|$)(.*)$", re.DOTALL)
 ADDRESS = re.compile(r'^\s*:?\s*(?:<((?:"(?:[^"\\]|\\.)*"|[^>"])*)>|(\S*))\s*(.*)$', re.DOTALL)
 """``<path> params``: a quoted local part may hold ``>`` (``<"x>y"@example.org>``, RFC 5321 4.1.2)."""
@@ -436,7 +438,7 @@ class Smtp:
             return
         known = verb_u in KNOWN_VERBS
         phase = VERB_PHASE.get(verb_u, self.phase)
-        if verb_u in ("NOOP", "HELP") or not known:
+        if verb_u in SESSION_VERBS or not known:  # allowed at any time: they stay in the phase they come in
             phase = self.phase if self.phase is not Phase.GREETING else Phase.NEGOTIATION
         self.phase = phase
         shown = argument
