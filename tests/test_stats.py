@@ -316,3 +316,16 @@ def test_attachments_and_base64_overhead_from_the_mime_part_tree(tmp_path: Path)
         "overhead_bytes": 1268,
         "overhead_percent": 35.22,
     }
+
+
+def test_servers_and_clients_are_two_tables() -> None:
+    """A server and a client on one row read as a pair that talked; the lab's .11 never spoke to .25:25."""
+    from tests.support import run_cli, sample
+    out = run_cli("stats", "--no-color", str(sample("mixed-all.pcap"))).stdout
+    servers = out.split("Top servers (top 10)", 1)[1].split("Top clients (top 10)", 1)[0]
+    clients = out.split("Top clients (top 10)", 1)[1].split("Commands", 1)[0]
+    assert [line.split() for line in servers.strip().splitlines()[2:]] == [
+        ["127.0.0.25:25", "SMTP", "2"], ["127.0.0.26:110", "POP3", "1"], ["127.0.0.26:143", "IMAP", "1"],
+        ["127.0.0.26:25", "SMTP", "1"], ["127.0.0.26:587", "SMTP", "1"]]
+    assert [line.split() for line in clients.strip().splitlines()[2:]] == [
+        ["127.0.0.11", "3"], ["127.0.0.10", "2"], ["127.0.0.25", "1"]]

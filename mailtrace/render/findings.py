@@ -256,7 +256,7 @@ def _clean_cell(cell: RenderableType | None) -> RenderableType | None:
 
 def _table(title: str, *columns: str, right: Iterable[str] = ()) -> Table:
     table = _CleanTable(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD,
-                        pad_edge=False)
+                        pad_edge=False, min_width=len(title) + 1)  # a narrow table must not wrap its title
     right_set = set(right)
     for column in columns:
         table.add_column(column, justify="right" if column in right_set else "left")
@@ -372,20 +372,17 @@ def stats_renderables(stats: Statistics, *, top: int = 10, lang: str = "en") -> 
     out.append(protocols)
 
     sessions_col = t("stats.sessions")
-    peers = _table(
-        t("stats.peers", top=_count(top, lang)),
-        t("stats.server"),
-        protocol_col,
-        sessions_col,
-        t("stats.client"),
-        sessions_col + " ",
-        right=[sessions_col, sessions_col + " "],
-    )
-    for i in range(max(len(stats.servers), len(stats.clients))):
-        server = stats.servers[i] if i < len(stats.servers) else ("", "", "")
-        client = stats.clients[i] if i < len(stats.clients) else ("", "")
-        peers.add_row(server[0], server[1].upper(), _count(server[2], lang), client[0], _count(client[1], lang))
-    out.append(peers)
+    # two tables: a server and a client on one row would read as a pair that talked to each other
+    servers = _table(t("stats.servers", top=_count(top, lang)), t("stats.server"), protocol_col, sessions_col,
+                     right=[sessions_col])
+    for address, protocol, n in stats.servers:
+        servers.add_row(address, protocol.upper(), _count(n, lang))
+    out.append(servers)
+    clients = _table(t("stats.clients", top=_count(top, lang)), t("stats.client"), sessions_col,
+                     right=[sessions_col])
+    for address, n in stats.clients:
+        clients.add_row(address, _count(n, lang))
+    out.append(clients)
 
     count_col = t("stats.count")
     if stats.commands:
