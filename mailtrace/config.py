@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from mailtrace.context.model import ContextLimits
 from mailtrace.mime import MimeLimits
+from mailtrace.numbers import is_count
 from mailtrace.protocols import REGISTRY
 from mailtrace.protocols.base import DissectorLimits
 from mailtrace.session import MessageSinkFactory, SessionLimits
@@ -65,7 +66,7 @@ class Config:
 def parse_port_rule(text: str) -> tuple[int, PortRule]:
     """``2526=smtp`` or ``4465=smtps`` → (2526, PortRule)."""
     port_text, sep, proto = text.partition("=")
-    if not sep or not port_text.strip().isdigit():
+    if not sep or not is_count(port_text.strip(), 5):
         raise ValueError(f"expected PORT=PROTOCOL (e.g. 2526=smtp), got {text!r}")
     port = int(port_text)
     if not 0 < port < 65536:

@@ -98,7 +98,7 @@ class Sniffer:
         request = client[: client.find(b"\r\n")]
         target = request.split(b" ")[1] if len(request.split(b" ")) > 1 else b""
         port_text = target.rsplit(b":", 1)[-1]
-        port = int(port_text) if port_text.isdigit() else None
+        port = int(port_text) if port_text.isdigit() and len(port_text) <= 5 else None
         preamble = [(Direction.CLIENT, request, *self._at(0)),
                     (Direction.SERVER, server[: server.find(b"\r\n")], *self._at(1))]
         skip = (c_end + 4, s_end + 4)

@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 
 from mailtrace.capture.decode import TCP_SYN
 from mailtrace.model import Reply
+from mailtrace.numbers import is_count
 from mailtrace.protocols import BY_NAME
 from mailtrace.session import Session
 
@@ -155,7 +156,7 @@ def parse_ids(texts: Iterable[str]) -> frozenset[int]:
             piece = part.strip()
             low, sep, high = piece.partition("-")
             # an empty value or piece ("", "1,,2") would select nothing or everything by accident
-            if not low.isdigit() or (sep and not high.isdigit()):
+            if not is_count(low, 9) or (sep and not is_count(high, 9)):
                 raise ValueError(f"{text!r}: expected a session id, a list (1,4) or a range (5-9)")
             first, last = int(low), int(high) if sep else int(low)
             if first < 1:

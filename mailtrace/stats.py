@@ -235,6 +235,15 @@ class Timeline:
         while self._span() > max_rows and self.width_index < len(TIMELINE_WIDTHS) - 1:
             self._coarsen()
         low, high = min(self.buckets), max(self.buckets)
+        span = high - low + 1
+        if span > max_rows:
+            # wider than the widest standard bucket allows (a damaged capture's times, years apart):
+            # buckets as wide as it takes, never a list as long as the span
+            factor = -(-span // max_rows)
+            counts = [0] * (-(-span // factor))
+            for key, n in self.buckets.items():
+                counts[(key - low) // factor] += n
+            return self.width * factor, float(low * self.width), counts
         return self.width, float(low * self.width), [self.buckets.get(k, 0) for k in range(low, high + 1)]
 
 

@@ -398,6 +398,16 @@ except ImportError:  # pragma: no cover - zlib is always there on CPython
     zlib_error = OSError  # type: ignore[misc,assignment]
 
 
+def _damage_text(exc: BaseException) -> str:
+    """What a decompressor's error means, in words, with the library's own text in brackets
+    (zlib's "Error -3 while decompressing data: invalid bit length repeat" read like our crash)."""
+    raw = str(exc).strip() or type(exc).__name__
+    detail = raw.split(": ", 1)[1] if raw.startswith("Error ") and ": " in raw else raw
+    if isinstance(exc, EOFError):
+        return f"the compressed data ends too early ({detail})"
+    return f"the compressed data is damaged ({detail})"
+
+
 class _UntilDamage(io.RawIOBase):
     """A decompressor read until its data ends or breaks: a cut or damaged ``.gz``/``.bz2``/``.xz`` gives
     everything before the damage, then end of file, and says why in ``error`` (tshark reads such files
@@ -417,7 +427,7 @@ class _UntilDamage(io.RawIOBase):
         try:
             data = self.inner.read1(len(buffer))  # type: ignore[attr-defined]
         except (EOFError, OSError, lzma.LZMAError, zlib_error) as exc:
-            self.error = str(exc) or type(exc).__name__
+            self.error = _damage_text(exc)
             return 0
         buffer[: len(data)] = data
         return len(data)
@@ -522,7 +532,7 @@ def open_capture(path: str) -> CaptureFile:
         magic = _peek(stream, 24) if isinstance(stream, io.BufferedReader) else b""
     except (OSError, EOFError, lzma.LZMAError) as exc:
         raw.close()
-        raise CaptureError(name, f"cannot decompress: {exc}") from None
+        raise CaptureError(name, f"cannot decompress: {_damage_text(exc)}") from None
     if decompressor is not None and decompressor.error is not None and len(magic) < 24:
         stream.close()
         raw.close()

@@ -44,6 +44,7 @@ from mailtrace.commands.report_data import (
 from mailtrace.filters import PROTOCOLS, STATUSES, SessionFilter, parse_host, parse_ids, parse_time
 from mailtrace.findings import FindingsCollector, Severity
 from mailtrace.forked import ForkedRunError, forked_sessions, want_fork
+from mailtrace.numbers import is_count
 from mailtrace.pipeline import Analyzer, CaptureStats
 from mailtrace.render.json import JsonReportWriter, dumps, jsonl_writer
 from mailtrace.render.output import Output
@@ -229,7 +230,7 @@ def _split_ports(values: tuple[str, ...]) -> tuple[tuple[str, ...], frozenset[in
         if "=" in value:
             continue
         text = value.strip()
-        if not text.isdigit() or not 0 < int(text) < 65536:
+        if not is_count(text, 5) or not 0 < int(text) < 65536:
             fail(f"--port {value}: expected a port number (filter) or PORT=PROTOCOL (e.g. 2526=smtp)")
         wanted.add(int(text))
     return rules, frozenset(wanted)

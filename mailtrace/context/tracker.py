@@ -44,6 +44,7 @@ from mailtrace.context.model import (
     dnsbl_lookup,
 )
 from mailtrace.model import CLIENT, Chunk, Direction, StreamGap, StreamItem
+from mailtrace.numbers import is_count
 from mailtrace.tcp.flows import ip_text
 
 if TYPE_CHECKING:
@@ -152,7 +153,7 @@ def address_in(name: str) -> str | None:
             return str(ipaddress.IPv6Address(int("".join(reversed(labels[:32])), 16)))
         except ValueError:
             return None
-    if len(labels) > 4 and all(x.isdigit() and len(x) <= 3 and int(x) < 256 for x in labels[:4]):
+    if len(labels) > 4 and all(is_count(x, 3) and int(x) < 256 for x in labels[:4]):
         return ".".join(reversed(labels[:4]))
     return None
 

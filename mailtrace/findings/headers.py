@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mailtrace.findings.facts import is_public_ip, looks_like_hostname, org_domain
+from mailtrace.numbers import parse_decimal
 
 FOLD = re.compile(r"\r?\n[ \t]+|\r[ \t]+")
 COMMENT = re.compile(r"\([^()]*\)")
@@ -292,7 +293,7 @@ def verdicts(source: object) -> Verdicts:
 
 def _number(text: str) -> float | None:
     match = NUMBER.match(text)
-    return float(match.group(1)) if match else None
+    return parse_decimal(match.group(1)) if match else None
 
 
 def _spam_flag(summary: object) -> tuple[bool | None, float | None, str | None]:
@@ -304,7 +305,7 @@ def _spam_flag(summary: object) -> tuple[bool | None, float | None, str | None]:
         if name == "X-Spam-Status":
             match = SPAM_STATUS.match(value)
             if match:
-                score = float(match.group(2)) if match.group(2) else None
+                score = parse_decimal(match.group(2)) if match.group(2) else None
                 return match.group(1).lower() == "yes", score, name
         elif name in ("X-Spam-Flag", "X-Spam"):
             word = value.strip().lower()

@@ -46,6 +46,7 @@ from mailtrace.model import (
     StreamItem,
     TlsStart,
 )
+from mailtrace.numbers import is_count, parse_count
 from mailtrace.protocols.base import DissectorLimits, EventSink, Line, LineBuffer, printable
 from mailtrace.protocols.imap_parse import (
     Literal,
@@ -1029,7 +1030,7 @@ class Imap:
         words = raw[2:].split(b" ", 2)
         number: int | None = None
         if words and words[0].isdigit() and len(words) > 1:
-            number = int(words[0]) if len(words[0]) < 20 else None
+            number = parse_count(words[0].decode("latin-1"))
             kind = words[1].decode("latin-1").upper()
             offset = 2 + len(words[0]) + 1 + len(words[1])
         else:
@@ -1126,7 +1127,8 @@ class Imap:
             self._keep_text(self.alerts, "alerts", text)
             self._note(frame, ts, first, self.phase, f"server alert: {text}")
         elif code in ("UIDVALIDITY", "UIDNEXT", "UNSEEN", "HIGHESTMODSEQ") and target is not None:
-            target[code.lower()] = int(arg) if arg.isdigit() and len(arg) < 20 else arg
+            value = parse_count(arg)
+            target[code.lower()] = value if value is not None else arg
         elif code == "PERMANENTFLAGS" and target is not None:
             target["permanent_flags"] = arg.strip("()").split()
         elif code == "CLOSED":
@@ -1764,7 +1766,7 @@ def _set_size(text: str) -> int:
     total = 0
     for item in text.strip().split(","):
         low, _, high = item.partition(":")
-        if not low.isdigit() or (high and not high.isdigit()) or len(low) > 10 or len(high) > 10:
+        if not is_count(low, 10) or (high and not is_count(high, 10)):
             return 0
         total += abs(int(high) - int(low)) + 1 if high else 1
     return total
@@ -1779,7 +1781,7 @@ def _esearch_count(rest: str) -> int:
             i = upper.index(name)
             value = words[i + 1] if i + 1 < len(words) else ""
             if name == "COUNT":
-                return int(value) if value.isdigit() and len(value) < 12 else 0
+                return parse_count(value, 11) or 0
             return _set_size(value)
     return 0
 

@@ -21,6 +21,8 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
+from mailtrace.numbers import parse_count
+
 
 @dataclass(frozen=True, slots=True)
 class Literal:
@@ -95,7 +97,7 @@ def as_text(value: Value) -> str | None:
 
 def as_int(value: Value) -> int | None:
     text = as_text(value)
-    return int(text) if text is not None and text.isdigit() and len(text) < 20 else None
+    return parse_count(text) if text is not None else None
 
 
 def render(value: Value, limit: int = 400) -> str:
@@ -338,7 +340,7 @@ def describe_parts(parts: list[dict[str, Any]], limit: int = 6) -> str:
 
 # --------------------------------------------------------------------------- FETCH
 
-SECTION = re.compile(r"^(BODY|BINARY)(?:\.PEEK)?\[([^\]]*)\](?:<(\d+)(?:\.(\d+))?>)?$", re.IGNORECASE)
+SECTION = re.compile(r"^(BODY|BINARY)(?:\.PEEK)?\[([^\]]*)\](?:<(\d{1,18})(?:\.(\d{1,18}))?>)?$", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)

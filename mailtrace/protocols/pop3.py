@@ -39,6 +39,7 @@ from mailtrace.model import (
     StreamItem,
     TlsStart,
 )
+from mailtrace.numbers import is_count, parse_count
 from mailtrace.protocols.base import DissectorLimits, DotBody, EventSink, Line, LineBuffer, printable, printable_text
 from mailtrace.protocols.sasl import SaslExchange, hashcat_cram_md5, redact_lines
 
@@ -729,7 +730,7 @@ class Pop3:
         if cmd.verb == "TOP":
             detail["lines"] = _int(args[1]) if len(args) > 1 else None
             detail["lines_asked"] = detail["lines"]
-        announced = re.match(r"^(\d+)(?: octets)?", body.text)
+        announced = re.match(r"^(\d{1,18})(?: octets)?\b", body.text)
         if announced:
             detail["octets_announced"] = int(announced.group(1))
         if number is not None and number in self.mailbox.listing:
@@ -779,12 +780,12 @@ class Pop3:
         elif verb == "LIST" and ok:
             for entry in listing if listing is not None else [rest]:
                 parts = entry.split()
-                if len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit():
+                if len(parts) >= 2 and is_count(parts[0]) and is_count(parts[1]):
                     self._table(mb.listing, "list", int(parts[0]), int(parts[1]))
         elif verb == "UIDL" and ok:
             for entry in listing if listing is not None else [rest]:
                 parts = entry.split()
-                if len(parts) >= 2 and parts[0].isdigit():
+                if len(parts) >= 2 and is_count(parts[0]):
                     self._table(mb.uids, "uidl", int(parts[0]), parts[1])
         elif verb == "CAPA" and ok and listing is not None:
             self.capabilities = listing[:MAX_RECORDS]
@@ -951,7 +952,7 @@ def _hide_secret(verb_u: bytes, verb: bytes, argument: bytes) -> bytes | None:
 
 
 def _int(text: str) -> int | None:
-    return int(text) if text.isdigit() and len(text) < 20 else None
+    return parse_count(text)
 
 
 def _numbers(numbers: list[int]) -> str:

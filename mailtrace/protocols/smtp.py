@@ -34,6 +34,7 @@ from mailtrace.model import (
     StreamItem,
     TlsStart,
 )
+from mailtrace.numbers import is_count, parse_count
 from mailtrace.protocols.base import DissectorLimits, DotBody, EventSink, Line, LineBuffer, printable, printable_text
 from mailtrace.protocols.sasl import SaslExchange, redact_lines
 from mailtrace.protocols.smtp_codes import is_defined_code
@@ -170,7 +171,7 @@ def _parses_as_command(verb: str, argument: str) -> bool:
         words = argument.split()
         return 1 <= len(words) <= 2 and bool(_SASL_MECHANISM.match(words[0]))
     if verb == "BDAT":
-        return bool(BDAT_ARGS.match(argument)) and argument.split()[0].isdigit()
+        return bool(BDAT_ARGS.match(argument)) and is_count(argument.split()[0])
     if verb in ("VRFY", "EXPN"):
         return bool(argument)
     return True
@@ -490,7 +491,7 @@ class Smtp:
                                  "MAIL inside an open transaction (no RSET)", line.frame)
             size = params.get("SIZE")
             self.current = Transaction(address, params, line.frame,
-                                       declared_size=int(size) if size and size.isdigit() else None,
+                                       declared_size=parse_count(size) if size else None,
                                        previous=self.current)
             self.transactions.append(self.current)
         elif verb == "RCPT":
@@ -564,7 +565,8 @@ class Smtp:
         match = BDAT_ARGS.match(cmd.argument)
         size_text = match.group(1) if match else cmd.argument.strip()
         last = bool(match and match.group(2))
-        if not size_text.isdigit() or int(size_text) >= MAX_BDAT_CHUNK:
+        size_value = parse_count(size_text)
+        if size_value is None or size_value >= MAX_BDAT_CHUNK:
             self.out.anomaly(CLIENT, cmd.phase, "bdat-invalid",
                              f"BDAT with invalid chunk size {printable_text(size_text, 40)}; "
                              "reading on as commands", line.frame)
@@ -912,7 +914,8 @@ class Smtp:
             if verb == "EHLO":
                 self.ehlo_keywords = [t.split(" ", 1)[0].upper() for t in texts[1:] if t]
                 limits = [t.split()[1] for t in texts[1:] if t.upper().startswith("SIZE ") and len(t.split()) > 1]
-                self.size_limit = int(limits[0]) if limits and limits[0].isdigit() and int(limits[0]) > 0 else None
+                size_limit = parse_count(limits[0]) if limits else None
+                self.size_limit = size_limit if size_limit else None
             if self.current is not None and self.current.frame < cmd.frame:
                 self.current = None  # an accepted HELO/EHLO resets the transaction (RFC 5321 4.1.4)
         elif verb == "MAIL" and tx is not None and tx.reply is None:

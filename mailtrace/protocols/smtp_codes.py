@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from mailtrace.numbers import is_count
+
 FIRST_DIGIT = {
     "de": {
         "1": "positive Vorab-Antwort",
@@ -322,7 +324,7 @@ def explain_keyword(line: str, lang: str = "en") -> tuple[str, str | None]:
         meaning = "private Erweiterung" if lang == "de" else "private extension"
     if meaning is not None and value:
         detail = None
-        if keyword == "SIZE" and value.isdigit():
+        if keyword == "SIZE" and is_count(value):
             detail = _size(int(value)) if int(value) else ("keine feste Grenze" if lang == "de" else "no fixed limit")
         elif keyword == "AUTH":
             detail = value

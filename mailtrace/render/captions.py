@@ -39,6 +39,7 @@ from mailtrace.model import (
     Reply,
     TlsStart,
 )
+from mailtrace.numbers import is_count
 from mailtrace.protocols.imap_parse import section_ref
 from mailtrace.protocols.smtp_codes import explain_reply
 from mailtrace.render.catalog import fields, has, text, translated
@@ -986,7 +987,7 @@ def _pop3(x: _Exchange, ctx: _Context, reply: Reply | None) -> _Sentence | None:
         return _say(ctx, "pop3.user", reply, user=msg)
     if verb == "STAT":
         parts = reply.lines[0].split() if reply is not None and reply.lines else []
-        if ok and len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit():
+        if ok and len(parts) >= 2 and is_count(parts[0]) and is_count(parts[1]):
             caption = ctx.t("pop3.stat.ok", count=parts[0], octets=parts[1], n=int(parts[0]))
             return _Sentence("pop3.stat.ok", caption, "ok")
         return _say(ctx, "pop3.stat", reply, tone="info" if ok else None)
@@ -1093,7 +1094,7 @@ def _pop3_quit(x: _Exchange, ctx: _Context, reply: Reply | None) -> _Sentence:
     return _say(ctx, "pop3.quit", reply)
 
 
-_IMAP_COUNT = re.compile(r"^(\d+) (EXISTS|EXPUNGE)\b", re.IGNORECASE)
+_IMAP_COUNT = re.compile(r"^(\d{1,18}) (EXISTS|EXPUNGE)\b", re.IGNORECASE)
 
 
 def _untagged(x: _Exchange, word: str) -> list[str]:

@@ -306,7 +306,10 @@ def _size(n: float, lang: str = "en") -> str:
 def _when(ts: float | None) -> str:
     if ts is None:
         return "-"
-    return dt.datetime.fromtimestamp(ts, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        return dt.datetime.fromtimestamp(ts, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    except (OverflowError, OSError, ValueError):  # a damaged capture's time past the calendar
+        return f"{ts:.0f} (epoch seconds)"
 
 
 def _optional(key: str, fallback: str, lang: str, **params: Any) -> str:

@@ -74,8 +74,12 @@ def tcp_flags(flags: int) -> str:
 
 
 def utc(ts: float, *, millis: bool = True) -> str:
-    """Capture time as UTC text (``2026-11-26 13:22:24.092``)."""
-    moment = datetime.fromtimestamp(ts, UTC)
+    """Capture time as UTC text (``2026-11-26 13:22:24.092``); a damaged capture's time past the calendar
+    (a pcapng timestamp resolution or offset gone wrong) as its epoch seconds."""
+    try:
+        moment = datetime.fromtimestamp(ts, UTC)
+    except (OverflowError, OSError, ValueError):
+        return f"{ts:.3f} (epoch seconds)" if millis else f"{ts:.0f} (epoch seconds)"
     return moment.strftime("%Y-%m-%d %H:%M:%S") + (f".{moment.microsecond // 1000:03d}" if millis else "")
 
 
