@@ -366,6 +366,8 @@ class MailConnection:
                                           detail="lost inside TLS records")])
         for out in self.tls.feed(item):
             if isinstance(out, Chunk):
+                if self.keep_transcript:
+                    self.builder.raw(out, decrypted=True)  # --follow shows the plaintext, as Follow TLS Stream
                 self._plaintext_starts()
                 self.builder.decrypting = True
                 self._dissect(out)

@@ -109,6 +109,8 @@ class TranscriptPiece:
     data: bytes
     gap: int = 0
     """Bytes missing here (then ``data`` is empty)."""
+    decrypted: bool = False
+    """Plaintext the TLS layer decrypted (the wire bytes it came in are pieces of their own)."""
 
 
 @dataclass
@@ -498,8 +500,8 @@ class SessionBuilder:
         self._sink = None
         self._message_first_frame = 0
 
-    def raw(self, item: StreamItem) -> None:
-        """Keep reassembled bytes for the follow view, up to the limit."""
+    def raw(self, item: StreamItem, *, decrypted: bool = False) -> None:
+        """Keep reassembled bytes for the follow view, up to the limit (and decrypted plaintext, marked)."""
         if isinstance(item, Chunk):
             room = self.limits.max_transcript_bytes - self.transcript_bytes
             if room <= 0:
@@ -508,7 +510,7 @@ class SessionBuilder:
             data = item.data[:room]
             self.transcript_truncated += len(item.data) - len(data)
             self.transcript_bytes += len(data)
-            self.transcript.append(TranscriptPiece(item.direction, item.frame, item.ts, data))
+            self.transcript.append(TranscriptPiece(item.direction, item.frame, item.ts, data, decrypted=decrypted))
         elif isinstance(item, StreamGap):
             self.transcript.append(TranscriptPiece(item.direction, item.frame, item.ts, b"", item.nbytes))
 

@@ -192,3 +192,21 @@ def test_credential_redactor(protocol: str, conversation: list[tuple[str, bytes]
         else:
             redactor.server(line)
     assert shown == expected
+
+
+def test_follow_shows_the_plaintext_of_a_decrypted_session() -> None:
+    """With the key log, --follow shows what Follow TLS Stream shows: the commands inside TLS (the
+    credentials still hidden); without it, the records are summarised."""
+    from tests.support import run_cli, sample
+    path, keys = str(sample("smtp-starttls.pcap")), str(sample("smtp-starttls.keylog"))
+    text = run_cli("analyze", "--follow", "--no-color", "--session", "1", "--tls-keylog", keys, path).stdout
+    assert "[TLS from here on, decrypted with the key log: the plaintext inside the records]" in text
+    assert "[TLS," not in text
+    after = text.split("decrypted with the key log", 1)[1]
+    assert " C  AUTH PLAIN [initial response]" in after and " S  235 2.7.0 Authentication successful" in after
+    assert " C  Subject: Encrypted hello" in after and " S  221 2.0.0 Bye" in after
+    shown = run_cli("analyze", "--follow", "--no-color", "--session", "1", "--tls-keylog", keys, "--show-secrets",
+                    path).stdout
+    assert "AUTH PLAIN [initial response]" not in shown
+    plain = run_cli("analyze", "--follow", "--no-color", "--session", "1", path).stdout
+    assert "[TLS, " in plain and "decrypted with the key log" not in plain and "Encrypted hello" not in plain

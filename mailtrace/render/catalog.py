@@ -366,6 +366,7 @@ EN: dict[str, Message] = {
     "list.messages": "Msgs",
     "list.anomalies": "Anomalies",
     "ui.follow.gap": ("[{n} byte missing from the capture]", "[{n} bytes missing from the capture]"),
+    "ui.follow.decrypted": "[TLS from here on, decrypted with the key log: the plaintext inside the records]",
     "ui.follow.tls": "[TLS, {n} bytes]",
     "ui.follow.empty": "no stream bytes kept for this session",
     "ui.follow.truncated": ("[{n} more byte not kept (transcript limit)]",

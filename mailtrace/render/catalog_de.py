@@ -356,6 +356,7 @@ DE: dict[str, str | tuple[str, str]] = {
     "list.messages": "Mails",
     "list.anomalies": "Auffälligkeiten",
     "ui.follow.gap": ("[{n} Byte fehlt im Mitschnitt]", "[{n} Bytes fehlen im Mitschnitt]"),
+    "ui.follow.decrypted": "[ab hier TLS, mit der Schlüsseldatei entschlüsselt: der Klartext in den Records]",
     "ui.follow.tls": "[TLS, {n} Bytes]",
     "ui.follow.empty": "für diese Sitzung wurden keine Stream-Bytes aufbewahrt",
     "ui.follow.truncated": ("[{n} weiteres Byte nicht aufbewahrt (Grenze des Transkripts)]",

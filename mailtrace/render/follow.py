@@ -37,6 +37,8 @@ class Block:
     data: bytearray = field(default_factory=bytearray)
     gap: int = 0
     tls: bool = False
+    decrypted: bool = False
+    """Plaintext decrypted from the TLS records (with ``--tls-keylog``)."""
     starts: list[tuple[int, int]] = field(default_factory=list)
     """(offset in ``data``, frame) where each segment's bytes begin."""
 
@@ -63,18 +65,23 @@ def tls_boundary(session: Session) -> tuple[int, bool] | None:
 
 
 def blocks(session: Session) -> list[Block]:
-    """The session's transcript as direction blocks (TLS bytes kept, but flagged)."""
+    """The session's transcript as direction blocks (TLS bytes kept, but flagged). A session decrypted
+    with a key log shows the plaintext in place of its TLS records, as Wireshark's Follow TLS Stream."""
     boundary = tls_boundary(session)
+    plaintext = any(p.decrypted for p in session.transcript)
     out: list[Block] = []
     for piece in session.transcript:
-        is_tls = boundary is not None and (piece.frame > boundary[0] or (piece.frame == boundary[0]
-                                                                         and boundary[1]))
+        is_tls = not piece.decrypted and boundary is not None and (
+            piece.frame > boundary[0] or (piece.frame == boundary[0] and boundary[1]))
+        if is_tls and plaintext:
+            continue  # the records' plaintext follows as pieces of its own
         if piece.gap:
             out.append(Block(piece.direction, piece.frame, gap=piece.gap))
             continue
         last = out[-1] if out else None
-        if last is None or last.gap or last.direction is not piece.direction or last.tls != is_tls:
-            last = Block(piece.direction, piece.frame, tls=is_tls)
+        if last is None or last.gap or last.direction is not piece.direction or last.tls != is_tls \
+                or last.decrypted != piece.decrypted:
+            last = Block(piece.direction, piece.frame, tls=is_tls, decrypted=piece.decrypted)
             out.append(last)
         last.starts.append((len(last.data), piece.frame))
         last.data += piece.data
@@ -161,7 +168,11 @@ class FollowRenderer:
             return
         width = max(len(str(s.last_frame)), 3)
         self._redactor = None if self.show_secrets else CredentialRedactor(s.protocol)
+        said_decrypted = False
         for block in parts:
+            if block.decrypted and not said_decrypted:
+                said_decrypted = True
+                out.write(Text(" " * (width + 4) + self.t("ui.follow.decrypted"), "tls"))
             self._block(block, width)
         if s.transcript_truncated:
             out.write(Text(self.t("ui.follow.truncated", n=s.transcript_truncated), "dim"))
