@@ -440,9 +440,18 @@ def _byte_range(session: Session, record: MessageRecord) -> bool:
 def expected_partial(session: Session, record: MessageRecord) -> bool:
     """The message is incomplete because the client asked for part of it (POP3 TOP, an IMAP header
     or byte-range fetch), not because anything was lost."""
-    if record.summary.complete:
-        return False
+    if record.summary.complete or _lost_bytes(session, record):
+        return False  # a TOP whose reply lost bytes in a gap is incomplete, whatever was asked for
     return record.origin == "pop3-top" or header_only(record) or _byte_range(session, record)
+
+
+def _lost_bytes(session: Session, record: MessageRecord) -> int:
+    """Bytes a TCP gap took from the message (a hole is reported when it becomes certain, which can be
+    after the message's last frame: up to the next message in that direction)."""
+    later = [m.first_frame for m in session.messages if m.index > record.index and m.direction is record.direction]
+    until = min(later) if later else session.last_frame + 1
+    return sum(g.nbytes for g in session.gaps
+               if g.direction is record.direction and record.first_frame <= g.frame < until)
 
 
 def incomplete_reason(session: Session, record: MessageRecord) -> str | None:
@@ -450,6 +459,11 @@ def incomplete_reason(session: Session, record: MessageRecord) -> str | None:
     summary = record.summary
     if summary.complete:
         return None
+    lost = _lost_bytes(session, record)
+    if lost:
+        missing = summary.missing_bytes if missing_known(summary.missing_bytes) else lost
+        amount = "1 byte of it is" if missing == 1 else f"{missing:,} bytes of it are"
+        return f"{amount} not in the capture (TCP gap)"
     if record.origin == "pop3-top":
         lines = record.detail.get("lines")
         return f"POP3 TOP returns only the header and the first {lines if lines is not None else 'N'} body lines"
@@ -460,15 +474,6 @@ def incomplete_reason(session: Session, record: MessageRecord) -> str | None:
         return "IMAP fetched only the message header"
     if _byte_range(session, record):
         return "IMAP fetched only a byte range of the message (BODY[]<start.count>)"
-    # a hole is reported when it becomes certain, which can be after the message's last frame
-    later = [m.first_frame for m in session.messages if m.index > record.index and m.direction is record.direction]
-    until = min(later) if later else session.last_frame + 1
-    lost = sum(g.nbytes for g in session.gaps
-               if g.direction is record.direction and record.first_frame <= g.frame < until)
-    if lost:
-        missing = summary.missing_bytes if missing_known(summary.missing_bytes) else lost
-        amount = "1 byte of it is" if missing == 1 else f"{missing:,} bytes of it are"
-        return f"{amount} not in the capture (TCP gap)"
     if session.close == "rst":
         return "the connection was reset before the message ended"
     if session.close == "open":

@@ -106,8 +106,10 @@ def _refused(session: Session) -> bool:
 
 
 def sealed(session: Session) -> bool:
-    """The session went into TLS and was not decrypted: its login and messages may be inside, unseen."""
-    return session.tls != "none" and not session.decrypted
+    """The session went into TLS and was not decrypted: its login and messages may be inside, unseen.
+    Not a session whose traffic after STARTTLS was cleartext after all (a TLS-inspecting box)."""
+    return session.tls != "none" and not session.decrypted and \
+        not any(a.kind == "plaintext-after-tls" for a in session.anomalies)
 
 
 def session_status(session: Session) -> str:

@@ -223,3 +223,65 @@ def test_the_ack_of_the_last_fin_is_teardown(tmp_path: Path) -> None:
                              .c(b"MAIL FROM:<a@b.example>\r\n").s(b"421 4.3.2 shutting down\r\n").fin())
     assert phases(session)[-1] == ("teardown", 9, 11)
     assert [p[0] for p in phases(session)].count("transfer") == 1
+
+
+# ---------------------------------------------------------------------------- second review
+def test_a_top_reply_that_lost_bytes_is_incomplete_not_partial_by_request(tmp_path: Path) -> None:
+    body = b"".join(b"Line %03d of the body text here\r\n" % i for i in range(40))
+    message = b"From: a@b.example\r\nSubject: t\r\nMessage-ID: <x1@b.example>\r\n\r\n" + body
+    def build(t: Tcp) -> None:
+        t.s(b"+OK ready\r\n").c(b"USER bob\r\n").s(b"+OK\r\n").c(b"PASS pw\r\n").s(b"+OK in\r\n").c(b"TOP 1 40\r\n")
+        data = b"+OK top follows\r\n" + message + b".\r\n"
+        t.s(data[:150]).s(data[150:400], drop=True).s(data[400:])
+        t.c(b"QUIT\r\n").s(b"+OK bye\r\n").fin()
+    cap = Capture()
+    build(Tcp(cap, client=("10.0.0.1", 40000), server=("10.0.0.2", 110)).handshake())
+    path = cap.write(tmp_path / "top-gap.pcap")
+    result = run_cli("extract", str(path), "-o", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.stderr
+    import json
+    index = json.loads((tmp_path / "out" / "index.json").read_text())
+    [entry] = index["messages"]
+    assert entry["partial_by_request"] is False
+    assert entry["incomplete_reason"] == "250 bytes of it are not in the capture (TCP gap)"
+    assert (index["totals"]["incomplete"], index["totals"]["partial_by_request"]) == (1, 0)
+
+
+def test_cleartext_after_starttls_is_not_called_encrypted(tmp_path: Path) -> None:
+    _, text = one_session(tmp_path, 25, lambda t: t.s(b"220 mx ESMTP\r\n").c(b"EHLO c\r\n")
+                          .s(b"250-mx\r\n250 STARTTLS\r\n").c(b"STARTTLS\r\n").s(b"220 go ahead\r\n")
+                          .c(b"EHLO c\r\n").s(b"250 mx\r\n").c(b"MAIL FROM:<a@b.example>\r\n").s(b"250 ok\r\n")
+                          .c(b"QUIT\r\n").s(b"221 bye\r\n").fin())
+    assert "not visible (encrypted)" not in text and "not decrypted: logins" not in text
+
+
+def test_mail_after_a_lost_hello_is_no_violation(tmp_path: Path) -> None:
+    session, _ = one_session(tmp_path, 25, lambda t: t.s(b"220 mx ESMTP\r\n").c(b"EHLO client.example\r\n", drop=True)
+                             .s(b"250 mx\r\n").c(b"NOOP\r\n").s(b"250 ok\r\n").c(b"RSET\r\n").s(b"250 ok\r\n")
+                             .c(b"MAIL FROM:<a@b.example>\r\n").s(b"250 ok\r\n").c(b"QUIT\r\n").s(b"221 bye\r\n").fin())
+    assert session["gaps"] and session["gaps"][0]["direction"] == "client"
+    assert [a["kind"] for a in session["anomalies"] if a["kind"] == "mail-without-helo"] == []
+
+
+def test_imap4rev2_allows_small_non_synchronizing_literals(tmp_path: Path) -> None:
+    def login(size: int) -> list[str]:
+        secret = b"s" * size
+        session, _ = one_session(tmp_path, 143, lambda t: t.s(b"* OK [CAPABILITY IMAP4rev2] ready\r\n")
+                                 .c(b"a1 LOGIN bob {%d+}\r\n%s\r\n" % (size, secret)).s(b"a1 OK in\r\n").fin())
+        return [a["kind"] for a in session["anomalies"]]
+    assert login(6) == []
+    assert login(5000) == ["literal-plus-misused"]
+
+
+def test_pipelining_the_server_did_not_offer_is_said_so(tmp_path: Path) -> None:
+    def batch(hello: bytes, reply: bytes) -> str:
+        _, text = one_session(tmp_path, 25, lambda t: t.s(b"220 mx ESMTP\r\n").c(hello).s(reply)
+                              .c(b"MAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\n")
+                              .s(b"250 ok\r\n250 ok\r\n").c(b"QUIT\r\n").s(b"221 bye\r\n").fin())
+        return text
+    offered = batch(b"EHLO c\r\n", b"250-mx\r\n250 PIPELINING\r\n")
+    assert "2 commands in one segment, sent without waiting for each reply (pipelining, RFC 2920)" in offered
+    for hello, reply in ((b"HELO c\r\n", b"250 mx\r\n"), (b"EHLO c\r\n", b"250-mx\r\n250 8BITMIME\r\n")):
+        text = batch(hello, reply)
+        assert "2 commands in one segment, sent without waiting for each reply although the server did not " \
+               "offer PIPELINING" in text

@@ -709,11 +709,11 @@ class Imap:
             return  # capabilities not seen (a capture that lacks them): nothing to judge by
         if "LITERAL+" in caps:
             return
-        if "LITERAL-" in caps:
+        if "LITERAL-" in caps or "IMAP4REV2" in caps:  # RFC 9051 includes LITERAL-
             if size > 4096:
                 self.out.anomaly(CLIENT, self.phase, "literal-plus-misused",
                                  f"a non-synchronizing literal of {size} octets, but the server offers only "
-                                 "LITERAL- (at most 4096 octets; RFC 7888 5)", frame)
+                                 "LITERAL- (at most 4096 octets; RFC 7888 5, RFC 9051)", frame)
             return
         self.out.anomaly(CLIENT, self.phase, "literal-plus-misused",
                          f"a non-synchronizing literal ({{{size}+}}) to a server that does not offer LITERAL+ "
@@ -1773,10 +1773,11 @@ def _set_size(text: str) -> int:
 
 
 def _esearch_count(rest: str) -> int:
-    """The matches an ESEARCH response reports (RFC 4731 3.1): its COUNT, else the size of its ALL set."""
+    """The matches an ESEARCH response reports (RFC 4731 3.1): its COUNT, else the size of its ALL set
+    of message numbers (a UID set's ranges may span UIDs that do not exist: not a count)."""
     words = rest.split()
     upper = [w.upper() for w in words]
-    for name in ("COUNT", "ALL"):
+    for name in ("COUNT",) if "UID" in upper else ("COUNT", "ALL"):
         if name in upper:
             i = upper.index(name)
             value = words[i + 1] if i + 1 < len(words) else ""

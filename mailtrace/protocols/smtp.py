@@ -248,6 +248,8 @@ class Smtp:
         self.body_after_gap = False
         """A hole just cut the message: the next client bytes may be a command after a lost end marker."""
         self.commands_lost_at = 0
+        self.client_bytes_lost = False
+        """A gap took client bytes (sticky: ``commands_lost_at`` resets once the replies catch up)."""
         self.authenticated_at = 0
         """Frame of the 235 that authenticated the client (0: not yet, or reset by STARTTLS)."""
         """Frame of a hole in the client's commands whose replies may still come (0: none)."""
@@ -481,7 +483,7 @@ class Smtp:
             address, params, ok = parse_address(cmd.argument, "FROM")
             if not ok:
                 self.out.anomaly(CLIENT, cmd.phase, "syntax", f"MAIL without 'FROM:': {cmd.argument!r}", line.frame)
-            if self.helo is None and not self.no_syn and not self.commands_lost_at and not self.transactions:
+            if self.helo is None and not self.no_syn and not self.client_bytes_lost and not self.transactions:
                 self.out.anomaly(CLIENT, cmd.phase, "mail-without-helo",
                                  "MAIL before HELO/EHLO (RFC 5321 4.1.4: the client must say hello first)",
                                  line.frame)
@@ -1055,6 +1057,7 @@ class Smtp:
     def _gap(self, gap: StreamGap) -> None:
         phase = self.phase
         if gap.direction is CLIENT:
+            self.client_bytes_lost = True
             if self.mode is Mode.DATA:
                 self.message_missing += gap.nbytes
                 self.body_after_gap = True

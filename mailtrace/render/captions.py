@@ -545,8 +545,11 @@ def _sentences(draft: _Draft, ctx: _Context, *, first: bool) -> list[_Sentence]:
     if out:
         batch = _pipelined(draft)
         if batch > 1:
-            out.append(_Sentence("pipelined", ctx.t("pipelined", n=batch, rfc=PIPELINING_RFC[session.protocol]),
-                                 "info"))
+            if _pipelining_offered(session) is False:  # RFC 2920 / 2449: only where the server offers it
+                out.append(_Sentence("pipelined.unoffered", ctx.t("pipelined.unoffered", n=batch), "warn"))
+            else:
+                out.append(_Sentence("pipelined", ctx.t("pipelined", n=batch,
+                                                        rfc=PIPELINING_RFC[session.protocol]), "info"))
         return out
     if draft.tls_notes or draft.opaque_bytes:
         return _tls(draft, ctx)
@@ -559,6 +562,23 @@ def _sentences(draft: _Draft, ctx: _Context, *, first: bool) -> list[_Sentence]:
 
 
 PIPELINING_RFC = {"smtp": "RFC 2920", "pop3": "RFC 2449", "imap": "RFC 3501 5.5"}
+
+
+def _pipelining_offered(session: Session) -> bool | None:
+    """Whether the server offered pipelining: IMAP always allows it; SMTP after an EHLO that lists
+    PIPELINING (a HELO session never has it); POP3 when CAPA lists it. None: the capture does not say."""
+    if session.protocol == "imap":
+        return True
+    if session.protocol == "smtp":
+        smtp = session.record.get("smtp") or {}
+        keywords = smtp.get("ehlo_keywords") or []
+        if "PIPELINING" in keywords:
+            return True
+        return False if keywords or smtp.get("helo_verb") == "HELO" else None
+    capabilities = (session.record.get("pop3") or {}).get("capabilities") or []
+    if any(str(c).upper().split(" ", 1)[0] == "PIPELINING" for c in capabilities):
+        return True
+    return False if capabilities else None
 
 
 def _pipelined(draft: _Draft) -> int:

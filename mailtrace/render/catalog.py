@@ -47,6 +47,8 @@ EN: dict[str, Message] = {
     "gap": ("{nbytes} byte from the {side} is missing from the capture",
             "{nbytes} bytes from the {side} are missing from the capture"),
     "pipelined": "{n} commands in one segment, sent without waiting for each reply (pipelining, {rfc})",
+    "pipelined.unoffered": ("{n} commands in one segment, sent without waiting for each reply although the server "
+                            "did not offer PIPELINING"),
     "repeat": "{caption} (×{n})",
     # ------------------------------------------------------------------ outcomes
     "outcome.refused": "{action}; the server refuses: {reply}",

@@ -34,6 +34,8 @@ DE: dict[str, str | tuple[str, str]] = {
                  "Daten, die das Mail-Protokoll nicht erklärt ({bytes} Bytes)"),
     "gap": ("{nbytes} Byte vom {side} fehlt im Mitschnitt", "{nbytes} Bytes vom {side} fehlen im Mitschnitt"),
     "pipelined": "{n} Befehle in einem Segment, gesendet ohne auf jede Antwort zu warten (Pipelining, {rfc})",
+    "pipelined.unoffered": ("{n} Befehle in einem Segment, gesendet ohne auf jede Antwort zu warten, obwohl der "
+                            "Server kein PIPELINING anbietet"),
     "repeat": "{caption} (×{n})",
     # ------------------------------------------------------------------ outcomes
     "outcome.refused": "{action}; der Server lehnt ab: {reply}",
