@@ -285,3 +285,17 @@ def test_pipelining_the_server_did_not_offer_is_said_so(tmp_path: Path) -> None:
         text = batch(hello, reply)
         assert "2 commands in one segment, sent without waiting for each reply although the server did not " \
                "offer PIPELINING" in text
+
+
+def test_pop3_a_second_pass_after_a_refused_one_needs_a_new_user(tmp_path: Path) -> None:
+    retry, _ = one_session(tmp_path, 110, lambda t: t.s(b"+OK ready\r\n").c(b"USER bob\r\n").s(b"+OK\r\n")
+                           .c(b"PASS wrong\r\n").s(b"-ERR [AUTH] no\r\n").c(b"PASS right\r\n").s(b"+OK in\r\n")
+                           .c(b"QUIT\r\n").s(b"+OK bye\r\n").fin())
+    assert [(a["kind"], a["detail"]) for a in retry["anomalies"]] == [
+        ("pass-without-user", "PASS without a successful USER (the server refused the USER/PASS before it; "
+                              "RFC 1939 7)")]
+    again, _ = one_session(tmp_path, 110, lambda t: t.s(b"+OK ready\r\n").c(b"USER bob\r\n").s(b"+OK\r\n")
+                           .c(b"PASS wrong\r\n").s(b"-ERR [AUTH] no\r\n").c(b"USER bob\r\n").s(b"+OK\r\n")
+                           .c(b"PASS right\r\n").s(b"+OK in\r\n").c(b"QUIT\r\n").s(b"+OK bye\r\n").fin())
+    assert again["anomalies"] == []
+    assert [(a["username"], a["success"]) for a in again["auth"]] == [("bob", False), ("bob", True)]

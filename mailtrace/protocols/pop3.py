@@ -393,7 +393,7 @@ class Pop3:
         shown = argument
         if verb_u == "PASS":
             if self.state_known and not self.lost_bytes and (self.user_command_frame == 0 or self.user_refused):
-                why = "the server refused the USER before it" if self.user_command_frame else "no USER before it"
+                why = "the server refused the USER/PASS before it" if self.user_command_frame else "no USER before it"
                 self.out.anomaly(CLIENT, phase, "pass-without-user",
                                  f"PASS without a successful USER ({why}; RFC 1939 7)", line.frame)
             self.password = argument
@@ -816,6 +816,8 @@ class Pop3:
             extra["reason"] = rest
         if verb == "USER" and ok is False:
             self.user_refused = True
+        if verb == "PASS" and ok is False and self.user_command_frame <= cmd.frame:
+            self.user_refused = True  # a refused PASS ends the USER/PASS pair: the next PASS needs a new USER
         if verb == "PASS":
             name = self.user_name if self.user_command_frame else None  # not an APOP's name
             self._auth_event("USER", name, self.password, ok, cmd=cmd, frame=frame, ts=ts, extra=extra)
