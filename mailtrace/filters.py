@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import fnmatch
 import ipaddress
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -135,9 +136,12 @@ def parse_time(text: str) -> float:
     if not value:
         raise ValueError("an empty time: give epoch seconds or an ISO date (2026-11-26T13:22:24)")
     try:
-        return float(value)
+        seconds = float(value) if value.isascii() else math.nan  # float() reads "٣" as 3 and "nan" as NaN
     except ValueError:
         pass
+    else:
+        if math.isfinite(seconds):
+            return seconds
     iso = value.replace(" ", "T", 1) if not _ISO_SHORT.match(value) else value
     if iso.endswith(("Z", "z")):
         iso = iso[:-1] + "+00:00"
@@ -148,6 +152,10 @@ def parse_time(text: str) -> float:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
+
+
+MAX_SESSION_IDS = 1_000_000
+"""Session ids ``--session`` may name in all (ranges included)."""
 
 
 def parse_ids(texts: Iterable[str]) -> frozenset[int]:
@@ -165,6 +173,9 @@ def parse_ids(texts: Iterable[str]) -> frozenset[int]:
                 raise ValueError(f"{text!r}: session ids start at 1")
             if last < first:
                 raise ValueError(f"{text!r}: the range goes backwards")
+            if len(ids) + last - first + 1 > MAX_SESSION_IDS:  # each id is kept: 1-999999999 took 13 GB
+                raise ValueError(f"{text!r}: at most {MAX_SESSION_IDS:,} session ids can be named; "
+                                 "give a smaller range")
             ids.update(range(first, last + 1))
     return frozenset(ids)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -101,3 +102,84 @@ def test_a_timeline_across_ages_stays_small(tmp_path: Path) -> None:
     result = run_cli("stats", "--format", "json", str(path))
     assert result.exit_code == 0, result.stderr
     assert len(result.stdout) < 100_000
+
+
+# ---------------------------------------------------------------------------- second campaign
+FUZZ = Path(__file__).resolve().parent / "fuzz"
+
+
+def test_a_thousand_nested_tunnels_do_not_recurse_until_python_stops(tmp_path: Path) -> None:
+    from tests.pcapgen import gre, ipip
+    for wrap in (ipip, gre):
+        def nested(ip: bytes, _src: str, _dst: str, wrap: Any = wrap) -> bytes:
+            for _ in range(1000):
+                ip = wrap(ip)
+            return ip
+        cap = Capture(linktype=101)
+        Tcp(cap, server=("10.0.0.2", 25), wrap_ip=nested).handshake().s(b"220 mx\r\n").fin()
+        path = cap.write(tmp_path / "nested.pcap")
+        doc = report(path)
+        assert doc["sessions"] == []  # deeper than MAX_TUNNEL_DEPTH: counted, not followed
+    shallow = Capture(linktype=101)
+    Tcp(shallow, server=("10.0.0.2", 25), wrap_ip=lambda ip, _s, _d: ipip(ipip(ip))).handshake() \
+        .s(b"220 mx\r\n").fin()
+    [session] = report(shallow.write(tmp_path / "two.pcap"))["sessions"]
+    assert session["tunnel"] == "ipip"
+
+
+def test_duplicate_fragments_and_one_byte_probes_stay_linear(tmp_path: Path) -> None:
+    import time
+
+    from tests.pcapgen import fragments, ip_packet, tcp_segment
+    cap = Capture()
+    payload = b"x" * 8 * 4000
+    datagram = ip_packet("10.0.0.1", "10.0.0.2", 6, tcp_segment(40000, 25, 1, 1, 0x18, payload))
+    parts = fragments(datagram, 8)
+    for i, frag in enumerate(parts[:-2] + parts[-1:]):  # one hole near the end
+        cap.add_ip(1_700_000_000.0 + i * 1e-6, frag)
+    for i in range(20_000):
+        cap.add_ip(1_700_000_001.0 + i * 1e-6, parts[0])
+    t = Tcp(cap, server=("10.0.0.2", 110), ts=1_700_000_002.0)
+    t.handshake().s(b"+OK ready\r\n")
+    start = t.seq["c"]
+    for _ in range(6000):
+        t.c(b"x")
+    for i in range(6000):  # zero-window probes and retransmissions of single old bytes
+        t._emit("c", 0x10, b"x", seq=start + i)
+    path = cap.write(tmp_path / "slow.pcap")
+    began = time.monotonic()
+    result = run_cli("analyze", "--list", str(path))
+    assert result.exit_code == 0, result.stderr
+    assert time.monotonic() - began < 20  # minutes before: re-joining 8,000 parts per copy, walking 6,000 pieces
+
+
+def test_broken_certificates_and_a_suite_the_version_lacks() -> None:
+    for name in ("tls12-cert-duplicate-extension", "tls12-cert-invalid-version", "tls12-cert-name-keyerror",
+                 "tls12-cert-x400-san", "tls12-cert-negative-serial-warning"):
+        result = run_cli("analyze", "--format", "json", str(FUZZ / f"{name}.pcap"))
+        assert result.exit_code == 0, (name, result.stderr)
+        assert "Warning" not in result.stderr
+        [session] = __import__("json").loads(result.stdout)["sessions"]
+        assert session["tls"] == "implicit"
+    ccm = FUZZ / "tls12-hello-with-tls13-ccm-suite"
+    result = run_cli("analyze", "--tls-keylog", str(ccm) + ".keylog", str(ccm) + ".pcap")
+    assert result.exit_code == 0, result.stderr
+
+
+def test_a_huge_count_in_a_note_read_back_by_the_german_view(tmp_path: Path) -> None:
+    path = str(FUZZ / "imap-bodystructure-more-5000-digits.pcap")
+    for args in (("analyze", "--lang", "de", "--no-color"), ("report", "--lang", "de", "-o", str(tmp_path / "r.html"))):
+        result = run_cli(*args, path)
+        assert result.exit_code == 0, result.stderr
+
+
+def test_odd_option_values_are_one_line_errors() -> None:
+    from tests.support import sample
+    path = str(sample("pop3-session.pcap"))
+    for args, said in ((("--session", "1-999999999"), "at most 1,000,000 session ids can be named"),
+                       (("--since", "nan"), "is neither epoch seconds nor an ISO date"),
+                       (("--since", "inf"), "is neither epoch seconds nor an ISO date"),
+                       (("--until", "٣"), "is neither epoch seconds nor an ISO date"),
+                       (("--tls-keylog", "/dev/zero"), "that is no key log")):
+        result = run_cli("analyze", "--list", *args, path)
+        assert result.exit_code == 2 and said in result.stderr, (args, result.stderr)

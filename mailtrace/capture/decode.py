@@ -137,6 +137,10 @@ class _Fragments:
     size: int = 0
 
 
+MAX_TUNNEL_DEPTH = 8
+"""Tunnels inside tunnels followed (GRE, IP-in-IP, 6in4); deeper frames are counted as not TCP."""
+
+
 class Decoder:
     """Turns frames into TcpPacket/UdpPacket; keeps the IP fragment buffers (bounded)."""
 
@@ -152,6 +156,7 @@ class Decoder:
         self.udp_ports = udp_ports
         self._fragments: OrderedDict[bytes, _Fragments] = OrderedDict()
         self._fragment_bytes = 0
+        self._nesting = 0
         self.max_fragment_datagrams = max_fragment_datagrams
         self.max_fragment_bytes = max_fragment_bytes
         self.fragment_timeout = fragment_timeout
@@ -308,15 +313,19 @@ class Decoder:
                 self._drop_oldest_fragments()
             entry = _Fragments(first_ts=ts)
             self._fragments[key] = entry
-        if offset not in entry.parts:
+        changed = offset not in entry.parts
+        if changed:
             entry.parts[offset] = part
             entry.size += len(part)
             self._fragment_bytes += len(part)
-        if not more:
+        if not more and entry.total != offset + len(part):
             entry.total = offset + len(part)
+            changed = True
         while self._fragment_bytes > self.max_fragment_bytes and self._fragments:
             self._drop_oldest_fragments()
-        if entry.total is None or key not in self._fragments:
+        # a duplicate changes nothing, and fewer bytes than the datagram's length leave a hole: joining
+        # the parts again for each (32,000 copies of one fragment) made a capture quadratic
+        if not changed or entry.total is None or entry.size < entry.total or key not in self._fragments:
             return None
         out = bytearray()
         for off in sorted(entry.parts):
@@ -373,12 +382,19 @@ class Decoder:
                 return UdpPacket(src, dst, sport, dport, data[start + 8 : end])
             self.stats.non_tcp += 1
             return None
-        if proto == PROTO_IPIP:
-            return self._ipv4(ts, data[:end], start, tunnel or "ipip")
-        if proto == PROTO_IPV6:
-            return self._ipv6(ts, data[:end], start, tunnel or ("6in4" if len(src) == 4 else "ipip"))
-        if proto == PROTO_GRE:
-            return self._gre(ts, data[:end], start, tunnel)
+        if proto in (PROTO_IPIP, PROTO_IPV6, PROTO_GRE):
+            if self._nesting >= MAX_TUNNEL_DEPTH:  # a frame of a thousand tunnels would recurse until Python stops
+                self.stats.non_tcp += 1
+                return None
+            self._nesting += 1
+            try:
+                if proto == PROTO_IPIP:
+                    return self._ipv4(ts, data[:end], start, tunnel or "ipip")
+                if proto == PROTO_IPV6:
+                    return self._ipv6(ts, data[:end], start, tunnel or ("6in4" if len(src) == 4 else "ipip"))
+                return self._gre(ts, data[:end], start, tunnel)
+            finally:
+                self._nesting -= 1
         self.stats.non_tcp += 1
         return None
 

@@ -50,6 +50,8 @@ def load_keylog(paths: str | Sequence[str] | None) -> KeyLog | None:
             keylog = KeyLog.from_file(path)
         except OSError as exc:
             fail(f"--tls-keylog {path}: {exc.strerror or exc}")
+        except ValueError as exc:
+            fail(f"--tls-keylog {path}: {exc}")
         if not len(keylog):
             what = f"none of its {keylog.skipped_lines} lines is" if keylog.skipped_lines else "it holds no lines"
             click.echo(f"mailtrace: --tls-keylog {path}: no TLS secrets found ({what} an NSS key log line such as "

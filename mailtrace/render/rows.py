@@ -57,7 +57,7 @@ def placeholder_text(line: str, lang: str = "en") -> str:
 
 _ENVELOPE_NOTE = re.compile(r"message (\d+): “(.*)” from (.*)", re.S)
 _STRUCTURE_NOTE = re.compile(r"message (\d+) structure: (.*)", re.S)
-_MORE = re.compile(r"\+(\d+) more$")
+_MORE = re.compile(r"\+(\d{1,18}) more$")
 
 
 def note_text(note: str, lang: str = "en") -> str:

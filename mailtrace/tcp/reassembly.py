@@ -15,6 +15,7 @@ Rules (docs/architecture.md, "TCP reassembly"):
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import deque
 from dataclasses import dataclass
 
@@ -44,6 +45,10 @@ class ReassemblyNote:
 RETRANSMISSION = "retransmission"
 """The note kind of a segment that repeats delivered bytes; its detail is the original frame ("0": not
 known any more). Not an anomaly: the views mark the row, as Wireshark's [TCP Retransmission]."""
+
+
+def _piece_offset(piece: tuple[int, bytes, int]) -> int:
+    return piece[0]
 
 
 class Reassembler:
@@ -283,8 +288,13 @@ class Reassembler:
             self._recent_bytes -= len(old)
 
     def _frame_of(self, offset: int) -> int:
-        """The frame that delivered the byte at ``offset`` (0 when it is no longer remembered)."""
-        for off, kept, frame in self._recent:
+        """The frame that delivered the byte at ``offset`` (0 when it is no longer remembered). The
+        remembered pieces are in stream order: found by bisection (a walk over all of them made a run
+        of one-byte retransmissions or zero-window probes quadratic)."""
+        recent = self._recent
+        i = bisect_right(recent, offset, key=_piece_offset) - 1  # pieces are in stream order
+        if i >= 0:
+            off, kept, frame = recent[i]
             if off <= offset < off + len(kept):
                 return frame
         return 0
@@ -301,9 +311,14 @@ class Reassembler:
         """A retransmitted copy of delivered bytes: the first copy won; flag it if they differ."""
         if not data:
             return
-        for off, kept, _ in self._recent:
+        end = start + len(data)
+        recent = self._recent
+        for j in range(max(0, bisect_right(recent, start, key=_piece_offset) - 1), len(recent)):
+            off, kept, _ = recent[j]  # only the pieces the copy overlaps (see _frame_of)
+            if off >= end:
+                break
             lo = max(off, start)
-            hi = min(off + len(kept), start + len(data))
+            hi = min(off + len(kept), end)
             if lo < hi and kept[lo - off : hi - off] != data[lo - start : hi - start]:
                 self.notes.append(ReassemblyNote(
                     "overlap-mismatch",

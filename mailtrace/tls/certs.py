@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -70,7 +71,15 @@ def _serial(number: int) -> str:
 
 
 def describe_certificate(der: bytes, *, sent_by: str) -> CertInfo:
-    """Summarise one DER certificate; raises ValueError when it does not parse."""
+    """Summarise one DER certificate; raises (ValueError, or whatever ``cryptography`` raises) when it
+    does not parse. Its deprecation warnings about a capture's odd certificates (a negative serial)
+    are not the user's business: they are silenced here."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _describe(der, sent_by=sent_by)
+
+
+def _describe(der: bytes, *, sent_by: str) -> CertInfo:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
 

@@ -164,7 +164,7 @@ class Tls12AeadCipher(RecordCipher):
             aad = seq.to_bytes(8, "big") + header[:3] + length
             try:
                 plaintext = self._aead.decrypt(nonce, body, aad)
-            except InvalidTag:
+            except (InvalidTag, ValueError):  # ValueError: a nonce the cipher refuses (a suite its version lacks)
                 continue
             return Opened(seq, header[0], plaintext)
         return None

@@ -40,6 +40,10 @@ KNOWN_LABELS = frozenset(
 """Labels keyed by the 32-byte client random. ``RSA`` lines (keyed by encrypted premaster) are not."""
 
 
+MAX_KEYLOG_BYTES = 64 << 20
+"""A key log line is ~180 bytes: some 70,000 TLS 1.3 sessions (five lines each) fit; /dev/zero does not."""
+
+
 class KeyLog:
     """Secrets by client random and label. Later lines win over earlier ones for the same key."""
 
@@ -52,8 +56,13 @@ class KeyLog:
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> KeyLog:
-        """Read a key log file (the one place in mailtrace.tls that does I/O)."""
-        return cls.from_text(Path(path).read_bytes())
+        """Read a key log file (the one place in mailtrace.tls that does I/O). ValueError when it is
+        larger than any key log (``/dev/zero`` would fill the memory)."""
+        with Path(path).open("rb") as f:
+            data = f.read(MAX_KEYLOG_BYTES + 1)
+        if len(data) > MAX_KEYLOG_BYTES:
+            raise ValueError(f"larger than {MAX_KEYLOG_BYTES >> 20} MiB: that is no key log")
+        return cls.from_text(data)
 
     @classmethod
     def from_text(cls, text: str | bytes) -> KeyLog:

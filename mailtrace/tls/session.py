@@ -540,8 +540,9 @@ class TlsSession:
         for der in ders:
             try:
                 described.append(describe_certificate(der, sent_by=sent_by))
-            except ValueError as exc:
-                self._anomaly(side, "bad-certificate", f"{len(der)}-byte certificate does not parse: {exc}")
+            except Exception as exc:
+                self._anomaly(side, "bad-certificate", f"{len(der)}-byte certificate does not parse: "
+                              f"{exc or type(exc).__name__}")
         known = {(c.sha256, c.sent_by) for c in self._certs}  # renegotiation sends the chain again
         self._certs += [c for c in described if (c.sha256, c.sent_by) not in known]
         return described[0].subject if described else f"{len(ders)} certificates"
