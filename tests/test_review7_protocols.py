@@ -299,3 +299,21 @@ def test_pop3_a_second_pass_after_a_refused_one_needs_a_new_user(tmp_path: Path)
                            .c(b"PASS right\r\n").s(b"+OK in\r\n").c(b"QUIT\r\n").s(b"+OK bye\r\n").fin())
     assert again["anomalies"] == []
     assert [(a["username"], a["success"]) for a in again["auth"]] == [("bob", False), ("bob", True)]
+
+
+def test_pop3_and_imap_challenges_that_are_base64_text_are_decoded(tmp_path: Path) -> None:
+    import base64
+    user, password = base64.b64encode(b"bob") + b"\r\n", base64.b64encode(b"pw") + b"\r\n"
+    for port, build in (
+        (143, lambda t: t.s(b"* OK ready\r\n").c(b"a1 AUTHENTICATE LOGIN\r\n").s(b"+ VXNlcm5hbWU6\r\n").c(user)
+         .s(b"+ UGFzc3dvcmQ6\r\n").c(password).s(b"a1 OK in\r\n").c(b"a2 IDLE\r\n").s(b"+ idling\r\n")
+         .c(b"DONE\r\n").s(b"a2 OK done\r\n").fin()),
+        (110, lambda t: t.s(b"+OK ready\r\n").c(b"AUTH LOGIN\r\n").s(b"+ VXNlcm5hbWU6\r\n").c(user)
+         .s(b"+ UGFzc3dvcmQ6\r\n").c(password).s(b"+OK in\r\n").fin()),
+    ):
+        cap = Capture()
+        build(Tcp(cap, client=("10.0.0.1", 40000), server=("10.0.0.2", port)).handshake())
+        text = run_cli("analyze", "--no-color", str(cap.write(tmp_path / "sasl.pcap"))).stdout  # explained
+        assert text.count("↳ the challenge is base64 for “Username:”") == 1
+        assert text.count("↳ the challenge is base64 for “Password:”") == 1
+        assert text.count("the challenge is base64") == 2  # not "+ idling"

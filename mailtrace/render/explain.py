@@ -24,7 +24,7 @@ from mailtrace.model import Reply
 from mailtrace.protocols.smtp_codes import explain_keyword, explain_reply
 from mailtrace.render.catalog import text
 
-__all__ = ["ORDINARY", "ReplyExplanation", "explain_smtp_reply"]
+__all__ = ["ORDINARY", "ReplyExplanation", "explain_challenge", "explain_smtp_reply"]
 
 ORDINARY = frozenset({"220", "221", "250"})
 """Positive replies the table views leave unexplained by default: every session has them, and the
@@ -61,6 +61,17 @@ def sasl_challenge_text(token: str) -> str | None:
     if not decoded or not decoded.isprintable():
         return None
     return decoded if len(decoded) <= MAX_CHALLENGE_SHOWN else decoded[:MAX_CHALLENGE_SHOWN] + "…"
+
+
+def explain_challenge(reply: Reply, lang: str = "en") -> ReplyExplanation | None:
+    """A POP3/IMAP SASL continuation (``+ VXNlcm5hbWU6``) whose challenge is base64 text: what it says,
+    as SMTP's 334 gets it."""
+    if reply.status != "+" or not reply.lines:
+        return None
+    challenge = sasl_challenge_text(reply.lines[0])
+    if challenge is None:
+        return None
+    return ReplyExplanation("positive", (text("explain.challenge", lang, text=challenge),))
 
 
 def explain_smtp_reply(reply: Reply, lang: str = "en", *,

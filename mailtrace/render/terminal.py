@@ -40,7 +40,7 @@ from mailtrace.protocols.sasl import hashcat_cram_md5
 from mailtrace.render.captions import Step, steps
 from mailtrace.render.catalog import fmt_num, has, localize_number, text
 from mailtrace.render.context import ContextBlock, check_text, context_blocks, row_info, row_proto
-from mailtrace.render.explain import explain_smtp_reply
+from mailtrace.render.explain import explain_challenge, explain_smtp_reply
 from mailtrace.render.output import Output, clean
 from mailtrace.render.rows import (
     PacketGroup,
@@ -454,12 +454,11 @@ class _InfoWriter:
 
     def explanations(self, item: PacketGroup) -> list[str]:
         """Lines under a row that explain it the way the lecture does (see :mod:`render.explain`)."""
-        if self.session.protocol != "smtp":
-            return []
+        smtp = self.session.protocol == "smtp"
         out: list[str] = []
         for event in item.events:
             if isinstance(event, Reply):
-                explained = explain_smtp_reply(event, self.lang)
+                explained = explain_smtp_reply(event, self.lang) if smtp else explain_challenge(event, self.lang)
                 if explained is not None:
                     out += explained.lines
         return out
