@@ -19,8 +19,8 @@ def parse_count(text: str, max_digits: int = MAX_DIGITS) -> int | None:
 
 
 def is_count(text: str, max_digits: int = MAX_DIGITS) -> bool:
-    """Whether :func:`parse_count` would give a number."""
-    return 0 < len(text) <= max_digits and text.isascii() and text.isdigit()
+    """Whether :func:`parse_count` gives a number."""
+    return parse_count(text, max_digits) is not None
 
 
 def parse_decimal(text: str) -> float | None:

@@ -348,9 +348,8 @@ class SessionBuilder:
         self.tls_starts = 0
         self.body_marked = False
         self._fins = 0
-        self.closing = False
-        """Both sides sent FIN (or one RST): packets without payload from here on are the teardown (a
-        half-closed connection still has an exchange to finish)."""
+        """Bit 1: the client sent FIN, bit 2: the server did (RST: both). At 3 packets without payload are
+        the teardown (a half-closed connection still has an exchange to finish)."""
         self.bulk_first_frame = 0
         """While bulk content is dissected: the frame its first bytes came in (for the message's first frame)."""
         """Message bytes were already counted on their rows (the stack dissects them in bulk)."""
@@ -375,10 +374,9 @@ class SessionBuilder:
         if flags & (TCP_FIN | TCP_RST):
             phase = Phase.TEARDOWN
             self._fins |= 3 if flags & TCP_RST else 1 if direction is Direction.CLIENT else 2
-            self.closing = self._fins == 3
         elif flags & TCP_SYN:
             phase = Phase.SETUP
-        elif self.closing and not payload_len:
+        elif self._fins == 3 and not payload_len:
             phase = Phase.TEARDOWN  # the ACK of a FIN belongs to the teardown, not to the last exchange
         row = PacketRow(frame, ts, direction, flags, payload_len, phase, None, self.decrypting)
         self._last_row = row

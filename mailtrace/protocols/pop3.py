@@ -206,7 +206,6 @@ class Pop3:
         self.sasl: SaslExchange | None = None
         self.auth_waiting = False
         self.user: str | None = None
-        self.user_frame = 0
         self.user_name: str | None = None
         """The name of the USER command a PASS goes with (RFC 1939 7: PASS follows a successful USER)."""
         self.user_command_frame = 0
@@ -400,12 +399,10 @@ class Pop3:
             shown = argument if self.limits.show_secrets else "[password]"
         elif verb_u == "USER":
             self.user = argument.strip()
-            self.user_frame = line.frame
             self.user_name, self.user_command_frame, self.user_refused = self.user, line.frame, False
         elif verb_u == "APOP":
             name = argument.strip().rpartition(" ")[0]
             self.user = name or argument.strip()
-            self.user_frame = line.frame
             self.user_name, self.user_command_frame = None, 0  # a PASS after it has no USER
             shown = argument if self.limits.show_secrets else f"{self.user} [digest]"
             if self.greeted and self.apop_timestamp is None:
@@ -724,11 +721,11 @@ class Pop3:
     def _message_end(self, body: Body, frame: int, ts: float, complete: bool) -> None:
         cmd = body.cmd
         args = cmd.argument.split()
-        number = _int(args[0]) if args else None
+        number = parse_count(args[0]) if args else None
         missing = body.missing or (0 if complete else 1)
         detail: dict[str, Any] = {"msg": number}
         if cmd.verb == "TOP":
-            detail["lines"] = _int(args[1]) if len(args) > 1 else None
+            detail["lines"] = parse_count(args[1]) if len(args) > 1 else None
             detail["lines_asked"] = detail["lines"]
         announced = re.match(r"^(\d{1,18})(?: octets)?\b", body.text)
         if announced:
@@ -776,7 +773,7 @@ class Pop3:
         if verb == "STAT" and ok:
             parts = rest.split()
             if len(parts) >= 2:
-                mb.count, mb.size = _int(parts[0]), _int(parts[1])
+                mb.count, mb.size = parse_count(parts[0]), parse_count(parts[1])
         elif verb == "LIST" and ok:
             for entry in listing if listing is not None else [rest]:
                 parts = entry.split()
@@ -790,7 +787,7 @@ class Pop3:
         elif verb == "CAPA" and ok and listing is not None:
             self.capabilities = listing[:MAX_RECORDS]
         elif verb == "DELE" and ok:
-            number = _int(cmd.argument.strip())
+            number = parse_count(cmd.argument.strip())
             if number is not None and number not in mb.marked:
                 self._keep_number(mb.marked, "marked_deleted", number)
         elif verb == "RSET" and ok:
@@ -951,10 +948,6 @@ def _hide_secret(verb_u: bytes, verb: bytes, argument: bytes) -> bytes | None:
         name = argument.strip().rpartition(b" ")[0] or argument.strip()
         return verb + b" " + name + b" [digest]"
     return None
-
-
-def _int(text: str) -> int | None:
-    return parse_count(text)
 
 
 def _numbers(numbers: list[int]) -> str:

@@ -248,11 +248,11 @@ class Smtp:
         self.body_after_gap = False
         """A hole just cut the message: the next client bytes may be a command after a lost end marker."""
         self.commands_lost_at = 0
+        """Frame of a hole in the client's commands whose replies may still come (0: none)."""
         self.client_bytes_lost = False
         """A gap took client bytes (sticky: ``commands_lost_at`` resets once the replies catch up)."""
         self.authenticated_at = 0
         """Frame of the 235 that authenticated the client (0: not yet, or reset by STARTTLS)."""
-        """Frame of a hole in the client's commands whose replies may still come (0: none)."""
         self.messages = 0
         self.phase = Phase.GREETING
         self.server_bytes = 0
@@ -916,8 +916,7 @@ class Smtp:
             if verb == "EHLO":
                 self.ehlo_keywords = [t.split(" ", 1)[0].upper() for t in texts[1:] if t]
                 limits = [t.split()[1] for t in texts[1:] if t.upper().startswith("SIZE ") and len(t.split()) > 1]
-                size_limit = parse_count(limits[0]) if limits else None
-                self.size_limit = size_limit if size_limit else None
+                self.size_limit = (parse_count(limits[0]) if limits else None) or None  # SIZE 0: no limit
             if self.current is not None and self.current.frame < cmd.frame:
                 self.current = None  # an accepted HELO/EHLO resets the transaction (RFC 5321 4.1.4)
         elif verb == "MAIL" and tx is not None and tx.reply is None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from mailtrace.numbers import is_count
+from mailtrace.numbers import parse_count
 
 FIRST_DIGIT = {
     "de": {
@@ -324,8 +324,9 @@ def explain_keyword(line: str, lang: str = "en") -> tuple[str, str | None]:
         meaning = "private Erweiterung" if lang == "de" else "private extension"
     if meaning is not None and value:
         detail = None
-        if keyword == "SIZE" and is_count(value):
-            detail = _size(int(value)) if int(value) else ("keine feste Grenze" if lang == "de" else "no fixed limit")
+        size = parse_count(value) if keyword == "SIZE" else None
+        if size is not None:
+            detail = _size(size) if size else ("keine feste Grenze" if lang == "de" else "no fixed limit")
         elif keyword == "AUTH":
             detail = value
         if detail is not None:

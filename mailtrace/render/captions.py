@@ -640,8 +640,7 @@ def _close(draft: _Draft, ctx: _Context) -> _Sentence:
     # who closed first is the session's first FIN, which may have ridden on the last reply (a POP3
     # server's "+OK bye" with FIN) and so sit in the block before this one
     last = draft.rows[-1].frame if draft.rows else 0
-    fin = next((r for r in ctx.session.rows if r.flags & TCP_FIN and r.frame <= last), None) \
-        or next((r for r in draft.rows if r.flags & TCP_FIN), None)
+    fin = next((r for r in ctx.session.rows if r.flags & TCP_FIN and r.frame <= last), None)
     rst = next((r for r in draft.rows if r.flags & TCP_RST), None)
     if fin is not None and rst is not None and fin.frame < rst.frame:
         key = "tcp.fin_rst.same" if fin.direction is rst.direction else "tcp.fin_rst"

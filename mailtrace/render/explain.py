@@ -68,10 +68,13 @@ def explain_challenge(reply: Reply, lang: str = "en") -> ReplyExplanation | None
     as SMTP's 334 gets it."""
     if reply.status != "+" or not reply.lines:
         return None
-    challenge = sasl_challenge_text(reply.lines[0])
-    if challenge is None:
-        return None
-    return ReplyExplanation("positive", (text("explain.challenge", lang, text=challenge),))
+    line = _challenge_line(reply.lines[0], lang)
+    return ReplyExplanation("positive", (line,)) if line is not None else None
+
+
+def _challenge_line(token: str, lang: str) -> str | None:
+    challenge = sasl_challenge_text(token)
+    return text("explain.challenge", lang, text=challenge) if challenge is not None else None
 
 
 def explain_smtp_reply(reply: Reply, lang: str = "en", *,
@@ -103,7 +106,7 @@ def explain_smtp_reply(reply: Reply, lang: str = "en", *,
                   meaning=f" — {m.meaning}" if m.meaning else "")]
     if m.enhanced and m.enhanced_meaning and (failure or not m.generic):
         lines.append(text("explain.enhanced", lang, code=m.enhanced, meaning=m.enhanced_meaning))
-    challenge = sasl_challenge_text(reply.lines[0] if reply.lines else "") if status == "334" else None
+    challenge = _challenge_line(reply.lines[0] if reply.lines else "", lang) if status == "334" else None
     if challenge is not None:
-        lines.append(text("explain.challenge", lang, text=challenge))
+        lines.append(challenge)
     return ReplyExplanation("failure" if failure else "positive", tuple(lines))
