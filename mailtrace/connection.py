@@ -140,8 +140,8 @@ class MailConnection:
         return not self.sniffing
 
     def packet(self, conn: Connection, frame: int, ts: float, direction: Direction, pkt: TcpPacket) -> None:
-        if not self.sniffing:
-            builder = self.builder
+        builder = self._builder
+        if builder is not None:  # not sniffing any more: a session is being built
             builder.packet(frame, ts, direction, pkt.flags, pkt.payload_len)
             if self._bulk is direction and pkt.payload_len:  # message content: counted on its row now
                 builder.mark_body(pkt.payload_len)
@@ -231,7 +231,8 @@ class MailConnection:
         if left is not None:
             return self._held_bytes + len(data) < left
         tail = self._held[-1].data[-4:] if self._held else self._bulk_tail
-        return b"\r\n.\r\n" not in tail + data[:4] and b"\r\n.\r\n" not in data
+        # a segment without a dot (most of base64 content) cannot hold the marker: one memchr decides
+        return b"\r\n.\r\n" not in tail + data[:4] and (b"." not in data or b"\r\n.\r\n" not in data)
 
     def _release_bulk(self) -> None:
         """Dissect the held message content as one piece (it was already counted on its rows)."""

@@ -39,6 +39,9 @@ from mailtrace.model import (
 if TYPE_CHECKING:
     from mailtrace.context.model import ContextCheck, ContextObservation
 
+_CLIENT = Direction.CLIENT
+_SYN_FIN_RST = TCP_SYN | TCP_FIN | TCP_RST
+
 SIDE_EVENTS = frozenset({Anomaly, GapEvent})
 """Events that do not decide a row's phase (they can happen in any phase)."""
 
@@ -346,14 +349,15 @@ class SessionBuilder:
         self.tls_info: dict[str, Any] | None = None
         self.notes: list[str] = []
         self.tls_starts = 0
+        """How many TlsStart events were seen (the stack watches it to put the TLS gate in place)."""
         self.body_marked = False
+        """Message bytes were already counted on their rows (the stack dissects them in bulk)."""
         self._fins = 0
         """Bit 1: the client sent FIN, bit 2: the server did (RST: both). At 3 packets without payload are
         the teardown (a half-closed connection still has an exchange to finish)."""
         self.bulk_first_frame = 0
         """While bulk content is dissected: the frame its first bytes came in (for the message's first frame)."""
-        """Message bytes were already counted on their rows (the stack dissects them in bulk)."""
-        """How many TlsStart events were seen (the stack watches it to put the TLS gate in place)."""
+        self._max_rows = limits.max_rows
         self.transcript: list[TranscriptPiece] = []
         self.retransmissions: dict[int, int] = {}
         self.transcript_bytes = 0
@@ -366,21 +370,24 @@ class SessionBuilder:
             self.first_frame = frame
             if not flags & TCP_SYN:
                 self.phase = Phase.GREETING
-        self.last_ts = max(self.last_ts, ts)
+        if ts > self.last_ts:  # noqa: PLR1730 - max() is a call per packet
+            self.last_ts = ts
         self.last_frame = frame
         self.packets += 1
-        self.bytes[0 if direction is Direction.CLIENT else 1] += payload_len
+        if payload_len:
+            self.bytes[0 if direction is _CLIENT else 1] += payload_len
         phase = self.phase
-        if flags & (TCP_FIN | TCP_RST):
-            phase = Phase.TEARDOWN
-            self._fins |= 3 if flags & TCP_RST else 1 if direction is Direction.CLIENT else 2
-        elif flags & TCP_SYN:
-            phase = Phase.SETUP
+        if flags & _SYN_FIN_RST:  # one test for the common case, a segment in the middle of the session
+            if flags & (TCP_FIN | TCP_RST):
+                phase = Phase.TEARDOWN
+                self._fins |= 3 if flags & TCP_RST else 1 if direction is _CLIENT else 2
+            else:
+                phase = Phase.SETUP
         elif self._fins == 3 and not payload_len:
             phase = Phase.TEARDOWN  # the ACK of a FIN belongs to the teardown, not to the last exchange
         row = PacketRow(frame, ts, direction, flags, payload_len, phase, None, self.decrypting)
         self._last_row = row
-        if len(self.rows) < self.limits.max_rows:
+        if len(self.rows) < self._max_rows:
             self.rows.append(row)
         else:
             self.rows_elided += 1

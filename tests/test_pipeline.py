@@ -163,3 +163,30 @@ def test_a_scanner_s_syn_rst_pairs_keep_memory_bounded_and_the_report_unchanged(
     assert len(bounded) == 301 and sum(s["close"] == "rst" for s in bounded) == 300
     [real] = [s for s in bounded if s["commands"]]
     assert real["close"] == "fin" and [c["verb"] for c in real["commands"]] == ["QUIT"]
+
+
+def test_end_of_data_split_between_segments_of_bulk_content(tmp_path: Path) -> None:
+    """Message content waits to be dissected in 64 KiB pieces until a segment may end it. A segment
+    without a dot is let through by one byte search, so the end marker split across two segments —
+    its dot in the one before, or in neither half alone — must still end the message at its frame, not
+    at the client's next segment."""
+    body_line = b"QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAxMjM0\r\n"
+    body = body_line * 1500  # ~117 KB: more than one bulk piece, no dot anywhere
+    content = body + b".\r\n"  # the CRLF that ends the body's last line is the marker's first
+    for cut in range(5):  # 0: the whole marker in the last segment; 1-4: split inside it
+        cap = Capture()
+        tcp = Tcp(cap, client=("10.0.0.1", 40000 + cut)).handshake()
+        tcp.s(b"220 mx\r\n").c(b"HELO a\r\n").s(b"250 ok\r\n").c(b"MAIL FROM:<a@x>\r\n").s(b"250 ok\r\n")
+        tcp.c(b"RCPT TO:<b@y>\r\n").s(b"250 ok\r\n").c(b"DATA\r\n").s(b"354 go\r\n")
+        head = content[: len(body) - 2 + cut]
+        for start in range(0, len(head), 1400):
+            tcp.c(head[start : start + 1400])
+        last_frame = len(cap.frames) + 1
+        # the client pipelines QUIT before the server answers: the segment before it ended the content
+        tcp.c(content[len(head) :]).c(b"QUIT\r\n").s(b"250 queued\r\n").s(b"221 bye\r\n").fin()
+        path = cap.write(tmp_path / f"bulk-{cut}.pcap")
+        [session] = [session_json(s) for s in Analyzer(Config()).run([open_capture(str(path))])]
+        [message] = session["messages"]
+        assert (message["complete"], message["bytes"], message["last_frame"]) == (True, len(body), last_frame), cut
+        assert [t["reply"] for t in session["transactions"]] == [250], cut
+        assert [c["verb"] for c in session["commands"]] == ["HELO", "MAIL", "RCPT", "DATA", "QUIT"], cut

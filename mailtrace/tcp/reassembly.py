@@ -115,6 +115,9 @@ class Reassembler:
             self.next_seq = (seq + wire_len) & 0xFFFFFFFF
             self.delivered += wire_len
             return [Chunk(self.direction, payload, ts, frame)]
+        if not wire_len and seq == self.next_seq and not (syn or fin or self.pending) \
+                and self.fin_offset is None and not self.ended:
+            return []  # a bare ACK in sequence (a third of all packets): nothing to deliver or check
         if self.next_seq is None:
             self.isn = seq
             self.next_seq = (seq + 1) % MOD if syn else seq
