@@ -55,6 +55,10 @@ class Endpoint:
     def __str__(self) -> str:
         return f"[{self.ip}]:{self.port}" if ":" in self.ip else f"{self.ip}:{self.port}"
 
+    def __reduce__(self) -> tuple[type[Endpoint], tuple[str, int]]:
+        """Pickled as its fields, not through the Python ``__getstate__`` of frozen slotted dataclasses."""
+        return (Endpoint, (self.ip, self.port))
+
 
 # --------------------------------------------------------------------------- stream items
 # What TCP reassembly hands to a dissector (and what the TLS layer hands on after decryption).

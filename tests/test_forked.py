@@ -20,9 +20,9 @@ import pytest
 from mailtrace import forked
 from mailtrace.capture.reader import open_capture
 from mailtrace.config import Config
-from mailtrace.model import Command, Direction, Phase
+from mailtrace.model import Command, Direction, Endpoint, Phase
 from mailtrace.pipeline import Analyzer
-from mailtrace.session import PacketRow
+from mailtrace.session import PacketRow, PhaseBlock
 from tests.support import REPO, corpus, run_cli
 
 SAMPLES = REPO / "samples"
@@ -173,6 +173,15 @@ def test_a_packet_row_pickles_every_field() -> None:
                     decrypted=True, body_bytes=40)
     assert len(row.__reduce__()[1]) == len(fields(PacketRow))
     assert pickle.loads(pickle.dumps(row)) == row
+
+
+def test_phase_blocks_and_endpoints_pickle_every_field() -> None:
+    """They pickle through their own ``__reduce__``: a field added later must be added there too."""
+    block = PhaseBlock(Phase.AUTH, first_frame=4, last_frame=9, first_row=3, last_row=8)
+    endpoint = Endpoint("2001:db8::1", 587)
+    for value in (block, endpoint):
+        assert len(value.__reduce__()[1]) == len(fields(value))
+        assert pickle.loads(pickle.dumps(value)) == value
 
 
 @needs_fork
