@@ -202,7 +202,8 @@ class DotBody:
     def feed(self, data: bytes) -> tuple[bytes, bytes | None]:
         """Return (unstuffed body bytes, rest after the end marker or None if not finished)."""
         buf = self._tail + data if self._tail else data
-        end = buf.find(self.MARKER)
+        # no dot, no marker: base64 and other encoded bodies skip the five-byte search
+        end = buf.find(self.MARKER) if b"." in buf else -1
         if end >= 0:
             self._tail = b""
             return self._emit(buf[: end + 2]), buf[end + 5 :]
@@ -223,13 +224,14 @@ class DotBody:
             return b""
         self._inspect(raw, final)
         ctx = self._ctx
-        # a dot is rare in encoded bodies, and looking for one byte costs a third of looking for two
-        if b"." in raw and (b"\n." in raw or (raw[:1] == b"." and ctx[-1:] == b"\n")):
-            text = ctx + raw
-            self.stuffed += text.count(b"\r\n.")
-            out = text.replace(b"\r\n.", b"\r\n")[len(ctx) :]
-        else:
-            out = raw
+        out = raw
+        # a dot is rare in encoded bodies, and looking for one byte costs a third of looking for two;
+        # one split both counts and removes the stuffed dots (count + replace would search twice)
+        if b"." in raw:
+            parts = (ctx + raw).split(b"\r\n.")
+            if len(parts) > 1:
+                self.stuffed += len(parts) - 1
+                out = b"\r\n".join(parts)[len(ctx) :]
         self._ctx = raw[-2:] if len(raw) >= 2 else (ctx + raw)[-2:]
         if self._skip:
             dropped = min(self._skip, len(out))
@@ -242,11 +244,11 @@ class DotBody:
     def _inspect(self, raw: bytes, final: bool = False) -> None:
         """Count bare CR/LF and spot end-of-data look-alikes, also across chunk boundaries.
 
-        Written for the common case, a body of CRLF lines: one replace and two one-byte searches
-        decide that nothing is bare; the counting happens only when something is."""
-        lone = raw.replace(b"\r\n", b"")
-        lf = lone.count(b"\n") if b"\n" in lone else 0
-        cr = lone.count(b"\r") if b"\r" in lone else 0
+        Written for the common case, a body of CRLF lines: three counts (no copy of the chunk) show
+        that nothing is bare, and then the look-alike search is skipped (see below)."""
+        crlf = raw.count(b"\r\n")
+        lf = raw.count(b"\n") - crlf
+        cr = raw.count(b"\r") - crlf
         if self._cr_pending:
             if raw[:1] == b"\n":
                 lf -= 1  # the CR of the previous chunk and this LF form a CRLF
@@ -258,12 +260,17 @@ class DotBody:
             self._cr_pending = True
         self.bare_lf += lf
         self.bare_cr += cr
-        look = self._look + raw
-        start = self._look_end - len(self._look)  # absolute offset of look[0]
+        prev = self._look
+        start = self._look_end - len(prev)  # absolute offset of the window's first byte
         self._look_end += len(raw)
-        self._look = look[-5:]
+        self._look = (prev + raw[-5:])[-5:]
+        if not (self.bare_lf or self.bare_cr or self._cr_pending or final):
+            # every CR and LF so far (the window's too) sits in a CRLF, so a dot with line endings on
+            # both sides is CRLF.CRLF: the real marker, which feed() never passes here
+            return
+        look = prev + raw
         # a look-alike has a line ending on both sides of its dot: four substring tests (C speed) rule
-        # out nearly every chunk before the regex walks it ("end.\r\n" and "\r\n..x" have only one side)
+        # out nearly every chunk before _spot_lookalikes walks it ("end.\r\n" and "\r\n..x" have only one side)
         if b"." in look and (b"\n.\n" in look or b"\n.\r" in look or b"\r.\r" in look or b"\r.\n" in look
                              or (final and look.endswith((b"\n.", b"\r.", b"\n.\r", b"\r.\r")))):
             self._spot_lookalikes(look, start, final)
