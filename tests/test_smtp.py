@@ -479,3 +479,19 @@ def test_lookalikes_are_named_per_dot_whatever_the_segment_boundaries(body: byte
             if rest is not None:
                 break
         assert b.smuggling == names, cuts
+
+
+def test_is_text_counts_the_control_bytes_like_the_rfc_says() -> None:
+    """_is_text counts controls with bytes.translate: the same verdict as a byte-by-byte count."""
+    from mailtrace.protocols.smtp import _is_text
+
+    def by_hand(raw: bytes) -> bool:
+        head = raw[:256]
+        bad = sum(1 for b in head if (b < 0x20 and b != 0x09) or b == 0x7F)
+        return bad == 0 or (bad * 10 < len(head) and b"\x00" not in head)
+
+    for b in range(256):
+        for raw in (bytes([b]), bytes([b]) + b"a" * 9, bytes([b]) + b"a" * 10, b"a" * 300 + bytes([b]),
+                    b"MAIL FROM:<a@b>" + bytes([b]) * 2):
+            assert _is_text(raw) == by_hand(raw), raw
+    assert _is_text(b"") and _is_text(b"EHLO x\t") and not _is_text(b"\x00EHLO")

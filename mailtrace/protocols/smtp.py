@@ -1147,9 +1147,12 @@ def _auth_extra(sasl: SaslExchange, code: int) -> dict[str, str]:
     return extra
 
 
+_NOT_CONTROL = bytes(b for b in range(256) if b == 0x09 or 0x20 <= b != 0x7F)
+"""Every byte but the C0 controls (tab excepted) and DEL: deleting these leaves the controls."""
+
+
 def _is_text(raw: bytes) -> bool:
     """A command line is text: mostly printable ASCII/UTF-8, no NUL or C0 controls beyond tab."""
-    if not raw:
-        return True
-    bad = sum(1 for b in raw[:256] if (b < 0x20 and b != 0x09) or b == 0x7F)
-    return bad == 0 or (bad * 10 < len(raw[:256]) and b"\x00" not in raw[:256])
+    head = raw[:256]
+    bad = len(head.translate(None, _NOT_CONTROL))  # counted in C, not byte by byte in Python
+    return bad == 0 or (bad * 10 < len(head) and b"\x00" not in head)
