@@ -177,6 +177,8 @@ def dumps(value: Any, indent: int | None = None) -> str:
     instead of making the output unwritable.
     """
     text = json.dumps(value, ensure_ascii=False, indent=indent, default=str)
+    if text.isascii():  # constant time (CPython keeps the flag); the search below reads every character
+        return text
     return _SURROGATE.sub(_escaped_byte, text) if _SURROGATE.search(text) else text
 
 
