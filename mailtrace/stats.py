@@ -37,9 +37,8 @@ from typing import Any
 from mailtrace.context.tracker import ContextStats
 from mailtrace.findings.cross import GreylistTracker
 from mailtrace.findings.facts import SessionFacts, domain_of
-from mailtrace.findings.headers import verdicts
 from mailtrace.findings.model import FindingsConfig
-from mailtrace.findings.rules import RELAY_TEXT, UNKNOWN_USER, RuleContext, rcpt_outcomes, spam_category
+from mailtrace.findings.rules import RELAY_TEXT, UNKNOWN_USER, RuleContext, spam_category
 from mailtrace.pipeline import CaptureStats
 from mailtrace.protocols.smtp import parse_address
 from mailtrace.session import Session
@@ -500,15 +499,18 @@ class StatsCollector:
         self.sessions = 0
 
     # ------------------------------------------------------------------ consumer interface
-    def session(self, s: Session) -> None:
+    def session(self, s: Session, facts: SessionFacts | None = None) -> None:
+        """Count one session; ``facts``: its :class:`SessionFacts` when the findings already made them."""
+        if facts is None or facts.session is not s:
+            facts = SessionFacts(s)
         self.sessions += 1
-        self._traffic(s)
+        self._traffic(s, facts)
         self._commands(s)
         self._replies(s)
-        self._messages(s)
-        self._auth(s)
+        self._messages(s, facts)
+        self._auth(s, facts)
         self._envelopes(s)
-        self._greylisting(s)
+        self._greylisting(s, facts)
         self.durations.setdefault(s.protocol, Distribution(self.limits.max_samples)).add(s.duration)
         self.timeline.add(s.start)
 
@@ -517,7 +519,7 @@ class StatsCollector:
         self.elapsed = elapsed
 
     # ------------------------------------------------------------------ per session
-    def _traffic(self, s: Session) -> None:
+    def _traffic(self, s: Session, facts: SessionFacts) -> None:
         p = self.protocols.setdefault(s.protocol, _Proto())
         p.sessions += 1
         p.packets += s.packets
@@ -526,7 +528,6 @@ class StatsCollector:
             p.ipv6 += 1
         if s.decrypted:
             p.decrypted += 1
-        facts = SessionFacts(s)
         start = facts.tls_frame
         if start is not None:
             p.tls_sessions += 1
@@ -591,7 +592,7 @@ class StatsCollector:
         if category is not None:
             self.rejections.add(category)
 
-    def _messages(self, s: Session) -> None:
+    def _messages(self, s: Session, facts: SessionFacts) -> None:
         for m in s.messages:
             summary = m.summary
             self.message_count += 1
@@ -610,7 +611,7 @@ class StatsCollector:
                     self.attachment_bytes += nbytes
                     self.attachment_sizes.add(nbytes)
             self._base64(summary)
-            v = verdicts(summary)
+            v = facts.verdicts(m)
             if not v.empty:
                 self.messages_with_verdicts += 1
                 for counter, results in (
@@ -642,8 +643,7 @@ class StatsCollector:
                     self.b64_encoded += encoded
                     self.b64_decoded += decoded
 
-    def _auth(self, s: Session) -> None:
-        facts = SessionFacts(s)
+    def _auth(self, s: Session, facts: SessionFacts) -> None:
         for a in s.auth:
             self.auth_attempts += 1
             self.auth_outcomes.add({True: "succeeded", False: "failed", None: "unknown"}[a.success])
@@ -653,9 +653,9 @@ class StatsCollector:
             if facts.in_clear(a.first_frame):
                 self.auth_cleartext += 1
 
-    def _greylisting(self, s: Session) -> None:
+    def _greylisting(self, s: Session, facts: SessionFacts) -> None:
         if s.protocol == "smtp":
-            for _finding in self.greylist.observe(s, rcpt_outcomes(s)):
+            for _finding in self.greylist.observe(s, facts.rcpt_outcomes):
                 pass  # the findings collector reports them; here only the tracker's counts matter
 
     def _envelopes(self, s: Session) -> None:

@@ -85,7 +85,7 @@ class ReportData:
         self.targets: list[dict[str, Any]] = []
 
     def session(self, session: Session) -> None:
-        self.stats.session(session)
+        self.stats.session(session, self.findings.facts_of(session))
         self.flows.session(session)
 
     def end(self, stats: CaptureStats, elapsed: float) -> None:

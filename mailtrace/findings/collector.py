@@ -23,7 +23,7 @@ from mailtrace.findings.cross import (
 )
 from mailtrace.findings.facts import SessionFacts
 from mailtrace.findings.model import CATALOGUE, Finding, FindingsConfig, Severity
-from mailtrace.findings.rules import RULES, RuleContext, rcpt_outcomes
+from mailtrace.findings.rules import RULES, RuleContext
 from mailtrace.pipeline import CaptureStats
 from mailtrace.session import Session
 
@@ -50,6 +50,8 @@ class FindingsCollector:
         """Rules that raised (a bug in mailtrace): rule name, session, exception. Reported, never fatal."""
         self.sessions = 0
         self.finished = False
+        self._facts: SessionFacts | None = None
+        """The facts of the session checked last (see :meth:`facts_of`)."""
 
     # ------------------------------------------------------------------ consumer interface
     def session(self, session: Session) -> None:
@@ -71,7 +73,7 @@ class FindingsCollector:
     def check(self, session: Session) -> list[Finding]:
         """Run the per-session rules and feed the cross-session trackers; the session's findings."""
         self.sessions += 1
-        facts = SessionFacts(session)
+        facts = self._facts = SessionFacts(session)
         out: list[Finding] = []
         for rule in RULES:
             try:
@@ -79,7 +81,7 @@ class FindingsCollector:
             except Exception as exc:  # one broken rule must not lose the report
                 self.errors.append(f"{rule.__name__}: session {session.id}: {exc!r}")
         try:
-            outcomes = rcpt_outcomes(session)
+            outcomes = facts.rcpt_outcomes
             self.logins.observe(session)
             self.attempts.observe(session)
             self.probes.observe(session, outcomes)
@@ -89,6 +91,12 @@ class FindingsCollector:
         for finding in out:
             self._add(finding)
         return out
+
+    def facts_of(self, session: Session) -> SessionFacts:
+        """The facts of ``session``: those the rules just derived when it is the session checked last (the
+        statistics read the same ones, so nothing is derived twice), else new ones."""
+        facts = self._facts
+        return facts if facts is not None and facts.session is session else SessionFacts(session)
 
     def dns(self, query: DnsObservation) -> Finding | None:
         """Hook for the DNS layer: one DNS query/response seen in the capture."""

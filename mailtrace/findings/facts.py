@@ -19,6 +19,7 @@ from mailtrace.session import MessageRecord, Session
 
 if TYPE_CHECKING:
     from mailtrace.findings.headers import Headers, Verdicts
+    from mailtrace.findings.rules import Exchange, RcptOutcome
 
 CAPABILITY = re.compile(r"(?:^|\[)CAPABILITY ([^\]]*)", re.IGNORECASE)
 HOSTNAME = re.compile(r"^(?=.{1,253}$)(?!-)[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})+\.?$")
@@ -179,6 +180,21 @@ class SessionFacts:
         return None
 
     @cached_property
+    def exchanges(self) -> list[Exchange]:
+        """:func:`~mailtrace.findings.rules.exchanges` of the session, paired once for every rule that reads them."""
+        from mailtrace.findings.rules import exchanges
+
+        return exchanges(self.session)
+
+    @cached_property
+    def rcpt_outcomes(self) -> list[RcptOutcome]:
+        """:func:`~mailtrace.findings.rules.rcpt_outcomes` of the session: the relay rules, the trackers and the
+        statistics all read them."""
+        from mailtrace.findings.rules import rcpt_outcomes
+
+        return rcpt_outcomes(self.session, self.exchanges)
+
+    @cached_property
     def logins(self) -> list[AuthAttempt]:
         """The session's logins: its auth attempts without the exchanges cancelled before any secret."""
         return [a for a in self.session.auth if is_login(a)]
@@ -198,7 +214,11 @@ class SessionFacts:
 
         found = self._verdicts.get(message.index)
         if found is None:
-            found = self._verdicts[message.index] = verdicts(self.headers(message))
+            # the summary itself when no rule indexed its headers: verdicts() then skips a message
+            # without any verdict field before unfolding its fields
+            headers = self._headers.get(message.index)
+            found = verdicts(headers if headers is not None else message.summary)
+            self._verdicts[message.index] = found
         return found
 
     # ------------------------------------------------------------------ TLS

@@ -19,7 +19,7 @@ from __future__ import annotations
 import email.utils
 import itertools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, KeysView
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +64,10 @@ class Headers:
 
     def get(self, name: str) -> list[str]:
         return self._by_name.get(name.lower(), [])
+
+    def names(self) -> KeysView[str]:
+        """The lower-cased names of the fields present."""
+        return self._by_name.keys()
 
 
 def header_values(source: object, name: str) -> list[str]:
@@ -230,7 +234,10 @@ NO_VERDICTS = Verdicts()
 
 def verdicts(source: object) -> Verdicts:
     """Collect the spam-defence verdicts of one message (its summary or its :class:`Headers`)."""
-    if not isinstance(source, Headers):
+    if isinstance(source, Headers):
+        if VERDICT_HEADERS.isdisjoint(source.names()):
+            return NO_VERDICTS
+    else:
         names = {str(item[0]).lower() for item in getattr(source, "headers", None) or ()
                  if isinstance(item, tuple) and len(item) == 2}
         if names.isdisjoint(VERDICT_HEADERS):

@@ -339,7 +339,7 @@ def _once_per_pair(sensitive: bool, what: str, other: Severity) -> str:
 
 
 def starttls_refused_cleartext(s: Session, f: SessionFacts, ctx: RuleContext) -> Iterator[Finding]:
-    for ex in exchanges(s):
+    for ex in f.exchanges:
         if ex.command.verb not in STARTTLS_VERBS or ex.reply is None or not reply_failed(ex.reply):
             continue
         refused = ex.reply
@@ -485,7 +485,7 @@ def weak_tls(s: Session, f: SessionFacts, ctx: RuleContext) -> Iterator[Finding]
 
 
 def user_enumeration(s: Session, f: SessionFacts, ctx: RuleContext) -> Iterator[Finding]:
-    probes = [ex for ex in exchanges(s) if ex.command.verb in ("VRFY", "EXPN")]
+    probes = [ex for ex in f.exchanges if ex.command.verb in ("VRFY", "EXPN")]
     if not probes:
         return
     disclosed = [ex for ex in probes if ex.reply is not None and _discloses(ex.reply)]
@@ -542,14 +542,15 @@ class RcptOutcome:
     authenticated: bool
 
 
-def rcpt_outcomes(s: Session) -> list[RcptOutcome]:
-    """Every RCPT of an SMTP session in order, with the MAIL FROM in force and whether AUTH succeeded."""
+def rcpt_outcomes(s: Session, pairs: list[Exchange] | None = None) -> list[RcptOutcome]:
+    """Every RCPT of an SMTP session in order, with the MAIL FROM in force and whether AUTH succeeded
+    (``pairs``: the session's :func:`exchanges`, when already made)."""
     if s.protocol != "smtp":
         return []
     out: list[RcptOutcome] = []
     mail_from: str | None = None
     ok_auth = [a.frame for a in s.auth if a.success]
-    for ex in exchanges(s):
+    for ex in exchanges(s) if pairs is None else pairs:
         verb = ex.command.verb
         if verb == "MAIL":
             mail_from = (
@@ -614,7 +615,7 @@ def open_relay_attempt(s: Session, f: SessionFacts, ctx: RuleContext) -> Iterato
         return
     relayed = [
         r
-        for r in rcpt_outcomes(s)
+        for r in f.rcpt_outcomes
         if not r.authenticated
         and r.reply is not None
         and r.reply.status in ("250", "251")
@@ -653,7 +654,7 @@ def relay_denied(s: Session, f: SessionFacts, ctx: RuleContext) -> Iterator[Find
     local, _given = local_domains(f, ctx)
     denied = [
         r
-        for r in rcpt_outcomes(s)
+        for r in f.rcpt_outcomes
         if r.reply is not None and is_relay_refusal(r.reply, domain_of(r.address), local)
     ]
     if not denied:
