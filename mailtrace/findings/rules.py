@@ -15,7 +15,7 @@ import bisect
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from email.utils import getaddresses, parseaddr, parsedate_to_datetime
+from email.utils import getaddresses, parseaddr
 
 from mailtrace.findings.facts import (
     PASSWORD_MECHANISMS,
@@ -27,7 +27,14 @@ from mailtrace.findings.facts import (
     reply_failed,
     reply_ok,
 )
-from mailtrace.findings.headers import ChainProblem, Headers, chain_problems, header_values, received_chain
+from mailtrace.findings.headers import (
+    ChainProblem,
+    Headers,
+    chain_problems,
+    date_seconds,
+    header_values,
+    received_chain,
+)
 from mailtrace.findings.model import CATALOGUE, Finding, FindingsConfig, Severity
 from mailtrace.mime import MAX_LINE_CHARS, long_lines_defect
 from mailtrace.model import AuthAttempt, Command, Reply
@@ -756,8 +763,8 @@ def display_name_spoof(s: Session, f: SessionFacts, ctx: RuleContext) -> Iterato
         values = header_values(f.headers(message), "From") or (
             [str(message.summary.from_)] if getattr(message.summary, "from_", None) else []
         )
-        if not values:
-            continue
+        if not values or values[0].count("@") < 2:
+            continue  # an address shown in the name and the real one need an "@" each (parseaddr is slow)
         name, address = parseaddr(values[0])
         shown = _address_in_name(name or "")
         real = domain_of(address)
@@ -800,9 +807,8 @@ def received_chain_suspicious(s: Session, f: SessionFacts, ctx: RuleContext) -> 
 
 def _date_in_future(headers: Headers, seen: float, tolerance: float) -> str | None:
     for value in header_values(headers, "Date")[:1]:
-        try:
-            ts = parsedate_to_datetime(value).timestamp()
-        except (TypeError, ValueError, IndexError, OverflowError):
+        ts = date_seconds(value)
+        if ts is None:
             return None
         if ts - seen > tolerance:
             days = (ts - seen) / 86_400
