@@ -1213,7 +1213,7 @@ class MessageSummarizer:
         self._limits = limits
         self._fast_limit = min(limits.max_header_bytes, limits.max_field_bytes)  # no field can be cut
         self._on_part = on_part
-        self._buf = bytearray()  # bytes not decided yet (waiting for the rest of a line)
+        self._buf: list[bytes] = []  # bytes not decided yet (waiting for the rest of a line), in pieces
         self._unscanned = 0
         self._base = 0  # message offset of the first byte of the data being scanned
         self._total = 0
@@ -1252,7 +1252,9 @@ class MessageSummarizer:
             if not self._failed:
                 self._scan(data, final=False)
             return
-        self._buf += data  # hashed with the rest of the block: fewer, larger hash updates
+        # hashed with the rest of the block: fewer, larger hash updates; kept as the pieces they are, joined
+        # once (one copy, none for a single piece) rather than copied in and out of a bytearray
+        self._buf.append(bytes(data))
         self._unscanned += len(data)
         if self._unscanned >= _BLOCK:
             self._scan_buffer(final=False)
@@ -1287,7 +1289,7 @@ class MessageSummarizer:
         self._lines.feed(data, start)
 
     def _scan_buffer(self, *, final: bool) -> None:
-        data = bytes(self._buf)
+        data = self._buf[0] if len(self._buf) == 1 else b"".join(self._buf)
         self._buf.clear()
         if self._unscanned:
             self._absorb(data, len(data) - self._unscanned)
@@ -1310,7 +1312,7 @@ class MessageSummarizer:
             self._bol = data[used - 1] in (0x0A, 0x0D)
         self._base += used
         if used < len(data):
-            self._buf += data[used:]
+            self._buf.append(data[used:])
 
     def _fail(self, exc: Exception) -> None:
         self._failed = True
