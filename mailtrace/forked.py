@@ -211,7 +211,7 @@ class _Summaries:
         key = (message.stream, message.number)
         summarizer = self.open.get(key)
         if summarizer is None:
-            summarizer = self.open[key] = MessageSummarizer(self.limits)
+            summarizer = self.open[key] = MessageSummarizer(self.limits, keep=False)
         summarizer.feed(message.data)
 
     def end(self, message: _MessageEnded) -> None:
@@ -228,8 +228,8 @@ class _Summaries:
             record.summary = done if done is not None else self._close(key, pending.complete, pending.missing_bytes)
 
     def _close(self, key: tuple[int, int], complete: bool, missing_bytes: int) -> MessageSummary:
-        summarizer = self.open.pop(key, None) or MessageSummarizer(self.limits)
-        return kept_summary(summarizer.close(complete=complete, missing_bytes=missing_bytes))
+        summarizer = self.open.pop(key, None) or MessageSummarizer(self.limits, keep=False)
+        return kept_summary(summarizer.close(complete=complete, missing_bytes=missing_bytes))  # as made, now
 
 
 def _widen(fd: int) -> None:

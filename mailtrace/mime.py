@@ -39,6 +39,7 @@ import binascii
 import builtins
 import codecs
 import enum
+import functools
 import hashlib
 import re
 from collections.abc import Callable
@@ -657,9 +658,9 @@ def _charset(value: Any) -> str | None:
     return value.lower()
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _Info:
-    """The MIME facts of one entity's header block."""
+    """The MIME facts of one entity's header block (shared between entities: see :func:`_mime_info`)."""
 
     content_type: str
     charset: str | None
@@ -670,12 +671,35 @@ class _Info:
     multipart_cte_ok: bool
 
 
+_INFO_KEY = 512
+"""MIME fields up to this many bytes in all are read once per process (:func:`_known_info`)."""
+
+
 def _mime_info(fields: list[tuple[str, bytes]], default_type: str, defects: list[str]) -> _Info:
     """Content type, boundary, charset, file name ... as ``EmailMessage`` getters report them."""
     mime = _mime_fields(fields)
     raw_ct = mime.get("content-type")
     raw_cd = mime.get("content-disposition")
     raw_cte = mime.get("content-transfer-encoding")
+    if sum(len(raw) for raw in (raw_ct, raw_cd, raw_cte) if raw is not None) <= _INFO_KEY:
+        info, found = _known_info(raw_ct, raw_cd, raw_cte, default_type)
+        defects.extend(found)
+        return info
+    return _read_info(raw_ct, raw_cd, raw_cte, default_type, defects)
+
+
+@functools.lru_cache(maxsize=1024)
+def _known_info(raw_ct: bytes | None, raw_cd: bytes | None, raw_cte: bytes | None,
+                default_type: str) -> tuple[_Info, tuple[str, ...]]:
+    """:func:`_read_info` remembered, with its defects: most parts of most messages say
+    ``text/plain; charset=utf-8`` or the like, and reading parameters is slow in Python."""
+    defects: list[str] = []
+    info = _read_info(raw_ct, raw_cd, raw_cte, default_type, defects)
+    return info, tuple(defects)
+
+
+def _read_info(raw_ct: bytes | None, raw_cd: bytes | None, raw_cte: bytes | None, default_type: str,
+               defects: list[str]) -> _Info:
     ct_params: list[tuple[str, Any]] = []
     content_type = default_type
     if raw_ct is not None:
@@ -1207,10 +1231,16 @@ class MessageSummarizer:
     ``on_part`` is called when a leaf part's body begins; if it returns a writer, the part's
     decoded bytes are written to it as they are decoded and it is closed when the part ends.
     Memory stays within ``limits`` whatever the message looks like.
+
+    ``keep=False`` makes the summary a session keeps (:func:`mailtrace.session.kept_summary`) without
+    first making what it drops: no ``kept`` bytes are copied, and ``text_preview`` is empty as there.
     """
 
-    def __init__(self, limits: MimeLimits = MimeLimits(), *, on_part: PartHook | None = None) -> None:
+    def __init__(self, limits: MimeLimits = MimeLimits(), *, on_part: PartHook | None = None,
+                 keep: bool = True) -> None:
         self._limits = limits
+        self._keep = keep
+        self._kept_room = limits.max_kept_bytes if keep else 0
         self._fast_limit = min(limits.max_header_bytes, limits.max_field_bytes)  # no field can be cut
         self._on_part = on_part
         self._buf: list[bytes] = []  # bytes not decided yet (waiting for the rest of a line), in pieces
@@ -1283,7 +1313,7 @@ class MessageSummarizer:
             fresh = view[start:] if start else view
             self._sha256.update(fresh)
             self._md5.update(fresh)
-            room = self._limits.max_kept_bytes - len(self._kept)
+            room = self._kept_room - len(self._kept)
             if room > 0:
                 self._kept += fresh[:room]
         self._lines.feed(data, start)
@@ -1759,7 +1789,7 @@ class MessageSummarizer:
             md5=self._md5.hexdigest(),
             complete=complete,
             missing_bytes=missing_bytes,
-            truncated=self._total > len(self._kept),
+            truncated=self._total > max(0, self._limits.max_kept_bytes),  # beyond what ``kept`` holds
             subject=top.subject,
             subject_raw=top.subject_raw,
             from_=top.from_,
@@ -1772,10 +1802,16 @@ class MessageSummarizer:
             attachments=attachments,
             defects=tuple(defects),
             kept=bytes(self._kept),
-            text_preview=self._preview(),
+            text_preview=self._preview() if self._keep else self._dropped_preview(),
             long_lines=lines.long_lines,
             longest_line=lines.longest,
         )
+
+    def _dropped_preview(self) -> str | None:
+        """``text_preview`` as :func:`~mailtrace.session.kept_summary` leaves it: empty when the summary
+        had kept bytes or a preview to drop."""
+        preview = self._preview()
+        return "" if preview or (self._total and self._limits.max_kept_bytes > 0) else preview
 
     def _preview(self) -> str | None:
         """Start of the first text/plain leaf that is not an attachment, else of text/html."""

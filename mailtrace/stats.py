@@ -26,12 +26,14 @@ What is counted, and how (docs/findings.md, "Statistics"):
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import re
 import statistics
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from email.utils import parseaddr
 from typing import Any
 
 from mailtrace.context.tracker import ContextStats
@@ -871,11 +873,22 @@ def _field(obj: object, name: str) -> object:
     return getattr(obj, name, None)
 
 
-def _address(text: str) -> str:
-    from email.utils import parseaddr
+_ADDRESS_KEY = 256
+"""From values up to this length are parsed once per process (:func:`_known_address`)."""
 
+
+def _address(text: str) -> str:
+    """The address of a From value, lower-cased (the value itself when it has none)."""
+    return _known_address(text) if len(text) <= _ADDRESS_KEY else _parse_address(text)
+
+
+def _parse_address(text: str) -> str:
     address = parseaddr(text)[1]
     return address.lower() if address else text.strip()
+
+
+_known_address = functools.lru_cache(maxsize=4096)(_parse_address)
+"""``parseaddr`` is slow and the same senders come back message after message."""
 
 
 def stats_document(stats: Statistics) -> dict[str, Any]:
