@@ -195,7 +195,10 @@ def forked_sessions(analyzer: Analyzer, files: list[CaptureFile], progress: Prog
 
 
 class _Summaries:
-    """The parent's message summarisers, fed the bytes the child's sessions carry, by session and message."""
+    """The parent's message summarisers, fed the bytes the child's sessions carry, by session and message.
+
+    Only the light reports summarise here (JSON, statistics, flows: ``summarize_here``), and none of them
+    shows a whole message's MD5, so it is not computed (``MessageSummary.md5`` stays empty)."""
 
     def __init__(self, limits: MimeLimits) -> None:
         self.limits = limits
@@ -211,7 +214,7 @@ class _Summaries:
         key = (message.stream, message.number)
         summarizer = self.open.get(key)
         if summarizer is None:
-            summarizer = self.open[key] = MessageSummarizer(self.limits, keep=False)
+            summarizer = self.open[key] = MessageSummarizer(self.limits, keep=False, message_md5=False)
         summarizer.feed(message.data)
 
     def end(self, message: _MessageEnded) -> None:
@@ -228,7 +231,7 @@ class _Summaries:
             record.summary = done if done is not None else self._close(key, pending.complete, pending.missing_bytes)
 
     def _close(self, key: tuple[int, int], complete: bool, missing_bytes: int) -> MessageSummary:
-        summarizer = self.open.pop(key, None) or MessageSummarizer(self.limits, keep=False)
+        summarizer = self.open.pop(key, None) or MessageSummarizer(self.limits, keep=False, message_md5=False)
         return kept_summary(summarizer.close(complete=complete, missing_bytes=missing_bytes))  # as made, now
 
 

@@ -8,6 +8,7 @@ the ground truth, so a wrong cut can make a check skip, never pass.
 
 from __future__ import annotations
 
+import dataclasses
 import email
 import email.message
 import email.policy
@@ -30,7 +31,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import mailtrace.mime as mime
-from mailtrace.mime import MessageSummarizer, MessageSummary, PartStart, summarize, summary_to_json
+from mailtrace.mime import MessageSummarizer, MessageSummary, MimeLimits, PartStart, summarize, summary_to_json
 
 
 def shared_dir() -> Path:
@@ -604,3 +605,28 @@ def test_long_lines_counted_in_any_chunking(seed: int) -> None:
     assert (summary.long_lines, summary.longest_line) == _long_lines_by_split(data)
     json_form = summary_to_json(summary)
     assert (json_form["long_lines"], json_form["longest_line"]) == _long_lines_by_split(data)
+
+
+@pytest.mark.parametrize("limits", [MimeLimits(), MimeLimits(max_kept_bytes=0), MimeLimits(max_kept_bytes=10),
+                                    MimeLimits(max_preview_bytes=0)])
+@pytest.mark.parametrize("message", [
+    b"",
+    b"\r\n",
+    b"Subject: x\r\n",
+    b"Content-Type: image/png\r\n\r\nabc",
+    b"Subject: s\r\n\r\n" + b"x" * 70_000,
+    b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nhi\r\n--b--\r\n",
+])
+def test_keep_false_is_the_kept_summary(limits: MimeLimits, message: bytes) -> None:
+    """``keep=False`` (the forked report side) gives what ``kept_summary`` makes of the full summary, and
+    ``message_md5=False`` differs from it only in the empty ``md5``."""
+    from mailtrace.session import kept_summary
+
+    full = MessageSummarizer(limits)
+    light = MessageSummarizer(limits, keep=False)
+    no_md5 = MessageSummarizer(limits, keep=False, message_md5=False)
+    for summarizer in (full, light, no_md5):
+        summarizer.feed(message)
+    expected = kept_summary(full.close())
+    assert light.close() == expected
+    assert no_md5.close() == dataclasses.replace(expected, md5="")
