@@ -1304,7 +1304,21 @@ class MessageSummarizer:
             raise err.original from None
         except Exception as exc:  # a bug here must not lose the message
             self._fail(exc)
-        return self._summary(complete, missing_bytes)
+        try:
+            return self._summary(complete, missing_bytes)
+        finally:
+            self._unlink_entities()
+
+    def _unlink_entities(self) -> None:
+        """Take the entity tree apart (a child points to its parent and back): its decoders and buffers are
+        freed at once by reference counting instead of waiting, cycle by cycle, for the garbage collector."""
+        stack = [self._root]
+        while stack:
+            entity = stack.pop()
+            stack.extend(entity.children)
+            entity.children = []
+            entity.parent = None
+        self._stack = [self._root]
 
     # ------------------------------------------------------------------ scanning
 
