@@ -630,3 +630,28 @@ def test_keep_false_is_the_kept_summary(limits: MimeLimits, message: bytes) -> N
     expected = kept_summary(full.close())
     assert light.close() == expected
     assert no_md5.close() == dataclasses.replace(expected, md5="")
+
+
+def test_a_closed_summarizer_leaves_no_reference_cycles() -> None:
+    """Its entity tree (children and parents) is taken apart at close: a message's decoders and buffers are
+    freed by reference counting, not left to the cycle collector (39,000 objects per 600 benchmark sessions)."""
+    import gc
+
+    nested = SIMPLE.replace(b"--b1--", b'--b1\r\nContent-Type: multipart/alternative; boundary="b2"\r\n\r\n'
+                                       b"--b2\r\n\r\ntext\r\n--b2--\r\n--b1--")
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)  # what the collector finds stays in gc.garbage
+    try:
+        summarizer = MessageSummarizer()
+        summarizer.feed(nested)
+        summary = summarizer.close()
+        del summarizer
+        assert [p.content_type for p in summary.parts.children] == [
+            "text/plain", "application/octet-stream", "multipart/alternative"]
+        gc.collect()
+        assert [o for o in gc.garbage if type(o).__module__.startswith("mailtrace")] == []
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
