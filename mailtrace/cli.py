@@ -7,6 +7,7 @@ that was produced (even from a damaged capture) exits 0. Each sub-command is a m
 
 from __future__ import annotations
 
+import gc
 import importlib
 import io
 import sys
@@ -25,6 +26,14 @@ COMMANDS = {
     "flows": "mailtrace.commands.flows",
 }
 """Sub-command name → the module that defines a click command of that name (imported when used)."""
+
+GC_YOUNG_THRESHOLD = 20_000
+"""Allocations between two collections of the youngest generation (CPython's default is 700).
+
+A capture becomes millions of small objects that live as long as their session (packet rows, events,
+stream pieces), and almost none of them are in reference cycles: with the default, the collector
+traversed them again and again, 7-12 % of the dissecting process's CPU on the benchmark. A larger
+first generation keeps what it collects the same, in fewer, larger passes."""
 
 
 class LazyGroup(click.Group):
@@ -47,6 +56,8 @@ class LazyGroup(click.Group):
 @click.version_option(__version__, prog_name="mailtrace")
 def main() -> None:
     """Analyse SMTP, POP3 and IMAP in packet captures: sessions, phases, logins and messages."""
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
     for stream in (sys.stdout, sys.stderr):
         # bytes from the wire that are not UTF-8 live on as lone surrogates: print them as \udcNN
         # rather than fail half-way through a report, whatever the terminal's encoding

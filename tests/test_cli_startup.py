@@ -49,3 +49,20 @@ def test_a_key_log_loads_cryptography_for_the_ciphers() -> None:
 def test_analyze_with_html_loads_the_report(tmp_path: Path) -> None:
     assert loaded_by("analyze", "--list", "--html", str(tmp_path / "r.html"), str(SAMPLE)) == {
         "jinja2", "mailtrace.render.html", "rich"}
+
+
+def test_a_run_collects_garbage_in_larger_generations() -> None:
+    """The youngest generation holds GC_YOUNG_THRESHOLD allocations, not CPython's 700 (the collector
+    traversed the sessions' long-lived rows over and over); the older generations keep their settings."""
+    import gc
+
+    from mailtrace.cli import GC_YOUNG_THRESHOLD
+    from tests.support import run_cli
+
+    before = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)
+    try:
+        assert run_cli("analyze", "--format", "json", str(SAMPLE)).exit_code == 0
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, 10, 10)
+    finally:
+        gc.set_threshold(*before)
