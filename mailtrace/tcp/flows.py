@@ -243,12 +243,13 @@ class FlowTable:
         if rasm is None:  # made once the first segment did not end the handler's interest
             rasm = conn.rasm = self._reassemblers(handler)
         mine, peer = rasm[d], rasm[1 - d]
-        syn = bool(flags & TCP_SYN)
-        fin = bool(flags & TCP_FIN)
-        if flags & TCP_ACK and not (flags & TCP_RST):
+        syn = flags & TCP_SYN != 0
+        fin = flags & TCP_FIN != 0
+        # the two calls below are made only when they have something to do (per packet, calls add up)
+        if flags & TCP_ACK and not (flags & TCP_RST) and pkt.ack != peer.next_seq:
             peer.acked(pkt.ack)
         items = mine.segment(pkt.seq, pkt.payload, pkt.payload_len, syn, fin, frame, ts)
-        if pkt.payload_len or fin:
+        if (pkt.payload_len or fin) and peer.acked_to > peer.offset:
             more = peer.flush_acked(frame, ts)  # the peer's holes come first: it got that data before
             if more:
                 items = more + items
@@ -260,11 +261,12 @@ class FlowTable:
             items += peer.finish(frame, ts, reset=True)
         if items:
             handler.items(conn, items)
-        for r in rasm:
-            if r.notes:
-                if conn.handler is not None:
-                    conn.handler.notes(conn, r.notes)
-                r.notes = []
+        if rasm[0].notes or rasm[1].notes:
+            for r in rasm:
+                if r.notes:
+                    if conn.handler is not None:
+                        conn.handler.notes(conn, r.notes)
+                    r.notes = []
         if dropped(conn):  # the handler decided this is not mail
             self._forget(conn)
             return
