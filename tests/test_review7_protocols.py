@@ -317,3 +317,21 @@ def test_pop3_and_imap_challenges_that_are_base64_text_are_decoded(tmp_path: Pat
         assert text.count("↳ the challenge is base64 for “Username:”") == 1
         assert text.count("↳ the challenge is base64 for “Password:”") == 1
         assert text.count("the challenge is base64") == 2  # not "+ idling"
+
+
+def test_mail_after_starttls_without_a_new_ehlo_is_a_violation(tmp_path: Path) -> None:
+    """STARTTLS resets the session to just after the greeting (RFC 3207 4.2): the EHLO before it no longer
+    counts, and MAIL needs a new one (RFC 5321 4.1.4). Here the client goes on in plaintext after the 220
+    (as a decrypted session would), once without and once with its second EHLO."""
+    def after_tls(hello: bytes) -> list[tuple[str, str]]:
+        session, _ = one_session(tmp_path, 25, lambda t: t.s(b"220 mx ESMTP\r\n").c(b"EHLO c\r\n")
+                                 .s(b"250-mx\r\n250 STARTTLS\r\n").c(b"STARTTLS\r\n").s(b"220 2.0.0 go ahead\r\n")
+                                 .c(hello + b"MAIL FROM:<a@b.example>\r\n").s(b"250-mx\r\n250 ok\r\n" if hello
+                                                                             else b"250 ok\r\n")
+                                 .c(b"MAIL FROM:<c@b.example>\r\n").s(b"503 nested\r\n")
+                                 .c(b"QUIT\r\n").s(b"221 bye\r\n").fin())
+        return [(a["kind"], a["detail"]) for a in session["anomalies"] if a["kind"] == "mail-without-helo"]
+    assert after_tls(b"") == [("mail-without-helo", "MAIL after STARTTLS without a new EHLO (RFC 3207 4.2: TLS "
+                               "resets the session to just after the greeting, and RFC 5321 4.1.4 wants a hello "
+                               "before MAIL)")]
+    assert after_tls(b"EHLO c\r\n") == []
