@@ -29,6 +29,14 @@ be decoded instead of falling back to the encoded text, ``x-uuencode`` bodies ar
 encoded-words in unknown charsets never leave surrogate escapes, header fields over
 ``MimeLimits.max_field_bytes`` keep their first bytes.
 
+An embedded e-mail (``message/rfc822``, ``message/global``) is both: its body is parsed as a message
+like the stdlib does (so the attachments inside are found) and, byte for byte as it stands between its
+header block and the line break that belongs to the next boundary, hashed as one file and listed as an
+attachment. Its content is the body as sent, whatever Content-Transfer-Encoding says: the stdlib has no
+decoded bytes for it (``get_payload(decode=True)`` is None) but parses the body as sent as the embedded
+message, and so does the part tree here; the file and the parts listed under it must describe the same
+bytes (a message/rfc822 labelled base64 that is not, a known scanner evasion, still yields the message).
+
 Nothing here raises on message content: every oddity becomes a string in ``defects`` (the
 stdlib's defect class names where the stdlib has one).
 """
@@ -93,6 +101,11 @@ class MimeLimits:
 OVERHEAD_ENCODINGS = frozenset({"base64", "quoted-printable"})
 """Transfer encodings whose overhead a part reports (``Part.overhead_percent``)."""
 
+EMBEDDED_MESSAGE_TYPES = frozenset({"message/rfc822", "message/global"})
+"""Types whose body is a whole e-mail (RFC 2046 5.2.1, RFC 6532 3.5): besides being parsed as a message, the
+body is hashed as one file and always listed as an attachment, inline or not: a forwarded or bounced e-mail is
+evidence whether or not the sender labelled it, and it is never part of the message's own text."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Part:
@@ -117,13 +130,14 @@ class Part:
     encoded_bytes: int
     """Size of the body as sent (without the line break that belongs to the next boundary)."""
     decoded_bytes: int
-    """Size of the decoded content of a leaf; 0 for containers."""
+    """Size of the decoded content of a leaf, or of an embedded e-mail (``EMBEDDED_MESSAGE_TYPES``: its body as
+    sent, the same bytes ``encoded_bytes`` counts); 0 for other containers."""
     md5: str | None
-    """MD5 of the decoded content (hex); None for containers."""
+    """MD5 of the decoded content (hex); None for containers other than embedded e-mails."""
     sha256: str | None
-    """SHA-256 of the decoded content (hex); None for containers."""
+    """SHA-256 of the decoded content (hex); None for containers other than embedded e-mails."""
     is_attachment: bool
-    """A leaf with a file name or ``Content-Disposition: attachment``."""
+    """A leaf with a file name or ``Content-Disposition: attachment``, or an embedded e-mail."""
     complete: bool
     """False when the message ended (gap, cut capture) before this entity did."""
     children: tuple[Part, ...]
@@ -133,7 +147,9 @@ class Part:
 
     @property
     def is_leaf(self) -> bool:
-        return self.md5 is not None
+        """Content without described sub-entities. An embedded e-mail has content (its hashes) and children
+        (the message parsed); it is a container here, as ``is_multipart()`` says in the stdlib."""
+        return self.md5 is not None and not self.children
 
     @property
     def overhead_percent(self) -> float | None:
@@ -156,7 +172,8 @@ class Part:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Attachment:
-    """A leaf part with a file name or ``Content-Disposition: attachment``."""
+    """A leaf part with a file name or ``Content-Disposition: attachment``, or an embedded e-mail
+    (``EMBEDDED_MESSAGE_TYPES``; ``bytes`` and the hashes are of the message as sent, see Part.decoded_bytes)."""
 
     path: str
     """Path of the part in the tree (see Part.path)."""
@@ -240,7 +257,10 @@ class MessageSummary:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PartStart:
-    """What is known about a leaf when its body begins; handed to the ``on_part`` hook."""
+    """What is known about a leaf or an embedded e-mail when its body begins; handed to the ``on_part`` hook.
+
+    An embedded e-mail's start comes before those of the parts inside it, whose writers are then open at the
+    same time as its own."""
 
     path: str
     """Position in the tree (see Part.path)."""
@@ -253,7 +273,7 @@ class PartStart:
     encoding: str | None
     """Content-Transfer-Encoding, lower-cased."""
     is_attachment: bool
-    """Has a file name or ``Content-Disposition: attachment``."""
+    """Has a file name or ``Content-Disposition: attachment``, or is an embedded e-mail."""
 
 
 
@@ -272,7 +292,7 @@ def _utf8_prefix(data: bytes, size: int) -> bytes:
     return cut
 
 class PartWriter(Protocol):
-    """Receives the decoded bytes of one leaf part, in order."""
+    """Receives the decoded bytes of one leaf part or embedded e-mail, in order."""
 
     def write(self, data: bytes, /) -> object: ...
 
@@ -280,7 +300,7 @@ class PartWriter(Protocol):
 
 
 PartHook = Callable[[PartStart], PartWriter | None]
-"""Called for every leaf part; returns where its decoded bytes should go, or None."""
+"""Called for every leaf part and every embedded e-mail; returns where its decoded bytes should go, or None."""
 
 
 def summary_to_json(summary: MessageSummary) -> dict[str, Any]:
@@ -1011,7 +1031,7 @@ class _Entity:
     __slots__ = (
         "body_end", "body_start", "children", "complete", "containers", "content", "default_type",
         "defects", "delim", "fresh", "ignored", "info", "kept", "kind", "lines", "mstate", "offset",
-        "parent", "path",
+        "parent", "path", "raw_fed",
     )  # fmt: skip
 
     def __init__(self, *, path: str, parent: _Entity | None, offset: int, ignored: bool) -> None:
@@ -1036,6 +1056,7 @@ class _Entity:
         self.defects: list[str] = []
         self.body_start = offset
         self.body_end = offset
+        self.raw_fed = offset  # an embedded e-mail: message offset up to which its body went to ``content``
         self.complete = True
 
     def to_part(self) -> Part:
@@ -1062,7 +1083,10 @@ class _Entity:
 
 
 def _is_attachment(info: _Info) -> bool:
-    return bool(info.filename) or info.disposition == "attachment"
+    """The stdlib's ``get_filename() or get_content_disposition() == "attachment"``, and every embedded
+    e-mail (see EMBEDDED_MESSAGE_TYPES)."""
+    return bool(info.filename) or info.disposition == "attachment" or info.content_type in EMBEDDED_MESSAGE_TYPES
+
 
 
 _NEED = -1
@@ -1262,6 +1286,8 @@ class MessageSummarizer:
         self._root_fields: list[tuple[str, bytes]] = []
         self._stack: list[_Entity] = [self._root]
         self._active: list[tuple[int, bytes]] = []  # (stack index, delimiter), outermost first
+        self._embedded: list[_Entity] = []  # open embedded e-mails whose raw body is being hashed, outermost first
+        self._data: bytes | None = None  # the data being scanned (message offset ``_base``), during a scan only
         self._hits: dict[bytes, int] = {}
         self._entities = 1
         self._defects: list[str] = []
@@ -1319,6 +1345,7 @@ class MessageSummarizer:
             entity.children = []
             entity.parent = None
         self._stack = [self._root]
+        self._embedded = []
 
     # ------------------------------------------------------------------ scanning
 
@@ -1347,14 +1374,19 @@ class MessageSummarizer:
     def _scan(self, data: bytes, *, final: bool) -> None:
         self._hits.clear()
         self._lf = self._blank = _UNSEARCHED
+        self._data = data
         try:
             used = self._run(data, final)
+            if self._embedded:  # what was decided belongs to every embedded e-mail still open
+                self._feed_embedded(self._base + used)
         except _HookError as err:
             self._failed = True
             raise err.original from None
         except Exception as exc:  # a bug here must not lose the message
             self._fail(exc)
             return
+        finally:
+            self._data = None
         if used > 0:
             self._bol = data[used - 1] in (0x0A, 0x0D)
         self._base += used
@@ -1555,6 +1587,8 @@ class MessageSummarizer:
             container = False
         if container and maintype == "message":
             ent.kind = _Kind.MESSAGE
+            if info.content_type in EMBEDDED_MESSAGE_TYPES:
+                self._start_embedded(ent, info)
             self._push_child(ent, body_start)
         elif container and info.boundary is not None:
             ent.kind = _Kind.MULTIPART
@@ -1572,24 +1606,64 @@ class MessageSummarizer:
 
     def _start_leaf(self, ent: _Entity, info: _Info) -> None:
         ent.kind = _Kind.LEAF
-        writer = None
-        if self._on_part is not None:
-            start = PartStart(
-                path=ent.path,
-                content_type=info.content_type,
-                filename=info.filename,
-                disposition=info.disposition,
-                encoding=info.encoding,
-                is_attachment=_is_attachment(info),
-            )
-            try:
-                writer = self._on_part(start)
-            except Exception as exc:
-                raise _HookError(exc) from exc
+        writer = self._part_writer(ent, info)
         if info.charset is not None and not _known_charset(info.charset):
             ent.defects.append(f"unknown charset {info.charset!r}")
         room = self._limits.max_preview_bytes if info.content_type in ("text/plain", "text/html") else 0
         ent.content = _Content(_decoder(info.encoding, ent.defects), writer, room)
+
+    def _start_embedded(self, ent: _Entity, info: _Info) -> None:
+        """An embedded e-mail's body begins (at ``ent.body_start``): hash it as it streams by.
+
+        Its bytes are not handed over here but by :meth:`_feed_embedded`, from the data being scanned, once the
+        scanner has decided them: the children parse the same bytes, and a line break only turns out to be the
+        boundary's (not the message's) when the delimiter line after it is seen."""
+        if not info.multipart_cte_ok:
+            # base64, quoted-printable ...: RFC 2046 5.2.1 allows message/rfc822 only 7bit, 8bit and binary (RFC 6532
+            # allows any for message/global). The stdlib parses the body as sent all the same, so does the part tree
+            # here, and the content is the body as sent too (see the module docstring).
+            ent.defects.append("transfer encoding of embedded message ignored")
+        writer = self._part_writer(ent, info)
+        ent.content = _Content(_Identity(), writer, 0)
+        ent.raw_fed = ent.body_start
+        self._embedded.append(ent)
+
+    def _part_writer(self, ent: _Entity, info: _Info) -> PartWriter | None:
+        """The ``on_part`` hook's writer for the content of ``ent`` (None without a hook)."""
+        if self._on_part is None:
+            return None
+        start = PartStart(
+            path=ent.path,
+            content_type=info.content_type,
+            filename=info.filename,
+            disposition=info.disposition,
+            encoding=info.encoding,
+            is_attachment=_is_attachment(info),
+        )
+        try:
+            return self._on_part(start)
+        except Exception as exc:
+            raise _HookError(exc) from exc
+
+    def _feed_embedded(self, upto: int) -> None:
+        """The bytes of the message up to offset ``upto`` into every open embedded e-mail's content.
+
+        Called with the offsets the scanner has decided: the end of what a scan used (the rest waits for the
+        next one) and the end of an entity at a boundary, so no byte reaches an embedded e-mail that turns out
+        to lie beyond its end. Nested ones all get the same bytes; their number is bounded by ``max_depth``."""
+        data = self._data
+        if data is None:  # close(): the last scan has fed everything (or failed, which is recorded)
+            return
+        for ent in self._embedded:
+            start, stop = ent.raw_fed - self._base, upto - self._base
+            if stop <= start:
+                continue
+            if start < 0 or stop > len(data):
+                raise RuntimeError(f"embedded message bytes {ent.raw_fed}..{upto} outside the scanned data")
+            content = ent.content
+            if content is not None:
+                content.feed(data if start == 0 and stop == len(data) else data[start:stop])
+            ent.raw_fed = upto
 
     def _push_child(self, parent: _Entity, offset: int) -> _Entity:
         ignored = parent.ignored or self._entities >= self._limits.max_parts
@@ -1725,6 +1799,9 @@ class MessageSummarizer:
         ``eol`` is the line break before the boundary line: it is dropped from a leaf and kept
         by a preamble that turns out to be a payload. Returns it when nothing was ended.
         """
+        end = at - len(eol)  # where an embedded e-mail ending here ends: the line break is the boundary's
+        if self._embedded:
+            self._feed_embedded(end)
         first = True
         while len(self._stack) > keep:
             top = self._stack[-1]
@@ -1737,7 +1814,9 @@ class MessageSummarizer:
                 if top.kind is _Kind.MULTIPART and top.mstate is _MState.PREAMBLE:
                     self._keep_preamble_eol(top, eol)
                 eol = b""
-            if top.kind is not _Kind.LEAF:
+            if top in self._embedded:
+                top.body_end = max(top.body_end, end)
+            elif top.kind is not _Kind.LEAF:
                 top.body_end = max(top.body_end, at - len(eol))
             if eof_incomplete:
                 top.complete = False
@@ -1758,6 +1837,10 @@ class MessageSummarizer:
         """``ent`` has ended (a boundary of an enclosing multipart, or the end of the message)."""
         if ent.kind is _Kind.LEAF:
             self._close_content(ent)
+        elif ent.kind is _Kind.MESSAGE:
+            if ent in self._embedded:
+                self._embedded.remove(ent)
+                self._close_content(ent)
         elif ent.kind is _Kind.MULTIPART:
             if ent.mstate is _MState.PREAMBLE:
                 ent.defects.append("StartBoundaryNotFoundDefect")

@@ -967,6 +967,8 @@ EN: dict[str, Message] = {
     "defect.too many parameters": "too many parameters",
     "defect.undecodable parameters": "undecodable parameters",
     "defect.uuencoded content hashed as sent": "uuencoded content hashed as sent",
+    "defect.transfer encoding of embedded message ignored": ("the Content-Transfer-Encoding of an embedded "
+        "message is ignored, as by the stdlib: it is parsed and hashed as sent"),
     "defect.too many header fields": "too many header fields",
     "defect.unknown charset": "unknown charset {charset}",
     "defect.part": "part",

@@ -968,6 +968,9 @@ DE: dict[str, str | tuple[str, str]] = {
     "defect.too many parameters": "zu viele Parameter",
     "defect.undecodable parameters": "nicht dekodierbare Parameter",
     "defect.uuencoded content hashed as sent": "uuencode-Inhalt so gehasht, wie er gesendet wurde",
+    "defect.transfer encoding of embedded message ignored": ("das Content-Transfer-Encoding einer eingebetteten "
+        "E-Mail wird ignoriert, wie von der Standardbibliothek: sie wird so geparst und gehasht, wie sie gesendet "
+        "wurde"),
     "defect.too many header fields": "zu viele Header-Felder",
     "defect.unknown charset": "unbekannter Zeichensatz {charset}",
     "defect.part": "Teil",
