@@ -21,7 +21,14 @@ from types import TracebackType
 from typing import Any, BinaryIO
 
 from mailtrace.envelope import smtp_transaction
-from mailtrace.mime import MessageSummarizer, MessageSummary, MimeLimits, PartStart, PartWriter
+from mailtrace.mime import (
+    EMBEDDED_MESSAGE_TYPES,
+    MessageSummarizer,
+    MessageSummary,
+    MimeLimits,
+    PartStart,
+    PartWriter,
+)
 from mailtrace.protocols.imap_parse import SectionRef, section_ref
 from mailtrace.render.json import dumps
 from mailtrace.session import MessageRecord, Session, SessionBuilder
@@ -39,6 +46,7 @@ __all__ = [
     "incomplete_reason",
     "message_stem",
     "missing_known",
+    "part_extension",
     "safe_filename",
 ]
 
@@ -97,6 +105,17 @@ def _fit(stem: str, ext: str, suffix: str) -> str:
     room = MAX_NAME_BYTES - len(ext.encode()) - len(suffix.encode())
     cut = stem.encode()[:room].decode("utf-8", "ignore").rstrip(" .")
     return (cut or "attachment") + suffix + ext
+
+
+def part_extension(content_type: str) -> str:
+    """The extension of the name made for a part the sender did not name (``part-1.2.eml``).
+
+    An embedded e-mail is always ``.eml``, the extension mail clients and forensic tools open: ``mimetypes``
+    reads the system's mime.types, whose first extension for message/rfc822 differs between systems (``.eml``,
+    ``.mime``, ``.mht`` ...), and for message/global it is RFC 6532's ``.u8msg``, which hardly anything opens."""
+    if content_type in EMBEDDED_MESSAGE_TYPES:
+        return ".eml"
+    return mimetypes.guess_extension(content_type) or ".bin"
 
 
 def _token(text: str) -> str:
@@ -172,8 +191,7 @@ class MessageFileSink:
         folder = self._inside(self._root / self._stem)
         folder.mkdir(exist_ok=True)
         folder = self._inside(folder)  # a link planted in its place must not lead outside
-        extension = mimetypes.guess_extension(start.content_type) or ".bin"
-        name = safe_filename(start.filename, f"part-{start.path}{extension}", self._taken)
+        name = safe_filename(start.filename, f"part-{start.path}{part_extension(start.content_type)}", self._taken)
         path, handle = self._create(folder, name, self._taken)
         self._written.append(path)
         self._open_files.append(handle)
@@ -340,8 +358,7 @@ class _StagedMessage:
             return None
         if not self.attachments:
             self.folder.mkdir()
-        extension = mimetypes.guess_extension(start.content_type) or ".bin"
-        name = safe_filename(start.filename, f"part-{start.path}{extension}", self.taken)
+        name = safe_filename(start.filename, f"part-{start.path}{part_extension(start.content_type)}", self.taken)
         path = self.folder / name
         if path.parent != self.folder:  # safe_filename makes this impossible; checked all the same
             raise ValueError(f"not a plain file name: {name!r}")

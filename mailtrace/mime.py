@@ -1288,6 +1288,7 @@ class MessageSummarizer:
         self._active: list[tuple[int, bytes]] = []  # (stack index, delimiter), outermost first
         self._embedded: list[_Entity] = []  # open embedded e-mails whose raw body is being hashed, outermost first
         self._data: bytes | None = None  # the data being scanned (message offset ``_base``), during a scan only
+        self._tail = b""  # the last (up to) two bytes before ``_base``: a line break an embedded e-mail waits on
         self._hits: dict[bytes, int] = {}
         self._entities = 1
         self._defects: list[str] = []
@@ -1325,7 +1326,9 @@ class MessageSummarizer:
         self._scan_buffer(final=True)
         self._lines.close()
         try:
-            self._unwind(0, self._total, b"", eof_incomplete=not complete)
+            if self._embedded and not self._failed:
+                self._feed_embedded(self._total)  # the end of the message ends them: no line break is a boundary's
+            self._unwind(0, self._total, b"", end=self._total, eof_incomplete=not complete)
         except _HookError as err:
             raise err.original from None
         except Exception as exc:  # a bug here must not lose the message
@@ -1377,8 +1380,12 @@ class MessageSummarizer:
         self._data = data
         try:
             used = self._run(data, final)
-            if self._embedded:  # what was decided belongs to every embedded e-mail still open
-                self._feed_embedded(self._base + used)
+            tail = (self._tail + data[max(0, used - 2) : used])[-2:]
+            if self._embedded:
+                # what was decided belongs to every embedded e-mail still open, but a line break it ends with would
+                # be the boundary's if a delimiter line follows: it waits (in ``_tail``) for the next scan
+                self._feed_embedded(self._base + used - _eol_before(tail, len(tail)))
+            self._tail = tail
         except _HookError as err:
             self._failed = True
             raise err.original from None
@@ -1648,22 +1655,34 @@ class MessageSummarizer:
     def _feed_embedded(self, upto: int) -> None:
         """The bytes of the message up to offset ``upto`` into every open embedded e-mail's content.
 
-        Called with the offsets the scanner has decided: the end of what a scan used (the rest waits for the
-        next one) and the end of an entity at a boundary, so no byte reaches an embedded e-mail that turns out
-        to lie beyond its end. Nested ones all get the same bytes; their number is bounded by ``max_depth``."""
-        data = self._data
-        if data is None:  # close(): the last scan has fed everything (or failed, which is recorded)
-            return
+        Called with offsets the scanner has decided: the end of what a scan used less a final line break, the
+        start of the line break before a delimiter line, the end of the message; so no byte reaches an embedded
+        e-mail that turns out to lie beyond its end. The bytes are those of the scan (``_data``, from ``_base``)
+        and the line break held back before them (``_tail``). Nested ones all get the same bytes; their number
+        is bounded by ``max_depth``."""
+        data, tail = self._data or b"", self._tail
         for ent in self._embedded:
-            start, stop = ent.raw_fed - self._base, upto - self._base
+            start, stop = ent.raw_fed - self._base, upto - self._base  # negative: in the tail
             if stop <= start:
                 continue
-            if start < 0 or stop > len(data):
-                raise RuntimeError(f"embedded message bytes {ent.raw_fed}..{upto} outside the scanned data")
+            if start < -len(tail) or stop > len(data):
+                raise RuntimeError(f"embedded message bytes {ent.raw_fed}..{upto} are not at hand")
             content = ent.content
             if content is not None:
-                content.feed(data if start == 0 and stop == len(data) else data[start:stop])
+                if start < 0:
+                    content.feed(tail[len(tail) + start : len(tail) + min(stop, 0)])
+                if stop > 0:
+                    start = max(start, 0)
+                    content.feed(data if start == 0 and stop == len(data) else data[start:stop])
             ent.raw_fed = upto
+
+    def _line_break_before(self, at: int) -> int:
+        """Length of the line break that ends just before ``_data[at]``, looking back into ``_tail``."""
+        data = self._data or b""
+        if at >= 2:
+            return _eol_before(data, at)
+        window = (self._tail + data[:at])[-2:]
+        return _eol_before(window, len(window))
 
     def _push_child(self, parent: _Entity, offset: int) -> _Entity:
         ignored = parent.ignored or self._entities >= self._limits.max_parts
@@ -1777,7 +1796,12 @@ class MessageSummarizer:
 
     def _boundary(self, at: int, level: int, *, close: bool, line_end: int, eol: bytes = b"") -> None:
         """A delimiter line of the multipart at stack index ``level`` spans data[at:line_end]."""
-        eol = self._unwind(level + 1, self._base + at, eol, eof_incomplete=False)
+        # RFC 2046: the line break before a delimiter line is the delimiter's, also when the scanner read it as
+        # the end of a header or delimiter line of the parts inside (an embedded multipart's close delimiter)
+        end = self._base + at - self._line_break_before(at)
+        if self._embedded:
+            self._feed_embedded(end)
+        eol = self._unwind(level + 1, self._base + at, eol, end=end, eof_incomplete=False)
         owner = self._stack[level]
         if owner.mstate is _MState.PREAMBLE:
             if close:  # the stdlib keeps the preamble as the payload of a multipart without parts
@@ -1793,15 +1817,13 @@ class MessageSummarizer:
             self._push_child(owner, self._base + line_end).fresh = True
         self._update_active()
 
-    def _unwind(self, keep: int, at: int, eol: bytes, *, eof_incomplete: bool) -> bytes:
+    def _unwind(self, keep: int, at: int, eol: bytes, *, end: int, eof_incomplete: bool) -> bytes:
         """End every entity above stack index ``keep - 1`` at message offset ``at``.
 
         ``eol`` is the line break before the boundary line: it is dropped from a leaf and kept
-        by a preamble that turns out to be a payload. Returns it when nothing was ended.
+        by a preamble that turns out to be a payload. ``end`` is where an embedded e-mail ending here ends
+        (its bytes up to there have been fed). Returns ``eol`` when nothing was ended.
         """
-        end = at - len(eol)  # where an embedded e-mail ending here ends: the line break is the boundary's
-        if self._embedded:
-            self._feed_embedded(end)
         first = True
         while len(self._stack) > keep:
             top = self._stack[-1]
@@ -1815,7 +1837,7 @@ class MessageSummarizer:
                     self._keep_preamble_eol(top, eol)
                 eol = b""
             if top in self._embedded:
-                top.body_end = max(top.body_end, end)
+                top.body_end = max(top.body_start, end)
             elif top.kind is not _Kind.LEAF:
                 top.body_end = max(top.body_end, at - len(eol))
             if eof_incomplete:
