@@ -110,9 +110,9 @@ def _fit(stem: str, ext: str, suffix: str) -> str:
 def part_extension(content_type: str) -> str:
     """The extension of the name made for a part the sender did not name (``part-1.2.eml``).
 
-    An embedded e-mail is always ``.eml``, the extension mail clients and forensic tools open: ``mimetypes``
-    reads the system's mime.types, whose first extension for message/rfc822 differs between systems (``.eml``,
-    ``.mime``, ``.mht`` ...), and for message/global it is RFC 6532's ``.u8msg``, which hardly anything opens."""
+    An embedded e-mail is always ``.eml``, the extension mail clients and forensic tools open: what ``mimetypes``
+    answers depends on the platform's mime.types files and registry, and for message/global it is RFC 6532's
+    ``.u8msg``, which hardly anything opens."""
     if content_type in EMBEDDED_MESSAGE_TYPES:
         return ".eml"
     return mimetypes.guess_extension(content_type) or ".bin"

@@ -1326,9 +1326,9 @@ class MessageSummarizer:
         self._scan_buffer(final=True)
         self._lines.close()
         try:
-            if self._embedded and not self._failed:
-                self._feed_embedded(self._total)  # the end of the message ends them: no line break is a boundary's
-            self._unwind(0, self._total, b"", end=self._total, eof_incomplete=not complete)
+            if self._embedded:
+                self._end_embedded_at_eof()
+            self._unwind(0, self._total, b"", end=None, eof_incomplete=not complete)
         except _HookError as err:
             raise err.original from None
         except Exception as exc:  # a bug here must not lose the message
@@ -1652,16 +1652,16 @@ class MessageSummarizer:
         except Exception as exc:
             raise _HookError(exc) from exc
 
-    def _feed_embedded(self, upto: int) -> None:
+    def _feed_embedded(self, upto: int, embedded: list[_Entity] | None = None) -> None:
         """The bytes of the message up to offset ``upto`` into every open embedded e-mail's content.
 
         Called with offsets the scanner has decided: the end of what a scan used less a final line break, the
         start of the line break before a delimiter line, the end of the message; so no byte reaches an embedded
         e-mail that turns out to lie beyond its end. The bytes are those of the scan (``_data``, from ``_base``)
         and the line break held back before them (``_tail``). Nested ones all get the same bytes; their number
-        is bounded by ``max_depth``."""
+        is bounded by ``max_depth``. ``embedded``: only these (default: all open ones)."""
         data, tail = self._data or b"", self._tail
-        for ent in self._embedded:
+        for ent in self._embedded if embedded is None else embedded:
             start, stop = ent.raw_fed - self._base, upto - self._base  # negative: in the tail
             if stop <= start:
                 continue
@@ -1675,6 +1675,29 @@ class MessageSummarizer:
                     start = max(start, 0)
                     content.feed(data if start == 0 and stop == len(data) else data[start:stop])
             ent.raw_fed = upto
+
+    def _end_embedded_at_eof(self) -> None:
+        """The message ends with embedded e-mails open: each gets the rest of the bytes, less the last line break
+        where a leaf would lose it too (inside a multipart still expecting a delimiter, see :meth:`_strip_at_eof`:
+        the stdlib gives that line break to the delimiter that never came), so that the bytes listed, parsed
+        alone, give the stdlib's parts of the embedded message."""
+        cut = self._total - _eol_before(self._tail, len(self._tail))
+        whole = [ent for ent in self._embedded if not self._in_open_multipart(ent)]  # outermost first
+        for ent in self._embedded:
+            ent.body_end = max(ent.body_start, self._total if ent in whole else cut)
+        if self._failed:
+            return  # the bytes are gone; the summary says it is incomplete
+        self._feed_embedded(cut)
+        self._feed_embedded(self._total, whole)
+
+    @staticmethod
+    def _in_open_multipart(ent: _Entity) -> bool:
+        parent = ent.parent
+        while parent is not None:
+            if parent.kind is _Kind.MULTIPART and parent.mstate is _MState.PARTS:
+                return True
+            parent = parent.parent
+        return False
 
     def _line_break_before(self, at: int) -> int:
         """Length of the line break that ends just before ``_data[at]``, looking back into ``_tail``."""
@@ -1817,12 +1840,13 @@ class MessageSummarizer:
             self._push_child(owner, self._base + line_end).fresh = True
         self._update_active()
 
-    def _unwind(self, keep: int, at: int, eol: bytes, *, end: int, eof_incomplete: bool) -> bytes:
+    def _unwind(self, keep: int, at: int, eol: bytes, *, end: int | None, eof_incomplete: bool) -> bytes:
         """End every entity above stack index ``keep - 1`` at message offset ``at``.
 
         ``eol`` is the line break before the boundary line: it is dropped from a leaf and kept
         by a preamble that turns out to be a payload. ``end`` is where an embedded e-mail ending here ends
-        (its bytes up to there have been fed). Returns ``eol`` when nothing was ended.
+        (its bytes up to there have been fed; None: its end is set already). Returns ``eol`` when nothing
+        was ended.
         """
         first = True
         while len(self._stack) > keep:
@@ -1837,7 +1861,8 @@ class MessageSummarizer:
                     self._keep_preamble_eol(top, eol)
                 eol = b""
             if top in self._embedded:
-                top.body_end = max(top.body_start, end)
+                if end is not None:
+                    top.body_end = max(top.body_start, end)
             elif top.kind is not _Kind.LEAF:
                 top.body_end = max(top.body_end, at - len(eol))
             if eof_incomplete:
