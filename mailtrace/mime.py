@@ -1821,8 +1821,9 @@ class MessageSummarizer:
         """A delimiter line of the multipart at stack index ``level`` spans data[at:line_end]."""
         # RFC 2046: the line break before a delimiter line is the delimiter's, also when the scanner read it as
         # the end of a header or delimiter line of the parts inside (an embedded multipart's close delimiter)
-        end = self._base + at - self._line_break_before(at)
+        end = None
         if self._embedded:
+            end = self._base + at - self._line_break_before(at)
             self._feed_embedded(end)
         eol = self._unwind(level + 1, self._base + at, eol, end=end, eof_incomplete=False)
         owner = self._stack[level]
