@@ -1088,7 +1088,6 @@ def _is_attachment(info: _Info) -> bool:
     return bool(info.filename) or info.disposition == "attachment" or info.content_type in EMBEDDED_MESSAGE_TYPES
 
 
-
 _NEED = -1
 """``line_end`` of a delimiter match meaning: the bytes seen so far cannot decide; wait."""
 
@@ -1692,6 +1691,7 @@ class MessageSummarizer:
 
     @staticmethod
     def _in_open_multipart(ent: _Entity) -> bool:
+        """An enclosing multipart is between delimiters: the end of the message ends it without its delimiter."""
         parent = ent.parent
         while parent is not None:
             if parent.kind is _Kind.MULTIPART and parent.mstate is _MState.PARTS:
