@@ -41,6 +41,7 @@ from mailtrace.findings.cross import GreylistTracker
 from mailtrace.findings.facts import SessionFacts, domain_of
 from mailtrace.findings.model import FindingsConfig
 from mailtrace.findings.rules import RELAY_TEXT, UNKNOWN_USER, RuleContext, spam_category
+from mailtrace.mime import EMBEDDED_MESSAGE_TYPES
 from mailtrace.pipeline import CaptureStats
 from mailtrace.protocols.smtp import parse_address
 from mailtrace.session import Session
@@ -604,12 +605,16 @@ class StatsCollector:
             size = getattr(summary, "bytes", None)
             if isinstance(size, int):
                 self.message_sizes.add(size)
-            for attachment in getattr(summary, "attachments", ()) or ():
+            attachments = getattr(summary, "attachments", ()) or ()
+            # an attached e-mail's bytes hold the files inside it, listed too: their bytes are counted once
+            embedded = [f"{_field(a, 'path')}." for a in attachments
+                        if str(_field(a, "content_type") or "").lower() in EMBEDDED_MESSAGE_TYPES]
+            for attachment in attachments:
                 self.attachment_count += 1
                 ctype = _field(attachment, "content_type")
                 nbytes = _field(attachment, "bytes")
                 self.attachment_types.add(str(ctype or "unknown").lower())
-                if isinstance(nbytes, int):
+                if isinstance(nbytes, int) and not str(_field(attachment, "path") or "").startswith(tuple(embedded)):
                     self.attachment_bytes += nbytes
                     self.attachment_sizes.add(nbytes)
             self._base64(summary)

@@ -114,3 +114,15 @@ def test_analyze_lists_it_in_every_view(tmp_path: Path) -> None:
     assert html.count(sha256(PHISH)) >= 2  # the MIME tree and the attachments table (and the embedded JSON)
     assert '<td class="mono fname">../../phish report.eml</td><td>message/rfc822</td>' in html  # attachments table
     assert "<strong>message/rfc822</strong> attachment" in html  # the MIME tree
+
+
+def test_statistics_count_the_bytes_inside_an_attached_email_once(tmp_path: Path) -> None:
+    """Three attachments are listed (the reported e-mail, the invoice inside it, the bounce), but the invoice's
+    bytes are part of the reported e-mail's: the byte total and the sizes count them once."""
+    result = run_cli("stats", "--format", "json", str(capture(tmp_path, report())))
+    assert result.exit_code == 0, result.stderr
+    attachments = json.loads(result.stdout)["messages"]["attachments"]
+    assert attachments["count"] == 3
+    assert attachments["types"] == {"message/rfc822": 2, "application/pdf": 1}
+    assert attachments["bytes"] == len(PHISH) + len(BOUNCED)
+    assert attachments["size"]["max"] == len(PHISH)
