@@ -126,3 +126,13 @@ def test_statistics_count_the_bytes_inside_an_attached_email_once(tmp_path: Path
     assert attachments["types"] == {"message/rfc822": 2, "application/pdf": 1}
     assert attachments["bytes"] == len(PHISH) + len(BOUNCED)
     assert attachments["size"]["max"] == len(PHISH)
+
+
+def test_the_html_report_offers_the_attached_emails_as_sent(tmp_path: Path) -> None:
+    """--embed-attachments finds leaves with the stdlib, which would re-serialise an attached e-mail: the
+    report cuts it from the message where the summary places it, so the download is the e-mail as sent."""
+    from tests.mt_html_check import embedded_files, html_report
+
+    html = html_report(tmp_path / "r.html", str(capture(tmp_path, report())), "--embed-attachments")
+    kept = sorted(base64.b64decode(data) for data in embedded_files(html).values())
+    assert kept == sorted([PHISH, PDF, BOUNCED])

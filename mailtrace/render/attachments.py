@@ -3,7 +3,8 @@
 The collector is a message sink (:class:`mailtrace.session.MessageSink`): the session builder hands
 it every message's bytes as they stream. It keeps a message only up to ``max_message`` bytes,
 then, when the message ends, takes its attachments (leaf parts with a file name or
-``Content-Disposition: attachment``) with the standard library's ``email`` parser and keeps each
+``Content-Disposition: attachment``) with the standard library's ``email`` parser, and the e-mails
+attached to it from where the message summary places them, and keeps each
 decoded payload of at most ``max_each`` bytes, until ``max_total`` bytes are held. The report takes
 a session's files when the session arrives, so memory is bounded by ``max_total``.
 
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage, Message
 from typing import TYPE_CHECKING
 
+from mailtrace.mime import EMBEDDED_MESSAGE_TYPES, MessageSummary
 from mailtrace.render.html import EmbeddedFile
 
 if TYPE_CHECKING:
@@ -55,7 +57,7 @@ class _Sink:
 
     def close(self, record: MessageRecord) -> None:
         if not self.too_big and self.buf:
-            self.owner.add(self.key, record.index, bytes(self.buf))
+            self.owner.add(self.key, record.index, bytes(self.buf), record.summary)
         self.buf = bytearray()
 
 
@@ -73,7 +75,10 @@ class AttachmentCollector:
         del name
         return _Sink(self, (builder.file, builder.stream))
 
-    def add(self, key: tuple[str, int], index: int, message: bytes) -> None:
+    def add(self, key: tuple[str, int], index: int, message: bytes, summary: MessageSummary | None = None) -> None:
+        """Keep the attachments of one message: its leaves, found by the stdlib, and the e-mails attached to
+        it, cut from ``message`` where ``summary`` places them (the stdlib re-serialises an attached e-mail;
+        the summary's hashes are of its bytes as sent)."""
         try:
             msg = email.message_from_bytes(message, policy=email.policy.default)
         except Exception:
@@ -82,24 +87,29 @@ class AttachmentCollector:
             payload = _payload(part)
             if payload is None:
                 continue
-            if len(payload) > self.limits.max_each or self.held + len(payload) > self.limits.max_total:
-                self.skipped += 1
-                continue
             try:
                 filename = part.get_filename()
             except Exception:
                 filename = None
-            self.held += len(payload)
-            self._files.setdefault(key, {}).setdefault(index, []).append(
-                EmbeddedFile(
-                    filename=filename,
-                    content_type=part.get_content_type(),
-                    size=len(payload),
-                    md5=hashlib.md5(payload).hexdigest(),
-                    sha256=hashlib.sha256(payload).hexdigest(),
-                    data=payload,
-                )
+            self._keep(key, index, filename, part.get_content_type(), payload)
+        for name, content_type, payload in _attached_emails(message, summary):
+            self._keep(key, index, name, content_type, payload)
+
+    def _keep(self, key: tuple[str, int], index: int, filename: str | None, content_type: str, payload: bytes) -> None:
+        if len(payload) > self.limits.max_each or self.held + len(payload) > self.limits.max_total:
+            self.skipped += 1
+            return
+        self.held += len(payload)
+        self._files.setdefault(key, {}).setdefault(index, []).append(
+            EmbeddedFile(
+                filename=filename,
+                content_type=content_type,
+                size=len(payload),
+                md5=hashlib.md5(payload).hexdigest(),
+                sha256=hashlib.sha256(payload).hexdigest(),
+                data=payload,
             )
+        )
 
     def take(self, file: str, stream: int) -> dict[int, list[EmbeddedFile]]:
         """The files of one session's messages, by message index; forgotten here once taken."""
@@ -119,6 +129,24 @@ def _leaves(msg: Message) -> list[Message]:
             is_attachment = False
         if is_attachment:
             out.append(part)
+    return out
+
+
+def _attached_emails(message: bytes, summary: MessageSummary | None) -> list[tuple[str | None, str, bytes]]:
+    """(file name, content type, bytes as sent) of every e-mail attached to ``message`` whose bytes there
+    hash as the summary says (a message cut by the capture keeps only what it has)."""
+    if summary is None:
+        return []
+    listed = {a.path: a for a in summary.attachments if a.content_type in EMBEDDED_MESSAGE_TYPES}
+    out = []
+    for part in summary.parts.walk():
+        attachment = listed.get(part.path)
+        if attachment is None:
+            continue
+        start = part.offset + part.header_bytes
+        data = message[start : start + part.encoded_bytes]
+        if hashlib.sha256(data).hexdigest() == attachment.sha256:
+            out.append((attachment.filename, attachment.content_type, data))
     return out
 
 
