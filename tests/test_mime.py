@@ -665,3 +665,22 @@ def test_a_closed_summarizer_leaves_no_reference_cycles() -> None:
         gc.set_debug(0)
         gc.garbage.clear()
         gc.enable()
+
+
+def test_tiny_feeds_wait_for_their_block_in_little_memory() -> None:
+    """A message fed a byte at a time (segments reach the summariser one by one under --follow, after TLS,
+    or when the server talks during DATA) waits for its 64 KiB block as one buffer, not as 64,000 objects of
+    their own (2.6 MB a message when they were)."""
+    import tracemalloc
+
+    body = b"Subject: x\r\n\r\n" + b"a" * (60 * 1024)
+    summarizer = MessageSummarizer()
+    tracemalloc.start()
+    try:
+        for i in range(len(body)):
+            summarizer.feed(body[i : i + 1])
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert held < 256 * 1024
+    assert summarizer.close().bytes == len(body)
