@@ -54,3 +54,17 @@ def report(*paths: Path | str, args: tuple[str, ...] = ()) -> dict[str, Any]:
 def facts(name: str) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(sample(name).read_text())
     return data
+
+
+class CollectingWriter:
+    """A ``PartWriter`` for tests: keeps what the MIME summariser writes and whether it was closed."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+
+    def close(self) -> None:
+        self.closed = True

@@ -40,6 +40,7 @@ from mailtrace.mime import (
     summarize,
     summary_to_json,
 )
+from tests.support import CollectingWriter
 
 
 def shared_dir() -> Path:
@@ -483,23 +484,11 @@ def test_kept_bytes_are_capped() -> None:
     assert summary.truncated and summary.kept == SIMPLE[:100]
 
 
-class _Collect:
-    def __init__(self) -> None:
-        self.data = bytearray()
-        self.closed = False
-
-    def write(self, data: bytes) -> None:
-        self.data += data
-
-    def close(self) -> None:
-        self.closed = True
-
-
 def test_part_hook_receives_decoded_bytes() -> None:
-    seen: list[tuple[PartStart, _Collect]] = []
+    seen: list[tuple[PartStart, CollectingWriter]] = []
 
-    def hook(start: PartStart) -> _Collect:
-        seen.append((start, _Collect()))
+    def hook(start: PartStart) -> CollectingWriter:
+        seen.append((start, CollectingWriter()))
         return seen[-1][1]
 
     s = MessageSummarizer(on_part=hook)

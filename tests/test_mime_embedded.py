@@ -28,6 +28,7 @@ from mailtrace.mime import (
     summarize,
     summary_to_json,
 )
+from tests.support import CollectingWriter
 from tests.test_mime_hostile import message as fuzzed_message
 
 
@@ -69,18 +70,6 @@ INNER_MULTIPART = (
 )
 """An attached phishing mail with its own attachment; it ends with its close delimiter, whose line break then
 belongs to the outer delimiter."""
-
-
-class Collect:
-    def __init__(self) -> None:
-        self.data = bytearray()
-        self.closed = False
-
-    def write(self, data: bytes) -> None:
-        self.data += data
-
-    def close(self) -> None:
-        self.closed = True
 
 
 # --------------------------------------------------------------------------- what is listed
@@ -128,8 +117,8 @@ def test_an_attachment_inside_the_attached_email_stays_listed() -> None:
 
 def test_the_attached_email_is_what_the_stdlib_parses() -> None:
     """The bytes written for the embedded e-mail, parsed on their own, give the stdlib's tree of it."""
-    writers: dict[str, Collect] = {}
-    s = MessageSummarizer(on_part=lambda start: writers.setdefault(start.path, Collect()))
+    writers: dict[str, CollectingWriter] = {}
+    s = MessageSummarizer(on_part=lambda start: writers.setdefault(start.path, CollectingWriter()))
     raw = forward(INNER_MULTIPART)
     s.feed(raw)
     s.close()
@@ -232,10 +221,10 @@ def test_seven_bit_eight_bit_binary_are_not_flagged() -> None:
 
 
 def test_the_part_hook_gets_the_embedded_email_then_its_parts() -> None:
-    seen: dict[str, tuple[PartStart, Collect]] = {}
+    seen: dict[str, tuple[PartStart, CollectingWriter]] = {}
 
-    def hook(start: PartStart) -> Collect:
-        seen[start.path] = (start, Collect())
+    def hook(start: PartStart) -> CollectingWriter:
+        seen[start.path] = (start, CollectingWriter())
         return seen[start.path][1]
 
     s = MessageSummarizer(on_part=hook)
@@ -261,7 +250,7 @@ def test_an_unnamed_inline_embedded_email_is_an_attachment_for_the_hook() -> Non
 
 
 def test_a_writer_error_of_the_embedded_email_is_passed_on() -> None:
-    class Broken(Collect):
+    class Broken(CollectingWriter):
         def write(self, data: bytes) -> None:
             raise OSError("disk full")
 
