@@ -22,12 +22,12 @@ from typing import Any, BinaryIO
 
 from mailtrace.envelope import smtp_transaction
 from mailtrace.mime import (
-    EMBEDDED_MESSAGE_TYPES,
     MessageSummarizer,
     MessageSummary,
     MimeLimits,
     PartStart,
     PartWriter,
+    is_embedded_message,
 )
 from mailtrace.protocols.imap_parse import SectionRef, section_ref
 from mailtrace.render.json import dumps
@@ -113,7 +113,7 @@ def part_extension(content_type: str) -> str:
     An embedded e-mail is always ``.eml``, the extension mail clients and forensic tools open: what ``mimetypes``
     answers depends on the platform's mime.types files and registry, and for message/global it is RFC 6532's
     ``.u8msg``, which hardly anything opens."""
-    if content_type in EMBEDDED_MESSAGE_TYPES:
+    if is_embedded_message(content_type):
         return ".eml"
     return mimetypes.guess_extension(content_type) or ".bin"
 

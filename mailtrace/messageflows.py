@@ -18,6 +18,7 @@ from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from mailtrace.mime import is_embedded_message
 from mailtrace.model import Endpoint
 from mailtrace.received import parse_received
 from mailtrace.session import MessageRecord, Session
@@ -136,7 +137,9 @@ class HopReport:
 
 def body_fingerprint(summary: MessageSummary) -> str | None:
     """A hash of the decoded content of every MIME leaf, in order: the same on every hop."""
-    leaves = [p.sha256 for p in summary.parts.walk() if p.sha256 is not None]
+    # an attached e-mail is hashed as sent (its leaves are in the list): a relay that re-encodes it changes that
+    leaves = [p.sha256 for p in summary.parts.walk()
+              if p.sha256 is not None and not is_embedded_message(p.content_type)]
     if not leaves or not summary.complete:
         return None
     return hashlib.sha256("\n".join(leaves).encode()).hexdigest()

@@ -106,6 +106,17 @@ EMBEDDED_MESSAGE_TYPES = frozenset({"message/rfc822", "message/global"})
 body is hashed as one file and always listed as an attachment, inline or not: a forwarded or bounced e-mail is
 evidence whether or not the sender labelled it, and it is never part of the message's own text."""
 
+MAX_EMBEDDED_WRITTEN = 3
+"""Attached e-mails nested deeper than this are listed and hashed but not handed to the ``on_part`` hook:
+each level holds the bytes of the ones inside it, so ``extract`` would write a message nested 50 deep 50 times
+over (a 25 MB message, 1.25 GB). The leaves inside them are still handed over."""
+
+
+def is_embedded_message(content_type: str) -> bool:
+    """Whether a content type names an attached e-mail (:data:`EMBEDDED_MESSAGE_TYPES`), also with a comment
+    after it (``message/rfc822 (forwarded)``, RFC 2045 5.1), which the stdlib keeps in the type."""
+    return content_type.partition("(")[0].strip() in EMBEDDED_MESSAGE_TYPES
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Part:
@@ -155,7 +166,8 @@ class Part:
     def overhead_percent(self) -> float | None:
         """What the transfer encoding added, for base64 and quoted-printable leaves:
         (encoded - decoded) / decoded * 100; None for other encodings, containers and empty content."""
-        if self.encoding not in OVERHEAD_ENCODINGS or not self.is_leaf or self.decoded_bytes == 0:
+        if self.encoding not in OVERHEAD_ENCODINGS or not self.is_leaf or self.decoded_bytes == 0 \
+                or is_embedded_message(self.content_type):  # hashed as sent: its encoding was not undone
             return None
         return (self.encoded_bytes - self.decoded_bytes) / self.decoded_bytes * 100.0
 
@@ -197,7 +209,7 @@ class Attachment:
     @property
     def overhead_percent(self) -> float | None:
         """Transfer-encoding overhead for base64: (encoded - decoded) / decoded * 100."""
-        if self.encoding != "base64" or self.bytes == 0:
+        if self.encoding != "base64" or self.bytes == 0 or is_embedded_message(self.content_type):
             return None
         return (self.encoded_bytes - self.bytes) / self.bytes * 100.0
 
@@ -1085,7 +1097,7 @@ class _Entity:
 def _is_attachment(info: _Info) -> bool:
     """The stdlib's ``get_filename() or get_content_disposition() == "attachment"``, and every embedded
     e-mail (see EMBEDDED_MESSAGE_TYPES)."""
-    return bool(info.filename) or info.disposition == "attachment" or info.content_type in EMBEDDED_MESSAGE_TYPES
+    return bool(info.filename) or info.disposition == "attachment" or is_embedded_message(info.content_type)
 
 
 _NEED = -1
@@ -1603,7 +1615,7 @@ class MessageSummarizer:
             container = False
         if container and maintype == "message":
             ent.kind = _Kind.MESSAGE
-            if info.content_type in EMBEDDED_MESSAGE_TYPES:
+            if is_embedded_message(info.content_type):
                 self._start_embedded(ent, info)
             self._push_child(ent, body_start)
         elif container and info.boundary is not None:
@@ -1639,7 +1651,7 @@ class MessageSummarizer:
             # allows any for message/global). The stdlib parses the body as sent all the same, so does the part tree
             # here, and the content is the body as sent too (see the module docstring).
             ent.defects.append("transfer encoding of embedded message ignored")
-        writer = self._part_writer(ent, info)
+        writer = self._part_writer(ent, info) if len(self._embedded) < MAX_EMBEDDED_WRITTEN else None
         ent.content = _Content(_Identity(), writer, 0)
         ent.raw_fed = ent.body_start
         self._embedded.append(ent)

@@ -41,7 +41,7 @@ from mailtrace.findings.cross import GreylistTracker
 from mailtrace.findings.facts import SessionFacts, domain_of
 from mailtrace.findings.model import FindingsConfig
 from mailtrace.findings.rules import RELAY_TEXT, UNKNOWN_USER, RuleContext, spam_category
-from mailtrace.mime import EMBEDDED_MESSAGE_TYPES
+from mailtrace.mime import is_embedded_message
 from mailtrace.pipeline import CaptureStats
 from mailtrace.protocols.smtp import parse_address
 from mailtrace.session import Session
@@ -608,7 +608,7 @@ class StatsCollector:
             attachments = getattr(summary, "attachments", ()) or ()
             # an attached e-mail's bytes hold the files inside it, listed too: their bytes are counted once
             embedded = [f"{_field(a, 'path')}." for a in attachments
-                        if str(_field(a, "content_type") or "").lower() in EMBEDDED_MESSAGE_TYPES]
+                        if is_embedded_message(str(_field(a, "content_type") or "").lower())]
             for attachment in attachments:
                 self.attachment_count += 1
                 ctype = _field(attachment, "content_type")
@@ -643,7 +643,8 @@ class StatsCollector:
         if not callable(walk):
             return
         for part in walk():
-            if getattr(part, "encoding", None) == "base64" and getattr(part, "md5", None) is not None:
+            if getattr(part, "encoding", None) == "base64" and getattr(part, "md5", None) is not None \
+                    and not is_embedded_message(str(getattr(part, "content_type", ""))):  # hashed as sent, not decoded
                 encoded, decoded = getattr(part, "encoded_bytes", None), getattr(part, "decoded_bytes", None)
                 if isinstance(encoded, int) and isinstance(decoded, int):
                     self.b64_parts += 1

@@ -136,3 +136,26 @@ def test_the_html_report_offers_the_attached_emails_as_sent(tmp_path: Path) -> N
     html = html_report(tmp_path / "r.html", str(capture(tmp_path, report())), "--embed-attachments")
     kept = sorted(base64.b64decode(data) for data in embedded_files(html).values())
     assert kept == sorted([PHISH, PDF, BOUNCED])
+
+
+def test_a_relay_that_re_encodes_an_attached_email_does_not_split_the_flow(tmp_path: Path) -> None:
+    """Two hops of one message without a Message-ID: the second relay downgraded the attached e-mail's 8bit
+    text to quoted-printable. Every decoded leaf is the same, so the body fingerprint joins the hops; the attached
+    e-mail's own hash (of its bytes as sent) differs and must stay out of the fingerprint."""
+    def message(encoding: bytes, text: bytes) -> bytes:
+        return (b'From: a@example.org\r\nTo: b@example.net\r\nSubject: fwd\r\nMIME-Version: 1.0\r\n'
+                b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee it\r\n'
+                b"--b\r\nContent-Type: message/rfc822\r\n\r\nFrom: x@example.com\r\nSubject: inner\r\n"
+                b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: " + encoding + b"\r\n\r\n"
+                + text + b"\r\n--b--\r\n")
+    cap = Capture()
+    hops = [(message(b"8bit", "Grüße".encode()), "192.0.2.10", "198.51.100.25"),
+            (message(b"quoted-printable", b"Gr=C3=BC=C3=9Fe"), "198.51.100.25", "203.0.113.5")]
+    for i, (body, client, server) in enumerate(hops):
+        t = Tcp(cap, client=(client, 40001 + i), server=(server, 25)).handshake()
+        t.s(b"220 mx\r\n").c(b"EHLO h\r\n").s(b"250 mx\r\n").c(b"MAIL FROM:<a@example.org>\r\n").s(b"250 ok\r\n")
+        t.c(b"RCPT TO:<b@example.net>\r\n").s(b"250 ok\r\n").c(b"DATA\r\n").s(b"354 go\r\n")
+        t.c(body + b".\r\n").s(b"250 queued\r\n").c(b"QUIT\r\n").s(b"221 bye\r\n").fin()
+    result = run_cli("analyze", "--format", "json", str(cap.write(tmp_path / "hops.pcap")))
+    flows = json.loads(result.stdout)["flows"]
+    assert [len(f["hops"]) for f in flows] == [2]

@@ -434,3 +434,52 @@ def test_random_cuts_of_a_hostile_mix() -> None:
             s.feed(raw[last:c])
             last = c
         assert s.close() == whole
+
+
+# --------------------------------------------------------------------------- found by review
+
+
+def test_a_comment_after_the_type_does_not_hide_an_attached_email() -> None:
+    """``message/rfc822 (forwarded)`` is a valid Content-Type (RFC 2045 5.1) and is parsed as a message: it is
+    listed, hashed and handed to the hook as well, or a comment would hide a forwarded e-mail from extract."""
+    inner = b"Subject: s\r\n\r\nhi"
+    for ctype in (b"message/rfc822", b"message/rfc822 (forwarded)", b"message/rfc822(x)", b"message/global (y)"):
+        raw = (b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: " + ctype
+               + b"\r\nContent-Disposition: attachment; filename=fwd.eml\r\n\r\n" + inner + b"\r\n--b--\r\n")
+        written: dict[str, CollectingWriter] = {}
+        s = MessageSummarizer(on_part=lambda start, seen=written: seen.setdefault(start.path, CollectingWriter()))
+        s.feed(raw)
+        summary = s.close()
+        assert [(a.path, a.sha256) for a in summary.attachments] == [("1.1", hashlib.sha256(inner).hexdigest())], ctype
+        assert bytes(written["1.1"].data) == inner, ctype
+
+
+def test_attached_emails_nested_deeper_than_three_are_not_written_again() -> None:
+    """Each level of a nested attached e-mail holds the bytes of the levels inside it: extract wrote a message
+    nested 49 deep 50 times over. All are listed and hashed; only the outer MAX_EMBEDDED_WRITTEN go to the hook."""
+    inner = b"Subject: core\r\n\r\ncore"
+    for level in range(6):
+        inner = b"Subject: level %d\r\nContent-Type: message/rfc822\r\n\r\n" % level + inner
+    written: dict[str, CollectingWriter] = {}
+    s = MessageSummarizer(on_part=lambda start: written.setdefault(start.path, CollectingWriter()))
+    s.feed(b"Content-Type: message/rfc822\r\n\r\n" + inner)
+    summary = s.close()
+    listed = [a.path for a in summary.attachments]
+    assert len(listed) == 7
+    assert sorted(written, key=len) == [*listed[: mime.MAX_EMBEDDED_WRITTEN], "1.1.1.1.1.1.1.1"]  # and the core leaf
+
+
+def test_statistics_and_overhead_leave_an_attached_email_labelled_base64_alone() -> None:
+    """An attached e-mail is hashed as sent, whatever its Content-Transfer-Encoding says: it is no decoded base64
+    part, and has no encoding overhead."""
+    inner = b"Subject: s\r\n\r\nhi"
+    raw = (b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: message/rfc822\r\n"
+           b"Content-Transfer-Encoding: base64\r\n\r\n" + inner + b"\r\n--b--\r\n")
+    summary = summarize(raw)
+    [attachment] = summary.attachments
+    assert attachment.overhead_percent is None and summary.parts.children[0].overhead_percent is None
+    from mailtrace.stats import StatsCollector
+
+    stats = StatsCollector()
+    stats._base64(summary)
+    assert stats.b64_parts == 0

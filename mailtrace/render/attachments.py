@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage, Message
 from typing import TYPE_CHECKING
 
-from mailtrace.mime import EMBEDDED_MESSAGE_TYPES, MessageSummary
+from mailtrace.mime import MessageSummary, is_embedded_message
 from mailtrace.render.html import EmbeddedFile
 
 if TYPE_CHECKING:
@@ -137,7 +137,7 @@ def _attached_emails(message: bytes, summary: MessageSummary | None) -> list[tup
     hash as the summary says (a message cut by the capture keeps only what it has)."""
     if summary is None:
         return []
-    listed = {a.path: a for a in summary.attachments if a.content_type in EMBEDDED_MESSAGE_TYPES}
+    listed = {a.path: a for a in summary.attachments if is_embedded_message(a.content_type)}
     out = []
     for part in summary.parts.walk():
         attachment = listed.get(part.path)
