@@ -9,7 +9,6 @@ front ends can reuse them (``Console(record=True).export_html()``).
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import IO, Any
 
@@ -25,7 +24,7 @@ from mailtrace.render.catalog import fmt_num, localize_number
 from mailtrace.render.catalog import has as catalog_has
 from mailtrace.render.catalog import text as catalog_text
 from mailtrace.render.catalog import words as catalog_words
-from mailtrace.render.output import Output, clean
+from mailtrace.render.output import Output, clean, utc
 from mailtrace.session import Session
 from mailtrace.stats import Statistics, StatsCollector, Summary
 
@@ -304,12 +303,7 @@ def _size(n: float, lang: str = "en") -> str:
 
 
 def _when(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    try:
-        return dt.datetime.fromtimestamp(ts, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
-    except (OverflowError, OSError, ValueError):  # a damaged capture's time past the calendar
-        return f"{ts:.0f} (epoch seconds)"
+    return "-" if ts is None else utc(ts, millis=False)
 
 
 def _optional(key: str, fallback: str, lang: str, **params: Any) -> str:

@@ -22,8 +22,8 @@ from rich.text import Text
 from mailtrace.messageflows import FlowCollector, HopReport, MessageFlow, chain_matches, hop_reports
 from mailtrace.received import parse_received
 from mailtrace.render.catalog import localize_number, text
-from mailtrace.render.output import Output, clean
-from mailtrace.render.terminal import seconds, utc
+from mailtrace.render.output import Output, clean, utc
+from mailtrace.render.terminal import seconds
 
 COLUMNS = ("flows.col.hop", "flows.col.session", "flows.col.time", "flows.col.path", "flows.col.carrier",
            "flows.col.delay")

@@ -20,6 +20,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:  # rich loads when text is written, not for a JSON report
@@ -216,3 +217,13 @@ def _isatty(stream: IO[str]) -> bool:
         return stream.isatty()
     except (AttributeError, ValueError, OSError):
         return False
+
+
+def utc(ts: float, *, millis: bool = True) -> str:
+    """Capture time as UTC text (``2026-11-26 13:22:24.092``); a damaged capture's time past the calendar
+    (a pcapng timestamp resolution or offset gone wrong) as its epoch seconds."""
+    try:
+        moment = datetime.fromtimestamp(ts, UTC)
+    except (OverflowError, OSError, ValueError):
+        return f"{ts:.3f} (epoch seconds)" if millis else f"{ts:.0f} (epoch seconds)"
+    return moment.strftime("%Y-%m-%d %H:%M:%S") + (f".{moment.microsecond // 1000:03d}" if millis else "")

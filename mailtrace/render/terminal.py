@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import IO, Any
 
 from rich.text import Span, Text
@@ -41,7 +40,7 @@ from mailtrace.render.captions import Step, steps
 from mailtrace.render.catalog import fmt_num, has, localize_number, text
 from mailtrace.render.context import ContextBlock, check_text, context_blocks, row_info, row_proto
 from mailtrace.render.explain import explain_challenge, explain_smtp_reply
-from mailtrace.render.output import Output, clean
+from mailtrace.render.output import Output, clean, utc
 from mailtrace.render.rows import (
     PacketGroup,
     group_rows,
@@ -71,16 +70,6 @@ def phase_width(lang: str) -> int:
 def tcp_flags(flags: int) -> str:
     """Flags in Wireshark's order and spelling: ``SYN, ACK``; ``FIN, PSH, ACK``."""
     return ", ".join(name for bit, name in _FLAG_NAMES if flags & bit)
-
-
-def utc(ts: float, *, millis: bool = True) -> str:
-    """Capture time as UTC text (``2026-11-26 13:22:24.092``); a damaged capture's time past the calendar
-    (a pcapng timestamp resolution or offset gone wrong) as its epoch seconds."""
-    try:
-        moment = datetime.fromtimestamp(ts, UTC)
-    except (OverflowError, OSError, ValueError):
-        return f"{ts:.3f} (epoch seconds)" if millis else f"{ts:.0f} (epoch seconds)"
-    return moment.strftime("%Y-%m-%d %H:%M:%S") + (f".{moment.microsecond // 1000:03d}" if millis else "")
 
 
 def seconds(value: float) -> str:
