@@ -33,7 +33,7 @@ from mailtrace.capture.reader import CaptureFile
 from mailtrace.context.model import ContextObservation
 from mailtrace.mime import MessageSummarizer, MessageSummary, MimeLimits
 from mailtrace.pipeline import Analyzer, CaptureStats
-from mailtrace.session import MessageRecord, MessageSinkFactory, Session, SessionBuilder, kept_summary
+from mailtrace.session import MessageRecord, MessageSinkFactory, Session, SessionBuilder
 
 AUTO_MIN_BYTES = 4 * 1024 * 1024
 """By default, captures smaller than this are analysed in one process (forking would not pay)."""
@@ -231,8 +231,9 @@ class _Summaries:
             record.summary = done if done is not None else self._close(key, pending.complete, pending.missing_bytes)
 
     def _close(self, key: tuple[int, int], complete: bool, missing_bytes: int) -> MessageSummary:
+        # keep=False makes the summary as a session keeps it (what kept_summary would leave of it)
         summarizer = self.open.pop(key, None) or MessageSummarizer(self.limits, keep=False, message_md5=False)
-        return kept_summary(summarizer.close(complete=complete, missing_bytes=missing_bytes))  # as made, now
+        return summarizer.close(complete=complete, missing_bytes=missing_bytes)
 
 
 def _widen(fd: int) -> None:

@@ -549,15 +549,15 @@ class RcptOutcome:
     authenticated: bool
 
 
-def rcpt_outcomes(s: Session, pairs: list[Exchange] | None = None) -> list[RcptOutcome]:
+def rcpt_outcomes(s: Session, pairs: list[Exchange]) -> list[RcptOutcome]:
     """Every RCPT of an SMTP session in order, with the MAIL FROM in force and whether AUTH succeeded
-    (``pairs``: the session's :func:`exchanges`, when already made)."""
+    (``pairs``: the session's :func:`exchanges`; read them from :class:`SessionFacts`, which pairs once)."""
     if s.protocol != "smtp":
         return []
     out: list[RcptOutcome] = []
     mail_from: str | None = None
     ok_auth = [a.frame for a in s.auth if a.success]
-    for ex in exchanges(s) if pairs is None else pairs:
+    for ex in pairs:
         verb = ex.command.verb
         if verb == "MAIL":
             mail_from = (

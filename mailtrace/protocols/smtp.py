@@ -253,10 +253,9 @@ class Smtp:
         """A gap took client bytes (sticky: ``commands_lost_at`` resets once the replies catch up)."""
         self.authenticated_at = 0
         """Frame of the 235 that authenticated the client (0: not yet, or reset by STARTTLS)."""
-        self.hello_after_tls: bool | None = None
-        """None before STARTTLS; then whether the client said HELO/EHLO again (RFC 3207 4.2 resets the
-        session to just after the greeting)."""
-        self.transactions_before_tls = 0
+        self.hello_due_after_tls = False
+        """STARTTLS reset the session to just after the greeting (RFC 3207 4.2), and neither a HELO/EHLO nor
+        a MAIL has come since: the first MAIL is judged against it."""
         self.messages = 0
         self.phase = Phase.GREETING
         self.server_bytes = 0
@@ -483,8 +482,7 @@ class Smtp:
             if not self.helo:
                 self.helo = name
                 self.helo_verb = verb
-            if self.hello_after_tls is False:
-                self.hello_after_tls = True
+            self.hello_due_after_tls = False
         elif verb == "MAIL":
             address, params, ok = parse_address(cmd.argument, "FROM")
             if not ok:
@@ -493,12 +491,12 @@ class Smtp:
                 self.out.anomaly(CLIENT, cmd.phase, "mail-without-helo",
                                  "MAIL before HELO/EHLO (RFC 5321 4.1.4: the client must say hello first)",
                                  line.frame)
-            elif self.hello_after_tls is False and not self.client_bytes_lost \
-                    and len(self.transactions) == self.transactions_before_tls:
+            elif self.hello_due_after_tls and not self.client_bytes_lost:
                 self.out.anomaly(CLIENT, cmd.phase, "mail-without-helo",
                                  "MAIL after STARTTLS without a new EHLO (RFC 3207 4.2: TLS resets the session to "
                                  "just after the greeting, and RFC 5321 4.1.4 wants a hello before MAIL)",
                                  line.frame)
+            self.hello_due_after_tls = False  # only the first MAIL after the reset is judged
             if self.current is not None and self.current.reply is not None and 200 <= self.current.reply < 300 \
                     and self.current.message is None and self.current.data_reply is None:
                 self.out.anomaly(CLIENT, cmd.phase, "nested-mail",
@@ -1037,8 +1035,7 @@ class Smtp:
         self.pending.clear()
         self.tls_started_at = line.frame
         self.authenticated_at = 0  # the server forgets what the client said before TLS (RFC 3207 4.2)
-        self.hello_after_tls = False
-        self.transactions_before_tls = len(self.transactions)
+        self.hello_due_after_tls = True
         self.phase = Phase.TLS
         self.out.add(TlsStart(direction=SERVER, ts=line.ts, frame=line.frame, first_frame=line.frame,
                               phase=Phase.TLS, mode="starttls"))
