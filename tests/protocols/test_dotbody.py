@@ -107,3 +107,15 @@ def test_flushed_body_ending_in_a_dot_and_cr_after_clean_pieces() -> None:
         got = read([data[:i], data[i:]], True)
         assert got == reference(data, True), i
         assert got[4] == ["<CR><LF>.<CR>"]
+
+
+def test_stuffed_dots_and_marker_split_at_every_pair_of_offsets() -> None:
+    """A line's leading dot is found by one scan that starts at the bytes already emitted: cut anywhere
+    (even a CR, its LF and the dot into three pieces) it is still removed, and the marker still ends."""
+    data = b"..a\r\n.b\r\n\r\n..\r\nx.\r\n.\r\ntail"
+    for i in range(len(data) + 1):
+        for j in range(i, len(data) + 1):
+            pieces = [data[:i], data[i:j], data[j:]]
+            assert read(pieces, False) == reference(data, False), (i, j)
+            if MARKER not in b"\r\n" + data[:j]:  # a body cut before its marker, flushed
+                assert read(pieces[:2], True) == reference(data[:j], True), (i, j)
