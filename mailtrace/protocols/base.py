@@ -180,7 +180,7 @@ class DotBody:
     """
 
     __slots__ = ("_cr_pending", "_ctx", "_look", "_look_end", "_reported_dot", "_skip", "_tail", "bare_cr", "bare_lf",
-                 "raw_bytes", "smuggling", "stuffed")
+                 "newlines", "raw_bytes", "smuggling", "stuffed")
 
     MARKER = b"\r\n.\r\n"
     """The end of data. A line of one dot between any other line endings is a look-alike (<LF>.<LF>,
@@ -202,6 +202,8 @@ class DotBody:
         self.smuggling: list[str] = []
         self.stuffed = 0
         """Lines that began with a '.' on the wire (their dot removed)."""
+        self.newlines = 0
+        """LF bytes in the body returned so far (counted on the way: POP3 reports a message's lines)."""
 
     def feed(self, data: bytes) -> tuple[bytes, bytes | None]:
         """Return (unstuffed body bytes, rest after the end marker or None if not finished)."""
@@ -248,7 +250,7 @@ class DotBody:
         if stop <= start:
             return b""
         raw = text[start:stop]
-        self._inspect(raw, final)
+        newlines = self._inspect(raw, final)
         out = raw
         if dots:
             cut = [d for d in dots if d < stop]  # a dot in the held-back tail is seen again with the next bytes
@@ -264,27 +266,33 @@ class DotBody:
         self._ctx = text[max(0, stop - 2) : stop]
         if self._skip:
             dropped = min(self._skip, len(out))
+            newlines -= out.count(b"\n", 0, dropped)
             out = out[dropped:]
             self._skip -= dropped
             self.raw_bytes -= dropped
         self.raw_bytes += len(raw)
+        self.newlines += newlines
         return out
 
-    def _inspect(self, raw: bytes, final: bool = False) -> None:
-        """Count bare CR/LF and spot end-of-data look-alikes, also across chunk boundaries.
+    def _inspect(self, raw: bytes, final: bool = False) -> int:
+        """Count bare CR/LF and spot end-of-data look-alikes, also across chunk boundaries; return the LF
+        bytes in ``raw``.
 
         Written for the common case, a body of CRLF lines: one test shows that nothing is bare, and
         then the look-alike search is skipped (see below)."""
         # Only CRLF pairs in raw (so it neither starts with LF nor ends with CR) iff dropping every CR
         # and turning every LF into CRLF gives raw back. Single-byte replace runs on memchr: about 5x
         # cheaper than counting CRLF, LF and CR (a two-byte count is the slowest of the three).
-        if raw.replace(b"\r", b"").replace(b"\n", b"\r\n") == raw:
+        without_cr = raw.replace(b"\r", b"")
+        if without_cr.replace(b"\n", b"\r\n") == raw:
+            newlines = len(raw) - len(without_cr)  # one LF to each CR
             if self._cr_pending:
                 self.bare_cr += 1  # the CR that ended the previous chunk is not followed by LF
                 self._cr_pending = False
         else:
             crlf = raw.count(b"\r\n")
-            lf = raw.count(b"\n") - crlf
+            newlines = raw.count(b"\n")
+            lf = newlines - crlf
             cr = raw.count(b"\r") - crlf
             if self._cr_pending:
                 if raw[:1] == b"\n":
@@ -304,13 +312,14 @@ class DotBody:
         if not (self.bare_lf or self.bare_cr or self._cr_pending or final):
             # every CR and LF so far (the window's too) sits in a CRLF, so a dot with line endings on
             # both sides is CRLF.CRLF: the real marker, which feed() never passes here
-            return
+            return newlines
         look = prev + raw
         # a look-alike has a line ending on both sides of its dot: four substring tests (C speed) rule
         # out nearly every chunk before _spot_lookalikes walks it ("end.\r\n" and "\r\n..x" have only one side)
         if b"." in look and (b"\n.\n" in look or b"\n.\r" in look or b"\r.\r" in look or b"\r.\n" in look
                              or (final and look.endswith((b"\n.", b"\r.", b"\n.\r", b"\r.\r")))):
             self._spot_lookalikes(look, start, final)
+        return newlines
 
     def _spot_lookalikes(self, look: bytes, start: int, final: bool) -> None:
         """Name each dot that has a line ending on both sides, unless it is the real end marker.

@@ -144,7 +144,6 @@ class Body:
     last: bytes = b"\n"
     """The last body byte seen (a status line can only start after a line feed)."""
     size: int = 0
-    newlines: int = 0
     ends_nl: bool = True
     guessed: bool = False
     """The command was lost; the status line (``+OK n octets``) says it was a RETR."""
@@ -689,7 +688,6 @@ class Pop3:
     def _count(body: Body, chunk: bytes) -> None:
         if chunk:
             body.size += len(chunk)
-            body.newlines += chunk.count(b"\n")
             body.ends_nl = chunk.endswith(b"\n")
 
     def _collect(self, body: Body, chunk: bytes) -> None:
@@ -748,7 +746,8 @@ class Pop3:
                               "retrieved" if cmd.verb == "RETR" else "top", number)
         entry: dict[str, Any] = {
             "frame": frame, "first_frame": body.first_frame, "command": cmd.verb, "msg": number,
-            "bytes": body.size, "lines": body.newlines + (0 if body.ends_nl else 1),
+            "bytes": body.size,  # (every byte the reader returns passes _count: its LF count is the body's)
+            "lines": body.reader.newlines + (0 if body.ends_nl else 1),
             "stuffed_lines": body.reader.stuffed, "complete": complete and not body.missing,
             "missing_bytes": body.missing}
         for key in ("lines_asked", "octets_announced", "uid"):

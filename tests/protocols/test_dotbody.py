@@ -19,8 +19,8 @@ CR, LF = 13, 10
 MARKER = b"\r\n.\r\n"
 
 
-def reference(data: bytes, flushed: bool) -> tuple[bytes, int, int, int, list[str]]:
-    """(body, stuffed, bare LF, bare CR, look-alikes) of ``data``, read in one go."""
+def reference(data: bytes, flushed: bool) -> tuple[bytes, int, int, int, list[str], int]:
+    """(body, stuffed, bare LF, bare CR, look-alikes, LF bytes in the body) of ``data``, read in one go."""
     text = b"\r\n" + data  # the CRLF before the body counts for the marker
     if not flushed:
         text = text[: text.index(MARKER) + 2]
@@ -39,10 +39,11 @@ def reference(data: bytes, flushed: bool) -> tuple[bytes, int, int, int, list[st
         shown = seq.decode().replace("\r", "<CR>").replace("\n", "<LF>")
         if seq != MARKER and shown not in names:
             names.append(shown)
-    return text.replace(b"\r\n.", b"\r\n")[2:], text.count(b"\r\n."), bare_lf, bare_cr, names
+    body = text.replace(b"\r\n.", b"\r\n")[2:]
+    return body, text.count(b"\r\n."), bare_lf, bare_cr, names, body.count(b"\n")
 
 
-def read(pieces: list[bytes], flush: bool) -> tuple[bytes, int, int, int, list[str]]:
+def read(pieces: list[bytes], flush: bool) -> tuple[bytes, int, int, int, list[str], int]:
     body = DotBody()
     out = []
     for piece in pieces:
@@ -52,7 +53,7 @@ def read(pieces: list[bytes], flush: bool) -> tuple[bytes, int, int, int, list[s
             break
     if flush:
         out.append(body.flush())
-    return b"".join(out), body.stuffed, body.bare_lf, body.bare_cr, body.smuggling
+    return b"".join(out), body.stuffed, body.bare_lf, body.bare_cr, body.smuggling, body.newlines
 
 
 def cut(data: bytes, cuts: list[int]) -> list[bytes]:
