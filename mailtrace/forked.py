@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import io
 import os
 import pickle
@@ -34,7 +35,7 @@ from mailtrace.capture.reader import CaptureFile
 from mailtrace.context.model import ContextObservation
 from mailtrace.mime import MessageSummarizer, MessageSummary, MimeLimits
 from mailtrace.pipeline import Analyzer, CaptureStats
-from mailtrace.session import MessageRecord, MessageSinkFactory, Session, SessionBuilder
+from mailtrace.session import MessageRecord, MessageSinkFactory, Session, SessionBuilder, Unsummarized
 
 AUTO_MIN_BYTES = 4 * 1024 * 1024
 """By default, captures smaller than this are analysed in one process (forking would not pay)."""
@@ -305,16 +306,29 @@ class _Spool:
     busy with a burst of sessions (the session order buffer lets many go at once). Only past ``limit``
     waiting bytes does sending block until the pipe has taken enough."""
 
-    def __init__(self, fd: int, limit: int = SPOOL_BYTES) -> None:
+    def __init__(self, fd: int, limit: int = SPOOL_BYTES, *, placeholders: bool = False) -> None:
         self.fd = fd
         self.limit = limit
+        self.placeholders = placeholders
+        """The sessions' message summaries are placeholders (the parent summarises): see :func:`_placeholder`."""
+        self.buffer = io.BytesIO()  # one pickler for every session: cheaper than a new one each time
+        self.pickler = pickle.Pickler(self.buffer, protocol=pickle.HIGHEST_PROTOCOL)
+        self.pickler.dispatch_table = _PLACEHOLDERS
         self.waiting = bytearray()
         self.start = 0
         """Where the bytes not yet written begin in ``waiting``."""
         os.set_blocking(fd, False)
 
     def send(self, message: Any) -> None:
-        self.waiting += pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        if self.placeholders and type(message) is _Finished:
+            buffer = self.buffer
+            buffer.seek(0)
+            buffer.truncate()
+            self.pickler.clear_memo()  # each message is a pickle of its own, as pickle.dumps makes it
+            self.pickler.dump(message)
+            self.waiting += buffer.getbuffer()
+        else:
+            self.waiting += pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
         self._write(until=self.limit)
 
     def close(self) -> None:
@@ -343,6 +357,25 @@ class _Spool:
             self.start = 0
 
 
+@functools.lru_cache(maxsize=64)
+def _placeholder(complete: bool, missing_bytes: int) -> MessageSummary:
+    """The summary a message has in a session from the child until the parent summarises it
+    (:meth:`_Summaries.fill`, which reads only these two fields).
+
+    The child's placeholders (:class:`~mailtrace.session.Unsummarized`) travel as this call and its two
+    arguments rather than as a whole summary with its MIME tree: a frozen dataclass is pickled and
+    unpickled by Python code, field by field, two of them for each of the thousands of messages."""
+    return Unsummarized(MimeLimits()).close(complete=complete, missing_bytes=missing_bytes)
+
+
+def _reduce_placeholder(summary: MessageSummary) -> tuple[Callable[[bool, int], MessageSummary], tuple[bool, int]]:
+    return _placeholder, (summary.complete, summary.missing_bytes)
+
+
+_PLACEHOLDERS: dict[type, Callable[[Any], Any]] = {MessageSummary: _reduce_placeholder}
+"""The child's pickling of sessions whose summaries are placeholders (``Pickler.dispatch_table``)."""
+
+
 def _child(analyzer: Analyzer, files: list[CaptureFile], with_progress: bool,  # pragma: no cover
            write_fd: int, summarize_there: bool) -> None:
     """Run the analyzer and send everything down the pipe; never returns (``os._exit``: the parent's
@@ -352,7 +385,7 @@ def _child(analyzer: Analyzer, files: list[CaptureFile], with_progress: bool,  #
     # must not die on its own half-way through a message first
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        spool = _Spool(write_fd)
+        spool = _Spool(write_fd, placeholders=summarize_there)
         if summarize_there:
             analyzer.config = dataclasses.replace(analyzer.config, summarize=False,
                                                   message_sink=_sender_of_messages(spool))

@@ -223,3 +223,36 @@ def test_the_html_report_is_the_same(tmp_path: Path) -> None:
         pages.append(re.sub(r'"analysis_seconds":[0-9.]+', "", page))
     assert "cleartext-credentials" in pages[0]
     assert pages[1] == pages[0]
+
+
+def test_placeholder_summaries_travel_as_their_two_fields(tmp_path: Path) -> None:
+    """With the parent summarising, the child's sessions carry placeholder summaries: they are sent as
+    ``_placeholder(complete, missing_bytes)``, and what arrives is the placeholder the child had; the
+    spool's reused pickler makes each message a pickle of its own, as ``pickle.dumps`` does."""
+    from dataclasses import replace
+
+    from mailtrace.mime import MimeLimits
+    from mailtrace.session import Unsummarized
+
+    analyzer = Analyzer(replace(Config(), summarize=False))
+    capture = open_capture(str(SAMPLES / "mixed-all.pcap"))
+    sessions = list(analyzer.run_file(capture))
+    capture.close()
+    records = [r for s in sessions for r in s.messages]
+    assert records
+    records[0].summary = Unsummarized(MimeLimits()).close(complete=False, missing_bytes=7)
+    path = tmp_path / "stream"
+    spool = forked._Spool(os.open(path, os.O_WRONLY | os.O_CREAT), placeholders=True)
+    for s in sessions:
+        spool.send(forked._Finished(s, analyzer.stats))
+    spool.send(forked._Done(analyzer.stats))
+    spool.close()
+    with path.open("rb") as stream:
+        arrived = [pickle.load(stream) for _ in range(len(sessions) + 1)]
+        assert stream.read() == b""
+    assert [m.session.id for m in arrived[:-1]] == [s.id for s in sessions]
+    assert type(arrived[-1]) is forked._Done
+    sent = [r.summary for s in sessions for r in s.messages]
+    got = [r.summary for m in arrived[:-1] for r in m.session.messages]
+    assert got == sent
+    assert (got[0].complete, got[0].missing_bytes) == (False, 7)
