@@ -514,7 +514,10 @@ class StatsCollector:
         self._auth(s, facts)
         self._envelopes(s)
         self._greylisting(s, facts)
-        self.durations.setdefault(s.protocol, Distribution(self.limits.max_samples)).add(s.duration)
+        durations = self.durations.get(s.protocol)
+        if durations is None:
+            durations = self.durations[s.protocol] = Distribution(self.limits.max_samples)
+        durations.add(s.duration)
         self.timeline.add(s.start)
 
     def end(self, stats: CaptureStats | None = None, elapsed: float = 0.0) -> None:
@@ -551,36 +554,40 @@ class StatsCollector:
     def _replies(self, s: Session) -> None:
         latency = self.latency.setdefault(s.protocol, {})
         frame_ts = {row.frame: row.ts for row in s.rows}
+        smtp = s.protocol == "smtp"
         for r in s.replies:
-            if s.protocol == "smtp":
-                code = r.status
-                if len(code) == 3 and code.isdigit():
-                    self.smtp_classes.add(f"{code[0]}yz")
-                    self.smtp_categories.add(f"x{code[1]}z")
-                    self.smtp_codes.add(code)
-                    match = ENHANCED.match(r.lines[0] if r.lines else "")
-                    if match and match.group(1)[0] == code[0]:
-                        self.smtp_enhanced.add(match.group(1))
-                    if code[0] in "45" and r.lines:
-                        self._rejection(r.answers, code, r.text)
+            status = r.status
+            if smtp:
+                if len(status) == 3 and status.isdigit():
+                    self.smtp_classes.add(f"{status[0]}yz")
+                    self.smtp_categories.add(f"x{status[1]}z")
+                    self.smtp_codes.add(status)
+                    enhanced = _enhanced(r.lines[0] if r.lines else "")
+                    if enhanced and enhanced[0] == status[0]:
+                        self.smtp_enhanced.add(enhanced)
+                    if status[0] in "45" and r.lines:
+                        self._rejection(r.answers, status, r.text)
             elif s.protocol == "pop3":
-                self.pop3.add(r.status)
-            elif r.status == "*":
+                self.pop3.add(status)
+            elif status == "*":
                 words = (r.lines[0] if r.lines else "").split()
                 word = words[1] if len(words) > 1 and words[0].isdigit() else (words[0] if words else "")
                 self.imap_untagged.add(word.upper())
-            elif r.status == "+":
+            elif status == "+":
                 self.imap_continuations += 1
             else:
-                self.imap_tagged.add(r.status)
-            final = r.status not in ("*", "+") and not (s.protocol == "smtp" and r.status == "334")
+                self.imap_tagged.add(status)
+            final = status not in ("*", "+") and not (smtp and status == "334")
             if final and r.answers is not None and r.latency is not None:
                 # From the command to the first packet of its reply (Wireshark's response time), not
                 # to the end of a long multi-line reply.
                 sent = r.ts - r.latency
                 first = min(frame_ts.get(r.first_frame, r.ts), r.ts)
                 verb = r.answers or "(continuation)"
-                latency.setdefault(verb, Distribution(self.limits.max_samples)).add(max(0.0, first - sent))
+                times = latency.get(verb)
+                if times is None:  # not setdefault: that would make a Distribution for every reply
+                    times = latency[verb] = Distribution(self.limits.max_samples)
+                times.add(max(0.0, first - sent))
 
     def _rejection(self, answers: str | None, code: str, text: str) -> None:
         if answers == "RCPT" and RELAY_TEXT.search(text):
@@ -877,6 +884,22 @@ def _field(obj: object, name: str) -> object:
     if isinstance(obj, dict):
         return obj.get(name)
     return getattr(obj, name, None)
+
+
+def _enhanced_code(line: str) -> str | None:
+    """The enhanced status code (RFC 3463) a reply line begins with."""
+    match = ENHANCED.match(line)
+    return match.group(1) if match else None
+
+
+_known_enhanced_code = functools.lru_cache(maxsize=4096)(_enhanced_code)
+"""Servers send the same few reply lines over and over: each is searched once."""
+_LINE_KEY = 256
+"""Reply lines up to this length are remembered by :data:`_known_enhanced_code`."""
+
+
+def _enhanced(line: str) -> str | None:
+    return _known_enhanced_code(line) if len(line) <= _LINE_KEY else _enhanced_code(line)
 
 
 _ADDRESS_KEY = 256
