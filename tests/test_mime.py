@@ -606,6 +606,31 @@ def test_long_lines_counted_in_any_chunking(seed: int) -> None:
     assert (json_form["long_lines"], json_form["longest_line"]) == _long_lines_by_split(data)
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([0, 1, 2, 75, 76, 498, 499, 500, 501, 997, 998, 999, 1000, 1600]),
+            st.integers(1, 300),
+            st.sampled_from([b"\r\n", b"\n", b"\r"]),
+        ),
+        max_size=6,
+    ),
+    st.sampled_from([b"", b"t", b"t" * 999]),
+    st.integers(1, 70_000),
+)
+def test_long_lines_counted_around_runs_of_equal_lines(runs: list[tuple[int, int, bytes]], end: bytes,
+                                                       step: int) -> None:
+    """Runs of lines of one width are passed over in strides (``_equal_lines``): the count stays exact
+    at their edges, for widths on both sides of the window and of the limit, and in any chunking."""
+    data = b"".join((b"x" * width + eol) * count for width, count, eol in runs) + end
+    lines = mime._LineLengths()
+    for at in range(0, len(data), step):
+        lines.feed(data[at : at + step])
+    lines.close()
+    assert (lines.long_lines, lines.longest) == _long_lines_by_split(data)
+
+
 @pytest.mark.parametrize("limits", [MimeLimits(), MimeLimits(max_kept_bytes=0), MimeLimits(max_kept_bytes=10),
                                     MimeLimits(max_preview_bytes=0)])
 @pytest.mark.parametrize("message", [
