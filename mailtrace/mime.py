@@ -524,20 +524,21 @@ def _split_fields(lines: list[bytes], defects: list[str]) -> list[tuple[str, byt
                 value.append(line)
             continue
         if name is not None:
-            fields.append((name, b"".join(value).rstrip(b"\r\n")))
-            name, value = None, []
+            # most fields are one line: no join
+            fields.append((name, (value[0] if len(value) == 1 else b"".join(value)).rstrip(b"\r\n")))
+            name = None
         if line.startswith(b"From "):
             if lineno != 0:
                 defects.append("MisplacedEnvelopeHeaderDefect")
             continue
-        colon = line.find(b":")
-        if colon <= 0:
+        head, colon, rest = line.partition(b":")
+        if not colon or not head:
             defects.append("InvalidHeaderDefect")
             continue
-        name = line[:colon].decode("ascii", "surrogateescape")
-        value = [line[colon + 1 :].lstrip(b" \t")]
+        name = head.decode("ascii", "surrogateescape")
+        value = [rest.lstrip(b" \t")]
     if name is not None:
-        fields.append((name, b"".join(value).rstrip(b"\r\n")))
+        fields.append((name, (value[0] if len(value) == 1 else b"".join(value)).rstrip(b"\r\n")))
     return fields
 
 
