@@ -1478,16 +1478,19 @@ class MessageSummarizer:
 
     def _run(self, data: bytes, final: bool) -> int:
         pos = 0
-        while pos < len(data):
+        n = len(data)
+        while pos < n:
             top = self._stack[-1]
-            before = (pos, top, top.kind, top.mstate, len(self._stack))
-            if top.kind is _Kind.HEADERS:
-                pos = self._header_step(top, data, pos, final)
+            kind, mstate, depth = top.kind, top.mstate, len(self._stack)
+            if kind is _Kind.HEADERS:
+                step = self._header_step(top, data, pos, final)
             else:
-                pos = self._body_step(top, data, pos, final)
-            now = self._stack[-1]
-            if (pos, now, now.kind, now.mstate, len(self._stack)) == before:
-                break  # nothing decided: wait for more data
+                step = self._body_step(top, data, pos, final)
+            if step == pos:  # compared field by field: no tuples made per step
+                now = self._stack[-1]
+                if now is top and now.kind is kind and now.mstate is mstate and len(self._stack) == depth:
+                    break  # nothing decided: wait for more data
+            pos = step
         return pos
 
     # ------------------------------------------------------------------ header blocks
@@ -1911,7 +1914,8 @@ class MessageSummarizer:
         else:
             owner.mstate = _MState.PARTS
             self._push_child(owner, self._base + line_end).fresh = True
-        self._update_active()
+        if close or self._active[-1][0] > level:  # else the same delimiters are active (the usual next part)
+            self._update_active()
 
     def _unwind(self, keep: int, at: int, eol: bytes, *, end: int | None, eof_incomplete: bool) -> bytes:
         """End every entity above stack index ``keep - 1`` at message offset ``at``.

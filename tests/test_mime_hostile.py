@@ -199,6 +199,26 @@ def test_fuzzed_structures_decode_like_the_stdlib(raw: bytes, seed: int) -> None
         mime._BLOCK = old
 
 
+class _CheckedSummarizer(MessageSummarizer):
+    """Checks after every delimiter line that the active delimiters kept are those a fresh look finds."""
+
+    def _boundary(self, at: int, level: int, *, close: bool, line_end: int, eol: bytes = b"") -> None:
+        super()._boundary(at, level, close=close, line_end=line_end, eol=eol)
+        kept = list(self._active)
+        self._update_active()
+        assert kept == self._active
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(raw=message())
+def test_active_delimiters_kept_equal_recomputed(raw: bytes) -> None:
+    """After the delimiter of a next part, the active delimiters are not looked for again (nothing that
+    had one ended): they equal what looking again gives."""
+    summarizer = _CheckedSummarizer()
+    summarizer.feed(raw)
+    assert summarizer.close() == summarize(raw)
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=400), st.integers(1, 50))
 def test_random_bytes_never_raise(raw: bytes, step: int) -> None:
