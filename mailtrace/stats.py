@@ -29,7 +29,6 @@ from __future__ import annotations
 import functools
 import math
 import random
-import re
 import statistics
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -44,11 +43,11 @@ from mailtrace.findings.rules import RELAY_TEXT, UNKNOWN_USER, RuleContext, spam
 from mailtrace.mime import is_embedded_message
 from mailtrace.pipeline import CaptureStats
 from mailtrace.protocols.smtp import parse_address
+from mailtrace.protocols.smtp_codes import enhanced_code
 from mailtrace.session import Session
 
 FORMAT_NAME = "mailtrace-stats"
 FORMAT_VERSION = 1
-ENHANCED = re.compile(r"^\s*([245]\.\d{1,3}\.\d{1,3})\b")
 TIMELINE_WIDTHS = (
     1,
     2,
@@ -562,7 +561,7 @@ class StatsCollector:
                     self.smtp_classes.add(f"{status[0]}yz")
                     self.smtp_categories.add(f"x{status[1]}z")
                     self.smtp_codes.add(status)
-                    enhanced = _enhanced(r.lines[0] if r.lines else "")
+                    enhanced = enhanced_code(r.lines[0] if r.lines else "")
                     if enhanced and enhanced[0] == status[0]:
                         self.smtp_enhanced.add(enhanced)
                     if status[0] in "45" and r.lines:
@@ -884,22 +883,6 @@ def _field(obj: object, name: str) -> object:
     if isinstance(obj, dict):
         return obj.get(name)
     return getattr(obj, name, None)
-
-
-def _enhanced_code(line: str) -> str | None:
-    """The enhanced status code (RFC 3463) a reply line begins with."""
-    match = ENHANCED.match(line)
-    return match.group(1) if match else None
-
-
-_known_enhanced_code = functools.lru_cache(maxsize=4096)(_enhanced_code)
-"""Servers send the same few reply lines over and over: each is searched once."""
-_LINE_KEY = 256
-"""Reply lines up to this length are remembered by :data:`_known_enhanced_code`."""
-
-
-def _enhanced(line: str) -> str | None:
-    return _known_enhanced_code(line) if len(line) <= _LINE_KEY else _enhanced_code(line)
 
 
 _ADDRESS_KEY = 256

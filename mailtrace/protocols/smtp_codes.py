@@ -9,6 +9,7 @@ offers. The strings are plain data keyed by language, so a translation is one mo
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -293,8 +294,19 @@ def is_defined_code(code: str) -> bool:
 
 
 def enhanced_code(text: str) -> str | None:
+    """The enhanced status code (RFC 3463) a reply line begins with. Servers send the same few reply lines
+    over and over (the report and the statistics both ask for every one): short lines are searched once."""
+    return _known_enhanced_code(text) if len(text) <= _CACHED_LINE else _enhanced_code(text)
+
+
+def _enhanced_code(text: str) -> str | None:
     match = ENHANCED_CODE.match(text.strip())
     return ".".join(match.groups()) if match else None
+
+
+_known_enhanced_code = functools.lru_cache(maxsize=4096)(_enhanced_code)
+_CACHED_LINE = 256
+"""Reply lines up to this length are remembered by :data:`_known_enhanced_code`."""
 
 
 def explain_reply(code: str, text: str = "", lang: str = "en") -> ReplyMeaning | None:

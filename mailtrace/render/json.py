@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from functools import lru_cache
 from typing import IO, Any
 
 from mailtrace.findings.headers import verdicts
@@ -53,19 +52,12 @@ def reply_json(r: Reply) -> dict[str, Any]:
     if r.tag is not None:
         out["tag"] = r.tag
     if lines and r.status.isdigit():
-        line = lines[0]
-        enhanced = _known_enhanced_code(line) if len(line) <= _LINE_KEY else enhanced_code(line)
+        enhanced = enhanced_code(lines[0])
         if enhanced is not None:
             out["enhanced"] = enhanced
     if len(lines) > 1:
         out["lines"] = list(lines)
     return out
-
-
-_known_enhanced_code = lru_cache(maxsize=4096)(enhanced_code)
-"""Servers answer with the same few reply lines over and over: each is searched for its code once."""
-_LINE_KEY = 256
-"""Reply lines up to this length are remembered by :data:`_known_enhanced_code`."""
 
 
 def auth_json(a: AuthAttempt, show_secrets: bool) -> dict[str, Any]:
