@@ -65,6 +65,10 @@ SessionDone = Callable[[int, Session | None], None]
 class MailConnection:
     """Flow-table handler for one (possibly) mail connection."""
 
+    row: Callable[[int, float, Direction, int, int], None]
+    """The session builder's ``packet`` once a session is built: the flow table's fast path calls it
+    directly (:class:`~mailtrace.tcp.flows.FastHandler`)."""
+
     def __init__(self, conn: Connection, config: Config, file: str, on_done: SessionDone,
                  protocol: DissectorClass | None, implicit_tls: bool,
                  tls_port_protocols: dict[int, DissectorClass], keylog: Callable[[], KeyLog | None],
@@ -98,12 +102,16 @@ class MailConnection:
         """Past the first bytes, no TLS, no sniffing: items go straight to the dissector."""
         self._bulk: Direction | None = None
         """The direction the dissector reads message content from right now (see Dissector.bulk)."""
-        self._marked_frame = 0
-        """The latest packet whose payload was counted as message bytes when it arrived."""
         self._bulk_left: int | None = None
         self._bulk_tail = b""
-        self._held: list[Chunk] = []
+        self._held: list[bytes] = []
+        """Message content waiting to be dissected in one piece (see :meth:`_release_bulk`)."""
         self._held_bytes = 0
+        self._held_first = 0
+        """The frame of the first held piece, and the direction, time and frame of the last."""
+        self._held_direction: Direction = CLIENT
+        self._held_ts = 0.0
+        self._held_frame = 0
         self.implicit_tls = implicit_tls
         self.tunnel: str | None = conn.tunnel
 
@@ -133,6 +141,8 @@ class MailConnection:
         for row in self._sniffed_rows:
             self._builder.packet(*row)
         self._sniffed_rows = []
+        self.row = self._builder.packet
+        conn.fast = self  # the flow table may now hand over its common packets without a TcpPacket
 
     # ------------------------------------------------------------------ flow-table callbacks
     @property
@@ -140,12 +150,8 @@ class MailConnection:
         return not self.sniffing
 
     def packet(self, conn: Connection, frame: int, ts: float, direction: Direction, pkt: TcpPacket) -> None:
-        builder = self._builder
-        if builder is not None:  # not sniffing any more: a session is being built
-            builder.packet(frame, ts, direction, pkt.flags, pkt.payload_len)
-            if self._bulk is direction and pkt.payload_len:  # message content: counted on its row now
-                builder.mark_body(pkt.payload_len)
-                self._marked_frame = frame
+        if self._builder is not None:  # not sniffing any more: a session is being built
+            self._builder.packet(frame, ts, direction, pkt.flags, pkt.payload_len)
             return
         self._sniffed_rows.append((frame, ts, direction, pkt.flags, pkt.payload_len))
         if len(self._sniffed_rows) > MAX_SNIFF_PACKETS:
@@ -155,6 +161,27 @@ class MailConnection:
         if self.sniffer is None and pkt.payload_len and self._first_bytes(conn, direction, pkt) \
                 and rejects_first_bytes(pkt.payload, direction is CLIENT, self.config.max_sniff_bytes):
             self._not_mail(conn)  # the flow table then skips reassembly of this segment
+
+    def chunk(self, conn: Connection, direction: Direction, data: bytes, ts: float, frame: int) -> None:
+        """``items(conn, [Chunk(direction, data, ts, frame)])``, the flow table's common case: message
+        content that cannot end the content is held without making a Chunk and a list for it."""
+        if direction is self._bulk and self.plain and not self.keep_transcript and self._inside_bulk(data):
+            self._hold(direction, data, ts, frame)
+        else:
+            self.items(conn, [Chunk(direction, data, ts, frame)])
+
+    def _hold(self, direction: Direction, data: bytes, ts: float, frame: int) -> None:
+        """Message content: dissected in pieces of BULK_BYTES."""
+        held = self._held
+        if not held:
+            self._held_first = frame
+            self._held_direction = direction
+        held.append(data)
+        self._held_ts = ts
+        self._held_frame = frame
+        self._held_bytes += len(data)
+        if self._held_bytes >= BULK_BYTES:
+            self._release_bulk()
 
     @staticmethod
     def _first_bytes(conn: Connection, direction: Direction, pkt: TcpPacket) -> bool:
@@ -173,21 +200,19 @@ class MailConnection:
         if self.plain and not self.keep_transcript:
             for item in items:  # the common case: a cleartext session past its first bytes
                 if type(item) is Chunk and item.direction is self._bulk and self._inside_bulk(item.data):
-                    self._held.append(item)  # message content: dissected in pieces of BULK_BYTES
-                    self._held_bytes += len(item.data)
-                    if self._held_bytes >= BULK_BYTES:
-                        self._release_bulk()
+                    self._hold(item.direction, item.data, item.ts, item.frame)
                     continue
                 if self._held:
                     self._release_bulk()
-                if type(item) is Chunk and item.frame == self._marked_frame:
+                if type(item) is Chunk and item.frame == self.builder.marked_frame:
                     # the segment that may end the content was counted on its row already: not twice
-                    self._marked_frame = 0
-                    self.builder.body_marked = True
+                    builder = self.builder
+                    builder.marked_frame = 0
+                    builder.body_marked = True
                     try:
                         self._plain(item)
                     finally:
-                        self.builder.body_marked = False
+                        builder.body_marked = False
                     continue
                 self._plain(item)
             return
@@ -219,7 +244,7 @@ class MailConnection:
             if builder.tls_starts != starts:
                 self.tls_state = "undecided"
                 self.plain = False
-        self._bulk = dissector.bulk if self.plain else None
+        self._bulk = builder.bulk = dissector.bulk if self.plain else None
         if self._bulk is not None:
             self._bulk_left = dissector.bulk_left
             self._bulk_tail = item.data[-4:] if type(item) is Chunk else b""
@@ -230,23 +255,22 @@ class MailConnection:
         left = self._bulk_left
         if left is not None:
             return self._held_bytes + len(data) < left
-        tail = self._held[-1].data[-4:] if self._held else self._bulk_tail
+        tail = self._held[-1][-4:] if self._held else self._bulk_tail
         # a segment without a dot (most of base64 content) cannot hold the marker: one memchr decides
-        return b"\r\n.\r\n" not in tail + data[:4] and (b"." not in data or b"\r\n.\r\n" not in data)
+        return (tail + data[:4]).find(b"\r\n.\r\n") < 0 and (data.find(b".") < 0 or data.find(b"\r\n.\r\n") < 0)
 
     def _release_bulk(self) -> None:
         """Dissect the held message content as one piece (it was already counted on its rows)."""
         held = self._held
-        last = held[-1]
-        data = held[0].data if len(held) == 1 else b"".join(c.data for c in held)
+        data = held[0] if len(held) == 1 else b"".join(held)
         self._held = []
         self._held_bytes = 0
         self._bulk_tail = data[-4:]
         builder = self.builder
         builder.body_marked = True
-        builder.bulk_first_frame = held[0].frame
+        builder.bulk_first_frame = self._held_first
         try:
-            self._plain(Chunk(last.direction, data, last.ts, last.frame))
+            self._plain(Chunk(self._held_direction, data, self._held_ts, self._held_frame))
         finally:
             builder.body_marked = False
             builder.bulk_first_frame = 0

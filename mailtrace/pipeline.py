@@ -8,9 +8,11 @@ returns the sessions that ended because of it. Sessions are handed out in the or
 from __future__ import annotations
 
 import heapq
+import operator
 import struct
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from mailtrace.capture.decode import (
     ETH_IPV4,
@@ -53,6 +55,10 @@ class FileStats:
     error: str | None = None
     """Why the input could not be read at all (``filetype`` is then empty, nothing was analysed)."""
 
+    def __reduce__(self) -> tuple[type[FileStats], tuple[Any, ...]]:
+        """Pickled as its fields (a two-process run sends the totals with every session)."""
+        return (FileStats, _file_stats_fields(self))
+
 
 @dataclass
 class CaptureStats:
@@ -79,6 +85,15 @@ class CaptureStats:
     @property
     def truncated(self) -> bool:
         return any(f.truncated for f in self.files)
+
+    def __reduce__(self) -> tuple[type[CaptureStats], tuple[Any, ...]]:
+        """Pickled as its fields: a two-process run sends the totals with every session
+        (mailtrace/forked.py), and a dataclass's own way (its ``__dict__`` with every key) costs twice."""
+        return (CaptureStats, _capture_stats_fields(self))
+
+
+_file_stats_fields = operator.attrgetter(*(f.name for f in fields(FileStats)))
+_capture_stats_fields = operator.attrgetter(*(f.name for f in fields(CaptureStats)))
 
 
 SKIP_TAIL = 16 + MAX_RECORD
@@ -187,7 +202,7 @@ class Analyzer:
             return
         self._seq += 1
         heapq.heappush(self._done, (session.first_frame, session.stream, self._seq, session))
-        self._held_rows += len(session.rows) + 1
+        self._held_rows += session.row_count + 1
 
     # ------------------------------------------------------------------ running
     def run_file(self, capture: CaptureFile, progress: Callable[[int], None] | None = None) -> Iterator[Session]:
@@ -325,6 +340,7 @@ class Analyzer:
         unpack_rec = struct.Struct(mapped.endian + "IIII").unpack_from
         unpack_udp = struct.Struct("!H16xHH").unpack_from  # IPv4 total length .. UDP ports
         unpack_tcp = struct.Struct("!H16xHHII").unpack_from  # IPv4 total length .. TCP ports, seq, ack
+        unpack_seq = struct.Struct("!H20xII").unpack_from  # IPv4 total length, TCP seq and ack
         whole = 64  # bytes the big struct reads from a record's start
         eth = linktype == LINKTYPE_ETHERNET
         # ethertype IPv4 as read; -1 never matches (other link types: those fields are not there)
@@ -335,6 +351,8 @@ class Analyzer:
         decode = self.decoder.decode
         flows = self.flows
         flow_packet = flows.packet
+        general = flows.general
+        tracked = flows.tracked
         table_get = flows.table.get
         new_tuple = tuple.__new__  # a NamedTuple's own __new__ is a Python function: a third slower per packet
         next_sweep = flows.next_sweep
@@ -402,10 +420,24 @@ class Analyzer:
                         if incl >= 54 and offx >= 0x50:
                             if not flags & 0x02 and ts < next_sweep:  # no SYN
                                 conn = table_get(key)
-                                if conn is not None and conn.handler is None:
-                                    conn.last_ts = ts
-                                    pos = end
-                                    continue
+                                if conn is not None:
+                                    if conn.handler is None:
+                                        conn.last_ts = ts
+                                        pos = end
+                                        continue
+                                    # a tracked connection: its common packets go in without a TcpPacket
+                                    length, seq, ack = unpack_seq(view, pos + 32)
+                                    if length >= 40:
+                                        pstart = pos + 50 + (offx >> 4) * 4
+                                        pend = pos + 30 + length
+                                        plen = pend - pstart if pend > pstart else 0
+                                        payload = buf[pstart : pend if pend < end else end] if plen else b""
+                                        if tracked(conn, packets, ts, key, seq, ack, flags, payload, plen):
+                                            decoded += 1
+                                            pos = end
+                                            if self._changed:
+                                                yield from self._emit()
+                                            continue
                             length, sport, dport, seq, ack = unpack_tcp(view, pos + 32)
                             if length >= 40:  # else (TSO's zero, a short one) the decoder decides
                                 # the packet decode.ethernet_ipv4_tcp would give, made here
@@ -417,7 +449,7 @@ class Analyzer:
                                 segment = new_tuple(TcpPacket, fields)
                                 decoded += 1
                                 pos = end
-                                flow_packet(packets, ts, segment)
+                                general(packets, ts, segment)  # tracked() was tried above where it could be
                                 next_sweep = flows.next_sweep
                                 if self._changed:
                                     yield from self._emit()
@@ -540,7 +572,7 @@ class Analyzer:
                     and (not self.reorder or self._held_rows <= self.config.max_reorder_rows):
                 return
             session = heapq.heappop(done)[3]
-            self._held_rows -= len(session.rows) + 1
+            self._held_rows -= session.row_count + 1
             session.id = self._next_id
             self._next_id += 1
             self.stats.sessions += 1

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -41,6 +43,9 @@ if TYPE_CHECKING:
 
 _CLIENT = Direction.CLIENT
 _SYN_FIN_RST = TCP_SYN | TCP_FIN | TCP_RST
+
+_FRAME, _TS, _DIRECTION, _FLAGS, _PAYLOAD_LEN, _PHASE, _EVENTS, _DECRYPTED, _BODY_BYTES = range(9)
+"""Where the fields of :class:`PacketRow` are in the plain lists the session builder keeps."""
 
 SIDE_EVENTS = frozenset({Anomaly, GapEvent})
 """Events that do not decide a row's phase (they can happen in any phase)."""
@@ -132,6 +137,13 @@ class MessageRecord:
     last_frame: int
     direction: Direction
     detail: dict[str, Any] = field(default_factory=dict)
+
+    def __reduce__(self) -> tuple[type[MessageRecord], tuple[Any, ...]]:
+        """Pickled as its fields (a dataclass's own way writes its ``__dict__`` with every key)."""
+        return (MessageRecord, _record_fields(self))
+
+
+_record_fields = operator.attrgetter(*(f.name for f in dataclasses.fields(MessageRecord)))
 
 
 class MessageSink(Protocol):
@@ -250,6 +262,25 @@ class Session:
     any more); as many as the session keeps rows."""
 
     @property
+    def row_count(self) -> int:
+        """``len(rows)``, without making the rows."""
+        raw = self.__dict__.get("_raw_rows")
+        return len(raw) if raw is not None else len(self.rows)
+
+    def __reduce__(self) -> tuple[Callable[..., Session], tuple[dict[str, Any], list[list[Any]]]]:
+        """Pickled as its fields with the rows as plain lists, as the builder keeps them (mailtrace/forked.py
+        sends every session to the report process, which makes the rows when it first reads them):
+        pickling a :class:`PacketRow` costs a Python call to its ``__reduce__``, two memo entries and the
+        checks of the reduce protocol; a list is written by the pickler's own loop."""
+        state = self.__dict__.copy()
+        rows = state.pop("_rows", None)
+        raw = state.pop("_raw_rows", None)
+        if raw is None:
+            raw = [[r.frame, r.ts, r.direction, r.flags, r.payload_len, r.phase, r.events, r.decrypted, r.body_bytes]
+                   for r in rows or ()]
+        return (_unpickle_session, (state, raw))
+
+    @property
     def user(self) -> str | None:
         ok = [a.username for a in self.auth if a.success and a.username]
         if ok:
@@ -268,6 +299,41 @@ class Session:
     def helo(self) -> str | None:
         value = self.record.get("helo")
         return value if isinstance(value, str) else None
+
+
+def _unpickle_session(state: dict[str, Any], raw: list[list[Any]]) -> Session:
+    session = Session.__new__(Session)
+    session.__dict__.update(state)
+    return _with_raw_rows(session, raw)
+
+
+def _with_raw_rows(session: Session, raw: list[list[Any]]) -> Session:
+    """``session`` with its rows as the builder's plain lists (the fields of :class:`PacketRow` in order):
+    the :class:`PacketRow` objects are made when ``rows`` is first read. The dissecting process of a
+    two-process run never reads them: it sends the lists as they are (``Session.__reduce__``)."""
+    session.__dict__.pop("_rows", None)
+    session.__dict__["_raw_rows"] = raw
+    return session
+
+
+def _get_rows(session: Session) -> list[PacketRow]:
+    state = session.__dict__
+    rows: list[PacketRow] | None = state.get("_rows")
+    if rows is None:
+        rows = state["_rows"] = list(itertools.starmap(PacketRow, state.pop("_raw_rows", ())))
+    return rows
+
+
+def _set_rows(session: Session, rows: list[PacketRow]) -> None:
+    session.__dict__.pop("_raw_rows", None)
+    session.__dict__["_rows"] = rows
+
+
+# ``rows`` is a property over the dataclass field (the generated ``__init__`` stores through it): the
+# PacketRow objects are made on first use from the plain lists the builder keeps (see _with_raw_rows).
+# A property and not ``__getattr__``: a class with ``__getattr__`` loses the interpreter's fast path for
+# every attribute read of its instances (about +300 instructions each), the report side reads thousands.
+setattr(Session, "rows", property(_get_rows, _set_rows, doc="The packets' rows (see :class:`PacketRow`)."))  # noqa: B010
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,7 +394,9 @@ class SessionBuilder:
         self.sink_factory = sink_factory
         self.summarize = summarize
         """False: the sink summarises (Config.summarize); records get :class:`Unsummarized` summaries."""
-        self.rows: list[PacketRow] = []
+        self.rows: list[list[Any]] = []
+        """The rows as plain lists, the fields of :class:`PacketRow` in order (indices ``_FRAME`` ...):
+        a list is made without a Python call, and pickled without one (``Session.__reduce__``)."""
         self.rows_elided = 0
         self.phase = Phase.SETUP
         self.tls = "none"
@@ -345,18 +413,21 @@ class SessionBuilder:
         self.first_ts: float | None = None
         self.last_ts = 0.0
         self.first_frame = 0
-        self.last_frame = 0
-        self.packets = 0
         self._summarizer: MessageSummarizer | Unsummarized | None = None
         self._sink: MessageSink | None = None
         self._message_first_frame = 0
-        self._last_row: PacketRow | None = None
+        self._last_row: list[Any] | None = None
         self.tls_info: dict[str, Any] | None = None
         self.notes: list[str] = []
         self.tls_starts = 0
         """How many TlsStart events were seen (the stack watches it to put the TLS gate in place)."""
         self.body_marked = False
         """Message bytes were already counted on their rows (the stack dissects them in bulk)."""
+        self.bulk: Direction | None = None
+        """The direction whose payload is message content right now (the stack knows it before dissecting,
+        see ``Dissector.bulk``): counted on the packets' rows as they arrive."""
+        self.marked_frame = 0
+        """The latest packet whose payload was counted so."""
         self._fins = 0
         """Bit 1: the client sent FIN, bit 2: the server did (RST: both). At 3 packets without payload are
         the teardown (a half-closed connection still has an exchange to finish)."""
@@ -370,6 +441,7 @@ class SessionBuilder:
 
     # ------------------------------------------------------------------ input
     def packet(self, frame: int, ts: float, direction: Direction, flags: int, payload_len: int) -> None:
+        """A packet's row (the flow table's fast path calls this directly: see ``MailConnection.row``)."""
         if self.first_ts is None:
             self.first_ts = ts
             self.first_frame = frame
@@ -377,10 +449,12 @@ class SessionBuilder:
                 self.phase = Phase.GREETING
         if ts > self.last_ts:  # noqa: PLR1730 - max() is a call per packet
             self.last_ts = ts
-        self.last_frame = frame
-        self.packets += 1
+        body = 0
         if payload_len:
             self.bytes[0 if direction is _CLIENT else 1] += payload_len
+            if direction is self.bulk:  # message content: counted on its row now
+                body = payload_len
+                self.marked_frame = frame
         phase = self.phase
         if flags & _SYN_FIN_RST:  # one test for the common case, a segment in the middle of the session
             if flags & (TCP_FIN | TCP_RST):
@@ -390,12 +464,20 @@ class SessionBuilder:
                 phase = Phase.SETUP
         elif self._fins == 3 and not payload_len:
             phase = Phase.TEARDOWN  # the ACK of a FIN belongs to the teardown, not to the last exchange
-        row = PacketRow(frame, ts, direction, flags, payload_len, phase, None, self.decrypting)
-        self._last_row = row
+        row = self._last_row = [frame, ts, direction, flags, payload_len, phase, None, self.decrypting, body]
         if len(self.rows) < self._max_rows:
             self.rows.append(row)
         else:
             self.rows_elided += 1
+
+    @property
+    def packets(self) -> int:
+        """Packets of the session (a row each, kept or elided)."""
+        return len(self.rows) + self.rows_elided
+
+    @property
+    def last_frame(self) -> int:
+        return self._last_row[_FRAME] if self._last_row is not None else 0
 
     def retransmitted(self, frame: int, original: int) -> None:
         """A packet that only repeated bytes the stream already had (the views mark its row)."""
@@ -409,35 +491,31 @@ class SessionBuilder:
     def _event(self, event: Event) -> None:
         kind = type(event)
         if kind is MessageData:  # the most frequent event: body bytes, counted on the row
-            row = self._last_row if self._last_row is not None and self._last_row.frame == event.frame \
+            row = self._last_row if self._last_row is not None and self._last_row[_FRAME] == event.frame \
                 else self._row_for(event.frame)
             if row is not None and not self.body_marked:
-                row.body_bytes += len(event.data)  # type: ignore[attr-defined]
+                row[_BODY_BYTES] += len(event.data)  # type: ignore[attr-defined]
             self._message_data(event)  # type: ignore[arg-type]
             return
         row = self._row_for(event.frame)
         if row is not None:
-            if row.events is None:
-                row.events = [event]
+            events = row[_EVENTS]
+            if events is None:
+                events = row[_EVENTS] = [event]
             else:
-                row.events.append(event)
-            if kind not in SIDE_EVENTS and (not (row.flags & (TCP_FIN | TCP_RST)) or row.payload_len) and \
-                    all(type(e) in SIDE_EVENTS for e in row.events[:-1]):
-                row.phase = event.phase
+                events.append(event)
+            if kind not in SIDE_EVENTS and (not (row[_FLAGS] & (TCP_FIN | TCP_RST)) or row[_PAYLOAD_LEN]) and \
+                    all(type(e) in SIDE_EVENTS for e in events[:-1]):
+                row[_PHASE] = event.phase
                 if event.first_frame < event.frame:
                     self._earlier_segments(event)
             if self.decrypting:
-                row.decrypted = True
+                row[_DECRYPTED] = True
         if kind not in SIDE_EVENTS:
             self.phase = event.phase
         handler = _DISPATCH.get(kind)
         if handler is not None:
             handler(self, event)
-
-    def mark_body(self, nbytes: int) -> None:
-        """Count message bytes on the latest row (the stack knows they are content before dissecting)."""
-        if self._last_row is not None:
-            self._last_row.body_bytes += nbytes
 
     def _command(self, event: Command) -> None:
         self._keep(self.commands, event)
@@ -471,18 +549,19 @@ class SessionBuilder:
         """A command or reply that began some segments back (an IMAP LOGIN sent in pieces around its
         literals): its earlier segments, which carry no event of their own, are in its phase too."""
         for row in reversed(self.rows[-64:]):
-            if row.frame < event.first_frame:
+            if row[_FRAME] < event.first_frame:
                 break
-            if row.frame < event.frame and row.events is None and row.payload_len \
-                    and row.direction is event.direction:
-                row.phase = event.phase
+            if row[_FRAME] < event.frame and row[_EVENTS] is None and row[_PAYLOAD_LEN] \
+                    and row[_DIRECTION] is event.direction:
+                row[_PHASE] = event.phase
 
-    def _row_for(self, frame: int) -> PacketRow | None:
+    def _row_for(self, frame: int) -> list[Any] | None:
         row = self._last_row
-        if row is not None and row.frame == frame:
+        if row is not None and row[_FRAME] == frame:
             return row
+        candidate: list[Any]
         for candidate in reversed(self.rows[-64:]):
-            if candidate.frame == frame:
+            if candidate[_FRAME] == frame:
                 return candidate
         return row
 
@@ -498,7 +577,8 @@ class SessionBuilder:
             self._sink.write(event.data)
 
     def _message_end(self, event: MessageEnd) -> None:
-        summarizer = self._summarizer or MessageSummarizer(self.mime_limits)
+        summarizer = self._summarizer or (MessageSummarizer(self.mime_limits) if self.summarize
+                                          else Unsummarized(self.mime_limits))
         first = self._message_first_frame or event.first_frame
         summary = kept_summary(summarizer.close(complete=event.complete, missing_bytes=event.missing_bytes))
         record = MessageRecord(len(self.messages), event.origin, summary, first, event.frame, event.direction,
@@ -535,18 +615,18 @@ class SessionBuilder:
                                          first_frame=self._message_first_frame, phase=Phase.TRANSFER,
                                          origin=record.get("_open_message_origin", "unknown"), complete=False))
         record.pop("_open_message_origin", None)
-        return Session(
+        return _with_raw_rows(Session(
             id=session_id, protocol=self.protocol, client=self.client, server=self.server, stream=self.stream,
             file=self.file, tunnel=self.tunnel, start=self.first_ts or 0.0, end=self.last_ts,
             packets=self.packets, tls=self.tls, close=close, first_frame=self.first_frame,
-            last_frame=self.last_frame, rows=self.rows, phases=phase_blocks(self.rows),
+            last_frame=self.last_frame, rows=[], phases=_phase_blocks(self.rows),
             commands=self.commands, replies=self.replies, auth=self.auth, messages=self.messages,
             anomalies=self.anomalies, gaps=self.gaps, record=record, bytes_client=self.bytes[0],
             bytes_server=self.bytes[1], rows_elided=self.rows_elided, events_dropped=self.events_dropped,
             decrypted=self.decrypting, tls_info=self.tls_info, notes=self.notes,
             transcript=self.transcript, transcript_truncated=self.transcript_truncated,
             retransmissions=self.retransmissions,
-        )
+        ), self.rows)
 
 
 _DISPATCH: dict[type[Event], Callable[[SessionBuilder, Any], None]] = {
@@ -561,12 +641,19 @@ _DISPATCH: dict[type[Event], Callable[[SessionBuilder, Any], None]] = {
 """What the builder does with each kind of event besides putting it on its row (one lookup, no chain)."""
 
 
-def phase_blocks(rows: list[PacketRow]) -> list[PhaseBlock]:
-    """Consecutive rows of one phase, in order."""
+def _phase_blocks(rows: list[list[Any]]) -> list[PhaseBlock]:
+    """Consecutive rows of one phase, in order (rows as the builder keeps them)."""
     blocks: list[PhaseBlock] = []
+    if not rows:
+        return blocks
     start = 0
-    for i in range(1, len(rows) + 1):
-        if i == len(rows) or rows[i].phase is not rows[start].phase:
-            blocks.append(PhaseBlock(rows[start].phase, rows[start].frame, rows[i - 1].frame, start, i - 1))
+    i = 0
+    current = rows[0][_PHASE]
+    for row in rows:
+        if row[_PHASE] is not current:
+            blocks.append(PhaseBlock(current, rows[start][_FRAME], rows[i - 1][_FRAME], start, i - 1))
             start = i
+            current = row[_PHASE]
+        i += 1
+    blocks.append(PhaseBlock(current, rows[start][_FRAME], rows[-1][_FRAME], start, i - 1))
     return blocks

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from mailtrace.capture.decode import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, TcpPacket
-from mailtrace.model import CLIENT, SERVER, Direction, Endpoint, StreamItem
+from mailtrace.model import CLIENT, SERVER, Chunk, Direction, Endpoint, StreamItem
 from mailtrace.tcp.reassembly import Reassembler, ReassemblyNote
 
 
@@ -72,6 +72,8 @@ class FlowLimits:
         return min(TOMBSTONE_SWEEP_EVERY, max(1.0, self.idle_timeout / 10))
 
 
+_SYN_FIN_RST = TCP_SYN | TCP_FIN | TCP_RST
+
 TOMBSTONE_SWEEP_EVERY = 30.0
 """Seconds between the sweeps that drop old tombstones."""
 
@@ -96,6 +98,18 @@ class Handler(Protocol):
         """The connection is over: ``fin``, ``rst``, ``timeout`` or ``open`` (capture ended)."""
 
 
+class FastHandler(Handler, Protocol):
+    """A handler that also takes the flow table's common case without a :class:`TcpPacket` or a list
+    of stream items (a mail session being built: most of a capture's packets)."""
+
+    row: Callable[[int, float, Direction, int, int], None]
+    """``row(frame, ts, direction, flags, payload_len)``: what :meth:`Handler.packet` does, for a packet
+    without SYN, FIN or RST (a mail connection's is its session builder's ``packet``)."""
+
+    def chunk(self, conn: Connection, direction: Direction, data: bytes, ts: float, frame: int) -> None:
+        """What ``items(conn, [Chunk(direction, data, ts, frame)])`` does."""
+
+
 class HandlerFactory(Protocol):
     def __call__(self, conn: Connection, pkt: TcpPacket) -> Handler | None: ...
 
@@ -109,6 +123,7 @@ class Connection:
         "base_seq",
         "client_key",
         "closing_since",
+        "fast",
         "fin",
         "fin_acked",
         "first_frame",
@@ -137,15 +152,18 @@ class Connection:
         self.first_ts = ts
         self.last_ts = ts
         self.last_index = 0
+        self.packets = 0
         self.tunnel = tunnel
         self.handler: Handler | None = None
+        self.fast: FastHandler | None = None
+        """The handler again when it takes the common packets without a TcpPacket (see
+        :meth:`FlowTable.tracked`); set by the handler, cleared when the connection is let go."""
         self.rasm: tuple[Reassembler, Reassembler] | None = None
         self.base_seq: list[int | None] = [None, None]  # per direction (client, server)
         self.fin = [False, False]
         self.fin_acked = [False, False]
         self.reset = False
         self.closing_since: float | None = None
-        self.packets = 0
         self.syn_seen = False
         self.shed = False
         """Ended early as an unanswered SYN under a flood (``FlowLimits.max_unanswered``)."""
@@ -201,6 +219,17 @@ class FlowTable:
 
     # ------------------------------------------------------------------ per packet
     def packet(self, frame: int, ts: float, pkt: TcpPacket) -> None:
+        """One TCP packet: through :meth:`tracked` when it is that common case, else :meth:`general`."""
+        if ts < self.next_sweep and not pkt.flags & TCP_SYN:
+            conn = self.table.get(pkt.key)
+            if conn is not None and conn.fast is not None:
+                key, _, _, _, _, seq, ack, flags, payload, payload_len, _ = pkt
+                if self.tracked(conn, frame, ts, key, seq, ack, flags, payload, payload_len):
+                    return
+        self.general(frame, ts, pkt)
+
+    def general(self, frame: int, ts: float, pkt: TcpPacket) -> None:
+        """Any TCP packet (:meth:`packet` without trying :meth:`tracked` first)."""
         self.tcp_packets += 1
         if ts > self.now:
             self.now = ts
@@ -283,6 +312,60 @@ class FlowTable:
         if conn.closing_since is not None and not conn.reset and conn.fin_acked[0] and conn.fin_acked[1]:
             self._retire(conn, "fin")  # both FINs acknowledged: nothing of this connection is left to come
 
+    def tracked(self, conn: Connection, frame: int, ts: float, key: bytes, seq: int, ack: int, flags: int,
+                payload: bytes, payload_len: int) -> bool:
+        """The common packet of a tracked connection, as :meth:`packet` would take it but without a
+        :class:`TcpPacket` and with a third of the calls: ``conn`` is the table's entry for ``key``, its
+        handler a :class:`FastHandler`, no sweep is due (``ts < next_sweep``), the packet has no SYN,
+        FIN or RST, and its bytes are the next of their direction in order (or none), whole, with
+        nothing held and the direction not ending. Anything else returns False at once, having changed
+        nothing: the caller then hands the packet to :meth:`general`."""
+        fast = conn.fast
+        rasm = conn.rasm
+        if fast is None or rasm is None or flags & _SYN_FIN_RST:
+            return False
+        if key == conn.client_key:
+            direction, d = CLIENT, 0
+            mine, peer = rasm
+        else:
+            direction, d = SERVER, 1
+            peer, mine = rasm
+        if seq != mine.next_seq or mine.pending or mine.fin_offset is not None or mine.ended \
+                or payload_len != len(payload):
+            return False
+        self.tcp_packets = index = self.tcp_packets + 1
+        if ts > self.now:  # noqa: PLR1730 - max() is a call per packet
+            self.now = ts
+        conn.last_ts = ts
+        conn.last_index = index
+        conn.packets += 1
+        if self.unanswered and (d or payload_len):
+            self.unanswered.pop(conn.stream, None)  # more than a SYN: a conversation, never shed
+        fast.row(frame, ts, direction, flags, payload_len)
+        if flags & TCP_ACK and ack != peer.next_seq:
+            peer.acked(ack)
+        if payload_len:
+            mine.take(payload, payload_len, frame)
+            if peer.acked_to > peer.offset:
+                items = peer.flush_acked(frame, ts)  # the peer's holes come first: it got that data before
+                items.append(Chunk(direction, payload, ts, frame))
+                fast.items(conn, items)
+            else:
+                fast.chunk(conn, direction, payload, ts, frame)
+            if peer.notes:
+                if conn.handler is not None:
+                    conn.handler.notes(conn, peer.notes)
+                peer.notes = []
+            if conn.handler is None:  # the handler decided this is not mail
+                self._forget(conn)
+                return True
+        if flags & TCP_ACK and peer.ended and peer.fin_offset is not None \
+                and ack == (peer.next_seq or 0) + 1 & 0xFFFFFFFF:
+            conn.fin_acked[1 - d] = True
+            if conn.closing_since is not None and not conn.reset and conn.fin_acked[0] and conn.fin_acked[1]:
+                self._retire(conn, "fin")  # both FINs acknowledged: nothing of this connection is left to come
+        return True
+
     def _new_connection(self, frame: int, ts: float, pkt: TcpPacket, *, stream: int | None = None) -> Connection:
         flags = pkt.flags
         src_is_client = not flags & TCP_ACK if flags & TCP_SYN else not self.server_side(pkt.sport, pkt.dport)
@@ -351,6 +434,7 @@ class FlowTable:
 
     def _forget(self, conn: Connection) -> None:
         conn.handler = None
+        conn.fast = None
         conn.rasm = None
         self.unanswered.pop(conn.stream, None)
         self.active.pop(conn.stream, None)

@@ -59,7 +59,6 @@ class Reassembler:
         "_recent_bytes",
         "acked_gap_bytes",
         "acked_to",
-        "delivered",
         "direction",
         "ended",
         "fin_offset",
@@ -90,7 +89,6 @@ class Reassembler:
         self.max_pending_segments = max_pending_segments
         self.fin_offset: int | None = None
         self.ended = False
-        self.delivered = 0
         self.retransmitted_bytes = 0
         self.acked_gap_bytes = 0
         self.acked_to = 0
@@ -105,15 +103,7 @@ class Reassembler:
         """Take one segment of this direction; return what became deliverable, in order."""
         if seq == self.next_seq and wire_len == len(payload) and wire_len and not (syn or fin or self.pending) \
                 and self.fin_offset is None and not self.ended:
-            # the common case, kept short: the next bytes in order, nothing held, nothing cut
-            offset = self.offset
-            self._recent.append((offset, payload, frame))
-            self._recent_bytes += wire_len
-            if self._recent_bytes > self.RECENT_LIMIT:
-                self._trim_recent()
-            self.offset = offset + wire_len
-            self.next_seq = (seq + wire_len) & 0xFFFFFFFF
-            self.delivered += wire_len
+            self.take(payload, wire_len, frame)  # the common case, kept short
             return [Chunk(self.direction, payload, ts, frame)]
         if not wire_len and seq == self.next_seq and not (syn or fin or self.pending) \
                 and self.fin_offset is None and not self.ended:
@@ -152,6 +142,14 @@ class Reassembler:
         if not out and self.pending and self._pending_over_limit():
             self._skip_hole(frame, ts, out)
         return out
+
+    def take(self, payload: bytes, wire_len: int, frame: int) -> None:
+        """Deliver the common segment of :meth:`segment`: the next bytes in order, whole, nothing held, no
+        SYN or FIN, the direction not ending (the flow table's fast path checks that and makes the
+        stream item itself)."""
+        self._remember(self.offset, payload, frame)
+        self.offset += wire_len
+        self.next_seq = (self.next_seq + wire_len) & 0xFFFFFFFF  # type: ignore[operator]
 
     def acked(self, ack: int) -> None:
         """The peer acknowledged up to ``ack``. Bytes before it that we lack were received by the peer
@@ -222,7 +220,6 @@ class Reassembler:
             out.append(Chunk(self.direction, captured, ts, frame))
             self._remember(self.offset, captured, frame)
             self._advance(len(captured))
-            self.delivered += len(captured)
         missing = new_len - len(captured)
         if missing > 0:  # cut by the snap length
             self._gap(missing, frame, ts, out)
