@@ -10,7 +10,8 @@ context layer hands its listeners, progress. The parent replays them into its ow
 both ways give the same report byte for byte (tests/test_forked.py compares them on real captures).
 When the report is quick to write (JSON, statistics, flows), the child also hands over the message
 summaries: it sends each message's bytes and the parent decodes and hashes them, which balances the
-two halves.
+two halves; while the parent is behind (its pipe full), the child summarises new messages itself, so
+the split follows the two halves' speeds on the machine and capture at hand.
 
 Not used where the dissecting side feeds something in the parent as it goes (message sinks:
 ``mailtrace extract``, attachments embedded in HTML), for live capture, or where ``os.fork`` is
@@ -44,6 +45,9 @@ PIPE_BUFFER = 1 << 20
 """The pipe's size (Linux, where it can be set) and the parent's read buffer."""
 SPOOL_BYTES = 16 * 1024 * 1024
 """Pickled sessions the child may have waiting for the parent (see :class:`_Spool`)."""
+BEHIND_BYTES = 1024 * 1024
+"""When this much waits in the child's spool (the pipe is full), the parent is behind, and the child
+summarises the next messages itself instead of sending their bytes (see :func:`_sender_of_messages`)."""
 
 ProgressFactory = Callable[[CaptureFile], Callable[..., None] | None]
 
@@ -118,6 +122,15 @@ class _MessageEnded(NamedTuple):
     missing_bytes: int
 
 
+class _MessageSummarized(NamedTuple):
+    """The message ended and the child summarised it itself (the parent was behind: see
+    :class:`_SummarizingSender`)."""
+
+    stream: int
+    number: int
+    summary: MessageSummary
+
+
 class _Done(NamedTuple):
     stats: CaptureStats
 
@@ -167,6 +180,9 @@ def forked_sessions(analyzer: Analyzer, files: list[CaptureFile], progress: Prog
                 elif kind is _MessageEnded:
                     assert summaries is not None
                     summaries.end(message)
+                elif kind is _MessageSummarized:
+                    assert summaries is not None
+                    summaries.done[message.stream, message.number] = message.summary
                 elif kind is _Finished:
                     _adopt(analyzer.stats, message.stats)
                     if summaries is not None:
@@ -331,6 +347,11 @@ class _Spool:
             self.waiting += pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
         self._write(until=self.limit)
 
+    @property
+    def backlog(self) -> int:
+        """Bytes waiting for the pipe to take them."""
+        return len(self.waiting) - self.start
+
     def close(self) -> None:
         """Write what waits (blocking now), then close the pipe."""
         try:
@@ -388,7 +409,7 @@ def _child(analyzer: Analyzer, files: list[CaptureFile], with_progress: bool,  #
         spool = _Spool(write_fd, placeholders=summarize_there)
         if summarize_there:
             analyzer.config = dataclasses.replace(analyzer.config, summarize=False,
-                                                  message_sink=_sender_of_messages(spool))
+                                                  message_sink=_sender_of_messages(spool, analyzer.config.mime))
         try:
             _run(analyzer, files, with_progress, spool)
         except BrokenPipeError:
@@ -429,10 +450,37 @@ class _MessageSender:
         self.spool.send(_MessageEnded(self.stream, self.number, summary.complete, summary.missing_bytes))
 
 
-def _sender_of_messages(spool: _Spool) -> MessageSinkFactory:
-    def sink(builder: SessionBuilder, origin: str) -> _MessageSender:
+class _SummarizingSender:
+    """The sink of one message in the child when the parent is behind: the child summarises it and
+    sends only the summary (the same summariser, so the report is the same either way)."""
+
+    def __init__(self, spool: _Spool, stream: int, number: int, limits: MimeLimits) -> None:
+        self.spool = spool
+        self.stream = stream
+        self.number = number
+        self.summarizer = MessageSummarizer(limits, keep=False, message_md5=False)  # as _Summaries makes them
+
+    def write(self, data: bytes) -> None:
+        self.summarizer.feed(data)
+
+    def close(self, record: MessageRecord) -> None:
+        pending = record.summary
+        summary = self.summarizer.close(complete=pending.complete, missing_bytes=pending.missing_bytes)
+        self.spool.send(_MessageSummarized(self.stream, self.number, summary))
+
+
+def _sender_of_messages(spool: _Spool, limits: MimeLimits) -> MessageSinkFactory:
+    """Each message's bytes go to the parent, which summarises them; but while BEHIND_BYTES or more
+    wait for the pipe, the parent is the slower half and the child summarises new messages itself. The
+    two halves so share the summaries as their speeds on this machine and capture say."""
+    behind = BEHIND_BYTES
+
+    def sink(builder: SessionBuilder, origin: str) -> _MessageSender | _SummarizingSender:
         # one message at a time per session, and it becomes the next record: its index is known now
-        return _MessageSender(spool, builder.stream, len(builder.messages))
+        number = len(builder.messages)
+        if spool.backlog >= behind:
+            return _SummarizingSender(spool, builder.stream, number, limits)
+        return _MessageSender(spool, builder.stream, number)
 
     return sink
 

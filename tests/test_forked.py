@@ -256,3 +256,43 @@ def test_placeholder_summaries_travel_as_their_two_fields(tmp_path: Path) -> Non
     got = [r.summary for m in arrived[:-1] for r in m.session.messages]
     assert got == sent
     assert (got[0].complete, got[0].missing_bytes) == (False, 7)
+
+
+@needs_fork
+@pytest.mark.parametrize("behind", [0, 1 << 40], ids=["child-summarises-all", "parent-summarises-all"])
+def test_messages_summarised_by_either_process_are_the_same(behind: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The child summarises a message itself while the parent is behind (``BEHIND_BYTES`` waiting in its
+    spool); 0 makes it summarise every message, a huge value none: the report is the same either way."""
+    fed: list[Any] = []
+    feed = forked._Summaries.feed
+    monkeypatch.setattr(forked._Summaries, "feed", lambda self, message: (fed.append(message), feed(self, message))[1])
+    monkeypatch.setattr(forked, "BEHIND_BYTES", behind)
+    files = [str(SAMPLES / "smtp-submission-auth.pcap"), str(SAMPLES / "mixed-all.pcap")]
+    one = _json("--jobs", "1", *files)
+    assert not fed
+    two = _json("--jobs", "2", *files)
+    assert two == one
+    assert [m for s in one["sessions"] for m in s["messages"] if m["attachments"]]
+    assert bool(fed) == (behind > 0)  # the parent got message bytes only when it was not "behind"
+
+
+def test_the_child_summarises_while_the_pipe_is_full() -> None:
+    """The sink the child gives a new message: bytes for the parent while the pipe takes what is sent,
+    a summariser of its own once ``BEHIND_BYTES`` wait in the spool."""
+    from mailtrace.mime import MimeLimits
+    from mailtrace.session import SessionBuilder
+
+    read_fd, write_fd = os.pipe()
+    try:
+        spool = forked._Spool(write_fd, limit=1 << 40)
+        factory = forked._sender_of_messages(spool, MimeLimits())
+        builder = SessionBuilder(protocol="smtp", client=Endpoint("192.0.2.1", 1025),
+                                 server=Endpoint("192.0.2.2", 25), stream=0, file="x", tunnel=None)
+        assert type(factory(builder, "smtp-data")) is forked._MessageSender
+        while spool.backlog < forked.BEHIND_BYTES:  # nobody reads: the pipe fills, then the spool
+            spool.send(forked._Progress(0, 0, None))
+            spool.send(forked._MessageBytes(0, 0, bytes(65536)))
+        assert type(factory(builder, "smtp-data")) is forked._SummarizingSender
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
