@@ -14,7 +14,6 @@ named limits (:class:`FlowLimits`), so memory does not grow with message sizes.
 from __future__ import annotations
 
 import hashlib
-from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -235,11 +234,8 @@ class FlowCollector:
 
 
 def _time_of(session: Session, frame: int) -> float:
-    rows = session.rows
-    i = bisect_left(rows, frame, key=lambda r: r.frame)
-    if i < len(rows) and rows[i].frame == frame:
-        return rows[i].ts
-    return session.end
+    ts = session.frame_time(frame)
+    return session.end if ts is None else ts
 
 
 def hop_reports(flow: MessageFlow) -> list[HopReport]:

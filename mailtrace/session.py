@@ -9,11 +9,12 @@ the message pipeline (:mod:`mailtrace.mime`) as their bytes arrive; only the sum
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import functools
 import itertools
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -46,6 +47,7 @@ _SYN_FIN_RST = TCP_SYN | TCP_FIN | TCP_RST
 
 _FRAME, _TS, _DIRECTION, _FLAGS, _PAYLOAD_LEN, _PHASE, _EVENTS, _DECRYPTED, _BODY_BYTES = range(9)
 """Where the fields of :class:`PacketRow` are in the plain lists the session builder keeps."""
+_row_frame = operator.itemgetter(_FRAME)
 
 SIDE_EVENTS = frozenset({Anomaly, GapEvent})
 """Events that do not decide a row's phase (they can happen in any phase)."""
@@ -264,21 +266,41 @@ class Session:
     @property
     def row_count(self) -> int:
         """``len(rows)``, without making the rows."""
-        raw = self.__dict__.get("_raw_rows")
-        return len(raw) if raw is not None else len(self.rows)
+        return len(self.__dict__["_raw_rows"])
+
+    def frame_times(self) -> dict[int, float]:
+        """Frame number → capture time of every kept row (without making the rows)."""
+        return {row[_FRAME]: row[_TS] for row in self.__dict__["_raw_rows"]}
+
+    def frame_time(self, frame: int) -> float | None:
+        """The capture time of ``frame`` when the session kept its row (rows are in frame order)."""
+        raw = self.__dict__["_raw_rows"]
+        i = bisect.bisect_left(raw, frame, key=_row_frame)
+        return raw[i][_TS] if i < len(raw) and raw[i][_FRAME] == frame else None
+
+    def row_events(self) -> Iterator[Event]:
+        """The events on the kept rows, in row order (without making the rows)."""
+        for row in self.__dict__["_raw_rows"]:
+            if row[_EVENTS]:
+                yield from row[_EVENTS]
+
+    def rows_from(self, frame: int) -> tuple[int, int]:
+        """How many kept rows are at or after ``frame``, and the payload bytes they carried."""
+        count = payload = 0
+        for row in self.__dict__["_raw_rows"]:
+            if row[_FRAME] >= frame:
+                count += 1
+                payload += row[_PAYLOAD_LEN]
+        return count, payload
 
     def __reduce__(self) -> tuple[Callable[..., Session], tuple[dict[str, Any], list[list[Any]]]]:
         """Pickled as its fields with the rows as plain lists, as the builder keeps them (mailtrace/forked.py
-        sends every session to the report process, which makes the rows when it first reads them):
+        sends every session to the report process, which makes the rows only if it reads them):
         pickling a :class:`PacketRow` costs a Python call to its ``__reduce__``, two memo entries and the
         checks of the reduce protocol; a list is written by the pickler's own loop."""
         state = self.__dict__.copy()
-        rows = state.pop("_rows", None)
-        raw = state.pop("_raw_rows", None)
-        if raw is None:
-            raw = [[r.frame, r.ts, r.direction, r.flags, r.payload_len, r.phase, r.events, r.decrypted, r.body_bytes]
-                   for r in rows or ()]
-        return (_unpickle_session, (state, raw))
+        state.pop("_rows", None)
+        return (_unpickle_session, (state, state.pop("_raw_rows")))
 
     @property
     def user(self) -> str | None:
@@ -308,9 +330,12 @@ def _unpickle_session(state: dict[str, Any], raw: list[list[Any]]) -> Session:
 
 
 def _with_raw_rows(session: Session, raw: list[list[Any]]) -> Session:
-    """``session`` with its rows as the builder's plain lists (the fields of :class:`PacketRow` in order):
-    the :class:`PacketRow` objects are made when ``rows`` is first read. The dissecting process of a
-    two-process run never reads them: it sends the lists as they are (``Session.__reduce__``)."""
+    """``session`` with its rows as the builder's plain lists (the fields of :class:`PacketRow` in order).
+
+    The lists are what a session holds; the :class:`PacketRow` objects are made from them when ``rows``
+    is first read. The dissecting process of a two-process run never reads them (it sends the lists as
+    they are, ``Session.__reduce__``), and the JSON report reads only what ``frame_times``,
+    ``row_events`` and ``rows_from`` take from the lists. Rows are not changed once the session is built."""
     session.__dict__.pop("_rows", None)
     session.__dict__["_raw_rows"] = raw
     return session
@@ -320,12 +345,13 @@ def _get_rows(session: Session) -> list[PacketRow]:
     state = session.__dict__
     rows: list[PacketRow] | None = state.get("_rows")
     if rows is None:
-        rows = state["_rows"] = list(itertools.starmap(PacketRow, state.pop("_raw_rows", ())))
+        rows = state["_rows"] = list(itertools.starmap(PacketRow, state["_raw_rows"]))
     return rows
 
 
 def _set_rows(session: Session, rows: list[PacketRow]) -> None:
-    session.__dict__.pop("_raw_rows", None)
+    _with_raw_rows(session, [[r.frame, r.ts, r.direction, r.flags, r.payload_len, r.phase, r.events, r.decrypted,
+                              r.body_bytes] for r in rows])
     session.__dict__["_rows"] = rows
 
 

@@ -536,9 +536,9 @@ class StatsCollector:
         start = facts.tls_frame
         if start is not None:
             p.tls_sessions += 1
-            rows = [r for r in s.rows if r.frame >= start]
-            p.tls_packets += len(rows) + s.rows_elided
-            p.tls_bytes += sum(r.payload_len for r in rows)
+            rows, payload = s.rows_from(start)
+            p.tls_packets += rows + s.rows_elided
+            p.tls_bytes += payload
         server = str(s.server)
         self.servers.add(server)
         self.server_protocol.setdefault(server, s.protocol)
@@ -552,7 +552,7 @@ class StatsCollector:
 
     def _replies(self, s: Session) -> None:
         latency = self.latency.setdefault(s.protocol, {})
-        frame_ts = {row.frame: row.ts for row in s.rows}
+        frame_ts = s.frame_times()
         smtp = s.protocol == "smtp"
         for r in s.replies:
             status = r.status

@@ -112,3 +112,28 @@ def test_lossy_copies_same_either_way(seed: int, pcapng: bool, tmp_path: Path,
         copy = _write(tmp_path / f"{path.stem}.{'pcapng' if pcapng else 'pcap'}", frames, pcapng=pcapng)
         taken += _both_ways(copy, monkeypatch)
     assert taken > 100  # the fast path was really taken, on both entry points
+
+
+def test_the_row_readers_agree_with_the_rows() -> None:
+    """The report side reads a session's rows through ``frame_times``, ``frame_time``, ``row_events``
+    and ``rows_from``, which never make the :class:`PacketRow` objects: they say what the rows say."""
+    from mailtrace.capture.reader import open_capture
+    from mailtrace.config import Config
+    from mailtrace.pipeline import Analyzer
+
+    capture = open_capture(str(REPO / "samples" / "smtp-starttls.pcap"))
+    sessions = list(Analyzer(Config()).run_file(capture))
+    capture.close()
+    assert sessions
+    for session in sessions:
+        times = session.frame_times()
+        events = list(session.row_events())
+        middle = session.first_frame + session.packets // 2
+        rows = session.rows  # made now, from the same lists
+        assert times == {r.frame: r.ts for r in rows}
+        assert all(session.frame_time(r.frame) == r.ts for r in rows)
+        assert session.frame_time(session.last_frame + 1) is None
+        assert events == [e for r in rows for e in r.events or ()]
+        after = [r for r in rows if r.frame >= middle]
+        assert session.rows_from(middle) == (len(after), sum(r.payload_len for r in after))
+    assert any(session.tls != "none" for session in sessions)

@@ -226,10 +226,9 @@ class SessionFacts:
     def tls_frame(self) -> int | None:
         """First frame protected by TLS (or carried inside it), None when the session never used TLS."""
         s = self.session
-        for row in s.rows:
-            for event in row.events or ():
-                if isinstance(event, TlsStart):
-                    return event.frame
+        for event in s.row_events():
+            if isinstance(event, TlsStart):
+                return event.frame
         if s.tls == "none":
             return None
         for reply in s.replies:
