@@ -65,17 +65,20 @@ def _without_clock(obj: dict[str, Any]) -> dict[str, Any]:
     return obj
 
 
-def _outputs(capture: Path) -> tuple[dict[str, Any], str]:
-    """The JSON report (without its wall-clock time) and the text view with every packet row."""
-    result = run_cli("analyze", "--format", "json", "--jobs", "1", str(capture))
-    assert result.exit_code == 0, result.stderr
-    data = json.loads(result.stdout, object_hook=_without_clock)
-    text = run_cli("analyze", "--jobs", "1", "--no-color", "--width", "200", str(capture))
+def _outputs(capture: Path, extra: tuple[str, ...] = ()) -> tuple[dict[str, Any] | None, str]:
+    """The JSON report (without its wall-clock time) and the text view with every packet row (only the
+    text view for ``--follow``, a text view of its own)."""
+    data = None
+    if "--follow" not in extra:
+        result = run_cli("analyze", "--format", "json", "--jobs", "1", *extra, str(capture))
+        assert result.exit_code == 0, result.stderr
+        data = json.loads(result.stdout, object_hook=_without_clock)
+    text = run_cli("analyze", "--jobs", "1", "--no-color", "--width", "200", *extra, str(capture))
     assert text.exit_code == 0, text.stderr
     return data, re.sub(r"elapsed .*", "elapsed", text.stdout)
 
 
-def _both_ways(capture: Path, monkeypatch: pytest.MonkeyPatch) -> int:
+def _both_ways(capture: Path, monkeypatch: pytest.MonkeyPatch, extra: tuple[str, ...] = ()) -> int:
     """Assert the two paths agree on ``capture``; return how many packets the fast path took."""
     taken = 0
     real = FlowTable.tracked
@@ -88,10 +91,10 @@ def _both_ways(capture: Path, monkeypatch: pytest.MonkeyPatch) -> int:
 
     with monkeypatch.context() as m:
         m.setattr(FlowTable, "tracked", counting)
-        fast = _outputs(capture)
+        fast = _outputs(capture, extra)
     with monkeypatch.context() as m:
         m.setattr(FlowTable, "tracked", lambda self, *args: False)
-        general = _outputs(capture)
+        general = _outputs(capture, extra)
     assert fast[0] == general[0]
     assert fast[1] == general[1]
     return taken
@@ -100,6 +103,19 @@ def _both_ways(capture: Path, monkeypatch: pytest.MonkeyPatch) -> int:
 @pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.stem)
 def test_samples_same_either_way(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _both_ways(path, monkeypatch)
+
+
+@pytest.mark.parametrize("name", ["smtp-starttls", "tls-implicit"])
+def test_decrypted_sessions_same_either_way(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a key log the connection decrypts what it is handed (the fast path hands it on unchanged)."""
+    samples = REPO / "samples"
+    assert _both_ways(samples / f"{name}.pcap", monkeypatch, ("--tls-keylog", str(samples / f"{name}.keylog"))) > 0
+
+
+@pytest.mark.parametrize("path", SAMPLES[:4], ids=lambda p: p.stem)
+def test_transcripts_same_either_way(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--follow`` keeps every byte's transcript, which turns the bulk hand-over of message content off."""
+    assert _both_ways(path, monkeypatch, ("--follow",)) > 0
 
 
 @pytest.mark.parametrize("pcapng", [False, True], ids=["pcap", "pcapng"])
