@@ -1,5 +1,5 @@
 """``python -m mailtrace`` → the command line."""
 
-from mailtrace.cli import main
+from mailtrace.cli import run
 
-main()
+run()
