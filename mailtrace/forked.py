@@ -107,11 +107,13 @@ class _Progress(NamedTuple):
 
 class _MessageBytes(NamedTuple):
     """Bytes of the message a session is carrying (only when the parent summarises messages);
-    ``number`` is the index its record will have in the session's messages."""
+    ``number`` is the index its record will have in the session's messages. The ``size`` bytes follow
+    this message on the pipe as they are: pickled, each of the ~150 MB of a big capture's messages
+    would be copied once more on each side."""
 
     stream: int
     number: int
-    data: bytes
+    size: int
 
 
 class _MessageEnded(NamedTuple):
@@ -178,7 +180,10 @@ def forked_sessions(analyzer: Analyzer, files: list[CaptureFile], progress: Prog
                 kind = type(message)
                 if kind is _MessageBytes:
                     assert summaries is not None
-                    summaries.feed(message)
+                    data = source.read(message.size)
+                    if len(data) < message.size:
+                        break  # the child is gone, cut off mid-message: said below
+                    summaries.feed(message, data)
                 elif kind is _MessageEnded:
                     assert summaries is not None
                     summaries.end(message)
@@ -249,12 +254,12 @@ class _Summaries:
         self.open.clear()
         self.done.clear()
 
-    def feed(self, message: _MessageBytes) -> None:
+    def feed(self, message: _MessageBytes, data: bytes) -> None:
         key = (message.stream, message.number)
         summarizer = self.open.get(key)
         if summarizer is None:
             summarizer = self.open[key] = MessageSummarizer(self.limits, keep=False, message_md5=False)
-        summarizer.feed(message.data)
+        summarizer.feed(data)
 
     def end(self, message: _MessageEnded) -> None:
         key = (message.stream, message.number)
@@ -344,9 +349,36 @@ class _Spool:
             buffer.truncate()
             self.pickler.clear_memo()  # each message is a pickle of its own, as pickle.dumps makes it
             self.pickler.dump(message)
-            self.waiting += buffer.getbuffer()
+            with buffer.getbuffer() as view:
+                self._put(view)
         else:
-            self.waiting += pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+            self._put(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def send_bytes(self, message: _MessageBytes, data: bytes) -> None:
+        """``message`` and then ``data`` as they are (its ``size`` bytes)."""
+        self._put(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL), data)
+
+    def _put(self, *pieces: bytes | memoryview) -> None:
+        """Send ``pieces`` in order: while nothing waits, straight into the pipe as far as it takes them
+        (no copy into ``waiting`` on the way), the rest after what waits."""
+        waiting = self.waiting
+        if self.start == len(waiting):
+            try:
+                written = os.writev(self.fd, pieces)
+            except BlockingIOError:
+                written = 0
+            for piece in pieces:
+                size = len(piece)
+                if written >= size:
+                    written -= size
+                else:
+                    waiting += piece[written:] if written else piece
+                    written = 0
+            if len(waiting) <= self.limit:
+                return
+        else:
+            for piece in pieces:
+                waiting += piece
         self._write(until=self.limit)
 
     @property
@@ -445,7 +477,7 @@ class _MessageSender:
         self.number = number
 
     def write(self, data: bytes) -> None:
-        self.spool.send(_MessageBytes(self.stream, self.number, bytes(data)))
+        self.spool.send_bytes(_MessageBytes(self.stream, self.number, len(data)), data)
 
     def close(self, record: MessageRecord) -> None:
         summary = record.summary

@@ -265,7 +265,8 @@ def test_messages_summarised_by_either_process_are_the_same(behind: int, monkeyp
     spool); 0 makes it summarise every message, a huge value none: the report is the same either way."""
     fed: list[Any] = []
     feed = forked._Summaries.feed
-    monkeypatch.setattr(forked._Summaries, "feed", lambda self, message: (fed.append(message), feed(self, message))[1])
+    monkeypatch.setattr(forked._Summaries, "feed",
+                        lambda self, message, data: (fed.append(message), feed(self, message, data))[1])
     monkeypatch.setattr(forked, "BEHIND_BYTES", behind)
     files = [str(SAMPLES / "smtp-submission-auth.pcap"), str(SAMPLES / "mixed-all.pcap")]
     one = _json("--jobs", "1", *files)
@@ -291,8 +292,44 @@ def test_the_child_summarises_while_the_pipe_is_full() -> None:
         assert type(factory(builder, "smtp-data")) is forked._MessageSender
         while spool.backlog < forked.BEHIND_BYTES:  # nobody reads: the pipe fills, then the spool
             spool.send(forked._Progress(0, 0, None))
-            spool.send(forked._MessageBytes(0, 0, bytes(65536)))
+            spool.send_bytes(forked._MessageBytes(0, 0, 65536), bytes(65536))
         assert type(factory(builder, "smtp-data")) is forked._SummarizingSender
     finally:
         os.close(read_fd)
         os.close(write_fd)
+
+
+def test_the_spool_keeps_order_when_the_pipe_takes_only_part() -> None:
+    """Pieces go straight into the pipe while nothing waits, and after what waits once it is full (a
+    write taking part of a piece included): the reader gets every message, and the raw bytes after a
+    ``_MessageBytes``, in the order sent."""
+    import threading
+
+    read_fd, write_fd = os.pipe()
+    got: list[Any] = []
+
+    def read() -> None:
+        with os.fdopen(read_fd, "rb") as pipe:
+            while True:
+                try:
+                    message = pickle.load(pipe)
+                except EOFError:
+                    return
+                got.append(message)
+                if type(message) is forked._MessageBytes:
+                    got.append(pipe.read(message.size))
+
+    sent: list[Any] = []
+    spool = forked._Spool(write_fd, limit=1 << 20)
+    for i in range(60):  # megabytes through a pipe of 64 KiB: it fills, partial writes, waiting bytes
+        data = bytes([i]) * (1 + i * 4099 % 100_000)
+        spool.send_bytes(forked._MessageBytes(i, 0, len(data)), data)
+        sent += [forked._MessageBytes(i, 0, len(data)), data]
+        spool.send(forked._Progress(0, i, None))
+        sent.append(forked._Progress(0, i, None))
+        if i == 20:
+            reader = threading.Thread(target=read)
+            reader.start()  # from now on the pipe drains as the spool fills it
+    spool.close()
+    reader.join()
+    assert got == sent
