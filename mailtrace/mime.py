@@ -1329,6 +1329,8 @@ class MessageSummarizer:
                  keep: bool = True, message_md5: bool = True) -> None:
         self._limits = limits
         self._keep = keep
+        self._preview_dropped = not keep and limits.max_kept_bytes > 0
+        """keep=False drops the preview of any message with bytes (:meth:`_dropped_preview`): none is collected."""
         self._kept_room = limits.max_kept_bytes if keep else 0
         self._fast_limit = min(limits.max_header_bytes, limits.max_field_bytes)  # no field can be cut
         self._on_part = on_part
@@ -1691,6 +1693,8 @@ class MessageSummarizer:
         if info.charset is not None and not _known_charset(info.charset):
             ent.defects.append(f"unknown charset {info.charset!r}")
         room = self._limits.max_preview_bytes if info.content_type in ("text/plain", "text/html") else 0
+        if self._preview_dropped and self._total:
+            room = 0  # the summary drops it: no copies of text to decode and throw away
         ent.content = _Content(_decoder(info.encoding, ent.defects), writer, room)
 
     def _start_embedded(self, ent: _Entity, info: _Info) -> None:
@@ -2034,8 +2038,10 @@ class MessageSummarizer:
     def _dropped_preview(self) -> str | None:
         """``text_preview`` as :func:`~mailtrace.session.kept_summary` leaves it: empty when the summary
         had kept bytes or a preview to drop."""
+        if self._total and self._limits.max_kept_bytes > 0:
+            return ""  # nothing was collected for it (see _start_leaf)
         preview = self._preview()
-        return "" if preview or (self._total and self._limits.max_kept_bytes > 0) else preview
+        return "" if preview else preview
 
     def _preview(self) -> str | None:
         """Start of the first text/plain leaf that is not an attachment, else of text/html."""
