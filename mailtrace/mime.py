@@ -505,6 +505,7 @@ _SINGLETONS = (
     "content-transfer-encoding",
 )  # fmt: skip
 """Fields RFC 5322 section 3.6 (and RFC 2045) allow at most once."""
+_SINGLETON_SET = frozenset(_SINGLETONS)
 
 
 def _split_fields(lines: list[bytes], defects: list[str]) -> list[tuple[str, bytes]]:
@@ -1108,7 +1109,7 @@ class _Entity:
             sha256=content.sha256.hexdigest() if content is not None else None,
             is_attachment=content is not None and _is_attachment(info),
             complete=self.complete,
-            children=tuple(c.to_part() for c in self.children),
+            children=tuple([c.to_part() for c in self.children]) if self.children else (),
             defects=tuple(self.defects),
         )
 
@@ -2009,8 +2010,9 @@ class MessageSummarizer:
         if lines.long_lines:
             defects.append(long_lines_defect(lines.long_lines, lines.longest))
         for part in parts:
-            where = "" if part.path == "1" else f" (part {part.path})"
-            defects.extend(d + where for d in part.defects)
+            if part.defects:
+                where = "" if part.path == "1" else f" (part {part.path})"
+                defects.extend(d + where for d in part.defects)
         return MessageSummary(
             bytes=self._total,
             sha256=self._sha256.hexdigest(),
@@ -2071,12 +2073,15 @@ class _TopHeaders:
             self.defects.append("too many header fields")
         self.headers = tuple(texts[:max_headers])
         first: dict[str, str] = {}
-        counts: dict[str, int] = {}
+        repeated: set[str] = set()
         for name, value in texts:
             key = name.lower()
-            first.setdefault(key, value)
-            counts[key] = counts.get(key, 0) + 1
-        self.defects.extend(f"duplicate {name} header" for name in _SINGLETONS if counts.get(name, 0) > 1)
+            if key in first:
+                repeated.add(key)
+            else:
+                first[key] = value
+        if not repeated.isdisjoint(_SINGLETON_SET):  # Received repeats in most messages, singletons rarely
+            self.defects.extend(f"duplicate {name} header" for name in _SINGLETONS if name in repeated)
         subject = first.get("subject")
         self.subject_raw = subject
         self.subject = _display_text(_unfold(subject)) if subject is not None else None
