@@ -37,7 +37,7 @@ from typing import Any
 
 from mailtrace.context.tracker import ContextStats
 from mailtrace.findings.cross import GreylistTracker
-from mailtrace.findings.facts import SessionFacts, domain_of
+from mailtrace.findings.facts import SessionFacts, domain_of, plain_mailbox
 from mailtrace.findings.model import FindingsConfig
 from mailtrace.findings.rules import RELAY_TEXT, UNKNOWN_USER, RuleContext, spam_category
 from mailtrace.mime import is_embedded_message
@@ -895,7 +895,9 @@ def _address(text: str) -> str:
 
 
 def _parse_address(text: str) -> str:
-    address = parseaddr(text)[1]
+    address = plain_mailbox(text)
+    if address is None:
+        address = parseaddr(text)[1]
     return address.lower() if address else text.strip()
 
 

@@ -1,12 +1,15 @@
-"""The fast regexes of mailtrace.findings.headers match exactly what their plain forms match."""
+"""The shortcuts of the header and address readers of mailtrace.findings give what their plain forms give."""
 
 from __future__ import annotations
 
 import re
+from email.utils import getaddresses, parseaddr
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mailtrace.findings.facts import plain_mailbox
 from mailtrace.findings.headers import FOLD, FROM_CLAUSE, parse_received, unfold
 
 PLAIN_FROM_CLAUSE = re.compile(
@@ -43,3 +46,37 @@ def test_received_hop() -> None:
     assert (hop.from_name, hop.from_rdns, hop.from_ip, hop.by) == (
         "client14.example.org", "client14.example.com", "10.58.140.197", "mx2.example.com")
     assert unfold("a\r\n\tb\n c\r d\r\ne") == "a b c d\r\ne"
+
+
+WORD = st.sampled_from(["bob", "Alice", "o'neil", "x+tag", "a-b", "9", "_", "é", "", "a b", "a\tb", "\\", '"', "(c)",
+                        "[1]", ",", ";", ":", "<", ">", "@", "=?utf-8?q?x?="])
+DOTTED = st.lists(st.one_of(WORD, st.just(".")), min_size=1, max_size=4).map("".join)
+BLANK = st.sampled_from(["", " ", "  ", "\t", "\r\n "])
+MAILBOX = st.one_of(
+    st.tuples(BLANK, DOTTED, st.just("@"), DOTTED, BLANK).map("".join),  # bare
+    st.tuples(BLANK, st.lists(WORD, max_size=3).map(" ".join), BLANK, st.just("<"), DOTTED, st.just("@"), DOTTED,
+              st.just(">"), BLANK).map("".join),  # a name and an address in angle brackets
+    st.tuples(BLANK, st.just('"'), st.lists(WORD, max_size=3).map(" ".join), st.just('"'), BLANK, st.just("<"),
+              DOTTED, st.just("@"), DOTTED, st.just(">"), BLANK).map("".join),  # a quoted name
+)
+
+
+@settings(max_examples=5000, deadline=None)
+@given(MAILBOX)
+def test_plain_mailbox_as_parseaddr_reads_it(value: str) -> None:
+    """:func:`plain_mailbox` names the address ``parseaddr`` and ``getaddresses`` find, or leaves the value to them."""
+    plain = plain_mailbox(value)
+    if plain is not None:
+        assert parseaddr(value)[1] == plain
+        assert [a for _n, a in getaddresses([value]) if "@" in a] == [plain]
+
+
+@pytest.mark.parametrize(("value", "address"), [
+    ("bob@example.org", "bob@example.org"), ("Bob Alice <bob.alice@example.net>", "bob.alice@example.net"),
+    ('"Alice, Bob" <a+b@x.example>', "a+b@x.example"), ("  Bob<b@x.y>\t", "b@x.y"), ("Bob (work) <b@x.y>", None),
+    ("a@b, c@d", None), ("<@route:b@x.y>", None), ("bob@", None), ("J. Doe <j@x.y>", None),
+])
+def test_plain_mailbox_examples(value: str, address: str | None) -> None:
+    assert plain_mailbox(value) == address
+    if address is not None:
+        assert parseaddr(value)[1] == address

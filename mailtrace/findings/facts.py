@@ -112,6 +112,22 @@ def domain_of(address: str) -> str | None:
     return domain or None
 
 
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_DOT_ATOM = rf"{_ATEXT}(?:\.{_ATEXT})*"
+_PLAIN_MAILBOX = re.compile(
+    rf"[ \t]*(?:(?P<bare>{_DOT_ATOM}@{_DOT_ATOM})"
+    rf"|(?:{_ATEXT}(?: {_ATEXT})*[ \t]*|\"[ !#-\[\]-~]*\"[ \t]*)?<(?P<angle>{_DOT_ATOM}@{_DOT_ATOM})>)[ \t]*"
+)
+
+
+def plain_mailbox(value: str) -> str | None:
+    """The address of one plain mailbox (``a@b``, ``Name <a@b>``, ``"Name" <a@b>``), the one
+    ``email.utils.parseaddr`` finds, without its parser (which reads a character at a time: about 25 µs a
+    value); None for anything else (comments, groups, lists, escapes ...): ask ``parseaddr`` then."""
+    match = _PLAIN_MAILBOX.fullmatch(value)
+    return None if match is None else match["bare"] or match["angle"]
+
+
 def org_domain(name: str) -> str:
     """A cheap organisational domain (no public suffix list): the last two labels, three for ``co.uk``."""
     labels = name.strip(".").lower().split(".")

@@ -24,6 +24,7 @@ from mailtrace.findings.facts import (
     domain_of,
     in_domains,
     org_domain,
+    plain_mailbox,
     reply_failed,
     reply_ok,
 )
@@ -707,7 +708,8 @@ def envelope_mismatch(s: Session, f: SessionFacts, ctx: RuleContext) -> Iterator
         )
         if not header_from:
             continue
-        addresses = [a for _n, a in getaddresses(header_from) if "@" in a]
+        plain = plain_mailbox(header_from[0]) if len(header_from) == 1 else None
+        addresses = [plain] if plain is not None else [a for _n, a in getaddresses(header_from) if "@" in a]
         if not addresses:
             continue
         env_domain = domain_of(mail_from)
