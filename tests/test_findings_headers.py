@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from email.utils import getaddresses, parseaddr
 
@@ -9,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailtrace.findings.facts import plain_mailbox
+from mailtrace.findings.facts import is_public_ip, plain_mailbox
 from mailtrace.findings.headers import FOLD, FROM_CLAUSE, parse_received, unfold
 
 PLAIN_FROM_CLAUSE = re.compile(
@@ -80,3 +81,29 @@ def test_plain_mailbox_examples(value: str, address: str | None) -> None:
     assert plain_mailbox(value) == address
     if address is not None:
         assert parseaddr(value)[1] == address
+
+
+ADDRESS_PARTS = st.sampled_from(["0", "00", "1", "01", "10", "127", "172", "192", "255", "256", "999", "1000", "100",
+                                 "64", "168", ".", ":", "::", "[", "]", " ", "IPv6:", "ipv6:", "a", "mx", "٣", "/24",
+                                 "fe80", "%eth0", "-", "\u2003"])
+
+
+def _by_ipaddress(text: str) -> bool | None:
+    try:
+        return ipaddress.ip_address(text.strip().strip("[]").removeprefix("IPv6:").removeprefix("ipv6:")).is_global
+    except ValueError:
+        return None
+
+
+@settings(max_examples=5000, deadline=None)
+@given(st.lists(ADDRESS_PARTS, max_size=9).map("".join))
+def test_public_ip_as_ipaddress_says(text: str) -> None:
+    """:func:`is_public_ip`'s shortcuts (host names, dotted quads) agree with ``ipaddress`` on any text."""
+    assert is_public_ip.__wrapped__(text) is _by_ipaddress(text)
+
+
+@pytest.mark.parametrize("text", ["10.58.140.197", "8.8.8.8", "100.64.0.1", "[192.0.2.1]", "0.0.0.0", "255.255.255.255",
+                                  "256.1.1.1", "01.2.3.4", "1.2.3", "::1", "IPv6:2001:db8::1", "mx.example.org", "",
+                                  " 1.2.3.4 ", "1.2.3.4/32", "fe80::1%eth0", "١.2.3.4"])
+def test_public_ip_examples(text: str) -> None:
+    assert is_public_ip.__wrapped__(text) is _by_ipaddress(text)

@@ -141,11 +141,25 @@ def in_domains(domain: str, domains: frozenset[str]) -> bool:
     return any(domain == d or domain.endswith("." + d) for d in domains)
 
 
+_DOTTED_QUAD = re.compile(r"(?:0|[1-9][0-9]{0,2})(?:\.(?:0|[1-9][0-9]{0,2})){3}")
+"""An IPv4 address as ``ipaddress`` writes it (no leading zeros), its octets not yet checked against 255."""
+
+
 @lru_cache(maxsize=8192)
 def is_public_ip(text: str) -> bool | None:
     """True for a globally routable address, False for private/loopback/reserved, None if not an IP."""
+    address = text.strip().strip("[]").removeprefix("IPv6:").removeprefix("ipv6:")
+    # the usual cases without ipaddress's parsers and the exceptions they raise for a host name: an IPv6
+    # address has colons, an IPv4 address starts with a digit
+    if ":" not in address:
+        if not address[:1].isdigit() or not address[:1].isascii():
+            return None
+        if _DOTTED_QUAD.fullmatch(address):
+            octets = [int(octet) for octet in address.split(".")]
+            if max(octets) <= 255:
+                return ipaddress.IPv4Address(bytes(octets)).is_global
     try:
-        ip = ipaddress.ip_address(text.strip().strip("[]").removeprefix("IPv6:").removeprefix("ipv6:"))
+        ip = ipaddress.ip_address(address)
     except ValueError:
         return None
     return ip.is_global
