@@ -190,7 +190,7 @@ def _rfc2231(value: str) -> str:
     raw = urllib.parse.unquote_to_bytes(encoded)
     try:
         return raw.decode(charset or "utf-8", "replace")
-    except LookupError:
+    except (LookupError, ValueError):  # unknown, not a text codec, or a name Python rejects (a NUL in it)
         return raw.decode("utf-8", "replace")
 
 

@@ -87,6 +87,16 @@ def test_bodystructure_single_part() -> None:
     ]
 
 
+@pytest.mark.parametrize("charset", ["ut\x00f-8", "utf-8\udcff", "rot13", "no-such-charset"])
+def test_rfc2231_names_with_a_charset_python_rejects_fall_back_to_utf8(charset: str) -> None:
+    """A server's BODYSTRUCTURE is hostile input: a charset name with a NUL made ``bytes.decode`` raise
+    ValueError, which escaped the dissector (found by hypothesis)."""
+    raw = ('("application" "octet-stream" NIL NIL NIL "base64" 10 NIL ("attachment" ("filename*" "'
+           + charset + "''%C3%A9t%C3%A9.bin\")) NIL NIL)").encode("utf-8", "surrogateescape")
+    parts = bodystructure(parse_values([raw])[0])
+    assert parts[0]["filename"] == "été.bin"
+
+
 def test_bodystructure_nested_message_and_rfc2231_names() -> None:
     raw = (
         b'(("text" "html" ("charset" "utf-8") NIL NIL "base64" 10 1 NIL ("inline" NIL) NIL NIL)'
