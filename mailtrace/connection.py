@@ -89,7 +89,7 @@ class MailConnection:
         self._tls_port_protocols = tls_port_protocols
         if protocol is not None:
             self._build(protocol.name)
-        self.dissector: Dissector | None = self._dissector(protocol) if protocol else None
+        self.dissector: Dissector | _FailedDissector | None = self._dissector(protocol) if protocol else None
         self.tls_state: str | None = None
         """None before TLS; then "undecided" until the first bytes show "tls" records or "plain" text."""
         self.tls: TlsSession | None = None
@@ -237,7 +237,10 @@ class MailConnection:
         """Feed one item to the dissector of a cleartext session; notice TLS starting and bulk data."""
         dissector, builder = self.dissector, self.builder
         assert dissector is not None
-        events = dissector.feed(item)
+        try:
+            events = dissector.feed(item)
+        except Exception as exc:  # a dissector's bug ends its session's dissection, not the run
+            events = self._dissector_failed(exc, item)
         if events:
             starts = builder.tls_starts
             builder.events(events)
@@ -296,7 +299,11 @@ class MailConnection:
             return
         if self._held:
             self._release_bulk()
-        self.builder.events(self.dissector.finish())
+        try:
+            events = self.dissector.finish()
+        except Exception as exc:  # as in _plain
+            events = self._dissector_failed(exc, None)
+        self.builder.events(events)
         record: dict[str, Any] = self.dissector.record()
         if self.tls is not None:
             info = self.tls.info
@@ -306,6 +313,24 @@ class MailConnection:
             self.builder.tunnel = self.tunnel
         session = self.builder.finish(session_id=0, close=close, record=record)
         self.on_done(conn.stream, session)
+
+    def _dissector_failed(self, exc: Exception, item: StreamItem | None) -> list[Event]:
+        """The dissector raised: a bug that these bytes met (hostile input is normal input). The run goes
+        on: the session keeps what it had, says so in an anomaly, and the rest of its bytes are not read."""
+        dissector = self.dissector
+        try:
+            record = dissector.record() if dissector is not None else {}
+        except Exception:  # its state may be what failed
+            record = {}
+        self.dissector = _FailedDissector(record)
+        self._bulk = self.builder.bulk = None
+        builder = self.builder
+        frame = getattr(item, "frame", None) or builder.last_frame
+        protocol = builder.protocol.upper()
+        return [Anomaly(direction=getattr(item, "direction", CLIENT), ts=getattr(item, "ts", builder.last_ts),
+                        frame=frame, first_frame=frame, phase=builder.phase, kind="dissector-error",
+                        detail=f"the {protocol} dissector failed on these bytes ({type(exc).__name__}: {exc}); "
+                               "the rest of the session is not dissected. Please report this with the capture.")]
 
     # ------------------------------------------------------------------ sniffing
     def _sniffer(self) -> Sniffer:
@@ -418,7 +443,10 @@ class MailConnection:
         """Feed the dissector. ``gap_recorded``: ``item`` is a gap the session already counts (lost
         TLS records), so the dissector's own GapEvent for it is not counted twice."""
         assert self.dissector is not None
-        events = self.dissector.feed(item)
+        try:
+            events = self.dissector.feed(item)
+        except Exception as exc:  # as in _plain
+            events = self._dissector_failed(exc, item)
         if gap_recorded:
             events = [e for e in events if not isinstance(e, GapEvent)]
         if events:
@@ -470,3 +498,29 @@ def tls_row_event(event: TlsEvent, phase: Phase) -> Event | None:
     else:
         return None  # Decrypted: the plaintext's own events mark the row
     return Note(direction=d, ts=ts, frame=frame, first_frame=frame, phase=Phase.TLS, text=text)
+
+
+class _FailedDissector:
+    """Stands in for a dissector that raised (:meth:`MailConnection._dissector_failed`): reads nothing
+    more and keeps the record the dissector had."""
+
+    bulk = None
+    bulk_left = None
+
+    def __init__(self, record: dict[str, Any]) -> None:
+        self._record = record
+
+    def feed(self, item: StreamItem) -> list[Event]:
+        return []
+
+    def finish(self) -> list[Event]:
+        return []
+
+    def record(self) -> dict[str, Any]:
+        return self._record
+
+    def tls_started(self) -> None:
+        pass
+
+    def began_mid_session(self) -> None:
+        pass
