@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.support import REPO
 
@@ -30,3 +31,22 @@ def test_errors_and_findings_keep_their_status() -> None:
     assert missing.stderr.strip().splitlines() == ["mailtrace: no-such-capture.pcap: no such file"]
     assert _run("analyze", "--format", "json", "--fail-on", "low", SAMPLE).returncode == 3
     assert _run("--version").stdout.startswith("mailtrace, version")
+
+
+def test_files_written_by_a_command_are_complete(tmp_path: Path) -> None:
+    """``extract`` and ``report`` write files: the exit without teardown must find them closed and
+    whole, as the in-process run leaves them."""
+    from tests.support import run_cli
+
+    capture = str(REPO / "samples" / "smtp-submission-auth.pcap")
+    assert _run("extract", capture, "-o", str(tmp_path / "sub")).returncode == 0
+    assert run_cli("extract", capture, "-o", str(tmp_path / "inproc")).exit_code == 0
+    written = {p.relative_to(tmp_path / "sub"): p.read_bytes() for p in (tmp_path / "sub").rglob("*") if p.is_file()}
+    expected = {p.relative_to(tmp_path / "inproc"): p.read_bytes()
+                for p in (tmp_path / "inproc").rglob("*") if p.is_file()}
+    assert written.keys() == expected.keys() and len(written) > 2
+    assert {k: v for k, v in written.items() if k.name != "index.json"} == \
+        {k: v for k, v in expected.items() if k.name != "index.json"}
+    assert json.loads(written[Path("index.json")])
+    assert _run("report", capture, "-o", str(tmp_path / "r.html")).returncode == 0
+    assert (tmp_path / "r.html").read_text(encoding="utf-8").rstrip().endswith("</html>")
