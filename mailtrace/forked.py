@@ -10,8 +10,8 @@ context layer hands its listeners, progress. The parent replays them into its ow
 both ways give the same report byte for byte (tests/test_forked.py compares them on real captures).
 When the report is quick to write (JSON, statistics, flows), the child also hands over the message
 summaries: it sends each message's bytes and the parent decodes and hashes them, which balances the
-two halves; while the parent is behind (its pipe full), the child summarises new messages itself, so
-the split follows the two halves' speeds on the machine and capture at hand.
+two halves; while the parent is well behind (BEHIND_BYTES waiting for its pipe), the child summarises
+new messages itself, so the split follows the two halves' speeds on the machine and capture at hand.
 
 Not used where the dissecting side feeds something in the parent as it goes (message sinks:
 ``mailtrace extract``, attachments embedded in HTML), for live capture, or where ``os.fork`` is
