@@ -323,8 +323,8 @@ class MailConnection:
         except Exception:  # its state may be what failed
             record = {}
         self.dissector = _FailedDissector(record)
-        self._bulk = self.builder.bulk = None
         builder = self.builder
+        self._bulk = builder.bulk = None
         frame = getattr(item, "frame", None) or builder.last_frame
         protocol = builder.protocol.upper()
         return [Anomaly(direction=getattr(item, "direction", CLIENT), ts=getattr(item, "ts", builder.last_ts),

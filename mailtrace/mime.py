@@ -2040,10 +2040,9 @@ class MessageSummarizer:
     def _dropped_preview(self) -> str | None:
         """``text_preview`` as :func:`~mailtrace.session.kept_summary` leaves it: empty when the summary
         had kept bytes or a preview to drop."""
-        if self._total and self._limits.max_kept_bytes > 0:
+        if self._preview_dropped and self._total:
             return ""  # nothing was collected for it (see _start_leaf)
-        preview = self._preview()
-        return "" if preview else preview
+        return None if self._preview() is None else ""
 
     def _preview(self) -> str | None:
         """Start of the first text/plain leaf that is not an attachment, else of text/html."""

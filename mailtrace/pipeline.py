@@ -340,7 +340,6 @@ class Analyzer:
         unpack_rec = struct.Struct(mapped.endian + "IIII").unpack_from
         unpack_udp = struct.Struct("!H16xHH").unpack_from  # IPv4 total length .. UDP ports
         unpack_tcp = struct.Struct("!H16xHHII").unpack_from  # IPv4 total length .. TCP ports, seq, ack
-        unpack_seq = struct.Struct("!H20xII").unpack_from  # IPv4 total length, TCP seq and ack
         whole = 64  # bytes the big struct reads from a record's start
         eth = linktype == LINKTYPE_ETHERNET
         # ethertype IPv4 as read; -1 never matches (other link types: those fields are not there)
@@ -418,39 +417,27 @@ class Analyzer:
                         and not (total < short_total and total and not total & short_mask):
                     if proto == 6:
                         if incl >= 54 and offx >= 0x50:
+                            conn = None
                             if not flags & 0x02 and ts < next_sweep:  # no SYN
                                 conn = table_get(key)
-                                if conn is not None:
-                                    if conn.handler is None:
-                                        conn.last_ts = ts
-                                        pos = end
-                                        continue
-                                    # a tracked connection: its common packets go in without a TcpPacket
-                                    length, seq, ack = unpack_seq(view, pos + 32)
-                                    if length >= 40:
-                                        pstart = pos + 50 + (offx >> 4) * 4
-                                        pend = pos + 30 + length
-                                        plen = pend - pstart if pend > pstart else 0
-                                        payload = buf[pstart : pend if pend < end else end] if plen else b""
-                                        if tracked(conn, packets, ts, key, seq, ack, flags, payload, plen):
-                                            decoded += 1
-                                            pos = end
-                                            if self._changed:
-                                                yield from self._emit()
-                                            continue
+                                if conn is not None and conn.handler is None:
+                                    conn.last_ts = ts
+                                    pos = end
+                                    continue
                             length, sport, dport, seq, ack = unpack_tcp(view, pos + 32)
                             if length >= 40:  # else (TSO's zero, a short one) the decoder decides
-                                # the packet decode.ethernet_ipv4_tcp would give, made here
                                 pstart = pos + 50 + (offx >> 4) * 4
                                 pend = pos + 30 + length
                                 plen = pend - pstart if pend > pstart else 0
-                                fields = (key, key[:4], key[4:8], sport, dport, seq, ack, flags,
-                                          buf[pstart : pend if pend < end else end] if plen else b"", plen, None)
-                                segment = new_tuple(TcpPacket, fields)
+                                payload = buf[pstart : pend if pend < end else end] if plen else b""
                                 decoded += 1
                                 pos = end
-                                general(packets, ts, segment)  # tracked() was tried above where it could be
-                                next_sweep = flows.next_sweep
+                                # a tracked connection's common packets go in without a TcpPacket; any
+                                # other gets the packet decode.ethernet_ipv4_tcp would give, made here
+                                if conn is None or not tracked(conn, packets, ts, key, seq, ack, flags, payload, plen):
+                                    general(packets, ts, new_tuple(TcpPacket, (key, key[:4], key[4:8], sport, dport,
+                                                                               seq, ack, flags, payload, plen, None)))
+                                    next_sweep = flows.next_sweep
                                 if self._changed:
                                     yield from self._emit()
                                 continue
