@@ -163,11 +163,15 @@ class FlowCollector:
         """Messages not followed because ``max_flows`` was reached."""
         self.skipped = 0
         """Partial messages (TOP, header-only FETCH, cut by a gap) without a Message-ID: nothing to join by."""
+        self._json: dict[int, dict[str, Any]] = {}
+        """Each flow's :func:`flow_json` (by ``id``), made as its sessions arrive, dropped when it changes:
+        so the report's end, where nothing runs in parallel any more, does not make them all at once."""
 
     # ------------------------------------------------------------------ consumer interface
     def session(self, session: Session) -> None:
-        for record in session.messages:
-            self.add(session, record)
+        changed = {id(flow): flow for record in session.messages if (flow := self.add(session, record)) is not None}
+        for key, flow in changed.items():
+            self._json[key] = flow_json(flow)
 
     def end(self, stats: CaptureStats | None = None, elapsed: float = 0.0) -> None:
         pass
@@ -192,6 +196,7 @@ class FlowCollector:
             key = f"message-id:{mid}" if mid else f"body:{body}"
             flow = MessageFlow(key, mid, summary.subject, summary.from_)
             self._flows.append(flow)
+        self._json.pop(id(flow), None)
         if mid and flow.message_id is None:
             flow.message_id = mid
             flow.key = f"message-id:{mid}"
@@ -231,6 +236,11 @@ class FlowCollector:
     def flows(self) -> list[MessageFlow]:
         """Every flow, ordered by the time of its first hop."""
         return sorted(self._flows, key=lambda f: min((h.ts, h.session) for h in f.hops))
+
+    def json(self) -> list[dict[str, Any]]:
+        """The top-level ``flows`` of the JSON report: :func:`flow_json` of every flow, in :meth:`flows` order."""
+        made = self._json
+        return [made.get(id(flow)) or flow_json(flow) for flow in self.flows()]
 
 
 def _time_of(session: Session, frame: int) -> float:

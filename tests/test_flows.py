@@ -18,7 +18,7 @@ from support import facts, report, run_cli, sample
 
 from mailtrace.capture.reader import open_capture
 from mailtrace.commands.common import build_config
-from mailtrace.messageflows import FlowCollector, FlowLimits
+from mailtrace.messageflows import FlowCollector, FlowLimits, flow_json
 from mailtrace.pipeline import Analyzer
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -290,3 +290,24 @@ def test_json_flows_keep_their_keys_and_add_sessions(tmp_path: Path) -> None:
         "session", "ts", "protocol", "client", "server", "origin", "delay", "file", "stream", "first_frame",
         "last_frame", "bytes", "sha256", "complete", "queue_id", "helo", "server_name", "user", "received_count",
         "received_added", "received_matches", "queue_id_in_received", "continuous"}
+
+
+def test_flow_entries_made_as_sessions_arrive_follow_later_hops(tmp_path: Path) -> None:
+    """The collector makes each flow's JSON entry when its session arrives (not all at the report's end); a
+    hop that joins the flow later, through ``session`` or ``add``, must still be in the entry."""
+    cap = Capture()
+    message = b"Message-ID: <later@a.example>\r\n" + BODY
+    t = _smtp(cap, ("10.0.0.1", 40000), ("10.0.0.25", 587), message, 1_700_000_000.0)
+    t = _smtp(cap, ("10.0.0.25", 41000), ("10.0.0.26", 25), message, t)
+    _pop3_retr(cap, ("10.0.0.2", 42000), ("10.0.0.26", 110), message, t + 5.0)
+    sessions = list(Analyzer(build_config([], False, False)).run_file(open_capture(cap.write(tmp_path / "p.pcap"))))
+    assert len(sessions) == 3
+    collector = FlowCollector()
+    collector.session(sessions[0])
+    assert [len(f["hops"]) for f in collector.json()] == [1]
+    collector.session(sessions[1])
+    assert [[h["session"] for h in f["hops"]] for f in collector.json()] == [[1, 2]]
+    collector.add(sessions[2], sessions[2].messages[0])  # not through session(): the entry is made anew
+    [entry] = collector.json()
+    assert [h["origin"] for h in entry["hops"]] == ["smtp-data", "smtp-data", "pop3-retr"]
+    assert entry == flow_json(collector.flows()[0])

@@ -22,7 +22,7 @@ from mailtrace.commands.common import (
     open_all,
     resolve_lang,
 )
-from mailtrace.messageflows import FlowCollector, flow_json
+from mailtrace.messageflows import FlowCollector
 from mailtrace.pipeline import Analyzer
 from mailtrace.render.json import dumps
 from mailtrace.render.output import Output
@@ -62,7 +62,7 @@ def flows(*, captures: tuple[str, ...], fmt: str, multi_hop: bool, color: bool |
             collector.session(session)
     if fmt == "json":
         document = {"format": "mailtrace-flows", "version": 1,
-                    "flows": [flow_json(f) for f in collector.flows()],
+                    "flows": collector.json(),
                     "skipped": collector.skipped, "dropped": collector.dropped}
         out.write(dumps(document) + "\n")
     else:

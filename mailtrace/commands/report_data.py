@@ -17,7 +17,7 @@ import click
 from mailtrace.commands.common import fail
 from mailtrace.findings import FindingsCollector, FindingsConfig
 from mailtrace.findings.model import DEFAULT_FAILED_LOGIN_THRESHOLD
-from mailtrace.messageflows import FlowCollector, flow_json
+from mailtrace.messageflows import FlowCollector
 from mailtrace.pipeline import Analyzer, CaptureStats
 from mailtrace.session import Session
 from mailtrace.stats import StatsCollector
@@ -64,7 +64,7 @@ def report_extras(findings: FindingsCollector, stats: StatsCollector,
     result.extra["findings"] = findings.summary()
     out: dict[str, Any] = {"findings": findings.to_json(), "stats": result.to_json()}
     if flows is not None:
-        out["flows"] = [flow_json(f) for f in flows.flows()]
+        out["flows"] = flows.json()
     return out
 
 
