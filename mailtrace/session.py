@@ -235,7 +235,6 @@ class Session:
     first_frame: int
     last_frame: int
     rows: list[PacketRow]
-    phases: list[PhaseBlock]
     commands: list[Command]
     replies: list[Reply]
     auth: list[AuthAttempt]
@@ -262,6 +261,16 @@ class Session:
     retransmissions: dict[int, int] = field(default_factory=dict)
     """Frames that only repeated bytes already seen → the frame that first carried them (0: not known
     any more); as many as the session keeps rows."""
+
+    @property
+    def phases(self) -> list[PhaseBlock]:
+        """Consecutive rows of one phase. Made from the rows when first read: the dissecting process of a
+        two-process run neither makes nor sends them (mailtrace/forked.py)."""
+        state = self.__dict__
+        blocks: list[PhaseBlock] | None = state.get("_phases")
+        if blocks is None:
+            blocks = state["_phases"] = _phase_blocks(state["_raw_rows"])
+        return blocks
 
     @property
     def row_count(self) -> int:
@@ -300,6 +309,7 @@ class Session:
         checks of the reduce protocol; a list is written by the pickler's own loop."""
         state = self.__dict__.copy()
         state.pop("_rows", None)
+        state.pop("_phases", None)
         return (_unpickle_session, (state, state.pop("_raw_rows")))
 
     @property
@@ -333,10 +343,11 @@ def _with_raw_rows(session: Session, raw: list[list[Any]]) -> Session:
     """``session`` with its rows as the builder's plain lists (the fields of :class:`PacketRow` in order).
 
     The lists are what a session holds; the :class:`PacketRow` objects are made from them when ``rows``
-    is first read. The dissecting process of a two-process run never reads them (it sends the lists as
+    is first read, and so are the ``phases``. The dissecting process of a two-process run never reads them (it sends the lists as
     they are, ``Session.__reduce__``), and the JSON report reads only what ``frame_times``,
     ``row_events`` and ``rows_from`` take from the lists. Rows are not changed once the session is built."""
     session.__dict__.pop("_rows", None)
+    session.__dict__.pop("_phases", None)
     session.__dict__["_raw_rows"] = raw
     return session
 
@@ -645,7 +656,7 @@ class SessionBuilder:
             id=session_id, protocol=self.protocol, client=self.client, server=self.server, stream=self.stream,
             file=self.file, tunnel=self.tunnel, start=self.first_ts or 0.0, end=self.last_ts,
             packets=self.packets, tls=self.tls, close=close, first_frame=self.first_frame,
-            last_frame=self.last_frame, rows=[], phases=_phase_blocks(self.rows),
+            last_frame=self.last_frame, rows=[],
             commands=self.commands, replies=self.replies, auth=self.auth, messages=self.messages,
             anomalies=self.anomalies, gaps=self.gaps, record=record, bytes_client=self.bytes[0],
             bytes_server=self.bytes[1], rows_elided=self.rows_elided, events_dropped=self.events_dropped,
