@@ -13,7 +13,8 @@ runs at about a tenth of the speed the analyzer needs. So the work is split:
   (``email.utils.decode_params``, ``collapse_rfc2231_value``, ``policy.default.header_factory``
   for anything with RFC 2047 encoded-words, display addresses that need it, ...).
 * **Bodies** are never split into lines. Boundary lines are found with ``bytes.find`` on the
-  delimiter, base64 is decoded block-wise with ``binascii.a2b_base64`` and quoted-printable with
+  delimiter, base64 is decoded block-wise with ``pybase64`` (the same results as the stdlib's
+  ``binascii.a2b_base64``, five times as fast; the stdlib decodes the odd cases) and quoted-printable with
   ``binascii.a2b_qp``, carrying the few bytes that straddle two blocks, and decoded bytes go
   straight into ``hashlib``.
 
@@ -56,6 +57,8 @@ from email import errors as email_errors
 from email import policy as email_policy
 from email import utils as email_utils
 from typing import Any, NamedTuple, Protocol
+
+from pybase64 import b64decode as _b64decode
 
 __all__ = [
     "Attachment",
@@ -872,7 +875,7 @@ class _Base64:
             return b""
         if not self._quad and b"=" not in seg:
             try:
-                out = binascii.a2b_base64(seg)
+                out = _b64decode(seg)  # as binascii.a2b_base64 for a block without "=", in SIMD
             except binascii.Error:
                 pass  # not a whole number of quanta: take the careful path
             else:
