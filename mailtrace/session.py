@@ -277,10 +277,6 @@ class Session:
         """``len(rows)``, without making the rows."""
         return len(self.__dict__["_raw_rows"])
 
-    def frame_times(self) -> dict[int, float]:
-        """Frame number → capture time of every kept row (without making the rows)."""
-        return {row[_FRAME]: row[_TS] for row in self.__dict__["_raw_rows"]}
-
     def frame_time(self, frame: int) -> float | None:
         """The capture time of ``frame`` when the session kept its row (rows are in frame order)."""
         raw = self.__dict__["_raw_rows"]
@@ -343,9 +339,10 @@ def _with_raw_rows(session: Session, raw: list[list[Any]]) -> Session:
     """``session`` with its rows as the builder's plain lists (the fields of :class:`PacketRow` in order).
 
     The lists are what a session holds; the :class:`PacketRow` objects are made from them when ``rows``
-    is first read, and so are the ``phases``. The dissecting process of a two-process run never reads them (it sends the lists as
-    they are, ``Session.__reduce__``), and the JSON report reads only what ``frame_times``,
-    ``row_events`` and ``rows_from`` take from the lists. Rows are not changed once the session is built."""
+    is first read, and so are the ``phases``. The dissecting process of a two-process run never reads
+    them (it sends the lists as they are, ``Session.__reduce__``), and the JSON report reads only what
+    ``frame_time``, ``row_events`` and ``rows_from`` take from the lists. Rows are not changed once the
+    session is built."""
     session.__dict__.pop("_rows", None)
     session.__dict__.pop("_phases", None)
     session.__dict__["_raw_rows"] = raw

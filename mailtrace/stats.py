@@ -552,7 +552,6 @@ class StatsCollector:
 
     def _replies(self, s: Session) -> None:
         latency = self.latency.setdefault(s.protocol, {})
-        frame_ts = s.frame_times()
         smtp = s.protocol == "smtp"
         for r in s.replies:
             status = r.status
@@ -581,7 +580,8 @@ class StatsCollector:
                 # From the command to the first packet of its reply (Wireshark's response time), not
                 # to the end of a long multi-line reply.
                 sent = r.ts - r.latency
-                first = min(frame_ts.get(r.first_frame, r.ts), r.ts)
+                first_ts = s.frame_time(r.first_frame)  # a bisection: a reply is a few of a session's rows
+                first = r.ts if first_ts is None or first_ts > r.ts else first_ts
                 verb = r.answers or "(continuation)"
                 times = latency.get(verb)
                 if times is None:  # not setdefault: that would make a Distribution for every reply
