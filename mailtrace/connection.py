@@ -35,21 +35,12 @@ from mailtrace.protocols.base import Dissector
 from mailtrace.protocols.smtp import looks_like_tls_record
 from mailtrace.session import MessageSinkFactory, Session, SessionBuilder, tee
 from mailtrace.tcp.reassembly import RETRANSMISSION, ReassemblyNote
-from mailtrace.tls import (
-    HandshakeComplete,
-    HandshakeSeen,
-    KeyLog,
-    OpaqueData,
-    TlsAlert,
-    TlsAnomaly,
-    TlsEvent,
-    TlsSession,
-    tls_info_to_json,
-)
+from mailtrace.tls.keylog import KeyLog
 
 if TYPE_CHECKING:
     from mailtrace.config import Config
     from mailtrace.tcp.flows import Connection
+    from mailtrace.tls import TlsEvent, TlsSession
 
 BULK_BYTES = 64 * 1024
 """Message content is handed to the dissector in pieces of about this size rather than per segment:
@@ -306,6 +297,8 @@ class MailConnection:
         self.builder.events(events)
         record: dict[str, Any] = self.dissector.record()
         if self.tls is not None:
+            from mailtrace.tls import tls_info_to_json  # the TLS layer loads with its first session
+
             info = self.tls.info
             self.builder.tls_info = tls_info_to_json(info)
             self.builder.decrypting = info.decrypted
@@ -409,6 +402,8 @@ class MailConnection:
         on it as after a cleartext gap instead of reading the bytes before and after as one stream.
         """
         if self.tls is None:
+            from mailtrace.tls import TlsSession  # the TLS layer loads with its first session
+
             self.tls = TlsSession(self.keylog())
         if isinstance(item, StreamGap):
             self.builder.events([GapEvent(direction=item.direction, ts=item.ts, frame=item.frame,
@@ -479,6 +474,8 @@ class MailConnection:
 
 def tls_row_event(event: TlsEvent, phase: Phase) -> Event | None:
     """A TLS layer event as a row event of the session table."""
+    from mailtrace.tls import HandshakeComplete, HandshakeSeen, OpaqueData, TlsAlert, TlsAnomaly
+
     d, ts, frame = event.direction, event.ts, event.frame or 0
     if isinstance(event, OpaqueData):
         return Opaque(direction=d, ts=ts, frame=frame, first_frame=frame, phase=Phase.TLS, nbytes=event.nbytes)

@@ -16,7 +16,7 @@ with contextlib.redirect_stdout(io.StringIO()):
     except SystemExit as exit:
         assert not exit.code, exit.code
 print(" ".join(m for m in ("jinja2", "scapy", "mailtrace.commands.live", "mailtrace.render.html", "cryptography",
-                           "rich") if m in sys.modules))
+                           "rich", "mailtrace.tls.session") if m in sys.modules))
 """
 
 
@@ -40,10 +40,12 @@ def test_the_text_view_loads_rich() -> None:
 
 
 def test_a_key_log_loads_cryptography_for_the_ciphers() -> None:
+    """The TLS layer itself loads with the first TLS session (the sample above has none)."""
     tls = SAMPLE.parent / "tls-implicit.pcap"
-    assert loaded_by("analyze", "--format", "json", str(tls)) == set()  # TLS 1.3: certificates encrypted
+    session = "mailtrace.tls.session"
+    assert loaded_by("analyze", "--format", "json", str(tls)) == {session}  # TLS 1.3: certificates encrypted
     keylog = SAMPLE.parent / "tls-implicit.keylog"
-    assert loaded_by("analyze", "--format", "json", "--tls-keylog", str(keylog), str(tls)) == {"cryptography"}
+    assert loaded_by("analyze", "--format", "json", "--tls-keylog", str(keylog), str(tls)) == {"cryptography", session}
 
 
 def test_analyze_with_html_loads_the_report(tmp_path: Path) -> None:
