@@ -149,6 +149,22 @@ def test_login_before_starttls_is_cleartext(tmp_path: Path) -> None:
     assert "before STARTTLS" in found[0].detail and '"hunter2"' in found[0].detail
 
 
+def test_cleartext_on_an_implicit_tls_port_is_cleartext(tmp_path: Path) -> None:
+    """Port 465 carrying cleartext (the capture lost the banner; the client's first bytes are not TLS):
+    the session is ``tls: none`` with a plaintext-after-tls anomaly, and its login crossed the wire in
+    the clear, whatever the port promised (its TlsStart row does not make it protected)."""
+    b = PcapBuilder()
+    c = b.conversation("10.1.2.3", ("93.184.216.34", 465))
+    c.talk("EHLO laptop\r\n", EHLO_REPLY, f"AUTH PLAIN {plain('bob', 'hunter2')}\r\n",
+           "S:235 2.7.0 Authentication successful\r\n")
+    c.close()
+    run = analyze(b.write(tmp_path / "clear465.pcap"))
+    session = run.sessions[0]
+    assert session.tls == "none" and [a.kind for a in session.anomalies] == ["plaintext-after-tls"]
+    found = run.of("cleartext-credentials")
+    assert len(found) == 1 and found[0].severity is Severity.HIGH
+
+
 def test_starttls_offered_but_not_used(tmp_path: Path) -> None:
     b = PcapBuilder()
     envelope(b, "10.1.2.3", "a@corp.example", "bob@example.org", "250 2.1.5 Ok")

@@ -254,13 +254,16 @@ class SessionFacts:
     # ------------------------------------------------------------------ TLS
     @cached_property
     def tls_frame(self) -> int | None:
-        """First frame protected by TLS (or carried inside it), None when the session never used TLS."""
+        """First frame protected by TLS (or carried inside it), None when the session never used TLS.
+
+        A session on an implicit-TLS port that carried cleartext has its ``TlsStart`` but ``tls`` "none"
+        (the ``plaintext-after-tls`` anomaly): its bytes crossed the wire unencrypted."""
         s = self.session
+        if s.tls == "none":
+            return None
         for event in s.row_events():
             if isinstance(event, TlsStart):
                 return event.frame
-        if s.tls == "none":
-            return None
         for reply in s.replies:
             if reply.answers in STARTTLS_VERBS and reply_ok(reply):
                 return reply.frame
