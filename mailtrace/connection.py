@@ -81,6 +81,8 @@ class MailConnection:
         if protocol is not None:
             self._build(protocol.name)
         self.dissector: Dissector | _FailedDissector | None = self._dissector(protocol) if protocol else None
+        self.protocol = protocol
+        """The dissector's class, once known (its ``sniff`` recognises a cleartext greeting)."""
         self.tls_state: str | None = None
         """None before TLS; then "undecided" until the first bytes show "tls" records or "plain" text."""
         self.tls: TlsSession | None = None
@@ -347,6 +349,7 @@ class MailConnection:
         self.sniffing = False
         self.sniffer = None
         self.dissector = self._dissector(decision.protocol)
+        self.protocol = decision.protocol
         self._build(decision.protocol.name)
         if self.keep_transcript:
             for item in sniffer.items:
@@ -383,7 +386,8 @@ class MailConnection:
                 return
             if looks_like_tls_record(item.data) and (item.direction is CLIENT or self.mid_stream_tls):
                 self.tls_state = "tls"
-            elif item.direction is SERVER and self.builder.tls == "implicit" and not self.mid_stream_tls:
+            elif item.direction is SERVER and self.builder.tls == "implicit" and not self.mid_stream_tls \
+                    and not self._cleartext_greeting(item.data):
                 self.tls_state = "tls"  # the client never spoke TLS first: let the TLS layer say what this is
             else:
                 self.tls_state = "plain"
@@ -456,6 +460,12 @@ class MailConnection:
         self.mid_stream_tls = mode == "starttls"
         self.builder.events([TlsStart(direction=item.direction, ts=item.ts, frame=item.frame,
                                       first_frame=item.frame, phase=Phase.TLS, mode=mode)])
+
+    def _cleartext_greeting(self, data: bytes) -> bool:
+        """The server's first bytes on an implicit-TLS port are its protocol's cleartext greeting (``220``,
+        ``+OK``, ``* OK``: what the dissector's sniffer scores as a greeting), not TLS records: the server
+        speaks in the clear on a port that promises TLS, and the session is dissected as cleartext."""
+        return not looks_like_tls_record(data) and self.protocol is not None and self.protocol.sniff(b"", data) > 0
 
     def _plaintext_after_tls(self, item: Chunk) -> None:
         """Cleartext where TLS records were expected: keep dissecting, and say so."""

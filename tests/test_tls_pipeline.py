@@ -114,3 +114,43 @@ def test_handshake_secrets_only_is_not_reported_decrypted(tmp_path: Path) -> Non
     assert s["tls_info"]["certificates"]
     assert [c["verb"] for c in s["commands"]] == ["EHLO", "STARTTLS"]
     assert s["tls_info"]["anomalies"] == ["no-keys", "no-keys"]
+
+
+def _server_first(tmp_path: Path, port: int, dialog: list[tuple[str, bytes]]) -> dict[str, Any]:
+    from tests.pcapgen import Capture, Tcp
+
+    cap = Capture()
+    conv = Tcp(cap, server=("10.0.0.2", port)).handshake()
+    for who, data in dialog:
+        (conv.c if who == "c" else conv.s)(data)
+    conv.fin()
+    session: dict[str, Any] = report(cap.write(tmp_path / f"port{port}.pcap"))["sessions"][0]
+    return session
+
+
+def test_a_cleartext_greeting_on_an_implicit_tls_port_is_dissected(tmp_path: Path) -> None:
+    """A server that greets in the clear on 465/995 (a TLS server never speaks first) is not handed to
+    the TLS layer as records: the session is dissected as cleartext, says so, and its login is seen."""
+    smtp = _server_first(tmp_path, 465, [
+        ("s", b"220 mx.example ESMTP\r\n"), ("c", b"EHLO client\r\n"), ("s", b"250-mx.example\r\n250 AUTH PLAIN\r\n"),
+        ("c", b"AUTH PLAIN AHVzZXIAc2VjcmV0\r\n"), ("s", b"235 2.7.0 ok\r\n"),
+        ("c", b"QUIT\r\n"), ("s", b"221 bye\r\n")])
+    assert smtp["tls"] == "none" and [a["kind"] for a in smtp["anomalies"]] == ["plaintext-after-tls"]
+    assert [c["verb"] for c in smtp["commands"]] == ["EHLO", "AUTH", "QUIT"]
+    assert [(a["mechanism"], a["username"], a["success"]) for a in smtp["auth"]] == [("PLAIN", "user", True)]
+    pop3 = _server_first(tmp_path, 995, [
+        ("s", b"+OK POP3 ready\r\n"), ("c", b"USER alice\r\n"), ("s", b"+OK\r\n"), ("c", b"PASS secret\r\n"),
+        ("s", b"+OK logged in\r\n"), ("c", b"QUIT\r\n"), ("s", b"+OK bye\r\n")])
+    assert pop3["tls"] == "none" and pop3["user"] == "alice"
+    assert [(a["mechanism"], a["success"]) for a in pop3["auth"]] == [("USER", True)]
+
+
+def test_server_first_bytes_that_are_no_greeting_stay_with_the_tls_layer(tmp_path: Path) -> None:
+    """A capture that begins inside implicit TLS (the server's records first) or server bytes that are
+    neither TLS nor a greeting: the TLS layer reads them and says what they are, as before."""
+    record = b"\x17\x03\x03\x00\x10" + bytes(range(16))
+    inside = _server_first(tmp_path, 465, [("s", record), ("c", b"\x17\x03\x03\x00\x08" + bytes(8))])
+    assert inside["tls"] == "implicit" and inside["commands"] == []
+    assert "plaintext-after-tls" not in [a["kind"] for a in inside["anomalies"]]
+    noise = _server_first(tmp_path, 993, [("s", b"\x00\x01garbage that is not a greeting\r\n")])
+    assert noise["tls"] == "implicit" and "tls-not-tls" in [a["kind"] for a in noise["anomalies"]]
