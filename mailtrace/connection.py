@@ -30,7 +30,7 @@ from mailtrace.model import (
     StreamItem,
     TlsStart,
 )
-from mailtrace.protocols import DissectorClass
+from mailtrace.protocols import BY_NAME, DissectorClass
 from mailtrace.protocols.base import Dissector
 from mailtrace.protocols.smtp import looks_like_tls_record
 from mailtrace.session import MessageSinkFactory, Session, SessionBuilder, tee
@@ -81,8 +81,6 @@ class MailConnection:
         if protocol is not None:
             self._build(protocol.name)
         self.dissector: Dissector | _FailedDissector | None = self._dissector(protocol) if protocol else None
-        self.protocol = protocol
-        """The dissector's class, once known (its ``sniff`` recognises a cleartext greeting)."""
         self.tls_state: str | None = None
         """None before TLS; then "undecided" until the first bytes show "tls" records or "plain" text."""
         self.tls: TlsSession | None = None
@@ -349,7 +347,6 @@ class MailConnection:
         self.sniffing = False
         self.sniffer = None
         self.dissector = self._dissector(decision.protocol)
-        self.protocol = decision.protocol
         self._build(decision.protocol.name)
         if self.keep_transcript:
             for item in sniffer.items:
@@ -465,7 +462,7 @@ class MailConnection:
         """The server's first bytes on an implicit-TLS port are its protocol's cleartext greeting (``220``,
         ``+OK``, ``* OK``: what the dissector's sniffer scores as a greeting), not TLS records: the server
         speaks in the clear on a port that promises TLS, and the session is dissected as cleartext."""
-        return not looks_like_tls_record(data) and self.protocol is not None and self.protocol.sniff(b"", data) > 0
+        return not looks_like_tls_record(data) and BY_NAME[self.builder.protocol].sniff(b"", data) > 0
 
     def _plaintext_after_tls(self, item: Chunk) -> None:
         """Cleartext where TLS records were expected: keep dissecting, and say so."""
