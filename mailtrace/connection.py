@@ -470,7 +470,7 @@ class MailConnection:
         self.dissector.tls_started()
         if self.builder.tls == "implicit":
             detail = "an implicit-TLS port carries cleartext in this capture"
-            self.builder.tls = "none"
+            self.builder.no_implicit_tls()
         else:
             detail = ("after the TLS upgrade the capture holds cleartext, not TLS records: it was taken behind a "
                       "TLS-inspection box or decrypted afterwards; the session is dissected on")

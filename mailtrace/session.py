@@ -573,6 +573,17 @@ class SessionBuilder:
         self.tls = event.mode
         self.tls_starts += 1
 
+    def no_implicit_tls(self) -> None:
+        """The implicit TLS the port promised did not come (the server greeted in the clear): the session is
+        not TLS, and its first data row is in the phase of what it carried, not in a TLS phase (the
+        :class:`TlsStart` put there when the bytes began is taken back)."""
+        self.tls = "none"
+        for row in reversed(self.rows[-64:]):
+            events = row[_EVENTS]
+            if events and any(type(e) is TlsStart for e in events):
+                row[_EVENTS] = [e for e in events if type(e) is not TlsStart] or None
+                break
+
     def _keep(self, bucket: list[Any], event: Event) -> None:
         if len(bucket) < self.limits.max_events:
             bucket.append(event)

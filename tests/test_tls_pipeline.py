@@ -138,11 +138,32 @@ def test_a_cleartext_greeting_on_an_implicit_tls_port_is_dissected(tmp_path: Pat
     assert smtp["tls"] == "none" and [a["kind"] for a in smtp["anomalies"]] == ["plaintext-after-tls"]
     assert [c["verb"] for c in smtp["commands"]] == ["EHLO", "AUTH", "QUIT"]
     assert [(a["mechanism"], a["username"], a["success"]) for a in smtp["auth"]] == [("PLAIN", "user", True)]
+    # no TLS phase: the greeting's row is the greeting, as the terminal view shows it
+    assert [(p["name"], p["first_frame"], p["last_frame"]) for p in smtp["phases"]] == [
+        ("setup", 1, 3), ("greeting", 4, 4), ("negotiation", 5, 6), ("auth", 7, 8), ("teardown", 9, 13)]
     pop3 = _server_first(tmp_path, 995, [
         ("s", b"+OK POP3 ready\r\n"), ("c", b"USER alice\r\n"), ("s", b"+OK\r\n"), ("c", b"PASS secret\r\n"),
         ("s", b"+OK logged in\r\n"), ("c", b"QUIT\r\n"), ("s", b"+OK bye\r\n")])
     assert pop3["tls"] == "none" and pop3["user"] == "alice"
     assert [(a["mechanism"], a["success"]) for a in pop3["auth"]] == [("USER", True)]
+    assert [p["name"] for p in pop3["phases"]] == ["setup", "greeting", "auth", "teardown"]
+
+
+def test_cleartext_from_the_client_on_an_implicit_tls_port_has_no_tls_phase(tmp_path: Path) -> None:
+    """The capture lost the server's banner and the client's first bytes on 993 are a cleartext LOGIN: the
+    row is in the login's phase (the TLS the port promised is taken back with ``tls: none``)."""
+    from tests.pcapgen import Capture, Tcp
+
+    cap = Capture()
+    conv = Tcp(cap, server=("10.0.0.2", 993)).handshake()
+    conv.c(b"a1 LOGIN alice secret\r\n")
+    conv.s(b"a1 OK logged in\r\n")
+    conv.c(b"a2 LOGOUT\r\n")
+    conv.s(b"* BYE\r\na2 OK bye\r\n")
+    conv.fin()
+    imap = report(cap.write(tmp_path / "port993.pcap"))["sessions"][0]
+    assert imap["tls"] == "none" and [a["kind"] for a in imap["anomalies"]] == ["plaintext-after-tls"]
+    assert [(p["name"], p["first_frame"]) for p in imap["phases"]] == [("setup", 1), ("auth", 4), ("teardown", 6)]
 
 
 def test_server_first_bytes_that_are_no_greeting_stay_with_the_tls_layer(tmp_path: Path) -> None:
