@@ -14,8 +14,16 @@ named limits (:class:`FlowLimits`), so memory does not grow with message sizes.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+import json
+import pickle
+import tempfile
+import weakref
+from array import array
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass, field, fields
+from operator import attrgetter
+from typing import IO, TYPE_CHECKING, Any
 
 from mailtrace.mime import is_embedded_message
 from mailtrace.model import Endpoint
@@ -41,6 +49,10 @@ class FlowLimits:
     max_received: int = 32
     """Received values kept per hop (the newest ones; the count is always exact)."""
     max_received_chars: int = 600
+    max_live_flows: int = 4096
+    """Flows kept as objects. Past this, the one changed longest ago goes to a temporary file (its state and
+    its JSON entry) and comes back if a later hop joins it: memory stays flat however many messages a
+    capture holds (what stays per message is its keys and its place in the order, ~300 bytes)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +85,14 @@ class FlowHop:
     @property
     def toward_client(self) -> bool:
         return self.origin in RETRIEVAL
+
+    def __reduce__(self) -> tuple[type[FlowHop], tuple[Any, ...]]:
+        """Pickled as its fields in order (a flow waiting in the temporary file): a frozen slotted dataclass
+        is otherwise pickled field by field by Python code."""
+        return (FlowHop, _HOP_FIELDS(self))
+
+
+_HOP_FIELDS = attrgetter(*(f.name for f in fields(FlowHop)))
 
 
 @dataclass
@@ -152,65 +172,117 @@ def normalize_message_id(value: str | None) -> str | None:
 
 
 class FlowCollector:
-    """Consumes sessions (``session``/``end``) and joins their messages into flows."""
+    """Consumes sessions (``session``/``end``) and joins their messages into flows.
+
+    Flows are numbered in the order they were made. The ``max_live_flows`` changed last are objects here,
+    each with its JSON entry made as its sessions arrived (so the report's end, where nothing runs in
+    parallel any more, does not make them all at once); the others wait in a temporary file
+    (:class:`_SpillFile`) until a hop joins them again or the report reads them, in order.
+    """
 
     def __init__(self, limits: FlowLimits = FlowLimits()) -> None:
         self.limits = limits
-        self._flows: list[MessageFlow] = []
-        self._by_id: dict[str, MessageFlow] = {}
-        self._by_body: dict[str, MessageFlow] = {}
+        self._count = 0
+        """Flows made; their numbers are 0 .. _count-1."""
+        self._live: OrderedDict[int, MessageFlow] = OrderedDict()
+        """Flows kept as objects, the one changed longest ago first."""
+        self._texts: dict[int, str] = {}
+        """JSON entries of live flows that did not change since they were made (:func:`_entry_text`)."""
+        self._first_ts = array("d")
+        self._first_session = array("q")
+        """Per flow number: the time and session of its first hop, what the flows are ordered by."""
+        self._by_id: dict[str, int] = {}
+        self._by_body: dict[str, int] = {}
+        self._spill: _SpillFile | None = None
         self.dropped = 0
         """Messages not followed because ``max_flows`` was reached."""
         self.skipped = 0
         """Partial messages (TOP, header-only FETCH, cut by a gap) without a Message-ID: nothing to join by."""
-        self._json: dict[int, dict[str, Any]] = {}
-        """Each flow's :func:`flow_json` (by ``id``), made as its sessions arrive, dropped when it changes:
-        so the report's end, where nothing runs in parallel any more, does not make them all at once."""
 
     # ------------------------------------------------------------------ consumer interface
     def session(self, session: Session) -> None:
-        changed = {id(flow): flow for record in session.messages if (flow := self.add(session, record)) is not None}
-        for key, flow in changed.items():
-            self._json[key] = flow_json(flow)
+        changed = {number for record in session.messages if (number := self._add(session, record)) is not None}
+        for number in changed:
+            flow = self._live.get(number)
+            if flow is not None:
+                self._texts[number] = _entry_text(flow)
+        while len(self._live) > self.limits.max_live_flows:
+            self._spill_oldest()
 
     def end(self, stats: CaptureStats | None = None, elapsed: float = 0.0) -> None:
         pass
 
     # ------------------------------------------------------------------ joining
     def add(self, session: Session, record: MessageRecord) -> MessageFlow | None:
+        """Join one message of ``session`` to its flow (made if it is the first hop); the flow, or None
+        when the message has nothing to join by or ``max_flows`` was reached."""
+        number = self._add(session, record)
+        return self._live[number] if number is not None else None
+
+    def _add(self, session: Session, record: MessageRecord) -> int | None:
         summary = record.summary
         mid = normalize_message_id(summary.message_id)
         body = body_fingerprint(summary)
         if mid is None and body is None:
             self.skipped += 1
             return None
-        flow = self._by_id.get(mid) if mid else None
+        number = self._by_id.get(mid) if mid else None
+        flow = self._flow(number) if number is not None else None
         if flow is None and body is not None:
             candidate = self._by_body.get(body)
-            if candidate is not None and (mid is None or candidate.message_id in (None, mid)):
-                flow = candidate
-        if flow is None:
-            if len(self._flows) >= self.limits.max_flows:
+            if candidate is not None:
+                found = self._flow(candidate)
+                if mid is None or found.message_id in (None, mid):
+                    number, flow = candidate, found
+        if flow is None or number is None:
+            if self._count >= self.limits.max_flows:
                 self.dropped += 1
                 return None
             key = f"message-id:{mid}" if mid else f"body:{body}"
             flow = MessageFlow(key, mid, summary.subject, summary.from_)
-            self._flows.append(flow)
-        self._json.pop(id(flow), None)
+            number = self._count
+            self._count += 1
+            self._live[number] = flow
+            self._first_ts.append(0.0)
+            self._first_session.append(0)
+        self._live.move_to_end(number)
+        self._texts.pop(number, None)
         if mid and flow.message_id is None:
             flow.message_id = mid
             flow.key = f"message-id:{mid}"
         if mid:
-            self._by_id.setdefault(mid, flow)
+            self._by_id.setdefault(mid, number)
         if body:
-            self._by_body.setdefault(body, flow)
+            self._by_body.setdefault(body, number)
         flow.subject = flow.subject or summary.subject
         flow.sender = flow.sender or summary.from_
         if len(flow.hops) >= self.limits.max_hops:
             flow.hops_dropped += 1
+            return number
+        hop = self._hop(session, record)
+        if not flow.hops or (hop.ts, hop.session) < (self._first_ts[number], self._first_session[number]):
+            self._first_ts[number] = hop.ts
+            self._first_session[number] = hop.session
+        flow.hops.append(hop)
+        return number
+
+    def _flow(self, number: int) -> MessageFlow:
+        """Flow ``number`` as a live object (read back from the temporary file if it was put there)."""
+        flow = self._live.get(number)
+        if flow is not None:
             return flow
-        flow.hops.append(self._hop(session, record))
+        assert self._spill is not None
+        flow, text = self._spill.take(number)
+        self._live[number] = flow
+        self._texts[number] = text
         return flow
+
+    def _spill_oldest(self) -> None:
+        number, flow = self._live.popitem(last=False)
+        text = self._texts.pop(number, None) or _entry_text(flow)
+        if self._spill is None:
+            self._spill = _SpillFile()
+        self._spill.put(number, flow, text)
 
     def _hop(self, session: Session, record: MessageRecord) -> FlowHop:
         summary = record.summary
@@ -233,14 +305,115 @@ class FlowCollector:
         )
 
     # ------------------------------------------------------------------ results
+    def __len__(self) -> int:
+        return self._count
+
+    def _ordered(self) -> list[int]:
+        """Flow numbers by the time of their first hop (ties: the order they were made)."""
+        ts, session = self._first_ts, self._first_session
+        return sorted(range(self._count), key=lambda n: (ts[n], session[n]))
+
+    def _peek(self, number: int) -> tuple[MessageFlow, str | None]:
+        """Flow ``number`` and its JSON entry if one is made, without making it live again."""
+        flow = self._live.get(number)
+        if flow is not None:
+            return flow, self._texts.get(number)
+        assert self._spill is not None
+        return self._spill.read(number)
+
     def flows(self) -> list[MessageFlow]:
         """Every flow, ordered by the time of its first hop."""
-        return sorted(self._flows, key=lambda f: min((h.ts, h.session) for h in f.hops))
+        return [self._peek(number)[0] for number in self._ordered()]
 
     def json(self) -> list[dict[str, Any]]:
         """The top-level ``flows`` of the JSON report: :func:`flow_json` of every flow, in :meth:`flows` order."""
-        made = self._json
-        return [made.get(id(flow)) or flow_json(flow) for flow in self.flows()]
+        return [flow_json(self._peek(number)[0]) for number in self._ordered()]
+
+    def texts(self) -> Iterator[str]:
+        """The entries of :meth:`json` as JSON text (``json.dumps`` with the report's options; a lone
+        surrogate is left for the writer to escape), one at a time."""
+        live, texts, spill = self._live, self._texts, self._spill
+        for number in self._ordered():
+            flow = live.get(number)
+            if flow is None:
+                assert spill is not None
+                yield spill.read_text(number)  # not the flow: its entry is all that is needed
+            else:
+                text = texts.get(number)
+                yield text if text is not None else _entry_text(flow)
+
+    def entries(self) -> FlowEntries:
+        """The ``flows`` value of a report: read entry by entry when it is written (see :class:`FlowEntries`)."""
+        return FlowEntries(self)
+
+
+class FlowEntries:
+    """A report's ``flows``, as the report's ``extra`` holds them until it is written: the JSON report
+    writes :meth:`texts` one by one (never all of them at once: tens of megabytes on a big capture), the
+    HTML report takes them as a list (``list(entries)``: :func:`flow_json` of each)."""
+
+    def __init__(self, collector: FlowCollector) -> None:
+        self.collector = collector
+
+    def __len__(self) -> int:
+        return len(self.collector)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self.collector.json())
+
+    def texts(self) -> Iterator[str]:
+        return self.collector.texts()
+
+
+def _entry_text(flow: MessageFlow) -> str:
+    # render.json.dumps without its last step (lone surrogates become \xNN there, when the text is written)
+    return json.dumps(flow_json(flow), ensure_ascii=False, default=str, check_circular=False)
+
+
+class _SpillFile:
+    """Flows waiting in an anonymous temporary file: each one's pickled state and JSON entry, found by number.
+
+    A flow read back to be changed (:meth:`take`) leaves its old record behind (dead space: rare, a hop that
+    joins a flow after ``max_live_flows`` others changed); the file goes when the run ends."""
+
+    def __init__(self) -> None:
+        self.file: IO[bytes] = tempfile.TemporaryFile(prefix="mailtrace-flows-")  # noqa: SIM115 - lives with the collector
+        weakref.finalize(self, self.file.close)  # closed (and so removed) when the collector is done with it
+        self.size = 0
+        self.position = 0
+        """Where the file's position is: appending needs no seek (each one would write the buffer out)."""
+        self.where: dict[int, tuple[int, int, int]] = {}
+        """Flow number → offset, length of its pickled state, length of its JSON entry (UTF-8)."""
+
+    def put(self, number: int, flow: MessageFlow, text: str) -> None:
+        state = pickle.dumps(flow, protocol=pickle.HIGHEST_PROTOCOL)
+        data = text.encode("utf-8", "surrogatepass")
+        if self.position != self.size:  # a read moved away from the end (a seek also writes what is buffered)
+            self.file.seek(self.size)
+        self.file.write(state)
+        self.file.write(data)
+        self.where[number] = (self.size, len(state), len(data))
+        self.size = self.position = self.size + len(state) + len(data)
+
+    def read(self, number: int) -> tuple[MessageFlow, str]:
+        offset, state_len, text_len = self.where[number]
+        flow: MessageFlow = pickle.loads(self._read(offset, state_len))  # noqa: S301 - written by this process
+        return flow, self._read(offset + state_len, text_len).decode("utf-8", "surrogatepass")
+
+    def read_text(self, number: int) -> str:
+        offset, state_len, text_len = self.where[number]
+        return self._read(offset + state_len, text_len).decode("utf-8", "surrogatepass")
+
+    def _read(self, offset: int, size: int) -> bytes:
+        if self.position != offset:
+            self.file.seek(offset)
+        self.position = offset + size
+        return self.file.read(size)
+
+    def take(self, number: int) -> tuple[MessageFlow, str]:
+        flow_and_text = self.read(number)
+        del self.where[number]
+        return flow_and_text
 
 
 def _time_of(session: Session, frame: int) -> float:

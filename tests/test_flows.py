@@ -9,6 +9,7 @@ Synthetic captures cover joining by body, a Received chain that does not match, 
 from __future__ import annotations
 
 import json
+import pickle
 import re
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from mailtrace.capture.reader import open_capture
 from mailtrace.commands.common import build_config
 from mailtrace.messageflows import FlowCollector, FlowLimits, flow_json
 from mailtrace.pipeline import Analyzer
+from mailtrace.session import Session
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -88,9 +90,10 @@ def test_mixed_all_joins_the_relay_and_keeps_single_hops(captures: Path) -> None
     assert analyze["flows"] == flows  # the analyze report carries the same flows
 
 
-def _smtp(cap: Capture, client: tuple[str, int], server: tuple[str, int], message: bytes, ts: float) -> float:
+def _smtp(cap: Capture, client: tuple[str, int], server: tuple[str, int], message: bytes, ts: float,
+          helo: bytes = b"a.example") -> float:
     conv = Tcp(cap, client=client, server=server, ts=ts)
-    conv.handshake().s(b"220 mx ESMTP\r\n").c(b"EHLO a.example\r\n").s(b"250 mx\r\n")
+    conv.handshake().s(b"220 mx ESMTP\r\n").c(b"EHLO " + helo + b"\r\n").s(b"250 mx\r\n")
     conv.c(b"MAIL FROM:<alice@a.example>\r\n").s(b"250 Ok\r\n").c(b"RCPT TO:<bob@b.example>\r\n").s(b"250 Ok\r\n")
     conv.c(b"DATA\r\n").s(b"354 go\r\n").c(message + b".\r\n").s(b"250 2.0.0 Ok: queued as Q1\r\n")
     conv.c(b"QUIT\r\n").s(b"221 Bye\r\n").fin()
@@ -311,3 +314,70 @@ def test_flow_entries_made_as_sessions_arrive_follow_later_hops(tmp_path: Path) 
     [entry] = collector.json()
     assert [h["origin"] for h in entry["hops"]] == ["smtp-data", "smtp-data", "pop3-retr"]
     assert entry == flow_json(collector.flows()[0])
+
+
+def _interleaved_hops(tmp_path: Path) -> list[Session]:
+    """Four messages, each relayed once, the relays in reverse order of the submissions; one message also
+    fetched with POP3, its submission's EHLO name with a byte that is not UTF-8 (a lone surrogate in the
+    flow's ``helo``)."""
+    cap = Capture()
+    t = 1_700_000_000.0
+    messages = [f"Message-ID: <{i}@a.example>\r\n".encode() + BODY for i in range(4)]
+    messages[2] = messages[2].replace(b"Subject: Hi", b"Subject: caf\xe9")
+    for i, message in enumerate(messages):
+        t = _smtp(cap, ("10.0.0.1", 40000 + i), ("10.0.0.25", 587), message, t, b"caf\xe9" if i == 2 else b"a.example")
+    for i, message in reversed(list(enumerate(messages))):
+        relayed = (b"Received: from a.example ([10.0.0.1]) by mta.a.example with ESMTPSA; "
+                   b"Tue, 14 Nov 2023 22:13:20 +0000\r\n" + message)
+        t = _smtp(cap, ("10.0.0.25", 41000 + i), ("10.0.0.26", 25), relayed, t)
+    _pop3_retr(cap, ("10.0.0.2", 42000), ("10.0.0.26", 110), messages[2], t + 5.0)
+    return list(Analyzer(build_config([], False, False)).run_file(open_capture(str(cap.write(tmp_path / "p.pcap")))))
+
+
+def test_flows_spilled_to_a_file_come_back_the_same(tmp_path: Path) -> None:
+    """With one flow kept as an object, the others wait in the temporary file: a relay hop brings its flow
+    back, and the flows, their JSON entries and their texts are what a collector that kept all of them
+    gives, in the same order."""
+    sessions = _interleaved_hops(tmp_path)
+    kept, spilling = FlowCollector(), FlowCollector(FlowLimits(max_live_flows=1))
+    for session in sessions:
+        kept.session(session)
+        spilling.session(session)
+    assert spilling._spill is not None and len(spilling._spill.where) == 3 and len(spilling._live) == 1
+    assert len(spilling._spill.where) + len(spilling._live) == len(spilling) == 4
+    entries = kept.json()
+    assert [[h["session"] for h in f["hops"]] for f in entries] == [[1, 8], [2, 7], [3, 6, 9], [4, 5]]
+    assert entries[2]["subject"] == "café" and entries[2]["hops"][0]["helo"] == "caf\udce9"
+    assert spilling.json() == entries
+    assert [flow_json(f) for f in spilling.flows()] == entries
+    assert list(spilling.texts()) == list(kept.texts())
+    assert [json.loads(text) for text in spilling.texts()] == entries
+    assert list(spilling.entries()) == entries and len(spilling.entries()) == 4
+    hop = spilling.flows()[2].hops[0]  # a hop pickles as its fields in order (FlowHop.__reduce__)
+    assert pickle.loads(pickle.dumps(hop)) == hop and hop.helo == "caf\udce9" and hop.received == ()
+
+
+def test_the_report_writes_flows_and_findings_entry_by_entry(tmp_path: Path) -> None:
+    """The JSON writer streams the arrays of ``extra`` (the flows from their texts), and writes what
+    ``dumps`` makes of the whole: a lone surrogate becomes ``\\xNN`` either way."""
+    import io
+
+    from mailtrace.pipeline import CaptureStats
+    from mailtrace.render.json import JsonReportWriter, dumps
+
+    collector = FlowCollector(FlowLimits(max_live_flows=2))
+    for session in _interleaved_hops(tmp_path):
+        collector.session(session)
+    extra = {"findings": [{"id": "x", "n": 1}, {"id": "y", "text": "t\udce9"}], "stats": {"a": [1, 2]},
+             "flows": collector.entries(), "empty": []}
+    stream = io.StringIO()
+    writer = JsonReportWriter(stream)
+    writer.begin()
+    writer.end(CaptureStats(), extra)
+    text = stream.getvalue()
+    for key, value in extra.items():
+        listed = collector.json() if key == "flows" else value
+        assert f'"{key}": {dumps(listed)}' in text
+    assert text.count("\\\\xe9") == 2 and "\udce9" not in text  # the finding's and the flow's helo
+    report = json.loads(text)
+    assert report["flows"] == json.loads(dumps(collector.json())) and report["empty"] == []

@@ -64,7 +64,7 @@ def report_extras(findings: FindingsCollector, stats: StatsCollector,
     result.extra["findings"] = findings.summary()
     out: dict[str, Any] = {"findings": findings.to_json(), "stats": result.to_json()}
     if flows is not None:
-        out["flows"] = flows.json()
+        out["flows"] = flows.entries()  # written entry by entry (render/json.py), listed for HTML
     return out
 
 

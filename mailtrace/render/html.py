@@ -560,6 +560,9 @@ class HtmlReport:
 
     def end(self, stats: CaptureStats, elapsed: float = 0.0) -> None:
         del elapsed  # the page is the same however fast the machine was
+        flows = self.extra.get("flows")
+        if flows is not None and not isinstance(flows, list):
+            self.extra["flows"] = list(flows)  # the JSON report writes them one by one; the page wants them all
         if self._stream is not None:
             out = self._stream
         else:

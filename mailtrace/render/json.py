@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import IO, Any
 
 from mailtrace.findings.headers import verdicts
+from mailtrace.messageflows import FlowEntries
 from mailtrace.mime import summary_to_json
 from mailtrace.model import AuthAttempt, Command, Direction, Phase, Reply
 from mailtrace.pipeline import CaptureStats
@@ -192,7 +193,12 @@ def dumps(value: Any, indent: int | None = None) -> str:
     instead of making the output unwritable.
     """
     # no check for circular references (a report is a tree; the check is a dict operation per container)
-    text = json.dumps(value, ensure_ascii=False, indent=indent, default=str, check_circular=False)
+    return valid_utf8(json.dumps(value, ensure_ascii=False, indent=indent, default=str, check_circular=False))
+
+
+def valid_utf8(text: str) -> str:
+    """JSON text from ``json.dumps(..., ensure_ascii=False)`` with its lone surrogates written as ``\\xNN``
+    (the last step of :func:`dumps`)."""
     if text.isascii():  # constant time (CPython keeps the flag); the search below reads every character
         return text
     return _SURROGATE.sub(_escaped_byte, text) if _SURROGATE.search(text) else text
@@ -226,8 +232,25 @@ class JsonReportWriter:
     def end(self, stats: CaptureStats, extra: dict[str, Any] | None = None) -> None:
         self.stream.write("\n], \"capture\": " + dumps(capture_json(stats), self.indent))
         for key, value in (extra or {}).items():
-            self.stream.write(f", {json.dumps(key)}: " + dumps(value, self.indent))
+            self.stream.write(f", {json.dumps(key)}: ")
+            self._value(value)
         self.stream.write("}\n")
+
+    def _value(self, value: Any) -> None:
+        """``dumps(value)``, written; a long array entry by entry (the flows and findings of a big capture
+        are tens of megabytes of JSON: never one string), the same text as ``dumps`` would make of it."""
+        write = self.stream.write
+        if isinstance(value, FlowEntries):
+            items: Iterable[str] = map(valid_utf8, value.texts())
+        elif isinstance(value, list) and self.indent is None:
+            items = (dumps(item) for item in value)
+        else:
+            write(dumps(value, self.indent))
+            return
+        write("[")
+        for index, item in enumerate(items):
+            write(", " + item if index else item)
+        write("]")
 
 
 def jsonl_writer(stream: IO[str], show_secrets: bool = False, *, lang: str = "en",
