@@ -190,3 +190,41 @@ def test_end_of_data_split_between_segments_of_bulk_content(tmp_path: Path) -> N
         assert (message["complete"], message["bytes"], message["last_frame"]) == (True, len(body), last_frame), cut
         assert [t["reply"] for t in session["transactions"]] == [250], cut
         assert [c["verb"] for c in session["commands"]] == ["HELO", "MAIL", "RCPT", "DATA", "QUIT"], cut
+
+
+def _behind_a_long_session(count: int) -> Capture:
+    """An IMAP session open from the first packet to the last and ``count`` short SMTP sessions meanwhile."""
+    cap = Capture()
+    imap = Tcp(cap, client=("10.9.0.1", 50000), server=("10.9.0.2", 143), ts=1_700_000_000.0)
+    imap.handshake().s(b"* OK ready\r\n").c(b"a1 IDLE\r\n").s(b"+ idling\r\n")
+    t = 1_700_000_001.0
+    for i in range(count):
+        smtp = Tcp(cap, client=(f"10.0.1.{i + 1}", 40000), server=("10.0.0.25", 25), ts=t)
+        smtp.handshake().s(b"220 mx\r\n").c(b"QUIT\r\n").s(b"221 bye\r\n").fin()  # 9 packets
+        t = smtp.ts + 0.01
+    imap.ts = t
+    imap.c(b"DONE\r\n").s(b"a1 OK\r\n").fin()
+    return cap
+
+
+def test_sessions_behind_a_long_session_wait_only_as_long_as_the_buffer_allows(tmp_path: Path) -> None:
+    """Finished sessions wait for an older one still open, so the report is in start order; past
+    ``max_reorder_sessions`` (or ``max_reorder_rows``) waiting, the oldest is handed out early: memory
+    stays bounded behind a session open for the whole capture (an IMAP IDLE), and the order is the end
+    order from there on."""
+    cap_path = _behind_a_long_session(6).write(tmp_path / "held.pcap")
+
+    def protocols(config: Config) -> list[tuple[int, str, int]]:
+        out = Analyzer(config).run_file(open_capture(str(cap_path)))
+        return [(s.id, s.protocol, s.stream) for s in out]
+
+    assert protocols(Config()) == [(1, "imap", 0)] + [(i + 2, "smtp", i + 1) for i in range(6)]
+    # four held: the fifth makes it five, over the limit, so the oldest finished one goes
+    assert protocols(Config(max_reorder_sessions=4)) == [
+        (1, "smtp", 1), (2, "smtp", 2), (3, "imap", 0), (4, "smtp", 3), (5, "smtp", 4), (6, "smtp", 5),
+        (7, "smtp", 6)]
+    # a held session counts its rows and one more (9 + 1 here): 30 rows hold three sessions, 27 two
+    assert protocols(Config(max_reorder_rows=30)) == protocols(Config(max_reorder_sessions=3)) == [
+        (1, "smtp", 1), (2, "smtp", 2), (3, "smtp", 3), (4, "imap", 0), (5, "smtp", 4), (6, "smtp", 5),
+        (7, "smtp", 6)]
+    assert [p for _, p, _ in protocols(Config(max_reorder_rows=27))] == ["smtp"] * 4 + ["imap"] + ["smtp"] * 2
