@@ -8,7 +8,11 @@ Runs three measurements and prints a table (and, with --json, machine-readable r
    ``tshark -r F -Y "smtp || pop || imap"``: wall time, packets/s and peak RSS of each;
 2. non-mail capture: a synthetic file of HTTPS/HTTP TCP connections and DNS/NTP datagrams only,
    to measure how fast packets that are not mail are skipped;
-3. the peak RSS of mailtrace on both, which must stay under 128 MiB whatever the file size.
+3. the peak RSS of mailtrace on both, which must stay under 128 MiB whatever the file size; and on
+   a third capture made to strain it: 12,000 short SMTP sessions behind one IMAP session open from
+   the first packet to the last (every one of them waits for it in the order buffer).
+
+For a bigger mail capture, ``--sessions 9700 --seed 5 --no-tshark`` makes and measures a 1 GB one.
 
 This is a benchmark, not a timed test: numbers depend on the machine. Record them in README.md.
 """
@@ -111,6 +115,36 @@ def noise_capture(packets: int) -> Path:
     return path
 
 
+def held_capture(count: int) -> Path:
+    """``count`` short SMTP sessions behind one IMAP session that stays open from the first packet to
+    the last: the report lists sessions in start order, so each one waits for it (up to the order
+    buffer's bounds, ``Config.max_reorder_sessions`` and ``max_reorder_rows``)."""
+    OUT.mkdir(exist_ok=True)
+    path = OUT / f"held-{count}.pcap"
+    if path.exists():
+        return path
+    sys.path.insert(0, str(HERE.parent))
+    from tests.pcapgen import Capture, Tcp
+
+    cap = Capture()
+    imap = Tcp(cap, client=("10.9.0.1", 50000), server=("10.9.0.2", 143), ts=1_700_000_000.0)
+    imap.handshake().s(b"* OK ready\r\n").c(b"a1 LOGIN u p\r\n").s(b"a1 OK\r\n").c(b"a2 IDLE\r\n").s(b"+ idling\r\n")
+    ts = 1_700_000_001.0
+    body = b"Subject: x\r\nMessage-ID: <%d@x>\r\n\r\n" + b"line of text\r\n" * 20
+    for i in range(count):
+        smtp = Tcp(cap, client=(f"10.{1 + i // 60000}.{(i // 250) % 240}.{1 + i % 250}", 40000 + i % 20000),
+                   server=("10.0.0.25", 25), ts=ts)
+        smtp.handshake().s(b"220 mx ESMTP\r\n").c(b"EHLO a\r\n").s(b"250 mx\r\n").c(b"MAIL FROM:<a@b>\r\n")
+        smtp.s(b"250 ok\r\n").c(b"RCPT TO:<c@d>\r\n").s(b"250 ok\r\n").c(b"DATA\r\n").s(b"354 go\r\n")
+        smtp.c((body % i) + b".\r\n").s(b"250 ok\r\n").c(b"QUIT\r\n").s(b"221 bye\r\n").fin()
+        ts = smtp.ts + 0.01
+    imap.ts = ts
+    imap.c(b"DONE\r\n").s(b"a2 OK\r\n").c(b"a3 LOGOUT\r\n").s(b"* BYE\r\na3 OK\r\n").fin()
+    part = cap.write(path.with_suffix(".part"))
+    part.rename(path)
+    return path
+
+
 def count_packets(path: Path) -> int:
     sys.path.insert(0, str(HERE.parent))
     from mailtrace.capture.reader import open_capture
@@ -145,7 +179,8 @@ def main() -> int:
     results: dict[str, dict[str, float]] = {}
     mail = mail_capture(args.sessions, args.seed)
     noise = noise_capture(args.noise_packets)
-    for label, path in (("mail", mail), ("non-mail", noise)):
+    held = held_capture(12_000)
+    for label, path in (("mail", mail), ("non-mail", noise), ("held", held)):
         packets = count_packets(path)
         warm(path)
         wall, rss, cpu = run_rss([*mailtrace, str(path)])
