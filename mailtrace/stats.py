@@ -75,6 +75,8 @@ TIMELINE_WIDTHS = (
 
 
 DEFAULT_TOP = 10
+OTHER_VERBS = "(other)"
+"""The latency entry of the verbs past ``StatsLimits.max_latency_verbs``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +91,10 @@ class StatsLimits:
     """Values kept per distribution (durations, latencies, sizes); a reservoir sample beyond."""
     max_buckets: int = 2_000
     """Timeline buckets; the bucket width grows when a capture spans more."""
+    max_latency_verbs: int = 100
+    """Entries of the latency table per protocol: past it, the replies to commands the dissector does not
+    know (a client sending thousands of made-up ones) share one, ``(other)``; known commands always
+    have their own."""
 
 
 class BoundedCounter:
@@ -585,7 +591,12 @@ class StatsCollector:
                 verb = r.answers or "(continuation)"
                 times = latency.get(verb)
                 if times is None:  # not setdefault: that would make a Distribution for every reply
-                    times = latency[verb] = Distribution(self.limits.max_samples)
+                    if len(latency) >= self.limits.max_latency_verbs and r.answers is not None \
+                            and not any(c.known and c.verb == verb for c in s.commands):
+                        verb = OTHER_VERBS
+                        times = latency.get(verb)
+                    if times is None:
+                        times = latency[verb] = Distribution(self.limits.max_samples)
                 times.add(max(0.0, first - sent))
 
     def _rejection(self, answers: str | None, code: str, text: str) -> None:

@@ -329,3 +329,32 @@ def test_servers_and_clients_are_two_tables() -> None:
         ["127.0.0.26:25", "SMTP", "1"], ["127.0.0.26:587", "SMTP", "1"]]
     assert [line.split() for line in clients.strip().splitlines()[2:]] == [
         ["127.0.0.11", "3"], ["127.0.0.10", "2"], ["127.0.0.25", "1"]]
+
+
+def test_made_up_commands_share_one_latency_entry(tmp_path: Path) -> None:
+    """A client sending thousands of made-up commands would make a latency entry each (in memory and in
+    the report): past ``max_latency_verbs`` they share ``(other)``; a known command keeps its own."""
+    from pcapgen import Capture, Tcp
+
+    from mailtrace.capture.reader import open_capture
+    from mailtrace.config import Config
+    from mailtrace.pipeline import Analyzer
+    from mailtrace.stats import OTHER_VERBS, StatsLimits
+
+    cap = Capture()
+    conv = Tcp(cap, client=("10.0.0.1", 40000), server=("10.0.0.25", 25), ts=1_700_000_000.0)
+    conv.handshake().s(b"220 mx\r\n").c(b"EHLO a\r\n").s(b"250 mx\r\n")
+    for i in range(10):
+        conv.c(b"X%dQ arg\r\n" % i).s(b"500 5.5.1 unknown\r\n")
+    conv.c(b"QUIT\r\n").s(b"221 bye\r\n").fin()
+    path = cap.write(tmp_path / "verbs.pcap")
+    stats = StatsCollector(StatsLimits(max_latency_verbs=4))
+    for session in Analyzer(Config()).run_file(open_capture(str(path))):
+        stats.session(session)
+    latency = stats.result().to_json()["latency"]["smtp"]
+    assert set(latency) == {"EHLO", "X0Q", "X1Q", "X2Q", OTHER_VERBS, "QUIT"}
+    assert latency[OTHER_VERBS]["count"] == 7 and latency["QUIT"]["count"] == 1
+    unbounded = StatsCollector()
+    for session in Analyzer(Config()).run_file(open_capture(str(path))):
+        unbounded.session(session)
+    assert len(unbounded.result().to_json()["latency"]["smtp"]) == 12
