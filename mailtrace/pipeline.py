@@ -237,6 +237,12 @@ class Analyzer:
             self.flows.tcp_packets += counts.fast_skipped
             self.decoder.stats.non_tcp += counts.udp_skipped
             fstats.problems = list(capture.problems)
+            if self.flows.forgotten:  # a flow table per file
+                fstats.problems.append(
+                    f"more than {self.flows.limits.max_remembered:,} TCP connections at once: "
+                    f"{self.flows.forgotten:,} that had ended or were not mail were forgotten early to bound "
+                    "the memory; one that sends again gets a new tcp.stream number where Wireshark would keep "
+                    "the old one")
             self._account(fstats)
         yield from self._emit(final=True)
 

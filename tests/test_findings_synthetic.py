@@ -460,15 +460,33 @@ def test_findings_are_capped_keeping_the_most_severe(tmp_path: Path) -> None:
     assert capped.findings.summary()["total"] == total  # counted, though not kept
 
 
-@pytest.mark.parametrize("threshold", [1, 3])
-def test_max_tracked_bounds_the_trackers(tmp_path: Path, threshold: int) -> None:
+@pytest.mark.parametrize(("tracked", "kept"), [(1, ["198.18.1.6"]), (3, ["198.18.1.1", "198.18.1.6"])])
+def test_max_tracked_bounds_the_trackers(tmp_path: Path, tracked: int, kept: list[str]) -> None:
+    """Six clients, one failed login each: when the table is full, half of it goes (the fewest events,
+    then the oldest first) and makes room for the new key; what went is counted as untracked."""
     b = PcapBuilder()
     for i in range(6):
         failed_login(b, f"198.18.1.{i + 1}", f"u{i}")
-    run = analyze(b.write(tmp_path / "tracked.pcap"), max_tracked=threshold, failed_login_threshold=1)
-    assert len(run.findings.logins.by_client.tallies) == threshold
-    assert run.findings.logins.by_client.untracked == 6 - threshold
+    run = analyze(b.write(tmp_path / "tracked.pcap"), max_tracked=tracked, failed_login_threshold=1)
+    assert list(run.findings.logins.by_client.tallies) == kept
+    assert run.findings.logins.by_client.untracked == 6 - len(kept)
     assert all("past the tracking limit" in f.detail for f in run.of("auth-bruteforce"))
+
+
+def test_one_off_keys_first_do_not_hide_a_brute_force(tmp_path: Path) -> None:
+    """A tracker filled with one-off keys first (a scan, a botnet's single tries) keeps the key that
+    repeats: the brute force that comes after them is still found."""
+    b = PcapBuilder()
+    for i in range(12):
+        failed_login(b, f"198.18.2.{i + 1}", f"once{i}")
+    for _ in range(5):
+        failed_login(b, "203.0.113.66", "admin")
+    run = analyze(b.write(tmp_path / "late.pcap"), max_tracked=4, failed_login_threshold=5)
+    [finding] = run.of("auth-bruteforce")
+    assert finding.title == "Brute force from 203.0.113.66: 5 failed logins"
+    assert "past the tracking limit" in finding.detail
+    assert run.findings.logins.by_client.tallies["203.0.113.66"].count == 5
+    assert len(run.findings.logins.by_client.tallies) <= 4
 
 
 def test_config_defaults() -> None:

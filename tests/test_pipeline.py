@@ -228,3 +228,50 @@ def test_sessions_behind_a_long_session_wait_only_as_long_as_the_buffer_allows(t
         (1, "smtp", 1), (2, "smtp", 2), (3, "smtp", 3), (4, "imap", 0), (5, "smtp", 4), (6, "smtp", 5),
         (7, "smtp", 6)]
     assert [p for _, p, _ in protocols(Config(max_reorder_rows=27))] == ["smtp"] * 4 + ["imap"] + ["smtp"] * 2
+
+
+def test_a_scan_s_connections_are_forgotten_past_the_bound_and_the_report_says_so(tmp_path: Path) -> None:
+    """Every connection is remembered for ``tombstone_ttl`` (its late packets keep their tcp.stream
+    number), ~1 KB each: a SYN scan of a million addresses took 1 GiB. Past ``max_remembered`` the
+    tombstones quiet longest are forgotten; one that sends again gets a new number (Wireshark would keep
+    the old one), later sessions are numbered one further, and the file's problems say so."""
+    from dataclasses import replace
+
+    from tests.pcapgen import ip_packet, tcp_segment
+
+    cap = Capture()
+    t = 1_700_000_000.0
+    for i in range(20):  # a scan of port 80, closed: SYN, RST/ACK; each connection only numbered
+        target = f"192.0.2.{i + 1}"
+        cap.add_ip(t, ip_packet("198.51.100.7", target, 6, tcp_segment(30000 + i, 80, 1000 * i, 0, 0x02, b"")))
+        cap.add_ip(t + 0.001, ip_packet(target, "198.51.100.7", 6, tcp_segment(80, 30000 + i, 0, 1000 * i + 1, 0x14, b"")))
+        t += 0.5
+    # the first target sends again: the same connection as the first SYN (tcp.stream 0) for Wireshark
+    cap.add_ip(t, ip_packet("192.0.2.1", "198.51.100.7", 6, tcp_segment(80, 30000, 0, 1, 0x14, b"")))
+    Tcp(cap, client=("10.0.0.1", 40000), server=("10.0.0.25", 25), ts=t + 1.0).handshake() \
+        .s(b"220 mx\r\n").c(b"QUIT\r\n").s(b"221 bye\r\n").fin()
+    path = str(cap.write(tmp_path / "scan.pcap"))
+
+    def run(remembered: int) -> tuple[int, list[str], int, int]:
+        config = Config()
+        analyzer = Analyzer(replace(config, flow=replace(config.flow, max_remembered=remembered)))
+        [session] = analyzer.run_file(open_capture(path))
+        return session.stream, analyzer.stats.files[0].problems, analyzer.flows.forgotten, session.packets
+
+    assert run(32_768) == (20, [], 0, 9)
+    stream, problems, forgotten, packets = run(8)
+    assert (stream, packets) == (21, 9) and 12 <= forgotten <= 21
+    assert problems == [f"more than 8 TCP connections at once: {forgotten} that had ended or were not mail were "
+                        "forgotten early to bound the memory; one that sends again gets a new tcp.stream number "
+                        "where Wireshark would keep the old one"]
+    # the table never holds more than the bound (and the connection just made): frame by frame
+    from mailtrace.pipeline import LINKTYPE_ETHERNET
+
+    config = Config()
+    analyzer = Analyzer(replace(config, flow=replace(config.flow, max_remembered=8)))
+    analyzer.start_source("frames")
+    peak = 0
+    for frame in cap.frames:
+        analyzer.feed(frame.ts, LINKTYPE_ETHERNET, frame.data, len(frame.data))
+        peak = max(peak, len({id(c) for c in analyzer.flows.table.values()}))
+    assert peak == 8 and [s.stream for s in analyzer.close_source()] == [21]

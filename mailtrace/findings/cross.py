@@ -2,8 +2,9 @@
 
 Each tracker keeps a small summary per key (client address, user name, greylisting triple, DNSBL
 query) — counts, a few frames, a capped set of names — never the sessions themselves. The number
-of keys is capped by ``FindingsConfig.max_tracked``; keys beyond it are counted in ``untracked``
-and said in the findings' details, so memory stays flat on any capture.
+of keys is capped by ``FindingsConfig.max_tracked``: past it the keys with the fewest events are
+dropped (:class:`Keyed`), their events counted in ``untracked`` and said in the findings' details,
+so memory stays flat on any capture.
 """
 
 from __future__ import annotations
@@ -31,9 +32,9 @@ MAX_KEY_FRAMES = 50
 MAX_SESSIONS = 50
 
 
-@dataclass
+@dataclass(slots=True)
 class Tally:
-    """Failures (or probes) seen for one key."""
+    """Failures (or probes) seen for one key (slotted: a scan makes one per target, ~100,000 of them)."""
 
     count: int = 0
     first_ts: float = 0.0
@@ -42,9 +43,12 @@ class Tally:
     sessions: list[int] = field(default_factory=list)
     names: set[str] = field(default_factory=set)
     names_overflow: bool = False
-    secrets: set[str] = field(default_factory=set)
+    secrets: set[str] | None = None
+    """Hashes of the passwords tried (made at the first one: most tallies never see one)."""
     success: tuple[int, int, str] | None = None
     """(session, frame, user) of a successful login after failures."""
+    kinds: dict[str, int] | None = None
+    """What the attempts were (``AttemptTracker``: refused, unanswered, closed)."""
 
     def add(self, ts: float, frame: int, session: int, name: str | None, secret: str | None = None) -> None:
         if not self.count:
@@ -60,8 +64,11 @@ class Tally:
                 self.names.add(name)
             elif name not in self.names:
                 self.names_overflow = True
-        if secret is not None and len(self.secrets) < MAX_NAMES:
-            self.secrets.add(hashlib.sha256(secret.encode("utf-8", "surrogateescape")).hexdigest()[:16])
+        if secret is not None:
+            if self.secrets is None:
+                self.secrets = set()
+            if len(self.secrets) < MAX_NAMES:
+                self.secrets.add(hashlib.sha256(secret.encode("utf-8", "surrogateescape")).hexdigest()[:16])
 
     def names_text(self, limit: int = 5) -> str:
         names = sorted(self.names)
@@ -85,7 +92,9 @@ class Tally:
 
 
 class Keyed:
-    """A bounded dict of tallies."""
+    """A bounded dict of tallies. When it is full, the half with the fewest events is dropped (their events
+    counted in ``untracked``): the keys that can reach a threshold stay, and filling the table with
+    one-off keys first (a scan of 100,000 addresses) neither grows the memory nor blinds the rule."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
@@ -96,10 +105,15 @@ class Keyed:
         tally = self.tallies.get(key)
         if tally is None:
             if len(self.tallies) >= self.limit:
-                self.untracked += 1
-                return None
+                self._prune()
             tally = self.tallies[key] = Tally()
         return tally
+
+    def _prune(self) -> None:
+        ranked = sorted(self.tallies.items(), key=lambda kv: (-kv[1].count, kv[1].first_ts))
+        keep = self.limit // 2  # and room for the key that asked
+        self.untracked += sum(t.count for _, t in ranked[keep:])
+        self.tallies = dict(ranked[:keep])
 
 
 class LoginTracker:
@@ -133,7 +147,7 @@ class LoginTracker:
                 continue
             users = len(t.names)
             spraying = users >= n and t.count <= 3 * users
-            same_password = spraying and 0 < len(t.secrets) <= 2
+            same_password = spraying and t.secrets is not None and 0 < len(t.secrets) <= 2
             if spraying:
                 title = f"Password spraying from {client}: {plural(users, 'user')} tried"
                 what = f"{t.count} failed logins against {users} different users ({t.names_text()})" + (
@@ -218,7 +232,6 @@ class AttemptTracker:
     def __init__(self, ctx: RuleContext) -> None:
         self.ctx = ctx
         self.by_server = Keyed(ctx.config.max_tracked)
-        self.kinds: dict[str, dict[str, int]] = {}
 
     def observe(self, s: Session) -> None:
         if s.commands or s.replies or s.messages or any(r.payload_len for r in s.rows):
@@ -235,8 +248,9 @@ class AttemptTracker:
         if tally is None:
             return
         tally.add(s.start, s.first_frame, s.id, s.client.ip)
-        counts = self.kinds.setdefault(server, dict.fromkeys(self.KINDS, 0))
-        counts[kind] += 1
+        if tally.kinds is None:
+            tally.kinds = dict.fromkeys(self.KINDS, 0)
+        tally.kinds[kind] += 1
 
     def findings(self) -> Iterator[Finding]:
         config = self.ctx.config
@@ -244,7 +258,7 @@ class AttemptTracker:
             if t.count < config.attempts_threshold:
                 continue
             rate = t.count / t.span if t.span > 0 else float(t.count)
-            counts = self.kinds[server]
+            counts = t.kinds or dict.fromkeys(self.KINDS, 0)
             # many RSTs say the port is closed (a scan finds that out); SYNs left unanswered or handshakes
             # dropped at once, hundreds a second, are what fills a listening server's backlog
             flood = rate >= config.flood_rate and counts["refused"] * 2 < t.count
