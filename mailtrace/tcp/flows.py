@@ -10,6 +10,7 @@ timeout), so memory follows the number of *open* connections, not the size of th
 
 from __future__ import annotations
 
+import operator
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -199,6 +200,9 @@ class Connection:
 
     def direction_of(self, key: bytes) -> Direction:
         return CLIENT if key == self.client_key else SERVER
+
+
+_last_ts = operator.attrgetter("last_ts")
 
 
 class FlowTable:
@@ -416,7 +420,8 @@ class FlowTable:
         tombstones = {id(c): c for c in self.table.values() if c.handler is None and c is not new}
         if not tombstones:
             return
-        quiet = sorted(tombstones.values(), key=lambda c: (c.last_ts, c.stream))[: max(1, len(tombstones) // 2)]
+        # stable: among equal times, the older connection (the table is in creation order) goes first
+        quiet = sorted(tombstones.values(), key=_last_ts)[: max(1, len(tombstones) // 2)]
         gone = {id(c) for c in quiet}
         table = self.table  # in place: the pipeline's fast path holds table.get
         for key in [k for k, c in table.items() if id(c) in gone]:
