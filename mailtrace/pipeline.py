@@ -237,6 +237,11 @@ class Analyzer:
             self.flows.tcp_packets += counts.fast_skipped
             self.decoder.stats.non_tcp += counts.udp_skipped
             fstats.problems = list(capture.problems)
+            if self.flows.ended_early:
+                fstats.problems.append(
+                    f"more than {self.flows.limits.max_open:,} mail connections open at once: "
+                    f"{self.flows.ended_early:,} quiet ones were ended early (close \"timeout\") to bound the memory; "
+                    "one that sent again goes on in a session of its own under the same tcp.stream number")
             if self.flows.forgotten:  # a flow table per file
                 fstats.problems.append(
                     f"more than {self.flows.limits.max_remembered:,} TCP connections at once: "
@@ -291,7 +296,7 @@ class Analyzer:
                         if ts < next_sweep and len(data) >= p + 20 and data[p + 12] >= 0x50 \
                                 and not data[p + 13] & 0x02:  # no SYN
                             conn = table_get(data[26:34] + data[p : p + 4])
-                            if conn is not None and conn.handler is None:
+                            if conn is not None and conn.handler is None and not conn.shed:
                                 conn.last_ts = ts
                                 fast_skipped += 1
                                 continue
@@ -426,7 +431,7 @@ class Analyzer:
                             conn = None
                             if not flags & 0x02 and ts < next_sweep:  # no SYN
                                 conn = table_get(key)
-                                if conn is not None and conn.handler is None:
+                                if conn is not None and conn.handler is None and not conn.shed:
                                     conn.last_ts = ts
                                     pos = end
                                     continue
@@ -507,7 +512,7 @@ class Analyzer:
                         if tcp + 20 <= end and buf[tcp + 12] >= 0x50 and not buf[tcp + 13] & 0x02 \
                                 and ts < next_sweep:
                             conn = table_get(key + buf[tcp : tcp + 4])
-                            if conn is not None and conn.handler is None:
+                            if conn is not None and conn.handler is None and not conn.shed:
                                 conn.last_ts = ts
                                 pos = end
                                 continue

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from mailtrace.capture.reader import open_capture
 from mailtrace.config import Config
 from mailtrace.pipeline import Analyzer
@@ -244,7 +246,8 @@ def test_a_scan_s_connections_are_forgotten_past_the_bound_and_the_report_says_s
     for i in range(20):  # a scan of port 80, closed: SYN, RST/ACK; each connection only numbered
         target = f"192.0.2.{i + 1}"
         cap.add_ip(t, ip_packet("198.51.100.7", target, 6, tcp_segment(30000 + i, 80, 1000 * i, 0, 0x02, b"")))
-        cap.add_ip(t + 0.001, ip_packet(target, "198.51.100.7", 6, tcp_segment(80, 30000 + i, 0, 1000 * i + 1, 0x14, b"")))
+        rst = tcp_segment(80, 30000 + i, 0, 1000 * i + 1, 0x14, b"")
+        cap.add_ip(t + 0.001, ip_packet(target, "198.51.100.7", 6, rst))
         t += 0.5
     # the first target sends again: the same connection as the first SYN (tcp.stream 0) for Wireshark
     cap.add_ip(t, ip_packet("192.0.2.1", "198.51.100.7", 6, tcp_segment(80, 30000, 0, 1, 0x14, b"")))
@@ -275,3 +278,40 @@ def test_a_scan_s_connections_are_forgotten_past_the_bound_and_the_report_says_s
         analyzer.feed(frame.ts, LINKTYPE_ETHERNET, frame.data, len(frame.data))
         peak = max(peak, len({id(c) for c in analyzer.flows.table.values()}))
     assert peak == 8 and [s.stream for s in analyzer.close_source()] == [21]
+
+
+@pytest.mark.parametrize("fmt", ["pcap", "pcapng"])  # the memory-mapped walk and the frame-by-frame one
+def test_past_max_open_the_quietest_are_ended_and_taken_up_again(tmp_path: Path, fmt: str) -> None:
+    """Open connections cost ~13 KB each (20,000 open at once took 316 MiB): past ``max_open`` the tenth
+    quiet longest is ended as an idle timeout would end it. One that sends again goes on under the same
+    tcp.stream number in a session of its own, begun mid-stream; the file's problems say so."""
+    from dataclasses import replace
+
+    cap = Capture()
+    t = 1_700_000_000.0
+    conversations = []
+    for i in range(6):  # six SMTP sessions that stay open after EHLO
+        conv = Tcp(cap, client=(f"10.0.0.{i + 1}", 40000), server=("10.0.0.25", 25), ts=t)
+        conv.handshake().s(b"220 mx\r\n").c(b"EHLO a\r\n").s(b"250 mx\r\n")
+        conversations.append(conv)
+        t = conv.ts + 0.1
+    conversations[0].ts = t
+    conversations[0].c(b"QUIT\r\n").s(b"221 bye\r\n").fin()  # the first, the quietest, talks again
+    path = str(cap.write(tmp_path / f"open.{fmt}", fmt=fmt))
+
+    def run(max_open: int) -> tuple[list[tuple[int, int, str, list[str], int]], list[str]]:
+        config = Config()
+        analyzer = Analyzer(replace(config, flow=replace(config.flow, max_open=max_open)))
+        sessions = [(s.id, s.stream, s.close, [c.verb for c in s.commands], s.packets)
+                    for s in analyzer.run_file(open_capture(path))]
+        return sessions, analyzer.stats.files[0].problems
+
+    whole, problems = run(2048)
+    assert problems == [] and whole[0] == (1, 0, "fin", ["EHLO", "QUIT"], 11)
+    assert [s[2] for s in whole[1:]] == ["open"] * 5
+    bounded, problems = run(4)
+    assert bounded == [(1, 0, "timeout", ["EHLO"], 6), (2, 1, "timeout", ["EHLO"], 6),
+                       *[(i + 1, i, "open", ["EHLO"], 6) for i in range(2, 6)], (7, 0, "fin", ["QUIT"], 5)]
+    assert problems == ['more than 4 mail connections open at once: 2 quiet ones were ended early (close '
+                        '"timeout") to bound the memory; one that sent again goes on in a session of its own '
+                        'under the same tcp.stream number']

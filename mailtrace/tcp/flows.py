@@ -61,6 +61,12 @@ class FlowLimits:
     many (a scanner's SYN/RST pairs, thousands a second): the oldest is finished at once instead of
     after ``linger``, so lingering state cannot fill the memory. Its trailing packets, if any come,
     are ignored like those of any finished connection."""
+    max_open: int = 2048
+    """Mail connections open at once beyond the unanswered SYNs (bounded on their own by
+    ``max_unanswered``). A short SMTP session costs the dissecting process ~13 KB while it is open: 20,000
+    open at once took it to 316 MiB, 124 MiB at 4,096. Past this many, the tenth quiet longest is ended
+    as an idle timeout would end it; one that sends again is taken up again under the same
+    ``tcp.stream`` number, in a session of its own (begun mid-stream), and the file's problems say so."""
     max_remembered: int = 32_768
     """Connections remembered at once, followed or not (a finished or ignored one stays as a tombstone for
     ``tombstone_ttl`` so its late packets keep their ``tcp.stream`` number). Past this many, half of the
@@ -229,6 +235,8 @@ class FlowTable:
         self.tcp_packets = 0
         self.forgotten = 0
         """Tombstones forgotten early (``FlowLimits.max_remembered``)."""
+        self.ended_early = 0
+        """Open connections ended early (``FlowLimits.max_open``)."""
 
     # ------------------------------------------------------------------ per packet
     def packet(self, frame: int, ts: float, pkt: TcpPacket) -> None:
@@ -252,9 +260,10 @@ class FlowTable:
         flags = pkt.flags
         if conn is None:
             conn = self._new_connection(frame, ts, pkt)
-        elif conn.shed and flags & TCP_SYN:
+        elif conn.shed and (flags & TCP_SYN or (pkt.payload_len and conn.handler is None)):
             # a client that tries again (same ISN) or a late SYN/ACK: the conversation is real after all;
-            # it goes on under the same tcp.stream number, in a session of its own
+            # or bytes of a connection ended early for room: it goes on under the same tcp.stream number,
+            # in a session of its own
             conn = self._new_connection(frame, ts, pkt, stream=conn.stream)
         elif flags & (TCP_SYN | TCP_ACK) == TCP_SYN:
             d = 0 if pkt.key == conn.client_key else 1
@@ -403,9 +412,22 @@ class FlowTable:
                 self.unanswered[conn.stream] = conn
                 if len(self.unanswered) > self.limits.max_unanswered:
                     self._shed_oldest_unanswered()
+            if len(self.active) - len(self.unanswered) > self.limits.max_open:  # SYNs alone: their own bound
+                self._end_quiet_open(conn)
         if len(self.table) > 2 * self.limits.max_remembered:  # two keys per connection
             self._forget_quiet_tombstones(conn)
         return conn
+
+    def _end_quiet_open(self, new: Connection) -> None:
+        """Past ``max_open``: end the tenth of the open connections quiet longest (never the one just
+        made), as the idle timeout would; marked ``shed``, so one that sends again is taken up again."""
+        unanswered = self.unanswered
+        candidates = [c for c in self.active.values() if c is not new and c.stream not in unanswered]
+        quiet = sorted(candidates, key=_last_ts)[: max(1, len(candidates) // 10)]
+        for conn in quiet:
+            conn.shed = True
+            self._retire(conn, "timeout")
+        self.ended_early += len(quiet)
 
     def _shed_oldest_unanswered(self) -> None:
         """A flood of SYNs nobody answers: end the oldest, as the capture's end would end it ("open").
