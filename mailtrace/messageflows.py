@@ -313,21 +313,21 @@ class FlowCollector:
         ts, session = self._first_ts, self._first_session
         return sorted(range(self._count), key=lambda n: (ts[n], session[n]))
 
-    def _peek(self, number: int) -> tuple[MessageFlow, str | None]:
-        """Flow ``number`` and its JSON entry if one is made, without making it live again."""
+    def _peek(self, number: int) -> MessageFlow:
+        """Flow ``number``, without making it live again."""
         flow = self._live.get(number)
         if flow is not None:
-            return flow, self._texts.get(number)
+            return flow
         assert self._spill is not None
-        return self._spill.read(number)
+        return self._spill.read_flow(number)
 
     def flows(self) -> list[MessageFlow]:
         """Every flow, ordered by the time of its first hop."""
-        return [self._peek(number)[0] for number in self._ordered()]
+        return [self._peek(number) for number in self._ordered()]
 
     def json(self) -> list[dict[str, Any]]:
         """The top-level ``flows`` of the JSON report: :func:`flow_json` of every flow, in :meth:`flows` order."""
-        return [flow_json(self._peek(number)[0]) for number in self._ordered()]
+        return [flow_json(flow) for flow in self.flows()]
 
     def texts(self) -> Iterator[str]:
         """The entries of :meth:`json` as JSON text (``json.dumps`` with the report's options; a lone
@@ -395,10 +395,10 @@ class _SpillFile:
         self.where[number] = (self.size, len(state), len(data))
         self.size = self.position = self.size + len(state) + len(data)
 
-    def read(self, number: int) -> tuple[MessageFlow, str]:
-        offset, state_len, text_len = self.where[number]
+    def read_flow(self, number: int) -> MessageFlow:
+        offset, state_len, _ = self.where[number]
         flow: MessageFlow = pickle.loads(self._read(offset, state_len))  # noqa: S301 - written by this process
-        return flow, self._read(offset + state_len, text_len).decode("utf-8", "surrogatepass")
+        return flow
 
     def read_text(self, number: int) -> str:
         offset, state_len, text_len = self.where[number]
@@ -411,9 +411,10 @@ class _SpillFile:
         return self.file.read(size)
 
     def take(self, number: int) -> tuple[MessageFlow, str]:
-        flow_and_text = self.read(number)
+        """Flow ``number`` and its entry, to be changed: its record here is no longer its own."""
+        flow, text = self.read_flow(number), self.read_text(number)
         del self.where[number]
-        return flow_and_text
+        return flow, text
 
 
 def _time_of(session: Session, frame: int) -> float:
