@@ -14,7 +14,6 @@ named limits (:class:`FlowLimits`), so memory does not grow with message sizes.
 from __future__ import annotations
 
 import hashlib
-import json
 import pickle
 import tempfile
 import weakref
@@ -25,6 +24,7 @@ from dataclasses import dataclass, field, fields
 from operator import attrgetter
 from typing import IO, TYPE_CHECKING, Any
 
+from mailtrace.jsontext import encode
 from mailtrace.mime import is_embedded_message
 from mailtrace.model import Endpoint
 from mailtrace.received import parse_received
@@ -330,8 +330,7 @@ class FlowCollector:
         return [flow_json(flow) for flow in self.flows()]
 
     def texts(self) -> Iterator[str]:
-        """The entries of :meth:`json` as JSON text (``json.dumps`` with the report's options; a lone
-        surrogate is left for the writer to escape), one at a time."""
+        """The entries of :meth:`json` as the report's JSON text (:func:`mailtrace.jsontext.encode`), one at a time."""
         live, texts, spill = self._live, self._texts, self._spill
         for number in self._ordered():
             flow = live.get(number)
@@ -366,8 +365,7 @@ class FlowEntries:
 
 
 def _entry_text(flow: MessageFlow) -> str:
-    # render.json.dumps without its last step (lone surrogates become \xNN there, when the text is written)
-    return json.dumps(flow_json(flow), ensure_ascii=False, default=str, check_circular=False)
+    return encode(flow_json(flow))
 
 
 class _SpillFile:
@@ -387,7 +385,7 @@ class _SpillFile:
 
     def put(self, number: int, flow: MessageFlow, text: str) -> None:
         state = pickle.dumps(flow, protocol=pickle.HIGHEST_PROTOCOL)
-        data = text.encode("utf-8", "surrogatepass")
+        data = text.encode()
         if self.position != self.size:  # a read moved away from the end (a seek also writes what is buffered)
             self.file.seek(self.size)
         self.file.write(state)
@@ -402,7 +400,7 @@ class _SpillFile:
 
     def read_text(self, number: int) -> str:
         offset, state_len, text_len = self.where[number]
-        return self._read(offset + state_len, text_len).decode("utf-8", "surrogatepass")
+        return self._read(offset + state_len, text_len).decode()
 
     def _read(self, offset: int, size: int) -> bytes:
         if self.position != offset:

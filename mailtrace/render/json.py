@@ -8,11 +8,11 @@ writes one session object per line.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterable
 from typing import IO, Any
 
 from mailtrace.findings.headers import verdicts
+from mailtrace.jsontext import encode, valid_utf8
 from mailtrace.messageflows import FlowEntries
 from mailtrace.mime import summary_to_json
 from mailtrace.model import AuthAttempt, Command, Direction, Phase, Reply
@@ -182,31 +182,12 @@ def _context_stats(stats: CaptureStats) -> dict[str, int]:
             "non_mail": c.non_mail, "unanswered": c.unanswered, "dropped": c.dropped}
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
 def dumps(value: Any, indent: int | None = None) -> str:
-    """JSON text that is always valid UTF-8.
-
-    Text from the wire is decoded with ``surrogateescape``, so a byte that is not UTF-8 survives as a
-    lone surrogate; it is written as the four characters ``\\xNN`` (the way the text views show it)
-    instead of making the output unwritable.
-    """
-    # no check for circular references (a report is a tree; the check is a dict operation per container)
+    """JSON text that is always valid UTF-8 (see :mod:`mailtrace.jsontext`): compact, or indented by
+    ``indent`` for a reader (the standard library's encoder)."""
+    if indent is None:
+        return encode(value)
     return valid_utf8(json.dumps(value, ensure_ascii=False, indent=indent, default=str, check_circular=False))
-
-
-def valid_utf8(text: str) -> str:
-    """JSON text from ``json.dumps(..., ensure_ascii=False)`` with its lone surrogates written as ``\\xNN``
-    (the last step of :func:`dumps`)."""
-    if text.isascii():  # constant time (CPython keeps the flag); the search below reads every character
-        return text
-    return _SURROGATE.sub(_escaped_byte, text) if _SURROGATE.search(text) else text
-
-
-def _escaped_byte(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else "\\ufffd"
 
 
 class JsonReportWriter:
@@ -222,7 +203,7 @@ class JsonReportWriter:
         self.count = 0
 
     def begin(self) -> None:
-        self.stream.write(f'{{"format": "{FORMAT_NAME}", "version": {FORMAT_VERSION}, "sessions": [')
+        self.stream.write(f'{{"format":"{FORMAT_NAME}","version":{FORMAT_VERSION},"sessions":[')
 
     def session(self, s: Session) -> None:
         obj = session_json(s, self.show_secrets, lang=self.lang, context=self.context)
@@ -230,9 +211,9 @@ class JsonReportWriter:
         self.count += 1
 
     def end(self, stats: CaptureStats, extra: dict[str, Any] | None = None) -> None:
-        self.stream.write("\n], \"capture\": " + dumps(capture_json(stats), self.indent))
+        self.stream.write("\n],\"capture\":" + dumps(capture_json(stats), self.indent))
         for key, value in (extra or {}).items():
-            self.stream.write(f", {json.dumps(key)}: ")
+            self.stream.write(f",{json.dumps(key)}:")
             self._value(value)
         self.stream.write("}\n")
 
@@ -241,7 +222,7 @@ class JsonReportWriter:
         are tens of megabytes of JSON: never one string), the same text as ``dumps`` would make of it."""
         write = self.stream.write
         if isinstance(value, FlowEntries):
-            items: Iterable[str] = map(valid_utf8, value.texts())
+            items: Iterable[str] = value.texts()
         elif isinstance(value, list) and self.indent is None:
             items = (dumps(item) for item in value)
         else:
@@ -249,7 +230,7 @@ class JsonReportWriter:
             return
         write("[")
         for index, item in enumerate(items):
-            write(", " + item if index else item)
+            write("," + item if index else item)
         write("]")
 
 
