@@ -58,6 +58,12 @@ encode: Callable[[Any], str] = _make_encode()
 separators, lone surrogates written as ``\\xNN``)."""
 
 
+def encode_indented(value: Any, indent: int) -> str:
+    """JSON text of ``value`` indented for a reader (``mailtrace stats --format json``), by the standard
+    library's encoder, the rest as :func:`encode` makes it."""
+    return valid_utf8(json.dumps(value, ensure_ascii=False, indent=indent, default=_default, check_circular=False))
+
+
 def encode_stdlib(value: Any) -> str:
     """:func:`encode` by the standard library's encoder alone (the tests hold the two to the same values)."""
     return _stdlib(value)

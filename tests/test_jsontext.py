@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from mailtrace.jsontext import encode, encode_stdlib
+from mailtrace.jsontext import encode, encode_indented, encode_stdlib
 from mailtrace.model import Direction
 
 
@@ -61,3 +61,11 @@ def test_what_orjson_refuses_is_written_all_the_same() -> None:
     for _ in range(400):
         deep = [deep]
     assert json.loads(encode(deep)) == deep
+
+
+def test_indented_text_has_the_same_values() -> None:
+    """``mailtrace stats --format json`` indents its document: the same values, enum members as values."""
+    value = {"direction": Direction.SERVER, "helo": "caf\udce9", "n": [1, 2]}
+    text = encode_indented(value, 2)
+    assert "\n  " in text and json.loads(text) == json.loads(encode(value)) == {
+        "direction": "server", "helo": "caf\\xe9", "n": [1, 2]}

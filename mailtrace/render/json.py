@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import IO, Any
 
 from mailtrace.findings.headers import verdicts
-from mailtrace.jsontext import encode, valid_utf8
+from mailtrace.jsontext import encode, encode_indented
 from mailtrace.messageflows import FlowEntries
 from mailtrace.mime import summary_to_json
 from mailtrace.model import AuthAttempt, Command, Direction, Phase, Reply
@@ -185,9 +185,7 @@ def _context_stats(stats: CaptureStats) -> dict[str, int]:
 def dumps(value: Any, indent: int | None = None) -> str:
     """JSON text that is always valid UTF-8 (see :mod:`mailtrace.jsontext`): compact, or indented by
     ``indent`` for a reader (the standard library's encoder)."""
-    if indent is None:
-        return encode(value)
-    return valid_utf8(json.dumps(value, ensure_ascii=False, indent=indent, default=str, check_circular=False))
+    return encode(value) if indent is None else encode_indented(value, indent)
 
 
 class JsonReportWriter:
