@@ -559,9 +559,11 @@ class ContextTracker:
         """A relay that did not go where its MX lookup pointed: once the recipients are known, the
         client's MX lookups of their domains just before the connection still belong to it (the
         ``mx-route`` check then says where the MX pointed instead)."""
-        subject.refresh()
         waiting = self._pending_by_host.get(subject.client)
-        if not waiting or not subject.recipients:
+        if not waiting:
+            return  # the common case: no lookup by the client waits (its commands need not be read again)
+        subject.refresh()
+        if not subject.recipients:
             return
         earliest = subject.start - self.limits.window_before
         found = [o for o in waiting.values() if o.kind == DNS and earliest <= o.ts <= subject.start]
