@@ -176,8 +176,10 @@ class Distribution:
     def add(self, value: float) -> None:
         self.count += 1
         self.total += value
-        self.low = min(self.low, value)
-        self.high = max(self.high, value)
+        if value < self.low:  # noqa: PLR1730 - min()/max() are two calls per reply and session
+            self.low = value
+        if value > self.high:  # noqa: PLR1730
+            self.high = value
         if len(self.values) < self.limit:
             self.values.append(value)
         else:
