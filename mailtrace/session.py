@@ -539,7 +539,7 @@ class SessionBuilder:
             else:
                 events.append(event)
             if kind not in SIDE_EVENTS and (not (row[_FLAGS] & (TCP_FIN | TCP_RST)) or row[_PAYLOAD_LEN]) and \
-                    all(type(e) in SIDE_EVENTS for e in events[:-1]):
+                    (len(events) == 1 or all(type(e) in SIDE_EVENTS for e in events[:-1])):
                 row[_PHASE] = event.phase
                 if event.first_frame < event.frame:
                     self._earlier_segments(event)
