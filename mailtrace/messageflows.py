@@ -272,9 +272,9 @@ class FlowCollector:
         if flow is not None:
             return flow
         assert self._spill is not None
-        flow, text = self._spill.take(number)
-        self._live[number] = flow
-        self._texts[number] = text
+        # its entry is left behind and made again when needed: the flow is about to change (but for the
+        # rare body match that turns out to carry another Message-ID)
+        flow = self._live[number] = self._spill.take(number)
         return flow
 
     def _spill_oldest(self) -> None:
@@ -408,11 +408,11 @@ class _SpillFile:
         self.position = offset + size
         return self.file.read(size)
 
-    def take(self, number: int) -> tuple[MessageFlow, str]:
-        """Flow ``number`` and its entry, to be changed: its record here is no longer its own."""
-        flow, text = self.read_flow(number), self.read_text(number)
+    def take(self, number: int) -> MessageFlow:
+        """Flow ``number``, to be changed: its record here (state and entry) is no longer its own."""
+        flow = self.read_flow(number)
         del self.where[number]
-        return flow, text
+        return flow
 
 
 def _time_of(session: Session, frame: int) -> float:
