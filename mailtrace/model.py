@@ -106,8 +106,63 @@ StreamItem = Chunk | StreamGap | Eof
 # What dissectors emit. ``frame`` is where the event completed; ``first_frame`` where it began.
 
 
+class PickledAsValues:
+    """Base of slotted dataclasses that a two-process run (mailtrace/forked.py) sends by the thousand
+    (dissector events, DNS context observations): pickled as their field values in order and rebuilt by
+    a positional constructor. A slotted dataclass otherwise pickles as a dict of its slots, each name
+    written again, and is rebuilt by Python code setting them one by one (events then took a tenth more
+    of the dissecting process's time to pickle on the benchmark, a DNS observation ~55 µs instead of
+    ~10 µs)."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> tuple[Callable[[type[Any], tuple[Any, ...]], Any], tuple[type[Any], tuple[Any, ...]]]:
+        cls = type(self)
+        values_of = _VALUES_OF.get(cls) or _values_getter(cls)
+        return _from_values, (cls, values_of(self))
+
+
+_NAMES: dict[type, tuple[str, ...]] = {}
+"""Per class: the names of its fields, in order."""
+_VALUES_OF: dict[type, Callable[[Any], tuple[Any, ...]]] = {}
+"""Per class: its field values in order, as one ``attrgetter`` returning a tuple."""
+
+
+def _names(cls: type) -> tuple[str, ...]:
+    names = _NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
+
+
+def _values_getter(cls: type) -> Callable[[Any], tuple[Any, ...]]:
+    names = _NAMES.get(cls) or _names(cls)
+    getter = attrgetter(*names)
+    # attrgetter of one name returns the value, not a 1-tuple
+    _VALUES_OF[cls] = getter if len(names) > 1 else (lambda obj: (getter(obj),))
+    return _VALUES_OF[cls]
+
+
+_MAKERS: dict[type, Callable[..., Any]] = {}
+"""Per class: its constructor taking the field values in order (see :func:`_maker`)."""
+
+
+def _maker(cls: type) -> Callable[..., Any]:
+    """``cls``'s constructor with the fields as positional parameters, as ``dataclasses`` makes ``__init__``
+    (a kw_only dataclass takes them by name only, and a dict of names per event cost the report process a
+    fifth of its unpickling on the benchmark). The names are the class's own field names."""
+    names = _NAMES.get(cls) or _names(cls)
+    source = f"lambda {', '.join(names)}: cls({', '.join(f'{n}={n}' for n in names)})"
+    make: Callable[..., Any] = eval(source, {"cls": cls})  # noqa: S307 - field names of our own dataclasses
+    _MAKERS[cls] = make
+    return make
+
+
+def _from_values(cls: type, values: tuple[Any, ...]) -> Any:
+    """An unpickled :class:`PickledAsValues`."""
+    return (_MAKERS.get(cls) or _maker(cls))(*values)
+
+
 @dataclass(slots=True, kw_only=True)
-class Event:
+class Event(PickledAsValues):
     """Base of every dissector event."""
 
     direction: Direction
@@ -115,50 +170,6 @@ class Event:
     frame: int
     first_frame: int
     phase: Phase
-
-    def __reduce__(self) -> tuple[Callable[[type[Event], tuple[Any, ...]], Event], tuple[type[Event], tuple[Any, ...]]]:
-        """Pickled as its field values: a two-process run (mailtrace/forked.py) pickles every event of
-        every session, and a slotted dataclass otherwise pickles as a dict of its slots, each name written
-        again (the events then take a tenth less of the dissecting process's time to pickle, on the benchmark)."""
-        cls = type(self)
-        values_of = _VALUES_OF.get(cls) or _values_getter(cls)
-        return _event_from_values, (cls, values_of(self))
-
-
-_NAMES: dict[type[Event], tuple[str, ...]] = {}
-"""Per event class: the names of its fields, in order."""
-_VALUES_OF: dict[type[Event], Callable[[Event], tuple[Any, ...]]] = {}
-"""Per event class: its field values in order, as one ``attrgetter`` (every event class has five or more)."""
-
-
-def _names(cls: type[Event]) -> tuple[str, ...]:
-    names = _NAMES[cls] = tuple(f.name for f in fields(cls))
-    return names
-
-
-def _values_getter(cls: type[Event]) -> Callable[[Event], tuple[Any, ...]]:
-    getter = _VALUES_OF[cls] = attrgetter(*(_NAMES.get(cls) or _names(cls)))
-    return getter
-
-
-_MAKERS: dict[type[Event], Callable[..., Event]] = {}
-"""Per event class: its constructor taking the field values in order (see :func:`_maker`)."""
-
-
-def _maker(cls: type[Event]) -> Callable[..., Event]:
-    """``cls``'s constructor with the fields as positional parameters, as ``dataclasses`` makes ``__init__``
-    (a kw_only dataclass takes them by name only, and a dict of names per event cost the report process a
-    fifth of its unpickling on the benchmark). The names are the class's own field names."""
-    names = _NAMES.get(cls) or _names(cls)
-    source = f"lambda {', '.join(names)}: cls({', '.join(f'{n}={n}' for n in names)})"
-    make: Callable[..., Event] = eval(source, {"cls": cls})  # noqa: S307 - field names of our own dataclasses
-    _MAKERS[cls] = make
-    return make
-
-
-def _event_from_values(cls: type[Event], values: tuple[Any, ...]) -> Event:
-    """An unpickled event (:meth:`Event.__reduce__`)."""
-    return (_MAKERS.get(cls) or _maker(cls))(*values)
 
 
 @dataclass(slots=True, kw_only=True)

@@ -211,6 +211,26 @@ def test_every_event_class_pickles_every_field() -> None:
     assert first is second and first == shared
 
 
+
+def test_context_observations_pickle_every_field() -> None:
+    """DNS and ident observations cross the pipe one by one (``_Context``) and inside their sessions, as
+    their field values (``PickledAsValues``): every field, defaults included, comes back."""
+    from mailtrace.context.model import ContextObservation, ContextRow, DnsRecord
+
+    record = DnsRecord(name="example.org", rtype="MX", data="mx.example.org", preference=10)
+    rows = [ContextRow(frame=3, ts=1.25, src="10.0.0.1", dst="10.0.0.53", sport=40000, dport=53, payload_len=30),
+            ContextRow(frame=4, ts=1.5, src="10.0.0.53", dst="10.0.0.1", sport=53, dport=40000, response=True,
+                       flags=0x18, payload_len=80, text="an ident line")]
+    observation = ContextObservation(kind="dns", frame=3, ts=1.25, host="10.0.0.1", peer="10.0.0.53", dns_id=77,
+                                     query="example.org", qtype="MX", answers=(record,), additional=(record,),
+                                     rcode="NOERROR", cut=True, response_frame=4, response_ts=1.5,
+                                     outcome="answered", reply="r", rows=rows, purpose="mx", role="server",
+                                     subject="example.org", session_stream=5)
+    for value in (record, rows[1], observation):
+        assert len(value.__reduce__()[1][1]) == len(fields(value))
+        assert pickle.loads(pickle.dumps(value)) == value
+    assert len(pickle.dumps(observation)) < 600  # no field names in the pickle
+
 @needs_fork
 def test_messages_summarised_by_the_parent_are_the_ones_the_child_would_make() -> None:
     """With JSON the parent summarises (decodes and hashes) the messages from the bytes the child sends."""

@@ -15,6 +15,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from mailtrace.model import PickledAsValues
+
 DNS = "dns"
 IDENT = "ident"
 
@@ -71,7 +73,7 @@ def dnsbl_codes(answers: Iterable[str]) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True, slots=True)
-class DnsRecord:
+class DnsRecord(PickledAsValues):
     """One resource record of an answer or additional section."""
 
     name: str
@@ -113,7 +115,7 @@ class ContextLimits:
 
 
 @dataclass(slots=True)
-class ContextRow:
+class ContextRow(PickledAsValues):
     """One packet of an observation, as a row of a session's table."""
 
     frame: int
@@ -132,7 +134,7 @@ class ContextRow:
 
 
 @dataclass(slots=True)
-class ContextObservation:
+class ContextObservation(PickledAsValues):
     """A DNS transaction or an ident probe seen beside the mail sessions."""
 
     kind: str
