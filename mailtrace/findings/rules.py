@@ -872,6 +872,7 @@ VIOLATIONS: dict[str, tuple[Severity, str]] = {
     "rcpt-without-mail": (LOW, "RCPT before MAIL"),
     "mail-without-helo": (LOW, "MAIL before HELO/EHLO"),
     "auth-after-auth": (LOW, "AUTH after a successful login"),
+    "command-as-sasl-response": (LOW, "commands sent where the server waited for a SASL response"),
     "pass-without-user": (LOW, "POP3 PASS without a successful USER"),
     "literal-without-continuation": (LOW, "IMAP literals sent without waiting for '+'"),
     "literal-plus-misused": (LOW, "IMAP non-synchronizing literals the server did not offer"),

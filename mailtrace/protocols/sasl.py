@@ -56,6 +56,14 @@ def redact_lines(data: bytes, known_verbs: frozenset[str],
     return b"".join(out)
 
 
+
+def command_word(response: str, known_verbs: frozenset[str]) -> str | None:
+    """The command word a client sent where the server waited for a SASL response, if it did: ``QUIT``
+    after ``334 VXNlcm5hbWU6``. The server reads such a line as the base64 answer (a client ends an
+    exchange with ``*``), so the user name or password it got is whatever those letters decode to."""
+    word = response.split(" ", 1)[0].upper()
+    return word if word in known_verbs else None
+
 DIGEST_FIELD = re.compile(rb'([a-zA-Z-]+)=(?:"((?:[^"\\]|\\.)*)"|([^,]*))')
 
 

@@ -36,7 +36,7 @@ from mailtrace.model import (
 )
 from mailtrace.numbers import is_count, parse_count
 from mailtrace.protocols.base import DissectorLimits, DotBody, EventSink, Line, LineBuffer, printable, printable_text
-from mailtrace.protocols.sasl import SaslExchange, redact_lines
+from mailtrace.protocols.sasl import SaslExchange, command_word, redact_lines
 from mailtrace.protocols.smtp_codes import is_defined_code
 
 KNOWN_VERBS = frozenset({
@@ -738,6 +738,13 @@ class Smtp:
         text = line.text.decode("utf-8", "replace").strip()
         if self.sasl is not None:
             self.sasl.client(text)
+            word = command_word(text, KNOWN_VERBS)
+            if word is not None:
+                self.out.anomaly(CLIENT, Phase.AUTH, "command-as-sasl-response",
+                                 f"the client sent {word} where the server waited for its answer to AUTH "
+                                 f"{self.sasl.mechanism} (the 334 challenge): the server takes the line as a "
+                                 "base64 answer, not as a command; a client ends an exchange with a line of "
+                                 "\"*\" (RFC 4954 §4)", line.frame)
         shown = text if self.limits.show_secrets or text == "*" else "[SASL response]"
         auth = next((p for p in self.pending if p.verb == "AUTH"), None)
         if auth is not None:

@@ -1,0 +1,55 @@
+"""A command word where the server waits for a SASL answer (``QUIT`` after ``334 VXNlcm5hbWU6``): the
+server reads it as base64, so the exchange goes on with a garbled user name. Said as an anomaly."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+from tests.pcapgen import Capture, Tcp
+from tests.support import corpus, report, run_cli
+
+
+def _session(tmp_path: Path, port: int, lines: list[tuple[str, bytes]]) -> dict[str, Any]:
+    cap = Capture()
+    t = Tcp(cap, client=("10.0.0.1", 40000), server=("10.0.0.2", port)).handshake()
+    for side, line in lines:
+        (t.c if side == "c" else t.s)(line)
+    t.fin()
+    [session] = report(cap.write(tmp_path / "x.pcap"))["sessions"]
+    return session
+
+
+def _kinds(session: dict[str, Any]) -> list[str]:
+    return [a["kind"] for a in session["anomalies"]]
+
+
+def test_suricata_capture_quit_sent_as_the_auth_login_user_name() -> None:
+    """suricata-verify smtp-long-command: after ``AUTH LOGIN`` and ``334 VXNlcm5hbWU6`` the client sends
+    ``QUIT``; Postfix decodes it as the user name and asks for the password (``334 UGFzc3dvcmQ6``)."""
+    path = corpus("suricata-verify/smtp-long-command")
+    (session,) = report(path)["sessions"]
+    [anomaly] = [a for a in session["anomalies"] if a["kind"] == "command-as-sasl-response"]
+    assert anomaly["frame"] == 19 and "sent QUIT" in anomaly["detail"] and "AUTH LOGIN" in anomaly["detail"]
+    assert session["auth"][0]["username"] == "AB\x13"  # what the server decoded "QUIT" to
+    findings = run_cli("analyze", "--findings-only", str(path)).stdout
+    assert "commands sent where the server waited for a SASL response" in findings
+
+
+def test_pop3_quit_in_an_auth_exchange(tmp_path: Path) -> None:
+    session = _session(tmp_path, 110, [("s", b"+OK ready\r\n"), ("c", b"AUTH LOGIN\r\n"), ("s", b"+ VXNlcm5hbWU6\r\n"),
+                                       ("c", b"quit\r\n"), ("s", b"+ UGFzc3dvcmQ6\r\n")])
+    assert _kinds(session) == ["command-as-sasl-response"]
+    assert "sent QUIT" in session["anomalies"][0]["detail"] and "RFC 5034" in session["anomalies"][0]["detail"]
+
+
+def test_real_answers_and_a_cancel_are_no_anomaly(tmp_path: Path) -> None:
+    user, password = base64.b64encode(b"alice"), base64.b64encode(b"secret")
+    smtp = _session(tmp_path, 25, [("s", b"220 hi\r\n"), ("c", b"EHLO a\r\n"), ("s", b"250 AUTH LOGIN\r\n"),
+                                   ("c", b"AUTH LOGIN\r\n"), ("s", b"334 VXNlcm5hbWU6\r\n"), ("c", user + b"\r\n"),
+                                   ("s", b"334 UGFzc3dvcmQ6\r\n"), ("c", password + b"\r\n"), ("s", b"235 ok\r\n"),
+                                   ("c", b"AUTH LOGIN\r\n"), ("s", b"334 VXNlcm5hbWU6\r\n"), ("c", b"*\r\n"),
+                                   ("s", b"501 cancelled\r\n"), ("c", b"QUIT\r\n"), ("s", b"221 bye\r\n")])
+    assert "command-as-sasl-response" not in _kinds(smtp)
+    assert smtp["auth"][0]["username"] == "alice" and smtp["commands"][-1]["verb"] == "QUIT"
