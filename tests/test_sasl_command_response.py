@@ -53,3 +53,14 @@ def test_real_answers_and_a_cancel_are_no_anomaly(tmp_path: Path) -> None:
                                    ("s", b"501 cancelled\r\n"), ("c", b"QUIT\r\n"), ("s", b"221 bye\r\n")])
     assert "command-as-sasl-response" not in _kinds(smtp)
     assert smtp["auth"][0]["username"] == "alice" and smtp["commands"][-1]["verb"] == "QUIT"
+
+
+def test_imap_tagged_command_in_an_authenticate_exchange(tmp_path: Path) -> None:
+    session = _session(tmp_path, 143, [("s", b"* OK ready\r\n"), ("c", b"a1 AUTHENTICATE PLAIN\r\n"),
+                                       ("s", b"+ \r\n"), ("c", b"a2 LOGOUT\r\n"),
+                                       ("s", b"a1 BAD invalid base64\r\n")])
+    assert _kinds(session) == ["command-as-sasl-response"]
+    assert "tagged LOGOUT" in session["anomalies"][0]["detail"]
+    imap = _session(tmp_path, 143, [("s", b"* OK ready\r\n"), ("c", b"a1 AUTHENTICATE PLAIN\r\n"), ("s", b"+ \r\n"),
+                                    ("c", base64.b64encode(b"\0bob\0pw") + b"\r\n"), ("s", b"a1 OK\r\n")])
+    assert imap["anomalies"] == [] and imap["auth"][0]["username"] == "bob"

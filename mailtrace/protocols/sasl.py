@@ -57,11 +57,13 @@ def redact_lines(data: bytes, known_verbs: frozenset[str],
 
 
 
-def command_word(response: str, known_verbs: frozenset[str]) -> str | None:
+def command_word(response: str, known_verbs: frozenset[str], *, tagged: bool = False) -> str | None:
     """The command word a client sent where the server waited for a SASL response, if it did: ``QUIT``
-    after ``334 VXNlcm5hbWU6``. The server reads such a line as the base64 answer (a client ends an
-    exchange with ``*``), so the user name or password it got is whatever those letters decode to."""
-    word = response.split(" ", 1)[0].upper()
+    after ``334 VXNlcm5hbWU6`` (``a2 LOGOUT`` for IMAP, ``tagged``). The server reads such a line as the
+    base64 answer (a client ends an exchange with ``*``), so the user name or password it got is whatever
+    those letters decode to, or the exchange fails on a line that is no base64."""
+    words = response.split(None, 2)[1 if tagged else 0:]
+    word = words[0].upper() if words else ""
     return word if word in known_verbs else None
 
 DIGEST_FIELD = re.compile(rb'([a-zA-Z-]+)=(?:"((?:[^"\\]|\\.)*)"|([^,]*))')
