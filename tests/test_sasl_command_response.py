@@ -64,3 +64,16 @@ def test_imap_tagged_command_in_an_authenticate_exchange(tmp_path: Path) -> None
     imap = _session(tmp_path, 143, [("s", b"* OK ready\r\n"), ("c", b"a1 AUTHENTICATE PLAIN\r\n"), ("s", b"+ \r\n"),
                                     ("c", base64.b64encode(b"\0bob\0pw") + b"\r\n"), ("s", b"a1 OK\r\n")])
     assert imap["anomalies"] == [] and imap["auth"][0]["username"] == "bob"
+
+
+def test_a_login_that_stops_after_the_user_name_sent_no_password(tmp_path: Path) -> None:
+    """AUTH LOGIN answered with the user name only (then the client closes): the user name crossed in
+    the clear, no password did — the finding says so, at medium rather than high."""
+    session = _session(tmp_path, 25, [("s", b"220 hi\r\n"), ("c", b"EHLO a\r\n"), ("s", b"250 AUTH LOGIN\r\n"),
+                                      ("c", b"AUTH LOGIN\r\n"), ("s", b"334 VXNlcm5hbWU6\r\n"),
+                                      ("c", base64.b64encode(b"alice") + b"\r\n"), ("s", b"334 UGFzc3dvcmQ6\r\n")])
+    assert session["auth"][0]["username"] == "alice"
+    path = tmp_path / "x.pcap"
+    [finding] = [f for f in report(path)["findings"] if f["id"] == "cleartext-credentials"]
+    assert (finding["severity"], finding["title"]) == ("medium", "SMTP user name alice sent in cleartext")
+    assert "no password" in finding["detail"]

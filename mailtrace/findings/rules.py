@@ -252,7 +252,16 @@ def cleartext_credentials(s: Session, f: SessionFacts, ctx: RuleContext) -> Iter
         who = f"user {user}" if user else "an unnamed user"
         outcomes = ", ".join(f"{n} {o}" for o, n in _count(outcome(a) for a in attempts).items())
         before = " before STARTTLS" if f.tls_frame is not None else ""
-        if password:
+        if password and not any(a.secret for a in attempts):
+            # AUTH LOGIN stopped after the user name (the client gave up, or the capture ends there)
+            password = False
+            title = f"{proto(s)} user name {user} sent in cleartext"
+            detail = (
+                f"Login with {mechs}{before} over an unencrypted connection ({outcomes}): anyone on the path "
+                "can read the user name. The capture holds no password for it (the exchange stopped, or the "
+                "capture ends, before the password step); the client was about to send it the same way."
+            )
+        elif password:
             title = f"{proto(s)} password of {who} sent in cleartext"
             detail = (
                 f"Login with {mechs}{before} over an unencrypted connection ({outcomes}): anyone on the path "
