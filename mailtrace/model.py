@@ -111,8 +111,8 @@ class PickledAsValues:
     (dissector events, DNS context observations): pickled as their field values in order and rebuilt by
     a positional constructor. A slotted dataclass otherwise pickles as a dict of its slots, each name
     written again, and is rebuilt by Python code setting them one by one (events then took a tenth more
-    of the dissecting process's time to pickle on the benchmark, a DNS observation ~55 µs instead of
-    ~10 µs)."""
+    of the dissecting process's time to pickle on the benchmark; its 550 DNS observations 35 ms instead
+    of 21–29 ms, in pickles a third larger)."""
 
     __slots__ = ()
 
