@@ -67,7 +67,7 @@ from mailtrace.protocols.imap_parse import (
     resp_code,
     section_ref,
 )
-from mailtrace.protocols.sasl import SaslExchange, command_word, hashcat_cram_md5
+from mailtrace.protocols.sasl import COMMAND_AS_RESPONSE, SaslExchange, command_as_response, hashcat_cram_md5
 
 
 class State(enum.Enum):
@@ -922,13 +922,10 @@ class Imap:
         text = raw.decode("utf-8", "replace").strip()
         cmd.sasl.client(text)
         cmd.sasl_turn = False
-        word = command_word(text, KNOWN_COMMANDS, tagged=True)
-        if word is not None:
-            self.out.anomaly(CLIENT, Phase.AUTH, "command-as-sasl-response",
-                             f"the client sent a tagged {word} where the server waited for its answer to "
-                             f"AUTHENTICATE {cmd.sasl.mechanism} (the + challenge): the server takes the line as "
-                             "the base64 answer, not as a command; a client ends an exchange with a line of "
-                             "\"*\" (RFC 9051 §6.2.2)", frame)
+        detail = command_as_response(text, KNOWN_COMMANDS, exchange=f"AUTHENTICATE {cmd.sasl.mechanism}",
+                                     challenge="+", reference="RFC 9051 §6.2.2", tagged=True)
+        if detail is not None:
+            self.out.anomaly(CLIENT, Phase.AUTH, COMMAND_AS_RESPONSE, detail, frame)
         cmd.ts = ts  # the server's next response answers this line: latency counts from here
         if cmd.sasl.username:
             self.user = cmd.sasl.username

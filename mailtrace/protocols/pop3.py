@@ -41,7 +41,13 @@ from mailtrace.model import (
 )
 from mailtrace.numbers import is_count, parse_count
 from mailtrace.protocols.base import DissectorLimits, DotBody, EventSink, Line, LineBuffer, printable, printable_text
-from mailtrace.protocols.sasl import SaslExchange, command_word, hashcat_cram_md5, redact_lines
+from mailtrace.protocols.sasl import (
+    COMMAND_AS_RESPONSE,
+    SaslExchange,
+    command_as_response,
+    hashcat_cram_md5,
+    redact_lines,
+)
 
 
 class State(enum.Enum):
@@ -437,13 +443,10 @@ class Pop3:
         self.auth_waiting = False
         text = line.text.decode("utf-8", "replace").strip()
         self.sasl.client(text)
-        word = command_word(text, KNOWN_VERBS)
-        if word is not None:
-            self.out.anomaly(CLIENT, Phase.AUTH, "command-as-sasl-response",
-                             f"the client sent {word} where the server waited for its answer to AUTH "
-                             f"{self.sasl.mechanism} (the + challenge): the server takes the line as a base64 "
-                             "answer, not as a command; a client ends an exchange with a line of \"*\" "
-                             "(RFC 5034 §4)", line.frame)
+        detail = command_as_response(text, KNOWN_VERBS, exchange=f"AUTH {self.sasl.mechanism}", challenge="+",
+                                     reference="RFC 5034 §4")
+        if detail is not None:
+            self.out.anomaly(CLIENT, Phase.AUTH, COMMAND_AS_RESPONSE, detail, line.frame)
         if self.sasl.username:
             self.user = self.sasl.username
         shown = text if self.limits.show_secrets or text == "*" else "[SASL response]"

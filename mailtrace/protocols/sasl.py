@@ -56,15 +56,25 @@ def redact_lines(data: bytes, known_verbs: frozenset[str],
     return b"".join(out)
 
 
+COMMAND_AS_RESPONSE = "command-as-sasl-response"
+"""The anomaly kind of :func:`command_as_response`."""
 
-def command_word(response: str, known_verbs: frozenset[str], *, tagged: bool = False) -> str | None:
-    """The command word a client sent where the server waited for a SASL response, if it did: ``QUIT``
-    after ``334 VXNlcm5hbWU6`` (``a2 LOGOUT`` for IMAP, ``tagged``). The server reads such a line as the
-    base64 answer (a client ends an exchange with ``*``), so the user name or password it got is whatever
-    those letters decode to, or the exchange fails on a line that is no base64."""
+
+def command_as_response(response: str, known_verbs: frozenset[str], *, exchange: str, challenge: str,
+                        reference: str, tagged: bool = False) -> str | None:
+    """The anomaly's detail when a client sent a command word where the server waited for a SASL
+    response (``QUIT`` after ``334 VXNlcm5hbWU6``; ``a2 LOGOUT`` for IMAP, ``tagged``), else None. The
+    server reads such a line as the base64 answer (a client ends an exchange with ``*``), so the user
+    name or password it got is whatever those letters decode to, or the exchange fails on a line that
+    is no base64. ``exchange`` names the command (``AUTH LOGIN``), ``challenge`` its prompt (``334``)."""
     words = response.split(None, 2)[1 if tagged else 0:]
     word = words[0].upper() if words else ""
-    return word if word in known_verbs else None
+    if word not in known_verbs:
+        return None
+    return (f"the client sent {'a tagged ' if tagged else ''}{word} where the server waited for its answer to "
+            f"{exchange} (the {challenge} challenge): the server takes the line as the base64 answer, not as a "
+            f'command; a client ends an exchange with a line of "*" ({reference})')
+
 
 DIGEST_FIELD = re.compile(rb'([a-zA-Z-]+)=(?:"((?:[^"\\]|\\.)*)"|([^,]*))')
 

@@ -36,7 +36,7 @@ from mailtrace.model import (
 )
 from mailtrace.numbers import is_count, parse_count
 from mailtrace.protocols.base import DissectorLimits, DotBody, EventSink, Line, LineBuffer, printable, printable_text
-from mailtrace.protocols.sasl import SaslExchange, command_word, redact_lines
+from mailtrace.protocols.sasl import COMMAND_AS_RESPONSE, SaslExchange, command_as_response, redact_lines
 from mailtrace.protocols.smtp_codes import is_defined_code
 
 KNOWN_VERBS = frozenset({
@@ -738,13 +738,10 @@ class Smtp:
         text = line.text.decode("utf-8", "replace").strip()
         if self.sasl is not None:
             self.sasl.client(text)
-            word = command_word(text, KNOWN_VERBS)
-            if word is not None:
-                self.out.anomaly(CLIENT, Phase.AUTH, "command-as-sasl-response",
-                                 f"the client sent {word} where the server waited for its answer to AUTH "
-                                 f"{self.sasl.mechanism} (the 334 challenge): the server takes the line as a "
-                                 "base64 answer, not as a command; a client ends an exchange with a line of "
-                                 "\"*\" (RFC 4954 §4)", line.frame)
+            detail = command_as_response(text, KNOWN_VERBS, exchange=f"AUTH {self.sasl.mechanism}",
+                                         challenge="334", reference="RFC 4954 §4")
+            if detail is not None:
+                self.out.anomaly(CLIENT, Phase.AUTH, COMMAND_AS_RESPONSE, detail, line.frame)
         shown = text if self.limits.show_secrets or text == "*" else "[SASL response]"
         auth = next((p for p in self.pending if p.verb == "AUTH"), None)
         if auth is not None:
