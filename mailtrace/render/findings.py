@@ -584,8 +584,9 @@ def _messages_table(messages: dict[str, Any], lang: str = "en") -> Table:
         table.add_row(t("stats.b64_parts"), _count(b64["parts"], lang))
         table.add_row("  " + t("stats.b64_sizes"),
                       f"{_size(b64['encoded_bytes'], lang)} / {_size(b64['decoded_bytes'], lang)}")
-        table.add_row("  " + t("stats.b64_overhead"),
-                      f"{_size(b64['overhead_bytes'], lang)} ({_count(b64['overhead_percent'], lang)} %)")
+        percent = b64["overhead_percent"]  # None when the parts decoded to nothing (damaged or empty)
+        table.add_row("  " + t("stats.b64_overhead"), _size(b64["overhead_bytes"], lang)
+                      + (f" ({_count(percent, lang)} %)" if percent is not None else ""))
     return table
 
 
