@@ -177,12 +177,11 @@ def main() -> int:
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(package.__file__).parent)], check=True,
                    stdout=subprocess.DEVNULL)
     results: dict[str, dict[str, float]] = {}
-    missing = not all((OUT / name).exists() for name in (f"mail-{args.sessions}-{args.seed}.pcap",
-                                                         f"noise-{args.noise_packets}.pcap", "held-12000.pcap"))
+    before = set(OUT.glob("*.pcap"))
     mail = mail_capture(args.sessions, args.seed)
     noise = noise_capture(args.noise_packets)
     held = held_capture(12_000)
-    if missing:
+    if set(OUT.glob("*.pcap")) != before:
         # Making the held capture builds it in memory (~100 MiB). Linux passes a process's peak RSS on
         # to the children it starts (ru_maxrss survives fork + exec), so every figure would read at least
         # that: measure from a fresh process, which finds the captures made.

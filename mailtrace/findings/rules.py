@@ -243,6 +243,7 @@ def cleartext_credentials(s: Session, f: SessionFacts, ctx: RuleContext) -> Iter
         by_user.setdefault(attempt.username or "", []).append(attempt)
     for user, attempts in by_user.items():
         password = any(mechanism_class(a) == "password" for a in attempts)
+        secret_sent = any(a.secret for a in attempts)
         mechs = ", ".join(dict.fromkeys(_mech_name(f, a) for a in attempts))
         frames: list[int] = []
         for a in attempts:
@@ -252,9 +253,8 @@ def cleartext_credentials(s: Session, f: SessionFacts, ctx: RuleContext) -> Iter
         who = f"user {user}" if user else "an unnamed user"
         outcomes = ", ".join(f"{n} {o}" for o, n in _count(outcome(a) for a in attempts).items())
         before = " before STARTTLS" if f.tls_frame is not None else ""
-        if password and not any(a.secret for a in attempts):
+        if password and not secret_sent:
             # AUTH LOGIN stopped after the user name (the client gave up, or the capture ends there)
-            password = False
             title = f"{proto(s)} user name {user} sent in cleartext"
             detail = (
                 f"Login with {mechs}{before} over an unencrypted connection ({outcomes}): anyone on the path "
@@ -278,7 +278,8 @@ def cleartext_credentials(s: Session, f: SessionFacts, ctx: RuleContext) -> Iter
             if secrets:
                 detail += " Secret seen: " + ", ".join(quote(x) for x in dict.fromkeys(secrets)) + "."
         yield ctx.finding(
-            "cleartext-credentials", HIGH if password else MEDIUM, s, frames, title, detail, attempts[0].ts
+            "cleartext-credentials", HIGH if password and secret_sent else MEDIUM, s, frames, title, detail,
+            attempts[0].ts,
         )
 
 
