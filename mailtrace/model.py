@@ -208,6 +208,8 @@ class Reply(Event):
     tag: str | None = None
     answers_frame: int | None = None
     """Frame of the command this reply answers (where the command's line ended), or None."""
+    answers_lost: bool = False
+    """It answers a command the capture lost (a hole in the client's bytes): ``answers`` is None."""
 
     @property
     def text(self) -> str:

@@ -71,6 +71,9 @@ QUEUE_IDS = (  # how MTAs say which queue id they gave the message, most specifi
     re.compile(r"(?:message|mail) (?:accepted|queued)[^<]*<([^>]{4,})>", re.IGNORECASE),
 )
 MAX_BDAT_CHUNK = 1 << 31
+MAX_REPLIES_ON_HOLD = 100
+"""Replies held while their pairing after a hole in the client's commands is in doubt (a bound: a
+pipelined group is a few dozen commands)."""
 COMMAND_AFTER_GAP = re.compile(
     rb"^(?:MAIL FROM:|RCPT TO:|(?:RSET|QUIT|DATA|NOOP|STARTTLS)\r?\n|(?:EHLO|HELO) \S+\r?\n|BDAT \d)", re.IGNORECASE)
 """A segment after a hole in the message that starts like this is the next command: the end marker was lost."""
@@ -109,6 +112,9 @@ class Pending:
     """DATA: the client sent the message before the capture showed the 354 (its reply may still come)."""
     junk: bool = False
     """An empty or non-text line: servers answer it with 500 (RFC 5321 §4.2.4), some not at all."""
+    after_hole: bool = False
+    """Sent after a hole in the client's commands whose replies had not all come yet: the replies
+    to the lost commands come first."""
 
 
 @dataclass
@@ -251,6 +257,9 @@ class Smtp:
         """Frame of a hole in the client's commands whose replies may still come (0: none)."""
         self.client_bytes_lost = False
         """A gap took client bytes (sticky: ``commands_lost_at`` resets once the replies catch up)."""
+        self.replies_on_hold: list[tuple[Line, str, tuple[str, ...], int]] = []
+        """Replies that may answer commands a hole took or the pipelined commands after it: paired when
+        the server's batch ends (see :meth:`_hold_reply`)."""
         self.authenticated_at = 0
         """Frame of the 235 that authenticated the client (0: not yet, or reset by STARTTLS)."""
         self.hello_due_after_tls = False
@@ -302,6 +311,8 @@ class Smtp:
     def feed(self, item: StreamItem) -> list[Event]:
         out = self.out
         out.at(item)
+        if self.replies_on_hold and (type(item) is not Chunk or item.direction is CLIENT):
+            self._pair_replies_on_hold()  # the server's batch of replies is over
         if isinstance(item, Chunk):
             if item.direction is CLIENT:
                 self.client_bytes += len(item.data)
@@ -336,6 +347,8 @@ class Smtp:
 
     def finish(self) -> list[Event]:
         """The session is over: report what was still open (an AUTH without its outcome)."""
+        if self.replies_on_hold:
+            self._pair_replies_on_hold()
         if self.sasl is not None and (self.sasl.username or self.sasl.responses):
             pending = next((p for p in self.pending if p.verb == "AUTH"), None)
             frame = pending.frame if pending else self.out.frame
@@ -464,7 +477,7 @@ class Smtp:
             self.out.anomaly(CLIENT, phase, "pipeline-overflow",
                              f"more than {self.limits.max_pending_commands} commands without replies; "
                              f"{dropped.verb} (frame {dropped.frame}) will not be paired", line.frame)
-        pending = Pending(verb_u, argument, line.frame, line.ts, phase)
+        pending = Pending(verb_u, argument, line.frame, line.ts, phase, after_hole=bool(self.commands_lost_at))
         self.pending.append(pending)
         self._client_command_effects(pending, line)
         pending.tx = self.current
@@ -473,7 +486,8 @@ class Smtp:
         """A line that is no command still gets its reply, in order (Postfix: ``500 5.5.2 Error: command not
         recognized``): queued so that 500 is not taken for a reply nobody asked for."""
         if len(self.pending) < self.limits.max_pending_commands:
-            self.pending.append(Pending("", "", line.frame, line.ts, self.phase, junk=True))
+            self.pending.append(Pending("", "", line.frame, line.ts, self.phase, junk=True,
+                                        after_hole=bool(self.commands_lost_at)))
 
     def _client_command_effects(self, cmd: Pending, line: Line) -> None:
         verb = cmd.verb
@@ -547,7 +561,8 @@ class Smtp:
         whose start came before the first packet. It waits for its reply like any end of data."""
         self.began_late = True
         self._lost_mail(line.frame)
-        self.pending.append(Pending(".", "", line.frame, line.ts, Phase.TRANSFER, tx=self.current))
+        self.pending.append(Pending(".", "", line.frame, line.ts, Phase.TRANSFER, tx=self.current,
+                                    after_hole=bool(self.commands_lost_at)))
         self.current = None
         self.mode = Mode.COMMAND
         self.out.add(Note(direction=CLIENT, ts=line.ts, frame=line.frame, first_frame=line.frame,
@@ -716,7 +731,8 @@ class Smtp:
         self.messages += 1
         if origin == "smtp-data":
             self.mode = Mode.COMMAND
-            self.pending.append(Pending(".", "", frame, self.out.ts, Phase.TRANSFER, tx=self.current))
+            self.pending.append(Pending(".", "", frame, self.out.ts, Phase.TRANSFER, tx=self.current,
+                                        after_hole=bool(self.commands_lost_at)))
             self.current = None
 
     def _auth_command(self, argument: str, line: Line) -> str:
@@ -819,7 +835,39 @@ class Smtp:
                                  "the client sent the message, so the server must have answered DATA with 354, "
                                  "but the capture does not show that reply", lost.frame)
             self._lost_end_marker(line.frame)  # the server answers an end of data the capture lost
-        cmd = self._pair(code)
+        if self._hold_reply(line, code_text, texts, first_frame):
+            return
+        self._answer(self._pair(code), line, code_text, texts, first_frame)
+
+    def _hold_reply(self, line: Line, code_text: str, texts: tuple[str, ...], first_frame: int) -> bool:
+        """Hold a reply whose command is in doubt: a hole took client commands, and the pipelined group
+        the client sent after it (ending with DATA, RFC 2920 §3.1) waits for its replies. Which replies
+        answer the lost commands is known only from the whole batch: the last ones answer the commands
+        the capture shows, DATA's last of all (its 354, or the next client bytes, end the batch).
+        Paired in order as they come, every reply would answer the command after its own, and DATA's
+        354 none (the message read as commands)."""
+        if not self.replies_on_hold:
+            pending = self.pending
+            if not (self.commands_lost_at and pending and pending[0].after_hole and pending[0].verb != "DATA"
+                    and any(p.verb == "DATA" for p in pending)):
+                return False
+        self.replies_on_hold.append((line, code_text, texts, first_frame))
+        if code_text == "354" or len(self.replies_on_hold) > MAX_REPLIES_ON_HOLD:
+            self._pair_replies_on_hold()
+        return True
+
+    def _pair_replies_on_hold(self) -> None:
+        held = self.replies_on_hold
+        self.replies_on_hold = []
+        group = next((i + 1 for i, p in enumerate(self.pending) if p.verb == "DATA"), len(self.pending))
+        lost = len(held) - group  # the first replies answer the commands the hole took
+        for number, (line, code_text, texts, first_frame) in enumerate(held):
+            self._answer(None if number < lost else self._pair(int(code_text)), line, code_text, texts, first_frame)
+
+    def _answer(self, cmd: Pending | None, line: Line, code_text: str, texts: tuple[str, ...],
+                first_frame: int) -> None:
+        """Emit the reply as the answer to ``cmd`` (None: no command the capture shows) and apply it."""
+        code = int(code_text)
         phase = cmd.phase if cmd is not None else self.phase
         if not 100 <= code < 600:
             self.out.anomaly(SERVER, phase, "invalid-reply-code", f"reply code {code} is outside RFC 5321",
@@ -830,6 +878,7 @@ class Smtp:
         if cmd is None:
             phase = self.phase if self.greeted else Phase.GREETING
             late: Note | None = None
+            lost = False
             if not self.greeted and code not in (220, 421, 554) and self.no_syn:
                 # RFC 5321 §3.1/§4.3.1: a greeting is 220 (or 421/554 refusing): this reply answers a
                 # command the capture does not show
@@ -851,6 +900,7 @@ class Smtp:
             elif code == 421 or self.client_bytes == 0:
                 pass
             elif self.commands_lost_at:  # it answers a command the capture lost
+                lost = True
                 if code == 354 and self.mode is Mode.GAP:  # the lost command was DATA: the message follows
                     if self.current is None:
                         self._lost_mail(line.frame)
@@ -862,7 +912,7 @@ class Smtp:
                                  f"reply {code} answers no command", line.frame)
             self.out.add(Reply(direction=SERVER, ts=line.ts, frame=line.frame, first_frame=first_frame,
                                phase=Phase.TEARDOWN if code == 421 and self.greeted else phase,
-                               status=code_text, lines=texts, answers=None))
+                               status=code_text, lines=texts, answers=None, answers_lost=lost))
             if late is not None:
                 self.out.add(late)
             if code == 421:
@@ -870,7 +920,7 @@ class Smtp:
             return
         if not self.greeted:
             self.greeted = True
-        if self.commands_lost_at and cmd.frame > self.commands_lost_at:
+        if self.commands_lost_at and cmd.after_hole:
             self.commands_lost_at = 0  # the replies have caught up with the commands after the hole
         reply = Reply(direction=SERVER, ts=line.ts, frame=line.frame, first_frame=first_frame, phase=cmd.phase,
                       status=code_text, lines=texts, answers=cmd.verb,

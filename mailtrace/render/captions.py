@@ -872,6 +872,8 @@ def _unasked(x: _Exchange, ctx: _Context) -> _Sentence:
     bye = reply.status == "*" and bool(reply.lines) and reply.lines[0].upper().startswith("BYE")
     if reply.status == "421" or bye:
         return _Sentence("server.closes", ctx.t("server.closes", reply=line), "warn")
+    if reply.answers_lost:
+        return _Sentence("answers_lost", ctx.t("answers_lost", reply=line), _tone(reply))
     return _Sentence("unsolicited", ctx.t("unsolicited", reply=line), "warn")
 
 

@@ -60,6 +60,8 @@ def reply_json(r: Reply) -> dict[str, Any]:
                            "latency": round(latency, 6) if latency is not None else None}
     if r.tag is not None:
         out["tag"] = r.tag
+    if r.answers_lost:
+        out["answers_lost"] = True
     if lines and r.status.isdigit():
         enhanced = enhanced_code(lines[0])
         if enhanced is not None:

@@ -476,6 +476,8 @@ class _InfoWriter:
         extras = []
         if r.answers not in (None, "", ".", self.last_verb) and r.status != "*":
             extras.append(self.t("ui.answers", verb=r.answers))
+        elif r.answers_lost:
+            extras.append(self.t("ui.answers_lost"))
         if r.latency is not None and r.latency >= LATENCY_SHOWN:
             extras.append(self.t("ui.latency", seconds=localize_number(seconds(r.latency), self.lang)))
         if extras:
