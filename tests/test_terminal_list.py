@@ -100,3 +100,41 @@ def test_german_list_writes_durations_with_a_decimal_comma(captures: Path) -> No
     out = run_cli("analyze", "--list", "--lang", "de", "--no-color", str(captures / "pop3-session.pcap")).stdout
     rows = [line for line in out.splitlines() if line.strip().startswith(("1 ", "2 "))]
     assert rows and all(re.search(r"  \d+,\d{3} s  ", row) for row in rows), rows
+
+
+def _failed_login(tmp: Path, user: bytes) -> Path:
+    import base64
+
+    from tests.pcapgen import Capture, Tcp
+
+    cap = Capture()
+    t = Tcp(cap, server=("10.0.0.2", 587)).handshake()
+    t.s(b"220 mx ESMTP\r\n").c(b"EHLO a\r\n").s(b"250-mx\r\n250 AUTH PLAIN\r\n")
+    t.c(b"AUTH PLAIN " + base64.b64encode(b"\0" + user + b"\0secret") + b"\r\n").s(b"535 5.7.8 no\r\n")
+    t.c(b"QUIT\r\n").s(b"221 bye\r\n").fin()
+    return cap.write(tmp / "failed-login.pcap")
+
+
+def test_list_user_column_fits_a_long_name_on_a_terminal_and_keeps_it_piped(tmp_path: Path) -> None:
+    path = _failed_login(tmp_path, b"frank.longname@mail.example.com")
+    text = render("list", path, width=130)
+    (row,) = [line for line in text.splitlines() if " smtp " in line]
+    assert "fran… (failed)  failed" in row  # the name is shortened, the outcome kept, the columns aligned
+    assert cell_len(row) <= 130
+    piped = listed(render("list", path, width=None))
+    assert piped[0].group(9) == "frank.longname@mail.example.com (failed)"
+
+
+def test_list_user_column_holds_a_short_name_with_its_outcome(captures: Path) -> None:
+    """"carol (failed)" fits its column: the status column stays under its heading."""
+    lines = render("list", captures / "imap-session.pcap", width=130).splitlines()
+    status_at = lines[0].index("Status")
+    (row,) = [line for line in lines if "carol (failed)" in line]
+    assert row.index("  failed") + 2 == status_at
+
+
+def test_list_at_120_columns_keeps_one_line_per_session_and_shortens_the_user(captures: Path) -> None:
+    lines = render("list", captures / "imap-session.pcap", width=120).splitlines()
+    assert "Anomalies" in lines[0]  # one line per session still fits 120 columns
+    (row,) = [line for line in lines if " failed " in line]
+    assert "carol (fail…  failed" in row and cell_len(row) <= 120

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import IO, Any
 
+from rich.cells import cell_len, set_cell_size
 from rich.text import Span, Text
 
 from mailtrace.capture.decode import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, linktype_text
@@ -841,6 +842,17 @@ class Summary:
 # --------------------------------------------------------------------------- the list view
 
 
+def _shortened(name: str, suffix: str, width: int) -> str:
+    """``name + suffix`` in ``width`` cells: the name loses its end to "…" first (the suffix says
+    whether the login failed). Cells, not characters: a CJK character takes two."""
+    if cell_len(name) + cell_len(suffix) <= width:
+        return name + suffix
+    room = width - cell_len(suffix) - 1
+    if room < 3:
+        name, suffix, room = name + suffix, "", width - 1
+    return set_cell_size(name, room).rstrip() + "…" + suffix
+
+
 class ListRenderer:
     """``--list``: one line per session, streamed as sessions finish; the summary at the end.
 
@@ -850,6 +862,9 @@ class ListRenderer:
     """
 
     WIDTHS = (4, 5, 21, 21, 8, 8, 12, 9, 4)
+    ROOMY_USER = 14
+    """The user column where there is room (piped, or a terminal wide enough): "carol (failed)" fits.
+    On a terminal a name longer than its column is shortened."""
     RIGHT = frozenset({0, 5, 8})
     KEYS = ("id", "proto", "client", "server", "start", "duration", "user", "status", "messages", "anomalies")
 
@@ -866,7 +881,9 @@ class ListRenderer:
         self.day: str | None = None
         width = output.width
         anomalies = len(self._t("list.anomalies"))
-        self.wide = width is None or width >= sum(self.WIDTHS) + 2 * len(self.WIDTHS) + anomalies
+        needed = sum(self.WIDTHS) + 2 * len(self.WIDTHS) + anomalies
+        self.wide = width is None or width >= needed
+        self.roomy = width is None or width >= needed + self.ROOMY_USER - self.WIDTHS[6]
         self.full_time = width is None
 
     def _t(self, key: str, **params: object) -> str:
@@ -884,6 +901,8 @@ class ListRenderer:
         widths = list(self.WIDTHS)
         if self.full_time:
             widths[4] = 23
+        if self.roomy:
+            widths[6] = self.ROOMY_USER
         for i, key in enumerate(self.KEYS[: len(widths)]):  # a translation's longer words get their room
             title = self._t("list." + key)
             widths[i] = max(widths[i], len(title.replace(" (UTC)", "") if i == 4 else title))
@@ -927,16 +946,21 @@ class ListRenderer:
         kind_text = ", ".join(k if n == 1 else f"{k} ×{n}" for k, n in kinds.items())
         user = s.user or ("? (TLS)" if sealed(s) else "-")
         outcome = login_outcome(s) if s.user else None
+        suffix = ""
         if outcome == "failed":
-            user += " (" + self._t("ui.status.failed") + ")"
+            suffix = " (" + self._t("ui.status.failed") + ")"
         elif outcome == "unknown":
-            user += " (?)"
+            suffix = " (?)"
+        widths = self._widths()
+        if self.wide and not self.full_time:  # a terminal: the line must fit (piped, it stays whole)
+            user = _shortened(clean(user), clean(suffix), widths[6])
+        else:
+            user += suffix
         start = utc(s.start) if self.full_time else utc(s.start, millis=False)[11:]
         cells = [str(s.id), s.protocol, str(s.client), str(s.server), start,
                  localize_number(seconds(s.duration), self.lang) + " s", user,
                  self._t("ui.status." + status), str(len(s.messages)) if s.messages or not sealed(s) else "?"]
         styles = ["", "", "client", "server", "", "", "", "status." + status, ""]
-        widths = self._widths()
         if self.wide:
             line = self._cells(cells, styles, widths)
             if not kinds:
