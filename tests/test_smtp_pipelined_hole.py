@@ -13,6 +13,9 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from mailtrace.model import CLIENT, SERVER, Chunk, Eof, Event, MessageEnd, Reply, StreamGap, StreamItem
 from tests.pcapgen import Capture, Tcp
 from tests.support import report, run_cli
@@ -111,3 +114,57 @@ def test_capture_with_a_lost_pipelined_command() -> None:
     assert "250 2.1.5 ok (to a command the capture lost)" in text
     assert "the server answers a command the capture lost: 250 2.1.5 ok" in text
     assert "unknown command" not in text
+
+
+# --------------------------------------------------------------------------- split invariance with holes
+COMMANDS = [b"MAIL FROM:<a@b>\r\n", b"RCPT TO:<c@d>\r\n", b"DATA\r\n", b"RSET\r\n", b"NOOP\r\n", b"QUIT\r\n",
+            b"BDAT 5 LAST\r\nhello", b"garbage\r\n", b"\r\n", b"Subject: x\r\n\r\nbody\r\n.\r\n"]
+REPLIES = [b"250 2.1.0 ok\r\n", b"250 2.1.5 ok\r\n", b"550 5.1.1 no\r\n", b"354 go\r\n", b"554 no\r\n", b"221 bye\r\n",
+           b"500 what\r\n", b"250-a\r\n250 b\r\n"]
+
+
+@st.composite
+def dialogues_with_holes(draw: st.DrawFn) -> list[StreamItem]:
+    """Random SMTP dialogues after the greeting, with holes on either side: commands, message text
+    and reply batches in any order (what lossy captures of pipelining clients look like)."""
+    items = smtp_items(*GREETING)
+    for frame in range(4, 4 + draw(st.integers(1, 12))):
+        kind = draw(st.sampled_from(["gap", "client", "client", "server", "server"]))
+        if kind == "gap":
+            items.append(StreamGap(draw(st.sampled_from([CLIENT, SERVER])), draw(st.integers(1, 40)), frame, frame))
+        else:
+            pool = COMMANDS if kind == "client" else REPLIES
+            data = b"".join(draw(st.lists(st.sampled_from(pool), min_size=1, max_size=4)))
+            items.append(Chunk(CLIENT if kind == "client" else SERVER, data, float(frame), frame))
+    return items
+
+
+@settings(max_examples=300, deadline=None)
+@given(dialogues_with_holes(), st.data())
+def test_events_do_not_depend_on_segmentation_around_holes(items: list[StreamItem], data: st.DataObject) -> None:
+    """Byte by byte, or each chunk cut in two, the events are those of the whole chunks: also where a
+    hole in a message is followed by a command (before, decided on the first segment only) and where
+    replies after a hole wait for their batch."""
+    whole = run(items)
+    assert run(split_bytes(items)) == whole
+    cut: list[StreamItem] = []
+    for item in items:
+        if isinstance(item, Chunk) and len(item.data) > 1:
+            point = data.draw(st.integers(1, len(item.data) - 1))
+            cut += [Chunk(item.direction, item.data[:point], item.ts, item.frame),
+                    Chunk(item.direction, item.data[point:], item.ts, item.frame)]
+        else:
+            cut.append(item)
+    assert run(cut) == whole
+
+
+def test_a_command_after_a_hole_in_the_message_is_found_when_it_comes_byte_by_byte() -> None:
+    items = smtp_items(*GREETING, *MAIL, ("s", b"250 ok\r\n"), ("c", b"RCPT TO:<c@d>\r\n"), ("s", b"250 ok\r\n"),
+                       ("c", b"DATA\r\n"), ("s", b"354 go\r\n"), ("c", b"Subject: s\r\n\r\nfirst"))
+    items += [StreamGap(CLIENT, 100, 11.0, 11), Chunk(CLIENT, b"QUIT\r\n", 12.0, 12),
+              Chunk(SERVER, b"221 bye\r\n", 13.0, 13)]
+    events, _ = run(split_bytes(items))
+    assert verbs(events)[-1] == "QUIT"
+    assert [a.kind for a in anomalies(events)] == ["end-of-data-lost"]
+    (end,) = [e for e in events if isinstance(e, MessageEnd)]
+    assert (end.complete, end.missing_bytes) == (False, 100)

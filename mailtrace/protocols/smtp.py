@@ -76,7 +76,11 @@ MAX_REPLIES_ON_HOLD = 100
 pipelined group is a few dozen commands)."""
 COMMAND_AFTER_GAP = re.compile(
     rb"^(?:MAIL FROM:|RCPT TO:|(?:RSET|QUIT|DATA|NOOP|STARTTLS)\r?\n|(?:EHLO|HELO) \S+\r?\n|BDAT \d)", re.IGNORECASE)
-"""A segment after a hole in the message that starts like this is the next command: the end marker was lost."""
+"""Bytes after a hole in the message that start like this are the next command: the end marker was lost."""
+COMMAND_STARTS = (b"MAIL FROM:", b"RCPT TO:", b"RSET", b"QUIT", b"DATA", b"NOOP", b"STARTTLS", b"EHLO ", b"HELO ",
+                  b"BDAT ")
+"""What COMMAND_AFTER_GAP's commands begin with: bytes after the hole that may still become one wait for
+their line's end before the decision (so it does not depend on how the bytes were segmented)."""
 RFC_LINE_LIMIT = 512
 """RFC 5321 §4.5.3.1.4/.5: a command line or reply line is at most 512 octets with its CRLF."""
 AUTH_LINE_LIMIT = 12288
@@ -253,6 +257,9 @@ class Smtp:
         self.message_missing = 0
         self.body_after_gap = False
         """A hole just cut the message: the next client bytes may be a command after a lost end marker."""
+        self.after_gap = bytearray()
+        """The client bytes after that hole, until their first line says whether they are a command."""
+        self.after_gap_frame = 0
         self.commands_lost_at = 0
         """Frame of a hole in the client's commands whose replies may still come (0: none)."""
         self.client_bytes_lost = False
@@ -313,6 +320,8 @@ class Smtp:
         out.at(item)
         if self.replies_on_hold and (type(item) is not Chunk or item.direction is CLIENT):
             self._pair_replies_on_hold()  # the server's batch of replies is over
+        if self.after_gap and (type(item) is not Chunk or item.direction is SERVER):
+            self._decide_after_gap(self.after_gap_frame)  # the client's bytes after a hole are all here
         if isinstance(item, Chunk):
             if item.direction is CLIENT:
                 self.client_bytes += len(item.data)
@@ -349,6 +358,8 @@ class Smtp:
         """The session is over: report what was still open (an AUTH without its outcome)."""
         if self.replies_on_hold:
             self._pair_replies_on_hold()
+        if self.after_gap:
+            self._decide_after_gap(self.after_gap_frame)
         if self.sasl is not None and (self.sasl.username or self.sasl.responses):
             pending = next((p for p in self.pending if p.verb == "AUTH"), None)
             frame = pending.frame if pending else self.out.frame
@@ -659,6 +670,7 @@ class Smtp:
         self.message_open = True
         self.message_missing = 0
         self.body_after_gap = False
+        self.after_gap.clear()
         held = bytes(self.held)
         self.held.clear()
         self.held_frames.clear()
@@ -669,14 +681,12 @@ class Smtp:
         body = self.body
         assert body is not None
         if self.body_after_gap:
-            self.body_after_gap = False
-            if COMMAND_AFTER_GAP.match(data):
-                # the hole swallowed the end of the message: what follows is the client's next command
-                self.out.anomaly(CLIENT, Phase.TRANSFER, "end-of-data-lost",
-                                 "the bytes after the hole start with a command: the end of the message was lost "
-                                 "in the capture", frame)
-                self._end_message("smtp-data", self.body_frame or frame, complete=False)
-                return data
+            decided = self._after_gap_bytes(data, frame, final=False)
+            if decided is None:
+                return b""  # its first line is not all here yet
+            if self.mode is not Mode.DATA:
+                return decided  # the client's next commands
+            data = decided
         chunk, rest = body.feed(data)
         if data:
             self.body_frame = frame
@@ -685,6 +695,39 @@ class Smtp:
             return b""
         self._end_message("smtp-data", frame)
         return rest
+
+    def _after_gap_bytes(self, data: bytes, frame: int, *, final: bool) -> bytes | None:
+        """The client's bytes after a hole in the message: None while their first line may still turn
+        out to be a command; then all of them, and if they are a command the message has ended (the
+        hole swallowed its end marker: clients write a command at the start of a segment, message text
+        almost never starts with one)."""
+        buffer = self.after_gap
+        buffer += data
+        if not self.after_gap_frame:
+            self.after_gap_frame = frame
+        head = bytes(buffer)
+        if not final and b"\n" not in head and len(head) < RFC_LINE_LIMIT:
+            start = head[:10].upper()
+            if any(word.startswith(start[: len(word)]) for word in COMMAND_STARTS):
+                return None
+        buffer.clear()
+        first_frame, self.after_gap_frame = self.after_gap_frame, 0
+        self.body_after_gap = False
+        if COMMAND_AFTER_GAP.match(head):
+            self.out.anomaly(CLIENT, Phase.TRANSFER, "end-of-data-lost",
+                             "the bytes after the hole start with a command: the end of the message was lost "
+                             "in the capture", first_frame)
+            self._end_message("smtp-data", self.body_frame or first_frame, complete=False)
+        return head
+
+    def _decide_after_gap(self, frame: int) -> None:
+        """Decide on the bytes after a hole with what came (the stream ended, another hole, a reply)."""
+        if self.mode is not Mode.DATA or not self.body_after_gap:
+            self.after_gap.clear()
+            return
+        data = self._after_gap_bytes(b"", frame, final=True)
+        if data:
+            self._client_data(data, frame, self.out.ts)
 
     def _end_message(self, origin: str, frame: int, complete: bool = True) -> None:
         """The message is over (end marker, BDAT LAST, or cut by a gap/EOF)."""
