@@ -156,6 +156,9 @@ class Body:
     last_frame: int = 0
     last_ts: float = 0.0
     """Where the last body bytes arrived: a response cut short ends there, not at the client's next command."""
+    held: bytes = b""
+    """The start of a line at the end of the bytes so far that may become a status line answering a later
+    command (``+O``, ``-ER``…): it waits for the next bytes, so the resync does not depend on segmentation."""
 
 
 def multiline_expected(verb: str, argument: str) -> bool:
@@ -266,6 +269,7 @@ class Pop3:
 
     def finish(self) -> list[Event]:
         """Logins whose outcome the capture does not show are reported with ``success: None``."""
+        self._release_held_body()
         if self.body is not None:
             self.out.anomaly(SERVER, Phase.TRANSFER, "incomplete-response",
                              "the multi-line response ends without its final '.' line", self.out.frame)
@@ -644,11 +648,22 @@ class Pop3:
             self.out.anomaly(SERVER, Phase.GREETING, "refused", f"the server refuses the connection: {rest}",
                              line.frame)
 
-    def _body_data(self, data: bytes, frame: int, ts: float) -> bytes:
+    def _body_data(self, data: bytes, frame: int, ts: float, *, final: bool = False) -> bytes:
         body = self.body
         assert body is not None
         body.last_frame, body.last_ts = frame, ts
-        resync_at = self._resync_point(body, data) if body.after_gap or body.collect else None
+        watch = body.after_gap or body.collect
+        if body.held:
+            data = body.held + data
+            body.held = b""
+        if watch and not final and self.pending:
+            cut = _status_start_at_end(data, body.last)
+            if cut is not None:
+                body.held = data[cut:]
+                data = data[:cut]
+                if not data:
+                    return b""
+        resync_at = self._resync_point(body, data) if watch else None
         chunk, rest = body.reader.feed(data if resync_at is None else data[:resync_at])
         marker = rest is not None
         if resync_at is not None:
@@ -675,7 +690,18 @@ class Pop3:
         if rest is None:
             return b""
         self._body_end(frame, ts, complete=marker)
+        if body.held:  # the response ended before them: they are the next line's start
+            rest += body.held
+            body.held = b""
         return rest
+
+    def _release_held_body(self) -> None:
+        """The bytes held at the end of a response are decided with what came (a gap, the end)."""
+        body = self.body
+        if body is not None and body.held:
+            rest = self._body_data(b"", body.last_frame, body.last_ts, final=True)
+            if rest:
+                self._server_data(rest, body.last_frame, body.last_ts)
 
     def _resync_point(self, body: Body, data: bytes) -> int | None:
         """Where a status line answering a later command starts (after a gap, or in a listing), if anywhere.
@@ -917,6 +943,7 @@ class Pop3:
         if gap.direction is SERVER:
             if self.tls:
                 return
+            self._release_held_body()
             if self.body is not None:
                 self.body.missing += gap.nbytes
                 self.body.after_gap = True
@@ -936,12 +963,27 @@ class Pop3:
                               phase=self.phase, nbytes=gap.nbytes, detail=detail))
 
     def _eof(self, eof: Eof) -> None:
+        if eof.direction is SERVER:
+            self._release_held_body()
         if eof.direction is SERVER and self.body is not None:
             self.out.anomaly(SERVER, Phase.TRANSFER, "incomplete-response",
                              "the multi-line response ends without its final '.' line", eof.frame)
             self._body_end(eof.frame or self.out.frame, eof.ts, complete=False)
         elif eof.direction is CLIENT and self.client_hold:
             self._release_hold(eof.frame or self.out.frame)
+
+
+def _status_start_at_end(data: bytes, last: bytes) -> int | None:
+    """Where a line at the end of ``data`` begins if it is all of a status so far (``+``, ``+O``, ``+OK``,
+    ``-``… ``-ERR``): only the next byte says whether it is one (``+OK`` then a space, or ``+OKAY``)."""
+    feed = data.rfind(b"\n")
+    start = feed + 1 if feed >= 0 else 0 if last == b"\n" else -1
+    if start < 0:
+        return None
+    tail = data[start:]
+    if tail and len(tail) <= 4 and (b"+OK".startswith(tail) or b"-ERR".startswith(tail)):
+        return start
+    return None
 
 
 def redact_commands(data: bytes) -> bytes:
