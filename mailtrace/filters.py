@@ -154,6 +154,14 @@ def parse_time(text: str) -> float:
     return moment.timestamp()
 
 
+def _utc(seconds: float) -> str:
+    """A time as the user may have typed it: ISO 8601 in UTC (epoch seconds when out of range)."""
+    try:
+        return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
+    except (OverflowError, OSError, ValueError):
+        return repr(seconds)
+
+
 MAX_SESSION_IDS = 1_000_000
 """Session ids ``--session`` may name in all (ranges included)."""
 
@@ -207,6 +215,12 @@ class SessionFilter:
     statuses: frozenset[str] = frozenset()
     seen: dict[str, int] = field(default_factory=lambda: {"shown": 0, "hidden": 0}, compare=False)
     """How many sessions were shown and hidden so far (for the summary)."""
+
+    def __post_init__(self) -> None:
+        if self.since is not None and self.until is not None and self.since > self.until:
+            # Every session would be hidden and the run would look like a capture without mail.
+            raise ValueError(f"--since {_utc(self.since)} is later than --until {_utc(self.until)}: "
+                             "no session can match; swap the two times")
 
     @property
     def active(self) -> bool:

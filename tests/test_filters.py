@@ -68,6 +68,13 @@ def test_each_criterion(mixed: list[Session]) -> None:
     assert ids(mixed, SessionFilter(statuses=frozenset({"failed"}))) == [6]
 
 
+def test_since_after_until_is_refused_not_an_empty_run() -> None:
+    """Swapped times hid every session and the run looked like a capture without mail."""
+    with pytest.raises(ValueError, match="swap the two times"):
+        SessionFilter(since=1_795_699_345.0, until=1_795_699_344.0)
+    assert SessionFilter(since=1_795_699_344.0, until=1_795_699_344.0).active  # one instant is fine
+
+
 def test_since_and_until_keep_sessions_that_overlap(mixed: list[Session]) -> None:
     pop3 = mixed[3]
     assert ids(mixed, SessionFilter(since=pop3.end)) == [1, 4, 5, 6]  # IMAP runs on, POP3 ends right then
@@ -162,6 +169,7 @@ def test_port_option_keeps_its_protocol_form(captures: Path) -> None:
         (["--since", "soon"], "neither epoch seconds nor an ISO date"),
         (["--host", "mx"], "not an IP address"),
         (["--session", "2-1"], "range goes backwards"),
+        (["--since", "2026-11-27", "--until", "2026-11-26T23:59:59"], "is later than --until"),
         (["--list", "--follow"], "choose one"),
         (["--list", "--format", "json"], "text views"),
     ],
