@@ -364,6 +364,11 @@ def test_reply_codes_explained_digit_by_digit_and_enhanced() -> None:
     assert m is not None and m.enhanced is None and m.short == "bad sequence of commands"
     assert explain_reply("+OK") is None
     assert explain_keyword("SIZE 10240000") == ("SIZE", "largest message the server accepts: 9.8 MiB (RFC 1870)")
+    # German views write the decimal comma everywhere else; the limit was the one "9.8 MiB" among them
+    assert explain_keyword("SIZE 10240000", "de")[1] == "größte Nachricht, die der Server annimmt: 9,8 MiB (RFC 1870)"
+    assert explain_keyword("SIZE 500", "de")[1] == "größte Nachricht, die der Server annimmt: 500 Bytes (RFC 1870)"
+    assert explain_keyword("SIZE 2199023255552000")[1] == \
+        "largest message the server accepts: 2,048,000.0 GiB (RFC 1870)"
     assert explain_keyword("AUTH PLAIN LOGIN")[1] == \
         "the client may authenticate with these SASL mechanisms: PLAIN LOGIN (RFC 4954)"
     assert explain_keyword("X-FOO")[1] == "private extension"

@@ -338,7 +338,7 @@ def explain_keyword(line: str, lang: str = "en") -> tuple[str, str | None]:
         detail = None
         size = parse_count(value) if keyword == "SIZE" else None
         if size is not None:
-            detail = _size(size) if size else ("keine feste Grenze" if lang == "de" else "no fixed limit")
+            detail = _size(size, lang) if size else ("keine feste Grenze" if lang == "de" else "no fixed limit")
         elif keyword == "AUTH":
             detail = value
         if detail is not None:
@@ -354,9 +354,17 @@ def _table(tables: dict[str, dict[str, str]], lang: str) -> dict[str, str]:
     return english if own is None or own is english else {**english, **own}
 
 
-def _size(n: int) -> str:
+def _size(n: int, lang: str = "en") -> str:
+    """``9.8 MiB``; German writes the decimal comma (``9,8 MiB``), as the views' other numbers do."""
+    value = float(n)
     for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
+        if value < 1024 or unit == "GiB":
+            if unit == "bytes":
+                return f"{n} Bytes" if lang == "de" else f"{n} bytes"
+            shown = f"{value:,.1f}"
+            return (shown.translate(_GERMAN_SEPARATORS) if lang == "de" else shown) + f" {unit}"
+        value /= 1024
     return str(n)  # pragma: no cover
+
+
+_GERMAN_SEPARATORS = str.maketrans(",.", ".,")
