@@ -216,6 +216,11 @@ class Reply(Event):
         return " | ".join(self.lines)
 
 
+COMMAND_AS_RESPONSE_KEY = "command_as_response"
+"""A login's ``extra`` key: which field a command line sent as a SASL response filled (``username``,
+``secret`` or ``response``); see :func:`mailtrace.protocols.sasl.command_as_response`."""
+
+
 @dataclass(slots=True, kw_only=True)
 class AuthAttempt(Event):
     """A login: SASL, USER/PASS, APOP, IMAP LOGIN. Emitted when its outcome is known."""
@@ -233,6 +238,17 @@ class AuthAttempt(Event):
         """The client cancelled the exchange with ``*`` (RFC 4954 §4, RFC 5034 §4, RFC 9051 §6.2.2): the
         server checked nothing, so no login was refused (``extra["cancelled"]``, as the JSON has it)."""
         return self.extra.get("cancelled") == "yes"
+
+    @property
+    def sent_username(self) -> str | None:
+        """The user name as a credential the client gave: None when the line the server read as it was
+        a command the client meant for the protocol (``QUIT`` after ``334 VXNlcm5hbWU6``)."""
+        return None if self.extra.get(COMMAND_AS_RESPONSE_KEY) == "username" else self.username
+
+    @property
+    def sent_secret(self) -> str | None:
+        """The secret as a credential the client gave (see :attr:`sent_username`)."""
+        return None if self.extra.get(COMMAND_AS_RESPONSE_KEY) == "secret" else self.secret
 
 
 @dataclass(slots=True, kw_only=True)

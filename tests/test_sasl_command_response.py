@@ -33,8 +33,13 @@ def test_suricata_capture_quit_sent_as_the_auth_login_user_name() -> None:
     [anomaly] = [a for a in session["anomalies"] if a["kind"] == "command-as-sasl-response"]
     assert anomaly["frame"] == 19 and "sent QUIT" in anomaly["detail"] and "AUTH LOGIN" in anomaly["detail"]
     assert session["auth"][0]["username"] == "AB\x13"  # what the server decoded "QUIT" to
+    assert session["auth"][0]["command_as_response"] == "username"
     findings = run_cli("analyze", "--findings-only", str(path)).stdout
     assert "commands sent where the server waited for a SASL response" in findings
+    # "QUIT" read as base64 is no credential: no "user name AB\x13 sent in cleartext" finding
+    assert "cleartext-credentials" not in findings and "AB" not in findings
+    table = run_cli("analyze", "--width", "200", str(path)).stdout
+    assert "the client authenticates with AUTH LOGIN — in cleartext; the server asks" in table  # not "as AB␓"
 
 
 def test_pop3_quit_in_an_auth_exchange(tmp_path: Path) -> None:
@@ -77,3 +82,26 @@ def test_a_login_that_stops_after_the_user_name_sent_no_password(tmp_path: Path)
     [finding] = [f for f in report(path)["findings"] if f["id"] == "cleartext-credentials"]
     assert (finding["severity"], finding["title"]) == ("medium", "SMTP user name alice sent in cleartext")
     assert "no password" in finding["detail"]
+
+
+def test_a_command_read_as_the_password_leaves_the_user_name_as_the_credential(tmp_path: Path) -> None:
+    """The real user name, then ``QUIT`` where the password goes: the user name crossed in the clear,
+    no password did (medium, not "password of alice sent in cleartext")."""
+    session = _session(tmp_path, 25, [("s", b"220 hi\r\n"), ("c", b"EHLO a\r\n"), ("s", b"250 AUTH LOGIN\r\n"),
+                                      ("c", b"AUTH LOGIN\r\n"), ("s", b"334 VXNlcm5hbWU6\r\n"),
+                                      ("c", base64.b64encode(b"alice") + b"\r\n"), ("s", b"334 UGFzc3dvcmQ6\r\n"),
+                                      ("c", b"QUIT\r\n"), ("s", b"535 5.7.8 failed\r\n")])
+    [auth] = session["auth"]
+    assert (auth["username"], auth["success"], auth["command_as_response"]) == ("alice", False, "secret")
+    [finding] = [f for f in report(tmp_path / "x.pcap")["findings"] if f["id"] == "cleartext-credentials"]
+    assert (finding["severity"], finding["title"]) == ("medium", "SMTP user name alice sent in cleartext")
+
+
+def test_pop3_and_imap_logins_say_which_field_a_command_filled(tmp_path: Path) -> None:
+    pop3 = _session(tmp_path, 110, [("s", b"+OK ready\r\n"), ("c", b"AUTH LOGIN\r\n"), ("s", b"+ VXNlcm5hbWU6\r\n"),
+                                    ("c", b"NOOP\r\n"), ("s", b"-ERR bad\r\n")])
+    assert pop3["auth"][0]["command_as_response"] == "username"
+    assert not [f for f in report(tmp_path / "x.pcap")["findings"] if f["id"] == "cleartext-credentials"]
+    imap = _session(tmp_path, 143, [("s", b"* OK ready\r\n"), ("c", b"a1 AUTHENTICATE PLAIN\r\n"),
+                                    ("s", b"+ \r\n"), ("c", b"a2 LOGOUT\r\n"), ("s", b"a1 BAD invalid base64\r\n")])
+    assert imap["auth"][0]["command_as_response"] == "response"  # no NULs: PLAIN found no user in it

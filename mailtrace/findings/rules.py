@@ -236,14 +236,15 @@ def outcome(attempt: AuthAttempt) -> str:
 def cleartext_credentials(s: Session, f: SessionFacts, ctx: RuleContext) -> Iterator[Finding]:
     by_user: dict[str, list[AuthAttempt]] = {}
     for attempt in f.logins:  # an exchange cancelled ("*") before any secret sent no password
-        if mechanism_class(attempt) is None or not (attempt.username or attempt.secret):
+        # a command line the server read as the user name or password (QUIT after 334) is no credential
+        if mechanism_class(attempt) is None or not (attempt.sent_username or attempt.sent_secret):
             continue
         if not f.in_clear(attempt.first_frame):
             continue
-        by_user.setdefault(attempt.username or "", []).append(attempt)
+        by_user.setdefault(attempt.sent_username or "", []).append(attempt)
     for user, attempts in by_user.items():
         password = any(mechanism_class(a) == "password" for a in attempts)
-        secret_sent = any(a.secret for a in attempts)
+        secret_sent = any(a.sent_secret for a in attempts)
         mechs = ", ".join(dict.fromkeys(_mech_name(f, a) for a in attempts))
         frames: list[int] = []
         for a in attempts:
@@ -274,7 +275,7 @@ def cleartext_credentials(s: Session, f: SessionFacts, ctx: RuleContext) -> Iter
                 "visible and the exchange allows an offline dictionary attack on the password."
             )
         if ctx.config.show_secrets:
-            secrets = [a.secret for a in attempts if a.secret]
+            secrets = [a.sent_secret for a in attempts if a.sent_secret]
             if secrets:
                 detail += " Secret seen: " + ", ".join(quote(x) for x in dict.fromkeys(secrets)) + "."
         yield ctx.finding(

@@ -920,10 +920,10 @@ class Imap:
     def _sasl_response(self, cmd: Pending, raw: bytes, first: int, frame: int, ts: float) -> None:
         assert cmd.sasl is not None
         text = raw.decode("utf-8", "replace").strip()
-        cmd.sasl.client(text)
-        cmd.sasl_turn = False
         detail = command_as_response(text, KNOWN_COMMANDS, exchange=f"AUTHENTICATE {cmd.sasl.mechanism}",
                                      challenge="+", reference="RFC 9051 §6.2.2", tagged=True)
+        cmd.sasl.client(text, is_command=detail is not None)
+        cmd.sasl_turn = False
         if detail is not None:
             self.out.anomaly(CLIENT, Phase.AUTH, COMMAND_AS_RESPONSE, detail, frame)
         cmd.ts = ts  # the server's next response answers this line: latency counts from here
@@ -1353,10 +1353,7 @@ class Imap:
         domain = None
         if sasl is not None:
             domain = sasl.domain
-            if sasl.host:
-                extra["host"] = sasl.host
-            if sasl.cancelled:
-                extra["cancelled"] = "yes"
+            extra.update(sasl.attempt_extra())
             if sasl.extra.get("authzid"):
                 extra["authzid"] = sasl.extra["authzid"]
             if self.limits.show_secrets and mechanism == "CRAM-MD5" and sasl.username and sasl.secret \

@@ -446,9 +446,9 @@ class Pop3:
         assert self.sasl is not None
         self.auth_waiting = False
         text = line.text.decode("utf-8", "replace").strip()
-        self.sasl.client(text)
         detail = command_as_response(text, KNOWN_VERBS, exchange=f"AUTH {self.sasl.mechanism}", challenge="+",
                                      reference="RFC 5034 §4")
+        self.sasl.client(text, is_command=detail is not None)
         if detail is not None:
             self.out.anomaly(CLIENT, Phase.AUTH, COMMAND_AS_RESPONSE, detail, line.frame)
         if self.sasl.username:
@@ -864,10 +864,7 @@ class Pop3:
             sasl = self.sasl
             if sasl.domain:
                 extra["domain"] = sasl.domain
-            if sasl.host:
-                extra["host"] = sasl.host
-            if sasl.cancelled:
-                extra["cancelled"] = "yes"
+            extra.update(sasl.attempt_extra())
             if self.limits.show_secrets and sasl.mechanism == "CRAM-MD5" and sasl.username and sasl.secret \
                     and sasl.challenges:
                 extra["hashcat"] = hashcat_cram_md5(sasl.username, sasl.challenges[-1].decode("latin-1"),

@@ -15,6 +15,8 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from mailtrace.model import COMMAND_AS_RESPONSE_KEY
+
 
 def b64decode(text: str) -> bytes | None:
     """Lenient base64 (whitespace and missing padding tolerated); None if it is not base64."""
@@ -108,7 +110,10 @@ class SaslExchange:
         decoded = b64decode(text)
         self.challenges.append(decoded if decoded is not None else text.encode("utf-8", "replace"))
 
-    def client(self, text: str) -> None:
+    def client(self, text: str, *, is_command: bool = False) -> None:
+        """One client response. ``is_command``: the line was a command word the client meant for the
+        protocol (:func:`command_as_response`); the server reads it as the answer all the same, so it
+        is interpreted, and which field it filled is remembered: that field holds no credential."""
         if text.strip() == "*":
             self.cancelled = True
             return
@@ -117,7 +122,22 @@ class SaslExchange:
             decoded = text.encode("utf-8", "replace")
             self.extra["not_base64"] = "yes"
         self.responses.append(decoded)
+        before = (self.username, self.secret)
         self._interpret(decoded)
+        if is_command:
+            filled = "username" if self.username != before[0] else "secret" if self.secret != before[1] else "response"
+            self.extra.setdefault(COMMAND_AS_RESPONSE_KEY, filled)
+
+    def attempt_extra(self) -> dict[str, str]:
+        """The exchange's facts every protocol's login event carries (JSON ``auth[]`` keys)."""
+        extra: dict[str, str] = {}
+        if self.host:
+            extra["host"] = self.host
+        if self.cancelled:
+            extra["cancelled"] = "yes"
+        if COMMAND_AS_RESPONSE_KEY in self.extra:
+            extra[COMMAND_AS_RESPONSE_KEY] = self.extra[COMMAND_AS_RESPONSE_KEY]
+        return extra
 
     # ------------------------------------------------------------------ per mechanism
     def _interpret(self, data: bytes) -> None:

@@ -366,7 +366,7 @@ class Smtp:
             self.out.add(AuthAttempt(direction=CLIENT, ts=self.out.ts, frame=self.out.frame, first_frame=frame,
                                      phase=Phase.AUTH, mechanism=self.sasl.mechanism, username=self.sasl.username,
                                      secret=self.sasl.secret, success=None, domain=self.sasl.domain,
-                                     extra={"outcome": "not seen"}))
+                                     extra={"outcome": "not seen", **self.sasl.attempt_extra()}))
             self.sasl = None
         return self.out.take()
 
@@ -796,9 +796,9 @@ class Smtp:
         self.mode = Mode.COMMAND
         text = line.text.decode("utf-8", "replace").strip()
         if self.sasl is not None:
-            self.sasl.client(text)
             detail = command_as_response(text, KNOWN_VERBS, exchange=f"AUTH {self.sasl.mechanism}",
                                          challenge="334", reference="RFC 4954 §4")
+            self.sasl.client(text, is_command=detail is not None)
             if detail is not None:
                 self.out.anomaly(CLIENT, Phase.AUTH, COMMAND_AS_RESPONSE, detail, line.frame)
         shown = text if self.limits.show_secrets or text == "*" else "[SASL response]"
@@ -1246,12 +1246,9 @@ def _queue_id(texts: tuple[str, ...]) -> str | None:
 
 def _auth_extra(sasl: SaslExchange, code: int) -> dict[str, str]:
     extra = {"code": str(code)}
-    if sasl.host:
-        extra["host"] = sasl.host
     if sasl.mechanism == "CRAM-MD5" and "challenge" in sasl.extra:
         extra["challenge"] = sasl.extra["challenge"]
-    if sasl.cancelled:
-        extra["cancelled"] = "yes"
+    extra.update(sasl.attempt_extra())
     return extra
 
 

@@ -901,7 +901,7 @@ def _auth(x: _Exchange, ctx: _Context, reply: Reply | None) -> _Sentence:
     else:
         mechanism = (attempt.mechanism if attempt is not None else first_word).upper() or "?"
         method = f"{verb} {mechanism}"
-    user = attempt.username if attempt is not None else None
+    user = attempt.sent_username if attempt is not None else None  # not a command the server read as one
     if user is None and verb in ("LOGIN", "APOP") and command.argument:
         user = command.argument.split(" ", 1)[0].strip('"')
     if x.decrypted or (session.tls != "none" and ctx.tls_seen):
