@@ -49,6 +49,13 @@ _FRAME, _TS, _DIRECTION, _FLAGS, _PAYLOAD_LEN, _PHASE, _EVENTS, _DECRYPTED, _BOD
 """Where the fields of :class:`PacketRow` are in the plain lists the session builder keeps."""
 _row_frame = operator.itemgetter(_FRAME)
 
+CLOCK_JUMP_SECONDS = 86_400.0
+"""A frame stamped this much before an earlier frame of its session: one of them has a wrong clock
+(mercury's imap2 capture has a SYN/ACK dated 2063 between frames of 2015). The session's end leaves
+the frames that far ahead out, and an anomaly names the first of them."""
+MAX_CLOCK_REPAIRS = 8
+"""Each repair scans the session's rows: after this many the end is left as it is."""
+
 SIDE_EVENTS = frozenset({Anomaly, GapEvent})
 """Events that do not decide a row's phase (they can happen in any phase)."""
 
@@ -472,6 +479,7 @@ class SessionBuilder:
         self.retransmissions: dict[int, int] = {}
         self.transcript_bytes = 0
         self.transcript_truncated = 0
+        self.clock_repairs = 0
 
     # ------------------------------------------------------------------ input
     def packet(self, frame: int, ts: float, direction: Direction, flags: int, payload_len: int) -> None:
@@ -481,8 +489,10 @@ class SessionBuilder:
             self.first_frame = frame
             if not flags & TCP_SYN:
                 self.phase = Phase.GREETING
-        if ts > self.last_ts:  # noqa: PLR1730 - max() is a call per packet
+        if ts > self.last_ts:  # not max(): a call per packet
             self.last_ts = ts
+        elif ts < self.last_ts - CLOCK_JUMP_SECONDS and self.clock_repairs < MAX_CLOCK_REPAIRS:
+            self._clock_went_back(ts)
         body = 0
         if payload_len:
             self.bytes[0 if direction is _CLIENT else 1] += payload_len
@@ -503,6 +513,25 @@ class SessionBuilder:
             self.rows.append(row)
         else:
             self.rows_elided += 1
+
+    def _clock_went_back(self, ts: float) -> None:
+        """A packet stamped more than :data:`CLOCK_JUMP_SECONDS` before the latest time so far: the
+        earlier frames that far ahead carry a wrong clock; the end is taken from the others."""
+        self.clock_repairs += 1
+        limit = ts + CLOCK_JUMP_SECONDS
+        ahead = [row for row in self.rows if row[_TS] > limit]
+        self.last_ts = max((row[_TS] for row in self.rows if row[_TS] <= limit), default=ts)
+        if not ahead:  # their rows were elided: nothing to point at
+            return
+        first = ahead[0]
+        days = (first[_TS] - ts) / 86_400
+        more = f" (and {len(ahead) - 1} more frames)" if len(ahead) > 1 else ""
+        self._event(Anomaly(
+            direction=first[_DIRECTION], ts=first[_TS], frame=first[_FRAME], first_frame=first[_FRAME],
+            phase=first[_PHASE], kind="clock-jump",
+            detail=f"frame {first[_FRAME]}{more} is stamped {days:,.1f} days after the frames around it: a wrong "
+                   "clock in the capture; the session's end and duration leave it out",
+        ))
 
     @property
     def packets(self) -> int:

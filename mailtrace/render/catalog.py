@@ -347,7 +347,6 @@ EN: dict[str, Message] = {
     "ui.status.failed": "failed",
     "ui.status.reset": "reset",
     "ui.status.partial": "partial",
-    "ui.duration": "{seconds} s",
     "ui.packets.count": ("{n:,} packet", "{n:,} packets"),
     "ui.via": "via {tunnel}",
     "ui.file": "file {name}",

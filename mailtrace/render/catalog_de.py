@@ -337,7 +337,6 @@ DE: dict[str, str | tuple[str, str]] = {
     "ui.status.failed": "gescheitert",
     "ui.status.reset": "abgebrochen",
     "ui.status.partial": "unvollständig",
-    "ui.duration": "{seconds} s",
     "ui.packets.count": ("{n:,} Paket", "{n:,} Pakete"),
     "ui.via": "über {tunnel}",
     "ui.file": "Datei {name}",

@@ -340,7 +340,10 @@ def fmt_secs(value: float | None) -> str:
     minutes, secs = divmod(value, 60)
     if minutes < 120:
         return f"{int(minutes)} min {secs:.0f} s"
-    return f"{minutes / 60:.1f} h"
+    if minutes < 6000:
+        return f"{minutes / 60:.1f} h"
+    days = minutes / 1440  # a spliced capture, or a frame with a wrong clock: days, not 122,833.5 h
+    return f"{days:.1f} d" if days < 100 else f"{days:,.0f} d"
 
 
 # JS line separators, and bidi controls that would make the page's source mislead a reader.

@@ -82,6 +82,20 @@ def seconds(value: float) -> str:
     return f"{value:.0f}"
 
 
+def duration(value: float, lang: str = "en") -> str:
+    """A session's or capture's length with its unit: ``32.14 s`` up to 1,000 s, then minutes, hours
+    and days (a capture spliced from two years, or one frame with a wrong clock, is ``5,118 d``, not
+    ``442200620 s``). It fits the list's duration column (8 cells)."""
+    if value < 1000:
+        return localize_number(seconds(value), lang) + " s"
+    if value < 6000:
+        return localize_number(f"{value / 60:.1f}", lang) + " min"
+    if value < 360_000:
+        return localize_number(f"{value / 3600:.1f}", lang) + " h"
+    days = value / 86_400
+    return localize_number(f"{days:.1f}" if days < 100 else f"{days:,.0f}", lang) + " d"
+
+
 class TimeBase:
     """Where Time 0 is: the first packet of the capture file a session came from."""
 
@@ -108,7 +122,7 @@ def header_facts(session: Session, lang: str) -> list[tuple[str, str]]:
     t = _t(lang)
     facts: list[tuple[str, str]] = [
         (utc(session.start) + " UTC", ""),
-        (t("ui.duration", seconds=localize_number(seconds(session.duration), lang)), ""),
+        (duration(session.duration, lang), ""),
         (t("ui.close." + session.close) if has("ui.close." + session.close, lang) else session.close, ""),
     ]
     status = session_status(session)
@@ -591,7 +605,10 @@ class _Columns:
                        t("col.info"))
         last = max([session.rows[-1].frame if session.rows else session.last_frame, *(frames or ())])
         self.no = max(len(self.titles[0]), len(str(last)))
-        self.time = max(len(self.titles[1]), *(len(f"{ts - origin:.6f}") for ts in (session.end, *(times or ()))))
+        # the latest row, not the session's end: a frame with a wrong clock is left out of the end (clock-jump)
+        latest = max((row.ts for row in session.rows), default=session.end)
+        self.time = max(len(self.titles[1]),
+                        *(len(f"{ts - origin:.6f}") for ts in (session.end, latest, *(times or ()))))
         hosts = (session.client.ip, session.server.ip, *(extra_hosts or ()))
         self.source = max(len(self.titles[2]), *(len(h) for h in hosts))
         self.destination = max(len(self.titles[3]), *(len(h) for h in hosts))
@@ -796,7 +813,7 @@ class Summary:
                 lines.append((t("ui.files") if not lines else "", clean(t("ui.unreadable", name=f.name,
                                                                           error=f.error))))
                 continue
-            span = localize_number(seconds((f.end or 0.0) - f.start), lang) + " s" if f.start is not None else "-"
+            span = duration((f.end or 0.0) - f.start, lang) if f.start is not None else "-"
             value = f"{f.name}: {f.filetype}, {t('ui.packets.count', n=f.packets)}, {t('ui.bytes', n=f.bytes)}, {span}"
             if f.snapped:
                 value += ", " + t("ui.snapped", n=f.snapped)
@@ -958,7 +975,7 @@ class ListRenderer:
             user += suffix
         start = utc(s.start) if self.full_time else utc(s.start, millis=False)[11:]
         cells = [str(s.id), s.protocol, str(s.client), str(s.server), start,
-                 localize_number(seconds(s.duration), self.lang) + " s", user,
+                 duration(s.duration, self.lang), user,
                  self._t("ui.status." + status), str(len(s.messages)) if s.messages or not sealed(s) else "?"]
         styles = ["", "", "client", "server", "", "", "", "status." + status, ""]
         if self.wide:

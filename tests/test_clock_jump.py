@@ -1,0 +1,75 @@
+"""Frames with a wrong clock and sessions that span years: the durations stay readable.
+
+mercury's imap2 capture has its SYN/ACK (frame 2) stamped 2063 between frames of 2015; PcapPlusPlus's
+Smtp.pcap splices frames of 2009 and 2023 into one connection (a real span, as the file has it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mailtrace.render.html import fmt_secs
+from mailtrace.render.terminal import duration
+from tests.pcapgen import Capture, Tcp
+from tests.support import corpus, report, run_cli
+
+IMAP2 = "mercury/imap2"
+LAST_FRAME_TS = 1422629923.062147  # frame 41, as tshark's frame.time_epoch gives it
+
+
+def test_a_frame_stamped_decades_ahead_is_left_out_of_the_end() -> None:
+    (session,) = report(corpus(IMAP2))["sessions"]
+    assert session["end"] == pytest.approx(LAST_FRAME_TS)
+    assert session["duration"] == pytest.approx(11.349743, abs=1e-6)
+    [jump] = [a for a in session["anomalies"] if a["kind"] == "clock-jump"]
+    assert jump["frame"] == 2 and "17,808.4 days" in jump["detail"]
+    listing = run_cli("analyze", "--list", str(corpus(IMAP2))).stdout
+    assert "11.35 s" in listing and "1: clock-jump" in listing
+
+
+def test_steady_and_merely_reordered_clocks_raise_nothing(tmp_path: Path) -> None:
+    """A frame up to a day before the latest one (captures merged from two interfaces) is no jump."""
+    cap = Capture()
+    t = Tcp(cap, client=("10.0.0.1", 40000), server=("10.0.0.2", 25)).handshake()
+    t.s(b"220 hi\r\n")
+    t.ts += 3600.0
+    t.c(b"EHLO a\r\n")
+    t.ts -= 7200.0  # two hours back: a reordered merge, not a wrong clock
+    t.s(b"250 ok\r\n")
+    t.fin()
+    (session,) = report(cap.write(tmp_path / "x.pcap"))["sessions"]
+    assert [a["kind"] for a in session["anomalies"]] == []
+    assert session["duration"] == pytest.approx(3600.0, abs=1.0)
+
+
+def test_a_synthetic_jump_names_the_frame_and_keeps_the_rest(tmp_path: Path) -> None:
+    cap = Capture()
+    t = Tcp(cap, client=("10.0.0.1", 40000), server=("10.0.0.2", 25)).handshake()
+    t.s(b"220 hi\r\n")
+    t.ts += 10 * 365 * 86_400.0  # the client's EHLO is stamped ten years ahead ...
+    t.c(b"EHLO a\r\n")
+    t.ts -= 10 * 365 * 86_400.0 - 1.0  # ... and the server answers a second after the greeting
+    t.s(b"250 ok\r\n")
+    t.c(b"QUIT\r\n")
+    t.s(b"221 bye\r\n")
+    t.fin()
+    (session,) = report(cap.write(tmp_path / "x.pcap"))["sessions"]
+    [jump] = session["anomalies"]
+    assert jump["kind"] == "clock-jump" and jump["frame"] == 5 and "3,650.0 days" in jump["detail"]
+    assert session["duration"] < 5.0
+    assert [c["verb"] for c in session["commands"]] == ["EHLO", "QUIT"]  # the dissection is unchanged
+
+
+@pytest.mark.parametrize(("value", "lang", "shown"), [
+    (11.349743, "en", "11.35 s"), (999.4, "en", "999 s"), (1000.0, "en", "16.7 min"),
+    (10_080.0, "en", "2.8 h"), (442_200_620.0, "en", "5,118 d"), (442_200_620.0, "de", "5.118 d"),
+    (1_000_000.0, "de", "11,6 d"),
+])
+def test_durations_change_unit_past_a_thousand_seconds(value: float, lang: str, shown: str) -> None:
+    assert duration(value, lang) == shown
+    assert len(shown) <= 8  # the list's duration column
+
+
+def test_html_durations_go_to_days() -> None:
+    assert (fmt_secs(90.0), fmt_secs(7300.0), fmt_secs(442_200_620.0)) == ("90.000 s", "2.0 h", "5,118 d")
