@@ -384,3 +384,15 @@ def test_the_report_writes_flows_and_findings_entry_by_entry(tmp_path: Path) -> 
     assert text.count("\\\\xe9") == 2 and "\udce9" not in text  # the finding's and the flow's helo
     report = json.loads(text)
     assert report["flows"] == json.loads(dumps(collector.json())) and report["empty"] == []
+
+
+def test_a_narrow_terminal_puts_the_path_under_its_hop(captures: Path) -> None:
+    """At 80 columns the hop table was 95 wide: the path (the widest cell) goes on a line of its own."""
+    narrow = run_cli("flows", "--no-color", "--width", "80", str(captures / "smtp-relay-seed-story.pcap")).stdout
+    lines = narrow.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    hop = lines.index("    2        2  2026-11-26 13:22:24.177  SMTP DATA  0.079 s")
+    assert lines[hop + 1] == "      127.0.0.25:55488 → 127.0.0.26:25"
+    assert lines[hop + 2].startswith("      ↳ Received: from client.local.example [127.0.0.10]")
+    wide = run_cli("flows", "--no-color", "--width", "120", str(captures / "smtp-relay-seed-story.pcap")).stdout
+    assert "  127.0.0.25:55488 → 127.0.0.26:25  SMTP DATA  0.079 s" in wide

@@ -27,6 +27,7 @@ from mailtrace.render.terminal import seconds
 
 COLUMNS = ("flows.col.hop", "flows.col.session", "flows.col.time", "flows.col.path", "flows.col.carrier",
            "flows.col.delay")
+PATH = COLUMNS.index("flows.col.path")
 ADDED_INDENT = 6
 """Where the line under a hop starts that says what the hop added to the header."""
 
@@ -84,16 +85,20 @@ class FlowsRenderer:
         cells = [self._cells(i, r) for i, r in enumerate(reports, 1)]
         titles = [self.t(key) for key in COLUMNS]
         widths = [max(len(titles[c]), *(len(row[c]) for row in cells)) for c in range(len(COLUMNS))]
+        # too wide for the terminal (--width 80, IPv6 paths): the path goes on a line of its own
+        path_below = out.width is not None and 2 + sum(widths) + 2 * (len(widths) - 1) > out.width
+        columns = [c for c in range(len(COLUMNS)) if not (path_below and c == PATH)]
         right = {0, 1}
 
         def line(values: list[str]) -> str:
-            parts = [f"{v:>{w}}" if c in right else f"{v:<{w}}" for c, (v, w) in enumerate(zip(values, widths,
-                                                                                             strict=True))]
+            parts = [f"{values[c]:>{widths[c]}}" if c in right else f"{values[c]:<{widths[c]}}" for c in columns]
             return ("  " + "  ".join(parts)).rstrip()
 
         out.write(Text(line(titles), "header"))
         for values, report in zip(cells, reports, strict=True):
             out.write(Text(clean(line(values))))
+            if path_below:
+                out.paragraph(Text(clean(values[PATH])), indent=ADDED_INDENT, hang=2)
             if report.added is not None:
                 style = "tone.warn" if report.matches is False or report.continuous is False else "dim"
                 added = Text(clean("↳ " + self._added(report)), style)
