@@ -46,6 +46,24 @@ def test_cells_wrap_under_themselves_and_pipes_do_not() -> None:
     assert piped.getvalue() == "prefix: " + body.plain + "\n"
 
 
+def test_pieces_break_between_parts_and_wrap_a_part_longer_than_a_line() -> None:
+    """A session header's TLS summary is one part of 76 characters: at 40 columns it ran past the edge."""
+    parts = [Text("0.061 s"), Text("reset"),
+             Text("implicit TLS: TLS 1.3, TLS_AES_256_GCM_SHA384, SNI mx.remote.example"), Text("29 packets")]
+    stream = io.StringIO()
+    Output(stream, width=40).pieces(parts, separator=Text(" · "), indent=2)
+    assert stream.getvalue().splitlines() == [
+        "  0.061 s · reset",
+        "    implicit TLS: TLS 1.3,",
+        "      TLS_AES_256_GCM_SHA384, SNI",
+        "      mx.remote.example",
+        "    29 packets",
+    ]
+    piped = io.StringIO()
+    Output(piped).pieces(parts, separator=Text(" · "), indent=2)
+    assert piped.getvalue() == "  " + " · ".join(p.plain for p in parts) + "\n"
+
+
 def test_clean_maps_every_character_as_its_table_says() -> None:
     """``clean`` skips the table for text ``str.isprintable`` accepts: no character the table maps may be
     printable, and every character of Unicode must come out as the table alone would give it."""

@@ -179,7 +179,8 @@ class Output:
             self.write((prefix if i == 0 else pad) + piece)
 
     def pieces(self, parts: list[Text], *, separator: Text, indent: int = 0) -> None:
-        """Parts joined by ``separator``; with a width, lines break only between parts."""
+        """Parts joined by ``separator``; with a width, lines break between parts, and a part longer
+        than a line (a TLS summary, a certificate's names) wraps on lines of its own."""
         from rich.text import Text
 
         if self.width is None:
@@ -192,11 +193,16 @@ class Output:
                 self.write(line)
                 line = Text(" " * (indent + 2))
                 filled = False
+            if not filled and line.cell_len + part.cell_len > self.width:
+                self.cells(line, part, indent=line.cell_len + 2)
+                line = Text(" " * (indent + 2))
+                continue
             if filled:
                 line.append_text(separator)
             line.append_text(part)
             filled = True
-        self.write(line)
+        if filled:
+            self.write(line)
 
     def paragraph(self, body: Text, *, indent: int = 0, hang: int = 0) -> None:
         """Free text; with a width it wraps, continuation lines indented by ``hang`` more."""
