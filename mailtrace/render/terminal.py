@@ -593,12 +593,25 @@ def _word_style(r: Reply) -> str:
 # --------------------------------------------------------------------------- the table view
 
 
+MIN_INFO_ROOM = 32
+"""Cells the Info column keeps on a narrow terminal before long addresses are elided."""
+MIN_HOST_CELLS = 15
+"""An elided address keeps at least this many cells (an IPv4 address never needs eliding)."""
+
+
+def _elided(host: str, cells: int) -> str:
+    """``2001:470:e5bf:dead:4957:2174:e82c:4887`` → ``2001:470:…e82c:4887``: the ends stay readable."""
+    keep = cells - 1
+    tail = keep // 2
+    return host[: keep - tail] + "…" + host[len(host) - tail:]
+
+
 class _Columns:
     """Column widths of one session's table (fitted to its content)."""
 
     def __init__(self, session: Session, lang: str, origin: float, protos: list[str], *,
                  narrow: bool, extra_hosts: list[str] | None = None, frames: list[int] | None = None,
-                 times: list[float] | None = None) -> None:
+                 times: list[float] | None = None, width: int | None = None) -> None:
         t = _t(lang)
         self.sep = " " if narrow else "  "
         self.titles = (t("col.no"), t("col.time"), t("col.source"), t("col.destination"), t("col.proto"),
@@ -613,6 +626,16 @@ class _Columns:
         self.source = max(len(self.titles[2]), *(len(h) for h in hosts))
         self.destination = max(len(self.titles[3]), *(len(h) for h in hosts))
         self.proto = max(len(self.titles[4]), *(len(p) for p in protos)) if protos else len(self.titles[4])
+        self.shown: dict[str, str] = {}
+        """Addresses too long for a narrow terminal → elided in the middle, as Wireshark's elide mode does
+        (the session header gives them whole)."""
+        if width is not None and width - self.info_start < MIN_INFO_ROOM:
+            others = self.info_start - self.source - self.destination
+            cap = max(MIN_HOST_CELLS, len(self.titles[2]), len(self.titles[3]), (width - MIN_INFO_ROOM - others) // 2)
+            self.shown = {h: _elided(h, cap) for h in hosts if len(h) > cap}
+            if self.shown:
+                self.source = max(len(self.titles[2]), *(len(self.shown.get(h, h)) for h in hosts))
+                self.destination = max(len(self.titles[3]), *(len(self.shown.get(h, h)) for h in hosts))
 
     @property
     def info_start(self) -> int:
@@ -628,6 +651,8 @@ class _Columns:
                proto: str) -> Text:
         # one Text with two spans rather than four appends: a row's prefix is made for every packet
         sep = self.sep
+        if self.shown:
+            src, dst = self.shown.get(src, src), self.shown.get(dst, dst)
         head = f"{frame:>{self.no}}{sep}{time:>{self.time}}{sep}"
         source = f"{src:<{self.source}}"
         target = f"{dst:<{self.destination}}"
@@ -681,7 +706,8 @@ class TerminalRenderer:
         context_rows = [row for block in blocks for row, _ in block.rows]
         cols = _Columns(s, lang, origin, protos, narrow=out.width is not None and out.width < NARROW,
                         extra_hosts=[h for row in context_rows for h in (row.src, row.dst)],
-                        frames=[row.frame for row in context_rows], times=[row.ts for row in context_rows])
+                        frames=[row.frame for row in context_rows], times=[row.ts for row in context_rows],
+                        width=out.width)
         self._header(s)
         out.write(cols.heading())
         pending = list(reversed(blocks))
@@ -978,8 +1004,8 @@ class ListRenderer:
                  duration(s.duration, self.lang), user,
                  self._t("ui.status." + status), str(len(s.messages)) if s.messages or not sealed(s) else "?"]
         styles = ["", "", "client", "server", "", "", "", "status." + status, ""]
-        if self.wide:
-            line = self._cells(cells, styles, widths)
+        line = self._cells(cells, styles, widths) if self.wide else None
+        if line is not None and (self.out.width is None or line.cell_len <= self.out.width):
             if not kinds:
                 self.out.write(line + Text("-", "dim"))
                 return
@@ -991,17 +1017,30 @@ class ListRenderer:
             self.out.write(line + Text(str(len(s.anomalies)), "anomaly"))
             self.out.paragraph(Text(clean(kind_text), "anomaly"), indent=widths[0] + widths[1] + 4)
             return
-        picks = (0, 1, 2, 3, 7, 8)
-        first = self._cells([cells[i] for i in picks], [styles[i] for i in picks],
-                            tuple(widths[i] for i in picks))
-        first.rstrip()
-        self.out.write(first)
+        indent = widths[0] + widths[1] + 4
         who = user if s.user else self._t("ui.login_sealed" if sealed(s) else "ui.no_login")
-        facts = Text(clean(f"{start} · {cells[5]} · {who}"), "")
+        facts = Text()
+        if len(cells[2]) > widths[2] or len(cells[3]) > widths[3]:
+            # IPv6 endpoints overflow their columns: they get the line, status and messages go below
+            first = self._cells(cells[:2], styles[:2], widths[:2])
+            first.append(clean(cells[2]), "client")
+            first.append(" → ")
+            first.append(clean(cells[3]), "server")
+            self.out.paragraph(first, hang=indent)
+            facts.append(cells[7], styles[7])
+            facts.append(" · " + self._t("ui.messages", n=len(s.messages)) if cells[8] != "?" else "")
+            facts.append(" · ")
+        else:
+            picks = (0, 1, 2, 3, 7, 8)
+            first = self._cells([cells[i] for i in picks], [styles[i] for i in picks],
+                                tuple(widths[i] for i in picks))
+            first.rstrip()
+            self.out.write(first)
+        facts.append(clean(f"{start} · {cells[5]} · {who}"))
         if kinds:
             facts.append(" · ", "dim")
             facts.append(clean(self._t("ui.anomalies", n=len(s.anomalies)) + f": {kind_text}"), "anomaly")
-        self.out.paragraph(facts, indent=widths[0] + widths[1] + 4, hang=2)
+        self.out.paragraph(facts, indent=indent, hang=2)
 
     def end(self, stats: CaptureStats, elapsed: float) -> None:
         with self.out.block():
