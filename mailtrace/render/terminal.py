@@ -281,6 +281,12 @@ def _collapse(rows: tuple[PacketRow, ...], hide_acks: bool) -> list[PacketGroup]
     return [g for g in group_rows(rows) if not (hide_acks and g.body == 0 and g.row.is_pure_ack)]
 
 
+def _line_bytes(reply: Reply) -> int:
+    """The wire length of a response's first line (``+OK 6668 octets`` and its CRLF)."""
+    words = [w for w in (reply.tag, reply.status, *reply.lines[:1]) if w]
+    return len(" ".join(words).encode("utf-8", "surrogateescape")) + 2
+
+
 class _InfoWriter:
     """Builds the Info cell of a display line."""
 
@@ -298,17 +304,28 @@ class _InfoWriter:
         self.literal_ends: set[int] = set()
         """Frames of the CRLF that closes an APPEND after its literal (no event of their own)."""
         appended = False
+        lonely: dict[int, int] = {}
+        spanning: list[Reply] = []
         for row in session.rows:
             if appended and row.direction is Direction.CLIENT and row.payload_len and not row.events:
                 self.literal_ends.add(row.frame)
             if row.payload_len and row.direction is Direction.CLIENT:
                 appended = False
+            if row.payload_len and not row.events:
+                lonely[row.frame] = row.payload_len
             for event in row.events or ():
                 if isinstance(event, (Command, Reply)) and 0 < event.first_frame < event.frame:
                     self.continued.setdefault(event.first_frame, event.frame)
+                    if isinstance(event, Reply):
+                        spanning.append(event)
                 elif isinstance(event, MessageEnd):
                     ends.add((event.frame, event.origin))
                     appended = event.origin == "imap-append"
+        self.status_alone = {r.first_frame: r for r in spanning
+                             if 0 <= lonely.get(r.first_frame, -9) - _line_bytes(r) <= 1}  # 1: a trailing blank
+        """First frame → a response whose first line came alone in it, the rest in later segments (POP3
+        ``+OK 6668 octets``, then the RETR body; ``+OK``, then the UIDL listing): the first line goes on
+        its own row, as tshark shows it, not "17 bytes, continued in frame 43"; the rest on the last."""
         self.unended: dict[int, MessageRecord] = {}
         """First frame → a message whose end is on no listed row (past the row limit): its body row
         says what the message was, since no row with its end will."""
@@ -364,6 +381,11 @@ class _InfoWriter:
             if mark is not None:
                 out.append(("C: " if client else "S: ") + self.t("ui.data", n=row.payload_len) + " " + mark, "dim")
                 return out
+            alone = self.status_alone.get(row.frame)
+            if alone is not None:
+                out.append("C: " if client else "S: ", "client" if client else "server")
+                out.append_text(self._reply(alone, "first"))
+                return out
             follow = self.continued.get(row.frame)
             key = "ui.continued" if follow is not None else "ui.data"
             out.append(("C: " if client else "S: ") + self.t(key, n=row.payload_len, frame=follow), "dim")
@@ -418,6 +440,10 @@ class _InfoWriter:
             if isinstance(event, Command):
                 pieces.append((self._command(event), "", True))
             elif isinstance(event, Reply):
+                if self.status_alone.get(event.first_frame) is event:  # the first line has a row of its own
+                    if len(event.lines) > 1:
+                        pieces.append((self._reply(event, "rest"), "", True))
+                    continue
                 pieces.append((self._reply(event), "", True))
             if isinstance(event, (Command, Reply)):
                 if len(pieces) == lead + 1 and 0 < event.first_frame <= start:
@@ -476,24 +502,32 @@ class _InfoWriter:
             line = placeholder_text(line, self.lang)
         return Text(clean(line), "client")
 
-    def _reply(self, r: Reply) -> Text:
+    def _reply(self, r: Reply, part: str = "all") -> Text:
+        """The reply as its row shows it; ``part`` ``first``/``rest`` when its first line has a row of its
+        own (:attr:`status_alone`): the status and what it answers there, the other lines and the
+        latency (measured to the reply's end) on the last row."""
         status = r.status
-        lines = list(r.lines)
+        lines = list(r.lines) if part == "all" else list(r.lines[:1])
         if self.session.protocol == "imap" and r.tag:
             status = f"{r.tag} {status}"
         first = lines[0] if lines else ""
         body = " | ".join([first, *lines[1:]]) if first else " | ".join(lines[1:])
         out = Text()
-        code_style = "code." + r.status[0] if r.status[:1].isdigit() else _word_style(r)
-        out.append(clean(status), code_style)
-        if body:
-            out.append(clean((" " if first else " | ") + body), "server")
+        if part == "rest":
+            out.append(clean(" | ".join(r.lines[1:])), "server")
+        else:
+            code_style = "code." + r.status[0] if r.status[:1].isdigit() else _word_style(r)
+            out.append(clean(status), code_style)
+            if body:
+                out.append(clean((" " if first else " | ") + body), "server")
         extras = []
-        if r.answers not in (None, "", ".", self.last_verb) and r.status != "*":
+        if part == "rest":
+            pass
+        elif r.answers not in (None, "", ".", self.last_verb) and r.status != "*":
             extras.append(self.t("ui.answers", verb=r.answers))
         elif r.answers_lost:
             extras.append(self.t("ui.answers_lost"))
-        if r.latency is not None and r.latency >= LATENCY_SHOWN:
+        if part != "first" and r.latency is not None and r.latency >= LATENCY_SHOWN:
             extras.append(self.t("ui.latency", seconds=localize_number(seconds(r.latency), self.lang)))
         if extras:
             out.append(" (" + ", ".join(extras) + ")", "dim")

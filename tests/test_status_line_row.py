@@ -1,0 +1,39 @@
+"""A response whose first line came alone in its segment shows it on that row, as tshark does.
+
+suricata-verify's pop3-02-bug-7709 sends ``+OK 6668 octets`` in frame 34 and the message in frames
+35-43: frame 34 read "17 bytes, continued in frame 43" and the status line sat on the message's row."""
+
+from __future__ import annotations
+
+from tests.support import corpus, run_cli
+
+
+def _rows(capture: str) -> dict[int, str]:
+    text = run_cli("analyze", "--no-color", "--width", "400", str(corpus(capture))).stdout
+    rows: dict[int, str] = {}
+    for line in text.splitlines():
+        words = line.split(maxsplit=5)
+        if len(words) == 6 and words[0].isdigit():
+            rows[int(words[0])] = words[5]
+    return rows
+
+
+def test_pop3_retr_status_and_message_get_their_own_rows() -> None:
+    rows = _rows("suricata-verify/pop3-02-bug-7709")
+    assert rows[34] == "S: +OK 6668 octets"
+    assert rows[35].startswith('S: message “回复: 回复: 测试1下” from "cece@tt.com" <cece@tt.com>, '
+                               "6670 bytes in 7 segments")
+    assert rows[30] == "S: +OK"  # UIDL: the status alone, the listing in frame 32 with the latency
+    assert rows[32].startswith("S: 1 test.tt.com.cmailserver.1 | 2 ") and rows[32].endswith("(after 0.210 s)")
+
+
+def test_a_listing_split_after_its_status_line() -> None:
+    rows = _rows("zeek/bad-list-retr-crafted")
+    assert (rows[10], rows[14]) == ("S: +OK 2 messages (320 octets)", "S: 1 120 | 2 200")
+    assert rows[17] == "S: +OK message follows"
+    assert rows[19].startswith("S: message “Crafted email” from zeek@zeek.org, 109 bytes")
+
+
+def test_a_line_split_inside_itself_still_says_where_it_continues() -> None:
+    """Frame 6 of smtp-long-command holds the first 2,576 bytes of a 4,097-byte EHLO: no status line."""
+    assert _rows("suricata-verify/smtp-long-command")[6] == "C: 2576 bytes, continued in frame 7"
