@@ -311,7 +311,7 @@ class _InfoWriter:
                 self.literal_ends.add(row.frame)
             if row.payload_len and row.direction is Direction.CLIENT:
                 appended = False
-            if row.payload_len and not row.events:
+            if row.payload_len and not row.events and not row.message_bytes:  # a row of its own (group_rows)
                 lonely[row.frame] = row.payload_len
             for event in row.events or ():
                 if isinstance(event, (Command, Reply)) and 0 < event.first_frame < event.frame:
