@@ -48,13 +48,15 @@ _SYN_FIN_RST = TCP_SYN | TCP_FIN | TCP_RST
 _FRAME, _TS, _DIRECTION, _FLAGS, _PAYLOAD_LEN, _PHASE, _EVENTS, _DECRYPTED, _BODY_BYTES = range(9)
 """Where the fields of :class:`PacketRow` are in the plain lists the session builder keeps."""
 _row_frame = operator.itemgetter(_FRAME)
+_row_ts = operator.itemgetter(_TS)
 
 CLOCK_JUMP_SECONDS = 86_400.0
 """A frame stamped this much before an earlier frame of its session: one of them has a wrong clock
-(mercury's imap2 capture has a SYN/ACK dated 2063 between frames of 2015). The session's end leaves
-the frames that far ahead out, and an anomaly names the first of them."""
-MAX_CLOCK_REPAIRS = 8
-"""Each repair scans the session's rows: after this many the end is left as it is."""
+(mercury's imap2 capture has a SYN/ACK dated 2063 between frames of 2015). When the session ends its
+frames are grouped by time (a gap of this much splits two groups); the largest group is the session's
+clock, the others are named in an anomaly and left out of the start, end and duration. A capture whose
+times only go forward keeps its whole span: frames of 2009 followed by frames of 2023 are what the file
+says, not one frame with a wrong clock."""
 
 SIDE_EVENTS = frozenset({Anomaly, GapEvent})
 """Events that do not decide a row's phase (they can happen in any phase)."""
@@ -479,7 +481,8 @@ class SessionBuilder:
         self.retransmissions: dict[int, int] = {}
         self.transcript_bytes = 0
         self.transcript_truncated = 0
-        self.clock_repairs = 0
+        self.clock_went_back = False
+        """A frame was stamped more than :data:`CLOCK_JUMP_SECONDS` before an earlier one: decided at the end."""
 
     # ------------------------------------------------------------------ input
     def packet(self, frame: int, ts: float, direction: Direction, flags: int, payload_len: int) -> None:
@@ -491,8 +494,8 @@ class SessionBuilder:
                 self.phase = Phase.GREETING
         if ts > self.last_ts:  # not max(): a call per packet
             self.last_ts = ts
-        elif ts < self.last_ts - CLOCK_JUMP_SECONDS and self.clock_repairs < MAX_CLOCK_REPAIRS:
-            self._clock_went_back(ts)
+        elif ts < self.last_ts - CLOCK_JUMP_SECONDS:
+            self.clock_went_back = True
         body = 0
         if payload_len:
             self.bytes[0 if direction is _CLIENT else 1] += payload_len
@@ -514,24 +517,46 @@ class SessionBuilder:
         else:
             self.rows_elided += 1
 
-    def _clock_went_back(self, ts: float) -> None:
-        """A packet stamped more than :data:`CLOCK_JUMP_SECONDS` before the latest time so far: the
-        earlier frames that far ahead carry a wrong clock; the end is taken from the others."""
-        self.clock_repairs += 1
-        limit = ts + CLOCK_JUMP_SECONDS
-        ahead = [row for row in self.rows if row[_TS] > limit]
-        self.last_ts = max((row[_TS] for row in self.rows if row[_TS] <= limit), default=ts)
-        if not ahead:  # their rows were elided: nothing to point at
-            return
-        first = ahead[0]
-        days = (first[_TS] - ts) / 86_400
-        more = f" (and {len(ahead) - 1} more frames)" if len(ahead) > 1 else ""
-        self._event(Anomaly(
-            direction=first[_DIRECTION], ts=first[_TS], frame=first[_FRAME], first_frame=first[_FRAME],
-            phase=first[_PHASE], kind="clock-jump",
-            detail=f"frame {first[_FRAME]}{more} is stamped {days:,.1f} days after the frames around it: a wrong "
-                   "clock in the capture; the session's end and duration leave it out",
-        ))
+    def _mend_clock(self) -> None:
+        """Frames whose time is more than :data:`CLOCK_JUMP_SECONDS` away from the session's largest group
+        of frames carry a wrong clock: the start and end are taken from that group, an anomaly names them.
+
+        Decided once the session is over, so that it does not matter whether the wrong frame came first,
+        in the middle or last, nor whether its clock ran ahead or behind."""
+        rows = self.rows if not self.rows_elided or self._last_row is None else [*self.rows, self._last_row]
+        by_time = sorted(rows, key=_row_ts)
+        groups: list[list[list[Any]]] = [[by_time[0]]]
+        for earlier, row in itertools.pairwise(by_time):
+            if row[_TS] - earlier[_TS] > CLOCK_JUMP_SECONDS:
+                groups.append([])
+            groups[-1].append(row)
+        first = rows[0]
+        clock = max(groups, key=lambda group: (len(group), any(row is first for row in group)))
+        kept = {id(row) for row in clock}
+        # the start stays the first frame's time, as for every session: the first frame of the group
+        self.first_ts = next(row[_TS] for row in rows if id(row) in kept)
+        self.last_ts = clock[-1][_TS]
+        wrong = [row for row in rows if id(row) not in kept]
+        odd = wrong[0]
+        later = odd[_TS] > self.last_ts
+        days = (odd[_TS] - self.last_ts if later else clock[0][_TS] - odd[_TS]) / 86_400
+        more = f" (and {len(wrong) - 1} more {'frame' if len(wrong) == 2 else 'frames'})" if len(wrong) > 1 else ""
+        anomaly = Anomaly(
+            direction=odd[_DIRECTION], ts=odd[_TS], frame=odd[_FRAME], first_frame=odd[_FRAME],
+            phase=odd[_PHASE], kind="clock-jump",
+            detail=f"frame {odd[_FRAME]}{more} is stamped {days:,.1f} days {'after' if later else 'before'} the "
+                   "frames around it: a wrong clock in the capture; the session's start, end and duration "
+                   "leave it out",
+        )
+        if odd[_EVENTS] is None:
+            odd[_EVENTS] = [anomaly]
+        else:
+            odd[_EVENTS].append(anomaly)
+        if len(self.anomalies) < self.limits.max_anomalies:  # in frame order, like those found as they came
+            at = next((i for i, a in enumerate(self.anomalies) if (a.frame or 0) > odd[_FRAME]), len(self.anomalies))
+            self.anomalies.insert(at, anomaly)
+        else:
+            self.anomalies_dropped += 1
 
     @property
     def packets(self) -> int:
@@ -684,6 +709,8 @@ class SessionBuilder:
 
     # ------------------------------------------------------------------ output
     def finish(self, *, session_id: int, close: str, record: dict[str, Any]) -> Session:
+        if self.clock_went_back:
+            self._mend_clock()
         if self._summarizer is not None:  # a message that never ended
             self._message_end(MessageEnd(direction=Direction.CLIENT, ts=self.last_ts, frame=self.last_frame,
                                          first_frame=self._message_first_frame, phase=Phase.TRANSFER,

@@ -73,3 +73,43 @@ def test_durations_change_unit_past_a_thousand_seconds(value: float, lang: str, 
 
 def test_html_durations_go_to_days() -> None:
     assert (fmt_secs(90.0), fmt_secs(7300.0), fmt_secs(442_200_620.0)) == ("90.000 s", "2.0 h", "5,118 d")
+
+
+def _session_with(tmp_path: Path, stamp: dict[int, float]) -> dict:
+    """An SMTP session of 9 frames (a reset last), frame N stamped at ``stamp[N]`` (an absolute time)."""
+    cap = Capture()
+    t = Tcp(cap, client=("10.0.0.1", 40000), server=("10.0.0.2", 25))
+    frames = [t.handshake, lambda: t.s(b"220 hi\r\n"), lambda: t.c(b"EHLO a\r\n"), lambda: t.s(b"250 ok\r\n"),
+              lambda: t.c(b"QUIT\r\n"), lambda: t.s(b"221 bye\r\n"), lambda: t.rst("c")]
+    for send in frames:
+        send()
+    assert len(cap.frames) == 9
+    for frame, ts in stamp.items():
+        cap.frames[frame - 1].ts = ts
+    return report(cap.write(tmp_path / "x.pcap"))["sessions"][0]
+
+
+def test_the_last_frame_stamped_decades_behind_is_the_wrong_one(tmp_path: Path) -> None:
+    """A reset stamped 1970 after frames of 2015: the reset is named, not every frame before it."""
+    session = _session_with(tmp_path, {9: 0.0})
+    [jump] = session["anomalies"]
+    assert jump["kind"] == "clock-jump" and jump["frame"] == 9
+    assert "days before the frames around it" in jump["detail"] and "more" not in jump["detail"]
+    assert session["start"] <= session["end"] and session["duration"] < 5.0
+
+
+def test_a_first_frame_stamped_ahead_moves_the_start(tmp_path: Path) -> None:
+    session = _session_with(tmp_path, {1: 4_000_000_000.0})
+    [jump] = session["anomalies"]
+    assert jump["frame"] == 1 and "days after" in jump["detail"]
+    assert 0.0 <= session["duration"] < 5.0 and session["start"] < 4_000_000_000.0
+
+
+def test_several_wrong_frames_are_one_anomaly_counted_in_words(tmp_path: Path) -> None:
+    """Frames 2 and 7 carry the same wrong clock, frame 3 another: one anomaly, not one per frame."""
+    session = _session_with(tmp_path, {2: 4_000_000_000.0, 7: 4_000_000_000.0, 3: 100.0})
+    [jump] = session["anomalies"]
+    assert jump["frame"] == 2 and "(and 2 more frames)" in jump["detail"]
+    assert session["duration"] < 5.0
+    two = _session_with(tmp_path, {2: 4_000_000_000.0, 7: 4_000_000_000.0})
+    assert "(and 1 more frame)" in two["anomalies"][0]["detail"]
