@@ -217,8 +217,9 @@ class Reply(Event):
 
 
 COMMAND_AS_RESPONSE_KEY = "command_as_response"
-"""A login's ``extra`` key: which field a command line sent as a SASL response filled (``username``,
-``secret`` or ``response``); see :func:`mailtrace.protocols.sasl.command_as_response`."""
+"""A login's ``extra`` key: which fields command lines sent as SASL responses filled (``username``,
+``secret``, both as ``username,secret``, or ``response`` when neither); see
+:func:`mailtrace.protocols.sasl.command_as_response`."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -243,12 +244,16 @@ class AuthAttempt(Event):
     def sent_username(self) -> str | None:
         """The user name as a credential the client gave: None when the line the server read as it was
         a command the client meant for the protocol (``QUIT`` after ``334 VXNlcm5hbWU6``)."""
-        return None if self.extra.get(COMMAND_AS_RESPONSE_KEY) == "username" else self.username
+        return None if self._from_command("username") else self.username
 
     @property
     def sent_secret(self) -> str | None:
         """The secret as a credential the client gave (see :attr:`sent_username`)."""
-        return None if self.extra.get(COMMAND_AS_RESPONSE_KEY) == "secret" else self.secret
+        return None if self._from_command("secret") else self.secret
+
+    def _from_command(self, field_name: str) -> bool:
+        filled = self.extra.get(COMMAND_AS_RESPONSE_KEY)
+        return filled is not None and field_name in filled.split(",")
 
 
 @dataclass(slots=True, kw_only=True)

@@ -67,7 +67,7 @@ from mailtrace.protocols.imap_parse import (
     resp_code,
     section_ref,
 )
-from mailtrace.protocols.sasl import COMMAND_AS_RESPONSE, SaslExchange, command_as_response, hashcat_cram_md5
+from mailtrace.protocols.sasl import COMMAND_AS_RESPONSE, SaslExchange, command_as_response
 
 
 class State(enum.Enum):
@@ -1356,10 +1356,9 @@ class Imap:
             extra.update(sasl.attempt_extra())
             if sasl.extra.get("authzid"):
                 extra["authzid"] = sasl.extra["authzid"]
-            if self.limits.show_secrets and mechanism == "CRAM-MD5" and sasl.username and sasl.secret \
-                    and sasl.challenges:
-                challenge = sasl.challenges[-1].decode("latin-1")
-                extra["hashcat"] = hashcat_cram_md5(sasl.username, challenge, sasl.secret)
+            line = sasl.hashcat() if self.limits.show_secrets else None
+            if line:
+                extra["hashcat"] = line
         if user:
             self.user = user
         self.out.add(AuthAttempt(direction=CLIENT, ts=ts, frame=frame, first_frame=cmd.frame,

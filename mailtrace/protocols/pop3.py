@@ -45,7 +45,6 @@ from mailtrace.protocols.sasl import (
     COMMAND_AS_RESPONSE,
     SaslExchange,
     command_as_response,
-    hashcat_cram_md5,
     redact_lines,
 )
 
@@ -865,10 +864,9 @@ class Pop3:
             if sasl.domain:
                 extra["domain"] = sasl.domain
             extra.update(sasl.attempt_extra())
-            if self.limits.show_secrets and sasl.mechanism == "CRAM-MD5" and sasl.username and sasl.secret \
-                    and sasl.challenges:
-                extra["hashcat"] = hashcat_cram_md5(sasl.username, sasl.challenges[-1].decode("latin-1"),
-                                                    sasl.secret)
+            line = sasl.hashcat() if self.limits.show_secrets else None
+            if line:
+                extra["hashcat"] = line
             success = None if ok is None else ok and not sasl.cancelled
             self._auth_event(sasl.mechanism, sasl.username, sasl.secret, success, cmd=cmd, frame=frame, ts=ts,
                              extra=extra)

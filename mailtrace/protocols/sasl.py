@@ -15,7 +15,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from mailtrace.model import COMMAND_AS_RESPONSE_KEY
+from mailtrace.model import COMMAND_AS_RESPONSE_KEY, AuthAttempt
 
 
 def b64decode(text: str) -> bytes | None:
@@ -125,8 +125,17 @@ class SaslExchange:
         before = (self.username, self.secret)
         self._interpret(decoded)
         if is_command:
-            filled = "username" if self.username != before[0] else "secret" if self.secret != before[1] else "response"
-            self.extra.setdefault(COMMAND_AS_RESPONSE_KEY, filled)
+            fields = [f for f in self.extra.get(COMMAND_AS_RESPONSE_KEY, "").split(",") if f != "response" and f]
+            fields += [f for f, was, now in (("username", before[0], self.username), ("secret", before[1], self.secret))
+                       if was != now and f not in fields]
+            self.extra[COMMAND_AS_RESPONSE_KEY] = ",".join(fields) or "response"
+
+    def hashcat(self) -> str | None:
+        """A CRAM-MD5 exchange as hashcat input; None when its one response was a command, not a digest."""
+        if self.mechanism != "CRAM-MD5" or not (self.username and self.secret and self.challenges) \
+                or COMMAND_AS_RESPONSE_KEY in self.extra:
+            return None
+        return hashcat_cram_md5(self.username, self.challenges[-1].decode("latin-1"), self.secret)
 
     def attempt_extra(self) -> dict[str, str]:
         """The exchange's facts every protocol's login event carries (JSON ``auth[]`` keys)."""
@@ -232,3 +241,16 @@ def hashcat_cram_md5(user: str, challenge: str, digest: str) -> str:
     challenge_b64 = base64.b64encode(challenge.encode("utf-8", "surrogateescape")).decode()
     response_b64 = base64.b64encode(f"{user} {digest}".encode("utf-8", "surrogateescape")).decode()
     return f"$cram_md5${challenge_b64}${response_b64}"
+
+
+
+def hashcat_line(a: AuthAttempt) -> str | None:
+    """A login as hashcat input (CRAM-MD5: mode 16400, APOP: mode 20), as ``--format json`` has it: none
+    for a user name or digest that was a command the server read as the answer."""
+    line = a.extra.get("hashcat")
+    if isinstance(line, str) and line:
+        return line
+    challenge = a.extra.get("challenge")
+    if a.mechanism.upper() == "CRAM-MD5" and a.sent_username and a.sent_secret and isinstance(challenge, str):
+        return hashcat_cram_md5(a.sent_username, challenge, a.sent_secret)
+    return None

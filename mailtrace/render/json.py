@@ -17,7 +17,7 @@ from mailtrace.messageflows import FlowEntries
 from mailtrace.mime import summary_to_json
 from mailtrace.model import AuthAttempt, Command, Direction, Phase, Reply
 from mailtrace.pipeline import CaptureStats
-from mailtrace.protocols.sasl import hashcat_cram_md5
+from mailtrace.protocols.sasl import hashcat_line
 from mailtrace.protocols.smtp_codes import enhanced_code
 from mailtrace.render.context import check_json, context_json
 from mailtrace.session import MessageRecord, Session
@@ -81,8 +81,9 @@ def auth_json(a: AuthAttempt, show_secrets: bool) -> dict[str, Any]:
             out[key] = value
     if show_secrets and a.secret is not None:
         out["password"] = a.secret
-        if a.mechanism == "CRAM-MD5" and a.username and "challenge" in a.extra:
-            out["hashcat"] = hashcat_cram_md5(a.username, a.extra["challenge"], a.secret)
+        line = hashcat_line(a)
+        if line:
+            out["hashcat"] = line
     return out
 
 

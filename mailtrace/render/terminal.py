@@ -36,7 +36,7 @@ from mailtrace.model import (
     TlsStart,
 )
 from mailtrace.pipeline import CaptureStats
-from mailtrace.protocols.sasl import hashcat_cram_md5
+from mailtrace.protocols.sasl import hashcat_line
 from mailtrace.render.captions import Step, steps
 from mailtrace.render.catalog import fmt_num, has, localize_number, text
 from mailtrace.render.context import ContextBlock, check_text, context_blocks, row_info, row_proto
@@ -599,17 +599,6 @@ class _InfoWriter:
 SECRET_KINDS = {"APOP": "ui.digest", "CRAM-MD5": "ui.digest", "DIGEST-MD5": "ui.digest", "NTLM": "ui.nt_response",
                 "XOAUTH2": "ui.token", "OAUTHBEARER": "ui.token"}
 """What the secret of a mechanism is when it is not the password itself (a digest of it, a token)."""
-
-
-def hashcat_line(a: AuthAttempt) -> str | None:
-    """The exchange as hashcat input (CRAM-MD5: mode 16400, APOP: mode 20), as ``--format json`` has it."""
-    line = a.extra.get("hashcat")
-    if isinstance(line, str) and line:
-        return line
-    challenge = a.extra.get("challenge")
-    if a.mechanism.upper() == "CRAM-MD5" and a.username and a.secret and isinstance(challenge, str):
-        return hashcat_cram_md5(a.username, challenge, a.secret)
-    return None
 
 
 def _word_style(r: Reply) -> str:
