@@ -282,7 +282,7 @@ def _in(ip: str, networks: tuple[IpNetwork, ...]) -> bool:
 
 def session_users(session: Session) -> list[str]:
     """Every user name the session names: logins (successful or not) and protocol records."""
-    names = [a.username for a in session.auth if a.username]
+    names = [a.sent_username for a in session.auth if a.sent_username]
     names += [c.argument.split(" ", 1)[0] for c in session.commands
               if c.verb in ("USER", "APOP") and c.argument]
     if session.user:

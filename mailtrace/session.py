@@ -319,10 +319,10 @@ class Session:
 
     @property
     def user(self) -> str | None:
-        ok = [a.username for a in self.auth if a.success and a.username]
+        ok = [a.sent_username for a in self.auth if a.success and a.sent_username]
         if ok:
             return ok[-1]
-        tried = [a.username for a in self.auth if a.username]
+        tried = [a.sent_username for a in self.auth if a.sent_username]  # not a command read as a name
         if tried:
             return tried[-1]
         value = self.record.get("user")

@@ -675,8 +675,8 @@ class StatsCollector:
             self.auth_attempts += 1
             self.auth_outcomes.add({True: "succeeded", False: "failed", None: "unknown"}[a.success])
             self.auth_mechanisms.add(f"{s.protocol} {a.mechanism}")
-            if a.username:
-                self.auth_users.add(a.username)
+            if a.sent_username:
+                self.auth_users.add(a.sent_username)
             if facts.in_clear(a.first_frame):
                 self.auth_cleartext += 1
 

@@ -34,6 +34,10 @@ def test_suricata_capture_quit_sent_as_the_auth_login_user_name() -> None:
     assert anomaly["frame"] == 19 and "sent QUIT" in anomaly["detail"] and "AUTH LOGIN" in anomaly["detail"]
     assert session["auth"][0]["username"] == "AB\x13"  # what the server decoded "QUIT" to
     assert session["auth"][0]["command_as_response"] == "username"
+    assert session["user"] is None  # the client presented no name: it sent QUIT
+    listing = run_cli("analyze", "--list", str(path)).stdout
+    assert "AB\x13" not in listing and " -  " in listing
+    assert "no session matches" in run_cli("analyze", "--list", "--user", "AB\x13", str(path)).stdout
     findings = run_cli("analyze", "--findings-only", str(path)).stdout
     assert "commands sent where the server waited for a SASL response" in findings
     # "QUIT" read as base64 is no credential: no "user name AB\x13 sent in cleartext" finding
@@ -105,3 +109,31 @@ def test_pop3_and_imap_logins_say_which_field_a_command_filled(tmp_path: Path) -
     imap = _session(tmp_path, 143, [("s", b"* OK ready\r\n"), ("c", b"a1 AUTHENTICATE PLAIN\r\n"),
                                     ("s", b"+ \r\n"), ("c", b"a2 LOGOUT\r\n"), ("s", b"a1 BAD invalid base64\r\n")])
     assert imap["auth"][0]["command_as_response"] == "response"  # no NULs: PLAIN found no user in it
+
+
+def test_commands_at_both_login_prompts_fill_both_fields_and_are_no_credential(tmp_path: Path) -> None:
+    """QUIT at the user name prompt and again at the password prompt: both fields came from commands,
+    so no 'password sent in cleartext' finding of them."""
+    session = _session(tmp_path, 25, [("s", b"220 hi\r\n"), ("c", b"EHLO a\r\n"), ("s", b"250 AUTH LOGIN\r\n"),
+                                      ("c", b"AUTH LOGIN\r\n"), ("s", b"334 VXNlcm5hbWU6\r\n"), ("c", b"QUIT\r\n"),
+                                      ("s", b"334 UGFzc3dvcmQ6\r\n"), ("c", b"QUIT\r\n"),
+                                      ("s", b"535 5.7.8 failed\r\n")])
+    [auth] = session["auth"]
+    assert (auth["success"], auth["command_as_response"]) == (False, "username,secret")
+    assert not [f for f in report(tmp_path / "x.pcap")["findings"] if f["id"] == "cleartext-credentials"]
+
+
+def test_a_command_as_the_cram_md5_answer_gives_no_hashcat_line(tmp_path: Path) -> None:
+    """CRAM-MD5's one answer is 'user digest'; a command in its place filled both, and is no digest to crack."""
+    challenge = base64.b64encode(b"<1896.697170952@mail.example>")
+    lines = [("s", b"220 hi\r\n"), ("c", b"EHLO a\r\n"), ("s", b"250 AUTH CRAM-MD5\r\n"), ("c", b"AUTH CRAM-MD5\r\n"),
+             ("s", b"334 " + challenge + b"\r\n")]
+    session = _session(tmp_path, 25, [*lines, ("c", b"QUIT\r\n"), ("s", b"535 5.7.8 failed\r\n")])
+    assert session["auth"][0]["command_as_response"] == "username,secret"
+    path = tmp_path / "x.pcap"
+    shown = report(path, args=("--show-secrets",))["sessions"][0]["auth"][0]
+    assert "hashcat" not in shown and "hashcat" not in run_cli("analyze", "--show-secrets", str(path)).stdout
+    real = base64.b64encode(b"tim b913a602c7eda7a495b4e6e7334d3890")
+    session = _session(tmp_path, 25, [*lines, ("c", real + b"\r\n"), ("s", b"235 ok\r\n")])
+    shown = report(path, args=("--show-secrets",))["sessions"][0]["auth"][0]
+    assert shown["hashcat"].startswith("$cram_md5$") and "command_as_response" not in shown

@@ -126,7 +126,7 @@ class LoginTracker:
 
     def observe(self, s: Session) -> None:
         for a in s.auth:
-            user = a.username or "?"
+            user = a.sent_username or "?"  # a command the server read as the name is no name tried
             if a.success is False and not a.cancelled:  # "*": the client gave up, nothing was checked
                 for tally, name in (
                     (self.by_client.get(s.client.ip), user),
