@@ -409,6 +409,7 @@ class _InfoWriter:
         anomalies: dict[str, str] = {}
         """kind → its first detail: repeats of one kind share a piece, after the row's content."""
         repeats: Counter[str] = Counter()
+        latency_tail = ""
 
         def flush_notes() -> None:
             nonlocal opaque
@@ -443,6 +444,9 @@ class _InfoWriter:
                 if self.status_alone.get(event.first_frame) is event:  # the first line has a row of its own
                     if len(event.lines) > 1:
                         pieces.append((self._reply(event, "rest"), "", True))
+                    else:  # the line is all said: the latency, measured to the end, goes with what ended it
+                        latency = self._latency(event)
+                        latency_tail = f" ({latency})" if latency else ""
                     continue
                 pieces.append((self._reply(event), "", True))
             if isinstance(event, (Command, Reply)):
@@ -476,6 +480,14 @@ class _InfoWriter:
                 label += " " + self.t("ui.segments", n=len(item.frames), first=item.frames[0],
                                       last=item.frames[-1])
             pieces.insert(lead, (label, "message", True))
+        if latency_tail:
+            last = max((i for i, p in enumerate(pieces) if p[2]), default=None)
+            if last is None:
+                pieces.append((latency_tail.strip(), "dim", True))
+            else:
+                piece, style, _ = pieces[last]
+                text_piece = piece if isinstance(piece, Text) else Text(clean(piece), style)
+                pieces[last] = (text_piece + Text(latency_tail, "dim"), style, True)
         for kind, detail in anomalies.items():
             n = repeats[kind]
             label = self.t("ui.anomaly.item", kind=kind if n == 1 else f"{kind} ×{n}", detail=detail)
@@ -514,6 +526,8 @@ class _InfoWriter:
         body = " | ".join([first, *lines[1:]]) if first else " | ".join(lines[1:])
         out = Text()
         if part == "rest":
+            if r.status[:1].isdigit():  # an SMTP reply: every line carried its code, as tshark shows it
+                out.append(clean(r.status) + " ", "code." + r.status[0])
             out.append(clean(" | ".join(r.lines[1:])), "server")
         else:
             code_style = "code." + r.status[0] if r.status[:1].isdigit() else _word_style(r)
@@ -527,11 +541,18 @@ class _InfoWriter:
             extras.append(self.t("ui.answers", verb=r.answers))
         elif r.answers_lost:
             extras.append(self.t("ui.answers_lost"))
-        if part != "first" and r.latency is not None and r.latency >= LATENCY_SHOWN:
-            extras.append(self.t("ui.latency", seconds=localize_number(seconds(r.latency), self.lang)))
+        latency = self._latency(r) if part != "first" else None
+        if latency:
+            extras.append(latency)
         if extras:
             out.append(" (" + ", ".join(extras) + ")", "dim")
         return out
+
+    def _latency(self, r: Reply) -> str | None:
+        """``after 2.000 s`` when the reply's latency is worth showing."""
+        if r.latency is None or r.latency < LATENCY_SHOWN:
+            return None
+        return self.t("ui.latency", seconds=localize_number(seconds(r.latency), self.lang))
 
     def _auth(self, a: AuthAttempt) -> str:
         user = a.username or "?"
