@@ -53,3 +53,17 @@ def test_the_list_gives_long_endpoints_a_line_of_their_own(ipv6_capture: Path, w
     assert entry.startswith(f"1 smtp [{CLIENT}]:63943 → [{SERVER}]:25 completed · 0 messages · ")
     piped = run_cli("analyze", "--no-color", "--list", str(ipv6_capture)).stdout  # piped: one line, whole
     assert f"[{CLIENT}]:63943  [{SERVER}]:25" in piped
+
+
+def test_two_addresses_never_elide_to_the_same_text(tmp_path: Path) -> None:
+    """Client and server in one /64 with the same last groups: the elision widens until they differ."""
+    client, server = "2001:db8:aaaa:bbbb:1111:2222:3333:4444", "2001:db8:aaaa:bbbb:9999:2222:3333:4444"
+    assert _elided(client, 15) == _elided(server, 15)  # what a fixed width would show for both
+    cap = Capture()
+    t = Tcp(cap, client=(client, 40000), server=(server, 25)).handshake()
+    t.s(b"220 hi\r\n").c(b"QUIT\r\n").s(b"221 bye\r\n").fin()
+    text = run_cli("analyze", "--no-color", "--width", "80", str(cap.write(tmp_path / "x.pcap"))).stdout
+    greeting = next(line for line in text.splitlines() if "S: 220" in line)
+    source, destination = greeting.split()[2:4]
+    assert source != destination and "…" in source and "…" in destination
+    assert source.startswith("2001:db8:") and destination.startswith("2001:db8:")

@@ -650,6 +650,18 @@ def _elided(host: str, cells: int) -> str:
     return host[: keep - tail] + "…" + host[len(host) - tail:]
 
 
+def _elided_apart(hosts: set[str], cells: int) -> dict[str, str]:
+    """Each host longer than ``cells`` → elided, widened until no two hosts read the same
+    (``2001:db8:…:1`` could be the client and the server)."""
+    longest = max(map(len, hosts), default=0)
+    while True:
+        shown = {h: _elided(h, cells) for h in hosts if len(h) > cells}
+        readings = [shown.get(h, h) for h in hosts]
+        if len(set(readings)) == len(readings) or cells >= longest:
+            return shown
+        cells += 1
+
+
 class _Columns:
     """Column widths of one session's table (fitted to its content)."""
 
@@ -676,7 +688,7 @@ class _Columns:
         if width is not None and width - self.info_start < MIN_INFO_ROOM:
             others = self.info_start - self.source - self.destination
             cap = max(MIN_HOST_CELLS, len(self.titles[2]), len(self.titles[3]), (width - MIN_INFO_ROOM - others) // 2)
-            self.shown = {h: _elided(h, cap) for h in hosts if len(h) > cap}
+            self.shown = _elided_apart(set(hosts), cap)
             if self.shown:
                 self.source = max(len(self.titles[2]), *(len(self.shown.get(h, h)) for h in hosts))
                 self.destination = max(len(self.titles[3]), *(len(self.shown.get(h, h)) for h in hosts))
