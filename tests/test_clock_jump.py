@@ -113,3 +113,12 @@ def test_several_wrong_frames_are_one_anomaly_counted_in_words(tmp_path: Path) -
     assert session["duration"] < 5.0
     two = _session_with(tmp_path, {2: 4_000_000_000.0, 7: 4_000_000_000.0})
     assert "(and 1 more frame)" in two["anomalies"][0]["detail"]
+
+
+@pytest.mark.parametrize(("value", "shown", "html"), [
+    (9.9996, "10.00 s", "10.000 s"), (999.6, "16.7 min", "16 min 40 s"), (5997.0, "1.7 h", "99 min 57 s"),
+    (5999.9, "1.7 h", "100 min 0 s"), (359_999.0, "4.2 d", "4.2 d"), (0.99996, "1.000 s", "1.000 s"),
+])
+def test_units_are_chosen_after_rounding(value: float, shown: str, html: str) -> None:
+    """Never '1000 s', '100.0 min', '1000.0 ms' or '99 min 60 s': a value that rounds up takes the next unit."""
+    assert (duration(value), fmt_secs(value)) == (shown, html)

@@ -333,17 +333,18 @@ def fmt_utc(ts: float | None) -> str:
 def fmt_secs(value: float | None) -> str:
     if value is None:
         return "—"
-    if value < 1:
+    if round(value * 1000, 1) < 1000:  # units are chosen after rounding: never "1000.0 ms" or "60 s"
         return f"{value * 1000:.1f} ms"
-    if value < 120:
+    if round(value, 3) < 120:
         return f"{value:.3f} s"
-    minutes, secs = divmod(value, 60)
+    minutes, secs = divmod(round(value), 60)
     if minutes < 120:
-        return f"{int(minutes)} min {secs:.0f} s"
-    if minutes < 6000:
-        return f"{minutes / 60:.1f} h"
-    days = minutes / 1440  # a spliced capture, or a frame with a wrong clock: days, not 122,833.5 h
-    return f"{days:.1f} d" if days < 100 else f"{days:,.0f} d"
+        return f"{minutes} min {secs} s"
+    hours = value / 3600
+    if round(hours, 1) < 100:
+        return f"{hours:.1f} h"
+    days = value / 86_400  # a spliced capture, or a frame with a wrong clock: days, not 122,833.5 h
+    return f"{days:.1f} d" if round(days, 1) < 100 else f"{days:,.0f} d"
 
 
 # JS line separators, and bidi controls that would make the page's source mislead a reader.

@@ -75,9 +75,9 @@ def tcp_flags(flags: int) -> str:
 
 def seconds(value: float) -> str:
     """A duration short and exact enough to read: ``0.033``, ``4.50``, ``125``."""
-    if value < 10:
+    if round(value, 3) < 10:  # the unit is chosen after rounding: 9.9996 is "10.00", not "10.000"
         return f"{value:.3f}"
-    if value < 100:
+    if round(value, 2) < 100:
         return f"{value:.2f}"
     return f"{value:.0f}"
 
@@ -86,14 +86,13 @@ def duration(value: float, lang: str = "en") -> str:
     """A session's or capture's length with its unit: ``32.14 s`` up to 1,000 s, then minutes, hours
     and days (a capture spliced from two years, or one frame with a wrong clock, is ``5,118 d``, not
     ``442200620 s``). It fits the list's duration column (8 cells)."""
-    if value < 1000:
+    if round(value) < 1000:  # each unit is chosen after rounding: 999.6 s is "16.7 min", not "1000 s"
         return localize_number(seconds(value), lang) + " s"
-    if value < 6000:
-        return localize_number(f"{value / 60:.1f}", lang) + " min"
-    if value < 360_000:
-        return localize_number(f"{value / 3600:.1f}", lang) + " h"
+    for unit, length in (("min", 60), ("h", 3600)):
+        if round(value / length, 1) < 100:
+            return localize_number(f"{value / length:.1f}", lang) + " " + unit
     days = value / 86_400
-    return localize_number(f"{days:.1f}" if days < 100 else f"{days:,.0f}", lang) + " d"
+    return localize_number(f"{days:.1f}" if round(days, 1) < 100 else f"{days:,.0f}", lang) + " d"
 
 
 class TimeBase:
