@@ -90,8 +90,8 @@
   document.addEventListener("click", function (ev) {
     var a = ev.target.closest ? ev.target.closest("a[href^='#']") : null;
     if (a) {
-      var id = a.getAttribute("href").slice(1);
-      if (location.hash.slice(1) === id) { openTarget(id); }
+      // at once, not on hashchange (which comes later, and not at all for the hash already there)
+      openTarget(decodeURIComponent(a.getAttribute("href").slice(1)));
     }
   });
   if (location.hash) { openTarget(decodeURIComponent(location.hash.slice(1))); }
