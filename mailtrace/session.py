@@ -530,8 +530,9 @@ class SessionBuilder:
             if row[_TS] - earlier[_TS] > CLOCK_JUMP_SECONDS:
                 groups.append([])
             groups[-1].append(row)
-        first = rows[0]
-        clock = max(groups, key=lambda group: (len(group), any(row is first for row in group)))
+        if len(groups) == 1:  # a slow session, or the odd frame is past the row limit: nothing to name
+            return
+        clock = max(groups, key=lambda group: (len(group), group[-1][_TS]))  # a tie: the later clock (not 1970)
         kept = {id(row) for row in clock}
         # the start stays the first frame's time, as for every session: the first frame of the group
         self.first_ts = next(row[_TS] for row in rows if id(row) in kept)

@@ -5,10 +5,14 @@ Smtp.pcap splices frames of 2009 and 2023 into one connection (a real span, as t
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from mailtrace.capture.reader import open_capture
+from mailtrace.commands.common import build_config
+from mailtrace.pipeline import Analyzer
 from mailtrace.render.html import fmt_secs
 from mailtrace.render.terminal import duration
 from tests.pcapgen import Capture, Tcp
@@ -122,3 +126,25 @@ def test_several_wrong_frames_are_one_anomaly_counted_in_words(tmp_path: Path) -
 def test_units_are_chosen_after_rounding(value: float, shown: str, html: str) -> None:
     """Never '1000 s', '100.0 min', '1000.0 ms' or '99 min 60 s': a value that rounds up takes the next unit."""
     assert (duration(value), fmt_secs(value)) == (shown, html)
+
+
+def test_a_slow_session_whose_clock_went_back_by_a_day_has_no_odd_group(tmp_path: Path) -> None:
+    """Frames 20 h apart, then one 25 h behind the latest: every frame is within a day of another, so
+    no group stands apart; no anomaly, no crash, and the span is the file's."""
+    hours = {1: 0.0, 2: 0.0, 3: 0.0, 4: 0.0, 5: 0.0, 6: 20.0, 7: 40.0, 8: 15.0, 9: 40.0}
+    session = _session_with(tmp_path, {f: 1_400_000_000.0 + h * 3600 + f for f, h in hours.items()})
+    assert session["anomalies"] == [] and session["duration"] == pytest.approx(40 * 3600 + 8)
+
+
+def test_a_wrong_frame_past_the_row_limit_is_not_looked_for(tmp_path: Path) -> None:
+    cap = Capture()
+    t = Tcp(cap, client=("10.0.0.1", 40000), server=("10.0.0.2", 25)).handshake()
+    t.s(b"220 hi\r\n")
+    for _ in range(60):
+        t.c(b"NOOP\r\n").s(b"250 ok\r\n")
+    t.c(b"QUIT\r\n").s(b"221 bye\r\n").fin()
+    cap.frames[100].ts = 0.0  # past the 50 rows kept
+    path = cap.write(tmp_path / "x.pcap")
+    config = build_config()
+    [session] = Analyzer(replace(config, session=replace(config.session, max_rows=50))).run([open_capture(str(path))])
+    assert session.rows_elided and session.anomalies == [] and session.duration < 5.0
