@@ -105,6 +105,7 @@ def test_pop3_and_imap_logins_say_which_field_a_command_filled(tmp_path: Path) -
     pop3 = _session(tmp_path, 110, [("s", b"+OK ready\r\n"), ("c", b"AUTH LOGIN\r\n"), ("s", b"+ VXNlcm5hbWU6\r\n"),
                                     ("c", b"NOOP\r\n"), ("s", b"-ERR bad\r\n")])
     assert pop3["auth"][0]["command_as_response"] == "username"
+    assert pop3["user"] is None  # NOOP decoded as a name is no name the client presented
     assert not [f for f in report(tmp_path / "x.pcap")["findings"] if f["id"] == "cleartext-credentials"]
     imap = _session(tmp_path, 143, [("s", b"* OK ready\r\n"), ("c", b"a1 AUTHENTICATE PLAIN\r\n"),
                                     ("s", b"+ \r\n"), ("c", b"a2 LOGOUT\r\n"), ("s", b"a1 BAD invalid base64\r\n")])
@@ -137,3 +138,11 @@ def test_a_command_as_the_cram_md5_answer_gives_no_hashcat_line(tmp_path: Path) 
     session = _session(tmp_path, 25, [*lines, ("c", real + b"\r\n"), ("s", b"235 ok\r\n")])
     shown = report(path, args=("--show-secrets",))["sessions"][0]["auth"][0]
     assert shown["hashcat"].startswith("$cram_md5$") and "command_as_response" not in shown
+
+
+def test_an_imap_command_at_the_login_name_prompt_is_not_the_sessions_user(tmp_path: Path) -> None:
+    imap = _session(tmp_path, 143, [("s", b"* OK ready\r\n"), ("c", b"a1 AUTHENTICATE LOGIN\r\n"),
+                                    ("s", b"+ VXNlcm5hbWU6\r\n"), ("c", b"a2 LOGOUT\r\n"), ("s", b"+ UGFzc3dvcmQ6\r\n"),
+                                    ("c", b"c2VjcmV0\r\n"), ("s", b"a1 NO auth failed\r\n")])
+    [auth] = imap["auth"]
+    assert auth["command_as_response"] == "username" and auth["username"] and imap["user"] is None

@@ -900,8 +900,8 @@ class Imap:
             cmd.sasl = SaslExchange(mech.upper())
             if len(args) > 1:
                 cmd.sasl.initial(as_text(args[1]))
-                if cmd.sasl.username:
-                    self.user = cmd.sasl.username
+                if cmd.sasl.sent_username:
+                    self.user = cmd.sasl.sent_username
         elif verb in ("SELECT", "EXAMINE", "CREATE", "DELETE", "SUBSCRIBE", "UNSUBSCRIBE", "STATUS", "APPEND",
                       "RENAME", "GETQUOTAROOT", "MYRIGHTS", "GETACL"):
             name = as_text(args[0]) if args else None
@@ -927,8 +927,8 @@ class Imap:
         if detail is not None:
             self.out.anomaly(CLIENT, Phase.AUTH, COMMAND_AS_RESPONSE, detail, frame)
         cmd.ts = ts  # the server's next response answers this line: latency counts from here
-        if cmd.sasl.username:
-            self.user = cmd.sasl.username
+        if cmd.sasl.sent_username:
+            self.user = cmd.sasl.sent_username
         shown = text if self.limits.show_secrets or text == "*" else "[SASL response]"
         self.out.add(Command(direction=CLIENT, ts=ts, frame=frame, first_frame=first, phase=Phase.AUTH,
                              verb="", argument=shown))
@@ -1359,8 +1359,9 @@ class Imap:
             line = sasl.hashcat() if self.limits.show_secrets else None
             if line:
                 extra["hashcat"] = line
-        if user:
-            self.user = user
+        named = user if sasl is None else sasl.sent_username  # not a command the server decoded as a name
+        if named:
+            self.user = named
         self.out.add(AuthAttempt(direction=CLIENT, ts=ts, frame=frame, first_frame=cmd.frame,
                                  phase=Phase.AUTH, mechanism=mechanism, username=user, secret=secret,
                                  success=ok, domain=domain, extra=extra))

@@ -423,8 +423,8 @@ class Pop3:
                 self.sasl.initial(initial.strip())
                 if not self.limits.show_secrets and initial.strip() != "=":
                     shown = f"{mech} [initial response]"
-            if self.sasl.username:
-                self.user = self.sasl.username
+            if self.sasl.sent_username:
+                self.user = self.sasl.sent_username
         self.out.add(Command(direction=CLIENT, ts=line.ts, frame=line.frame, first_frame=line.first_frame,
                              phase=phase, verb=verb_u, argument=shown, known=known,
                              sent_as=verb if verb != verb_u else None))
@@ -450,8 +450,8 @@ class Pop3:
         self.sasl.client(text, is_command=detail is not None)
         if detail is not None:
             self.out.anomaly(CLIENT, Phase.AUTH, COMMAND_AS_RESPONSE, detail, line.frame)
-        if self.sasl.username:
-            self.user = self.sasl.username
+        if self.sasl.sent_username:
+            self.user = self.sasl.sent_username
         shown = text if self.limits.show_secrets or text == "*" else "[SASL response]"
         auth = next((p for p in self.pending if p.verb == "AUTH"), None)
         if auth is not None:

@@ -130,6 +130,12 @@ class SaslExchange:
                        if was != now and f not in fields]
             self.extra[COMMAND_AS_RESPONSE_KEY] = ",".join(fields) or "response"
 
+    @property
+    def sent_username(self) -> str | None:
+        """The user name as the client gave it: None when it was a command the server decoded as one."""
+        filled = self.extra.get(COMMAND_AS_RESPONSE_KEY, "")
+        return None if "username" in filled.split(",") else self.username
+
     def hashcat(self) -> str | None:
         """A CRAM-MD5 exchange as hashcat input; None when its one response was a command, not a digest."""
         if self.mechanism != "CRAM-MD5" or not (self.username and self.secret and self.challenges) \
