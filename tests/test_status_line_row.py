@@ -69,3 +69,12 @@ def test_the_rest_of_an_smtp_reply_keeps_its_code(tmp_path: Path) -> None:
                                           ("s", b"250-mx.example\r\n", 0.01), ("s", b"250 SIZE 1000\r\n", 0.5)])
     assert rows[6].startswith("S: 250 mx.example")
     assert rows[7].startswith("S: 250 SIZE 1000 (after 0.512 s)")
+
+
+def test_the_latency_goes_with_the_response_it_measures_not_the_next_one(tmp_path: Path) -> None:
+    """RETR and QUIT pipelined; the message's end and ``+OK bye`` in one segment: RETR's latency is on
+    the message, QUIT's on its own reply."""
+    message = b"Subject: slow\r\n\r\nbody\r\n.\r\n"
+    rows = _synthetic_rows(tmp_path, 110, [("s", b"+OK ready\r\n", 0), ("c", b"RETR 1\r\nQUIT\r\n", 0),
+                                           ("s", b"+OK 23 octets\r\n", 0.01), ("s", message + b"+OK bye\r\n", 2.0)])
+    assert rows[7] == "S: message “slow”, 23 bytes (after 2.012 s) | +OK bye (after 2.012 s)"

@@ -409,6 +409,7 @@ class _InfoWriter:
         """kind → its first detail: repeats of one kind share a piece, after the row's content."""
         repeats: Counter[str] = Counter()
         latency_tail = ""
+        latency_anchor: tuple[Text | str, str, bool] | None = None
 
         def flush_notes() -> None:
             nonlocal opaque
@@ -446,6 +447,7 @@ class _InfoWriter:
                     else:  # the line is all said: the latency, measured to the end, goes with what ended it
                         latency = self._latency(event)
                         latency_tail = f" ({latency})" if latency else ""
+                        latency_anchor = pieces[-1] if pieces else None  # what ended it: the message, say
                     continue
                 pieces.append((self._reply(event), "", True))
             if isinstance(event, (Command, Reply)):
@@ -479,14 +481,15 @@ class _InfoWriter:
                 label += " " + self.t("ui.segments", n=len(item.frames), first=item.frames[0],
                                       last=item.frames[-1])
             pieces.insert(lead, (label, "message", True))
-        if latency_tail:
-            last = max((i for i, p in enumerate(pieces) if p[2]), default=None)
-            if last is None:
+        if latency_tail:  # on the piece the response ended with (a body label made above when none was)
+            at = next((i for i, p in enumerate(pieces) if p is latency_anchor), None) if latency_anchor else \
+                next((i for i, p in enumerate(pieces) if p[2]), None)
+            if at is None:
                 pieces.append((latency_tail.strip(), "dim", True))
             else:
-                piece, style, _ = pieces[last]
+                piece, style, readable = pieces[at]
                 text_piece = piece if isinstance(piece, Text) else Text(clean(piece), style)
-                pieces[last] = (text_piece + Text(latency_tail, "dim"), style, True)
+                pieces[at] = (text_piece + Text(latency_tail, "dim"), style, readable)
         for kind, detail in anomalies.items():
             n = repeats[kind]
             label = self.t("ui.anomaly.item", kind=kind if n == 1 else f"{kind} ×{n}", detail=detail)
