@@ -9,7 +9,7 @@ from rich.cells import cell_len
 
 from mailtrace.render.terminal import _elided
 from tests.pcapgen import Capture, Tcp
-from tests.support import run_cli
+from tests.support import corpus, run_cli
 
 CLIENT = "2001:470:e5bf:dead:4957:2174:e82c:4887"
 SERVER = "2607:f8b0:400c:c03::1a"
@@ -67,3 +67,14 @@ def test_two_addresses_never_elide_to_the_same_text(tmp_path: Path) -> None:
     source, destination = greeting.split()[2:4]
     assert source != destination and "…" in source and "…" in destination
     assert source.startswith("2001:db8:") and destination.startswith("2001:db8:")
+
+
+def test_long_times_of_a_spliced_capture_lose_decimals_not_the_edge() -> None:
+    """Zeek's smtp.pcap splices a second session years after the first: its Time reads 183109020.394221,
+    which left the Info column no room at 80 columns. The decimals go first; at 200 columns they stay."""
+    path = corpus("zeek/smtp")
+    text = run_cli("analyze", "--no-color", "--width", "80", str(path)).stdout
+    assert max(cell_len(line) for line in text.splitlines()) <= 80
+    assert " 70 183109020.4 192.168.133.102 192.168.133.100 SMTP  S: 250 uprise" in text
+    wide = run_cli("analyze", "--no-color", "--width", "200", str(path)).stdout
+    assert "183109020.394221" in wide

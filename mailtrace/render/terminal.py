@@ -642,6 +642,8 @@ def _word_style(r: Reply) -> str:
 MIN_INFO_ROOM = 32
 """Cells the Info column keeps on a narrow terminal before long addresses are elided."""
 MIN_HOST_CELLS = 15
+MIN_TIME_CELLS = 11
+"""A narrow terminal takes decimals off the Time column only while it is wider than this (``1000.000000``)."""
 """An elided address keeps at least this many cells (an IPv4 address never needs eliding)."""
 
 
@@ -678,8 +680,11 @@ class _Columns:
         self.no = max(len(self.titles[0]), len(str(last)))
         # the latest row, not the session's end: a frame with a wrong clock is left out of the end (clock-jump)
         latest = max((row.ts for row in session.rows), default=session.end)
-        self.time = max(len(self.titles[1]),
-                        *(len(f"{ts - origin:.6f}") for ts in (session.end, latest, *(times or ()))))
+        widest = max(session.end, latest, *(times or ())) - origin
+        self.decimals = 6
+        """Of the Time column: fewer on a narrow terminal when the times are long (a capture spliced from
+        two years: ``136729843.603726`` is 16 cells, ``136729843.6`` leaves the Info column its room)."""
+        self.time = max(len(self.titles[1]), len(f"{widest:.6f}"))
         hosts = (session.client.ip, session.server.ip, *(extra_hosts or ()))
         self.source = max(len(self.titles[2]), *(len(h) for h in hosts))
         self.destination = max(len(self.titles[3]), *(len(h) for h in hosts))
@@ -687,6 +692,10 @@ class _Columns:
         self.shown: dict[str, str] = {}
         """Addresses too long for a narrow terminal → elided in the middle, as Wireshark's elide mode does
         (the session header gives them whole)."""
+        while width is not None and width - self.info_start < MIN_INFO_ROOM and self.decimals > 1 and \
+                self.time > MIN_TIME_CELLS:
+            self.decimals -= 1
+            self.time = max(len(self.titles[1]), len(f"{widest:.{self.decimals}f}"))
         if width is not None and width - self.info_start < MIN_INFO_ROOM:
             others = self.info_start - self.source - self.destination
             cap = max(MIN_HOST_CELLS, len(self.titles[2]), len(self.titles[3]), (width - MIN_INFO_ROOM - others) // 2)
@@ -694,6 +703,10 @@ class _Columns:
             if self.shown:
                 self.source = max(len(self.titles[2]), *(len(self.shown.get(h, h)) for h in hosts))
                 self.destination = max(len(self.titles[3]), *(len(self.shown.get(h, h)) for h in hosts))
+
+    def clock(self, seconds: float) -> str:
+        """A row's Time (seconds since the file's first packet)."""
+        return f"{seconds:.{self.decimals}f}"
 
     @property
     def info_start(self) -> int:
@@ -835,7 +848,7 @@ class TerminalRenderer:
         self._caption_row(text("phase." + block.kind, self.lang), "phase.context", block.caption)
         for row, o in block.rows:
             own = {s.client.ip: "client", s.server.ip: "server"}
-            prefix = cols.prefix(frame=row.frame, time=f"{row.ts - origin:.6f}", src=row.src, dst=row.dst,
+            prefix = cols.prefix(frame=row.frame, time=cols.clock(row.ts - origin), src=row.src, dst=row.dst,
                                  src_style=own.get(row.src, "dim"), dst_style=own.get(row.dst, "dim"),
                                  proto=row_proto(row, o))
             self.out.cells(prefix, Text(clean(row_info(row, o, self.lang)), "context"), indent=cols.info_start)
@@ -845,7 +858,7 @@ class TerminalRenderer:
         client = row.direction is Direction.CLIENT
         src, dst = (s.client.ip, s.server.ip) if client else (s.server.ip, s.client.ip)
         styles = ("client", "server") if client else ("server", "client")
-        prefix = cols.prefix(frame=row.frame, time=f"{row.ts - origin:.6f}", src=src, dst=dst,
+        prefix = cols.prefix(frame=row.frame, time=cols.clock(row.ts - origin), src=src, dst=dst,
                              src_style=styles[0], dst_style=styles[1], proto=writer.proto(item))
         self.out.cells(prefix, writer.info(item), indent=cols.info_start)
         if self.explain:
