@@ -541,7 +541,9 @@ class SessionBuilder:
         odd = wrong[0]
         later = odd[_TS] > self.last_ts
         days = (odd[_TS] - self.last_ts if later else clock[0][_TS] - odd[_TS]) / 86_400
-        more = f" (and {len(wrong) - 1} more {'frame' if len(wrong) == 2 else 'frames'})" if len(wrong) > 1 else ""
+        both_ways = any((row[_TS] > self.last_ts) != later for row in wrong)  # some ahead, some behind
+        more = f" (and {len(wrong) - 1} more {'frame' if len(wrong) == 2 else 'frames'}" \
+               f"{', some ahead, some behind' if both_ways else ''})" if len(wrong) > 1 else ""
         anomaly = Anomaly(
             direction=odd[_DIRECTION], ts=odd[_TS], frame=odd[_FRAME], first_frame=odd[_FRAME],
             phase=odd[_PHASE], kind="clock-jump",

@@ -113,7 +113,7 @@ def test_several_wrong_frames_are_one_anomaly_counted_in_words(tmp_path: Path) -
     """Frames 2 and 7 carry the same wrong clock, frame 3 another: one anomaly, not one per frame."""
     session = _session_with(tmp_path, {2: 4_000_000_000.0, 7: 4_000_000_000.0, 3: 100.0})
     [jump] = session["anomalies"]
-    assert jump["frame"] == 2 and "(and 2 more frames)" in jump["detail"]
+    assert jump["frame"] == 2 and "(and 2 more frames, some ahead, some behind)" in jump["detail"]
     assert session["duration"] < 5.0
     two = _session_with(tmp_path, {2: 4_000_000_000.0, 7: 4_000_000_000.0})
     assert "(and 1 more frame)" in two["anomalies"][0]["detail"]
