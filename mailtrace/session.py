@@ -48,7 +48,7 @@ _SYN_FIN_RST = TCP_SYN | TCP_FIN | TCP_RST
 _FRAME, _TS, _DIRECTION, _FLAGS, _PAYLOAD_LEN, _PHASE, _EVENTS, _DECRYPTED, _BODY_BYTES = range(9)
 """Where the fields of :class:`PacketRow` are in the plain lists the session builder keeps."""
 _row_frame = operator.itemgetter(_FRAME)
-_row_ts = operator.itemgetter(_TS)
+_item_start = operator.itemgetter(0)
 
 CLOCK_JUMP_SECONDS = 86_400.0
 """A frame stamped this much before an earlier frame of its session: one of them has a wrong clock
@@ -57,6 +57,9 @@ frames are grouped by time (a gap of this much splits two groups); the largest g
 clock, the others are named in an anomaly and left out of the start, end and duration. A capture whose
 times only go forward keeps its whole span: frames of 2009 followed by frames of 2023 are what the file
 says, not one frame with a wrong clock."""
+
+MAX_ELIDED_SPANS = 8
+"""Spans of time kept for the rows past the row limit; a frame far from all of them joins the nearest."""
 
 SIDE_EVENTS = frozenset({Anomaly, GapEvent})
 """Events that do not decide a row's phase (they can happen in any phase)."""
@@ -483,6 +486,9 @@ class SessionBuilder:
         self.transcript_truncated = 0
         self.clock_went_back = False
         """A frame was stamped more than :data:`CLOCK_JUMP_SECONDS` before an earlier one: decided at the end."""
+        self.elided_spans: list[list[Any]] = []
+        """``[first time, last time, frames, first frame, its direction]`` of the rows past the row limit
+        (see :meth:`_elided_time`)."""
 
     # ------------------------------------------------------------------ input
     def packet(self, frame: int, ts: float, direction: Direction, flags: int, payload_len: int) -> None:
@@ -516,47 +522,85 @@ class SessionBuilder:
             self.rows.append(row)
         else:
             self.rows_elided += 1
+            self._elided_time(ts, frame, direction)
+
+    def _elided_time(self, ts: float, frame: int, direction: Direction) -> None:
+        """An elided row's time, kept as a span of times (frames within a day of each other): enough for
+        :meth:`_mend_clock` to group rows it no longer has, in bounded memory."""
+        for span in self.elided_spans:
+            if span[0] - CLOCK_JUMP_SECONDS <= ts <= span[1] + CLOCK_JUMP_SECONDS:
+                break
+        else:
+            if len(self.elided_spans) < MAX_ELIDED_SPANS:
+                self.elided_spans.append([ts, ts, 1, frame, direction])
+                return
+            span = min(self.elided_spans, key=lambda s: min(abs(ts - s[0]), abs(ts - s[1])))  # the nearest
+        if ts < span[0]:
+            span[0] = ts
+        elif ts > span[1]:
+            span[1] = ts
+        span[2] += 1
 
     def _mend_clock(self) -> None:
         """Frames whose time is more than :data:`CLOCK_JUMP_SECONDS` away from the session's largest group
         of frames carry a wrong clock: the start and end are taken from that group, an anomaly names them.
 
         Decided once the session is over, so that it does not matter whether the wrong frame came first,
-        in the middle or last, nor whether its clock ran ahead or behind."""
-        rows = self.rows if not self.rows_elided or self._last_row is None else [*self.rows, self._last_row]
-        by_time = sorted(rows, key=_row_ts)
-        groups: list[list[list[Any]]] = [[by_time[0]]]
-        for earlier, row in itertools.pairwise(by_time):
-            if row[_TS] - earlier[_TS] > CLOCK_JUMP_SECONDS:
+        in the middle or last, nor whether its clock ran ahead or behind. Rows past the row limit count
+        by their spans of time (:meth:`_elided_time`)."""
+        # (first time, last time, frames, the row or None for a span of elided rows, first frame, direction)
+        items: list[tuple[float, float, int, list[Any] | None, int, Direction]] = [
+            (r[_TS], r[_TS], 1, r, r[_FRAME], r[_DIRECTION]) for r in self.rows]
+        items += [(lo, hi, n, None, frame, direction) for lo, hi, n, frame, direction in self.elided_spans]
+        items.sort(key=_item_start)
+        groups = [[items[0]]]
+        reach = items[0][1]
+        for item in items[1:]:
+            if item[0] - reach > CLOCK_JUMP_SECONDS:
                 groups.append([])
-            groups[-1].append(row)
-        if len(groups) == 1:  # a slow session, or the odd frame is past the row limit: nothing to name
+            groups[-1].append(item)
+            reach = max(reach, item[1])
+        if len(groups) == 1:  # a slow session: every frame is within a day of another
             return
-        clock = max(groups, key=lambda group: (len(group), group[-1][_TS]))  # a tie: the later clock (not 1970)
-        kept = {id(row) for row in clock}
+        clock = max(groups, key=lambda g: (sum(i[2] for i in g), max(i[1] for i in g)))  # a tie: the later clock
+        kept = {id(i[3]) for i in clock if i[3] is not None}
         # the start stays the first frame's time, as for every session: the first frame of the group
-        self.first_ts = next(row[_TS] for row in rows if id(row) in kept)
-        self.last_ts = clock[-1][_TS]
-        wrong = [row for row in rows if id(row) not in kept]
-        odd = wrong[0]
-        later = odd[_TS] > self.last_ts
-        days = (odd[_TS] - self.last_ts if later else clock[0][_TS] - odd[_TS]) / 86_400
-        both_ways = any((row[_TS] > self.last_ts) != later for row in wrong)  # some ahead, some behind
-        more = f" (and {len(wrong) - 1} more {'frame' if len(wrong) == 2 else 'frames'}" \
-               f"{', some ahead, some behind' if both_ways else ''})" if len(wrong) > 1 else ""
+        self.first_ts = next((r[_TS] for r in self.rows if id(r) in kept), min(i[0] for i in clock))
+        self.last_ts = max(i[1] for i in clock)
+        wrong = [r for r in self.rows if id(r) not in kept]
+        elided = sum(i[2] for g in groups if g is not clock for i in g if i[3] is None)
+        if wrong:
+            odd: list[Any] = wrong[0]
+            odd_ts, odd_frame, odd_direction = odd[_TS], odd[_FRAME], odd[_DIRECTION]
+            named = f"frame {odd_frame}"
+            others = len(wrong) - 1 + elided
+        else:  # only rows past the row limit: named by the first frame of their span, shown on no row
+            odd = self._last_row  # type: ignore[assignment]
+            span = next(i for g in groups if g is not clock for i in g)
+            odd_ts, odd_frame, odd_direction = span[0], span[4], span[5]
+            named = f"frame {odd_frame}, past the row limit,"
+            others = elided - 1
+        later = odd_ts > self.last_ts
+        days = (odd_ts - self.last_ts if later else min(i[0] for i in clock) - odd_ts) / 86_400
+        outside = [r[_TS] for r in wrong] + [t for g in groups if g is not clock for i in g if i[3] is None
+                                              for t in (i[0], i[1])]
+        both_ways = any((t > self.last_ts) != later for t in outside)  # some ahead, some behind
+        more = f" (and {others} more {'frame' if others == 1 else 'frames'}" \
+               f"{', some ahead, some behind' if both_ways else ''})" if others else ""
         anomaly = Anomaly(
-            direction=odd[_DIRECTION], ts=odd[_TS], frame=odd[_FRAME], first_frame=odd[_FRAME],
+            direction=odd_direction, ts=odd_ts, frame=odd_frame, first_frame=odd_frame,
             phase=odd[_PHASE], kind="clock-jump",
-            detail=f"frame {odd[_FRAME]}{more} is stamped {days:,.1f} days {'after' if later else 'before'} the "
-                   "frames around it: a wrong clock in the capture; the session's start, end and duration "
-                   "leave it out",
+            detail=f"{named}{more} is stamped {days:,.1f} days "
+                   f"{'after' if later else 'before'} the frames around it: a wrong clock in the capture; the "
+                   "session's start, end and duration leave it out",
         )
-        if odd[_EVENTS] is None:
-            odd[_EVENTS] = [anomaly]
-        else:
-            odd[_EVENTS].append(anomaly)
+        if wrong:
+            if odd[_EVENTS] is None:
+                odd[_EVENTS] = [anomaly]
+            else:
+                odd[_EVENTS].append(anomaly)
         if len(self.anomalies) < self.limits.max_anomalies:  # in frame order, like those found as they came
-            at = next((i for i, a in enumerate(self.anomalies) if (a.frame or 0) > odd[_FRAME]), len(self.anomalies))
+            at = next((i for i, a in enumerate(self.anomalies) if (a.frame or 0) > odd_frame), len(self.anomalies))
             self.anomalies.insert(at, anomaly)
         else:
             self.anomalies_dropped += 1

@@ -136,7 +136,7 @@ def test_a_slow_session_whose_clock_went_back_by_a_day_has_no_odd_group(tmp_path
     assert session["anomalies"] == [] and session["duration"] == pytest.approx(40 * 3600 + 8)
 
 
-def test_a_wrong_frame_past_the_row_limit_is_not_looked_for(tmp_path: Path) -> None:
+def test_a_wrong_frame_past_the_row_limit_is_named_by_its_number(tmp_path: Path) -> None:
     cap = Capture()
     t = Tcp(cap, client=("10.0.0.1", 40000), server=("10.0.0.2", 25)).handshake()
     t.s(b"220 hi\r\n")
@@ -147,4 +147,25 @@ def test_a_wrong_frame_past_the_row_limit_is_not_looked_for(tmp_path: Path) -> N
     path = cap.write(tmp_path / "x.pcap")
     config = build_config()
     [session] = Analyzer(replace(config, session=replace(config.session, max_rows=50))).run([open_capture(str(path))])
-    assert session.rows_elided and session.anomalies == [] and session.duration < 5.0
+    assert session.rows_elided and session.duration < 5.0
+    [jump] = session.anomalies
+    assert jump.frame == 101 and jump.detail.startswith("frame 101, past the row limit, is stamped")
+
+
+def test_a_wrong_last_frame_past_the_row_limit_does_not_shorten_the_session(tmp_path: Path) -> None:
+    """The rows kept end early; the rows past the limit still tell the session's end (a reset stamped
+    1970 after 60 exchanges a second apart: 61 s, not the 25 s of the 50 kept rows)."""
+    cap = Capture()
+    t = Tcp(cap, client=("10.0.0.1", 40000), server=("10.0.0.2", 25)).handshake()
+    t.s(b"220 hi\r\n")
+    for _ in range(60):
+        t.ts += 1.0
+        t.c(b"NOOP\r\n").s(b"250 ok\r\n")
+    t.rst("c")
+    cap.frames[-1].ts = 0.0
+    path = cap.write(tmp_path / "x.pcap")
+    config = build_config()
+    [session] = Analyzer(replace(config, session=replace(config.session, max_rows=50))).run([open_capture(str(path))])
+    assert session.duration == pytest.approx(60.0, abs=1.0)
+    [jump] = session.anomalies
+    assert jump.frame == len(cap.frames) and "past the row limit" in jump.detail and "days before" in jump.detail
