@@ -222,6 +222,13 @@ COMMAND_AS_RESPONSE_KEY = "command_as_response"
 :func:`mailtrace.protocols.sasl.command_as_response`."""
 
 
+def filled_by_command(extra: dict[str, str], field_name: str) -> bool:
+    """Whether a login's ``field_name`` (``username``, ``secret``) holds a command the server decoded
+    (see :data:`COMMAND_AS_RESPONSE_KEY`)."""
+    filled = extra.get(COMMAND_AS_RESPONSE_KEY)
+    return filled is not None and field_name in filled.split(",")
+
+
 @dataclass(slots=True, kw_only=True)
 class AuthAttempt(Event):
     """A login: SASL, USER/PASS, APOP, IMAP LOGIN. Emitted when its outcome is known."""
@@ -244,16 +251,12 @@ class AuthAttempt(Event):
     def sent_username(self) -> str | None:
         """The user name as a credential the client gave: None when the line the server read as it was
         a command the client meant for the protocol (``QUIT`` after ``334 VXNlcm5hbWU6``)."""
-        return None if self._from_command("username") else self.username
+        return None if filled_by_command(self.extra, "username") else self.username
 
     @property
     def sent_secret(self) -> str | None:
         """The secret as a credential the client gave (see :attr:`sent_username`)."""
-        return None if self._from_command("secret") else self.secret
-
-    def _from_command(self, field_name: str) -> bool:
-        filled = self.extra.get(COMMAND_AS_RESPONSE_KEY)
-        return filled is not None and field_name in filled.split(",")
+        return None if filled_by_command(self.extra, "secret") else self.secret
 
 
 @dataclass(slots=True, kw_only=True)

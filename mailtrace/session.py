@@ -570,14 +570,14 @@ class SessionBuilder:
         wrong = [r for r in self.rows if id(r) not in kept]
         elided = sum(i[2] for g in groups if g is not clock for i in g if i[3] is None)
         if wrong:
-            odd: list[Any] = wrong[0]
-            odd_ts, odd_frame, odd_direction = odd[_TS], odd[_FRAME], odd[_DIRECTION]
+            odd = wrong[0]
+            odd_ts, odd_frame, odd_direction, odd_phase = odd[_TS], odd[_FRAME], odd[_DIRECTION], odd[_PHASE]
             named = f"frame {odd_frame}"
             others = len(wrong) - 1 + elided
         else:  # only rows past the row limit: named by the first frame of their span, shown on no row
-            odd = self._last_row  # type: ignore[assignment]
             span = next(i for g in groups if g is not clock for i in g)
             odd_ts, odd_frame, odd_direction = span[0], span[4], span[5]
+            odd_phase = self._last_row[_PHASE] if self._last_row is not None else self.phase
             named = f"frame {odd_frame}, past the row limit,"
             others = elided - 1
         later = odd_ts > self.last_ts
@@ -589,16 +589,17 @@ class SessionBuilder:
                f"{', some ahead, some behind' if both_ways else ''})" if others else ""
         anomaly = Anomaly(
             direction=odd_direction, ts=odd_ts, frame=odd_frame, first_frame=odd_frame,
-            phase=odd[_PHASE], kind="clock-jump",
+            phase=odd_phase, kind="clock-jump",
             detail=f"{named}{more} is stamped {days:,.1f} days "
                    f"{'after' if later else 'before'} the frames around it: a wrong clock in the capture; the "
                    "session's start, end and duration leave it out",
         )
-        if wrong:
-            if odd[_EVENTS] is None:
-                odd[_EVENTS] = [anomaly]
+        if wrong:  # on its row, as the anomalies the dissectors find
+            row_events = wrong[0][_EVENTS]
+            if row_events is None:
+                wrong[0][_EVENTS] = [anomaly]
             else:
-                odd[_EVENTS].append(anomaly)
+                row_events.append(anomaly)
         if len(self.anomalies) < self.limits.max_anomalies:  # in frame order, like those found as they came
             at = next((i for i, a in enumerate(self.anomalies) if (a.frame or 0) > odd_frame), len(self.anomalies))
             self.anomalies.insert(at, anomaly)

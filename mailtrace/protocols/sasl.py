@@ -15,7 +15,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from mailtrace.model import COMMAND_AS_RESPONSE_KEY, AuthAttempt
+from mailtrace.model import COMMAND_AS_RESPONSE_KEY, AuthAttempt, filled_by_command
 
 
 def b64decode(text: str) -> bytes | None:
@@ -133,8 +133,7 @@ class SaslExchange:
     @property
     def sent_username(self) -> str | None:
         """The user name as the client gave it: None when it was a command the server decoded as one."""
-        filled = self.extra.get(COMMAND_AS_RESPONSE_KEY, "")
-        return None if "username" in filled.split(",") else self.username
+        return None if filled_by_command(self.extra, "username") else self.username
 
     def hashcat(self) -> str | None:
         """A CRAM-MD5 exchange as hashcat input; None when its one response was a command, not a digest."""
@@ -247,7 +246,6 @@ def hashcat_cram_md5(user: str, challenge: str, digest: str) -> str:
     challenge_b64 = base64.b64encode(challenge.encode("utf-8", "surrogateescape")).decode()
     response_b64 = base64.b64encode(f"{user} {digest}".encode("utf-8", "surrogateescape")).decode()
     return f"$cram_md5${challenge_b64}${response_b64}"
-
 
 
 def hashcat_line(a: AuthAttempt) -> str | None:

@@ -642,9 +642,9 @@ def _word_style(r: Reply) -> str:
 MIN_INFO_ROOM = 32
 """Cells the Info column keeps on a narrow terminal before long addresses are elided."""
 MIN_HOST_CELLS = 15
+"""An elided address keeps at least this many cells (an IPv4 address never needs eliding)."""
 MIN_TIME_CELLS = 11
 """A narrow terminal takes decimals off the Time column only while it is wider than this (``1000.000000``)."""
-"""An elided address keeps at least this many cells (an IPv4 address never needs eliding)."""
 
 
 def _elided(host: str, cells: int) -> str:
@@ -680,11 +680,11 @@ class _Columns:
         self.no = max(len(self.titles[0]), len(str(last)))
         # the latest row, not the session's end: a frame with a wrong clock is left out of the end (clock-jump)
         latest = max((row.ts for row in session.rows), default=session.end)
-        widest = max(session.end, latest, *(times or ())) - origin
+        stamps = [ts - origin for ts in (session.end, latest, *(times or ()))]
         self.decimals = 6
         """Of the Time column: fewer on a narrow terminal when the times are long (a capture spliced from
         two years: ``136729843.603726`` is 16 cells, ``136729843.6`` leaves the Info column its room)."""
-        self.time = max(len(self.titles[1]), len(f"{widest:.6f}"))
+        self.time = max(len(self.titles[1]), *(len(self.clock(t)) for t in stamps))
         hosts = (session.client.ip, session.server.ip, *(extra_hosts or ()))
         self.source = max(len(self.titles[2]), *(len(h) for h in hosts))
         self.destination = max(len(self.titles[3]), *(len(h) for h in hosts))
@@ -695,7 +695,7 @@ class _Columns:
         while width is not None and width - self.info_start < MIN_INFO_ROOM and self.decimals > 1 and \
                 self.time > MIN_TIME_CELLS:
             self.decimals -= 1
-            self.time = max(len(self.titles[1]), len(f"{widest:.{self.decimals}f}"))
+            self.time = max(len(self.titles[1]), *(len(self.clock(t)) for t in stamps))
         if width is not None and width - self.info_start < MIN_INFO_ROOM:
             others = self.info_start - self.source - self.destination
             cap = max(MIN_HOST_CELLS, len(self.titles[2]), len(self.titles[3]), (width - MIN_INFO_ROOM - others) // 2)
