@@ -297,6 +297,33 @@ def test_frame_links_open_their_section(browser: Any, tmp_path: Path) -> None:
     assert loaded.errors == [] and loaded.dialogs == []
 
 
+def test_modified_click_on_a_frame_link_leaves_the_page_as_it_is(browser: Any, tmp_path: Path) -> None:
+    """Ctrl-click asks the browser for a new tab: the page itself neither opens the section nor scrolls."""
+    pcap = samples_dir() / "mixed-all.pcap"
+    first = json_report(str(pcap))["findings"][0]
+    out = tmp_path / "r.html"
+    html_report(out, str(pcap))
+    loaded = load(browser, out)
+    page = loaded.page
+    link = f"#findings-table a[href='#s{first['session']}-f{first['frames'][-1]}']"
+    page.locator(link).scroll_into_view_if_needed()  # where the click itself would scroll to
+    before = page.evaluate("window.scrollY")
+    with page.context.expect_page() as opened:
+        page.click(link, modifiers=["Control"])
+    tab = opened.value
+    tab.wait_for_load_state()
+    assert tab.url.endswith(f"#s{first['session']}-f{first['frames'][-1]}")
+    assert tab.eval_on_selector(f"#s{first['session']}", "d => d.open") is True  # the new tab opens it
+    page.wait_for_timeout(100)
+    assert page.eval_on_selector(f"#s{first['session']}", "d => d.open") is False
+    assert page.evaluate("window.scrollY") == before
+    assert "#" not in page.url
+    page.click(link)  # a plain click still opens it here
+    page.wait_for_timeout(100)
+    assert page.eval_on_selector(f"#s{first['session']}", "d => d.open") is True
+    assert loaded.errors == [] and loaded.dialogs == []
+
+
 def test_findings_and_statistics_in_browser(browser: Any, tmp_path: Path) -> None:
     pcap = samples_dir() / "mixed-all.pcap"
     expected = json_report(str(pcap))

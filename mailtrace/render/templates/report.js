@@ -88,6 +88,8 @@
   }
   window.addEventListener("hashchange", function () { openTarget(decodeURIComponent(location.hash.slice(1))); });
   document.addEventListener("click", function (ev) {
+    // a click with a modifier (Ctrl/Cmd: a new tab, Shift: a new window) is the browser's, not this page's
+    if (ev.button !== 0 || ev.ctrlKey || ev.metaKey || ev.shiftKey || ev.altKey) { return; }
     var a = ev.target.closest ? ev.target.closest("a[href^='#']") : null;
     if (a) {
       // at once, not on hashchange (which comes later, and not at all for the hash already there)
