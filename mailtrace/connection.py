@@ -33,7 +33,7 @@ from mailtrace.model import (
 from mailtrace.protocols import BY_NAME, DissectorClass
 from mailtrace.protocols.base import Dissector
 from mailtrace.protocols.smtp import looks_like_tls_record
-from mailtrace.session import MessageSinkFactory, Session, SessionBuilder, tee
+from mailtrace.session import EventBudget, MessageSinkFactory, Session, SessionBuilder, tee
 from mailtrace.tcp.reassembly import RETRANSMISSION, ReassemblyNote
 from mailtrace.tls.keylog import KeyLog
 
@@ -63,8 +63,9 @@ class MailConnection:
     def __init__(self, conn: Connection, config: Config, file: str, on_done: SessionDone,
                  protocol: DissectorClass | None, implicit_tls: bool,
                  tls_port_protocols: dict[int, DissectorClass], keylog: Callable[[], KeyLog | None],
-                 sink_factory: MessageSinkFactory | None = None) -> None:
+                 sink_factory: MessageSinkFactory | None = None, budget: EventBudget | None = None) -> None:
         self.config = config
+        self._budget = budget
         self.on_done = on_done
         self._conn = conn
         self._file = file
@@ -128,7 +129,8 @@ class MailConnection:
         self._builder = SessionBuilder(protocol=protocol, client=conn.client, server=conn.server,
                                        stream=conn.stream, file=self._file, tunnel=conn.tunnel,
                                        limits=self.config.session, mime_limits=self.config.mime,
-                                       sink_factory=self._sink_factory, summarize=self.config.summarize)
+                                       sink_factory=self._sink_factory, summarize=self.config.summarize,
+                                       budget=self._budget)
         for row in self._sniffed_rows:
             self._builder.packet(*row)
         self._sniffed_rows = []

@@ -33,7 +33,7 @@ from mailtrace.config import Config
 from mailtrace.connection import MailConnection
 from mailtrace.context.tracker import CONTEXT_PORTS, ContextStats, ContextTracker
 from mailtrace.protocols import BY_NAME, DissectorClass
-from mailtrace.session import MessageSinkFactory, Session
+from mailtrace.session import EventBudget, MessageSinkFactory, Session
 from mailtrace.tcp.flows import Connection, FlowTable, Handler
 from mailtrace.tls import KeyLog
 
@@ -144,6 +144,8 @@ class Analyzer:
         self._tls_port_protocols: dict[int, DissectorClass] = {
             port: BY_NAME[rule.protocol] for port, rule in config.ports.items() if rule.implicit_tls
         }
+        self.event_budget = EventBudget(config.session.max_events_all)
+        """Commands and replies the sessions not yet reported may keep, together."""
         self.context = ContextTracker(config.context) if config.context_enabled else None
         """DNS and ident beside the sessions; its ``listeners`` get every DNS transaction (findings)."""
         self.stats.context = self.context.stats if self.context is not None else None
@@ -155,6 +157,7 @@ class Analyzer:
         self.decoder = Decoder(udp_ports=frozenset({53}) if self.context is not None else frozenset())
         self.flows = FlowTable(self._factory, self._server_side, self.config.flow)
         self._open.clear()
+        self.event_budget.left = self.event_budget.size  # every session of the last file was reported
         if self.context is not None:
             self.context.new_file()
 
@@ -176,7 +179,7 @@ class Analyzer:
         protocol = BY_NAME[rule.protocol] if rule else None
         handler = MailConnection(conn, self.config, self._file, self._session_done, protocol,
                                  bool(rule and rule.implicit_tls), self._tls_port_protocols, self._keylog,
-                                 sink_factory=self.sink_factory)
+                                 sink_factory=self.sink_factory, budget=self.event_budget)
         self._open[conn.stream] = conn.first_frame
         if context is not None:
             context.opened(conn, handler.session_builder)
@@ -571,6 +574,7 @@ class Analyzer:
                 return
             session = heapq.heappop(done)[3]
             self._held_rows -= session.row_count + 1
+            self.event_budget.give_back(session)  # it leaves this side of the run now
             session.id = self._next_id
             self._next_id += 1
             self.stats.sessions += 1

@@ -258,6 +258,9 @@ class Session:
     bytes_server: int = 0
     rows_elided: int = 0
     events_dropped: int = 0
+    """Commands and replies over the session's or the run's limit (SessionLimits): counted, not kept."""
+    anomalies_dropped: int = 0
+    """Anomalies over ``SessionLimits.max_anomalies``: counted, not kept."""
     decrypted: bool = False
     tls_info: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
@@ -385,12 +388,34 @@ setattr(Session, "rows", property(_get_rows, _set_rows, doc="The packets' rows (
 @dataclass(frozen=True, slots=True)
 class SessionLimits:
     max_rows: int = 20_000
-    """Rows kept per session; beyond it only rows with commands/replies are kept (count reported)."""
+    """Rows kept per session; the packets beyond it are counted (``rows_elided``), their events not kept."""
     max_events: int = 200_000
+    """Commands kept per session, and replies; the rest are counted (``events_dropped``), not kept."""
+    max_events_all: int = 300_000
+    """Commands and replies kept by all the sessions not yet reported, together (see :class:`EventBudget`)."""
     max_anomalies: int = 1_000
+    """Anomalies kept per session; the rest are counted (``anomalies_dropped``)."""
     keep_transcript: bool = False
     """Keep the raw stream bytes for ``--follow`` (off unless asked: it costs memory)."""
     max_transcript_bytes: int = 16 * 1024 * 1024
+
+
+class EventBudget:
+    """The commands and replies all sessions of a run may keep while they are not reported yet.
+
+    ``max_events`` bounds one session; this bounds their sum, so that a capture of many sessions each
+    flooding lines at once (an IMAP server sending ``* 5 EXISTS`` by the hundred thousand on eight
+    connections: a 35 MB capture took 690 MiB) cannot make the analyzer's memory grow with its size. A
+    builder takes one per event it keeps; the analyzer gives them back as each session is reported."""
+
+    __slots__ = ("left", "size")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.left = size
+
+    def give_back(self, session: Session) -> None:
+        self.left = min(self.size, self.left + len(session.commands) + len(session.replies))
 
 
 def kept_summary(summary: MessageSummary) -> MessageSummary:
@@ -428,7 +453,7 @@ class SessionBuilder:
     def __init__(self, *, protocol: str, client: Endpoint, server: Endpoint, stream: int, file: str,
                  tunnel: str | None, limits: SessionLimits = SessionLimits(),
                  mime_limits: MimeLimits = MimeLimits(), sink_factory: MessageSinkFactory | None = None,
-                 summarize: bool = True) -> None:
+                 summarize: bool = True, budget: EventBudget | None = None) -> None:
         self.protocol = protocol
         self.client = client
         self.server = server
@@ -453,6 +478,8 @@ class SessionBuilder:
         self.messages: list[MessageRecord] = []
         self.anomalies: list[Anomaly] = []
         self.anomalies_dropped = 0
+        self.budget = budget if budget is not None else EventBudget(limits.max_events_all)
+        """Shared by the sessions of a run (the analyzer's); a builder made alone has one of its own."""
         self.gaps: list[GapInfo] = []
         self.events_dropped = 0
         self.bytes = [0, 0]
@@ -633,6 +660,18 @@ class SessionBuilder:
                 row[_BODY_BYTES] += len(event.data)  # type: ignore[attr-defined]
             self._message_data(event)  # type: ignore[arg-type]
             return
+        if kind is Command or kind is Reply:
+            # over a limit: counted, and not on its row either (a row of one 64 KiB segment can hold
+            # thousands of short replies: the row limit alone does not bound what a session keeps)
+            budget = self.budget
+            if budget.left <= 0 or len(self.commands if kind is Command else self.replies) >= self.limits.max_events:
+                self.events_dropped += 1
+                self.phase = event.phase
+                return
+            budget.left -= 1
+        elif kind is Anomaly and len(self.anomalies) >= self.limits.max_anomalies:
+            self.anomalies_dropped += 1
+            return
         row = self._row_for(event.frame)
         if row is not None:
             events = row[_EVENTS]
@@ -654,10 +693,10 @@ class SessionBuilder:
             handler(self, event)
 
     def _command(self, event: Command) -> None:
-        self._keep(self.commands, event)
+        self.commands.append(event)  # within the limits: see _event
 
     def _reply(self, event: Reply) -> None:
-        self._keep(self.replies, event)
+        self.replies.append(event)
 
     def _auth(self, event: AuthAttempt) -> None:
         self.auth.append(event)
@@ -666,10 +705,7 @@ class SessionBuilder:
         self.gaps.append(GapInfo(event.direction, event.nbytes, event.frame))
 
     def _anomaly(self, event: Anomaly) -> None:
-        if len(self.anomalies) < self.limits.max_anomalies:
-            self.anomalies.append(event)
-        else:
-            self.anomalies_dropped += 1
+        self.anomalies.append(event)  # within the limit: see _event
 
     def _tls_start(self, event: TlsStart) -> None:
         self.tls = event.mode
@@ -685,12 +721,6 @@ class SessionBuilder:
             if events and any(type(e) is TlsStart for e in events):
                 row[_EVENTS] = [e for e in events if type(e) is not TlsStart] or None
                 break
-
-    def _keep(self, bucket: list[Any], event: Event) -> None:
-        if len(bucket) < self.limits.max_events:
-            bucket.append(event)
-        else:
-            self.events_dropped += 1
 
     def _earlier_segments(self, event: Event) -> None:
         """A command or reply that began some segments back (an IMAP LOGIN sent in pieces around its
@@ -772,6 +802,7 @@ class SessionBuilder:
             commands=self.commands, replies=self.replies, auth=self.auth, messages=self.messages,
             anomalies=self.anomalies, gaps=self.gaps, record=record, bytes_client=self.bytes[0],
             bytes_server=self.bytes[1], rows_elided=self.rows_elided, events_dropped=self.events_dropped,
+            anomalies_dropped=self.anomalies_dropped,
             decrypted=self.decrypting, tls_info=self.tls_info, notes=self.notes,
             transcript=self.transcript, transcript_truncated=self.transcript_truncated,
             retransmissions=self.retransmissions,

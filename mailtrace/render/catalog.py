@@ -282,6 +282,12 @@ EN: dict[str, Message] = {
     "ui.midstream": "capture starts mid-session",
     "ui.rows_elided": ("{n} more packet of this session is not listed (row limit)",
                        "{n} more packets of this session are not listed (row limit)"),
+    "ui.events_dropped": ("{n} more command or reply of this session is not listed (limit: {limit} of each per "
+                          "session, {all} for all sessions at once)",
+                          "{n} more commands and replies of this session are not listed (limit: {limit} of each per "
+                          "session, {all} for all sessions at once)"),
+    "ui.anomalies_dropped": ("{n} more anomaly of this session is not listed (limit {limit} per session)",
+                             "{n} more anomalies of this session are not listed (limit {limit} per session)"),
     "ui.anomaly": "anomaly",
     "ui.summary": "Summary",
     "ui.snapped": ("{n:,} frame cut by the snap length",
@@ -723,6 +729,13 @@ EN: dict[str, Message] = {
                          "analyze</code> prints them all.",
                          "{n} more packet rows are not shown (limit {limit} per session). <code>mailtrace "
                          "analyze</code> prints them all."),
+    "html.events_dropped": ("{n} command or reply of this session was counted but not kept by the analyzer (limit: "
+                            "{limit} of each per session, {all} for all sessions at once).",
+                            "{n} commands and replies of this session were counted but not kept by the analyzer "
+                            "(limit: {limit} of each per session, {all} for all sessions at once)."),
+    "html.anomalies_dropped": ("{n} anomaly of this session was counted but not kept (limit {limit} per session).",
+                               "{n} anomalies of this session were counted but not kept (limit {limit} per "
+                               "session)."),
     "html.rows_elided": ("{n} packet of this session was counted but not kept by the analyzer (row limit of the "
                          "session model).",
                          "{n} packets of this session were counted but not kept by the analyzer (row limit of the "

@@ -272,6 +272,14 @@ DE: dict[str, str | tuple[str, str]] = {
     "ui.midstream": "der Mitschnitt beginnt mitten in der Sitzung",
     "ui.rows_elided": ("{n} weiteres Paket dieser Sitzung wird nicht aufgeführt (Zeilenlimit)",
                        "{n} weitere Pakete dieser Sitzung werden nicht aufgeführt (Zeilenlimit)"),
+    "ui.events_dropped": ("{n} weiterer Befehl oder weitere Antwort dieser Sitzung wird nicht aufgeführt (Limit: "
+                          "je {limit} pro Sitzung, {all} für alle Sitzungen zugleich)",
+                          "{n} weitere Befehle und Antworten dieser Sitzung werden nicht aufgeführt (Limit: je "
+                          "{limit} pro Sitzung, {all} für alle Sitzungen zugleich)"),
+    "ui.anomalies_dropped": ("{n} weitere Auffälligkeit dieser Sitzung wird nicht aufgeführt (Limit {limit} je "
+                             "Sitzung)",
+                             "{n} weitere Auffälligkeiten dieser Sitzung werden nicht aufgeführt (Limit {limit} je "
+                             "Sitzung)"),
     "ui.anomaly": "Auffälligkeit",
     "ui.summary": "Zusammenfassung",
     "ui.snapped": ("{n:,} Frame durch die Snap-Länge gekürzt",
@@ -720,6 +728,14 @@ DE: dict[str, str | tuple[str, str]] = {
                          "analyze</code> gibt alle aus.",
                          "{n} weitere Paketzeilen werden nicht gezeigt (Limit {limit} je Sitzung). <code>mailtrace "
                          "analyze</code> gibt alle aus."),
+    "html.events_dropped": ("{n} Befehl oder Antwort dieser Sitzung wurde gezählt, aber vom Analysator nicht "
+                            "behalten (Limit: je {limit} pro Sitzung, {all} für alle Sitzungen zugleich).",
+                            "{n} Befehle und Antworten dieser Sitzung wurden gezählt, aber vom Analysator nicht "
+                            "behalten (Limit: je {limit} pro Sitzung, {all} für alle Sitzungen zugleich)."),
+    "html.anomalies_dropped": ("{n} Auffälligkeit dieser Sitzung wurde gezählt, aber nicht behalten (Limit {limit} "
+                               "je Sitzung).",
+                               "{n} Auffälligkeiten dieser Sitzung wurden gezählt, aber nicht behalten (Limit "
+                               "{limit} je Sitzung)."),
     "html.rows_elided": ("{n} Paket dieser Sitzung wurde gezählt, aber vom Analysator nicht behalten "
                          "(Zeilenlimit des Sitzungsmodells).",
                          "{n} Pakete dieser Sitzung wurden gezählt, aber vom Analysator nicht behalten "

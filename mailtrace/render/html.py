@@ -89,7 +89,7 @@ from mailtrace.render.rows import (
     retransmission_mark,
 )
 from mailtrace.render.svg import SURROGATE, Arrow, Bar, bar_chart, clean_text, ladder, text, timeline_chart
-from mailtrace.session import MessageRecord, PacketRow, Session
+from mailtrace.session import MessageRecord, PacketRow, Session, SessionLimits
 
 if TYPE_CHECKING:  # the collector imports EmbeddedFile from here
     from mailtrace.render.attachments import AttachmentCollector
@@ -166,6 +166,7 @@ _KNOWN_KEYS = {
     "notes",
     "rows_elided",
     "events_dropped",
+    "anomalies_dropped",
 }
 _MSG_KEYS = ("subject", "from", "to", "cc", "date", "message_id")
 SEVERITIES = ("high", "medium", "low", "info")
@@ -435,6 +436,9 @@ class _Overview:
 
 class HtmlReport:
     """Collects sessions into one HTML page written at :meth:`end`."""
+
+    session_limits = SessionLimits()
+    """The limits the analyzer kept sessions within (named in the notes on what a session left out)."""
 
     def __init__(
         self,
@@ -989,6 +993,9 @@ class HtmlReport:
             "rows_shown": shown,
             "rows_hidden": max(0, len(s.rows) - shown),
             "rows_elided": s.rows_elided,
+            "events_dropped": s.events_dropped,
+            "anomalies_dropped": s.anomalies_dropped,
+            "session_limits": self.session_limits,
             "packet_rows": self._packet_rows(s, steps),
             "ladder": ladder(
                 arrows,

@@ -50,7 +50,7 @@ from mailtrace.render.rows import (
     placeholder_text,
     retransmission_mark,
 )
-from mailtrace.session import MessageRecord, PacketRow, Session
+from mailtrace.session import MessageRecord, PacketRow, Session, SessionLimits
 
 LATENCY_SHOWN = 0.1
 """Replies slower than this (seconds) show how long the server took."""
@@ -737,6 +737,9 @@ class _Columns:
 class TerminalRenderer:
     """The default view: per session a header and a captioned packet table; a summary at the end."""
 
+    session_limits = SessionLimits()
+    """The limits the analyzer kept sessions within (named in the notes on what a session left out)."""
+
     def __init__(self, output: Output | IO[str], *, stats: CaptureStats | None = None,
                  show_secrets: bool = False, hide_acks: bool = False, lang: str = "en",
                  session_filter: SessionFilter | None = None, many_files: bool = False,
@@ -806,6 +809,14 @@ class TerminalRenderer:
                 out.paragraph(Text(text("ui.context_dropped", lang, n=s.context_dropped), "dim"))
         if s.rows_elided:
             out.paragraph(Text(text("ui.rows_elided", lang, n=s.rows_elided), "dim"))
+        limits = self.session_limits
+        if s.events_dropped:
+            out.paragraph(Text(text("ui.events_dropped", lang, n=s.events_dropped,
+                                    limit=fmt_num(limits.max_events, lang), all=fmt_num(limits.max_events_all, lang)),
+                               "dim"))
+        if s.anomalies_dropped:
+            out.paragraph(Text(text("ui.anomalies_dropped", lang, n=s.anomalies_dropped,
+                                    limit=fmt_num(limits.max_anomalies, lang)), "dim"))
         out.write("")
 
     def _header(self, s: Session) -> None:

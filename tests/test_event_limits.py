@@ -1,0 +1,140 @@
+"""What a session keeps of a flood of commands, replies and anomalies is bounded — per session and for
+all sessions at once — and what is not kept is counted, never silently attached elsewhere.
+
+A segment of 64 KiB can carry thousands of ``* 5 EXISTS`` lines, so the row limit alone does not bound a
+session; and eight such sessions at once took 690 MiB for a 35 MB capture before the run-wide budget."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from mailtrace.capture.reader import open_capture
+from mailtrace.commands.common import build_config
+from mailtrace.model import Anomaly, Reply
+from mailtrace.pipeline import Analyzer, CaptureStats
+from mailtrace.render.html import HtmlReport
+from mailtrace.render.json import session_json
+from mailtrace.render.output import Output
+from mailtrace.render.terminal import TerminalRenderer
+from mailtrace.session import Session, SessionLimits
+from tests.pcapgen import Capture, Tcp
+from tests.support import report
+
+
+def _imap_flood(cap: Capture, port: int, lines: int, *, per_segment: int = 100) -> Tcp:
+    """An IMAP session whose server sends ``lines`` untagged EXISTS responses, ``per_segment`` a segment."""
+    t = Tcp(cap, client=("10.0.0.1", port), server=("10.0.0.2", 143)).handshake()
+    t.s(b"* OK ready\r\n")
+    t.c(b"a1 LOGIN u p\r\n")
+    t.s(b"a1 OK done\r\n")
+    t.c(b"a2 IDLE\r\n")
+    t.s(b"+ idling\r\n")
+    for start in range(0, lines, per_segment):
+        t.s(b"".join(b"* %d EXISTS\r\n" % n for n in range(start, min(lines, start + per_segment))))
+    return t
+
+
+def _close(t: Tcp) -> None:
+    t.c(b"DONE\r\n")
+    t.s(b"a2 OK idle done\r\n")
+    t.fin()
+
+
+def _sessions(path: Path, **limits: int) -> list[Session]:
+    config = build_config()
+    config = replace(config, session=replace(config.session, **limits))
+    return list(Analyzer(config).run([open_capture(str(path))]))
+
+
+def _row_events(s: Session, kind: type[Any]) -> int:
+    return sum(1 for e in s.row_events() if type(e) is kind)
+
+
+def test_replies_over_the_session_limit_are_counted_and_left_off_their_rows(tmp_path: Path) -> None:
+    cap = Capture()
+    _close(_imap_flood(cap, 40000, 1000))
+    (s,) = _sessions(cap.write(tmp_path / "flood.pcap"), max_events=300)
+    assert len(s.replies) == 300
+    # the greeting, a1's OK and the '+' came first; then 297 of the 1,000 EXISTS; a2's OK is over the limit too
+    assert [r.status for r in s.replies[:3]] == ["*", "OK", "+"]
+    assert s.events_dropped == 1000 - 297 + 1
+    assert _row_events(s, Reply) == 300  # rows hold only what the session kept
+    assert len(s.commands) == 3  # commands have a limit of their own, not reached
+    assert s.packets == len(s.rows) and not s.rows_elided
+
+
+def test_the_json_report_and_the_views_say_how_many_were_not_kept(tmp_path: Path) -> None:
+    cap = Capture()
+    t = _imap_flood(cap, 40000, 1000)
+    t.c(b"DONE\r\n")
+    t.s(b"a2 OK idle done\r\n" + b"a9 BAD what\r\n" * 120)  # tags no command had: an anomaly each
+    t.fin()
+    limits = SessionLimits(max_events=300, max_anomalies=100)
+    (s,) = _sessions(cap.write(tmp_path / "flood.pcap"), max_events=300, max_anomalies=100)
+    assert (s.events_dropped, s.anomalies_dropped) == (1000 - 297 + 1 + 120, 20)
+    entry = session_json(s)
+    assert (entry["events_dropped"], entry["anomalies_dropped"]) == (824, 20)
+    assert len(entry["replies"]) == 300 and len(entry["anomalies"]) == 100
+    for lang, events, anomalies in (
+        ("en", "824 more commands and replies of this session are not listed (limit: 300 of each per session, "
+               "300,000 for all sessions at once)", "20 more anomalies of this session are not listed (limit 100"),
+        ("de", "824 weitere Befehle und Antworten dieser Sitzung werden nicht aufgeführt (Limit: je 300 pro "
+               "Sitzung, 300.000 für alle Sitzungen zugleich)", "20 weitere Auffälligkeiten dieser Sitzung"),
+    ):
+        stream = io.StringIO()
+        view = TerminalRenderer(Output(stream, width=200, color=False), lang=lang)
+        view.session_limits = limits
+        view.session(s)
+        shown = " ".join(stream.getvalue().split())
+        assert events in shown and anomalies in shown
+    page = io.StringIO()
+    report = HtmlReport(page)
+    report.session_limits = limits
+    report.session(s)
+    report.end(CaptureStats(), 1.0)
+    html = " ".join(page.getvalue().split())
+    assert "824 commands and replies of this session were counted but not kept by the analyzer (limit: 300" in html
+    assert "20 anomalies of this session were counted but not kept (limit 100 per session)" in html
+
+
+def test_sessions_at_once_share_one_budget_and_give_it_back_when_reported(tmp_path: Path) -> None:
+    cap = Capture()
+    first = [_imap_flood(cap, 40000 + i, 400) for i in range(3)]  # three floods at the same time
+    for t in first:
+        _close(t)
+    later = _imap_flood(cap, 41000, 400)  # after those were reported: the whole budget again
+    _close(later)
+    sessions = _sessions(cap.write(tmp_path / "floods.pcap"), max_events=10_000, max_events_all=600)
+    assert len(sessions) == 4
+    at_once, alone = sessions[:3], sessions[3]
+    # The first flood keeps its 405 (left: 195), the second 195 of its 405, the third none; then each
+    # closes (DONE, a2 OK) in turn, and a reported session gives its share back to the ones still open:
+    # the first's closing comes while nothing is left, the second's and third's after the first was reported.
+    assert [len(s.commands) + len(s.replies) for s in at_once] == [405, 195 + 2, 0 + 2]
+    for s in at_once:
+        assert len(s.commands) + len(s.replies) + s.events_dropped == 3 + 404  # LOGIN, IDLE, DONE; 404 replies
+        assert _row_events(s, Reply) == len(s.replies)
+    assert alone.events_dropped == 0 and len(alone.replies) == 404 and len(alone.commands) == 3
+
+
+def test_anomalies_over_the_limit_are_counted_and_left_off_their_rows(tmp_path: Path) -> None:
+    cap = Capture()
+    t = Tcp(cap, client=("10.0.0.1", 40000), server=("10.0.0.2", 25)).handshake()
+    t.s(b"220 mx ESMTP\r\n")
+    t.c(b"EHLO x\r\n")
+    t.s(b"250 ok\r\n")
+    for _ in range(5):
+        t.c(b"XFOO\r\n" * 60)  # unknown commands: an anomaly each
+    t.s(b"500 what\r\n" * 300)
+    t.fin()
+    (s,) = _sessions(cap.write(tmp_path / "x.pcap"), max_anomalies=50)
+    unknown = [a for a in s.anomalies if a.kind == "unknown-command"]
+    assert len(s.anomalies) == 50 and len(unknown) == 50
+    assert s.anomalies_dropped == 300 - 50
+    assert _row_events(s, Anomaly) == 50
+    assert len(s.commands) == 301  # the commands themselves are within their limit
+    (entry,) = report(cap.write(tmp_path / "y.pcap"))["sessions"]
+    assert "anomalies_dropped" not in entry and len(entry["anomalies"]) == 300  # the default limit is 1,000
