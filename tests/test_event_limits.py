@@ -138,3 +138,61 @@ def test_anomalies_over_the_limit_are_counted_and_left_off_their_rows(tmp_path: 
     assert len(s.commands) == 301  # the commands themselves are within their limit
     (entry,) = report(cap.write(tmp_path / "y.pcap"))["sessions"]
     assert "anomalies_dropped" not in entry and len(entry["anomalies"]) == 300  # the default limit is 1,000
+
+
+def _table(path: Path, lang: str = "en") -> str:
+    stream = io.StringIO()
+    view = TerminalRenderer(Output(stream, width=None, color=False), lang=lang)
+    for s in _sessions(path):
+        view.session(s)
+    return stream.getvalue()
+
+
+def test_a_reply_of_200000_lines_is_one_bounded_row(tmp_path: Path) -> None:
+    """A hostile EHLO reply: the JSON report keeps every line; the table shows 256 and counts the rest,
+    and explains 32 of its keywords (it printed 14 MB, a line per keyword, before)."""
+    cap = Capture()
+    t = Tcp(cap, client=("10.0.0.1", 40000), server=("10.0.0.2", 25)).handshake()
+    t.s(b"220 mx ESMTP\r\n")
+    t.c(b"EHLO x\r\n")
+    body = b"250-mx\r\n" + b"250-XEXT\r\n" * 20_000 + b"250 OK\r\n"
+    for at in range(0, len(body), 1400):
+        t.s(body[at : at + 1400])
+    t.fin()
+    path = cap.write(tmp_path / "ehlo.pcap")
+    (s,) = _sessions(path)
+    assert len(s.replies[1].lines) == 20_002
+    table = _table(path)
+    assert len(table) < 20_000
+    (row,) = [line for line in table.splitlines() if "S: 250 mx" in line]
+    assert row.count(" | ") == 256 and "XEXT | … (+19,746 more lines) (after " in row  # 255 keywords after "mx"
+    assert table.count("XEXT: private extension") == 32
+    assert "… and 19,969 more like it" in table
+    assert "… (+19.746 weitere Zeilen)" in _table(path, "de")
+
+
+def test_a_packet_of_a_hundred_responses_shows_64_and_a_step_lists_ten(tmp_path: Path) -> None:
+    cap = Capture()
+    _close(_imap_flood(cap, 40000, 1500))
+    path = cap.write(tmp_path / "flood.pcap")
+    table = _table(path)
+    rows = [line for line in table.splitlines() if "S: * " in line and "EXISTS" in line]
+    assert len(rows) == 15 and all(r.endswith("… (+36 more in this packet)") for r in rows)
+    assert rows[0].count("EXISTS") == 64
+    # the first thousand are IDLE news (the dissector's notes), listed ten at a time in the caption
+    assert "while the client idles, the server reports news: 0 EXISTS, 1 EXISTS," in table
+    assert "9 EXISTS … and 990 more like it" in table
+    # past the dissector's thousand notes they are unasked responses: ten sentences a step, the rest counted
+    unasked = [line for line in table.splitlines() if "the server speaks unasked" in line]
+    assert unasked and all(line.count("the server speaks unasked") <= 10 for line in unasked)
+    assert all(line.endswith("… and 90 more like it") for line in unasked)
+
+
+def test_a_few_more_than_ten_of_a_kind_are_all_listed(tmp_path: Path) -> None:
+    """Zeek's tcp-truncated-header: eleven gaps in one step are named, not "… and 1 more like it"."""
+    cap = Capture()
+    t = _imap_flood(cap, 40000, 18)  # 18 IDLE updates: all of them in the caption
+    _close(t)
+    table = _table(cap.write(tmp_path / "few.pcap"))
+    assert "the server reports news: 0 EXISTS, 1 EXISTS," in table and "17 EXISTS" in table
+    assert "more like it" not in table

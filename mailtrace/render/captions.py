@@ -46,6 +46,11 @@ from mailtrace.render.catalog import fields, has, text, translated
 from mailtrace.session import MessageRecord, PacketRow, Session
 
 TONES = ("info", "ok", "warn", "fail")
+
+MAX_LISTED = 10
+"""Items one caption lists (IDLE news, sentences of one kind in a row) when there are more than twice as
+many (a server's thousand unasked responses); the rest are counted. Up to twice as many are all listed:
+"… and 1 more like it" would say less than the sentence itself."""
 """How a step went, mildest first: a view may colour by it (the caption says it in words too)."""
 
 CHALLENGE_MECHANISMS = frozenset({"CRAM-MD5", "DIGEST-MD5", "APOP", "NTLM", "GSSAPI", "SCRAM-SHA-1",
@@ -520,9 +525,28 @@ def _caption(draft: _Draft, ctx: _Context, *, first: bool) -> tuple[str, str, st
             merged[-1] = (merged[-1][0], merged[-1][1] + 1)
         else:
             merged.append((sentence, 1))
-    parts = [s.text if n == 1 else ctx.t("repeat", caption=s.text, n=n) for s, n in merged]
+    parts = [s.text if n == 1 else ctx.t("repeat", caption=s.text, n=n) for s, n in _few_of_a_kind(merged, ctx)]
     tone = max((s.tone for s in sentences), key=TONES.index)
     return sentences[0].key, "; ".join(parts), tone
+
+
+def _few_of_a_kind(merged: list[tuple[_Sentence, int]], ctx: _Context) -> list[tuple[_Sentence, int]]:
+    """Runs of more than twice :data:`MAX_LISTED` sentences of one kind (a server's thousand unasked
+    responses in one step) keep their first ones and count the rest."""
+    out: list[tuple[_Sentence, int]] = []
+    i = 0
+    while i < len(merged):
+        j = i
+        while j < len(merged) and merged[j][0].key == merged[i][0].key:
+            j += 1
+        if j - i <= 2 * MAX_LISTED:
+            out += merged[i:j]
+        else:
+            out += merged[i : i + MAX_LISTED]
+            rest = j - i - MAX_LISTED
+            out.append((_Sentence(merged[i][0].key, ctx.t("more.like", n=rest), merged[i][0].tone), 1))
+        i = j
+    return out
 
 
 def _sentences(draft: _Draft, ctx: _Context, *, first: bool) -> list[_Sentence]:
@@ -700,7 +724,10 @@ def _tls(draft: _Draft, ctx: _Context) -> list[_Sentence]:
 def _notes(draft: _Draft, ctx: _Context) -> _Sentence:
     texts = [n.text for n in draft.notes]
     if texts and all(t.startswith("IDLE woken: ") for t in texts):
-        updates = ", ".join(t.removeprefix("IDLE woken: ").removeprefix("* ") for t in texts)
+        listed = texts if len(texts) <= 2 * MAX_LISTED else texts[:MAX_LISTED]
+        updates = ", ".join(t.removeprefix("IDLE woken: ").removeprefix("* ") for t in listed)
+        if len(listed) < len(texts):
+            updates += " " + ctx.t("more.like", n=len(texts) - MAX_LISTED)
         return _Sentence("imap.idle.news", ctx.t("imap.idle.news", updates=updates), "info")
     if draft.notes and all(n.phase is Phase.SETUP for n in draft.notes):
         return _Sentence("note.tunnel", ctx.t("note.tunnel", text="; ".join(texts)), "info")

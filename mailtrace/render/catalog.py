@@ -50,6 +50,7 @@ EN: dict[str, Message] = {
     "pipelined.unoffered": ("{n} commands in one segment, sent without waiting for each reply although the server "
                             "did not offer PIPELINING"),
     "repeat": "{caption} (×{n})",
+    "more.like": ("… and {n:,} more like it", "… and {n:,} more like it"),
     # ------------------------------------------------------------------ outcomes
     "outcome.refused": "{action}; the server refuses: {reply}",
     "outcome.temporary": "{action}; the server refuses for now: {reply}",
@@ -282,12 +283,12 @@ EN: dict[str, Message] = {
     "ui.midstream": "capture starts mid-session",
     "ui.rows_elided": ("{n} more packet of this session is not listed (row limit)",
                        "{n} more packets of this session are not listed (row limit)"),
-    "ui.events_dropped": ("{n} more command or reply of this session is not listed (limit: {limit} of each per "
+    "ui.events_dropped": ("{n:,} more command or reply of this session is not listed (limit: {limit} of each per "
                           "session, {all} for all sessions at once)",
-                          "{n} more commands and replies of this session are not listed (limit: {limit} of each per "
+                          "{n:,} more commands and replies of this session are not listed (limit: {limit} of each per "
                           "session, {all} for all sessions at once)"),
-    "ui.anomalies_dropped": ("{n} more anomaly of this session is not listed (limit {limit} per session)",
-                             "{n} more anomalies of this session are not listed (limit {limit} per session)"),
+    "ui.anomalies_dropped": ("{n:,} more anomaly of this session is not listed (limit {limit} per session)",
+                             "{n:,} more anomalies of this session are not listed (limit {limit} per session)"),
     "ui.anomaly": "anomaly",
     "ui.summary": "Summary",
     "ui.snapped": ("{n:,} frame cut by the snap length",
@@ -346,6 +347,8 @@ EN: dict[str, Message] = {
     "ui.answers_lost": "to a command the capture lost",
     "ui.continued": ("{n} byte, continued in frame {frame}", "{n} bytes, continued in frame {frame}"),
     "ui.data": ("{n} byte", "{n} bytes"),
+    "ui.more_lines": ("… (+{n:,} more line)", "… (+{n:,} more lines)"),
+    "ui.more_pieces": ("… (+{n:,} more in this packet)", "… (+{n:,} more in this packet)"),
     "ui.literal_end": ("end of the {verb} command after its literal ({n} byte)",
                        "end of the {verb} command after its literal ({n} bytes)"),
     "ui.decrypted.mark": "[decrypted]",

@@ -37,6 +37,7 @@ DE: dict[str, str | tuple[str, str]] = {
     "pipelined.unoffered": ("{n} Befehle in einem Segment, gesendet ohne auf jede Antwort zu warten, obwohl der "
                             "Server kein PIPELINING anbietet"),
     "repeat": "{caption} (×{n})",
+    "more.like": ("… und {n:,} weitere dieser Art", "… und {n:,} weitere dieser Art"),
     # ------------------------------------------------------------------ outcomes
     "outcome.refused": "{action}; der Server lehnt ab: {reply}",
     "outcome.temporary": "{action}; der Server lehnt vorläufig ab: {reply}",
@@ -272,13 +273,13 @@ DE: dict[str, str | tuple[str, str]] = {
     "ui.midstream": "der Mitschnitt beginnt mitten in der Sitzung",
     "ui.rows_elided": ("{n} weiteres Paket dieser Sitzung wird nicht aufgeführt (Zeilenlimit)",
                        "{n} weitere Pakete dieser Sitzung werden nicht aufgeführt (Zeilenlimit)"),
-    "ui.events_dropped": ("{n} weiterer Befehl oder weitere Antwort dieser Sitzung wird nicht aufgeführt (Limit: "
+    "ui.events_dropped": ("{n:,} weiterer Befehl oder weitere Antwort dieser Sitzung wird nicht aufgeführt (Limit: "
                           "je {limit} pro Sitzung, {all} für alle Sitzungen zugleich)",
-                          "{n} weitere Befehle und Antworten dieser Sitzung werden nicht aufgeführt (Limit: je "
+                          "{n:,} weitere Befehle und Antworten dieser Sitzung werden nicht aufgeführt (Limit: je "
                           "{limit} pro Sitzung, {all} für alle Sitzungen zugleich)"),
-    "ui.anomalies_dropped": ("{n} weitere Auffälligkeit dieser Sitzung wird nicht aufgeführt (Limit {limit} je "
+    "ui.anomalies_dropped": ("{n:,} weitere Auffälligkeit dieser Sitzung wird nicht aufgeführt (Limit {limit} je "
                              "Sitzung)",
-                             "{n} weitere Auffälligkeiten dieser Sitzung werden nicht aufgeführt (Limit {limit} je "
+                             "{n:,} weitere Auffälligkeiten dieser Sitzung werden nicht aufgeführt (Limit {limit} je "
                              "Sitzung)"),
     "ui.anomaly": "Auffälligkeit",
     "ui.summary": "Zusammenfassung",
@@ -338,6 +339,8 @@ DE: dict[str, str | tuple[str, str]] = {
     "ui.answers_lost": "auf einen Befehl, den der Mitschnitt verlor",
     "ui.continued": ("{n} Byte, fortgesetzt in Frame {frame}", "{n} Bytes, fortgesetzt in Frame {frame}"),
     "ui.data": ("{n} Byte", "{n} Bytes"),
+    "ui.more_lines": ("… (+{n:,} weitere Zeile)", "… (+{n:,} weitere Zeilen)"),
+    "ui.more_pieces": ("… (+{n:,} weiteres in diesem Paket)", "… (+{n:,} weitere in diesem Paket)"),
     "ui.literal_end": ("Ende des Befehls {verb} nach seinem Literal ({n} Byte)",
                        "Ende des Befehls {verb} nach seinem Literal ({n} Bytes)"),
     "ui.decrypted.mark": "[entschlüsselt]",

@@ -77,6 +77,11 @@ def _challenge_line(token: str, lang: str) -> str | None:
     return text("explain.challenge", lang, text=challenge) if challenge is not None else None
 
 
+MAX_EXTENSIONS_EXPLAINED = 32
+"""EHLO keywords explained under a reply (real servers announce a dozen or two; a hostile one can send
+200,000 lines, which the JSON report keeps); the rest are counted."""
+
+
 def explain_smtp_reply(reply: Reply, lang: str = "en", *,
                        positive: bool | None = None) -> ReplyExplanation | None:
     """The explanation of an SMTP reply, or None when there is nothing to explain.
@@ -89,10 +94,12 @@ def explain_smtp_reply(reply: Reply, lang: str = "en", *,
         return None
     if reply.answers == "EHLO" and status.startswith("2"):
         lines = []
-        for line in reply.lines[1:]:
+        for line in reply.lines[1 : MAX_EXTENSIONS_EXPLAINED + 1]:
             keyword, meaning = explain_keyword(line, lang)
             if meaning:
                 lines.append(text("explain.extension", lang, keyword=keyword, meaning=meaning))
+        if len(reply.lines) > MAX_EXTENSIONS_EXPLAINED + 1:
+            lines.append(text("more.like", lang, n=len(reply.lines) - MAX_EXTENSIONS_EXPLAINED - 1))
         if lines:
             return ReplyExplanation("extensions", tuple(lines))
     m = explain_reply(status, reply.lines[0] if reply.lines else "", lang)

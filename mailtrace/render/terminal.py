@@ -389,10 +389,12 @@ class _InfoWriter:
             key = "ui.continued" if follow is not None else "ui.data"
             out.append(("C: " if client else "S: ") + self.t(key, n=row.payload_len, frame=follow), "dim")
             return out
-        for i, (piece, style, _) in enumerate(pieces):
+        for i, (piece, style, _) in enumerate(pieces[:MAX_INFO_PIECES]):
             if i:
                 out.append(" | ", "dim")
             out.append_text(piece) if isinstance(piece, Text) else out.append(clean(piece), style)
+        if len(pieces) > MAX_INFO_PIECES:
+            out.append(" | " + self.t("ui.more_pieces", n=len(pieces) - MAX_INFO_PIECES), "dim")
         if row.payload_len and row.flags & (TCP_FIN | TCP_RST):
             out.append(f" [{tcp_flags(row.flags & (TCP_FIN | TCP_RST))}]", "dim")
         return out
@@ -521,7 +523,8 @@ class _InfoWriter:
         own (:attr:`status_alone`): the status and what it answers there, the other lines and the
         latency (measured to the reply's end) on the last row."""
         status = r.status
-        lines = list(r.lines) if part == "all" else list(r.lines[:1])
+        lines = list(r.lines[:MAX_INFO_LINES]) if part == "all" else list(r.lines[:1])
+        more = len(r.lines) - MAX_INFO_LINES if part != "first" else 0
         if self.session.protocol == "imap" and r.tag:
             status = f"{r.tag} {status}"
         first = lines[0] if lines else ""
@@ -530,12 +533,14 @@ class _InfoWriter:
         if part == "rest":
             if r.status[:1].isdigit():  # an SMTP reply: every line carried its code, as tshark shows it
                 out.append(clean(r.status) + " ", "code." + r.status[0])
-            out.append(clean(" | ".join(r.lines[1:])), "server")
+            out.append(clean(" | ".join(r.lines[1:MAX_INFO_LINES])), "server")
         else:
             code_style = "code." + r.status[0] if r.status[:1].isdigit() else _word_style(r)
             out.append(clean(status), code_style)
             if body:
                 out.append(clean((" " if first else " | ") + body), "server")
+        if more > 0:
+            out.append(" | " + self.t("ui.more_lines", n=more), "dim")
         extras = []
         if part == "rest":
             pass
@@ -639,6 +644,12 @@ def _word_style(r: Reply) -> str:
 # --------------------------------------------------------------------------- the table view
 
 
+MAX_INFO_LINES = 256
+"""Lines of one reply the Info cell shows: a POP3 LIST of a big mailbox whole (the corpus has one of 201
+lines), not a hostile EHLO reply of 200,000 lines; the rest are counted. The JSON report keeps them all."""
+MAX_INFO_PIECES = 64
+"""Commands, replies and notes one packet's Info cell shows (real captures have up to 9; a 64 KiB segment
+of short responses can carry thousands); the rest are counted."""
 MIN_INFO_ROOM = 32
 """Cells the Info column keeps on a narrow terminal before long addresses are elided."""
 MIN_HOST_CELLS = 15
