@@ -196,3 +196,28 @@ def test_a_few_more_than_ten_of_a_kind_are_all_listed(tmp_path: Path) -> None:
     table = _table(cap.write(tmp_path / "few.pcap"))
     assert "the server reports news: 0 EXISTS, 1 EXISTS," in table and "17 EXISTS" in table
     assert "more like it" not in table
+
+
+def test_a_refusal_repeated_by_pipelined_replies_is_explained_once(tmp_path: Path) -> None:
+    """Fifty AUTH attempts in one segment, fifty 535 replies in the next: one explanation (×50), not a
+    hundred lines (Suricata's smtp-data-rejected has two 503s in one segment: ×2)."""
+    cap = Capture()
+    t = Tcp(cap, client=("10.0.0.1", 40000), server=("10.0.0.2", 587)).handshake()
+    t.s(b"220 mx ESMTP\r\n")
+    t.c(b"EHLO x\r\n")
+    t.s(b"250-mx\r\n250 AUTH PLAIN\r\n")
+    t.c(b"AUTH PLAIN AHVzZXIAcGFzcw==\r\n" * 50)
+    t.s(b"535 5.7.8 Authentication failed\r\n" * 50)
+    t.fin()
+    path = cap.write(tmp_path / "spray.pcap")
+    table = _table(path)
+    assert table.count("↳ 535: permanent failure") == 1
+    assert "↳ 535: permanent failure · unspecified — authentication credentials invalid (×50)" in table
+    assert table.count("↳ 5.7.8: authentication credentials invalid") == 1
+    page = io.StringIO()
+    html = HtmlReport(page)
+    for s in _sessions(path):
+        html.session(s)
+    html.end(CaptureStats(), 1.0)
+    rows = page.getvalue()  # (each arrow of the ladder keeps its own tooltip)
+    assert rows.count('<div class="xl">↳ 535: permanent failure') == 1 and "invalid (×50)</div>" in rows

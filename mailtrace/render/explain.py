@@ -77,6 +77,16 @@ def _challenge_line(token: str, lang: str) -> str | None:
     return text("explain.challenge", lang, text=challenge) if challenge is not None else None
 
 
+def once_each(found: list[ReplyExplanation], lang: str = "en") -> list[ReplyExplanation]:
+    """The explanations of a row's replies, each told once: the same refusal repeated by fifty pipelined
+    replies is one explanation with ``(×50)`` on its first line, not a hundred lines."""
+    counts: dict[ReplyExplanation, int] = {}
+    for explanation in found:
+        counts[explanation] = counts.get(explanation, 0) + 1
+    return [e if n == 1 else ReplyExplanation(e.kind, (text("repeat", lang, caption=e.lines[0], n=n), *e.lines[1:]))
+            for e, n in counts.items()]
+
+
 MAX_EXTENSIONS_EXPLAINED = 32
 """EHLO keywords explained under a reply (real servers announce a dozen or two; a hostile one can send
 200,000 lines, which the JSON report keeps); the rest are counted."""

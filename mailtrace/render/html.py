@@ -76,7 +76,7 @@ from mailtrace.render.catalog import CATALOGS, EN, fmt_num, localize_number
 from mailtrace.render.catalog import has as catalog_has
 from mailtrace.render.catalog import text as catalog_text
 from mailtrace.render.context import ContextBlock, context_blocks, row_info, row_proto
-from mailtrace.render.explain import explain_challenge, explain_smtp_reply
+from mailtrace.render.explain import explain_challenge, explain_smtp_reply, once_each
 from mailtrace.render.html_stats import stats_view
 from mailtrace.render.json import FORMAT_NAME, FORMAT_VERSION, capture_json, session_json
 from mailtrace.render.message import ORIGINS, defect_text, header_rows, hop_cells, part_overhead
@@ -1207,12 +1207,14 @@ class HtmlReport:
     def _explanations(self, r: PacketRow) -> str:
         """What an SMTP failure code and the EHLO extensions mean, under the row (as the terminal view)."""
         out = []
+        explained = []
         for e in r.events or ():
             if not isinstance(e, Reply):
                 continue
-            found = explain_smtp_reply(e, self.lang) or explain_challenge(e, self.lang)
-            if found is None:
-                continue
+            one = explain_smtp_reply(e, self.lang) or explain_challenge(e, self.lang)
+            if one is not None:
+                explained.append(one)
+        for found in once_each(explained, self.lang):
             lines = "".join(f'<div class="xl">{escape(text(line, self.limits.max_text))}</div>' for line in found.lines)
             if found.kind == "extensions":
                 n = len(found.lines)

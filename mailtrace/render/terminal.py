@@ -40,7 +40,7 @@ from mailtrace.protocols.sasl import hashcat_line
 from mailtrace.render.captions import Step, steps
 from mailtrace.render.catalog import fmt_num, has, localize_number, text
 from mailtrace.render.context import ContextBlock, check_text, context_blocks, row_info, row_proto
-from mailtrace.render.explain import explain_challenge, explain_smtp_reply
+from mailtrace.render.explain import ReplyExplanation, explain_challenge, explain_smtp_reply, once_each
 from mailtrace.render.output import Output, clean, utc
 from mailtrace.render.rows import (
     PacketGroup,
@@ -501,13 +501,13 @@ class _InfoWriter:
     def explanations(self, item: PacketGroup) -> list[str]:
         """Lines under a row that explain it the way the lecture does (see :mod:`render.explain`)."""
         smtp = self.session.protocol == "smtp"
-        out: list[str] = []
+        found: list[ReplyExplanation] = []
         for event in item.events:
             if isinstance(event, Reply):
                 explained = explain_smtp_reply(event, self.lang) if smtp else explain_challenge(event, self.lang)
                 if explained is not None:
-                    out += explained.lines
-        return out
+                    found.append(explained)
+        return [line for explained in once_each(found, self.lang) for line in explained.lines]
 
     def _command(self, c: Command) -> Text:
         if c.verb:
