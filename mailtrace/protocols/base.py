@@ -37,8 +37,6 @@ class DissectorLimits:
     """A command or reply line longer than this is an anomaly; the excess is skipped."""
     max_pending_commands: int = 1000
     """SMTP PIPELINING queue / IMAP tags in flight; beyond it the oldest is dropped (anomaly)."""
-    max_events: int = 200_000
-    """Commands/replies recorded per session; the rest are counted, not kept."""
     max_wait_bytes: int = 256 * 1024
     """Client bytes held while waiting for a reply that decides how to read them (DATA/354)."""
     show_secrets: bool = False
@@ -355,14 +353,12 @@ class DotBody:
 class EventSink:
     """Small helper a dissector uses to build events with the current item's frame and time."""
 
-    __slots__ = ("dropped", "events", "frame", "max_events", "ts")
+    __slots__ = ("events", "frame", "ts")
 
-    def __init__(self, max_events: int) -> None:
+    def __init__(self) -> None:
         self.events: list[Event] = []
         self.frame = 0
         self.ts = 0.0
-        self.max_events = max_events
-        self.dropped = 0
 
     def at(self, item: Chunk | StreamGap | Eof) -> None:
         self.frame = item.frame or self.frame

@@ -288,7 +288,7 @@ class Imap:
     def __init__(self, limits: DissectorLimits | None = None) -> None:
         limits = limits or DissectorLimits()
         self.limits = limits
-        self.out = EventSink(limits.max_events)
+        self.out = EventSink()
         self.readers = (Reader(CLIENT, LineBuffer(limits.max_line)),
                         Reader(SERVER, LineBuffer(limits.max_line)))
         self.pending: dict[str, Pending] = {}

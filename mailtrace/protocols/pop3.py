@@ -184,7 +184,7 @@ class Pop3:
     def __init__(self, limits: DissectorLimits | None = None) -> None:
         limits = limits or DissectorLimits()
         self.limits = limits
-        self.out = EventSink(limits.max_events)
+        self.out = EventSink()
         self.client_lines = LineBuffer(limits.max_line)
         self.server_lines = LineBuffer(limits.max_line)
         self.pending: deque[Pending] = deque()

@@ -227,7 +227,7 @@ class Smtp:
 
     def __init__(self, limits: DissectorLimits = DissectorLimits()) -> None:
         self.limits = limits
-        self.out = EventSink(limits.max_events)
+        self.out = EventSink()
         self.client_lines = LineBuffer(limits.max_line)
         self.server_lines = LineBuffer(limits.max_line)
         self.mode = Mode.COMMAND
