@@ -144,8 +144,8 @@ class Analyzer:
         self._tls_port_protocols: dict[int, DissectorClass] = {
             port: BY_NAME[rule.protocol] for port, rule in config.ports.items() if rule.implicit_tls
         }
-        self.event_budget = EventBudget(config.session.max_events_all)
-        """Commands and replies the sessions not yet reported may keep, together."""
+        self.event_budget = EventBudget.of(config.session)
+        """Commands and replies (and transcript bytes) the sessions not yet reported may keep, together."""
         self.context = ContextTracker(config.context) if config.context_enabled else None
         """DNS and ident beside the sessions; its ``listeners`` get every DNS transaction (findings)."""
         self.stats.context = self.context.stats if self.context is not None else None
@@ -157,7 +157,7 @@ class Analyzer:
         self.decoder = Decoder(udp_ports=frozenset({53}) if self.context is not None else frozenset())
         self.flows = FlowTable(self._factory, self._server_side, self.config.flow)
         self._open.clear()
-        self.event_budget.left = self.event_budget.size  # every session of the last file was reported
+        self.event_budget.refill()
         if self.context is not None:
             self.context.new_file()
 

@@ -266,7 +266,8 @@ class Session:
     notes: list[str] = field(default_factory=list)
     transcript: list[TranscriptPiece] = field(default_factory=list)
     transcript_truncated: int = 0
-    """Bytes of the streams not kept in ``transcript`` (over ``max_transcript_bytes``)."""
+    """Bytes of the streams not kept in ``transcript`` (over ``max_transcript_bytes``, or the run's
+    ``max_transcript_bytes_all``)."""
     context: list[ContextObservation] = field(default_factory=list)
     """DNS transactions and ident probes made for this session, in frame order (mailtrace.context)."""
     context_checks: list[ContextCheck] = field(default_factory=list)
@@ -398,24 +399,42 @@ class SessionLimits:
     keep_transcript: bool = False
     """Keep the raw stream bytes for ``--follow`` (off unless asked: it costs memory)."""
     max_transcript_bytes: int = 16 * 1024 * 1024
+    max_transcript_bytes_all: int = 256 * 1024 * 1024
+    """Stream bytes kept for ``--follow`` by all the sessions not yet reported, together."""
 
 
 class EventBudget:
-    """The commands and replies all sessions of a run may keep while they are not reported yet.
+    """The commands and replies (and, for ``--follow``, stream bytes) all sessions of a run may keep while
+    they are not reported yet.
 
     ``max_events`` bounds one session; this bounds their sum, so that a capture of many sessions each
     flooding lines at once (an IMAP server sending ``* 5 EXISTS`` by the hundred thousand on eight
     connections: a 35 MB capture took 690 MiB) cannot make the analyzer's memory grow with its size. A
-    builder takes one per event it keeps; the analyzer gives them back as each session is reported."""
+    builder takes one per event it keeps; the analyzer gives them back as each session is reported.
+    Transcript bytes work the same way (16 MiB per session, but up to 2,048 sessions are open at once)."""
 
-    __slots__ = ("left", "size")
+    __slots__ = ("left", "size", "transcript_left", "transcript_size")
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, transcript_size: int) -> None:
         self.size = size
         self.left = size
+        self.transcript_size = transcript_size
+        self.transcript_left = transcript_size
+
+    @classmethod
+    def of(cls, limits: SessionLimits) -> EventBudget:
+        return cls(limits.max_events_all, limits.max_transcript_bytes_all)
 
     def give_back(self, session: Session) -> None:
         self.left = min(self.size, self.left + len(session.commands) + len(session.replies))
+        if session.transcript:
+            kept = sum(len(piece.data) for piece in session.transcript)
+            self.transcript_left = min(self.transcript_size, self.transcript_left + kept)
+
+    def refill(self) -> None:
+        """A new capture file: every session of the last one was reported."""
+        self.left = self.size
+        self.transcript_left = self.transcript_size
 
 
 def kept_summary(summary: MessageSummary) -> MessageSummary:
@@ -478,7 +497,7 @@ class SessionBuilder:
         self.messages: list[MessageRecord] = []
         self.anomalies: list[Anomaly] = []
         self.anomalies_dropped = 0
-        self.budget = budget if budget is not None else EventBudget(limits.max_events_all)
+        self.budget = budget if budget is not None else EventBudget.of(limits)
         """Shared by the sessions of a run (the analyzer's); a builder made alone has one of its own."""
         self.gaps: list[GapInfo] = []
         self.events_dropped = 0
@@ -770,13 +789,15 @@ class SessionBuilder:
     def raw(self, item: StreamItem, *, decrypted: bool = False) -> None:
         """Keep reassembled bytes for the follow view, up to the limit (and decrypted plaintext, marked)."""
         if isinstance(item, Chunk):
-            room = self.limits.max_transcript_bytes - self.transcript_bytes
+            budget = self.budget
+            room = min(self.limits.max_transcript_bytes - self.transcript_bytes, budget.transcript_left)
             if room <= 0:
                 self.transcript_truncated += len(item.data)
                 return
             data = item.data[:room]
             self.transcript_truncated += len(item.data) - len(data)
             self.transcript_bytes += len(data)
+            budget.transcript_left -= len(data)
             self.transcript.append(TranscriptPiece(item.direction, item.frame, item.ts, data, decrypted=decrypted))
         elif isinstance(item, StreamGap):
             self.transcript.append(TranscriptPiece(item.direction, item.frame, item.ts, b"", item.nbytes))

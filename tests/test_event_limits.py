@@ -221,3 +221,27 @@ def test_a_refusal_repeated_by_pipelined_replies_is_explained_once(tmp_path: Pat
     html.end(CaptureStats(), 1.0)
     rows = page.getvalue()  # (each arrow of the ladder keeps its own tooltip)
     assert rows.count('<div class="xl">↳ 535: permanent failure') == 1 and "invalid (×50)</div>" in rows
+
+
+def test_follow_transcripts_of_sessions_at_once_share_one_budget(tmp_path: Path) -> None:
+    """``--follow`` keeps 16 MiB of each stream, but up to 2,048 connections are open at once: the sessions
+    not yet reported share ``max_transcript_bytes_all``, given back as each is reported."""
+    cap = Capture()
+    convs = [Tcp(cap, client=("10.0.0.1", 40000 + i), server=("10.0.0.2", 25)).handshake() for i in range(3)]
+    for t in convs:
+        t.s(b"220 mx ESMTP\r\n")  # 14 bytes each
+    for t in convs:
+        t.c(b"NOOP " + b"x" * 995 + b"\r\n")  # 1,002 bytes each
+    for t in convs:
+        t.fin()
+    later = Tcp(cap, client=("10.0.0.1", 41000), server=("10.0.0.2", 25)).handshake()
+    later.s(b"220 mx ESMTP\r\n")
+    later.c(b"QUIT\r\n")
+    later.fin()
+    config = build_config()
+    config = replace(config, session=replace(config.session, keep_transcript=True, max_transcript_bytes_all=1500))
+    sessions = list(Analyzer(config).run([open_capture(str(cap.write(tmp_path / "x.pcap")))]))
+    kept = [sum(len(p.data) for p in s.transcript) for s in sessions]
+    # greetings 3 × 14 = 42; then the first NOOP line whole (1,002), the second the 456 left, the third none
+    assert kept == [14 + 1002, 14 + 456, 14, 14 + 6]
+    assert [s.transcript_truncated for s in sessions] == [0, 1002 - 456, 1002, 0]
