@@ -640,17 +640,17 @@ class SessionBuilder:
                    f"{'after' if later else 'before'} the frames around it: a wrong clock in the capture; the "
                    "session's start, end and duration leave it out",
         )
+        if len(self.anomalies) >= self.limits.max_anomalies:
+            self.anomalies_dropped += 1
+            return
         if wrong:  # on its row, as the anomalies the dissectors find
             row_events = wrong[0][_EVENTS]
             if row_events is None:
                 wrong[0][_EVENTS] = [anomaly]
             else:
                 row_events.append(anomaly)
-        if len(self.anomalies) < self.limits.max_anomalies:  # in frame order, like those found as they came
-            at = next((i for i, a in enumerate(self.anomalies) if (a.frame or 0) > odd_frame), len(self.anomalies))
-            self.anomalies.insert(at, anomaly)
-        else:
-            self.anomalies_dropped += 1
+        at = next((i for i, a in enumerate(self.anomalies) if (a.frame or 0) > odd_frame), len(self.anomalies))
+        self.anomalies.insert(at, anomaly)  # in frame order, like those found as they came
 
     @property
     def packets(self) -> int:
@@ -680,10 +680,15 @@ class SessionBuilder:
             self._message_data(event)  # type: ignore[arg-type]
             return
         if kind is Command or kind is Reply:
-            # over a limit: counted, and not on its row either (a row of one 64 KiB segment can hold
-            # thousands of short replies: the row limit alone does not bound what a session keeps)
+            # Over a limit: counted, and not on its row either (a row of one 64 KiB segment can hold
+            # thousands of short replies: the row limit alone does not bound what a session keeps). From
+            # then on the session keeps none: what it keeps stays an unbroken start of it, so that no
+            # command is paired with the reply of the next (a kept RCPT with the 250 of another, behind a
+            # dropped 550). A session may hold at most what the run's budget still has for the others.
             budget = self.budget
-            if budget.left <= 0 or len(self.commands if kind is Command else self.replies) >= self.limits.max_events:
+            bucket = self.commands if kind is Command else self.replies
+            if self.events_dropped or len(bucket) >= self.limits.max_events \
+                    or budget.left <= len(self.commands) + len(self.replies):
                 self.events_dropped += 1
                 self.phase = event.phase
                 return

@@ -13,6 +13,8 @@ from typing import Any
 
 from mailtrace.capture.reader import open_capture
 from mailtrace.commands.common import build_config
+from mailtrace.findings import FindingsCollector
+from mailtrace.findings.rules import exchanges
 from mailtrace.model import Anomaly, Reply
 from mailtrace.pipeline import Analyzer, CaptureStats
 from mailtrace.render.html import HtmlReport
@@ -58,11 +60,12 @@ def test_replies_over_the_session_limit_are_counted_and_left_off_their_rows(tmp_
     _close(_imap_flood(cap, 40000, 1000))
     (s,) = _sessions(cap.write(tmp_path / "flood.pcap"), max_events=300)
     assert len(s.replies) == 300
-    # the greeting, a1's OK and the '+' came first; then 297 of the 1,000 EXISTS; a2's OK is over the limit too
+    # the greeting, a1's OK and the '+' came first; then 297 of the 1,000 EXISTS; from there on nothing is
+    # kept, DONE and a2's OK included: a command kept after a dropped reply would be paired with the wrong one
     assert [r.status for r in s.replies[:3]] == ["*", "OK", "+"]
-    assert s.events_dropped == 1000 - 297 + 1
+    assert s.events_dropped == 1000 - 297 + 2
     assert _row_events(s, Reply) == 300  # rows hold only what the session kept
-    assert len(s.commands) == 3  # commands have a limit of their own, not reached
+    assert [c.verb for c in s.commands] == ["LOGIN", "IDLE"]
     assert s.packets == len(s.rows) and not s.rows_elided
 
 
@@ -74,14 +77,14 @@ def test_the_json_report_and_the_views_say_how_many_were_not_kept(tmp_path: Path
     t.fin()
     limits = SessionLimits(max_events=300, max_anomalies=100)
     (s,) = _sessions(cap.write(tmp_path / "flood.pcap"), max_events=300, max_anomalies=100)
-    assert (s.events_dropped, s.anomalies_dropped) == (1000 - 297 + 1 + 120, 20)
+    assert (s.events_dropped, s.anomalies_dropped) == (1000 - 297 + 2 + 120, 20)
     entry = session_json(s)
-    assert (entry["events_dropped"], entry["anomalies_dropped"]) == (824, 20)
+    assert (entry["events_dropped"], entry["anomalies_dropped"]) == (825, 20)
     assert len(entry["replies"]) == 300 and len(entry["anomalies"]) == 100
     for lang, events, anomalies in (
-        ("en", "824 more commands and replies of this session are not listed (limit: 300 of each per session, "
+        ("en", "825 more commands and replies of this session are not listed (limit: 300 of each per session, "
                "300,000 for all sessions at once)", "20 more anomalies of this session are not listed (limit 100"),
-        ("de", "824 weitere Befehle und Antworten dieser Sitzung werden nicht aufgeführt (Limit: je 300 pro "
+        ("de", "825 weitere Befehle und Antworten dieser Sitzung werden nicht aufgeführt (Limit: je 300 pro "
                "Sitzung, 300.000 für alle Sitzungen zugleich)", "20 weitere Auffälligkeiten dieser Sitzung"),
     ):
         stream = io.StringIO()
@@ -96,7 +99,7 @@ def test_the_json_report_and_the_views_say_how_many_were_not_kept(tmp_path: Path
     report.session(s)
     report.end(CaptureStats(), 1.0)
     html = " ".join(page.getvalue().split())
-    assert "824 commands and replies of this session were counted but not kept by the analyzer (limit: 300" in html
+    assert "825 commands and replies of this session were counted but not kept by the analyzer (limit: 300" in html
     assert "20 anomalies of this session were counted but not kept (limit 100 per session)" in html
 
 
@@ -105,19 +108,19 @@ def test_sessions_at_once_share_one_budget_and_give_it_back_when_reported(tmp_pa
     first = [_imap_flood(cap, 40000 + i, 400) for i in range(3)]  # three floods at the same time
     for t in first:
         _close(t)
-    later = _imap_flood(cap, 41000, 400)  # after those were reported: the whole budget again
+    later = _imap_flood(cap, 41000, 200)  # after those were reported: the budget is whole again
     _close(later)
     sessions = _sessions(cap.write(tmp_path / "floods.pcap"), max_events=10_000, max_events_all=600)
     assert len(sessions) == 4
     at_once, alone = sessions[:3], sessions[3]
-    # The first flood keeps its 405 (left: 195), the second 195 of its 405, the third none; then each
-    # closes (DONE, a2 OK) in turn, and a reported session gives its share back to the ones still open:
-    # the first's closing comes while nothing is left, the second's and third's after the first was reported.
-    assert [len(s.commands) + len(s.replies) for s in at_once] == [405, 195 + 2, 0 + 2]
+    # A session holds at most what the budget still has for the others: the first flood stops at 300 (300
+    # left), the second at 150, the third at 75; none keeps anything after its first drop, so their closing
+    # (DONE, a2 OK) is not kept either, though the first session's report gives 300 back before the others close.
+    assert [len(s.commands) + len(s.replies) for s in at_once] == [300, 150, 75]
     for s in at_once:
         assert len(s.commands) + len(s.replies) + s.events_dropped == 3 + 404  # LOGIN, IDLE, DONE; 404 replies
         assert _row_events(s, Reply) == len(s.replies)
-    assert alone.events_dropped == 0 and len(alone.replies) == 404 and len(alone.commands) == 3
+    assert alone.events_dropped == 0 and len(alone.replies) == 204 and len(alone.commands) == 3
 
 
 def test_anomalies_over_the_limit_are_counted_and_left_off_their_rows(tmp_path: Path) -> None:
@@ -169,23 +172,41 @@ def test_a_reply_of_200000_lines_is_one_bounded_row(tmp_path: Path) -> None:
     assert table.count("XEXT: private extension") == 32
     assert "… and 19,969 more like it" in table
     assert "… (+19.746 weitere Zeilen)" in _table(path, "de")
+    page = io.StringIO()
+    html = HtmlReport(page)
+    for s in _sessions(path):
+        html.session(s)
+    html.end(CaptureStats(), 1.0)
+    assert "what the 20,001 extensions offered mean" in page.getvalue()
 
 
-def test_a_packet_of_a_hundred_responses_shows_64_and_a_step_lists_ten(tmp_path: Path) -> None:
+def test_an_ehlo_reply_of_up_to_64_keywords_is_explained_whole(tmp_path: Path) -> None:
     cap = Capture()
-    _close(_imap_flood(cap, 40000, 1500))
+    t = Tcp(cap, client=("10.0.0.1", 40000), server=("10.0.0.2", 25)).handshake()
+    t.s(b"220 mx ESMTP\r\n")
+    t.c(b"EHLO x\r\n")
+    t.s(b"250-mx\r\n" + b"250-XEXT\r\n" * 63 + b"250 PIPELINING\r\n")
+    t.fin()
+    table = _table(cap.write(tmp_path / "ehlo.pcap"))
+    assert table.count("XEXT: private extension") == 63 and "PIPELINING:" in table
+    assert "more like it" not in table
+
+
+def test_a_packet_of_300_responses_shows_256_and_a_step_lists_ten(tmp_path: Path) -> None:
+    cap = Capture()
+    _close(_imap_flood(cap, 40000, 1500, per_segment=300))
     path = cap.write(tmp_path / "flood.pcap")
     table = _table(path)
     rows = [line for line in table.splitlines() if "S: * " in line and "EXISTS" in line]
-    assert len(rows) == 15 and all(r.endswith("… (+36 more in this packet)") for r in rows)
-    assert rows[0].count("EXISTS") == 64
+    assert len(rows) == 5 and all(r.endswith("… (+44 more in this packet)") for r in rows)
+    assert rows[0].count("EXISTS") == 256
     # the first thousand are IDLE news (the dissector's notes), listed ten at a time in the caption
     assert "while the client idles, the server reports news: 0 EXISTS, 1 EXISTS," in table
     assert "9 EXISTS … and 990 more like it" in table
     # past the dissector's thousand notes they are unasked responses: ten sentences a step, the rest counted
     unasked = [line for line in table.splitlines() if "the server speaks unasked" in line]
     assert unasked and all(line.count("the server speaks unasked") <= 10 for line in unasked)
-    assert all(line.endswith("… and 90 more like it") for line in unasked)
+    assert all(line.endswith("… and 290 more like it") for line in unasked)
 
 
 def test_a_few_more_than_ten_of_a_kind_are_all_listed(tmp_path: Path) -> None:
@@ -245,3 +266,48 @@ def test_follow_transcripts_of_sessions_at_once_share_one_budget(tmp_path: Path)
     # greetings 3 × 14 = 42; then the first NOOP line whole (1,002), the second the 456 left, the third none
     assert kept == [14 + 1002, 14 + 456, 14, 14 + 6]
     assert [s.transcript_truncated for s in sessions] == [0, 1002 - 456, 1002, 0]
+
+
+def test_whatever_the_budget_a_dropped_refusal_never_pairs_a_command_with_the_next_reply(tmp_path: Path) -> None:
+    """An IMAP flood beside an SMTP relay attempt (a reviewer's case): when the budget ran out on the 550
+    and came back after the flood was reported, the RCPT to the outside was paired with the next RCPT's 250
+    and reported as an open relay. A session keeps an unbroken start of itself, whatever the budget."""
+    cap = Capture()
+    a = Tcp(cap, client=("10.0.0.1", 40000), server=("10.0.0.2", 143)).handshake()
+    a.s(b"* OK ready\r\n")
+    a.c(b"a1 LOGIN u p\r\n")
+    a.s(b"a1 OK done\r\n")
+    a.c(b"a2 IDLE\r\n")
+    a.s(b"+ idling\r\n")
+    b = Tcp(cap, client=("93.184.216.34", 40001), server=("192.0.2.25", 25)).handshake()
+    b.s(b"220 mx.example.com ESMTP\r\n")
+    b.c(b"EHLO x\r\n")
+    b.s(b"250 mx.example.com\r\n")
+    b.c(b"MAIL FROM:<a@x.org>\r\n")
+    b.s(b"250 ok\r\n")
+    a.s(b"".join(b"* %d EXISTS\r\n" % n for n in range(100)))
+    b.c(b"RCPT TO:<victim@external.org>\r\n")
+    b.s(b"550 5.7.1 Relaying denied\r\n")
+    a.c(b"DONE\r\n")
+    a.s(b"a2 OK idle done\r\n")
+    a.fin()
+    b.c(b"RCPT TO:<postmaster@example.com>\r\n")
+    b.s(b"250 ok\r\n")
+    b.c(b"QUIT\r\n")
+    b.s(b"221 bye\r\n")
+    b.fin()
+    path = cap.write(tmp_path / "relay.pcap")
+    for budget in (*range(2, 40), 111, 10**6):
+        sessions = _sessions(path, max_events_all=budget)
+        findings = FindingsCollector()
+        for s in sessions:
+            findings.session(s)
+        findings.end()
+        assert "open-relay-attempt" not in {f.id for f in findings.findings()}, budget
+        smtp = next(s for s in sessions if s.protocol == "smtp")
+        for x in exchanges(smtp):
+            if x.command.argument == "TO:<victim@external.org>" and x.reply is not None:
+                assert x.reply.status == "550", budget
+    # the flood keeps at most what the budget leaves for the others: the SMTP session is whole at 111
+    smtp = next(s for s in _sessions(path, max_events_all=111) if s.protocol == "smtp")
+    assert smtp.events_dropped == 0

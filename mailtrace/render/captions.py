@@ -46,12 +46,12 @@ from mailtrace.render.catalog import fields, has, text, translated
 from mailtrace.session import MessageRecord, PacketRow, Session
 
 TONES = ("info", "ok", "warn", "fail")
+"""How a step went, mildest first: a view may colour by it (the caption says it in words too)."""
 
 MAX_LISTED = 10
 """Items one caption lists (IDLE news, sentences of one kind in a row) when there are more than twice as
 many (a server's thousand unasked responses); the rest are counted. Up to twice as many are all listed:
 "… and 1 more like it" would say less than the sentence itself."""
-"""How a step went, mildest first: a view may colour by it (the caption says it in words too)."""
 
 CHALLENGE_MECHANISMS = frozenset({"CRAM-MD5", "DIGEST-MD5", "APOP", "NTLM", "GSSAPI", "SCRAM-SHA-1",
                                   "SCRAM-SHA-256", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256-PLUS"})

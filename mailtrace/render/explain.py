@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 from dataclasses import dataclass
 
 from mailtrace.model import Reply
@@ -39,6 +40,9 @@ class ReplyExplanation:
     """``failure`` (a 4yz/5yz reply), ``positive`` (a 2yz/3yz reply whose code the tables define) or
     ``extensions`` (the keywords of a positive EHLO reply)."""
     lines: tuple[str, ...]
+    extensions: int = 0
+    """``extensions``: the keywords explained, with those past :data:`MAX_EXTENSIONS_EXPLAINED` (counted in
+    the last line) — not ``len(lines)``."""
 
 
 MAX_CHALLENGE_SHOWN = 120
@@ -83,13 +87,13 @@ def once_each(found: list[ReplyExplanation], lang: str = "en") -> list[ReplyExpl
     counts: dict[ReplyExplanation, int] = {}
     for explanation in found:
         counts[explanation] = counts.get(explanation, 0) + 1
-    return [e if n == 1 else ReplyExplanation(e.kind, (text("repeat", lang, caption=e.lines[0], n=n), *e.lines[1:]))
+    return [e if n == 1 else dataclasses.replace(e, lines=(text("repeat", lang, caption=e.lines[0], n=n), *e.lines[1:]))
             for e, n in counts.items()]
 
 
 MAX_EXTENSIONS_EXPLAINED = 32
-"""EHLO keywords explained under a reply (real servers announce a dozen or two; a hostile one can send
-200,000 lines, which the JSON report keeps); the rest are counted."""
+"""EHLO keywords explained under a reply when it has more than twice as many (real servers announce a
+dozen or two; a hostile one can send 200,000 lines, which the JSON report keeps); the rest are counted."""
 
 
 def explain_smtp_reply(reply: Reply, lang: str = "en", *,
@@ -103,15 +107,18 @@ def explain_smtp_reply(reply: Reply, lang: str = "en", *,
     if len(status) != 3 or not status.isdigit():
         return None
     if reply.answers == "EHLO" and status.startswith("2"):
+        keywords = reply.lines[1:]
+        shown = keywords if len(keywords) <= 2 * MAX_EXTENSIONS_EXPLAINED else keywords[:MAX_EXTENSIONS_EXPLAINED]
         lines = []
-        for line in reply.lines[1 : MAX_EXTENSIONS_EXPLAINED + 1]:
+        for line in shown:
             keyword, meaning = explain_keyword(line, lang)
             if meaning:
                 lines.append(text("explain.extension", lang, keyword=keyword, meaning=meaning))
-        if len(reply.lines) > MAX_EXTENSIONS_EXPLAINED + 1:
-            lines.append(text("more.like", lang, n=len(reply.lines) - MAX_EXTENSIONS_EXPLAINED - 1))
         if lines:
-            return ReplyExplanation("extensions", tuple(lines))
+            rest = len(keywords) - len(shown)
+            if rest:
+                lines.append(text("more.like", lang, n=rest))
+            return ReplyExplanation("extensions", tuple(lines), len(lines) - (1 if rest else 0) + rest)
     m = explain_reply(status, reply.lines[0] if reply.lines else "", lang)
     if m is None:
         return None

@@ -1217,8 +1217,7 @@ class HtmlReport:
         for found in once_each(explained, self.lang):
             lines = "".join(f'<div class="xl">{escape(text(line, self.limits.max_text))}</div>' for line in found.lines)
             if found.kind == "extensions":
-                n = len(found.lines)
-                offered = self.t("html.extensions", n=n)
+                offered = self.t("html.extensions", n=found.extensions)
                 out.append(f'<details class="explain"><summary>{offered}</summary>{lines}</details>')
             else:
                 out.append(f'<div class="explain">{lines}</div>')

@@ -647,9 +647,10 @@ def _word_style(r: Reply) -> str:
 MAX_INFO_LINES = 256
 """Lines of one reply the Info cell shows: a POP3 LIST of a big mailbox whole (the corpus has one of 201
 lines), not a hostile EHLO reply of 200,000 lines; the rest are counted. The JSON report keeps them all."""
-MAX_INFO_PIECES = 64
-"""Commands, replies and notes one packet's Info cell shows (real captures have up to 9; a 64 KiB segment
-of short responses can carry thousands); the rest are counted."""
+MAX_INFO_PIECES = 256
+"""Commands, replies and notes one packet's Info cell shows: a relay's pipelined replies to a few hundred
+recipients (the corpus has up to 9 a packet), not a 64 KiB segment of thousands of short responses; the
+rest are counted."""
 MIN_INFO_ROOM = 32
 """Cells the Info column keeps on a narrow terminal before long addresses are elided."""
 MIN_HOST_CELLS = 15
