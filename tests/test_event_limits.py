@@ -311,3 +311,35 @@ def test_whatever_the_budget_a_dropped_refusal_never_pairs_a_command_with_the_ne
     # the flood keeps at most what the budget leaves for the others: the SMTP session is whole at 111
     smtp = next(s for s in _sessions(path, max_events_all=111) if s.protocol == "smtp")
     assert smtp.events_dropped == 0
+
+
+def test_a_session_past_its_limit_says_nothing_of_what_it_waits_for() -> None:
+    """The DNS context layer reads a session's last command and reply to tell whether it waits (a lookup
+    then belongs to it); once the session stopped keeping them, its last kept command is not the last sent."""
+    from mailtrace.context.tracker import _Subject
+    from mailtrace.model import Command, Direction, Phase
+    from mailtrace.session import Endpoint, SessionBuilder
+
+    builder = SessionBuilder(protocol="smtp", client=Endpoint("10.0.0.1", 40000), server=Endpoint("10.0.0.2", 25),
+                             stream=1, file="x", tunnel=None, limits=SessionLimits(max_events=2))
+
+    def event(kind: type[Any], frame: int, **values: Any) -> Any:
+        direction = Direction.CLIENT if kind is Command else Direction.SERVER
+        return kind(direction=direction, ts=float(frame), frame=frame, first_frame=frame, phase=Phase.TRANSFER,
+                    **values)
+
+    builder.packet(1, 1.0, Direction.SERVER, 0x18, 10)
+    builder.events([event(Reply, 1, status="220", lines=("mx",))])
+    builder.packet(2, 2.0, Direction.CLIENT, 0x18, 30)
+    builder.events([event(Command, 2, verb="EHLO", argument="x")])
+    builder.packet(3, 3.0, Direction.SERVER, 0x18, 10)
+    builder.events([event(Reply, 3, status="250", lines=("ok",))])
+    builder.packet(4, 4.0, Direction.CLIENT, 0x18, 30)
+    builder.events([event(Command, 4, verb="RCPT", argument="TO:<a@example.org>")])
+    subject = _Subject(stream=1, conn=None, source=lambda: builder, start=0.0)  # type: ignore[arg-type]
+    assert subject.waiting() and subject.pending() == {"example.org": "recipient-domain"}
+    builder.packet(5, 5.0, Direction.SERVER, 0x18, 10)
+    builder.events([event(Reply, 5, status="250", lines=("ok",))])  # the third reply: over the limit
+    assert builder.events_dropped == 1 and len(builder.replies) == 2
+    # the RCPT got its answer, which the session did not keep: it does not wait for one any more
+    assert not subject.waiting() and subject.pending() == {}

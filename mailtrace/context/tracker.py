@@ -271,8 +271,11 @@ class _Subject:
         return bool(self.builder.replies) or self.builder.bytes[1] > 0
 
     def pending(self) -> dict[str, str]:
-        """Domains named by the commands still waiting for a reply → their purpose."""
+        """Domains named by the commands still waiting for a reply → their purpose (none once the session stopped
+        keeping its commands and replies: its last kept command is no longer the last one sent)."""
         builder = self.builder
+        if builder.events_dropped:
+            return {}
         last_reply = builder.replies[-1].frame if builder.replies else 0
         out: dict[str, str] = {}
         for command in reversed(builder.commands[-16:]):
@@ -285,10 +288,13 @@ class _Subject:
         return out
 
     def waiting(self) -> bool:
-        """A command waits for its reply, or the server has not greeted yet."""
+        """A command waits for its reply, or the server has not greeted yet (not known once the session stopped
+        keeping its commands and replies)."""
         builder = self.builder
         if not self.greeted:
             return True
+        if builder.events_dropped:
+            return False
         commands = [c for c in builder.commands[-4:] if c.verb]
         if not commands:
             return False
