@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark: `mailtrace analyze --format json` against tshark, and the skip rate for non-mail traffic.
 
-Runs three measurements and prints a table (and, with --json, machine-readable results):
+Runs four measurements and prints a table (and, with --json, machine-readable results):
 
 1. mail capture: ``../shared/tools/gen_mail_pcap.py --sessions 1940 --seed 2`` (~200 MB; made once
    into bench/out/), analysed by ``mailtrace analyze --format json`` and by
@@ -10,7 +10,9 @@ Runs three measurements and prints a table (and, with --json, machine-readable r
    to measure how fast packets that are not mail are skipped;
 3. the peak RSS of mailtrace on both, which must stay under 128 MiB whatever the file size; and on
    a third capture made to strain it: 12,000 short SMTP sessions behind one IMAP session open from
-   the first packet to the last (every one of them waits for it in the order buffer).
+   the first packet to the last (every one of them waits for it in the order buffer); and on a fourth,
+   ``flood``: eight IMAP servers at once each sending 250,000 ``* n EXISTS`` lines (35 MB), whose
+   kept commands and replies are bounded per session and for all sessions together.
 
 For a bigger mail capture, ``--sessions 9700 --seed 5 --no-tshark`` makes and measures a 1 GB one.
 
@@ -145,6 +147,34 @@ def held_capture(count: int) -> Path:
     return path
 
 
+def flood_capture(connections: int, lines: int) -> Path:
+    """``connections`` IMAP sessions at once whose servers each send ``lines`` untagged ``* n EXISTS``
+    responses (a hundred a segment), interleaved: what the analyzer keeps of them is bounded per session and
+    for all sessions at once (``SessionLimits.max_events``, ``max_events_all``), not by the capture's size."""
+    OUT.mkdir(exist_ok=True)
+    path = OUT / f"flood-{connections}x{lines}.pcap"
+    if path.exists():
+        return path
+    sys.path.insert(0, str(HERE.parent))
+    from tests.pcapgen import Capture, Tcp
+
+    cap = Capture()
+    convs = []
+    for i in range(connections):
+        t = Tcp(cap, client=("10.8.0.1", 40000 + i), server=("10.8.0.2", 143))
+        t.handshake().s(b"* OK ready\r\n").c(b"a1 LOGIN u p\r\n").s(b"a1 OK\r\n").c(b"a2 IDLE\r\n").s(b"+ idling\r\n")
+        convs.append(t)
+    for start in range(0, lines, 100):
+        segment = b"".join(b"* %d EXISTS\r\n" % n for n in range(start, min(lines, start + 100)))
+        for t in convs:
+            t.s(segment)
+    for t in convs:
+        t.c(b"DONE\r\n").s(b"a2 OK\r\n").fin()
+    part = cap.write(path.with_suffix(".part"))
+    part.rename(path)
+    return path
+
+
 def count_packets(path: Path) -> int:
     sys.path.insert(0, str(HERE.parent))
     from mailtrace.capture.reader import open_capture
@@ -181,6 +211,7 @@ def main() -> int:
     mail = mail_capture(args.sessions, args.seed)
     noise = noise_capture(args.noise_packets)
     held = held_capture(12_000)
+    flood = flood_capture(8, 250_000)
     if set(OUT.glob("*.pcap")) != before:
         # Making the held capture builds it in memory (~100 MiB). Linux passes a process's peak RSS on
         # to the children it starts (ru_maxrss survives fork + exec), so every figure would read at least
@@ -188,7 +219,7 @@ def main() -> int:
         print("captures made; measuring in a fresh process …", file=sys.stderr)
         sys.stderr.flush()
         os.execv(sys.executable, [sys.executable, *sys.argv])
-    for label, path in (("mail", mail), ("non-mail", noise), ("held", held)):
+    for label, path in (("mail", mail), ("non-mail", noise), ("held", held), ("flood", flood)):
         packets = count_packets(path)
         warm(path)
         wall, rss, cpu = run_rss([*mailtrace, str(path)])
