@@ -32,6 +32,7 @@ from mailtrace.model import (
     GapEvent,
     MessageData,
     MessageEnd,
+    Note,
     Phase,
     Reply,
     StreamGap,
@@ -261,6 +262,8 @@ class Session:
     """Commands and replies over the session's or the run's limit (SessionLimits): counted, not kept."""
     anomalies_dropped: int = 0
     """Anomalies over ``SessionLimits.max_anomalies``: counted, not kept."""
+    notes_dropped: int = 0
+    """Row notes over ``SessionLimits.max_notes`` (IDLE news, TLS messages and alerts): counted, not kept."""
     decrypted: bool = False
     tls_info: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
@@ -396,6 +399,9 @@ class SessionLimits:
     """Commands and replies kept by all the sessions not yet reported, together (see :class:`EventBudget`)."""
     max_anomalies: int = 1_000
     """Anomalies kept per session; the rest are counted (``anomalies_dropped``)."""
+    max_notes: int = 2_000
+    """Notes on the packet rows per session (IMAP IDLE news, TLS handshake messages and alerts); the rest
+    are counted (``notes_dropped``)."""
     keep_transcript: bool = False
     """Keep the raw stream bytes for ``--follow`` (off unless asked: it costs memory)."""
     max_transcript_bytes: int = 16 * 1024 * 1024
@@ -497,6 +503,8 @@ class SessionBuilder:
         self.messages: list[MessageRecord] = []
         self.anomalies: list[Anomaly] = []
         self.anomalies_dropped = 0
+        self.notes_kept = 0
+        self.notes_dropped = 0
         self.budget = budget if budget is not None else EventBudget.of(limits)
         """Shared by the sessions of a run (the analyzer's); a builder made alone has one of its own."""
         self.gaps: list[GapInfo] = []
@@ -696,6 +704,11 @@ class SessionBuilder:
         elif kind is Anomaly and len(self.anomalies) >= self.limits.max_anomalies:
             self.anomalies_dropped += 1
             return
+        elif kind is Note:
+            if self.notes_kept >= self.limits.max_notes:
+                self.notes_dropped += 1
+                return
+            self.notes_kept += 1
         row = self._row_for(event.frame)
         if row is not None:
             events = row[_EVENTS]
@@ -828,7 +841,7 @@ class SessionBuilder:
             commands=self.commands, replies=self.replies, auth=self.auth, messages=self.messages,
             anomalies=self.anomalies, gaps=self.gaps, record=record, bytes_client=self.bytes[0],
             bytes_server=self.bytes[1], rows_elided=self.rows_elided, events_dropped=self.events_dropped,
-            anomalies_dropped=self.anomalies_dropped,
+            anomalies_dropped=self.anomalies_dropped, notes_dropped=self.notes_dropped,
             decrypted=self.decrypting, tls_info=self.tls_info, notes=self.notes,
             transcript=self.transcript, transcript_truncated=self.transcript_truncated,
             retransmissions=self.retransmissions,

@@ -343,3 +343,23 @@ def test_a_session_past_its_limit_says_nothing_of_what_it_waits_for() -> None:
     assert builder.events_dropped == 1 and len(builder.replies) == 2
     # the RCPT got its answer, which the session did not keep: it does not wait for one any more
     assert not subject.waiting() and subject.pending() == {}
+
+
+def test_a_stream_of_tls_alerts_is_bounded_in_the_report_and_on_the_rows(tmp_path: Path) -> None:
+    """100,000 seven-byte alert records on an implicit-TLS port made 9 MB of JSON from a 0.7 MB capture."""
+    cap = Capture()
+    t = Tcp(cap, client=("10.0.0.1", 40000), server=("10.0.0.2", 993)).handshake()
+    data = b"\x15\x03\x03\x00\x02\x01\x00" * 5000
+    for at in range(0, len(data), 1400):
+        t.s(data[at : at + 1400])
+    t.fin()
+    (s,) = _sessions(cap.write(tmp_path / "alerts.pcap"), max_notes=300)
+    assert s.tls_info is not None
+    assert len(s.tls_info["alerts"]) == 64 and s.tls_info["alerts_dropped"] == 5000 - 64
+    notes = sum(1 for e in s.row_events() if type(e).__name__ == "Note")
+    assert notes == 300 and s.notes_dropped == 5000 - 300
+    entry = session_json(s)
+    assert entry["notes_dropped"] == 4700 and entry["tls_info"]["alerts_dropped"] == 4936
+    stream = io.StringIO()
+    TerminalRenderer(Output(stream, width=200, color=False)).session(s)
+    assert "4,700 more notes of this session (IDLE news, TLS messages and alerts) are not listed" in stream.getvalue()

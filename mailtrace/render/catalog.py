@@ -289,6 +289,10 @@ EN: dict[str, Message] = {
                           "session, {all} for all sessions at once)"),
     "ui.anomalies_dropped": ("{n:,} more anomaly of this session is not listed (limit {limit} per session)",
                              "{n:,} more anomalies of this session are not listed (limit {limit} per session)"),
+    "ui.notes_dropped": ("{n:,} more note of this session (IDLE news, TLS messages and alerts) is not listed "
+                         "(limit {limit} per session)",
+                         "{n:,} more notes of this session (IDLE news, TLS messages and alerts) are not listed "
+                         "(limit {limit} per session)"),
     "ui.anomaly": "anomaly",
     "ui.summary": "Summary",
     "ui.snapped": ("{n:,} frame cut by the snap length",
@@ -739,6 +743,10 @@ EN: dict[str, Message] = {
     "html.anomalies_dropped": ("{n} anomaly of this session was counted but not kept (limit {limit} per session).",
                                "{n} anomalies of this session were counted but not kept (limit {limit} per "
                                "session)."),
+    "html.notes_dropped": ("{n} note of this session (IDLE news, TLS messages and alerts) was counted but not "
+                           "kept (limit {limit} per session).",
+                           "{n} notes of this session (IDLE news, TLS messages and alerts) were counted but not "
+                           "kept (limit {limit} per session)."),
     "html.rows_elided": ("{n} packet of this session was counted but not kept by the analyzer (row limit of the "
                          "session model).",
                          "{n} packets of this session were counted but not kept by the analyzer (row limit of the "

@@ -281,6 +281,10 @@ DE: dict[str, str | tuple[str, str]] = {
                              "Sitzung)",
                              "{n:,} weitere Auffälligkeiten dieser Sitzung werden nicht aufgeführt (Limit {limit} je "
                              "Sitzung)"),
+    "ui.notes_dropped": ("{n:,} weiterer Hinweis dieser Sitzung (IDLE-Meldungen, TLS-Nachrichten und -Alarme) "
+                         "wird nicht aufgeführt (Limit {limit} je Sitzung)",
+                         "{n:,} weitere Hinweise dieser Sitzung (IDLE-Meldungen, TLS-Nachrichten und -Alarme) "
+                         "werden nicht aufgeführt (Limit {limit} je Sitzung)"),
     "ui.anomaly": "Auffälligkeit",
     "ui.summary": "Zusammenfassung",
     "ui.snapped": ("{n:,} Frame durch die Snap-Länge gekürzt",
@@ -739,6 +743,10 @@ DE: dict[str, str | tuple[str, str]] = {
                                "je Sitzung).",
                                "{n} Auffälligkeiten dieser Sitzung wurden gezählt, aber nicht behalten (Limit "
                                "{limit} je Sitzung)."),
+    "html.notes_dropped": ("{n} Hinweis dieser Sitzung (IDLE-Meldungen, TLS-Nachrichten und -Alarme) wurde "
+                           "gezählt, aber nicht behalten (Limit {limit} je Sitzung).",
+                           "{n} Hinweise dieser Sitzung (IDLE-Meldungen, TLS-Nachrichten und -Alarme) wurden "
+                           "gezählt, aber nicht behalten (Limit {limit} je Sitzung)."),
     "html.rows_elided": ("{n} Paket dieser Sitzung wurde gezählt, aber vom Analysator nicht behalten "
                          "(Zeilenlimit des Sitzungsmodells).",
                          "{n} Pakete dieser Sitzung wurden gezählt, aber vom Analysator nicht behalten "

@@ -167,6 +167,7 @@ _KNOWN_KEYS = {
     "rows_elided",
     "events_dropped",
     "anomalies_dropped",
+    "notes_dropped",
 }
 _MSG_KEYS = ("subject", "from", "to", "cc", "date", "message_id")
 SEVERITIES = ("high", "medium", "low", "info")
@@ -995,6 +996,7 @@ class HtmlReport:
             "rows_elided": s.rows_elided,
             "events_dropped": s.events_dropped,
             "anomalies_dropped": s.anomalies_dropped,
+            "notes_dropped": s.notes_dropped,
             "session_limits": self.session_limits,
             "packet_rows": self._packet_rows(s, steps),
             "ladder": ladder(

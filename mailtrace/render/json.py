@@ -152,6 +152,8 @@ def session_json(s: Session, show_secrets: bool = False, *, lang: str = "en", co
         out["events_dropped"] = s.events_dropped
     if s.anomalies_dropped:
         out["anomalies_dropped"] = s.anomalies_dropped
+    if s.notes_dropped:
+        out["notes_dropped"] = s.notes_dropped
     if s.context_dropped and context:
         out["context_dropped"] = s.context_dropped
     return out

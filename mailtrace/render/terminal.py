@@ -829,6 +829,9 @@ class TerminalRenderer:
         if s.anomalies_dropped:
             out.paragraph(Text(text("ui.anomalies_dropped", lang, n=s.anomalies_dropped,
                                     limit=fmt_num(limits.max_anomalies, lang)), "dim"))
+        if s.notes_dropped:
+            out.paragraph(Text(text("ui.notes_dropped", lang, n=s.notes_dropped,
+                                    limit=fmt_num(limits.max_notes, lang)), "dim"))
         out.write("")
 
     def _header(self, s: Session) -> None:

@@ -134,6 +134,8 @@ class TlsInfo:
     first_ts: float | None
     anomalies: tuple[str, ...]
     """Kinds of the anomalies reported, in order (bounded)."""
+    alerts_dropped: int = 0
+    """Alerts past the ones kept in ``alerts`` (counted)."""
     handshake_decrypted: bool = False
     """An encrypted handshake record (TLS 1.3) was decrypted: with only the handshake secrets in the
     key log this is true while ``decrypted`` stays false."""
@@ -176,4 +178,5 @@ def tls_info_to_json(info: TlsInfo) -> dict[str, Any]:
         "first_frame": info.first_frame,
         "first_ts": info.first_ts,
         "anomalies": list(info.anomalies),
+        **({"alerts_dropped": info.alerts_dropped} if info.alerts_dropped else {}),
     }
