@@ -31,9 +31,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
+sys.path.insert(0, str(HERE.parent))  # the package and tests/pcapgen.py, which makes two of the captures
 SHARED = Path(os.environ.get("MAILTRACE_SHARED", HERE.parent.parent / "shared"))
 
 
@@ -117,20 +119,23 @@ def noise_capture(packets: int) -> Path:
     return path
 
 
+def _idling(imap: Any) -> Any:
+    """An IMAP conversation (tests/pcapgen.py's ``Tcp``) up to the server's ``+ idling``: it then stays open."""
+    imap.handshake().s(b"* OK ready\r\n").c(b"a1 LOGIN u p\r\n").s(b"a1 OK\r\n")
+    return imap.c(b"a2 IDLE\r\n").s(b"+ idling\r\n")
+
+
 def held_capture(count: int) -> Path:
     """``count`` short SMTP sessions behind one IMAP session that stays open from the first packet to
     the last: the report lists sessions in start order, so each one waits for it (up to the order
     buffer's bounds, ``Config.max_reorder_sessions`` and ``max_reorder_rows``)."""
-    OUT.mkdir(exist_ok=True)
     path = OUT / f"held-{count}.pcap"
     if path.exists():
         return path
-    sys.path.insert(0, str(HERE.parent))
     from tests.pcapgen import Capture, Tcp
 
     cap = Capture()
-    imap = Tcp(cap, client=("10.9.0.1", 50000), server=("10.9.0.2", 143), ts=1_700_000_000.0)
-    imap.handshake().s(b"* OK ready\r\n").c(b"a1 LOGIN u p\r\n").s(b"a1 OK\r\n").c(b"a2 IDLE\r\n").s(b"+ idling\r\n")
+    imap = _idling(Tcp(cap, client=("10.9.0.1", 50000), server=("10.9.0.2", 143), ts=1_700_000_000.0))
     ts = 1_700_000_001.0
     body = b"Subject: x\r\nMessage-ID: <%d@x>\r\n\r\n" + b"line of text\r\n" * 20
     for i in range(count):
@@ -151,19 +156,13 @@ def flood_capture(connections: int, lines: int) -> Path:
     """``connections`` IMAP sessions at once whose servers each send ``lines`` untagged ``* n EXISTS``
     responses (a hundred a segment), interleaved: what the analyzer keeps of them is bounded per session and
     for all sessions at once (``SessionLimits.max_events``, ``max_events_all``), not by the capture's size."""
-    OUT.mkdir(exist_ok=True)
     path = OUT / f"flood-{connections}x{lines}.pcap"
     if path.exists():
         return path
-    sys.path.insert(0, str(HERE.parent))
     from tests.pcapgen import Capture, Tcp
 
     cap = Capture()
-    convs = []
-    for i in range(connections):
-        t = Tcp(cap, client=("10.8.0.1", 40000 + i), server=("10.8.0.2", 143))
-        t.handshake().s(b"* OK ready\r\n").c(b"a1 LOGIN u p\r\n").s(b"a1 OK\r\n").c(b"a2 IDLE\r\n").s(b"+ idling\r\n")
-        convs.append(t)
+    convs = [_idling(Tcp(cap, client=("10.8.0.1", 40000 + i), server=("10.8.0.2", 143))) for i in range(connections)]
     for start in range(0, lines, 100):
         segment = b"".join(b"* %d EXISTS\r\n" % n for n in range(start, min(lines, start + 100)))
         for t in convs:
@@ -176,7 +175,6 @@ def flood_capture(connections: int, lines: int) -> Path:
 
 
 def count_packets(path: Path) -> int:
-    sys.path.insert(0, str(HERE.parent))
     from mailtrace.capture.reader import open_capture
 
     return sum(1 for _ in open_capture(str(path)).frames())
@@ -207,6 +205,7 @@ def main() -> int:
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(package.__file__).parent)], check=True,
                    stdout=subprocess.DEVNULL)
     results: dict[str, dict[str, float]] = {}
+    OUT.mkdir(exist_ok=True)
     before = set(OUT.glob("*.pcap"))
     mail = mail_capture(args.sessions, args.seed)
     noise = noise_capture(args.noise_packets)
