@@ -707,6 +707,7 @@ class SessionBuilder:
         elif kind is Note:
             if self.notes_kept >= self.limits.max_notes:
                 self.notes_dropped += 1
+                self.phase = event.phase  # as a kept note would have moved it
                 return
             self.notes_kept += 1
         row = self._row_for(event.frame)
