@@ -62,6 +62,9 @@ says, not one frame with a wrong clock."""
 MAX_ELIDED_SPANS = 8
 """Spans of time kept for the rows past the row limit; a frame far from all of them joins the nearest."""
 
+LOGIN_OUTCOMES = {True: "succeeded", False: "failed", None: "unknown"}
+"""A login attempt's ``success`` as the statistics and ``logins_dropped`` name it."""
+
 SIDE_EVENTS = frozenset({Anomaly, GapEvent})
 """Events that do not decide a row's phase (they can happen in any phase)."""
 
@@ -264,6 +267,9 @@ class Session:
     """Anomalies over ``SessionLimits.max_anomalies``: counted, not kept."""
     notes_dropped: int = 0
     """Row notes over ``SessionLimits.max_notes`` (IDLE news, TLS messages and alerts): counted, not kept."""
+    logins_dropped: dict[str, int] = field(default_factory=dict)
+    """Login attempts over ``SessionLimits.max_logins``, by outcome (``succeeded``, ``failed``, ``unknown``;
+    ``cancelled`` counts those of the failed the client cancelled)."""
     decrypted: bool = False
     tls_info: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
@@ -339,6 +345,11 @@ class Session:
         return value if isinstance(value, str) else None
 
     @property
+    def logins_dropped_total(self) -> int:
+        """Login attempts past the session's limit (``logins_dropped``, its outcomes added up)."""
+        return sum(self.logins_dropped.get(outcome, 0) for outcome in LOGIN_OUTCOMES.values())
+
+    @property
     def duration(self) -> float:
         return max(0.0, self.end - self.start)
 
@@ -399,6 +410,9 @@ class SessionLimits:
     """Commands and replies kept by all the sessions not yet reported, together (see :class:`EventBudget`)."""
     max_anomalies: int = 1_000
     """Anomalies kept per session; the rest are counted (``anomalies_dropped``)."""
+    max_logins: int = 10_000
+    """Login attempts kept per session; the rest are tallied by outcome (``logins_dropped``), so that the
+    statistics and the brute-force finding still count them."""
     max_notes: int = 2_000
     """Notes on the packet rows per session (IMAP IDLE news, TLS handshake messages and alerts); the rest
     are counted (``notes_dropped``)."""
@@ -505,6 +519,7 @@ class SessionBuilder:
         self.anomalies_dropped = 0
         self.notes_kept = 0
         self.notes_dropped = 0
+        self.logins_dropped: dict[str, int] = {}
         self.budget = budget if budget is not None else EventBudget.of(limits)
         """Shared by the sessions of a run (the analyzer's); a builder made alone has one of its own."""
         self.gaps: list[GapInfo] = []
@@ -704,6 +719,15 @@ class SessionBuilder:
         elif kind is Anomaly and len(self.anomalies) >= self.limits.max_anomalies:
             self.anomalies_dropped += 1
             return
+        elif kind is AuthAttempt and len(self.auth) >= self.limits.max_logins:
+            attempt: AuthAttempt = event  # type: ignore[assignment]
+            dropped = self.logins_dropped
+            outcome = LOGIN_OUTCOMES[attempt.success]
+            dropped[outcome] = dropped.get(outcome, 0) + 1
+            if attempt.cancelled:  # counted among the failed, as the statistics count it
+                dropped["cancelled"] = dropped.get("cancelled", 0) + 1
+            self.phase = event.phase
+            return
         elif kind is Note:
             if self.notes_kept >= self.limits.max_notes:
                 self.notes_dropped += 1
@@ -843,6 +867,7 @@ class SessionBuilder:
             anomalies=self.anomalies, gaps=self.gaps, record=record, bytes_client=self.bytes[0],
             bytes_server=self.bytes[1], rows_elided=self.rows_elided, events_dropped=self.events_dropped,
             anomalies_dropped=self.anomalies_dropped, notes_dropped=self.notes_dropped,
+            logins_dropped=self.logins_dropped,
             decrypted=self.decrypting, tls_info=self.tls_info, notes=self.notes,
             transcript=self.transcript, transcript_truncated=self.transcript_truncated,
             retransmissions=self.retransmissions,

@@ -44,7 +44,7 @@ from mailtrace.mime import is_embedded_message
 from mailtrace.pipeline import CaptureStats
 from mailtrace.protocols.smtp import parse_address
 from mailtrace.protocols.smtp_codes import enhanced_code
-from mailtrace.session import Session
+from mailtrace.session import LOGIN_OUTCOMES, Session
 
 FORMAT_NAME = "mailtrace-stats"
 FORMAT_VERSION = 1
@@ -673,12 +673,19 @@ class StatsCollector:
     def _auth(self, s: Session, facts: SessionFacts) -> None:
         for a in s.auth:
             self.auth_attempts += 1
-            self.auth_outcomes.add({True: "succeeded", False: "failed", None: "unknown"}[a.success])
+            self.auth_outcomes.add(LOGIN_OUTCOMES[a.success])
             self.auth_mechanisms.add(f"{s.protocol} {a.mechanism}")
             if a.sent_username:
                 self.auth_users.add(a.sent_username)
             if facts.in_clear(a.first_frame):
                 self.auth_cleartext += 1
+        for outcome in LOGIN_OUTCOMES.values():  # past the session's limit: tallied, not kept
+            n = s.logins_dropped.get(outcome, 0)
+            if n:
+                self.auth_attempts += n
+                self.auth_outcomes.add(outcome, n)
+                if facts.tls_frame is None:  # the session never used TLS: they too were in the clear
+                    self.auth_cleartext += n
 
     def _greylisting(self, s: Session, facts: SessionFacts) -> None:
         if s.protocol == "smtp":

@@ -363,3 +363,43 @@ def test_a_stream_of_tls_alerts_is_bounded_in_the_report_and_on_the_rows(tmp_pat
     stream = io.StringIO()
     TerminalRenderer(Output(stream, width=200, color=False)).session(s)
     assert "4,700 more notes of this session (IDLE news, TLS messages and alerts) are not listed" in stream.getvalue()
+
+
+def test_logins_past_the_limit_are_tallied_and_still_counted(tmp_path: Path) -> None:
+    """60,000 AUTH attempts in one session kept 60,000 login objects (236 MiB for a 12 MB capture): past
+    ``max_logins`` they are tallied by outcome, and the statistics and the brute-force finding count them."""
+    import base64
+
+    from mailtrace.stats import StatsCollector
+
+    cap = Capture()
+    t = Tcp(cap, client=("198.51.100.7", 40000), server=("10.0.0.2", 587)).handshake()
+    t.s(b"220 mx ESMTP\r\n")
+    t.c(b"EHLO x\r\n")
+    t.s(b"250-mx\r\n250 AUTH PLAIN\r\n")
+    for i in range(150):
+        t.c(b"AUTH PLAIN " + base64.b64encode(b"\0user\0pass%d" % i) + b"\r\n")
+        t.s(b"535 5.7.8 Authentication failed\r\n")
+    t.c(b"AUTH PLAIN " + base64.b64encode(b"\0user\0right") + b"\r\n")
+    t.s(b"235 2.7.0 Authentication successful\r\n")
+    t.fin()
+    (s,) = _sessions(cap.write(tmp_path / "brute.pcap"), max_logins=100)
+    assert len(s.auth) == 100 and s.logins_dropped == {"failed": 50, "succeeded": 1}
+    assert s.logins_dropped_total == 51
+    assert sum(1 for e in s.row_events() if type(e).__name__ == "AuthAttempt") == 100
+    assert session_json(s)["logins_dropped"] == {"failed": 50, "succeeded": 1}
+    stats = StatsCollector()
+    stats.session(s)
+    stats.end()
+    auth = stats.result().to_json()["auth"]
+    assert auth["attempts"] == 151 and auth["outcomes"] == {"failed": 150, "succeeded": 1}
+    assert auth["cleartext"] == 151
+    findings = FindingsCollector()
+    findings.session(s)
+    findings.end()
+    (brute,) = [f for f in findings.findings() if f.id == "auth-bruteforce"]
+    assert "150 failed logins" in brute.title + brute.detail
+    stream = io.StringIO()
+    TerminalRenderer(Output(stream, width=250, color=False)).session(s)
+    assert "51 more login attempts of this session are not listed (limit 10,000 per session; the statistics and " \
+           "findings count them): 50 failed, 1 succeeded" in " ".join(stream.getvalue().split())

@@ -70,6 +70,15 @@ class Tally:
             if len(self.secrets) < MAX_NAMES:
                 self.secrets.add(hashlib.sha256(secret.encode("utf-8", "surrogateescape")).hexdigest()[:16])
 
+    def add_unnamed(self, n: int, ts: float, session: int) -> None:
+        """``n`` events known only by their count (logins past a session's limit, the last at ``ts``)."""
+        if not self.count:
+            self.first_ts = ts
+        self.count += n
+        self.last_ts = max(self.last_ts, ts)
+        if session not in self.sessions and len(self.sessions) < MAX_SESSIONS:
+            self.sessions.append(session)
+
     def names_text(self, limit: int = 5) -> str:
         names = sorted(self.names)
         more = len(names) - limit
@@ -138,6 +147,11 @@ class LoginTracker:
                 for tally in (self.by_client.tallies.get(s.client.ip), self.by_user.tallies.get(user)):
                     if tally is not None and tally.count and tally.success is None:
                         tally.success = (s.id, a.frame, user)
+        failed = s.logins_dropped.get("failed", 0) - s.logins_dropped.get("cancelled", 0)
+        if failed > 0:  # past the session's limit: their users are not known, their number is
+            tally = self.by_client.get(s.client.ip)
+            if tally is not None:
+                tally.add_unnamed(failed, s.end, s.id)
 
     def findings(self) -> Iterator[Finding]:
         n = self.ctx.config.failed_login_threshold

@@ -293,6 +293,10 @@ EN: dict[str, Message] = {
                          "(limit {limit} per session)",
                          "{n:,} more notes of this session (IDLE news, TLS messages and alerts) are not listed "
                          "(limit {limit} per session)"),
+    "ui.logins_dropped": ("{n:,} more login attempt of this session is not listed (limit {limit} per session; "
+                          "the statistics and findings count it): {outcomes}",
+                          "{n:,} more login attempts of this session are not listed (limit {limit} per session; "
+                          "the statistics and findings count them): {outcomes}"),
     "ui.anomaly": "anomaly",
     "ui.summary": "Summary",
     "ui.snapped": ("{n:,} frame cut by the snap length",
@@ -747,6 +751,10 @@ EN: dict[str, Message] = {
                            "kept (limit {limit} per session).",
                            "{n} notes of this session (IDLE news, TLS messages and alerts) were counted but not "
                            "kept (limit {limit} per session)."),
+    "html.logins_dropped": ("{n} login attempt of this session was counted but not kept (limit {limit} per "
+                            "session): {outcomes}.",
+                            "{n} login attempts of this session were counted but not kept (limit {limit} per "
+                            "session): {outcomes}."),
     "html.rows_elided": ("{n} packet of this session was counted but not kept by the analyzer (row limit of the "
                          "session model).",
                          "{n} packets of this session were counted but not kept by the analyzer (row limit of the "
@@ -1207,6 +1215,12 @@ def fmt_num(n: int | float, lang: str = "en") -> str:
     """A count with its thousands grouped as the language writes them (``1,234``; ``1.234`` in German)."""
     out = f"{n:,}"
     return out.translate(_SWAP_SEPARATORS) if lang in _DECIMAL_COMMA else out
+
+
+def outcome_counts(counts: dict[str, int], lang: str = "en") -> str:
+    """``12 failed, 3 succeeded``: login outcomes counted (``Session.logins_dropped``), in the language."""
+    return ", ".join(f"{fmt_num(n, lang)} {text('stats.outcome.' + outcome, lang)}" for outcome, n in counts.items()
+                     if n and outcome in ("succeeded", "failed", "unknown"))
 
 
 def localize_number(formatted: str, lang: str = "en") -> str:

@@ -285,6 +285,10 @@ DE: dict[str, str | tuple[str, str]] = {
                          "wird nicht aufgeführt (Limit {limit} je Sitzung)",
                          "{n:,} weitere Hinweise dieser Sitzung (IDLE-Meldungen, TLS-Nachrichten und -Alarme) "
                          "werden nicht aufgeführt (Limit {limit} je Sitzung)"),
+    "ui.logins_dropped": ("{n:,} weiterer Anmeldeversuch dieser Sitzung wird nicht aufgeführt (Limit {limit} je "
+                          "Sitzung; Statistik und Befunde zählen ihn): {outcomes}",
+                          "{n:,} weitere Anmeldeversuche dieser Sitzung werden nicht aufgeführt (Limit {limit} je "
+                          "Sitzung; Statistik und Befunde zählen sie): {outcomes}"),
     "ui.anomaly": "Auffälligkeit",
     "ui.summary": "Zusammenfassung",
     "ui.snapped": ("{n:,} Frame durch die Snap-Länge gekürzt",
@@ -747,6 +751,10 @@ DE: dict[str, str | tuple[str, str]] = {
                            "gezählt, aber nicht behalten (Limit {limit} je Sitzung).",
                            "{n} Hinweise dieser Sitzung (IDLE-Meldungen, TLS-Nachrichten und -Alarme) wurden "
                            "gezählt, aber nicht behalten (Limit {limit} je Sitzung)."),
+    "html.logins_dropped": ("{n} Anmeldeversuch dieser Sitzung wurde gezählt, aber nicht behalten (Limit {limit} "
+                            "je Sitzung): {outcomes}.",
+                            "{n} Anmeldeversuche dieser Sitzung wurden gezählt, aber nicht behalten (Limit "
+                            "{limit} je Sitzung): {outcomes}."),
     "html.rows_elided": ("{n} Paket dieser Sitzung wurde gezählt, aber vom Analysator nicht behalten "
                          "(Zeilenlimit des Sitzungsmodells).",
                          "{n} Pakete dieser Sitzung wurden gezählt, aber vom Analysator nicht behalten "

@@ -72,7 +72,7 @@ from mailtrace.pipeline import CaptureStats
 from mailtrace.protocols import BY_NAME
 from mailtrace.received import received_chain
 from mailtrace.render import captions
-from mailtrace.render.catalog import CATALOGS, EN, fmt_num, localize_number
+from mailtrace.render.catalog import CATALOGS, EN, fmt_num, localize_number, outcome_counts
 from mailtrace.render.catalog import has as catalog_has
 from mailtrace.render.catalog import text as catalog_text
 from mailtrace.render.context import ContextBlock, context_blocks, row_info, row_proto
@@ -168,6 +168,7 @@ _KNOWN_KEYS = {
     "events_dropped",
     "anomalies_dropped",
     "notes_dropped",
+    "logins_dropped",
 }
 _MSG_KEYS = ("subject", "from", "to", "cc", "date", "message_id")
 SEVERITIES = ("high", "medium", "low", "info")
@@ -997,6 +998,8 @@ class HtmlReport:
             "events_dropped": s.events_dropped,
             "anomalies_dropped": s.anomalies_dropped,
             "notes_dropped": s.notes_dropped,
+            "logins_dropped": s.logins_dropped_total,
+            "login_outcomes": outcome_counts(s.logins_dropped, self.lang),
             "session_limits": self.session_limits,
             "packet_rows": self._packet_rows(s, steps),
             "ladder": ladder(

@@ -38,7 +38,7 @@ from mailtrace.model import (
 from mailtrace.pipeline import CaptureStats
 from mailtrace.protocols.sasl import hashcat_line
 from mailtrace.render.captions import Step, steps
-from mailtrace.render.catalog import fmt_num, has, localize_number, text
+from mailtrace.render.catalog import fmt_num, has, localize_number, outcome_counts, text
 from mailtrace.render.context import ContextBlock, check_text, context_blocks, row_info, row_proto
 from mailtrace.render.explain import ReplyExplanation, explain_challenge, explain_smtp_reply, once_each
 from mailtrace.render.output import Output, clean, utc
@@ -832,6 +832,10 @@ class TerminalRenderer:
         if s.notes_dropped:
             out.paragraph(Text(text("ui.notes_dropped", lang, n=s.notes_dropped,
                                     limit=fmt_num(limits.max_notes, lang)), "dim"))
+        if s.logins_dropped:
+            out.paragraph(Text(text("ui.logins_dropped", lang, n=s.logins_dropped_total,
+                                    limit=fmt_num(limits.max_logins, lang),
+                                    outcomes=outcome_counts(s.logins_dropped, lang)), "dim"))
         out.write("")
 
     def _header(self, s: Session) -> None:
