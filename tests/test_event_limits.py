@@ -39,6 +39,25 @@ def _imap_flood(cap: Capture, port: int, lines: int, *, per_segment: int = 100) 
     return t
 
 
+def _smtp(cap: Capture, *, client: str = "10.0.0.1", port: int = 25) -> Tcp:
+    """An SMTP conversation up to the client's EHLO (its reply is the test's)."""
+    t = Tcp(cap, client=(client, 40000), server=("10.0.0.2", port)).handshake()
+    t.s(b"220 mx ESMTP\r\n")
+    t.c(b"EHLO x\r\n")
+    return t
+
+
+def _html(sessions: list[Session], limits: SessionLimits | None = None) -> str:
+    page = io.StringIO()
+    report = HtmlReport(page)
+    if limits is not None:
+        report.session_limits = limits
+    for s in sessions:
+        report.session(s)
+    report.end(CaptureStats(), 1.0)
+    return page.getvalue()
+
+
 def _close(t: Tcp) -> None:
     t.c(b"DONE\r\n")
     t.s(b"a2 OK idle done\r\n")
@@ -93,12 +112,7 @@ def test_the_json_report_and_the_views_say_how_many_were_not_kept(tmp_path: Path
         view.session(s)
         shown = " ".join(stream.getvalue().split())
         assert events in shown and anomalies in shown
-    page = io.StringIO()
-    report = HtmlReport(page)
-    report.session_limits = limits
-    report.session(s)
-    report.end(CaptureStats(), 1.0)
-    html = " ".join(page.getvalue().split())
+    html = " ".join(_html([s], limits).split())
     assert "825 commands and replies of this session were counted but not kept by the analyzer (limit: 300" in html
     assert "20 anomalies of this session were counted but not kept (limit 100 per session)" in html
 
@@ -125,9 +139,7 @@ def test_sessions_at_once_share_one_budget_and_give_it_back_when_reported(tmp_pa
 
 def test_anomalies_over_the_limit_are_counted_and_left_off_their_rows(tmp_path: Path) -> None:
     cap = Capture()
-    t = Tcp(cap, client=("10.0.0.1", 40000), server=("10.0.0.2", 25)).handshake()
-    t.s(b"220 mx ESMTP\r\n")
-    t.c(b"EHLO x\r\n")
+    t = _smtp(cap)
     t.s(b"250 ok\r\n")
     for _ in range(5):
         t.c(b"XFOO\r\n" * 60)  # unknown commands: an anomaly each
@@ -155,9 +167,7 @@ def test_a_reply_of_200000_lines_is_one_bounded_row(tmp_path: Path) -> None:
     """A hostile EHLO reply: the JSON report keeps every line; the table shows 256 and counts the rest,
     and explains 32 of its keywords (it printed 14 MB, a line per keyword, before)."""
     cap = Capture()
-    t = Tcp(cap, client=("10.0.0.1", 40000), server=("10.0.0.2", 25)).handshake()
-    t.s(b"220 mx ESMTP\r\n")
-    t.c(b"EHLO x\r\n")
+    t = _smtp(cap)
     body = b"250-mx\r\n" + b"250-XEXT\r\n" * 20_000 + b"250 OK\r\n"
     for at in range(0, len(body), 1400):
         t.s(body[at : at + 1400])
@@ -172,19 +182,12 @@ def test_a_reply_of_200000_lines_is_one_bounded_row(tmp_path: Path) -> None:
     assert table.count("XEXT: private extension") == 32
     assert "… and 19,969 more like it" in table
     assert "… (+19.746 weitere Zeilen)" in _table(path, "de")
-    page = io.StringIO()
-    html = HtmlReport(page)
-    for s in _sessions(path):
-        html.session(s)
-    html.end(CaptureStats(), 1.0)
-    assert "what the 20,001 extensions offered mean" in page.getvalue()
+    assert "what the 20,001 extensions offered mean" in _html(_sessions(path))
 
 
 def test_an_ehlo_reply_of_up_to_64_keywords_is_explained_whole(tmp_path: Path) -> None:
     cap = Capture()
-    t = Tcp(cap, client=("10.0.0.1", 40000), server=("10.0.0.2", 25)).handshake()
-    t.s(b"220 mx ESMTP\r\n")
-    t.c(b"EHLO x\r\n")
+    t = _smtp(cap)
     t.s(b"250-mx\r\n" + b"250-XEXT\r\n" * 63 + b"250 PIPELINING\r\n")
     t.fin()
     table = _table(cap.write(tmp_path / "ehlo.pcap"))
@@ -223,9 +226,7 @@ def test_a_refusal_repeated_by_pipelined_replies_is_explained_once(tmp_path: Pat
     """Fifty AUTH attempts in one segment, fifty 535 replies in the next: one explanation (×50), not a
     hundred lines (Suricata's smtp-data-rejected has two 503s in one segment: ×2)."""
     cap = Capture()
-    t = Tcp(cap, client=("10.0.0.1", 40000), server=("10.0.0.2", 587)).handshake()
-    t.s(b"220 mx ESMTP\r\n")
-    t.c(b"EHLO x\r\n")
+    t = _smtp(cap, port=587)
     t.s(b"250-mx\r\n250 AUTH PLAIN\r\n")
     t.c(b"AUTH PLAIN AHVzZXIAcGFzcw==\r\n" * 50)
     t.s(b"535 5.7.8 Authentication failed\r\n" * 50)
@@ -235,12 +236,7 @@ def test_a_refusal_repeated_by_pipelined_replies_is_explained_once(tmp_path: Pat
     assert table.count("↳ 535: permanent failure") == 1
     assert "↳ 535: permanent failure · unspecified — authentication credentials invalid (×50)" in table
     assert table.count("↳ 5.7.8: authentication credentials invalid") == 1
-    page = io.StringIO()
-    html = HtmlReport(page)
-    for s in _sessions(path):
-        html.session(s)
-    html.end(CaptureStats(), 1.0)
-    rows = page.getvalue()  # (each arrow of the ladder keeps its own tooltip)
+    rows = _html(_sessions(path))  # (each arrow of the ladder keeps its own tooltip)
     assert rows.count('<div class="xl">↳ 535: permanent failure') == 1 and "invalid (×50)</div>" in rows
 
 
@@ -373,9 +369,7 @@ def test_logins_past_the_limit_are_tallied_and_still_counted(tmp_path: Path) -> 
     from mailtrace.stats import StatsCollector
 
     cap = Capture()
-    t = Tcp(cap, client=("198.51.100.7", 40000), server=("10.0.0.2", 587)).handshake()
-    t.s(b"220 mx ESMTP\r\n")
-    t.c(b"EHLO x\r\n")
+    t = _smtp(cap, client="198.51.100.7", port=587)
     t.s(b"250-mx\r\n250 AUTH PLAIN\r\n")
     for i in range(150):
         t.c(b"AUTH PLAIN " + base64.b64encode(b"\0user\0pass%d" % i) + b"\r\n")
