@@ -145,6 +145,9 @@ class Transaction:
     """The transaction that was open when this MAIL was sent (it stays open if this MAIL is refused)."""
     mail_lost: bool = False
     """Its MAIL command was in a hole of the capture (the sender is unknown, not the null sender)."""
+    rcpt_answered: int = field(default=0, repr=False)
+    """How many of ``rcpt_replies`` from the start are filled in: replies come in order, so the next one
+    answers the RCPT here (found by a scan from the start, 300,000 pipelined RCPTs took 11 minutes)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -1033,9 +1036,10 @@ class Smtp:
                 self.current = prev if prev is not None and prev.message is None and prev.reply is not None \
                     and 200 <= prev.reply < 300 else None
         elif verb == "RCPT" and tx is not None:
-            idx = next((i for i, r in enumerate(tx.rcpt_replies) if r is None), None)
-            if idx is not None:
+            idx = tx.rcpt_answered
+            if idx < len(tx.rcpt_replies):
                 tx.rcpt_replies[idx] = code
+                tx.rcpt_answered = idx + 1
                 if ok:
                     tx.accepted.append(tx.rcpt_to[idx])
         elif verb == "DATA":
