@@ -417,3 +417,29 @@ def test_pipelined_recipients_are_answered_in_order_in_one_pass(tmp_path: Path) 
     assert tx["rcpt_replies"] == [550 if i % 1000 == 7 else 250 for i in range(n)]
     assert len(tx["accepted"]) == n - 3 and "u7@example.org" not in tx["accepted"]
     assert tx["accepted"][7] == "u8@example.org"
+
+
+def test_recipients_and_transactions_past_their_limits_are_counted(tmp_path: Path, monkeypatch: Any) -> None:
+    """300,000 RCPTs in one transaction kept 300 MiB of lists; 100,000 transactions in one session too."""
+    from mailtrace.protocols import smtp
+
+    monkeypatch.setattr(smtp, "MAX_RECIPIENTS", 5)
+    monkeypatch.setattr(smtp, "MAX_TRANSACTIONS", 3)
+    cap = Capture()
+    t = _smtp(cap)
+    t.s(b"250-mx\r\n250 PIPELINING\r\n")
+    t.c(b"MAIL FROM:<a@b.example>\r\n")
+    t.s(b"250 ok\r\n")
+    t.c(b"".join(b"RCPT TO:<u%d@example.org>\r\n" % i for i in range(8)))
+    t.s(b"250 ok\r\n" * 6 + b"550 no\r\n250 ok\r\n")  # the 7th is refused: past the list
+    for i in range(4):
+        t.c(b"RSET\r\nMAIL FROM:<x%d@b.example>\r\n" % i)
+        t.s(b"250 reset\r\n250 ok\r\n")
+    t.fin()
+    (s,) = _sessions(cap.write(tmp_path / "many.pcap"))
+    entry = session_json(s)
+    first = entry["transactions"][0]
+    assert first["rcpt_to"] == [f"u{i}@example.org" for i in range(5)] and first["rcpt_replies"] == [250] * 5
+    assert (first["rcpt_dropped"], first["accepted_dropped"]) == (3, 2)
+    assert len(entry["transactions"]) == 3 and entry["transactions_dropped"] == 2
+    assert "rcpt_dropped" not in entry["transactions"][1]

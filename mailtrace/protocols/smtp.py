@@ -121,6 +121,13 @@ class Pending:
     to the lost commands come first."""
 
 
+MAX_RECIPIENTS = 10_000
+"""RCPTs listed per transaction (RFC 5321 §4.5.3.1.8 asks servers to take at least 100; a hostile client
+sent 300,000, 300 MiB of lists); the rest are counted (``rcpt_dropped``, ``accepted_dropped``)."""
+MAX_TRANSACTIONS = 10_000
+"""Transactions listed per session; the rest are counted (``transactions_dropped``)."""
+
+
 @dataclass
 class Transaction:
     """One MAIL ... transaction (accepted or not)."""
@@ -148,6 +155,11 @@ class Transaction:
     rcpt_answered: int = field(default=0, repr=False)
     """How many of ``rcpt_replies`` from the start are filled in: replies come in order, so the next one
     answers the RCPT here (found by a scan from the start, 300,000 pipelined RCPTs took 11 minutes)."""
+    rcpt_dropped: int = 0
+    """RCPTs past :data:`MAX_RECIPIENTS` (counted, not listed)."""
+    rcpt_dropped_answered: int = field(default=0, repr=False)
+    accepted_dropped: int = 0
+    """Of those, the ones the server accepted."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -158,6 +170,8 @@ class Transaction:
             "queue_id": self.queue_id, "frame": self.frame,
             "bdat_chunks": list(self.chunks), "declared_size": self.declared_size, "sent_bytes": self.sent_bytes,
             "mail_lost": self.mail_lost,
+            **({"rcpt_dropped": self.rcpt_dropped, "accepted_dropped": self.accepted_dropped}
+               if self.rcpt_dropped else {}),
         }
 
 
@@ -290,6 +304,7 @@ class Smtp:
         self.size_limit: int | None = None
         """The fixed maximum message size the server announced (EHLO ``SIZE n``, n > 0; RFC 1870 §4)."""
         self.transactions: list[Transaction] = []
+        self.transactions_dropped = 0
         self.current: Transaction | None = None
         self.greeting: str | None = None
         self.bare_lf = 0
@@ -377,6 +392,7 @@ class Smtp:
         return {
             "helo": self.helo,
             "transactions": [t.to_json() for t in self.transactions],
+            **({"transactions_dropped": self.transactions_dropped} if self.transactions_dropped else {}),
             "smtp": {
                 "greeting": self.greeting,
                 "helo_verb": self.helo_verb,
@@ -385,6 +401,13 @@ class Smtp:
                 "smuggling_patterns": list(self.smuggling),
             },
         }
+
+    def _keep_transaction(self, tx: Transaction) -> None:
+        """A new transaction, listed up to :data:`MAX_TRANSACTIONS` (it is the open one either way)."""
+        if len(self.transactions) < MAX_TRANSACTIONS:
+            self.transactions.append(tx)
+        else:
+            self.transactions_dropped += 1
 
     # ------------------------------------------------------------------ client side
     def _client_data(self, data: bytes, frame: int, ts: float) -> None:
@@ -533,7 +556,7 @@ class Smtp:
             self.current = Transaction(address, params, line.frame,
                                        declared_size=parse_count(size) if size else None,
                                        previous=self.current)
-            self.transactions.append(self.current)
+            self._keep_transaction(self.current)
         elif verb == "RCPT":
             address, params, ok = parse_address(cmd.argument, "TO")
             if not ok:
@@ -542,10 +565,12 @@ class Smtp:
                 self._lost_mail(line.frame)  # the MAIL was in the hole or before the capture, not missing
             if self.current is None:
                 self.out.anomaly(CLIENT, cmd.phase, "rcpt-without-mail", "RCPT before MAIL", line.frame)
-            else:
+            elif len(self.current.rcpt_to) < MAX_RECIPIENTS:
                 self.current.rcpt_to.append(address)
                 self.current.rcpt_replies.append(None)
                 self.current.rcpt_params.append(params)
+            else:
+                self.current.rcpt_dropped += 1
         elif verb in ("DATA", "STARTTLS"):
             if verb == "DATA" and self.current is None and (self.commands_lost_at or self._joins_late(cmd, line)):
                 self._lost_mail(line.frame)
@@ -592,7 +617,7 @@ class Smtp:
     def _lost_mail(self, frame: int) -> None:
         """A transaction whose MAIL command the capture lost (the client went on with RCPT or DATA)."""
         self.current = Transaction("", {}, frame, mail_lost=True)
-        self.transactions.append(self.current)
+        self._keep_transaction(self.current)
 
     def _held_is_body(self) -> bool:
         """After DATA, a first line that is no SMTP command means the 354 came (and the capture lost it)."""
@@ -620,7 +645,7 @@ class Smtp:
             else:
                 self.out.anomaly(CLIENT, cmd.phase, "data-without-mail", "BDAT outside a transaction", line.frame)
                 self.current = Transaction("", {}, line.frame)
-                self.transactions.append(self.current)
+                self._keep_transaction(self.current)
         assert self.current is not None
         self.current.chunks.append(size)
         if not self.message_open:
@@ -1042,6 +1067,9 @@ class Smtp:
                 tx.rcpt_answered = idx + 1
                 if ok:
                     tx.accepted.append(tx.rcpt_to[idx])
+            elif tx.rcpt_dropped_answered < tx.rcpt_dropped:  # a recipient past the list's limit
+                tx.rcpt_dropped_answered += 1
+                tx.accepted_dropped += ok
         elif verb == "DATA":
             if code == 354:
                 if self.mode is Mode.HOLD:
