@@ -210,6 +210,8 @@ class Reply(Event):
     """Frame of the command this reply answers (where the command's line ended), or None."""
     answers_lost: bool = False
     """It answers a command the capture lost (a hole in the client's bytes): ``answers`` is None."""
+    lines_dropped: int = 0
+    """Lines of a very long multi-line reply left out of ``lines`` (before its last line), counted."""
 
     @property
     def text(self) -> str:

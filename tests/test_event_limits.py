@@ -18,7 +18,7 @@ from mailtrace.findings.rules import exchanges
 from mailtrace.model import Anomaly, Reply
 from mailtrace.pipeline import Analyzer, CaptureStats
 from mailtrace.render.html import HtmlReport
-from mailtrace.render.json import session_json
+from mailtrace.render.json import reply_json, session_json
 from mailtrace.render.output import Output
 from mailtrace.render.terminal import TerminalRenderer
 from mailtrace.session import Session, SessionLimits
@@ -174,7 +174,7 @@ def test_a_reply_of_200000_lines_is_one_bounded_row(tmp_path: Path) -> None:
     t.fin()
     path = cap.write(tmp_path / "ehlo.pcap")
     (s,) = _sessions(path)
-    assert len(s.replies[1].lines) == 20_002
+    assert len(s.replies[1].lines) == 1000 and s.replies[1].lines_dropped == 19_002
     table = _table(path)
     assert len(table) < 20_000
     (row,) = [line for line in table.splitlines() if "S: 250 mx" in line]
@@ -443,3 +443,24 @@ def test_recipients_and_transactions_past_their_limits_are_counted(tmp_path: Pat
     assert (first["rcpt_dropped"], first["accepted_dropped"]) == (3, 2)
     assert len(entry["transactions"]) == 3 and entry["transactions_dropped"] == 2
     assert "rcpt_dropped" not in entry["transactions"][1]
+
+
+def test_a_reply_of_two_million_lines_keeps_a_thousand(tmp_path: Path) -> None:
+    """An EHLO reply of 2,000,000 lines (15 MB) took 418 MiB: a reply keeps its first 999 lines and its last,
+    and counts the others (``lines_dropped``), which the table and the explanations count too."""
+    cap = Capture()
+    t = _smtp(cap)
+    body = b"250-mx\r\n" + b"250-XEXT\r\n" * 5_000 + b"250 LAST\r\n"
+    for at in range(0, len(body), 1400):
+        t.s(body[at : at + 1400])
+    t.fin()
+    path = cap.write(tmp_path / "ehlo.pcap")
+    (s,) = _sessions(path)
+    ehlo = s.replies[1]
+    assert len(ehlo.lines) == 1000 and ehlo.lines[0] == "mx" and ehlo.lines[-1] == "LAST"
+    assert ehlo.lines_dropped == 5_002 - 1000
+    entry = reply_json(ehlo)
+    assert entry["lines_dropped"] == 4002 and len(entry["lines"]) == 1000
+    table = _table(path)
+    assert "… (+4,746 more lines)" in table  # 5,002 lines, 256 shown
+    assert "… and 4,969 more like it" in table  # 5,001 keywords, 32 explained

@@ -124,6 +124,9 @@ class Pending:
 MAX_RECIPIENTS = 10_000
 """RCPTs listed per transaction (RFC 5321 §4.5.3.1.8 asks servers to take at least 100; a hostile client
 sent 300,000, 300 MiB of lists); the rest are counted (``rcpt_dropped``, ``accepted_dropped``)."""
+MAX_REPLY_LINES = 1_000
+"""Lines kept of one multi-line reply, its last line included (an EHLO reply of 2,000,000 lines took 418
+MiB); the others are counted (``Reply.lines_dropped``)."""
 MAX_TRANSACTIONS = 10_000
 """Transactions listed per session; the rest are counted (``transactions_dropped``)."""
 
@@ -259,6 +262,7 @@ class Smtp:
         self.pending: deque[Pending] = deque()
         self.reply_lines: list[bytes] = []
         self.reply_first_frame = 0
+        self.reply_lines_dropped = 0
         self.held = bytearray()
         self.held_frames: list[tuple[int, float]] = []
         self.body: DotBody | None = None
@@ -281,7 +285,7 @@ class Smtp:
         """Frame of a hole in the client's commands whose replies may still come (0: none)."""
         self.client_bytes_lost = False
         """A gap took client bytes (sticky: ``commands_lost_at`` resets once the replies catch up)."""
-        self.replies_on_hold: list[tuple[Line, str, tuple[str, ...], int]] = []
+        self.replies_on_hold: list[tuple[Line, str, tuple[str, ...], int, int]] = []
         """Replies that may answer commands a hole took or the pipelined commands after it: paired when
         the server's batch ends (see :meth:`_hold_reply`)."""
         self.authenticated_at = 0
@@ -887,13 +891,17 @@ class Smtp:
             self._reply_done(line, partial=True)
         if not self.reply_lines:
             self.reply_first_frame = line.first_frame
-        self.reply_lines.append(code + b" " + rest)
+        if len(self.reply_lines) < MAX_REPLY_LINES - 1 or sep != b"-":
+            self.reply_lines.append(code + b" " + rest)
+        else:
+            self.reply_lines_dropped += 1
         if sep != b"-":
             self._reply_done(line)
 
     def _reply_done(self, line: Line, partial: bool = False) -> None:
         raw = self.reply_lines
         self.reply_lines = []
+        dropped, self.reply_lines_dropped = self.reply_lines_dropped, 0
         code_text = raw[0][:3].decode("ascii")
         code = int(code_text)
         texts = tuple(r[4:].decode("utf-8", "replace") for r in raw)
@@ -906,11 +914,12 @@ class Smtp:
                                  "the client sent the message, so the server must have answered DATA with 354, "
                                  "but the capture does not show that reply", lost.frame)
             self._lost_end_marker(line.frame)  # the server answers an end of data the capture lost
-        if self._hold_reply(line, code_text, texts, first_frame):
+        if self._hold_reply(line, code_text, texts, first_frame, dropped):
             return
-        self._answer(self._pair(code), line, code_text, texts, first_frame)
+        self._answer(self._pair(code), line, code_text, texts, first_frame, dropped)
 
-    def _hold_reply(self, line: Line, code_text: str, texts: tuple[str, ...], first_frame: int) -> bool:
+    def _hold_reply(self, line: Line, code_text: str, texts: tuple[str, ...], first_frame: int,
+                    dropped: int = 0) -> bool:
         """Hold a reply whose command is in doubt: a hole took client commands, and the pipelined group
         the client sent after it (ending with DATA, RFC 2920 §3.1) waits for its replies. Which replies
         answer the lost commands is known only from the whole batch: the last ones answer the commands
@@ -922,7 +931,7 @@ class Smtp:
             if not (self.commands_lost_at and pending and pending[0].after_hole and pending[0].verb != "DATA"
                     and any(p.verb == "DATA" for p in pending)):
                 return False
-        self.replies_on_hold.append((line, code_text, texts, first_frame))
+        self.replies_on_hold.append((line, code_text, texts, first_frame, dropped))
         if code_text == "354" or len(self.replies_on_hold) > MAX_REPLIES_ON_HOLD:
             self._pair_replies_on_hold()
         return True
@@ -932,11 +941,12 @@ class Smtp:
         self.replies_on_hold = []
         group = next((i + 1 for i, p in enumerate(self.pending) if p.verb == "DATA"), len(self.pending))
         lost = len(held) - group  # the first replies answer the commands the hole took
-        for number, (line, code_text, texts, first_frame) in enumerate(held):
-            self._answer(None if number < lost else self._pair(int(code_text)), line, code_text, texts, first_frame)
+        for number, (line, code_text, texts, first_frame, dropped) in enumerate(held):
+            self._answer(None if number < lost else self._pair(int(code_text)), line, code_text, texts, first_frame,
+                         dropped)
 
     def _answer(self, cmd: Pending | None, line: Line, code_text: str, texts: tuple[str, ...],
-                first_frame: int) -> None:
+                first_frame: int, dropped: int = 0) -> None:
         """Emit the reply as the answer to ``cmd`` (None: no command the capture shows) and apply it."""
         code = int(code_text)
         phase = cmd.phase if cmd is not None else self.phase
@@ -983,7 +993,7 @@ class Smtp:
                                  f"reply {code} answers no command", line.frame)
             self.out.add(Reply(direction=SERVER, ts=line.ts, frame=line.frame, first_frame=first_frame,
                                phase=Phase.TEARDOWN if code == 421 and self.greeted else phase,
-                               status=code_text, lines=texts, answers=None, answers_lost=lost))
+                               status=code_text, lines=texts, answers=None, answers_lost=lost, lines_dropped=dropped))
             if late is not None:
                 self.out.add(late)
             if code == 421:
@@ -996,7 +1006,7 @@ class Smtp:
         reply = Reply(direction=SERVER, ts=line.ts, frame=line.frame, first_frame=first_frame, phase=cmd.phase,
                       status=code_text, lines=texts, answers=cmd.verb,
                       latency=None if cmd.junk else max(0.0, line.ts - cmd.ts),
-                      answers_frame=cmd.frame)
+                      answers_frame=cmd.frame, lines_dropped=dropped)
         self.out.add(reply)
         self._reply_effects(cmd, code, texts, line)
 

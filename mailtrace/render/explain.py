@@ -115,7 +115,7 @@ def explain_smtp_reply(reply: Reply, lang: str = "en", *,
             if meaning:
                 lines.append(text("explain.extension", lang, keyword=keyword, meaning=meaning))
         if lines:
-            rest = len(keywords) - len(shown)
+            rest = len(keywords) - len(shown) + reply.lines_dropped  # and those the dissector did not keep
             if rest:
                 lines.append(text("more.like", lang, n=rest))
             return ReplyExplanation("extensions", tuple(lines), len(lines) - (1 if rest else 0) + rest)

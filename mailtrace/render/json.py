@@ -58,6 +58,8 @@ def reply_json(r: Reply) -> dict[str, Any]:
     out: dict[str, Any] = {"frame": r.frame, "ts": _round(r.ts), "status": r.status, "text": r.text,
                            "answers": r.answers, "answers_frame": r.answers_frame,
                            "latency": round(latency, 6) if latency is not None else None}
+    if r.lines_dropped:
+        out["lines_dropped"] = r.lines_dropped
     if r.tag is not None:
         out["tag"] = r.tag
     if r.answers_lost:

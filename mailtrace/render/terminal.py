@@ -524,7 +524,7 @@ class _InfoWriter:
         latency (measured to the reply's end) on the last row."""
         status = r.status
         lines = list(r.lines[:MAX_INFO_LINES]) if part == "all" else list(r.lines[:1])
-        more = len(r.lines) - MAX_INFO_LINES if part != "first" else 0
+        more = max(0, len(r.lines) - MAX_INFO_LINES) + r.lines_dropped if part != "first" else 0
         if self.session.protocol == "imap" and r.tag:
             status = f"{r.tag} {status}"
         first = lines[0] if lines else ""
