@@ -96,7 +96,8 @@ def _refused(session: Session) -> bool:
     if hello is not None and not positive(hello):
         return True
     logins = session.auth
-    if logins and not any(a.success for a in logins) and any(a.success is False for a in logins):
+    if logins and not any(a.success for a in logins) and any(a.success is False for a in logins) \
+            and not session.logins_dropped.get("succeeded"):  # an accepted one past the session's limit
         return True
     if session.protocol == "smtp":
         if any(c.verb == "MAIL" for c in session.commands) and not _message_accepted(session):

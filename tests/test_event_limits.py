@@ -463,3 +463,72 @@ def test_a_reply_of_two_million_lines_keeps_a_thousand(tmp_path: Path) -> None:
     table = _table(path)
     assert "… (+4,746 more lines)" in table  # 5,002 lines, 256 shown
     assert "… and 4,969 more like it" in table  # 5,001 keywords, 32 explained
+
+
+def test_an_accepted_login_past_the_limit_still_counts_as_a_success(tmp_path: Path) -> None:
+    """A reviewer's case: 150 failures then a success, with a limit of 100 logins: the brute force is
+    still 'followed by a success', the session's login 'ok' and not refused."""
+    import base64
+
+    from mailtrace.filters import _refused
+    from mailtrace.render.terminal import login_outcome
+
+    cap = Capture()
+    t = _smtp(cap, client="198.51.100.7", port=587)
+    t.s(b"250-mx\r\n250 AUTH PLAIN\r\n")
+    for i in range(150):
+        t.c(b"AUTH PLAIN " + base64.b64encode(b"\0user\0pass%d" % i) + b"\r\n")
+        t.s(b"535 5.7.8 Authentication failed\r\n")
+    t.c(b"AUTH PLAIN " + base64.b64encode(b"\0user\0right") + b"\r\n")
+    t.s(b"235 2.7.0 Authentication successful\r\n")
+    t.fin()
+    path = cap.write(tmp_path / "brute.pcap")
+    verdicts = []
+    for limit in (10_000, 100):
+        (s,) = _sessions(path, max_logins=limit)
+        findings = FindingsCollector()
+        findings.session(s)
+        findings.end()
+        (brute,) = [f for f in findings.findings() if f.id == "auth-bruteforce"]
+        verdicts.append((brute.severity.value, login_outcome(s), _refused(s)))
+    assert verdicts[0] == verdicts[1] == ("high", "ok", False)
+
+
+def test_a_lost_end_of_a_long_reply_leaves_no_count_on_the_next(tmp_path: Path) -> None:
+    """The end of a 1,500-line reply lost in a gap: the next reply has no lines dropped."""
+    cap = Capture()
+    t = _smtp(cap)
+    body = b"250-mx\r\n" + b"250-XEXT\r\n" * 1500
+    for at in range(0, len(body), 1400):
+        t.s(body[at : at + 1400])
+    t.s(b"250 LAST\r\n", drop=True)  # lost
+    t.c(b"MAIL FROM:<a@b.example>\r\n")
+    t.s(b"250 2.1.0 Ok\r\n")
+    t.fin()
+    (s,) = _sessions(cap.write(tmp_path / "gap.pcap"))
+    last = s.replies[-1]
+    assert last.lines == ("2.1.0 Ok",) and last.lines_dropped == 0
+
+
+def test_a_flood_of_unanswered_mails_keeps_no_chain_of_transactions(tmp_path: Path) -> None:
+    """Each MAIL remembered the transaction open before it (to go back to it if refused): 20,000 MAILs
+    without replies kept all 20,000 alive through that chain, past the list's limit."""
+    from mailtrace.protocols.base import DissectorLimits
+    from mailtrace.protocols.smtp import Smtp
+
+    smtp = Smtp(DissectorLimits())
+    from mailtrace.model import Chunk, Direction
+
+    smtp.feed(Chunk(Direction.SERVER, b"220 mx ESMTP\r\n", 1.0, 1))
+    smtp.feed(Chunk(Direction.CLIENT, b"EHLO x\r\n", 2.0, 2))
+    smtp.feed(Chunk(Direction.SERVER, b"250-mx\r\n250 PIPELINING\r\n", 3.0, 3))
+    for i in range(20):
+        smtp.feed(Chunk(Direction.CLIENT, b"".join(b"MAIL FROM:<a%d@b.example>\r\n" % j for j in range(1000)),
+                        4.0 + i, 4 + i))
+    chain, tx = 0, smtp.current
+    while tx is not None:
+        chain, tx = chain + 1, tx.previous
+    assert chain <= DissectorLimits().max_pending_commands + 1
+    # answered MAILs let go of theirs at once
+    smtp.feed(Chunk(Direction.SERVER, b"250 ok\r\n" * 1000, 30.0, 30))
+    assert all(t.previous is None for t in smtp.transactions if t.reply is not None)

@@ -152,6 +152,10 @@ class LoginTracker:
             tally = self.by_client.get(s.client.ip)
             if tally is not None:
                 tally.add_unnamed(failed, s.end, s.id)
+        if s.logins_dropped.get("succeeded"):  # an accepted login past the limit (its user is not kept)
+            tally = self.by_client.tallies.get(s.client.ip)
+            if tally is not None and tally.count and tally.success is None:
+                tally.success = (s.id, s.last_frame, "?")
 
     def findings(self) -> Iterator[Finding]:
         n = self.ctx.config.failed_login_threshold

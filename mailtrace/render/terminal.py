@@ -145,6 +145,8 @@ def login_outcome(session: Session) -> str | None:
     capture), None without attempts. Without an accepted attempt the last one decides; an exchange the
     client cancelled ("*") is no attempt: the server checked nothing."""
     attempts = [a for a in session.auth if not a.cancelled]
+    if session.logins_dropped.get("succeeded"):  # an accepted one past the session's limit
+        return "ok"
     if not attempts:
         return None
     if any(a.success for a in attempts):
