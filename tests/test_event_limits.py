@@ -6,6 +6,7 @@ session; and eight such sessions at once took 690 MiB for a 35 MB capture before
 
 from __future__ import annotations
 
+import base64
 import io
 from dataclasses import replace
 from pathlib import Path
@@ -56,6 +57,20 @@ def _ehlo_flood(tmp_path: Path, keywords: int, last: bytes) -> Path:
         t.s(body[at : at + 1400])
     t.fin()
     return cap.write(tmp_path / "ehlo.pcap")
+
+
+def _brute_force(tmp_path: Path) -> Path:
+    """150 failed AUTH PLAIN logins from a public address, then an accepted one."""
+    cap = Capture()
+    t = _smtp(cap, client="198.51.100.7", port=587)
+    t.s(b"250-mx\r\n250 AUTH PLAIN\r\n")
+    for i in range(150):
+        t.c(b"AUTH PLAIN " + base64.b64encode(b"\0user\0pass%d" % i) + b"\r\n")
+        t.s(b"535 5.7.8 Authentication failed\r\n")
+    t.c(b"AUTH PLAIN " + base64.b64encode(b"\0user\0right") + b"\r\n")
+    t.s(b"235 2.7.0 Authentication successful\r\n")
+    t.fin()
+    return cap.write(tmp_path / "brute.pcap")
 
 
 def _html(sessions: list[Session], limits: SessionLimits | None = None) -> str:
@@ -369,20 +384,9 @@ def test_a_stream_of_tls_alerts_is_bounded_in_the_report_and_on_the_rows(tmp_pat
 def test_logins_past_the_limit_are_tallied_and_still_counted(tmp_path: Path) -> None:
     """60,000 AUTH attempts in one session kept 60,000 login objects (236 MiB for a 12 MB capture): past
     ``max_logins`` they are tallied by outcome, and the statistics and the brute-force finding count them."""
-    import base64
-
     from mailtrace.stats import StatsCollector
 
-    cap = Capture()
-    t = _smtp(cap, client="198.51.100.7", port=587)
-    t.s(b"250-mx\r\n250 AUTH PLAIN\r\n")
-    for i in range(150):
-        t.c(b"AUTH PLAIN " + base64.b64encode(b"\0user\0pass%d" % i) + b"\r\n")
-        t.s(b"535 5.7.8 Authentication failed\r\n")
-    t.c(b"AUTH PLAIN " + base64.b64encode(b"\0user\0right") + b"\r\n")
-    t.s(b"235 2.7.0 Authentication successful\r\n")
-    t.fin()
-    (s,) = _sessions(cap.write(tmp_path / "brute.pcap"), max_logins=100)
+    (s,) = _sessions(_brute_force(tmp_path), max_logins=100)
     assert len(s.auth) == 100 and s.logins_dropped == {"failed": 50, "succeeded": 1}
     assert s.logins_dropped_total == 51
     assert sum(1 for e in s.row_events() if type(e).__name__ == "AuthAttempt") == 100
@@ -468,21 +472,10 @@ def test_a_reply_of_two_million_lines_keeps_a_thousand(tmp_path: Path) -> None:
 def test_an_accepted_login_past_the_limit_still_counts_as_a_success(tmp_path: Path) -> None:
     """A reviewer's case: 150 failures then a success, with a limit of 100 logins: the brute force is
     still 'followed by a success', the session's login 'ok' and not refused."""
-    import base64
-
     from mailtrace.filters import _refused
     from mailtrace.render.terminal import login_outcome
 
-    cap = Capture()
-    t = _smtp(cap, client="198.51.100.7", port=587)
-    t.s(b"250-mx\r\n250 AUTH PLAIN\r\n")
-    for i in range(150):
-        t.c(b"AUTH PLAIN " + base64.b64encode(b"\0user\0pass%d" % i) + b"\r\n")
-        t.s(b"535 5.7.8 Authentication failed\r\n")
-    t.c(b"AUTH PLAIN " + base64.b64encode(b"\0user\0right") + b"\r\n")
-    t.s(b"235 2.7.0 Authentication successful\r\n")
-    t.fin()
-    path = cap.write(tmp_path / "brute.pcap")
+    path = _brute_force(tmp_path)
     verdicts = []
     for limit in (10_000, 100):
         (s,) = _sessions(path, max_logins=limit)
