@@ -347,6 +347,8 @@ class _StagedMessage:
         self.attachments: list[_StagedAttachment] = []
         self.taken: set[str] = set()
         self.bytes = 0
+        self.record: MessageRecord | None = None
+        """The message's record, once it ended (the session keeps only the first ``max_messages``)."""
 
     def write(self, data: bytes) -> None:
         self.bytes += len(data)
@@ -367,6 +369,7 @@ class _StagedMessage:
         return writer
 
     def close(self, record: MessageRecord) -> None:
+        self.record = record
         if self.eml is not None:
             self.eml.close()
         for a in self.attachments:
@@ -554,8 +557,12 @@ class Extractor:
             self.totals.sessions += 1
         for record in session.messages:
             self._entry(session, record, staged.pop(record.index, None))
-        for message in staged.values():  # defensive: a staged message without a record
-            message.discard()
+        for index in sorted(staged):  # past the session's message limit: the record came with the message
+            message = staged[index]
+            if message.record is not None:
+                self._entry(session, message.record, message)
+            else:  # defensive: a staged message without a record
+                message.discard()
 
     def _entry(self, session: Session, record: MessageRecord, staged: _StagedMessage | None) -> None:
         t = self.totals

@@ -517,9 +517,11 @@ def _sender_of_messages(spool: _Spool, limits: MimeLimits) -> MessageSinkFactory
     two halves so share the summaries as their speeds on this machine and capture say."""
     behind = BEHIND_BYTES
 
-    def sink(builder: SessionBuilder, origin: str) -> _MessageSender | _SummarizingSender:
-        # one message at a time per session, and it becomes the next record: its index is known now
-        number = len(builder.messages)
+    def sink(builder: SessionBuilder, origin: str) -> _MessageSender | _SummarizingSender | None:
+        # one message at a time per session, and its index (the next record's, if kept) is known now
+        number = builder.message_count
+        if len(builder.messages) >= builder.limits.max_messages:
+            return None  # not kept in the session: nothing to summarise
         if spool.backlog >= behind:
             return _SummarizingSender(spool, builder.stream, number, limits)
         return _MessageSender(spool, builder.stream, number)

@@ -267,6 +267,8 @@ class Session:
     """Anomalies over ``SessionLimits.max_anomalies``: counted, not kept."""
     notes_dropped: int = 0
     """Row notes over ``SessionLimits.max_notes`` (IDLE news, TLS messages and alerts): counted, not kept."""
+    messages_dropped: int = 0
+    """Messages past ``SessionLimits.max_messages``: counted, not kept (``extract`` still writes them)."""
     logins_dropped: dict[str, int] = field(default_factory=dict)
     """Login attempts over ``SessionLimits.max_logins``, by outcome (``succeeded``, ``failed``, ``unknown``;
     ``cancelled`` counts those of the failed the client cancelled)."""
@@ -410,6 +412,9 @@ class SessionLimits:
     """Commands and replies kept by all the sessions not yet reported, together (see :class:`EventBudget`)."""
     max_anomalies: int = 1_000
     """Anomalies kept per session; the rest are counted (``anomalies_dropped``)."""
+    max_messages: int = 10_000
+    """Message records kept per session (a POP3 session of 50,000 tiny RETRs took 389 MiB); the rest are
+    counted (``messages_dropped``) — their bytes still reach the sinks: ``extract`` writes every message."""
     max_logins: int = 10_000
     """Login attempts kept per session; the rest are tallied by outcome (``logins_dropped``), so that the
     statistics and the brute-force finding still count them."""
@@ -520,6 +525,9 @@ class SessionBuilder:
         self.notes_kept = 0
         self.notes_dropped = 0
         self.logins_dropped: dict[str, int] = {}
+        self.message_count = 0
+        """Messages ended so far, kept or not: the next one's ``index`` (sinks and summaries are keyed by it)."""
+        self.messages_dropped = 0
         self.budget = budget if budget is not None else EventBudget.of(limits)
         """Shared by the sessions of a run (the analyzer's); a builder made alone has one of its own."""
         self.gaps: list[GapInfo] = []
@@ -719,6 +727,10 @@ class SessionBuilder:
         elif kind is Anomaly and len(self.anomalies) >= self.limits.max_anomalies:
             self.anomalies_dropped += 1
             return
+        elif kind is MessageEnd and len(self.messages) >= self.limits.max_messages:
+            self.phase = event.phase
+            self._message_end(event)  # type: ignore[arg-type]  # counted there, and not on its row
+            return
         elif kind is AuthAttempt and len(self.auth) >= self.limits.max_logins:
             attempt: AuthAttempt = event  # type: ignore[assignment]
             dropped = self.logins_dropped
@@ -810,7 +822,9 @@ class SessionBuilder:
             if self.sink_factory is not None:
                 self._sink = self.sink_factory(self, "")
             self._summarizer = (MessageSummarizer(self.mime_limits, on_part=getattr(self._sink, "on_part", None))
-                                if self.summarize else Unsummarized(self.mime_limits))
+                                if self.summarize and (len(self.messages) < self.limits.max_messages
+                                                       or self._sink is not None)
+                                else Unsummarized(self.mime_limits))  # past the limit only a sink (extract) reads it
         self._summarizer.feed(event.data)
         if self._sink is not None:
             self._sink.write(event.data)
@@ -820,9 +834,13 @@ class SessionBuilder:
                                           else Unsummarized(self.mime_limits))
         first = self._message_first_frame or event.first_frame
         summary = kept_summary(summarizer.close(complete=event.complete, missing_bytes=event.missing_bytes))
-        record = MessageRecord(len(self.messages), event.origin, summary, first, event.frame, event.direction,
+        record = MessageRecord(self.message_count, event.origin, summary, first, event.frame, event.direction,
                                dict(event.detail))
-        self.messages.append(record)
+        self.message_count += 1
+        if len(self.messages) < self.limits.max_messages:
+            self.messages.append(record)
+        else:
+            self.messages_dropped += 1
         if self._sink is not None:
             self._sink.close(record)
         self._summarizer = None
@@ -867,7 +885,7 @@ class SessionBuilder:
             anomalies=self.anomalies, gaps=self.gaps, record=record, bytes_client=self.bytes[0],
             bytes_server=self.bytes[1], rows_elided=self.rows_elided, events_dropped=self.events_dropped,
             anomalies_dropped=self.anomalies_dropped, notes_dropped=self.notes_dropped,
-            logins_dropped=self.logins_dropped,
+            logins_dropped=self.logins_dropped, messages_dropped=self.messages_dropped,
             decrypted=self.decrypting, tls_info=self.tls_info, notes=self.notes,
             transcript=self.transcript, transcript_truncated=self.transcript_truncated,
             retransmissions=self.retransmissions,

@@ -525,3 +525,37 @@ def test_a_flood_of_unanswered_mails_keeps_no_chain_of_transactions(tmp_path: Pa
     # answered MAILs let go of theirs at once
     smtp.feed(Chunk(Direction.SERVER, b"250 ok\r\n" * 1000, 30.0, 30))
     assert all(t.previous is None for t in smtp.transactions if t.reply is not None)
+
+
+def test_messages_past_the_limit_are_counted_and_still_extracted(tmp_path: Path) -> None:
+    """A POP3 session of 50,000 tiny RETRs took 389 MiB: a session keeps 10,000 message records and
+    counts the rest; ``extract`` still writes every message, and both ways of running agree."""
+    import json
+
+    from tests.support import run_cli
+
+    cap = Capture()
+    t = Tcp(cap, client=("10.0.0.1", 40000), server=("10.0.0.2", 110)).handshake()
+    t.s(b"+OK ready\r\n")
+    t.c(b"USER a\r\n")
+    t.s(b"+OK\r\n")
+    t.c(b"PASS b\r\n")
+    t.s(b"+OK\r\n")
+    total = 10_005
+    for first in range(1, total + 1, 25):
+        numbers = range(first, min(total, first + 24) + 1)
+        t.c(b"".join(b"RETR %d\r\n" % n for n in numbers))
+        t.s(b"".join(b"+OK 31 octets\r\nSubject: m%05d\r\n\r\nbody\r\n.\r\n" % n for n in numbers))
+    t.c(b"QUIT\r\n")
+    t.s(b"+OK bye\r\n")
+    t.fin()
+    path = str(cap.write(tmp_path / "pop3.pcap"))
+    reports = [json.loads(run_cli("analyze", "--format", "json", "--jobs", jobs, path).stdout) for jobs in ("1", "2")]
+    for one in reports:
+        (entry,) = one["sessions"]
+        assert len(entry["messages"]) == 10_000 and entry["messages_dropped"] == 5
+        assert entry["messages"][-1]["subject"] == "m10000"
+    assert reports[0]["sessions"] == reports[1]["sessions"]
+    out = tmp_path / "out"
+    assert run_cli("extract", path, "-o", str(out)).exit_code == 0
+    assert len(list(out.rglob("*.eml"))) == total

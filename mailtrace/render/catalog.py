@@ -297,6 +297,10 @@ EN: dict[str, Message] = {
                           "the statistics and findings count it): {outcomes}",
                           "{n:,} more login attempts of this session are not listed (limit {limit} per session; "
                           "the statistics and findings count them): {outcomes}"),
+    "ui.messages_dropped": ("{n:,} more message of this session is not listed (limit {limit} per session; "
+                            "mailtrace extract writes it)",
+                            "{n:,} more messages of this session are not listed (limit {limit} per session; "
+                            "mailtrace extract writes them)"),
     "ui.anomaly": "anomaly",
     "ui.summary": "Summary",
     "ui.snapped": ("{n:,} frame cut by the snap length",
@@ -755,6 +759,10 @@ EN: dict[str, Message] = {
                             "session): {outcomes}.",
                             "{n} login attempts of this session were counted but not kept (limit {limit} per "
                             "session): {outcomes}."),
+    "html.messages_dropped": ("{n} message of this session was counted but not kept (limit {limit} per session; "
+                              "<code>mailtrace extract</code> writes it).",
+                              "{n} messages of this session were counted but not kept (limit {limit} per session; "
+                              "<code>mailtrace extract</code> writes them)."),
     "html.rows_elided": ("{n} packet of this session was counted but not kept by the analyzer (row limit of the "
                          "session model).",
                          "{n} packets of this session were counted but not kept by the analyzer (row limit of the "

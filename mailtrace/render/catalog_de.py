@@ -289,6 +289,10 @@ DE: dict[str, str | tuple[str, str]] = {
                           "Sitzung; Statistik und Befunde zählen ihn): {outcomes}",
                           "{n:,} weitere Anmeldeversuche dieser Sitzung werden nicht aufgeführt (Limit {limit} je "
                           "Sitzung; Statistik und Befunde zählen sie): {outcomes}"),
+    "ui.messages_dropped": ("{n:,} weitere E-Mail dieser Sitzung wird nicht aufgeführt (Limit {limit} je Sitzung; "
+                            "mailtrace extract schreibt sie)",
+                            "{n:,} weitere E-Mails dieser Sitzung werden nicht aufgeführt (Limit {limit} je Sitzung; "
+                            "mailtrace extract schreibt sie)"),
     "ui.anomaly": "Auffälligkeit",
     "ui.summary": "Zusammenfassung",
     "ui.snapped": ("{n:,} Frame durch die Snap-Länge gekürzt",
@@ -755,6 +759,10 @@ DE: dict[str, str | tuple[str, str]] = {
                             "je Sitzung): {outcomes}.",
                             "{n} Anmeldeversuche dieser Sitzung wurden gezählt, aber nicht behalten (Limit "
                             "{limit} je Sitzung): {outcomes}."),
+    "html.messages_dropped": ("{n} E-Mail dieser Sitzung wurde gezählt, aber nicht behalten (Limit {limit} je "
+                              "Sitzung; <code>mailtrace extract</code> schreibt sie).",
+                              "{n} E-Mails dieser Sitzung wurden gezählt, aber nicht behalten (Limit {limit} je "
+                              "Sitzung; <code>mailtrace extract</code> schreibt sie)."),
     "html.rows_elided": ("{n} Paket dieser Sitzung wurde gezählt, aber vom Analysator nicht behalten "
                          "(Zeilenlimit des Sitzungsmodells).",
                          "{n} Pakete dieser Sitzung wurden gezählt, aber vom Analysator nicht behalten "

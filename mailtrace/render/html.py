@@ -169,6 +169,7 @@ _KNOWN_KEYS = {
     "anomalies_dropped",
     "notes_dropped",
     "logins_dropped",
+    "messages_dropped",
 }
 _MSG_KEYS = ("subject", "from", "to", "cc", "date", "message_id")
 SEVERITIES = ("high", "medium", "low", "info")
@@ -999,6 +1000,7 @@ class HtmlReport:
             "anomalies_dropped": s.anomalies_dropped,
             "notes_dropped": s.notes_dropped,
             "logins_dropped": s.logins_dropped_total,
+            "messages_dropped": s.messages_dropped,
             "login_outcomes": outcome_counts(s.logins_dropped, self.lang),
             "session_limits": self.session_limits,
             "packet_rows": self._packet_rows(s, steps),

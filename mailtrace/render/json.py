@@ -156,6 +156,8 @@ def session_json(s: Session, show_secrets: bool = False, *, lang: str = "en", co
         out["anomalies_dropped"] = s.anomalies_dropped
     if s.notes_dropped:
         out["notes_dropped"] = s.notes_dropped
+    if s.messages_dropped:
+        out["messages_dropped"] = s.messages_dropped
     if s.logins_dropped:
         out["logins_dropped"] = dict(s.logins_dropped)
     if s.context_dropped and context:

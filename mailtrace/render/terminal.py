@@ -834,6 +834,9 @@ class TerminalRenderer:
         if s.notes_dropped:
             out.paragraph(Text(text("ui.notes_dropped", lang, n=s.notes_dropped,
                                     limit=fmt_num(limits.max_notes, lang)), "dim"))
+        if s.messages_dropped:
+            out.paragraph(Text(text("ui.messages_dropped", lang, n=s.messages_dropped,
+                                    limit=fmt_num(limits.max_messages, lang)), "dim"))
         if s.logins_dropped:
             out.paragraph(Text(text("ui.logins_dropped", lang, n=s.logins_dropped_total,
                                     limit=fmt_num(limits.max_logins, lang),
