@@ -27,14 +27,20 @@ from tests.pcapgen import Capture, Tcp
 from tests.support import report
 
 
-def _imap_flood(cap: Capture, port: int, lines: int, *, per_segment: int = 100) -> Tcp:
-    """An IMAP session whose server sends ``lines`` untagged EXISTS responses, ``per_segment`` a segment."""
+def _imap_idling(cap: Capture, port: int) -> Tcp:
+    """An IMAP session from ``port`` up to the server's ``+ idling``."""
     t = Tcp(cap, client=("10.0.0.1", port), server=("10.0.0.2", 143)).handshake()
     t.s(b"* OK ready\r\n")
     t.c(b"a1 LOGIN u p\r\n")
     t.s(b"a1 OK done\r\n")
     t.c(b"a2 IDLE\r\n")
     t.s(b"+ idling\r\n")
+    return t
+
+
+def _imap_flood(cap: Capture, port: int, lines: int, *, per_segment: int = 100) -> Tcp:
+    """An IMAP session whose server sends ``lines`` untagged EXISTS responses, ``per_segment`` a segment."""
+    t = _imap_idling(cap, port)
     for start in range(0, lines, per_segment):
         t.s(b"".join(b"* %d EXISTS\r\n" % n for n in range(start, min(lines, start + per_segment))))
     return t
@@ -289,12 +295,7 @@ def test_whatever_the_budget_a_dropped_refusal_never_pairs_a_command_with_the_ne
     and came back after the flood was reported, the RCPT to the outside was paired with the next RCPT's 250
     and reported as an open relay. A session keeps an unbroken start of itself, whatever the budget."""
     cap = Capture()
-    a = Tcp(cap, client=("10.0.0.1", 40000), server=("10.0.0.2", 143)).handshake()
-    a.s(b"* OK ready\r\n")
-    a.c(b"a1 LOGIN u p\r\n")
-    a.s(b"a1 OK done\r\n")
-    a.c(b"a2 IDLE\r\n")
-    a.s(b"+ idling\r\n")
+    a = _imap_idling(cap, 40000)
     b = Tcp(cap, client=("93.184.216.34", 40001), server=("192.0.2.25", 25)).handshake()
     b.s(b"220 mx.example.com ESMTP\r\n")
     b.c(b"EHLO x\r\n")
