@@ -520,7 +520,7 @@ def _sender_of_messages(spool: _Spool, limits: MimeLimits) -> MessageSinkFactory
     def sink(builder: SessionBuilder, origin: str) -> _MessageSender | _SummarizingSender | None:
         # one message at a time per session, and its index (the next record's, if kept) is known now
         number = builder.message_count
-        if len(builder.messages) >= builder.limits.max_messages:
+        if builder.messages_full:
             return None  # not kept in the session: nothing to summarise
         if spool.backlog >= behind:
             return _SummarizingSender(spool, builder.stream, number, limits)

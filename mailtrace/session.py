@@ -689,6 +689,11 @@ class SessionBuilder:
         return len(self.rows) + self.rows_elided
 
     @property
+    def messages_full(self) -> bool:
+        """The session keeps no more message records (``SessionLimits.max_messages``): the next is counted."""
+        return len(self.messages) >= self.limits.max_messages
+
+    @property
     def last_frame(self) -> int:
         return self._last_row[_FRAME] if self._last_row is not None else 0
 
@@ -727,7 +732,7 @@ class SessionBuilder:
         elif kind is Anomaly and len(self.anomalies) >= self.limits.max_anomalies:
             self.anomalies_dropped += 1
             return
-        elif kind is MessageEnd and len(self.messages) >= self.limits.max_messages:
+        elif kind is MessageEnd and self.messages_full:
             self.phase = event.phase
             self._message_end(event)  # type: ignore[arg-type]  # counted there, and not on its row
             return
@@ -822,8 +827,7 @@ class SessionBuilder:
             if self.sink_factory is not None:
                 self._sink = self.sink_factory(self, "")
             self._summarizer = (MessageSummarizer(self.mime_limits, on_part=getattr(self._sink, "on_part", None))
-                                if self.summarize and (len(self.messages) < self.limits.max_messages
-                                                       or self._sink is not None)
+                                if self.summarize and (not self.messages_full or self._sink is not None)
                                 else Unsummarized(self.mime_limits))  # past the limit only a sink (extract) reads it
         self._summarizer.feed(event.data)
         if self._sink is not None:
@@ -837,7 +841,7 @@ class SessionBuilder:
         record = MessageRecord(self.message_count, event.origin, summary, first, event.frame, event.direction,
                                dict(event.detail))
         self.message_count += 1
-        if len(self.messages) < self.limits.max_messages:
+        if not self.messages_full:
             self.messages.append(record)
         else:
             self.messages_dropped += 1

@@ -51,14 +51,9 @@ class Tally:
     """What the attempts were (``AttemptTracker``: refused, unanswered, closed)."""
 
     def add(self, ts: float, frame: int, session: int, name: str | None, secret: str | None = None) -> None:
-        if not self.count:
-            self.first_ts = ts
-        self.count += 1
-        self.last_ts = max(self.last_ts, ts)
+        self.add_unnamed(1, ts, session)
         if len(self.frames) < MAX_KEY_FRAMES:
             self.frames.append(frame)
-        if session not in self.sessions and len(self.sessions) < MAX_SESSIONS:
-            self.sessions.append(session)
         if name is not None:
             if len(self.names) < MAX_NAMES:
                 self.names.add(name)

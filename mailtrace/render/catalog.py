@@ -283,23 +283,23 @@ EN: dict[str, Message] = {
     "ui.midstream": "capture starts mid-session",
     "ui.rows_elided": ("{n} more packet of this session is not listed (row limit)",
                        "{n} more packets of this session are not listed (row limit)"),
-    "ui.events_dropped": ("{n:,} more command or reply of this session is not listed (limit: {limit} of each per "
-                          "session, {all} for all sessions at once)",
-                          "{n:,} more commands and replies of this session are not listed (limit: {limit} of each per "
-                          "session, {all} for all sessions at once)"),
-    "ui.anomalies_dropped": ("{n:,} more anomaly of this session is not listed (limit {limit} per session)",
-                             "{n:,} more anomalies of this session are not listed (limit {limit} per session)"),
+    "ui.events_dropped": ("{n:,} more command or reply of this session is not listed (limit: {limit:,} of each per "
+                          "session, {all:,} for all sessions at once)",
+                          "{n:,} more commands and replies of this session are not listed (limit: {limit:,} of each "
+                          "per session, {all:,} for all sessions at once)"),
+    "ui.anomalies_dropped": ("{n:,} more anomaly of this session is not listed (limit {limit:,} per session)",
+                             "{n:,} more anomalies of this session are not listed (limit {limit:,} per session)"),
     "ui.notes_dropped": ("{n:,} more note of this session (IDLE news, TLS messages and alerts) is not listed "
-                         "(limit {limit} per session)",
+                         "(limit {limit:,} per session)",
                          "{n:,} more notes of this session (IDLE news, TLS messages and alerts) are not listed "
-                         "(limit {limit} per session)"),
-    "ui.logins_dropped": ("{n:,} more login attempt of this session is not listed (limit {limit} per session; "
+                         "(limit {limit:,} per session)"),
+    "ui.logins_dropped": ("{n:,} more login attempt of this session is not listed (limit {limit:,} per session; "
                           "the statistics and findings count it): {outcomes}",
-                          "{n:,} more login attempts of this session are not listed (limit {limit} per session; "
+                          "{n:,} more login attempts of this session are not listed (limit {limit:,} per session; "
                           "the statistics and findings count them): {outcomes}"),
-    "ui.messages_dropped": ("{n:,} more message of this session is not listed (limit {limit} per session; "
+    "ui.messages_dropped": ("{n:,} more message of this session is not listed (limit {limit:,} per session; "
                             "mailtrace extract writes it)",
-                            "{n:,} more messages of this session are not listed (limit {limit} per session; "
+                            "{n:,} more messages of this session are not listed (limit {limit:,} per session; "
                             "mailtrace extract writes them)"),
     "ui.anomaly": "anomaly",
     "ui.summary": "Summary",

@@ -274,24 +274,24 @@ DE: dict[str, str | tuple[str, str]] = {
     "ui.rows_elided": ("{n} weiteres Paket dieser Sitzung wird nicht aufgeführt (Zeilenlimit)",
                        "{n} weitere Pakete dieser Sitzung werden nicht aufgeführt (Zeilenlimit)"),
     "ui.events_dropped": ("{n:,} weiterer Befehl oder weitere Antwort dieser Sitzung wird nicht aufgeführt (Limit: "
-                          "je {limit} pro Sitzung, {all} für alle Sitzungen zugleich)",
+                          "je {limit:,} pro Sitzung, {all:,} für alle Sitzungen zugleich)",
                           "{n:,} weitere Befehle und Antworten dieser Sitzung werden nicht aufgeführt (Limit: je "
-                          "{limit} pro Sitzung, {all} für alle Sitzungen zugleich)"),
-    "ui.anomalies_dropped": ("{n:,} weitere Auffälligkeit dieser Sitzung wird nicht aufgeführt (Limit {limit} je "
+                          "{limit:,} pro Sitzung, {all:,} für alle Sitzungen zugleich)"),
+    "ui.anomalies_dropped": ("{n:,} weitere Auffälligkeit dieser Sitzung wird nicht aufgeführt (Limit {limit:,} je "
                              "Sitzung)",
-                             "{n:,} weitere Auffälligkeiten dieser Sitzung werden nicht aufgeführt (Limit {limit} je "
+                             "{n:,} weitere Auffälligkeiten dieser Sitzung werden nicht aufgeführt (Limit {limit:,} je "
                              "Sitzung)"),
     "ui.notes_dropped": ("{n:,} weiterer Hinweis dieser Sitzung (IDLE-Meldungen, TLS-Nachrichten und -Alarme) "
-                         "wird nicht aufgeführt (Limit {limit} je Sitzung)",
+                         "wird nicht aufgeführt (Limit {limit:,} je Sitzung)",
                          "{n:,} weitere Hinweise dieser Sitzung (IDLE-Meldungen, TLS-Nachrichten und -Alarme) "
-                         "werden nicht aufgeführt (Limit {limit} je Sitzung)"),
-    "ui.logins_dropped": ("{n:,} weiterer Anmeldeversuch dieser Sitzung wird nicht aufgeführt (Limit {limit} je "
+                         "werden nicht aufgeführt (Limit {limit:,} je Sitzung)"),
+    "ui.logins_dropped": ("{n:,} weiterer Anmeldeversuch dieser Sitzung wird nicht aufgeführt (Limit {limit:,} je "
                           "Sitzung; Statistik und Befunde zählen ihn): {outcomes}",
-                          "{n:,} weitere Anmeldeversuche dieser Sitzung werden nicht aufgeführt (Limit {limit} je "
+                          "{n:,} weitere Anmeldeversuche dieser Sitzung werden nicht aufgeführt (Limit {limit:,} je "
                           "Sitzung; Statistik und Befunde zählen sie): {outcomes}"),
-    "ui.messages_dropped": ("{n:,} weitere E-Mail dieser Sitzung wird nicht aufgeführt (Limit {limit} je Sitzung; "
+    "ui.messages_dropped": ("{n:,} weitere E-Mail dieser Sitzung wird nicht aufgeführt (Limit {limit:,} je Sitzung; "
                             "mailtrace extract schreibt sie)",
-                            "{n:,} weitere E-Mails dieser Sitzung werden nicht aufgeführt (Limit {limit} je Sitzung; "
+                            "{n:,} weitere E-Mails dieser Sitzung werden nicht aufgeführt (Limit {limit:,} je Sitzung; "
                             "mailtrace extract schreibt sie)"),
     "ui.anomaly": "Auffälligkeit",
     "ui.summary": "Zusammenfassung",

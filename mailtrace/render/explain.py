@@ -93,7 +93,7 @@ def once_each(found: list[ReplyExplanation], lang: str = "en") -> list[ReplyExpl
 
 MAX_EXTENSIONS_EXPLAINED = 32
 """EHLO keywords explained under a reply when it has more than twice as many (real servers announce a
-dozen or two; a hostile one can send 200,000 lines, which the JSON report keeps); the rest are counted."""
+dozen or two; a hostile one can send 200,000 lines); the rest are counted."""
 
 
 def explain_smtp_reply(reply: Reply, lang: str = "en", *,

@@ -72,7 +72,7 @@ from mailtrace.pipeline import CaptureStats
 from mailtrace.protocols import BY_NAME
 from mailtrace.received import received_chain
 from mailtrace.render import captions
-from mailtrace.render.catalog import CATALOGS, EN, fmt_num, localize_number, outcome_counts
+from mailtrace.render.catalog import CATALOGS, EN, fmt_num, localize_number
 from mailtrace.render.catalog import has as catalog_has
 from mailtrace.render.catalog import text as catalog_text
 from mailtrace.render.context import ContextBlock, context_blocks, row_info, row_proto
@@ -83,6 +83,7 @@ from mailtrace.render.message import ORIGINS, defect_text, header_rows, hop_cell
 from mailtrace.render.rows import (
     PacketGroup,
     group_rows,
+    left_out,
     note_text,
     partial_label,
     placeholder_text,
@@ -996,13 +997,7 @@ class HtmlReport:
             "rows_shown": shown,
             "rows_hidden": max(0, len(s.rows) - shown),
             "rows_elided": s.rows_elided,
-            "events_dropped": s.events_dropped,
-            "anomalies_dropped": s.anomalies_dropped,
-            "notes_dropped": s.notes_dropped,
-            "logins_dropped": s.logins_dropped_total,
-            "messages_dropped": s.messages_dropped,
-            "login_outcomes": outcome_counts(s.logins_dropped, self.lang),
-            "session_limits": self.session_limits,
+            "left_out": left_out(s, self.session_limits, self.lang),
             "packet_rows": self._packet_rows(s, steps),
             "ladder": ladder(
                 arrows,

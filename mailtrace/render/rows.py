@@ -13,11 +13,30 @@ from dataclasses import dataclass, field
 
 from mailtrace.extract import expected_partial, header_only
 from mailtrace.model import Event
-from mailtrace.render.catalog import text
-from mailtrace.session import MessageRecord, PacketRow, Session
+from mailtrace.render.catalog import outcome_counts, text
+from mailtrace.session import MessageRecord, PacketRow, Session, SessionLimits
 
-__all__ = ["PacketGroup", "group_rows", "note_text", "partial_label", "placeholder_text",
+__all__ = ["PacketGroup", "group_rows", "left_out", "note_text", "partial_label", "placeholder_text",
            "retransmission_mark"]
+
+
+def left_out(s: Session, limits: SessionLimits, lang: str = "en") -> list[tuple[str, dict[str, object]]]:
+    """What the analyzer counted of a session but did not keep, as the notes under its table say it:
+    ``(key, parameters)`` of the catalogue's ``ui.<key>`` (terminal) and ``html.<key>`` messages."""
+    notes: list[tuple[str, dict[str, object]]] = []
+    if s.events_dropped:
+        notes.append(("events_dropped", {"n": s.events_dropped, "limit": limits.max_events,
+                                         "all": limits.max_events_all}))
+    if s.messages_dropped:
+        notes.append(("messages_dropped", {"n": s.messages_dropped, "limit": limits.max_messages}))
+    if s.logins_dropped_total:
+        notes.append(("logins_dropped", {"n": s.logins_dropped_total, "limit": limits.max_logins,
+                                         "outcomes": outcome_counts(s.logins_dropped, lang)}))
+    if s.notes_dropped:
+        notes.append(("notes_dropped", {"n": s.notes_dropped, "limit": limits.max_notes}))
+    if s.anomalies_dropped:
+        notes.append(("anomalies_dropped", {"n": s.anomalies_dropped, "limit": limits.max_anomalies}))
+    return notes
 
 
 def partial_label(session: Session, record: MessageRecord, lang: str = "en") -> str | None:

@@ -38,13 +38,14 @@ from mailtrace.model import (
 from mailtrace.pipeline import CaptureStats
 from mailtrace.protocols.sasl import hashcat_line
 from mailtrace.render.captions import Step, steps
-from mailtrace.render.catalog import fmt_num, has, localize_number, outcome_counts, text
+from mailtrace.render.catalog import fmt_num, has, localize_number, text
 from mailtrace.render.context import ContextBlock, check_text, context_blocks, row_info, row_proto
 from mailtrace.render.explain import ReplyExplanation, explain_challenge, explain_smtp_reply, once_each
 from mailtrace.render.output import Output, clean, utc
 from mailtrace.render.rows import (
     PacketGroup,
     group_rows,
+    left_out,
     note_text,
     partial_label,
     placeholder_text,
@@ -648,7 +649,8 @@ def _word_style(r: Reply) -> str:
 
 MAX_INFO_LINES = 256
 """Lines of one reply the Info cell shows: a POP3 LIST of a big mailbox whole (the corpus has one of 201
-lines), not a hostile EHLO reply of 200,000 lines; the rest are counted. The JSON report keeps them all."""
+lines), not a hostile EHLO reply of 200,000 lines; the rest are counted (the JSON report has up to 1,000 of a
+reply's lines: ``smtp.MAX_REPLY_LINES``)."""
 MAX_INFO_PIECES = 256
 """Commands, replies and notes one packet's Info cell shows: a relay's pipelined replies to a few hundred
 recipients (the corpus has up to 9 a packet), not a 64 KiB segment of thousands of short responses; the
@@ -823,24 +825,8 @@ class TerminalRenderer:
                 out.paragraph(Text(text("ui.context_dropped", lang, n=s.context_dropped), "dim"))
         if s.rows_elided:
             out.paragraph(Text(text("ui.rows_elided", lang, n=s.rows_elided), "dim"))
-        limits = self.session_limits
-        if s.events_dropped:
-            out.paragraph(Text(text("ui.events_dropped", lang, n=s.events_dropped,
-                                    limit=fmt_num(limits.max_events, lang), all=fmt_num(limits.max_events_all, lang)),
-                               "dim"))
-        if s.anomalies_dropped:
-            out.paragraph(Text(text("ui.anomalies_dropped", lang, n=s.anomalies_dropped,
-                                    limit=fmt_num(limits.max_anomalies, lang)), "dim"))
-        if s.notes_dropped:
-            out.paragraph(Text(text("ui.notes_dropped", lang, n=s.notes_dropped,
-                                    limit=fmt_num(limits.max_notes, lang)), "dim"))
-        if s.messages_dropped:
-            out.paragraph(Text(text("ui.messages_dropped", lang, n=s.messages_dropped,
-                                    limit=fmt_num(limits.max_messages, lang)), "dim"))
-        if s.logins_dropped:
-            out.paragraph(Text(text("ui.logins_dropped", lang, n=s.logins_dropped_total,
-                                    limit=fmt_num(limits.max_logins, lang),
-                                    outcomes=outcome_counts(s.logins_dropped, lang)), "dim"))
+        for key, params in left_out(s, self.session_limits, lang):
+            out.paragraph(Text(text("ui." + key, lang, **params), "dim"))
         out.write("")
 
     def _header(self, s: Session) -> None:
