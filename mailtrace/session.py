@@ -269,6 +269,10 @@ class Session:
     """Row notes over ``SessionLimits.max_notes`` (IDLE news, TLS messages and alerts): counted, not kept."""
     messages_dropped: int = 0
     """Messages past ``SessionLimits.max_messages``: counted, not kept (``extract`` still writes them)."""
+    messages_dropped_by_origin: dict[str, int] = field(default_factory=dict)
+    """Those messages by origin (``pop3-retr``, ``imap-fetch``, ...), so that the statistics count them."""
+    messages_dropped_complete: int = 0
+    """Of those messages, the ones that came whole."""
     logins_dropped: dict[str, int] = field(default_factory=dict)
     """Login attempts over ``SessionLimits.max_logins``, by outcome (``succeeded``, ``failed``, ``unknown``;
     ``cancelled`` counts those of the failed the client cancelled)."""
@@ -345,6 +349,11 @@ class Session:
             return tried[-1]
         value = self.record.get("user")
         return value if isinstance(value, str) else None
+
+    @property
+    def message_total(self) -> int:
+        """Messages the session carried: those listed in ``messages`` and those past the limit."""
+        return len(self.messages) + self.messages_dropped
 
     @property
     def logins_dropped_total(self) -> int:
@@ -528,6 +537,8 @@ class SessionBuilder:
         self.message_count = 0
         """Messages ended so far, kept or not: the next one's ``index`` (sinks and summaries are keyed by it)."""
         self.messages_dropped = 0
+        self.messages_dropped_by_origin: dict[str, int] = {}
+        self.messages_dropped_complete = 0
         self.budget = budget if budget is not None else EventBudget.of(limits)
         """Shared by the sessions of a run (the analyzer's); a builder made alone has one of its own."""
         self.gaps: list[GapInfo] = []
@@ -845,6 +856,10 @@ class SessionBuilder:
             self.messages.append(record)
         else:
             self.messages_dropped += 1
+            by_origin = self.messages_dropped_by_origin
+            by_origin[event.origin] = by_origin.get(event.origin, 0) + 1
+            if summary.complete:
+                self.messages_dropped_complete += 1
         if self._sink is not None:
             self._sink.close(record)
         self._summarizer = None
@@ -890,6 +905,8 @@ class SessionBuilder:
             bytes_server=self.bytes[1], rows_elided=self.rows_elided, events_dropped=self.events_dropped,
             anomalies_dropped=self.anomalies_dropped, notes_dropped=self.notes_dropped,
             logins_dropped=self.logins_dropped, messages_dropped=self.messages_dropped,
+            messages_dropped_by_origin=self.messages_dropped_by_origin,
+            messages_dropped_complete=self.messages_dropped_complete,
             decrypted=self.decrypting, tls_info=self.tls_info, notes=self.notes,
             transcript=self.transcript, transcript_truncated=self.transcript_truncated,
             retransmissions=self.retransmissions,

@@ -615,6 +615,12 @@ class StatsCollector:
             self.rejections.add(category)
 
     def _messages(self, s: Session, facts: SessionFacts) -> None:
+        # messages past the session's limit are counted, by origin and completeness, not listed: they
+        # count here too (their sizes and parts are not known)
+        self.message_count += s.messages_dropped
+        self.messages_complete += s.messages_dropped_complete
+        for origin, n in s.messages_dropped_by_origin.items():
+            self.message_origins.add(origin, n)
         for m in s.messages:
             summary = m.summary
             self.message_count += 1

@@ -538,6 +538,8 @@ def test_messages_past_the_limit_are_counted_and_still_extracted(tmp_path: Path)
     cap = Capture()
     t = Tcp(cap, client=("10.0.0.1", 40000), server=("10.0.0.2", 110)).handshake()
     t.s(b"+OK ready\r\n")
+    t.c(b"CAPA\r\n")
+    t.s(b"+OK\r\nSTLS\r\nUSER\r\n.\r\n")
     t.c(b"USER a\r\n")
     t.s(b"+OK\r\n")
     t.c(b"PASS b\r\n")
@@ -555,8 +557,17 @@ def test_messages_past_the_limit_are_counted_and_still_extracted(tmp_path: Path)
     for one in reports:
         (entry,) = one["sessions"]
         assert len(entry["messages"]) == 10_000 and entry["messages_dropped"] == 5
+        assert entry["messages_dropped_by_origin"] == {"pop3-retr": 5} and entry["messages_dropped_complete"] == 5
         assert entry["messages"][-1]["subject"] == "m10000"
+        # the statistics and the findings count every message, listed or not
+        messages = one["stats"]["messages"]
+        assert (messages["count"], messages["complete"], messages["by_origin"]) == (total, total, {"pop3-retr": total})
+        (unused,) = [f for f in one["findings"] if f["id"] == "starttls-not-used"]
+        assert "carried 1 login and 10005 messages in cleartext" in unused["detail"]
     assert reports[0]["sessions"] == reports[1]["sessions"]
+    assert reports[0]["stats"]["messages"] == reports[1]["stats"]["messages"]
+    listing = run_cli("analyze", "--list", "--width", "200", path).stdout
+    assert " completed  10005 " in listing and "messages      10,005" in listing
     out = tmp_path / "out"
     assert run_cli("extract", path, "-o", str(out)).exit_code == 0
     assert len(list(out.rglob("*.eml"))) == total

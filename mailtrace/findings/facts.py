@@ -274,6 +274,15 @@ class SessionFacts:
         start = self.tls_frame
         return start is None or frame < start
 
+    def messages_in_clear_after(self, frame: int) -> int:
+        """Messages begun after ``frame`` that crossed unencrypted, with those past the session's limit
+        (``messages_dropped``): they came after every listed one, so they count when the last listed one
+        does and TLS never began (had it begun after that one, where they were is not known)."""
+        s = self.session
+        listed = [m for m in s.messages if m.first_frame > frame and self.in_clear(m.first_frame)]
+        later = s.messages_dropped if listed and listed[-1] is s.messages[-1] and self.tls_frame is None else 0
+        return len(listed) + later
+
     # ------------------------------------------------------------------ greeting and names
     @cached_property
     def greeting(self) -> Reply | None:

@@ -329,7 +329,7 @@ def starttls_not_used(s: Session, f: SessionFacts, ctx: RuleContext) -> Iterator
     if logins:
         carried.append(plural(len(logins), "login"))
     if s.messages:
-        carried.append(plural(len(s.messages), "message"))
+        carried.append(plural(s.message_total, "message"))
     what = (" and carried " + " and ".join(carried) + " in cleartext") if carried else ""
     verb = "STLS" if s.protocol == "pop3" else "STARTTLS"
     other = LOW if sensitive else MEDIUM
@@ -368,10 +368,10 @@ def starttls_refused_cleartext(s: Session, f: SessionFacts, ctx: RuleContext) ->
         if not after:
             continue
         auth = [a for a in f.logins if a.first_frame > refused.frame and f.in_clear(a.first_frame)]
-        messages = [m for m in s.messages if m.first_frame > refused.frame and f.in_clear(m.first_frame)]
+        messages = f.messages_in_clear_after(refused.frame)
         severity = HIGH if auth or messages else MEDIUM
         carried = [plural(len(auth), "login")] if auth else []
-        carried += [plural(len(messages), "message")] if messages else []
+        carried += [plural(messages, "message")] if messages else []
         yield ctx.finding(
             "starttls-refused-cleartext",
             severity,
@@ -394,7 +394,7 @@ def starttls_stripped(s: Session, f: SessionFacts, ctx: RuleContext) -> Iterator
     if offer is None or not offer.starttls_stripped:
         return
     logins = [a for a in f.logins if a.first_frame > offer.frame and f.in_clear(a.first_frame)]
-    messages = [m for m in s.messages if m.first_frame > offer.frame and f.in_clear(m.first_frame)]
+    messages = f.messages_in_clear_after(offer.frame)
     severity = HIGH if logins else MEDIUM
     if not ctx.once("starttls-stripped", s.client.ip, str(s.server), severity.value):
         return
@@ -405,7 +405,7 @@ def starttls_stripped(s: Session, f: SessionFacts, ctx: RuleContext) -> Iterator
         went_on = f"the client asked for STARTTLS anyway and TLS began at frame {f.tls_frame}"
     else:
         carried = [plural(len(logins), "login")] if logins else []
-        carried += [plural(len(messages), "message")] if messages else []
+        carried += [plural(messages, "message")] if messages else []
         went_on = "the client, which could not see the offer, stayed in cleartext" + (
             " and sent " + " and ".join(carried) if carried else "")
     yield ctx.finding(

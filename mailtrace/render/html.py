@@ -528,7 +528,7 @@ class HtmlReport:
             ov.timeline_dropped += 1
         for r in s.replies:
             ov.replies[reply_class(s.protocol, r.status)] += 1
-        ov.messages += len(s.messages)
+        ov.messages += s.message_total
         ov.message_bytes += sum(int(m.get("bytes") or 0) for m in data["messages"])
         ov.attachments += sum(len(m.get("attachments") or ()) for m in data["messages"])
         ov.anomalies += len(s.anomalies)
@@ -683,7 +683,7 @@ class HtmlReport:
                 else (t("html.outcome.login_unknown"), "mid")
             )
         if s.messages:
-            outcome.append((t("html.outcome.messages", n=len(s.messages)), "ok"))
+            outcome.append((t("html.outcome.messages", n=s.message_total), "ok"))
         if sealed(s):
             outcome.append((t("html.outcome.sealed"), "mid"))
         if errors:
@@ -705,7 +705,7 @@ class HtmlReport:
             "tls": s.tls,
             "decrypted": s.decrypted,
             "outcome": outcome,
-            "messages": len(s.messages),
+            "messages": s.message_total,
             "anomalies": len(s.anomalies),
             "packets": s.packets,
             "stream": s.stream,

@@ -158,6 +158,8 @@ def session_json(s: Session, show_secrets: bool = False, *, lang: str = "en", co
         out["notes_dropped"] = s.notes_dropped
     if s.messages_dropped:
         out["messages_dropped"] = s.messages_dropped
+        out["messages_dropped_by_origin"] = dict(s.messages_dropped_by_origin)
+        out["messages_dropped_complete"] = s.messages_dropped_complete
     if s.logins_dropped:
         out["logins_dropped"] = dict(s.logins_dropped)
     if s.context_dropped and context:

@@ -130,7 +130,7 @@ def header_facts(session: Session, lang: str) -> list[tuple[str, str]]:
     facts.append((user_text(session, lang), ""))
     facts.append((tls_text(session, lang), "tls" if session.tls != "none" else ""))
     if session.messages or not sealed(session):
-        facts.append((t("ui.messages", n=len(session.messages)), ""))
+        facts.append((t("ui.messages", n=session.message_total), ""))
     else:
         facts.append((t("ui.messages_sealed"), "tls"))
     facts.append((t("ui.packets.count", n=session.packets), ""))
@@ -908,7 +908,7 @@ class Summary:
     def add(self, s: Session) -> None:
         self.protocols[s.protocol] += 1
         self.sealed += sealed(s)
-        self.messages += len(s.messages)
+        self.messages += s.message_total
         self.gaps += len(s.gaps)
         self.gap_bytes += sum(g.nbytes for g in s.gaps)
         for a in s.anomalies:
@@ -1094,7 +1094,7 @@ class ListRenderer:
         start = utc(s.start) if self.full_time else utc(s.start, millis=False)[11:]
         cells = [str(s.id), s.protocol, str(s.client), str(s.server), start,
                  duration(s.duration, self.lang), user,
-                 self._t("ui.status." + status), str(len(s.messages)) if s.messages or not sealed(s) else "?"]
+                 self._t("ui.status." + status), str(s.message_total) if s.messages or not sealed(s) else "?"]
         styles = ["", "", "client", "server", "", "", "", "status." + status, ""]
         line = self._cells(cells, styles, widths) if self.wide else None
         if line is not None and (self.out.width is None or line.cell_len <= self.out.width):
@@ -1120,7 +1120,7 @@ class ListRenderer:
             first.append(clean(cells[3]), "server")
             self.out.paragraph(first, hang=indent)
             facts.append(cells[7], styles[7])
-            facts.append(" · " + self._t("ui.messages", n=len(s.messages)) if cells[8] != "?" else "")
+            facts.append(" · " + self._t("ui.messages", n=s.message_total) if cells[8] != "?" else "")
             facts.append(" · ")
         else:
             picks = (0, 1, 2, 3, 7, 8)
