@@ -28,6 +28,7 @@ from mailtrace.extract import (
 from mailtrace.filters import parse_ids
 from mailtrace.mime import MimeLimits
 from mailtrace.render.message import message_details
+from mailtrace.session import Session
 from tests.mailcaps import (
     MSS,
     attachment,
@@ -562,3 +563,40 @@ def test_unknown_amount_is_not_reported_as_one_byte(tmp_path: Path) -> None:
     unknown = replace(record, summary=replace(record.summary, missing_bytes=1))
     assert incomplete_reason(session, unknown) == f"{lost:,} bytes of it are not in the capture (TCP gap)"
     assert (missing_known(0), missing_known(1), missing_known(2)) == (False, False, True)
+
+
+def test_messages_past_the_session_limit_wait_on_disk_and_are_written_whole(tmp_path: Path) -> None:
+    """A session lists ``max_messages`` records; the rest waited in memory until their session ended
+    (a session of 50,000 messages took ``extract`` to 209 MiB): they now wait in the staging folder
+    and come out in order, with their attachments, beside an interleaved session and its own."""
+    first = [one_attachment_message(bytes([i]) * (3000 + i), f'filename="a{i}.bin"'.encode()) for i in range(5)]
+    second = [one_attachment_message(bytes([100 + i]) * 2000, f'filename="b{i}.bin"'.encode()) for i in range(4)]
+    pcap = interleaved([smtp_steps(first), smtp_steps(second)]).write(tmp_path / "c.pcap")
+    config = replace(Config(), session=replace(Config().session, max_messages=2))
+    out = tmp_path / "out"
+    held: list[int] = []
+    session_ended = Extractor.session
+
+    def count_held(self: Extractor, session: Session) -> None:
+        held.append(len(self._pending.get((session.file, session.stream), {})))
+        session_ended(self, session)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Extractor, "session", count_held)
+        _, sessions = extract_in_process(out, pcap, config=config)
+    assert held == [2, 2]  # in memory: only the records the session lists
+    assert [len(s.messages) for s in sessions] == [2, 2]
+    assert [s.messages_dropped for s in sessions] == [3, 2]
+    entries = index_of(out)["messages"]
+    assert [(e["session"], e["index"]) for e in entries] == [(1, i) for i in range(5)] + [(2, i) for i in range(4)]
+    for entry in entries:
+        sent = (first if entry["session"] == 1 else second)[entry["index"]]
+        assert (out / entry["eml"]["path"]).read_bytes() == sent
+        assert entry["eml"]["sha256"] == sha256(sent)
+        (a,) = entry["attachments"]
+        name = f"{'a' if entry['session'] == 1 else 'b'}{entry['index']}.bin"
+        assert a["path"] == f"s{entry['session']:04d}-m{entry['index'] + 1:02d}/{name}"
+        assert (out / a["path"]).read_bytes() == (bytes([entry["index"]]) * (3000 + entry["index"])
+                                                  if entry["session"] == 1 else bytes([100 + entry["index"]]) * 2000)
+    assert sorted(p.name for p in out.iterdir() if p.is_file()) == sorted(
+        [e["eml"]["path"] for e in entries] + ["index.json"])  # no spill file and no staging folder left
