@@ -59,6 +59,11 @@ clock, the others are named in an anomaly and left out of the start, end and dur
 times only go forward keeps its whole span: frames of 2009 followed by frames of 2023 are what the file
 says, not one frame with a wrong clock."""
 
+ROW_GRANT = 1_024
+"""Most rows a builder takes from the run's row budget at a time: a call per thousand rows, not a test per
+row. The first grant is :data:`FIRST_ROW_GRANT` and each doubles the last: most sessions are short, and up to
+2,048 are open at once (a SYN flood's sessions are a row each)."""
+FIRST_ROW_GRANT = 16
 MAX_ELIDED_SPANS = 8
 """Spans of time kept for the rows past the row limit; a frame far from all of them joins the nearest."""
 
@@ -415,6 +420,9 @@ setattr(Session, "rows", property(_get_rows, _set_rows, doc="The packets' rows (
 class SessionLimits:
     max_rows: int = 20_000
     """Rows kept per session; the packets beyond it are counted (``rows_elided``), their events not kept."""
+    max_rows_all: int = 250_000
+    """Rows kept by all the sessions not yet reported, together (~200 bytes each; see :class:`EventBudget`):
+    200 SMTP sessions at once each sending 10,000 segments took 520 MiB."""
     max_events: int = 200_000
     """Commands kept per session, and replies; the rest are counted (``events_dropped``), not kept."""
     max_events_all: int = 300_000
@@ -445,22 +453,28 @@ class EventBudget:
     flooding lines at once (an IMAP server sending ``* 5 EXISTS`` by the hundred thousand on eight
     connections: a 35 MB capture took 690 MiB) cannot make the analyzer's memory grow with its size. A
     builder takes one per event it keeps; the analyzer gives them back as each session is reported.
-    Transcript bytes work the same way (16 MiB per session, but up to 2,048 sessions are open at once)."""
+    Transcript bytes work the same way (16 MiB per session, but up to 2,048 sessions are open at once), and
+    packet rows (20,000 per session: 200 sessions at once each sending 10,000 segments took 520 MiB);
+    builders take rows in grants (:data:`FIRST_ROW_GRANT`, doubling up to :data:`ROW_GRANT`) and give back
+    what they did not use when they finish."""
 
-    __slots__ = ("left", "size", "transcript_left", "transcript_size")
+    __slots__ = ("left", "rows_left", "rows_size", "size", "transcript_left", "transcript_size")
 
-    def __init__(self, size: int, transcript_size: int) -> None:
+    def __init__(self, size: int, transcript_size: int, rows_size: int) -> None:
         self.size = size
         self.left = size
         self.transcript_size = transcript_size
         self.transcript_left = transcript_size
+        self.rows_size = rows_size
+        self.rows_left = rows_size
 
     @classmethod
     def of(cls, limits: SessionLimits) -> EventBudget:
-        return cls(limits.max_events_all, limits.max_transcript_bytes_all)
+        return cls(limits.max_events_all, limits.max_transcript_bytes_all, limits.max_rows_all)
 
     def give_back(self, session: Session) -> None:
         self.left = min(self.size, self.left + len(session.commands) + len(session.replies))
+        self.rows_left = min(self.rows_size, self.rows_left + session.row_count)
         if session.transcript:
             kept = sum(len(piece.data) for piece in session.transcript)
             self.transcript_left = min(self.transcript_size, self.transcript_left + kept)
@@ -469,6 +483,7 @@ class EventBudget:
         """A new capture file: every session of the last one was reported."""
         self.left = self.size
         self.transcript_left = self.transcript_size
+        self.rows_left = self.rows_size
 
 
 def kept_summary(summary: MessageSummary) -> MessageSummary:
@@ -567,7 +582,9 @@ class SessionBuilder:
         the teardown (a half-closed connection still has an exchange to finish)."""
         self.bulk_first_frame = 0
         """While bulk content is dissected: the frame its first bytes came in (for the message's first frame)."""
-        self._max_rows = limits.max_rows
+        self._max_rows = 0
+        """Rows granted so far by the run's budget (:meth:`_more_rows`), at most ``limits.max_rows``."""
+        self._rows_refused = False
         self.transcript: list[TranscriptPiece] = []
         self.retransmissions: dict[int, int] = {}
         self.transcript_bytes = 0
@@ -606,11 +623,30 @@ class SessionBuilder:
         elif self._fins == 3 and not payload_len:
             phase = Phase.TEARDOWN  # the ACK of a FIN belongs to the teardown, not to the last exchange
         row = self._last_row = [frame, ts, direction, flags, payload_len, phase, None, self.decrypting, body]
-        if len(self.rows) < self._max_rows:
+        if len(self.rows) < self._max_rows or self._more_rows():
             self.rows.append(row)
         else:
             self.rows_elided += 1
             self._elided_time(ts, frame, direction)
+
+    def _more_rows(self) -> bool:
+        """Room for more rows: the next grant of the run's row budget, while the session is under its own
+        limit and holds less than the budget still has for the others (one connection cannot take all of
+        it). Once refused, a session keeps no more rows: what it keeps stays an unbroken start of it."""
+        if self._rows_refused:
+            return False
+        granted = self._max_rows
+        budget = self.budget
+        # after the grant, what is left for the others is still more than this session holds (alone, a
+        # session stops at half the budget)
+        grant = min(max(granted, FIRST_ROW_GRANT), ROW_GRANT, self.limits.max_rows - granted,
+                    (budget.rows_left - granted) // 2)
+        if grant <= 0:
+            self._rows_refused = True
+            return False
+        budget.rows_left -= grant
+        self._max_rows = granted + grant
+        return True
 
     def _elided_time(self, ts: float, frame: int, direction: Direction) -> None:
         """An elided row's time, kept as a span of times (frames within a day of each other): enough for
@@ -888,6 +924,8 @@ class SessionBuilder:
 
     # ------------------------------------------------------------------ output
     def finish(self, *, session_id: int, close: str, record: dict[str, Any]) -> Session:
+        self.budget.rows_left += self._max_rows - len(self.rows)  # granted and not used: the session holds its rows
+        self._max_rows = len(self.rows)
         if self.clock_went_back:
             self._mend_clock()
         if self._summarizer is not None:  # a message that never ended

@@ -571,3 +571,70 @@ def test_messages_past_the_limit_are_counted_and_still_extracted(tmp_path: Path)
     out = tmp_path / "out"
     assert run_cli("extract", path, "-o", str(out)).exit_code == 0
     assert len(list(out.rglob("*.eml"))) == total
+
+
+def _smtp_lines(cap: Capture, client: str, lines: int) -> Tcp:
+    """An SMTP session (begun, not closed) whose client sends ``lines`` body lines, one a segment."""
+    t = _smtp(cap, client=client)
+    t.s(b"250-mx\r\n250 PIPELINING\r\n")
+    for client_says, server_says in ((b"MAIL FROM:<a@b.example>\r\n", b"250 ok\r\n"),
+                                     (b"RCPT TO:<c@d.example>\r\n", b"250 ok\r\n"), (b"DATA\r\n", b"354 go\r\n")):
+        t.c(client_says)
+        t.s(server_says)
+    for _ in range(lines):
+        t.c(b"x" * 60 + b"\r\n")
+    t.c(b".\r\n")
+    t.s(b"250 queued\r\n")
+    return t
+
+
+def _quit(t: Tcp) -> None:
+    t.c(b"QUIT\r\n")
+    t.s(b"221 bye\r\n")
+    t.fin()
+
+
+def test_sessions_at_once_share_one_row_budget_and_keep_an_unbroken_start(tmp_path: Path) -> None:
+    """Rows were bounded per session only (20,000): 200 SMTP sessions at once each sending 10,000
+    segments took 520 MiB. Open sessions now share ``max_rows_all``, taken in growing grants; a
+    session past it counts its packets and keeps its first rows; the budget comes back as sessions are
+    reported, and a session alone takes at most half of it."""
+    cap = Capture()
+    first = [_smtp_lines(cap, f"10.0.0.{i + 1}", 300) for i in range(3)]
+    cap.frames.sort(key=lambda f: f.ts)  # the three at once
+    end = cap.frames[-1].ts
+    for t in first:
+        t.ts = end
+        _quit(t)
+    later = _smtp_lines(cap, "10.0.0.9", 300)
+    later.ts = cap.frames[-1].ts
+    _quit(later)
+    path = cap.write(tmp_path / "rows.pcap")
+    sessions = _sessions(path, max_rows_all=400)
+    assert len(sessions) == 4
+    together = sessions[:3]
+    assert sum(s.row_count for s in together) <= 400
+    for s in sessions:
+        assert s.row_count + s.rows_elided == s.packets > 300
+        kept = [r.frame for r in s.rows]
+        assert kept == sorted(kept) and kept[0] == s.first_frame  # the start of the session, no hole
+        assert len(s.commands) == 5 and s.messages[0].summary.complete  # only rows are left out
+    assert all(s.rows_elided for s in together)
+    # the three were reported before the fourth began: it has the budget to itself again, and takes half
+    assert 150 <= sessions[3].row_count <= 200 and sessions[3].rows_elided
+    stream = io.StringIO()
+    view = TerminalRenderer(Output(stream, width=None, color=False), lang="en")
+    view.session_limits = replace(SessionLimits(), max_rows_all=400)
+    view.session(sessions[3])
+    assert f"{sessions[3].rows_elided} more packets of this session are not listed (row limit: 20,000 per " \
+           "session, 400 for all sessions at once)" in stream.getvalue()
+
+
+def test_the_row_budget_is_given_back_whole(tmp_path: Path) -> None:
+    """What a builder was granted and did not use goes back when it finishes: many short sessions one
+    after another never run the budget dry."""
+    cap = Capture()
+    for i in range(30):
+        _quit(_smtp_lines(cap, f"10.0.1.{i + 1}", 5))
+    sessions = _sessions(cap.write(tmp_path / "short.pcap"), max_rows_all=100)
+    assert len(sessions) == 30 and not any(s.rows_elided for s in sessions)

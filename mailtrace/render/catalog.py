@@ -281,8 +281,10 @@ EN: dict[str, Message] = {
     "ui.close.open": "still open at the end of the capture",
     "ui.close.timeout": "idle past the timeout",
     "ui.midstream": "capture starts mid-session",
-    "ui.rows_elided": ("{n} more packet of this session is not listed (row limit)",
-                       "{n} more packets of this session are not listed (row limit)"),
+    "ui.rows_elided": ("{n:,} more packet of this session is not listed (row limit: {limit:,} per session, {all:,} "
+                       "for all sessions at once)",
+                       "{n:,} more packets of this session are not listed (row limit: {limit:,} per session, {all:,} "
+                       "for all sessions at once)"),
     "ui.events_dropped": ("{n:,} more command or reply of this session is not listed (limit: {limit:,} of each per "
                           "session, {all:,} for all sessions at once)",
                           "{n:,} more commands and replies of this session are not listed (limit: {limit:,} of each "
@@ -763,10 +765,10 @@ EN: dict[str, Message] = {
                               "<code>mailtrace extract</code> writes it).",
                               "{n} messages of this session were counted but not kept (limit {limit} per session; "
                               "<code>mailtrace extract</code> writes them)."),
-    "html.rows_elided": ("{n} packet of this session was counted but not kept by the analyzer (row limit of the "
-                         "session model).",
-                         "{n} packets of this session were counted but not kept by the analyzer (row limit of the "
-                         "session model)."),
+    "html.rows_elided": ("{n} packet of this session was counted but not kept by the analyzer (row limit: {limit} "
+                         "per session, {all} for all sessions at once).",
+                         "{n} packets of this session were counted but not kept by the analyzer (row limit: {limit} "
+                         "per session, {all} for all sessions at once)."),
     "html.h.ladder": "Sequence diagram",
     "html.ladder.explain": "Client on the left, server on the right; one arrow per command, reply and TCP control "
                            "packet, bulk data folded into one arrow per run. Bands show the phases; the numbers on "

@@ -271,8 +271,10 @@ DE: dict[str, str | tuple[str, str]] = {
     "ui.close.open": "am Ende des Mitschnitts noch offen",
     "ui.close.timeout": "länger untätig als das Zeitlimit",
     "ui.midstream": "der Mitschnitt beginnt mitten in der Sitzung",
-    "ui.rows_elided": ("{n} weiteres Paket dieser Sitzung wird nicht aufgeführt (Zeilenlimit)",
-                       "{n} weitere Pakete dieser Sitzung werden nicht aufgeführt (Zeilenlimit)"),
+    "ui.rows_elided": ("{n:,} weiteres Paket dieser Sitzung wird nicht aufgeführt (Zeilenlimit: {limit:,} je Sitzung, "
+                       "{all:,} für alle Sitzungen zugleich)",
+                       "{n:,} weitere Pakete dieser Sitzung werden nicht aufgeführt (Zeilenlimit: {limit:,} je "
+                       "Sitzung, {all:,} für alle Sitzungen zugleich)"),
     "ui.events_dropped": ("{n:,} weiterer Befehl oder weitere Antwort dieser Sitzung wird nicht aufgeführt (Limit: "
                           "je {limit:,} pro Sitzung, {all:,} für alle Sitzungen zugleich)",
                           "{n:,} weitere Befehle und Antworten dieser Sitzung werden nicht aufgeführt (Limit: je "
@@ -764,9 +766,9 @@ DE: dict[str, str | tuple[str, str]] = {
                               "{n} E-Mails dieser Sitzung wurden gezählt, aber nicht behalten (Limit {limit} je "
                               "Sitzung; <code>mailtrace extract</code> schreibt sie)."),
     "html.rows_elided": ("{n} Paket dieser Sitzung wurde gezählt, aber vom Analysator nicht behalten "
-                         "(Zeilenlimit des Sitzungsmodells).",
+                         "(Zeilenlimit: {limit} je Sitzung, {all} für alle Sitzungen zugleich).",
                          "{n} Pakete dieser Sitzung wurden gezählt, aber vom Analysator nicht behalten "
-                         "(Zeilenlimit des Sitzungsmodells)."),
+                         "(Zeilenlimit: {limit} je Sitzung, {all} für alle Sitzungen zugleich)."),
     "html.h.ladder": "Sequenzdiagramm",
     "html.ladder.explain": "Client links, Server rechts; ein Pfeil je Befehl, Antwort und TCP-Steuerpaket, "
                            "Massendaten zu einem Pfeil je Folge zusammengefasst. Bänder zeigen die Phasen; die Zahlen "

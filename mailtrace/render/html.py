@@ -996,7 +996,6 @@ class HtmlReport:
             "steps": steps,
             "rows_shown": shown,
             "rows_hidden": max(0, len(s.rows) - shown),
-            "rows_elided": s.rows_elided,
             "left_out": left_out(s, self.session_limits, self.lang),
             "packet_rows": self._packet_rows(s, steps),
             "ladder": ladder(

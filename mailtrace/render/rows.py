@@ -24,6 +24,8 @@ def left_out(s: Session, limits: SessionLimits, lang: str = "en") -> list[tuple[
     """What the analyzer counted of a session but did not keep, as the notes under its table say it:
     ``(key, parameters)`` of the catalogue's ``ui.<key>`` (terminal) and ``html.<key>`` messages."""
     notes: list[tuple[str, dict[str, object]]] = []
+    if s.rows_elided:
+        notes.append(("rows_elided", {"n": s.rows_elided, "limit": limits.max_rows, "all": limits.max_rows_all}))
     if s.events_dropped:
         notes.append(("events_dropped", {"n": s.events_dropped, "limit": limits.max_events,
                                          "all": limits.max_events_all}))

@@ -823,8 +823,6 @@ class TerminalRenderer:
                 out.paragraph(Text(clean(line), "dim" if check.ok else "tone.warn"), indent=0, hang=2)
             if s.context_dropped:
                 out.paragraph(Text(text("ui.context_dropped", lang, n=s.context_dropped), "dim"))
-        if s.rows_elided:
-            out.paragraph(Text(text("ui.rows_elided", lang, n=s.rows_elided), "dim"))
         for key, params in left_out(s, self.session_limits, lang):
             out.paragraph(Text(text("ui." + key, lang, **params), "dim"))
         out.write("")
