@@ -55,6 +55,23 @@ def test_retransmission_dropped_first_copy_wins() -> None:
     assert [n.detail for n in r.notes if n.kind == "retransmission"] == ["2", "2"]
 
 
+def test_tiny_segments_are_remembered_by_count_as_well_as_by_bytes() -> None:
+    """64 KiB of one-byte segments held 8 MiB a direction (a segment costs ~130 bytes besides its data):
+    at most RECENT_PIECES are kept; a retransmission of the latest is still named and compared."""
+    r = Reassembler(CLIENT)
+    segs = [(101 + 2 * i, b"ab") for i in range(5000)]
+    last = 101 + 2 * 4999
+    items = feed(r, [*segs, (last, b"ab"), (last, b"aX")], syn_at=100)
+    assert len(items) == 5000
+    assert len(r._recent) == Reassembler.RECENT_PIECES and r._recent_bytes == 2 * Reassembler.RECENT_PIECES
+    # the last "ab" came in frame 5001: frame 5002 repeats it, frame 5003 puts another byte in its place
+    assert [(n.kind, n.frame, n.detail) for n in r.notes] == [
+        ("retransmission", 5002, "5001"),
+        ("overlap-mismatch", 5003, "a retransmitted segment carries different bytes at stream offset 9998; "
+                                   "the first copy was kept"),
+        ("retransmission", 5003, "5001")]
+
+
 def test_partial_overlap_trimmed() -> None:
     r = Reassembler(CLIENT)
     assert stream(feed(r, [(101, b"abcd"), (103, b"cdefg")], syn_at=100)) == [("data", b"abcdefg")]

@@ -75,6 +75,10 @@ class Reassembler:
 
     RECENT_LIMIT = 64 * 1024
     """Delivered bytes kept to compare retransmissions against (overlap-mismatch detection)."""
+    RECENT_PIECES = 256
+    """And at most this many segments of them: a segment kept costs ~130 bytes besides its data, so 64 KiB
+    of one-line segments cost 150 KiB a direction, of one-byte segments 8 MiB (200 sessions sending lines
+    at once held 30 MiB here). Full-size segments reach the byte limit first (45 of 1,448 bytes)."""
 
     def __init__(self, direction: Direction, *, max_pending_bytes: int = 2 * 1024 * 1024,
                  max_pending_segments: int = 2048) -> None:
@@ -279,11 +283,12 @@ class Reassembler:
     def _remember(self, offset: int, data: bytes, frame: int) -> None:
         self._recent.append((offset, data, frame))
         self._recent_bytes += len(data)
-        if self._recent_bytes > self.RECENT_LIMIT:
+        if self._recent_bytes > self.RECENT_LIMIT or len(self._recent) > self.RECENT_PIECES:
             self._trim_recent()
 
     def _trim_recent(self) -> None:
-        while self._recent_bytes > self.RECENT_LIMIT and len(self._recent) > 1:
+        while (self._recent_bytes > self.RECENT_LIMIT or len(self._recent) > self.RECENT_PIECES) \
+                and len(self._recent) > 1:
             _, old, _ = self._recent.popleft()
             self._recent_bytes -= len(old)
 
