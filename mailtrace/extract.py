@@ -358,7 +358,7 @@ class _StagedMessage:
     the files carry a sequence number and live in a folder only this run writes to.
     """
 
-    def __init__(self, run: Extractor, key: tuple[str, int], seq: int, *, spill: bool = False) -> None:
+    def __init__(self, run: Extractor, key: tuple[str, int, int], seq: int, *, spill: bool = False) -> None:
         self.run = run
         self.key = key
         self.spill = spill
@@ -558,10 +558,13 @@ class Extractor:
         self.pool = _FilePool(MAX_OPEN_FILES)
         self.totals = ExtractTotals()
         self._seq = 0
-        self._pending: dict[tuple[str, int], dict[int, tuple[MessageRecord, _Written]]] = {}
-        """Ended messages by session and index, until their session ends (those it lists)."""
-        self._spills: dict[tuple[str, int], _Spill] = {}
+        self._pending: dict[tuple[str, int, int], dict[int, tuple[MessageRecord, _Written]]] = {}
+        """Ended messages by session and index, until their session ends (those it lists). A session is
+        (file, tcp.stream, first frame): a connection the flow table ended early and took up again is a
+        second session under the same stream number, and the first may still wait for the start order."""
+        self._spills: dict[tuple[str, int, int], _Spill] = {}
         """Ended messages of a session past those it lists: on disk until the session ends."""
+        self._spill_files = 0
         self._index = (self.staging / INDEX_NAME).open("w", encoding="utf-8")
         self._index.write(f'{{"format": "{EXTRACT_FORMAT}", "version": {EXTRACT_VERSION}, "messages": [')
         self._entries = 0
@@ -572,15 +575,17 @@ class Extractor:
         if self.options.protocols and builder.protocol not in self.options.protocols:
             return None
         self._seq += 1
-        return _StagedMessage(self, (builder.file, builder.stream), self._seq, spill=builder.messages_full)
+        return _StagedMessage(self, (builder.file, builder.stream, builder.first_frame), self._seq,
+                              spill=builder.messages_full)
 
-    def staged(self, key: tuple[str, int], record: MessageRecord, written: _Written, *, spill: bool) -> None:
+    def staged(self, key: tuple[str, int, int], record: MessageRecord, written: _Written, *, spill: bool) -> None:
         if not spill:
             self._pending.setdefault(key, {})[record.index] = (record, written)
             return
         store = self._spills.get(key)
         if store is None:
-            store = self._spills[key] = _Spill(self.pool, self.staging / f"spill-{len(self._spills)}-{self._seq}")
+            self._spill_files += 1
+            store = self._spills[key] = _Spill(self.pool, self.staging / f"spill-{self._spill_files}")
         store.add(record, written)
 
     # ------------------------------------------------------------------ as sessions finish
@@ -590,7 +595,7 @@ class Extractor:
 
     def session(self, session: Session) -> None:
         self.totals.sessions_seen.add(session.id)
-        key = (session.file, session.stream)
+        key = (session.file, session.stream, session.first_frame)
         staged = self._pending.pop(key, {})
         spill = self._spills.pop(key, None)
         later = spill.read() if spill is not None else iter(())

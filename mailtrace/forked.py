@@ -113,9 +113,13 @@ class _MessageBytes(NamedTuple):
     """Bytes of the message a session is carrying (only when the parent summarises messages);
     ``number`` is the index its record will have in the session's messages. The ``size`` bytes follow
     this message on the pipe as they are: pickled, each of the ~150 MB of a big capture's messages
-    would be copied once more on each side."""
+    would be copied once more on each side.
+
+    A session is its stream and first frame: a connection the flow table ended early and took up again
+    is a second session under the same stream number while the first may still wait for the start order."""
 
     stream: int
+    first: int
     number: int
     size: int
 
@@ -125,6 +129,7 @@ class _MessageEnded(NamedTuple):
     in bursts from the order buffer, messages one by one)."""
 
     stream: int
+    first: int
     number: int
     complete: bool
     missing_bytes: int
@@ -135,6 +140,7 @@ class _MessageSummarized(NamedTuple):
     :class:`_SummarizingSender`)."""
 
     stream: int
+    first: int
     number: int
     summary: MessageSummary
 
@@ -197,7 +203,7 @@ def forked_sessions(analyzer: Analyzer, files: list[CaptureFile], progress: Prog
                     summaries.end(message)
                 elif kind is _MessageSummarized:
                     assert summaries is not None
-                    summaries.done[message.stream, message.number] = message.summary
+                    summaries.done[message.stream, message.first, message.number] = message.summary
                 elif kind is _Finished:
                     _adopt(analyzer.stats, message.stats)
                     if summaries is not None:
@@ -254,8 +260,9 @@ class _Summaries:
 
     def __init__(self, limits: MimeLimits) -> None:
         self.limits = limits
-        self.open: dict[tuple[int, int], MessageSummarizer] = {}
-        self.done: dict[tuple[int, int], MessageSummary] = {}
+        self.open: dict[tuple[int, int, int], MessageSummarizer] = {}
+        self.done: dict[tuple[int, int, int], MessageSummary] = {}
+        """By (stream, first frame, index): see :class:`_MessageBytes`."""
 
     def new_file(self) -> None:
         """Stream numbers start again with each file (every session of the last one has arrived)."""
@@ -263,26 +270,26 @@ class _Summaries:
         self.done.clear()
 
     def feed(self, message: _MessageBytes, data: bytes) -> None:
-        key = (message.stream, message.number)
+        key = (message.stream, message.first, message.number)
         summarizer = self.open.get(key)
         if summarizer is None:
             summarizer = self.open[key] = MessageSummarizer(self.limits, keep=False, message_md5=False)
         summarizer.feed(data)
 
     def end(self, message: _MessageEnded) -> None:
-        key = (message.stream, message.number)
+        key = (message.stream, message.first, message.number)
         self.done[key] = self._close(key, message.complete, message.missing_bytes)
 
     def fill(self, session: Session) -> None:
         """Give the session's messages their summaries (the child's say only whether they were complete;
         a message without bytes has no sink, so it is summarised here)."""
         for record in session.messages:
-            key = (session.stream, record.index)
+            key = (session.stream, session.first_frame, record.index)
             done = self.done.pop(key, None)
             pending = record.summary
             record.summary = done if done is not None else self._close(key, pending.complete, pending.missing_bytes)
 
-    def _close(self, key: tuple[int, int], complete: bool, missing_bytes: int) -> MessageSummary:
+    def _close(self, key: tuple[int, int, int], complete: bool, missing_bytes: int) -> MessageSummary:
         # keep=False makes the summary as a session keeps it (what kept_summary would leave of it)
         summarizer = self.open.pop(key, None) or MessageSummarizer(self.limits, keep=False, message_md5=False)
         return summarizer.close(complete=complete, missing_bytes=missing_bytes)
@@ -479,27 +486,29 @@ def _run(analyzer: Analyzer, files: list[CaptureFile], with_progress: bool, spoo
 class _MessageSender:
     """The sink of one message in the child: its bytes go to the parent, which summarises them."""
 
-    def __init__(self, spool: _Spool, stream: int, number: int) -> None:
+    def __init__(self, spool: _Spool, builder: SessionBuilder) -> None:
         self.spool = spool
-        self.stream = stream
-        self.number = number
+        self.stream = builder.stream
+        self.first = builder.first_frame
+        self.number = builder.message_count  # one message at a time per session: its record's index
 
     def write(self, data: bytes) -> None:
-        self.spool.send_bytes(_MessageBytes(self.stream, self.number, len(data)), data)
+        self.spool.send_bytes(_MessageBytes(self.stream, self.first, self.number, len(data)), data)
 
     def close(self, record: MessageRecord) -> None:
         summary = record.summary
-        self.spool.send(_MessageEnded(self.stream, self.number, summary.complete, summary.missing_bytes))
+        self.spool.send(_MessageEnded(self.stream, self.first, self.number, summary.complete, summary.missing_bytes))
 
 
 class _SummarizingSender:
     """The sink of one message in the child when the parent is behind: the child summarises it and
     sends only the summary (the same summariser, so the report is the same either way)."""
 
-    def __init__(self, spool: _Spool, stream: int, number: int, limits: MimeLimits) -> None:
+    def __init__(self, spool: _Spool, builder: SessionBuilder, limits: MimeLimits) -> None:
         self.spool = spool
-        self.stream = stream
-        self.number = number
+        self.stream = builder.stream
+        self.first = builder.first_frame
+        self.number = builder.message_count
         self.summarizer = MessageSummarizer(limits, keep=False, message_md5=False)  # as _Summaries makes them
 
     def write(self, data: bytes) -> None:
@@ -508,7 +517,7 @@ class _SummarizingSender:
     def close(self, record: MessageRecord) -> None:
         pending = record.summary
         summary = self.summarizer.close(complete=pending.complete, missing_bytes=pending.missing_bytes)
-        self.spool.send(_MessageSummarized(self.stream, self.number, summary))
+        self.spool.send(_MessageSummarized(self.stream, self.first, self.number, summary))
 
 
 def _sender_of_messages(spool: _Spool, limits: MimeLimits) -> MessageSinkFactory:
@@ -518,13 +527,11 @@ def _sender_of_messages(spool: _Spool, limits: MimeLimits) -> MessageSinkFactory
     behind = BEHIND_BYTES
 
     def sink(builder: SessionBuilder, origin: str) -> _MessageSender | _SummarizingSender | None:
-        # one message at a time per session, and its index (the next record's, if kept) is known now
-        number = builder.message_count
         if builder.messages_full:
             return None  # not kept in the session: nothing to summarise
         if spool.backlog >= behind:
-            return _SummarizingSender(spool, builder.stream, number, limits)
-        return _MessageSender(spool, builder.stream, number)
+            return _SummarizingSender(spool, builder, limits)
+        return _MessageSender(spool, builder)
 
     return sink
 

@@ -131,3 +131,33 @@ def created_outside(before: set[Path], root: Path, out: Path) -> list[Path]:
     bad = [p for p in snapshot(root) - before if not p.is_relative_to(out) and not out.is_relative_to(p)]
     bad += [p for p in out.rglob("*") if p.is_symlink() or not p.resolve().is_relative_to(out.resolve())]
     return bad
+
+
+def taken_up_again(path: Path) -> Path:
+    """A connection the flow table ends early (past ``max_open=2``) and takes up again: two sessions of
+    one tcp.stream, each with a message ("B-first", "B-again"), while the first still waits for the
+    start order behind a connection open throughout. Files and summaries keyed by the stream alone
+    mixed the two."""
+    cap = Capture()
+
+    def conversation(i: int) -> Tcp:
+        t = Tcp(cap, client=(f"10.0.0.{i + 1}", 40000 + i), isn_client=1000 + i * 7919).handshake()
+        t.s(b"220 mx\r\n").c(b"EHLO c\r\n").s(b"250 mx\r\n")
+        return t
+
+    def message(t: Tcp, tag: bytes) -> None:
+        t.c(b"MAIL FROM:<a@b.example>\r\n").s(b"250 ok\r\n").c(b"RCPT TO:<c@d.example>\r\n").s(b"250 ok\r\n")
+        t.c(b"DATA\r\n").s(b"354 go\r\n").c(b"Subject: " + tag + b"\r\n\r\nbody " + tag + b"\r\n.\r\n").s(b"250 ok\r\n")
+
+    a = conversation(0)  # open throughout: the later sessions wait behind it
+    b = conversation(1)
+    message(b, b"B-first")
+    a.c(b"NOOP\r\n").s(b"250 ok\r\n")
+    others = [conversation(2), conversation(3)]  # past max_open=2: the quietest, b, is ended early
+    a.c(b"NOOP\r\n").s(b"250 ok\r\n")
+    message(b, b"B-again")  # b talks again: a session of its own under the same tcp.stream
+    for t in (b, *others, a):
+        t.c(b"QUIT\r\n").s(b"221 bye\r\n").fin()
+    for n, frame in enumerate(cap.frames):
+        frame.ts = 1_700_000_000 + n * 0.001
+    return cap.write(path)

@@ -578,7 +578,7 @@ def test_messages_past_the_session_limit_wait_on_disk_and_are_written_whole(tmp_
     session_ended = Extractor.session
 
     def count_held(self: Extractor, session: Session) -> None:
-        held.append(len(self._pending.get((session.file, session.stream), {})))
+        held.append(len(self._pending.get((session.file, session.stream, session.first_frame), {})))
         session_ended(self, session)
 
     with pytest.MonkeyPatch.context() as patch:
@@ -600,3 +600,49 @@ def test_messages_past_the_session_limit_wait_on_disk_and_are_written_whole(tmp_
                                                   if entry["session"] == 1 else bytes([100 + entry["index"]]) * 2000)
     assert sorted(p.name for p in out.iterdir() if p.is_file()) == sorted(
         [e["eml"]["path"] for e in entries] + ["index.json"])  # no spill file and no staging folder left
+
+
+@pytest.mark.parametrize("max_messages", [10_000, 0], ids=["listed", "spilled"])
+def test_a_connection_taken_up_again_keeps_its_two_sessions_files_apart(tmp_path: Path, max_messages: int) -> None:
+    """Staged messages were keyed by file and stream: the first session of a connection the flow table
+    ended early and took up again got the second one's .eml, the second none."""
+    from tests.mailcaps import taken_up_again
+
+    pcap = taken_up_again(tmp_path / "again.pcap")
+    config = replace(Config(), flow=replace(Config().flow, max_open=2),
+                     session=replace(Config().session, max_messages=max_messages))
+    out = tmp_path / "out"
+    extract_in_process(out, pcap, config=config)
+    entries = index_of(out)["messages"]
+    assert [(e["session"], e["subject"]) for e in entries] == [(2, "B-first"), (5, "B-again")]
+    for e in entries:
+        assert (out / e["eml"]["path"]).read_bytes().startswith(b"Subject: " + e["subject"].encode())
+
+
+def test_spill_files_of_sessions_that_end_in_turn_never_share_a_name(tmp_path: Path) -> None:
+    """Spill files were named from the number open and the last message begun: after one session's was
+    read, a third session's took the name of a second's still open, and the run failed."""
+    cap = Capture()
+    convs = [Tcp(cap, client=(f"10.0.0.{i + 1}", 40000 + i), isn_client=1000 + i * 7919).handshake()
+             for i in range(3)]
+    for t in convs:
+        t.s(b"220 mx\r\n").c(b"EHLO c\r\n").s(b"250 mx\r\n").c(b"MAIL FROM:<a@b>\r\n").s(b"250 ok\r\n")
+        t.c(b"RCPT TO:<c@d>\r\n").s(b"250 ok\r\n").c(b"DATA\r\n").s(b"354 go\r\n")
+    for i, t in enumerate(convs):  # three messages begun, each over 64 KiB: the sinks are made now
+        data = b"Subject: %d\r\n\r\n" % i + (b"%d" % i * 60 + b"\r\n") * 1200
+        for k in range(0, len(data), 1400):
+            t.c(data[k : k + 1400])
+    x, y, z = convs
+    for t in (x, y):
+        t.c(b".\r\n").s(b"250 queued\r\n")
+    x.c(b"QUIT\r\n").s(b"221 bye\r\n").fin()  # reported: its spill is read
+    z.c(b".\r\n").s(b"250 queued\r\n")
+    for t in (y, z):
+        t.c(b"QUIT\r\n").s(b"221 bye\r\n").fin()
+    for n, frame in enumerate(cap.frames):
+        frame.ts = 1_700_000_000 + n * 0.001
+    config = replace(Config(), session=replace(Config().session, max_messages=0))
+    out = tmp_path / "out"
+    extract_in_process(out, cap.write(tmp_path / "c.pcap"), config=config)
+    entries = index_of(out)["messages"]
+    assert [(e["session"], e["subject"]) for e in entries] == [(1, "0"), (2, "1"), (3, "2")]

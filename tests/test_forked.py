@@ -339,7 +339,7 @@ def test_the_child_summarises_while_the_pipe_is_full() -> None:
         assert type(factory(builder, "smtp-data")) is forked._MessageSender
         while spool.backlog < forked.BEHIND_BYTES:  # nobody reads: the pipe fills, then the spool
             spool.send(forked._Progress(0, 0, None))
-            spool.send_bytes(forked._MessageBytes(0, 0, 65536), bytes(65536))
+            spool.send_bytes(forked._MessageBytes(0, 0, 0, 65536), bytes(65536))
         assert type(factory(builder, "smtp-data")) is forked._SummarizingSender
     finally:
         os.close(read_fd)
@@ -370,8 +370,8 @@ def test_the_spool_keeps_order_when_the_pipe_takes_only_part() -> None:
     spool = forked._Spool(write_fd, limit=1 << 20)
     for i in range(60):  # megabytes through a pipe of 64 KiB: it fills, partial writes, waiting bytes
         data = bytes([i]) * (1 + i * 4099 % 100_000)
-        spool.send_bytes(forked._MessageBytes(i, 0, len(data)), data)
-        sent += [forked._MessageBytes(i, 0, len(data)), data]
+        spool.send_bytes(forked._MessageBytes(i, 0, 0, len(data)), data)
+        sent += [forked._MessageBytes(i, 0, 0, len(data)), data]
         spool.send(forked._Progress(0, i, None))
         sent.append(forked._Progress(0, i, None))
         if i == 20:
@@ -380,3 +380,24 @@ def test_the_spool_keeps_order_when_the_pipe_takes_only_part() -> None:
     spool.close()
     reader.join()
     assert got == sent
+
+
+@needs_fork
+def test_a_connection_taken_up_again_keeps_its_two_sessions_messages_apart(tmp_path: Path) -> None:
+    """The parent keyed the message bytes it summarises by stream and index: the first session of a
+    connection ended early and taken up again (same tcp.stream) got the second one's summary, and the
+    second none, unlike one process."""
+    from dataclasses import replace
+
+    from tests.mailcaps import taken_up_again
+
+    path = str(taken_up_again(tmp_path / "again.pcap"))
+    config = replace(Config(), flow=replace(Config().flow, max_open=2))
+    one = list(Analyzer(config).run_file(open_capture(path)))
+    two = list(forked.forked_sessions(Analyzer(config), [open_capture(path)], summarize_here=True))
+
+    def subjects(sessions: list[Any]) -> list[tuple[int, int, list[str | None]]]:
+        return [(s.id, s.stream, [m.summary.subject for m in s.messages]) for s in sessions if s.messages]
+
+    assert subjects(one) == [(2, 1, ["B-first"]), (5, 1, ["B-again"])]
+    assert subjects(two) == subjects(one)
