@@ -568,6 +568,11 @@ def test_messages_past_the_limit_are_counted_and_still_extracted(tmp_path: Path)
     assert reports[0]["stats"]["messages"] == reports[1]["stats"]["messages"]
     listing = run_cli("analyze", "--list", "--width", "200", path).stdout
     assert " completed  10005 " in listing and "messages      10,005" in listing
+    page = tmp_path / "r.html"
+    assert run_cli("analyze", "--html", str(page), path).exit_code == 0
+    html = page.read_text("utf-8")
+    assert "5 messages of this session were counted but not kept" in html
+    assert "<caption>messages_dropped" not in html  # not a protocol's record
     out = tmp_path / "out"
     assert run_cli("extract", path, "-o", str(out)).exit_code == 0
     assert len(list(out.rglob("*.eml"))) == total

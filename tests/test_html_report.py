@@ -90,6 +90,9 @@ def test_report_embeds_the_json_report(name: str, tmp_path: Path) -> None:
         for c in s["commands"][:50]:  # the packet table shows the frames the JSON names
             assert f'id="s{s["id"]}-f{c["frame"]}"' in html
     assert f">{expected['capture']['packets']:,}<" in html
+    # "Protocol details" tables are the protocols' own records: the context, its checks and the
+    # retransmissions (shown on the rows) were dumped there as raw JSON
+    assert set(re.findall(r'<table class="kv"><caption>([^<]*)</caption>', html)) <= {"smtp", "pop3", "imap"}
 
 
 def test_tls_sections_show_the_handshake(tmp_path: Path) -> None:

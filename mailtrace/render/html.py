@@ -171,7 +171,15 @@ _KNOWN_KEYS = {
     "notes_dropped",
     "logins_dropped",
     "messages_dropped",
+    "messages_dropped_by_origin",
+    "messages_dropped_complete",
+    "retransmissions",  # marked on the packet rows
+    "context",  # rows and notes of their own
+    "context_checks",
+    "context_dropped",
 }
+"""Keys of the JSON session that the page shows in its own way; any other is a protocol's record
+(``smtp``, ``pop3``, ``imap``) and gets a table under "Protocol details"."""
 _MSG_KEYS = ("subject", "from", "to", "cc", "date", "message_id")
 SEVERITIES = ("high", "medium", "low", "info")
 """Finding severities, most severe first (docs/findings.md)."""
