@@ -64,6 +64,11 @@ ROW_GRANT = 1_024
 row. The first grant is :data:`FIRST_ROW_GRANT` and each doubles the last: most sessions are short, and up to
 2,048 are open at once (a SYN flood's sessions are a row each)."""
 FIRST_ROW_GRANT = 16
+ROW_FLOOR = 64
+"""Rows every session keeps whatever the budget has left: its setup, greeting and first exchanges, so
+that no view or finding reads a session that kept nothing (a few long sessions open all day could
+otherwise leave none to those that come later). Bounded by the flow table's 2,048 open connections
+(~26 MiB); the budget grants rows past them."""
 MAX_ELIDED_SPANS = 8
 """Spans of time kept for the rows past the row limit; a frame far from all of them joins the nearest."""
 
@@ -455,26 +460,29 @@ class EventBudget:
     builder takes one per event it keeps; the analyzer gives them back as each session is reported.
     Transcript bytes work the same way (16 MiB per session, but up to 2,048 sessions are open at once), and
     packet rows (20,000 per session: 200 sessions at once each sending 10,000 segments took 520 MiB);
-    builders take rows in grants (:data:`FIRST_ROW_GRANT`, doubling up to :data:`ROW_GRANT`) and give back
-    what they did not use when they finish."""
+    builders keep :data:`ROW_FLOOR` rows each outside it, take the rest in grants (:data:`FIRST_ROW_GRANT`,
+    doubling up to :data:`ROW_GRANT`) and give back what they did not use when they finish."""
 
-    __slots__ = ("left", "rows_left", "rows_size", "size", "transcript_left", "transcript_size")
+    __slots__ = ("left", "rows_floor", "rows_left", "rows_size", "size", "transcript_left", "transcript_size")
 
-    def __init__(self, size: int, transcript_size: int, rows_size: int) -> None:
+    def __init__(self, size: int, transcript_size: int, rows_size: int, rows_floor: int = ROW_FLOOR) -> None:
         self.size = size
         self.left = size
         self.transcript_size = transcript_size
         self.transcript_left = transcript_size
         self.rows_size = rows_size
         self.rows_left = rows_size
+        self.rows_floor = rows_floor
+        """Rows each session keeps outside the budget (:data:`ROW_FLOOR`, or its own limit if lower)."""
 
     @classmethod
     def of(cls, limits: SessionLimits) -> EventBudget:
-        return cls(limits.max_events_all, limits.max_transcript_bytes_all, limits.max_rows_all)
+        return cls(limits.max_events_all, limits.max_transcript_bytes_all, limits.max_rows_all,
+                   min(ROW_FLOOR, limits.max_rows))
 
     def give_back(self, session: Session) -> None:
         self.left = min(self.size, self.left + len(session.commands) + len(session.replies))
-        self.rows_left = min(self.rows_size, self.rows_left + session.row_count)
+        self.rows_left = min(self.rows_size, self.rows_left + max(0, session.row_count - self.rows_floor))
         if session.transcript:
             kept = sum(len(piece.data) for piece in session.transcript)
             self.transcript_left = min(self.transcript_size, self.transcript_left + kept)
@@ -582,8 +590,10 @@ class SessionBuilder:
         the teardown (a half-closed connection still has an exchange to finish)."""
         self.bulk_first_frame = 0
         """While bulk content is dissected: the frame its first bytes came in (for the message's first frame)."""
-        self._max_rows = 0
-        """Rows granted so far by the run's budget (:meth:`_more_rows`), at most ``limits.max_rows``."""
+        self._max_rows = min(self.budget.rows_floor, limits.max_rows)
+        """Rows the session may keep: the floor, and what the run's budget granted (:meth:`_more_rows`)."""
+        self._rows_taken = 0
+        """Of those, the rows taken from the budget."""
         self._rows_refused = False
         self.transcript: list[TranscriptPiece] = []
         self.retransmissions: dict[int, int] = {}
@@ -635,17 +645,18 @@ class SessionBuilder:
         it). Once refused, a session keeps no more rows: what it keeps stays an unbroken start of it."""
         if self._rows_refused:
             return False
-        granted = self._max_rows
+        taken = self._rows_taken
         budget = self.budget
         # after the grant, what is left for the others is still more than this session holds (alone, a
         # session stops at half the budget)
-        grant = min(max(granted, FIRST_ROW_GRANT), ROW_GRANT, self.limits.max_rows - granted,
-                    (budget.rows_left - granted) // 2)
+        grant = min(max(taken, FIRST_ROW_GRANT), ROW_GRANT, self.limits.max_rows - self._max_rows,
+                    (budget.rows_left - taken) // 2)
         if grant <= 0:
             self._rows_refused = True
             return False
         budget.rows_left -= grant
-        self._max_rows = granted + grant
+        self._rows_taken = taken + grant
+        self._max_rows += grant
         return True
 
     def _elided_time(self, ts: float, frame: int, direction: Direction) -> None:
@@ -924,8 +935,10 @@ class SessionBuilder:
 
     # ------------------------------------------------------------------ output
     def finish(self, *, session_id: int, close: str, record: dict[str, Any]) -> Session:
-        self.budget.rows_left += self._max_rows - len(self.rows)  # granted and not used: the session holds its rows
-        self._max_rows = len(self.rows)
+        # taken from the budget and not used goes back now: the session holds its rows past the floor
+        held = max(0, len(self.rows) - self.budget.rows_floor)
+        self.budget.rows_left += self._rows_taken - held
+        self._rows_taken = held
         if self.clock_went_back:
             self._mend_clock()
         if self._summarizer is not None:  # a message that never ended

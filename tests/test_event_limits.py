@@ -22,7 +22,7 @@ from mailtrace.render.html import HtmlReport
 from mailtrace.render.json import reply_json, session_json
 from mailtrace.render.output import Output
 from mailtrace.render.terminal import TerminalRenderer
-from mailtrace.session import Session, SessionLimits
+from mailtrace.session import ROW_FLOOR, Session, SessionLimits
 from tests.pcapgen import Capture, Tcp
 from tests.support import report
 
@@ -601,9 +601,9 @@ def _quit(t: Tcp) -> None:
 
 def test_sessions_at_once_share_one_row_budget_and_keep_an_unbroken_start(tmp_path: Path) -> None:
     """Rows were bounded per session only (20,000): 200 SMTP sessions at once each sending 10,000
-    segments took 520 MiB. Open sessions now share ``max_rows_all``, taken in growing grants; a
-    session past it counts its packets and keeps its first rows; the budget comes back as sessions are
-    reported, and a session alone takes at most half of it."""
+    segments took 520 MiB. Open sessions now share ``max_rows_all``, taken in growing grants past the
+    ROW_FLOOR rows each keeps anyway; a session past it counts its packets and keeps its first rows;
+    the budget comes back as sessions are reported, and a session alone takes at most half of it."""
     cap = Capture()
     first = [_smtp_lines(cap, f"10.0.0.{i + 1}", 300) for i in range(3)]
     cap.frames.sort(key=lambda f: f.ts)  # the three at once
@@ -618,7 +618,7 @@ def test_sessions_at_once_share_one_row_budget_and_keep_an_unbroken_start(tmp_pa
     sessions = _sessions(path, max_rows_all=400)
     assert len(sessions) == 4
     together = sessions[:3]
-    assert sum(s.row_count for s in together) <= 400
+    assert sum(s.row_count - ROW_FLOOR for s in together) <= 400
     for s in sessions:
         assert s.row_count + s.rows_elided == s.packets > 300
         kept = [r.frame for r in s.rows]
@@ -626,7 +626,7 @@ def test_sessions_at_once_share_one_row_budget_and_keep_an_unbroken_start(tmp_pa
         assert len(s.commands) == 5 and s.messages[0].summary.complete  # only rows are left out
     assert all(s.rows_elided for s in together)
     # the three were reported before the fourth began: it has the budget to itself again, and takes half
-    assert 150 <= sessions[3].row_count <= 200 and sessions[3].rows_elided
+    assert ROW_FLOOR + 150 <= sessions[3].row_count <= ROW_FLOOR + 200 and sessions[3].rows_elided
     stream = io.StringIO()
     view = TerminalRenderer(Output(stream, width=None, color=False), lang="en")
     view.session_limits = replace(SessionLimits(), max_rows_all=400)
@@ -641,5 +641,34 @@ def test_the_row_budget_is_given_back_whole(tmp_path: Path) -> None:
     cap = Capture()
     for i in range(30):
         _quit(_smtp_lines(cap, f"10.0.1.{i + 1}", 5))
+    sessions = _sessions(cap.write(tmp_path / "short.pcap"), max_rows_all=100, max_rows=10)
+    assert len(sessions) == 30 and all(s.row_count == 10 for s in sessions)  # the floor is the session's limit
     sessions = _sessions(cap.write(tmp_path / "short.pcap"), max_rows_all=100)
     assert len(sessions) == 30 and not any(s.rows_elided for s in sessions)
+
+
+def test_a_session_begun_with_the_budget_spent_keeps_its_first_rows(tmp_path: Path) -> None:
+    """Refusals are for good and each session may take half of what is left, so a few long sessions open
+    all day could leave none to the later ones: their tables were empty, a setup caption said 'no
+    answer', and connection-scan counted RST refusals as unanswered SYNs. Every session keeps its
+    first ROW_FLOOR rows whatever the budget has left."""
+    cap = Capture()
+    opened: list[Tcp] = []
+    for i in range(5):  # one after another, each long before the next begins, all open to the end
+        t = Tcp(cap, client=(f"10.0.0.{i + 1}", 40000), server=("10.0.0.2", 25),
+                ts=cap.frames[-1].ts if cap.frames else 1_700_000_000.0).handshake()
+        t.s(b"220 mx ESMTP\r\n").c(b"EHLO x\r\n").s(b"250-mx\r\n250 PIPELINING\r\n")
+        t.c(b"MAIL FROM:<a@b.example>\r\n").s(b"250 ok\r\n").c(b"RCPT TO:<c@d.example>\r\n").s(b"250 ok\r\n")
+        t.c(b"DATA\r\n").s(b"354 go\r\n")
+        for _ in range(300):
+            t.c(b"x" * 60 + b"\r\n")
+        opened.append(t)
+    for t in opened:
+        t.ts = cap.frames[-1].ts
+        t.c(b".\r\n").s(b"250 queued\r\n")
+        _quit(t)
+    sessions = _sessions(cap.write(tmp_path / "late.pcap"), max_rows_all=200)
+    assert len(sessions) == 5 and all(s.rows_elided for s in sessions)
+    kept = [r.frame for r in sessions[-1].rows]
+    assert len(kept) >= 64 and kept[0] == sessions[-1].first_frame
+    assert [b.phase.value for b in sessions[-1].phases][:4] == ["setup", "greeting", "negotiation", "transfer"]

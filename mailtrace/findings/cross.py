@@ -250,6 +250,8 @@ class AttemptTracker:
         if s.commands or s.replies or s.messages or any(r.payload_len for r in s.rows):
             return
         answers = [r for r in s.rows if r.direction is Direction.SERVER]
+        if not answers and s.rows_elided:
+            return  # an answer may be among the packets the session did not keep
         if not answers:
             kind = "unanswered"
         elif any(r.flags & TCP_RST for r in answers):
