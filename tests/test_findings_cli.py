@@ -135,3 +135,15 @@ def test_findings_block_wraps_at_the_width_asked() -> None:
                                          str(sample("pop3-session.pcap"))]).stdout
     assert "\x1b[1;31mHIGH\x1b[0m   \x1b[1mPOP3 password of user bob sent in cleartext\x1b[0m" in coloured
     assert re.sub(r"\x1b\[[0-9;]*m", "", coloured).splitlines() == lines
+
+
+def test_an_oauth_token_in_the_clear_is_called_a_token_not_a_password() -> None:
+    """XOAUTH2 carries a bearer token: the finding said 'password' (Suricata's pop3-auth-01)."""
+    import json
+
+    from tests.support import corpus, run_cli
+
+    report = json.loads(run_cli("analyze", "--format", "json", str(corpus("suricata-verify/pop3-auth-01"))).stdout)
+    (found,) = [f for f in report["findings"] if f["id"] == "cleartext-credentials"]
+    assert found["title"] == "POP3 access token of user joe.speedboat sent in cleartext"
+    assert "the OAuth bearer token" in found["detail"] and "password" not in found["detail"]

@@ -581,7 +581,7 @@ def test_statistics_section(tmp_path: Path) -> None:
     for sender in stats["addresses"]["senders"]:
         assert f"{sender['value']}: {sender['count']}</title>" in section
     b64 = stats["messages"]["base64"]
-    assert f"({b64['overhead_percent']} %)" in section
+    assert f"(+{b64['overhead_percent']} % of the decoded size)" in section
     assert f"base64 overhead: {b64['overhead_bytes']:,} bytes" in section
     assert "<title>Reply latency per command (median, p95, max)</title>" in section
     assert section.count("<svg") >= 8
@@ -778,3 +778,26 @@ def test_a_message_cut_by_a_reset_says_the_amount_missing_is_unknown(tmp_path: P
     section = section_of(html, cut[0][0])
     assert "incomplete, bytes missing (amount unknown)" in section
     assert "1 bytes missing" not in html
+
+
+def test_record_values_read_as_text_not_json(tmp_path: Path) -> None:
+    """Protocol details, transactions and the TLS block showed JSON (``{"messages": null}``,
+    ``[{"state": …}]``, ``{}``), Python field names and English yes/no in the German page; the index
+    showed ``implicit``/``starttls`` codes, 0 messages for a session whose messages TLS hid, and the
+    latency table 0.0 ms for delays the chart showed in microseconds."""
+    mixed = str(samples_dir() / "mixed-all.pcap")
+    page = html_report(tmp_path / "en.html", mixed)
+    details = page[page.index("<h4>Protocol details"):] if "<h4>Protocol details" in page else page
+    cells = re.findall(r'<td class="mono">([^<]*)</td>', details)
+    assert cells and not [c for c in cells if c.startswith(("{&#34;", "[{&#34;", "{}", "[{}]")) or c == "null"]
+    assert "state not authenticated · frame 8 · trigger greeting OK; state authenticated" in page
+    assert "<th>mail from</th>" in page and "<th>mail_from</th>" not in page
+    assert re.search(r"<td class=\"n\">\d+ µs</td>", page)  # the latency table, as the chart says it
+    german = html_report(tmp_path / "de.html", mixed, "--lang", "de")
+    assert "<td class=\"mono\">nein</td>" in german and "<td class=\"mono\">no</td>" not in german
+    tls = samples_dir() / "tls-implicit.pcap"
+    german_tls = html_report(tmp_path / "tls.html", str(tls), "--lang", "de",
+                             "--tls-keylog", str(tls.with_suffix(".keylog")))
+    assert "implizites TLS" in german_tls and ">implicit<" not in german_tls
+    sealed = html_report(tmp_path / "sealed.html", str(samples_dir() / "smtp-starttls.pcap"))
+    assert re.search(r'<td class="n" data-v="0">\?</td>', sealed)  # not "0": the messages went inside TLS

@@ -50,6 +50,8 @@ NO_SECRET_MECHANISMS = frozenset(
 """Mechanisms that send no reusable secret: never a cleartext-credentials finding."""
 CLEARTEXT_PASSWORD = PASSWORD_MECHANISMS | {"USER", "PASS"}
 """Mechanisms (and POP3 USER/PASS, IMAP LOGIN = ``LOGIN``) whose secret is readable on the wire."""
+TOKEN_MECHANISMS = frozenset({"XOAUTH2", "OAUTHBEARER", "XOAUTH"})
+"""Of those, the ones whose secret is an OAuth bearer token, not the password."""
 AUTH_VERBS = frozenset({"USER", "PASS", "APOP", "AUTH", "AUTHENTICATE", "LOGIN", ""})
 HARMLESS_AFTER_REFUSAL = frozenset({"QUIT", "LOGOUT", "NOOP", "RSET", "EHLO", "HELO", "CAPA", "CAPABILITY"})
 
@@ -261,6 +263,12 @@ def cleartext_credentials(s: Session, f: SessionFacts, ctx: RuleContext) -> Iter
                 f"Login with {mechs}{before} over an unencrypted connection ({outcomes}): anyone on the path "
                 "can read the user name. The capture holds no password for it (the exchange stopped, or the "
                 "capture ends, before the password step); the client was about to send it the same way."
+            )
+        elif password and all(a.mechanism.upper() in TOKEN_MECHANISMS for a in attempts):
+            title = f"{proto(s)} access token of {who} sent in cleartext"
+            detail = (
+                f"Login with {mechs}{before} over an unencrypted connection ({outcomes}): anyone on the path "
+                "can read the user name and the OAuth bearer token, and log in with it until it expires."
             )
         elif password:
             title = f"{proto(s)} password of {who} sent in cleartext"

@@ -89,7 +89,17 @@ from mailtrace.render.rows import (
     placeholder_text,
     retransmission_mark,
 )
-from mailtrace.render.svg import SURROGATE, Arrow, Bar, bar_chart, clean_text, ladder, text, timeline_chart
+from mailtrace.render.svg import (
+    SURROGATE,
+    Arrow,
+    Bar,
+    bar_chart,
+    clean_text,
+    fmt_latency,
+    ladder,
+    text,
+    timeline_chart,
+)
 from mailtrace.session import MessageRecord, PacketRow, Session, SessionLimits
 
 if TYPE_CHECKING:  # the collector imports EmbeddedFile from here
@@ -202,6 +212,7 @@ def _env() -> Environment:
     env.filters["bytes"] = _bytes_filter
     env.filters["utc"] = fmt_utc
     env.filters["secs"] = _secs_filter
+    env.filters["latency"] = _latency_filter
     env.filters["num"] = _num_filter
     env.filters["fixed"] = _fixed_filter
     env.filters["plural"] = plural
@@ -231,6 +242,13 @@ def _bytes_filter(ctx: Context, n: int | float | None) -> str:
 def _secs_filter(ctx: Context, value: float | None) -> str:
     """:func:`fmt_secs` in the page's language (``4.623 s``; ``4,623 s`` in German)."""
     return localize_number(fmt_secs(value), _ctx_lang(ctx))
+
+
+@pass_context
+def _latency_filter(ctx: Context, value: float | None) -> str:
+    """A delay as the charts write it, down to microseconds (``24 µs``, ``1.07 ms``), in the page's language:
+    the tables beside the latency charts said ``0.0 ms`` for what the chart showed as 24 µs."""
+    return "—" if value is None else fmt_latency(value, _ctx_lang(ctx))
 
 
 @pass_context
@@ -485,6 +503,8 @@ class HtmlReport:
         self._sections: set[int] = set()
         """Sessions that have a detail section (a flow hop links to it)."""
         self.t = Translator(lang)
+        self.words = (self.t.plain("html.yes"), self.t.plain("html.no"))
+        """How true and false read in record values."""
         """The page's own words (headings, labels, notes) in ``lang``: ``t`` of every template."""
         self._phase_names = {p.value: catalog_text("phase." + p.value, lang) for p in Phase}
         """Phase labels in the report's language (the CSS classes keep the English names)."""
@@ -714,6 +734,7 @@ class HtmlReport:
             "decrypted": s.decrypted,
             "outcome": outcome,
             "messages": s.message_total,
+            "messages_shown": "?" if not s.messages and sealed(s) else s.message_total,
             "anomalies": len(s.anomalies),
             "packets": s.packets,
             "stream": s.stream,
@@ -1576,7 +1597,8 @@ class HtmlReport:
                         for d in (m.get("defects") or [])[: lim.max_list]
                     ],
                     "carrier": [
-                        (text(k, 60), text(_compact(v), lim.max_text)) for k, v in list(carrier.items())[:20]
+                        (text(k, 60), text(_compact(v, self.words), lim.max_text))
+                        for k, v in list(carrier.items())[:20]
                     ],
                 }
             )
@@ -1595,7 +1617,8 @@ class HtmlReport:
             "md5": text(a.get("md5") or "", 64),
             "sha256": text(a.get("sha256") or "", 80),
             "extra": [
-                (text(k, 60), text(_compact(v), lim)) for k, v in a.items() if k not in known and k != "name"
+                (text(k, 60), text(_compact(v, self.words), lim))
+                for k, v in a.items() if k not in known and k != "name"
             ][:10],
         }
 
@@ -1711,8 +1734,8 @@ class HtmlReport:
             cols.extend(k for k in r if k not in cols)
         cols = cols[:16]
         return {
-            "cols": [text(c, 40) for c in cols],
-            "rows": [[text(_compact(r.get(c)), self.limits.max_text) for c in cols] for r in rows],
+            "cols": [text(c.replace("_", " "), 40) for c in cols],
+            "rows": [[text(_compact(r.get(c), self.words), self.limits.max_text) for c in cols] for r in rows],
             "hidden": max(0, len(items) - len(rows)),
         }
 
@@ -1742,7 +1765,7 @@ class HtmlReport:
         ]
         certs = [
             {
-                k: text(_compact(c.get(k)), lim)
+                k: text(_compact(c.get(k), self.words), lim)
                 for k in (
                     "subject",
                     "issuer",
@@ -1763,7 +1786,7 @@ class HtmlReport:
             if isinstance(a, dict)
         ]
         return {
-            "fields": [(k.replace("_", " "), text(_compact(v), lim)) for k, v in simple],
+            "fields": [(k.replace("_", " "), text(_compact(v, self.words), lim)) for k, v in simple],
             "certs": certs,
             "alerts": alerts,
             "anomalies": [text(a, 200) for a in (info.get("anomalies") or [])[:50]],
@@ -1777,11 +1800,11 @@ class HtmlReport:
                 continue
             if isinstance(value, dict):
                 items = [
-                    (text(k, 60), text(_compact(v), self.limits.max_text))
+                    (text(str(k).replace("_", " "), 60), text(_compact(v, self.words), self.limits.max_text))
                     for k, v in list(value.items())[:40]
                 ]
             else:
-                items = [("value", text(_compact(value), self.limits.max_text))]
+                items = [("value", text(_compact(value, self.words), self.limits.max_text))]
             out.append((text(key, 60), items))
         return out
 
@@ -1793,16 +1816,28 @@ def _spool() -> IO[str]:
     return tempfile.TemporaryFile("w+", encoding="utf-8", errors="backslashreplace")
 
 
-def _compact(value: Any) -> str:
+def _compact(value: Any, words: tuple[str, str] = ("yes", "no")) -> str:
+    """A record's value as a reader reads it (not as JSON): ``client 1227 · server 2291`` for an object,
+    its items joined for a list, ``words`` for true and false, ``—`` for nothing."""
     if value is None:
         return "—"
     if isinstance(value, str):
         return value
     if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value):
-        return ", ".join(str(v) for v in value) if value else "—"
-    return json.dumps(value, ensure_ascii=False, default=str)
+        return words[0] if value else words[1]
+    if isinstance(value, dict):
+        parts = [f"{str(k).replace('_', ' ')} {_nested(v, words)}" for k, v in value.items()]
+        return " · ".join(parts) or "—"
+    if isinstance(value, (list, tuple)):
+        joiner = "; " if any(isinstance(v, (dict, list, tuple)) for v in value) else ", "
+        return joiner.join(_compact(v, words) for v in value) or "—"
+    return str(value)
+
+
+def _nested(value: Any, words: tuple[str, str]) -> str:
+    """A value inside an object: in parentheses when it has parts of its own."""
+    shown = _compact(value, words)
+    return f"({shown})" if isinstance(value, (dict, list, tuple)) and value and shown != "—" else shown
 
 
 @dataclass(frozen=True, slots=True)

@@ -153,7 +153,7 @@ def spread_chart(
         gx = _num(x(decade))
         parts.append(
             f'<line class="grid" x1="{gx}" y1="{top}" x2="{gx}" y2="{axis_y + 4}"/>'
-            f'<text class="val" x="{gx}" y="{height - 6}" text-anchor="middle">{_fmt_latency(decade, lang)}</text>'
+            f'<text class="val" x="{gx}" y="{height - 6}" text-anchor="middle">{fmt_latency(decade, lang)}</text>'
         )
         decade *= 10
     for i, r in enumerate(rows):
@@ -165,9 +165,9 @@ def spread_chart(
                 lang,
                 label=clean_text(r.label),
                 count=r.count,
-                median=_fmt_latency(r.median, lang),
-                p95=_fmt_latency(r.p95, lang),
-                max=_fmt_latency(r.max, lang),
+                median=fmt_latency(r.median, lang),
+                p95=fmt_latency(r.p95, lang),
+                max=fmt_latency(r.max, lang),
             )
         )
         parts.append(
@@ -182,7 +182,7 @@ def spread_chart(
     return _trusted(parts)
 
 
-def _fmt_latency(value: float, lang: str = "en") -> str:
+def fmt_latency(value: float, lang: str = "en") -> str:
     """``322 µs``, ``1.07 ms``, ``4.62 s``, ``16.7 min`` (``1,07 ms`` in German)."""
     if value <= 0:
         out = "0"
