@@ -73,7 +73,7 @@ def test_message_segments_are_one_row_as_in_the_terminal(tmp_path: Path) -> None
     pcap = acked_smtp(tmp_path)
     html = render(pcap, tmp_path / "r.html")
     rows = table_rows(html)
-    expected = ("message “test” from Alice <alice@example.com>, 7396 bytes in 6 segments (frames 13–20), "
+    expected = ("message “test” from Alice <alice@example.com>, 7,396 bytes in 6 segments (frames 13–20), "
                 "2 ACKs folded in, 1 attachment")
     assert expected in rows[13].replace("&lt;", "<").replace("&gt;", ">")
     assert " IMF " in f" {rows[13]} "

@@ -282,3 +282,16 @@ def test_lost_mail_command_is_not_the_null_sender() -> None:
     assert view.mail_from is None and view.from_matches is None
     assert "the capture lost the MAIL command: the envelope sender is unknown" in view.notes
     assert not any("null sender" in n for n in view.notes)
+
+
+def test_the_detail_view_is_set_off_from_the_next_session_and_the_stats_note_from_the_next_heading() -> None:
+    """``--headers`` ran the last message's 'Parser defects: none' into the next session's header (and
+    put two blank lines before each message); the statistics' bytes note ran into 'Mail protocols'."""
+    from tests.support import run_cli, sample
+
+    out = run_cli("analyze", "--headers", "--width", "120", str(sample("smtp-submission-auth.pcap"))).stdout
+    assert "Parser defects: none\n\nSession 2 ·" in out and "Parser defects: none\n\nSummary" in out
+    assert "\n\n\nMessage 1 of session" not in out and "\n\nMessage 1 of session 1" in out
+    stats = run_cli("stats", str(sample("smtp-errors.pcap"))).stdout
+    assert "(UDP payload for dns (udp))\n\nMail protocols" in stats
+    assert re.search(r"\n bytes +14,279\n", stats)  # grouped in English too

@@ -104,7 +104,7 @@ def test_stats_tables_in_english_are_unchanged() -> None:
                   "2yz positive completion", "OK (tagged)", "+ (continuation)", "end of data → reply",
                   "bytes: whole frames on the first line, TCP payload below it (UDP payload for dns (udp))"):
         assert words in out, words
-    assert re.search(r"\n bytes +59066\n", out)
+    assert re.search(r"\n bytes +59,066\n", out)
     assert re.search(r"\n duration +4\.62 s\n", out)
     assert re.search(r"\n   overhead +2\.5 KiB \(36\.95 %\)\n", out)
     assert "Protokollhierarchie" not in out and "Sitzungen" not in out
@@ -140,7 +140,7 @@ def test_reply_matrix_in_german_groups_thousands() -> None:
     assert "250×1.234 251×1" in german
     assert re.search(r"2yz positive Erledigung +1\.235 +1\.235 ", german)
     english = _render(smtp_reply_matrix({"250": 1234, "251": 1, "550": 2, "421": 5}))
-    assert "250×1234 251×1" in english and "2yz positive completion" in english and "total" in english
+    assert "250×1,234 251×1" in english and "2yz positive completion" in english and "total" in english
 
 
 def test_every_statistics_word_has_its_own_german_translation() -> None:

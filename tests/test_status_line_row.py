@@ -25,7 +25,7 @@ def test_pop3_retr_status_and_message_get_their_own_rows() -> None:
     rows = _rows("suricata-verify/pop3-02-bug-7709")
     assert rows[34] == "S: +OK 6668 octets"
     assert rows[35].startswith('S: message “回复: 回复: 测试1下” from "cece@tt.com" <cece@tt.com>, '
-                               "6670 bytes in 7 segments")
+                               "6,670 bytes in 7 segments")
     assert rows[30] == "S: +OK"  # UIDL: the status alone, the listing in frame 32 with the latency
     assert rows[32].startswith("S: 1 test.tt.com.cmailserver.1 | 2 ") and rows[32].endswith("(after 0.210 s)")
 

@@ -173,7 +173,7 @@ def test_pop3_story(captures: Path) -> None:
     for caption in (
         "identification: the client names the user bob (USER)",
         "authentication: the client sends the password (PASS) — in cleartext; the server accepts → TRANSACTION state",
-        "status: 3 messages, 8990 bytes in the mailbox (STAT)",
+        "status: 3 messages, 8,990 bytes in the mailbox (STAT)",
         "download of message 1 (RETR, 956 bytes)",
         "deletion mark for message 1 (DELE)",
         "positive end of the session (QUIT / +OK) → UPDATE state: message 3, marked with DELE, is deleted",
@@ -225,7 +225,7 @@ def test_starttls_without_keys(captures: Path) -> None:
         "TLS handshake: from here on the session is encrypted (TLS 1.3, TLS_AES_256_GCM_SHA384, "
         "SNI mx.remote.example)"
     )
-    assert steps[5][1].startswith("encrypted application data (16 packets, 1327 bytes)")
+    assert steps[5][1].startswith("encrypted application data (16 packets, 1,327 bytes)")
     assert {r[4] for r in steps[5][2]} == {"TLSv1.3"}
     assert "[decrypted]" not in text
 

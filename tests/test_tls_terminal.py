@@ -100,7 +100,7 @@ def test_message_past_the_row_limit_keeps_subject_and_size(tmp_path: Path) -> No
     assert session.rows_elided > 0 and whole.rows_elided == 0
     [message] = session.messages
     assert message.summary.subject == SUBJECT
-    size = f"{message.summary.bytes} bytes"
+    size = f"{message.summary.bytes:,} bytes"
     [full_row] = [ln for ln in full.splitlines() if SUBJECT in ln]
     [cut_row] = [ln for ln in cut.splitlines() if SUBJECT in ln]
     assert f"“{SUBJECT}”" in cut_row and size in cut_row and " IMF " in cut_row

@@ -136,11 +136,11 @@ class MessageDetails:
         from mailtrace.render.findings import print_unpadded
         from mailtrace.render.message import message_details
 
-        with self.output.block():
+        with self.output.block():  # the session's table ends with a blank line: one after each message too
             for record in session.messages:
-                self.console.print()
                 print_unpadded(self.console, message_details(session, record, width=self.output.width,
                                                              color=self.output.color, lang=self.lang))
+                self.console.print()
 
     def end(self, stats: CaptureStats, elapsed: float) -> None:
         pass

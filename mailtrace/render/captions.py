@@ -1036,7 +1036,7 @@ def _pop3(x: _Exchange, ctx: _Context, reply: Reply | None) -> _Sentence | None:
     if verb == "STAT":
         parts = reply.lines[0].split() if reply is not None and reply.lines else []
         if ok and len(parts) >= 2 and is_count(parts[0]) and is_count(parts[1]):
-            caption = ctx.t("pop3.stat.ok", count=parts[0], octets=parts[1], n=int(parts[0]))
+            caption = ctx.t("pop3.stat.ok", count=int(parts[0]), octets=int(parts[1]), n=int(parts[0]))
             return _Sentence("pop3.stat.ok", caption, "ok")
         return _say(ctx, "pop3.stat", reply, tone="info" if ok else None)
     if verb in ("LIST", "UIDL"):

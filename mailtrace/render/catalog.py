@@ -44,8 +44,8 @@ EN: dict[str, Message] = {
     "tcp.acks": "TCP acknowledgements",
     "tcp.data": ("data the mail protocol does not explain ({bytes} byte)",
                  "data the mail protocol does not explain ({bytes} bytes)"),
-    "gap": ("{nbytes} byte from the {side} is missing from the capture",
-            "{nbytes} bytes from the {side} are missing from the capture"),
+    "gap": ("{nbytes:,} byte from the {side} is missing from the capture",
+            "{nbytes:,} bytes from the {side} are missing from the capture"),
     "pipelined": "{n} commands in one segment, sent without waiting for each reply (pipelining, {rfc})",
     "pipelined.unoffered": ("{n} commands in one segment, sent without waiting for each reply although the server "
                             "did not offer PIPELINING"),
@@ -83,9 +83,9 @@ EN: dict[str, Message] = {
     "tls.implicit.decrypted": "TLS handshake right after the TCP setup (implicit TLS on port {port}): "
                               "from here on the session is encrypted ({details}) — "
                               "decrypted with the key log",
-    "tls.opaque": ("encrypted application data ({n} packet, {bytes} bytes): without the keys the mail "
+    "tls.opaque": ("encrypted application data ({n:,} packet, {bytes:,} bytes): without the keys the mail "
                    "protocol cannot be read",
-                   "encrypted application data ({n} packets, {bytes} bytes): without the keys the mail "
+                   "encrypted application data ({n:,} packets, {bytes:,} bytes): without the keys the mail "
                    "protocol cannot be read"),
     "tls.alert": "the {side} ends TLS ({description} alert)",
     "tls.alert.fatal": "TLS fails: the {side} sends a fatal {description} alert",
@@ -163,8 +163,8 @@ EN: dict[str, Message] = {
                     "timestamp and the shared secret, never the secret itself; the server accepts",
     "pop3.enter": "→ {state} state",
     "pop3.stat": "status: the client asks how many messages there are (STAT)",
-    "pop3.stat.ok": ("status: {count} message, {octets} bytes in the mailbox (STAT)",
-                     "status: {count} messages, {octets} bytes in the mailbox (STAT)"),
+    "pop3.stat.ok": ("status: {count:,} message, {octets:,} bytes in the mailbox (STAT)",
+                     "status: {count:,} messages, {octets:,} bytes in the mailbox (STAT)"),
     "pop3.list": "the client lists the messages with their sizes (LIST)",
     "pop3.list.ok": ("the client lists the messages with their sizes (LIST): {n} message",
                      "the client lists the messages with their sizes (LIST): {n} messages"),
@@ -344,7 +344,7 @@ EN: dict[str, Message] = {
     "ui.quoted": "“{text}”",
     "ui.no_subject": "without subject",
     "ui.from": "from {sender}",
-    "ui.size": ("{n} byte", "{n} bytes"),
+    "ui.size": ("{n:,} byte", "{n:,} bytes"),
     "ui.attachments": ("{n} attachment", "{n} attachments"),
     "ui.incomplete": "incomplete",
     "ui.missing": ("{n} byte missing", "{n} bytes missing"),
@@ -360,7 +360,7 @@ EN: dict[str, Message] = {
     "ui.answers": "to {verb}",
     "ui.answers_lost": "to a command the capture lost",
     "ui.continued": ("{n} byte, continued in frame {frame}", "{n} bytes, continued in frame {frame}"),
-    "ui.data": ("{n} byte", "{n} bytes"),
+    "ui.data": ("{n:,} byte", "{n:,} bytes"),
     "ui.more_lines": ("… (+{n:,} more line)", "… (+{n:,} more lines)"),
     "ui.more_pieces": ("… (+{n:,} more in this packet)", "… (+{n:,} more in this packet)"),
     "ui.literal_end": ("end of the {verb} command after its literal ({n} byte)",

@@ -32,7 +32,7 @@ DE: dict[str, str | tuple[str, str]] = {
     "tcp.acks": "TCP-Bestätigungen",
     "tcp.data": ("Daten, die das Mail-Protokoll nicht erklärt ({bytes} Byte)",
                  "Daten, die das Mail-Protokoll nicht erklärt ({bytes} Bytes)"),
-    "gap": ("{nbytes} Byte vom {side} fehlt im Mitschnitt", "{nbytes} Bytes vom {side} fehlen im Mitschnitt"),
+    "gap": ("{nbytes:,} Byte vom {side} fehlt im Mitschnitt", "{nbytes:,} Bytes vom {side} fehlen im Mitschnitt"),
     "pipelined": "{n} Befehle in einem Segment, gesendet ohne auf jede Antwort zu warten (Pipelining, {rfc})",
     "pipelined.unoffered": ("{n} Befehle in einem Segment, gesendet ohne auf jede Antwort zu warten, obwohl der "
                             "Server kein PIPELINING anbietet"),
@@ -69,9 +69,9 @@ DE: dict[str, str | tuple[str, str]] = {
                     "die Sitzung verschlüsselt ({details})",
     "tls.implicit.decrypted": "TLS-Handshake direkt nach dem TCP-Aufbau (implizites TLS auf Port {port}): ab "
                               "hier ist die Sitzung verschlüsselt ({details}) — mit dem Key-Log entschlüsselt",
-    "tls.opaque": ("verschlüsselte Anwendungsdaten ({n} Paket, {bytes} Bytes): ohne die Schlüssel ist das "
+    "tls.opaque": ("verschlüsselte Anwendungsdaten ({n:,} Paket, {bytes:,} Bytes): ohne die Schlüssel ist das "
                    "Mail-Protokoll nicht lesbar",
-                   "verschlüsselte Anwendungsdaten ({n} Pakete, {bytes} Bytes): ohne die Schlüssel ist das "
+                   "verschlüsselte Anwendungsdaten ({n:,} Pakete, {bytes:,} Bytes): ohne die Schlüssel ist das "
                    "Mail-Protokoll nicht lesbar"),
     "tls.alert": "der {side} beendet TLS (Alert {description})",
     "tls.alert.fatal": "TLS scheitert: der {side} sendet den fatalen Alert {description}",
@@ -150,8 +150,8 @@ DE: dict[str, str | tuple[str, str]] = {
                     "Begrüßung und dem gemeinsamen Geheimnis, nie das Geheimnis selbst; der Server akzeptiert",
     "pop3.enter": "→ Zustand {state}",
     "pop3.stat": "Abruf des Status: der Client fragt, wie viele E-Mails vorliegen (STAT)",
-    "pop3.stat.ok": ("Abruf des Status: {count} E-Mail, {octets} Bytes im Postfach (STAT)",
-                     "Abruf des Status: {count} E-Mails, {octets} Bytes im Postfach (STAT)"),
+    "pop3.stat.ok": ("Abruf des Status: {count:,} E-Mail, {octets:,} Bytes im Postfach (STAT)",
+                     "Abruf des Status: {count:,} E-Mails, {octets:,} Bytes im Postfach (STAT)"),
     "pop3.list": "der Client lässt sich die E-Mails mit ihren Größen auflisten (LIST)",
     "pop3.list.ok": ("der Client lässt sich die E-Mails mit ihren Größen auflisten (LIST): {n} E-Mail",
                      "der Client lässt sich die E-Mails mit ihren Größen auflisten (LIST): {n} E-Mails"),
@@ -336,7 +336,7 @@ DE: dict[str, str | tuple[str, str]] = {
     "ui.quoted": "„{text}“",
     "ui.no_subject": "ohne Betreff",
     "ui.from": "von {sender}",
-    "ui.size": ("{n} Byte", "{n} Bytes"),
+    "ui.size": ("{n:,} Byte", "{n:,} Bytes"),
     "ui.attachments": ("{n} Anhang", "{n} Anhänge"),
     "ui.incomplete": "unvollständig",
     "ui.missing": ("{n} Byte fehlt", "{n} Bytes fehlen"),
@@ -352,7 +352,7 @@ DE: dict[str, str | tuple[str, str]] = {
     "ui.answers": "auf {verb}",
     "ui.answers_lost": "auf einen Befehl, den der Mitschnitt verlor",
     "ui.continued": ("{n} Byte, fortgesetzt in Frame {frame}", "{n} Bytes, fortgesetzt in Frame {frame}"),
-    "ui.data": ("{n} Byte", "{n} Bytes"),
+    "ui.data": ("{n:,} Byte", "{n:,} Bytes"),
     "ui.more_lines": ("… (+{n:,} weitere Zeile)", "… (+{n:,} weitere Zeilen)"),
     "ui.more_pieces": ("… (+{n:,} weiteres in diesem Paket)", "… (+{n:,} weitere in diesem Paket)"),
     "ui.literal_end": ("Ende des Befehls {verb} nach seinem Literal ({n} Byte)",

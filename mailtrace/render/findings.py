@@ -276,8 +276,8 @@ def _num(value: float, spec: str, lang: str) -> str:
 
 
 def _count(value: Any, lang: str = "en") -> str:
-    """A count (or any other value) for a cell: ``str`` in English, ``28.450`` in German."""
-    if lang == "en" or isinstance(value, bool) or not isinstance(value, (int, float)):
+    """A count (or any other value) for a cell, its thousands grouped: ``28,450``; ``28.450`` in German."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         return str(value)
     return fmt_num(value, lang)
 
@@ -350,7 +350,7 @@ def stats_renderables(stats: Statistics, *, top: int = 10, lang: str = "en") -> 
             "-" if h.bytes is None else _size(h.bytes, lang),
         )
     out.append(hierarchy)
-    out.append(Text(t("stats.bytes_note"), style="dim"))
+    out.append(Text(t("stats.bytes_note") + "\n", style="dim"))  # a blank line before the next heading
 
     numbers = [t("stats.sessions"), packets_col, t("stats.payload"), t("stats.tls_sessions"),
                t("html.st.tls_share"), t("stats.decrypted"), "IPv6"]
