@@ -359,3 +359,13 @@ def test_a_bare_stream_is_accepted_and_detected(captures: Path) -> None:
     text = stream.getvalue()
     assert text.startswith("Session 1 · SMTP") and "\x1b[" not in text
     assert max(len(line) for line in text.splitlines()) > 120
+
+
+def test_the_peers_lost_bytes_follow_the_rows_own_words() -> None:
+    """A client packet that acknowledged server bytes the capture lacks showed 'C: [gap: 137 bytes from
+    the server missing] | AUTH LOGIN', as if the client had sent the gap (PcapPlusPlus's Smtp.pcap)."""
+    from tests.support import corpus, run_cli
+
+    out = run_cli("analyze", "--width", "200", str(corpus("pcapplusplus/smtp"))).stdout
+    assert "SMTP   C: AUTH LOGIN | [gap: 137 bytes from the server missing]" in out
+    assert "C: [gap" not in out

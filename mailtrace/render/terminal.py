@@ -413,6 +413,7 @@ class _InfoWriter:
         anomalies: dict[str, str] = {}
         """kind → its first detail: repeats of one kind share a piece, after the row's content."""
         repeats: Counter[str] = Counter()
+        peer_gaps: list[tuple[Text | str, str, bool]] = []
         latency_tail = ""
         latency_anchor: tuple[Text | str, str, bool] | None = None
 
@@ -468,13 +469,18 @@ class _InfoWriter:
                 pieces.append((self._message(record, item), "message", True))
             elif isinstance(event, GapEvent):
                 side = self.t("side.client" if event.direction is Direction.CLIENT else "side.server")
-                pieces.append((self.t("ui.gap", n=event.nbytes, side=side), "gap", False))
+                gap = (self.t("ui.gap", n=event.nbytes, side=side), "gap", False)
+                if event.direction is item.row.direction:
+                    pieces.append(gap)
+                else:  # the peer's bytes, found missing when this packet acknowledged them: after its own words
+                    peer_gaps.append(gap)
             elif isinstance(event, AnomalyEvent):
                 repeats[event.kind] += 1
                 anomalies.setdefault(event.kind, event.detail)
             elif isinstance(event, TlsStart):
                 continue
         flush_notes()
+        pieces += peer_gaps
         unended = next((f for f in item.frames if f in self.unended), None) if item.body and not ended else None
         if unended is not None:  # the message's end is past the row limit: say here what it was
             record = self.unended.pop(unended)
