@@ -369,3 +369,29 @@ def test_the_peers_lost_bytes_follow_the_rows_own_words() -> None:
     out = run_cli("analyze", "--width", "200", str(corpus("pcapplusplus/smtp"))).stdout
     assert "SMTP   C: AUTH LOGIN | [gap: 137 bytes from the server missing]" in out
     assert "C: [gap" not in out
+
+
+def test_tls_bytes_without_a_record_of_their_own_are_not_labelled_with_the_mail_protocol() -> None:
+    """Segments in the middle of a TLS record (a certificate in three segments) read 'IMAP S: 1460 bytes'
+    between TLSv1.2 rows, as if plaintext IMAP crossed there (Zeek's imap-starttls); Wireshark shows
+    them as TCP segments of a reassembled PDU."""
+    from tests.support import corpus, run_cli
+
+    out = run_cli("analyze", "--width", "200", str(corpus("zeek/tls-imap-starttls"))).stdout
+    rows = {line.split()[0]: line for line in out.splitlines() if line[:4].strip().isdigit()}
+    assert " TCP      S: 1,460 bytes" in rows["16"] and " TCP      S: 1,460 bytes" in rows["18"]
+    assert " TLSv1.2  TLS certificate" in rows["19"]
+    assert not [line for line in rows.values() if " IMAP " in line and "bytes" in line.split(" IMAP ")[1][:20]]
+
+
+def test_a_proxys_handshake_rows_are_labelled_with_the_proxys_protocol(tmp_path: Path) -> None:
+    """HTTP CONNECT rows read 'SMTP CONNECT mailin03…:25 / HTTP/1.0' (Zeek's connect-with-smtp)."""
+    from tests.support import corpus, run_cli
+
+    path = str(corpus("zeek/http-connect-with-smtp"))
+    out = run_cli("analyze", "--width", "200", path).stdout
+    assert " HTTP   CONNECT mailin03.sul.t-online.de:25 / HTTP/1.0" in out
+    assert " HTTP   HTTP/1.0 200 Connection established" in out
+    page = tmp_path / "r.html"
+    assert run_cli("analyze", "--html", str(page), path).exit_code == 0
+    assert page.read_text("utf-8").count("<td>HTTP</td>") == 2

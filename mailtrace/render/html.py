@@ -81,6 +81,7 @@ from mailtrace.render.html_stats import stats_view
 from mailtrace.render.json import FORMAT_NAME, FORMAT_VERSION, capture_json, session_json
 from mailtrace.render.message import ORIGINS, defect_text, header_rows, hop_cells, part_overhead
 from mailtrace.render.rows import (
+    PROXY_PROTOCOLS,
     PacketGroup,
     group_rows,
     left_out,
@@ -1179,6 +1180,8 @@ class HtmlReport:
                 events = g.events
                 if g.body and any(isinstance(e, MessageEnd) for e in events):
                     proto = "IMF"  # as Wireshark and the terminal view label the reassembled message
+                elif r.phase is Phase.SETUP and r.payload_len and s.tunnel in PROXY_PROTOCOLS:
+                    proto = PROXY_PROTOCOLS[s.tunnel or ""]  # the proxy's handshake, as the terminal view says
                 elif g.body or any(isinstance(e, _PROTOCOL_EVENTS) for e in events):
                     proto = str(escape(s.protocol.upper()))
                 elif any(isinstance(e, Opaque) for e in events):

@@ -16,8 +16,12 @@ from mailtrace.model import Event
 from mailtrace.render.catalog import outcome_counts, text
 from mailtrace.session import MessageRecord, PacketRow, Session, SessionLimits
 
-__all__ = ["PacketGroup", "group_rows", "left_out", "note_text", "partial_label", "placeholder_text",
+__all__ = ["PROXY_PROTOCOLS", "PacketGroup", "group_rows", "left_out", "note_text", "partial_label", "placeholder_text",
            "retransmission_mark"]
+
+
+PROXY_PROTOCOLS = {"http-connect": "HTTP", "socks": "SOCKS"}
+"""The Protocol column of a proxied session's handshake rows, by ``Session.tunnel``."""
 
 
 def left_out(s: Session, limits: SessionLimits, lang: str = "en") -> list[tuple[str, dict[str, object]]]:
