@@ -395,3 +395,13 @@ def test_a_proxys_handshake_rows_are_labelled_with_the_proxys_protocol(tmp_path:
     page = tmp_path / "r.html"
     assert run_cli("analyze", "--html", str(page), path).exit_code == 0
     assert page.read_text("utf-8").count("<td>HTTP</td>") == 2
+
+
+def test_many_gaps_in_one_step_are_summed_up_in_one_sentence() -> None:
+    """Eleven gaps made a five-line caption of 'N bytes from the server are missing from the capture;
+    …' (Zeek's tcp-truncated-header); past three, one sentence sums them up by side."""
+    from tests.support import corpus, run_cli
+
+    out = run_cli("analyze", "--width", "200", str(corpus("zeek/tcp-truncated-header"))).stdout
+    assert "11 gaps: 605 bytes are missing from the capture (477 from the server, 128 from the client)\n" in out
+    assert "are missing from the capture;" not in out

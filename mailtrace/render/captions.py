@@ -49,6 +49,8 @@ TONES = ("info", "ok", "warn", "fail")
 """How a step went, mildest first: a view may colour by it (the caption says it in words too)."""
 
 MAX_LISTED = 10
+MAX_GAPS_LISTED = 3
+"""Gaps a step's caption names one by one; past it, one sentence sums them up."""
 """Items one caption lists (IDLE news, sentences of one kind in a row) when there are more than twice as
 many (a server's thousand unasked responses); the rest are counted. Up to twice as many are all listed:
 "… and 1 more like it" would say less than the sentence itself."""
@@ -557,6 +559,8 @@ def _sentences(draft: _Draft, ctx: _Context, *, first: bool) -> list[_Sentence]:
     if kind == "close":
         return [_close(draft, ctx)] + [s for s in _tls(draft, ctx) if s.key.startswith("tls.alert")]
     if kind == "gap":
+        if len(draft.gaps) > MAX_GAPS_LISTED:
+            return [_gaps(draft.gaps, ctx)]
         return [_gap(g, ctx) for g in draft.gaps]
     if kind in ("tls", "opaque"):
         return _tls(draft, ctx)
@@ -680,6 +684,15 @@ def _close(draft: _Draft, ctx: _Context) -> _Sentence:
 def _gap(gap: GapEvent, ctx: _Context) -> _Sentence:
     side = _side(gap.direction, ctx)
     return _Sentence("gap", ctx.t("gap", nbytes=gap.nbytes, n=gap.nbytes, side=side), "warn")
+
+
+def _gaps(gaps: list[GapEvent], ctx: _Context) -> _Sentence:
+    """Many gaps in one step (a capture that cut every packet's payload), summed up in one sentence: listed,
+    eleven of them made a caption of five lines (Zeek's tcp-truncated-header)."""
+    client = sum(g.nbytes for g in gaps if g.direction is Direction.CLIENT)
+    server = sum(g.nbytes for g in gaps if g.direction is not Direction.CLIENT)
+    return _Sentence("gap", ctx.t("gap.many", n=len(gaps), nbytes=client + server, client=client, server=server),
+                     "warn")
 
 
 def _tls_details(ctx: _Context) -> str:

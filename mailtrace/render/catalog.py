@@ -44,6 +44,8 @@ EN: dict[str, Message] = {
     "tcp.acks": "TCP acknowledgements",
     "tcp.data": ("data the mail protocol does not explain ({bytes} byte)",
                  "data the mail protocol does not explain ({bytes} bytes)"),
+    "gap.many": "{n} gaps: {nbytes:,} bytes are missing from the capture ({server:,} from the server, {client:,} "
+                "from the client)",
     "gap": ("{nbytes:,} byte from the {side} is missing from the capture",
             "{nbytes:,} bytes from the {side} are missing from the capture"),
     "pipelined": "{n} commands in one segment, sent without waiting for each reply (pipelining, {rfc})",

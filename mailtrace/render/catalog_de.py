@@ -32,6 +32,7 @@ DE: dict[str, str | tuple[str, str]] = {
     "tcp.acks": "TCP-Bestätigungen",
     "tcp.data": ("Daten, die das Mail-Protokoll nicht erklärt ({bytes} Byte)",
                  "Daten, die das Mail-Protokoll nicht erklärt ({bytes} Bytes)"),
+    "gap.many": "{n} Lücken: {nbytes:,} Bytes fehlen im Mitschnitt ({server:,} vom Server, {client:,} vom Client)",
     "gap": ("{nbytes:,} Byte vom {side} fehlt im Mitschnitt", "{nbytes:,} Bytes vom {side} fehlen im Mitschnitt"),
     "pipelined": "{n} Befehle in einem Segment, gesendet ohne auf jede Antwort zu warten (Pipelining, {rfc})",
     "pipelined.unoffered": ("{n} Befehle in einem Segment, gesendet ohne auf jede Antwort zu warten, obwohl der "
