@@ -231,9 +231,9 @@ class FindingsRenderer:
 # --------------------------------------------------------------------------- statistics
 #
 # Every word of these tables comes from the catalogue (``stats.*``, and the ``st.*``/``html.st.*``
-# keys the HTML report shares where the words are the same). English output is what it always was
-# (no thousands separators); a German table groups thousands and writes decimals the German way
-# (28.450, 0,093 s). Protocol names, commands, reply codes and values from the capture stay as they are.
+# keys the HTML report shares where the words are the same). Counts group their thousands as the language
+# writes them (28,450; in German 28.450, and decimals 0,093 s). Protocol names, commands, reply codes and
+# values from the capture stay as they are.
 
 
 class _CleanTable(Table):
