@@ -137,4 +137,13 @@ def test_list_at_120_columns_keeps_one_line_per_session_and_shortens_the_user(ca
     lines = render("list", captures / "imap-session.pcap", width=120).splitlines()
     assert "Anomalies" in lines[0]  # one line per session still fits 120 columns
     (row,) = [line for line in lines if " failed " in line]
-    assert "carol (fail…  failed" in row and cell_len(row) <= 120
+    # "(failed)" leaves the name too little room: the mark stands for it, not "carol (fail…"
+    assert "carol ✗       failed" in row and cell_len(row) <= 120
+
+
+def test_a_long_name_that_failed_keeps_the_mark_of_its_failure() -> None:
+    from mailtrace.render.terminal import _shortened
+
+    assert _shortened("digitalinvestigator", " (failed)", 12, " ✗") == "digitalin… ✗"
+    assert _shortened("carol", " (failed)", 14, " ✗") == "carol (failed)"
+    assert _shortened("digitalinvestigator", "", 12) == "digitalinve…"

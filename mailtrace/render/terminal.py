@@ -994,12 +994,17 @@ class Summary:
 # --------------------------------------------------------------------------- the list view
 
 
-def _shortened(name: str, suffix: str, width: int) -> str:
+def _shortened(name: str, suffix: str, width: int, short: str = "") -> str:
     """``name + suffix`` in ``width`` cells: the name loses its end to "…" first (the suffix says
-    whether the login failed). Cells, not characters: a CJK character takes two."""
+    whether the login failed); where the suffix leaves the name too little room, ``short`` stands for it
+    (``carol ✗``, not ``carol (fail…``). Cells, not characters: a CJK character takes two."""
     if cell_len(name) + cell_len(suffix) <= width:
         return name + suffix
     room = width - cell_len(suffix) - 1
+    if room < 3 and short:
+        if cell_len(name) + cell_len(short) <= width:
+            return name + short
+        suffix, room = short, width - cell_len(short) - 1
     if room < 3:
         name, suffix, room = name + suffix, "", width - 1
     return set_cell_size(name, room).rstrip() + "…" + suffix
@@ -1098,14 +1103,14 @@ class ListRenderer:
         kind_text = ", ".join(k if n == 1 else f"{k} ×{n}" for k, n in kinds.items())
         user = s.user or ("? (TLS)" if sealed(s) else "-")
         outcome = login_outcome(s) if s.user else None
-        suffix = ""
+        suffix = short = ""
         if outcome == "failed":
-            suffix = " (" + self._t("ui.status.failed") + ")"
+            suffix, short = " (" + self._t("ui.status.failed") + ")", " ✗"
         elif outcome == "unknown":
             suffix = " (?)"
         widths = self._widths()
         if self.wide and not self.full_time:  # a terminal: the line must fit (piped, it stays whole)
-            user = _shortened(clean(user), clean(suffix), widths[6])
+            user = _shortened(clean(user), clean(suffix), widths[6], short)
         else:
             user += suffix
         start = utc(s.start) if self.full_time else utc(s.start, millis=False)[11:]
