@@ -111,21 +111,21 @@ def findings_block(*args: str) -> list[str]:
         main, ["analyze", "--findings-only", *args, str(sample("pop3-session.pcap"))])
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[:3] == ["", "Findings: 3 high, 2 medium, 1 low", "HIGH   POP3 password of user bob sent in cleartext"]
+    assert lines[:2] == ["Findings: 3 high, 2 medium, 1 low", "HIGH   POP3 password of user bob sent in cleartext"]
     return lines
 
 
 def test_findings_block_is_not_wrapped_or_padded_when_piped() -> None:
     lines = findings_block()
-    assert lines[3] == "       cleartext-credentials · session 1 · frames 13, 16, 18"
-    assert lines[4] == "       " + DETAIL  # whole, although longer than $COLUMNS
+    assert lines[2] == "       cleartext-credentials · session 1 · frames 13, 16, 18"
+    assert lines[3] == "       " + DETAIL  # whole, although longer than $COLUMNS
     assert not any(line.endswith(" ") for line in lines)
     assert findings_block("--width", "10000") == lines
 
 
 def test_findings_block_wraps_at_the_width_asked() -> None:
     lines = findings_block("--width", "60")
-    assert lines[4:7] == ["       Login with USER/PASS over an unencrypted connection",
+    assert lines[3:6] == ["       Login with USER/PASS over an unencrypted connection",
                           "       (1 succeeded): anyone on the path can read the user",
                           "       name and the password."]
     assert max(len(line) for line in lines) <= 60
@@ -147,3 +147,13 @@ def test_an_oauth_token_in_the_clear_is_called_a_token_not_a_password() -> None:
     (found,) = [f for f in report["findings"] if f["id"] == "cleartext-credentials"]
     assert found["title"] == "POP3 access token of user joe.speedboat sent in cleartext"
     assert "the OAuth bearer token" in found["detail"] and "password" not in found["detail"]
+
+
+def test_findings_only_starts_with_its_headline() -> None:
+    """``--findings-only`` began with a blank line (the one that sets the block off from the tables)."""
+    from tests.support import run_cli, sample
+
+    out = run_cli("analyze", "--findings-only", str(sample("smtp-errors.pcap"))).stdout
+    assert out.startswith("Findings: 2 medium, 7 low, 3 info\n")
+    table = run_cli("analyze", str(sample("smtp-errors.pcap"))).stdout
+    assert "\n\nFindings: 2 medium, 7 low, 3 info\n" in table

@@ -209,7 +209,7 @@ def build_consumers(views: Views, *, analyzer: Analyzer, findings: FindingsColle
                                               show_context=views.context, explain=views.explain))
             if views.with_headers:
                 consumers.append(MessageDetails(output, views.lang))
-        consumers.append(FindingsRenderer(output, findings, feed=False, lang=views.lang))
+        consumers.append(FindingsRenderer(output, findings, feed=False, lang=views.lang, first=views.findings_only))
         if views.with_stats:
             stats = report_data.stats if report_data is not None else StatsCollector()
             consumers.append(StatsRenderer(output_console(output), stats, findings=findings,

@@ -181,12 +181,14 @@ SEVERITY_COLUMN = severity_column()
 
 
 def write_findings(output: Output, collector: FindingsCollector, *, max_per_id: int | None = 20,
-                   lang: str = "en") -> None:
+                   lang: str = "en", first: bool = False) -> None:
     """The findings block of the text view, written as the session tables are: with a width (``--width``
     or the terminal's) each part wraps under itself beside the severity column; piped without one,
     every line is written whole (nothing wrapped, cut or padded). Headline, severities, the session and
-    frame words and the "more" lines follow ``lang``; titles and details are the rules' own words."""
-    output.write("")
+    frame words and the "more" lines follow ``lang``; titles and details are the rules' own words.
+    ``first``: nothing was written before it (``--findings-only``), so no blank line sets it off."""
+    if not first:
+        output.write("")
     output.write(findings_headline(collector.summary()["by_severity"], collector.dropped, lang))
     shown, omitted = limit_per_id(collector.findings(), max_per_id)
     column = severity_column(lang)
@@ -210,13 +212,15 @@ class FindingsRenderer:
 
     def __init__(
         self, output: Output, collector: FindingsCollector, *, max_per_id: int | None = 20, feed: bool = True,
-        lang: str = "en",
+        lang: str = "en", first: bool = False,
     ) -> None:
         self.output = output
         self.collector = collector
         self.max_per_id = max_per_id
         self.feed = feed
         self.lang = lang
+        self.first = first
+        """Nothing is written before the findings (``--findings-only``)."""
 
     def session(self, session: Session) -> None:
         if self.feed:
@@ -225,7 +229,7 @@ class FindingsRenderer:
     def end(self, stats: CaptureStats, elapsed: float) -> None:
         self.collector.end(stats, elapsed)
         with self.output.block():
-            write_findings(self.output, self.collector, max_per_id=self.max_per_id, lang=self.lang)
+            write_findings(self.output, self.collector, max_per_id=self.max_per_id, lang=self.lang, first=self.first)
 
 
 # --------------------------------------------------------------------------- statistics
