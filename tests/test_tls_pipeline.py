@@ -98,6 +98,10 @@ def test_missing_keylog_file_is_a_one_line_error(tmp_path: Path) -> None:
     result = run_cli("analyze", "--tls-keylog", str(tmp_path / "none.keys"), str(sample("smtp-starttls.pcap")))
     assert result.exit_code == 2
     assert "--tls-keylog" in result.stderr and "Traceback" not in result.stderr
+    # a directory is the same kind of mistake: one line too (it was click's three-line usage error)
+    result = run_cli("analyze", "--tls-keylog", str(tmp_path), str(sample("smtp-starttls.pcap")))
+    assert result.exit_code == 2
+    assert result.stderr == f"mailtrace: --tls-keylog {tmp_path}: Is a directory\n"
 
 
 def test_handshake_secrets_only_is_not_reported_decrypted(tmp_path: Path) -> None:

@@ -93,7 +93,8 @@ def input_options(f: click.decorators.FC) -> click.decorators.FC:
 
 
 def _capture_options(f: click.decorators.FC, *, secrets: bool) -> click.decorators.FC:
-    f = click.option("--tls-keylog", "keylog_path", type=click.Path(dir_okay=False), metavar="FILE",
+    # a plain path: load_keylog says what is wrong with it in one line (a directory too, as a missing file)
+    f = click.option("--tls-keylog", "keylog_path", type=click.Path(), metavar="FILE",
                      multiple=True, callback=_given_or_none,
                      help="NSS key log (SSLKEYLOGFILE) to decrypt TLS sessions. Repeatable: the secrets of "
                           "all key logs given are merged.")(f)
