@@ -39,7 +39,7 @@ def test_a_listing_split_after_its_status_line() -> None:
 
 def test_a_line_split_inside_itself_still_says_where_it_continues() -> None:
     """Frame 6 of smtp-long-command holds the first 2,576 bytes of a 4,097-byte EHLO: no status line."""
-    assert _rows("suricata-verify/smtp-long-command")[6] == "C: 2576 bytes, continued in frame 7"
+    assert _rows("suricata-verify/smtp-long-command")[6] == "C: 2,576 bytes, continued in frame 7"
 
 
 def _synthetic_rows(tmp_path: Path, port: int, exchange: list[tuple[str, bytes, float]]) -> dict[int, str]:

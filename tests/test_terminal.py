@@ -395,6 +395,19 @@ def test_a_proxys_handshake_rows_are_labelled_with_the_proxys_protocol(tmp_path:
     page = tmp_path / "r.html"
     assert run_cli("analyze", "--html", str(page), path).exit_code == 0
     assert page.read_text("utf-8").count("<td>HTTP</td>") == 2
+    # the proxy's 200 and the server's greeting in one segment: a mail row in both views
+    from tests.pcapgen import Capture, Tcp
+
+    cap = Capture()
+    t = Tcp(cap, server=("10.0.0.2", 8080)).handshake()
+    t.c(b"CONNECT mx.example.org:25 HTTP/1.0\r\n\r\n")
+    t.s(b"HTTP/1.0 200 Connection established\r\n\r\n220 mx.example.org ESMTP\r\n")
+    t.c(b"EHLO me\r\n").s(b"250 mx\r\n").c(b"QUIT\r\n").s(b"221 bye\r\n").fin()
+    merged = str(cap.write(tmp_path / "merged.pcap"))
+    out = run_cli("analyze", "--width", "200", merged).stdout
+    assert " HTTP   CONNECT mx.example.org:25" in out and " SMTP   S: HTTP/1.0 200" in out
+    assert run_cli("analyze", "--html", str(page), merged).exit_code == 0
+    assert page.read_text("utf-8").count("<td>HTTP</td>") == 1
 
 
 def test_many_gaps_in_one_step_are_summed_up_in_one_sentence() -> None:
@@ -405,3 +418,39 @@ def test_many_gaps_in_one_step_are_summed_up_in_one_sentence() -> None:
     out = run_cli("analyze", "--width", "200", str(corpus("zeek/tcp-truncated-header"))).stdout
     assert "11 gaps: 605 bytes are missing from the capture (477 from the server, 128 from the client)\n" in out
     assert "are missing from the capture;" not in out
+
+
+def test_the_first_piece_of_a_client_hello_longer_than_a_segment_is_tcp(tmp_path: Path) -> None:
+    """With implicit TLS the first piece of a ClientHello longer than a segment (post-quantum key shares
+    make ~1.8 KB common) read 'SMTP C: 1,448 bytes'; Wireshark shows a TCP segment of a reassembled PDU."""
+    import struct
+
+    from tests.pcapgen import Capture, Tcp
+    from tests.support import run_cli
+
+    def record(kind: int, body: bytes) -> bytes:
+        hs = bytes([kind]) + struct.pack("!I", len(body))[1:] + body
+        return b"\x16\x03\x01" + struct.pack("!H", len(hs)) + hs
+
+    sni = b"mx.example.org"
+    exts = struct.pack("!HHHBH", 0, len(sni) + 5, len(sni) + 3, 0, len(sni)) + sni
+    exts += struct.pack("!HH", 43, 3) + b"\x02\x03\x04" + struct.pack("!HH", 21, 1700) + bytes(1700)
+    hello = record(1, b"\x03\x03" + b"\x11" * 32 + b"\x00\x00\x04\x13\x01\x13\x02\x01\x00"
+                   + struct.pack("!H", len(exts)) + exts)
+    server = record(2, b"\x03\x03" + b"\x22" * 32 + b"\x00\x13\x01\x00\x00\x06\x00\x2b\x00\x02\x03\x04")
+    cap = Capture()
+    t = Tcp(cap, server=("10.0.0.2", 465)).handshake()
+    t.c(hello[:1448]).c(hello[1448:]).s(server).fin()
+    out = run_cli("analyze", "--width", "200", str(cap.write(tmp_path / "hello.pcap"))).stdout
+    rows = {line.split()[0]: line for line in out.splitlines() if line[:4].strip().isdigit()}
+    assert " TCP      C: 1,448 bytes" in rows["4"]
+    assert "TLS client hello (SNI mx.example.org)" in rows["5"]
+
+
+def test_delays_are_written_in_the_unit_they_round_to() -> None:
+    """The latency table (and the charts) said '1e+03 ms' for 0.9997 s and '1.2e+03 min' for 20 hours."""
+    from mailtrace.render.svg import fmt_latency
+
+    assert [fmt_latency(v) for v in (0.000322, 0.0009996, 0.00107, 0.9997, 4.62, 1000.0, 72_000.0)] == [
+        "322 µs", "1 ms", "1.07 ms", "1 s", "4.62 s", "16.7 min", "20.0 h"]
+    assert fmt_latency(0.00107, "de") == "1,07 ms" and fmt_latency(72_000.0, "de") == "20,0 h"

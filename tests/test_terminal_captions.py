@@ -115,4 +115,4 @@ def test_fetch_line_comes_before_its_literal_on_the_row(tmp_path: Path) -> None:
     out = render("table", cap.write(tmp_path / "fetch.pcap"), width=None, context=False)
     row = next(r for r in out.splitlines() if "FETCH (BODY[TEXT]" in r and "S: " in r)
     info = row.split("S: ", 1)[1]
-    assert info.index("* 1 FETCH (BODY[TEXT] {5600})") < info.index("5600 bytes") < info.index("a3 OK done")
+    assert info.index("* 1 FETCH (BODY[TEXT] {5600})") < info.index("5,600 bytes") < info.index("a3 OK done")

@@ -264,7 +264,8 @@ def cleartext_credentials(s: Session, f: SessionFacts, ctx: RuleContext) -> Iter
                 "can read the user name. The capture holds no password for it (the exchange stopped, or the "
                 "capture ends, before the password step); the client was about to send it the same way."
             )
-        elif password and all(a.mechanism.upper() in TOKEN_MECHANISMS for a in attempts):
+        elif password and all(a.mechanism.upper() in TOKEN_MECHANISMS for a in attempts
+                              if mechanism_class(a) == "password"):
             title = f"{proto(s)} access token of {who} sent in cleartext"
             detail = (
                 f"Login with {mechs}{before} over an unencrypted connection ({outcomes}): anyone on the path "

@@ -49,11 +49,11 @@ TONES = ("info", "ok", "warn", "fail")
 """How a step went, mildest first: a view may colour by it (the caption says it in words too)."""
 
 MAX_LISTED = 10
-MAX_GAPS_LISTED = 3
-"""Gaps a step's caption names one by one; past it, one sentence sums them up."""
 """Items one caption lists (IDLE news, sentences of one kind in a row) when there are more than twice as
 many (a server's thousand unasked responses); the rest are counted. Up to twice as many are all listed:
 "… and 1 more like it" would say less than the sentence itself."""
+MAX_GAPS_LISTED = 3
+"""Gaps a step's caption names one by one; past it, one sentence sums them up."""
 
 CHALLENGE_MECHANISMS = frozenset({"CRAM-MD5", "DIGEST-MD5", "APOP", "NTLM", "GSSAPI", "SCRAM-SHA-1",
                                   "SCRAM-SHA-256", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256-PLUS"})
@@ -691,8 +691,10 @@ def _gaps(gaps: list[GapEvent], ctx: _Context) -> _Sentence:
     eleven of them made a caption of five lines (Zeek's tcp-truncated-header)."""
     client = sum(g.nbytes for g in gaps if g.direction is Direction.CLIENT)
     server = sum(g.nbytes for g in gaps if g.direction is not Direction.CLIENT)
-    return _Sentence("gap", ctx.t("gap.many", n=len(gaps), nbytes=client + server, client=client, server=server),
-                     "warn")
+    key = "gap.many" if client and server else "gap.many.one_side"
+    side = _side(Direction.CLIENT if client else Direction.SERVER, ctx)
+    return _Sentence("gap", ctx.t(key, n=len(gaps), nbytes=client + server, client=client, server=server,
+                                  side=side), "warn")
 
 
 def _tls_details(ctx: _Context) -> str:

@@ -504,9 +504,9 @@ class HtmlReport:
         self._sections: set[int] = set()
         """Sessions that have a detail section (a flow hop links to it)."""
         self.t = Translator(lang)
+        """The page's own words (headings, labels, notes) in ``lang``: ``t`` of every template."""
         self.words = (self.t.plain("html.yes"), self.t.plain("html.no"))
         """How true and false read in record values."""
-        """The page's own words (headings, labels, notes) in ``lang``: ``t`` of every template."""
         self._phase_names = {p.value: catalog_text("phase." + p.value, lang) for p in Phase}
         """Phase labels in the report's language (the CSS classes keep the English names)."""
         self.stats = stats
@@ -1180,7 +1180,8 @@ class HtmlReport:
                 events = g.events
                 if g.body and any(isinstance(e, MessageEnd) for e in events):
                     proto = "IMF"  # as Wireshark and the terminal view label the reassembled message
-                elif r.phase is Phase.SETUP and r.payload_len and s.tunnel in PROXY_PROTOCOLS:
+                elif r.phase is Phase.SETUP and r.payload_len and s.tunnel in PROXY_PROTOCOLS \
+                        and not any(isinstance(e, (Command, Reply)) for e in events):
                     proto = PROXY_PROTOCOLS[s.tunnel or ""]  # the proxy's handshake, as the terminal view says
                 elif g.body or any(isinstance(e, _PROTOCOL_EVENTS) for e in events):
                     proto = str(escape(s.protocol.upper()))

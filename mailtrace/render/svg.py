@@ -182,19 +182,21 @@ def spread_chart(
     return _trusted(parts)
 
 
+_LATENCY_UNITS = ((1e-6, "µs", 1e-3), (1e-3, "ms", 1.0), (1.0, "s", 600.0), (60.0, "min", 36_000.0))
+"""(seconds per unit, unit, below this many seconds): a delay is written in the first unit it is below."""
+
+
 def fmt_latency(value: float, lang: str = "en") -> str:
-    """``322 µs``, ``1.07 ms``, ``4.62 s``, ``16.7 min`` (``1,07 ms`` in German)."""
+    """``322 µs``, ``1.07 ms``, ``4.62 s``, ``16.7 min``, ``20.0 h`` (``1,07 ms`` in German). Three significant
+    digits, the unit chosen after rounding: 0.9997 s is ``1 s``, not ``1e+03 ms``."""
     if value <= 0:
-        out = "0"
-    elif value < 1e-3:
-        out = f"{value * 1e6:.3g} µs"
-    elif value < 1:
-        out = f"{value * 1e3:.3g} ms"
-    elif value < 600:
-        out = f"{value:.3g} s"
-    else:
-        out = f"{value / 60:.3g} min"
-    return localize_number(out, lang)
+        return "0"
+    for scale, unit, below in _LATENCY_UNITS:
+        if value < below:
+            shown = f"{value / scale:.3g}"
+            if "e" not in shown and float(shown) < 1000:
+                return localize_number(f"{shown} {unit}", lang)
+    return localize_number(f"{value / 3600:,.1f} h", lang)
 
 
 def share_bar(parts_: Sequence[Bar], *, title: str, width: int = 420, unit: str = "", lang: str = "en") -> Markup:

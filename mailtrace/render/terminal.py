@@ -354,10 +354,11 @@ class _InfoWriter:
         if proxy is not None and item.row.phase is Phase.SETUP and item.row.payload_len:
             return proxy  # the proxy's handshake (HTTP CONNECT, SOCKS) before the mail protocol begins
         if item.row.phase is Phase.TLS and not item.row.decrypted \
-                and all(isinstance(e, (AnomalyEvent, GapEvent)) for e in events):
-            # TLS bytes: a record a later frame completes (Wireshark's "TCP segment of a reassembled PDU"),
-            # or one cut short
-            return self._tls_proto() if events else "TCP"
+                and all(isinstance(e, (AnomalyEvent, GapEvent, TlsStart)) for e in events):
+            # TLS bytes: a record a later frame completes (Wireshark's "TCP segment of a reassembled PDU":
+            # the first piece of a ClientHello longer than a segment too), or one cut short
+            cut = any(isinstance(e, (AnomalyEvent, GapEvent)) for e in events)
+            return self._tls_proto() if cut else "TCP"
         if any(isinstance(e, Note) for e in events) or item.row.payload_len:
             return self.session.protocol.upper()
         return "TCP"
