@@ -801,3 +801,30 @@ def test_record_values_read_as_text_not_json(tmp_path: Path) -> None:
     assert "implizites TLS" in german_tls and ">implicit<" not in german_tls
     sealed = html_report(tmp_path / "sealed.html", str(samples_dir() / "smtp-starttls.pcap"))
     assert re.search(r'<td class="n" data-v="0">\?</td>', sealed)  # not "0": the messages went inside TLS
+
+
+@pytest.mark.parametrize("name", ["tls-implicit", "smtp-starttls", "mixed-all"])
+def test_the_protocol_column_is_the_terminals(name: str, tmp_path: Path) -> None:
+    """One rule names the Protocol column in both views (render.rows.protocol_column): the HTML table
+    labelled TLS handshake rows with the mail protocol and application data 'TLS' where the terminal
+    says TLSv1.3 (80 rows of tls-implicit differed)."""
+    from tests.support import run_cli
+
+    pcap = str(samples_dir() / f"{name}.pcap")
+    page = tmp_path / "r.html"
+    out = run_cli("analyze", "--no-context", "--width", "250", "--html", str(page), pcap).stdout
+    terminal: dict[tuple[int, int], str] = {}
+    session = 0
+    for line in out.splitlines():
+        head = re.match(r"Session (\d+) ", line)
+        if head:
+            session = int(head.group(1))
+        row = re.match(r"\s*(\d+)\s+[\d.]+\s+\S+\s+\S+\s+(\S+)\s", line)
+        if row and session:
+            terminal[session, int(row.group(1))] = row.group(2)
+    shown: dict[tuple[int, int], str] = {}
+    for row in re.finditer(r'<tr[^>]*id="s(\d+)-f(\d+)"[^>]*>(.*?)</tr>', page.read_text("utf-8"), re.S):
+        cells = re.findall(r"<td[^>]*>(.*?)</td>", row.group(3), re.S)
+        shown[int(row.group(1)), int(row.group(2))] = re.sub(r"<[^>]+>", "", cells[4]).strip()
+    assert terminal and shown.keys() == terminal.keys()
+    assert {k: v for k, v in shown.items() if v != terminal[k]} == {}

@@ -81,13 +81,13 @@ from mailtrace.render.html_stats import stats_view
 from mailtrace.render.json import FORMAT_NAME, FORMAT_VERSION, capture_json, session_json
 from mailtrace.render.message import ORIGINS, defect_text, header_rows, hop_cells, part_overhead
 from mailtrace.render.rows import (
-    PROXY_PROTOCOLS,
     PacketGroup,
     group_rows,
     left_out,
     note_text,
     partial_label,
     placeholder_text,
+    protocol_column,
     retransmission_mark,
 )
 from mailtrace.render.svg import (
@@ -141,7 +141,6 @@ class HtmlLimits:
 
 
 PROTOCOLS = tuple(BY_NAME)
-_PROTOCOL_EVENTS = (Command, Reply, AuthAttempt, TlsStart, BodyData, MessageEnd, Note)
 _TONES = {"ok": "ok", "warn": "warn", "fail": "bad"}
 _PHASE_ORDER = [p.value for p in Phase]
 # Mechanisms whose exchange carries the password (or a bearer token) itself.
@@ -1177,18 +1176,7 @@ class HtmlReport:
                         f'scope="rowgroup"><span class="phase">{escape(name)}</span> {resumed}</th></tr>\n'
                     )
                 src, dst = ends[r.direction]
-                events = g.events
-                if g.body and any(isinstance(e, MessageEnd) for e in events):
-                    proto = "IMF"  # as Wireshark and the terminal view label the reassembled message
-                elif r.phase is Phase.SETUP and r.payload_len and s.tunnel in PROXY_PROTOCOLS \
-                        and not any(isinstance(e, (Command, Reply)) for e in events):
-                    proto = PROXY_PROTOCOLS[s.tunnel or ""]  # the proxy's handshake, as the terminal view says
-                elif g.body or any(isinstance(e, _PROTOCOL_EVENTS) for e in events):
-                    proto = str(escape(s.protocol.upper()))
-                elif any(isinstance(e, Opaque) for e in events):
-                    proto = "TLS"
-                else:
-                    proto = "TCP"
+                proto = str(escape(protocol_column(s, g)))  # the terminal view's words
                 decrypted = any(x.decrypted for x in g.rows)
                 dec = (
                     ' <span class="pill mid" title="decrypted with the TLS key log">🔓</span>'

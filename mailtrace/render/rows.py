@@ -8,20 +8,54 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 
 from mailtrace.extract import expected_partial, header_only
-from mailtrace.model import Event
+from mailtrace.model import Anomaly, Command, Event, GapEvent, MessageEnd, Note, Opaque, Phase, Reply, TlsStart
 from mailtrace.render.catalog import outcome_counts, text
 from mailtrace.session import MessageRecord, PacketRow, Session, SessionLimits
 
 __all__ = ["PROXY_PROTOCOLS", "PacketGroup", "group_rows", "left_out", "note_text", "partial_label", "placeholder_text",
-           "retransmission_mark"]
+           "protocol_column", "retransmission_mark"]
 
 
 PROXY_PROTOCOLS = {"http-connect": "HTTP", "socks": "SOCKS"}
 """The Protocol column of a proxied session's handshake rows, by ``Session.tunnel``."""
+
+
+def protocol_column(session: Session, item: PacketGroup, *, unended: Container[int] = ()) -> str:
+    """A line's Protocol column, as Wireshark names what its packets carry: ``IMF`` for a message's end (or
+    a body whose end is past the row limit: ``unended`` first frames), the mail protocol for its commands,
+    replies and body, the TLS version for TLS records, ``HTTP``/``SOCKS`` for a proxy's handshake, ``TCP``
+    for control packets, retransmitted copies and pieces of a TLS record a later frame completes."""
+    events = item.events
+    row = item.row
+    if any(isinstance(e, MessageEnd) for e in events) or (item.body and any(f in unended for f in item.frames)):
+        return "IMF"
+    if item.body or any(isinstance(e, (Command, Reply)) for e in events):
+        return session.protocol.upper()
+    if any(isinstance(e, Opaque) or (isinstance(e, Note) and e.text.startswith("TLS ")) for e in events):
+        return tls_protocol(session)
+    if not events and row.frame in session.retransmissions:
+        return "TCP"  # only a copy of bytes already seen, as Wireshark shows a retransmission
+    proxy = PROXY_PROTOCOLS.get(session.tunnel or "")
+    if proxy is not None and row.phase is Phase.SETUP and row.payload_len:
+        return proxy  # the proxy's handshake (HTTP CONNECT, SOCKS) before the mail protocol begins
+    if row.phase is Phase.TLS and not row.decrypted \
+            and all(isinstance(e, (Anomaly, GapEvent, TlsStart)) for e in events):
+        # TLS bytes: a record a later frame completes (Wireshark's "TCP segment of a reassembled PDU": the
+        # first piece of a ClientHello longer than a segment too), or one cut short
+        return tls_protocol(session) if any(isinstance(e, (Anomaly, GapEvent)) for e in events) else "TCP"
+    if any(isinstance(e, Note) for e in events) or row.payload_len:
+        return session.protocol.upper()
+    return "TCP"
+
+
+def tls_protocol(session: Session) -> str:
+    """The TLS version as Wireshark's Protocol column names it (``TLSv1.2``)."""
+    version = str((session.tls_info or {}).get("version") or "")
+    return version.replace("TLS ", "TLSv").replace("SSL ", "SSLv") if version else "TLS"
 
 
 def left_out(s: Session, limits: SessionLimits, lang: str = "en") -> list[tuple[str, dict[str, object]]]:

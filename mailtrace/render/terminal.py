@@ -43,13 +43,13 @@ from mailtrace.render.context import ContextBlock, check_text, context_blocks, r
 from mailtrace.render.explain import ReplyExplanation, explain_challenge, explain_smtp_reply, once_each
 from mailtrace.render.output import Output, clean, utc
 from mailtrace.render.rows import (
-    PROXY_PROTOCOLS,
     PacketGroup,
     group_rows,
     left_out,
     note_text,
     partial_label,
     placeholder_text,
+    protocol_column,
     retransmission_mark,
 )
 from mailtrace.session import MessageRecord, PacketRow, Session, SessionLimits
@@ -340,33 +340,7 @@ class _InfoWriter:
         return text(key, self.lang, **params)
 
     def proto(self, item: PacketGroup) -> str:
-        events = item.events
-        if any(isinstance(e, MessageEnd) for e in events) or \
-                (item.body and self.unended and any(f in self.unended for f in item.frames)):
-            return "IMF"
-        if item.body or any(isinstance(e, (Command, Reply)) for e in events):
-            return self.session.protocol.upper()
-        if any(isinstance(e, Opaque) or (isinstance(e, Note) and e.text.startswith("TLS ")) for e in events):
-            return self._tls_proto()
-        if not events and item.row.frame in self.session.retransmissions:
-            return "TCP"  # only a copy of bytes already seen, as Wireshark shows a retransmission
-        proxy = PROXY_PROTOCOLS.get(self.session.tunnel or "")
-        if proxy is not None and item.row.phase is Phase.SETUP and item.row.payload_len:
-            return proxy  # the proxy's handshake (HTTP CONNECT, SOCKS) before the mail protocol begins
-        if item.row.phase is Phase.TLS and not item.row.decrypted \
-                and all(isinstance(e, (AnomalyEvent, GapEvent, TlsStart)) for e in events):
-            # TLS bytes: a record a later frame completes (Wireshark's "TCP segment of a reassembled PDU":
-            # the first piece of a ClientHello longer than a segment too), or one cut short
-            cut = any(isinstance(e, (AnomalyEvent, GapEvent)) for e in events)
-            return self._tls_proto() if cut else "TCP"
-        if any(isinstance(e, Note) for e in events) or item.row.payload_len:
-            return self.session.protocol.upper()
-        return "TCP"
-
-    def _tls_proto(self) -> str:
-        """The TLS version as Wireshark's Protocol column names it (``TLSv1.2``)."""
-        version = str((self.session.tls_info or {}).get("version") or "")
-        return version.replace("TLS ", "TLSv").replace("SSL ", "SSLv") if version else "TLS"
+        return protocol_column(self.session, item, unended=self.unended)
 
     def info(self, item: PacketGroup) -> Text:
         row = item.row
