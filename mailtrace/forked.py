@@ -145,6 +145,11 @@ class _MessageSummarized(NamedTuple):
     summary: MessageSummary
 
 
+def _key(message: _MessageBytes | _MessageEnded | _MessageSummarized) -> tuple[int, int, int]:
+    """Where a message's pieces meet in the parent: (stream, first frame, index)."""
+    return message.stream, message.first, message.number
+
+
 class _Done(NamedTuple):
     stats: CaptureStats
 
@@ -203,7 +208,7 @@ def forked_sessions(analyzer: Analyzer, files: list[CaptureFile], progress: Prog
                     summaries.end(message)
                 elif kind is _MessageSummarized:
                     assert summaries is not None
-                    summaries.done[message.stream, message.first, message.number] = message.summary
+                    summaries.done[_key(message)] = message.summary
                 elif kind is _Finished:
                     _adopt(analyzer.stats, message.stats)
                     if summaries is not None:
@@ -270,14 +275,14 @@ class _Summaries:
         self.done.clear()
 
     def feed(self, message: _MessageBytes, data: bytes) -> None:
-        key = (message.stream, message.first, message.number)
+        key = _key(message)
         summarizer = self.open.get(key)
         if summarizer is None:
             summarizer = self.open[key] = MessageSummarizer(self.limits, keep=False, message_md5=False)
         summarizer.feed(data)
 
     def end(self, message: _MessageEnded) -> None:
-        key = (message.stream, message.first, message.number)
+        key = _key(message)
         self.done[key] = self._close(key, message.complete, message.missing_bytes)
 
     def fill(self, session: Session) -> None:
@@ -483,14 +488,19 @@ def _run(analyzer: Analyzer, files: list[CaptureFile], with_progress: bool, spoo
     spool.send(_Done(analyzer.stats))
 
 
-class _MessageSender:
-    """The sink of one message in the child: its bytes go to the parent, which summarises them."""
+class _ChildSink:
+    """A message sink in the child, named as the parent keys it: the session (stream and first frame,
+    see :class:`_MessageBytes`) and the message's index (one message at a time per session: the next)."""
 
     def __init__(self, spool: _Spool, builder: SessionBuilder) -> None:
         self.spool = spool
         self.stream = builder.stream
         self.first = builder.first_frame
-        self.number = builder.message_count  # one message at a time per session: its record's index
+        self.number = builder.message_count
+
+
+class _MessageSender(_ChildSink):
+    """The sink of one message in the child: its bytes go to the parent, which summarises them."""
 
     def write(self, data: bytes) -> None:
         self.spool.send_bytes(_MessageBytes(self.stream, self.first, self.number, len(data)), data)
@@ -500,15 +510,12 @@ class _MessageSender:
         self.spool.send(_MessageEnded(self.stream, self.first, self.number, summary.complete, summary.missing_bytes))
 
 
-class _SummarizingSender:
+class _SummarizingSender(_ChildSink):
     """The sink of one message in the child when the parent is behind: the child summarises it and
     sends only the summary (the same summariser, so the report is the same either way)."""
 
     def __init__(self, spool: _Spool, builder: SessionBuilder, limits: MimeLimits) -> None:
-        self.spool = spool
-        self.stream = builder.stream
-        self.first = builder.first_frame
-        self.number = builder.message_count
+        super().__init__(spool, builder)
         self.summarizer = MessageSummarizer(limits, keep=False, message_md5=False)  # as _Summaries makes them
 
     def write(self, data: bytes) -> None:

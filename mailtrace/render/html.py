@@ -1726,7 +1726,7 @@ class HtmlReport:
             cols.extend(k for k in r if k not in cols)
         cols = cols[:16]
         return {
-            "cols": [text(c.replace("_", " "), 40) for c in cols],
+            "cols": [text(_field_name(c), 40) for c in cols],
             "rows": [[text(_compact(r.get(c), self.words), self.limits.max_text) for c in cols] for r in rows],
             "hidden": max(0, len(items) - len(rows)),
         }
@@ -1778,7 +1778,7 @@ class HtmlReport:
             if isinstance(a, dict)
         ]
         return {
-            "fields": [(k.replace("_", " "), text(_compact(v, self.words), lim)) for k, v in simple],
+            "fields": [(_field_name(k), text(_compact(v, self.words), lim)) for k, v in simple],
             "certs": certs,
             "alerts": alerts,
             "anomalies": [text(a, 200) for a in (info.get("anomalies") or [])[:50]],
@@ -1792,7 +1792,7 @@ class HtmlReport:
                 continue
             if isinstance(value, dict):
                 items = [
-                    (text(str(k).replace("_", " "), 60), text(_compact(v, self.words), self.limits.max_text))
+                    (text(_field_name(k), 60), text(_compact(v, self.words), self.limits.max_text))
                     for k, v in list(value.items())[:40]
                 ]
             else:
@@ -1818,12 +1818,17 @@ def _compact(value: Any, words: tuple[str, str] = ("yes", "no")) -> str:
     if isinstance(value, bool):
         return words[0] if value else words[1]
     if isinstance(value, dict):
-        parts = [f"{str(k).replace('_', ' ')} {_nested(v, words)}" for k, v in value.items()]
+        parts = [f"{_field_name(k)} {_nested(v, words)}" for k, v in value.items()]
         return " · ".join(parts) or "—"
     if isinstance(value, (list, tuple)):
         joiner = "; " if any(isinstance(v, (dict, list, tuple)) for v in value) else ", "
         return joiner.join(_compact(v, words) for v in value) or "—"
     return str(value)
+
+
+def _field_name(key: Any) -> str:
+    """A record's field name as the page shows it: ``mail from``, not ``mail_from``."""
+    return str(key).replace("_", " ")
 
 
 def _nested(value: Any, words: tuple[str, str]) -> str:
