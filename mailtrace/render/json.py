@@ -7,15 +7,16 @@ writes one session object per line.
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
 from mailtrace.findings.headers import verdicts
 from mailtrace.jsontext import encode, encode_indented
 from mailtrace.messageflows import FlowEntries
 from mailtrace.mime import summary_to_json
-from mailtrace.model import AuthAttempt, Command, Direction, Phase, Reply
+from mailtrace.model import Anomaly, AuthAttempt, Command, Direction, Phase, Reply
 from mailtrace.pipeline import CaptureStats
 from mailtrace.protocols.sasl import hashcat_line
 from mailtrace.protocols.smtp_codes import enhanced_code
@@ -105,8 +106,45 @@ _DIRECTION = {direction: direction.value for direction in Direction}
 """An enum's ``.value`` is a Python-level descriptor: a dict lookup is several times cheaper."""
 
 
-def session_json(s: Session, show_secrets: bool = False, *, lang: str = "en", context: bool = True) -> dict[str, Any]:
-    """The session object of the report (``context=False``: ``--no-context``, the context keys stay empty)."""
+STREAM_ENTRIES = 2_000
+"""A session entry whose long arrays (commands, replies, logins, messages, anomalies) together hold more
+than this many entries is encoded a piece at a time (:func:`write_session`): one IMAP session of 150,000
+commands and replies made 32 MiB of dicts and two copies of 31 MiB of JSON text at once."""
+
+
+class Deferred:
+    """A long array of a session entry, encoded :data:`STREAM_ENTRIES` entries at a time when written
+    (``session_json(..., deferred=True)``): ``make`` turns each item of ``items`` into its JSON value."""
+
+    __slots__ = ("items", "make")
+
+    def __init__(self, make: Callable[[Any], Any], items: Iterable[Any]) -> None:
+        self.make = make
+        self.items = items
+
+    def chunks(self) -> Iterator[list[Any]]:
+        chunk: list[Any] = []
+        for item in self.items:
+            chunk.append(self.make(item))
+            if len(chunk) >= STREAM_ENTRIES:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+
+    def values(self) -> list[Any]:
+        return [self.make(item) for item in self.items]
+
+
+def _array(make: Callable[[Any], Any], items: Iterable[Any], deferred: bool) -> list[Any] | Deferred:
+    return Deferred(make, items) if deferred else [make(item) for item in items]
+
+
+def session_json(s: Session, show_secrets: bool = False, *, lang: str = "en", context: bool = True,
+                 deferred: bool = False) -> dict[str, Any]:
+    """The session object of the report (``context=False``: ``--no-context``, the context keys stay empty).
+
+    ``deferred``: the long arrays are :class:`Deferred`, made while they are written (:func:`write_session`)."""
     record = dict(s.record)
     out: dict[str, Any] = {
         "id": s.id,
@@ -131,15 +169,15 @@ def session_json(s: Session, show_secrets: bool = False, *, lang: str = "en", co
                             for frame, original in sorted(s.retransmissions.items())],
         "phases": [{"name": _PHASE[p.phase], "first_frame": p.first_frame, "last_frame": p.last_frame}
                    for p in s.phases],
-        "commands": [command_json(c) for c in s.commands if c.verb],  # SASL responses are not commands
-        "replies": [reply_json(r) for r in s.replies],
+        # SASL responses are not commands
+        "commands": _array(command_json, (c for c in s.commands if c.verb), deferred),
+        "replies": _array(reply_json, s.replies, deferred),
         "helo": record.pop("helo", None),
         "user": s.user,
-        "auth": [auth_json(a, show_secrets) for a in s.auth],
+        "auth": _array(functools.partial(auth_json, show_secrets=show_secrets), s.auth, deferred),
         "transactions": record.pop("transactions", []),
-        "messages": [message_json(m) for m in s.messages],
-        "anomalies": [{"frame": a.frame, "kind": a.kind, "detail": a.detail, "direction": _DIRECTION[a.direction]}
-                      for a in s.anomalies],
+        "messages": _array(message_json, s.messages, deferred),
+        "anomalies": _array(anomaly_json, s.anomalies, deferred),
         "tls_info": s.tls_info,
         "context": [context_json(s, o, lang) for o in s.context] if context else [],
         "context_checks": [check_json(c, lang) for c in s.context_checks] if context else [],
@@ -165,6 +203,49 @@ def session_json(s: Session, show_secrets: bool = False, *, lang: str = "en", co
     if s.context_dropped and context:
         out["context_dropped"] = s.context_dropped
     return out
+
+
+def anomaly_json(a: Anomaly) -> dict[str, Any]:
+    return {"frame": a.frame, "kind": a.kind, "detail": a.detail, "direction": _DIRECTION[a.direction]}
+
+
+def long_session(s: Session) -> bool:
+    """Whether the session's entry is written a piece at a time (see :data:`STREAM_ENTRIES`)."""
+    return len(s.commands) + len(s.replies) + len(s.auth) + len(s.messages) + len(s.anomalies) > STREAM_ENTRIES
+
+
+def write_session(write: Callable[[str], object], s: Session, show_secrets: bool = False, *, lang: str = "en",
+                  context: bool = True) -> None:
+    """``write(dumps(session_json(s, ...)))`` with the same text, but a long session's arrays are made and
+    encoded :data:`STREAM_ENTRIES` entries at a time: what it holds at once does not grow with them."""
+    if not long_session(s):
+        write(encode(session_json(s, show_secrets, lang=lang, context=context)))
+        return
+    entry = session_json(s, show_secrets, lang=lang, context=context, deferred=True)
+    pieces = 0  # keys written so far
+    plain: dict[str, Any] = {}  # consecutive keys encoded together, the braces of their object dropped
+
+    def flush() -> None:
+        nonlocal pieces, plain
+        if plain:
+            write(("," if pieces else "{") + encode(plain)[1:-1])
+            pieces += len(plain)
+            plain = {}
+
+    for key, value in entry.items():
+        if not isinstance(value, Deferred):
+            plain[key] = value
+            continue
+        flush()
+        write(("," if pieces else "{") + encode(key) + ":[")
+        pieces += 1
+        first = True
+        for chunk in value.chunks():
+            write(("" if first else ",") + encode(chunk)[1:-1])
+            first = False
+        write("]")
+    flush()
+    write("}")
 
 
 def capture_json(stats: CaptureStats) -> dict[str, Any]:
@@ -219,8 +300,12 @@ class JsonReportWriter:
         self.stream.write(f'{{"format":"{FORMAT_NAME}","version":{FORMAT_VERSION},"sessions":[')
 
     def session(self, s: Session) -> None:
-        obj = session_json(s, self.show_secrets, lang=self.lang, context=self.context)
-        self.stream.write(("," if self.count else "") + "\n" + dumps(obj, self.indent))
+        self.stream.write(("," if self.count else "") + "\n")
+        if self.indent is None:
+            write_session(self.stream.write, s, self.show_secrets, lang=self.lang, context=self.context)
+        else:
+            self.stream.write(dumps(session_json(s, self.show_secrets, lang=self.lang, context=self.context),
+                                    self.indent))
         self.count += 1
 
     def end(self, stats: CaptureStats, extra: dict[str, Any] | None = None) -> None:
@@ -250,7 +335,8 @@ class JsonReportWriter:
 def jsonl_writer(stream: IO[str], show_secrets: bool = False, *, lang: str = "en",
                  context: bool = True) -> Callable[[Session], None]:
     def write(s: Session) -> None:
-        stream.write(dumps(session_json(s, show_secrets, lang=lang, context=context)) + "\n")
+        write_session(stream.write, s, show_secrets, lang=lang, context=context)
+        stream.write("\n")
         stream.flush()
 
     return write
