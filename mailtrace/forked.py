@@ -20,11 +20,13 @@ missing.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import functools
 import gc
 import io
+import itertools
 import os
 import pickle
 import select
@@ -46,8 +48,16 @@ PIPE_BUFFER = 256 * 1024
 """The pipe's size (Linux, where it can be set) and the parent's read buffer. What it holds when the
 child ends is what the parent still has to catch up on: 1 MiB left it ~0.1 s behind on the benchmark,
 256 KiB ~0.04 s, with the same throughput."""
-SPOOL_BYTES = 16 * 1024 * 1024
-"""Pickled sessions the child may have waiting for the parent (see :class:`_Spool`)."""
+SPOOL_BYTES = 8 * 1024 * 1024
+"""Pickled sessions the child may have waiting for the parent (see :class:`_Spool`). Twice BEHIND_BYTES:
+room for a burst of sessions past the point where the child starts summarising messages itself (at 16 MiB,
+200 sessions ending at once held 32 MiB in the child)."""
+WRITE_PIECES = 64
+"""Waiting pieces handed to one ``writev`` (a message's header and its bytes are two)."""
+STREAMED_SESSION = 20_000
+"""A session with more rows, commands, replies and messages than this together is pickled straight into
+the pipe (:meth:`_Spool.send`), not into a buffer and the spool first: a session of 150,000 commands and
+replies is a pickle of ~15 MB, and the two copies took the child from 120 to 170 MiB."""
 BEHIND_BYTES = 4 * 1024 * 1024
 """When this much waits in the child's spool (the pipe is full), the parent is behind, and the child
 summarises the next messages itself instead of sending their bytes (see :func:`_sender_of_messages`).
@@ -357,13 +367,17 @@ class _Spool:
         self.buffer = io.BytesIO()  # one pickler for every session: cheaper than a new one each time
         self.pickler = pickle.Pickler(self.buffer, protocol=pickle.HIGHEST_PROTOCOL)
         self.pickler.dispatch_table = _PLACEHOLDERS
-        self.waiting = bytearray()
-        self.start = 0
-        """Where the bytes not yet written begin in ``waiting``."""
+        self.waiting: collections.deque[bytes | memoryview] = collections.deque()
+        """Pieces not yet written, in order (a buffer of their bytes grew to twice ``limit``: the written
+        ones stayed in it until half of it was written)."""
+        self.backlog = 0
+        """Bytes waiting for the pipe to take them."""
         os.set_blocking(fd, False)
 
     def send(self, message: Any) -> None:
-        if self.placeholders and type(message) is _Finished:
+        if type(message) is _Finished and _long(message.session):
+            self._stream(message)
+        elif self.placeholders and type(message) is _Finished:
             buffer = self.buffer
             buffer.seek(0)
             buffer.truncate()
@@ -374,6 +388,15 @@ class _Spool:
         else:
             self._put(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
 
+    def _stream(self, message: _Finished) -> None:
+        """Pickle ``message`` into the pipe as the pickler makes it (frames of 64 KiB), waiting for the
+        parent to read, after what already waits."""
+        self._write(until=0)
+        pickler = pickle.Pickler(_PipeWriter(self.fd), protocol=pickle.HIGHEST_PROTOCOL)
+        if self.placeholders:
+            pickler.dispatch_table = _PLACEHOLDERS
+        pickler.dump(message)
+
     def send_bytes(self, message: _MessageBytes, data: bytes) -> None:
         """``message`` and then ``data`` as they are (its ``size`` bytes)."""
         self._put(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL), data)
@@ -381,8 +404,7 @@ class _Spool:
     def _put(self, *pieces: bytes | memoryview) -> None:
         """Send ``pieces`` in order: while nothing waits, straight into the pipe as far as it takes them
         (no copy into ``waiting`` on the way), the rest after what waits."""
-        waiting = self.waiting
-        if self.start == len(waiting):
+        if not self.waiting:
             try:
                 written = os.writev(self.fd, pieces)
             except BlockingIOError:
@@ -392,19 +414,20 @@ class _Spool:
                 if written >= size:
                     written -= size
                 else:
-                    waiting += piece[written:] if written else piece
+                    self._wait(piece[written:] if written else piece)
                     written = 0
-            if len(waiting) <= self.limit:
+            if self.backlog <= self.limit:
                 return
         else:
             for piece in pieces:
-                waiting += piece
+                self._wait(piece)
         self._write(until=self.limit)
 
-    @property
-    def backlog(self) -> int:
-        """Bytes waiting for the pipe to take them."""
-        return len(self.waiting) - self.start
+    def _wait(self, piece: bytes | memoryview) -> None:
+        # a view of the pickler's buffer is copied (the next message reuses it); bytes are kept as they are
+        data = bytes(piece)
+        self.waiting.append(data)
+        self.backlog += len(data)
 
     def close(self) -> None:
         """Write what waits (blocking now), then close the pipe."""
@@ -416,20 +439,48 @@ class _Spool:
     def _write(self, *, until: int) -> None:
         """Write what the pipe takes; while more than ``until`` bytes still wait, wait for the reader."""
         waiting = self.waiting
-        with memoryview(waiting) as view:
-            while self.start < len(waiting):
+        while waiting:
+            try:
+                written = os.writev(self.fd, list(itertools.islice(waiting, WRITE_PIECES)))
+            except BlockingIOError:
+                if self.backlog <= until:
+                    break
+                select.select([], [self.fd], [])
+                continue
+            self.backlog -= written
+            while written:
+                size = len(waiting[0])
+                if size <= written:
+                    waiting.popleft()
+                    written -= size
+                else:
+                    waiting[0] = memoryview(waiting[0])[written:]
+                    written = 0
+
+
+def _long(session: Session) -> bool:
+    """Whether the session is pickled straight into the pipe (see :data:`STREAMED_SESSION`)."""
+    return session.row_count + len(session.commands) + len(session.replies) + len(session.messages) \
+        > STREAMED_SESSION
+
+
+class _PipeWriter:
+    """The pipe as a file for a :class:`pickle.Pickler`: each write waits until the pipe took all of it."""
+
+    __slots__ = ("fd",)
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def write(self, data: bytes | memoryview) -> int:
+        with memoryview(data) as view:
+            done = 0
+            while done < len(view):
                 try:
-                    self.start += os.write(self.fd, view[self.start:])
+                    done += os.write(self.fd, view[done:])
                 except BlockingIOError:
-                    if len(waiting) - self.start <= until:
-                        break
                     select.select([], [self.fd], [])
-        if self.start == len(waiting):
-            waiting.clear()
-            self.start = 0
-        elif self.start > len(waiting) // 2:
-            del waiting[: self.start]
-            self.start = 0
+            return done
 
 
 @functools.lru_cache(maxsize=64)

@@ -382,6 +382,92 @@ def test_the_spool_keeps_order_when_the_pipe_takes_only_part() -> None:
     assert got == sent
 
 
+def test_the_spool_holds_what_waits_and_no_more() -> None:
+    """What waits for a pipe nobody reads is the bytes sent past what the pipe took, and sending blocks
+    only past ``limit``: the spool's memory is its backlog (a buffer of the bytes grew to twice the limit,
+    the written ones kept in it)."""
+    import threading
+
+    read_fd, write_fd = os.pipe()
+    spool = forked._Spool(write_fd, limit=256 * 1024)
+    data = bytes(10_000)
+    while spool.backlog < 200 * 1024:  # nobody reads yet: the pipe fills, then the spool
+        spool.send_bytes(forked._MessageBytes(0, 0, 0, len(data)), data)
+    waiting = spool.backlog
+    assert waiting == sum(len(piece) for piece in spool.waiting)
+    drained = threading.Event()
+
+    def read() -> None:
+        with os.fdopen(read_fd, "rb") as pipe:
+            while pipe.read(65536):
+                pass
+        drained.set()
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    for _ in range(200):  # past the limit the spool waits for the reader; it never holds much more
+        spool.send_bytes(forked._MessageBytes(0, 0, 0, len(data)), data)
+        assert spool.backlog <= 256 * 1024 + len(data) + 100
+    spool.close()
+    reader.join()
+    assert drained.is_set() and waiting > 0
+
+
+def test_a_long_session_is_pickled_into_the_pipe_as_it_is_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A session past ``STREAMED_SESSION`` rows, commands, replies and messages goes into the pipe in the
+    pickler's frames, after what waited, without a copy in the spool's buffer; the reader gets it whole."""
+    import threading
+
+    monkeypatch.setattr(forked, "STREAMED_SESSION", 40)
+    analyzer = Analyzer(Config())
+    capture = open_capture(str(SAMPLES / "mixed-all.pcap"))
+    sessions = list(analyzer.run_file(capture))
+    capture.close()
+    long = [s for s in sessions if forked._long(s)]
+    assert long and len(long) < len(sessions)
+    streamed: list[int] = []
+    stream = forked._Spool._stream
+    monkeypatch.setattr(forked._Spool, "_stream",
+                        lambda self, message: (streamed.append(message.session.id), stream(self, message))[1])
+    read_fd, write_fd = os.pipe()
+    got: list[Any] = []
+
+    def read() -> None:
+        with os.fdopen(read_fd, "rb") as pipe:
+            while True:
+                try:
+                    message = pickle.load(pipe)
+                except EOFError:
+                    return
+                got.append(message)
+                if type(message) is forked._MessageBytes:
+                    got.append(pipe.read(message.size))
+
+    spool = forked._Spool(write_fd, limit=1 << 20)
+    spool.send_bytes(forked._MessageBytes(0, 0, 0, 300_000), bytes(300_000))  # waits: the pipe holds less
+    assert spool.backlog
+    reader = threading.Thread(target=read)
+    reader.start()
+    for s in sessions:
+        spool.send(forked._Finished(s, analyzer.stats))
+    spool.close()
+    reader.join()
+    assert streamed == [s.id for s in long]
+    assert spool.buffer.getbuffer().nbytes < min(len(pickle.dumps(s)) for s in long)
+    assert type(got[0]) is forked._MessageBytes and got[1] == bytes(300_000)
+    arrived = [m.session for m in got if type(m) is forked._Finished]
+    assert [(s.id, len(s.commands), len(s.replies), s.row_count) for s in arrived] == \
+        [(s.id, len(s.commands), len(s.replies), s.row_count) for s in sessions]
+
+
+@needs_fork
+def test_two_processes_stream_long_sessions_to_the_same_report(monkeypatch: pytest.MonkeyPatch) -> None:
+    files = [str(SAMPLES / "smtp-submission-auth.pcap"), str(SAMPLES / "mixed-all.pcap")]
+    one = _json("--jobs", "1", *files)
+    monkeypatch.setattr(forked, "STREAMED_SESSION", 10)  # the forked child inherits it: every session
+    assert _json("--jobs", "2", *files) == one
+
+
 @needs_fork
 def test_a_connection_taken_up_again_keeps_its_two_sessions_messages_apart(tmp_path: Path) -> None:
     """The parent keyed the message bytes it summarises by stream and index: the first session of a
