@@ -425,12 +425,12 @@ setattr(Session, "rows", property(_get_rows, _set_rows, doc="The packets' rows (
 class SessionLimits:
     max_rows: int = 20_000
     """Rows kept per session; the packets beyond it are counted (``rows_elided``), their events not kept."""
-    max_rows_all: int = 250_000
+    max_rows_all: int = 100_000
     """Rows kept by all the sessions not yet reported, together (~200 bytes each; see :class:`EventBudget`):
     200 SMTP sessions at once each sending 10,000 segments took 520 MiB."""
     max_events: int = 200_000
     """Commands kept per session, and replies; the rest are counted (``events_dropped``), not kept."""
-    max_events_all: int = 300_000
+    max_events_all: int = 150_000
     """Commands and replies kept by all the sessions not yet reported, together (see :class:`EventBudget`)."""
     max_anomalies: int = 1_000
     """Anomalies kept per session; the rest are counted (``anomalies_dropped``)."""
