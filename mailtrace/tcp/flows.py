@@ -18,7 +18,7 @@ from typing import Protocol
 
 from mailtrace.capture.decode import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, TcpPacket
 from mailtrace.model import CLIENT, SERVER, Chunk, Direction, Endpoint, StreamItem
-from mailtrace.tcp.reassembly import Reassembler, ReassemblyNote
+from mailtrace.tcp.reassembly import PendingBudget, Reassembler, ReassemblyNote
 
 
 def ip_text(raw: bytes) -> str:
@@ -49,6 +49,8 @@ class FlowLimits:
     max_pending_bytes: int = 2 * 1024 * 1024
     """Out-of-order bytes buffered per direction before the hole is declared lost."""
     max_pending_segments: int = 2048
+    max_pending_all: int = 16 * 1024 * 1024
+    """Out-of-order bytes all connections may hold together (see :class:`PendingBudget`)."""
     max_sniff_pending_bytes: int = 64 * 1024
     """The same, while a connection on an unknown port is still being sniffed (most are not mail)."""
     max_unanswered: int = 4096
@@ -237,6 +239,7 @@ class FlowTable:
         """Tombstones forgotten early (``FlowLimits.max_remembered``)."""
         self.ended_early = 0
         """Open connections ended early (``FlowLimits.max_open``)."""
+        self.pending_budget = PendingBudget(limits.max_pending_all)
 
     # ------------------------------------------------------------------ per packet
     def packet(self, frame: int, ts: float, pkt: TcpPacket) -> None:
@@ -455,9 +458,12 @@ class FlowTable:
         their first segment (``detect.rejects_first_bytes``) and never need them."""
         lim = self.limits
         pending = lim.max_pending_bytes if handler.tracked else lim.max_sniff_pending_bytes
+        budget = self.pending_budget
         return (
-            Reassembler(CLIENT, max_pending_bytes=pending, max_pending_segments=lim.max_pending_segments),
-            Reassembler(SERVER, max_pending_bytes=pending, max_pending_segments=lim.max_pending_segments),
+            Reassembler(CLIENT, max_pending_bytes=pending, max_pending_segments=lim.max_pending_segments,
+                        budget=budget),
+            Reassembler(SERVER, max_pending_bytes=pending, max_pending_segments=lim.max_pending_segments,
+                        budget=budget),
         )
 
     # ------------------------------------------------------------------ retiring
@@ -484,6 +490,10 @@ class FlowTable:
         handler.finish(conn, close)
 
     def _forget(self, conn: Connection) -> None:
+        if conn.rasm is not None:
+            for r in conn.rasm:
+                if r.pending:
+                    r.release()
         conn.handler = None
         conn.fast = None
         conn.rasm = None

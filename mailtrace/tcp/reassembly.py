@@ -51,6 +51,21 @@ def _piece_offset(piece: tuple[int, bytes, int]) -> int:
     return piece[0]
 
 
+class PendingBudget:
+    """Out-of-order bytes all the reassemblers of a run may hold together (``FlowLimits.max_pending_all``).
+
+    Each direction may hold ``max_pending_bytes`` (2 MiB) waiting for a hole to be filled, and 2,048
+    connections may be open at once: hundreds of connections each with a lost segment and no ACKs to
+    show it (a one-sided capture) could hold gigabytes. Past this sum, the direction that adds gives up
+    its hole as if its own buffer were full."""
+
+    __slots__ = ("held", "size")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.held = 0
+
+
 class Reassembler:
     """Per-direction reassembly state. Feed every segment of this direction with :meth:`segment`."""
 
@@ -59,6 +74,7 @@ class Reassembler:
         "_recent_bytes",
         "acked_gap_bytes",
         "acked_to",
+        "budget",
         "direction",
         "ended",
         "fin_offset",
@@ -81,8 +97,10 @@ class Reassembler:
     at once held 30 MiB here). Full-size segments reach the byte limit first (45 of 1,448 bytes)."""
 
     def __init__(self, direction: Direction, *, max_pending_bytes: int = 2 * 1024 * 1024,
-                 max_pending_segments: int = 2048) -> None:
+                 max_pending_segments: int = 2048, budget: PendingBudget | None = None) -> None:
         self.direction = direction
+        self.budget = budget if budget is not None else PendingBudget(1 << 62)
+        """Shared with the run's other reassemblers (a reassembler of its own: no bound beyond its own)."""
         self.isn: int | None = None
         self.next_seq: int | None = None  # next expected 32-bit sequence number
         self.offset = 0  # stream offset (64-bit) of next_seq
@@ -237,11 +255,20 @@ class Reassembler:
                     self._repeated(frame, old[2])
                 return
             self.pending_bytes -= len(old[0])
+            self.budget.held -= len(old[0])
         self.pending[start] = (payload, wire_len, frame, ts, 0)
         self.pending_bytes += len(payload)
+        self.budget.held += len(payload)
 
     def _pending_over_limit(self) -> bool:
-        return self.pending_bytes > self.max_pending_bytes or len(self.pending) > self.max_pending_segments
+        return self.pending_bytes > self.max_pending_bytes or len(self.pending) > self.max_pending_segments \
+            or self.budget.held > self.budget.size
+
+    def release(self) -> None:
+        """The connection is let go with segments still held: they leave the run's budget with it."""
+        self.budget.held -= self.pending_bytes
+        self.pending.clear()
+        self.pending_bytes = 0
 
     def _drain(self, out: list[StreamItem]) -> None:
         """Deliver held segments that have become contiguous."""
@@ -252,14 +279,20 @@ class Reassembler:
                 return
             payload, wire_len, frame, ts, _ = pending.pop(nxt)
             self.pending_bytes -= len(payload)
+            self.budget.held -= len(payload)
             self._deliver(nxt, payload, wire_len, frame, ts, out)
 
     def _skip_hole(self, frame: int, ts: float, out: list[StreamItem]) -> None:
         """The out-of-order buffer is full: give up waiting for the hole and move on."""
         nxt = min(self.pending)
+        budget = self.budget
+        shared = budget.held > budget.size and self.pending_bytes <= self.max_pending_bytes \
+            and len(self.pending) <= self.max_pending_segments
+        limit = f"the limit for all connections together ({budget.size:,} bytes) reached" if shared \
+            else "out-of-order buffer limit reached"
         self.notes.append(ReassemblyNote(
             "reorder-buffer-full",
-            f"out-of-order buffer limit reached ({self.pending_bytes} bytes in {len(self.pending)} segments); "
+            f"{limit} ({self.pending_bytes} bytes in {len(self.pending)} segments); "
             f"{nxt - self.offset} missing bytes declared lost",
             frame, self.direction))
         self._gap(nxt - self.offset, frame, ts, out)
