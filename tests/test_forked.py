@@ -346,6 +346,20 @@ def test_the_child_summarises_while_the_pipe_is_full() -> None:
         os.close(write_fd)
 
 
+def _read_pipe(fd: int, got: list[Any]) -> None:
+    """Read the spool's messages from ``fd`` into ``got`` until the writer closes it (the raw bytes after
+    a ``_MessageBytes`` as one item)."""
+    with os.fdopen(fd, "rb") as pipe:
+        while True:
+            try:
+                message = pickle.load(pipe)
+            except EOFError:
+                return
+            got.append(message)
+            if type(message) is forked._MessageBytes:
+                got.append(pipe.read(message.size))
+
+
 def test_the_spool_keeps_order_when_the_pipe_takes_only_part() -> None:
     """Pieces go straight into the pipe while nothing waits, and after what waits once it is full (a
     write taking part of a piece included): the reader gets every message, and the raw bytes after a
@@ -356,15 +370,7 @@ def test_the_spool_keeps_order_when_the_pipe_takes_only_part() -> None:
     got: list[Any] = []
 
     def read() -> None:
-        with os.fdopen(read_fd, "rb") as pipe:
-            while True:
-                try:
-                    message = pickle.load(pipe)
-                except EOFError:
-                    return
-                got.append(message)
-                if type(message) is forked._MessageBytes:
-                    got.append(pipe.read(message.size))
+        _read_pipe(read_fd, got)
 
     sent: list[Any] = []
     spool = forked._Spool(write_fd, limit=1 << 20)
@@ -433,15 +439,7 @@ def test_a_long_session_is_pickled_into_the_pipe_as_it_is_made(monkeypatch: pyte
     got: list[Any] = []
 
     def read() -> None:
-        with os.fdopen(read_fd, "rb") as pipe:
-            while True:
-                try:
-                    message = pickle.load(pipe)
-                except EOFError:
-                    return
-                got.append(message)
-                if type(message) is forked._MessageBytes:
-                    got.append(pipe.read(message.size))
+        _read_pipe(read_fd, got)
 
     spool = forked._Spool(write_fd, limit=1 << 20)
     spool.send_bytes(forked._MessageBytes(0, 0, 0, 300_000), bytes(300_000))  # waits: the pipe holds less
