@@ -132,9 +132,6 @@ class Deferred:
         if chunk:
             yield chunk
 
-    def values(self) -> list[Any]:
-        return [self.make(item) for item in self.items]
-
 
 def _array(make: Callable[[Any], Any], items: Iterable[Any], deferred: bool) -> list[Any] | Deferred:
     return Deferred(make, items) if deferred else [make(item) for item in items]
@@ -222,14 +219,14 @@ def write_session(write: Callable[[str], object], s: Session, show_secrets: bool
         write(encode(session_json(s, show_secrets, lang=lang, context=context)))
         return
     entry = session_json(s, show_secrets, lang=lang, context=context, deferred=True)
-    pieces = 0  # keys written so far
+    started = False  # the entry's "{" is written
     plain: dict[str, Any] = {}  # consecutive keys encoded together, the braces of their object dropped
 
     def flush() -> None:
-        nonlocal pieces, plain
+        nonlocal started, plain
         if plain:
-            write(("," if pieces else "{") + encode(plain)[1:-1])
-            pieces += len(plain)
+            write(("," if started else "{") + encode(plain)[1:-1])
+            started = True
             plain = {}
 
     for key, value in entry.items():
@@ -237,8 +234,8 @@ def write_session(write: Callable[[str], object], s: Session, show_secrets: bool
             plain[key] = value
             continue
         flush()
-        write(("," if pieces else "{") + encode(key) + ":[")
-        pieces += 1
+        write(("," if started else "{") + encode(key) + ":[")
+        started = True
         first = True
         for chunk in value.chunks():
             write(("" if first else ",") + encode(chunk)[1:-1])

@@ -261,8 +261,10 @@ class Reassembler:
         self.budget.held += len(payload)
 
     def _pending_over_limit(self) -> bool:
-        return self.pending_bytes > self.max_pending_bytes or len(self.pending) > self.max_pending_segments \
-            or self.budget.held > self.budget.size
+        return self._own_buffer_full() or self.budget.held > self.budget.size
+
+    def _own_buffer_full(self) -> bool:
+        return self.pending_bytes > self.max_pending_bytes or len(self.pending) > self.max_pending_segments
 
     def release(self) -> None:
         """The connection is let go with segments still held: they leave the run's budget with it."""
@@ -285,11 +287,8 @@ class Reassembler:
     def _skip_hole(self, frame: int, ts: float, out: list[StreamItem]) -> None:
         """The out-of-order buffer is full: give up waiting for the hole and move on."""
         nxt = min(self.pending)
-        budget = self.budget
-        shared = budget.held > budget.size and self.pending_bytes <= self.max_pending_bytes \
-            and len(self.pending) <= self.max_pending_segments
-        limit = f"the limit for all connections together ({budget.size:,} bytes) reached" if shared \
-            else "out-of-order buffer limit reached"
+        limit = "out-of-order buffer limit reached" if self._own_buffer_full() \
+            else f"the limit for all connections together ({self.budget.size:,} bytes) reached"
         self.notes.append(ReassemblyNote(
             "reorder-buffer-full",
             f"{limit} ({self.pending_bytes} bytes in {len(self.pending)} segments); "
