@@ -496,7 +496,8 @@ class EventBudget:
 
 def kept_summary(summary: MessageSummary) -> MessageSummary:
     """What a session keeps of a message's summary: what its views show, not the message bytes (those
-    went to the sinks)."""
+    went to the sinks). The session's summarisers make it directly (``MessageSummarizer(keep=False)``,
+    which tests/test_mime.py checks against this)."""
     if summary.kept or summary.text_preview:
         return dataclasses.replace(summary, kept=b"", text_preview="")
     return summary
@@ -884,7 +885,10 @@ class SessionBuilder:
             self._message_first_frame = self.bulk_first_frame or event.frame
             if self.sink_factory is not None:
                 self._sink = self.sink_factory(self, "")
-            self._summarizer = (MessageSummarizer(self.mime_limits, on_part=getattr(self._sink, "on_part", None))
+            # keep=False: the session keeps the summary without the message's first bytes (kept_summary),
+            # so they are not collected either (64 KiB for each message open at once)
+            self._summarizer = (MessageSummarizer(self.mime_limits, on_part=getattr(self._sink, "on_part", None),
+                                                  keep=False)
                                 if self.summarize and (not self.messages_full or self._sink is not None)
                                 else Unsummarized(self.mime_limits))  # past the limit only a sink (extract) reads it
         self._summarizer.feed(event.data)
@@ -892,10 +896,10 @@ class SessionBuilder:
             self._sink.write(event.data)
 
     def _message_end(self, event: MessageEnd) -> None:
-        summarizer = self._summarizer or (MessageSummarizer(self.mime_limits) if self.summarize
+        summarizer = self._summarizer or (MessageSummarizer(self.mime_limits, keep=False) if self.summarize
                                           else Unsummarized(self.mime_limits))
         first = self._message_first_frame or event.first_frame
-        summary = kept_summary(summarizer.close(complete=event.complete, missing_bytes=event.missing_bytes))
+        summary = summarizer.close(complete=event.complete, missing_bytes=event.missing_bytes)
         record = MessageRecord(self.message_count, event.origin, summary, first, event.frame, event.direction,
                                dict(event.detail))
         self.message_count += 1
