@@ -18,6 +18,7 @@ from mailtrace.model import (
     CLIENT,
     SERVER,
     Anomaly,
+    ByteBudget,
     Chunk,
     Direction,
     Eof,
@@ -33,7 +34,7 @@ from mailtrace.model import (
 from mailtrace.protocols import BY_NAME, DissectorClass
 from mailtrace.protocols.base import Dissector
 from mailtrace.protocols.smtp import looks_like_tls_record
-from mailtrace.session import EventBudget, MessageSinkFactory, Session, SessionBuilder, tee
+from mailtrace.session import WAITING_BYTES_ALL, EventBudget, MessageSinkFactory, Session, SessionBuilder, tee
 from mailtrace.tcp.reassembly import RETRANSMISSION, ReassemblyNote
 from mailtrace.tls.keylog import KeyLog
 
@@ -66,6 +67,9 @@ class MailConnection:
                  sink_factory: MessageSinkFactory | None = None, budget: EventBudget | None = None) -> None:
         self.config = config
         self._budget = budget
+        self._waiting = budget.waiting if budget is not None else ByteBudget(WAITING_BYTES_ALL)
+        """Message content held back by the run's connections and summarisers together (see
+        :data:`~mailtrace.session.WAITING_BYTES_ALL`): past it, what a connection holds is dissected at once."""
         self.on_done = on_done
         self._conn = conn
         self._file = file
@@ -172,8 +176,11 @@ class MailConnection:
         held.append(data)
         self._held_ts = ts
         self._held_frame = frame
-        self._held_bytes += len(data)
-        if self._held_bytes >= BULK_BYTES:
+        size = len(data)
+        self._held_bytes += size
+        shared = self._waiting
+        shared.held += size
+        if self._held_bytes >= BULK_BYTES or shared.held > shared.size:  # not .spent: a call per segment
             self._release_bulk()
 
     @staticmethod
@@ -260,6 +267,7 @@ class MailConnection:
         held = self._held
         data = held[0] if len(held) == 1 else b"".join(held)
         self._held = []
+        self._waiting.held -= self._held_bytes
         self._held_bytes = 0
         self._bulk_tail = data[-4:]
         builder = self.builder

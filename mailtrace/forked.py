@@ -38,8 +38,16 @@ from typing import Any, NamedTuple
 from mailtrace.capture.reader import CaptureFile
 from mailtrace.context.model import ContextObservation
 from mailtrace.mime import MessageSummarizer, MessageSummary, MimeLimits
+from mailtrace.model import ByteBudget
 from mailtrace.pipeline import Analyzer, CaptureStats
-from mailtrace.session import MessageRecord, MessageSinkFactory, Session, SessionBuilder, Unsummarized
+from mailtrace.session import (
+    WAITING_BYTES_ALL,
+    MessageRecord,
+    MessageSinkFactory,
+    Session,
+    SessionBuilder,
+    Unsummarized,
+)
 
 AUTO_MIN_BYTES = 4 * 1024 * 1024
 """By default, captures smaller than this are analysed in one process (forking would not pay)."""
@@ -275,6 +283,8 @@ class _Summaries:
 
     def __init__(self, limits: MimeLimits) -> None:
         self.limits = limits
+        self.waiting = ByteBudget(WAITING_BYTES_ALL)
+        """What the summarisers here gather for a scan, together (as a session builder's share the run's)."""
         self.open: dict[tuple[int, int, int], MessageSummarizer] = {}
         self.done: dict[tuple[int, int, int], MessageSummary] = {}
         """By (stream, first frame, index): see :class:`_MessageBytes`."""
@@ -288,7 +298,8 @@ class _Summaries:
         key = _key(message)
         summarizer = self.open.get(key)
         if summarizer is None:
-            summarizer = self.open[key] = MessageSummarizer(self.limits, keep=False, message_md5=False)
+            summarizer = self.open[key] = MessageSummarizer(self.limits, keep=False, message_md5=False,
+                                                            waiting=self.waiting)
         summarizer.feed(data)
 
     def end(self, message: _MessageEnded) -> None:
@@ -567,7 +578,8 @@ class _SummarizingSender(_ChildSink):
 
     def __init__(self, spool: _Spool, builder: SessionBuilder, limits: MimeLimits) -> None:
         super().__init__(spool, builder)
-        self.summarizer = MessageSummarizer(limits, keep=False, message_md5=False)  # as _Summaries makes them
+        # as _Summaries makes them
+        self.summarizer = MessageSummarizer(limits, keep=False, message_md5=False, waiting=builder.budget.waiting)
 
     def write(self, data: bytes) -> None:
         self.summarizer.feed(data)

@@ -60,6 +60,8 @@ from typing import Any, NamedTuple, Protocol
 
 from pybase64 import b64decode as _b64decode
 
+from mailtrace.model import ByteBudget
+
 __all__ = [
     "Attachment",
     "MessageSummarizer",
@@ -1201,7 +1203,9 @@ _UNSEARCHED = (1 << 62, -1)
 _SMALL_PIECE = 1024
 """Fed pieces shorter than this are gathered in a bytearray while they wait for a block (see feed)."""
 _BLOCK = 64 * 1024
-"""Small feeds are collected to this size before scanning (TCP hands over ~1.4 KB at a time)."""
+"""Small feeds are collected to this size before scanning (TCP hands over ~1.4 KB at a time), unless the
+run's summarisers together gather more than their shared budget (``waiting``: 2,000 messages open at once
+gathered 125 MiB); then each scans what it has as it comes."""
 
 MAX_LINE_CHARS = 998
 """RFC 5322 §2.1.1 (and RFC 5321 §4.5.3.1.6 for SMTP): a line holds at most 998 characters before CRLF."""
@@ -1330,8 +1334,11 @@ class MessageSummarizer:
     """
 
     def __init__(self, limits: MimeLimits = MimeLimits(), *, on_part: PartHook | None = None,
-                 keep: bool = True, message_md5: bool = True) -> None:
+                 keep: bool = True, message_md5: bool = True, waiting: ByteBudget | None = None) -> None:
         self._limits = limits
+        self._waiting = waiting if waiting is not None else ByteBudget(1 << 62)
+        """Small feeds gathered for a block by all the summarisers of a run together (shared, see
+        :data:`_BLOCK`; one of its own: no bound beyond the block)."""
         self._keep = keep
         self._preview_dropped = not keep and limits.max_kept_bytes > 0
         """keep=False drops the preview of any message with bytes (:meth:`_dropped_preview`): none is collected."""
@@ -1392,7 +1399,9 @@ class MessageSummarizer:
         else:
             buf.append(bytearray(data))
         self._unscanned += len(data)
-        if self._unscanned >= _BLOCK:
+        waiting = self._waiting
+        waiting.held += len(data)
+        if self._unscanned >= _BLOCK or waiting.held > waiting.size:  # not .spent: a call per feed
             self._scan_buffer(final=False)
 
     def close(self, *, complete: bool = True, missing_bytes: int = 0) -> MessageSummary:
@@ -1447,6 +1456,7 @@ class MessageSummarizer:
         self._buf.clear()
         if self._unscanned:
             self._absorb(data, len(data) - self._unscanned)
+            self._waiting.held -= self._unscanned
         self._unscanned = 0
         if not self._failed:
             self._scan(data, final=final)

@@ -19,6 +19,23 @@ from operator import attrgetter
 from typing import Any
 
 
+class ByteBudget:
+    """Bytes that many holders of one kind may hold together in a run: a bound for the sum where each
+    holder also has a bound of its own, because thousands of them may be alive at once (the reassemblers'
+    out-of-order segments and remembered bytes, the connections' message content waiting to be dissected:
+    see where each is made). Holders add what they take to ``held`` and take it off when they let go."""
+
+    __slots__ = ("held", "size")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.held = 0
+
+    @property
+    def spent(self) -> bool:
+        return self.held > self.size
+
+
 class Direction(enum.Enum):
     """Who sent the bytes: decided from the TCP roles (SYN sender is the client), not the ports."""
 

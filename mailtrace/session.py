@@ -24,6 +24,7 @@ from mailtrace.model import (
     Anomaly,
     AuthAttempt,
     BodyData,
+    ByteBudget,
     Chunk,
     Command,
     Direction,
@@ -69,6 +70,12 @@ ROW_FLOOR = 64
 that no view or finding reads a session that kept nothing (a few long sessions open all day could
 otherwise leave none to those that come later). Bounded by the flow table's 2,048 open connections
 (~26 MiB); the budget grants rows past them."""
+WAITING_BYTES_ALL = 8 * 1024 * 1024
+"""Message content held back so that it is worked on in larger pieces, all connections of a run together:
+what a connection gathers for its dissector (``connection.BULK_BYTES``, 64 KiB) and what a message summariser
+gathers for a scan (``mime._BLOCK``, 64 KiB). Each is bounded per message, but 2,048 connections may be open at
+once: 2,000 SMTP sessions each in the middle of its message held 250 MiB that way. Past it each works on what
+it has as it comes: the same events and summaries (both are split-invariant), a little slower."""
 MAX_ELIDED_SPANS = 8
 """Spans of time kept for the rows past the row limit; a frame far from all of them joins the nearest."""
 
@@ -463,9 +470,13 @@ class EventBudget:
     builders keep :data:`ROW_FLOOR` rows each outside it, take the rest in grants (:data:`FIRST_ROW_GRANT`,
     doubling up to :data:`ROW_GRANT`) and give back what they did not use when they finish."""
 
-    __slots__ = ("left", "rows_floor", "rows_left", "rows_size", "size", "transcript_left", "transcript_size")
+    __slots__ = ("left", "rows_floor", "rows_left", "rows_size", "size", "transcript_left", "transcript_size",
+                 "waiting")
 
     def __init__(self, size: int, transcript_size: int, rows_size: int, rows_floor: int = ROW_FLOOR) -> None:
+        self.waiting = ByteBudget(WAITING_BYTES_ALL)
+        """Message content held back to be worked on in larger pieces, by all connections and message
+        summarisers together (see :data:`WAITING_BYTES_ALL`)."""
         self.size = size
         self.left = size
         self.transcript_size = transcript_size
@@ -489,6 +500,7 @@ class EventBudget:
 
     def refill(self) -> None:
         """A new capture file: every session of the last one was reported."""
+        self.waiting.held = 0
         self.left = self.size
         self.transcript_left = self.transcript_size
         self.rows_left = self.rows_size
@@ -888,7 +900,7 @@ class SessionBuilder:
             # keep=False: the session keeps the summary without the message's first bytes (kept_summary),
             # so they are not collected either (64 KiB for each message open at once)
             self._summarizer = (MessageSummarizer(self.mime_limits, on_part=getattr(self._sink, "on_part", None),
-                                                  keep=False)
+                                                  keep=False, waiting=self.budget.waiting)
                                 if self.summarize and (not self.messages_full or self._sink is not None)
                                 else Unsummarized(self.mime_limits))  # past the limit only a sink (extract) reads it
         self._summarizer.feed(event.data)

@@ -14,10 +14,10 @@ import pytest
 
 from mailtrace.capture.reader import open_capture
 from mailtrace.config import Config
-from mailtrace.model import Direction
+from mailtrace.model import ByteBudget, Direction
 from mailtrace.pipeline import Analyzer
 from mailtrace.session import Session
-from mailtrace.tcp.reassembly import PendingBudget, Reassembler
+from mailtrace.tcp.reassembly import Reassembler
 from tests.pcapgen import Capture, Tcp
 
 CONNECTIONS = 40
@@ -76,7 +76,7 @@ def test_all_connections_together_hold_at_most_the_run_limit(tmp_path: Path, mon
 
 
 def test_a_connection_let_go_gives_its_held_bytes_back() -> None:
-    budget = PendingBudget(10_000)
+    budget = ByteBudget(10_000)
     r = Reassembler(Direction.CLIENT, budget=budget)
     r.segment(1000, b"", 0, True, False, 1, 0.0)
     r.segment(1101, b"z" * 500, 500, False, False, 2, 0.1)  # 100 bytes lost before it: held

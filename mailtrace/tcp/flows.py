@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from mailtrace.capture.decode import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, TcpPacket
-from mailtrace.model import CLIENT, SERVER, Chunk, Direction, Endpoint, StreamItem
-from mailtrace.tcp.reassembly import PendingBudget, Reassembler, ReassemblyNote
+from mailtrace.model import CLIENT, SERVER, ByteBudget, Chunk, Direction, Endpoint, StreamItem
+from mailtrace.tcp.reassembly import Reassembler, ReassemblyNote
 
 
 def ip_text(raw: bytes) -> str:
@@ -50,7 +50,10 @@ class FlowLimits:
     """Out-of-order bytes buffered per direction before the hole is declared lost."""
     max_pending_segments: int = 2048
     max_pending_all: int = 16 * 1024 * 1024
-    """Out-of-order bytes all connections may hold together (see :class:`PendingBudget`)."""
+    """Out-of-order bytes all connections may hold together (see :attr:`Reassembler.budget`)."""
+    max_recent_all: int = 16 * 1024 * 1024
+    """Delivered bytes all connections may remember together to compare retransmissions against (64 KiB
+    a direction; see :attr:`Reassembler.RECENT_FLOOR`)."""
     max_sniff_pending_bytes: int = 64 * 1024
     """The same, while a connection on an unknown port is still being sniffed (most are not mail)."""
     max_unanswered: int = 4096
@@ -239,7 +242,8 @@ class FlowTable:
         """Tombstones forgotten early (``FlowLimits.max_remembered``)."""
         self.ended_early = 0
         """Open connections ended early (``FlowLimits.max_open``)."""
-        self.pending_budget = PendingBudget(limits.max_pending_all)
+        self.pending_budget = ByteBudget(limits.max_pending_all)
+        self.recent_budget = ByteBudget(limits.max_recent_all)
 
     # ------------------------------------------------------------------ per packet
     def packet(self, frame: int, ts: float, pkt: TcpPacket) -> None:
@@ -459,11 +463,12 @@ class FlowTable:
         lim = self.limits
         pending = lim.max_pending_bytes if handler.tracked else lim.max_sniff_pending_bytes
         budget = self.pending_budget
+        recent = self.recent_budget
         return (
             Reassembler(CLIENT, max_pending_bytes=pending, max_pending_segments=lim.max_pending_segments,
-                        budget=budget),
+                        budget=budget, recent_budget=recent),
             Reassembler(SERVER, max_pending_bytes=pending, max_pending_segments=lim.max_pending_segments,
-                        budget=budget),
+                        budget=budget, recent_budget=recent),
         )
 
     # ------------------------------------------------------------------ retiring
@@ -492,8 +497,7 @@ class FlowTable:
     def _forget(self, conn: Connection) -> None:
         if conn.rasm is not None:
             for r in conn.rasm:
-                if r.pending:
-                    r.release()
+                r.release()
         conn.handler = None
         conn.fast = None
         conn.rasm = None

@@ -19,7 +19,7 @@ from bisect import bisect_right
 from collections import deque
 from dataclasses import dataclass
 
-from mailtrace.model import Chunk, Direction, Eof, StreamGap, StreamItem
+from mailtrace.model import ByteBudget, Chunk, Direction, Eof, StreamGap, StreamItem
 
 MOD = 1 << 32
 HALF = 1 << 31
@@ -51,21 +51,6 @@ def _piece_offset(piece: tuple[int, bytes, int]) -> int:
     return piece[0]
 
 
-class PendingBudget:
-    """Out-of-order bytes all the reassemblers of a run may hold together (``FlowLimits.max_pending_all``).
-
-    Each direction may hold ``max_pending_bytes`` (2 MiB) waiting for a hole to be filled, and 2,048
-    connections may be open at once: hundreds of connections each with a lost segment and no ACKs to
-    show it (a one-sided capture) could hold gigabytes. Past this sum, the direction that adds gives up
-    its hole as if its own buffer were full."""
-
-    __slots__ = ("held", "size")
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.held = 0
-
-
 class Reassembler:
     """Per-direction reassembly state. Feed every segment of this direction with :meth:`segment`."""
 
@@ -86,6 +71,7 @@ class Reassembler:
         "offset",
         "pending",
         "pending_bytes",
+        "recent_budget",
         "retransmitted_bytes",
     )
 
@@ -95,12 +81,25 @@ class Reassembler:
     """And at most this many segments of them: a segment kept costs ~130 bytes besides its data, so 64 KiB
     of one-line segments cost 150 KiB a direction, of one-byte segments 8 MiB (200 sessions sending lines
     at once held 30 MiB here). Full-size segments reach the byte limit first (45 of 1,448 bytes)."""
+    RECENT_FLOOR = 4 * 1024
+    """What a direction keeps of them while the run's budget of remembered bytes is spent (``recent_budget``,
+    ``FlowLimits.max_recent_all``; whole segments: none when the last one alone is longer). 2,000 SMTP
+    sessions open at once, each in the middle of its message, remembered 126 MiB. Past it a retransmission of
+    older bytes is still recognised and dropped, but its original frame is not named and its bytes are not
+    compared."""
 
     def __init__(self, direction: Direction, *, max_pending_bytes: int = 2 * 1024 * 1024,
-                 max_pending_segments: int = 2048, budget: PendingBudget | None = None) -> None:
+                 max_pending_segments: int = 2048, budget: ByteBudget | None = None,
+                 recent_budget: ByteBudget | None = None) -> None:
         self.direction = direction
-        self.budget = budget if budget is not None else PendingBudget(1 << 62)
-        """Shared with the run's other reassemblers (a reassembler of its own: no bound beyond its own)."""
+        self.budget = budget if budget is not None else ByteBudget(1 << 62)
+        """Out-of-order bytes all the run's reassemblers may hold together (``FlowLimits.max_pending_all``):
+        each direction may hold 2 MiB, and 2,048 connections may be open at once, so hundreds of connections
+        each with a lost segment and no ACKs to show it (a one-sided capture) could hold gigabytes. Past it
+        the direction that adds gives up its hole as if its own buffer were full. (A reassembler of its own:
+        no bound beyond its own.)"""
+        self.recent_budget = recent_budget if recent_budget is not None else ByteBudget(1 << 62)
+        """Likewise for the delivered bytes remembered (:meth:`_remember`, :attr:`RECENT_FLOOR`)."""
         self.isn: int | None = None
         self.next_seq: int | None = None  # next expected 32-bit sequence number
         self.offset = 0  # stream offset (64-bit) of next_seq
@@ -261,16 +260,20 @@ class Reassembler:
         self.budget.held += len(payload)
 
     def _pending_over_limit(self) -> bool:
-        return self._own_buffer_full() or self.budget.held > self.budget.size
+        return self._own_buffer_full() or self.budget.spent
 
     def _own_buffer_full(self) -> bool:
         return self.pending_bytes > self.max_pending_bytes or len(self.pending) > self.max_pending_segments
 
     def release(self) -> None:
-        """The connection is let go with segments still held: they leave the run's budget with it."""
+        """The connection is let go: the segments it still held and the bytes it remembered leave the run's
+        budgets with it."""
         self.budget.held -= self.pending_bytes
         self.pending.clear()
         self.pending_bytes = 0
+        self.recent_budget.held -= self._recent_bytes
+        self._recent.clear()
+        self._recent_bytes = 0
 
     def _drain(self, out: list[StreamItem]) -> None:
         """Deliver held segments that have become contiguous."""
@@ -314,15 +317,24 @@ class Reassembler:
 
     def _remember(self, offset: int, data: bytes, frame: int) -> None:
         self._recent.append((offset, data, frame))
-        self._recent_bytes += len(data)
-        if self._recent_bytes > self.RECENT_LIMIT or len(self._recent) > self.RECENT_PIECES:
+        size = len(data)
+        self._recent_bytes += size
+        shared = self.recent_budget
+        shared.held += size
+        if self._recent_bytes > self.RECENT_LIMIT or len(self._recent) > self.RECENT_PIECES \
+                or shared.held > shared.size:  # not .spent: a property is a call per segment
             self._trim_recent()
 
     def _trim_recent(self) -> None:
-        while (self._recent_bytes > self.RECENT_LIMIT or len(self._recent) > self.RECENT_PIECES) \
-                and len(self._recent) > 1:
-            _, old, _ = self._recent.popleft()
+        recent = self._recent
+        shared = self.recent_budget
+        # within the run's budget at least the last segment stays, whatever its length; past it only
+        # what fits in the floor
+        limit, least = (self.RECENT_FLOOR, 0) if shared.spent else (self.RECENT_LIMIT, 1)
+        while (self._recent_bytes > limit or len(recent) > self.RECENT_PIECES) and len(recent) > least:
+            _, old, _ = recent.popleft()
             self._recent_bytes -= len(old)
+            shared.held -= len(old)
 
     def _frame_of(self, offset: int) -> int:
         """The frame that delivered the byte at ``offset`` (0 when it is no longer remembered). The

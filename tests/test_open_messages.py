@@ -1,0 +1,137 @@
+"""What each open message holds back is bounded for the whole run, not only per message.
+
+A connection gathers up to 64 KiB of message content before its dissector reads it (``BULK_BYTES``), a
+message summariser up to 64 KiB before it scans (``mime._BLOCK``), and reassembly remembers 64 KiB a
+direction to compare retransmissions against (``Reassembler.RECENT_LIMIT``); a session's summariser also
+copied the first 64 KiB of its message for a preview the session then dropped. With 2,048 connections
+open at once that is hundreds of MiB: 2,000 SMTP sessions each in the middle of an 84 KB message took
+393 MiB. The connections and summarisers of a run now share ``session.WAITING_BYTES_ALL``, its
+reassemblers ``FlowLimits.max_recent_all``, and the session's summariser keeps no preview."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import mailtrace.tcp.flows
+from mailtrace.capture.reader import open_capture
+from mailtrace.config import Config
+from mailtrace.model import ByteBudget, Direction
+from mailtrace.pipeline import Analyzer
+from mailtrace.render.json import session_json
+from mailtrace.session import Session
+from mailtrace.tcp.reassembly import RETRANSMISSION, Reassembler
+from tests.pcapgen import Capture, Tcp
+
+CONNECTIONS = 30
+SEGMENTS = 40
+LINE = (b"y" * 68 + b"\r\n") * 20  # 1,400 bytes a segment: 56 KB a message
+BACK = 10
+"""Each client sends again the segment it sent this many segments before (a retransmission of old bytes)."""
+
+
+class Watched(ByteBudget):
+    """A budget that remembers the most it held."""
+
+    __slots__ = ("most",)
+
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.most = 0
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        if name == "held" and value > getattr(self, "most", 0):
+            super().__setattr__("most", value)
+
+
+def _open_at_once(tmp_path: Path) -> Path:
+    """CONNECTIONS SMTP clients each sending a message of SEGMENTS segments, all at the same time."""
+    cap = Capture()
+    for i in range(CONNECTIONS):
+        t = Tcp(cap, client=(f"10.0.1.{i + 1}", 40000 + i), server=("10.0.0.2", 25), step=0.001).handshake()
+        t.s(b"220 mx ESMTP\r\n").c(b"EHLO x\r\n").s(b"250 mx\r\n")
+        t.c(b"MAIL FROM:<a@example.net>\r\n").s(b"250 ok\r\n").c(b"RCPT TO:<u@example.org>\r\n").s(b"250 ok\r\n")
+        t.c(b"DATA\r\n").s(b"354 go\r\n").c(b"Subject: open %d\r\n\r\n" % i)
+        starts = []
+        for _ in range(SEGMENTS):
+            starts.append(t.seq["c"])
+            t.c(LINE)
+        t.c(LINE, seq=starts[-BACK])
+        t.c(b".\r\n").s(b"250 queued\r\n").c(b"QUIT\r\n").s(b"221 bye\r\n").fin()
+    cap.frames.sort(key=lambda f: f.ts)
+    return cap.write(tmp_path / "open.pcap")
+
+
+def _run(path: Path, *, recent_all: int, waiting: int) -> tuple[list[Session], Analyzer]:
+    config = Config()
+    analyzer = Analyzer(replace(config, flow=replace(config.flow, max_recent_all=recent_all)))
+    analyzer.event_budget.waiting = Watched(waiting)
+    sessions = list(analyzer.run([open_capture(str(path))]))
+    assert analyzer.event_budget.waiting.held == 0  # every held byte went back
+    return sessions, analyzer
+
+
+def _report(s: Session) -> dict[str, Any]:
+    return session_json(s, False)
+
+
+def test_open_messages_hold_back_at_most_the_run_limits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _open_at_once(tmp_path)
+    recent: list[Watched] = []
+
+    def watched_budget(size: int) -> ByteBudget:
+        budget = Watched(size)
+        recent.append(budget)
+        return budget
+
+    monkeypatch.setattr(mailtrace.tcp.flows, "ByteBudget", watched_budget)
+    free, free_run = _run(path, recent_all=1 << 40, waiting=1 << 40)
+    free_recent = free_run.flows.recent_budget
+    tight, tight_run = _run(path, recent_all=64 * 1024, waiting=64 * 1024)
+    tight_recent = tight_run.flows.recent_budget
+    assert isinstance(free_recent, Watched) and isinstance(tight_recent, Watched)
+
+    # unbounded, every connection holds its last 64 KiB, and gathers a block, all at once
+    assert free_recent.most >= CONNECTIONS * 56_000
+    assert free_run.event_budget.waiting.most >= CONNECTIONS * 48_000
+    # bounded: one segment past the limit, then each direction keeps its floor
+    assert tight_recent.most <= 64 * 1024 + len(LINE) + CONNECTIONS * 2 * Reassembler.RECENT_FLOOR
+    assert tight_run.event_budget.waiting.most <= 64 * 1024 + 2 * len(LINE)
+    assert free_recent.held == tight_recent.held == 0  # connections let go gave theirs back
+
+    # the same report, but for what the bytes no longer remembered can tell: a retransmission of old bytes
+    # is still one, without the frame it repeats
+    assert len(free) == len(tight) == CONNECTIONS
+    for a, b in zip(free, tight, strict=True):
+        assert list(a.retransmissions) == list(b.retransmissions) and len(a.retransmissions) == 1
+        assert all(a.retransmissions.values()) and not any(b.retransmissions.values())
+        a.retransmissions = b.retransmissions = {}
+        assert _report(a) == _report(b)
+        assert [(m.summary.complete, m.summary.bytes > SEGMENTS * len(LINE)) for m in b.messages] == [(True, True)]
+
+
+def test_a_direction_past_the_run_limit_keeps_its_floor() -> None:
+    shared = ByteBudget(10_000)
+    first = Reassembler(Direction.CLIENT, recent_budget=shared)
+    second = Reassembler(Direction.CLIENT, recent_budget=shared)
+    for r in (first, second):
+        r.segment(1000, b"", 0, True, False, 1, 0.0)
+    for n in range(8):
+        first.segment(1001 + n * 1000, b"a" * 1000, 1000, False, False, 10 + n, 0.1)
+    assert (first._recent_bytes, shared.held) == (8000, 8000)  # within the limit: all of it
+    for n in range(3):  # past it: the second keeps what fits in its floor, here its last segment
+        second.segment(1001 + n * 3000, b"b" * 3000, 3000, False, False, 20 + n, 0.2)
+    assert (second._recent_bytes, first._recent_bytes, shared.held) == (3000, 8000, 11_000)
+    assert 3000 <= Reassembler.RECENT_FLOOR < 6000
+    # its last segment is still named; bytes before it are a retransmission of bytes no longer known
+    second.segment(1001 + 6000, b"b" * 3000, 3000, False, False, 30, 0.3)
+    second.segment(1001, b"b" * 3000, 3000, False, False, 31, 0.3)
+    assert [(n.kind, n.detail, n.frame) for n in second.notes] == [(RETRANSMISSION, "22", 30),
+                                                                   (RETRANSMISSION, "0", 31)]
+    first.release()
+    second.release()
+    assert shared.held == 0 and not first._recent and not second._recent
