@@ -15,6 +15,9 @@ Runs four measurements and prints a table (and, with --json, machine-readable re
    kept commands and replies are bounded per session and for all sessions together.
 
 For a bigger mail capture, ``--sessions 9700 --seed 5 --no-tshark`` makes and measures a 1 GB one.
+``--python PATH`` times mailtrace under another interpreter (one with mailtrace's dependencies installed):
+how CPython was built matters here — this machine's pyenv build (no PGO/LTO, ``--enable-shared``) takes
+about an eighth more CPU than Debian's own ``/usr/bin/python3.11`` for the same run (bench/README.md).
 
 This is a benchmark, not a timed test: numbers depend on the machine. Record them in README.md.
 """
@@ -195,14 +198,26 @@ def main() -> int:
     ap.add_argument("--noise-packets", type=int, default=1_000_000)
     ap.add_argument("--no-tshark", action="store_true")
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--python", default=sys.executable,
+                    help="the interpreter to run mailtrace with (default: this one)")
     args = ap.parse_args()
 
-    mailtrace = [sys.executable, "-m", "mailtrace", "analyze", "--format", "json"]
+    python = shutil.which(args.python) or args.python
+    if not os.access(python, os.X_OK):
+        sys.exit(f"--python {args.python}: no such interpreter")
+    mailtrace = [python, "-m", "mailtrace", "analyze", "--format", "json"]
     # Time the package as `pip install .` leaves it, with its bytecode compiled: an editable checkout
     # under PYTHONDONTWRITEBYTECODE would otherwise recompile ~1 MB of source on every run (~0.3 s).
     import mailtrace as package
 
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(package.__file__).parent)], check=True,
+    # the code timed is this checkout's, whichever interpreter runs it
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE.parent), os.environ.get("PYTHONPATH")]))
+    version = subprocess.run([python, "-c", "import sys, mailtrace.commands.analyze; print(sys.version.split()[0])"],
+                             check=False, capture_output=True, text=True)
+    if version.returncode:
+        sys.exit(f"{python} cannot run mailtrace: install its dependencies there first "
+                 f"({version.stderr.strip().splitlines()[-1] if version.stderr.strip() else version.returncode})")
+    subprocess.run([python, "-m", "compileall", "-q", str(Path(package.__file__).parent)], check=True,
                    stdout=subprocess.DEVNULL)
     results: dict[str, dict[str, float]] = {}
     OUT.mkdir(exist_ok=True)
@@ -231,6 +246,7 @@ def main() -> int:
             results["tshark mail"] = {"seconds": wall, "packets": packets, "packets_per_s": packets / wall,
                                       "peak_rss_mib": rss / 1024, "mb": path.stat().st_size / 1e6,
                                       "cpu_seconds": cpu}
+    print(f"mailtrace under {python} (Python {version.stdout.strip()})")
     print(f"{'run':<22}{'MB':>8}{'packets':>10}{'seconds':>9}{'packets/s':>11}{'peak RSS MiB':>14}{'CPU s':>8}")
     for name, r in results.items():
         print(f"{name:<22}{r['mb']:>8.0f}{r['packets']:>10.0f}{r['seconds']:>9.2f}{r['packets_per_s']:>11.0f}"
