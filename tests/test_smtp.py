@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from mailtrace.config import Config
 from mailtrace.model import CLIENT, SERVER, BodyData, Chunk, Eof, Event, MessageData, StreamGap, StreamItem
 from mailtrace.pipeline import Analyzer
 from mailtrace.protocols.base import DissectorLimits
-from mailtrace.protocols.smtp import Smtp, parse_address
+from mailtrace.protocols.smtp import ADDRESS, Smtp, parse_address
 from mailtrace.session import Session
 from tests.pcapgen import Capture, Tcp
 from tests.support import corpus, facts, report, run_cli, sample
@@ -193,6 +194,19 @@ def test_parse_address_variants() -> None:
     assert parse_address("from: <a@b>", "FROM") == ("a@b", {}, True)
     assert parse_address("FROM:<>", "FROM") == ("", {}, True)
     assert parse_address("FROM alice@x", "FROM")[2] is False
+    assert parse_address('FROM:<"x>y"@example.org> SIZE=1', "FROM") == ('"x>y"@example.org', {"SIZE": "1"}, True)
+
+
+# The path as one backtracking regex reads it: what ADDRESS (possessive, 20 times faster on long arguments)
+# must read the same.
+_PLAIN_ADDRESS = re.compile(r'^\s*:?\s*(?:<((?:"(?:[^"\\]|\\.)*"|[^>"])*)>|(\S*))\s*(.*)$', re.DOTALL)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(alphabet='<>"\\ \t:@,a=.\r\n', max_size=24))
+def test_the_path_regex_reads_what_a_backtracking_one_reads(text: str) -> None:
+    plain, possessive = _PLAIN_ADDRESS.match(text), ADDRESS.match(text)
+    assert (plain.groups() if plain else None) == (possessive.groups() if possessive else None)
 
 
 def test_cram_md5_and_cancel() -> None:
