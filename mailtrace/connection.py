@@ -325,6 +325,8 @@ class MailConnection:
             record = dissector.record() if dissector is not None else {}
         except Exception:  # its state may be what failed
             record = {}
+        if dissector is not None:
+            dissector.release_lines()  # it will not be finished
         self.dissector = _FailedDissector(record)
         builder = self.builder
         self._bulk = builder.bulk = None
@@ -529,6 +531,9 @@ class _FailedDissector:
 
     def finish(self) -> list[Event]:
         return []
+
+    def release_lines(self) -> None:
+        pass
 
     def record(self) -> dict[str, Any]:
         return self._record

@@ -11,7 +11,7 @@ import heapq
 import operator
 import struct
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from mailtrace.capture.decode import (
@@ -146,6 +146,9 @@ class Analyzer:
         }
         self.event_budget = EventBudget.of(config.session)
         """Commands and replies (and transcript bytes) the sessions not yet reported may keep, together."""
+        # the dissectors of this run share its budget of long lines
+        self.config = config = replace(config, dissector=replace(config.dissector,
+                                                                 line_budget=self.event_budget.lines))
         self.context = ContextTracker(config.context) if config.context_enabled else None
         """DNS and ident beside the sessions; its ``listeners`` get every DNS transaction (findings)."""
         self.stats.context = self.context.stats if self.context is not None else None

@@ -6,7 +6,11 @@ direction to compare retransmissions against (``Reassembler.RECENT_LIMIT``); a s
 copied the first 64 KiB of its message for a preview the session then dropped. With 2,048 connections
 open at once that is hundreds of MiB: 2,000 SMTP sessions each in the middle of an 84 KB message took
 393 MiB. The connections and summarisers of a run now share ``session.WAITING_BYTES_ALL``, its
-reassemblers ``FlowLimits.max_recent_all``, and the session's summariser keeps no preview."""
+reassemblers ``FlowLimits.max_recent_all``, and the session's summariser keeps no preview.
+
+Lines still being read are bounded the same way (``base.LINE_FLOOR``, ``session.LINE_BYTES_ALL``): each
+dissector reads lines up to 64 KiB (``max_line``), and 2,000 SMTP sessions at once each in the middle of a
+63 KB MAIL FROM held 126 MiB of them (391 MiB with what was read from them)."""
 
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from mailtrace.capture.reader import open_capture
 from mailtrace.config import Config
 from mailtrace.model import ByteBudget, Direction
 from mailtrace.pipeline import Analyzer
+from mailtrace.protocols.base import LINE_FLOOR, LineBuffer
 from mailtrace.render.json import session_json
 from mailtrace.session import Session
 from mailtrace.tcp.reassembly import RETRANSMISSION, Reassembler
@@ -135,3 +140,54 @@ def test_a_direction_past_the_run_limit_keeps_its_floor() -> None:
     first.release()
     second.release()
     assert shared.held == 0 and not first._recent and not second._recent
+
+
+def test_lines_being_read_take_from_the_run_budget_and_give_it_back() -> None:
+    budget = ByteBudget(4000)
+    a, b = LineBuffer(65536, budget), LineBuffer(65536, budget)
+    a.push(b"x" * 3000, 1, 0.0)
+    assert list(a.lines(1, 0.0)) == [] and budget.held == 3000 - LINE_FLOOR
+    b.push(b"y" * 5000, 2, 0.0)  # past the budget: cut where it stands, the rest skipped
+    assert list(b.lines(2, 0.0)) == [] and budget.held == budget.size
+    b.push(b"y" * 1000 + b"\r\nNOOP\r\n", 3, 0.0)
+    cut, noop = list(b.lines(3, 0.0))
+    assert len(cut.text) == LINE_FLOOR + 4000 - (3000 - LINE_FLOOR) and cut.too_long == 6000 - len(cut.text)
+    assert noop.text == b"NOOP" and budget.held == 3000 - LINE_FLOOR  # read: given back
+    a.release()  # the connection ends in the middle of a line
+    assert budget.held == 0 and len(a) == 0
+
+
+def _long_lines(tmp_path: Path, size: int) -> Path:
+    """CONNECTIONS SMTP clients at once, each sending a MAIL FROM of ``size`` bytes in 1,400-byte segments."""
+    cap = Capture()
+    for i in range(CONNECTIONS):
+        t = Tcp(cap, client=(f"10.0.2.{i + 1}", 41000 + i), server=("10.0.0.2", 25), step=0.001).handshake()
+        t.s(b"220 mx ESMTP\r\n").c(b"EHLO x\r\n").s(b"250 mx\r\n")
+        line = b"MAIL FROM:<" + b"a" * (size - 14) + b">\r\n"
+        for k in range(0, len(line), 1400):
+            t.c(line[k : k + 1400])
+        t.s(b"501 no\r\n").c(b"QUIT\r\n").s(b"221 bye\r\n").fin()
+    cap.frames.sort(key=lambda f: f.ts)
+    return cap.write(tmp_path / "long-lines.pcap")
+
+
+def test_long_lines_of_many_sessions_at_once_are_cut_past_the_run_budget(tmp_path: Path) -> None:
+    path = _long_lines(tmp_path, 20_000)
+    analyzer = Analyzer(Config())
+    budget = analyzer.config.dissector.line_budget
+    assert budget is analyzer.event_budget.lines
+    watched = Watched(100_000)
+    analyzer.event_budget.lines = watched
+    analyzer.config = replace(analyzer.config, dissector=replace(analyzer.config.dissector, line_budget=watched))
+    sessions = list(analyzer.run([open_capture(str(path))]))
+    assert watched.most <= watched.size and watched.held == 0
+    mails = [c for s in sessions for c in s.commands if c.verb == "MAIL"]
+    assert len(mails) == CONNECTIONS
+    kept = sorted(len(c.argument) for c in mails)
+    assert kept[-1] < 20_000 // 2 and sum(kept) <= watched.size + CONNECTIONS * (LINE_FLOOR + 1400)
+    said = [a.detail for s in sessions for a in s.anomalies if a.kind == "line-too-long"]
+    assert len(said) == CONNECTIONS
+    assert all("the long lines of all connections together are limited to 100,000 bytes" in d for d in said)
+    whole = list(Analyzer(Config()).run([open_capture(str(path))]))  # the default budget holds them all
+    arguments = [len(c.argument) for s in whole for c in s.commands if c.verb == "MAIL"]
+    assert arguments == [20_000 - len(b"MAIL \r\n")] * CONNECTIONS

@@ -47,7 +47,7 @@ from mailtrace.model import (
     TlsStart,
 )
 from mailtrace.numbers import is_count, parse_count
-from mailtrace.protocols.base import DissectorLimits, EventSink, Line, LineBuffer, printable
+from mailtrace.protocols.base import DissectorLimits, EventSink, Line, LineBuffer, budget_cut, printable
 from mailtrace.protocols.imap_parse import (
     Literal,
     Piece,
@@ -289,8 +289,8 @@ class Imap:
         limits = limits or DissectorLimits()
         self.limits = limits
         self.out = EventSink()
-        self.readers = (Reader(CLIENT, LineBuffer(limits.max_line)),
-                        Reader(SERVER, LineBuffer(limits.max_line)))
+        self.readers = (Reader(CLIENT, LineBuffer(limits.max_line, limits.line_budget)),
+                        Reader(SERVER, LineBuffer(limits.max_line, limits.line_budget)))
         self.pending: dict[str, Pending] = {}
         self.building: Pending | None = None
         """The client command whose line is still being assembled (literals to come)."""
@@ -403,7 +403,13 @@ class Imap:
                 self._auth(cmd, sasl.mechanism, sasl.username, sasl.secret, None, frame=self.out.frame,
                            ts=self.out.ts, extra={"outcome": "not seen"}, sasl=sasl)
         self.pending.clear()
+        self.release_lines()
         return self.out.take()
+
+    def release_lines(self) -> None:
+        """What the lines still being read took from the run's budget of long lines goes back (``base.LINE_FLOOR``)."""
+        for reader in self.readers:
+            reader.lines.release()
 
     @property
     def bulk(self) -> Direction | None:
@@ -521,9 +527,10 @@ class Imap:
     def _line(self, r: Reader, line: Line) -> None:
         text = line.text
         if line.too_long:
+            cut = budget_cut(line, self.limits)
             self.out.anomaly(r.direction, self.phase, "line-too-long",
-                             f"line of {len(text) + line.too_long} bytes (limit {self.limits.max_line})",
-                             line.frame)
+                             f"line of {len(text) + line.too_long} bytes "
+                             + (cut or f"(limit {self.limits.max_line})"), line.frame)
         if not r.pieces and r.direction is SERVER and self._in_tail(text):
             self._tail_line(line)
             return

@@ -40,7 +40,16 @@ from mailtrace.model import (
     TlsStart,
 )
 from mailtrace.numbers import is_count, parse_count
-from mailtrace.protocols.base import DissectorLimits, DotBody, EventSink, Line, LineBuffer, printable, printable_text
+from mailtrace.protocols.base import (
+    DissectorLimits,
+    DotBody,
+    EventSink,
+    Line,
+    LineBuffer,
+    budget_cut,
+    printable,
+    printable_text,
+)
 from mailtrace.protocols.sasl import (
     COMMAND_AS_RESPONSE,
     SaslExchange,
@@ -185,8 +194,8 @@ class Pop3:
         limits = limits or DissectorLimits()
         self.limits = limits
         self.out = EventSink()
-        self.client_lines = LineBuffer(limits.max_line)
-        self.server_lines = LineBuffer(limits.max_line)
+        self.client_lines = LineBuffer(limits.max_line, limits.line_budget)
+        self.server_lines = LineBuffer(limits.max_line, limits.line_budget)
         self.pending: deque[Pending] = deque()
         self.state = State.AUTHORIZATION
         self.state_known = False
@@ -276,7 +285,13 @@ class Pop3:
         for cmd in list(self.pending):
             self._login_result(cmd, None, "", frame=cmd.frame, ts=cmd.ts, extra={"outcome": "not seen"})
         self.pending.clear()
+        self.release_lines()
         return self.out.take()
+
+    def release_lines(self) -> None:
+        """What the lines still being read took from the run's budget of long lines goes back (``base.LINE_FLOOR``)."""
+        self.client_lines.release()
+        self.server_lines.release()
 
     @property
     def bulk(self) -> Direction | None:
@@ -360,8 +375,10 @@ class Pop3:
 
     def _client_line(self, line: Line) -> None:
         if line.too_long:
+            cut = budget_cut(line, self.limits)
             self.out.anomaly(CLIENT, self.phase, "line-too-long",
-                             f"client line of {len(line.text) + line.too_long} bytes", line.frame)
+                             f"client line of {len(line.text) + line.too_long} bytes" + (f" {cut}" if cut else ""),
+                             line.frame)
         if self.auth_waiting and self.sasl is not None:
             self._sasl_response(line)
             return

@@ -35,7 +35,16 @@ from mailtrace.model import (
     TlsStart,
 )
 from mailtrace.numbers import is_count, parse_count
-from mailtrace.protocols.base import DissectorLimits, DotBody, EventSink, Line, LineBuffer, printable, printable_text
+from mailtrace.protocols.base import (
+    DissectorLimits,
+    DotBody,
+    EventSink,
+    Line,
+    LineBuffer,
+    budget_cut,
+    printable,
+    printable_text,
+)
 from mailtrace.protocols.sasl import COMMAND_AS_RESPONSE, SaslExchange, command_as_response, redact_lines
 from mailtrace.protocols.smtp_codes import is_defined_code
 
@@ -254,8 +263,8 @@ class Smtp:
     def __init__(self, limits: DissectorLimits = DissectorLimits()) -> None:
         self.limits = limits
         self.out = EventSink()
-        self.client_lines = LineBuffer(limits.max_line)
-        self.server_lines = LineBuffer(limits.max_line)
+        self.client_lines = LineBuffer(limits.max_line, limits.line_budget)
+        self.server_lines = LineBuffer(limits.max_line, limits.line_budget)
         self.mode = Mode.COMMAND
         self.server_tls = False
         self.greeted = False
@@ -396,7 +405,13 @@ class Smtp:
                                      secret=self.sasl.secret, success=None, domain=self.sasl.domain,
                                      extra={"outcome": "not seen", **self.sasl.attempt_extra()}))
             self.sasl = None
+        self.release_lines()
         return self.out.take()
+
+    def release_lines(self) -> None:
+        """What the lines still being read took from the run's budget of long lines goes back (``base.LINE_FLOOR``)."""
+        self.client_lines.release()
+        self.server_lines.release()
 
     def record(self) -> dict[str, Any]:
         return {
@@ -471,9 +486,10 @@ class Smtp:
         if line.bare_lf:
             self.bare_lf += 1
         if line.too_long:
+            cut = budget_cut(line, self.limits)
             self.out.anomaly(CLIENT, self.phase, "line-too-long",
-                             f"client line of {len(line.text) + line.too_long} bytes exceeds {self.limits.max_line}",
-                             line.frame)
+                             f"client line of {len(line.text) + line.too_long} bytes "
+                             + (cut or f"exceeds {self.limits.max_line}"), line.frame)
         elif len(line.text) + 2 > RFC_LINE_LIMIT and self.mode is not Mode.GAP:
             self._over_rfc_limit(line)  # (in gap mode the line may be message text after a lost DATA)
         if self.mode is Mode.AUTH_RESPONSE:
@@ -886,9 +902,10 @@ class Smtp:
             return
         self.server_gap = False
         if line.too_long:
+            cut = budget_cut(line, self.limits)
             self.out.anomaly(SERVER, self.phase, "line-too-long",
-                             f"server line of {len(line.text) + line.too_long} bytes exceeds {self.limits.max_line}",
-                             line.frame)
+                             f"server line of {len(line.text) + line.too_long} bytes "
+                             + (cut or f"exceeds {self.limits.max_line}"), line.frame)
         elif len(line.text) + 2 > RFC_LINE_LIMIT:
             self.out.anomaly(SERVER, self.phase, "line-over-rfc-limit",
                              f"reply line of {len(line.text) + 2} octets with its CRLF; RFC 5321 §4.5.3.1.5 allows "
