@@ -51,7 +51,7 @@ class FlowLimits:
     max_pending_segments: int = 2048
     max_pending_all: int = 16 * 1024 * 1024
     """Out-of-order bytes all connections may hold together (see :attr:`Reassembler.budget`)."""
-    max_recent_all: int = 16 * 1024 * 1024
+    max_recent_all: int = 8 * 1024 * 1024
     """Delivered bytes all connections may remember together to compare retransmissions against (64 KiB
     a direction; see :attr:`Reassembler.RECENT_FLOOR`)."""
     max_sniff_pending_bytes: int = 64 * 1024
