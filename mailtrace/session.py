@@ -65,11 +65,12 @@ ROW_GRANT = 1_024
 row. The first grant is :data:`FIRST_ROW_GRANT` and each doubles the last: most sessions are short, and up to
 2,048 are open at once (a SYN flood's sessions are a row each)."""
 FIRST_ROW_GRANT = 16
-ROW_FLOOR = 64
+ROW_FLOOR = 32
 """Rows every session keeps whatever the budget has left: its setup, greeting and first exchanges, so
 that no view or finding reads a session that kept nothing (a few long sessions open all day could
 otherwise leave none to those that come later). Bounded by the flow table's 2,048 open connections
-(~26 MiB); the budget grants rows past them."""
+(~13 MiB; at 64 rows, 2,000 sessions at once each in the middle of a message held 26 MiB of them); the
+budget grants rows past them."""
 WAITING_BYTES_ALL = 8 * 1024 * 1024
 """Message content held back so that it is worked on in larger pieces, all connections of a run together:
 what a connection gathers for its dissector (``connection.BULK_BYTES``, 64 KiB) and what a message summariser
@@ -435,9 +436,10 @@ setattr(Session, "rows", property(_get_rows, _set_rows, doc="The packets' rows (
 class SessionLimits:
     max_rows: int = 20_000
     """Rows kept per session; the packets beyond it are counted (``rows_elided``), their events not kept."""
-    max_rows_all: int = 100_000
+    max_rows_all: int = 50_000
     """Rows kept by all the sessions not yet reported, together (~200 bytes each; see :class:`EventBudget`):
-    200 SMTP sessions at once each sending 10,000 segments took 520 MiB."""
+    200 SMTP sessions at once each sending 10,000 segments took 520 MiB. 100,000 until the nineteenth
+    session: with 2,000 sessions open at once their rows were the largest thing left (41 MiB)."""
     max_events: int = 200_000
     """Commands kept per session, and replies; the rest are counted (``events_dropped``), not kept."""
     max_events_all: int = 150_000
