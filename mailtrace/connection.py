@@ -326,7 +326,7 @@ class MailConnection:
         except Exception:  # its state may be what failed
             record = {}
         if dissector is not None:
-            dissector.release_lines()  # it will not be finished
+            dissector.release_unread()  # it will not be finished
         self.dissector = _FailedDissector(record)
         builder = self.builder
         self._bulk = builder.bulk = None
@@ -532,7 +532,7 @@ class _FailedDissector:
     def finish(self) -> list[Event]:
         return []
 
-    def release_lines(self) -> None:
+    def release_unread(self) -> None:
         pass
 
     def record(self) -> dict[str, Any]:

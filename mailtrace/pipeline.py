@@ -148,7 +148,7 @@ class Analyzer:
         """Commands and replies (and transcript bytes) the sessions not yet reported may keep, together."""
         # the dissectors of this run share its budget of long lines
         self.config = config = replace(config, dissector=replace(config.dissector,
-                                                                 line_budget=self.event_budget.lines))
+                                                                 unread_budget=self.event_budget.unread))
         self.context = ContextTracker(config.context) if config.context_enabled else None
         """DNS and ident beside the sessions; its ``listeners`` get every DNS transaction (findings)."""
         self.stats.context = self.context.stats if self.context is not None else None

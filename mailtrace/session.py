@@ -77,9 +77,10 @@ what a connection gathers for its dissector (``connection.BULK_BYTES``, 64 KiB) 
 gathers for a scan (``mime._BLOCK``, 64 KiB). Each is bounded per message, but 2,048 connections may be open at
 once: 2,000 SMTP sessions each in the middle of its message held 250 MiB that way. Past it each works on what
 it has as it comes: the same events and summaries (both are split-invariant), a little slower."""
-LINE_BYTES_ALL = 8 * 1024 * 1024
-"""The bytes of long protocol lines (past ``protocols.base.LINE_FLOOR``, 1 KiB) that the dissectors of a run
-hold while they are still reading them, together (see ``LINE_FLOOR``)."""
+UNREAD_BYTES_ALL = 8 * 1024 * 1024
+"""What the dissectors of a run hold before they can read it, together: lines still being read, past their
+first KiB (``protocols.base.LINE_FLOOR``), and a client's bytes held until the reply that says how to read
+them (``DissectorLimits.max_wait_bytes``, 256 KiB a connection). See ``protocols.base.WaitCharge``."""
 MAX_ELIDED_SPANS = 8
 """Spans of time kept for the rows past the row limit; a frame far from all of them joins the nearest."""
 
@@ -475,16 +476,16 @@ class EventBudget:
     builders keep :data:`ROW_FLOOR` rows each outside it, take the rest in grants (:data:`FIRST_ROW_GRANT`,
     doubling up to :data:`ROW_GRANT`) and give back what they did not use when they finish."""
 
-    __slots__ = ("left", "lines", "rows_floor", "rows_left", "rows_size", "size", "transcript_left",
-                 "transcript_size", "waiting")
+    __slots__ = ("left", "rows_floor", "rows_left", "rows_size", "size", "transcript_left",
+                 "transcript_size", "unread", "waiting")
 
     def __init__(self, size: int, transcript_size: int, rows_size: int, rows_floor: int = ROW_FLOOR) -> None:
         self.waiting = ByteBudget(WAITING_BYTES_ALL)
         """Message content held back to be worked on in larger pieces, by all connections and message
         summarisers together (see :data:`WAITING_BYTES_ALL`)."""
-        self.lines = ByteBudget(LINE_BYTES_ALL)
-        """Long protocol lines, read and kept, by all dissectors together (see :data:`LINE_BYTES_ALL`; the
-        analyzer hands it to them in ``DissectorLimits.line_budget``)."""
+        self.unread = ByteBudget(UNREAD_BYTES_ALL)
+        """What the dissectors hold unread, together (see :data:`UNREAD_BYTES_ALL`; the analyzer hands it to
+        them in ``DissectorLimits.unread_budget``)."""
         self.size = size
         self.left = size
         self.transcript_size = transcript_size
@@ -509,7 +510,7 @@ class EventBudget:
     def refill(self) -> None:
         """A new capture file: every session of the last one was reported."""
         self.waiting.held = 0
-        self.lines.held = 0
+        self.unread.held = 0
         self.left = self.size
         self.transcript_left = self.transcript_size
         self.rows_left = self.rows_size

@@ -8,9 +8,11 @@ open at once that is hundreds of MiB: 2,000 SMTP sessions each in the middle of 
 393 MiB. The connections and summarisers of a run now share ``session.WAITING_BYTES_ALL``, its
 reassemblers ``FlowLimits.max_recent_all``, and the session's summariser keeps no preview.
 
-Lines still being read are bounded the same way (``base.LINE_FLOOR``, ``session.LINE_BYTES_ALL``): each
-dissector reads lines up to 64 KiB (``max_line``), and 2,000 SMTP sessions at once each in the middle of a
-63 KB MAIL FROM held 126 MiB of them (391 MiB with what was read from them)."""
+What the dissectors hold unread is bounded the same way (``session.UNREAD_BYTES_ALL``): lines still being
+read past their first KiB (``base.LINE_FLOOR``; each up to 64 KiB, ``max_line``: 2,000 SMTP sessions at once
+each in the middle of a 63 KB MAIL FROM held 126 MiB of them, 391 MiB with what was read from them), and
+the bytes a client sent before the reply that says how to read them (``base.WaitCharge``; 256 KiB each,
+``max_wait_bytes``: 2,000 IMAP APPENDs sent without waiting for the '+' held 360 MiB)."""
 
 from __future__ import annotations
 
@@ -174,11 +176,11 @@ def _long_lines(tmp_path: Path, size: int) -> Path:
 def test_long_lines_of_many_sessions_at_once_are_cut_past_the_run_budget(tmp_path: Path) -> None:
     path = _long_lines(tmp_path, 20_000)
     analyzer = Analyzer(Config())
-    budget = analyzer.config.dissector.line_budget
-    assert budget is analyzer.event_budget.lines
+    budget = analyzer.config.dissector.unread_budget
+    assert budget is analyzer.event_budget.unread
     watched = Watched(100_000)
-    analyzer.event_budget.lines = watched
-    analyzer.config = replace(analyzer.config, dissector=replace(analyzer.config.dissector, line_budget=watched))
+    analyzer.event_budget.unread = watched
+    analyzer.config = replace(analyzer.config, dissector=replace(analyzer.config.dissector, unread_budget=watched))
     sessions = list(analyzer.run([open_capture(str(path))]))
     assert watched.most <= watched.size and watched.held == 0
     mails = [c for s in sessions for c in s.commands if c.verb == "MAIL"]
@@ -187,7 +189,40 @@ def test_long_lines_of_many_sessions_at_once_are_cut_past_the_run_budget(tmp_pat
     assert kept[-1] < 20_000 // 2 and sum(kept) <= watched.size + CONNECTIONS * (LINE_FLOOR + 1400)
     said = [a.detail for s in sessions for a in s.anomalies if a.kind == "line-too-long"]
     assert len(said) == CONNECTIONS
-    assert all("the long lines of all connections together are limited to 100,000 bytes" in d for d in said)
+    assert all("what all connections hold unread together is limited to 100,000 bytes" in d for d in said)
     whole = list(Analyzer(Config()).run([open_capture(str(path))]))  # the default budget holds them all
     arguments = [len(c.argument) for s in whole for c in s.commands if c.verb == "MAIL"]
     assert arguments == [20_000 - len(b"MAIL \r\n")] * CONNECTIONS
+
+
+def _appends(tmp_path: Path, size: int) -> Path:
+    """CONNECTIONS IMAP clients at once, each sending an APPEND's literal without waiting for the '+'."""
+    cap = Capture()
+    body = b"Subject: a\r\n\r\n" + LINE * (size // len(LINE))
+    for i in range(CONNECTIONS):
+        t = Tcp(cap, client=(f"10.0.3.{i + 1}", 42000 + i), server=("10.0.0.2", 143), step=0.001).handshake()
+        t.s(b"* OK ready\r\n").c(b"a1 LOGIN u p\r\n").s(b"a1 OK\r\n").c(b"a2 APPEND INBOX {%d}\r\n" % len(body))
+        for k in range(0, len(body), 1400):
+            t.c(body[k : k + 1400])
+        t.c(b"\r\n").s(b"+ go\r\na2 OK done\r\n").c(b"a3 LOGOUT\r\n").s(b"* BYE\r\na3 OK\r\n").fin()
+    cap.frames.sort(key=lambda f: f.ts)
+    return cap.write(tmp_path / "appends.pcap")
+
+
+def test_bytes_held_for_a_reply_stop_waiting_past_the_run_budget(tmp_path: Path) -> None:
+    path = _appends(tmp_path, 40_000)
+    analyzer = Analyzer(Config())
+    watched = Watched(200_000)
+    analyzer.event_budget.unread = watched
+    analyzer.config = replace(analyzer.config, dissector=replace(analyzer.config.dissector, unread_budget=watched))
+    sessions = list(analyzer.run([open_capture(str(path))]))
+    assert watched.most <= watched.size + 1400 and watched.held == 0
+    held_up = [a.detail for s in sessions for a in s.anomalies if a.kind == "no-continuation"]
+    assert len(held_up) >= CONNECTIONS // 2  # the later ones stop waiting before their 256 KiB limit
+    assert all("what all connections hold unread together is limited to 200,000 bytes" in d for d in held_up)
+    # read as if the '+' had come: every message is still whole
+    free = list(Analyzer(Config()).run([open_capture(str(path))]))
+    assert [(m.summary.sha256, m.summary.complete) for s in sessions for m in s.messages] == \
+        [(m.summary.sha256, m.summary.complete) for s in free for m in s.messages]
+    assert len([m for s in free for m in s.messages]) == CONNECTIONS
+    assert not [a for s in free for a in s.anomalies if a.kind == "no-continuation"]

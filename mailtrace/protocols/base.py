@@ -41,16 +41,17 @@ class DissectorLimits:
     max_wait_bytes: int = 256 * 1024
     """Client bytes held while waiting for a reply that decides how to read them (DATA/354)."""
     show_secrets: bool = False
-    line_budget: ByteBudget | None = field(default=None, compare=False, hash=False, repr=False)
-    """The bytes past :data:`LINE_FLOOR` of the lines all dissectors of a run are still reading, together
-    (set by the analyzer: ``session.LINE_BYTES_ALL``; None: each line only bounded by ``max_line``)."""
+    unread_budget: ByteBudget | None = field(default=None, compare=False, hash=False, repr=False)
+    """What all dissectors of a run hold before they can read it, together: lines still being read, past
+    :data:`LINE_FLOOR`, and bytes held for a reply (:class:`WaitCharge`). Set by the analyzer
+    (``session.UNREAD_BYTES_ALL``); None: only ``max_line`` and ``max_wait_bytes`` bound them."""
 
 
 LINE_FLOOR = 1024
 """Every line is read whole up to this length, whatever the run's budget of long lines has left (RFC 5321
 and 1939 lines are at most 512 bytes; IMAP's common long ones, CAPABILITY and ID, about 1 KiB).
 
-Past it a line takes from :attr:`DissectorLimits.line_budget` while it is being read and gives it back
+Past it a line takes from :attr:`DissectorLimits.unread_budget` while it is being read and gives it back
 when it is read (or its connection ends). 2,000 SMTP sessions at once, each in the middle of a 63 KB MAIL
 FROM, held 126 MiB of lines being read (and 391 MiB with the commands and addresses read from them). When
 the budget is spent, a line still being read is cut where it stands (an anomaly says so) and the rest of
@@ -58,12 +59,45 @@ it skipped, as past ``max_line``: what the sessions keep of such lines is bounde
 
 
 def budget_cut(line: Line, limits: DissectorLimits) -> str | None:
-    """How a cut line is explained when the run's budget of long lines cut it (None: ``max_line`` did)."""
-    budget = limits.line_budget
+    """How a cut line is explained when the run's unread budget cut it (None: ``max_line`` did)."""
+    budget = limits.unread_budget
     if budget is None or len(line.text) >= limits.max_line:
         return None
-    return (f"cut to its first {len(line.text):,} bytes: the long lines of all connections together are limited "
-            f"to {budget.size:,} bytes")
+    return f"cut to its first {len(line.text):,} bytes: {budget_spent(budget)}"
+
+
+def budget_spent(budget: ByteBudget) -> str:
+    """Why a dissector stopped holding bytes before its own limit."""
+    return f"what all connections hold unread together is limited to {budget.size:,} bytes"
+
+
+class WaitCharge:
+    """Bytes a dissector holds until a reply says how to read them (a message sent before the 354, a
+    literal before the '+', commands after STLS, the lines of a multi-line response), as a charge on the
+    run's unread budget. Each is bounded by ``max_wait_bytes`` (256 KiB) a connection, and 2,000 IMAP
+    clients at once each sending its APPEND without waiting for the '+' held 360 MiB. :meth:`hold` says
+    when the run's budget is spent: the dissector then stops waiting as it does past ``max_wait_bytes``."""
+
+    __slots__ = ("budget", "charged")
+
+    def __init__(self, budget: ByteBudget | None) -> None:
+        self.budget = budget
+        self.charged = 0
+
+    def hold(self, size: int) -> bool:
+        """``size`` bytes are held now (0: none); True when the run's budget is spent."""
+        budget = self.budget
+        if budget is None:
+            return False
+        budget.held += size - self.charged
+        self.charged = size
+        return budget.held > budget.size
+
+    def reason(self, limits: DissectorLimits, size: int) -> str:
+        """What made the dissector stop waiting at ``size`` bytes: its own limit or the run's budget."""
+        if size > limits.max_wait_bytes or self.budget is None:
+            return ""
+        return f" ({budget_spent(self.budget)})"
 
 
 class Dissector(Protocol):
@@ -86,11 +120,11 @@ class Dissector(Protocol):
 
     def finish(self) -> list[Event]:
         """The connection is over: flush what is still open (e.g. a login whose outcome was not seen), and
-        give back what the lines took from the run's budget (:meth:`release_lines`)."""
+        give back what it held unread to the run's budget (:meth:`release_unread`)."""
         ...
 
-    def release_lines(self) -> None:
-        """Give back what the lines still being read took from ``limits.line_budget`` (``finish`` does; the
+    def release_unread(self) -> None:
+        """Give back what the dissector holds unread to ``limits.unread_budget`` (``finish`` does; the
         connection calls it itself when the dissector failed and will not be finished)."""
         ...
 

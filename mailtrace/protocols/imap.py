@@ -47,7 +47,15 @@ from mailtrace.model import (
     TlsStart,
 )
 from mailtrace.numbers import is_count, parse_count
-from mailtrace.protocols.base import DissectorLimits, EventSink, Line, LineBuffer, budget_cut, printable
+from mailtrace.protocols.base import (
+    DissectorLimits,
+    EventSink,
+    Line,
+    LineBuffer,
+    WaitCharge,
+    budget_cut,
+    printable,
+)
 from mailtrace.protocols.imap_parse import (
     Literal,
     Piece,
@@ -289,8 +297,10 @@ class Imap:
         limits = limits or DissectorLimits()
         self.limits = limits
         self.out = EventSink()
-        self.readers = (Reader(CLIENT, LineBuffer(limits.max_line, limits.line_budget)),
-                        Reader(SERVER, LineBuffer(limits.max_line, limits.line_budget)))
+        self.readers = (Reader(CLIENT, LineBuffer(limits.max_line, limits.unread_budget)),
+                        Reader(SERVER, LineBuffer(limits.max_line, limits.unread_budget)))
+        self.wait = WaitCharge(limits.unread_budget)
+        """The client's held bytes (``Reader.held_bytes``) as a charge on the run's unread budget."""
         self.pending: dict[str, Pending] = {}
         self.building: Pending | None = None
         """The client command whose line is still being assembled (literals to come)."""
@@ -403,13 +413,14 @@ class Imap:
                 self._auth(cmd, sasl.mechanism, sasl.username, sasl.secret, None, frame=self.out.frame,
                            ts=self.out.ts, extra={"outcome": "not seen"}, sasl=sasl)
         self.pending.clear()
-        self.release_lines()
+        self.release_unread()
         return self.out.take()
 
-    def release_lines(self) -> None:
-        """What the lines still being read took from the run's budget of long lines goes back (``base.LINE_FLOOR``)."""
+    def release_unread(self) -> None:
+        """What the dissector holds unread goes back to the run's budget (``base.WaitCharge``)."""
         for reader in self.readers:
             reader.lines.release()
+        self.wait.hold(0)
 
     @property
     def bulk(self) -> Direction | None:
@@ -443,6 +454,7 @@ class Imap:
             reader.held = []
             reader.held_bytes = 0
             reader.resync = False
+        self.wait.hold(0)
         if self.capabilities and self.capabilities_before_tls is None:
             self.capabilities_before_tls = self.capabilities
         self.capabilities = []
@@ -704,9 +716,10 @@ class Imap:
     def _hold(self, r: Reader, data: bytes, frame: int, ts: float) -> None:
         r.held.append((data, frame, ts))
         r.held_bytes += len(data)
-        if r.held_bytes > self.limits.max_wait_bytes:
+        if r.held_bytes > self.limits.max_wait_bytes or self.wait.hold(r.held_bytes):
             self.out.anomaly(CLIENT, self.phase, "no-continuation",
-                             f"{r.held_bytes} client bytes sent without the server's '+' continuation", frame)
+                             f"{r.held_bytes} client bytes sent without the server's '+' continuation"
+                             + self.wait.reason(self.limits, r.held_bytes), frame)
             self._release(r, go_on=True, overflow=True)
 
     def _check_literal_plus(self, size: int, frame: int) -> None:
@@ -734,6 +747,7 @@ class Imap:
                              f"the client sent {r.held_bytes} bytes after a synchronizing literal before the "
                              "server's answer (RFC 3501 4.3: it must wait for '+')", r.held[0][1])
         held, r.held, r.held_bytes = r.held, [], 0
+        self.wait.hold(0)
         literal, r.hold_literal = r.hold_literal, None
         r.hold_tag = None
         r.mode = ReadMode.LINE
@@ -1411,6 +1425,7 @@ class Imap:
             return
         injected = b"".join(d for d, _, _ in client.held) + client.lines.take_all()
         client.held, client.held_bytes, client.hold_tag = [], 0, None
+        self.wait.hold(0)
         if injected:
             shown = injected if self.limits.show_secrets else redact_commands(injected)
             self.out.anomaly(CLIENT, Phase.NEGOTIATION, "starttls-injection",
@@ -1648,6 +1663,7 @@ class Imap:
                     detail += "; the gap runs past its end: resynchronising on the next command/response"
         elif r.mode is ReadMode.HOLD:
             r.held, r.held_bytes, r.hold_tag, r.hold_literal = [], 0, None, None
+            self.wait.hold(0)
             self._lose_line(r)
             detail = "resynchronising on the next command/response"
         else:

@@ -46,6 +46,7 @@ from mailtrace.protocols.base import (
     EventSink,
     Line,
     LineBuffer,
+    WaitCharge,
     budget_cut,
     printable,
     printable_text,
@@ -194,8 +195,8 @@ class Pop3:
         limits = limits or DissectorLimits()
         self.limits = limits
         self.out = EventSink()
-        self.client_lines = LineBuffer(limits.max_line, limits.line_budget)
-        self.server_lines = LineBuffer(limits.max_line, limits.line_budget)
+        self.client_lines = LineBuffer(limits.max_line, limits.unread_budget)
+        self.server_lines = LineBuffer(limits.max_line, limits.unread_budget)
         self.pending: deque[Pending] = deque()
         self.state = State.AUTHORIZATION
         self.state_known = False
@@ -206,6 +207,10 @@ class Pop3:
         self.tls = False
         self.client_hold: bytearray | None = None
         """Client bytes sent after STLS, held until the server answers it."""
+        self.wait = WaitCharge(limits.unread_budget)
+        """``client_hold`` as a charge on the run's unread budget."""
+        self.collecting = WaitCharge(limits.unread_budget)
+        """The lines of the multi-line response being collected (``Body.collected``), likewise."""
         self.body: Body | None = None
         self.server_gap = False
         self.client_gap = False
@@ -285,13 +290,15 @@ class Pop3:
         for cmd in list(self.pending):
             self._login_result(cmd, None, "", frame=cmd.frame, ts=cmd.ts, extra={"outcome": "not seen"})
         self.pending.clear()
-        self.release_lines()
+        self.release_unread()
         return self.out.take()
 
-    def release_lines(self) -> None:
-        """What the lines still being read took from the run's budget of long lines goes back (``base.LINE_FLOOR``)."""
+    def release_unread(self) -> None:
+        """What the dissector holds unread goes back to the run's budget (``base.WaitCharge``)."""
         self.client_lines.release()
         self.server_lines.release()
+        self.wait.hold(0)
+        self.collecting.hold(0)
 
     @property
     def bulk(self) -> Direction | None:
@@ -350,6 +357,8 @@ class Pop3:
 
     # ------------------------------------------------------------------ client
     def _client_data(self, data: bytes, frame: int, ts: float) -> None:
+        if self.wait.charged and self.client_hold is None:
+            self.wait.hold(0)  # what was held has been read
         self.client_lines.push(data, frame, ts)
         for line in self.client_lines.lines(frame, ts):
             self._client_line(line)
@@ -362,14 +371,15 @@ class Pop3:
     def _hold(self, data: bytes, frame: int) -> None:
         assert self.client_hold is not None
         self.client_hold += data
-        if len(self.client_hold) > self.limits.max_wait_bytes:
+        if len(self.client_hold) > self.limits.max_wait_bytes or self.wait.hold(len(self.client_hold)):
             self.out.anomaly(CLIENT, self.phase, "no-reply",
                              f"{len(self.client_hold)} client bytes sent after STLS without the server's "
-                             "answer", frame)
+                             "answer" + self.wait.reason(self.limits, len(self.client_hold)), frame)
             self._release_hold(frame)
 
     def _release_hold(self, frame: int) -> None:
         held, self.client_hold = bytes(self.client_hold or b""), None
+        self.wait.hold(0)
         if held:
             self._client_data(held, frame, self.out.ts)
 
@@ -744,6 +754,9 @@ class Pop3:
 
     def _collect(self, body: Body, chunk: bytes) -> None:
         if body.collected < self.limits.max_wait_bytes:
+            if self.collecting.hold(body.collected + len(chunk)):  # the run's budget is spent: no more lines
+                self.collecting.hold(body.collected)
+                return
             body.lines.append(chunk.decode("utf-8", "replace"))
             body.collected += len(chunk)
 
@@ -760,6 +773,7 @@ class Pop3:
         elif body.collect and tail:
             self._collect(body, tail)
         listing = [x for x in "".join(body.lines).split("\r\n") if x] if body.collect else []
+        self.collecting.hold(0)  # its lines are read
         lines = (body.text, *listing[:200]) if listing else (body.text,)
         self.out.add(Reply(direction=SERVER, ts=ts, frame=frame, first_frame=body.first_frame,
                            phase=cmd.phase, status=body.status, lines=lines, answers=cmd.verb,

@@ -41,6 +41,7 @@ from mailtrace.protocols.base import (
     EventSink,
     Line,
     LineBuffer,
+    WaitCharge,
     budget_cut,
     printable,
     printable_text,
@@ -263,8 +264,8 @@ class Smtp:
     def __init__(self, limits: DissectorLimits = DissectorLimits()) -> None:
         self.limits = limits
         self.out = EventSink()
-        self.client_lines = LineBuffer(limits.max_line, limits.line_budget)
-        self.server_lines = LineBuffer(limits.max_line, limits.line_budget)
+        self.client_lines = LineBuffer(limits.max_line, limits.unread_budget)
+        self.server_lines = LineBuffer(limits.max_line, limits.unread_budget)
         self.mode = Mode.COMMAND
         self.server_tls = False
         self.greeted = False
@@ -280,6 +281,8 @@ class Smtp:
         self.reply_lines_dropped = 0
         self.held = bytearray()
         self.held_frames: list[tuple[int, float]] = []
+        self.wait = WaitCharge(limits.unread_budget)
+        """``held`` as a charge on the run's unread budget."""
         self.body: DotBody | None = None
         self.bdat_left = 0
         self.bdat_last = False
@@ -405,13 +408,14 @@ class Smtp:
                                      secret=self.sasl.secret, success=None, domain=self.sasl.domain,
                                      extra={"outcome": "not seen", **self.sasl.attempt_extra()}))
             self.sasl = None
-        self.release_lines()
+        self.release_unread()
         return self.out.take()
 
-    def release_lines(self) -> None:
-        """What the lines still being read took from the run's budget of long lines goes back (``base.LINE_FLOOR``)."""
+    def release_unread(self) -> None:
+        """What the dissector holds unread goes back to the run's budget (``base.WaitCharge``)."""
         self.client_lines.release()
         self.server_lines.release()
+        self.wait.hold(0)
 
     def record(self) -> dict[str, Any]:
         return {
@@ -436,6 +440,8 @@ class Smtp:
 
     # ------------------------------------------------------------------ client side
     def _client_data(self, data: bytes, frame: int, ts: float) -> None:
+        if self.wait.charged and not self.held:
+            self.wait.hold(0)  # what was held has been read
         while data:
             mode = self.mode
             if mode is Mode.TLS:
@@ -454,12 +460,14 @@ class Smtp:
                     self.pending[-1].early_body = True
                     self._start_data(frame)
                     return
-                if len(self.held) > self.limits.max_wait_bytes:
+                if len(self.held) > self.limits.max_wait_bytes or self.wait.hold(len(self.held)):
                     self.out.anomaly(CLIENT, self.phase, "no-reply",
                                      f"{len(self.held)} client bytes sent without waiting for the reply to "
-                                     f"{self.pending[-1].verb if self.pending else 'the command'}")
+                                     f"{self.pending[-1].verb if self.pending else 'the command'}"
+                                     + self.wait.reason(self.limits, len(self.held)))
                     held = bytes(self.held)
                     self.held.clear()
+                    self.wait.hold(0)
                     if self.pending and self.pending[-1].verb == "DATA":
                         self._start_data(frame)
                     else:
