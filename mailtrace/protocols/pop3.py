@@ -325,6 +325,7 @@ class Pop3:
         """Plaintext resumes after STLS (decrypted): RFC 2595 §4 — the old capabilities are forgotten."""
         self.tls = False
         self.client_hold = None
+        self.wait.hold(0)
         self.client_lines.clear()
         self.server_lines.clear()
         if self.capabilities and self.capabilities_before_tls is None:
@@ -754,8 +755,10 @@ class Pop3:
 
     def _collect(self, body: Body, chunk: bytes) -> None:
         if body.collected < self.limits.max_wait_bytes:
-            if self.collecting.hold(body.collected + len(chunk)):  # the run's budget is spent: no more lines
+            if self.collecting.hold(body.collected + len(chunk)):
+                # the run's budget is spent: no more lines, as past max_wait_bytes (none missing in between)
                 self.collecting.hold(body.collected)
+                body.collected = self.limits.max_wait_bytes
                 return
             body.lines.append(chunk.decode("utf-8", "replace"))
             body.collected += len(chunk)
@@ -919,6 +922,7 @@ class Pop3:
     def _stls(self, frame: int, ts: float) -> None:
         injected = bytes(self.client_hold or b"") + self.client_lines.take_all()
         self.client_hold = None
+        self.wait.hold(0)  # no client data may come to do it (TLS without keys)
         if injected:
             shown = injected if self.limits.show_secrets else redact_commands(injected)
             self.out.anomaly(CLIENT, Phase.NEGOTIATION, "starttls-injection",

@@ -1199,6 +1199,7 @@ class Smtp:
         self.server_tls = True
         injected = bytes(self.held) + bytes(self.client_lines.take_all())
         self.held.clear()
+        self.wait.hold(0)  # no client data may come to do it (TLS without keys)
         self.held_frames = []
         if injected:
             shown = injected if self.limits.show_secrets else redact_commands(injected)
