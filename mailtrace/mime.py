@@ -1347,6 +1347,7 @@ class MessageSummarizer:
         self._on_part = on_part
         self._buf: list[bytes | bytearray] = []  # bytes not decided yet (waiting for the rest of a line), in pieces
         self._unscanned = 0
+        self._undecided = 0  # of them, what the last scan left (the rest are _unscanned)
         self._base = 0  # message offset of the first byte of the data being scanned
         self._total = 0
         self._sha256 = hashlib.sha256()
@@ -1401,7 +1402,10 @@ class MessageSummarizer:
         self._unscanned += len(data)
         waiting = self._waiting
         waiting.held += len(data)
-        if self._unscanned >= _BLOCK or waiting.held > waiting.size:  # not .spent: a call per feed
+        # past the run's budget, scan what came as it comes, but only once it is as long as what the last scan
+        # left undecided (a line still open): each scan reads that again, and a 3 MB header line fed by the
+        # segment would otherwise be read 2,000 times
+        if self._unscanned >= _BLOCK or (waiting.held > waiting.size and self._unscanned >= self._undecided):
             self._scan_buffer(final=False)
 
     def close(self, *, complete: bool = True, missing_bytes: int = 0) -> MessageSummary:
@@ -1484,6 +1488,7 @@ class MessageSummarizer:
         if used > 0:
             self._bol = data[used - 1] in (0x0A, 0x0D)
         self._base += used
+        self._undecided = len(data) - used
         if used < len(data):
             self._buf.append(data[used:])
 
