@@ -25,9 +25,12 @@ import pytest
 import mailtrace.tcp.flows
 from mailtrace.capture.reader import open_capture
 from mailtrace.config import Config
-from mailtrace.model import ByteBudget, Direction
+from mailtrace.mime import MessageSummarizer, MimeLimits
+from mailtrace.model import CLIENT, SERVER, ByteBudget, Chunk, Direction
 from mailtrace.pipeline import Analyzer
-from mailtrace.protocols.base import LINE_FLOOR, LineBuffer
+from mailtrace.protocols.base import LINE_FLOOR, DissectorLimits, LineBuffer
+from mailtrace.protocols.pop3 import Pop3
+from mailtrace.protocols.smtp import Smtp
 from mailtrace.render.json import session_json
 from mailtrace.session import Session
 from mailtrace.tcp.reassembly import RETRANSMISSION, Reassembler
@@ -226,3 +229,87 @@ def test_bytes_held_for_a_reply_stop_waiting_past_the_run_budget(tmp_path: Path)
         [(m.summary.sha256, m.summary.complete) for s in free for m in s.messages]
     assert len([m for s in free for m in s.messages]) == CONNECTIONS
     assert not [a for s in free for a in s.anomalies if a.kind == "no-continuation"]
+
+
+def test_bytes_held_before_starttls_go_back_when_tls_begins() -> None:
+    """After STARTTLS no client data may come to the dissector (TLS without keys) to clear the charge."""
+    budget = ByteBudget(1 << 20)
+    smtp = Smtp(DissectorLimits(unread_budget=budget))
+    for who, data in ((SERVER, b"220 mx\r\n"), (CLIENT, b"EHLO x\r\n"), (SERVER, b"250-mx\r\n250 STARTTLS\r\n"),
+                      (CLIENT, b"STARTTLS\r\n" + b"NOOP\r\n" * 500), (SERVER, b"220 go ahead\r\n")):
+        smtp.feed(Chunk(who, data, 0.0, 1))
+    assert budget.held == 0
+
+
+def test_quiet_connections_forget_what_they_remember_when_the_budget_is_spent(tmp_path: Path) -> None:
+    """Only the direction that adds is trimmed: without this, connections idling after a big fetch (an IMAP
+    IDLE) kept 64 KiB each for good and left the busy ones their 4 KiB floor."""
+    cap = Capture()
+    idle = []
+    for i in range(CONNECTIONS):
+        t = Tcp(cap, client=(f"10.0.4.{i + 1}", 43000 + i), server=("10.0.0.2", 143), step=0.0001,
+                ts=1_700_000_000.0 + i * 0.01).handshake()
+        t.s(b"* OK ready\r\n").c(b"a1 FETCH 1 BODY[]\r\n").s(b"* 1 FETCH (BODY[] {%d}\r\n" % (40 * len(LINE)))
+        for _ in range(40):
+            t.s(LINE)
+        t.s(b")\r\na1 OK\r\n").c(b"a2 IDLE\r\n").s(b"+ idling\r\n")
+        idle.append(t)
+    t = Tcp(cap, client=("10.0.5.1", 44000), server=("10.0.0.2", 25), step=0.001, ts=1_700_000_100.0).handshake()
+    t.s(b"220 mx\r\n").c(b"EHLO x\r\n").s(b"250 mx\r\n").c(b"MAIL FROM:<a@b>\r\n").s(b"250 ok\r\n")
+    t.c(b"RCPT TO:<c@d>\r\n").s(b"250 ok\r\n").c(b"DATA\r\n").s(b"354 go\r\n").c(b"Subject: x\r\n\r\n")
+    start = t.seq["c"]
+    for _ in range(10):
+        t.c(LINE)
+    t.c(b"X" * len(LINE), seq=start + len(LINE))  # 12 KB back, other bytes
+    t.c(b".\r\n").s(b"250 ok\r\n").c(b"QUIT\r\n").s(b"221 bye\r\n").fin()
+    for t in idle:
+        t.ts = 1_700_000_200.0
+        t.c(b"DONE\r\n").s(b"a2 OK\r\n").fin()
+    cap.frames.sort(key=lambda f: f.ts)
+    path = cap.write(tmp_path / "idle.pcap")
+    config = Config()
+    tight = replace(config, flow=replace(config.flow, max_recent_all=CONNECTIONS * 40_000))  # spent by the idle ones
+    for cfg in (tight, replace(tight, flow=replace(tight.flow, recent_idle=1e9))):
+        smtp = next(s for s in Analyzer(cfg).run([open_capture(str(path))]) if s.protocol == "smtp")
+        mismatch = [a.kind for a in smtp.anomalies if a.kind == "overlap-mismatch"]
+        if cfg is tight:  # the idle connections gave theirs up: the retransmission is compared
+            assert mismatch and all(smtp.retransmissions.values())
+        else:  # they kept theirs: the busy connection had only its floor
+            assert not mismatch and not any(smtp.retransmissions.values())
+
+
+def test_past_the_budget_a_long_header_line_is_not_read_again_for_every_segment(monkeypatch: pytest.MonkeyPatch) \
+        -> None:
+    scanned = 0
+    scan = MessageSummarizer._scan
+
+    def counted(self: MessageSummarizer, data: bytes, *, final: bool) -> None:
+        nonlocal scanned
+        scanned += len(data)
+        scan(self, data, final=final)
+
+    monkeypatch.setattr(MessageSummarizer, "_scan", counted)
+    message = b"Subject: " + b"x" * 3_000_000 + b"\r\n\r\nbody\r\n"
+    spent = ByteBudget(0)
+    summarizer = MessageSummarizer(MimeLimits(), keep=False, waiting=spent)
+    for i in range(0, len(message), 1448):
+        summarizer.feed(message[i : i + 1448])
+    summary = summarizer.close()
+    assert spent.held == 0 and summary.bytes == len(message)
+    # each scan waits for as much new as the last one left undecided (the line's first MiB, max_line): the
+    # bytes read stay within a few times the message (read again at every segment: 380 MB, 127 times)
+    assert scanned < 8 * len(message)
+
+
+def test_a_pop3_listing_past_the_budget_loses_its_end_not_its_middle() -> None:
+    budget = ByteBudget(1 << 20)
+    pop3 = Pop3(DissectorLimits(unread_budget=budget))
+    for who, data in ((SERVER, b"+OK pop\r\n"), (CLIENT, b"USER a\r\n"), (SERVER, b"+OK\r\n"), (CLIENT, b"PASS b\r\n"),
+                      (SERVER, b"+OK\r\n"), (CLIENT, b"LIST\r\n"), (SERVER, b"+OK 3 messages\r\n1 100\r\n2 2")):
+        pop3.feed(Chunk(who, data, 0.0, 1))
+    budget.held += budget.size  # spent by others while the second chunk arrives
+    pop3.feed(Chunk(SERVER, b"00\r\n3 3", 0.0, 2))
+    budget.held -= budget.size
+    pop3.feed(Chunk(SERVER, b"33\r\n.\r\n", 0.0, 3))
+    assert [m["msg"] for m in pop3.record()["pop3"]["list"]] == [1]
+    assert budget.held == 0

@@ -54,6 +54,10 @@ class FlowLimits:
     max_recent_all: int = 8 * 1024 * 1024
     """Delivered bytes all connections may remember together to compare retransmissions against (64 KiB
     a direction; see :attr:`Reassembler.RECENT_FLOOR`)."""
+    recent_idle: float = 5.0
+    """While that budget is spent, a connection quiet this long forgets what it remembered (a retransmission
+    comes within a few timeouts of the original): 150 IMAP connections idling after a fetch each kept 64 KiB
+    and left the busy connections 4 KiB, too little to compare a retransmission 12 KB back."""
     max_sniff_pending_bytes: int = 64 * 1024
     """The same, while a connection on an unknown port is still being sniffed (most are not mail)."""
     max_unanswered: int = 4096
@@ -514,6 +518,8 @@ class FlowTable:
         for conn in list(self.closing.values()):
             if conn.closing_since is not None and now - conn.closing_since >= self.limits.linger:
                 self._retire(conn, "rst" if conn.reset else "fin")
+        if self.recent_budget.spent:
+            self._forget_quiet_recent(now - self.limits.recent_idle)
         quiet = self.tcp_packets - self.limits.idle_min_packets
         if now >= self._next_idle_sweep:
             self._next_idle_sweep = now + self._idle_every
@@ -527,6 +533,14 @@ class FlowTable:
                      if c.handler is None and now - c.last_ts >= ttl and c.last_index <= quiet]
             for k in stale:
                 del self.table[k]
+
+    def _forget_quiet_recent(self, before: float) -> None:
+        """Connections quiet since ``before`` give up the delivered bytes they remember (see ``recent_idle``)."""
+        for conn in self.active.values():
+            if conn.last_ts <= before and conn.rasm is not None:
+                for r in conn.rasm:
+                    if r.remembered:
+                        r.forget_recent()
 
     def close_all(self) -> None:
         """End of capture: finish every tracked connection."""

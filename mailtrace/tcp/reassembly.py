@@ -265,6 +265,18 @@ class Reassembler:
     def _own_buffer_full(self) -> bool:
         return self.pending_bytes > self.max_pending_bytes or len(self.pending) > self.max_pending_segments
 
+    @property
+    def remembered(self) -> int:
+        """Delivered bytes remembered to compare retransmissions against."""
+        return self._recent_bytes
+
+    def forget_recent(self) -> None:
+        """Stop remembering the delivered bytes (its connection has been quiet while the run's budget of them is
+        spent: ``FlowLimits.recent_idle``): a retransmission of them is still recognised, without its frame."""
+        self.recent_budget.held -= self._recent_bytes
+        self._recent.clear()
+        self._recent_bytes = 0
+
     def release(self) -> None:
         """The connection is let go: the segments it still held and the bytes it remembered leave the run's
         budgets with it."""
