@@ -437,10 +437,10 @@ setattr(Session, "rows", property(_get_rows, _set_rows, doc="The packets' rows (
 class SessionLimits:
     max_rows: int = 20_000
     """Rows kept per session; the packets beyond it are counted (``rows_elided``), their events not kept."""
-    max_rows_all: int = 50_000
+    max_rows_all: int = 100_000
     """Rows kept by all the sessions not yet reported, together (~200 bytes each; see :class:`EventBudget`):
-    200 SMTP sessions at once each sending 10,000 segments took 520 MiB. 100,000 until the nineteenth
-    session: with 2,000 sessions open at once their rows were the largest thing left (41 MiB)."""
+    200 SMTP sessions at once each sending 10,000 segments took 520 MiB. Twice ``Config.max_reorder_rows``:
+    the finished sessions waiting for their turn may hold that many, and the open ones need rows too."""
     max_events: int = 200_000
     """Commands kept per session, and replies; the rest are counted (``events_dropped``), not kept."""
     max_events_all: int = 150_000
