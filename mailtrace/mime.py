@@ -1488,13 +1488,17 @@ class MessageSummarizer:
         if used > 0:
             self._bol = data[used - 1] in (0x0A, 0x0D)
         self._base += used
-        self._undecided = len(data) - used
+        undecided = len(data) - used
+        self._waiting.held += undecided - self._undecided  # an open line waits, as the gathered bytes do
+        self._undecided = undecided
         if used < len(data):
             self._buf.append(data[used:])
 
     def _fail(self, exc: Exception) -> None:
         self._failed = True
         self._buf.clear()  # already hashed: only not-yet-seen bytes are counted in _unscanned
+        self._waiting.held -= self._undecided
+        self._undecided = 0
         self._defects.append(f"internal error ({type(exc).__name__}); summary incomplete")
 
     def _run(self, data: bytes, final: bool) -> int:
@@ -1575,7 +1579,7 @@ class MessageSummarizer:
             self._skip_line = end < 0
             return stop
         if end < 0:
-            if n - pos <= self._limits.max_line:
+            if n - pos <= self._held_line_limit():
                 return pos
             return self._long_header_line(ent, data, pos)
         line = data[pos:end]
@@ -1604,9 +1608,18 @@ class MessageSummarizer:
         self._end_headers(ent, self._base + pos)
         return pos
 
+    def _held_line_limit(self) -> int:
+        """How long a header line may wait for its end: ``max_line``, or, while the run's summarisers hold more
+        than their budget, ``max_field_bytes`` (what a field keeps anyway): 1,000 messages at once each in the
+        middle of a 300 KB header line held 290 MiB."""
+        limits = self._limits
+        waiting = self._waiting
+        return limits.max_line if waiting.held <= waiting.size else min(limits.max_line, limits.max_field_bytes)
+
     def _long_header_line(self, ent: _Entity, data: bytes, pos: int) -> int:
-        """A line longer than max_line, its end not seen yet: keep a prefix, drop the rest."""
-        end = pos + self._limits.max_line
+        """A line longer than it may wait (:meth:`_held_line_limit`), its end not seen yet: keep a prefix, drop
+        the rest."""
+        end = pos + self._held_line_limit()
         if _HEADER_LINE.match(data, pos, end):
             ent.fresh = False
             ent.defects.append("line too long")

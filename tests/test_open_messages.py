@@ -313,3 +313,26 @@ def test_a_pop3_listing_past_the_budget_loses_its_end_not_its_middle() -> None:
     pop3.feed(Chunk(SERVER, b"33\r\n.\r\n", 0.0, 3))
     assert [m["msg"] for m in pop3.record()["pop3"]["list"]] == [1]
     assert budget.held == 0
+
+
+def test_past_the_budget_a_header_line_waits_for_its_end_only_as_long_as_a_field_keeps() -> None:
+    """A header line waits for its end up to ``max_line`` (1 MiB); while the run's summarisers hold more than
+    their budget, only up to ``max_field_bytes`` (64 KiB: what the field keeps anyway). 1,000 messages at once
+    each in the middle of a 300 KB header line held 290 MiB."""
+    message = b"Subject: " + b"x" * 300_000 + b"\r\nFrom: a@b.example\r\n\r\nbody\r\n"
+
+    def summary(budget: ByteBudget) -> tuple[Any, int]:
+        summarizer = MessageSummarizer(MimeLimits(), keep=False, waiting=budget)
+        most = 0
+        for i in range(0, len(message), 1448):
+            summarizer.feed(message[i : i + 1448])
+            most = max(most, summarizer._undecided)
+        return summarizer.close(), most
+
+    free, free_most = summary(ByteBudget(1 << 40))
+    spent = ByteBudget(0)
+    cut, cut_most = summary(spent)
+    assert free_most >= 200_000 and cut_most <= MimeLimits().max_field_bytes
+    assert spent.held == 0
+    assert cut.subject == free.subject and cut.from_ == free.from_ == "a@b.example"  # the field keeps 64 KiB
+    assert "line too long" in cut.defects and "line too long" not in free.defects
