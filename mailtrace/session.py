@@ -71,13 +71,13 @@ that no view or finding reads a session that kept nothing (a few long sessions o
 otherwise leave none to those that come later). Bounded by the flow table's 2,048 open connections
 (~13 MiB; at 64 rows, 2,000 sessions at once each in the middle of a message held 26 MiB of them); the
 budget grants rows past them."""
-WAITING_BYTES_ALL = 8 * 1024 * 1024
+WAITING_BYTES_ALL = 4 * 1024 * 1024
 """Message content held back so that it is worked on in larger pieces, all connections of a run together:
 what a connection gathers for its dissector (``connection.BULK_BYTES``, 64 KiB) and what a message summariser
 gathers for a scan (``mime._BLOCK``, 64 KiB). Each is bounded per message, but 2,048 connections may be open at
 once: 2,000 SMTP sessions each in the middle of its message held 250 MiB that way. Past it each works on what
 it has as it comes: the same events and summaries (both are split-invariant), a little slower."""
-UNREAD_BYTES_ALL = 8 * 1024 * 1024
+UNREAD_BYTES_ALL = 4 * 1024 * 1024
 """What the dissectors of a run hold before they can read it, together: lines still being read, past their
 first KiB (``protocols.base.LINE_FLOOR``), and a client's bytes held until the reply that says how to read
 them (``DissectorLimits.max_wait_bytes``, 256 KiB a connection). See ``protocols.base.WaitCharge``."""
