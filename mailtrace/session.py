@@ -73,8 +73,9 @@ otherwise leave none to those that come later). Bounded by the flow table's 2,04
 budget grants rows past them."""
 WAITING_BYTES_ALL = 4 * 1024 * 1024
 """Message content held back so that it is worked on in larger pieces, all connections of a run together:
-what a connection gathers for its dissector (``connection.BULK_BYTES``, 64 KiB) and what a message summariser
-gathers for a scan (``mime._BLOCK``, 64 KiB). Each is bounded per message, but 2,048 connections may be open at
+what a connection gathers for its dissector (``connection.BULK_BYTES``, 64 KiB), what a message summariser
+gathers for a scan (``mime._BLOCK``, 64 KiB) and a header line it holds until its end (``MimeLimits.max_line``;
+past the budget only ``max_field_bytes``). Each is bounded per message, but 2,048 connections may be open at
 once: 2,000 SMTP sessions each in the middle of its message held 250 MiB that way. Past it each works on what
 it has as it comes: the same events and summaries (both are split-invariant), a little slower."""
 UNREAD_BYTES_ALL = 4 * 1024 * 1024
