@@ -1202,6 +1202,11 @@ _UNSEARCHED = (1 << 62, -1)
 
 _SMALL_PIECE = 1024
 """Fed pieces shorter than this are gathered in a bytearray while they wait for a block (see feed)."""
+HEADER_FLOOR = 4 * 1024
+"""Header bytes every message keeps whatever the run's budget has left (``waiting``: see
+:meth:`MessageSummarizer._keep_header_line`). Past it, while the run's summarisers hold more than their budget,
+later fields are dropped as past ``max_header_bytes`` ("header too long"; the first of each RESERVED_FIELDS
+name is still kept): 2,000 messages open at once, each in the middle of a 200 KB header block, held 641 MiB."""
 _BLOCK = 64 * 1024
 """Small feeds are collected to this size before scanning (TCP hands over ~1.4 KB at a time), unless the
 run's summarisers together gather more than their shared budget (``waiting``: 2,000 messages open at once
@@ -1348,6 +1353,7 @@ class MessageSummarizer:
         self._buf: list[bytes | bytearray] = []  # bytes not decided yet (waiting for the rest of a line), in pieces
         self._unscanned = 0
         self._undecided = 0  # of them, what the last scan left (the rest are _unscanned)
+        self._headers_held = 0  # header bytes kept, charged to ``waiting`` until close()
         self._base = 0  # message offset of the first byte of the data being scanned
         self._total = 0
         self._sha256 = hashlib.sha256()
@@ -1427,6 +1433,8 @@ class MessageSummarizer:
             return self._summary(complete, missing_bytes)
         finally:
             self._unlink_entities()
+            self._waiting.held -= self._headers_held
+            self._headers_held = 0
 
     def _unlink_entities(self) -> None:
         """Take the entity tree apart (a child points to its parent and back): its decoders and buffers are
@@ -1541,6 +1549,9 @@ class MessageSummarizer:
         end = self._blank_line(data, pos)
         if end < 0 or end - pos > self._fast_limit:
             return pos
+        waiting = self._waiting
+        if end - pos > HEADER_FLOOR and waiting.held > waiting.size:
+            return pos  # past the run's budget: field by field (_keep_header_line decides what is kept)
         block = data[pos:end]
         body = end + (2 if data[end] == 0x0D else 1)
         if self._active and (block.startswith(b"--") or b"\n--" in block or b"\r--" in block):
@@ -1552,6 +1563,8 @@ class MessageSummarizer:
         if not ent.ignored:
             ent.lines.extend(lines)
             ent.kept += len(block)
+            self._headers_held += len(block)
+            waiting.held += len(block)
         self._end_headers(ent, self._base + body)
         return body
 
@@ -1639,7 +1652,10 @@ class MessageSummarizer:
         field = self._field
         if field is None or line[:1] not in (b" ", b"\t"):
             self._end_field(ent)
-            keep = ent.kept < self._limits.max_header_bytes or self._reserve(line)
+            waiting = self._waiting
+            fits = ent.kept < self._limits.max_header_bytes and (
+                self._headers_held < HEADER_FLOOR or waiting.held <= waiting.size)
+            keep = fits or self._reserve(line)
             if not keep:
                 self._header_too_long(ent)
             field = self._field = _FieldState(line[:_FIELD_HEAD], keep)
@@ -1654,6 +1670,8 @@ class MessageSummarizer:
         ent.lines.append(line)
         ent.kept += len(line)
         field.kept += len(line)
+        self._headers_held += len(line)
+        self._waiting.held += len(line)
 
     def _reserve(self, line: bytes) -> bool:
         """Whether a field beyond the header budget is kept: the first of each RESERVED_FIELDS name."""

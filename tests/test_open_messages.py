@@ -25,7 +25,7 @@ import pytest
 import mailtrace.tcp.flows
 from mailtrace.capture.reader import open_capture
 from mailtrace.config import Config
-from mailtrace.mime import MessageSummarizer, MimeLimits
+from mailtrace.mime import HEADER_FLOOR, MessageSummarizer, MimeLimits
 from mailtrace.model import CLIENT, SERVER, ByteBudget, Chunk, Direction
 from mailtrace.pipeline import Analyzer
 from mailtrace.protocols.base import LINE_FLOOR, DissectorLimits, LineBuffer
@@ -336,3 +336,26 @@ def test_past_the_budget_a_header_line_waits_for_its_end_only_as_long_as_a_field
     assert spent.held == 0
     assert cut.subject == free.subject and cut.from_ == free.from_ == "a@b.example"  # the field keeps 64 KiB
     assert "line too long" in cut.defects and "line too long" not in free.defects
+
+
+def test_past_the_budget_a_message_keeps_only_its_first_header_bytes() -> None:
+    """Header fields are kept per message up to ``max_header_bytes`` (256 KiB); while the run's summarisers hold
+    more than their budget, a message keeps its first ``HEADER_FLOOR`` bytes of fields (and the first of each
+    RESERVED_FIELDS name): 2,000 messages at once each in the middle of a 200 KB header block held 641 MiB."""
+    fields = b"".join(b"X-H%05d: " % k + b"v" * 88 + b"\r\n" for k in range(2000))
+    message = fields + b"Subject: late\r\nX-Late: dropped\r\n\r\nbody\r\n"
+
+    def summary(budget: ByteBudget) -> Any:
+        summarizer = MessageSummarizer(MimeLimits(), keep=False, waiting=budget)
+        for i in range(0, len(message), 1448):
+            summarizer.feed(message[i : i + 1448])
+        return summarizer.close()
+
+    free = summary(ByteBudget(1 << 40))
+    spent = ByteBudget(0)
+    cut = summary(spent)
+    assert spent.held == 0  # given back when the message ends
+    assert len(free.headers) == 1000 and "header too long" not in free.defects  # max_headers lists 1,000
+    assert cut.subject == free.subject == "late"  # a reserved field is still kept
+    assert sum(len(name) + len(value) for name, value in cut.headers) <= HEADER_FLOOR + 200
+    assert "header too long" in cut.defects
