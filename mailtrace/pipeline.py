@@ -146,7 +146,7 @@ class Analyzer:
         }
         self.event_budget = EventBudget.of(config.session)
         """Commands and replies (and transcript bytes) the sessions not yet reported may keep, together."""
-        # the dissectors of this run share its budget of long lines
+        # the dissectors of this run share its unread budget (lines being read, bytes held for a reply)
         self.config = config = replace(config, dissector=replace(config.dissector,
                                                                  unread_budget=self.event_budget.unread))
         self.context = ContextTracker(config.context) if config.context_enabled else None

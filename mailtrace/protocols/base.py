@@ -48,7 +48,7 @@ class DissectorLimits:
 
 
 LINE_FLOOR = 1024
-"""Every line is read whole up to this length, whatever the run's budget of long lines has left (RFC 5321
+"""Every line is read whole up to this length, whatever the run's unread budget has left (RFC 5321
 and 1939 lines are at most 512 bytes; IMAP's common long ones, CAPABILITY and ID, about 1 KiB).
 
 Past it a line takes from :attr:`DissectorLimits.unread_budget` while it is being read and gives it back
@@ -185,7 +185,7 @@ class LineBuffer:
         self._skipping = 0
         self.max_line = max_line
         self.budget = budget
-        """The run's budget of long lines (see :data:`LINE_FLOOR`), or None."""
+        """The run's unread budget (see :data:`LINE_FLOOR`), or None."""
         self._limit = max_line
         """How long the line being read may be: ``max_line``, or where the budget cut it."""
         self._partial = 0
@@ -237,9 +237,7 @@ class LineBuffer:
             self._first_ts = ts
             self._skipping = 0
             if self._partial:  # read: what it took goes back
-                assert self.budget is not None
-                self.budget.held -= self._partial
-                self._partial = 0
+                self._give_back()
             self._limit = self.max_line
             yield Line(text, frame, first, ts, bare, skipped)
 
@@ -266,10 +264,13 @@ class LineBuffer:
         self._buf.clear()
         self._skipping = 0
         if self._partial:  # the line being read is not one any more: what it took goes back
-            assert self.budget is not None
-            self.budget.held -= self._partial
-            self._partial = 0
+            self._give_back()
         self._limit = self.max_line
+
+    def _give_back(self) -> None:
+        assert self.budget is not None
+        self.budget.held -= self._partial
+        self._partial = 0
 
 
 class DotBody:

@@ -283,9 +283,7 @@ class Reassembler:
         self.budget.held -= self.pending_bytes
         self.pending.clear()
         self.pending_bytes = 0
-        self.recent_budget.held -= self._recent_bytes
-        self._recent.clear()
-        self._recent_bytes = 0
+        self.forget_recent()
 
     def _drain(self, out: list[StreamItem]) -> None:
         """Deliver held segments that have become contiguous."""
