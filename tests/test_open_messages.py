@@ -33,7 +33,7 @@ from mailtrace.protocols.pop3 import Pop3
 from mailtrace.protocols.smtp import Smtp
 from mailtrace.render.json import session_json
 from mailtrace.session import Session
-from mailtrace.tcp.reassembly import RETRANSMISSION, Reassembler
+from mailtrace.tcp.reassembly import PIECE_COST, RETRANSMISSION, Reassembler
 from tests.pcapgen import Capture, Tcp
 
 CONNECTIONS = 30
@@ -132,11 +132,11 @@ def test_a_direction_past_the_run_limit_keeps_its_floor() -> None:
         r.segment(1000, b"", 0, True, False, 1, 0.0)
     for n in range(8):
         first.segment(1001 + n * 1000, b"a" * 1000, 1000, False, False, 10 + n, 0.1)
-    assert (first._recent_bytes, shared.held) == (8000, 8000)  # within the limit: all of it
+    assert (first._recent_bytes, shared.held) == (8000, 8000 + 8 * PIECE_COST)  # within the limit: all of it
     for n in range(3):  # past it: the second keeps what fits in its floor, here its last segment
         second.segment(1001 + n * 3000, b"b" * 3000, 3000, False, False, 20 + n, 0.2)
-    assert (second._recent_bytes, first._recent_bytes, shared.held) == (3000, 8000, 11_000)
-    assert 3000 <= Reassembler.RECENT_FLOOR < 6000
+    assert (second._recent_bytes, first._recent_bytes, shared.held) == (3000, 8000, 11_000 + 9 * PIECE_COST)
+    assert 3000 + PIECE_COST <= Reassembler.RECENT_FLOOR < 2 * (3000 + PIECE_COST)
     # its last segment is still named; bytes before it are a retransmission of bytes no longer known
     second.segment(1001 + 6000, b"b" * 3000, 3000, False, False, 30, 0.3)
     second.segment(1001, b"b" * 3000, 3000, False, False, 31, 0.3)
@@ -145,6 +145,25 @@ def test_a_direction_past_the_run_limit_keeps_its_floor() -> None:
     first.release()
     second.release()
     assert shared.held == 0 and not first._recent and not second._recent
+
+
+def test_remembered_one_line_segments_are_charged_what_they_cost() -> None:
+    """Counted by bytes alone, thousands of connections each remembering 256 one-line segments held many
+    times the budget (each piece costs ~PIECE_COST besides its bytes); past the budget a direction keeps
+    what fits in its floor, counted as charged."""
+    shared = ByteBudget(10_000)
+    busy = [Reassembler(Direction.CLIENT, recent_budget=shared) for _ in range(3)]
+    for r in busy:
+        r.segment(1000, b"", 0, True, False, 1, 0.0)
+        for n in range(200):
+            r.segment(1001 + n * 20, b"RCPT TO:<a@b.c>\r\n\r\n\r\n"[:20], 20, False, False, 2 + n, 0.1)
+    kept = [len(r._recent) for r in busy]
+    assert shared.held == sum(kept) * (20 + PIECE_COST)
+    assert shared.held <= shared.size + Reassembler.RECENT_FLOOR + 20 + PIECE_COST
+    assert kept[-1] == Reassembler.RECENT_FLOOR // (20 + PIECE_COST)  # the last one came past the budget
+    for r in busy:
+        r.release()
+    assert shared.held == 0
 
 
 def test_lines_being_read_take_from_the_run_budget_and_give_it_back() -> None:

@@ -49,9 +49,9 @@ class FlowLimits:
     max_pending_bytes: int = 2 * 1024 * 1024
     """Out-of-order bytes buffered per direction before the hole is declared lost."""
     max_pending_segments: int = 2048
-    max_pending_all: int = 16 * 1024 * 1024
+    max_pending_all: int = 4 * 1024 * 1024
     """Out-of-order bytes all connections may hold together (see :attr:`Reassembler.budget`)."""
-    max_recent_all: int = 8 * 1024 * 1024
+    max_recent_all: int = 4 * 1024 * 1024
     """Delivered bytes all connections may remember together to compare retransmissions against (64 KiB
     a direction; see :attr:`Reassembler.RECENT_FLOOR`)."""
     recent_idle: float = 5.0
