@@ -57,6 +57,12 @@ SessionDone = Callable[[int, Session | None], None]
 class MailConnection:
     """Flow-table handler for one (possibly) mail connection."""
 
+    __slots__ = ("_budget", "_builder", "_bulk", "_bulk_left", "_bulk_tail", "_conn", "_file", "_held",
+                 "_held_bytes", "_held_direction", "_held_first", "_held_frame", "_held_ts", "_sink_factory",
+                 "_sniffed_rows", "_tls_port_protocols", "_waiting", "config", "decrypted_any", "dissector",
+                 "implicit_tls", "keep_transcript", "keylog", "mid_stream_tls", "on_done", "plain", "row",
+                 "seen_data", "sniffer", "sniffing", "tls", "tls_state", "tunnel")
+
     row: Callable[[int, float, Direction, int, int], None]
     """The session builder's ``packet`` once a session is built: the flow table's fast path calls it
     directly (:class:`~mailtrace.tcp.flows.FastHandler`)."""

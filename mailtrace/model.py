@@ -18,6 +18,12 @@ from dataclasses import dataclass, field, fields
 from operator import attrgetter
 from typing import Any
 
+LISTED_CHARGED_KEY = "_listed_bytes"
+"""The private key of a dissector's record that says what its lists took from the run's budget of listed
+entries (``protocols.base.ListCharge``); the session builder takes it out of the record."""
+LISTED_REFUSED_KEY = "_listed_refused"
+"""Likewise: how many entries that budget refused."""
+
 
 class ByteBudget:
     """Bytes that many holders of one kind may hold together in a run: a bound for the sum where each

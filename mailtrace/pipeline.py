@@ -146,9 +146,11 @@ class Analyzer:
         }
         self.event_budget = EventBudget.of(config.session)
         """Commands and replies (and transcript bytes) the sessions not yet reported may keep, together."""
-        # the dissectors of this run share its unread budget (lines being read, bytes held for a reply)
+        # the dissectors of this run share its unread budget (lines being read, bytes held for a reply) and
+        # its budget of listed entries (recipients, LIST tables...)
         self.config = config = replace(config, dissector=replace(config.dissector,
-                                                                 unread_budget=self.event_budget.unread))
+                                                                 unread_budget=self.event_budget.unread,
+                                                                 listed_budget=self.event_budget.listed))
         self.context = ContextTracker(config.context) if config.context_enabled else None
         """DNS and ident beside the sessions; its ``listeners`` get every DNS transaction (findings)."""
         self.stats.context = self.context.stats if self.context is not None else None

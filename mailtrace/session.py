@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from mailtrace.capture.decode import TCP_FIN, TCP_RST, TCP_SYN
 from mailtrace.mime import MessageSummarizer, MessageSummary, MimeLimits, PartWriter
 from mailtrace.model import (
+    LISTED_CHARGED_KEY,
+    LISTED_REFUSED_KEY,
     Anomaly,
     AuthAttempt,
     BodyData,
@@ -65,7 +67,7 @@ ROW_GRANT = 1_024
 row. The first grant is :data:`FIRST_ROW_GRANT` and each doubles the last: most sessions are short, and up to
 2,048 are open at once (a SYN flood's sessions are a row each)."""
 FIRST_ROW_GRANT = 16
-ROW_FLOOR = 32
+ROW_FLOOR = 16
 """Rows every session keeps whatever the budget has left: its setup, greeting and first exchanges, so
 that no view or finding reads a session that kept nothing (a few long sessions open all day could
 otherwise leave none to those that come later). Bounded by the flow table's 2,048 open connections
@@ -83,6 +85,8 @@ UNREAD_BYTES_ALL = 4 * 1024 * 1024
 """What the dissectors of a run hold before they can read it, together: lines still being read, past their
 first KiB (``protocols.base.LINE_FLOOR``), and a client's bytes held until the reply that says how to read
 them (``DissectorLimits.max_wait_bytes``, 256 KiB a connection). See ``protocols.base.WaitCharge``."""
+LISTED_BYTES_ALL = 4 * 1024 * 1024
+"""The default of ``SessionLimits.max_listed_bytes_all``."""
 MAX_ELIDED_SPANS = 8
 """Spans of time kept for the rows past the row limit; a frame far from all of them joins the nearest."""
 
@@ -316,6 +320,12 @@ class Session:
     retransmissions: dict[int, int] = field(default_factory=dict)
     """Frames that only repeated bytes already seen → the frame that first carried them (0: not known
     any more); as many as the session keeps rows."""
+    listed_dropped: int = 0
+    """Entries of the protocol's record lists (recipients, transactions, LIST tables, IMAP timelines...) not
+    listed because what all sessions at once list was spent (``SessionLimits.max_listed_bytes_all``); each
+    list's own count of them says which."""
+    listed_bytes: int = 0
+    """What the session's lists took from the run's budget of them: given back when it is reported."""
 
     @property
     def phases(self) -> list[PhaseBlock]:
@@ -445,8 +455,15 @@ class SessionLimits:
     the finished sessions waiting for their turn may hold that many, and the open ones need rows too."""
     max_events: int = 200_000
     """Commands kept per session, and replies; the rest are counted (``events_dropped``), not kept."""
-    max_events_all: int = 150_000
+    max_events_all: int = 50_000
     """Commands and replies kept by all the sessions not yet reported, together (see :class:`EventBudget`)."""
+    max_listed_bytes_all: int = LISTED_BYTES_ALL
+    """What the lists of the dissectors' records (SMTP recipients and transactions, POP3 LIST/UIDL tables, IMAP
+    timelines, fetches, folders...) of all sessions not yet reported may take together, as charged by
+    ``protocols.base.ListCharge`` (an entry ~200 bytes and its text: ~35,000 recipients). Each list has its own
+    limit per session, but 2,000 SMTP sessions open at once each sending 100 RCPTs held 55 MiB of them. Past it
+    an entry is counted, not listed (``rcpt_dropped``, the ``dropped`` of the ``pop3`` and ``imap`` blocks;
+    ``listed_dropped`` of the session), and the view says so."""
     max_anomalies: int = 1_000
     """Anomalies kept per session; the rest are counted (``anomalies_dropped``)."""
     max_messages: int = 10_000
@@ -478,16 +495,20 @@ class EventBudget:
     builders keep :data:`ROW_FLOOR` rows each outside it, take the rest in grants (:data:`FIRST_ROW_GRANT`,
     doubling up to :data:`ROW_GRANT`) and give back what they did not use when they finish."""
 
-    __slots__ = ("left", "rows_floor", "rows_left", "rows_size", "size", "transcript_left",
+    __slots__ = ("left", "listed", "rows_floor", "rows_left", "rows_size", "size", "transcript_left",
                  "transcript_size", "unread", "waiting")
 
-    def __init__(self, size: int, transcript_size: int, rows_size: int, rows_floor: int = ROW_FLOOR) -> None:
+    def __init__(self, size: int, transcript_size: int, rows_size: int, rows_floor: int = ROW_FLOOR,
+                 listed_size: int = LISTED_BYTES_ALL) -> None:
         self.waiting = ByteBudget(WAITING_BYTES_ALL)
         """Message content held back to be worked on in larger pieces, by all connections and message
         summarisers together (see :data:`WAITING_BYTES_ALL`)."""
         self.unread = ByteBudget(UNREAD_BYTES_ALL)
         """What the dissectors hold unread, together (see :data:`UNREAD_BYTES_ALL`; the analyzer hands it to
         them in ``DissectorLimits.unread_budget``)."""
+        self.listed = ByteBudget(listed_size)
+        """What the dissectors' record lists take, together (``SessionLimits.max_listed_bytes_all``; the analyzer
+        hands it to them in ``DissectorLimits.listed_budget``). Given back as each session is reported."""
         self.size = size
         self.left = size
         self.transcript_size = transcript_size
@@ -500,11 +521,12 @@ class EventBudget:
     @classmethod
     def of(cls, limits: SessionLimits) -> EventBudget:
         return cls(limits.max_events_all, limits.max_transcript_bytes_all, limits.max_rows_all,
-                   min(ROW_FLOOR, limits.max_rows))
+                   min(ROW_FLOOR, limits.max_rows), limits.max_listed_bytes_all)
 
     def give_back(self, session: Session) -> None:
         self.left = min(self.size, self.left + len(session.commands) + len(session.replies))
         self.rows_left = min(self.rows_size, self.rows_left + max(0, session.row_count - self.rows_floor))
+        self.listed.held -= session.listed_bytes
         if session.transcript:
             kept = sum(len(piece.data) for piece in session.transcript)
             self.transcript_left = min(self.transcript_size, self.transcript_left + kept)
@@ -513,6 +535,7 @@ class EventBudget:
         """A new capture file: every session of the last one was reported."""
         self.waiting.held = 0
         self.unread.held = 0
+        self.listed.held = 0
         self.left = self.size
         self.transcript_left = self.transcript_size
         self.rows_left = self.rows_size
@@ -550,6 +573,16 @@ def _empty_summary(limits: MimeLimits, complete: bool, missing_bytes: int) -> Me
 
 class SessionBuilder:
     """Accumulates one connection's rows and events."""
+
+    __slots__ = ("_fins", "_last_row", "_max_rows", "_message_first_frame", "_rows_refused", "_rows_taken", "_sink",
+                 "_summarizer", "anomalies", "anomalies_dropped", "auth", "body_marked", "budget", "bulk",
+                 "bulk_first_frame", "bytes", "client", "clock_went_back", "commands", "decrypting", "elided_spans",
+                 "events_dropped", "file", "first_frame", "first_ts", "gaps", "last_ts", "limits", "logins_dropped",
+                 "marked_frame", "message_count", "messages", "messages_dropped", "messages_dropped_by_origin",
+                 "messages_dropped_complete", "mime_limits", "notes", "notes_dropped", "notes_kept", "phase",
+                 "protocol", "replies", "retransmissions", "rows", "rows_elided", "server", "sink_factory", "stream",
+                 "summarize", "tls", "tls_info", "tls_starts", "transcript", "transcript_bytes",
+                 "transcript_truncated", "tunnel")
 
     def __init__(self, *, protocol: str, client: Endpoint, server: Endpoint, stream: int, file: str,
                  tunnel: str | None, limits: SessionLimits = SessionLimits(),
@@ -974,6 +1007,8 @@ class SessionBuilder:
                                          first_frame=self._message_first_frame, phase=Phase.TRANSFER,
                                          origin=record.get("_open_message_origin", "unknown"), complete=False))
         record.pop("_open_message_origin", None)
+        listed_bytes = record.pop(LISTED_CHARGED_KEY, 0)
+        listed_dropped = record.pop(LISTED_REFUSED_KEY, 0)
         return _with_raw_rows(Session(
             id=session_id, protocol=self.protocol, client=self.client, server=self.server, stream=self.stream,
             file=self.file, tunnel=self.tunnel, start=self.first_ts or 0.0, end=self.last_ts,
@@ -988,7 +1023,7 @@ class SessionBuilder:
             messages_dropped_complete=self.messages_dropped_complete,
             decrypted=self.decrypting, tls_info=self.tls_info, notes=self.notes,
             transcript=self.transcript, transcript_truncated=self.transcript_truncated,
-            retransmissions=self.retransmissions,
+            retransmissions=self.retransmissions, listed_bytes=listed_bytes, listed_dropped=listed_dropped,
         ), self.rows)
 
 

@@ -134,9 +134,9 @@ def test_the_json_report_and_the_views_say_how_many_were_not_kept(tmp_path: Path
     assert len(entry["replies"]) == 300 and len(entry["anomalies"]) == 100
     for lang, events, anomalies in (
         ("en", "825 more commands and replies of this session are not listed (limit: 300 of each per session, "
-               "150,000 for all sessions at once)", "20 more anomalies of this session are not listed (limit 100"),
+               "50,000 for all sessions at once)", "20 more anomalies of this session are not listed (limit 100"),
         ("de", "825 weitere Befehle und Antworten dieser Sitzung werden nicht aufgeführt (Limit: je 300 pro "
-               "Sitzung, 150.000 für alle Sitzungen zugleich)", "20 weitere Auffälligkeiten dieser Sitzung"),
+               "Sitzung, 50.000 für alle Sitzungen zugleich)", "20 weitere Auffälligkeiten dieser Sitzung"),
     ):
         stream = io.StringIO()
         view = TerminalRenderer(Output(stream, width=200, color=False), lang=lang)

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 from mailtrace.model import (
+    LISTED_CHARGED_KEY,
+    LISTED_REFUSED_KEY,
     Anomaly,
     ByteBudget,
     Chunk,
@@ -45,6 +47,10 @@ class DissectorLimits:
     """What all dissectors of a run hold before they can read it, together: lines still being read, past
     :data:`LINE_FLOOR`, and bytes held for a reply (:class:`WaitCharge`). Set by the analyzer
     (``session.UNREAD_BYTES_ALL``); None: only ``max_line`` and ``max_wait_bytes`` bound them."""
+    listed_budget: ByteBudget | None = field(default=None, compare=False, hash=False, repr=False)
+    """What the lists of the dissectors' records (SMTP recipients and transactions, POP3 listings, IMAP
+    timelines...) of all sessions not yet reported take together (:class:`ListCharge`). Set by the analyzer
+    (``SessionLimits.max_listed_bytes_all``); None: only each list's own limit bounds it."""
 
 
 LINE_FLOOR = 1024
@@ -98,6 +104,68 @@ class WaitCharge:
         if size > limits.max_wait_bytes or self.budget is None:
             return ""
         return f" ({budget_spent(self.budget)})"
+
+
+LISTED_ENTRY_COST = 200
+"""What an entry of a record's list is charged besides its text: its slots in the lists that hold it, its
+dict or small numbers (an SMTP recipient is an address in four parallel lists and a parameters dict)."""
+
+
+class ListCharge:
+    """What one dissector's record lists take from the run's budget of listed entries
+    (``DissectorLimits.listed_budget``). Each list has its own limit per session (``MAX_RECIPIENTS``,
+    ``MAX_RECORDS``...), but 2,048 sessions may be open at once: 2,000 SMTP sessions each sending 100 RCPTs
+    held 55 MiB of recipients. Past the budget an entry is counted as its list's limit counts it, not kept.
+
+    The charge goes back when the session is reported, not when the dissector finishes (a finished session
+    may wait for older ones to end): the record carries it (:meth:`keys`) to the session, and the analyzer's
+    ``EventBudget.give_back`` returns it."""
+
+    __slots__ = ("budget", "charged", "refused")
+
+    def __init__(self, budget: ByteBudget | None) -> None:
+        self.budget = budget
+        self.charged = 0
+        self.refused = 0
+        """Entries not kept because the run's budget was spent."""
+
+    def take(self, size: int = 0) -> bool:
+        """Room for one more entry of ``size`` bytes beyond :data:`LISTED_ENTRY_COST` (its text, or what its
+        kind costs): charged, True; else counted, False."""
+        budget = self.budget
+        if budget is None:
+            return True
+        cost = LISTED_ENTRY_COST + size
+        if budget.held + cost > budget.size:
+            self.refused += 1
+            return False
+        budget.held += cost
+        self.charged += cost
+        return True
+
+    def keep_texts(self, texts: list[str]) -> list[str]:
+        """The start of ``texts`` that the budget has room for (the rest counted as refused)."""
+        for i, text in enumerate(texts):
+            if not self.take(len(text)):
+                self.refused += len(texts) - i - 1
+                return texts[:i]
+        return texts
+
+    def keys(self) -> dict[str, int]:
+        """The record's private keys that carry the charge to the session (``SessionBuilder.finish`` takes them
+        out of the record)."""
+        out: dict[str, int] = {}
+        if self.charged:
+            out[LISTED_CHARGED_KEY] = self.charged
+        if self.refused:
+            out[LISTED_REFUSED_KEY] = self.refused
+        return out
+
+
+DICT_ENTRY_COST = 400
+"""What a listed entry that is a small dict (a timeline step, a retrieval) is charged beyond
+:data:`LISTED_ENTRY_COST`."""
+
 
 
 class Dissector(Protocol):

@@ -48,10 +48,12 @@ from mailtrace.model import (
 )
 from mailtrace.numbers import is_count, parse_count
 from mailtrace.protocols.base import (
+    DICT_ENTRY_COST,
     DissectorLimits,
     EventSink,
     Line,
     LineBuffer,
+    ListCharge,
     WaitCharge,
     budget_cut,
     printable,
@@ -289,6 +291,14 @@ class OpenMessage:
 class Imap:
     """The IMAP dissector (sans-I/O)."""
 
+    __slots__ = ("alerts", "appended", "appends", "building", "capabilities", "capabilities_before_tls",
+                 "client_bytes", "client_id", "client_tail", "command_seen", "compressed", "current_box", "dropped",
+                 "enabled", "expunged", "fetched", "fetches", "folders", "greeting", "idle", "idle_updates",
+                 "inferred", "limits", "listed", "lost_bytes", "mailboxes", "message", "namespace", "no_syn",
+                 "notes", "out", "parts", "pending", "phase", "readers", "response_serial", "searches", "selected",
+                 "server_bytes", "server_id", "server_spoke", "starttls", "state", "state_known", "states", "status",
+                 "stored", "tag_shapes", "tail_lines", "tail_open", "timeline", "user", "vanished", "wait")
+
     name: ClassVar[str] = "imap"
     default_ports: ClassVar[frozenset[int]] = frozenset({143})
     tls_ports: ClassVar[frozenset[int]] = frozenset({993})
@@ -301,6 +311,9 @@ class Imap:
                         Reader(SERVER, LineBuffer(limits.max_line, limits.unread_budget)))
         self.wait = WaitCharge(limits.unread_budget)
         """The client's held bytes (``Reader.held_bytes``) as a charge on the run's unread budget."""
+        self.listed = ListCharge(limits.listed_budget)
+        """The entries of the ``imap`` block's lists, as a charge on the run's budget of listed entries (past it
+        they are counted in ``dropped`` as past :data:`MAX_RECORDS`)."""
         self.pending: dict[str, Pending] = {}
         self.building: Pending | None = None
         """The client command whose line is still being assembled (literals to come)."""
@@ -491,7 +504,7 @@ class Imap:
         }
         if self.dropped:
             block["dropped"] = dict(self.dropped)
-        return {"user": self.user, "imap": block}
+        return {"user": self.user, "imap": block, **self.listed.keys()}
 
     # ------------------------------------------------------------------ bytes → lines and literals
     def _inflate(self, reader: Reader, data: bytes, frame: int) -> bytes:
@@ -1243,7 +1256,7 @@ class Imap:
             return
         name = decode_mailbox(name_raw)
         if name not in self.folders:
-            if len(self.folders) < MAX_RECORDS:
+            if len(self.folders) < MAX_RECORDS and self.listed.take(len(name)):
                 self.folders.append(name)
                 self._keep(self.mailboxes, "mailboxes", {
                     "name": name, "flags": flag_list(values[0]), "delimiter": as_text(values[1]),
@@ -1398,7 +1411,7 @@ class Imap:
                 entry[key] = info[key]
         entry["frame"] = frame
         if ok:
-            if len(self.selected) < MAX_RECORDS:
+            if len(self.selected) < MAX_RECORDS and self.listed.take(DICT_ENTRY_COST):
                 self.selected.append(entry)
             self.current_box = entry
             shown = {k: v for k, v in entry.items() if k != "frame"}
@@ -1562,13 +1575,13 @@ class Imap:
         self._keep(self.timeline, "timeline", entry)
 
     def _keep(self, bucket: list[dict[str, Any]], name: str, entry: dict[str, Any]) -> None:
-        if len(bucket) < MAX_RECORDS:
+        if len(bucket) < MAX_RECORDS and self.listed.take(DICT_ENTRY_COST):
             bucket.append(entry)
         else:
             self.dropped[name] = self.dropped.get(name, 0) + 1
 
     def _keep_text(self, bucket: list[str], name: str, text: str) -> None:
-        if len(bucket) < MAX_RECORDS:
+        if len(bucket) < MAX_RECORDS and self.listed.take(len(text)):
             bucket.append(text)
         else:
             self.dropped[name] = self.dropped.get(name, 0) + 1

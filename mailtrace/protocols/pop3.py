@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import enum
 import re
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -41,11 +40,13 @@ from mailtrace.model import (
 )
 from mailtrace.numbers import is_count, parse_count
 from mailtrace.protocols.base import (
+    DICT_ENTRY_COST,
     DissectorLimits,
     DotBody,
     EventSink,
     Line,
     LineBuffer,
+    ListCharge,
     WaitCharge,
     budget_cut,
     printable,
@@ -187,6 +188,13 @@ def hashcat_apop(digest: str, timestamp: str) -> str:
 class Pop3:
     """The POP3 dissector (sans-I/O)."""
 
+    __slots__ = ("apop_timestamp", "auth_waiting", "body", "capabilities", "capabilities_before_tls", "client_bytes",
+                 "client_gap", "client_hold", "client_lines", "collecting", "dropped", "greeted", "greeting",
+                 "limits", "listed", "lost_bytes", "mailbox", "messages", "no_syn", "orphan_lines", "out",
+                 "password", "pending", "phase", "retrievals", "sasl", "server_bytes", "server_gap", "server_lines",
+                 "state", "state_known", "states", "tail_lines", "tail_open", "tls", "user", "user_command_frame",
+                 "user_name", "user_refused", "wait")
+
     name: ClassVar[str] = "pop3"
     default_ports: ClassVar[frozenset[int]] = frozenset({110})
     tls_ports: ClassVar[frozenset[int]] = frozenset({995})
@@ -197,7 +205,7 @@ class Pop3:
         self.out = EventSink()
         self.client_lines = LineBuffer(limits.max_line, limits.unread_budget)
         self.server_lines = LineBuffer(limits.max_line, limits.unread_budget)
-        self.pending: deque[Pending] = deque()
+        self.pending: list[Pending] = []  # (a deque is 760 bytes empty, per connection)
         self.state = State.AUTHORIZATION
         self.state_known = False
         self.states: list[dict[str, Any]] = []
@@ -211,6 +219,9 @@ class Pop3:
         """``client_hold`` as a charge on the run's unread budget."""
         self.collecting = WaitCharge(limits.unread_budget)
         """The lines of the multi-line response being collected (``Body.collected``), likewise."""
+        self.listed = ListCharge(limits.listed_budget)
+        """The entries of the ``pop3`` block's tables and lists, as a charge on the run's budget of listed
+        entries (past it they are counted in ``dropped`` as past :data:`MAX_RECORDS`)."""
         self.body: Body | None = None
         self.server_gap = False
         self.client_gap = False
@@ -354,7 +365,7 @@ class Pop3:
         }
         if self.dropped:
             block["dropped"] = dict(self.dropped)
-        return {"user": self.user, "pop3": block}
+        return {"user": self.user, "pop3": block, **self.listed.keys()}
 
     # ------------------------------------------------------------------ client
     def _client_data(self, data: bytes, frame: int, ts: float) -> None:
@@ -462,7 +473,7 @@ class Pop3:
         else:
             self._check_command(verb_u, argument.strip(), phase, line.frame)
         if len(self.pending) >= self.limits.max_pending_commands:
-            self.pending.popleft()
+            self.pending.pop(0)
             self.out.anomaly(CLIENT, phase, "pipeline-overflow", "too many commands without responses",
                              line.frame)
         self.pending.append(Pending(verb_u, argument, line.frame, line.ts, phase))
@@ -608,7 +619,7 @@ class Pop3:
             self._greeting(status, rest, line)
             return
         self.greeted = True
-        cmd = self.pending.popleft() if self.pending else None
+        cmd = self.pending.pop(0) if self.pending else None
         if cmd is None:
             self._orphan(status, rest, line)
             return
@@ -822,7 +833,7 @@ class Pop3:
         for key in ("lines_asked", "octets_announced", "uid"):
             if key in detail:
                 entry[key] = detail[key]
-        if len(self.retrievals) < MAX_RECORDS:
+        if len(self.retrievals) < MAX_RECORDS and self.listed.take(DICT_ENTRY_COST):
             self.retrievals.append(entry)
         else:
             self.dropped["retrievals"] = self.dropped.get("retrievals", 0) + 1
@@ -853,7 +864,7 @@ class Pop3:
                 if len(parts) >= 2 and is_count(parts[0]):
                     self._table(mb.uids, "uidl", int(parts[0]), parts[1])
         elif verb == "CAPA" and ok and listing is not None:
-            self.capabilities = listing[:MAX_RECORDS]
+            self.capabilities = self.listed.keep_texts(listing[:MAX_RECORDS])
         elif verb == "DELE" and ok:
             number = parse_count(cmd.argument.strip())
             if number is not None and number not in mb.marked:
@@ -955,13 +966,13 @@ class Pop3:
         self.out.add(Note(direction=SERVER, ts=ts, frame=frame, first_frame=frame, phase=phase, text=text))
 
     def _table(self, table: dict[int, Any], name: str, key: int, value: Any) -> None:
-        if key in table or len(table) < MAX_RECORDS:
+        if key in table or (len(table) < MAX_RECORDS and self.listed.take(len(value) if isinstance(value, str) else 0)):
             table[key] = value
         else:
             self.dropped[name] = self.dropped.get(name, 0) + 1
 
     def _keep_number(self, bucket: list[int], name: str, number: int) -> None:
-        if len(bucket) < MAX_RECORDS:
+        if len(bucket) < MAX_RECORDS and self.listed.take():
             bucket.append(number)
         else:
             self.dropped[name] = self.dropped.get(name, 0) + 1

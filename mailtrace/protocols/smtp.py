@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import enum
 import re
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -41,6 +40,7 @@ from mailtrace.protocols.base import (
     EventSink,
     Line,
     LineBuffer,
+    ListCharge,
     WaitCharge,
     budget_cut,
     printable,
@@ -143,6 +143,8 @@ MAX_REPLY_LINES = 1_000
 MiB); the others are counted (``Reply.lines_dropped``)."""
 MAX_TRANSACTIONS = 10_000
 """Transactions listed per session; the rest are counted (``transactions_dropped``)."""
+TRANSACTION_COST = 600
+"""What a listed transaction costs beyond ``LISTED_ENTRY_COST`` and its sender (its object and empty lists)."""
 
 
 @dataclass
@@ -175,8 +177,10 @@ class Transaction:
     depth: int = field(default=0, repr=False)
     """How many transactions back ``previous`` reaches through MAILs still unanswered (see ``previous``)."""
     rcpt_dropped: int = 0
-    """RCPTs past :data:`MAX_RECIPIENTS` (counted, not listed)."""
+    """RCPTs past :data:`MAX_RECIPIENTS`, or past the run's budget of listed entries (counted, not listed)."""
     rcpt_dropped_answered: int = field(default=0, repr=False)
+    rcpt_budget_cut: bool = field(default=False, repr=False)
+    """The run's budget of listed entries refused a RCPT (the later ones count as refused too)."""
     accepted_dropped: int = 0
     """Of those, the ones the server accepted."""
 
@@ -193,6 +197,16 @@ class Transaction:
                if self.rcpt_dropped else {}),
         }
 
+
+_VERB_NAMES = {verb: verb for verb in KNOWN_VERBS}
+_CODE_TEXTS = {str(code): str(code) for code in range(100, 600)}
+_ONE_LINE_REPLIES: dict[bytes, tuple[str, tuple[str, ...]]] = {}
+"""Recent one-line replies (``250 2.1.5 Ok``) → their status and text, shared by every reply that repeats one:
+a session of a hundred thousand RCPTs keeps one copy of its ``250 Ok``, not one per reply (~100 bytes each).
+Both are immutable; the cache is emptied when it holds :data:`_SHARED_REPLIES`."""
+_SHARED_REPLIES = 4096
+_SHARED_REPLY_MAX = 200
+"""Longer reply lines are not shared (they are rarely repeated, and the cache must stay small)."""
 
 _NO_ARGUMENT = frozenset({"DATA", "QUIT", "RSET", "STARTTLS", "HELP", "TURN"})
 _SASL_MECHANISM = re.compile(r"^[A-Z0-9_-]{1,20}$")
@@ -257,6 +271,16 @@ def looks_like_tls_record(data: bytes) -> bool:
 class Smtp:
     """The SMTP dissector (sans-I/O)."""
 
+    __slots__ = ("after_gap", "after_gap_frame", "auth_attempts", "authenticated_at", "bare_lf", "bdat_bytes",
+                 "bdat_cmd", "bdat_last", "bdat_left", "bdat_size", "began_late", "body", "body_after_gap",
+                 "body_frame", "client_bytes", "client_bytes_lost", "client_lines", "commands_lost_at", "current",
+                 "ehlo_keywords", "greeted", "greeting", "held", "held_frames", "hello_due_after_tls", "helo",
+                 "helo_verb", "limits", "listed", "message_missing", "message_open", "messages", "mode", "no_syn",
+                 "out", "pending", "phase", "replies_on_hold", "reply_first_frame", "reply_lines",
+                 "reply_lines_dropped", "sasl", "server_bytes", "server_gap", "server_lines", "server_tls",
+                 "size_limit", "smuggled_message", "smuggling", "smuggling_accepted", "tls_started_at",
+                 "transactions", "transactions_budget_cut", "transactions_dropped", "wait")
+
     name: ClassVar[str] = "smtp"
     default_ports: ClassVar[frozenset[int]] = frozenset({25, 587, 2525})
     tls_ports: ClassVar[frozenset[int]] = frozenset({465})
@@ -275,7 +299,7 @@ class Smtp:
         """The capture began mid-session (it has no SYN, and the first command seen needs an earlier one —
         RCPT, DATA, BDAT before any HELO, MAIL or reply — or the first reply answers no command and is no
         greeting). The transaction it joins lacks its MAIL (``mail_lost``): no protocol error of the client."""
-        self.pending: deque[Pending] = deque()
+        self.pending: list[Pending] = []  # (a deque is 760 bytes empty, per connection)
         self.reply_lines: list[bytes] = []
         self.reply_first_frame = 0
         self.reply_lines_dropped = 0
@@ -283,6 +307,8 @@ class Smtp:
         self.held_frames: list[tuple[int, float]] = []
         self.wait = WaitCharge(limits.unread_budget)
         """``held`` as a charge on the run's unread budget."""
+        self.listed = ListCharge(limits.listed_budget)
+        """The transactions and recipients listed, as a charge on the run's budget of listed entries."""
         self.body: DotBody | None = None
         self.bdat_left = 0
         self.bdat_last = False
@@ -327,6 +353,8 @@ class Smtp:
         """The fixed maximum message size the server announced (EHLO ``SIZE n``, n > 0; RFC 1870 §4)."""
         self.transactions: list[Transaction] = []
         self.transactions_dropped = 0
+        self.transactions_budget_cut = False
+        """The run's budget of listed entries refused a transaction (the later ones count as refused too)."""
         self.current: Transaction | None = None
         self.greeting: str | None = None
         self.bare_lf = 0
@@ -422,6 +450,7 @@ class Smtp:
             "helo": self.helo,
             "transactions": [t.to_json() for t in self.transactions],
             **({"transactions_dropped": self.transactions_dropped} if self.transactions_dropped else {}),
+            **self.listed.keys(),
             "smtp": {
                 "greeting": self.greeting,
                 "helo_verb": self.helo_verb,
@@ -431,12 +460,33 @@ class Smtp:
             },
         }
 
+    def _list_recipient(self, tx: Transaction, address: str, params: dict[str, str]) -> None:
+        """A RCPT of ``tx``, listed up to :data:`MAX_RECIPIENTS` and while the run's budget of listed entries has
+        room; else counted (``rcpt_dropped``). The listed ones stay a prefix, so that replies pair in order: once
+        one is not listed, no later one of the transaction is."""
+        if not tx.rcpt_dropped and len(tx.rcpt_to) < MAX_RECIPIENTS:
+            if self.listed.take(len(address)):
+                tx.rcpt_to.append(address)
+                tx.rcpt_replies.append(None)
+                tx.rcpt_params.append(params)
+                return
+            tx.rcpt_budget_cut = True
+        elif tx.rcpt_budget_cut:
+            self.listed.refused += 1
+        tx.rcpt_dropped += 1
+
     def _keep_transaction(self, tx: Transaction) -> None:
-        """A new transaction, listed up to :data:`MAX_TRANSACTIONS` (it is the open one either way)."""
-        if len(self.transactions) < MAX_TRANSACTIONS:
-            self.transactions.append(tx)
-        else:
-            self.transactions_dropped += 1
+        """A new transaction, listed up to :data:`MAX_TRANSACTIONS` and while the run's budget of listed entries
+        has room (it is the open one either way). Once one is not listed, no later one is: the list stays an
+        unbroken start of the session's."""
+        if not self.transactions_dropped and len(self.transactions) < MAX_TRANSACTIONS:
+            if self.listed.take(TRANSACTION_COST + len(tx.mail_from)):
+                self.transactions.append(tx)
+                return
+            self.transactions_budget_cut = True
+        elif self.transactions_budget_cut:
+            self.listed.refused += 1
+        self.transactions_dropped += 1
 
     # ------------------------------------------------------------------ client side
     def _client_data(self, data: bytes, frame: int, ts: float) -> None:
@@ -506,6 +556,7 @@ class Smtp:
         text = line.text.decode("utf-8", "surrogateescape")
         verb, _, argument = text.strip(" ").partition(" ")
         verb_u = verb.upper()
+        verb_u = _VERB_NAMES.get(verb_u, verb_u)  # one str per known verb, not one per command kept
         if self.sasl is not None and verb_u not in KNOWN_VERBS and SASL_TOKEN.match(line.text) \
                 and any(p.verb == "AUTH" for p in self.pending):
             self._auth_response(line)  # its 334 prompt was lost, but an exchange is open
@@ -544,7 +595,7 @@ class Smtp:
         if not self.greeted and self.server_bytes and not self.pending:
             pass
         if len(self.pending) >= self.limits.max_pending_commands:
-            dropped = self.pending.popleft()
+            dropped = self.pending.pop(0)
             self.out.anomaly(CLIENT, phase, "pipeline-overflow",
                              f"more than {self.limits.max_pending_commands} commands without replies; "
                              f"{dropped.verb} (frame {dropped.frame}) will not be paired", line.frame)
@@ -603,12 +654,8 @@ class Smtp:
                 self._lost_mail(line.frame)  # the MAIL was in the hole or before the capture, not missing
             if self.current is None:
                 self.out.anomaly(CLIENT, cmd.phase, "rcpt-without-mail", "RCPT before MAIL", line.frame)
-            elif len(self.current.rcpt_to) < MAX_RECIPIENTS:
-                self.current.rcpt_to.append(address)
-                self.current.rcpt_replies.append(None)
-                self.current.rcpt_params.append(params)
             else:
-                self.current.rcpt_dropped += 1
+                self._list_recipient(self.current, address, params)
         elif verb in ("DATA", "STARTTLS"):
             if verb == "DATA" and self.current is None and (self.commands_lost_at or self._joins_late(cmd, line)):
                 self._lost_mail(line.frame)
@@ -937,14 +984,23 @@ class Smtp:
         raw = self.reply_lines
         self.reply_lines = []
         dropped, self.reply_lines_dropped = self.reply_lines_dropped, 0
-        code_text = raw[0][:3].decode("ascii")
+        shared = _ONE_LINE_REPLIES.get(raw[0]) if len(raw) == 1 else None
+        if shared is not None:
+            code_text, texts = shared
+        else:
+            code_text = raw[0][:3].decode("ascii")
+            code_text = _CODE_TEXTS.get(code_text, code_text)
+            texts = tuple(r[4:].decode("utf-8", "replace") for r in raw)
+            if len(raw) == 1 and len(raw[0]) <= _SHARED_REPLY_MAX:
+                if len(_ONE_LINE_REPLIES) >= _SHARED_REPLIES:
+                    _ONE_LINE_REPLIES.clear()
+                _ONE_LINE_REPLIES[raw[0]] = (code_text, texts)
         code = int(code_text)
-        texts = tuple(r[4:].decode("utf-8", "replace") for r in raw)
         first_frame = self.reply_first_frame or line.frame
         if self.mode is Mode.DATA and code != 354 and (not self.pending or (
                 len(self.pending) == 1 and self.pending[0].early_body and code < 400)):
             if self.pending:  # the message came early and its 354 is not in the capture either
-                lost = self.pending.popleft()
+                lost = self.pending.pop(0)
                 self.out.anomaly(CLIENT, Phase.TRANSFER, "reply-not-seen",
                                  "the client sent the message, so the server must have answered DATA with 354, "
                                  "but the capture does not show that reply", lost.frame)
@@ -1062,14 +1118,14 @@ class Smtp:
         while pending[0].junk and code != 500:
             # the server let the junk line pass without a reply (only 500 answers a line that is no
             # command: 501/502 answer a command it knows, and taking them would shift every pairing)
-            pending.popleft()
+            pending.pop(0)
             if not pending:
                 return None
         head = pending[0]
         if self.server_gap or code in (354, 334):
             # after lost replies, skip commands this reply cannot be answering
             while len(pending) > 1 and not _plausible(pending[0].verb, code):
-                pending.popleft()
+                pending.pop(0)
             head = pending[0]
         if code == 334 and head.verb == "AUTH":
             return head  # an intermediate challenge: AUTH stays pending
@@ -1078,15 +1134,15 @@ class Smtp:
                 self.out.anomaly(CLIENT, Phase.TRANSFER, "data-before-354",
                                  "the client sent the message before the server's 354 (RFC 2920 §3.1: DATA must "
                                  "end a pipelined group and the client waits for its reply)", head.frame)
-                return pending.popleft()
+                return pending.pop(0)
             if len(pending) > 1 or code < 400:
                 # the reply answers the end of the message: the 354 is not in the capture
-                pending.popleft()
+                pending.pop(0)
                 self.out.anomaly(CLIENT, Phase.TRANSFER, "reply-not-seen",
                                  "the client sent the message, so the server must have answered DATA with 354, "
                                  "but the capture does not show that reply", head.frame)
-                return pending.popleft() if pending else None
-        return pending.popleft()
+                return pending.pop(0) if pending else None
+        return pending.pop(0)
 
     def _reply_effects(self, cmd: Pending, code: int, texts: tuple[str, ...], line: Line) -> None:
         verb = cmd.verb

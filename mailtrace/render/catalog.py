@@ -302,6 +302,11 @@ EN: dict[str, Message] = {
                           "the statistics and findings count it): {outcomes}",
                           "{n:,} more login attempts of this session are not listed (limit {limit:,} per session; "
                           "the statistics and findings count them): {outcomes}"),
+    "ui.listed_dropped": ("{n:,} more entry of this session's protocol record (a recipient, a LIST line, an IMAP "
+                          "step…) is counted but not listed (all sessions at once list at most {all:,} bytes of them)",
+                          "{n:,} more entries of this session's protocol record (recipients, LIST lines, IMAP "
+                          "steps…) are counted but not listed (all sessions at once list at most {all:,} bytes of "
+                          "them)"),
     "ui.messages_dropped": ("{n:,} more message of this session is not listed (limit {limit:,} per session; "
                             "mailtrace extract writes it)",
                             "{n:,} more messages of this session are not listed (limit {limit:,} per session; "
@@ -751,6 +756,12 @@ EN: dict[str, Message] = {
                          "analyze</code> prints them all.",
                          "{n} more packet rows are not shown (limit {limit} per session). <code>mailtrace "
                          "analyze</code> prints them all."),
+    "html.listed_dropped": ("{n} entry of this session's protocol record (a recipient, a LIST line, an IMAP step) "
+                            "was counted but not kept by the analyzer (all sessions at once keep at most {all} "
+                            "bytes of them).",
+                            "{n} entries of this session's protocol record (recipients, LIST lines, IMAP steps) "
+                            "were counted but not kept by the analyzer (all sessions at once keep at most {all} "
+                            "bytes of them)."),
     "html.events_dropped": ("{n} command or reply of this session was counted but not kept by the analyzer (limit: "
                             "{limit} of each per session, {all} for all sessions at once).",
                             "{n} commands and replies of this session were counted but not kept by the analyzer "

@@ -293,6 +293,12 @@ DE: dict[str, str | tuple[str, str]] = {
                           "Sitzung; Statistik und Befunde zählen ihn): {outcomes}",
                           "{n:,} weitere Anmeldeversuche dieser Sitzung werden nicht aufgeführt (Limit {limit:,} je "
                           "Sitzung; Statistik und Befunde zählen sie): {outcomes}"),
+    "ui.listed_dropped": ("{n:,} weiterer Eintrag der Protokolldaten dieser Sitzung (ein Empfänger, eine "
+                          "LIST-Zeile, ein IMAP-Schritt …) wird gezählt, aber nicht aufgeführt (alle Sitzungen "
+                          "zugleich führen höchstens {all:,} Bytes davon)",
+                          "{n:,} weitere Einträge der Protokolldaten dieser Sitzung (Empfänger, LIST-Zeilen, "
+                          "IMAP-Schritte …) werden gezählt, aber nicht aufgeführt (alle Sitzungen zugleich führen "
+                          "höchstens {all:,} Bytes davon)"),
     "ui.messages_dropped": ("{n:,} weitere E-Mail dieser Sitzung wird nicht aufgeführt (Limit {limit:,} je Sitzung; "
                             "mailtrace extract schreibt sie)",
                             "{n:,} weitere E-Mails dieser Sitzung werden nicht aufgeführt (Limit {limit:,} je Sitzung; "
@@ -749,6 +755,12 @@ DE: dict[str, str | tuple[str, str]] = {
                          "analyze</code> gibt alle aus.",
                          "{n} weitere Paketzeilen werden nicht gezeigt (Limit {limit} je Sitzung). <code>mailtrace "
                          "analyze</code> gibt alle aus."),
+    "html.listed_dropped": ("{n} Eintrag der Protokolldaten dieser Sitzung (ein Empfänger, eine LIST-Zeile, ein "
+                            "IMAP-Schritt) wurde gezählt, aber vom Analysator nicht behalten (alle Sitzungen "
+                            "zugleich behalten höchstens {all} Bytes davon).",
+                            "{n} Einträge der Protokolldaten dieser Sitzung (Empfänger, LIST-Zeilen, IMAP-Schritte) "
+                            "wurden gezählt, aber vom Analysator nicht behalten (alle Sitzungen zugleich behalten "
+                            "höchstens {all} Bytes davon)."),
     "html.events_dropped": ("{n} Befehl oder Antwort dieser Sitzung wurde gezählt, aber vom Analysator nicht "
                             "behalten (Limit: je {limit} pro Sitzung, {all} für alle Sitzungen zugleich).",
                             "{n} Befehle und Antworten dieser Sitzung wurden gezählt, aber vom Analysator nicht "

@@ -177,6 +177,7 @@ _KNOWN_KEYS = {
     "notes",
     "rows_elided",
     "events_dropped",
+    "listed_dropped",
     "anomalies_dropped",
     "notes_dropped",
     "logins_dropped",

@@ -187,6 +187,8 @@ def session_json(s: Session, show_secrets: bool = False, *, lang: str = "en", co
         out["rows_elided"] = s.rows_elided
     if s.events_dropped:
         out["events_dropped"] = s.events_dropped
+    if s.listed_dropped:
+        out["listed_dropped"] = s.listed_dropped
     if s.anomalies_dropped:
         out["anomalies_dropped"] = s.anomalies_dropped
     if s.notes_dropped:

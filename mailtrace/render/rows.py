@@ -67,6 +67,8 @@ def left_out(s: Session, limits: SessionLimits, lang: str = "en") -> list[tuple[
     if s.events_dropped:
         notes.append(("events_dropped", {"n": s.events_dropped, "limit": limits.max_events,
                                          "all": limits.max_events_all}))
+    if s.listed_dropped:
+        notes.append(("listed_dropped", {"n": s.listed_dropped, "all": limits.max_listed_bytes_all}))
     if s.messages_dropped:
         notes.append(("messages_dropped", {"n": s.messages_dropped, "limit": limits.max_messages}))
     if s.logins_dropped_total:
