@@ -32,7 +32,7 @@ from mailtrace.model import (
     TlsStart,
 )
 from mailtrace.protocols import BY_NAME, DissectorClass
-from mailtrace.protocols.base import Dissector
+from mailtrace.protocols.base import Dissector, ListCharge
 from mailtrace.protocols.smtp import looks_like_tls_record
 from mailtrace.session import WAITING_BYTES_ALL, EventBudget, MessageSinkFactory, Session, SessionBuilder, tee
 from mailtrace.tcp.reassembly import RETRANSMISSION, ReassemblyNote
@@ -329,8 +329,8 @@ class MailConnection:
         dissector = self.dissector
         try:
             record = dissector.record() if dissector is not None else {}
-        except Exception:  # its state may be what failed
-            record = {}
+        except Exception:  # its state may be what failed; what its lists took still goes back with the session
+            record = dict(dissector.listed.keys()) if dissector is not None else {}
         if dissector is not None:
             dissector.release_unread()  # it will not be finished
         self.dissector = _FailedDissector(record)
@@ -540,6 +540,10 @@ class _FailedDissector:
 
     def release_unread(self) -> None:
         pass
+
+    @property
+    def listed(self) -> ListCharge:
+        return ListCharge(None)  # (the failed dissector's charge is in the record it kept)
 
     def record(self) -> dict[str, Any]:
         return self._record

@@ -1555,8 +1555,9 @@ class MessageSummarizer:
         if end < 0 or end - pos > self._fast_limit:
             return pos
         waiting = self._waiting
-        if end - pos > HEADER_FLOOR and waiting.held > waiting.size:
-            return pos  # past the run's budget: field by field (_keep_header_line decides what is kept)
+        if waiting.held > waiting.size and self._headers_held + end - pos \
+                + HEADER_LINE_COST * data.count(b"\n", pos, end) > HEADER_FLOOR:
+            return pos  # past the run's budget and the floor: field by field (_keep_header_line decides)
         block = data[pos:end]
         body = end + (2 if data[end] == 0x0D else 1)
         if self._active and (block.startswith(b"--") or b"\n--" in block or b"\r--" in block):

@@ -14,11 +14,13 @@ import io
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from mailtrace.capture.reader import open_capture
 from mailtrace.config import Config
-from mailtrace.model import CLIENT, SERVER, ByteBudget, Chunk, Command, Reply
+from mailtrace.model import CLIENT, SERVER, Anomaly, ByteBudget, Chunk, Command, Event, Reply
 from mailtrace.pipeline import Analyzer
-from mailtrace.protocols.base import LISTED_ENTRY_COST, DissectorLimits
+from mailtrace.protocols.base import DICT_ENTRY_COST, LISTED_ENTRY_COST, DissectorLimits
 from mailtrace.protocols.imap import Imap
 from mailtrace.protocols.pop3 import Pop3
 from mailtrace.protocols.smtp import TRANSACTION_COST, Smtp
@@ -44,61 +46,132 @@ def _rcpts(d: Smtp, first: int, n: int, frame: int) -> list[Reply]:
     return [e for e in events if isinstance(e, Reply)]
 
 
+ADDRESS = len("u10@example.org")
+RCPT = LISTED_ENTRY_COST + ADDRESS
+TX = LISTED_ENTRY_COST + TRANSACTION_COST + len("a@b.c")
+
+
 def test_recipients_past_the_run_budget_are_counted_and_the_kept_ones_stay_a_prefix() -> None:
-    address = len("u10@example.org")
-    tx_cost = LISTED_ENTRY_COST + TRANSACTION_COST + len("a@b.c")
-    budget = ByteBudget(2 * tx_cost + 15 * (LISTED_ENTRY_COST + address))
+    budget = ByteBudget(10_000)
     first, second = _smtp(budget), _smtp(budget)
-    assert budget.held == 2 * tx_cost
+    assert budget.held == 2 * TX
     _rcpts(first, 10, 10, 10)
-    replies = _rcpts(second, 10, 10, 10)  # five fit; the sixth is refused, and the four after it
-    assert len(replies) == 10  # every RCPT is still answered, in order
-    _rcpts(second, 20, 3, 20)
+    assert budget.held == 2 * TX + 10 * RCPT
+    # a session holds at most what is left for the others: the second's 14th RCPT would pass that
+    replies = _rcpts(second, 10, 10, 10) + _rcpts(second, 20, 10, 20)
+    assert len(replies) == 20  # every RCPT is still answered, in order
     tx = second.transactions[0]
-    assert tx.rcpt_to == [f"u{k}@example.org" for k in range(10, 15)] and tx.accepted == tx.rcpt_to
-    assert (tx.rcpt_dropped, tx.accepted_dropped) == (8, 8)
-    assert budget.held == budget.size  # full to the byte here: 15 recipients fit exactly
+    assert tx.rcpt_to == [f"u{k}@example.org" for k in range(10, 23)] and tx.accepted == tx.rcpt_to
+    assert (tx.rcpt_dropped, tx.accepted_dropped) == (7, 7)
+    assert budget.size - budget.held - RCPT < TX + 13 * RCPT  # now: the 14th is refused
+    assert budget.size - budget.held >= TX + 12 * RCPT  # (when the 13th came, it fitted)
     record = second.record()
-    assert (record["_listed_refused"], record["_listed_bytes"]) == (8, tx_cost + 5 * (LISTED_ENTRY_COST + address))
-    assert record["transactions"][0]["rcpt_dropped"] == 8
+    assert (record["_listed_refused"], record["_listed_bytes"]) == (7, TX + 13 * RCPT)
+    assert record["transactions"][0]["rcpt_dropped"] == 7
     # the first session is not affected by the second's refusals: its list is whole
     assert len(first.transactions[0].rcpt_to) == 10 and "_listed_refused" not in first.record()
 
 
-def test_transactions_past_the_run_budget_are_counted() -> None:
-    budget = ByteBudget(3 * (LISTED_ENTRY_COST + TRANSACTION_COST + len("a@b.c")))
-    d = _smtp(budget)  # its first transaction takes one third
+def test_transactions_past_the_run_budget_are_counted_and_their_recipients_cost_nothing() -> None:
+    budget = ByteBudget(3 * TX)
+    d = _smtp(budget)  # its first transaction takes a third; alone it may hold half
     frame = 10
     for _ in range(5):
         d.feed(Chunk(CLIENT, b"RSET\r\nMAIL FROM:<a@b.c>\r\n", 3.0, frame))
         d.feed(Chunk(SERVER, b"250 reset\r\n250 ok\r\n", 3.0, frame + 1))
         frame += 2
+    held = budget.held
+    _rcpts(d, 0, 5, frame)  # RCPTs of a transaction not listed: counted with it, not charged
     record = d.record()
-    assert len(record["transactions"]) == 3 and record["transactions_dropped"] == 3
-    assert record["_listed_refused"] == 3
+    assert len(record["transactions"]) == 2 and record["transactions_dropped"] == 4
+    assert record["_listed_refused"] == 4 and budget.held == held == 2 * TX
+    assert d.current is not None and d.current.rcpt_dropped == 5
 
 
-def test_pop3_listings_and_imap_steps_share_the_budget() -> None:
-    budget = ByteBudget(10 * LISTED_ENTRY_COST)
+def test_what_the_dissector_decides_by_does_not_depend_on_the_budget() -> None:
+    """A MAIL refused a place in the list is still a MAIL: one mail-without-helo, not one per MAIL."""
+    for budget in (ByteBudget(1 << 30), ByteBudget(0)):
+        d = Smtp(DissectorLimits(listed_budget=budget))
+        d.feed(Chunk(SERVER, b"220 mx ESMTP\r\n", 1.0, 1))
+        events = []
+        for n in range(3):
+            events += d.feed(Chunk(CLIENT, b"MAIL FROM:<a@b.c>\r\n", 1.0, 2 + 2 * n))
+            events += d.feed(Chunk(SERVER, b"250 ok\r\n", 1.0, 3 + 2 * n))
+        kinds = [e.kind for e in events if isinstance(e, Anomaly)]
+        assert kinds.count("mail-without-helo") == 1, budget.size
+        assert (len(d.record()["transactions"]), d.record().get("transactions_dropped", 0)) == (
+            (3, 0) if budget.size else (0, 3))
+
+
+def _pop3(budget: ByteBudget) -> Pop3:
     pop = Pop3(DissectorLimits(listed_budget=budget))
     pop.feed(Chunk(SERVER, b"+OK POP3 ready\r\n", 1.0, 1))
-    pop.feed(Chunk(CLIENT, b"USER u\r\nPASS p\r\n", 1.0, 2))
-    pop.feed(Chunk(SERVER, b"+OK\r\n+OK logged in\r\n", 1.0, 3))
-    pop.feed(Chunk(CLIENT, b"LIST\r\n", 1.0, 4))
+    pop.feed(Chunk(CLIENT, b"CAPA\r\n", 1.0, 2))
+    pop.feed(Chunk(SERVER, b"+OK\r\nTOP\r\nUSER\r\nPIPELINING\r\nUIDL\r\n.\r\n", 1.0, 3))
+    pop.feed(Chunk(CLIENT, b"USER u\r\nPASS p\r\n", 1.0, 4))
+    pop.feed(Chunk(SERVER, b"+OK\r\n+OK logged in\r\n", 1.0, 5))
+    return pop
+
+
+def test_pop3_listings_share_the_budget_and_give_back_what_they_empty() -> None:
+    budget = ByteBudget(10 * LISTED_ENTRY_COST)
+    pop = _pop3(budget)
+    assert pop.capabilities == ["TOP", "USER", "PIPELINING", "UIDL"]  # read by the dissector: not charged
+    pop.feed(Chunk(CLIENT, b"LIST\r\n", 1.0, 6))
     pop.feed(Chunk(SERVER, b"+OK 25 messages\r\n" + b"".join(b"%d 1000\r\n" % n for n in range(1, 26)) + b".\r\n",
-                   1.0, 5))
+                   1.0, 7))
     block = pop.record()["pop3"]
-    assert len(block["list"]) == 10 and block["dropped"] == {"list": 15}
-    assert pop.record()["_listed_refused"] == 15 and budget.held == budget.size
+    assert len(block["list"]) == 5 and block["dropped"] == {"list": 20}  # alone: half the budget
+    assert pop.record()["_listed_refused"] == 20 and budget.held == 5 * LISTED_ENTRY_COST
+    other = _pop3(budget)
+    for n in range(3):  # DELE then RSET: the marks go; once undeleted, a number keeps its charge
+        other.feed(Chunk(CLIENT, b"DELE 1\r\n", 1.0, 10 + 4 * n))
+        other.feed(Chunk(SERVER, b"+OK marked\r\n", 1.0, 11 + 4 * n))
+        other.feed(Chunk(CLIENT, b"RSET\r\n", 1.0, 12 + 4 * n))
+        other.feed(Chunk(SERVER, b"+OK\r\n", 1.0, 13 + 4 * n))
+    assert other.record()["pop3"]["undeleted"] == [1] and other.record()["pop3"]["marked_deleted"] == []
+    assert budget.held == 6 * LISTED_ENTRY_COST
+
+
+def test_imap_steps_share_the_budget() -> None:
+    budget = ByteBudget(4 * (LISTED_ENTRY_COST + DICT_ENTRY_COST))
     imap = Imap(DissectorLimits(listed_budget=budget))
     imap.feed(Chunk(SERVER, b"* OK IMAP ready\r\n", 1.0, 1))
-    imap.feed(Chunk(CLIENT, b"a1 LOGIN u p\r\n", 1.0, 2))
-    imap.feed(Chunk(SERVER, b"a1 OK done\r\n", 1.0, 3))
-    imap.feed(Chunk(CLIENT, b"a2 SELECT INBOX\r\n", 1.0, 4))
-    imap.feed(Chunk(SERVER, b"* 3 EXISTS\r\na2 OK [READ-WRITE] done\r\n", 1.0, 5))
+    for n in range(10):
+        imap.feed(Chunk(CLIENT, b"a%d SELECT INBOX\r\n" % n, 1.0, 2 + 2 * n))
+        imap.feed(Chunk(SERVER, b"* 3 EXISTS\r\na%d OK [READ-WRITE] done\r\n" % n, 1.0, 3 + 2 * n))
     record = imap.record()
-    assert record["imap"]["selected"] == [] and record["imap"]["dropped"]["timeline"] >= 1
-    assert record["_listed_refused"] >= 2 and "_listed_bytes" not in record
+    block = record["imap"]
+    kept = len(block["timeline"]) + len(block["selected"])
+    assert kept == 2 and record["_listed_bytes"] == 2 * (LISTED_ENTRY_COST + DICT_ENTRY_COST)
+    assert record["_listed_refused"] == sum(block["dropped"].values()) > 0
+
+
+def test_a_failed_dissectors_charge_goes_back_with_its_session(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _rcpt_sessions(tmp_path / "rcpts.pcap", 3, 10)
+    feed, record = Smtp.feed, Smtp.record
+    calls = {"n": 0}
+    broken: list[Smtp] = []
+
+    def fails(self: Smtp, item: object) -> list[Event]:
+        calls["n"] += 1
+        if calls["n"] == 40:
+            broken.append(self)
+            raise KeyError("boom")
+        return feed(self, item)  # type: ignore[arg-type]
+
+    def no_record(self: Smtp) -> dict[str, object]:
+        if self in broken:
+            raise ValueError("its state is what failed: no record either")
+        return record(self)
+
+    monkeypatch.setattr(Smtp, "feed", fails)
+    monkeypatch.setattr(Smtp, "record", no_record)
+    analyzer = Analyzer(Config())
+    sessions = list(analyzer.run([open_capture(str(path))]))
+    failed = [s for s in sessions if any(a.kind == "dissector-error" for a in s.anomalies)]
+    assert len(failed) == 1 and failed[0].listed_bytes > 0
+    assert analyzer.event_budget.listed.held == 0
 
 
 def _rcpt_sessions(path: Path, sessions: int, rcpts: int) -> Path:

@@ -25,7 +25,7 @@ import pytest
 import mailtrace.tcp.flows
 from mailtrace.capture.reader import open_capture
 from mailtrace.config import Config
-from mailtrace.mime import HEADER_FLOOR, MessageSummarizer, MimeLimits
+from mailtrace.mime import HEADER_FLOOR, HEADER_LINE_COST, MessageSummarizer, MimeLimits
 from mailtrace.model import CLIENT, SERVER, ByteBudget, Chunk, Direction
 from mailtrace.pipeline import Analyzer
 from mailtrace.protocols.base import LINE_FLOOR, DissectorLimits, LineBuffer
@@ -378,3 +378,23 @@ def test_past_the_budget_a_message_keeps_only_its_first_header_bytes() -> None:
     assert cut.subject == free.subject == "late"  # a reserved field is still kept
     assert sum(len(name) + len(value) for name, value in cut.headers) <= HEADER_FLOOR + 200
     assert "header too long" in cut.defects
+
+
+def test_past_the_budget_the_floor_counts_what_header_lines_cost() -> None:
+    """Each kept line is charged ``HEADER_LINE_COST`` besides its bytes, on both paths: a whole block read at
+    once (the fast path, whose gate counted bytes only) and field by field. 370 ten-byte fields are 3,700 bytes,
+    under the floor as bytes, but 48 KB as kept."""
+    subject, line = 12 + HEADER_LINE_COST, 10 + HEADER_LINE_COST  # what "Subject: s" and "X-001: v" cost
+    for fields, kept in ((20, 21), (370, 1 + -(-(HEADER_FLOOR - subject) // line))):
+        block = b"".join(b"X-%03d: v\r\n" % k for k in range(fields))
+        message = b"Subject: s\r\n" + block + b"\r\nbody\r\n"
+        watched = Watched(0)
+        watched.held = 1  # the run's budget is spent
+        summarizer = MessageSummarizer(MimeLimits(), keep=False, waiting=watched)
+        summarizer.feed(message)  # one piece: the block is there whole
+        summary = summarizer.close()
+        assert len(summary.headers) == kept, fields
+        # what it held at most: the kept lines as charged, and a moment's unread bytes (52 KB before)
+        assert subject + (kept - 1) * line < watched.most < 2 * HEADER_FLOOR
+        assert ("header too long" in summary.defects) == (fields == 370)
+        assert watched.held == 1  # given back when the message ends

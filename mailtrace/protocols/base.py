@@ -115,7 +115,10 @@ class ListCharge:
     """What one dissector's record lists take from the run's budget of listed entries
     (``DissectorLimits.listed_budget``). Each list has its own limit per session (``MAX_RECIPIENTS``,
     ``MAX_RECORDS``...), but 2,048 sessions may be open at once: 2,000 SMTP sessions each sending 100 RCPTs
-    held 55 MiB of recipients. Past the budget an entry is counted as its list's limit counts it, not kept.
+    held 55 MiB of recipients. Past the budget an entry is counted as its list's limit counts it, not kept,
+    and a session holds at most what is left for the others (alone, half of it: one hostile session cannot
+    take it all). Only lists the dissector does not read itself are charged: what it decides by (POP3
+    capabilities, SMTP's "a MAIL was seen") must not depend on what other sessions listed.
 
     The charge goes back when the session is reported, not when the dissector finishes (a finished session
     may wait for older ones to end): the record carries it (:meth:`keys`) to the session, and the analyzer's
@@ -136,20 +139,19 @@ class ListCharge:
         if budget is None:
             return True
         cost = LISTED_ENTRY_COST + size
-        if budget.held + cost > budget.size:
+        room = budget.size - budget.held - cost
+        if room < 0 or self.charged > room:  # it holds at most what is left for the others (alone: half)
             self.refused += 1
             return False
         budget.held += cost
         self.charged += cost
         return True
 
-    def keep_texts(self, texts: list[str]) -> list[str]:
-        """The start of ``texts`` that the budget has room for (the rest counted as refused)."""
-        for i, text in enumerate(texts):
-            if not self.take(len(text)):
-                self.refused += len(texts) - i - 1
-                return texts[:i]
-        return texts
+    def give(self, cost: int) -> None:
+        """Entries that cost ``cost`` together are no longer held (a list the protocol empties)."""
+        if self.budget is not None and cost > 0:
+            self.budget.held -= cost
+            self.charged -= cost
 
     def keys(self) -> dict[str, int]:
         """The record's private keys that carry the charge to the session (``SessionBuilder.finish`` takes them
@@ -189,6 +191,12 @@ class Dissector(Protocol):
     def finish(self) -> list[Event]:
         """The connection is over: flush what is still open (e.g. a login whose outcome was not seen), and
         give back what it held unread to the run's budget (:meth:`release_unread`)."""
+        ...
+
+    @property
+    def listed(self) -> ListCharge:
+        """What its record's lists took from ``limits.listed_budget`` (the connection reads it when the
+        dissector failed and its record cannot be made)."""
         ...
 
     def release_unread(self) -> None:

@@ -1413,6 +1413,8 @@ class Imap:
         if ok:
             if len(self.selected) < MAX_RECORDS and self.listed.take(DICT_ENTRY_COST):
                 self.selected.append(entry)
+            else:
+                self.dropped["selected"] = self.dropped.get("selected", 0) + 1
             self.current_box = entry
             shown = {k: v for k, v in entry.items() if k != "frame"}
             self._timeline(frame, cmd.verb.lower(), **shown, ok=True)

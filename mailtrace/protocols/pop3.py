@@ -41,6 +41,7 @@ from mailtrace.model import (
 from mailtrace.numbers import is_count, parse_count
 from mailtrace.protocols.base import (
     DICT_ENTRY_COST,
+    LISTED_ENTRY_COST,
     DissectorLimits,
     DotBody,
     EventSink,
@@ -864,13 +865,15 @@ class Pop3:
                 if len(parts) >= 2 and is_count(parts[0]):
                     self._table(mb.uids, "uidl", int(parts[0]), parts[1])
         elif verb == "CAPA" and ok and listing is not None:
-            self.capabilities = self.listed.keep_texts(listing[:MAX_RECORDS])
+            self.capabilities = listing[:MAX_RECORDS]  # (not charged: the dissector reads it, see _pipelining)
         elif verb == "DELE" and ok:
             number = parse_count(cmd.argument.strip())
             if number is not None and number not in mb.marked:
                 self._keep_number(mb.marked, "marked_deleted", number)
         elif verb == "RSET" and ok:
-            mb.undeleted += [n for n in mb.marked if n not in mb.undeleted]
+            moved = [n for n in mb.marked if n not in mb.undeleted]
+            mb.undeleted += moved  # they keep their charge; the others' goes back
+            self.listed.give(LISTED_ENTRY_COST * (len(mb.marked) - len(moved)))
             mb.marked = []
         elif verb == "QUIT":
             if self.state is State.TRANSACTION:

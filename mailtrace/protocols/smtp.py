@@ -180,6 +180,8 @@ class Transaction:
     """RCPTs past :data:`MAX_RECIPIENTS`, or past the run's budget of listed entries (counted, not listed)."""
     rcpt_dropped_answered: int = field(default=0, repr=False)
     rcpt_budget_cut: bool = field(default=False, repr=False)
+    listed: bool = field(default=True, repr=False)
+    """In the session's ``transactions`` (False past their limit: its RCPTs are then only counted)."""
     """The run's budget of listed entries refused a RCPT (the later ones count as refused too)."""
     accepted_dropped: int = 0
     """Of those, the ones the server accepted."""
@@ -460,10 +462,18 @@ class Smtp:
             },
         }
 
+    @property
+    def _mail_seen(self) -> bool:
+        """A MAIL opened a transaction (listed or not: the run's budget may have refused to list it)."""
+        return bool(self.transactions) or self.transactions_dropped > 0
+
     def _list_recipient(self, tx: Transaction, address: str, params: dict[str, str]) -> None:
         """A RCPT of ``tx``, listed up to :data:`MAX_RECIPIENTS` and while the run's budget of listed entries has
         room; else counted (``rcpt_dropped``). The listed ones stay a prefix, so that replies pair in order: once
-        one is not listed, no later one of the transaction is."""
+        one is not listed, no later one of the transaction is (nor any of a transaction not listed itself)."""
+        if not tx.listed:
+            tx.rcpt_dropped += 1
+            return
         if not tx.rcpt_dropped and len(tx.rcpt_to) < MAX_RECIPIENTS:
             if self.listed.take(len(address)):
                 tx.rcpt_to.append(address)
@@ -486,6 +496,7 @@ class Smtp:
             self.transactions_budget_cut = True
         elif self.transactions_budget_cut:
             self.listed.refused += 1
+        tx.listed = False
         self.transactions_dropped += 1
 
     # ------------------------------------------------------------------ client side
@@ -562,7 +573,7 @@ class Smtp:
             self._auth_response(line)  # its 334 prompt was lost, but an exchange is open
             return
         if self.mode is Mode.GAP:
-            if line.text == b"." and self.no_syn and not self.greeted and not self.transactions:
+            if line.text == b"." and self.no_syn and not self.greeted and not self._mail_seen:
                 self._late_end_of_data(line)
                 return
             if not _parses_as_command(verb_u, argument):  # message or SASL text, however it starts
@@ -623,7 +634,7 @@ class Smtp:
             address, params, ok = parse_address(cmd.argument, "FROM")
             if not ok:
                 self.out.anomaly(CLIENT, cmd.phase, "syntax", f"MAIL without 'FROM:': {cmd.argument!r}", line.frame)
-            if self.helo is None and not self.no_syn and not self.client_bytes_lost and not self.transactions:
+            if self.helo is None and not self.no_syn and not self.client_bytes_lost and not self._mail_seen:
                 self.out.anomaly(CLIENT, cmd.phase, "mail-without-helo",
                                  "MAIL before HELO/EHLO (RFC 5321 4.1.4: the client must say hello first)",
                                  line.frame)
@@ -670,7 +681,7 @@ class Smtp:
     def _joins_late(self, cmd: Pending, line: Line) -> bool:
         """Whether this RCPT/DATA/BDAT continues a transaction begun before the capture: it is the first
         thing of the session the capture shows, or follows a first reply that was no greeting."""
-        if self.transactions or not self.no_syn:
+        if self._mail_seen or not self.no_syn:
             return False
         if not self.began_late and not self.greeted and not self.server_bytes and self.helo is None:
             self.began_late = True

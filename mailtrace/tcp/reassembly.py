@@ -85,9 +85,10 @@ class Reassembler:
     RECENT_LIMIT = 64 * 1024
     """Delivered bytes kept to compare retransmissions against (overlap-mismatch detection)."""
     RECENT_PIECES = 256
-    """And at most this many segments of them: a segment kept costs ~130 bytes besides its data, so 64 KiB
-    of one-line segments cost 150 KiB a direction, of one-byte segments 8 MiB (200 sessions sending lines
-    at once held 30 MiB here). Full-size segments reach the byte limit first (45 of 1,448 bytes)."""
+    """And at most this many segments of them: a segment kept costs ~160 bytes besides its data
+    (:data:`PIECE_COST`), so 64 KiB of one-line segments cost 150 KiB a direction, of one-byte segments
+    8 MiB (200 sessions sending lines at once held 30 MiB here). Full-size segments reach the byte limit
+    first (45 of 1,448 bytes)."""
     RECENT_FLOOR = 4 * 1024
     """What a direction keeps of them while the run's budget of remembered bytes is spent (``recent_budget``,
     ``FlowLimits.max_recent_all``; whole segments: none when the last one alone is longer; counted as they are
