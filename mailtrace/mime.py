@@ -1630,11 +1630,14 @@ class MessageSummarizer:
 
     def _held_line_limit(self) -> int:
         """How long a header line may wait for its end: ``max_line``, or, while the run's summarisers hold more
-        than their budget, ``max_field_bytes`` (what a field keeps anyway): 1,000 messages at once each in the
-        middle of a 300 KB header line held 290 MiB."""
+        than their budget, :data:`HEADER_FLOOR` (the line is then kept cut there, "line too long"): 1,000
+        messages at once each in the middle of a 300 KB header line held 290 MiB, and 168 MiB in one process
+        when each still waited for ``max_field_bytes`` (64 KiB)."""
         limits = self._limits
         waiting = self._waiting
-        return limits.max_line if waiting.held <= waiting.size else min(limits.max_line, limits.max_field_bytes)
+        if waiting.held <= waiting.size:
+            return limits.max_line
+        return min(limits.max_line, limits.max_field_bytes, HEADER_FLOOR)
 
     def _long_header_line(self, ent: _Entity, data: bytes, pos: int) -> int:
         """A line longer than it may wait (:meth:`_held_line_limit`), its end not seen yet: keep a prefix, drop
