@@ -1343,6 +1343,12 @@ class MessageSummarizer:
     every byte of the message is a tenth of the work here).
     """
 
+    __slots__ = ("_active", "_base", "_blank", "_bol", "_buf", "_closed", "_data", "_defects", "_embedded",
+                 "_entities", "_failed", "_fast_limit", "_field", "_headers_held", "_hits", "_keep", "_kept",
+                 "_kept_room", "_lf", "_limits", "_lines", "_md5", "_on_part", "_preview_dropped", "_reserved",
+                 "_root", "_root_fields", "_sha256", "_skip_line", "_stack", "_tail", "_total", "_undecided",
+                 "_unscanned", "_waiting")
+
     def __init__(self, limits: MimeLimits = MimeLimits(), *, on_part: PartHook | None = None,
                  keep: bool = True, message_md5: bool = True, waiting: ByteBudget | None = None) -> None:
         self._limits = limits
