@@ -191,7 +191,7 @@ class Dest(enum.Enum):
     SKIP = "skip"  # counted only (resynchronising after a gap)
 
 
-@dataclass
+@dataclass(slots=True)
 class LiteralState:
     size: int
     left: int
@@ -229,7 +229,7 @@ class Reader:
         self.literal = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Pending:
     """A command in flight (registered at its first line, even while its literals still stream)."""
 
@@ -264,7 +264,7 @@ class Pending:
         return self.shown_frame or self.frame
 
 
-@dataclass
+@dataclass(slots=True)
 class OpenMessage:
     """A message being streamed to the pipeline (a MessageEnd is still owed)."""
 

@@ -118,7 +118,7 @@ MAX_RECORDS = 10_000
 """Per-session cap for the LIST/UIDL tables and the lists of the ``pop3`` block; the rest are counted."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Pending:
     """A command waiting for its response."""
 
@@ -129,7 +129,7 @@ class Pending:
     phase: Phase
 
 
-@dataclass
+@dataclass(slots=True)
 class Mailbox:
     """What the session learnt about the mailbox."""
 
@@ -144,7 +144,7 @@ class Mailbox:
     undeleted: list[int] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class Body:
     """A multi-line response being read."""
 

@@ -114,7 +114,7 @@ class Mode(enum.Enum):
     GAP = "gap"  # lost bytes: skip until a line parses as a command
 
 
-@dataclass
+@dataclass(slots=True)
 class Pending:
     """A command waiting for its reply."""
 
@@ -147,7 +147,7 @@ TRANSACTION_COST = 600
 """What a listed transaction costs beyond ``LISTED_ENTRY_COST`` and its sender (its object and empty lists)."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Transaction:
     """One MAIL ... transaction (accepted or not)."""
 
