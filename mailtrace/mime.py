@@ -1605,7 +1605,7 @@ class MessageSummarizer:
             self._skip_line = end < 0
             return stop
         if end < 0:
-            if n - pos <= self._held_line_limit():
+            if n - pos <= self._held_line_limit(data, pos):
                 return pos
             return self._long_header_line(ent, data, pos)
         line = data[pos:end]
@@ -1634,21 +1634,27 @@ class MessageSummarizer:
         self._end_headers(ent, self._base + pos)
         return pos
 
-    def _held_line_limit(self) -> int:
-        """How long a header line may wait for its end: ``max_line``, or, while the run's summarisers hold more
-        than their budget, :data:`HEADER_FLOOR` (the line is then kept cut there, "line too long"): 1,000
-        messages at once each in the middle of a 300 KB header line held 290 MiB, and 168 MiB in one process
-        when each still waited for ``max_field_bytes`` (64 KiB)."""
+    def _held_line_limit(self, data: bytes, pos: int) -> int:
+        """How long the header line at ``pos`` may wait for its end: ``max_line``, or, while the run's summarisers
+        hold more than their budget, ``max_field_bytes`` (what a field keeps anyway: 1,000 messages at once each
+        in the middle of a 300 KB header line held 290 MiB) — and only :data:`HEADER_FLOOR` when its first
+        bytes already show a header field (a name and its colon, or a continuation), which is then kept cut
+        there ("line too long"; 168 → 85 MiB in one process). A line that may be a boundary, or whose name goes
+        on, waits as long as before: what it is decides the message's structure."""
         limits = self._limits
         waiting = self._waiting
         if waiting.held <= waiting.size:
             return limits.max_line
-        return min(limits.max_line, limits.max_field_bytes, HEADER_FLOOR)
+        limit = min(limits.max_line, limits.max_field_bytes)
+        if limit > HEADER_FLOOR and not (self._active and data.startswith(b"--", pos)) \
+                and _HEADER_LINE.match(data, pos, pos + HEADER_FLOOR):
+            return HEADER_FLOOR
+        return limit
 
     def _long_header_line(self, ent: _Entity, data: bytes, pos: int) -> int:
         """A line longer than it may wait (:meth:`_held_line_limit`), its end not seen yet: keep a prefix, drop
         the rest."""
-        end = pos + self._held_line_limit()
+        end = pos + self._held_line_limit(data, pos)
         if _HEADER_LINE.match(data, pos, end):
             ent.fresh = False
             ent.defects.append("line too long")

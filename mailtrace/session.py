@@ -76,11 +76,14 @@ budget grants rows past them."""
 WAITING_BYTES_ALL = 4 * 1024 * 1024
 """Message content held back so that it is worked on in larger pieces, all connections of a run together:
 what a connection gathers for its dissector (``connection.BULK_BYTES``, 64 KiB), what a message summariser
-gathers for a scan (``mime._BLOCK``, 64 KiB) and a header line it holds until its end (``MimeLimits.max_line``;
-past the budget only ``max_field_bytes``). Each is bounded per message, but 2,048 connections may be open at
-once: 2,000 SMTP sessions each in the middle of its message held 250 MiB that way. Past it each works on what
-it has as it comes: the same events and summaries (both are split-invariant), a little slower, but for a header
-line longer than ``max_field_bytes``, which is then cut there ("line too long") though the field kept no more."""
+gathers for a scan (``mime._BLOCK``, 64 KiB), a header line it holds until its end (``MimeLimits.max_line``;
+past the budget ``max_field_bytes``, or ``mime.HEADER_FLOOR`` for a line already seen to be a header field)
+and the header fields it keeps (past the budget its first ``HEADER_FLOOR``). Each is bounded per message, but
+2,048 connections may be open at once: 2,000 SMTP sessions each in the middle of its message held 250 MiB that
+way. Past it each works on what it has as it comes: the same events and MIME structure (both are
+split-invariant), a little slower, but the summaries keep less of long headers: a long header line is cut
+("line too long") and later fields are dropped ("header too long"), reserved ones (From, Subject,
+Content-Type...) aside."""
 UNREAD_BYTES_ALL = 4 * 1024 * 1024
 """What the dissectors of a run hold before they can read it, together: lines still being read, past their
 first KiB (``protocols.base.LINE_FLOOR``), and a client's bytes held until the reply that says how to read

@@ -400,3 +400,30 @@ def test_past_the_budget_the_floor_counts_what_header_lines_cost() -> None:
         assert subject + (kept - 1) * line < watched.most < 2 * HEADER_FLOOR
         assert ("header too long" in summary.defects) == (fields == 370)
         assert watched.held == 1  # given back when the message ends
+
+
+def test_past_the_budget_lines_that_decide_the_structure_wait_as_a_field_keeps() -> None:
+    """Only a line whose first bytes show a header field waits for its end no longer than ``HEADER_FLOOR``: a
+    boundary line longer than that (one with a colon reads like a field) and a field name longer than that
+    (the block would end there) wait up to ``max_field_bytes``, so the MIME tree and the fields after them are
+    what they are within the budget (review of the twentieth session)."""
+    boundary = b"a:" + b"b" * 5000
+    multipart = (b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"" + boundary + b"\"\r\n\r\n"
+                 b"preamble\r\n--" + boundary + b"\r\nContent-Type: text/plain\r\n--" + boundary + b"\r\n"
+                 b"Content-Type: text/plain\r\n\r\nsecond\r\n--" + boundary + b"--\r\n")
+    long_name = (b"From: a@b.example\r\nX-" + b"n" * 30000 + b": v\r\nContent-Type: multipart/mixed; boundary=B\r\n"
+                 b"Subject: hi\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\nx\r\n--B--\r\n")
+
+    def summary(message: bytes, budget: ByteBudget) -> Any:
+        summarizer = MessageSummarizer(MimeLimits(), keep=False, waiting=budget)
+        for i in range(0, len(message), 1448):
+            summarizer.feed(message[i : i + 1448])
+        return summarizer.close()
+
+    for message, parts in ((multipart, ["1", "1.1", "1.2"]), (long_name, ["1", "1.1"])):
+        free, spent = summary(message, ByteBudget(1 << 40)), summary(message, ByteBudget(0))
+        shape = [(p.path, p.content_type, p.offset, p.header_bytes) for p in free.parts.walk()]
+        assert [p[0] for p in shape] == parts
+        assert [(p.path, p.content_type, p.offset, p.header_bytes) for p in spent.parts.walk()] == shape
+        assert spent.subject == free.subject and spent.defects == free.defects
+    assert summary(long_name, ByteBudget(0)).subject == "hi"
