@@ -134,12 +134,12 @@ def test_a_direction_past_the_run_limit_keeps_its_floor() -> None:
         first.segment(1001 + n * 1000, b"a" * 1000, 1000, False, False, 10 + n, 0.1)
     assert (first._recent_bytes, shared.held) == (8000, 8000 + 8 * PIECE_COST)  # within the limit: all of it
     for n in range(3):  # past it: the second keeps what fits in its floor, here its last segment
-        second.segment(1001 + n * 3000, b"b" * 3000, 3000, False, False, 20 + n, 0.2)
-    assert (second._recent_bytes, first._recent_bytes, shared.held) == (3000, 8000, 11_000 + 9 * PIECE_COST)
-    assert 3000 + PIECE_COST <= Reassembler.RECENT_FLOOR < 2 * (3000 + PIECE_COST)
+        second.segment(1001 + n * 1400, b"b" * 1400, 1400, False, False, 20 + n, 0.2)
+    assert (second._recent_bytes, first._recent_bytes, shared.held) == (1400, 8000, 9400 + 9 * PIECE_COST)
+    assert 1400 + PIECE_COST <= Reassembler.RECENT_FLOOR < 2 * (1400 + PIECE_COST)
     # its last segment is still named; bytes before it are a retransmission of bytes no longer known
-    second.segment(1001 + 6000, b"b" * 3000, 3000, False, False, 30, 0.3)
-    second.segment(1001, b"b" * 3000, 3000, False, False, 31, 0.3)
+    second.segment(1001 + 2800, b"b" * 1400, 1400, False, False, 30, 0.3)
+    second.segment(1001, b"b" * 1400, 1400, False, False, 31, 0.3)
     assert [(n.kind, n.detail, n.frame) for n in second.notes] == [(RETRANSMISSION, "22", 30),
                                                                    (RETRANSMISSION, "0", 31)]
     first.release()

@@ -87,6 +87,7 @@ COMMAND_STATES: dict[str, frozenset[State]] = {
 }
 """Where each command is allowed (RFC 1939 §4-6, RFC 2449, RFC 2595, RFC 5034, RFC 6856)."""
 KNOWN_VERBS = frozenset(COMMAND_STATES)
+_VERB_NAMES = {verb: verb for verb in KNOWN_VERBS}
 
 VERB_PHASE: dict[str, Phase] = {
     "CAPA": Phase.NEGOTIATION, "STLS": Phase.NEGOTIATION, "UTF8": Phase.NEGOTIATION,
@@ -425,6 +426,7 @@ class Pop3:
             return
         verb, _, argument = text.partition(" ")
         verb_u = verb.upper()
+        verb_u = _VERB_NAMES.get(verb_u, verb_u)  # one str per known verb, not one per command kept
         known = verb_u in KNOWN_VERBS
         if self.client_gap:
             if not known:

@@ -89,11 +89,12 @@ class Reassembler:
     (:data:`PIECE_COST`), so 64 KiB of one-line segments cost 150 KiB a direction, of one-byte segments
     8 MiB (200 sessions sending lines at once held 30 MiB here). Full-size segments reach the byte limit
     first (45 of 1,448 bytes)."""
-    RECENT_FLOOR = 4 * 1024
+    RECENT_FLOOR = 2 * 1024
     """What a direction keeps of them while the run's budget of remembered bytes is spent (``recent_budget``,
     ``FlowLimits.max_recent_all``; whole segments: none when the last one alone is longer; counted as they are
-    charged, with :data:`PIECE_COST`). 2,000 SMTP sessions open at once, each in the middle of its message,
-    remembered 126 MiB. Past it a retransmission of older bytes is still recognised and dropped, but its
+    charged, with :data:`PIECE_COST`: one full-size segment, or a dozen one-line ones). 2,000 SMTP sessions open
+    at once, each in the middle of its message, remembered 126 MiB; the floor is outside the budget, and 2,048
+    connections have two directions each (4 KiB: 16 MiB more). Past it a retransmission of older bytes is still recognised and dropped, but its
     original frame is not named and its bytes are not compared."""
 
     def __init__(self, direction: Direction, *, max_pending_bytes: int = 2 * 1024 * 1024,
