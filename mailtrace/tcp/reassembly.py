@@ -94,8 +94,8 @@ class Reassembler:
     ``FlowLimits.max_recent_all``; whole segments: none when the last one alone is longer; counted as they are
     charged, with :data:`PIECE_COST`: one full-size segment, or a dozen one-line ones). 2,000 SMTP sessions open
     at once, each in the middle of its message, remembered 126 MiB; the floor is outside the budget, and 2,048
-    connections have two directions each (4 KiB: 16 MiB more). Past it a retransmission of older bytes is still recognised and dropped, but its
-    original frame is not named and its bytes are not compared."""
+    connections have two directions each (4 KiB: 16 MiB more). Past it a retransmission of older bytes is still
+    recognised and dropped, but its original frame is not named and its bytes are not compared."""
 
     def __init__(self, direction: Direction, *, max_pending_bytes: int = 2 * 1024 * 1024,
                  max_pending_segments: int = 2048, budget: ByteBudget | None = None,
