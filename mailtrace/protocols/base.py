@@ -109,6 +109,9 @@ class WaitCharge:
 LISTED_ENTRY_COST = 200
 """What an entry of a record's list is charged besides its text: its slots in the lists that hold it, its
 dict or small numbers (an SMTP recipient is an address in four parallel lists and a parameters dict)."""
+DICT_ENTRY_COST = 400
+"""What a listed entry that is a small dict (a timeline step, a retrieval) is charged beyond
+:data:`LISTED_ENTRY_COST`."""
 
 
 class ListCharge:
@@ -162,12 +165,6 @@ class ListCharge:
         if self.refused:
             out[LISTED_REFUSED_KEY] = self.refused
         return out
-
-
-DICT_ENTRY_COST = 400
-"""What a listed entry that is a small dict (a timeline step, a retrieval) is charged beyond
-:data:`LISTED_ENTRY_COST`."""
-
 
 
 class Dissector(Protocol):

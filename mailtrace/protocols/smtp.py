@@ -179,10 +179,8 @@ class Transaction:
     rcpt_dropped: int = 0
     """RCPTs past :data:`MAX_RECIPIENTS`, or past the run's budget of listed entries (counted, not listed)."""
     rcpt_dropped_answered: int = field(default=0, repr=False)
-    rcpt_budget_cut: bool = field(default=False, repr=False)
     listed: bool = field(default=True, repr=False)
     """In the session's ``transactions`` (False past their limit: its RCPTs are then only counted)."""
-    """The run's budget of listed entries refused a RCPT (the later ones count as refused too)."""
     accepted_dropped: int = 0
     """Of those, the ones the server accepted."""
 
@@ -281,7 +279,7 @@ class Smtp:
                  "out", "pending", "phase", "replies_on_hold", "reply_first_frame", "reply_lines",
                  "reply_lines_dropped", "sasl", "server_bytes", "server_gap", "server_lines", "server_tls",
                  "size_limit", "smuggled_message", "smuggling", "smuggling_accepted", "tls_started_at",
-                 "transactions", "transactions_budget_cut", "transactions_dropped", "wait")
+                 "transactions", "transactions_dropped", "wait")
 
     name: ClassVar[str] = "smtp"
     default_ports: ClassVar[frozenset[int]] = frozenset({25, 587, 2525})
@@ -355,8 +353,6 @@ class Smtp:
         """The fixed maximum message size the server announced (EHLO ``SIZE n``, n > 0; RFC 1870 §4)."""
         self.transactions: list[Transaction] = []
         self.transactions_dropped = 0
-        self.transactions_budget_cut = False
-        """The run's budget of listed entries refused a transaction (the later ones count as refused too)."""
         self.current: Transaction | None = None
         self.greeting: str | None = None
         self.bare_lf = 0
@@ -471,31 +467,26 @@ class Smtp:
         """A RCPT of ``tx``, listed up to :data:`MAX_RECIPIENTS` and while the run's budget of listed entries has
         room; else counted (``rcpt_dropped``). The listed ones stay a prefix, so that replies pair in order: once
         one is not listed, no later one of the transaction is (nor any of a transaction not listed itself)."""
-        if not tx.listed:
-            tx.rcpt_dropped += 1
-            return
-        if not tx.rcpt_dropped and len(tx.rcpt_to) < MAX_RECIPIENTS:
-            if self.listed.take(len(address)):
+        if tx.listed and len(tx.rcpt_to) < MAX_RECIPIENTS:  # else past the list's own limit
+            if tx.rcpt_dropped:  # the run's budget refused an earlier one: this one goes with it
+                self.listed.refused += 1
+            elif self.listed.take(len(address)):
                 tx.rcpt_to.append(address)
                 tx.rcpt_replies.append(None)
                 tx.rcpt_params.append(params)
                 return
-            tx.rcpt_budget_cut = True
-        elif tx.rcpt_budget_cut:
-            self.listed.refused += 1
         tx.rcpt_dropped += 1
 
     def _keep_transaction(self, tx: Transaction) -> None:
         """A new transaction, listed up to :data:`MAX_TRANSACTIONS` and while the run's budget of listed entries
         has room (it is the open one either way). Once one is not listed, no later one is: the list stays an
         unbroken start of the session's."""
-        if not self.transactions_dropped and len(self.transactions) < MAX_TRANSACTIONS:
-            if self.listed.take(TRANSACTION_COST + len(tx.mail_from)):
+        if len(self.transactions) < MAX_TRANSACTIONS:  # else past the list's own limit
+            if self.transactions_dropped:  # the run's budget refused an earlier one: this one goes with it
+                self.listed.refused += 1
+            elif self.listed.take(TRANSACTION_COST + len(tx.mail_from)):
                 self.transactions.append(tx)
                 return
-            self.transactions_budget_cut = True
-        elif self.transactions_budget_cut:
-            self.listed.refused += 1
         tx.listed = False
         self.transactions_dropped += 1
 

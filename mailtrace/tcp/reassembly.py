@@ -63,7 +63,6 @@ class Reassembler:
     __slots__ = (
         "_recent",
         "_recent_bytes",
-        "_recent_charged",
         "acked_gap_bytes",
         "acked_to",
         "budget",
@@ -126,8 +125,6 @@ class Reassembler:
         """(stream offset, bytes, frame) of what was delivered last (a list: an empty deque is 760 bytes, and
         2,048 connections have two each; the old ones leave a slice at a time)."""
         self._recent_bytes = 0
-        self._recent_charged = 0
-        """What the remembered pieces take from ``recent_budget``: their bytes and :data:`PIECE_COST` each."""
         self.notes: list[ReassemblyNote] = []
 
     # ------------------------------------------------------------------ input
@@ -285,10 +282,9 @@ class Reassembler:
     def forget_recent(self) -> None:
         """Stop remembering the delivered bytes (its connection has been quiet while the run's budget of them is
         spent: ``FlowLimits.recent_idle``): a retransmission of them is still recognised, without its frame."""
-        self.recent_budget.held -= self._recent_charged
+        self.recent_budget.held -= self._recent_bytes + PIECE_COST * len(self._recent)
         self._recent.clear()
         self._recent_bytes = 0
-        self._recent_charged = 0
 
     def release(self) -> None:
         """The connection is let go: the segments it still held and the bytes it remembered leave the run's
@@ -342,7 +338,6 @@ class Reassembler:
         self._recent.append((offset, data, frame))
         size = len(data)
         self._recent_bytes += size
-        self._recent_charged += size + PIECE_COST
         shared = self.recent_budget
         shared.held += size + PIECE_COST
         if self._recent_bytes > self.RECENT_LIMIT or len(self._recent) > self.RECENT_PIECES \
@@ -353,20 +348,16 @@ class Reassembler:
         recent = self._recent
         shared = self.recent_budget
         # within the run's budget at least the last segment stays, whatever its length; past it only
-        # what fits in the floor, counted as charged
-        if shared.spent:
-            limit, least, floor = self.RECENT_LIMIT, 0, self.RECENT_FLOOR
-        else:
-            limit, least, floor = self.RECENT_LIMIT, 1, 1 << 62
+        # what fits in the floor, counted as charged (bytes and PIECE_COST each)
+        least, floor = (0, self.RECENT_FLOOR) if shared.spent else (1, 1 << 62)
         kept = len(recent)
         first = 0
-        while (self._recent_bytes > limit or kept > self.RECENT_PIECES or self._recent_charged > floor) \
-                and kept > least:
+        while (self._recent_bytes > self.RECENT_LIMIT or kept > self.RECENT_PIECES
+               or self._recent_bytes + PIECE_COST * kept > floor) and kept > least:
             size = len(recent[first][1])
             first += 1
             kept -= 1
             self._recent_bytes -= size
-            self._recent_charged -= size + PIECE_COST
             shared.held -= size + PIECE_COST
         if first:
             del recent[:first]
